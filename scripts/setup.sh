@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Sets posterm up on a fresh Debian/Ubuntu machine: the system packages it needs where they are
+# missing (Mosquitto and PostgreSQL for the tests, a CJK font for receipts and the LCD), a virtual
+# environment in .venv and the package in it. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ]; }
+need=()
+have mosquitto || need+=(mosquitto)
+have mosquitto_pub || need+=(mosquitto-clients)
+have openssl || need+=(openssl)
+have initdb || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+have fc-list || need+=(fontconfig)
+ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || need+=(fonts-wqy-microhei)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+have systemd-analyze || need+=(systemd)
+have mkfs.ext4 || need+=(e2fsprogs)  # the disk-full fault suite makes a small file system
+
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing ${need[*]}" >&2
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+fi
+
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "setup: posterm needs Python 3.11 or newer; this python3 is $(python3 -V)" >&2; exit 1; }
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'
+mkdir -p var/escpos-cache

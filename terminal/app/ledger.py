@@ -1,0 +1,204 @@
+"""The ledger as the flow sees it: every store call on the single "ledger" thread.
+
+SQLite commits wait for an fsync (``synchronous=FULL``); running them on their own thread keeps
+the loop free to draw the display and read the keypad. One thread also makes the ledger's writes
+strictly ordered, and peewee keeps that thread's connection for the life of the process.
+
+Once the store is open, every call binds the models to its database under the process-wide
+binding lock that the sync side's ledger thread takes too (:mod:`terminal.loyalty.store.binding`),
+so the till, its MQTT link and anything else holding a ledger in the same process never run
+against each other's database.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+from peewee import Database
+
+from terminal.drivers.executor import DeviceExecutor
+from terminal.hqlink import RemoteBalance
+from terminal.loyalty.cards import card_hash
+from terminal.loyalty.operations import (
+    ExchangeResult,
+    MemberView,
+    Quote,
+    RefundResult,
+    Registration,
+    SaleRequest,
+    SaleResult,
+)
+from terminal.loyalty.pricing import Line
+from terminal.loyalty.store import LedgerStore, eod
+from terminal.loyalty.store.binding import bound_call
+from terminal.loyalty.store.ledger_store import HeldAtHq
+from terminal.loyalty.store.models import MODELS, Sale, SaleLine
+from terminal.loyalty.store.people import SignedIn, check_pin, find_product
+
+T = TypeVar("T")
+Clock = Callable[[], tuple[datetime, bool]]  # (wall time with zone, whether it is trusted)
+
+
+@dataclass(frozen=True)
+class SoldLine:
+    line_no: int
+    sku: str
+    name: str
+    qty: int
+    paid_fen: int
+
+
+class LedgerExecutor(DeviceExecutor):
+    """The "ledger" device thread; once ``db`` is set, each call runs with the models bound."""
+
+    def __init__(self) -> None:
+        super().__init__("ledger")
+        self.db: Database | None = None
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        if self.db is None:  # opening the store, which binds the models itself
+            return await super().run(function, *args)
+        return await super().run(bound_call, self.db, MODELS, function, *args)
+
+
+class LedgerGateway:
+    def __init__(self, store: LedgerStore, clock: Clock,
+                 executor: LedgerExecutor | None = None) -> None:
+        self.store = store
+        self.clock = clock
+        self.executor = executor or LedgerExecutor()
+        self.executor.db = store.db
+        identity = store.identity
+        self.sale_prefix = f"{identity.store}-{identity.terminal}-"
+
+    @classmethod
+    async def open(cls, opener: Callable[[], LedgerStore], clock: Clock) -> LedgerGateway:
+        """Open the store on the ledger thread, so its connection lives there."""
+        executor = LedgerExecutor()
+        store = await executor.run(opener)
+        return cls(store, clock, executor)
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        return await self.executor.run(function, *args)
+
+    async def _now(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call ``function(*args, moment, **kwargs)`` with the clock read as it runs."""
+        def call() -> T:
+            at, trusted = self.clock()
+            return function(*args, self.store.moment(at, trusted), **kwargs)
+        return await self._run(call)
+
+    def card_hash(self, number: str) -> str:
+        """The keyed hash HQ knows the card by (HqLink calls never see the number)."""
+        return card_hash(self.store.card_key, number)
+
+    async def member(self, card: str) -> MemberView:
+        return await self._now(self.store.member, card)
+
+    async def member_by_phone(self, phone: str, actor: str) -> MemberView:
+        return await self._now(self.store.member_by_phone, phone, actor)
+
+    async def register(self, reg: Registration) -> MemberView:
+        return await self._now(self.store.register, reg)
+
+    async def import_member(self, card: str, remote: RemoteBalance,
+                            operator: str) -> MemberView:
+        """Record a member HQ knows but this ledger does not (registered at another store)."""
+        return await self._now(self.store.import_member, card, remote.tier, operator=operator)
+
+    async def quote(self, req: SaleRequest, online: bool,
+                    hq_balance: int | None = None) -> Quote:
+        return await self._now(self.store.quote, req, online=online, hq_balance=hq_balance)
+
+    async def sale(self, req: SaleRequest, online: bool,
+                   held_at_hq: HeldAtHq | None = None) -> SaleResult:
+        return await self._now(self.store.sale, req, online=online, held_at_hq=held_at_hq)
+
+    async def refund(self, sale_id: str, lines: list[tuple[str, object]] | None, operator: str,
+                     kind: str = "refund") -> RefundResult:
+        def call() -> RefundResult:
+            at, trusted = self.clock()
+            return self.store.refund(sale_id, lines, self.store.moment(at, trusted),
+                                     operator=operator, kind=kind)
+        return await self._run(call)
+
+    async def exchange(self, card: str, sku: str, qty: int, online: bool,
+                       operator: str) -> ExchangeResult:
+        def call() -> ExchangeResult:
+            at, trusted = self.clock()
+            return self.store.exchange(card, sku, qty, self.store.moment(at, trusted),
+                                       online=online, operator=operator)
+        return await self._run(call)
+
+    async def adjust(self, card: str, points: int, reason: str, operator: str) -> MemberView:
+        def call() -> MemberView:
+            at, trusted = self.clock()
+            return self.store.adjust(card, points, reason, operator,
+                                     self.store.moment(at, trusted))
+        return await self._run(call)
+
+    async def statement(self, card: str) -> dict[str, Any]:
+        return await self._now(self.store.statement, card)
+
+    async def report(self, kind: str, operator: str) -> eod.StoredReport:
+        def call() -> eod.StoredReport:
+            at, trusted = self.clock()
+            day = at.astimezone(self.store.rules.zone).date()
+            return eod.write_report(self.store, kind, day, self.store.moment(at, trusted),
+                                    operator)
+        return await self._run(call)
+
+    async def check_pin(self, pin: str, role: str | None = None) -> SignedIn | None:
+        return await self._run(check_pin, pin, role)
+
+    async def find_product(self, code: str) -> Line | None:
+        def call() -> Line | None:
+            product = find_product(code)
+            if product is None:
+                return None
+            return Line(sku=product.sku, qty=1, price_fen=product.price_fen, name=product.name,
+                        category=product.category)
+        return await self._run(call)
+
+    async def sold_lines(self, sale_id: str) -> list[SoldLine] | None:
+        """The lines of a recorded sale (None when this terminal has no such sale)."""
+        def call() -> list[SoldLine] | None:
+            if Sale.get_or_none(Sale.id == sale_id) is None:
+                return None
+            return [SoldLine(r.line_no, r.sku, r.name, r.qty, r.paid_fen)
+                    for r in SaleLine.select().where(SaleLine.sale == sale_id)
+                    .order_by(SaleLine.line_no)]
+        return await self._run(call)
+
+    def sale_id_for(self, number: int) -> str:
+        """The id of this terminal's sale ``number`` (what the cashier keys for a refund)."""
+        return f"{self.sale_prefix}{number:04d}"
+
+    async def next_sale_id(self) -> str:
+        """This terminal's next sale number. Ids are ``STORE-TERMINAL-0001``; the newest by
+        sequence is the highest, since only this terminal writes under its prefix."""
+        def call() -> str:
+            pattern = re.compile(re.escape(self.sale_prefix) + r"([0-9]+)")
+            last = 0
+            for (sale_id,) in (Sale.select(Sale.id).where(Sale.id.startswith(self.sale_prefix))
+                               .order_by(Sale.seq.desc()).limit(20).tuples()):
+                found = pattern.fullmatch(sale_id)
+                if found:
+                    last = max(last, int(found.group(1)))
+            return self.sale_id_for(last + 1)
+        return await self._run(call)
+
+    async def healthy(self) -> bool:
+        """The database answers a trivial query (for the watchdog)."""
+        def call() -> bool:
+            return self.store.db.execute_sql("SELECT 1").fetchone() == (1,)
+        return await self._run(call)
+
+    async def close(self) -> None:
+        await self._run(self.store.close)
+        self.executor.shutdown()
+

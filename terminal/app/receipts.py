@@ -1,0 +1,167 @@
+"""Receipts and reports as documents (``terminal.drivers.document``): built here, printed by
+``printing.ReceiptDesk``. Chinese first, English after, as the chain's receipts are read."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from terminal.drivers.document import Document
+from terminal.loyalty.money import yuan
+from terminal.loyalty.operations import (
+    ExchangeResult,
+    MemberView,
+    RefundResult,
+    SaleRequest,
+    SaleResult,
+)
+
+# Sale ids (S001-T01-0001) are upper case, digits and "-": all in Code 39, which every scanner
+# reads and python-escpos prints as given (its CODE128 wants a code-set prefix in the data).
+SALE_ID_SYMBOLOGY = "CODE39"
+_CODE39 = re.compile(r"[0-9A-Z .$/+%-]+")
+
+TENDER_NAMES = {"cash": "现金 Cash", "card": "银行卡 Card", "other": "其他 Other"}
+
+
+@dataclass(frozen=True)
+class Header:
+    """Who printed the receipt, where and when."""
+
+    programme: str
+    store: str
+    terminal: str
+    operator: str
+    at: datetime
+
+
+def _header(doc: Document, head: Header, what: str) -> Document:
+    doc.title(head.programme)
+    doc.line(f"门店 {head.store}  终端 {head.terminal}", "center")
+    doc.line(what, "center")
+    doc.line(f"{head.at:%Y-%m-%d %H:%M}  收银 {head.operator}", "center")
+    return doc.separator()
+
+
+def _member_block(doc: Document, view: MemberView) -> None:
+    doc.line(f"会员 Member {view.name or ''} ****{view.card_last4}".replace("  ", " "))
+    doc.columns("积分余额 Balance", f"{view.balance}")
+    if view.debt:
+        doc.columns("欠分 Owed", f"{view.debt}")
+    doc.columns("等级 Tier", view.tier)
+    if view.next_tier is not None and view.spend_to_next_fen is not None:
+        doc.line(f"再消费 {yuan(view.spend_to_next_fen)} 元升级 {view.next_tier}")
+        doc.line(f"Spend {yuan(view.spend_to_next_fen)} more for {view.next_tier}")
+    for soon in view.expiring:
+        doc.line(f"{soon.points} 积分将于 {soon.expires_at:%Y-%m-%d} 到期")
+        doc.line(f"{soon.points} points expire on {soon.expires_at:%Y-%m-%d}")
+
+
+def sale_receipt(head: Header, req: SaleRequest, result: SaleResult, tendered_fen: int,
+                 change_fen: int) -> Document:
+    doc = _header(Document(), head, f"销售 {result.id}")
+    doc.columns("商品 Item", "数量", "金额")
+    for line in req.lines:
+        doc.columns(line.name or line.sku, str(line.qty), yuan(line.list_fen))
+    doc.separator("=")
+    doc.columns("合计 Total", yuan(result.list_fen))
+    if result.discount_fen:
+        tier = result.member.tier if result.member else ""
+        doc.columns(f"会员折扣 Discount {tier}", f"-{yuan(result.discount_fen)}")
+    if result.deduction_fen:
+        doc.columns(f"积分抵扣 {result.points_redeemed} pts", f"-{yuan(result.deduction_fen)}")
+    doc.columns("应付 Due", yuan(result.paid_fen))
+    doc.columns(TENDER_NAMES[req.tender], yuan(tendered_fen))
+    if req.tender == "cash":
+        doc.columns("找零 Change", yuan(change_fen))
+    if result.member is not None:
+        doc.separator()
+        doc.columns("本次积分 Earned", f"+{result.points_earned}")
+        doc.line(f"({result.why})")
+        if result.promotion:
+            doc.line(f"促销 Promotion: {result.promotion}")
+        if result.birthday:
+            doc.line("生日快乐 Birthday points")
+        if result.points_redeemed:
+            doc.columns("使用积分 Redeemed", f"-{result.points_redeemed}")
+        _member_block(doc, result.member)
+    doc.separator()
+    doc.line("退货扫码 Scan for refunds", "center")
+    doc.barcode(result.id, SALE_ID_SYMBOLOGY)
+    return doc.feed(2).cut()
+
+
+def refund_receipt(head: Header, result: RefundResult, names: dict[str, str]) -> Document:
+    what = "撤销 Void" if result.kind == "void" else "退货 Refund"
+    doc = _header(Document(), head, f"{what} {result.sale}")
+    for sku, qty, fen in result.lines:
+        doc.columns(names.get(sku) or sku, str(qty), f"-{yuan(fen)}")
+    doc.separator("=")
+    doc.columns("退款 Refunded", yuan(result.refunded_fen))
+    if result.member is not None:
+        if result.points_reversed:
+            doc.columns("扣回积分 Reversed", f"-{result.points_reversed}")
+        if result.points_restored:
+            doc.columns("退回积分 Returned", f"+{result.points_restored}")
+        _member_block(doc, result.member)
+    return doc.feed(2).cut()
+
+
+def exchange_receipt(head: Header, result: ExchangeResult) -> Document:
+    doc = _header(Document(), head, "积分兑换 Exchange")
+    doc.columns(result.name, str(result.qty), f"-{result.points} pts")
+    doc.separator()
+    _member_block(doc, result.member)
+    return doc.feed(2).cut()
+
+
+def statement_receipt(head: Header, statement: dict[str, Any], last: int = 8) -> Document:
+    view: MemberView = statement["member"]
+    doc = _header(Document(), head, "积分明细 Statement")
+    _member_block(doc, view)
+    doc.separator()
+    for entry in statement["entries"][-last:]:
+        doc.columns(f"{entry['time'][:10]} {entry['kind']}", f"{entry['points']:+d}")
+    return doc.feed(2).cut()
+
+
+def adjustment_receipt(head: Header, view: MemberView, points: int) -> Document:
+    doc = _header(Document(), head, "积分调整 Adjustment")
+    doc.columns("调整 Adjusted", f"{points:+d}")
+    _member_block(doc, view)
+    return doc.feed(2).cut()
+
+
+def report_receipt(head: Header, kind: str, body: dict[str, Any]) -> Document:
+    title = "日结 Z report (day closed)" if kind == "Z" else "读数 X report"
+    doc = _header(Document(), head, title)
+    sales, refunds, points = body["sales"], body["refunds"], body["points"]
+    doc.line(f"营业日 Day {body['day']}")
+    doc.columns("销售笔数 Sales", str(sales["count"]))
+    doc.columns("原价 List", yuan(sales["list_fen"]))
+    doc.columns("折扣 Discounts", yuan(sales["discount_fen"]))
+    doc.columns("积分抵扣 Deductions", yuan(sales["deduction_fen"]))
+    doc.columns("实收 Paid", yuan(sales["paid_fen"]))
+    doc.columns(f"退货 Refunds ({refunds['count']})", yuan(refunds["refunded_fen"]))
+    doc.separator()
+    for key, label in (("issued", "发放 Issued"), ("redeemed", "使用 Redeemed"),
+                       ("expired", "过期 Expired"), ("reversed", "扣回 Reversed"),
+                       ("restored", "退回 Restored"), ("adjusted", "调整 Adjusted")):
+        doc.columns(f"积分{label}", str(points[key]))
+    doc.columns("积分负债 Liability", f"{body['liability_points']} pts")
+    doc.columns("", yuan(body["liability_fen"]))
+    return doc.feed(2).cut()
+
+
+def reprint(lines: list[str], receipt_id: str) -> Document:
+    """An archived receipt again, line for line as first printed, marked as a copy."""
+    doc = Document().line("*** 重印 COPY ***", "center", bold=True)
+    skip = {f"|||| {receipt_id} ||||", "- - - cut - - -"}
+    for text in lines:
+        if text.strip() not in skip:  # the barcode is printed again as a real one below
+            doc.line(text)
+    if _CODE39.fullmatch(receipt_id):
+        doc.barcode(receipt_id, SALE_ID_SYMBOLOGY)
+    return doc.feed(2).cut()

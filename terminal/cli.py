@@ -1,0 +1,58 @@
+"""The `posterm` command line: one sub-command per module, imported only when chosen.
+
+Each command module defines ``configure(parser)`` and ``run(args) -> int``. Importing lazily keeps
+``posterm --help`` and ``posterm --version`` fast on a Pi (python-escpos alone costs 0.4 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from terminal import __version__
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "replay": ("terminal.replay", "run a scenario file against the real engine and store"),
+    "member": ("terminal.member_cli", "show a member or their statement"),
+    "report": ("terminal.report_cli", "print the daily report"),
+    "doctor": ("terminal.doctor", "check the store hardware and say what works"),
+    "run": ("terminal.daemon", "run the terminal (add --simulate for simulated hardware)"),
+    "provision": ("terminal.provision", "provision this terminal from the technician's file"),
+    "update": ("terminal.update", "install, check or roll back an application update"),
+}
+
+
+def build_parser(commands: dict[str, tuple[str, str]], prog: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog)
+    parser.add_argument("--version", action="version", version=f"{prog} {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (_module, help_text) in commands.items():
+        sub.add_parser(name, help=help_text, add_help=False)
+    return parser
+
+
+def dispatch(commands: dict[str, tuple[str, str]], prog: str, argv: list[str] | None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(commands, prog)
+    head = argv[:1] if argv and not argv[0].startswith("-") else argv
+    known = parser.parse_args(head)
+    if not known.command:
+        parser.print_help(sys.stderr)
+        return 2
+    module = importlib.import_module(commands[known.command][0])
+    command_parser = argparse.ArgumentParser(
+        prog=f"{prog} {known.command}", description=commands[known.command][1]
+    )
+    module.configure(command_parser)
+    args = command_parser.parse_args(argv[1:])
+    return int(module.run(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(COMMANDS, "posterm", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

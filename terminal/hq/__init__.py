@@ -1,0 +1,1 @@
+"""The HQ reference side: bundles, the chain-wide ledger, the fleet."""

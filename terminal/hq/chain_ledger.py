@@ -1,0 +1,304 @@
+"""The chain's authoritative ledger: terminals' events applied at most once, holds, lookups.
+
+Every event is replayed through the terminal's own engine and store (:class:`LedgerStore`, with
+members named by card hash) into HQ's database, in the same transaction as its ``applied_event``
+row, so a re-delivered id is a no-op (DESIGN promise 3). Redemptions are posted as the till gave
+them (``reconcile``): a part the member no longer had chain-wide, because two stores redeemed
+while cut off, becomes an explicit negative ``adjust`` entry naming the overdraft (promise 4).
+
+An event that depends on one not yet here (a sale by a member whose registration is still in
+another till's backlog, a refund before its sale) is left unacked; the till publishes it again.
+An event the rules refuse for good is recorded as refused, with the reason, and acked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from peewee import Database, fn
+
+from terminal.hq.database import writing
+from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
+from terminal.loyalty.clock import Moment, to_micros
+from terminal.loyalty.errors import Refused, UnknownCard, UnknownSale
+from terminal.loyalty.operations import ExpiryResult, Registration, SaleRequest
+from terminal.loyalty.pricing import Line
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store import Identity, LedgerStore
+from terminal.loyalty.store.ledger_store import CardRef
+from terminal.loyalty.store.models import LedgerEntry, Member
+from terminal.sync import ids
+from terminal.sync.ledger_thread import LedgerThread
+from terminal.sync.messages import Event, MemberRequest, MemberResponse
+
+log = logging.getLogger(__name__)
+
+HQ_IDENTITY = Identity("hq", "hq")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    event: Event
+    result: str  # applied | duplicate | refused | deferred
+    detail: str = ""
+
+    @property
+    def ack(self) -> bool:
+        return self.result != "deferred"
+
+
+class _Deferred(Exception):
+    """The event needs another one first; leave it unacked."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ChainLedger:
+    """HQ's ledger. All methods but the ``*_async`` ones run on its ledger thread."""
+
+    def __init__(self, db: Database, rules: Rules, card_key: bytes,
+                 hold_ttl: timedelta = timedelta(minutes=2)) -> None:
+        self.db = db
+        self.store = LedgerStore(db, rules, card_key, HQ_IDENTITY, outbox=False)
+        self.thread = LedgerThread(db, HQ_MODELS, name="hq-ledger")
+        self.hold_ttl = hold_ttl
+
+    def close(self) -> None:
+        self.thread.close()
+        self.db.close()
+
+    def expire(self, at: datetime) -> ExpiryResult:
+        """The chain-wide expiry sweep as of ``at`` (HQ's clock is NTP-synchronised: trusted)."""
+        with writing(self.db):
+            return self.store.expire(Moment(at, True, None))
+
+    # -- events --------------------------------------------------------------------------------
+
+    def apply(self, events: list[Event]) -> list[Outcome]:
+        """Apply a batch in one transaction (one commit), each event in its own savepoint.
+
+        Per batch, not per event (ingest is CPU-bound in building SQL): one query finds the ids
+        already applied, one insert records every outcome, and each event's points in and out
+        are read from the entries after the last one seen."""
+        outcomes = []
+        with writing(self.db):
+            seen = self._applied_ids([event.id for event in events])
+            last_seq = self._last_entry_seq()
+            records: list[dict[str, Any]] = []
+            for event in events:
+                if event.id in seen:
+                    outcomes.append(Outcome(event, "duplicate"))
+                    continue
+                outcome, last_seq = self._apply_one(event, last_seq, records)
+                if outcome.ack:
+                    seen.add(event.id)
+                outcomes.append(outcome)
+            for start in range(0, len(records), 100):  # bound parameters stay few
+                AppliedEvent.insert_many(records[start:start + 100]).execute()
+        return outcomes
+
+    def _applied_ids(self, event_ids: list[str]) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            found.update(row for (row,) in AppliedEvent.select(AppliedEvent.id)
+                         .where(AppliedEvent.id.in_(chunk)).tuples())
+        return found
+
+    def _apply_one(self, event: Event, last_seq: int,
+                   records: list[dict[str, Any]]) -> tuple[Outcome, int]:
+        try:
+            with self.db.atomic():
+                detail = self._replay(event)
+        except _Deferred as exc:
+            return Outcome(event, "deferred", str(exc)), last_seq
+        except Refused as exc:
+            log.warning("event %s (%s from %s/%s) refused: %s", event.id, event.kind,
+                        event.store, event.terminal, exc)
+            records.append(self._record(event, "refused", f"{exc.rule}: {exc}", 0, 0))
+            return Outcome(event, "refused", str(exc)), last_seq
+        moved = self.db.execute_sql(
+            f"SELECT seq, points FROM {LedgerEntry._meta.table_name} "
+            f"WHERE seq > {self.db.param}", (last_seq,)).fetchall()
+        points_in = sum(p for _, p in moved if p > 0)
+        points_out = -sum(p for _, p in moved if p < 0)
+        records.append(self._record(event, "applied", detail, points_in, points_out))
+        return Outcome(event, "applied", detail), max((seq for seq, _ in moved), default=last_seq)
+
+    def _last_entry_seq(self) -> int:
+        return LedgerEntry.select(fn.COALESCE(fn.MAX(LedgerEntry.seq), 0)).scalar()
+
+    def _record(self, event: Event, outcome: str, detail: str, points_in: int,
+                points_out: int) -> dict[str, Any]:
+        return dict(
+            id=event.id, store=event.store, terminal=event.terminal, seq=event.seq,
+            epoch=event.epoch, kind=event.kind, wall_us=to_micros(event.wall_time),
+            applied_us=to_micros(_now()), outcome=outcome, detail=detail[:500],
+            points_in=points_in, points_out=points_out,
+        )
+
+    def _replay(self, event: Event) -> str:
+        body, where = event.body, f"{event.store}/{event.terminal}"
+        moment = Moment(event.wall_time, event.time_trusted, self.store.floor)
+        try:
+            handler = getattr(self, f"_replay_{event.kind}")
+            return handler(event, body, where, moment)
+        except (UnknownCard, UnknownSale) as exc:
+            raise _Deferred(str(exc)) from None
+        except (KeyError, TypeError, ValueError) as exc:
+            raise Refused(f"{event.kind} body is malformed: {exc!r}", "event.body") from None
+
+    @staticmethod
+    def _card(body: dict[str, Any], key: str = "card_hash") -> CardRef | None:
+        value = body.get(key)
+        return CardRef(value) if value is not None else None
+
+    def _replay_register(self, event: Event, body: dict[str, Any], where: str,
+                         moment: Moment) -> str:
+        card = self._card(body)
+        if card is None:
+            raise Refused("a registration without a card hash", "event.body")
+        if Member.get_or_none(Member.card_hash == card.hash) is not None:
+            return "already a member of the chain: nothing to add"
+        referrer = self._card(body, "referrer_card_hash")
+        if referrer is not None and Member.get_or_none(Member.card_hash == referrer.hash) is None:
+            raise _Deferred("the referrer's registration has not arrived")
+        birthday = body.get("birthday")
+        self.store.register(Registration(
+            card=card,  # type: ignore[arg-type]  # the store accepts a CardRef for a card
+            name=body.get("name") or "",
+            birthday=date.fromisoformat(birthday) if birthday else None,
+            referrer_card=referrer,  # type: ignore[arg-type]
+            operator=where,
+        ), moment)
+        return f"registered at {where}"
+
+    def _replay_import(self, event: Event, body: dict[str, Any], where: str,
+                       moment: Moment) -> str:
+        """A till recorded a member it found at HQ: a link, never a second registration."""
+        card = self._card(body)
+        if card is None:
+            raise Refused("an import without a card hash", "event.body")
+        member = Member.get_or_none(Member.card_hash == card.hash)
+        if member is None:
+            # The till imports only what HQ answered, so HQ must hold the member already.
+            raise Refused("an import of a member HQ does not hold", "event.import")
+        return f"known at HQ: {where} serves the member (tier {body.get('tier')}), nothing added"
+
+    def _replay_sale(self, event: Event, body: dict[str, Any], where: str,
+                     moment: Moment) -> str:
+        lines = [Line(line["sku"], line["qty"], line["price_fen"], line.get("name", ""),
+                      line.get("category", "")) for line in body["lines"]]
+        sale_id = ids.chain_sale_id(event.store, event.terminal, body["sale"])
+        result = self.store.sale(SaleRequest(
+            id=sale_id, lines=lines, card=self._card(body),  # type: ignore[arg-type]
+            tender=body["tender"], redeem_points=body.get("redeem_points", 0),
+            operator=body.get("operator", ""),
+        ), moment, online=bool(body.get("online", True)), reconcile=f"{where} sale {body['sale']}")
+        # Only a redemption the till asked HQ to hold has a hold to post.
+        hold = MemberHold.get_or_none(
+            MemberHold.id == ids.hold_id(event.store, event.terminal, body["sale"])
+        ) if result.points_redeemed else None
+        if hold is not None and hold.state != "posted":
+            MemberHold.update(state="posted", settled_us=to_micros(_now())).where(
+                MemberHold.id == hold.id).execute()
+        return (f"earned {result.points_earned} (till: {body.get('points_earned')}), "
+                f"redeemed {result.points_redeemed}")
+
+    def _replay_refund(self, event: Event, body: dict[str, Any], where: str,
+                       moment: Moment) -> str:
+        sale_id = ids.chain_sale_id(event.store, event.terminal, body["sale"])
+        result = self.store.refund(
+            sale_id, [(line["sku"], line["qty"]) for line in body["lines"]], moment,
+            operator=body.get("operator", ""),
+            refund_id=ids.chain_sale_id(event.store, event.terminal, f"refund:{body['refund']}"),
+            kind=event.kind)
+        return f"reversed {result.points_reversed}, restored {result.points_restored}"
+
+    _replay_void = _replay_refund
+
+    def _replay_exchange(self, event: Event, body: dict[str, Any], where: str,
+                         moment: Moment) -> str:
+        result = self.store.exchange(
+            self._card(body), body["sku"], body["qty"], moment,  # type: ignore[arg-type]
+            online=bool(body.get("online", True)), operator=body.get("operator", ""),
+            reconcile=f"{where} exchange {body['exchange']}")
+        return f"exchanged {result.qty} x {result.sku} for {result.points}"
+
+    def _replay_adjust(self, event: Event, body: dict[str, Any], where: str,
+                       moment: Moment) -> str:
+        self.store.adjust(self._card(body), body["points"],  # type: ignore[arg-type]
+                          f"{body['reason']} (at {where})", body.get("operator") or where,
+                          moment, reconcile=f"{where} adjustment {body['entry']}")
+        return f"adjusted {body['points']}"
+
+    # -- member requests -----------------------------------------------------------------------
+
+    def answer(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+        handler = {"lookup": self._lookup, "hold": self._hold, "void": self._void,
+                   "post": self._post}[request.op]
+        with writing(self.db):
+            return handler(request, store, terminal)
+
+    def _refuse(self, request: MemberRequest, error: str) -> MemberResponse:
+        return MemberResponse(request.op, False, _now(), member=request.member,
+                              hold_id=request.hold_id, error=error)
+
+    def _available(self, member: Member) -> int:
+        pending = (MemberHold.select(fn.COALESCE(fn.SUM(MemberHold.points), 0))
+                   .where((MemberHold.card_hash == member.card_hash)
+                          & (MemberHold.state == "pending")
+                          & (MemberHold.expires_us > to_micros(_now()))).scalar())
+        return member.balance - int(pending)
+
+    def _lookup(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+        member = Member.get_or_none(Member.card_hash == request.member)
+        if member is None:
+            return self._refuse(request, "unknown member")
+        return MemberResponse("lookup", True, _now(), member=request.member,
+                              balance=self._available(member), tier=member.tier)
+
+    def _hold(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+        existing = MemberHold.get_or_none(MemberHold.id == request.hold_id)
+        if existing is not None:  # the till asked again after a timeout: the same hold
+            if existing.state == "voided":
+                return self._refuse(request, "the hold was voided")
+            return MemberResponse("hold", True, _now(), member=request.member,
+                                  hold_id=existing.id, balance=None)
+        member = Member.get_or_none(Member.card_hash == request.member)
+        if member is None:
+            return self._refuse(request, "unknown member")
+        available = self._available(member)
+        if request.points is None or request.points > available:
+            return self._refuse(request, f"insufficient points: {max(available, 0)} available")
+        now = _now()
+        MemberHold.create(id=request.hold_id, card_hash=member.card_hash, points=request.points,
+                          state="pending", store=store, terminal=terminal,
+                          created_us=to_micros(now), expires_us=to_micros(now + self.hold_ttl))
+        return MemberResponse("hold", True, now, member=request.member, hold_id=request.hold_id,
+                              balance=available - request.points, tier=member.tier)
+
+    def _void(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+        hold = MemberHold.get_or_none(MemberHold.id == request.hold_id)
+        if hold is None or (hold.store, hold.terminal) != (store, terminal):
+            return self._refuse(request, "unknown hold")
+        if hold.state == "posted":
+            return self._refuse(request, "the hold is already posted by its sale")
+        MemberHold.update(state="voided", settled_us=to_micros(_now())).where(
+            MemberHold.id == hold.id).execute()
+        return MemberResponse("void", True, _now(), hold_id=hold.id)
+
+    def _post(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+        # Holds are posted by their sale's event, in the transaction that records the sale.
+        return self._refuse(request, "holds are posted by the sale's event, not on request")
+
+    def void_expired_holds(self) -> int:
+        with writing(self.db):
+            return (MemberHold.update(state="voided", settled_us=to_micros(_now()))
+                    .where((MemberHold.state == "pending")
+                           & (MemberHold.expires_us <= to_micros(_now()))).execute())

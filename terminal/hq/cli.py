@@ -1,0 +1,29 @@
+"""The `posterm-hq` command line: one sub-command per module, imported only when chosen.
+
+Each module defines ``configure(parser)`` and ``run(args) -> int`` (the same contract as
+``posterm``, dispatched by ``terminal.cli.dispatch``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from terminal.cli import dispatch
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "keygen": ("terminal.hq.keygen", "make the root key, or a new signing key and its delegation"),
+    "bundle": ("terminal.hq.bundles", "build (sign) or push a rules/catalogue/settings bundle"),
+    "collect": ("terminal.hq.collect", "apply terminals' events to the chain ledger, answer "
+                "balance and hold requests"),
+    "fleet": ("terminal.hq.fleet", "every terminal's last status"),
+    "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
+    "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return dispatch(COMMANDS, "posterm-hq", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

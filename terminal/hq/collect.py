@@ -1,0 +1,81 @@
+"""`posterm-hq collect`: run a collector until SIGINT/SIGTERM.
+
+    posterm-hq collect --db hq.db --rules rules.toml --card-key-file card.key \
+        --host broker --ca ca.crt --cert hq.crt --key hq.key
+
+``--db`` is a SQLite path or a ``postgresql://`` URL; run several collectors against one
+PostgreSQL database to share the load. ``--card-key-file`` holds the chain's card key (the same
+bytes the terminals hash card numbers with, at least 16).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+
+from terminal.hq.bundles import BuildError, read_toml
+from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.collector import Collector
+from terminal.hq.database import open_hq_database
+from terminal.loyalty.errors import RulesError
+from terminal.loyalty.rules import Rules
+from terminal.sync.mqtt import MqttConfig, TlsFiles
+from terminal.sync.topics import DEFAULT_ROOT, Topics
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
+    parser.add_argument("--rules", type=Path, required=True, help="the chain's rules TOML")
+    parser.add_argument("--card-key-file", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8883)
+    parser.add_argument("--ca", type=Path, required=True)
+    parser.add_argument("--cert", type=Path, required=True, help="HQ client certificate (CN hq)")
+    parser.add_argument("--key", type=Path, required=True)
+    parser.add_argument("--topic-root", default=DEFAULT_ROOT)
+    parser.add_argument("--client-id", default="posterm-hq-collect")
+    parser.add_argument("--batch", type=int, default=500, help="events per transaction")
+
+
+def open_ledger(db_url: str, rules_path: Path, card_key_path: Path) -> ChainLedger:
+    try:
+        rules = Rules.from_mapping(read_toml(rules_path))
+    except RulesError as exc:
+        raise BuildError(f"{rules_path}: {exc}") from None
+    return ChainLedger(open_hq_database(db_url), rules, card_key_path.read_bytes().strip())
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        ledger = open_ledger(args.db, args.rules, args.card_key_file)
+    except (BuildError, OSError, ValueError) as exc:
+        print(f"collect: {exc}", file=sys.stderr)
+        return 1
+    config = MqttConfig(args.host, args.port, args.client_id,
+                        tls=TlsFiles(args.ca, args.cert, args.key), backoff_max=10.0)
+    try:
+        asyncio.run(serve(Collector(ledger, config, Topics(args.topic_root),
+                                    batch_max=args.batch)))
+    finally:
+        ledger.close()
+    return 0
+
+
+async def serve(collector: Collector) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await collector.start()
+    try:
+        await stop.wait()
+    finally:
+        await collector.stop()
+        logging.getLogger(__name__).info("collector stopped: %s", dict(collector.counts))

@@ -1,0 +1,79 @@
+"""`posterm-hq report --db URL`: points liability and activity per store and chain-wide.
+
+Per store: events applied by kind, points the store's events added and took, events refused
+for review. Chain-wide: members, the outstanding liability (the sum of balances), overdrafts
+(debt from offline redemptions beyond the chain balance) and pending holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from typing import Any
+
+from peewee import fn
+
+from terminal.hq.database import open_hq_database
+from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
+from terminal.loyalty.store.models import MODELS, LedgerEntry, Member
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
+    parser.add_argument("--json", action="store_true")
+
+
+def report() -> dict[str, Any]:
+    """Run with the models bound."""
+    stores: dict[str, dict[str, Any]] = defaultdict(lambda: {
+        "events": {}, "points_in": 0, "points_out": 0, "refused": 0})
+    query = (AppliedEvent.select(AppliedEvent.store, AppliedEvent.kind, AppliedEvent.outcome,
+                                 fn.COUNT(AppliedEvent.id), fn.SUM(AppliedEvent.points_in),
+                                 fn.SUM(AppliedEvent.points_out))
+             .group_by(AppliedEvent.store, AppliedEvent.kind, AppliedEvent.outcome).tuples())
+    for store, kind, outcome, count, points_in, points_out in query:
+        row = stores[store]
+        if outcome == "refused":
+            row["refused"] += count
+            continue
+        row["events"][kind] = row["events"].get(kind, 0) + count
+        row["points_in"] += int(points_in or 0)
+        row["points_out"] += int(points_out or 0)
+    for row in stores.values():
+        row["net_points"] = row["points_in"] - row["points_out"]
+    overdrafts = (LedgerEntry.select(fn.COUNT(LedgerEntry.id), fn.COALESCE(fn.SUM(
+        LedgerEntry.points), 0)).where((LedgerEntry.kind == "adjust")
+                                      & LedgerEntry.reason.startswith("overdraft")).tuples().get())
+    return {
+        "stores": dict(sorted(stores.items())),
+        "chain": {
+            "members": Member.select().count(),
+            "liability_points": int(Member.select(fn.COALESCE(fn.SUM(Member.balance), 0))
+                                    .where(Member.balance > 0).scalar()),
+            "debt_points": int(Member.select(fn.COALESCE(fn.SUM(Member.debt), 0)).scalar()),
+            "overdraft_entries": overdrafts[0],
+            "overdraft_points": -int(overdrafts[1]),
+            "pending_holds": MemberHold.select().where(MemberHold.state == "pending").count(),
+        },
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    db = open_hq_database(args.db)
+    with db.bind_ctx(MODELS + HQ_MODELS):
+        data = report()
+    db.close()
+    if args.json:
+        print(json.dumps(data, sort_keys=True, indent=2))
+        return 0
+    print(f"{'store':<12} {'events':>7} {'refused':>7} {'points in':>10} {'points out':>10} "
+          f"{'net':>10}")
+    for store, row in data["stores"].items():
+        print(f"{store:<12} {sum(row['events'].values()):>7} {row['refused']:>7} "
+              f"{row['points_in']:>10} {row['points_out']:>10} {row['net_points']:>10}")
+    chain = data["chain"]
+    print(f"chain: {chain['members']} members, liability {chain['liability_points']} points, "
+          f"debt {chain['debt_points']} points ({chain['overdraft_entries']} overdraft entries, "
+          f"{chain['overdraft_points']} points), {chain['pending_holds']} pending holds")
+    return 0

@@ -1,0 +1,1 @@
+"""The points domain: pure rules and ledger arithmetic (stdlib only), plus its store."""

@@ -1,0 +1,114 @@
+"""Points a sale earns, computed exactly as rules.toml's [earn] comment defines.
+
+    for each eligible line: amount / 100 * points_per_yuan * category multiplier
+    sum, * tier multiplier * the highest promotion in force * birthday multiplier
+    round once, + fixed SKU points (per unit, never multiplied), clip to the caps.
+
+Eligible lines are those outside ``exclude_categories``; excluded lines earn nothing, fixed SKU
+points included. A sale paying less than ``min_sale_fen`` earns nothing at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from fractions import Fraction
+
+from terminal.loyalty.calendar import birthday_in_window
+from terminal.loyalty.clock import Moment
+from terminal.loyalty.money import round_points
+from terminal.loyalty.pricing import Pricing
+from terminal.loyalty.rules import Promotion, Rules, Tier
+
+
+@dataclass(frozen=True)
+class Earning:
+    points: int
+    why: list[str] = field(default_factory=list)
+    promotion: str | None = None
+    birthday: bool = False
+    capped: str | None = None  # "per_sale" or "per_member_per_day" when a cap clipped it
+
+
+def promotion_in_force(promo: Promotion, moment: Moment, rules: Rules) -> bool:
+    checks = moment.window_checks
+    if not checks:
+        return False
+    for at in checks:
+        if promo.starts is not None and at < promo.starts:
+            return False
+        if promo.ends is not None and at >= promo.ends:
+            return False
+        if promo.weekdays and at.astimezone(rules.zone).weekday() not in promo.weekdays:
+            return False
+    return True
+
+
+def birthday_applies(birthday: date | None, moment: Moment, rules: Rules) -> bool:
+    rule = rules.earn.birthday
+    if rule is None or birthday is None or not moment.window_checks:
+        return False
+    return all(
+        birthday_in_window(birthday, at.astimezone(rules.zone).date(), rule.window)
+        for at in moment.window_checks
+    )
+
+
+def _fmt(value: Fraction) -> str:
+    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+
+
+def compute_earning(
+    rules: Rules,
+    pricing: Pricing,
+    tier: Tier,
+    moment: Moment,
+    birthday: date | None,
+    earned_today: int,
+) -> Earning:
+    earn = rules.earn
+    if pricing.paid_fen < earn.min_sale_fen:
+        return Earning(0, [f"paid {pricing.paid_fen} fen is below earn.min_sale_fen "
+                           f"({earn.min_sale_fen})"])
+    why: list[str] = []
+    base = Fraction(0)
+    fixed = 0
+    for priced in pricing.lines:
+        line = priced.line
+        if line.category in earn.exclude_categories:
+            why.append(f"{line.sku} {line.category} excluded")
+            continue
+        amount = priced.paid_fen if earn.basis == "paid" else line.list_fen
+        multiplier = earn.categories.get(line.category, Fraction(1))
+        points = Fraction(amount, 100) * earn.points_per_yuan * multiplier
+        base += points
+        why.append(f"{line.sku} {_fmt(Fraction(amount, 100))} yuan x{_fmt(multiplier)}"
+                   f" = {_fmt(points)}")
+        fixed += earn.sku_points.get(line.sku, 0) * line.qty
+    total = base * tier.earn_multiplier
+    if tier.earn_multiplier != 1:
+        why.append(f"tier {tier.name} x{_fmt(tier.earn_multiplier)}")
+    in_force = [p for p in earn.promotions if promotion_in_force(p, moment, rules)]
+    best = max(in_force, key=lambda p: p.multiplier, default=None)
+    if best is not None:
+        total *= best.multiplier
+        why.append(f"{best.name} x{_fmt(best.multiplier)}")
+    on_birthday = birthday_applies(birthday, moment, rules)
+    if on_birthday and earn.birthday is not None:
+        total *= earn.birthday.multiplier
+        why.append(f"birthday x{_fmt(earn.birthday.multiplier)}")
+    points = round_points(total, earn.rounding)
+    why.append(f"{_fmt(total)} {earn.rounding} {points}")
+    if fixed:
+        points += fixed
+        why.append(f"+{fixed} fixed SKU points")
+    capped = None
+    if earn.cap_per_sale is not None and points > earn.cap_per_sale:
+        points, capped = earn.cap_per_sale, "per_sale"
+        why.append(f"capped at earn.caps.per_sale ({earn.cap_per_sale})")
+    if earn.cap_per_member_per_day is not None:
+        room = max(0, earn.cap_per_member_per_day - earned_today)
+        if points > room:
+            points, capped = room, "per_member_per_day"
+            why.append(f"capped by earn.caps.per_member_per_day ({room} left today)")
+    return Earning(points, why, best.name if best else None, on_birthday, capped)

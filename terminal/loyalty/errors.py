@@ -1,0 +1,64 @@
+"""Refusals: every rule that says no raises one of these, naming the rule and the reason.
+
+A refusal changes nothing: callers raise before anything is written, or inside the transaction
+that is then rolled back.
+"""
+
+from __future__ import annotations
+
+
+class Refused(Exception):
+    """A business operation was refused. ``rule`` names the rule (e.g. ``redeem.min_points``)."""
+
+    def __init__(self, message: str, rule: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.rule = rule
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class RulesError(ValueError):
+    """The rules file is malformed; the message names the key."""
+
+
+class InvalidInput(Refused):
+    """A request is malformed: an impossible amount, a missing field, a bad date."""
+
+
+class UnknownCard(Refused):
+    """The card belongs to no member."""
+
+
+class UnknownSale(Refused):
+    """The sale id is not recorded on this terminal."""
+
+
+class DuplicateId(Refused):
+    """The id is already recorded (sale ids, member cards)."""
+
+
+class PaymentCardRefused(Refused):
+    """A payment card number was offered as a loyalty card. Never carries the number."""
+
+
+class RedeemRefused(Refused):
+    """A redemption (cash deduction or goods exchange) breaks a redeem rule."""
+
+
+class RefundRefused(Refused):
+    """A refund asks for more than is left, or for a sale that cannot be refunded."""
+
+
+class AdjustRefused(Refused):
+    """A manual adjustment is malformed or would overdraw the member."""
+
+
+
+class StorageFull(Refused):
+    """The ledger's disk (or its size limit) is full: the transaction was rolled back whole."""
+
+    def __init__(self) -> None:
+        super().__init__("Disk full: nothing was recorded. Free space on the terminal, then "
+                         "try again", "storage.full")

@@ -1,0 +1,143 @@
+"""Opening the ledger database: pragmas said and checked, schema created or migrated.
+
+The pragmas are what promise 1 rests on: WAL so readers never block the till, and
+``synchronous=FULL`` so a committed sale survives power loss (in WAL mode NORMAL would not).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from peewee import Database, OperationalError, SqliteDatabase
+from playhouse.migrate import SqliteMigrator
+
+from terminal.loyalty.errors import StorageFull
+from terminal.loyalty.store.models import APPEND_ONLY, MODELS, Lot, Meta, db_proxy
+
+PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": 2,  # FULL
+    "foreign_keys": 1,
+    "busy_timeout": 5000,
+}
+
+class StorageError(RuntimeError):
+    """The database cannot be opened safely: wrong pragmas, newer schema, damaged file."""
+
+
+def _create_v1(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
+    db.create_tables(MODELS)
+    # The expiry sweep scans only lots with points left, in expiry order.
+    db.execute_sql(
+        f"CREATE INDEX IF NOT EXISTS lot_open_by_expiry ON {Lot._meta.table_name} "
+        "(expires_us) WHERE remaining > 0"
+    )
+    for model in APPEND_ONLY:
+        table = model._meta.table_name
+        for action in ("UPDATE", "DELETE"):
+            db.execute_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} "
+                f"ON {table} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
+            )
+
+
+@contextmanager
+def _full_is_refused() -> Iterator[None]:
+    try:
+        yield
+    except (OperationalError, sqlite3.OperationalError) as exc:
+        cause = exc.__cause__ or exc.__context__ or exc
+        if getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL \
+                or "database or disk is full" in str(exc):
+            raise StorageFull() from exc
+        raise
+
+
+class LedgerDatabase(SqliteDatabase):
+    """SQLite for the ledger: a full disk (SQLITE_FULL) is a :class:`StorageFull` refusal.
+
+    On SQLITE_FULL SQLite may roll the transaction back by itself; the ROLLBACK that Peewee then
+    sends would fail with "no transaction is active" and hide the real error, so a rollback with
+    no transaction open is a no-op here.
+    """
+
+    def execute_sql(self, sql: str, params: Any = None) -> Any:
+        with _full_is_refused():
+            return super().execute_sql(sql, params)
+
+    def commit(self) -> None:
+        with _full_is_refused():
+            super().commit()
+
+    def rollback(self) -> None:
+        connection = self._state.conn
+        if connection is not None and not connection.in_transaction:
+            return
+        super().rollback()
+
+
+# Migration N takes the schema from version N - 1 to N. Devices in the field upgrade with data
+# on them, so a new column is a new function here (playhouse.migrate), never an edit of models
+# alone.
+MIGRATIONS: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]] = {1: _create_v1}
+
+
+def open_database(path: str | Path) -> SqliteDatabase:
+    """Open (creating if needed) the ledger at ``path``, bind the models, migrate, check."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = LedgerDatabase(str(path), pragmas=PRAGMAS, lock_type="IMMEDIATE")
+    db_proxy.initialize(db)
+    db.connect(reuse_if_open=True)
+    check_pragmas(db)
+    upgrade(db, MIGRATIONS)
+    return db
+
+
+def write_transaction(db: Database) -> Any:
+    """A writer's transaction: BEGIN IMMEDIATE on SQLite, so two writers never deadlock on the
+    upgrade from a read lock; a plain transaction elsewhere (HQ's PostgreSQL)."""
+    return db.atomic("IMMEDIATE") if isinstance(db, SqliteDatabase) else db.atomic()
+
+
+def check_pragmas(db: SqliteDatabase) -> None:
+    journal = db.execute_sql("PRAGMA journal_mode").fetchone()[0]
+    synchronous = db.execute_sql("PRAGMA synchronous").fetchone()[0]
+    foreign = db.execute_sql("PRAGMA foreign_keys").fetchone()[0]
+    if journal.lower() != "wal" or synchronous != 2 or foreign != 1:
+        raise StorageError(
+            f"{db.database}: unsafe pragmas (journal_mode={journal}, synchronous={synchronous},"
+            f" foreign_keys={foreign}); need wal, 2 (FULL), 1"
+        )
+
+
+def schema_version(db: SqliteDatabase) -> int:
+    if not db.table_exists(Meta._meta.table_name):
+        return 0
+    row = Meta.get_or_none(Meta.key == "schema_version")
+    return int(row.value) if row else 0
+
+
+def upgrade(
+    db: SqliteDatabase, migrations: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]]
+) -> int:
+    """Apply every migration above the stored version, each in its own transaction."""
+    current = schema_version(db)
+    target = max(migrations)
+    if current > target:
+        raise StorageError(
+            f"{db.database}: schema version {current} is newer than this software ({target}); "
+            "install the newer release or restore its database"
+        )
+    migrator = SqliteMigrator(db)
+    for version in range(current + 1, target + 1):
+        with write_transaction(db):
+            migrations[version](db, migrator)
+            Meta.replace(key="schema_version", value=str(version)).execute()
+    return target
+
+

@@ -1,0 +1,117 @@
+"""The statements a sale runs, below the ORM.
+
+Measured here (bench/bench_ledger.py, /tmp micro-benchmark in the closing note of issue 2):
+a Peewee ``insert().execute()`` costs about 60 us and a ``get_or_none`` about 120 us, against
+3-4 us for the same statement through ``execute_sql``; a sale runs about fifteen of them, so the
+ORM alone cost more than the fsync that makes the sale durable. Schema, migrations and the rare
+paths stay on the models. Statements are written with ``?`` and adapted to the database's
+parameter style once, so HQ can run the same store on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from peewee import Database
+
+from terminal.loyalty.store.models import Member
+
+MEMBER_COLUMNS = (
+    "id", "card_hash", "card_last4", "name", "phone_hash", "phone_last4", "birthday",
+    "referrer_id", "referral_paid", "registered_us", "tier", "tier_reviewed_us", "balance",
+    "debt",
+)
+# Peewee names the foreign key field without its _id suffix.
+_MEMBER_FIELDS = tuple("referrer" if c == "referrer_id" else c for c in MEMBER_COLUMNS)
+
+MEMBER_BY_HASH = f"SELECT {', '.join(MEMBER_COLUMNS)} FROM member WHERE card_hash = ?"
+META_COUNTERS = (
+    "SELECT key, value FROM meta WHERE key IN ('seq', 'trusted_floor_us', 'undated_lots')"
+)
+GET_META = "SELECT value FROM meta WHERE key = ?"
+SET_META = (
+    "INSERT INTO meta (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+SALE_EXISTS = "SELECT 1 FROM sale WHERE id = ?"
+DAY_COUNTS = (
+    "SELECT earned, redeemed, offline_redeemed FROM member_day WHERE member_id = ? AND day = ?"
+)
+COUNT_DAY = (
+    "INSERT INTO member_day (member_id, day, earned, redeemed, offline_redeemed) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (member_id, day) DO UPDATE SET "
+    "earned = member_day.earned + excluded.earned, "
+    "redeemed = member_day.redeemed + excluded.redeemed, "
+    "offline_redeemed = member_day.offline_redeemed + excluded.offline_redeemed"
+)
+SAVE_BALANCE = "UPDATE member SET balance = ?, debt = ? WHERE id = ?"
+INSERT_ENTRY = (
+    "INSERT INTO ledger_entry (id, seq, member_id, kind, points, debt_delta, sale_id, reverses, "
+    "reason, operator, wall_us, trusted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_LOT = (
+    "INSERT INTO lot (id, member_id, earned_us, expires_us, points, remaining, dated_trusted) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_ALLOCATION = "INSERT INTO allocation (entry_id, lot_id, points) VALUES (?, ?, ?)"
+MOVE_LOT = "UPDATE lot SET remaining = remaining + ? WHERE id = ?"
+INSERT_SALE = (
+    "INSERT INTO sale (id, seq, member_id, wall_us, trusted, tender, list_fen, discount_fen, "
+    "deduction_fen, paid_fen, points_earned, points_redeemed, earn_entry, redeem_entry, tier, "
+    "operator, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_SALE_LINE = (
+    "INSERT INTO sale_line (sale_id, line_no, sku, name, category, qty, price_fen, list_fen, "
+    "paid_fen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_OUTBOX = (
+    "INSERT INTO outbox (id, seq, epoch, kind, payload, created_us, trusted) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+# Qualifying spend: what the member's sales in the window paid, less what was refunded of them.
+SPEND = (
+    "SELECT COALESCE(SUM(paid_fen), 0) - COALESCE((SELECT SUM(r.refunded_fen) FROM refund r "
+    "JOIN sale s ON s.id = r.sale_id WHERE s.member_id = ? AND s.wall_us > ? "
+    "AND s.wall_us <= ?), 0) FROM sale WHERE member_id = ? AND wall_us > ? AND wall_us <= ?"
+)
+DUE_LOTS = (
+    "SELECT id, member_id, remaining FROM lot WHERE remaining > 0 AND expires_us <= ? "
+    "ORDER BY expires_us LIMIT ?"
+)
+EMPTY_LOT = "UPDATE lot SET remaining = 0 WHERE id = ?"
+TAKE_FROM_BALANCE = "UPDATE member SET balance = balance - ? WHERE id = ?"
+EXPIRING = (
+    "SELECT remaining, expires_us FROM lot WHERE member_id = ? AND remaining > 0 "
+    "AND expires_us > ? AND expires_us <= ? ORDER BY expires_us"
+)
+
+
+class Statements:
+    """Runs the statements above on one database, in its parameter style."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._adapted: dict[str, str] = {}
+
+    def _sql(self, sql: str) -> str:
+        adapted = self._adapted.get(sql)
+        if adapted is None:
+            adapted = self._adapted[sql] = sql.replace("?", self.db.param)
+        return adapted
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.db.execute_sql(self._sql(sql), params)
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        return self.run(sql, params).fetchone()
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        cursor = self.db.cursor()
+        cursor.executemany(self._sql(sql), list(rows))
+
+    def member(self, card_hash: str) -> Member | None:
+        row = self.one(MEMBER_BY_HASH, (card_hash,))
+        if row is None:
+            return None
+        return Member(**dict(zip(_MEMBER_FIELDS, row, strict=True)))

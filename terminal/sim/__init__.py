@@ -1,0 +1,1 @@
+"""`posterm run --simulate`: the real daemon with simulated hardware, driven from a terminal."""

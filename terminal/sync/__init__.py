@@ -1,0 +1,1 @@
+"""The terminal side of the MQTT link to chain HQ."""

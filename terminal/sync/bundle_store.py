@@ -1,0 +1,152 @@
+"""Signed bundles on the terminal: verified, applied in one transaction, kept (DESIGN promise 5).
+
+Each scope's held bundle (version, times and the wire message as received) is a row of
+``held_bundle``, written in the same SQLite transaction that loads its catalogue, so neither a
+reboot nor a restored older copy of the program rolls the version back. The version check is
+made again inside that transaction. The rules in force come from the store's bundle when one is
+held, else from the chain's: a store bundle replaces the chain's rules, catalogue and settings.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from peewee import BigIntegerField, Database, IntegerField, TextField
+
+from terminal.loyalty.clock import from_micros, to_micros
+from terminal.loyalty.errors import Refused, RulesError
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store import LedgerStore
+from terminal.loyalty.store.database import write_transaction
+from terminal.loyalty.store.models import BaseModel
+from terminal.loyalty.store.people import load_catalogue
+from terminal.sync import canonical
+from terminal.sync.bundle import (
+    Bundle,
+    BundleMalformed,
+    BundleRejected,
+    StaleVersion,
+    TrustStore,
+    WrongScope,
+    verify_bundle,
+)
+
+
+class HeldBundle(BaseModel):
+    """The bundle held for one scope; replaced only by a verified higher version."""
+
+    scope = TextField(primary_key=True)
+    version = IntegerField()
+    issued_us = BigIntegerField()
+    expires_us = BigIntegerField()
+    wire = TextField()  # the message as received: verifiable again at any time
+    applied_us = BigIntegerField()
+
+
+class BadPayload(BundleRejected):
+    """Signed and current, but its rules or catalogue do not pass the terminal's own checks."""
+
+    reason_code = "bad_payload"
+
+
+def ensure_table(db: Database) -> None:
+    """Create the table if missing (idempotent; models bound by the caller)."""
+    HeldBundle.create_table(safe=True)
+
+
+@dataclass(frozen=True)
+class Effective:
+    """What is in force: the bundle's scope and version, and its parsed payload."""
+
+    scope: str
+    version: int
+    rules: Rules
+    catalogue: list[Any]
+    settings: dict[str, Any]
+
+
+def held() -> dict[str, HeldBundle]:
+    return {row.scope: row for row in HeldBundle.select()}
+
+
+def _payload(wire: str) -> dict[str, Any]:
+    # The held message was verified when applied; decode its inner bundle's payload again.
+    outer = canonical.loads(wire)
+    return canonical.loads(base64.b64decode(outer["bundle"]))["payload"]
+
+
+def _parse(bundle_payload: dict[str, Any]) -> Rules:
+    try:
+        return Rules.from_mapping(bundle_payload["rules"])
+    except RulesError as exc:
+        raise BadPayload(f"rules: {exc}") from None
+
+
+def effective(scopes: tuple[str, ...]) -> Effective | None:
+    """The held bundle in force: the narrowest scope held (``scopes`` broadest first)."""
+    rows = held()
+    for scope in reversed(scopes):
+        row = rows.get(scope)
+        if row is not None:
+            payload = _payload(row.wire)
+            return Effective(scope, row.version, _parse(payload), payload["catalogue"],
+                             payload["settings"])
+    return None
+
+
+def receive(store: LedgerStore, wire: bytes, topic_scope: str, trust: TrustStore,
+            scopes: tuple[str, ...], clock_trusted: bool) -> Effective | None:
+    """Verify and apply one bundle message (on the ledger thread). Returns what is now in force
+    if it changed, None if the bundle was stored without changing it (a chain bundle while a
+    store bundle is held); raises BundleRejected, having changed nothing."""
+    rows = held()
+    row = rows.get(topic_scope)
+    floors = [t for t in (store.floor, from_micros(row.issued_us) if row else None) if t]
+    bundle = verify_bundle(wire, trust, set(scopes), row.version if row else 0,
+                           datetime.now(UTC), clock_trusted,
+                           time_floor=max(floors) if floors else None)
+    if bundle.scope != topic_scope:
+        raise WrongScope(f"a {bundle.scope!r} bundle arrived on the {topic_scope!r} topic")
+    return _apply(store, bundle, wire, scopes)
+
+
+def _apply(store: LedgerStore, bundle: Bundle, wire: bytes,
+           scopes: tuple[str, ...]) -> Effective | None:
+    rules = _parse(bundle.payload)
+    narrower = scopes[scopes.index(bundle.scope) + 1:]
+    with write_transaction(store.db):
+        current = HeldBundle.get_or_none(HeldBundle.scope == bundle.scope)
+        if current is not None and current.version >= bundle.version:  # raced with another copy
+            raise StaleVersion(f"version {bundle.version} is not above the held {current.version}")
+        in_force = not any(HeldBundle.get_or_none(HeldBundle.scope == s) for s in narrower)
+        if in_force:
+            try:
+                load_catalogue(store.db, bundle.payload["catalogue"])
+            except Refused as exc:
+                raise BadPayload(f"catalogue: {exc}") from None
+        HeldBundle.insert(
+            scope=bundle.scope, version=bundle.version, issued_us=to_micros(bundle.issued_at),
+            expires_us=to_micros(bundle.expires_at), wire=bytes(wire).decode("utf-8"),
+            applied_us=to_micros(datetime.now(UTC)),
+        ).on_conflict(conflict_target=[HeldBundle.scope], update={
+            HeldBundle.version: bundle.version, HeldBundle.issued_us: to_micros(bundle.issued_at),
+            HeldBundle.expires_us: to_micros(bundle.expires_at),
+            HeldBundle.wire: bytes(wire).decode("utf-8"),
+            HeldBundle.applied_us: to_micros(datetime.now(UTC)),
+        }).execute()
+        store.observe_trusted_time(bundle.issued_at)  # the issue time is HQ time: a floor
+    if not in_force:
+        return None
+    return Effective(bundle.scope, bundle.version, rules, bundle.payload["catalogue"],
+                     bundle.payload["settings"])
+
+
+def rejection(exc: BundleRejected | Exception) -> tuple[str, str]:
+    """(reason code, detail) for the status report."""
+    if isinstance(exc, BundleRejected):
+        return exc.reason_code, exc.message
+    return BundleMalformed.reason_code, str(exc)
+

@@ -1,0 +1,21 @@
+"""Ids both sides derive from what they already share, so a retry is the same thing.
+
+A hold for a sale is named by the terminal and the sale, so the terminal can ask again after a
+timeout without holding twice, and HQ can post the hold when the sale's event arrives. HQ files a
+sale under a chain-wide id made from the terminal's own sale id, which is unique only per till.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+_HOLDS = uuid.UUID("6f1d7c1e-3f0b-5a53-9d55-7a0c8e8f1a01")
+_SALES = uuid.UUID("0b6a3c0e-95f4-5c1e-8a0f-2f1b4d9d7c02")
+
+
+def hold_id(store: str, terminal: str, sale_id: str) -> str:
+    return str(uuid.uuid5(_HOLDS, f"{store}/{terminal}/{sale_id}"))
+
+
+def chain_sale_id(store: str, terminal: str, sale_id: str) -> str:
+    return str(uuid.uuid5(_SALES, f"{store}/{terminal}/{sale_id}"))

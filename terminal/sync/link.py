@@ -1,0 +1,252 @@
+"""``MqttHqLink``: the cashier flow's :class:`terminal.hqlink.HqLink` over MQTT.
+
+It composes the sync parts on the daemon's asyncio loop: the outbox publisher, bundle apply,
+member requests, HQ commands and the retained status (birth, and death as the will, both with the
+session epoch). The ledger is touched only on its own thread (:class:`LedgerThread`).
+
+On each connection the client renews its subscriptions first (HQ state, acks, commands, the
+bundles of both scopes) and only then publishes the birth and the backlog, so retained bundles
+are taken after subscribing (DESIGN promise 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from terminal.hq.keygen import load_public
+from terminal.hqlink import Hold, RemoteBalance
+from terminal.loyalty.store import LedgerStore
+from terminal.sync import bundle_store
+from terminal.sync.bundle import BundleRejected, TrustStore
+from terminal.sync.commands import CommandDispatcher
+from terminal.sync.ledger_thread import LedgerThread
+from terminal.sync.members import MemberClient
+from terminal.sync.messages import HqState, MessageError, Status
+from terminal.sync.mqtt import Backoff, Message, MqttClient, MqttConfig, MqttError, TlsFiles, Will
+from terminal.sync.outbox import OutboxPublisher
+from terminal.sync.topics import DEFAULT_ROOT, TopicError, Topics
+
+log = logging.getLogger(__name__)
+
+
+class MqttHqLink:
+    """HQ over MQTT for one terminal. Construct, then ``await start()`` inside the loop.
+
+    ``device_health()`` returns e.g. ``{"printer": "ok" | "paper_out" | "offline", "reader":
+    "present" | "absent"}``; ``print_status()`` prints the status page (HQ's ``print_status``);
+    ``on_settings(settings)`` receives the settings of each bundle put in force.
+    """
+
+    def __init__(
+        self,
+        store: LedgerStore,
+        *,
+        host: str,
+        port: int,
+        ca: Path,
+        cert: Path,
+        key: Path,
+        root_keys: Sequence[Path],
+        software_version: str,
+        device_health: Callable[[], Mapping[str, str]],
+        print_status: Callable[[], None],
+        clock_trusted: Callable[[], bool],
+        on_settings: Callable[[dict[str, Any]], None] = lambda settings: None,
+        revoked_keys: Sequence[str] = (),
+        topic_root: str = DEFAULT_ROOT,
+        client_id: str | None = None,
+        request_timeout: float = 1.5,
+        balance_cache_ttl: float = 30.0,
+        window: int = 500,
+        ack_timeout: float = 15.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+    ) -> None:
+        self.store = store
+        ident = store.identity
+        self.topics = Topics(topic_root)
+        self.scopes = self.topics.scopes_for(ident.store)
+        self.trust = TrustStore.of([load_public(path) for path in root_keys], revoked_keys)
+        self.software_version = software_version
+        self.device_health, self.print_status = device_health, print_status
+        self.clock_trusted, self.on_settings = clock_trusted, on_settings
+        self.ledger = LedgerThread(store.db, (bundle_store.HeldBundle,),
+                                   name=f"ledger-{ident.store}-{ident.terminal}")
+        self.client = MqttClient(MqttConfig(
+            host, port, client_id or f"{ident.store}-{ident.terminal}",
+            tls=TlsFiles(ca, cert, key), backoff_initial=backoff_initial,
+            backoff_max=backoff_max))
+        self._status_topic = self.topics.status(ident.store, ident.terminal)
+        self.outbox = OutboxPublisher(
+            self.client, self.ledger, store, self.topics.events(ident.store, ident.terminal),
+            window=window, ack_timeout=ack_timeout,
+            backoff=Backoff(backoff_initial, backoff_max), on_drained=self._drained)
+        self.members = MemberClient(
+            self.client, self.topics, ident.store, ident.terminal, timeout=request_timeout,
+            cache_ttl=balance_cache_ttl, reachable=lambda: self.reachable,
+            on_hq_time=self._hq_time)
+        self.commands = CommandDispatcher({
+            "resync": self.resync,
+            "print_status": self._print_status,
+            "reload_rules": self.reload_rules,
+            "report_health": self.publish_status,
+        }, self._refuse_command)
+        self.rule_version = 0
+        self.rejected: dict[str, str] | None = None
+        self._reported_backlog: int | None = None
+        self._epoch = 0
+
+    # -- HqLink --------------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    @property
+    def reachable(self) -> bool:
+        return self.client.connected and self.outbox.hq_online
+
+    async def start(self) -> None:
+        await self.ledger.run(bundle_store.ensure_table, self.store.db)
+        self._epoch = await self.ledger.run(lambda: self.store.epoch)
+        await self.reload_rules()
+        ident = self.store.identity
+        self.client.set_will(Will(self._status_topic, (await self._status("offline")).to_json()))
+        await self.client.subscribe(self.topics.hq_state(), self._on_hq_state)
+        await self.client.subscribe(self.topics.acks(ident.store, ident.terminal),
+                                    self.outbox.handle_ack)
+        await self.client.subscribe(self.topics.cmd(ident.store, ident.terminal),
+                                    self.commands.handle)
+        for scope in self.scopes:
+            await self.client.subscribe(self.topics.bundle(scope), self._on_bundle)
+        self.client.on_ready(self._on_ready)
+        await self.outbox.start()
+        await self.client.start()
+
+    async def stop(self) -> None:
+        await self.outbox.stop()
+        if self.client.connected:
+            # A clean disconnect sends no will, so say goodbye ourselves.
+            try:
+                await asyncio.wait_for(self._publish_status("offline"), 2.0)
+            except (MqttError, TimeoutError) as exc:
+                log.info("could not publish the offline status: %s", exc)
+        await self.client.stop()
+        await asyncio.to_thread(self.ledger.close)
+
+    async def member_balance(self, card_hash: str) -> RemoteBalance | None:
+        return await self.members.balance(card_hash)
+
+    async def find_member(self, card_hash: str) -> RemoteBalance | None:
+        return await self.members.find(card_hash)
+
+    async def hold(self, card_hash: str, points: int, sale_id: str) -> Hold:
+        return await self.members.hold(card_hash, points, sale_id)
+
+    async def void(self, hold: Hold) -> None:
+        await self.members.void(hold)
+
+    def events_written(self) -> None:
+        self.outbox.wake()
+
+    # -- commands ------------------------------------------------------------------------------
+
+    async def resync(self) -> None:
+        """Publish the whole unacknowledged backlog again, and the status."""
+        self.outbox.rewind()
+        await self.publish_status()
+
+    async def reload_rules(self) -> None:
+        """Put the held bundle in force again (at start, and on HQ's command)."""
+        try:
+            found = await self.ledger.run(bundle_store.effective, self.scopes)
+        except BundleRejected as exc:  # a held bundle that no longer parses: keep what runs
+            await self.report("reload_rules", exc.reason_code, exc.message, "")
+            return
+        if found is not None:
+            self._put_in_force(found)
+
+    async def _print_status(self) -> None:
+        self.print_status()
+
+    async def _refuse_command(self, reason: str, detail: str, ref: str) -> None:
+        await self.report("command", reason, detail, ref)
+
+    # -- status --------------------------------------------------------------------------------
+
+    async def _status(self, state: str, rejected: dict[str, str] | None = None) -> Status:
+        # Read everything but the backlog before awaiting it: another refusal may land meanwhile.
+        rejected, version = rejected or self.rejected, self.rule_version
+        backlog = await self.outbox.backlog()
+        self._reported_backlog = backlog
+        return Status(state, max(self._epoch, 1), self.software_version, version, backlog,
+                      dict(self.device_health()), rejected)
+
+    async def _publish_status(self, state: str, rejected: dict[str, str] | None = None) -> None:
+        status = await self._status(state, rejected)
+        await self.client.publish(self._status_topic, status.to_json(), qos=1, retain=True)
+
+    async def publish_status(self, rejected: dict[str, str] | None = None) -> None:
+        """The retained birth, now (device health, backlog, rule version, last refusal)."""
+        try:
+            await self._publish_status("online", rejected)
+        except MqttError as exc:
+            log.info("status not published: %s", exc)
+
+    async def report(self, what: str, reason: str, detail: str, ref: str) -> None:
+        """Report a refusal to HQ: logged, and carried in the retained status."""
+        log.warning("refused %s %s: %s: %s", what, ref, reason, detail)
+        self.rejected = {"what": what, "reason": reason, "detail": detail[:500], "ref": ref,
+                         "at": datetime.now(UTC).isoformat()}
+        await self.publish_status(self.rejected)
+
+    def _drained(self) -> None:
+        if self._reported_backlog != 0:
+            self._reported_backlog = 0
+            asyncio.get_running_loop().create_task(self.publish_status())
+
+    # -- inbound -------------------------------------------------------------------------------
+
+    async def _on_ready(self) -> None:
+        self.outbox.rewind()  # paho's queue died with the connection: publish again from the DB
+        await self.publish_status()
+
+    def _on_hq_state(self, message: Message) -> None:
+        try:
+            state = HqState.from_json(message.payload)
+        except MessageError as exc:
+            log.warning("HQ state unreadable, treating HQ as offline: %s", exc)
+            self.outbox.set_hq_online(False)
+            return
+        self.outbox.set_hq_online(state.state == "online")
+
+    def _hq_time(self, at: datetime) -> None:
+        asyncio.get_running_loop().create_task(
+            self.ledger.run(self.store.observe_trusted_time, at))
+
+    async def _on_bundle(self, message: Message) -> None:
+        if not message.payload:
+            return  # HQ cleared the retained bundle: nothing to apply
+        try:
+            scope = self.topics.parse_bundle(message.topic)
+            found = await self.ledger.run(bundle_store.receive, self.store, message.payload,
+                                          scope, self.trust, self.scopes, self.clock_trusted())
+        except (BundleRejected, TopicError) as exc:
+            reason, detail = bundle_store.rejection(exc)
+            await self.report("bundle", reason, detail, message.topic)
+            return
+        if found is not None:
+            self._put_in_force(found)
+        await self.publish_status()
+
+    def _put_in_force(self, found: bundle_store.Effective) -> None:
+        # After the commit: the till's next operation uses the new rules.
+        self.store.rules = found.rules
+        self.rule_version = found.version
+        self.on_settings(found.settings)
+        log.info("rules %s v%d in force", found.scope, found.version)

@@ -1,0 +1,98 @@
+"""Member balance lookups and holds: MQTT 5 request/response with HQ, short and bounded.
+
+Requests go to the terminal's own ``members/req`` with ``members/resp`` as the response topic.
+A lookup HQ answered is cached for ``cache_ttl`` seconds, so a member identified twice in a sale
+costs one round trip. Every answer carries HQ time, which raises the terminal's time floor.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from terminal.hqlink import Hold, HqUnreachable, RemoteBalance
+from terminal.loyalty.errors import RedeemRefused
+from terminal.sync import ids
+from terminal.sync.messages import MemberRequest, MemberResponse, MessageError
+from terminal.sync.mqtt import MqttClient, MqttError
+from terminal.sync.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class MemberClient:
+    def __init__(self, client: MqttClient, topics: Topics, store: str, terminal: str, *,
+                 timeout: float = 1.5, cache_ttl: float = 30.0,
+                 reachable: Callable[[], bool] = lambda: True,
+                 on_hq_time: Callable[[datetime], None] = lambda at: None) -> None:
+        self.client, self.store, self.terminal = client, store, terminal
+        self.request_topic = topics.member_request(store, terminal)
+        self.response_topic = topics.member_response(store, terminal)
+        self.timeout, self.cache_ttl = timeout, cache_ttl
+        self.reachable, self.on_hq_time = reachable, on_hq_time
+        self._cache: dict[str, tuple[float, RemoteBalance]] = {}
+
+    async def _ask(self, request: MemberRequest) -> MemberResponse | None:
+        """HQ's answer, or None when HQ cannot be asked or did not answer in time."""
+        if not self.reachable():
+            return None
+        try:
+            reply = await self.client.request(self.request_topic, request.to_json(),
+                                              response_topic=self.response_topic,
+                                              timeout=self.timeout)
+            response = MemberResponse.from_json(reply.payload)
+        except MqttError as exc:
+            log.info("member %s: HQ did not answer: %s", request.op, exc)
+            return None
+        except MessageError as exc:
+            log.warning("member %s: refused HQ's answer: %s", request.op, exc)
+            return None
+        if response.op != request.op:
+            log.warning("member %s: HQ answered a %s", request.op, response.op)
+            return None
+        self.on_hq_time(response.hq_time)
+        return response
+
+    async def balance(self, card_hash: str) -> RemoteBalance | None:
+        """HQ's view of the member; None when HQ knows no such member or did not answer."""
+        try:
+            return await self.find(card_hash)
+        except HqUnreachable:
+            return None
+
+    async def find(self, card_hash: str) -> RemoteBalance | None:
+        """HQ's view of the member, None when HQ answered that it knows no such member;
+        raises :class:`HqUnreachable` when HQ could not be asked or did not answer in time."""
+        cached = self._cache.get(card_hash)
+        if cached is not None and time.monotonic() - cached[0] < self.cache_ttl:
+            return cached[1]
+        response = await self._ask(MemberRequest("lookup", member=card_hash))
+        if response is None:
+            raise HqUnreachable("HQ did not answer the member lookup")
+        if not response.ok or response.balance is None:
+            return None
+        found = RemoteBalance(response.balance, response.tier or "")
+        self._cache[card_hash] = (time.monotonic(), found)
+        return found
+
+    async def hold(self, card_hash: str, points: int, sale_id: str) -> Hold:
+        hold_id = ids.hold_id(self.store, self.terminal, sale_id)
+        response = await self._ask(MemberRequest("hold", member=card_hash, points=points,
+                                                 hold_id=hold_id))
+        if response is None:
+            # HQ unreachable: the caller keeps to the rules' offline allowance; HQ posts the
+            # redemption when the sale's event arrives.
+            return Hold(hold_id, points, offline=True)
+        if not response.ok:
+            raise RedeemRefused(f"HQ refused the hold: {response.error}", "hq.hold")
+        self._cache.pop(card_hash, None)  # the balance HQ will answer has changed
+        return Hold(hold_id, points, offline=False)
+
+    async def void(self, hold: Hold) -> None:
+        if hold.offline:
+            return
+        response = await self._ask(MemberRequest("void", hold_id=hold.id))
+        if response is not None and not response.ok:
+            log.warning("HQ did not void hold %s: %s", hold.id, response.error)

@@ -1,0 +1,322 @@
+"""The JSON messages on the wire, as small frozen dataclasses.
+
+Each has ``to_json() -> bytes`` (canonical JSON) and a strict ``from_json(raw)`` that refuses
+anything malformed, mistyped, unknown or missing with a MessageError naming the field. Times are
+ISO-8601 strings with a zone on the wire and aware datetimes in Python.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar, Self
+
+from terminal.sync import canonical
+
+# The kinds the terminal's ledger store writes to its outbox (LedgerStore._event).
+# ``import``: a till recorded a member HQ already knows (registered at another store).
+EVENT_KINDS = frozenset({"register", "import", "sale", "refund", "void", "exchange", "adjust"})
+COMMAND_NAMES = frozenset({"resync", "print_status", "reload_rules", "report_health"})
+MEMBER_OPS = frozenset({"lookup", "hold", "post", "void"})
+STATUS_STATES = frozenset({"online", "offline"})
+
+
+class MessageError(ValueError):
+    """A message is malformed; ``field`` names the offending field ("" for the whole message)."""
+
+    def __init__(self, kind: str, field_name: str, problem: str) -> None:
+        self.kind = kind
+        self.field = field_name
+        where = f"{kind}.{field_name}" if field_name else kind
+        super().__init__(f"{where}: {problem}")
+
+
+class _Fields:
+    """Typed access to a decoded JSON object that remembers which keys were read."""
+
+    def __init__(self, kind: str, raw: bytes | str) -> None:
+        self.kind = kind
+        try:
+            data = canonical.loads(raw)
+        except canonical.CanonicalError as exc:
+            raise MessageError(kind, "", str(exc)) from None
+        if not isinstance(data, dict):
+            raise MessageError(kind, "", "must be a JSON object")
+        self.data: dict[str, Any] = data
+        self.seen: set[str] = set()
+
+    def error(self, name: str, problem: str) -> MessageError:
+        return MessageError(self.kind, name, problem)
+
+    def get(self, name: str, types: type | tuple[type, ...], *, optional: bool = False) -> Any:
+        self.seen.add(name)
+        if name not in self.data or self.data[name] is None:
+            if optional:
+                return None
+            raise self.error(name, "is required")
+        value = self.data[name]
+        # bool is an int in Python; never accept it where a number is meant.
+        allowed = types if isinstance(types, tuple) else (types,)
+        if isinstance(value, bool) and bool not in allowed:
+            raise self.error(name, f"must be {_names(types)}, not a boolean")
+        if not isinstance(value, types):
+            raise self.error(name, f"must be {_names(types)}, not {type(value).__name__}")
+        return value
+
+    def int(self, name: str, *, minimum: int = 0, optional: bool = False) -> int | None:
+        value = self.get(name, int, optional=optional)
+        if value is not None and value < minimum:
+            raise self.error(name, f"must be at least {minimum}")
+        return value
+
+    def text(self, name: str, *, choices: frozenset[str] | None = None,
+             optional: bool = False) -> str | None:
+        value = self.get(name, str, optional=optional)
+        if value is None:
+            return None
+        if not value or not value.isprintable():
+            raise self.error(name, "must be non-empty printable text")
+        if choices is not None and value not in choices:
+            raise self.error(name, f"{value!r} is not one of {', '.join(sorted(choices))}")
+        return value
+
+    def uuid(self, name: str, *, optional: bool = False) -> str | None:
+        value = self.get(name, str, optional=optional)
+        return None if value is None else _check_uuid(self, name, value)
+
+    def time(self, name: str) -> datetime:
+        value = self.get(name, str)
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise self.error(name, f"{value!r} is not an ISO-8601 time") from None
+        if parsed.tzinfo is None:
+            raise self.error(name, "must carry a time zone")
+        return parsed
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise self.error(unknown[0], "is not a known field")
+
+
+def _names(types: type | tuple[type, ...]) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    return " or ".join({"str": "a string", "int": "an integer", "bool": "a boolean",
+                        "dict": "an object", "list": "a list"}[t.__name__] for t in types)
+
+
+def _check_uuid(fields: _Fields, name: str, value: str) -> str:
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise fields.error(name, f"{value!r} is not a UUID") from None
+    if str(parsed) != value:
+        raise fields.error(name, "must be a UUID in lower-case hyphenated form")
+    return value
+
+
+class _Message:
+    KIND: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in vars(self).items():
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, tuple):
+                value = list(value)
+            if value is not None:
+                out[key] = value
+        return out
+
+    def to_json(self) -> bytes:
+        return canonical.dumps(self.to_dict())
+
+
+@dataclass(frozen=True)
+class Event(_Message):
+    """A terminal's durable event: minted id, sequence within the terminal, session epoch.
+
+    Exactly the envelope ``LedgerStore._event`` writes to the outbox; ``store`` and ``terminal``
+    must match the topic it arrives on (HQ checks: the broker vouches for the topic).
+    """
+
+    KIND: ClassVar[str] = "event"
+    id: str
+    kind: str
+    store: str
+    terminal: str
+    seq: int
+    epoch: int
+    wall_time: datetime
+    time_trusted: bool
+    body: dict[str, Any]
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        f = _Fields(cls.KIND, raw)
+        msg = cls(id=f.uuid("id"), kind=f.text("kind", choices=EVENT_KINDS),
+                  store=f.text("store"), terminal=f.text("terminal"),
+                  seq=f.int("seq", minimum=1), epoch=f.int("epoch", minimum=1),
+                  wall_time=f.time("wall_time"), time_trusted=f.get("time_trusted", bool),
+                  body=f.get("body", dict))
+        f.finish()
+        return msg
+
+
+@dataclass(frozen=True)
+class Ack(_Message):
+    """HQ's application acknowledgement: these ids are durably applied. Carries HQ time."""
+
+    KIND: ClassVar[str] = "ack"
+    ids: tuple[str, ...]
+    hq_time: datetime
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        f = _Fields(cls.KIND, raw)
+        ids = f.get("ids", list)
+        for index, value in enumerate(ids):
+            if not isinstance(value, str):
+                raise f.error(f"ids[{index}]", "must be a string")
+            _check_uuid(f, f"ids[{index}]", value)
+        msg = cls(ids=tuple(ids), hq_time=f.time("hq_time"))
+        f.finish()
+        return msg
+
+
+@dataclass(frozen=True)
+class Status(_Message):
+    """Birth (state online, retained) and death (state offline, the will) of one session.
+
+    ``rejected`` is the latest refusal the terminal reports to HQ (a bundle or a command):
+    ``{what, reason, detail, at}``; each refusal republishes the birth with it.
+    """
+
+    KIND: ClassVar[str] = "status"
+    state: str
+    epoch: int
+    version: str
+    rule_version: int
+    backlog: int
+    devices: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, str] | None = None
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        f = _Fields(cls.KIND, raw)
+        devices = f.get("devices", dict)
+        for name, state in devices.items():
+            if not isinstance(state, str):
+                raise f.error(f"devices.{name}", "must be a string")
+        rejected = f.get("rejected", dict, optional=True)
+        for name, value in (rejected or {}).items():
+            if name not in _REJECTION_FIELDS or not isinstance(value, str):
+                raise f.error(f"rejected.{name}", "must be one of "
+                              f"{', '.join(sorted(_REJECTION_FIELDS))} with a string value")
+        msg = cls(state=f.text("state", choices=STATUS_STATES), epoch=f.int("epoch", minimum=1),
+                  version=f.text("version"), rule_version=f.int("rule_version"),
+                  backlog=f.int("backlog"), devices=devices, rejected=rejected)
+        f.finish()
+        return msg
+
+
+_REJECTION_FIELDS = frozenset({"what", "reason", "detail", "at", "ref"})
+
+
+@dataclass(frozen=True)
+class Command(_Message):
+    """A command from HQ; only the names in COMMAND_NAMES exist."""
+
+    KIND: ClassVar[str] = "command"
+    id: str
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        f = _Fields(cls.KIND, raw)
+        args = f.get("args", dict, optional=True)
+        msg = cls(id=f.uuid("id"), name=f.text("name", choices=COMMAND_NAMES),
+                  args={} if args is None else args)
+        f.finish()
+        return msg
+
+
+@dataclass(frozen=True)
+class MemberRequest(_Message):
+    """lookup(member) | hold(member, points, hold_id) | post(hold_id) | void(hold_id).
+
+    The terminal mints ``hold_id`` so a retried hold is the same hold; MQTT 5 correlation data
+    pairs each request with its response.
+    """
+
+    KIND: ClassVar[str] = "member_request"
+    op: str
+    member: str | None = None
+    points: int | None = None
+    hold_id: str | None = None
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        f = _Fields(cls.KIND, raw)
+        op = f.text("op", choices=MEMBER_OPS)
+        need_member = op in ("lookup", "hold")
+        msg = cls(op=op, member=f.text("member", optional=not need_member),
+                  points=f.int("points", minimum=1, optional=op != "hold"),
+                  hold_id=f.uuid("hold_id", optional=op == "lookup"))
+        f.finish()
+        for name in ("member", "points", "hold_id"):
+            if getattr(msg, name) is not None and name not in _MEMBER_FIELDS[op]:
+                raise f.error(name, f"does not belong in a {op} request")
+        return msg
+
+
+_MEMBER_FIELDS = {"lookup": {"member"}, "hold": {"member", "points", "hold_id"},
+                  "post": {"hold_id"}, "void": {"hold_id"}}
+
+
+@dataclass(frozen=True)
+class MemberResponse(_Message):
+    """HQ's answer: the authoritative balance and tier, or a refusal with its reason."""
+
+    KIND: ClassVar[str] = "member_response"
+    op: str
+    ok: bool
+    hq_time: datetime
+    member: str | None = None
+    balance: int | None = None
+    tier: str | None = None
+    hold_id: str | None = None
+    error: str | None = None
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        f = _Fields(cls.KIND, raw)
+        ok = f.get("ok", bool)
+        balance = f.get("balance", int, optional=True)  # may be negative after an overdraft
+        msg = cls(op=f.text("op", choices=MEMBER_OPS), ok=ok, hq_time=f.time("hq_time"),
+                  member=f.text("member", optional=True), balance=balance,
+                  tier=f.text("tier", optional=True), hold_id=f.uuid("hold_id", optional=True),
+                  error=f.text("error", optional=ok))
+        f.finish()
+        return msg
+
+
+@dataclass(frozen=True)
+class HqState(_Message):
+    """HQ's retained ``{root}/hq/state``: online (birth) or offline (the collector's will).
+    Terminals publish their outbox only while it says online."""
+
+    KIND: ClassVar[str] = "hq_state"
+    state: str
+    hq_time: datetime
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Self:
+        f = _Fields(cls.KIND, raw)
+        msg = cls(state=f.text("state", choices=STATUS_STATES), hq_time=f.time("hq_time"))
+        f.finish()
+        return msg

@@ -1,0 +1,534 @@
+"""paho-mqtt (MQTT 5) driven by the asyncio loop: no paho thread, no ``loop_start``.
+
+The socket is watched with ``add_reader``/``add_writer`` that call ``loop_read``/``loop_write``,
+and a task calls ``loop_misc`` every second (keepalive, timeouts), as paho's docs advise for an
+external event loop. Every paho callback therefore runs on the loop. Only the blocking TCP connect
+and TLS handshake run in a one-thread executor, so an unreachable broker never stalls the till.
+
+``publish`` resolves on PUBACK. It refuses at once while disconnected and fails pending publishes
+when the connection drops: the durable outbox, not paho's in-memory queue, owns redelivery
+(DESIGN promise 3). Subscriptions are remembered and renewed on every reconnect before the
+``on_ready`` callbacks run, so retained bundles arrive after the subscription (promise 5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import logging
+import random
+import socket
+import ssl
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
+
+log = logging.getLogger(__name__)
+
+MISC_INTERVAL = 1.0
+
+
+class MqttError(Exception):
+    """Base of the errors this wrapper raises."""
+
+
+class NotConnected(MqttError):
+    pass
+
+
+class ConnectionLost(MqttError):
+    pass
+
+
+class PublishRefused(MqttError):
+    def __init__(self, topic: str, reason: str) -> None:
+        super().__init__(f"broker refused publish to {topic}: {reason}")
+        self.reason = reason
+
+
+class SubscribeRefused(MqttError):
+    pass
+
+
+class RequestTimeout(MqttError, TimeoutError):
+    pass
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """The CA that signed the broker's certificate, and this client's certificate and key."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(self.cert), str(self.key))
+        return context
+
+
+@dataclass(frozen=True)
+class Will:
+    topic: str
+    payload: bytes
+    qos: int = 1
+    retain: bool = True
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    host: str
+    port: int
+    client_id: str
+    tls: TlsFiles | None = None
+    keepalive: int = 30
+    connect_timeout: float = 5.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    max_inflight: int = 100
+    clean_start: bool = True
+    session_expiry: int = 0  # seconds the broker keeps the session after a drop
+
+
+@dataclass(frozen=True)
+class Message:
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    response_topic: str | None = None
+    correlation_data: bytes | None = None
+    user_properties: tuple[tuple[str, str], ...] = ()
+
+
+Handler = Callable[[Message], Awaitable[None] | None]
+
+
+class Backoff:
+    """Exponential backoff with jitter: half the step is fixed, half random, so a fleet that lost
+    its broker at the same moment does not come back in lockstep."""
+
+    def __init__(self, initial: float, maximum: float, rng: random.Random | None = None) -> None:
+        self.initial, self.maximum = initial, maximum
+        self.rng = rng or random.Random()
+        self.attempt = 0
+
+    def next(self) -> float:
+        step = min(self.maximum, self.initial * 2 ** min(self.attempt, 30))
+        self.attempt += 1
+        return step / 2 + self.rng.uniform(0, step / 2)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass
+class _Subscription:
+    topic_filter: str
+    match_filter: str  # without "$share/{group}/"
+    qos: int
+    ident: int  # MQTT 5 subscription identifier: routes each copy to this filter's handlers
+    handlers: list[Handler] = field(default_factory=list)
+
+
+def _match_filter(topic_filter: str) -> str:
+    if topic_filter.startswith("$share/"):
+        parts = topic_filter.split("/", 2)
+        if len(parts) < 3:
+            raise ValueError(f"shared subscription {topic_filter!r} lacks a group or filter")
+        return parts[2]
+    return topic_filter
+
+
+def _reason(code: Any) -> str:
+    return str(code) if isinstance(code, ReasonCode) else paho.error_string(int(code))
+
+
+class MqttClient:
+    """One MQTT connection kept alive on the running asyncio loop."""
+
+    def __init__(self, config: MqttConfig) -> None:
+        self.config = config
+        self._paho = paho.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id,
+                                 protocol=paho.MQTTv5)
+        self._paho.connect_timeout = config.connect_timeout
+        self._paho.max_inflight_messages_set(config.max_inflight)
+        if config.tls is not None:
+            self._paho.tls_set_context(config.tls.context())
+        for name in ("connect", "disconnect", "publish", "subscribe", "message", "socket_open",
+                     "socket_close", "socket_register_write", "socket_unregister_write"):
+            setattr(self._paho, f"on_{name}", getattr(self, f"_on_{name}"))
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._ready_callbacks: list[Callable[[], Awaitable[None] | None]] = []
+        self._pending_pub: dict[int, asyncio.Future[None]] = {}
+        self._pending_sub: dict[int, asyncio.Future[list[ReasonCode]]] = {}
+        self._requests: dict[bytes, asyncio.Future[Message]] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._fd: int | None = None
+        self._connack: asyncio.Future[bool] | None = None
+        self._lost = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._connected = False
+        self._stopping = False
+        self._supervisor: asyncio.Task[None] | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self.backoff = Backoff(config.backoff_initial, config.backoff_max)
+
+    # ------------------------------------------------------------ public API
+
+    @property
+    def paho(self) -> paho.Client:
+        return self._paho
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def set_will(self, will: Will | None) -> None:
+        """Set (or clear) the last will; it takes effect from the next connection."""
+        if will is None:
+            self._paho.will_clear()
+        else:
+            self._paho.will_set(will.topic, will.payload, will.qos, will.retain)
+
+    def on_ready(self, callback: Callable[[], Awaitable[None] | None]) -> None:
+        """Run ``callback`` after each (re)connection, once subscriptions are renewed."""
+        self._ready_callbacks.append(callback)
+
+    async def start(self) -> None:
+        """Begin connecting (and reconnecting) in the background; returns at once."""
+        if self._supervisor is not None:
+            raise RuntimeError("client already started")
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix=f"mqtt-connect-{self.config.client_id}")
+        self._stopping = False
+        self._supervisor = asyncio.create_task(self._supervise(), name="mqtt-supervisor")
+        self._spawn(self._misc())
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._ready.wait(), timeout)
+
+    async def stop(self, timeout: float = 2.0) -> None:
+        """Disconnect cleanly (the broker does not publish the will) and stop reconnecting."""
+        self._stopping = True
+        if self._connected:
+            self._paho.disconnect()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._lost.wait(), timeout)
+        for task in [t for t in (self._supervisor, *self._tasks) if t is not None]:
+            task.cancel()
+        await asyncio.gather(*(t for t in (self._supervisor, *self._tasks) if t is not None),
+                             return_exceptions=True)
+        self._supervisor = None
+        if self._paho.socket() is not None:  # never connected fully: drop the socket
+            self._drop_socket()
+        self._fail_pending(ConnectionLost("client stopped"))
+        if self._executor is not None:  # a connect in progress ends within connect_timeout
+            await asyncio.to_thread(self._executor.shutdown, True)
+            self._executor = None
+
+    async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
+                      properties: Properties | None = None) -> None:
+        """Publish and wait for the broker's PUBACK (QoS 1) or the write (QoS 0)."""
+        future = self.publish_nowait(topic, payload, qos, retain, properties)
+        try:
+            await future
+        except PublishRefused as exc:
+            raise PublishRefused(topic, exc.reason) from None
+        finally:
+            future.cancel()  # a cancelled caller leaves nothing behind
+
+    def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
+                       properties: Properties | None = None) -> asyncio.Future[None]:
+        """Hand the message to paho now; the future resolves on PUBACK (QoS 1) or the write.
+
+        For a stream of publishes (the outbox) this costs no task per message; raises
+        :class:`NotConnected` at once while disconnected, and the future fails with
+        :class:`ConnectionLost` if the connection drops first.
+        """
+        if not self._connected:
+            raise NotConnected(f"not connected; cannot publish to {topic}")
+        info = self._paho.publish(topic, payload, qos, retain, properties)
+        if info.rc != paho.MQTT_ERR_SUCCESS:
+            raise NotConnected(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        mid = info.mid
+        future: asyncio.Future[None] = self._running_loop().create_future()
+        self._pending_pub[mid] = future
+
+        def forget(done: asyncio.Future[None]) -> None:
+            if self._pending_pub.get(mid) is done:
+                del self._pending_pub[mid]
+        future.add_done_callback(forget)
+        return future
+
+    async def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+        """Call ``handler`` on the loop for each message matching ``topic_filter``.
+
+        Remembered across reconnects; while connected, waits for the broker's SUBACK.
+        """
+        sub = self._subscriptions.get(topic_filter)
+        if sub is None:
+            sub = _Subscription(topic_filter, _match_filter(topic_filter), qos,
+                                len(self._subscriptions) + 1)
+            self._subscriptions[topic_filter] = sub
+            sub.handlers.append(handler)
+            if self._connected:
+                await self._send_subscribe(sub)
+        else:
+            sub.handlers.append(handler)
+
+    async def request(self, topic: str, payload: bytes, *, response_topic: str,
+                      timeout: float) -> Message:
+        """MQTT 5 request/response: publish with a response topic and fresh correlation data,
+        and return the reply carrying the same correlation data, or raise RequestTimeout."""
+        if response_topic not in self._subscriptions:
+            await self.subscribe(response_topic, self._on_response)
+        correlation = uuid.uuid4().bytes
+        future: asyncio.Future[Message] = self._running_loop().create_future()
+        self._requests[correlation] = future
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = response_topic
+        props.CorrelationData = correlation
+        try:
+            async with asyncio.timeout(timeout):
+                await self.publish(topic, payload, 1, False, props)
+                return await future
+        except TimeoutError:
+            raise RequestTimeout(f"no response on {response_topic} within {timeout}s") from None
+        finally:
+            self._requests.pop(correlation, None)
+
+    async def respond(self, request: Message, payload: bytes) -> None:
+        """Answer a request on its response topic with its correlation data."""
+        if not request.response_topic:
+            raise ValueError(f"message on {request.topic} has no response topic")
+        props = Properties(PacketTypes.PUBLISH)
+        if request.correlation_data is not None:
+            props.CorrelationData = request.correlation_data
+        await self.publish(request.response_topic, payload, 1, False, props)
+
+    # ------------------------------------------------------------ connection upkeep
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            raise RuntimeError("client not started")
+        return self._loop
+
+    async def _supervise(self) -> None:
+        loop = self._running_loop()
+        first = True
+        while not self._stopping:
+            self._lost.clear()
+            self._connack = loop.create_future()
+            try:
+                if first:
+                    await loop.run_in_executor(self._executor, self._connect_blocking)
+                else:
+                    await loop.run_in_executor(self._executor, self._paho.reconnect)
+                first = False
+                async with asyncio.timeout(self.config.connect_timeout * 2):
+                    accepted = await self._connack
+                if accepted:
+                    self.backoff.reset()
+                    await self._renew_subscriptions()
+                    self._ready.set()
+                    await self._run_ready_callbacks()
+                await self._lost.wait()
+            except (OSError, ssl.SSLError, TimeoutError, MqttError) as exc:
+                log.warning("MQTT %s:%s: %s", self.config.host, self.config.port, exc)
+                self._drop_socket()
+            self._ready.clear()
+            if not self._stopping:
+                delay = self.backoff.next()
+                log.info("MQTT reconnect in %.1fs", delay)
+                await asyncio.sleep(delay)
+
+    def _connect_blocking(self) -> None:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = self.config.session_expiry
+        self._paho.connect(self.config.host, self.config.port, self.config.keepalive,
+                           clean_start=self.config.clean_start, properties=props)
+
+    def _drop_socket(self) -> None:
+        sock = self._paho.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            self._paho.loop_read()  # paho sees EOF, closes the socket and reports the loss
+
+    async def _misc(self) -> None:
+        while True:
+            await asyncio.sleep(MISC_INTERVAL)
+            if self._paho.socket() is not None:
+                self._paho.loop_misc()
+
+    async def _renew_subscriptions(self) -> None:
+        await asyncio.gather(*(self._send_subscribe(s) for s in self._subscriptions.values()))
+
+    async def _send_subscribe(self, sub: _Subscription) -> None:
+        props = Properties(PacketTypes.SUBSCRIBE)
+        props.SubscriptionIdentifier = sub.ident
+        rc, mid = self._paho.subscribe(sub.topic_filter, options=SubscribeOptions(qos=sub.qos),
+                                       properties=props)
+        if rc != paho.MQTT_ERR_SUCCESS or mid is None:
+            raise NotConnected(f"subscribe failed: {paho.error_string(rc)}")
+        future: asyncio.Future[list[ReasonCode]] = self._running_loop().create_future()
+        self._pending_sub[mid] = future
+        try:
+            codes = await future
+        finally:
+            self._pending_sub.pop(mid, None)
+        if not codes or codes[0].is_failure:
+            raise SubscribeRefused(f"broker refused subscription to {sub.topic_filter}: "
+                                   f"{codes[0] if codes else 'no reason code'}")
+
+    async def _run_ready_callbacks(self) -> None:
+        for callback in self._ready_callbacks:
+            try:
+                result = callback()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("MQTT on_ready callback failed")
+
+    def _spawn(self, coro: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _fail_pending(self, exc: MqttError) -> None:
+        for future in [*self._pending_pub.values(), *self._pending_sub.values()]:
+            if not future.done():
+                future.set_exception(exc)
+
+    # ------------------------------------------------------------ paho callbacks (on the loop)
+
+    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode,
+                    properties: Any) -> None:
+        accepted = not reason.is_failure
+        self._connected = accepted
+        if not accepted:
+            log.warning("MQTT broker refused the connection: %s", reason)
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(accepted)
+
+    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: ReasonCode,
+                       properties: Any) -> None:
+        self._connected = False
+        self._ready.clear()
+        self._fail_pending(ConnectionLost(f"connection lost: {_reason(reason)}"))
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(False)
+        self._lost.set()
+
+    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode,
+                    properties: Any) -> None:
+        future = self._pending_pub.get(mid)
+        if future is None or future.done():
+            return  # a publish nobody waits for any more (it timed out or the link dropped)
+        if reason.is_failure:
+            future.set_exception(PublishRefused("", str(reason)))
+        else:
+            future.set_result(None)
+
+    def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
+                      reasons: list[ReasonCode], properties: Any) -> None:
+        future = self._pending_sub.get(mid)
+        if future is not None and not future.done():
+            future.set_result(reasons)
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        message = Message(
+            topic=msg.topic, payload=bytes(msg.payload), qos=msg.qos, retain=bool(msg.retain),
+            response_topic=getattr(props, "ResponseTopic", None),
+            correlation_data=getattr(props, "CorrelationData", None),
+            user_properties=tuple(getattr(props, "UserProperty", ()) or ()),
+        )
+        # Overlapping filters bring one copy per filter; each copy goes only to its own filter.
+        idents = set(getattr(props, "SubscriptionIdentifier", None) or ())
+        for sub in list(self._subscriptions.values()):
+            if sub.ident in idents if idents else paho.topic_matches_sub(sub.match_filter,
+                                                                         message.topic):
+                for handler in list(sub.handlers):
+                    self._dispatch(handler, message)
+
+    def _dispatch(self, handler: Handler, message: Message) -> None:
+        try:
+            result = handler(message)
+        except Exception:
+            log.exception("MQTT handler for %s failed", message.topic)
+            return
+        if inspect.isawaitable(result):
+            self._spawn(self._guard(result, message.topic))
+
+    @staticmethod
+    async def _guard(awaitable: Awaitable[None], topic: str) -> None:
+        try:
+            await awaitable
+        except Exception:
+            log.exception("MQTT handler for %s failed", topic)
+
+    def _on_response(self, message: Message) -> None:
+        future = self._requests.get(message.correlation_data or b"")
+        if future is None:
+            log.info("MQTT response on %s matches no pending request", message.topic)
+        elif not future.done():
+            future.set_result(message)
+
+    # Socket watching. paho may open the socket (and queue the CONNECT) from the connect thread;
+    # those calls are handed to the loop so that only the loop touches its selectors.
+
+    def _call_on_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            self._running_loop().call_soon_threadsafe(fn, *args)
+
+    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._call_on_loop(self._watch, sock.fileno())
+
+    def _watch(self, fd: int) -> None:
+        self._fd = fd
+        self._running_loop().add_reader(fd, self._paho.loop_read)
+
+    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._call_on_loop(self._unwatch)
+
+    def _unwatch(self) -> None:
+        if self._fd is not None:
+            self._running_loop().remove_reader(self._fd)
+            self._running_loop().remove_writer(self._fd)
+            self._fd = None
+
+    def _on_socket_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._call_on_loop(self._watch_write, sock.fileno())
+
+    def _watch_write(self, fd: int) -> None:
+        if fd == self._fd:
+            self._running_loop().add_writer(fd, self._paho.loop_write)
+
+    def _on_socket_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
+        self._call_on_loop(self._unwatch_write)
+
+    def _unwatch_write(self) -> None:
+        if self._fd is not None:
+            self._running_loop().remove_writer(self._fd)

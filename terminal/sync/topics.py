@@ -1,0 +1,135 @@
+"""The MQTT topic scheme (DESIGN.md, "Topic scheme"), built and parsed in one place.
+
+Terminal topics live under ``{root}/t/{store}/{terminal}/``; the broker's pattern ACL grants a
+terminal exactly that subtree (its certificate's CN is ``{store}/{terminal}``). Member requests and
+responses therefore also sit under it (``members/req``, ``members/resp``), so HQ knows from the
+topic, which the broker enforces, which terminal asked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_ROOT = "posterm/v1"
+
+# Letters, digits, dot, dash, underscore: printable, no MQTT wildcard or separator, no spaces.
+_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+TERMINAL_CHANNELS = ("events", "status", "acks", "cmd", "members/req", "members/resp")
+SHARED_GROUP = "posterm-hq"
+
+
+class TopicError(ValueError):
+    """A topic or an id in it is not part of the scheme."""
+
+
+def check_id(value: str, what: str) -> str:
+    """Return ``value`` if it is a valid store or terminal id, else raise TopicError."""
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise TopicError(f"{what} id {value!r} must be 1-64 characters of A-Z a-z 0-9 . _ - "
+                         "(no '/', '+', '#', spaces or control characters)")
+    return value
+
+
+def check_root(root: str) -> str:
+    parts = root.split("/") if isinstance(root, str) else [""]
+    if not all(_ID.fullmatch(part) for part in parts):
+        raise TopicError(f"topic root {root!r} must be '/'-separated ids (e.g. {DEFAULT_ROOT})")
+    return root
+
+
+@dataclass(frozen=True)
+class TerminalTopic:
+    """A parsed ``{root}/t/{store}/{terminal}/{channel}`` topic."""
+
+    store: str
+    terminal: str
+    channel: str
+
+
+class Topics:
+    """Builders and the parser for one topic root."""
+
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = check_root(root)
+
+    def terminal_base(self, store: str, terminal: str) -> str:
+        return f"{self.root}/t/{check_id(store, 'store')}/{check_id(terminal, 'terminal')}"
+
+    def terminal(self, store: str, terminal: str, channel: str) -> str:
+        if channel not in TERMINAL_CHANNELS:
+            raise TopicError(f"unknown terminal channel {channel!r}")
+        return f"{self.terminal_base(store, terminal)}/{channel}"
+
+    def events(self, store: str, terminal: str) -> str:
+        return self.terminal(store, terminal, "events")
+
+    def status(self, store: str, terminal: str) -> str:
+        return self.terminal(store, terminal, "status")
+
+    def acks(self, store: str, terminal: str) -> str:
+        return self.terminal(store, terminal, "acks")
+
+    def cmd(self, store: str, terminal: str) -> str:
+        return self.terminal(store, terminal, "cmd")
+
+    def member_request(self, store: str, terminal: str) -> str:
+        return self.terminal(store, terminal, "members/req")
+
+    def member_response(self, store: str, terminal: str) -> str:
+        return self.terminal(store, terminal, "members/resp")
+
+    def hq_state(self) -> str:
+        return f"{self.root}/hq/state"
+
+    def bundle(self, scope: str) -> str:
+        return f"{self.root}/bundles/{check_scope(scope)}"
+
+    def scopes_for(self, store: str) -> tuple[str, str]:
+        """The bundle scopes a terminal of ``store`` belongs to, broadest first."""
+        return ("chain", f"store/{check_id(store, 'store')}")
+
+    def all_terminals(self, channel: str, shared: bool = True) -> str:
+        """HQ's filter for one channel of every terminal; shared so collectors split the load."""
+        if channel not in TERMINAL_CHANNELS:
+            raise TopicError(f"unknown terminal channel {channel!r}")
+        topic = f"{self.root}/t/+/+/{channel}"
+        return f"$share/{SHARED_GROUP}/{topic}" if shared else topic
+
+    def parse_terminal(self, topic: str) -> TerminalTopic:
+        """Parse a terminal topic; raise TopicError for anything outside the scheme."""
+        prefix = f"{self.root}/t/"
+        if not isinstance(topic, str) or not topic.startswith(prefix):
+            raise TopicError(f"topic {topic!r} is not under {prefix}")
+        parts = topic[len(prefix):].split("/", 2)
+        if len(parts) != 3:
+            raise TopicError(f"topic {topic!r} lacks store, terminal and channel")
+        store, terminal, channel = parts
+        check_id(store, "store")
+        check_id(terminal, "terminal")
+        if channel not in TERMINAL_CHANNELS:
+            raise TopicError(f"topic {topic!r} has unknown channel {channel!r}")
+        return TerminalTopic(store, terminal, channel)
+
+    def parse_bundle(self, topic: str) -> str:
+        """Return the scope of a bundle topic."""
+        prefix = f"{self.root}/bundles/"
+        if not isinstance(topic, str) or not topic.startswith(prefix):
+            raise TopicError(f"topic {topic!r} is not under {prefix}")
+        return check_scope(topic[len(prefix):])
+
+
+def check_scope(scope: str) -> str:
+    """A scope is ``chain`` or ``store/{store}``."""
+    if scope == "chain":
+        return scope
+    if isinstance(scope, str) and scope.startswith("store/"):
+        check_id(scope[len("store/"):], "store")
+        return scope
+    raise TopicError(f"scope {scope!r} must be 'chain' or 'store/<store id>'")
+
+
+def identity(store: str, terminal: str) -> str:
+    """The certificate CN (and so the broker username) of a terminal: ``{store}/{terminal}``."""
+    return f"{check_id(store, 'store')}/{check_id(terminal, 'terminal')}"

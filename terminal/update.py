@@ -1,0 +1,496 @@
+"""`posterm update`: signed application updates with an automatic trial and rollback.
+
+An update is a wheelhouse (the posterm wheel and its dependencies) with ``manifest.json``::
+
+    {"format": 1, "package": "posterm", "version": "0.2.0",
+     "files": {"posterm-0.2.0-py3-none-any.whl": "<sha256 hex>", ...}}
+
+and ``manifest.sig``: base64 of HQ's Ed25519 root-key signature over ``CONTEXT`` plus the exact
+bytes of manifest.json (the context keeps a manifest signature from passing for a bundle's). It
+comes as a directory or a tar file, announced over MQTT or on a USB stick.
+
+On the terminal (root): the update is copied to a private staging directory, the signature is
+checked against the provisioned HQ key before the manifest is even parsed, every file's hash is
+checked and unlisted files are refused (pip would otherwise pick them up), and the version must be
+newer than the running one and not one that failed before. Then a venv is built offline in
+``{home}/releases/<version>/``, ``previous`` is pointed at the running release and ``current`` is
+switched atomically (a symlink under a temporary name renamed over the old one).
+
+The trial: the daemon writes ``{state_dir}/healthy-<version>`` (:func:`mark_healthy`) once it has
+sent READY=1 and connected to the broker. ``posterm update check`` (posterm-update-check.timer,
+run from the *previous* release) keeps the release when the marker is there, and switches back by
+itself when the trial time passes on one boot, or the box was rebooted too often, without it. The
+trial time counts CLOCK_BOOTTIME, never the wall clock, which a Pi without RTC cannot trust.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+HOME = Path("/var/opt/posterm")  # /opt/posterm links here
+STATE_DIR = Path("/var/lib/posterm")
+CONFIG = STATE_DIR / "posterm.toml"
+MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+CONTEXT = b"posterm update v1\x00"
+TRIAL_SECONDS = 600  # READY=1 and the broker within ten minutes of the first start
+TRIAL_BOOTS = 3  # or at most this many boots into the new release
+SERVICE = "posterm.service"
+
+PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\.whl")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+VERSION = re.compile(r"\d+(\.\d+){0,3}")
+
+Version = tuple[int, ...]
+
+
+class UpdateError(ValueError):
+    """An update that is refused; nothing was installed or switched."""
+
+
+def parse_version(text: str) -> Version:
+    """ "1.2.3" -> (1, 2, 3). Only plain release numbers: they order without ambiguity."""
+    if not isinstance(text, str) or not VERSION.fullmatch(text):
+        raise UpdateError(f"version {text!r} is not of the form 1.2.3")
+    return tuple(int(part) for part in text.split("."))
+
+
+@dataclass(frozen=True)
+class Manifest:
+    package: str
+    version: str
+    files: dict[str, str]  # wheel file name -> sha256 hex
+
+
+def manifest_bytes(package: str, version: str, files: dict[str, str]) -> bytes:
+    """The canonical manifest.json for these fields."""
+    document = {"format": 1, "package": package, "version": version, "files": files}
+    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+
+
+def write_manifest(
+    directory: Path, package: str, version: str, sign: Callable[[bytes], bytes]
+) -> None:
+    """HQ side: hash the wheels in ``directory`` and write manifest.json and manifest.sig.
+
+    ``sign`` is the root key's signing function (``Ed25519PrivateKey.sign``)."""
+    files = {p.name: _sha256(p) for p in sorted(directory.glob("*.whl"))}
+    data = manifest_bytes(package, version, files)
+    (directory / MANIFEST).write_bytes(data)
+    (directory / SIGNATURE).write_text(base64.b64encode(sign(CONTEXT + data)).decode() + "\n")
+
+
+def verify(staging: Path, public_key: Any) -> Manifest:
+    """Check the signature, then the manifest, then every file in ``staging``."""
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        data = (staging / MANIFEST).read_bytes()
+        signature = base64.b64decode((staging / SIGNATURE).read_text().strip(), validate=True)
+    except FileNotFoundError as exc:
+        raise UpdateError(f"the update has no {Path(exc.filename).name}") from None
+    except binascii.Error:
+        raise UpdateError(f"{SIGNATURE} is not base64") from None
+    try:
+        public_key.verify(signature, CONTEXT + data)
+    except InvalidSignature:
+        raise UpdateError(f"{MANIFEST} is not signed by the provisioned HQ key") from None
+    manifest = _parse_manifest(data)
+    present = {p.name for p in staging.iterdir()} - {MANIFEST, SIGNATURE}
+    if unlisted := sorted(present - manifest.files.keys()):
+        raise UpdateError(f"files not in the manifest: {', '.join(unlisted)}")
+    for name, digest in manifest.files.items():
+        if name not in present:
+            raise UpdateError(f"{name} is listed in the manifest but missing")
+        if _sha256(staging / name) != digest:
+            raise UpdateError(f"{name} does not match its sha256 in the manifest (corrupted?)")
+    return manifest
+
+
+def _parse_manifest(data: bytes) -> Manifest:
+    try:
+        document = json.loads(data)
+    except ValueError:
+        raise UpdateError(f"{MANIFEST} is not JSON") from None
+    if not isinstance(document, dict) or document.get("format") != 1:
+        raise UpdateError(f"{MANIFEST}: format must be 1")
+    package, version, files = (document.get(k) for k in ("package", "version", "files"))
+    if not isinstance(package, str) or not PACKAGE.fullmatch(package):
+        raise UpdateError(f"{MANIFEST}: package {package!r} is not a package name")
+    parse_version(version)
+    if not isinstance(files, dict) or not files:
+        raise UpdateError(f"{MANIFEST}: files must list the wheels")
+    for name, digest in files.items():
+        if (
+            not FILE_NAME.fullmatch(name)
+            or not isinstance(digest, str)
+            or not SHA256.fullmatch(digest)
+        ):
+            raise UpdateError(f"{MANIFEST}: files: {name!r} needs a wheel name and sha256 hex")
+    return Manifest(package, version, dict(files))
+
+
+def stage(source: Path, staging: Path) -> None:
+    """Copy an update's regular files (from a directory or a tar file) into ``staging``.
+
+    Only flat regular files: links, devices and sub-directories are refused, so nothing from the
+    update can point outside ``staging``."""
+    if source.is_dir():
+        for entry in source.iterdir():
+            if entry.is_symlink() or not entry.is_file():
+                raise UpdateError(f"{entry}: only plain files belong in an update")
+            shutil.copyfile(entry, staging / entry.name)
+        return
+    try:
+        with tarfile.open(source) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if member.isdir():
+                    continue
+                if not member.isfile() or name in ("", ".", ".."):
+                    raise UpdateError(
+                        f"{source}: {member.name}: only plain files belong in an update"
+                    )
+                if (staging / name).exists():
+                    raise UpdateError(f"{source}: {name} appears twice")
+                src = tar.extractfile(member)
+                assert src is not None  # a regular file always has contents
+                with src, open(staging / name, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    except (tarfile.TarError, FileNotFoundError) as exc:
+        raise UpdateError(f"{source}: not an update directory or tar file ({exc})") from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- releases, the switch and the trial -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Clock:
+    """What the trial measures time by: this boot's id and the seconds since boot."""
+
+    boot_id: str
+    uptime: float
+
+    @classmethod
+    def system(cls) -> Clock:
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return cls(boot_id, time.clock_gettime(time.CLOCK_BOOTTIME))
+
+
+@dataclass
+class Trial:
+    version: str
+    previous: str
+    seconds: float
+    boot_id: str
+    started: float  # uptime on boot_id when the trial (re)started counting
+    boots: int = 1
+
+
+class Releases:
+    """The tree ``{home}/releases/<version>/``, ``current``, ``previous``, ``trial.json``,
+    ``failed/<version>``."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.releases = home / "releases"
+        self.trial_file = home / "trial.json"
+        self.failed = home / "failed"
+
+    def version(self, link: str) -> str | None:
+        """The release ``current`` or ``previous`` points at."""
+        try:
+            return Path(os.readlink(self.home / link)).name
+        except FileNotFoundError:
+            return None
+
+    def point(self, link: str, version: str) -> None:
+        """Point ``link`` at ``version`` atomically: a new symlink renamed over the old one."""
+        tmp = self.home / f".{link}.new"
+        tmp.unlink(missing_ok=True)
+        os.symlink(f"releases/{version}", tmp)
+        os.replace(tmp, self.home / link)
+        _fsync_dir(self.home)
+
+    def trial(self) -> Trial | None:
+        try:
+            return Trial(**json.loads(self.trial_file.read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError) as exc:
+            raise UpdateError(
+                f"{self.trial_file} is unreadable ({exc}); roll back by hand"
+            ) from None
+
+    def save_trial(self, trial: Trial) -> None:
+        tmp = self.trial_file.with_name(".trial.json.new")
+        tmp.write_text(json.dumps(asdict(trial)))
+        os.replace(tmp, self.trial_file)
+        _fsync_dir(self.home)
+
+    def end_trial(self) -> None:
+        self.trial_file.unlink(missing_ok=True)
+        _fsync_dir(self.home)
+
+    def has_failed(self, version: str) -> bool:
+        return (self.failed / version).exists()
+
+    def mark_failed(self, version: str, reason: str) -> None:
+        self.failed.mkdir(exist_ok=True)
+        (self.failed / version).write_text(reason + "\n")
+
+    def prune(self) -> list[str]:
+        """Delete releases other than current and previous; returns their versions."""
+        keep = {self.version("current"), self.version("previous")}
+        removed = []
+        for release in sorted(self.releases.iterdir()):
+            if release.name not in keep:
+                shutil.rmtree(release)
+                removed.append(release.name)
+        return removed
+
+
+def install(
+    source: Path,
+    home: Path,
+    state_dir: Path,
+    public_key: Any,
+    clock: Clock,
+    python: str = "/usr/bin/python3",
+    trial_seconds: float = TRIAL_SECONDS,
+) -> str:
+    """Verify and install the update at ``source``, switch to it and start its trial.
+
+    Returns the new version. Raises :class:`UpdateError` with nothing switched."""
+    releases = Releases(home)
+    releases.releases.mkdir(parents=True, exist_ok=True)
+    if (running := releases.trial()) is not None:
+        raise UpdateError(f"the trial of {running.version} is still running; wait for it")
+    with tempfile.TemporaryDirectory(prefix=".staging-", dir=home) as tmp:
+        staging = Path(tmp)
+        stage(source, staging)
+        manifest = verify(staging, public_key)
+        current = releases.version("current")
+        if current is not None and parse_version(manifest.version) <= parse_version(current):
+            raise UpdateError(f"version {manifest.version} is not newer than the running {current}")
+        if releases.has_failed(manifest.version):
+            raise UpdateError(f"version {manifest.version} failed its trial before; not again")
+        _build_release(releases.releases / manifest.version, staging, manifest, python)
+    (state_dir / f"healthy-{manifest.version}").unlink(missing_ok=True)
+    if current is not None:
+        releases.point("previous", current)
+        releases.save_trial(
+            Trial(manifest.version, current, trial_seconds, clock.boot_id, clock.uptime)
+        )
+    releases.point("current", manifest.version)
+    return manifest.version
+
+
+def _build_release(target: Path, staging: Path, manifest: Manifest, python: str) -> None:
+    """A venv at ``target`` with the update installed offline; removed again if anything fails.
+
+    Built in place: a venv's scripts name its path, so it cannot be built elsewhere and moved."""
+    if target.exists():
+        shutil.rmtree(target)  # a leftover of an interrupted install, never current or previous
+    steps = [
+        # System site packages: Debian's python3-evdev (PyPI has no aarch64 wheel).
+        [python, "-m", "venv", "--system-site-packages", str(target)],
+        [str(target / "bin/python"), "-m", "pip", "install", "--quiet", "--no-index",
+         "--no-cache-dir", "--find-links", str(staging), f"{manifest.package}=={manifest.version}"],
+    ]  # fmt: skip
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            shutil.rmtree(target, ignore_errors=True)
+            detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
+            raise UpdateError(f"installing {manifest.version} failed: {' / '.join(detail)}")
+
+
+def mark_healthy(state_dir: Path, version: str) -> None:
+    """For the daemon: this version sent READY=1 and reached the broker; the trial may end."""
+    marker = state_dir / f"healthy-{version}"
+    if not marker.exists():
+        marker.write_text(f"{time.time():.0f}\n")
+
+
+def check(home: Path, state_dir: Path, clock: Clock, boots: int = TRIAL_BOOTS) -> str:
+    """One look at the trial: keep the release, keep waiting, or roll back. Says which."""
+    releases = Releases(home)
+    trial = releases.trial()
+    if trial is None:
+        return "no update on trial"
+    if (state_dir / f"healthy-{trial.version}").exists():
+        releases.end_trial()
+        pruned = releases.prune()
+        return f"kept {trial.version}" + (f" (removed {', '.join(pruned)})" if pruned else "")
+    if clock.boot_id != trial.boot_id:
+        trial.boots += 1
+        trial.boot_id, trial.started = clock.boot_id, clock.uptime
+        if trial.boots > boots:
+            return rollback(home, f"{trial.version} was not healthy in {boots} boots")
+        releases.save_trial(trial)
+    elif clock.uptime - trial.started >= trial.seconds:
+        return rollback(home, f"{trial.version} was not healthy within {trial.seconds:.0f} s")
+    left = trial.seconds - (clock.uptime - trial.started)
+    return f"{trial.version} on trial, boot {trial.boots} of {boots}, {left:.0f} s left"
+
+
+def rollback(home: Path, reason: str) -> str:
+    """Switch ``current`` back to ``previous`` and remember the version that failed."""
+    releases = Releases(home)
+    previous = releases.version("previous")
+    current = releases.version("current")
+    if previous is None or current is None or previous == current:
+        raise UpdateError("there is no previous release to go back to")
+    releases.point("current", previous)
+    releases.mark_failed(current, reason)
+    releases.end_trial()
+    return f"rolled back to {previous}: {reason}"
+
+
+# --- command line -------------------------------------------------------------------------------
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", type=Path, default=HOME, help=f"releases tree (default {HOME})")
+    common.add_argument(
+        "--state-dir",
+        type=Path,
+        default=STATE_DIR,
+        help=f"where the daemon writes healthy-<version> (default {STATE_DIR})",
+    )
+    common.add_argument(
+        "--restart", action="store_true", help=f"restart {SERVICE} after a switch (as the units do)"
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    inst = sub.add_parser(
+        "install", parents=[common], help="verify, install and switch to an update"
+    )
+    inst.add_argument("source", type=Path, help="update directory or tar file")
+    inst.add_argument(
+        "--config",
+        type=Path,
+        default=CONFIG,
+        help=f"daemon config naming the HQ key (default {CONFIG})",
+    )
+    inst.add_argument(
+        "--trial-seconds",
+        type=float,
+        default=TRIAL_SECONDS,
+        help=f"time to become healthy before rollback (default {TRIAL_SECONDS})",
+    )
+    inst.add_argument("--python", default="/usr/bin/python3", help="interpreter for the venv")
+    inst.add_argument(
+        "--consume",
+        action="store_true",
+        help="empty the source directory afterwards, installed or refused",
+    )
+    sub.add_parser("check", parents=[common], help="keep a healthy release on trial or roll back")
+    sub.add_parser("rollback", parents=[common], help="go back to the previous release now")
+    sub.add_parser("status", parents=[common], help="show current, previous and any trial")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        message, switched = _act(args)
+    except (UpdateError, OSError) as exc:
+        print(f"update {args.action}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if getattr(args, "consume", False) and args.source.is_dir():
+            _empty(args.source)
+    print(message)
+    if switched and args.restart:
+        subprocess.run(["systemctl", "reset-failed", SERVICE], check=False)
+        subprocess.run(["systemctl", "restart", "--no-block", SERVICE], check=True)
+    return 0
+
+
+def _act(args: argparse.Namespace) -> tuple[str, bool]:
+    """Runs the action; returns what to say and whether ``current`` changed."""
+    if args.action == "install":
+        key = _hq_key(args.config)
+        clock = Clock.system()
+        version = install(
+            args.source, args.home, args.state_dir, key, clock, args.python, args.trial_seconds
+        )
+        return f"switched to {version}; on trial until healthy", True
+    if args.action == "check":
+        outcome = check(args.home, args.state_dir, Clock.system())
+        return outcome, outcome.startswith("rolled back")
+    if args.action == "rollback":
+        return rollback(args.home, "rolled back by hand"), True
+    releases = Releases(args.home)
+    trial = releases.trial()
+    lines = [f"current: {releases.version('current')}", f"previous: {releases.version('previous')}"]
+    lines.append(f"trial: {trial.version} ({trial.boots} boot(s))" if trial else "trial: none")
+    return "\n".join(lines), False
+
+
+def _empty(directory: Path) -> None:
+    """Clear what the daemon left for the installer, so the path unit does not fire again."""
+    for entry in directory.iterdir():
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
+def _hq_key(config: Path) -> Any:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key_file = tomllib.loads(config.read_text())["hq"]["root_public_key_file"]
+        key = load_pem_public_key(Path(key_file).read_bytes())
+    except (OSError, KeyError, tomllib.TOMLDecodeError, ValueError) as exc:
+        raise UpdateError(f"{config}: no usable [hq] root_public_key_file ({exc!r})") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise UpdateError(f"{key_file}: not an Ed25519 public key")
+    return key
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m terminal.update``: what the units run, independent of the dispatcher."""
+    parser = argparse.ArgumentParser(prog="posterm update")
+    configure(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

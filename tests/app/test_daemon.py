@@ -1,0 +1,143 @@
+"""`posterm run --simulate` as systemd runs it: READY=1, WATCHDOG=1, clean exit on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _collect(sock: socket.socket, until: str, deadline: float) -> list[str]:
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        sock.settimeout(max(0.05, deadline - time.monotonic()))
+        try:
+            seen.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+        if any(until in message.split("\n") for message in seen):
+            break
+    return seen
+
+
+def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000",
+           "PYTHONUNBUFFERED": "1"}
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "terminal.cli", "run", "--simulate", "--state-dir",
+         str(tmp_path / "sim")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )
+    try:
+        ready = _collect(sock, "READY=1", time.monotonic() + 60)
+        assert any("READY=1" in m.split("\n") for m in ready), ready
+        pings = _collect(sock, "WATCHDOG=1", time.monotonic() + 5)
+        assert any("WATCHDOG=1" in m.split("\n") for m in pings), pings
+        assert proc.stdin is not None
+        proc.stdin.write(b"1234 enter\n12.5 dept1\n")  # a sale in progress at SIGTERM
+        proc.stdin.flush()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    assert proc.returncode == 0, err.decode()
+    assert b"stopped cleanly" in err
+    assert "TOTAL          12.50" in out.decode()
+    # Ready with no HQ to reach: the release confirmed itself for the update check.
+    from terminal import __version__
+    assert (tmp_path / "sim" / f"healthy-{__version__}").exists()
+    assert any(m.startswith("STATUS=") or "\nSTATUS=" in m for m in ready + pings)
+
+
+def test_simulation_runs_the_terminal_of_the_given_config(tmp_path: Path) -> None:
+    """`posterm run --simulate --config FILE` used to ignore FILE and sell on the demo state."""
+    from terminal.sim.demo import HERE, demo_rules
+
+    (tmp_path / "card.key").write_text("k" * 32)
+    config = tmp_path / "till.toml"
+    config.write_text(f"""
+[terminal]
+store = "S042"
+terminal_id = "T07"
+[paths]
+state_dir = "{tmp_path / 'till'}"
+[loyalty]
+rules_file = "{demo_rules().resolve()}"
+card_key_file = "{tmp_path / 'card.key'}"
+catalogue_file = "{HERE / 'demo_catalogue.toml'}"
+departments = ["fresh", "household"]
+[input.keypad]
+backend = "simulated"
+role = "keypad"
+[printer]
+backend = "dummy"
+[pole]
+backend = "pty"
+""")
+    result = subprocess.run(
+        [sys.executable, "-m", "terminal.cli", "run", "--simulate", "--state-dir",
+         str(tmp_path / "demo"), "--config", str(config)],
+        input=b"1234 enter\n12.5 dept1\ncash\n", capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr.decode()
+    assert "Sale S042-T07-0001" in result.stdout.decode()
+    assert (tmp_path / "till" / "ledger.db").exists()
+    assert not (tmp_path / "demo").exists()
+
+
+def test_unprovisioned_daemon_waits_for_its_config(tmp_path: Path) -> None:
+    """No config yet: READY=1 with the reason in STATUS=, watchdog pings, and an exit asking
+    systemd for a restart (EX_TEMPFAIL) as soon as provisioning writes the config."""
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    config = tmp_path / "posterm.toml"
+    env = {**os.environ, "NOTIFY_SOCKET": address, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run", "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        ready = _collect(sock, "READY=1", time.monotonic() + 30)
+        assert any("STATUS=not provisioned" in m for m in ready), ready
+        assert proc.poll() is None  # it waits rather than failing in a restart loop
+        config.write_text("# written by posterm provision\n")
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    assert proc.returncode == 75, err.decode()
+    assert b"not provisioned" in err
+
+
+def test_freshly_provisioned_terminal_prints_its_status_page(tmp_path: Path) -> None:
+    from terminal.provision import STATUS_PAGE_MARKER
+
+    state = tmp_path / "sim"
+    state.mkdir()
+    (state / STATUS_PAGE_MARKER).write_bytes(b"")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "terminal.cli", "run", "--simulate", "--state-dir", str(state)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    page = state / "receipts" / "status.txt"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+                not page.exists() or (state / STATUS_PAGE_MARKER).exists()):
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    text = page.read_text(encoding="utf-8")
+    assert "S001 / T01" in text and "software" in text and "keypad" in text, text
+    assert not (state / STATUS_PAGE_MARKER).exists()  # once only

@@ -1,0 +1,301 @@
+"""Provisioning from the technician's file: the daemon config, credentials and their permissions,
+refusals that name the key and change nothing, and the file's removal."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import stat
+import tomllib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
+
+from terminal import provision
+
+OWNER = (4242, 4243) if os.geteuid() == 0 else (os.getuid(), os.getgid())
+
+
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+class Pki:
+    """A throw-away CA that signs what the terminal asks for."""
+
+    def __init__(self) -> None:
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.now(UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(_name("chain CA"))
+            .issuer_name(_name("chain CA"))
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=365))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+
+    def pem(self) -> str:
+        return self.cert.public_bytes(serialization.Encoding.PEM).decode()
+
+    def sign(self, csr: x509.CertificateSigningRequest) -> str:
+        now = datetime.now(UTC)
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(csr.subject)
+            .issuer_name(self.cert.subject)
+            .public_key(csr.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30))
+            .sign(self.key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return Pki()
+
+
+@pytest.fixture(scope="module")
+def hq_public_pem() -> str:
+    key = Ed25519PrivateKey.generate().public_key()
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_bytes(serialization.Encoding.PEM, spki).decode()
+
+
+def good_file(pki: Pki, hq_public_pem: str, extra_broker: str = "") -> str:
+    return f"""
+[terminal]
+store = "S001"
+terminal_id = "T01"
+
+[broker]
+host = "mqtt.chain.example"
+port = 8883
+ca = '''{pki.pem()}'''
+{extra_broker}
+
+[hq]
+root_public_key = '''{hq_public_pem}'''
+
+[udev]
+printer = "04B8:0202"
+pole_display = "067b:2303"
+
+[printer]
+backend = "usb"
+columns = 48
+cut = true
+
+[pole_display]
+port = "/dev/posterm/pole-display"
+protocol = "cd5220"
+
+[[keymap.keys]]
+code = "KEY_KP1"
+action = "digit"
+"""
+
+
+def run_cli(tmp_path: Path, source: Path, *extra: str) -> int:
+    parser = argparse.ArgumentParser()
+    provision.configure(parser)
+    args = parser.parse_args(
+        [
+            "--from",
+            str(source),
+            "--state-dir",
+            str(tmp_path / "state"),
+            "--error-file",
+            str(source.with_name("posterm-provision-error.txt")),
+            "--udev-rules",
+            str(tmp_path / "90-posterm-devices.rules"),
+            *extra,
+        ]
+    )
+    args.owner = None  # the files stay the test's; ownership is tested through provision()
+    return provision.run(args)
+
+
+def test_good_file_writes_config_credentials_and_removes_the_file(
+    tmp_path: Path, pki: Pki, hq_public_pem: str
+) -> None:
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    source = boot / "posterm-provision.toml"
+    source.write_text(good_file(pki, hq_public_pem))
+
+    assert run_cli(tmp_path, source) == 0
+
+    state = tmp_path / "state"
+    config = tomllib.loads((state / "posterm.toml").read_text())
+    creds = state / "credentials"
+    assert config["terminal"] == {"store": "S001", "terminal_id": "T01"}
+    assert config["broker"] == {
+        "host": "mqtt.chain.example",
+        "port": 8883,
+        "ca_file": str(creds / "broker-ca.pem"),
+        "cert_file": str(creds / "terminal.crt"),
+        "key_file": str(creds / "terminal.key"),
+    }
+    assert config["hq"] == {"root_public_key_file": str(creds / "hq-root.pub")}
+    # Device sections pass through unchanged, arrays of tables included.
+    assert config["printer"] == {"backend": "usb", "columns": 48, "cut": True}
+    assert config["keymap"] == {"keys": [{"code": "KEY_KP1", "action": "digit"}]}
+    assert "udev" not in config
+    assert not source.exists()
+    assert (creds / "hq-root.pub").read_text() == hq_public_pem
+    csr = x509.load_pem_x509_csr((boot / "posterm-S001-T01.csr").read_bytes())
+    assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "S001/T01"
+    key = serialization.load_pem_private_key((creds / "terminal.key").read_bytes(), None)
+    assert csr.public_key() == key.public_key()
+    rules = (tmp_path / "90-posterm-devices.rules").read_text()
+    assert 'ATTRS{idVendor}=="04b8", ATTRS{idProduct}=="0202"' in rules
+    assert 'SYMLINK+="posterm/pole-display"' in rules
+    assert provision.is_provisioned(state)
+    facts = provision.status_facts(state)
+    assert facts["terminal"] == "T01" and facts["store"] == "S001"
+    assert facts["broker"] == "mqtt.chain.example:8883"
+    assert facts["certificate"].startswith("waiting")
+
+
+def test_files_get_tight_modes_and_the_service_owner(
+    tmp_path: Path, pki: Pki, hq_public_pem: str
+) -> None:
+    prov = provision.parse(good_file(pki, hq_public_pem), "f.toml")
+    provision.provision(prov, tmp_path, OWNER)
+    expected = {
+        "posterm.toml": 0o640,
+        "credentials": 0o750,
+        "credentials/terminal.key": 0o600,
+        "credentials/broker-ca.pem": 0o640,
+        "credentials/hq-root.pub": 0o640,
+        "credentials/terminal.csr": 0o644,
+    }
+    for name, mode in expected.items():
+        st = (tmp_path / name).stat()
+        assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (mode, *OWNER), name
+    assert not list(tmp_path.rglob(".*.tmp"))
+
+
+BAD = [
+    ('store = "S001"', 'store = "S 001"', "[terminal] store"),
+    ('store = "S001"', 'store = "S/001"', "[terminal] store"),
+    ('terminal_id = "T01"', "", "[terminal] terminal_id: missing"),
+    ('terminal_id = "T01"', "terminal_id = 1", "[terminal] terminal_id: must be a string"),
+    ('host = "mqtt.chain.example"', 'host = "mqtt_chain!"', "[broker] host"),
+    ("port = 8883", "port = 70000", "[broker] port: 70000 is not a port"),
+    ("port = 8883", 'port = "8883"', "[broker] port: must be a whole number"),
+    ("port = 8883", "prot = 8883", "[broker] prot: unknown key"),
+    ("ca = '''-----BEGIN", "ca = '''-----BEGIN CERTIFICATE-----\nAAAA", "[broker] ca: not a PEM"),
+    ("root_public_key = '''", "root_public_key = '''x", "[hq] root_public_key"),
+    ('printer = "04B8:0202"', 'printer = "04b8-0202"', "[udev] printer"),
+    ('printer = "04B8:0202"', 'printr = "04b8:0202"', "[udev] printr: unknown key"),
+    ("[terminal]", 'mode = "x"\n[terminal]', "mode: top-level keys must be [sections]"),
+    ("[printer]", "[Printer]", "[Printer]: not a valid section name"),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "named"), BAD, ids=[b[2] for b in BAD])
+def test_bad_key_is_refused_by_name_and_the_last_good_config_stays(
+    tmp_path: Path, pki: Pki, hq_public_pem: str, old: str, new: str, named: str
+) -> None:
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    source = boot / "posterm-provision.toml"
+    source.write_text(good_file(pki, hq_public_pem))
+    assert run_cli(tmp_path, source) == 0
+    state = tmp_path / "state"
+    before = {p: p.read_bytes() for p in state.rglob("*") if p.is_file()}
+
+    text = good_file(pki, hq_public_pem)
+    assert old in text
+    source.write_text(text.replace(old, new, 1))
+    assert run_cli(tmp_path, source) == 1
+
+    error = (boot / "posterm-provision-error.txt").read_text()
+    assert named in error and str(source) in error
+    assert {p: p.read_bytes() for p in state.rglob("*") if p.is_file()} == before
+    assert source.exists()  # kept for the technician to correct
+
+
+def test_hq_key_of_the_wrong_kind_is_refused(tmp_path: Path, pki: Pki) -> None:
+    with pytest.raises(
+        provision.ProvisionError, match=r"\[hq\] root_public_key: must be an Ed25519"
+    ):
+        provision.parse(
+            good_file(
+                pki,
+                pki.cert.public_key()
+                .public_bytes(
+                    serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+                )
+                .decode(),
+            ),
+            "f.toml",
+        )
+
+
+def test_signed_certificate_installs_and_the_key_stays(
+    tmp_path: Path, pki: Pki, hq_public_pem: str
+) -> None:
+    first = provision.provision(provision.parse(good_file(pki, hq_public_pem), "f"), tmp_path)
+    key_before = (tmp_path / "credentials/terminal.key").read_bytes()
+    assert first.csr is not None
+    signed = pki.sign(x509.load_pem_x509_csr(first.csr.read_bytes()))
+
+    text = good_file(pki, hq_public_pem, f"certificate = '''{signed}'''")
+    second = provision.provision(provision.parse(text, "f"), tmp_path)
+
+    assert second.csr is None
+    assert (tmp_path / "credentials/terminal.key").read_bytes() == key_before
+    assert (tmp_path / "credentials/terminal.crt").read_text() == signed
+    assert not (tmp_path / "credentials/terminal.csr").exists()
+    assert "CN=S001/T01" in provision.status_facts(tmp_path)["certificate"]
+
+
+def test_certificate_for_another_key_is_refused(
+    tmp_path: Path, pki: Pki, hq_public_pem: str
+) -> None:
+    provision.provision(provision.parse(good_file(pki, hq_public_pem), "f"), tmp_path)
+    config_before = (tmp_path / "posterm.toml").read_bytes()
+    other = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(_name("S001/T01"))
+        .sign(other, hashes.SHA256())
+    )
+    text = good_file(pki, hq_public_pem, f"certificate = '''{pki.sign(csr)}'''")
+    with pytest.raises(provision.ProvisionError, match=r"\[broker\] certificate: does not match"):
+        provision.provision(provision.parse(text, "f"), tmp_path)
+    assert (tmp_path / "posterm.toml").read_bytes() == config_before
+    assert not (tmp_path / "credentials/terminal.crt").exists()
+
+
+def test_private_key_without_certificate_is_refused(pki: Pki, hq_public_pem: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    text = good_file(pki, hq_public_pem, f"private_key = '''{key.decode()}'''")
+    with pytest.raises(provision.ProvisionError, match=r"\[broker\] private_key: given without"):
+        provision.parse(text, "f")
+
+
+def test_not_provisioned_without_config(tmp_path: Path) -> None:
+    assert not provision.is_provisioned(tmp_path)
+    assert provision.status_facts(tmp_path) == {}
+    (tmp_path / "posterm.toml").write_text("not toml [")
+    assert not provision.is_provisioned(tmp_path)

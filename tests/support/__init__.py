@@ -1,0 +1,1 @@
+"""Test support: real servers (Mosquitto, PostgreSQL) and certificates made on the spot."""

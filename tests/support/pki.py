@@ -1,0 +1,80 @@
+"""A throw-away PKI: a CA, a server certificate for loopback, client certificates by CN."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+
+@dataclass(frozen=True)
+class CertFiles:
+    cert: Path
+    key: Path
+
+
+def _write_key(key: ec.EllipticCurvePrivateKey, path: Path) -> None:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                       serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    path.chmod(0o600)
+
+
+class CertificateAuthority:
+    """A CA that writes PEM files into ``directory``."""
+
+    def __init__(self, directory: Path, name: str = "posterm test CA") -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+        self.key = ec.generate_private_key(ec.SECP256R1())
+        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        now = datetime.now(UTC)
+        self.cert = (
+            x509.CertificateBuilder().subject_name(self.name).issuer_name(self.name)
+            .public_key(self.key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                         False), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.ca_file = directory / "ca.crt"
+        self.ca_file.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
+
+    def _issue(self, cn: str, file_stem: str, server: bool) -> CertFiles:
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = datetime.now(UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+            .issuer_name(self.name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False)
+        )
+        if server:
+            builder = builder.add_extension(x509.SubjectAlternativeName([
+                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                critical=False)
+        cert = builder.sign(self.key, hashes.SHA256())
+        files = CertFiles(self.directory / f"{file_stem}.crt", self.directory / f"{file_stem}.key")
+        files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key, files.key)
+        return files
+
+    def server(self) -> CertFiles:
+        """A server certificate for 127.0.0.1 and localhost."""
+        return self._issue("localhost", "server", server=True)
+
+    def client(self, cn: str) -> CertFiles:
+        """A client certificate; the broker takes ``cn`` as the username (e.g. ``S001/T01``)."""
+        return self._issue(cn, "client-" + cn.replace("/", "_"), server=False)

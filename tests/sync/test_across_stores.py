@@ -1,0 +1,261 @@
+"""A member from another store (DESIGN promise 4): registered and earning at S002, served at
+S001 from HQ's answer, redeeming HQ's points there, online and with HQ cut off.
+
+Both tills are built as the daemon builds them (``bootstrap.build`` from [broker]/[hq] config)
+and driven through the simulation console; HQ's collector runs in this process too. That is safe
+because every ledger call in the process (each till's ledger executor, each link's ledger thread,
+HQ's) binds the models to its own database under one lock (``terminal.loyalty.store.binding``).
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+from terminal.bootstrap import Terminal, build
+from terminal.config import parse_config
+from terminal.hq.collector import Collector
+from terminal.hq.models import AppliedEvent, MemberHold
+from terminal.loyalty.store.models import Member
+from terminal.sim.console import Console
+from terminal.sim.demo import seed_demo
+from terminal.sync.link import MqttHqLink
+from tests.support.till_config import till_config_data
+from tests.sync.conftest import run
+from tests.sync.harness import CARD_KEY, Chain, until
+
+CARD = "8000111122"  # registered at S002
+STRANGER = "8000333344"  # registered at S002 while S001 cannot reach HQ
+PHONES = {CARD: "13912340001", STRANGER: "13912340002"}
+
+
+def _config(tmp: Path, chain: Chain, store: str) -> Any:
+    mqtt = (chain.broker, chain.pki.client(f"{store}/T01"), chain.keys.root_pub)
+    return parse_config(till_config_data(tmp / store, tmp / "card.key", store, mqtt=mqtt),
+                        f"{store}.toml")
+
+
+class Store:
+    """One till on simulated hardware, driven by console lines."""
+
+    def __init__(self, terminal: Terminal) -> None:
+        self.terminal = terminal
+        self.console = Console(terminal, io.StringIO())
+        assert isinstance(terminal.link, MqttHqLink)
+        self.link: MqttHqLink = terminal.link
+
+    async def do(self, *lines: str) -> None:
+        for line in lines:
+            await self.console.command(line)
+
+    @property
+    def till(self) -> Any:
+        return self.terminal.till
+
+    @property
+    def pole(self) -> tuple[str, str]:
+        pole = self.terminal.pole
+        assert pole is not None and pole.simulator is not None
+        return pole.simulator.lines
+
+    async def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
+        db = self.terminal.ledger.store.db
+        return await self.terminal.ledger.executor.run(
+            lambda: db.execute_sql(query, args).fetchall())
+
+    async def member(self, card: str) -> tuple[Any, ...] | None:
+        rows = await self.sql("SELECT id, tier, balance, debt FROM member WHERE card_hash = ?",
+                              self.terminal.ledger.card_hash(card))
+        return rows[0] if rows else None
+
+    async def invariants(self) -> list[str]:
+        return await self.terminal.ledger.executor.run(
+            self.terminal.ledger.store.check_invariants)
+
+    async def drained(self) -> bool:
+        return await self.link.outbox.backlog() == 0
+
+
+async def _hq_member(hq: Collector, card_hash: str) -> tuple[int, list[tuple[str, int, str]]]:
+    from terminal.loyalty.store.models import LedgerEntry
+
+    def read() -> tuple[int, list[tuple[str, int, str]]]:
+        member = Member.get(Member.card_hash == card_hash)
+        entries = [(e.kind, e.points, e.reason) for e in
+                   LedgerEntry.select().where(LedgerEntry.member == member.id)
+                   .order_by(LedgerEntry.seq)]
+        return member.balance, entries
+    return await hq.ledger.thread.run(read)
+
+
+async def _hq_outcomes(hq: Collector, kind: str) -> list[tuple[str, str, str]]:
+    def read() -> list[tuple[str, str, str]]:
+        return [(row.store, row.outcome, row.detail) for row in
+                AppliedEvent.select().where(AppliedEvent.kind == kind)]
+    return await hq.ledger.thread.run(read)
+
+
+async def _open(tmp: Path, chain: Chain) -> tuple[Store, Store]:
+    s1 = Store(await build(_config(tmp, chain, "S001"), prepare=seed_demo))
+    s2 = Store(await build(_config(tmp, chain, "S002"), prepare=seed_demo))
+    await until(lambda: s1.link.reachable and s2.link.reachable, 20)
+    await s1.do("1234 enter")
+    await s2.do("1234 enter")
+    return s1, s2
+
+
+async def _register_and_earn(s2: Store, card: str) -> None:
+    await s2.do(f"s {card}", f"{PHONES[card]} enter")
+    assert s2.till.message.startswith("Registered"), s2.till.message
+    await s2.do("400 dept1", "cash")
+    assert s2.till.refused is None, s2.till.refused
+
+
+def test_member_of_another_store_is_served_from_hq_and_redeems_online(
+        pki: Any, broker: Any, tmp_path: Path) -> None:
+    (tmp_path / "card.key").write_bytes(CARD_KEY)
+    chain = Chain(tmp_path, pki, broker)
+    hq = chain.hq()
+
+    async def scenario() -> None:
+        await chain.start()
+        s1, s2 = await _open(tmp_path, chain)
+        try:
+            await _register_and_earn(s2, CARD)
+            await until(s2.drained, 20)
+            card_hash = s2.terminal.ledger.card_hash(CARD)
+            at_hq, _ = await _hq_member(hq, card_hash)
+            assert at_hq == (await s2.member(CARD))[2] > 100  # the bonus and the sale's points
+
+            # S001 has never seen the card: it asks HQ and serves the member from its answer.
+            assert await s1.member(CARD) is None
+            await s1.do(f"s {CARD}")
+            assert s1.till.mode == "ready" and s1.till.refused is None, s1.till.message
+            assert s1.pole[1].split() == ["Points", str(at_hq), "member"]
+            _, tier, local, _ = await s1.member(CARD)
+            assert (tier, local) == ("member", 0)  # no second registration bonus here
+
+            # Redeem at S001 against HQ's balance: the local ledger has no lots for it.
+            await s1.do("200 dept2", "subtotal")
+            assert s1.till.quote.balance == at_hq and s1.till.quote.max_redeem_points > 0
+            await s1.do("500 redeem")
+            assert s1.till.hold is not None and not s1.till.hold.offline
+            await s1.do("cash")
+            assert s1.till.refused is None, s1.till.refused
+            sale = (await s1.sql("SELECT id, points_earned, points_redeemed FROM sale "
+                                 "WHERE member_id IS NOT NULL"))[0]
+            earned = sale[1]
+            assert sale[2] == 500
+            assert s1.pole[1] == f"Points {at_hq - 500 + earned}"
+            _, _, local, debt = await s1.member(CARD)
+            assert local == earned - 500 and debt == 500 - earned  # debt the earning paid off
+            reason = (await s1.sql("SELECT reason FROM ledger_entry WHERE kind = 'redeem'"))[0][0]
+            assert reason.startswith("held at HQ: ")
+            assert await s1.invariants() == []
+
+            await until(s1.drained, 20)
+            balance, entries = await _hq_member(hq, card_hash)
+            assert balance == at_hq - 500 + earned
+            assert [kind for kind, _, _ in entries] == ["bonus", "earn", "redeem", "earn"]
+            imports = await _hq_outcomes(hq, "import")
+            assert [(store, outcome) for store, outcome, _ in imports] == [("S001", "applied")]
+            assert "known at HQ" in imports[0][2]
+            holds = await hq.ledger.thread.run(
+                lambda: [(h.store, h.points, h.state) for h in MemberHold.select()])
+            assert holds == [("S001", 500, "posted")]
+
+            # Swiped again, the member shows HQ's balance: S001's own is only its share.
+            await s1.do(f"s {CARD}")
+            assert s1.pole[1].split() == ["Points", str(balance), "member"]
+        finally:
+            await s1.terminal.close()
+            await s2.terminal.close()
+            await chain.stop()
+
+    run(scenario(), timeout=120)
+
+
+def test_with_hq_cut_off_an_unknown_card_is_refused_and_redemption_keeps_to_the_allowance(
+        pki: Any, broker: Any, tmp_path: Path) -> None:
+    (tmp_path / "card.key").write_bytes(CARD_KEY)
+    chain = Chain(tmp_path, pki, broker)
+    hq = chain.hq()
+
+    async def scenario() -> None:
+        await chain.start()
+        s1, s2 = await _open(tmp_path, chain)
+        try:
+            for card in (CARD, STRANGER):
+                await _register_and_earn(s2, card)
+            await until(s2.drained, 20)
+            card_hash = s2.terminal.ledger.card_hash(CARD)
+            at_hq, _ = await _hq_member(hq, card_hash)
+
+            # The member is identified while HQ answers; HQ goes away before the redemption.
+            await s1.do(f"s {CARD}", "200 dept2", "subtotal")
+            assert s1.till.quote.balance == at_hq
+            await hq.stop()
+            await until(lambda: not s1.link.reachable, 20)
+            await s1.do("500 redeem")
+            assert s1.till.hold is not None and s1.till.hold.offline
+            await s1.do("cash")
+            assert s1.till.refused is None, s1.till.refused
+            reason = (await s1.sql("SELECT reason FROM ledger_entry WHERE kind = 'redeem'"))[0][0]
+            assert reason.startswith("offline hold, HQ posts it: ")
+            assert await s1.invariants() == []
+
+            # A card S001 has never seen, with HQ unreachable: refused, nothing written.
+            events = await s1.sql("SELECT count(*) FROM outbox")
+            await s1.do(f"s {STRANGER}")
+            assert s1.till.refused == ("Card ****3344: member not known here and HQ "
+                                       "unreachable: sell without points or register")
+            assert s1.till.mode == "ready" and s1.till.draft.card is None
+            assert await s1.member(STRANGER) is None
+            assert await s1.sql("SELECT count(*) FROM outbox") == events
+
+            # Known here but not reachable at HQ: the local view, within the allowance.
+            await s1.do(f"s {CARD}", "100 dept2", "subtotal", "2100 redeem")
+            assert s1.till.refused is not None and s1.till.hold is None
+            await s1.do("clear", "clear")
+
+            # HQ comes back and posts the offline redemption from the sale's event.
+            back = chain.hq(ledger=hq.ledger, client_id="hq-2")
+            await back.start()
+            await until(s1.drained, 30)
+            balance, entries = await _hq_member(back, card_hash)
+            earned = (await s1.sql("SELECT points_earned FROM sale WHERE points_redeemed = 500"
+                                   ))[0][0]
+            assert balance == at_hq - 500 + earned
+            assert [kind for kind, _, _ in entries] == ["bonus", "earn", "redeem", "earn"]
+            stranger_at_hq = await _hq_outcomes(back, "import")
+            assert [(store, outcome) for store, outcome, _ in stranger_at_hq] == [
+                ("S001", "applied")]  # CARD's import only: the refused swipe sent nothing
+        finally:
+            await s1.terminal.close()
+            await s2.terminal.close()
+            await chain.stop()
+
+    run(scenario(), timeout=120)
+
+
+def test_hq_refuses_the_import_of_a_member_it_does_not_hold(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from terminal.hq.chain_ledger import ChainLedger
+    from terminal.hq.database import open_hq_database
+    from terminal.loyalty.ids import new_id
+    from terminal.sync.messages import Event
+
+    chain = ChainLedger(open_hq_database(str(tmp_path / "hq.db")),
+                        Chain(tmp_path, None, None).rules, CARD_KEY)
+    forged = Event(new_id(), "import", "S001", "T01", 1, 1, datetime.now(UTC), True,
+                   {"member": "m1", "card_hash": "ab" * 32, "tier": "member"})
+    try:
+        outcomes = chain.thread.call(chain.apply, [forged])
+        assert [(o.result, o.detail) for o in outcomes] == [
+            ("refused", "an import of a member HQ does not hold")]
+        members = chain.thread.call(lambda: Member.select().count())
+        assert members == 0
+    finally:
+        chain.close()

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+
+from terminal.sync import messages as m
+
+NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+ID = str(uuid.uuid4())
+
+
+def round_trip(msg: m._Message) -> None:
+    assert type(msg).from_json(msg.to_json()) == msg
+
+
+def test_round_trips() -> None:
+    round_trip(m.Event(ID, "sale", "S001", "T01", 12, 3, NOW, False, {"total_fen": 1250}))
+    round_trip(m.Ack((ID, str(uuid.uuid4())), NOW))
+    round_trip(m.Status("online", 3, "0.1.0", 7, 0, {"printer": "paper_out"}))
+    round_trip(m.Status("online", 3, "0.1.0", 7, 2, {}, {"what": "bundle", "reason": "expired",
+                                                         "detail": "v4 expired"}))
+    round_trip(m.Command(ID, "resync"))
+    round_trip(m.MemberRequest("hold", member="M1", points=500, hold_id=ID))
+    round_trip(m.MemberRequest("void", hold_id=ID))
+    round_trip(m.MemberResponse("lookup", True, NOW, member="M1", balance=-20, tier="gold"))
+    round_trip(m.MemberResponse("hold", False, NOW, hold_id=ID, error="insufficient points"))
+
+
+def event(**changes: object) -> bytes:
+    data = {"id": ID, "kind": "sale", "store": "S001", "terminal": "T01", "seq": 1, "epoch": 1,
+            "wall_time": NOW.isoformat(), "time_trusted": True, "body": {}}
+    data.update(changes)
+    return json.dumps({k: v for k, v in data.items() if v is not ...}).encode()
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    (event(id="not-a-uuid"), "id"),
+    (event(id=ID.upper()), "id"),
+    (event(kind="bribe"), "kind"),
+    (event(kind="registration"), "kind"),
+    (event(store=...), "store"),
+    (event(terminal=""), "terminal"),
+    (event(seq=0), "seq"),
+    (event(seq=True), "seq"),
+    (event(epoch="1"), "epoch"),
+    (event(wall_time="2026-03-01T08:00:00"), "wall_time"),
+    (event(wall_time="yesterday"), "wall_time"),
+    (event(time_trusted=1), "time_trusted"),
+    (event(body=...), "body"),
+    (event(extra=1), "extra"),
+    (event(seq=1.0), ""),
+    (b"[]", ""),
+    (b"\xff", ""),
+])
+def test_event_errors_name_the_field(raw: bytes, field: str) -> None:
+    with pytest.raises(m.MessageError) as info:
+        m.Event.from_json(raw)
+    assert info.value.field == field
+    assert str(info.value).startswith("event")
+
+
+def test_command_names_are_closed() -> None:
+    with pytest.raises(m.MessageError, match=r"command\.name: 'format_disk' is not one of"):
+        m.Command.from_json(json.dumps({"id": ID, "name": "format_disk"}))
+    assert m.Command.from_json(json.dumps({"id": ID, "name": "print_status"})).args == {}
+
+
+def test_ack_ids_checked_one_by_one() -> None:
+    with pytest.raises(m.MessageError) as info:
+        m.Ack.from_json(json.dumps({"ids": [ID, "nope"], "hq_time": NOW.isoformat()}))
+    assert info.value.field == "ids[1]"
+
+
+@pytest.mark.parametrize(("data", "field"), [
+    ({"op": "hold", "member": "M1", "hold_id": ID}, "points"),
+    ({"op": "lookup"}, "member"),
+    ({"op": "post"}, "hold_id"),
+    ({"op": "post", "hold_id": ID, "points": 5}, "points"),
+    ({"op": "lookup", "member": "M1\n"}, "member"),
+])
+def test_member_request_fields_per_op(data: dict, field: str) -> None:
+    with pytest.raises(m.MessageError) as info:
+        m.MemberRequest.from_json(json.dumps(data))
+    assert info.value.field == field
+
+
+def test_refusal_needs_a_reason() -> None:
+    with pytest.raises(m.MessageError, match="error: is required"):
+        m.MemberResponse.from_json(json.dumps({"op": "hold", "ok": False,
+                                               "hq_time": NOW.isoformat()}))
+
+
+def test_status_devices_are_text() -> None:
+    raw = json.dumps({"state": "offline", "epoch": 2, "version": "0.1.0", "rule_version": 0,
+                      "backlog": 0, "devices": {"printer": 1}})
+    with pytest.raises(m.MessageError) as info:
+        m.Status.from_json(raw)
+    assert info.value.field == "devices.printer"

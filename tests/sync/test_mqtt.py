@@ -1,0 +1,135 @@
+"""The asyncio paho wrapper against a real Mosquitto running the shipped config."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+
+import pytest
+
+from terminal.sync.mqtt import Backoff, NotConnected, RequestTimeout, Will
+from terminal.sync.topics import Topics
+from tests.sync.conftest import Inbox, mqtt_client, run
+
+T = Topics()
+EVENTS = T.events("S001", "T01")
+
+
+def test_backoff_grows_with_jitter_and_resets() -> None:
+    backoff = Backoff(0.5, 8.0, random.Random(7))
+    delays = [backoff.next() for _ in range(8)]
+    for step, delay in zip([0.5, 1, 2, 4, 8, 8, 8, 8], delays, strict=True):
+        assert step / 2 <= delay <= step
+    assert len(set(delays)) == len(delays)
+    backoff.reset()
+    assert backoff.next() <= 0.5
+
+
+def test_publish_awaits_puback_and_runs_on_the_loop(pki, broker) -> None:
+    async def scenario() -> None:
+        inbox = Inbox()
+        async with mqtt_client(pki, broker, "hq") as hq, \
+                mqtt_client(pki, broker, "S001/T01") as terminal:
+            await hq.subscribe(T.all_terminals("events"), inbox)
+            threads = {threading.get_ident()}
+            inbox_thread = lambda m: threads.add(threading.get_ident())  # noqa: E731
+            await hq.subscribe(T.all_terminals("events", shared=False), inbox_thread)
+            for n in range(20):
+                await terminal.publish(EVENTS, b"event %d" % n)
+            got = await inbox.wait_for(20)
+            assert [m.payload for m in got] == [b"event %d" % n for n in range(20)]
+            assert all(m.qos == 1 and m.topic == EVENTS for m in got)
+            assert threads == {threading.get_ident()}  # handlers ran on the loop's thread
+            assert threading.active_count() <= 4  # no paho network thread per client
+    run(scenario())
+
+
+def test_publish_while_disconnected_is_refused_at_once(pki, broker) -> None:
+    async def scenario() -> None:
+        broker.stop()
+        async with mqtt_client(pki, broker, "S001/T01", ready=False) as terminal:
+            with pytest.raises(NotConnected):
+                await terminal.publish(EVENTS, b"x")
+    run(scenario())
+
+
+def test_reconnects_after_broker_restart_and_renews_subscriptions(pki, broker) -> None:
+    async def scenario() -> None:
+        inbox, readies = Inbox(), []
+        async with mqtt_client(pki, broker, "hq") as hq, \
+                mqtt_client(pki, broker, "S001/T01") as terminal:
+            hq.on_ready(lambda: readies.append("hq"))
+            await hq.subscribe(T.all_terminals("events"), inbox)
+            await terminal.publish(EVENTS, b"before")
+            await inbox.wait_for(1)
+            await asyncio.to_thread(broker.restart)
+            await asyncio.sleep(0.2)
+            await hq.wait_ready(10)
+            await terminal.wait_ready(10)
+            await terminal.publish(EVENTS, b"after")
+            got = await inbox.wait_for(2)
+            assert [m.payload for m in got] == [b"before", b"after"]
+            assert readies == ["hq"]  # callbacks added after the first connect run on reconnect
+    run(scenario())
+
+
+def test_will_announces_death_on_abrupt_disconnect(pki, broker) -> None:
+    status = T.status("S001", "T01")
+
+    async def scenario() -> None:
+        inbox = Inbox()
+        will = Will(status, b'{"state":"offline","epoch":4}')
+        async with mqtt_client(pki, broker, "hq") as hq:
+            await hq.subscribe(T.all_terminals("status", shared=False), inbox)
+            async with mqtt_client(pki, broker, "S001/T01", will=will, keepalive=5) as terminal:
+                await terminal.publish(status, b'{"state":"online","epoch":4}', retain=True)
+                await inbox.wait_for(1)
+                terminal.paho.socket().close()  # the network vanishes: no DISCONNECT packet
+                got = await inbox.wait_for(2, timeout=10)
+            assert got[1].payload == will.payload
+        async with mqtt_client(pki, broker, "hq", client_id="hq-late") as late:
+            retained = Inbox()
+            await late.subscribe(status, retained)
+            assert (await retained.wait_for(1))[0].payload == will.payload  # will was retained
+    run(scenario())
+
+
+def test_clean_stop_sends_no_will(pki, broker) -> None:
+    status = T.status("S001", "T01")
+
+    async def scenario() -> None:
+        inbox = Inbox()
+        async with mqtt_client(pki, broker, "hq") as hq:
+            await hq.subscribe(status, inbox)
+            async with mqtt_client(pki, broker, "S001/T01", will=Will(status, b"dead")):
+                pass
+            await asyncio.sleep(0.5)
+            assert inbox.messages == []
+    run(scenario())
+
+
+def test_request_response_with_correlation(pki, broker) -> None:
+    async def scenario() -> None:
+        async with mqtt_client(pki, broker, "hq") as hq, \
+                mqtt_client(pki, broker, "S001/T01") as terminal:
+            async def answer(request) -> None:
+                await hq.respond(request, b"balance of " + request.payload)
+            await hq.subscribe(T.all_terminals("members/req"), answer)
+            replies = await asyncio.gather(*(
+                terminal.request(T.member_request("S001", "T01"), b"M%d" % n,
+                                 response_topic=T.member_response("S001", "T01"), timeout=5)
+                for n in range(5)))
+            assert [r.payload for r in replies] == [b"balance of M%d" % n for n in range(5)]
+            assert len({r.correlation_data for r in replies}) == 5
+    run(scenario())
+
+
+def test_request_times_out_without_a_responder(pki, broker) -> None:
+    async def scenario() -> None:
+        async with mqtt_client(pki, broker, "S001/T01") as terminal:
+            with pytest.raises(RequestTimeout):
+                await terminal.request(T.member_request("S001", "T01"), b"M1",
+                                       response_topic=T.member_response("S001", "T01"),
+                                       timeout=0.5)
+    run(scenario())
