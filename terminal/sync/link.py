@@ -98,6 +98,7 @@ class MqttHqLink:
         }, self._refuse_command)
         self.rule_version = 0
         self.rejected: dict[str, str] | None = None
+        self._status_lock = asyncio.Lock()
         self._reported_backlog: int | None = None
         self._epoch = 0
 
@@ -116,7 +117,8 @@ class MqttHqLink:
         self._epoch = await self.ledger.run(lambda: self.store.epoch)
         await self.reload_rules()
         ident = self.store.identity
-        self.client.set_will(Will(self._status_topic, (await self._status("offline")).to_json()))
+        will = await self._status("offline", self.rejected)
+        self.client.set_will(Will(self._status_topic, will.to_json()))
         await self.client.subscribe(self.topics.hq_state(), self._on_hq_state)
         await self.client.subscribe(self.topics.acks(ident.store, ident.terminal),
                                     self.outbox.handle_ack)
@@ -179,22 +181,25 @@ class MqttHqLink:
 
     # -- status --------------------------------------------------------------------------------
 
-    async def _status(self, state: str, rejected: dict[str, str] | None = None) -> Status:
-        # Read everything but the backlog before awaiting it: another refusal may land meanwhile.
-        rejected, version = rejected or self.rejected, self.rule_version
+    async def _status(self, state: str, rejected: dict[str, str] | None) -> Status:
         backlog = await self.outbox.backlog()
         self._reported_backlog = backlog
-        return Status(state, max(self._epoch, 1), self.software_version, version, backlog,
-                      dict(self.device_health()), rejected)
+        return Status(state, max(self._epoch, 1), self.software_version, self.rule_version,
+                      backlog, dict(self.device_health()), rejected)
 
-    async def _publish_status(self, state: str, rejected: dict[str, str] | None = None) -> None:
-        status = await self._status(state, rejected)
-        await self.client.publish(self._status_topic, status.to_json(), qos=1, retain=True)
+    async def _publish_status(self, state: str) -> None:
+        # Every refusal gets a status of its own (HQ hears each one, not just the last), and the
+        # FIFO lock publishes them in the order they happened, so the status the broker retains
+        # is always the newest.
+        rejected = self.rejected
+        async with self._status_lock:
+            status = await self._status(state, rejected)
+            await self.client.publish(self._status_topic, status.to_json(), qos=1, retain=True)
 
-    async def publish_status(self, rejected: dict[str, str] | None = None) -> None:
+    async def publish_status(self) -> None:
         """The retained birth, now (device health, backlog, rule version, last refusal)."""
         try:
-            await self._publish_status("online", rejected)
+            await self._publish_status("online")
         except MqttError as exc:
             log.info("status not published: %s", exc)
 
@@ -203,7 +208,7 @@ class MqttHqLink:
         log.warning("refused %s %s: %s: %s", what, ref, reason, detail)
         self.rejected = {"what": what, "reason": reason, "detail": detail[:500], "ref": ref,
                          "at": datetime.now(UTC).isoformat()}
-        await self.publish_status(self.rejected)
+        await self.publish_status()
 
     def _drained(self) -> None:
         if self._reported_backlog != 0:
