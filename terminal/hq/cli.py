@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "collect": ("terminal.hq.collect", "apply terminals' events to the chain ledger, answer "
                 "balance and hold requests"),
     "fleet": ("terminal.hq.fleet", "every terminal's last status"),
+    "acl": ("terminal.hq.acl", "write the broker ACL: the static part and each registered "
+            "terminal's store bundles"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
 }

@@ -1,6 +1,8 @@
 """Run the shipped Mosquitto configuration on a free loopback port, in a temporary directory.
 
-The config is ``deploy/mosquitto/posterm.conf`` with only its port and file paths rewritten, so the
+The config is ``deploy/mosquitto/posterm.conf`` with only its port and file paths rewritten (plus
+``log_type information``, so the log says when a SIGHUP reload happened), and the ACL is what
+``posterm-hq acl`` writes from the shipped static part and a register of the test fleet, so the
 tests exercise the broker set-up that ships.
 """
 
@@ -8,16 +10,23 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from terminal.hq.cli import main as posterm_hq
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_CONF = ROOT / "deploy" / "mosquitto" / "posterm.conf"
 SHIPPED_ACL = ROOT / "deploy" / "mosquitto" / "acl"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+# The terminals the broker's generated ACL knows (HQ's register in the tests): two per store.
+TEST_FLEET = ("S001/T01", "S001/T02", "S002/T01", "S002/T02")
+RELOADED = "Reloading config."
 
 
 def free_port() -> int:
@@ -49,16 +58,25 @@ class BrokerTls:
 class Mosquitto:
     """A broker process: ``start()``, ``stop()``, ``restart()`` (same port and persistence)."""
 
-    def __init__(self, directory: Path, tls: BrokerTls, acl: Path = SHIPPED_ACL,
-                 port: int | None = None) -> None:
+    def __init__(self, directory: Path, tls: BrokerTls, acl: Path | None = None,
+                 port: int | None = None, terminals: Iterable[str] = TEST_FLEET) -> None:
+        """Without ``acl``, ``self.register`` lists ``terminals`` and ``self.acl`` is what
+        ``posterm-hq acl`` writes from it and the shipped static ACL."""
         self.directory = directory
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.log = directory / "mosquitto.log"
         self.process: subprocess.Popen[bytes] | None = None
         (directory / "data").mkdir(parents=True, exist_ok=True)
+        self.register = directory / "terminals"
+        if acl is None:
+            acl = directory / "acl"
+            self.register.write_text("".join(f"{name}\n" for name in terminals))
+            self.generate_acl()
+        self.acl = acl
         # Mosquitto started as root drops to the "mosquitto" user unless told to stay.
         extra = ["user root"] if os.geteuid() == 0 else []
+        extra.append("log_type information")
         self.conf = directory / "mosquitto.conf"
         self.conf.write_text(render_config(SHIPPED_CONF.read_text(), {
             "listener": f"{self.port} 127.0.0.1",
@@ -99,6 +117,28 @@ class Mosquitto:
             process.wait(timeout)
         if process.stderr:
             process.stderr.close()
+
+    def generate_acl(self, *args: str) -> None:
+        """Run ``posterm-hq acl`` on this broker's register (``args`` e.g. ``--add S003/T01``)."""
+        code = posterm_hq(["acl", "--register", str(self.register), "--static", str(SHIPPED_ACL),
+                     "-o", str(self.directory / "acl"), *args])
+        if code != 0:
+            raise RuntimeError(f"posterm-hq acl {' '.join(args)} failed ({code})")
+
+    def reload(self, timeout: float = 5.0) -> None:
+        """SIGHUP the broker (by its PID) and wait until its log says it re-read the config.
+
+        Mosquitto reloads on its single thread, so a packet sent after the log line is handled
+        under the new ACL."""
+        if self.process is None:
+            raise RuntimeError("broker not running")
+        before = self.log_text().count(RELOADED)
+        os.kill(self.process.pid, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while self.log_text().count(RELOADED) == before:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto did not reload within {timeout}s")
+            time.sleep(0.02)
 
     def restart(self) -> None:
         self.stop()

@@ -49,11 +49,20 @@ class CertificateAuthority:
 
     def _issue(self, cn: str, file_stem: str, server: bool) -> CertFiles:
         key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+        cert = self._certificate(subject, key.public_key(), server)
+        files = CertFiles(self.directory / f"{file_stem}.crt", self.directory / f"{file_stem}.key")
+        files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_key(key, files.key)
+        return files
+
+    def _certificate(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey,
+                     server: bool) -> x509.Certificate:
         now = datetime.now(UTC)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(self.name).public_key(key.public_key())
+            .subject_name(subject)
+            .issuer_name(self.name).public_key(public_key)
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - timedelta(hours=1)).not_valid_after(now + timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -65,11 +74,7 @@ class CertificateAuthority:
             builder = builder.add_extension(x509.SubjectAlternativeName([
                 x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
                 critical=False)
-        cert = builder.sign(self.key, hashes.SHA256())
-        files = CertFiles(self.directory / f"{file_stem}.crt", self.directory / f"{file_stem}.key")
-        files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_key(key, files.key)
-        return files
+        return builder.sign(self.key, hashes.SHA256())
 
     def server(self) -> CertFiles:
         """A server certificate for 127.0.0.1 and localhost."""
@@ -78,3 +83,16 @@ class CertificateAuthority:
     def client(self, cn: str) -> CertFiles:
         """A client certificate; the broker takes ``cn`` as the username (e.g. ``S001/T01``)."""
         return self._issue(cn, "client-" + cn.replace("/", "_"), server=False)
+
+    def sign_request(self, csr_pem: bytes) -> Path:
+        """Sign a terminal's certificate request (as ``posterm provision`` leaves it) as HQ does:
+        its subject and key, a client certificate; returns the certificate file."""
+        csr = x509.load_pem_x509_csr(csr_pem)
+        public_key = csr.public_key()
+        if not csr.is_signature_valid or not isinstance(public_key, ec.EllipticCurvePublicKey):
+            raise ValueError("not a valid EC certificate request")
+        cert = self._certificate(csr.subject, public_key, server=False)
+        cn = str(csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+        path = self.directory / f"signed-{cn.replace('/', '_')}.crt"
+        path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        return path

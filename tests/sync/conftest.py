@@ -1,4 +1,5 @@
-"""Fixtures for the sync suite: a PKI, the shipped Mosquitto config on a free port, PostgreSQL."""
+"""Fixtures for the sync suite: a PKI, the shipped Mosquitto config on a free port (with the ACL
+`posterm-hq acl` writes for the test fleet, tests.support.mosquitto.TEST_FLEET), PostgreSQL."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 @pytest.fixture
 def broker(pki: Pki, tmp_path: Path) -> Iterator[Mosquitto]:
+    """A running broker; ``broker.register`` and ``generate_acl``/``reload`` change its ACL."""
     with Mosquitto(tmp_path / "broker", pki.broker_tls) as running:
         yield running
 

@@ -1,4 +1,5 @@
-"""The shipped broker config and ACL keep terminals inside their own topics."""
+"""The shipped broker config and the ACL `posterm-hq acl` generates keep terminals inside their
+own topics and their own scopes' bundles (the broker fixture's register is TEST_FLEET)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,25 @@ import asyncio
 import contextlib
 import socket
 import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from terminal.sync.mqtt import MqttClient, MqttConfig, PublishRefused
+from terminal import provision
+from terminal.hq.keygen import public_pem
+from terminal.sync.mqtt import MqttClient, MqttConfig, PublishRefused, SubscribeRefused, TlsFiles
 from terminal.sync.topics import Topics
-from tests.support.mosquitto import Mosquitto
-from tests.sync.conftest import Inbox, mqtt_client, run
+from tests.support.mosquitto import TEST_FLEET, Mosquitto
+from tests.sync.conftest import Inbox, Pki, mqtt_client, run
 
 T = Topics()
 SETTLE = 0.5  # long enough for Mosquitto on loopback to deliver anything it was going to
+BUNDLES = f"{T.root}/bundles/#"
+# Not a scope of the scheme (Topics.bundle refuses it): were anything under bundles/ readable by
+# every terminal, as with the former "pattern read .../bundles/#", this would leak too.
+OTHER_TERMINAL = f"{T.root}/bundles/terminal/S002/T01"
 
 
 def test_terminal_cannot_publish_as_another(pki, broker) -> None:
@@ -110,4 +120,117 @@ def test_rogue_client_never_gets_connected(pki, broker) -> None:
         await asyncio.sleep(1.0)
         assert not client.connected and client.backoff.attempt >= 2
         await client.stop()
+    run(scenario())
+
+
+async def _publish_bundles(pki: Pki, broker: Mosquitto, bundles: dict[str, bytes],
+                           retain: bool = True) -> None:
+    async with mqtt_client(pki, broker, "hq", client_id="hq-push") as hq:
+        for topic, payload in bundles.items():
+            await hq.publish(topic, payload, retain=retain)
+
+
+def _got(inbox: Inbox) -> list[tuple[str, bytes]]:
+    return sorted((m.topic, m.payload) for m in inbox.messages)
+
+
+def test_terminal_reads_its_own_scopes_bundles_only(pki, broker) -> None:
+    assert "S001/T01" in TEST_FLEET and "S002/T01" in TEST_FLEET
+    bundles = {T.bundle("chain"): b"chain", T.bundle("store/S001"): b"S001",
+               T.bundle("store/S002"): b"S002", OTHER_TERMINAL: b"S002/T01"}
+
+    async def scenario() -> None:
+        await _publish_bundles(pki, broker, bundles)
+        a_inbox, b_inbox = Inbox(), Inbox()
+        async with mqtt_client(pki, broker, "S001/T01") as a, \
+                mqtt_client(pki, broker, "S002/T01") as b:
+            await a.subscribe(BUNDLES, a_inbox)
+            with contextlib.suppress(SubscribeRefused):  # refused outright, or never delivered
+                await a.subscribe(T.bundle("store/S002"), a_inbox)
+                await a.subscribe(OTHER_TERMINAL, a_inbox)
+            await b.subscribe(BUNDLES, b_inbox)
+            await a_inbox.wait_for(2)
+            await b_inbox.wait_for(2)
+            # New bundles, not only retained ones, are filtered the same way at delivery.
+            await _publish_bundles(pki, broker, {t: b"new " + p for t, p in bundles.items()},
+                                   retain=False)
+            await a_inbox.wait_for(4)
+            await b_inbox.wait_for(4)
+            await asyncio.sleep(SETTLE)
+        own = {"S001/T01": ("chain", "store/S001"), "S002/T01": ("chain", "store/S002")}
+        for inbox, identity in ((a_inbox, "S001/T01"), (b_inbox, "S002/T01")):
+            assert _got(inbox) == sorted(
+                (T.bundle(scope), prefix + bundles[T.bundle(scope)])
+                for scope in own[identity] for prefix in (b"", b"new ")), identity
+    run(scenario())
+
+
+@contextlib.asynccontextmanager
+async def _provisioned_terminal(broker: Mosquitto, tls: TlsFiles,
+                                client_id: str) -> AsyncIterator[MqttClient]:
+    client = MqttClient(MqttConfig(broker.host, broker.port, client_id, tls=tls,
+                                   backoff_initial=0.1, backoff_max=0.5))
+    await client.start()
+    try:
+        await client.wait_ready(10)
+        yield client
+    finally:
+        await client.stop()
+
+
+def _provision(pki: Pki, state: Path, store: str, terminal_id: str) -> tuple[Path, TlsFiles]:
+    """Provision a terminal as in the field (its own key and a request), then sign the request
+    as HQ does; returns the request and the terminal's TLS files."""
+    prov = provision.Provisioning(
+        store=store, terminal_id=terminal_id, broker_host="127.0.0.1", broker_port=8883,
+        broker_ca=pki.ca.ca_file.read_bytes(),
+        hq_root_public_key=public_pem(Ed25519PrivateKey.generate().public_key()),
+        certificate=None, private_key=None, usb_ids={}, devices={})
+    outcome = provision.provision(prov, state)
+    assert outcome.csr is not None
+    cert = pki.ca.sign_request(outcome.csr.read_bytes())
+    key = state / provision.CREDENTIALS / "terminal.key"
+    return outcome.csr, TlsFiles(pki.ca.ca_file, cert, key)
+
+
+def test_new_terminal_reads_its_store_after_register_and_sighup(pki, broker,
+                                                                tmp_path: Path) -> None:
+    """S003/T01 is provisioned and certified but not yet registered: it connects and reads the
+    chain's bundles, not its store's. HQ adds it with `posterm-hq acl --add-from` its request, the
+    broker gets SIGHUP (by PID): the connected terminal then gets its store's new bundle without
+    reconnecting, a new connection the retained one, and no other terminal gets it."""
+    assert "S003/T01" not in TEST_FLEET
+    csr, tls = _provision(pki, tmp_path / "S003-T01", "S003", "T01")
+    bundles = {T.bundle("chain"): b"chain", T.bundle("store/S003"): b"S003 v1"}
+
+    async def scenario() -> None:
+        await _publish_bundles(pki, broker, bundles)
+        new_inbox, other_inbox = Inbox(), Inbox()
+        async with _provisioned_terminal(broker, tls, "S003-T01") as new, \
+                mqtt_client(pki, broker, "S001/T01") as other:
+            await new.subscribe(BUNDLES, new_inbox)
+            await other.subscribe(BUNDLES, other_inbox)
+            await new_inbox.wait_for(1)
+            await asyncio.sleep(SETTLE)
+            assert _got(new_inbox) == [(T.bundle("chain"), b"chain")]
+
+            broker.generate_acl("--add-from", str(csr))
+            assert "S003/T01" in broker.register.read_text().split()
+            assert "user S003/T01\ntopic read posterm/v1/bundles/store/S003\n" in \
+                (broker.directory / "acl").read_text()
+            broker.reload()
+
+            await _publish_bundles(pki, broker, {T.bundle("store/S003"): b"S003 v2"})
+            await new_inbox.wait_for(2)
+            await asyncio.sleep(SETTLE)
+            assert _got(new_inbox) == [(T.bundle("chain"), b"chain"),
+                                       (T.bundle("store/S003"), b"S003 v2")]
+            assert new.connected and other.connected  # the reload dropped no one
+            assert _got(other_inbox) == [(T.bundle("chain"), b"chain")]
+        fresh = Inbox()
+        async with _provisioned_terminal(broker, tls, "S003-T01-again") as again:
+            await again.subscribe(BUNDLES, fresh)
+            await fresh.wait_for(2)
+            assert _got(fresh) == [(T.bundle("chain"), b"chain"),
+                                   (T.bundle("store/S003"), b"S003 v2")]
     run(scenario())

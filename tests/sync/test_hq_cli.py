@@ -1,4 +1,4 @@
-"""`posterm-hq keygen`, `bundle build` and `bundle push`, end to end."""
+"""`posterm-hq keygen`, `bundle build` and `bundle push`, end to end; `posterm-hq acl` on files."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from terminal.hq import acl as hq_acl
 from terminal.hq.cli import main
 from terminal.hq.keygen import load_public
 from terminal.sync import bundle
 from terminal.sync.topics import Topics
+from tests.support.mosquitto import SHIPPED_ACL
 from tests.sync.conftest import Inbox, mqtt_client, run
 
 
@@ -108,3 +110,122 @@ def test_push_publishes_retained_and_terminals_verify(examples: Path, keys: Path
     got = bundle.verify_bundle(run(terminal_receives()), trust(keys), {"chain"}, 0,
                                datetime.now(UTC), True)
     assert got.version == 1 and got.scope == "chain"
+
+
+# --- posterm-hq acl ---------------------------------------------------------------------------
+
+STATIC = SHIPPED_ACL
+
+
+def acl_args(tmp_path: Path, *extra: str) -> list[str]:
+    return ["acl", "--register", str(tmp_path / "terminals"), "--static", str(STATIC),
+            "-o", str(tmp_path / "acl"), *extra]
+
+
+def blocks(acl: str) -> dict[str, list[str]]:
+    """The generated part as {user: [topic lines]}."""
+    generated = acl.split(hq_acl.MARKER, 1)[1]
+    users: dict[str, list[str]] = {}
+    current = None
+    for line in generated.splitlines():
+        if line.startswith("user "):
+            current = users.setdefault(line[5:], [])
+        elif line.startswith("topic ") and current is not None:
+            current.append(line)
+    return users
+
+
+def test_acl_keeps_the_static_part_and_grants_each_terminal_its_store(tmp_path: Path) -> None:
+    (tmp_path / "terminals").write_text("# the chain's tills\nS002/T01\n\nS001/T02\n  S001/T01\n")
+    assert main(acl_args(tmp_path)) == 0
+    acl = (tmp_path / "acl").read_text()
+    assert acl.startswith(STATIC.read_text())
+    assert "bundles/#" not in acl.split("user hq", 1)[0]  # only HQ reads every bundle
+    assert "pattern read posterm/v1/bundles/chain" in acl
+    assert blocks(acl) == {
+        "S001/T01": ["topic read posterm/v1/bundles/store/S001"],
+        "S001/T02": ["topic read posterm/v1/bundles/store/S001"],
+        "S002/T01": ["topic read posterm/v1/bundles/store/S002"],
+    }
+    assert list(blocks(acl)) == sorted(blocks(acl))
+    first = (tmp_path / "acl").read_text()
+    assert main(acl_args(tmp_path)) == 0  # the same register gives the same file
+    assert (tmp_path / "acl").read_text() == first
+
+
+def test_acl_add_and_remove_update_the_register_then_the_acl(tmp_path: Path) -> None:
+    register = tmp_path / "terminals"
+    assert main(acl_args(tmp_path, "--add", "S001/T01", "--add", "S002/T01")) == 0
+    assert [line for line in register.read_text().splitlines()
+            if not line.startswith("#")] == ["S001/T01", "S002/T01"]
+    (tmp_path / "acl").chmod(0o640)
+    inode = (tmp_path / "acl").stat().st_ino
+    assert main(acl_args(tmp_path, "--remove", "S002/T01", "--add", "S003/T09")) == 0
+    assert set(blocks((tmp_path / "acl").read_text())) == {"S001/T01", "S003/T09"}
+    assert "S002/T01" not in register.read_text()
+    assert (tmp_path / "acl").stat().st_ino != inode  # replaced by rename, not rewritten in place
+    assert stat.S_IMODE((tmp_path / "acl").stat().st_mode) == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acl", "terminals"]  # no temp files left
+    assert main(acl_args(tmp_path, "--add", "S001/T01")) == 0  # already registered: no change
+    assert register.read_text().count("S001/T01") == 1
+
+
+def test_acl_adds_the_terminal_named_in_its_certificate_request(tmp_path: Path) -> None:
+    from terminal import provision
+
+    prov = provision.Provisioning(
+        store="S004", terminal_id="T02", broker_host="mqtt.chain.example", broker_port=8883,
+        broker_ca=b"", hq_root_public_key=b"", certificate=None, private_key=None, usb_ids={},
+        devices={})
+    csr = provision.provision(prov, tmp_path / "state").csr
+    assert csr is not None
+    (tmp_path / "terminals").write_text("S001/T01\n")
+    assert main(acl_args(tmp_path, "--add-from", str(csr))) == 0
+    assert set(blocks((tmp_path / "acl").read_text())) == {"S001/T01", "S004/T02"}
+
+
+@pytest.mark.parametrize(("register", "extra", "message"), [
+    ("S001/T01\nS0 01/T02\n", (), "terminals:2: 'S0 01/T02': store id"),
+    ("S001/T+1\n", (), "terminals:1: 'S001/T+1': terminal id"),
+    ("S001/#\n", (), "terminals:1: 'S001/#': terminal id"),
+    ("S001\n", (), "terminals:1: 'S001' must be one '{store}/{terminal}'"),
+    ("S001/T01/X\n", (), "terminals:1: 'S001/T01/X' must be one"),
+    ("S001/T01 # by the door\n", (), "terminal id"),
+    ("S001/\tT01\n", (), "terminal id"),
+    ("hq\n", (), "'hq' must be one"),
+    ("S001/T01\nS001/T01\n", (), "terminals:2: S001/T01 is already listed on line 1"),
+    ("S001/T01\n", ("--add", "S001/T 2"), "--add: 'S001/T 2': terminal id"),
+    ("S001/T01\n", ("--add", "S+/T01"), "--add: 'S+/T01': store id"),
+    ("S001/T01\n", ("--remove", "S009/T01"), "--remove: S009/T01 not in"),
+    ("S001/T01\n", ("--add", "S002/T01", "--remove", "S002/T01"), "both added and removed"),
+    ("S001/T01\n", ("--root", "posterm/v2"), "for another topic root"),
+    ("S001/T01\n", ("--root", "posterm/#"), "--root"),
+])
+def test_acl_refuses_bad_input_and_writes_nothing(tmp_path: Path, register: str,
+                                                   extra: tuple[str, ...], message: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "terminals").write_text(register)
+    (tmp_path / "acl").write_text("the last good ACL\n")
+    assert main(acl_args(tmp_path, *extra)) == 1
+    err = capsys.readouterr().err
+    assert "refused, nothing written" in err and message in err, err
+    assert (tmp_path / "acl").read_text() == "the last good ACL\n"
+    assert (tmp_path / "terminals").read_text() == register
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["acl", "terminals"]
+
+
+def test_acl_refuses_a_missing_register_or_a_generated_static_part(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(acl_args(tmp_path)) == 1
+    assert "no register" in capsys.readouterr().err
+    assert not (tmp_path / "acl").exists()
+    assert main(acl_args(tmp_path, "--add", "S001/T01")) == 0
+    generated = tmp_path / "acl"
+    assert main(["acl", "--register", str(tmp_path / "terminals"), "--static", str(generated),
+                 "-o", str(tmp_path / "acl2")]) == 1
+    assert "is a generated ACL" in capsys.readouterr().err
+    assert not (tmp_path / "acl2").exists()
+    not_a_pem = tmp_path / "junk.csr"
+    not_a_pem.write_text("hello")
+    assert main(acl_args(tmp_path, "--add-from", str(not_a_pem))) == 1
+    assert "not a PEM certificate or certificate request" in capsys.readouterr().err
