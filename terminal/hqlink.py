@@ -62,8 +62,9 @@ class HqLink(Protocol):
         cannot be asked or did not answer in time."""
         ...
 
-    async def hold(self, card_hash: str, points: int, sale_id: str) -> Hold:
-        """Ask HQ to hold ``points``; raises ``terminal.loyalty.errors.RedeemRefused`` when HQ
+    async def hold(self, card_hash: str, points: int, sale_id: str, kind: str = "sale") -> Hold:
+        """Ask HQ to hold ``points`` for the sale ``sale_id`` (or, with ``kind="exchange"``, for
+        the goods exchange of that id); raises ``terminal.loyalty.errors.RedeemRefused`` when HQ
         refuses, returns an offline hold when HQ cannot be asked."""
         ...
 
@@ -94,8 +95,9 @@ class Standalone:
     async def find_member(self, card_hash: str) -> RemoteBalance | None:
         return None  # no other store: a card the ledger does not know is not a member
 
-    async def hold(self, card_hash: str, points: int, sale_id: str) -> Hold:
-        return Hold(id=f"local:{sale_id}", points=points, offline=False)
+    async def hold(self, card_hash: str, points: int, sale_id: str, kind: str = "sale") -> Hold:
+        return Hold(id=f"local:{sale_id}" if kind == "sale" else f"local:{kind}:{sale_id}",
+                    points=points, offline=False)
 
     async def void(self, hold: Hold) -> None:
         return None

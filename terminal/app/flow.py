@@ -383,6 +383,10 @@ class Till:
             await self._release_hold()
             self.redeem_points = 0
         if remote is not None:  # HQ is authoritative for the chain-wide balance and tier
+            try:  # kept: the monthly review never goes below it, a higher one applies now
+                await self.ledger.note_hq_tier(number, remote)
+            except Refused as exc:
+                log.warning("HQ's tier for ****%s not recorded: %s", number[-4:], exc)
             view = dataclasses.replace(view, balance=remote.balance, tier=remote.tier)
         self.draft.card, self.draft.member, self.draft.remote = number, view, remote
         if self.mode is Mode.SUBTOTAL:
@@ -649,14 +653,28 @@ class Till:
         remote = self.draft.remote
         return remote.balance if remote is not None else None
 
-    def _held_at_hq(self) -> HeldAtHq | None:
-        """The redemption checked against HQ's balance, when HQ answered the lookup."""
-        remote, hold = self.draft.remote, self.hold
-        if remote is None or hold is None or not self.redeem_points:
+    def _held_at_hq(self, hold: Hold | None, points: int) -> HeldAtHq | None:
+        """A redemption (a sale's or a goods exchange's) checked against HQ's balance, when HQ
+        answered the lookup."""
+        remote = self.draft.remote
+        if remote is None or hold is None or not points:
             return None
         # HQ agreed to hold these points, so the member has at least them chain-wide.
         balance = remote.balance if hold.offline else max(remote.balance, hold.points)
         return HeldAtHq(balance, hold.id, hold.offline)
+
+    def _online(self, hold: Hold | None) -> bool:
+        """Whether a redemption counts as online: HQ reachable, and its hold (if any) really
+        asked of HQ; an offline hold keeps to the rules' offline allowance."""
+        return self.link.reachable and not (hold is not None and hold.offline)
+
+    def _view_at_hq(self, member: MemberView, redeemed: int, earned: int = 0) -> MemberView:
+        """The member as HQ will see them after this till's operation: HQ's balance less what
+        was redeemed, plus what was earned (the local ledger holds only this till's share)."""
+        remote = self.draft.remote
+        if remote is None:
+            return member
+        return dataclasses.replace(member, balance=remote.balance - redeemed + earned)
 
     async def _release_hold(self) -> None:
         if self.hold is not None:
@@ -720,8 +738,9 @@ class Till:
         request = self.draft.request(sale_id, tender, self.redeem_points, self.operator.name)
         self.committing = sale_id
         try:
-            result = await self.ledger.sale(request, online=self.link.reachable,
-                                            held_at_hq=self._held_at_hq())
+            result = await self.ledger.sale(request, online=self._online(self.hold),
+                                            held_at_hq=self._held_at_hq(self.hold,
+                                                                        self.redeem_points))
         except Refused as exc:
             await self.refuse(str(exc))
             return
@@ -746,13 +765,11 @@ class Till:
         await self.show(first, second, prompt=prompt)
 
     def _as_at_hq(self, result: SaleResult) -> SaleResult:
-        """The sale as the member will see it at HQ: HQ's balance less what was redeemed, plus
-        what was earned (the local ledger holds only this till's share of the points)."""
-        remote, member = self.draft.remote, result.member
-        if remote is None or member is None:
+        """The sale as the member will see it at HQ (:meth:`_view_at_hq`)."""
+        if result.member is None:
             return result
-        balance = remote.balance - result.points_redeemed + result.points_earned
-        return dataclasses.replace(result, member=dataclasses.replace(member, balance=balance))
+        return dataclasses.replace(result, member=self._view_at_hq(
+            result.member, result.points_redeemed, result.points_earned))
 
     async def _after_sale(self, doc: Document, sale_id: str, cash: bool, first: str,
                           prompt: str) -> None:
@@ -941,14 +958,42 @@ class Till:
         await self._exchange(goods[number - 1])
 
     async def _exchange(self, sku: str) -> None:
+        """Goods for points, redeemed as a sale's points are: HQ is asked to hold them first
+        (named by the exchange's id), the ledger checks against HQ's balance when HQ answered
+        the lookup, and a refused or failed commit releases the hold."""
         assert self.draft.card is not None and self.operator is not None
+        card, qty, shown = self.draft.card, self.units or 1, self.draft.member
         try:
-            result = await self.ledger.exchange(self.draft.card, sku, self.units or 1,
-                                                self.link.reachable, self.operator.name)
+            # The engine's checks that need no ledger (the goods, the quantity, the balance the
+            # member was shown), so HQ is asked to hold only what this till may exchange.
+            shown_ctx = redemption.RedeemContext(shown.balance if shown else 2**62, 0, 0, True)
+            _goods, points = redemption.check_exchange(self.rules, sku, qty, shown_ctx, 0)
         except Refused as exc:
             await self.refuse(str(exc))
             return
+        exchange_id = self.ledger.new_exchange_id()
+        try:
+            hold = await self.link.hold(self.ledger.card_hash(card), points, exchange_id,
+                                        "exchange")
+        except Refused as exc:  # HQ said no: nothing is written here
+            await self.refuse(f"Exchange refused: {exc}")
+            return
+        try:
+            result = await self.ledger.exchange(
+                card, sku, qty, self._online(hold), self.operator.name,
+                held_at_hq=self._held_at_hq(hold, points), exchange_id=exchange_id)
+        except Refused as exc:
+            await self.link.void(hold)
+            await self.refuse(str(exc))
+            return
+        except BaseException:
+            await self.link.void(hold)  # not recorded (a fault, a shutdown): release HQ's hold
+            raise
         self.link.events_written()
+        view = self._view_at_hq(result.member, result.points)
+        if self.draft.remote is not None:  # what HQ will answer once it has the exchange
+            self.draft.remote = dataclasses.replace(self.draft.remote, balance=view.balance)
+        result = dataclasses.replace(result, member=view)
         self.mode, self.units, self.draft.member = Mode.READY, None, result.member
         self._print(receipts.exchange_receipt(self._head(), result), f"exchange-{result.id}")
         await self.show(self._pair(f"{result.qty}x {result.name}", f"-{result.points}pt"),

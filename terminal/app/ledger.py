@@ -23,6 +23,7 @@ from peewee import Database
 from terminal.drivers.executor import DeviceExecutor
 from terminal.hqlink import RemoteBalance
 from terminal.loyalty.cards import card_hash
+from terminal.loyalty.ids import new_id
 from terminal.loyalty.operations import (
     ExchangeResult,
     MemberView,
@@ -126,13 +127,22 @@ class LedgerGateway:
                                      operator=operator, kind=kind)
         return await self._run(call)
 
-    async def exchange(self, card: str, sku: str, qty: int, online: bool,
-                       operator: str) -> ExchangeResult:
-        def call() -> ExchangeResult:
-            at, trusted = self.clock()
-            return self.store.exchange(card, sku, qty, self.store.moment(at, trusted),
-                                       online=online, operator=operator)
-        return await self._run(call)
+    async def exchange(self, card: str, sku: str, qty: int, online: bool, operator: str,
+                       held_at_hq: HeldAtHq | None = None,
+                       exchange_id: str | None = None) -> ExchangeResult:
+        return await self._now(self.store.exchange, card, sku, qty, online=online,
+                               operator=operator, held_at_hq=held_at_hq,
+                               exchange_id=exchange_id)
+
+    @staticmethod
+    def new_exchange_id() -> str:
+        """An id for a goods exchange about to be rung up (its hold at HQ is named by it)."""
+        return new_id()
+
+    async def note_hq_tier(self, card: str, remote: RemoteBalance) -> None:
+        """Record the tier HQ answered for a member this ledger holds (a floor for the monthly
+        review; a higher tier applies at once)."""
+        await self._now(self.store.note_hq_tier, card, remote.tier)
 
     async def adjust(self, card: str, points: int, reason: str, operator: str) -> MemberView:
         def call() -> MemberView:

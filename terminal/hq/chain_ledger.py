@@ -201,14 +201,22 @@ class ChainLedger:
             operator=body.get("operator", ""),
         ), moment, online=bool(body.get("online", True)), reconcile=f"{where} sale {body['sale']}")
         # Only a redemption the till asked HQ to hold has a hold to post.
-        hold = MemberHold.get_or_none(
-            MemberHold.id == ids.hold_id(event.store, event.terminal, body["sale"])
-        ) if result.points_redeemed else None
-        if hold is not None and hold.state != "posted":
-            MemberHold.update(state="posted", settled_us=to_micros(_now())).where(
-                MemberHold.id == hold.id).execute()
+        if result.points_redeemed:
+            self._post_hold(ids.hold_id(event.store, event.terminal, body["sale"]))
         return (f"earned {result.points_earned} (till: {body.get('points_earned')}), "
                 f"redeemed {result.points_redeemed}")
+
+    @staticmethod
+    def _post_hold(hold_id: str) -> bool:
+        """Settle the hold a till asked for, in the transaction that posts its redemption: the
+        points leave the member by that redemption, so the hold stops counting against what
+        is available (posted once; a voided hold whose record arrives anyway is posted too)."""
+        hold = MemberHold.get_or_none(MemberHold.id == hold_id)
+        if hold is None or hold.state == "posted":
+            return False
+        MemberHold.update(state="posted", settled_us=to_micros(_now())).where(
+            MemberHold.id == hold.id).execute()
+        return True
 
     def _replay_refund(self, event: Event, body: dict[str, Any], where: str,
                        moment: Moment) -> str:
@@ -227,8 +235,16 @@ class ChainLedger:
         result = self.store.exchange(
             self._card(body), body["sku"], body["qty"], moment,  # type: ignore[arg-type]
             online=bool(body.get("online", True)), operator=body.get("operator", ""),
-            reconcile=f"{where} exchange {body['exchange']}")
-        return f"exchanged {result.qty} x {result.sku} for {result.points}"
+            reconcile=f"{where} exchange {body['exchange']}",
+            # Filed under a chain-wide id (a till's ids never contain "/", so no sale's is it):
+            # the same exchange twice is refused by the store even without applied_event.
+            exchange_id=ids.chain_sale_id(event.store, event.terminal,
+                                          f"exchange/{body['exchange']}"))
+        # The hold the till asked for this exchange, named as it named it (sync/ids.py).
+        posted = self._post_hold(ids.hold_id(event.store, event.terminal, body["exchange"],
+                                             "exchange"))
+        return (f"exchanged {result.qty} x {result.sku} for {result.points}"
+                f"{', hold posted' if posted else ''}")
 
     def _replay_adjust(self, event: Event, body: dict[str, Any], where: str,
                        moment: Moment) -> str:

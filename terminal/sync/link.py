@@ -147,8 +147,8 @@ class MqttHqLink:
     async def find_member(self, card_hash: str) -> RemoteBalance | None:
         return await self.members.find(card_hash)
 
-    async def hold(self, card_hash: str, points: int, sale_id: str) -> Hold:
-        return await self.members.hold(card_hash, points, sale_id)
+    async def hold(self, card_hash: str, points: int, sale_id: str, kind: str = "sale") -> Hold:
+        return await self.members.hold(card_hash, points, sale_id, kind)
 
     async def void(self, hold: Hold) -> None:
         await self.members.void(hold)

@@ -77,13 +77,16 @@ class MemberClient:
         self._cache[card_hash] = (time.monotonic(), found)
         return found
 
-    async def hold(self, card_hash: str, points: int, sale_id: str) -> Hold:
-        hold_id = ids.hold_id(self.store, self.terminal, sale_id)
+    async def hold(self, card_hash: str, points: int, sale_id: str, kind: str = "sale") -> Hold:
+        """The hold for a sale's redemption or (``kind="exchange"``) a goods exchange, named by
+        its record id so a retry is the same hold and HQ posts it when the record's event
+        arrives."""
+        hold_id = ids.hold_id(self.store, self.terminal, sale_id, kind)
         response = await self._ask(MemberRequest("hold", member=card_hash, points=points,
                                                  hold_id=hold_id))
         if response is None:
             # HQ unreachable: the caller keeps to the rules' offline allowance; HQ posts the
-            # redemption when the sale's event arrives.
+            # redemption when the sale's (or exchange's) event arrives.
             return Hold(hold_id, points, offline=True)
         if not response.ok:
             raise RedeemRefused(f"HQ refused the hold: {response.error}", "hq.hold")

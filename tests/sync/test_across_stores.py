@@ -17,6 +17,8 @@ from terminal.bootstrap import Terminal, build
 from terminal.config import parse_config
 from terminal.hq.collector import Collector
 from terminal.hq.models import AppliedEvent, MemberHold
+from terminal.loyalty.errors import StorageFull
+from terminal.loyalty.ids import new_id
 from terminal.loyalty.store.models import Member
 from terminal.sim.console import Console
 from terminal.sim.demo import seed_demo
@@ -168,6 +170,136 @@ def test_member_of_another_store_is_served_from_hq_and_redeems_online(
             # Swiped again, the member shows HQ's balance: S001's own is only its share.
             await s1.do(f"s {CARD}")
             assert s1.pole[1].split() == ["Points", str(balance), "member"]
+        finally:
+            await s1.terminal.close()
+            await s2.terminal.close()
+            await chain.stop()
+
+    run(scenario(), timeout=120)
+
+
+UMBRELLA = 3000  # points for the demo rules' one goods item (GIFT-UMBRELLA, goods no. 1)
+
+
+async def _tables(store: Store) -> dict[str, list[tuple[Any, ...]]]:
+    tables = ("member", "ledger_entry", "lot", "allocation", "exchange", "member_day", "outbox",
+              "audit")
+    return {table: sorted(await store.sql(f"SELECT * FROM {table}"), key=repr)
+            for table in tables}
+
+
+def test_member_of_another_store_exchanges_goods_against_hqs_points(
+        pki: Any, broker: Any, tmp_path: Path) -> None:
+    from terminal.sync import ids
+    from terminal.sync.messages import Event
+
+    (tmp_path / "card.key").write_bytes(CARD_KEY)
+    chain = Chain(tmp_path, pki, broker)
+    hq = chain.hq()
+
+    async def scenario() -> None:
+        await chain.start()
+        s1, s2 = await _open(tmp_path, chain)
+        try:
+            await _register_and_earn(s2, CARD)
+            await s2.do(f"s {CARD}", "2000 dept1", "cash")  # fresh: points enough for goods
+            assert s2.till.refused is None, s2.till.refused
+            await until(s2.drained, 20)
+            card_hash = s2.terminal.ledger.card_hash(CARD)
+            at_hq, _ = await _hq_member(hq, card_hash)
+            assert at_hq >= UMBRELLA + 1000
+
+            # S001 imports the member from HQ's answer: no lots here, HQ's balance shown.
+            await s1.do(f"s {CARD}", "redeem")
+            assert s1.till.mode == "exchange" and s1.till.refused is None, s1.till.message
+
+            # Another till holds most of the points meanwhile: HQ refuses S001's hold, and
+            # S001 writes nothing at all.
+            other = await s2.link.hold(card_hash, at_hq - 1000, "S002-T01-9999")
+            assert not other.offline
+            await until(s1.drained, 20)  # the import acked: nothing else moves the tables
+            before = await _tables(s1)
+            await s1.do("1 enter")
+            assert s1.till.refused == ("Exchange refused: HQ refused the hold: insufficient "
+                                       "points: 1000 available"), s1.till.refused
+            assert s1.till.mode == "exchange"
+            assert await _tables(s1) == before
+            await s2.link.void(other)
+
+            # HQ holds the points but the commit fails (a full disk here): the hold is voided.
+            tried: list[str] = []
+
+            async def full_disk(*args: Any, exchange_id: str, **kw: Any) -> Any:
+                tried.append(exchange_id)
+                raise StorageFull()
+            s1.terminal.ledger.exchange = full_disk  # type: ignore[method-assign]
+            await s1.do("1 enter")
+            del s1.terminal.ledger.exchange
+            assert s1.till.refused is not None and len(tried) == 1
+            voided = await hq.ledger.thread.run(lambda: MemberHold.get_by_id(
+                ids.hold_id("S001", "T01", tried[0], "exchange")).state)
+            assert voided == "voided"
+            assert await _tables(s1) == before
+
+            # Online, against HQ's balance: the local ledger carries the points as debt.
+            await s1.do("1 enter")
+            assert s1.till.refused is None, s1.till.refused
+            assert s1.till.mode == "ready"
+            assert s1.pole[1] == f"Points {at_hq - UMBRELLA}"
+            [(exchange_id, points)] = await s1.sql("SELECT id, points FROM exchange")
+            assert points == UMBRELLA
+            _, _, local, debt = await s1.member(CARD)
+            assert (local, debt) == (-UMBRELLA, UMBRELLA)
+            [(reason, debt_delta)] = await s1.sql(
+                "SELECT reason, debt_delta FROM ledger_entry WHERE kind = 'redeem'")
+            hold_id = ids.hold_id("S001", "T01", exchange_id, "exchange")
+            assert reason == f"exchange GIFT-UMBRELLA x1; held at HQ: {hold_id}"
+            assert debt_delta == UMBRELLA
+            assert await s1.invariants() == []
+
+            # HQ posts the exchange from its event, and the hold with it, once.
+            await until(s1.drained, 20)
+            balance, entries = await _hq_member(hq, card_hash)
+            assert balance == at_hq - UMBRELLA
+            assert [kind for kind, _, _ in entries] == ["bonus", "earn", "earn", "redeem"]
+            assert entries[-1][1] == -UMBRELLA
+            holds = await hq.ledger.thread.run(lambda: sorted(
+                (h.id, h.store, h.points, h.state) for h in MemberHold.select()))
+            assert (hold_id, "S001", UMBRELLA, "posted") in holds
+            assert [h for h in holds if h[3] == "pending"] == []
+            [(store, outcome, detail)] = await _hq_outcomes(hq, "exchange")
+            assert (store, outcome) == ("S001", "applied") and detail.endswith("hold posted")
+
+            # The same event again, twice: duplicates. Re-minted under a new event id: the
+            # chain ledger files the exchange under an id of its own and refuses it. Nothing
+            # moves either way.
+            [(payload,)] = await s1.sql("SELECT payload FROM outbox WHERE kind = 'exchange'")
+            event = Event.from_json(payload)
+            again = await hq.ledger.thread.run(hq.ledger.apply, [event, event])
+            assert [o.result for o in again] == ["duplicate", "duplicate"]
+            reminted = Event.from_json(payload.replace(event.id, new_id()))
+            [refused] = await hq.ledger.thread.run(hq.ledger.apply, [reminted])
+            assert refused.result == "refused" and "already recorded" in refused.detail
+            assert await _hq_member(hq, card_hash) == (balance, entries)
+            assert await hq.ledger.thread.run(lambda: sorted(
+                (h.id, h.store, h.points, h.state) for h in MemberHold.select())) == holds
+            assert await hq.ledger.thread.run(hq.ledger.store.check_invariants) == []
+
+            # Swiped again, the member shows HQ's balance after the exchange.
+            await s1.do(f"s {CARD}")
+            assert s1.pole[1].split()[:2] == ["Points", str(balance)]
+
+            # The member turns gold by spending at S002: S001 takes HQ's tier at the next swipe
+            # and keeps it as the floor of its monthly review.
+            await s2.do(f"s {CARD}", "5000 dept2", "cash")
+            assert s2.till.refused is None, s2.till.refused
+            await until(s2.drained, 20)
+            s1.link.members._cache.clear()  # S001's last answer is fresh for 30 s
+            await s1.do(f"s {CARD}")
+            assert s1.pole[1].split()[-1] == "gold"
+            assert (await s1.member(CARD))[1] == "gold"
+            [(reported,)] = await s1.sql("SELECT value FROM meta WHERE key LIKE 'hq_tier:%'")
+            assert '"tier": "gold"' in reported
         finally:
             await s1.terminal.close()
             await s2.terminal.close()

@@ -117,3 +117,16 @@ def test_lookup_hold_void_and_commands(pki, broker, tmp_path) -> None:
         finally:
             await chain.stop()
     run(scenario(), timeout=60)
+
+
+def test_an_exchange_hold_is_named_by_its_exchange_and_never_meets_a_sales() -> None:
+    from terminal.sync import ids
+
+    sale = ids.hold_id("S001", "T01", "x-1")
+    exchange = ids.hold_id("S001", "T01", "x-1", "exchange")
+    assert sale == ids.hold_id("S001", "T01", "x-1", "sale")  # a sale's name is unchanged
+    assert exchange == ids.hold_id("S001", "T01", "x-1", "exchange") != sale  # a retry is one
+    assert exchange != ids.hold_id("S001", "T02", "x-1", "exchange")
+    assert str(uuid.UUID(exchange)) == exchange
+    with pytest.raises(ValueError):
+        ids.hold_id("S001", "T01", "x-1", "refund")

@@ -323,9 +323,46 @@ class LedgerStore:
                 registered_us=w.us, tier=tier,
                 tier_reviewed_us=to_micros(review) if review else None,
             )
+            self._record_hq_tier(w, member, tier)
             self._event(w, "import", {"member": member.id, "card_hash": ref.hash, "tier": tier})
             self._audit(w, operator, "import", member.id, f"known at HQ, tier {tier}")
         return self.member_view(member, moment)
+
+    def note_hq_tier(self, card: str | CardRef, tier: str, moment: Moment) -> None:
+        """Record the tier HQ answered for a member this ledger holds (see :meth:`_review_tier`):
+        HQ's is the chain-wide tier, so a higher one applies here at once, and the monthly
+        review never goes below the tier HQ last reported. Writes only when HQ's answer differs
+        from the one recorded or raises the tier; a tier the rules in force lack is ignored."""
+        if tier not in {level.name for level in self.rules.tiers}:
+            return
+        member = self._member(card)
+        reported = self._reported_tier(member)
+        if (reported is not None and reported[0] == tier
+                and tiers.rank(self.rules, tier) <= tiers.rank(self.rules, member.tier)):
+            return
+        with self._writing(moment) as w:
+            self._record_hq_tier(w, self._member(card), tier)
+
+    @staticmethod
+    def _hq_tier_key(member: Member) -> str:
+        return f"hq_tier:{member.id}"
+
+    def _reported_tier(self, member: Member) -> tuple[str, datetime] | None:
+        """The tier HQ last reported for the member and when this till recorded it."""
+        value = self._meta(self._hq_tier_key(member))
+        if not value:
+            return None
+        found = json.loads(value)
+        return found["tier"], from_micros(found["at_us"])
+
+    def _record_hq_tier(self, w: _Writer, member: Member, tier: str) -> None:
+        # In ``meta`` rather than a member column: no schema change, and HQ's own ledger (whose
+        # PostgreSQL schema is never migrated) reads the member table unchanged.
+        self._set_meta(self._hq_tier_key(member), json.dumps(
+            {"tier": tier, "at_us": to_micros(w.moment.earn_time)}, sort_keys=True))
+        if tiers.rank(self.rules, tier) > tiers.rank(self.rules, member.tier):
+            member.tier = tier
+            Member.update(tier=tier).where(Member.id == member.id).execute()
 
     def balance(self, card: str) -> Balance:
         """The member's balance and tier as stored: the fast path for a swipe or a scan."""
@@ -386,7 +423,10 @@ class LedgerStore:
         return int(row[0]) if row else 0
 
     def _review_tier(self, member: Member, moment: Moment) -> None:
-        """Apply a monthly review that has passed since the last (downgrades happen only here)."""
+        """Apply a monthly review that has passed since the last (downgrades happen only here).
+
+        This ledger sees only this till's spend; for a member HQ has answered for, the tier HQ
+        last reported is the floor: the review keeps the higher of the two (docs/sync.md)."""
         if not moment.trusted:
             return
         reviewed = from_micros(member.tier_reviewed_us) if member.tier_reviewed_us else None
@@ -395,6 +435,10 @@ class LedgerStore:
             return
         window_start = add_months(boundary, -self.rules.tier_window_months)
         level = tiers.qualifying_tier(self.rules, self._spend(member.id, window_start, boundary))
+        reported = self._reported_tier(member)
+        if reported is not None and \
+                tiers.rank(self.rules, reported[0]) > tiers.rank(self.rules, level.name):
+            level = self.rules.tier(reported[0])
         member.tier = level.name
         member.tier_reviewed_us = to_micros(boundary)
         Member.update(tier=member.tier, tier_reviewed_us=member.tier_reviewed_us).where(
@@ -479,7 +523,8 @@ class LedgerStore:
         if held_at_hq is not None:
             return [account.debit(
                 ledger.Entry(kind=ledger.REDEEM, points=-points, sale_id=sale_id,
-                             reason=held_at_hq.reason, operator=operator),
+                             reason=f"{reason}; {held_at_hq.reason}" if reason
+                             else held_at_hq.reason, operator=operator),
                 allow_debt=True,
             )]
         available = sum(lot.remaining for lot in account.open_lots())
@@ -525,6 +570,25 @@ class LedgerStore:
             offline_redeemed_today=today.offline_redeemed,
             online=online,
         )
+
+    @staticmethod
+    def _check_hold(held_at_hq: HeldAtHq | None, reconcile: str, field: str) -> None:
+        if held_at_hq is not None and reconcile:
+            raise InvalidInput("HQ posting a till's redemption does not redeem against itself",
+                               field)
+
+    def _checked_against(
+        self, member: Member, moment: Moment, online: bool, reconcile: str,
+        held_at_hq: HeldAtHq | None, today: MemberDay | None = None,
+    ) -> Any:
+        """What a redemption (a sale's or a goods exchange's) is checked against: nothing but
+        the rules when HQ posts what a till gave (``reconcile``), HQ's balance when the points
+        are held at HQ, else this ledger's balance; the day caps and the offline allowance
+        apply to both of the last two."""
+        if reconcile:
+            return _RECONCILING
+        return self._redeem_context(member, moment, online, today,
+                                    balance=held_at_hq.balance if held_at_hq else None)
 
     def _event(self, w: _Writer, kind: str, body: dict[str, Any]) -> str:
         event_id = new_id()
@@ -603,8 +667,7 @@ class LedgerStore:
         HQ's balance; what this ledger's lots cannot cover is recorded as debt on the redeem
         entry, whose reason names the hold (see docs/sync.md)."""
         self._check_sale(req)
-        if held_at_hq is not None and reconcile:
-            raise InvalidInput("HQ posting a sale does not redeem against itself", "sale.hold")
+        self._check_hold(held_at_hq, reconcile, "sale.hold")
         rules = self.rules
         spend: int | None = None
         with self._writing(moment) as w:
@@ -621,9 +684,7 @@ class LedgerStore:
             fen = 0
             today = self._today(member, moment) if member is not None else None
             if member is not None:
-                ctx = _RECONCILING if reconcile else self._redeem_context(
-                    member, moment, online, today,
-                    balance=held_at_hq.balance if held_at_hq else None)
+                ctx = self._checked_against(member, moment, online, reconcile, held_at_hq, today)
                 fen = redemption.check_deduction(rules, req.redeem_points, ctx, due)
             pricing = price(req.lines, pct, fen)
             earning = None
@@ -873,21 +934,34 @@ class LedgerStore:
 
     def exchange(
         self, card: str | CardRef, sku: str, qty: object, moment: Moment, online: bool = True,
-        operator: str = "", reconcile: str = "",
+        operator: str = "", reconcile: str = "", held_at_hq: HeldAtHq | None = None,
+        exchange_id: str | None = None,
     ) -> ExchangeResult:
+        """Exchange goods for points. ``reconcile`` and ``held_at_hq`` work as for
+        :meth:`sale`'s redemption: held at HQ, the exchange is checked against HQ's balance and
+        what this ledger's lots cannot cover is debt on the redeem entry, whose reason names the
+        hold. ``exchange_id`` is given when the exchange must be named before it is recorded
+        (the till's hold at HQ is named by it; HQ files a till's exchange under a chain-wide
+        id); a repeated one is refused."""
+        self._check_hold(held_at_hq, reconcile, "exchange.hold")
+        if exchange_id is not None and not ID.fullmatch(exchange_id):
+            raise InvalidInput(f"exchange id {exchange_id!r} is not 1-64 letters, digits or "
+                               "._:-", "exchange.id")
         with self._writing(moment) as w:
+            if exchange_id is not None and Exchange.get_or_none(Exchange.id == exchange_id):
+                raise DuplicateId(f"exchange {exchange_id} is already recorded", "exchange.id")
             member = self._member(card)
             before = (
                 Exchange.select(fn.COALESCE(fn.SUM(Exchange.qty), 0))
                 .where((Exchange.member == member.id) & (Exchange.sku == sku))
                 .scalar()
             )
-            ctx = _RECONCILING if reconcile else self._redeem_context(member, moment, online)
+            ctx = self._checked_against(member, moment, online, reconcile, held_at_hq)
             goods, points = redemption.check_exchange(self.rules, sku, qty, ctx, int(before))
-            exchange_id = new_id()
+            exchange_id = exchange_id or new_id()
             account = self._account(member)
             taken = self._redeem(account, points, exchange_id, operator,
-                                 f"exchange {goods.sku} x{qty}", reconcile)
+                                 f"exchange {goods.sku} x{qty}", reconcile, held_at_hq)
             Exchange.create(
                 id=exchange_id, seq=w.next_seq(), member=member.id, sku=goods.sku, qty=qty,
                 points=points, wall_us=w.us, trusted=moment.trusted, operator=operator,
