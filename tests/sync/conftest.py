@@ -15,7 +15,7 @@ from terminal.sync.mqtt import MqttClient, MqttConfig, TlsFiles, Will
 from tests.support.mosquitto import BrokerTls, Mosquitto
 from tests.support.pki import CertificateAuthority
 
-TIMEOUT = 20.0
+TIMEOUT = 90.0  # a whole scenario's limit: generous, it only ends a broken run
 
 
 class Pki:
