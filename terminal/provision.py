@@ -61,6 +61,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
 from terminal import __version__
+from terminal.atomic import write_atomic
 
 BOOT_FILE = Path("/boot/firmware/posterm-provision.toml")
 STATE_DIR = Path("/var/lib/posterm")
@@ -323,15 +324,15 @@ def provision(
     else:
         writes["terminal.crt"] = prov.certificate.public_bytes(serialization.Encoding.PEM)
     for name, content in writes.items():
-        _write(credentials / name, content, FILES[name], owner)
+        write_atomic(credentials / name, content, FILES[name], owner)
     if prov.certificate is not None:
         (credentials / "terminal.csr").unlink(missing_ok=True)
     if udev_rules is not None and prov.usb_ids:
-        _write(udev_rules, render_udev_rules(prov.usb_ids).encode(), 0o644, None)
+        write_atomic(udev_rules, render_udev_rules(prov.usb_ids).encode(), 0o644, None)
     config = state_dir / CONFIG_NAME
-    _write(config, daemon_config(prov, credentials).encode(), 0o640, owner)
+    write_atomic(config, daemon_config(prov, credentials).encode(), 0o640, owner)
     # The daemon prints its status page once at its next start, so the technician sees it work.
-    _write(state_dir / STATUS_PAGE_MARKER, b"", 0o640, owner)
+    write_atomic(state_dir / STATUS_PAGE_MARKER, b"", 0o640, owner)
     return Outcome(config, csr_path)
 
 
@@ -453,26 +454,6 @@ def _load_key(path: Path) -> ec.EllipticCurvePrivateKey | None:
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise ProvisionError(f"{path}: not an EC private key; move it away to make a new one")
     return key
-
-
-def _write(path: Path, content: bytes, mode: int, owner: tuple[int, int] | None) -> None:
-    """Write ``content`` to ``path`` atomically: a temporary file, fsync, then rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.fchmod(fd, mode)
-        if owner is not None:
-            os.fchown(fd, *owner)
-        os.write(fd, content)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _own(path: Path, owner: tuple[int, int] | None) -> None:

@@ -44,6 +44,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from terminal.atomic import fsync_dir, write_atomic
+
 HOME = Path("/var/opt/posterm")  # /opt/posterm links here
 STATE_DIR = Path("/var/lib/posterm")
 CONFIG = STATE_DIR / "posterm.toml"
@@ -236,7 +238,7 @@ class Releases:
         tmp.unlink(missing_ok=True)
         os.symlink(f"releases/{version}", tmp)
         os.replace(tmp, self.home / link)
-        _fsync_dir(self.home)
+        fsync_dir(self.home)
 
     def trial(self) -> Trial | None:
         try:
@@ -249,14 +251,11 @@ class Releases:
             ) from None
 
     def save_trial(self, trial: Trial) -> None:
-        tmp = self.trial_file.with_name(".trial.json.new")
-        tmp.write_text(json.dumps(asdict(trial)))
-        os.replace(tmp, self.trial_file)
-        _fsync_dir(self.home)
+        write_atomic(self.trial_file, json.dumps(asdict(trial)))
 
     def end_trial(self) -> None:
         self.trial_file.unlink(missing_ok=True)
-        _fsync_dir(self.home)
+        fsync_dir(self.home)
 
     def has_failed(self, version: str) -> bool:
         return (self.failed / version).exists()
@@ -475,14 +474,6 @@ def _hq_key(config: Path) -> Any:
     if not isinstance(key, Ed25519PublicKey):
         raise UpdateError(f"{key_file}: not an Ed25519 public key")
     return key
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,10 +31,7 @@ read the new one without dropping connections.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +39,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from terminal.atomic import write_atomic
 from terminal.sync.topics import DEFAULT_ROOT, TopicError, Topics, check_id
 
 REGISTER = Path("/etc/posterm/hq/terminals")
@@ -144,29 +142,6 @@ def render_register(terminals: Sequence[Terminal], previous: str) -> str:
         "# posterm fleet register: one terminal a line, as its certificate CN {store}/{terminal}.",
         "# `posterm-hq acl` grants each one its store's bundles in the broker ACL."]
     return "\n".join([*comments, *(t.identity for t in sorted(terminals))]) + "\n"
-
-
-def write_atomic(path: Path, content: str, mode: int = 0o644) -> None:
-    """Replace ``path`` with ``content``: a temporary file beside it, fsync, rename, fsync the
-    directory. An existing file keeps its mode (the broker must still be able to read it)."""
-    with contextlib.suppress(FileNotFoundError):
-        mode = path.stat().st_mode & 0o777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(content)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 @dataclass(frozen=True)
