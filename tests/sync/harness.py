@@ -160,6 +160,13 @@ class Chain:
         for till in self.tills:
             await till.link.start()
 
+    async def __aenter__(self) -> Chain:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
     async def stop(self) -> None:
         for till in self.tills:
             await till.link.stop()

@@ -9,7 +9,9 @@ HQ's) binds the models to its own database under one lock (``terminal.loyalty.st
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -98,13 +100,20 @@ async def _hq_outcomes(hq: Collector, kind: str) -> list[tuple[str, str, str]]:
     return await hq.ledger.thread.run(read)
 
 
-async def _open(tmp: Path, chain: Chain) -> tuple[Store, Store]:
-    s1 = Store(await build(_config(tmp, chain, "S001"), prepare=seed_demo))
-    s2 = Store(await build(_config(tmp, chain, "S002"), prepare=seed_demo))
-    await until(lambda: s1.link.reachable and s2.link.reachable, 20)
-    await s1.do("1234 enter")
-    await s2.do("1234 enter")
-    return s1, s2
+@contextlib.asynccontextmanager
+async def _stores(tmp: Path, chain: Chain) -> AsyncIterator[tuple[Store, Store]]:
+    """The chain started and a till at each store, signed in; everything closed after."""
+    async with chain, contextlib.AsyncExitStack() as opened:
+        stores = []
+        for store_id in ("S001", "S002"):
+            store = Store(await build(_config(tmp, chain, store_id), prepare=seed_demo))
+            opened.push_async_callback(store.terminal.close)
+            stores.append(store)
+        s1, s2 = stores
+        await until(lambda: s1.link.reachable and s2.link.reachable, 20)
+        await s1.do("1234 enter")
+        await s2.do("1234 enter")
+        yield s1, s2
 
 
 async def _register_and_earn(s2: Store, card: str) -> None:
@@ -121,9 +130,7 @@ def test_member_of_another_store_is_served_from_hq_and_redeems_online(
     hq = chain.hq()
 
     async def scenario() -> None:
-        await chain.start()
-        s1, s2 = await _open(tmp_path, chain)
-        try:
+        async with _stores(tmp_path, chain) as (s1, s2):
             await _register_and_earn(s2, CARD)
             await until(s2.drained, 20)
             card_hash = s2.terminal.ledger.card_hash(CARD)
@@ -170,10 +177,6 @@ def test_member_of_another_store_is_served_from_hq_and_redeems_online(
             # Swiped again, the member shows HQ's balance: S001's own is only its share.
             await s1.do(f"s {CARD}")
             assert s1.pole[1].split() == ["Points", str(balance), "member"]
-        finally:
-            await s1.terminal.close()
-            await s2.terminal.close()
-            await chain.stop()
 
     run(scenario(), timeout=120)
 
@@ -198,9 +201,7 @@ def test_member_of_another_store_exchanges_goods_against_hqs_points(
     hq = chain.hq()
 
     async def scenario() -> None:
-        await chain.start()
-        s1, s2 = await _open(tmp_path, chain)
-        try:
+        async with _stores(tmp_path, chain) as (s1, s2):
             await _register_and_earn(s2, CARD)
             await s2.do(f"s {CARD}", "2000 dept1", "cash")  # fresh: points enough for goods
             assert s2.till.refused is None, s2.till.refused
@@ -300,10 +301,6 @@ def test_member_of_another_store_exchanges_goods_against_hqs_points(
             assert (await s1.member(CARD))[1] == "gold"
             [(reported,)] = await s1.sql("SELECT value FROM meta WHERE key LIKE 'hq_tier:%'")
             assert '"tier": "gold"' in reported
-        finally:
-            await s1.terminal.close()
-            await s2.terminal.close()
-            await chain.stop()
 
     run(scenario(), timeout=120)
 
@@ -315,9 +312,7 @@ def test_with_hq_cut_off_an_unknown_card_is_refused_and_redemption_keeps_to_the_
     hq = chain.hq()
 
     async def scenario() -> None:
-        await chain.start()
-        s1, s2 = await _open(tmp_path, chain)
-        try:
+        async with _stores(tmp_path, chain) as (s1, s2):
             for card in (CARD, STRANGER):
                 await _register_and_earn(s2, card)
             await until(s2.drained, 20)
@@ -363,10 +358,6 @@ def test_with_hq_cut_off_an_unknown_card_is_refused_and_redemption_keeps_to_the_
             stranger_at_hq = await _hq_outcomes(back, "import")
             assert [(store, outcome) for store, outcome, _ in stranger_at_hq] == [
                 ("S001", "applied")]  # CARD's import only: the refused swipe sent nothing
-        finally:
-            await s1.terminal.close()
-            await s2.terminal.close()
-            await chain.stop()
 
     run(scenario(), timeout=120)
 

@@ -45,9 +45,8 @@ def test_bundles_out_of_order_keep_the_highest_across_a_reboot(pki, broker, tmp_
         till = chain.till()
         settings: list[dict] = []
         till.link.on_settings = settings.append
-        await chain.start()
         status = Inbox()
-        try:
+        async with chain:
             async with mqtt_client(pki, broker, "hq", client_id="hq-push") as hq:
                 await hq.subscribe(T.status("S001", "T01"), status)
                 for version in (5, 3, 4):
@@ -69,8 +68,6 @@ def test_bundles_out_of_order_keep_the_highest_across_a_reboot(pki, broker, tmp_
             await until(lambda: again.link.rejected is not None)  # retained v4 refused again
             assert again.link.rejected["reason"] == "stale_version"
             assert await catalogue(again) == ["V5"]
-        finally:
-            await chain.stop()
     run(scenario(), timeout=60)
 
 
@@ -79,7 +76,6 @@ def test_forged_expired_wrong_scope_older_and_garbled_bundles_are_refused(
     async def scenario() -> None:
         chain = Chain(tmp_path, pki, broker)
         till = chain.till()
-        await chain.start()
         status = Inbox()
         topic = T.bundle("store/S001")
         keys = chain.keys
@@ -93,7 +89,7 @@ def test_forged_expired_wrong_scope_older_and_garbled_bundles_are_refused(
             ("stale_version", keys.bundle("store/S001", 1, payload(chain, 1))),
             ("malformed", b'{"bundle": "not base64!", "signature": "", "delegation": {}}'),
         ]
-        try:
+        async with chain:
             async with mqtt_client(pki, broker, "hq", client_id="hq-push") as hq:
                 await hq.subscribe(T.status("S001", "T01"), status)
                 await hq.publish(topic, keys.bundle("store/S001", 2, payload(chain, 2)),
@@ -105,6 +101,4 @@ def test_forged_expired_wrong_scope_older_and_garbled_bundles_are_refused(
             assert rejections(status) == [reason for reason, _ in bad]
             assert await held_versions(till) == {"store/S001": 2}
             assert await catalogue(till) == ["V2"] and till.link.rule_version == 2
-        finally:
-            await chain.stop()
     run(scenario(), timeout=60)

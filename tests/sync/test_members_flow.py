@@ -31,8 +31,7 @@ def test_two_stores_redeem_offline_and_hq_records_the_overdraft(pki, broker, tmp
         chain = Chain(tmp_path, pki, broker, offline_allowance=100000, max_percent_of_sale=100,
                       min_points=1, step_points=1)
         s1, s2, hq = chain.till("S001", "T01"), chain.till("S002", "T01"), chain.hq()
-        await chain.start()
-        try:
+        async with chain:
             for till in (s1, s2):
                 await till.register(CARD)
                 await till.sell(40000, CARD)  # earns at each store, below any tier upgrade
@@ -63,8 +62,6 @@ def test_two_stores_redeem_offline_and_hq_records_the_overdraft(pki, broker, tmp
             totals = await hq.ledger.thread.run(report.report)
             assert totals["chain"]["overdraft_points"] == overdraft
             assert await hq.ledger.thread.run(hq.ledger.store.check_invariants) == []
-        finally:
-            await chain.stop()
     run(scenario(), timeout=60)
 
 
@@ -72,8 +69,7 @@ def test_lookup_hold_void_and_commands(pki, broker, tmp_path) -> None:
     async def scenario() -> None:
         chain = Chain(tmp_path, pki, broker)
         till, hq = chain.till(), chain.hq()
-        await chain.start()
-        try:
+        async with chain:
             await till.register(CARD)
             await till.sell(300000, CARD)
             await chain.drained()
@@ -114,8 +110,6 @@ def test_lookup_hold_void_and_commands(pki, broker, tmp_path) -> None:
                 fresh = Status.from_json((await births.wait_for(2))[1].payload)
                 assert fresh.state == "online" and fresh.backlog == 0
             await until(lambda: hq.counts["applied"] == 2)
-        finally:
-            await chain.stop()
     run(scenario(), timeout=60)
 
 
