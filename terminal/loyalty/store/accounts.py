@@ -1,0 +1,120 @@
+"""A member's account: the card that names them, their open lots, the entries that move points
+and the day's counters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from terminal.loyalty import ledger
+from terminal.loyalty.calendar import local_day, lot_expiry
+from terminal.loyalty.cards import card_hash, check_card
+from terminal.loyalty.clock import Moment, from_micros, to_micros
+from terminal.loyalty.errors import InvalidInput, UnknownCard
+from terminal.loyalty.store import hotpath
+from terminal.loyalty.store.models import Lot, Member, MemberDay
+from terminal.loyalty.store.writer import LedgerCore, Writer
+
+
+@dataclass(frozen=True)
+class CardRef:
+    """A member card known only by its keyed hash: how HQ names a member (terminals send card
+    hashes, never card numbers). Accepted wherever a card number is."""
+
+    hash: str
+    last4: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[0-9a-f]{64}", self.hash or ""):
+            raise InvalidInput("a card hash is 64 lower-case hex digits", "card_hash")
+
+
+def member_ref(key: bytes, card: str | CardRef) -> CardRef:
+    """The card as its hash: a card number is checked (payment cards refused) and hashed."""
+    if isinstance(card, CardRef):
+        return card
+    number = check_card(card)
+    return CardRef(card_hash(key, number), number[-4:])
+
+
+class Accounts(LedgerCore):
+    """Finding a member by card and moving their points by ledger entries."""
+
+    def _member(self, card: str | CardRef) -> Member:
+        ref = member_ref(self.card_key, card)
+        member = self.sql.member(ref.hash)
+        if member is None:
+            shown = card if isinstance(card, str) else f"ending {ref.last4 or '?'}"
+            raise UnknownCard(f"card {shown} belongs to no member", "card")
+        return member
+
+    def _account(self, member: Member, also: list[str] | tuple[str, ...] = ()) -> ledger.Account:
+        query = Lot.select().where(
+            (Lot.member == member.id) & ((Lot.remaining != 0) | Lot.id.in_(list(also)))
+        )
+        return ledger.Account(
+            (
+                ledger.Lot(
+                    lot.id,
+                    from_micros(lot.earned_us),
+                    from_micros(lot.expires_us) if lot.expires_us is not None else None,
+                    lot.points,
+                    lot.remaining,
+                )
+                for lot in query
+            ),
+            member.debt,
+        )
+
+    def _save_account(self, member: Member, account: ledger.Account) -> None:
+        member.balance, member.debt = account.balance, account.debt
+        self.sql.run(hotpath.SAVE_BALANCE, (account.balance, account.debt, member.id))
+
+    def _write_entry(self, w: Writer, member: Member, entry: ledger.Entry) -> None:
+        self.sql.run(hotpath.INSERT_ENTRY, (
+            entry.id, w.next_seq(), member.id, entry.kind, entry.points, entry.debt_delta,
+            entry.sale_id, entry.reverses, entry.reason, entry.operator, w.us, w.moment.trusted,
+        ))
+        if entry.new_lot is not None:
+            lot = entry.new_lot
+            self.sql.run(hotpath.INSERT_LOT, (
+                lot.id, member.id, to_micros(lot.earned_at),
+                to_micros(lot.expires_at) if lot.expires_at else None, lot.points, lot.remaining,
+                w.moment.trusted,
+            ))
+            w.undated = w.undated or not w.moment.trusted
+        if entry.allocations:
+            self.sql.many(hotpath.INSERT_ALLOCATION,
+                          [(entry.id, lot_id, delta) for lot_id, delta in entry.allocations])
+            self.sql.many(hotpath.MOVE_LOT,
+                          [(delta, lot_id) for lot_id, delta in entry.allocations])
+
+    def _credit_entry(
+        self, account: ledger.Account, entry: ledger.Entry, moment: Moment
+    ) -> ledger.Entry:
+        """Apply a credit in memory; its lot expires by the rules from the moment's earn time."""
+        earned = moment.earn_time
+        expires = lot_expiry(earned, self.rules.expiry, self.rules.zone)
+        return account.credit(entry, earned, expires)
+
+    def _credit(
+        self, w: Writer, member: Member, account: ledger.Account, kind: str, points: int, **kw: Any
+    ) -> ledger.Entry:
+        entry = self._credit_entry(account, ledger.Entry(kind=kind, points=points, **kw), w.moment)
+        self._write_entry(w, member, entry)
+        return entry
+
+    def _count_day(
+        self, w: Writer, member: Member, earned: int = 0, redeemed: int = 0,
+        offline_redeemed: int = 0,
+    ) -> None:
+        day = local_day(w.moment.earn_time, self.rules.zone).isoformat()
+        self.sql.run(hotpath.COUNT_DAY, (member.id, day, earned, redeemed, offline_redeemed))
+
+    def _today(self, member: Member, moment: Moment) -> MemberDay:
+        day = local_day(moment.earn_time, self.rules.zone).isoformat()
+        row = self.sql.one(hotpath.DAY_COUNTS, (member.id, day)) or (0, 0, 0)
+        return MemberDay(member=member.id, day=day, earned=row[0], redeemed=row[1],
+                         offline_redeemed=row[2])

@@ -1,0 +1,95 @@
+"""A member's tier: qualifying spend, the upgrade at once, the monthly review, and the tier HQ
+reports as the floor of that review.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from terminal.loyalty import tiers
+from terminal.loyalty.calendar import add_months
+from terminal.loyalty.clock import Moment, from_micros, to_micros
+from terminal.loyalty.store import hotpath
+from terminal.loyalty.store.accounts import Accounts, CardRef
+from terminal.loyalty.store.models import Member
+from terminal.loyalty.store.writer import Writer
+
+
+class MemberTiers(Accounts):
+    """Tier upgrades, reviews and HQ's tier."""
+
+    def _spend(self, member_id: str, start: datetime, end: datetime) -> int:
+        """Qualifying spend: paid by the member's sales in (start, end], net of their refunds."""
+        window = (member_id, to_micros(start), to_micros(end))
+        row = self.sql.one(hotpath.SPEND, window + window)
+        return int(row[0]) if row else 0
+
+    def note_hq_tier(self, card: str | CardRef, tier: str, moment: Moment) -> None:
+        """Record the tier HQ answered for a member this ledger holds (see :meth:`_review_tier`):
+        HQ's is the chain-wide tier, so a higher one applies here at once, and the monthly
+        review never goes below the tier HQ last reported. Writes only when HQ's answer differs
+        from the one recorded or raises the tier; a tier the rules in force lack is ignored."""
+        if tier not in {level.name for level in self.rules.tiers}:
+            return
+        member = self._member(card)
+        reported = self._reported_tier(member)
+        if (reported is not None and reported[0] == tier
+                and tiers.rank(self.rules, tier) <= tiers.rank(self.rules, member.tier)):
+            return
+        with self._writing(moment) as w:
+            self._record_hq_tier(w, self._member(card), tier)
+
+    @staticmethod
+    def _hq_tier_key(member: Member) -> str:
+        return f"hq_tier:{member.id}"
+
+    def _reported_tier(self, member: Member) -> tuple[str, datetime] | None:
+        """The tier HQ last reported for the member and when this till recorded it."""
+        value = self._meta(self._hq_tier_key(member))
+        if not value:
+            return None
+        found = json.loads(value)
+        return found["tier"], from_micros(found["at_us"])
+
+    def _record_hq_tier(self, w: Writer, member: Member, tier: str) -> None:
+        # In ``meta`` rather than a member column: no schema change, and HQ's own ledger (whose
+        # PostgreSQL schema is never migrated) reads the member table unchanged.
+        self._set_meta(self._hq_tier_key(member), json.dumps(
+            {"tier": tier, "at_us": to_micros(w.moment.earn_time)}, sort_keys=True))
+        if tiers.rank(self.rules, tier) > tiers.rank(self.rules, member.tier):
+            member.tier = tier
+            Member.update(tier=tier).where(Member.id == member.id).execute()
+
+    def _review_tier(self, member: Member, moment: Moment) -> None:
+        """Apply a monthly review that has passed since the last (downgrades happen only here).
+
+        This ledger sees only this till's spend; for a member HQ has answered for, the tier HQ
+        last reported is the floor: the review keeps the higher of the two (docs/sync.md)."""
+        if not moment.trusted:
+            return
+        reviewed = from_micros(member.tier_reviewed_us) if member.tier_reviewed_us else None
+        boundary = tiers.due_review(self.rules, reviewed, moment.at)
+        if boundary is None:
+            return
+        window_start = add_months(boundary, -self.rules.tier_window_months)
+        level = tiers.qualifying_tier(self.rules, self._spend(member.id, window_start, boundary))
+        reported = self._reported_tier(member)
+        if reported is not None and \
+                tiers.rank(self.rules, reported[0]) > tiers.rank(self.rules, level.name):
+            level = self.rules.tier(reported[0])
+        member.tier = level.name
+        member.tier_reviewed_us = to_micros(boundary)
+        Member.update(tier=member.tier, tier_reviewed_us=member.tier_reviewed_us).where(
+            Member.id == member.id
+        ).execute()
+
+    def _upgrade_tier(self, member: Member, moment: Moment) -> int:
+        """Upgrade at once if the spend now qualifies; returns that qualifying spend."""
+        at = moment.earn_time
+        spend = self._spend(member.id, add_months(at, -self.rules.tier_window_months), at)
+        level = tiers.upgraded(self.rules, member.tier, spend)
+        if level is not None:
+            member.tier = level.name
+            Member.update(tier=level.name).where(Member.id == member.id).execute()
+        return spend

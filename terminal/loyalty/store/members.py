@@ -1,0 +1,159 @@
+"""Members: registration, import of a member HQ knows, lookups by card and by phone, and the
+member view a till shows.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+from terminal.loyalty import ledger, tiers
+from terminal.loyalty.calendar import add_months, local_day
+from terminal.loyalty.cards import phone_hash
+from terminal.loyalty.clock import Moment, from_micros, to_micros
+from terminal.loyalty.errors import DuplicateId, InvalidInput, UnknownCard
+from terminal.loyalty.ids import new_id
+from terminal.loyalty.operations import Balance, Expiring, MemberView, Registration
+from terminal.loyalty.store import hotpath
+from terminal.loyalty.store.accounts import CardRef, member_ref
+from terminal.loyalty.store.member_tiers import MemberTiers
+from terminal.loyalty.store.models import Member
+
+PHONE = re.compile(r"\+?[0-9]{5,15}")
+
+
+class Members(MemberTiers):
+    """Registering, importing and looking up members."""
+
+    def register(self, reg: Registration, moment: Moment) -> MemberView:
+        """Register a member; ``reg.card`` may be a :class:`CardRef` (HQ registers by hash)."""
+        ref = member_ref(self.card_key, reg.card)
+        hashed = ref.hash
+        number = reg.card if isinstance(reg.card, str) else f"ending {ref.last4 or '?'}"
+        name = (reg.name or "").strip()
+        if len(name) > 64:
+            raise InvalidInput("a member name is at most 64 characters", "register.name")
+        phone = reg.phone
+        if phone is not None and not PHONE.fullmatch(phone):
+            raise InvalidInput(f"phone {phone!r} is not 5 to 15 digits", "register.phone")
+        today = local_day(moment.at, self.rules.zone)
+        if reg.birthday is not None and not date(1900, 1, 1) <= reg.birthday <= today:
+            raise InvalidInput(f"birthday {reg.birthday} is not a past date", "register.birthday")
+        with self._writing(moment) as w:
+            if Member.get_or_none(Member.card_hash == hashed):
+                raise DuplicateId(f"card {number} is already registered", "register.card")
+            phone_key = phone_hash(self.card_key, phone) if phone else None
+            if phone_key and Member.get_or_none(Member.phone_hash == phone_key):
+                raise DuplicateId(
+                    f"phone ending {phone[-4:]} is already registered to another member",
+                    "register.phone",
+                )
+            referrer = self._member(reg.referrer_card) if reg.referrer_card else None
+            review = tiers.due_review(self.rules, None, moment.earn_time)
+            member = Member.create(
+                id=new_id(),
+                card_hash=hashed,
+                card_last4=ref.last4,
+                name=name,
+                phone_hash=phone_key,
+                phone_last4=phone[-4:] if phone else "",
+                birthday=reg.birthday.isoformat() if reg.birthday else None,
+                referrer=referrer.id if referrer else None,
+                registered_us=w.us,
+                tier=self.rules.tiers[0].name,
+                tier_reviewed_us=to_micros(review) if review else None,
+            )
+            bonus = self.rules.earn.bonus_registration
+            if bonus:
+                account = ledger.Account()
+                self._credit(w, member, account, ledger.BONUS, bonus, reason="registration")
+                self._save_account(member, account)
+            self._event(w, "register", {
+                "member": member.id,
+                "card_hash": hashed,
+                "name": name,
+                "phone_hash": phone_key,
+                "birthday": member.birthday,
+                "referrer": referrer.id if referrer else None,
+                "referrer_card_hash": referrer.card_hash if referrer else None,
+                "bonus": bonus,
+            })
+            self._audit(w, reg.operator, "register", member.id, "")
+        return self.member_view(member, moment)
+
+    def import_member(self, card: str | CardRef, tier: str, moment: Moment,
+                      operator: str = "") -> MemberView:
+        """Record a member HQ already knows (registered at another store) so this till can
+        serve them: HQ's tier, no registration bonus, a local balance of 0 (their points live
+        at HQ), and an ``import`` event that HQ links to the member it holds instead of
+        registering them again (DESIGN promise 4)."""
+        ref = member_ref(self.card_key, card)
+        if tier not in {level.name for level in self.rules.tiers}:
+            raise InvalidInput(f"HQ's tier {tier!r} is not a tier of the rules in force",
+                               "import.tier")
+        review = tiers.due_review(self.rules, None, moment.earn_time)
+        with self._writing(moment) as w:
+            if self.sql.member(ref.hash) is not None:
+                raise DuplicateId(f"card ending {ref.last4 or '?'} is already a member here",
+                                  "import.card")
+            member = Member.create(
+                id=new_id(), card_hash=ref.hash, card_last4=ref.last4,
+                registered_us=w.us, tier=tier,
+                tier_reviewed_us=to_micros(review) if review else None,
+            )
+            self._record_hq_tier(w, member, tier)
+            self._event(w, "import", {"member": member.id, "card_hash": ref.hash, "tier": tier})
+            self._audit(w, operator, "import", member.id, f"known at HQ, tier {tier}")
+        return self.member_view(member, moment)
+
+    def balance(self, card: str) -> Balance:
+        """The member's balance and tier as stored: the fast path for a swipe or a scan."""
+        member = self._member(card)
+        return Balance(member.name, member.tier, member.balance, member.debt)
+
+    def member(self, card: str | CardRef, moment: Moment) -> MemberView:
+        member = self._member(card)
+        return self.member_view(member, moment)
+
+    def member_by_phone(self, phone: str, actor: str, moment: Moment) -> MemberView:
+        """Look a member up by phone: needs a named actor and is written to the audit trail."""
+        if not actor:
+            raise InvalidInput("a phone lookup needs the operator's name", "lookup.operator")
+        if not PHONE.fullmatch(phone or ""):
+            raise InvalidInput(f"phone {phone!r} is not 5 to 15 digits", "lookup.phone")
+        member = Member.get_or_none(Member.phone_hash == phone_hash(self.card_key, phone))
+        with self._writing(moment) as w:
+            self._audit(w, actor, "lookup_phone", member.id if member else "", phone[-4:])
+        if member is None:
+            raise UnknownCard(f"no member has the phone ending {phone[-4:]}", "lookup.phone")
+        return self.member_view(member, moment)
+
+    def member_view(
+        self, member: Member, moment: Moment, spend: int | None = None
+    ) -> MemberView:
+        rules = self.rules
+        at = moment.earn_time
+        if spend is None:
+            spend = self._spend(member.id, add_months(at, -rules.tier_window_months), at)
+        nxt = tiers.next_tier(rules, member.tier)
+        horizon = at + timedelta(days=rules.expiry.remind_days)
+        expiring = [
+            Expiring(remaining, from_micros(expires_us).astimezone(rules.zone))
+            for remaining, expires_us in self.sql.run(
+                hotpath.EXPIRING, (member.id, to_micros(at), to_micros(horizon))
+            ).fetchall()
+        ]
+        return MemberView(
+            id=member.id,
+            card_last4=member.card_last4,
+            name=member.name,
+            phone_last4=member.phone_last4,
+            birthday=date.fromisoformat(member.birthday) if member.birthday else None,
+            tier=member.tier,
+            balance=member.balance,
+            debt=member.debt,
+            qualifying_spend_fen=spend,
+            next_tier=nxt.name if nxt else None,
+            spend_to_next_fen=max(0, nxt.qualify_spend_fen - spend) if nxt else None,
+            expiring=expiring,
+        )

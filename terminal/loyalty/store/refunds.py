@@ -1,0 +1,173 @@
+"""Refunds and voids of a recorded sale: the refunded units and the points reversed and
+restored, by the proportional formulas of :mod:`terminal.loyalty.refunds`.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from peewee import fn
+
+from terminal.loyalty import ledger, refunds
+from terminal.loyalty.clock import Moment
+from terminal.loyalty.errors import DuplicateId, InvalidInput, UnknownSale
+from terminal.loyalty.ids import new_id
+from terminal.loyalty.operations import RefundResult
+from terminal.loyalty.store.members import Members
+from terminal.loyalty.store.models import (
+    Allocation,
+    LedgerEntry,
+    Member,
+    Refund,
+    RefundLine,
+    Sale,
+    SaleLine,
+)
+from terminal.loyalty.store.writer import ID, Writer
+
+
+class Refunds(Members):
+    """Refunding and voiding sales."""
+
+    def refund(
+        self,
+        sale_id: str,
+        lines: list[tuple[str, object]] | None,
+        moment: Moment,
+        operator: str = "",
+        refund_id: str | None = None,
+        kind: str = "refund",
+    ) -> RefundResult:
+        """Refund units of a recorded sale (all that is left when ``lines`` is None).
+
+        A ``refund_id`` already recorded makes this a no-op that answers what was recorded.
+        ``kind="void"`` cancels what is left of the sale, by the same formulas.
+        """
+        if refund_id is not None and not ID.fullmatch(refund_id):
+            raise InvalidInput(f"refund id {refund_id!r} is not 1-64 letters, digits or ._:-",
+                               "refund.id")
+        if kind not in ("refund", "void"):
+            raise InvalidInput(f"unknown refund kind {kind!r}", "refund.kind")
+        # A repeated refund id answers what was recorded and writes nothing at all.
+        done = Refund.get_or_none(Refund.id == refund_id) if refund_id is not None else None
+        if done is not None:
+            return self._refund_result(done, moment, repeated=True)
+        with self._writing(moment) as w:
+            if refund_id is not None and Refund.get_or_none(Refund.id == refund_id):
+                raise DuplicateId(f"refund {refund_id} was recorded meanwhile", "refund.id")
+            sale = Sale.get_or_none(Sale.id == sale_id)
+            if sale is None:
+                raise UnknownSale(f"sale {sale_id} is not recorded on this terminal", "refund.sale")
+            before = list(sale.refunds)
+            given = {
+                row.line_no: (row.qty, row.fen)
+                for row in RefundLine.select(
+                    RefundLine.line_no,
+                    fn.SUM(RefundLine.qty).alias("qty"),
+                    fn.SUM(RefundLine.fen).alias("fen"),
+                )
+                .join(Refund)
+                .where(Refund.sale == sale.id)
+                .group_by(RefundLine.line_no)
+            }
+            sold = [
+                refunds.SoldLine(
+                    line.line_no, line.sku, line.qty, line.paid_fen,
+                    *given.get(line.line_no, (0, 0)),
+                )
+                for line in sale.lines.order_by(SaleLine.line_no)
+            ]
+            plan = refunds.plan_refund_lines(sale.id, sold, lines)
+            refunded_before = sum(r.refunded_fen for r in before)
+            refunded_after = refunded_before + sum(line.fen for line in plan)
+            planned = {line.line_no: line.qty for line in plan}
+            all_units = all(s.left == planned.get(s.line_no, 0) for s in sold)
+            reverse = restore = 0
+            if self.rules.refund.reverse_earned:
+                reverse = refunds.proportional_so_far(
+                    sale.points_earned, sale.paid_fen, refunded_after, all_units
+                ) - sum(r.points_reversed for r in before)
+            if self.rules.refund.restore_redeemed:
+                restore = refunds.proportional_so_far(
+                    sale.points_redeemed, sale.paid_fen, refunded_after, all_units
+                ) - sum(r.points_restored for r in before)
+            refund_row_id = refund_id or new_id()
+            row = Refund.create(
+                id=refund_row_id,
+                seq=w.next_seq(),
+                sale=sale.id,
+                kind=kind,
+                wall_us=w.us,
+                trusted=moment.trusted,
+                refunded_fen=refunded_after - refunded_before,
+                points_reversed=reverse,
+                points_restored=restore,
+                operator=operator,
+            )
+            RefundLine.insert_many(
+                [{"refund": refund_row_id, "line_no": p.line_no, "qty": p.qty, "fen": p.fen}
+                 for p in plan]
+            ).execute()
+            member = Member.get_by_id(sale.member_id) if sale.member_id else None
+            if member is not None and (reverse or restore):
+                self._move_refund_points(w, member, sale, reverse, restore, operator)
+            self._event(w, kind, {
+                "refund": refund_row_id,
+                "sale": sale.id,
+                "member": member.id if member else None,
+                "card_hash": member.card_hash if member else None,
+                "lines": [{"line_no": p.line_no, "sku": p.sku, "qty": p.qty, "fen": p.fen}
+                          for p in plan],
+                "refunded_fen": row.refunded_fen,
+                "points_reversed": reverse,
+                "points_restored": restore,
+                "operator": operator,
+            })
+            self._audit(w, operator, kind, sale.id, f"{refund_row_id} {row.refunded_fen} fen")
+        return self._refund_result(row, moment)
+
+    def _move_refund_points(
+        self, w: Writer, member: Member, sale: Sale, reverse: int, restore: int, operator: str
+    ) -> None:
+        taken: dict[str, int] = defaultdict(int)
+        if restore:
+            # What this sale's redemption took from each lot, less what refunds gave back.
+            for alloc in Allocation.select().join(LedgerEntry).where(
+                (LedgerEntry.sale_id == sale.id)
+                & (LedgerEntry.kind.in_([ledger.REDEEM, ledger.RESTORE]))
+            ):
+                taken[alloc.lot_id] -= alloc.points
+        account = self._account(member, also=[*taken, sale.earn_entry or ""])
+        if reverse:
+            entry = account.debit(
+                ledger.Entry(kind=ledger.REVERSE, points=-reverse, sale_id=sale.id,
+                             reverses=sale.earn_entry, operator=operator),
+                allow_debt=True,
+                first_from=sale.earn_entry,
+            )
+            self._write_entry(w, member, entry)
+        if restore:
+            entry = account.restore(
+                ledger.Entry(kind=ledger.RESTORE, points=restore, sale_id=sale.id,
+                             reverses=sale.redeem_entry, operator=operator),
+                [(lot_id, room) for lot_id, room in taken.items() if room > 0],
+            )
+            self._write_entry(w, member, entry)
+        self._save_account(member, account)
+
+    def _refund_result(self, row: Refund, moment: Moment, repeated: bool = False) -> RefundResult:
+        sale = row.sale
+        skus = {line.line_no: line.sku for line in sale.lines}
+        member = Member.get_by_id(sale.member_id) if sale.member_id else None
+        return RefundResult(
+            id=row.id,
+            sale=sale.id,
+            kind=row.kind,
+            refunded_fen=row.refunded_fen,
+            points_reversed=row.points_reversed,
+            points_restored=row.points_restored,
+            lines=[(skus[line.line_no], line.qty, line.fen)
+                   for line in row.lines.order_by(RefundLine.line_no)],
+            member=self.member_view(member, moment) if member else None,
+            repeated=repeated,
+        )
