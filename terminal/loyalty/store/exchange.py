@@ -1,5 +1,4 @@
-"""Goods exchanged for points, and manual points adjustments.
-"""
+"""Goods exchanged for points, and manual points adjustments."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The expiry sweep: every lot due, expired in chunks on the one bulk path below the ORM.
-"""
+"""The expiry sweep: every lot due, expired in chunks on the one bulk path below the ORM."""
 
 from __future__ import annotations
 

@@ -1,0 +1,95 @@
+"""Goods for points, held at HQ first as a sale's redemption is."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from terminal.app import receipts
+from terminal.app.hq_points import HqPoints
+from terminal.app.keyed import parse_count
+from terminal.app.modes import PROMPTS, Mode
+from terminal.loyalty import redemption
+from terminal.loyalty.errors import Refused
+from terminal.loyalty.pricing import MAX_QTY
+
+
+class Exchanges(HqPoints):
+    """Exchanging points for goods."""
+
+    async def _ready_redeem(self) -> None:
+        if self.draft.lines:
+            self.keyed.take()
+            await self.refuse("Press Subtotal first, then key points and Redeem")
+            return
+        if self.draft.card is None:
+            await self.refuse("Swipe the member card first, then Redeem for goods")
+            return
+        if not self.rules.redeem.goods:
+            await self.refuse("The rules offer no goods for points")
+            return
+        self.mode, self.units = Mode.EXCHANGE, None
+        listing = "; ".join(f"{n} {g.name} {g.points}pt"
+                            for n, g in enumerate(self.rules.redeem.goods.values(), 1))
+        first = next(iter(self.rules.redeem.goods.values()))
+        await self.show(self._pair(f"1 {first.name}", f"{first.points}pt"),
+                        "Goods no. + Enter", prompt=f"{listing}. {PROMPTS[Mode.EXCHANGE]}")
+
+    async def _exchange_quantity(self) -> None:
+        try:
+            self.units = parse_count(self.keyed.take(), "quantity", 1, MAX_QTY)
+        except Refused as exc:
+            await self.refuse(str(exc))
+            return
+        await self.say(f"{self.units} unit(s): now the goods no. + Enter")
+
+    async def _exchange_enter(self) -> None:
+        goods = list(self.rules.redeem.goods)
+        try:
+            number = parse_count(self.keyed.take(), "goods no.", 1, len(goods))
+        except Refused as exc:
+            await self.refuse(str(exc))
+            return
+        await self._exchange(goods[number - 1])
+
+    async def _exchange(self, sku: str) -> None:
+        """Goods for points, redeemed as a sale's points are: HQ is asked to hold them first
+        (named by the exchange's id), the ledger checks against HQ's balance when HQ answered
+        the lookup, and a refused or failed commit releases the hold."""
+        assert self.draft.card is not None and self.operator is not None
+        card, qty, shown = self.draft.card, self.units or 1, self.draft.member
+        try:
+            # The engine's checks that need no ledger (the goods, the quantity, the balance the
+            # member was shown), so HQ is asked to hold only what this till may exchange.
+            shown_ctx = redemption.RedeemContext(shown.balance if shown else 2**62, 0, 0, True)
+            _goods, points = redemption.check_exchange(self.rules, sku, qty, shown_ctx, 0)
+        except Refused as exc:
+            await self.refuse(str(exc))
+            return
+        exchange_id = self.ledger.new_exchange_id()
+        try:
+            hold = await self.link.hold(self.ledger.card_hash(card), points, exchange_id,
+                                        "exchange")
+        except Refused as exc:  # HQ said no: nothing is written here
+            await self.refuse(f"Exchange refused: {exc}")
+            return
+        try:
+            result = await self.ledger.exchange(
+                card, sku, qty, self._online(hold), self.operator.name,
+                held_at_hq=self._held_at_hq(hold, points), exchange_id=exchange_id)
+        except Refused as exc:
+            await self.link.void(hold)
+            await self.refuse(str(exc))
+            return
+        except BaseException:
+            await self.link.void(hold)  # not recorded (a fault, a shutdown): release HQ's hold
+            raise
+        self.link.events_written()
+        view = self._view_at_hq(result.member, result.points)
+        if self.draft.remote is not None:  # what HQ will answer once it has the exchange
+            self.draft.remote = dataclasses.replace(self.draft.remote, balance=view.balance)
+        result = dataclasses.replace(result, member=view)
+        self.mode, self.units, self.draft.member = Mode.READY, None, result.member
+        self._print(receipts.exchange_receipt(self._head(), result), f"exchange-{result.id}")
+        await self.show(self._pair(f"{result.qty}x {result.name}", f"-{result.points}pt"),
+                        f"Points {result.member.balance}",
+                        prompt=f"Exchanged {result.qty} x {result.name} for {result.points} pts")

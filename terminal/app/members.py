@@ -1,0 +1,140 @@
+"""The member at the till: identified by card (here or at HQ), registered, looked up by phone,
+and their statement.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from terminal.app import receipts
+from terminal.app.modes import PROMPTS, Mode
+from terminal.app.subtotal import Subtotal
+from terminal.app.till_base import log
+from terminal.hqlink import HqUnreachable, RemoteBalance
+from terminal.loyalty.errors import Refused, UnknownCard
+from terminal.loyalty.operations import MemberView, Registration
+
+
+class Members(Subtotal):
+    """Identifying, registering and looking up members."""
+
+    async def _any_member(self) -> None:
+        if self.keyed.empty:
+            await self.say("Swipe the card, scan it, or key the member no. then Member")
+            return
+        await self._identify(self.keyed.take())
+
+    async def _identify(self, number: str) -> None:
+        if self.mode not in (Mode.READY, Mode.SUBTOTAL):
+            await self.refuse(f"Not now: {PROMPTS[self.mode]}")
+            return
+        try:
+            view = await self.ledger.member(number)
+        except UnknownCard:
+            await self._identify_elsewhere(number)
+            return
+        except Refused as exc:  # a payment card keyed by hand, a malformed number
+            await self.refuse(str(exc))
+            return
+        remote = None
+        if self.link.reachable:
+            remote = await self.link.member_balance(self.ledger.card_hash(number))
+        await self._identified(number, view, remote)
+
+    async def _identify_elsewhere(self, number: str) -> None:
+        """A card this ledger does not know: HQ may know the member from another store
+        (DESIGN promise 4); if HQ cannot say, nothing changes."""
+        unreachable = (f"Card ****{number[-4:]}: member not known here and HQ unreachable: "
+                       "sell without points or register")
+        if not self.link.reachable:
+            await self.refuse(unreachable)
+            return
+        try:
+            remote = await self.link.find_member(self.ledger.card_hash(number))
+        except HqUnreachable:
+            await self.refuse(unreachable)
+            return
+        if remote is None:
+            self.new_card, self.mode = number, Mode.REGISTER
+            await self.say(f"Card ****{number[-4:]} is not registered: key phone no. + Enter "
+                           "to register, Clear = no")
+            return
+        assert self.operator is not None
+        try:
+            view = await self.ledger.import_member(number, remote, self.operator.name)
+        except Refused as exc:  # HQ's answer does not fit the rules in force
+            await self.refuse(f"Card ****{number[-4:]}: HQ's member record refused: {exc}")
+            return
+        self.link.events_written()
+        log.info("member ****%s known at HQ: recorded here (tier %s)", number[-4:], remote.tier)
+        await self._identified(number, view, remote)
+
+    async def _identified(self, number: str, view: MemberView,
+                          remote: RemoteBalance | None) -> None:
+        if self.mode is Mode.SUBTOTAL and self.draft.card != number:
+            await self._release_hold()
+            self.redeem_points = 0
+        if remote is not None:  # HQ is authoritative for the chain-wide balance and tier
+            try:  # kept: the monthly review never goes below it, a higher one applies now
+                await self.ledger.note_hq_tier(number, remote)
+            except Refused as exc:
+                log.warning("HQ's tier for ****%s not recorded: %s", number[-4:], exc)
+            view = dataclasses.replace(view, balance=remote.balance, tier=remote.tier)
+        self.draft.card, self.draft.member, self.draft.remote = number, view, remote
+        if self.mode is Mode.SUBTOTAL:
+            await self._subtotal()
+        else:
+            await self._show_member(view)
+
+    async def _register_enter(self) -> None:
+        phone, card = self.keyed.take(), self.new_card
+        assert card is not None and self.operator is not None
+        if not phone:
+            await self.refuse("Key the customer's phone no., then Enter (Clear = no)")
+            return
+        try:
+            view = await self.ledger.register(Registration(card=card, phone=phone,
+                                                           operator=self.operator.name))
+        except Refused as exc:
+            await self.refuse(str(exc))
+            return
+        self.link.events_written()
+        self.draft.card, self.draft.member = card, view
+        self.new_card, self.mode = None, Mode.READY
+        await self.show("Welcome, new member", f"Points {view.balance} {view.tier}",
+                        prompt=f"Registered: {view.balance} points welcome bonus")
+
+    async def _ready_balance(self) -> None:
+        if not self.keyed.empty:
+            phone = self.keyed.take()
+            await self._with_manager("Phone lookup", lambda who: self._phone_lookup(phone, who))
+        elif self.draft.card is not None:
+            await self._statement(self.draft.card)
+        else:
+            await self._with_manager("X report", lambda who: self._report("X", who))
+
+    async def _phone_lookup(self, phone: str, approver: str) -> None:
+        try:
+            view = await self.ledger.member_by_phone(phone, approver)
+        except Refused as exc:
+            await self.refuse(str(exc))
+            return
+        # The phone gives the balance, not the card: a sale still needs the card itself.
+        await self.show(f"Member ****{view.card_last4}", f"Points {view.balance} {view.tier}",
+                        prompt=f"{view.name or 'Member'} (phone ...{view.phone_last4}): "
+                               f"{view.balance} points, {view.tier}")
+
+    async def _statement(self, card: str) -> None:
+        try:
+            statement = await self.ledger.statement(card)
+        except Refused as exc:
+            await self.refuse(str(exc))
+            return
+        view: MemberView = statement["member"]
+        remote = self.draft.remote
+        if remote is not None:
+            view = dataclasses.replace(view, balance=remote.balance, tier=remote.tier)
+        self.draft.member = view
+        await self._show_member(view)
+        self._print(receipts.statement_receipt(self._head(), statement),
+                    f"statement-{view.card_last4}-{self._stamp()}")
