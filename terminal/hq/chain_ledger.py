@@ -20,7 +20,8 @@ from typing import Any
 
 from peewee import Database, fn
 
-from terminal.hq.database import writing
+from terminal.hq.batch import BatchStatements
+from terminal.hq.database import pipelined, writing
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
 from terminal.loyalty.clock import Moment, to_micros
 from terminal.loyalty.errors import Refused, UnknownCard, UnknownSale
@@ -37,6 +38,9 @@ from terminal.sync.messages import Event, MemberRequest, MemberResponse
 log = logging.getLogger(__name__)
 
 HQ_IDENTITY = Identity("hq", "hq")
+_RECORD_COLUMNS = ("id", "store", "terminal", "seq", "epoch", "kind", "wall_us", "applied_us",
+                   "outcome", "detail", "points_in", "points_out")
+_POINTS_IN, _POINTS_OUT = _RECORD_COLUMNS.index("points_in"), _RECORD_COLUMNS.index("points_out")
 
 
 @dataclass(frozen=True)
@@ -65,6 +69,8 @@ class ChainLedger:
                  hold_ttl: timedelta = timedelta(minutes=2)) -> None:
         self.db = db
         self.store = LedgerStore(db, rules, card_key, HQ_IDENTITY, outbox=False)
+        # The store's statements, batched: its meta counters and writes per batch, not per event.
+        self.sql = self.store.sql = BatchStatements(db)
         self.thread = LedgerThread(db, HQ_MODELS, name="hq-ledger")
         self.hold_ttl = hold_ttl
 
@@ -82,65 +88,87 @@ class ChainLedger:
     def apply(self, events: list[Event]) -> list[Outcome]:
         """Apply a batch in one transaction (one commit), each event in its own savepoint.
 
-        Per batch, not per event (ingest is CPU-bound in building SQL): one query finds the ids
-        already applied, one insert records every outcome, and each event's points in and out
-        are read from the entries after the last one seen."""
+        Per batch, not per event (on PostgreSQL each statement is a round trip, and round trips
+        were most of ingest's time): one query finds the ids already applied and one the sales
+        already recorded, the meta counters are kept in memory (:mod:`terminal.hq.batch`), the
+        store's writes wait for the next read, one query after the events reads what each one
+        moved (the entries in its span of the sequence) and one insert records every outcome."""
         outcomes = []
-        with writing(self.db):
-            seen = self._applied_ids([event.id for event in events])
-            last_seq = self._last_entry_seq()
-            records: list[dict[str, Any]] = []
-            for event in events:
-                if event.id in seen:
-                    outcomes.append(Outcome(event, "duplicate"))
-                    continue
-                outcome, last_seq = self._apply_one(event, last_seq, records)
-                if outcome.ack:
-                    seen.add(event.id)
-                outcomes.append(outcome)
-            for start in range(0, len(records), 100):  # bound parameters stay few
-                AppliedEvent.insert_many(records[start:start + 100]).execute()
+        with writing(self.db), pipelined(self.db):
+            seen = self.sql.existing(AppliedEvent._meta.table_name,
+                                     [event.id for event in events])
+            sales = {self._sale_id(event) for event in events if event.id not in seen
+                     and event.kind == "sale"} - {None}
+            records: list[list[Any]] = []
+            spans: list[tuple[int, int, list[Any]]] = []  # (after seq, up to seq, its record)
+            with self.sql.batch(sales):  # type: ignore[arg-type]
+                for event in events:
+                    if event.id in seen:
+                        outcomes.append(Outcome(event, "duplicate"))
+                        continue
+                    outcome = self._apply_one(event, records, spans)
+                    if outcome.ack:
+                        seen.add(event.id)
+                    outcomes.append(outcome)
+            self._count_points(spans)
+            self.sql.insert_rows(AppliedEvent._meta.table_name, _RECORD_COLUMNS, records)
         return outcomes
 
-    def _applied_ids(self, event_ids: list[str]) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(event_ids), 500):
-            chunk = event_ids[start:start + 500]
-            found.update(row for (row,) in AppliedEvent.select(AppliedEvent.id)
-                         .where(AppliedEvent.id.in_(chunk)).tuples())
-        return found
+    @staticmethod
+    def _sale_id(event: Event) -> str | None:
+        sale = event.body.get("sale")
+        if not isinstance(sale, str):
+            return None
+        try:
+            return ids.chain_sale_id(event.store, event.terminal, sale)
+        except (TypeError, ValueError):
+            return None
 
-    def _apply_one(self, event: Event, last_seq: int,
-                   records: list[dict[str, Any]]) -> tuple[Outcome, int]:
+    def _apply_one(self, event: Event, records: list[list[Any]],
+                   spans: list[tuple[int, int, list[Any]]]) -> Outcome:
+        mark, before = self.sql.mark(), self.sql.seq
         try:
             with self.db.atomic():
                 detail = self._replay(event)
-        except _Deferred as exc:
-            return Outcome(event, "deferred", str(exc)), last_seq
-        except Refused as exc:
+        except BaseException as exc:
+            self.sql.restore(mark)  # the savepoint was rolled back: so are the caches
+            if isinstance(exc, _Deferred):
+                return Outcome(event, "deferred", str(exc))
+            if not isinstance(exc, Refused):
+                raise
             log.warning("event %s (%s from %s/%s) refused: %s", event.id, event.kind,
                         event.store, event.terminal, exc)
-            records.append(self._record(event, "refused", f"{exc.rule}: {exc}", 0, 0))
-            return Outcome(event, "refused", str(exc)), last_seq
+            records.append(self._record(event, "refused", f"{exc.rule}: {exc}"))
+            return Outcome(event, "refused", str(exc))
+        record = self._record(event, "applied", detail)
+        records.append(record)
+        if self.sql.seq > before:
+            spans.append((before, self.sql.seq, record))
+        return Outcome(event, "applied", detail)
+
+    def _count_points(self, spans: list[tuple[int, int, list[Any]]]) -> None:
+        """Each applied event's points in and out: the entries in its span of the sequence."""
+        if not spans:
+            return
         moved = self.db.execute_sql(
             f"SELECT seq, points FROM {LedgerEntry._meta.table_name} "
-            f"WHERE seq > {self.db.param}", (last_seq,)).fetchall()
-        points_in = sum(p for _, p in moved if p > 0)
-        points_out = -sum(p for _, p in moved if p < 0)
-        records.append(self._record(event, "applied", detail, points_in, points_out))
-        return Outcome(event, "applied", detail), max((seq for seq, _ in moved), default=last_seq)
+            f"WHERE seq > {self.db.param} AND seq <= {self.db.param} ORDER BY seq",
+            (spans[0][0], spans[-1][1])).fetchall()
+        entries = iter(moved)
+        entry = next(entries, None)
+        for after, upto, record in spans:
+            while entry is not None and entry[0] <= upto:
+                if entry[0] > after:
+                    points = entry[1]
+                    record[_POINTS_IN if points > 0 else _POINTS_OUT] += abs(points)
+                entry = next(entries, None)
 
-    def _last_entry_seq(self) -> int:
-        return LedgerEntry.select(fn.COALESCE(fn.MAX(LedgerEntry.seq), 0)).scalar()
-
-    def _record(self, event: Event, outcome: str, detail: str, points_in: int,
-                points_out: int) -> dict[str, Any]:
-        return dict(
-            id=event.id, store=event.store, terminal=event.terminal, seq=event.seq,
-            epoch=event.epoch, kind=event.kind, wall_us=to_micros(event.wall_time),
-            applied_us=to_micros(_now()), outcome=outcome, detail=detail[:500],
-            points_in=points_in, points_out=points_out,
-        )
+    @staticmethod
+    def _record(event: Event, outcome: str, detail: str) -> list[Any]:
+        """The event's ``applied_event`` row, in ``_RECORD_COLUMNS`` order (points counted
+        later, by :meth:`_count_points`)."""
+        return [event.id, event.store, event.terminal, event.seq, event.epoch, event.kind,
+                to_micros(event.wall_time), to_micros(_now()), outcome, detail[:500], 0, 0]
 
     def _replay(self, event: Event) -> str:
         body, where = event.body, f"{event.store}/{event.terminal}"
@@ -163,10 +191,10 @@ class ChainLedger:
         card = self._card(body)
         if card is None:
             raise Refused("a registration without a card hash", "event.body")
-        if Member.get_or_none(Member.card_hash == card.hash) is not None:
+        if self.sql.member(card.hash) is not None:
             return "already a member of the chain: nothing to add"
         referrer = self._card(body, "referrer_card_hash")
-        if referrer is not None and Member.get_or_none(Member.card_hash == referrer.hash) is None:
+        if referrer is not None and self.sql.member(referrer.hash) is None:
             raise _Deferred("the referrer's registration has not arrived")
         birthday = body.get("birthday")
         self.store.register(Registration(
@@ -184,7 +212,7 @@ class ChainLedger:
         card = self._card(body)
         if card is None:
             raise Refused("an import without a card hash", "event.body")
-        member = Member.get_or_none(Member.card_hash == card.hash)
+        member = self.sql.member(card.hash)
         if member is None:
             # The till imports only what HQ answered, so HQ must hold the member already.
             raise Refused("an import of a member HQ does not hold", "event.import")

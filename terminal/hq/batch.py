@@ -1,0 +1,192 @@
+"""The store's statements for HQ's batches: per batch, what the store does per event.
+
+:meth:`ChainLedger.apply` replays hundreds of events in one transaction under the writers' lock
+(database.writing), so inside a batch HQ is the only writer and may keep in memory what the
+terminal's store reads and writes around every event:
+
+* the meta counters (sequence, trusted-time floor, undated lots) are read once per batch and
+  written once at its end, instead of read, upserted twice and re-read for the floor per event;
+* whether a sale id is already recorded is answered from one query for the batch's sales and
+  the sales the batch itself inserted;
+* on PostgreSQL the store's inserts and updates, whose results it never reads, are deferred
+  (:meth:`HqPostgresDatabase.defer`): they travel with the next read or the COMMIT.
+
+An event that fails is rolled back to its savepoint; :meth:`mark` and :meth:`restore` roll these
+caches back with it. Everything else runs as :class:`hotpath.Statements` runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from peewee import Database
+
+from terminal.hq.database import HqPostgresDatabase
+from terminal.loyalty.store import hotpath
+
+COUNTERS = ("seq", "trusted_floor_us", "undated_lots")  # what hotpath.META_COUNTERS reads
+
+# Writes whose result (row count, cursor) the store never looks at.
+DEFERRABLE = frozenset({
+    hotpath.INSERT_SALE, hotpath.INSERT_SALE_LINE, hotpath.INSERT_ENTRY, hotpath.INSERT_LOT,
+    hotpath.INSERT_ALLOCATION, hotpath.MOVE_LOT, hotpath.COUNT_DAY, hotpath.SAVE_BALANCE,
+    hotpath.EMPTY_LOT, hotpath.TAKE_FROM_BALANCE, hotpath.SET_META,
+})
+ROWS_PER_INSERT = 100  # rows per multi-row INSERT: bound parameters stay few
+
+
+class _Rows:
+    """What a cursor answers, for a statement answered from memory."""
+
+    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
+        self.rows = rows
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self.rows
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self.rows[0] if self.rows else None
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.rows)
+
+
+_NOTHING = _Rows([])
+
+
+class Mark:
+    """The caches as they were before an event (see :meth:`BatchStatements.mark`)."""
+
+    __slots__ = ("dirty", "meta", "sales")
+
+    def __init__(self, meta: dict[str, str | None], dirty: set[str], sales: int) -> None:
+        self.meta, self.dirty, self.sales = meta, dirty, sales
+
+
+class BatchStatements(hotpath.Statements):
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        self.defers = isinstance(db, HqPostgresDatabase)
+        self._meta: dict[str, str | None] | None = None  # None: not in a batch
+        self._dirty: set[str] = set()
+        self._asked: set[str] = set()  # sale ids whose existence is known here
+        self._sales: set[str] = set()  # of those, the ones recorded
+        self._inserted: list[str] = []  # sales inserted in this batch, in order
+
+    # -- the batch -----------------------------------------------------------------------------
+
+    @contextmanager
+    def batch(self, sale_ids: Iterable[str] = ()) -> Iterator[None]:
+        """Keep the counters and the given sale ids' existence in memory until the end, then
+        write the counters that changed (inside the caller's transaction)."""
+        meta: dict[str, str | None] = dict.fromkeys(COUNTERS)
+        meta.update(super().run(hotpath.META_COUNTERS).fetchall())
+        self._asked = set(sale_ids)
+        self._sales = self.existing("sale", self._asked)
+        self._inserted, self._dirty, self._meta = [], set(), meta
+        try:
+            yield
+            meta = self._meta  # restore() replaces it
+            changed = [(key, meta[key]) for key in sorted(self._dirty)]
+        finally:
+            self._meta, self._asked, self._sales, self._inserted = None, set(), set(), []
+        for row in changed:
+            if self.defers and self.db.pipelining:  # type: ignore[attr-defined]
+                self._defer(self._sql(hotpath.SET_META), row)
+            else:
+                super().run(hotpath.SET_META, row)
+
+    @property
+    def seq(self) -> int:
+        """The chain ledger's sequence counter as this batch has moved it."""
+        if self._meta is None:
+            raise RuntimeError("the sequence is kept in memory only during a batch")
+        return int(self._meta.get("seq") or 0)
+
+    def mark(self) -> Mark:
+        assert self._meta is not None
+        return Mark(dict(self._meta), set(self._dirty), len(self._inserted))
+
+    def restore(self, mark: Mark) -> None:
+        """Undo the caches' changes since ``mark``: its event was rolled back."""
+        self._meta, self._dirty = mark.meta, mark.dirty
+        for sale_id in self._inserted[mark.sales:]:
+            self._sales.discard(sale_id)
+        del self._inserted[mark.sales:]
+
+    # -- queries for the batch as a whole ------------------------------------------------------
+
+    def existing(self, table: str, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are primary keys of ``table``: one query per 500."""
+        wanted, found = sorted(ids), set()
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start:start + 500]
+            marks = ", ".join([self.db.param] * len(chunk))
+            found.update(row for (row,) in self.db.execute_sql(
+                f"SELECT id FROM {table} WHERE id IN ({marks})", chunk).fetchall())
+        return found
+
+    def insert_rows(self, table: str, columns: Sequence[str],
+                    rows: Sequence[Sequence[Any]]) -> None:
+        """Insert ``rows``: with the next round trip on PostgreSQL, at once on SQLite."""
+        if not rows:
+            return
+        names = ", ".join(columns)
+        one = "(" + ", ".join([self.db.param] * len(columns)) + ")"
+        if not self.defers:
+            self.db.cursor().executemany(f"INSERT INTO {table} ({names}) VALUES {one}",
+                                         [tuple(row) for row in rows])
+            return
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start:start + ROWS_PER_INSERT]
+            self._defer(f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(chunk))}",
+                        [value for row in chunk for value in row])
+
+    # -- the store's statements ----------------------------------------------------------------
+
+    def _defer(self, sql: str, params: Sequence[Any]) -> None:
+        db = self.db
+        assert isinstance(db, HqPostgresDatabase)
+        db.defer(sql, params)
+
+    def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        meta = self._meta
+        if meta is None:
+            return super().run(sql, params)
+        if sql == hotpath.META_COUNTERS:
+            return _Rows([(key, meta[key]) for key in COUNTERS if meta[key] is not None])
+        if sql == hotpath.GET_META:
+            key = params[0]
+            if key not in meta:
+                row = super().run(sql, params).fetchone()
+                meta[key] = row[0] if row else None
+            return _Rows([(meta[key],)]) if meta[key] is not None else _NOTHING
+        if sql == hotpath.SET_META:
+            meta[params[0]] = params[1]
+            self._dirty.add(params[0])
+            return _NOTHING
+        if sql == hotpath.SALE_EXISTS and params[0] in self._asked:
+            return _Rows([(1,)]) if params[0] in self._sales else _NOTHING
+        if sql == hotpath.INSERT_SALE:
+            self._asked.add(params[0])
+            self._sales.add(params[0])
+            self._inserted.append(params[0])
+        if self.defers and sql in DEFERRABLE and self.db.pipelining:  # type: ignore[attr-defined]
+            self._defer(self._sql(sql), params)
+            return _NOTHING
+        return super().run(sql, params)
+
+    def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        if (self._meta is not None and self.defers and sql in DEFERRABLE
+                and self.db.pipelining):  # type: ignore[attr-defined]
+            adapted = self._sql(sql)
+            for row in rows:
+                self._defer(adapted, row)
+            return
+        if self.defers:  # psycopg2's executemany is a round trip per row
+            for row in rows:
+                self.run(sql, row)
+            return
+        super().many(sql, rows)

@@ -1,0 +1,243 @@
+"""HQ's batched ingest (ChainLedger.apply) on SQLite and on a real PostgreSQL: the guarantees the
+per-batch caches and PostgreSQL's pipelined writes must keep, and the schema created by any number
+of collectors starting together."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from peewee import Database, PostgresqlDatabase
+
+from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.database import HqPostgresDatabase, open_hq_database
+from terminal.hq.models import HQ_MODELS, AppliedEvent
+from terminal.loyalty.clock import Moment
+from terminal.loyalty.errors import Refused
+from terminal.loyalty.operations import Registration, SaleRequest
+from terminal.loyalty.pricing import Line
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store import Identity, LedgerStore
+from terminal.loyalty.store.models import MODELS, LedgerEntry, Member, Meta, Outbox
+from terminal.sync.messages import Event
+from tests.hq.test_postgres_collector import fresh_database
+from tests.sync.harness import CARD_KEY, rules_data
+
+CARDS = ("6200000000000018", "6200000000000026", "6200000000000034")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def new_url(request, tmp_path) -> Callable[[], str]:
+    """Makes a fresh, empty HQ database of the kind the test runs on."""
+    if request.param == "sqlite":
+        return lambda: str(tmp_path / f"hq-{uuid.uuid4().hex[:8]}.db")
+    server = request.getfixturevalue("postgres")
+    return lambda: fresh_database(server)
+
+
+def till_events(tmp_path: Path, store: str = "S001") -> list[Event]:
+    """A till's real events: registrations, member and anonymous sales, a redemption, a refund,
+    an adjustment, in the till's order."""
+    rules = Rules.from_mapping(rules_data())
+    till = LedgerStore.open(tmp_path / f"{store}.db", rules, CARD_KEY, Identity(store, "T01"))
+    at = datetime.now(UTC) - timedelta(hours=1)
+
+    def moment() -> Moment:
+        nonlocal at
+        at += timedelta(seconds=1)
+        return Moment(at)
+
+    sales = []
+    for card in CARDS:
+        till.register(Registration(card=card, operator="ann"), moment())
+    for n in range(12):
+        card = CARDS[n % 3] if n % 4 else None
+        sale = SaleRequest(str(uuid.uuid4()), [Line("SKU1", 1, 40000 + n, "item", "")],
+                           card=card, operator="ann")
+        sales.append(till.sale(sale, moment()).id)
+    till.sale(SaleRequest(str(uuid.uuid4()), [Line("SKU1", 1, 60000, "item", "")],
+                          card=CARDS[1], redeem_points=500, operator="ann"), moment())
+    till.refund(sales[1], None, moment(), operator="ann", refund_id="r1")
+    till.adjust(CARDS[2], -50, "damaged card", "ann", moment())
+    with till.db.bind_ctx([Outbox]):
+        events = [Event.from_json(row.payload) for row in Outbox.select().order_by(Outbox.seq)]
+    till.close()
+    return events
+
+
+def bound(db: Database) -> Any:
+    return db.bind_ctx(MODELS + HQ_MODELS)
+
+
+def snapshot(ledger: ChainLedger) -> tuple[list[Any], ...]:
+    with bound(ledger.db):
+        return (
+            sorted(AppliedEvent.select(AppliedEvent.id, AppliedEvent.outcome,
+                                       AppliedEvent.points_in, AppliedEvent.points_out).tuples()),
+            list(LedgerEntry.select(LedgerEntry.seq, LedgerEntry.kind, LedgerEntry.points,
+                                    LedgerEntry.reason).order_by(LedgerEntry.seq).tuples()),
+            sorted(Member.select(Member.card_hash, Member.balance, Member.debt).tuples()),
+            sorted(Meta.select(Meta.key, Meta.value).where(
+                Meta.key.in_(["seq", "trusted_floor_us"])).tuples()),
+        )
+
+
+def apply(ledger: ChainLedger, events: list[Event]) -> Counter[str]:
+    return Counter(o.result for o in ledger.thread.call(ledger.apply, events))
+
+
+def test_batches_apply_each_event_once_and_count_its_points(new_url, tmp_path) -> None:
+    events = till_events(tmp_path)
+    rules = Rules.from_mapping(rules_data())
+    ledger = ChainLedger(open_hq_database(new_url()), rules, CARD_KEY)
+    try:
+        # In two batches, the second starting with the last event of the first again.
+        assert apply(ledger, events[:9]) == {"applied": 9}
+        assert apply(ledger, events[8:]) == {"applied": len(events) - 9, "duplicate": 1}
+        first = snapshot(ledger)
+        assert apply(ledger, events) == {"duplicate": len(events)}
+        assert apply(ledger, [events[0], events[0]]) == {"duplicate": 2}
+        assert snapshot(ledger) == first
+        applied, entries, members, meta = first
+        seqs = [seq for seq, *_ in entries]
+        assert seqs == sorted(set(seqs)) and int(dict(meta)["seq"]) >= max(seqs)
+        assert {outcome for _, outcome, *_ in applied} == {"applied"}
+        # What each event moved is what its entries say, and the totals are the ledger's.
+        assert sum(p for *_, p, _ in applied) == sum(p for _, _, p, _ in entries if p > 0)
+        assert sum(p for *_, p in applied) == -sum(p for _, _, p, _ in entries if p < 0)
+        by_id = {row[0]: row for row in applied}
+        redeeming = next(e for e in events if e.kind == "sale" and e.body["redeem_points"])
+        assert by_id[redeeming.id][3] == 500
+        refund = next(e for e in events if e.kind == "refund")
+        assert by_id[refund.id][2:] == (0, 400)  # the refunded sale's 400 points reversed
+        assert sum(balance for _, balance, _ in members) == sum(p for _, _, p, _ in entries)
+        assert ledger.thread.call(ledger.store.check_invariants) == []
+    finally:
+        ledger.close()
+
+
+class _RefusingLate(ChainLedger):
+    """Refuses an adjustment after the store has written it: its writes and the sequence numbers
+    it took must vanish with its savepoint (and with the in-memory counters)."""
+
+    def _replay_adjust(self, event: Event, body: dict[str, Any], where: str,
+                       moment: Moment) -> str:
+        super()._replay_adjust(event, body, where, moment)
+        raise Refused("refused after writing", "test.late")
+
+
+def test_an_event_refused_after_writing_leaves_nothing_and_the_batch_goes_on(
+        new_url, tmp_path) -> None:
+    events = till_events(tmp_path)
+    rules = Rules.from_mapping(rules_data())
+    late = _RefusingLate(open_hq_database(new_url()), rules, CARD_KEY)
+    adjust = next(e for e in events if e.kind == "adjust")
+    others = [e for e in events if e is not adjust]
+    plain = ChainLedger(open_hq_database(new_url()), rules, CARD_KEY)
+    try:
+        # The adjustment in the middle of the batch: refused, recorded, acked; the rest applied.
+        outcomes = late.thread.call(late.apply, [*others[:-3], adjust, *others[-3:]])
+        assert Counter(o.result for o in outcomes) == {"applied": len(others), "refused": 1}
+        assert [o.ack for o in outcomes] == [True] * len(events)
+        assert apply(plain, others) == {"applied": len(others)}
+        got, want = snapshot(late), snapshot(plain)
+        assert got[1] == want[1]  # the same entries, with the same sequence numbers
+        assert got[2] == want[2] and dict(got[3])["seq"] == dict(want[3])["seq"]
+        refused = [row for row in got[0] if row[1] == "refused"]
+        assert [row[0] for row in refused] == [adjust.id]
+        assert late.thread.call(late.store.check_invariants) == []
+    finally:
+        late.close()
+        plain.close()
+
+
+class _FailingWrite(ChainLedger):
+    """A sale whose replay also queues a write the database refuses (a duplicate key): pipelined,
+    the error surfaces at a later statement, and the whole batch must roll back."""
+
+    fail_on: str = ""
+
+    def _replay_sale(self, event: Event, body: dict[str, Any], where: str,
+                     moment: Moment) -> str:
+        detail = super()._replay_sale(event, body, where, moment)
+        if event.id == self.fail_on:
+            for value in ("1", "2"):
+                self.db.defer("INSERT INTO meta (key, value) VALUES (%s, %s)",  # type: ignore[attr-defined]
+                              ("dup", value))
+        return detail
+
+
+def test_a_database_error_rolls_the_whole_batch_back(postgres, tmp_path) -> None:
+    events = till_events(tmp_path)
+    ledger = _FailingWrite(open_hq_database(fresh_database(postgres)),
+                           Rules.from_mapping(rules_data()), CARD_KEY)
+    try:
+        assert apply(ledger, events[:3]) == {"applied": 3}
+        before = snapshot(ledger)
+        ledger.fail_on = next(e.id for e in events[3:] if e.kind == "sale")
+        with pytest.raises(Exception, match="duplicate key"):
+            ledger.thread.call(ledger.apply, events)
+        assert snapshot(ledger) == before
+        ledger.fail_on = ""
+        assert apply(ledger, events) == {"duplicate": 3, "applied": len(events) - 3}
+        assert ledger.thread.call(ledger.store.check_invariants) == []
+    finally:
+        ledger.close()
+
+
+def test_pipelined_savepoints_roll_back_unsent_and_sent(postgres) -> None:
+    db = open_hq_database(fresh_database(postgres))
+    assert isinstance(db, HqPostgresDatabase)
+    try:
+        with db.bind_ctx([Meta]), db.atomic(), db.pipelined():
+            for key, fail, flush in (("a", False, False), ("b", True, False),
+                                     ("c", True, True), ("d", False, True)):
+                try:
+                    with db.atomic():
+                        db.defer("INSERT INTO meta (key, value) VALUES (%s, %s)", (key, "1"))
+                        if flush:  # a read sends what waits, the savepoint with it
+                            assert db.execute_sql("SELECT 1").fetchone() == (1,)
+                        if fail:
+                            raise RuntimeError(key)
+                except RuntimeError:
+                    pass
+        with db.bind_ctx([Meta]):
+            assert sorted(Meta.select(Meta.key).where(Meta.key.in_(list("abcd"))).tuples()) \
+                == [("a",), ("d",)]
+    finally:
+        db.close()
+
+
+def test_collectors_starting_together_create_the_schema_once(postgres) -> None:
+    url = fresh_database(postgres)
+    count = 6
+    start = threading.Barrier(count)
+    errors: list[BaseException] = []
+    opened: list[Database] = []
+
+    def open_one() -> None:
+        try:
+            start.wait(10)
+            opened.append(open_hq_database(url))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    try:
+        assert errors == [] and len(opened) == count
+        tables = set(opened[0].get_tables())
+        assert {m._meta.table_name for m in MODELS + HQ_MODELS} <= tables
+        assert isinstance(opened[0], PostgresqlDatabase)
+    finally:
+        for db in opened:
+            db.close()
