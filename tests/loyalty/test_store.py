@@ -298,8 +298,13 @@ def test_operators_sign_in_with_hashed_pins(store: LedgerStore) -> None:
     assert check_pin("9876", role="manager") is not None
     assert check_pin("1234", role="manager") is None
     assert check_pin("12x4") is None
-    raw = store.db.execute_sql("SELECT pin_hash FROM operator").fetchall()
-    assert all("1234" not in r[0] and "9876" not in r[0] for r in raw)
+    # Stored salted and stretched: no column holds a PIN, and one PIN twice hashes twice apart.
+    # (Not "the hash has no 1234 in it": a random 64-hex digest contains it now and then.)
+    set_operator(store.db, "wang", "cashier", "1234")
+    rows = store.db.execute_sql("SELECT * FROM operator").fetchall()
+    assert not {"1234", "9876"} & {str(value) for row in rows for value in row}
+    hashes = dict(store.db.execute_sql("SELECT name, pin_hash FROM operator").fetchall())
+    assert hashes["li"] != hashes["wang"] and all(len(h) == 64 for h in hashes.values())
     with pytest.raises(InvalidInput, match="4 to 8 digits"):
         set_operator(store.db, "x", "cashier", "12")
 
