@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from peewee import Database, fn
@@ -38,6 +39,9 @@ from terminal.sync.messages import Event, MemberRequest, MemberResponse
 log = logging.getLogger(__name__)
 
 HQ_IDENTITY = Identity("hq", "hq")
+# A sale's chain-wide id (a uuid5) is wanted twice per event: for the batch's query of the sales
+# already recorded, and by its replay.
+_chain_sale_id = lru_cache(maxsize=4096)(ids.chain_sale_id)
 _RECORD_COLUMNS = ("id", "store", "terminal", "seq", "epoch", "kind", "wall_us", "applied_us",
                    "outcome", "detail", "points_in", "points_out")
 _POINTS_IN, _POINTS_OUT = _RECORD_COLUMNS.index("points_in"), _RECORD_COLUMNS.index("points_out")
@@ -120,7 +124,7 @@ class ChainLedger:
         if not isinstance(sale, str):
             return None
         try:
-            return ids.chain_sale_id(event.store, event.terminal, sale)
+            return _chain_sale_id(event.store, event.terminal, sale)
         except (TypeError, ValueError):
             return None
 
@@ -222,7 +226,7 @@ class ChainLedger:
                      moment: Moment) -> str:
         lines = [Line(line["sku"], line["qty"], line["price_fen"], line.get("name", ""),
                       line.get("category", "")) for line in body["lines"]]
-        sale_id = ids.chain_sale_id(event.store, event.terminal, body["sale"])
+        sale_id = _chain_sale_id(event.store, event.terminal, body["sale"])
         result = self.store.sale(SaleRequest(
             id=sale_id, lines=lines, card=self._card(body),  # type: ignore[arg-type]
             tender=body["tender"], redeem_points=body.get("redeem_points", 0),

@@ -42,6 +42,7 @@ class HqPostgresDatabase(PostgresqlDatabase):
         super().init(database, **kwargs)
         self._pending: list[bytes] = []  # statements not sent yet, in order
         self._savepoints: dict[str, int] = {}  # a pending SAVEPOINT's name -> its index
+        self._aliases: dict[str, str] = {}  # a savepoint never set -> the one standing for it
         self._pipelined = False
         self._failed = False  # a pipelined send failed: the transaction can only roll back
 
@@ -67,9 +68,22 @@ class HqPostgresDatabase(PostgresqlDatabase):
         self._pending.append(self._mogrify(sql, params))
 
     def _mogrify(self, sql: str, params: Any) -> bytes:
+        """The statement with its parameters, as psycopg2 would send it.
+
+        The store's parameters are ints, strings, booleans and NULLs; quoting those here takes
+        3 us where psycopg2's mogrify takes 17 (measured, a sale's 17 parameters), which was a
+        tenth of an event's time. A string literal is its text with quotes doubled, exactly as
+        PQescapeStringConn makes it when standard_conforming_strings is on (PostgreSQL's
+        default since 9.1, and checked here); anything else goes to psycopg2."""
         if self.is_closed():
             self.connect()
-        return self._state.conn.cursor().mogrify(sql, params or None)
+        conn = self._state.conn
+        if params and conn.encoding == "UTF8" \
+                and conn.get_parameter_status("standard_conforming_strings") == "on":
+            literals = [_literal(value) for value in params]
+            if None not in literals:
+                return (sql % tuple(literals)).encode()
+        return conn.cursor().mogrify(sql, params or None)
 
     def _send(self, statements: list[bytes]) -> Any:
         self._log_query(statements[-1], None)
@@ -90,21 +104,31 @@ class HqPostgresDatabase(PostgresqlDatabase):
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         if self._pipelined:
             if sql.startswith("SAVEPOINT "):
-                self._savepoints[sql.split()[1].rstrip(";")] = len(self._pending)
+                name = _savepoint_name(sql, 1)
+                if self._pending and self._pending[-1].startswith(b"SAVEPOINT "):
+                    # Nested with nothing between (the store's transaction inside the event's):
+                    # the outer one stands for it, rolled back to the same state.
+                    self._aliases[name] = _savepoint_name(self._pending[-1].decode(), 1)
+                    return None
+                self._savepoints[name] = len(self._pending)
                 self._pending.append(sql.encode())
                 return None
             if sql.startswith("RELEASE SAVEPOINT "):
-                self._pending.append(sql.encode())
+                if self._aliases.pop(_savepoint_name(sql, 2), None) is None:
+                    self._pending.append(sql.encode())
                 return None
             if sql.startswith("ROLLBACK TO SAVEPOINT "):
                 if self._failed:
                     # Which savepoints the failed string reached is unknown, and the error
                     # fails the batch: leave the transaction to its ROLLBACK, the error intact.
                     return None
-                at = self._savepoints.get(sql.split()[3].rstrip(";"))
-                if at is not None:  # never sent: forget it and everything after it
-                    del self._pending[at:]
-                    self._savepoints = {n: i for n, i in self._savepoints.items() if i < at}
+                name = _savepoint_name(sql, 3)
+                name = self._aliases.pop(name, name)
+                sql = f'ROLLBACK TO SAVEPOINT {name}'
+                at = self._savepoints.get(name)
+                if at is not None:  # never sent: nothing after it need be (it stays, as in SQL)
+                    del self._pending[at + 1:]
+                    self._savepoints = {n: i for n, i in self._savepoints.items() if i <= at}
                     return None
                 # Sent already: everything pending came after it, so it is undone unsent.
                 self._take()
@@ -115,6 +139,7 @@ class HqPostgresDatabase(PostgresqlDatabase):
     def commit(self) -> None:
         if self._failed:
             raise RuntimeError("a pipelined statement failed: the transaction must roll back")
+        self._aliases.clear()
         if self._pending:
             self._send([*self._take(), b"COMMIT"])
             return
@@ -122,8 +147,27 @@ class HqPostgresDatabase(PostgresqlDatabase):
 
     def rollback(self) -> None:
         self._take()
+        self._aliases.clear()
         self._failed = False
         super().rollback()
+
+
+def _savepoint_name(sql: str, word: int) -> str:
+    return sql.split()[word].rstrip(";")
+
+
+def _literal(value: Any) -> str | None:
+    """``value`` as an SQL literal, or None for psycopg2 to quote (see ``_mogrify``)."""
+    kind = type(value)
+    if kind is int:
+        return str(value)
+    if kind is str:
+        return None if "\0" in value else "'" + value.replace("'", "''") + "'"
+    if value is None:
+        return "NULL"
+    if kind is bool:
+        return "true" if value else "false"
+    return None
 
 
 def pipelined(db: Database) -> AbstractContextManager[None]:

@@ -207,9 +207,23 @@ def test_pipelined_savepoints_roll_back_unsent_and_sent(postgres) -> None:
                             raise RuntimeError(key)
                 except RuntimeError:
                     pass
+            # Nested with nothing between (an event's savepoint and the store's): the inner one
+            # rolled back, the outer goes on and keeps what it writes after.
+            for key, flush in (("e", False), ("g", True)):
+                with db.atomic():
+                    try:
+                        with db.atomic():
+                            db.defer("INSERT INTO meta (key, value) VALUES (%s, %s)", (key, "1"))
+                            if flush:
+                                db.execute_sql("SELECT 1")
+                            raise RuntimeError(key)
+                    except RuntimeError:
+                        pass
+                    db.defer("INSERT INTO meta (key, value) VALUES (%s, %s)", (key + "2", "1"))
         with db.bind_ctx([Meta]):
-            assert sorted(Meta.select(Meta.key).where(Meta.key.in_(list("abcd"))).tuples()) \
-                == [("a",), ("d",)]
+            keys = Meta.select(Meta.key).where(Meta.key.in_(["a", "b", "c", "d", "e", "e2", "g",
+                                                             "g2"])).tuples()
+            assert sorted(keys) == [("a",), ("d",), ("e2",), ("g2",)]
     finally:
         db.close()
 
