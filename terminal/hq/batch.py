@@ -9,7 +9,10 @@ terminal's store reads and writes around every event:
 * whether a sale id is already recorded is answered from one query for the batch's sales and
   the sales the batch itself inserted;
 * on PostgreSQL the store's inserts and updates, whose results it never reads, are deferred
-  (:meth:`HqPostgresDatabase.defer`): they travel with the next read or the COMMIT.
+  (:meth:`HqPostgresDatabase.defer`): they travel with the next read or the COMMIT;
+* on PostgreSQL a member's row and day counters, once read, are kept and moved by the store's
+  own balance and day-count writes; any other write (the ORM's: a registration, a tier change)
+  forgets them, so they are read again.
 
 An event that fails is rolled back to its savepoint; :meth:`mark` and :meth:`restore` roll these
 caches back with it. Everything else runs as :class:`hotpath.Statements` runs it.
@@ -34,6 +37,7 @@ DEFERRABLE = frozenset({
     hotpath.INSERT_ALLOCATION, hotpath.MOVE_LOT, hotpath.COUNT_DAY, hotpath.SAVE_BALANCE,
     hotpath.EMPTY_LOT, hotpath.TAKE_FROM_BALANCE, hotpath.SET_META,
 })
+_BALANCE, _DEBT = hotpath.MEMBER_COLUMNS.index("balance"), hotpath.MEMBER_COLUMNS.index("debt")
 ROWS_PER_INSERT = 100  # rows per multi-row INSERT: bound parameters stay few
 
 
@@ -74,6 +78,9 @@ class BatchStatements(hotpath.Statements):
         self._asked: set[str] = set()  # sale ids whose existence is known here
         self._sales: set[str] = set()  # of those, the ones recorded
         self._inserted: list[str] = []  # sales inserted in this batch, in order
+        self._members: dict[str, tuple[Any, ...] | None] = {}  # card hash -> MEMBER_BY_HASH row
+        self._hashes: dict[str, str] = {}  # member id -> card hash, for the rows kept
+        self._days: dict[tuple[str, str], list[int] | None] = {}  # (member, day) -> counts
 
     # -- the batch -----------------------------------------------------------------------------
 
@@ -86,12 +93,17 @@ class BatchStatements(hotpath.Statements):
         self._asked = set(sale_ids)
         self._sales = self.existing("sale", self._asked)
         self._inserted, self._dirty, self._meta = [], set(), meta
+        if self.defers:
+            self.db.on_write = self._forget  # type: ignore[attr-defined]
         try:
             yield
             meta = self._meta  # restore() replaces it
             changed = [(key, meta[key]) for key in sorted(self._dirty)]
         finally:
             self._meta, self._asked, self._sales, self._inserted = None, set(), set(), []
+            self._forget()
+            if self.defers:
+                self.db.on_write = None  # type: ignore[attr-defined]
         for row in changed:
             if self.defers and self.db.pipelining:  # type: ignore[attr-defined]
                 self._defer(self._sql(hotpath.SET_META), row)
@@ -115,6 +127,13 @@ class BatchStatements(hotpath.Statements):
         for sale_id in self._inserted[mark.sales:]:
             self._sales.discard(sale_id)
         del self._inserted[mark.sales:]
+        self._forget()
+
+    def _forget(self) -> None:
+        """Forget the member rows and day counters kept: read them again when asked."""
+        self._members.clear()
+        self._hashes.clear()
+        self._days.clear()
 
     # -- queries for the batch as a whole ------------------------------------------------------
 
@@ -169,6 +188,10 @@ class BatchStatements(hotpath.Statements):
             return _NOTHING
         if sql == hotpath.SALE_EXISTS and params[0] in self._asked:
             return _Rows([(1,)]) if params[0] in self._sales else _NOTHING
+        if self.defers:
+            kept = self._kept(sql, params)
+            if kept is not None:
+                return kept
         if sql == hotpath.INSERT_SALE:
             self._asked.add(params[0])
             self._sales.add(params[0])
@@ -177,6 +200,37 @@ class BatchStatements(hotpath.Statements):
             self._defer(self._sql(sql), params)
             return _NOTHING
         return super().run(sql, params)
+
+    def _kept(self, sql: str, params: Sequence[Any]) -> _Rows | None:
+        """A member row or day counters from memory, or None to run ``sql``; the store's own
+        writes to them move what is kept (the write itself still runs)."""
+        if sql == hotpath.MEMBER_BY_HASH:
+            if params[0] not in self._members:
+                row = super().run(sql, params).fetchone()
+                self._members[params[0]] = row
+                if row is not None:
+                    self._hashes[row[0]] = params[0]
+            member = self._members[params[0]]
+            return _Rows([member]) if member is not None else _NOTHING
+        if sql == hotpath.DAY_COUNTS:
+            key = (params[0], params[1])
+            if key not in self._days:
+                row = super().run(sql, params).fetchone()
+                self._days[key] = list(row) if row is not None else None
+            counts = self._days[key]
+            return _Rows([tuple(counts)]) if counts is not None else _NOTHING
+        if sql == hotpath.SAVE_BALANCE:
+            card_hash = self._hashes.get(params[2])
+            member = self._members.get(card_hash) if card_hash is not None else None
+            if member is not None:
+                row = list(member)
+                row[_BALANCE], row[_DEBT] = params[0], params[1]
+                self._members[card_hash] = tuple(row)  # type: ignore[index]
+        elif sql == hotpath.COUNT_DAY and (params[0], params[1]) in self._days:
+            counts = self._days[(params[0], params[1])] or [0, 0, 0]
+            self._days[(params[0], params[1])] = [n + int(d) for n, d in zip(counts, params[2:5],
+                                                                             strict=True)]
+        return None
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         if (self._meta is not None and self.defers and sql in DEFERRABLE

@@ -12,11 +12,18 @@ the next statement that must be answered, or with the COMMIT, as one multi-state
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import itertools
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from peewee import Database, PostgresqlDatabase, SqliteDatabase, __exception_wrapper__
+from peewee import (
+    Database,
+    PostgresqlDatabase,
+    SqliteDatabase,
+    __exception_wrapper__,
+    _savepoint,
+)
 from playhouse.db_url import parse
 
 from terminal.hq.models import HQ_MODELS
@@ -44,7 +51,16 @@ class HqPostgresDatabase(PostgresqlDatabase):
         self._savepoints: dict[str, int] = {}  # a pending SAVEPOINT's name -> its index
         self._aliases: dict[str, str] = {}  # a savepoint never set -> the one standing for it
         self._pipelined = False
+        self._savepoint_ids = itertools.count(1)
         self._failed = False  # a pipelined send failed: the transaction can only roll back
+        # Called before any statement but a SELECT runs (not for deferred ones): what a batch
+        # keeps of the rows may be stale after (see terminal.hq.batch).
+        self.on_write: Callable[[], None] | None = None
+
+    def savepoint(self) -> _savepoint:
+        # Peewee names each savepoint by a uuid4 (a getrandom() call): 6% of a collector's time
+        # at two savepoints per event (py-spy). A counter names them as uniquely.
+        return _savepoint(self, f"hq{next(self._savepoint_ids)}")
 
     @contextmanager
     def pipelined(self) -> Iterator[None]:
@@ -132,6 +148,8 @@ class HqPostgresDatabase(PostgresqlDatabase):
                     return None
                 # Sent already: everything pending came after it, so it is undone unsent.
                 self._take()
+        if self.on_write is not None and sql.lstrip()[:6].upper() != "SELECT":
+            self.on_write()
         if not self._pending:
             return super().execute_sql(sql, params)
         return self._send([*self._take(), self._mogrify(sql, params)])

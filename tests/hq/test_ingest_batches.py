@@ -255,3 +255,26 @@ def test_collectors_starting_together_create_the_schema_once(postgres) -> None:
     finally:
         for db in opened:
             db.close()
+
+
+def test_postgresql_ingest_agrees_with_sqlite(postgres, tmp_path) -> None:
+    """One batch holding registrations, earning sales that lift members to silver (the ORM's
+    tier writes: the member rows kept in memory must be read again), a redemption, a refund and
+    an adjustment: PostgreSQL (pipelined, rows kept) ends exactly where SQLite does."""
+    events = till_events(tmp_path) + till_events(tmp_path, "S002")
+    rules = Rules.from_mapping(rules_data())
+    ledgers = [ChainLedger(open_hq_database(url), rules, CARD_KEY)
+               for url in (str(tmp_path / "hq.db"), fresh_database(postgres))]
+    try:
+        results = []
+        for ledger in ledgers:
+            assert apply(ledger, events) == {"applied": len(events)}
+            with bound(ledger.db):
+                tiers = sorted(Member.select(Member.card_hash, Member.tier).tuples())
+            results.append((snapshot(ledger)[1:3], tiers))
+            assert ledger.thread.call(ledger.store.check_invariants) == []
+        assert results[0] == results[1]
+        assert {tier for _, tier in results[0][1]} == {"silver"}
+    finally:
+        for ledger in ledgers:
+            ledger.close()
