@@ -6,9 +6,10 @@ import asyncio
 import random
 import threading
 
+import paho.mqtt.client as paho
 import pytest
 
-from terminal.sync.mqtt import Backoff, NotConnected, RequestTimeout, Will
+from terminal.sync.mqtt import Backoff, NotConnected, RequestTimeout, Will, _matches, _overlap
 from terminal.sync.topics import Topics
 from tests.sync.conftest import Inbox, mqtt_client, run
 
@@ -24,6 +25,28 @@ def test_backoff_grows_with_jitter_and_resets() -> None:
     assert len(set(delays)) == len(delays)
     backoff.reset()
     assert backoff.next() <= 0.5
+
+
+FILTERS = ["a/b", "a/+", "a/#", "#", "+", "+/+", "a/+/c", "$SYS/#", "+/b", "a/b/#", EVENTS,
+           T.all_terminals("events", shared=False)]
+TOPICS = ["a", "a/b", "a/c", "a/b/c", "b", "$SYS/x", "a/x/c", "x/b", "", "a/", "/b", EVENTS,
+          T.acks("S001", "T01")]
+
+
+@pytest.mark.parametrize("topic_filter", FILTERS)
+def test_topic_matching_agrees_with_paho(topic_filter: str) -> None:
+    for topic in TOPICS:
+        assert _matches(topic_filter, topic) == paho.topic_matches_sub(topic_filter, topic)
+
+
+def test_filters_overlap_when_some_topic_matches_both() -> None:
+    for a in FILTERS:
+        for b in FILTERS:
+            # Conservative: "$" topics aside, overlap whenever one of TOPICS matches both.
+            if any(_matches(a, t) and _matches(b, t) for t in TOPICS if not t.startswith("$")):
+                assert _overlap(a, b), (a, b)
+    assert not _overlap(EVENTS, T.acks("S001", "T01"))
+    assert not _overlap("a/b/c", "a/b") and _overlap("a/#", "a") and _overlap("a/+/c", "a/b/+")
 
 
 def test_publish_awaits_puback_and_runs_on_the_loop(pki, broker) -> None:
@@ -132,4 +155,25 @@ def test_request_times_out_without_a_responder(pki, broker) -> None:
                 await terminal.request(T.member_request("S001", "T01"), b"M1",
                                        response_topic=T.member_response("S001", "T01"),
                                        timeout=0.5)
+    run(scenario())
+
+
+def test_an_overlapping_subscription_splits_copies_without_replaying_retained(pki, broker) -> None:
+    status = T.status("S001", "T01")
+
+    async def scenario() -> None:
+        one, every = Inbox(), Inbox()
+        async with mqtt_client(pki, broker, "S001/T01") as terminal, \
+                mqtt_client(pki, broker, "hq") as hq:
+            await terminal.publish(status, b"retained", retain=True)
+            await hq.subscribe(status, one)  # alone: no subscription identifier
+            await one.wait_for(1)
+            await hq.subscribe(T.all_terminals("status", shared=False), every)  # overlaps it
+            await every.wait_for(1)  # the retained message, for the new filter only
+            await terminal.publish(status, b"live")
+            await one.wait_for(2)
+            await every.wait_for(2)
+            await asyncio.sleep(0.3)
+            assert [m.payload for m in one.messages] == [b"retained", b"live"]
+            assert [m.payload for m in every.messages] == [b"retained", b"live"]
     run(scenario())
