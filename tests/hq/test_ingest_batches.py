@@ -24,7 +24,15 @@ from terminal.loyalty.operations import Registration, SaleRequest
 from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
-from terminal.loyalty.store.models import MODELS, LedgerEntry, Member, Meta, Outbox
+from terminal.loyalty.store.models import (
+    MODELS,
+    LedgerEntry,
+    Member,
+    Meta,
+    Outbox,
+    Sale,
+    SaleLine,
+)
 from terminal.sync.messages import Event
 from tests.hq.test_postgres_collector import fresh_database
 from tests.sync.harness import CARD_KEY, rules_data
@@ -58,8 +66,10 @@ def till_events(tmp_path: Path, store: str = "S001") -> list[Event]:
         till.register(Registration(card=card, operator="ann"), moment())
     for n in range(12):
         card = CARDS[n % 3] if n % 4 else None
-        sale = SaleRequest(str(uuid.uuid4()), [Line("SKU1", 1, 40000 + n, "item", "")],
-                           card=card, operator="ann")
+        # Names as tills send them, quotes and backslashes too (PostgreSQL's literals are
+        # quoted by HQ itself, terminal.hq.database._literal).
+        sale = SaleRequest(str(uuid.uuid4()), [Line("SKU1", 1, 40000 + n, "伞 'x' \\%s", "")],
+                           card=card, operator="O'Brien \\ 张" if n % 2 else "ann")
         sales.append(till.sale(sale, moment()).id)
     till.sale(SaleRequest(str(uuid.uuid4()), [Line("SKU1", 1, 60000, "item", "")],
                           card=CARDS[1], redeem_points=500, operator="ann"), moment())
@@ -275,6 +285,13 @@ def test_postgresql_ingest_agrees_with_sqlite(postgres, tmp_path) -> None:
             assert ledger.thread.call(ledger.store.check_invariants) == []
         assert results[0] == results[1]
         assert {tier for _, tier in results[0][1]} == {"silver"}
+        lines = []
+        for ledger in ledgers:
+            with bound(ledger.db):
+                lines.append(sorted(SaleLine.select(SaleLine.sale, SaleLine.name).tuples()))
+                operators = {sale.operator for sale in Sale.select()}
+            assert operators == {"ann", "O'Brien \\ 张"}
+        assert lines[0] == lines[1] and "伞 'x' \\%s" in {name for _, name in lines[0]}
     finally:
         for ledger in ledgers:
             ledger.close()
