@@ -9,6 +9,11 @@ and TLS handshake run in a one-thread executor, so an unreachable broker never s
 when the connection drops: the durable outbox, not paho's in-memory queue, owns redelivery
 (DESIGN promise 3). Subscriptions are remembered and renewed on every reconnect before the
 ``on_ready`` callbacks run, so retained bundles arrive after the subscription (promise 5).
+
+Per message cost is what bounds the outbox drain (bench/bench_sync.py), so: a readable socket is
+read until no bytes wait and what that queued is written once, as one TLS record; reads take a
+whole TLS record at a time; the QoS 1 in-flight limit is kept here rather than in paho; and only
+overlapping subscriptions carry an MQTT 5 subscription identifier.
 """
 
 from __future__ import annotations
@@ -90,10 +95,10 @@ class _BufferedTLSSocket(ssl.SSLSocket):
 
     paho reads each packet in three or four calls (type, length, body) and writes each packet
     with its own call; through ``SSLSocket`` each call is a TLS record operation, and so a
-    third of the outbox's CPU per event went on them. Here reads take a whole record at once,
-    and writes gather in a buffer that the client flushes after each burst (``_flush``), one
-    record for many packets. ``pending`` counts bytes held here, so the reader goes on without
-    the selector; ``close`` flushes first, so a DISCONNECT still leaves.
+    quarter of the outbox's CPU per event went on them (profiled). Here reads take a whole
+    record at once, and writes gather in a buffer that the client flushes after each burst
+    (``_flush``), one record for many packets. ``pending`` counts bytes held here, so the reader
+    goes on without the selector; ``close`` flushes first, so a DISCONNECT still leaves.
     """
 
     _rbuf = b""
@@ -278,7 +283,7 @@ class MqttClient:
                                  protocol=paho.MQTTv5)
         self._paho.connect_timeout = config.connect_timeout
         # The in-flight limit is kept here, not by paho: paho rescans every message in flight on
-        # each PUBACK to find the next queued one, a quarter of the outbox's CPU per event.
+        # each PUBACK to find the next queued one, a sixth of the outbox's CPU per event.
         self._paho.max_inflight_messages_set(0)
         if config.tls is not None:
             context = config.tls.context()
