@@ -18,8 +18,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from terminal import __version__
+from terminal.app.device_notices import DeviceNotices
 from terminal.app.flow import Till, TillSetup
-from terminal.app.inputs import TillInputs
+from terminal.app.inputs import TillInputs, WatchedPort
 from terminal.app.ledger import Clock, LedgerGateway
 from terminal.app.printing import ReceiptDesk
 from terminal.app.screens import Displays
@@ -27,7 +28,7 @@ from terminal.app.status_page import status_page
 from terminal.config import Config
 from terminal.configfile import ConfigError
 from terminal.drivers.drawer import open_drawer
-from terminal.drivers.input import InputPort, open_input
+from terminal.drivers.input import InputPort
 from terminal.drivers.lcd import Lcd, open_lcd
 from terminal.drivers.pole import PoleDisplay, open_pole
 from terminal.drivers.printer import open_printer
@@ -69,6 +70,7 @@ class Terminal:
     pole: PoleDisplay | None
     lcd: Lcd | None
     ports: dict[str, InputPort] = field(default_factory=dict)
+    notices: DeviceNotices | None = None
 
     def port(self, role: str) -> InputPort:
         for port in self.ports.values():
@@ -81,6 +83,8 @@ class Terminal:
             port.close()
         await self.inputs.stop(timeout=15)
         await self.till.settle()
+        if self.notices is not None:
+            await self.notices.close()
         await self.link.stop()
         await self.desk.close()
         for device in (self.pole, self.lcd):
@@ -133,16 +137,19 @@ async def assemble(config: Config, rules: Rules, ledger: LedgerGateway, link: Hq
                    operator: SignedIn | None = None) -> Terminal:
     """Start the devices and wire the till to them and to ``ledger`` and ``link``."""
     # A display or printer missing at start is reported and retried: selling does not wait.
+    # The cashier is told of a display or input device that goes or returns (also at start).
     pole = open_pole(config.pole)
-    await pole.connect()
     lcd = open_lcd(config.lcd) if config.lcd is not None else None
+    displays = Displays(pole, lcd)
+    notices = DeviceNotices(displays)
+    notices.watch_displays()
+    await pole.connect()
     if lcd is not None:
         await lcd.connect()
     printer = open_printer(config.printer)
     drawer = open_drawer(config.drawer, printer) if config.drawer.enabled else None
     desk = ReceiptDesk(printer, drawer, config.receipts_dir, png=config.loyalty.receipt_png)
     await desk.start()
-    displays = Displays(pole, lcd)
     setup = TillSetup(config.terminal.store, config.terminal.terminal_id,
                       config.loyalty.departments)
     ports: dict[str, InputPort] = {}
@@ -150,9 +157,13 @@ async def assemble(config: Config, rules: Rules, ledger: LedgerGateway, link: Hq
     till = Till(ledger, displays, desk, link, rules, setup, operator)
     inputs = TillInputs(till)
     terminal = Terminal(config, rules, ledger, link, till, inputs, displays, desk, pole, lcd,
-                        ports)
+                        ports, notices)
+    republish = getattr(link, "publish_status", None)
+    if republish is not None:  # HQ's retained status names the absent device now
+        notices.on_change.append(lambda: notices.later(republish()))
     for name, device in config.inputs.items():
-        port = open_input(device, inputs.on_input)
+        port = WatchedPort(device, inputs.on_input, lambda port, present, name=name:
+                           notices.changed(name, port.config.role, present))
         port.start()
         terminal.ports[name] = port
     inputs.start()

@@ -44,6 +44,12 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
 
     @property
     def status(self) -> str:
+        """What the till is doing (systemd's STATUS=), and which devices are absent."""
+        faults = self.displays.faults
+        return f"{self._doing}; {faults}" if faults else self._doing
+
+    @property
+    def _doing(self) -> str:
         if self.committing:
             return f"committing sale {self.committing}"
         if self.operator is None:

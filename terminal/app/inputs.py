@@ -3,15 +3,22 @@
 ``InputPort`` callbacks run on the loop and must not wait; they queue the input here, and one
 task hands each to the :class:`~terminal.app.flow.Till` in arrival order. Stopping lets the input
 being handled (a sale being committed) finish before the loop ends.
+
+:class:`WatchedPort` is the ``InputPort`` the terminal runs: the same driver, which also says when
+its device goes (a failed read, an unplug) and comes back (its rescan found it), so the cashier is
+told (:mod:`terminal.app.device_notices`) without anything polling faster than the rescan.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from terminal.app.flow import Till
+from terminal.drivers.input import InputDeviceConfig, InputHandler, InputPort
 from terminal.drivers.keys import WedgeInput
 
 log = logging.getLogger(__name__)
@@ -21,6 +28,52 @@ log = logging.getLogger(__name__)
 class TillInput:
     role: str  # keypad, msr or scanner
     value: str  # the action name, or the text the wedge device typed
+
+
+class WatchedPort(InputPort):
+    """An :class:`InputPort` that calls ``on_presence(port, present)`` on the loop the driver runs
+    on, once for each change the driver makes: the device lost on a read or unplugged, not found
+    (or not openable) by a rescan, and found again. A device there from the start is no change."""
+
+    def __init__(self, config: InputDeviceConfig, on_input: InputHandler,
+                 on_presence: Callable[[InputPort, bool], None] | None = None,
+                 **kwargs: Any) -> None:
+        self._reported: bool | None = None  # the presence last reported (None: nothing yet)
+        super().__init__(config, on_input, **kwargs)
+        self._on_presence = on_presence
+
+    @property  # type: ignore[override]
+    def present(self) -> bool:
+        return self._present
+
+    @present.setter
+    def present(self, value: bool) -> None:
+        self._present = value
+        self._report(value)
+
+    @property  # type: ignore[override]
+    def status(self) -> str:
+        return self._status
+
+    @status.setter
+    def status(self, value: str) -> None:
+        # A rescan that did not find (or could not open) the device says so only here.
+        self._status = value
+        if not self.present and value not in ("not started", "closed"):
+            self._report(False)
+
+    def _report(self, present: bool) -> None:
+        callback = self.__dict__.get("_on_presence")
+        if callback is None or self._reported is present:
+            return
+        was, self._reported = self._reported, present
+        if was is None and present:
+            return  # found at start: nothing to tell
+        callback(self, present)
+
+    def close(self) -> None:
+        self._on_presence = None  # released at shutdown: nobody is to be told
+        super().close()
 
 
 class TillInputs:

@@ -84,9 +84,13 @@ class TillBase:
         await self.displays.show(line1, line2, self.draft.member, prompt)
 
     async def say(self, text: str) -> None:
-        """A sentence for the cashier, wrapped onto the pole's two lines."""
+        """A sentence for the cashier, wrapped onto the pole's two lines. Its second line may
+        carry a device notice when it is empty or the sentence is the mode's standing prompt
+        (:class:`~terminal.app.screens.Displays`)."""
         self.message = text
-        await self.displays.show(*two_lines(text, self.displays.columns), self.draft.member, text)
+        line1, line2 = two_lines(text, self.displays.columns)
+        await self.displays.show(line1, line2, self.draft.member, text,
+                                 spare=not line2 or text == PROMPTS[self.mode])
 
     async def refuse(self, text: str) -> None:
         """Tell the cashier why the input was refused; nothing else changes."""

@@ -8,6 +8,9 @@ seconds, until the device is back (DESIGN promise 8). The input devices do the s
 
 A subclass says how to open (``_open``: open and show again what the device should show), how to
 release (``_release``) and, optionally, what to do once it came back by itself (``_returned``).
+Whoever must know when the device goes or returns (the cashier's notices) registers with
+:meth:`OutputDevice.watch`: it is called on the loop, once per change, as the change is seen (a
+failed write, or the retry timer reopening it), so nobody needs to poll ``present``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections.abc import Callable
 
 from terminal.drivers.executor import DeviceExecutor
 
@@ -41,6 +45,7 @@ class OutputDevice:
         self._retrying: asyncio.Task[None] | None = None
         self._delay = FIRST_RETRY
         self._closed = False
+        self._watchers: list[Callable[[bool], None]] = []
 
     # --- what a device says ---
 
@@ -63,6 +68,20 @@ class OutputDevice:
     def _returned(self) -> None:
         """Blocking, on the device's thread: the device came back by itself."""
 
+    def watch(self, callback: Callable[[bool], None]) -> None:
+        """Call ``callback(present)`` on the event loop each time the device goes absent (also
+        when it cannot be opened at start) or comes back; not when it is closed."""
+        self._watchers.append(callback)
+
+    def _changed(self, present: bool) -> None:
+        # Any thread: hand the change to the watchers on the loop (none before connect()).
+        loop = self._loop
+        if loop is None or self._closed:
+            return
+        for callback in self._watchers:
+            with contextlib.suppress(RuntimeError):  # the loop is closing: nobody to tell
+                loop.call_soon_threadsafe(callback, present)
+
     # --- shared ---
 
     def start(self) -> bool:
@@ -81,6 +100,7 @@ class OutputDevice:
             self.present, self.state = True, "present"
         if was.startswith("absent"):
             log.info("%s is back", self.kind)
+            self._changed(True)
         return True
 
     async def connect(self) -> bool:
@@ -113,6 +133,7 @@ class OutputDevice:
             hint = self.fix_hint()
             log.warning("%s %s; retrying every %g s at most%s", self.kind, reason, LONGEST_RETRY,
                         f"; fix: {hint}" if hint else "")
+            self._changed(False)
         loop = self._loop
         if loop is not None and not self._closed:
             with contextlib.suppress(RuntimeError):  # the loop is closing: nothing to retry on

@@ -1,8 +1,9 @@
 """Hardware faults: the printer unplugged or out of paper (before the receipt or in the middle of
 it), the pole display and LCD gone, the card reader pulled out and plugged back, in a seeded
-random order over many sales. Every sale completes, the cashier is told, every receipt that did
-not print is kept and can be reprinted once the printer is back, and every device plugged back in
-is picked up again by its own retry timer (nothing here reopens one).
+random order over many sales. Every sale completes, the cashier is told (the printer's problem
+under the change; a display or the reader gone, and back, on the display that still works), every
+receipt that did not print is kept and can be reprinted once the printer is back, and every device
+plugged back in is picked up again by its own retry timer (nothing here reopens one).
 
 Size (``POSTERM_SUITE_SIZE``): CI rings up 40 sales under random faults.
 """
@@ -12,11 +13,13 @@ from __future__ import annotations
 import io
 import random
 import sqlite3
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from terminal.app.device_notices import MESSAGES
 from terminal.bootstrap import Terminal, build, device_health
 from terminal.config import load_config
 from terminal.drivers.lcd import render_frame
@@ -30,6 +33,9 @@ from tests.sync.conftest import run
 from .chain import till_files
 from .scripts import SIGN_IN, sale_lines
 from .support import Counts, scaled
+
+POLE_GONE, LCD_GONE = MESSAGES["pole"][0], MESSAGES["lcd"][0]
+READER_GONE, READER_BACK = MESSAGES["msr"][0], MESSAGES["msr"][2]
 
 FAULTS = ("none", "printer-unplugged", "paper-out", "unplugged-mid-receipt", "pole-gone",
           "lcd-gone", "reader-replugged")
@@ -85,15 +91,25 @@ async def _all_back(terminal: Terminal) -> None:
     assert pole is not None and lcd is not None
     await until(lambda: terminal.desk.present and pole.present and lcd.present,
                 LONGEST_RETRY * 3, "printer, pole display and LCD to be back")
-    expected = PoleDecoder(pole.config.columns)
-    expected.feed(encode_lines(*terminal.displays.lines, pole.config))
-    await until(lambda: pole.simulator.lines == expected.lines, 5,
-                f"the pole to show {expected.lines} again")
+    assert terminal.notices is not None
+    await terminal.notices.settle()
+
+    def pole_shown() -> bool:
+        expected = PoleDecoder(pole.config.columns)
+        expected.feed(encode_lines(*terminal.displays.lines, pole.config))
+        return pole.simulator.lines == expected.lines
+
+    def lcd_shown() -> bool:
+        frame = terminal.displays.frame
+        assert frame is not None
+        return bool(lcd.simulator.image.tobytes()
+                    == render_frame(frame, lcd.simulator.size).tobytes())
+    # Once a returned display's notice has stopped leading, both show the till's output again.
+    await until(lambda: terminal.displays.leading is None and pole_shown() and lcd_shown(), 10,
+                "the pole and the LCD to show the current lines and frame again")
     health = device_health(terminal.desk, terminal.displays, terminal.ports)
     assert (health["printer"], health["pole"], health["lcd"]) == ("ok", "present", "present")
-    frame = terminal.displays.frame
-    assert frame is not None
-    assert lcd.simulator.image.tobytes() == render_frame(frame, lcd.simulator.size).tobytes()
+    assert not terminal.notices.absent and "absent" not in terminal.till.status
 
 
 def _stored_sales(database: Path) -> set[str]:
@@ -134,6 +150,16 @@ def test_sales_complete_through_hardware_faults(tmp_path: Path) -> None:
                         return health[name].startswith("absent")
                     # The display writes run on the device's own thread, after the sale's commit.
                     await until(reported, 5, f"{device} to be reported absent")
+                    await _cashier_told(terminal, console, fault, sale[0])
+                    told.append(fault)
+                elif fault == "reader-replugged":  # told it went, and once that it is back
+                    assert terminal.notices is not None
+                    await terminal.notices.settle()
+                    # (a display's own return may be told in between)
+                    reader = [t for t in terminal.notices.told if t in (READER_GONE, READER_BACK)]
+                    assert reader[-2:] == [READER_GONE, READER_BACK], terminal.notices.told
+                    assert all(a != b for a, b in pairwise(reader)), reader  # each said once
+                    told.append(fault)
                 if terminal.desk.pending:  # the receipt did not print: the cashier was told,
                     # and the change (or amount paid) stays on the pole's first line
                     assert "Printer:" in terminal.till.message, terminal.till.message
@@ -153,4 +179,29 @@ def test_sales_complete_through_hardware_faults(tmp_path: Path) -> None:
     shown = run(scenario(), timeout=240)
     counts.write()
     assert len(shown) == counts.sales
-    assert {"printer-unplugged", "paper-out"} <= set(told), told
+    assert {"printer-unplugged", "paper-out", "pole-gone", "lcd-gone",
+            "reader-replugged"} <= set(told), told
+
+
+async def _cashier_told(terminal: Terminal, console: Console, fault: str, sale_id: str) -> None:
+    """A display gone during a sale: the other display tells the cashier, and what the sale
+    showed is still there."""
+    notices = terminal.notices
+    assert notices is not None
+    await notices.settle()
+    if fault == "pole-gone":
+        # The LCD says it, beside the sale's own prompt (the change or the tender).
+        assert "pole" in notices.absent and POLE_GONE in notices.told
+        frame = terminal.displays.frame
+        assert frame is not None and POLE_GONE in frame.prompt and sale_id in frame.prompt, \
+            frame.prompt
+        return
+    # The pole is the only display: the change stays on it; the standing prompt's free second
+    # line says it (the pole itself may still be on its way back from an earlier fault).
+    assert "lcd" in notices.absent and LCD_GONE in notices.told
+    assert terminal.displays.lines[0].startswith(("CHANGE", "PAID")), terminal.displays.lines
+    await console.command("clear")
+    pole = terminal.pole
+    assert pole is not None
+    await until(lambda: pole.simulator.lines[1] == "LCD disconnected", LONGEST_RETRY * 3,
+                "the pole to say the LCD is gone")
