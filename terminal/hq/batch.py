@@ -173,7 +173,7 @@ class BatchStatements(hotpath.Statements):
     def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         meta = self._meta
         if meta is None:
-            return super().run(sql, params)
+            return self._write(sql, params)
         if sql == hotpath.META_COUNTERS:
             return _Rows([(key, meta[key]) for key in COUNTERS if meta[key] is not None])
         if sql == hotpath.GET_META:
@@ -196,6 +196,11 @@ class BatchStatements(hotpath.Statements):
             self._asked.add(params[0])
             self._sales.add(params[0])
             self._inserted.append(params[0])
+        return self._write(sql, params)
+
+    def _write(self, sql: str, params: Sequence[Any]) -> Any:
+        """Run ``sql``, or, a write whose result is not read, defer it while pipelining (the
+        batch, the expiry sweep): any later read or the COMMIT takes it along."""
         if self.defers and sql in DEFERRABLE and self.db.pipelining:  # type: ignore[attr-defined]
             self._defer(self._sql(sql), params)
             return _NOTHING
@@ -233,13 +238,7 @@ class BatchStatements(hotpath.Statements):
         return None
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        if (self._meta is not None and self.defers and sql in DEFERRABLE
-                and self.db.pipelining):  # type: ignore[attr-defined]
-            adapted = self._sql(sql)
-            for row in rows:
-                self._defer(adapted, row)
-            return
-        if self.defers:  # psycopg2's executemany is a round trip per row
+        if self.defers:  # psycopg2's executemany is a round trip per row: deferred, none
             for row in rows:
                 self.run(sql, row)
             return
