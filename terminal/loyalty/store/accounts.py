@@ -42,13 +42,38 @@ def member_ref(key: bytes, card: str | CardRef) -> CardRef:
 class Accounts(LedgerCore):
     """Finding a member by card and moving their points by ledger entries."""
 
-    def _member(self, card: str | CardRef) -> Member:
+    _last_ref: tuple[str | CardRef, CardRef] | None = None
+
+    def _ref(self, card: str | CardRef) -> CardRef:
+        """The card's hash; the last card's is kept (a till looks a member up, quotes and sells
+        with the same card: one HMAC instead of three)."""
+        last = self._last_ref
+        if last is not None and last[0] == card and type(last[0]) is type(card):
+            return last[1]
         ref = member_ref(self.card_key, card)
+        self._last_ref = (card, ref)
+        return ref
+
+    def _member(self, card: str | CardRef) -> Member:
+        ref = self._ref(card)
         member = self.sql.member(ref.hash)
         if member is None:
-            shown = card if isinstance(card, str) else f"ending {ref.last4 or '?'}"
-            raise UnknownCard(f"card {shown} belongs to no member", "card")
+            raise self._unknown(card, ref)
         return member
+
+    def _member_today(self, card: str | CardRef, moment: Moment) -> tuple[Member, MemberDay]:
+        """The member and their counters for the moment's day (see :meth:`_today`), in one
+        query."""
+        ref = self._ref(card)
+        found = self.sql.member_today(ref.hash, self._day(moment))
+        if found is None:
+            raise self._unknown(card, ref)
+        return found
+
+    @staticmethod
+    def _unknown(card: str | CardRef, ref: CardRef) -> UnknownCard:
+        shown = card if isinstance(card, str) else f"ending {ref.last4 or '?'}"
+        return UnknownCard(f"card {shown} belongs to no member", "card")
 
     def _account(self, member: Member, also: list[str] | tuple[str, ...] = ()) -> ledger.Account:
         query = Lot.select().where(
@@ -80,7 +105,8 @@ class Accounts(LedgerCore):
         if entry.new_lot is not None:
             lot = entry.new_lot
             self.sql.run(hotpath.INSERT_LOT, (
-                lot.id, member.id, to_micros(lot.earned_at),
+                lot.id, member.id,
+                w.us if lot.earned_at is w.moment.at else to_micros(lot.earned_at),
                 to_micros(lot.expires_at) if lot.expires_at else None, lot.points, lot.remaining,
                 w.moment.trusted,
             ))
@@ -110,11 +136,14 @@ class Accounts(LedgerCore):
         self, w: Writer, member: Member, earned: int = 0, redeemed: int = 0,
         offline_redeemed: int = 0,
     ) -> None:
-        day = local_day(w.moment.earn_time, self.rules.zone).isoformat()
+        day = self._day(w.moment)
         self.sql.run(hotpath.COUNT_DAY, (member.id, day, earned, redeemed, offline_redeemed))
 
+    def _day(self, moment: Moment) -> str:
+        """The programme-zone day the day counters count the moment in."""
+        return local_day(moment.earn_time, self.rules.zone).isoformat()
+
     def _today(self, member: Member, moment: Moment) -> MemberDay:
-        day = local_day(moment.earn_time, self.rules.zone).isoformat()
-        row = self.sql.one(hotpath.DAY_COUNTS, (member.id, day)) or (0, 0, 0)
-        return MemberDay(member=member.id, day=day, earned=row[0], redeemed=row[1],
-                         offline_redeemed=row[2])
+        day = self._day(moment)
+        return hotpath.day_counts(member.id, day, self.sql.one(hotpath.DAY_COUNTS,
+                                                               (member.id, day)))

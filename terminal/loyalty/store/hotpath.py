@@ -13,9 +13,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import peewee
 from peewee import Database
 
-from terminal.loyalty.store.models import Member
+from terminal.loyalty.store.database import LedgerDatabase, _full_is_refused
+from terminal.loyalty.store.models import Member, MemberDay
+
+# Peewee's translation of the driver's exceptions into its own (IntegrityError, ...).
+_PEEWEE_ERRORS = peewee.__exception_wrapper__
 
 MEMBER_COLUMNS = (
     "id", "card_hash", "card_last4", "name", "phone_hash", "phone_last4", "birthday",
@@ -35,6 +40,12 @@ SET_META = (
     "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 )
 SALE_EXISTS = "SELECT 1 FROM sale WHERE id = ?"
+# A sale's member with the day's counters (NULLs when the member has none yet): one query.
+MEMBER_TODAY_BY_HASH = (
+    f"SELECT {', '.join('m.' + c for c in MEMBER_COLUMNS)}, d.earned, d.redeemed, "
+    "d.offline_redeemed FROM member m LEFT JOIN member_day d ON d.member_id = m.id "
+    "AND d.day = ? WHERE m.card_hash = ?"
+)
 DAY_COUNTS = (
     "SELECT earned, redeemed, offline_redeemed FROM member_day WHERE member_id = ? AND day = ?"
 )
@@ -93,6 +104,12 @@ class Statements:
     def __init__(self, db: Database) -> None:
         self.db = db
         self._adapted: dict[str, str] = {}
+        # The terminal's SQLite ledger: statements go straight to the sqlite3 connection, with
+        # what LedgerDatabase.execute_sql adds (Peewee's exceptions, a full disk refused) but
+        # without its per-statement Python (a context manager, logging, cursor checks: about
+        # 5 us a statement, a sale's fifteen statements cost more than their SQLite work).
+        # Query hooks and other databases (HQ's PostgreSQL) go through execute_sql.
+        self._direct = type(db).execute_sql is LedgerDatabase.execute_sql
 
     def _sql(self, sql: str) -> str:
         adapted = self._adapted.get(sql)
@@ -101,7 +118,16 @@ class Statements:
         return adapted
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.db.execute_sql(self._sql(sql), params)
+        db = self.db
+        if not self._direct or db.query_hooks:
+            return db.execute_sql(self._sql(sql), params)
+        try:
+            return (db._state.conn or db.connection()).execute(sql, params or ())
+        except Exception:
+            # Translated only when raised (the translation costs two calls a statement):
+            # Peewee's exception first, then a full disk as StorageFull.
+            with _full_is_refused(), _PEEWEE_ERRORS:
+                raise
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self.run(sql, params).fetchone()
@@ -110,8 +136,47 @@ class Statements:
         cursor = self.db.cursor()
         cursor.executemany(self._sql(sql), list(rows))
 
+    def set_meta(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Upsert meta keys: in one statement, unless a subclass sees each statement (HQ's
+        batches keep the counters in memory by intercepting SET_META)."""
+        if len(rows) == 1 or type(self).run is not Statements.run:
+            for row in rows:
+                self.run(SET_META, row)
+            return
+        sql = _SET_METAS.get(len(rows))
+        if sql is None:
+            marks = ", ".join(["(?, ?)"] * len(rows))
+            sql = _SET_METAS[len(rows)] = SET_META.replace("(?, ?)", marks)
+        self.run(sql, [value for row in rows for value in row])
+
     def member(self, card_hash: str) -> Member | None:
         row = self.one(MEMBER_BY_HASH, (card_hash,))
+        return None if row is None else _loaded(Member, dict(zip(_MEMBER_FIELDS, row, strict=True)))
+
+    def member_today(self, card_hash: str, day: str) -> tuple[Member, MemberDay] | None:
+        """The member with the card and their counters for ``day`` (zeros if none yet)."""
+        row = self.one(MEMBER_TODAY_BY_HASH, (day, card_hash))
         if row is None:
             return None
-        return Member(**dict(zip(_MEMBER_FIELDS, row, strict=True)))
+        member = _loaded(Member, dict(zip(_MEMBER_FIELDS, row, strict=False)))  # + the day's
+        return member, day_counts(member.id, day, row[-3:])
+
+
+_SET_METAS: dict[int, str] = {}  # SET_META for n rows
+
+
+def day_counts(member_id: str, day: str, counts: Sequence[Any] | None) -> MemberDay:
+    earned, redeemed, offline = counts if counts and counts[0] is not None else (0, 0, 0)
+    return _loaded(MemberDay, {"member": member_id, "day": day, "earned": earned,
+                               "redeemed": redeemed, "offline_redeemed": offline})
+
+
+def _loaded(model: Any, data: dict[str, Any]) -> Any:
+    """A model instance holding ``data`` as ``Model(**data)`` would (every field set and marked
+    dirty, no defaults needed as all are given), without Model.__init__'s per-field setattr
+    (7 us a member)."""
+    instance = model.__new__(model)
+    instance.__data__ = data
+    instance._dirty = set(data)
+    instance.__rel__ = {}
+    return instance

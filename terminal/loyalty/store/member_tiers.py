@@ -21,7 +21,7 @@ class MemberTiers(Accounts):
 
     def _spend(self, member_id: str, start: datetime, end: datetime) -> int:
         """Qualifying spend: paid by the member's sales in (start, end], net of their refunds."""
-        window = (member_id, to_micros(start), to_micros(end))
+        window = (member_id, to_micros(start), self._micros(end))
         row = self.sql.one(hotpath.SPEND, window + window)
         return int(row[0]) if row else 0
 

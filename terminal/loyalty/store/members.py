@@ -140,7 +140,7 @@ class Members(MemberTiers):
         expiring = [
             Expiring(remaining, from_micros(expires_us).astimezone(rules.zone))
             for remaining, expires_us in self.sql.run(
-                hotpath.EXPIRING, (member.id, to_micros(at), to_micros(horizon))
+                hotpath.EXPIRING, (member.id, self._micros(at), to_micros(horizon))
             ).fetchall()
         ]
         return MemberView(

@@ -19,6 +19,8 @@ from terminal.loyalty.store.models import Member
 from terminal.loyalty.store.redeeming import HeldAtHq, Redeeming
 from terminal.loyalty.store.writer import ID, Writer
 
+_DETAIL_JSON = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(..., ensure_ascii=False)
+
 
 class Sales(Members, Redeeming):
     """Quoting and recording sales."""
@@ -38,12 +40,12 @@ class Sales(Members, Redeeming):
         ``hq_balance`` (HQ's answer to the till's lookup) stands for the local balance: HQ is
         authoritative for what a member may redeem (DESIGN promise 4)."""
         check_lines(req.lines)
-        member = self._member(req.card) if req.card else None
+        member, today = self._member_today(req.card, moment) if req.card else (None, None)
         pct = self.rules.tier(member.tier).discount_percent if member else 0
         pricing = price(req.lines, pct, 0)
         if member is None:
             return Quote(pricing.list_fen, pricing.discount_fen, pricing.due_fen, 0, 0, 0)
-        ctx = self._redeem_context(member, moment, online, balance=hq_balance)
+        ctx = self._redeem_context(member, moment, online, today, balance=hq_balance)
         most = redemption.max_redeemable(self.rules, ctx, pricing.due_fen)
         return Quote(
             pricing.list_fen,
@@ -71,20 +73,19 @@ class Sales(Members, Redeeming):
         with self._writing(moment) as w:
             if self.sql.one(hotpath.SALE_EXISTS, (req.id,)):
                 raise DuplicateId(f"sale {req.id} is already recorded", "sale.id")
-            member = self._member(req.card) if req.card else None
+            member, today = self._member_today(req.card, moment) if req.card else (None, None)
             if member is None and req.redeem_points:
                 raise RedeemRefused("an anonymous sale cannot redeem points", "sale.card")
             if member is not None:
                 self._review_tier(member, moment)
             tier = rules.tier(member.tier) if member else rules.tiers[0]
             pct = tier.discount_percent if member else 0
-            due = price(req.lines, pct, 0).due_fen
-            fen = 0
-            today = self._today(member, moment) if member is not None else None
+            pricing = price(req.lines, pct, 0)
             if member is not None:
                 ctx = self._checked_against(member, moment, online, reconcile, held_at_hq, today)
-                fen = redemption.check_deduction(rules, req.redeem_points, ctx, due)
-            pricing = price(req.lines, pct, fen)
+                fen = redemption.check_deduction(rules, req.redeem_points, ctx, pricing.due_fen)
+                if fen:
+                    pricing = price(req.lines, pct, fen)
             earning = None
             if member is not None and today is not None:
                 birthday = date.fromisoformat(member.birthday) if member.birthday else None
@@ -117,7 +118,7 @@ class Sales(Members, Redeeming):
                 pricing.list_fen, pricing.discount_fen, pricing.deduction_fen, pricing.paid_fen,
                 earned, redeemed, links.get(ledger.EARN), links.get(ledger.REDEEM),
                 tier.name if member else "", req.operator,
-                json.dumps(detail, ensure_ascii=False),
+                _DETAIL_JSON(detail),
             ))
             self.sql.many(hotpath.INSERT_SALE_LINE, [
                 (req.id, number, p.line.sku, p.line.name, p.line.category, p.line.qty,
@@ -155,6 +156,8 @@ class Sales(Members, Redeeming):
                 "points_earned": earned,
                 "operator": req.operator,
             })
+            # Read before the commit: the same rows, without a read transaction of its own.
+            view = self.member_view(member, moment, spend) if member else None
         return SaleResult(
             id=req.id,
             seq=seq,
@@ -168,7 +171,7 @@ class Sales(Members, Redeeming):
             promotion=earning.promotion if earning else None,
             birthday=earning.birthday if earning else False,
             line_paid_fen=[p.paid_fen for p in pricing.lines],
-            member=self.member_view(member, moment, spend) if member else None,
+            member=view,
         )
 
     def _pay_referral(self, w: Writer, member: Member) -> None:

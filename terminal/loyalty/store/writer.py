@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,8 @@ from terminal.loyalty.store.database import write_transaction
 from terminal.loyalty.store.models import Audit, Lot
 
 ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,63}")
+# json.dumps(payload, ensure_ascii=False, sort_keys=True), its encoder made once.
+_EVENT_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
 
 
 @dataclass(frozen=True)
@@ -44,10 +46,10 @@ class Writer:
     seq: int
     epoch: int
     undated: bool = False  # a lot was written on an untrusted clock
+    us: int = field(init=False)  # the moment's time in microseconds
 
-    @property
-    def us(self) -> int:
-        return to_micros(self.moment.at)
+    def __post_init__(self) -> None:
+        self.us = to_micros(self.moment.at)
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -69,6 +71,7 @@ class LedgerCore:
         self.identity = identity
         self.outbox = outbox
         self._epoch = 0  # this session's epoch, read once at open
+        self._last_micros: tuple[datetime | None, int] = (None, 0)
         self.sql = hotpath.Statements(db)
 
     def _meta(self, key: str, default: str = "") -> str:
@@ -88,15 +91,26 @@ class LedgerCore:
         value = self._meta("trusted_floor_us")
         return from_micros(int(value)) if value else None
 
+    def _micros(self, at: datetime) -> int:
+        """``to_micros(at)``, the last conversion remembered: an operation converts its moment's
+        time for the rows, the spend window and the member view."""
+        last = self._last_micros
+        if last[0] is at:  # datetimes are immutable: the same object, the same value
+            return last[1]
+        us = to_micros(at)
+        self._last_micros = (at, us)
+        return us
+
     @contextmanager
     def _writing(self, moment: Moment) -> Iterator[Writer]:
         with write_transaction(self.db):
             # One read for the three counters every write transaction needs.
             meta = dict(self.sql.run(hotpath.META_COUNTERS).fetchall())
             writer = Writer(moment, int(meta.get("seq", "0")), self._epoch)
+            self._last_micros = (moment.at, writer.us)
             changed: dict[str, str] = {}
             if moment.trusted:
-                us = to_micros(moment.at)
+                us = writer.us
                 if int(meta.get("trusted_floor_us") or 0) < us:
                     changed["trusted_floor_us"] = str(us)
                 if meta.get("undated_lots") == "1":
@@ -106,8 +120,7 @@ class LedgerCore:
             if writer.undated:
                 changed["undated_lots"] = "1"
             changed["seq"] = str(writer.seq)
-            for key, value in changed.items():
-                self._set_meta(key, value)
+            self.sql.set_meta(list(changed.items()))
 
     def _date_lots(self, at: datetime) -> None:
         """Lots earned on an untrusted clock were dated at the floor; their true earn time lies
@@ -136,7 +149,7 @@ class LedgerCore:
         }
         self.sql.run(hotpath.INSERT_OUTBOX, (
             event_id, seq, w.epoch, kind,
-            json.dumps(payload, ensure_ascii=False, sort_keys=True), w.us, w.moment.trusted,
+            _EVENT_JSON(payload), w.us, w.moment.trusted,
         ))
         return event_id
 
