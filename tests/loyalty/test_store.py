@@ -262,11 +262,12 @@ def test_schema_migrates_and_refuses_newer(tmp_path: Path) -> None:
     def add_note(database: peewee.SqliteDatabase, migrator: SqliteMigrator) -> None:
         migrate(migrator.add_column("member", "note", peewee.TextField(default="")))
 
-    assert upgrade(db, {**MIGRATIONS, 2: add_note}) == 2
+    following = max(MIGRATIONS) + 1  # the next migration anyone adds, whatever exists now
+    assert upgrade(db, {**MIGRATIONS, following: add_note}) == following
     columns = [c.name for c in db.get_columns("member")]
     assert "note" in columns
     db.close()
-    with pytest.raises(StorageError, match="schema version 2 is newer"):
+    with pytest.raises(StorageError, match=f"schema version {following} is newer"):
         open_database(tmp_path / "old.db")
 
 
