@@ -1,4 +1,4 @@
-"""Sync benchmark: outbox drain with HQ acks against raw paho QoS 1, and HQ ingest.
+"""Sync benchmark: the terminal's outbox drain with HQ acks against raw paho QoS 1.
 
 (a) raw: paho (its own network thread) publishes N event payloads at QoS 1 to a Mosquitto started
     here, and waits for every PUBACK. This is the machine's limit for the same bytes and broker.
@@ -10,10 +10,7 @@
     Target: at least half the raw rate. The stand-in runs in its own process, as HQ does in the
     field: on one loop with the terminal, its receiving of every event cost more CPU than the
     terminal's publishing (profiled), so the ratio measured it.
-(c) ingest: the real collector applies N sale events into a SQLite chain ledger (each id once,
-    batched transactions), one collector, then two sharing the MQTT 5 shared subscription. Both
-    collectors run in this one interpreter and share one ledger thread lock, so (c2) shows how the
-    broker splits the stream, not extra CPU.
+HQ ingest has its own benchmark, bench/bench_ingest.py (real collector processes).
 
 Run: .venv/bin/python bench/bench_sync.py [events]   (default 10000)
 """
@@ -36,9 +33,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' broker and PKI support
 
-from terminal.hq.chain_ledger import ChainLedger
-from terminal.hq.collector import Collector
-from terminal.hq.database import open_hq_database
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.models import Outbox
@@ -178,44 +172,6 @@ async def drain(broker: Mosquitto, ca: CertificateAuthority, directory: Path,
     return len(items) / elapsed
 
 
-async def ingest(broker: Mosquitto, ca: CertificateAuthority, directory: Path,
-                 items: list[bytes], rules: Rules, collectors: int) -> float:
-    db_path = directory / f"hq-{collectors}.db"
-    running = []
-    for n in range(collectors):
-        ledger = ChainLedger(open_hq_database(str(db_path)), rules, CARD_KEY)
-        running.append(Collector(ledger, config(broker, files(ca, "hq"), f"hq-{n}")))
-    for collector in running:
-        await collector.start()
-        await collector.client.wait_ready(10)
-    terminal = MqttClient(config(broker, files(ca, "S001/T01"), "S001-T01-ingest"))
-    await terminal.start()
-    await terminal.wait_ready(10)
-    topic = T.events("S001", "T01")
-
-    def applied() -> int:
-        return sum(c.counts["applied"] + c.counts["duplicate"] for c in running)
-
-    start = time.perf_counter()
-    for begin in range(0, len(items), 200):
-        # At most WINDOW events not yet applied, as the outbox keeps them: beyond the broker's
-        # max_queued_messages for the collectors' session it drops messages, and this stand-in
-        # for the terminal never publishes them again.
-        while begin - applied() > WINDOW:
-            await asyncio.sleep(0.002)
-        await asyncio.gather(*(terminal.publish(topic, item) for item in items[begin:begin + 200]))
-    while applied() < len(items):
-        await asyncio.sleep(0.01)
-    elapsed = time.perf_counter() - start
-    shares = [c.counts["applied"] for c in running]
-    await terminal.stop()
-    for collector in running:
-        await collector.stop()
-        collector.ledger.close()
-    print(f"    events applied per collector: {shares}")
-    return len(items) / elapsed
-
-
 _FILES: dict[str, TlsFiles] = {}
 
 
@@ -243,12 +199,6 @@ def main() -> int:
             drained = asyncio.run(drain(mq, ca, directory, payloads(count), rules))
             print(f"(b) outbox drain with HQ acks:  {drained:9.0f} events/s  "
                   f"ratio {drained / raw:.2f} (target >= 0.50)")
-            one = asyncio.run(ingest(mq, ca, directory, payloads(count), rules, 1))
-            print(f"(c1) HQ ingest, one collector:  {one:9.0f} events/s  "
-                  f"ratio to raw {one / raw:.2f}")
-            two = asyncio.run(ingest(mq, ca, directory, payloads(count), rules, 2))
-            print(f"(c2) HQ ingest, two collectors: {two:9.0f} events/s  "
-                  f"ratio to one {two / one:.2f}")
     return 0
 
 
