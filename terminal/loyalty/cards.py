@@ -8,7 +8,6 @@ logged (DESIGN promise 9).
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 
@@ -61,9 +60,9 @@ def check_card(number: object) -> str:
 
 
 def card_hash(key: bytes, number: str) -> str:
-    return hmac.new(key, b"card:" + number.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, b"card:" + number.encode(), "sha256").hex()
 
 
 def phone_hash(key: bytes, phone: str) -> str:
-    return hmac.new(key, b"phone:" + phone.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, b"phone:" + phone.encode(), "sha256").hex()
 

@@ -15,7 +15,7 @@ read time only through the methods here, so the policy sits in one place:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 
 @dataclass(frozen=True)
@@ -52,10 +52,15 @@ class Moment:
         return (self.at, self.floor)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
 def to_micros(moment: datetime) -> int:
     """A zone-aware time as whole microseconds since the Unix epoch (UTC)."""
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    if moment.tzinfo is None:  # a naive time is local time, as astimezone() takes it
+        moment = moment.astimezone(UTC)
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def from_micros(value: int) -> datetime:
