@@ -160,8 +160,17 @@ class Chain:
         for till in self.tills:
             await till.link.start()
 
+    async def ready(self, timeout: float = 30.0) -> None:
+        """Until every till and HQ is connected with its subscriptions in place: what a test
+        publishes after this reaches them live (before it, only the last retained copy would)."""
+        clients = [hq.client for hq in self.hqs] + [till.link.client for till in self.tills]
+        await asyncio.gather(*(client.wait_ready(timeout) for client in clients))
+
     async def __aenter__(self) -> Chain:
+        """Started and ready (:meth:`ready`); a test that starts with the broker down calls
+        :meth:`start` itself."""
         await self.start()
+        await self.ready()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
