@@ -66,8 +66,7 @@ def test_every_event_delivered_twice_leaves_hq_unchanged(pki, broker, tmp_path) 
     async def scenario() -> None:
         chain = Chain(tmp_path, pki, broker)
         till, hq = chain.till(), chain.hq()
-        await chain.start()
-        try:
+        async with chain:
             await till.register(CARD)
             for n in range(10):
                 await till.sell(2000 + n, CARD)
@@ -84,6 +83,4 @@ def test_every_event_delivered_twice_leaves_hq_unchanged(pki, broker, tmp_path) 
             assert Counter((await hq_applied(hq)).values()) == {"applied": len(payloads)}
             # HQ's ledger reports to no one: replaying events leaves no outbox rows behind.
             assert await hq.ledger.thread.run(lambda: Outbox.select().count()) == 0
-        finally:
-            await chain.stop()
     run(scenario(), timeout=60)
