@@ -219,7 +219,10 @@ def _render_blocks(
                     bold=False, double_width=False, double_height=False, normal_textsize=True
                 )
         elif isinstance(block, Barcode):
-            printer.barcode(block.code, block.symbology, height=64, width=2)
+            # python-escpos sends Code 128 data as given, so it must open with a code set:
+            # B holds every printable ASCII character the document allows.
+            code = "{B" + block.code if block.symbology == "CODE128" else block.code
+            printer.barcode(code, block.symbology, height=64, width=2)
             printer.set(align="left")
         elif isinstance(block, QrCode):
             printer.set(align="center")

@@ -99,3 +99,11 @@ def test_printer_config_errors() -> None:
         load_section(PrinterConfig, {"paper_mm": 76}, "posterm.toml [printer]")
     with pytest.raises(ConfigError, match=r"\[drawer\] pin: 3 is not one of 2, 5"):
         load_section(DrawerConfig, {"pin": 3}, "posterm.toml [drawer]")
+
+
+def test_a_sale_id_prints_as_code_128_that_fits_58_mm_paper() -> None:
+    # GS k, function B, type 73 (CODE128), length, then code set B and the id: a scanner reads
+    # the id back for a refund. 13 characters are 178 modules, 356 dots at width 2 (< 384).
+    data = render_escpos(Document().barcode("S001-T01-0001", "CODE128"), 32, "gb18030")
+    assert b"\x1dw\x02" in data  # module width 2 dots
+    assert b"\x1dkI\x0f{BS001-T01-0001" in data
