@@ -32,23 +32,28 @@ def check_golden(name: str, actual: str) -> None:
     assert actual == path.read_text(encoding="utf-8"), f"{name} differs from its golden"
 
 
-def till_config(tmp: Path, examples: Path, **printer: Any) -> Any:
+def till_config(tmp: Path, examples: Path, devices: dict[str, dict[str, Any]] | None = None,
+                **printer: Any) -> Any:
+    """The test till's config: ``printer`` options on the dummy printer, ``devices`` added."""
     key = tmp / "card.key"
     key.write_text("test-card-key-0123456789abcdef")
     data = till_config_data(tmp, key, devices={
-        "printer": {"backend": "dummy", "paper_mm": 58, **printer}})
+        "printer": {"backend": "dummy", "paper_mm": 58, **printer}, **(devices or {})})
     data["loyalty"]["rules_file"] = str(examples / "rules.toml")
     return parse_config(data, "test.toml")
 
 
 class TillBench:
-    """One terminal on a private loop; ``do`` runs simulation command lines."""
+    """One terminal on a private loop; ``do`` runs simulation command lines. ``devices`` adds
+    config sections (an LCD, say); ``link`` replaces the standalone HQ link."""
 
-    def __init__(self, tmp: Path, examples: Path) -> None:
+    def __init__(self, tmp: Path, examples: Path,
+                 devices: dict[str, dict[str, Any]] | None = None, link: Any = None) -> None:
         self.now = datetime(2026, 3, 5, 18, 30, tzinfo=SH)  # a Thursday: no promotion
         self.runner = asyncio.Runner()
         self.terminal: Terminal = self.runner.run(build(
-            till_config(tmp, examples), clock=lambda: (self.now, True), prepare=seed_demo))
+            till_config(tmp, examples, devices), link=link, clock=lambda: (self.now, True),
+            prepare=seed_demo))
         self.console = Console(self.terminal, io.StringIO())
 
     def do(self, *lines: str) -> None:

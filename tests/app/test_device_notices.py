@@ -6,57 +6,39 @@ or calls the notices: the drivers see the change and the terminal tells the cash
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from terminal.app.device_notices import DeviceNotices
 from terminal.app.inputs import WatchedPort
-from terminal.bootstrap import Terminal, build, device_health
-from terminal.config import parse_config
+from terminal.bootstrap import Terminal, device_health
 from terminal.drivers.input import InputDeviceConfig, SeenDevice
 from terminal.drivers.lcd import Lcd, render_frame
 from terminal.drivers.pole import PoleDecoder, PoleDisplay, encode_lines
 from terminal.drivers.reconnect import LONGEST_RETRY
 from terminal.hqlink import Standalone
-from terminal.sim.console import Console
-from terminal.sim.demo import seed_demo
+from tests.app.conftest import TillBench
 from tests.drivers.test_input import READER, FakeEvdevDevice
 from tests.drivers.waiting import until
-from tests.support.till_config import till_config_data
 
-SH = ZoneInfo("Asia/Shanghai")
 BACK_WITHIN = LONGEST_RETRY * 3
 LEAD = 2.0  # how long a new notice leads the LCD's prompt here (5 s at the counter)
 READER_GONE = "Card reader disconnected — key the member number"
 
 
-class Bench:
-    """A terminal on a private loop with a pole, optionally an LCD; ``do`` runs console lines."""
+class Bench(TillBench):
+    """The test till with a pole, optionally an LCD; ``do`` also lets the notices settle."""
 
     def __init__(self, tmp: Path, examples: Path, lcd: bool, link: Any = None) -> None:
-        key = tmp / "card.key"
-        key.write_text("test-card-key-0123456789abcdef")
-        devices: dict[str, dict[str, Any]] = {"lcd": {"backend": "dummy"}} if lcd else {}
-        data = till_config_data(tmp, key, devices=devices)
-        data["loyalty"]["rules_file"] = str(examples / "rules.toml")
-        now = datetime(2026, 3, 5, 18, 30, tzinfo=SH)
-        self.runner = asyncio.Runner()
-        self.terminal: Terminal = self.runner.run(build(
-            parse_config(data, "test.toml"), link=link, clock=lambda: (now, True),
-            prepare=seed_demo))
-        self.console = Console(self.terminal, io.StringIO())
+        super().__init__(tmp, examples, {"lcd": {"backend": "dummy"}} if lcd else None, link)
         self.terminal.displays.lead_seconds = LEAD
 
     def do(self, *lines: str) -> None:
-        for line in lines:
-            self.runner.run(self.console.command(line))
+        super().do(*lines)
         self.settle()
 
     def settle(self) -> None:
@@ -105,15 +87,6 @@ class Bench:
             assert image.tobytes() == render_frame(frame, image.size).tobytes()
         return frame.prompt
 
-    @property
-    def receipts(self) -> list[str]:
-        return [p.text for p in self.terminal.desk.printed]
-
-    def close(self) -> None:
-        try:
-            self.runner.run(self.terminal.close())
-        finally:
-            self.runner.close()
 
 
 @pytest.fixture
