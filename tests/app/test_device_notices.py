@@ -76,15 +76,21 @@ class Bench(TillBench):
         assert self.pole.simulator is not None
         return self.pole.simulator.lines
 
+    def _drawn(self) -> bool:
+        """Whether the panel's own image shows the frame last sent (it draws on its thread)."""
+        frame, simulator = self.terminal.displays.frame, self.lcd.simulator
+        if frame is None or simulator is None or simulator.image is None:
+            return False
+        image = simulator.image
+        return image.tobytes() == render_frame(frame, image.size).tobytes()
+
     @property
     def prompt(self) -> str:
-        """The LCD's prompt bar as last sent, checked against the panel's own image."""
+        """The LCD's prompt bar as last sent, once the panel's own image shows it."""
+        if self.lcd.present:
+            self.wait(self._drawn, "the LCD to draw the frame last sent")
         frame = self.terminal.displays.frame
         assert frame is not None
-        if self.lcd.present:
-            assert self.lcd.simulator is not None and self.lcd.simulator.image is not None
-            image = self.lcd.simulator.image
-            assert image.tobytes() == render_frame(frame, image.size).tobytes()
         return frame.prompt
 
 
