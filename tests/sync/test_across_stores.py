@@ -15,6 +15,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from terminal.bootstrap import Terminal, build
 from terminal.config import parse_config
 from terminal.hq.collector import Collector
@@ -123,11 +125,17 @@ async def _register_and_earn(s2: Store, card: str) -> None:
     assert s2.till.refused is None, s2.till.refused
 
 
-def test_member_of_another_store_is_served_from_hq_and_redeems_online(
-        pki: Any, broker: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def chain_with_hq(pki: Any, broker: Any, tmp_path: Path) -> tuple[Chain, Collector]:
+    """The chain (not started) with its HQ collector, and the card key the tills' config names."""
     (tmp_path / "card.key").write_bytes(CARD_KEY)
     chain = Chain(tmp_path, pki, broker)
-    hq = chain.hq()
+    return chain, chain.hq()
+
+
+def test_member_of_another_store_is_served_from_hq_and_redeems_online(
+        chain_with_hq: tuple[Chain, Collector], tmp_path: Path) -> None:
+    chain, hq = chain_with_hq
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain) as (s1, s2):
@@ -192,13 +200,11 @@ async def _tables(store: Store) -> dict[str, list[tuple[Any, ...]]]:
 
 
 def test_member_of_another_store_exchanges_goods_against_hqs_points(
-        pki: Any, broker: Any, tmp_path: Path) -> None:
+        chain_with_hq: tuple[Chain, Collector], tmp_path: Path) -> None:
     from terminal.sync import ids
     from terminal.sync.messages import Event
 
-    (tmp_path / "card.key").write_bytes(CARD_KEY)
-    chain = Chain(tmp_path, pki, broker)
-    hq = chain.hq()
+    chain, hq = chain_with_hq
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain) as (s1, s2):
@@ -306,10 +312,8 @@ def test_member_of_another_store_exchanges_goods_against_hqs_points(
 
 
 def test_with_hq_cut_off_an_unknown_card_is_refused_and_redemption_keeps_to_the_allowance(
-        pki: Any, broker: Any, tmp_path: Path) -> None:
-    (tmp_path / "card.key").write_bytes(CARD_KEY)
-    chain = Chain(tmp_path, pki, broker)
-    hq = chain.hq()
+        chain_with_hq: tuple[Chain, Collector], tmp_path: Path) -> None:
+    chain, hq = chain_with_hq
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain) as (s1, s2):
