@@ -26,7 +26,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,12 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' broker and PKI support
 
-from bench_sync import files, payloads, raw_paho
+from bench_sync import files, payloads, raw_paho, tls_broker
 
 from terminal.sync.messages import Ack, HqState
 from terminal.sync.mqtt import Message, MqttClient, MqttConfig
 from terminal.sync.topics import Topics
-from tests.support.mosquitto import BrokerTls, Mosquitto
+from tests.support.mosquitto import Mosquitto
 from tests.support.pki import CertificateAuthority
 from tests.support.postgres import Postgres
 from tests.support.shared import EXAMPLES
@@ -131,30 +130,26 @@ def ingest(broker: Mosquitto, ca: CertificateAuthority, directory: Path, db: str
 
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
-    with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
-        directory = Path(tmp)
-        ca = CertificateAuthority(directory / "pki")
-        server = ca.server()
-        with Mosquitto(directory / "broker", BrokerTls(ca.ca_file, server.cert, server.key)) as mq:
-            raw = raw_paho(mq, files(ca, "S001/T01"), payloads(count))
-            print(f"(a) raw paho QoS 1:                    {raw:8.0f} events/s")
-            sqlite = ingest(mq, ca, directory, str(directory / "hq.db"), 1, payloads(count))
-            print(f"(b) one collector, SQLite:             {sqlite:8.0f} events/s  "
-                  f"ratio to raw {sqlite / raw:.2f}")
-            rates = []
-            for processes in (1, 2):
-                postgres = Postgres()
-                postgres.start()
-                try:
-                    rates.append(ingest(mq, ca, directory, postgres.dsn, processes,
-                                        payloads(count)))
-                finally:
-                    postgres.stop()
-            one, two = rates
-            print(f"(c) one collector, PostgreSQL:         {one:8.0f} events/s  "
-                  f"ratio to raw {one / raw:.2f}")
-            print(f"(d) two collectors, one PostgreSQL:    {two:8.0f} events/s  "
-                  f"ratio to raw {two / raw:.2f}, to one collector {two / one:.2f}")
+    with tls_broker("bench-ingest-") as (mq, ca, directory):
+        raw = raw_paho(mq, files(ca, "S001/T01"), payloads(count))
+        print(f"(a) raw paho QoS 1:                    {raw:8.0f} events/s")
+        sqlite = ingest(mq, ca, directory, str(directory / "hq.db"), 1, payloads(count))
+        print(f"(b) one collector, SQLite:             {sqlite:8.0f} events/s  "
+              f"ratio to raw {sqlite / raw:.2f}")
+        rates = []
+        for processes in (1, 2):
+            postgres = Postgres()
+            postgres.start()
+            try:
+                rates.append(ingest(mq, ca, directory, postgres.dsn, processes,
+                                    payloads(count)))
+            finally:
+                postgres.stop()
+        one, two = rates
+        print(f"(c) one collector, PostgreSQL:         {one:8.0f} events/s  "
+              f"ratio to raw {one / raw:.2f}")
+        print(f"(d) two collectors, one PostgreSQL:    {two:8.0f} events/s  "
+              f"ratio to raw {two / raw:.2f}, to one collector {two / one:.2f}")
     return 0
 
 

@@ -25,6 +25,8 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -182,6 +184,17 @@ def files(ca: CertificateAuthority, cn: str) -> TlsFiles:
     return _FILES[cn]
 
 
+@contextmanager
+def tls_broker(prefix: str) -> Iterator[tuple[Mosquitto, CertificateAuthority, Path]]:
+    """A CA and a TLS Mosquitto with the shipped config in a temporary directory, for one run."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        directory = Path(tmp)
+        ca = CertificateAuthority(directory / "pki")
+        server = ca.server()
+        with Mosquitto(directory / "broker", BrokerTls(ca.ca_file, server.cert, server.key)) as mq:
+            yield mq, ca, directory
+
+
 def main() -> int:
     if sys.argv[1:2] == ["--acker"]:
         host, port, ca_file, cert, key = sys.argv[2:7]
@@ -189,16 +202,12 @@ def main() -> int:
         return 0
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     rules = Rules.from_mapping(rules_data())
-    with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
-        directory = Path(tmp)
-        ca = CertificateAuthority(directory / "pki")
-        server = ca.server()
-        with Mosquitto(directory / "broker", BrokerTls(ca.ca_file, server.cert, server.key)) as mq:
-            raw = raw_paho(mq, files(ca, "S001/T01"), payloads(count))
-            print(f"(a) raw paho QoS 1:             {raw:9.0f} events/s")
-            drained = asyncio.run(drain(mq, ca, directory, payloads(count), rules))
-            print(f"(b) outbox drain with HQ acks:  {drained:9.0f} events/s  "
-                  f"ratio {drained / raw:.2f} (target >= 0.50)")
+    with tls_broker("bench-sync-") as (mq, ca, directory):
+        raw = raw_paho(mq, files(ca, "S001/T01"), payloads(count))
+        print(f"(a) raw paho QoS 1:             {raw:9.0f} events/s")
+        drained = asyncio.run(drain(mq, ca, directory, payloads(count), rules))
+        print(f"(b) outbox drain with HQ acks:  {drained:9.0f} events/s  "
+              f"ratio {drained / raw:.2f} (target >= 0.50)")
     return 0
 
 
