@@ -158,9 +158,8 @@ async def assemble(config: Config, rules: Rules, ledger: LedgerGateway, link: Hq
     inputs = TillInputs(till)
     terminal = Terminal(config, rules, ledger, link, till, inputs, displays, desk, pole, lcd,
                         ports, notices)
-    republish = getattr(link, "publish_status", None)
-    if republish is not None:  # HQ's retained status names the absent device now
-        notices.on_change.append(lambda: notices.later(republish()))
+    # HQ's retained status names the absent device now, not at the next status for another reason.
+    notices.on_change.append(lambda: notices.later(link.publish_status()))
     for name, device in config.inputs.items():
         port = WatchedPort(device, inputs.on_input, lambda port, present, name=name:
                            notices.changed(name, port.config.role, present))

@@ -76,6 +76,10 @@ class HqLink(Protocol):
         """The outbox has new events: publish them soon (never blocks)."""
         ...
 
+    async def publish_status(self) -> None:
+        """Tell HQ the terminal's status now (device health changed); never raises."""
+        ...
+
 
 class Standalone:
     """No HQ: the terminal's own ledger is the authority, so HQ is never 'unreachable'."""
@@ -104,3 +108,6 @@ class Standalone:
 
     def events_written(self) -> None:
         return None
+
+    async def publish_status(self) -> None:
+        return None  # no HQ to tell
