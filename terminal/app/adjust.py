@@ -20,7 +20,8 @@ class Adjustments(TillBase):
         await self._with_manager("Points adjustment", self._start_adjust)
 
     async def _start_adjust(self, approver: str) -> None:
-        self.mode, self.approver = Mode.ADJUST, approver
+        self.approver = approver
+        self.switch_to(Mode.ADJUST)
         await self._prompt()
 
     async def _adjust_enter(self) -> None:
@@ -41,7 +42,8 @@ class Adjustments(TillBase):
             await self.refuse(str(exc))
             return
         self.link.events_written()
-        self.mode, self.draft.member = Mode.READY, view
+        self.draft.member = view
+        self.switch_to(Mode.READY)
         self._print(receipts.adjustment_receipt(self._head(), view, sign * points),
                     f"adjust-{view.card_last4}-{self._stamp()}")
         await self._show_member(view)

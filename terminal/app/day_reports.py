@@ -13,11 +13,12 @@ class DayReports(TillBase):
     """The end-of-day reports."""
 
     async def _confirm_z(self, approver: str) -> None:
-        self.mode, self.approver = Mode.CONFIRM_Z, approver
+        self.approver = approver
+        self.switch_to(Mode.CONFIRM_Z)
         await self._prompt()
 
     async def _confirm_z_enter(self) -> None:
-        self.mode = Mode.READY
+        self.switch_to(Mode.READY)
         await self._report("Z", self.approver)
 
     async def _report(self, kind: str, approver: str) -> None:

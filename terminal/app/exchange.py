@@ -27,7 +27,8 @@ class Exchanges(HqPoints):
         if not self.rules.redeem.goods:
             await self.refuse("The rules offer no goods for points")
             return
-        self.mode, self.units = Mode.EXCHANGE, None
+        self.units = None
+        self.switch_to(Mode.EXCHANGE)
         listing = "; ".join(f"{n} {g.name} {g.points}pt"
                             for n, g in enumerate(self.rules.redeem.goods.values(), 1))
         first = next(iter(self.rules.redeem.goods.values()))
@@ -88,7 +89,8 @@ class Exchanges(HqPoints):
         if self.draft.remote is not None:  # what HQ will answer once it has the exchange
             self.draft.remote = dataclasses.replace(self.draft.remote, balance=view.balance)
         result = dataclasses.replace(result, member=view)
-        self.mode, self.units, self.draft.member = Mode.READY, None, result.member
+        self.units, self.draft.member = None, result.member
+        self.switch_to(Mode.READY)
         self._print(receipts.exchange_receipt(self._head(), result), f"exchange-{result.id}")
         await self.show(self._pair(f"{result.qty}x {result.name}", f"-{result.points}pt"),
                         f"Points {result.member.balance}",

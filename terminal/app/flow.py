@@ -6,9 +6,9 @@ changes nothing: every refusal goes through :meth:`Till.refuse` before any state
 Printing, the drawer and the displays run on their devices' threads; a receipt is printed in the
 background after the sale is committed, so the next customer never waits for the printer.
 
-:class:`Till` reads its inputs and dispatches each keypad action by name to the handler for the
-mode it is in, ``_{mode}_{action}`` (else ``_any_{action}``); the handlers live with their
-operation, one module each: :mod:`.sign_in`, :mod:`.members`, :mod:`.sale_lines`,
+:class:`Till` reads its inputs and dispatches each keypad action to the handler the table in
+:mod:`.machine` gives for the mode it is in (a pair not in the table is refused); the handlers
+live with their operation, one module each: :mod:`.sign_in`, :mod:`.members`, :mod:`.sale_lines`,
 :mod:`.price_check`, :mod:`.void`, :mod:`.subtotal`, :mod:`.tender`, :mod:`.refunds`,
 :mod:`.exchange`, :mod:`.adjust`, :mod:`.reprint` and :mod:`.day_reports`, over the state and
 helpers of :mod:`.till_base` and the modes of :mod:`.modes`.
@@ -20,6 +20,7 @@ import asyncio
 
 from terminal.app.adjust import Adjustments
 from terminal.app.exchange import Exchanges
+from terminal.app.machine import HANDLERS
 from terminal.app.modes import PROMPTS, Mode
 from terminal.app.price_check import PriceCheck
 from terminal.app.refunds import Refunds
@@ -40,7 +41,8 @@ _ACTION_LABELS = {"decimal_point": "'.'", "other_tender": "Other tender"}
 
 class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adjustments,
            Reprints):
-    """The cashier's state machine: every operation's handlers, reached by mode and action."""
+    """The cashier's state machine: every operation's handlers, reached through
+    :data:`~terminal.app.machine.HANDLERS` by mode and action."""
 
     @property
     def status(self) -> str:
@@ -74,14 +76,12 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
         if self.keyed.press(action):
             await self._echo()
             return
-        handler = getattr(self, f"_{self.mode.value}_{action}", None)
-        if handler is None and self.mode is not Mode.LOCKED:
-            handler = getattr(self, f"_any_{action}", None)
+        handler = HANDLERS.get((self.mode, action))
         if handler is None:
             label = _ACTION_LABELS.get(action, action.replace("_", " ").capitalize())
             await self.refuse(f"{label} does nothing here: {PROMPTS[self.mode]}")
             return
-        await handler()
+        await handler(self)
 
     async def on_swipe(self, text: str) -> None:
         self.refused = None
@@ -122,12 +122,14 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
         if not self.keyed.empty:
             self.keyed.take()
         elif self.mode is Mode.MANAGER and self.pending is not None:
-            self.mode, self.pending = self.pending.back_to, None
+            self.switch_to(self.pending.back_to)
+            self.pending = None
         elif self.mode is Mode.SUBTOTAL:
             await self._release_hold()
-            self.quote, self.redeem_points, self.mode = None, 0, Mode.READY
+            self.quote, self.redeem_points = None, 0
+            self.switch_to(Mode.READY)
         elif self.mode not in (Mode.READY, Mode.LOCKED):
             self.new_card = self.refund_sale = None
             self.units = None
-            self.mode = Mode.READY
+            self.switch_to(Mode.READY)
         await self._prompt()

@@ -55,7 +55,8 @@ class Members(Subtotal):
             await self.refuse(unreachable)
             return
         if remote is None:
-            self.new_card, self.mode = number, Mode.REGISTER
+            self.new_card = number
+            self.switch_to(Mode.REGISTER)
             await self.say(f"Card ****{number[-4:]} is not registered: key phone no. + Enter "
                            "to register, Clear = no")
             return
@@ -100,7 +101,8 @@ class Members(Subtotal):
             return
         self.link.events_written()
         self.draft.card, self.draft.member = card, view
-        self.new_card, self.mode = None, Mode.READY
+        self.new_card = None
+        self.switch_to(Mode.READY)
         await self.show("Welcome, new member", f"Points {view.balance} {view.tier}",
                         prompt=f"Registered: {view.balance} points welcome bonus")
 

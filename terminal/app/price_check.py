@@ -13,7 +13,7 @@ class PriceCheck(TillBase):
 
     async def _ready_price_check(self) -> None:
         if self.keyed.empty:
-            self.mode = Mode.PRICE_CHECK
+            self.switch_to(Mode.PRICE_CHECK)
             await self._prompt()
             return
         await self._price_check(self.keyed.take())
@@ -27,6 +27,6 @@ class PriceCheck(TillBase):
             await self.refuse(f"Unknown product {code}: not in the catalogue" if code
                               else "Scan the product or key its code, then Enter")
             return
-        self.mode = Mode.READY
+        self.switch_to(Mode.READY)
         await self.show(pole_name(line.name), self._pair("PRICE", yuan(line.price_fen)),
                         prompt=f"{line.name}: {yuan(line.price_fen)} (not added)")

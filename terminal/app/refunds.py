@@ -22,7 +22,8 @@ class Refunds(TillBase):
         await self._with_manager("Refund", self._start_refund)
 
     async def _start_refund(self, approver: str) -> None:
-        self.mode, self.units = Mode.REFUND_FIND, None
+        self.units = None
+        self.switch_to(Mode.REFUND_FIND)
         self.approver = approver
         await self._prompt()
 
@@ -40,7 +41,7 @@ class Refunds(TillBase):
             await self.refuse(f"Sale {sale_id} is not recorded on this terminal")
             return
         self.refund_sale, self.refund_lines = sale_id, lines
-        self.mode = Mode.REFUND_LINES
+        self.switch_to(Mode.REFUND_LINES)
         total = sum(line.paid_fen for line in lines)
         await self.show(self._pair(sale_id[-8:], yuan(total)), f"{len(lines)} lines: Enter=all",
                         prompt=f"Sale {sale_id}, {len(lines)} lines, paid {yuan(total)}. "
@@ -83,7 +84,8 @@ class Refunds(TillBase):
             return
         self.link.events_written()
         names = {line.sku: line.name for line in self.refund_lines}
-        self.mode, self.refund_sale, self.units = Mode.READY, None, None
+        self.refund_sale, self.units = None, None
+        self.switch_to(Mode.READY)
         self._background_task(self._after_refund(
             receipts.refund_receipt(self._head(), result, names), result.id))
         await self.show(self._pair("REFUND", yuan(result.refunded_fen)),

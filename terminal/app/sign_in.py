@@ -15,7 +15,8 @@ class SignIn(TillBase):
         if who is None:
             await self.refuse("PIN not recognised: key your PIN again, then Enter")
             return
-        self.operator, self.mode = who, Mode.READY
+        self.operator = who
+        self.switch_to(Mode.READY)
         log.info("%s %s signed in", who.role, who.name)
         await self.say(f"Signed in: {who.name}. {PROMPTS[Mode.READY]}")
 
@@ -28,7 +29,8 @@ class SignIn(TillBase):
             return
         assert self.operator is not None
         log.info("%s signed out", self.operator.name)
-        self.operator, self.mode = None, Mode.LOCKED
+        self.operator = None
+        self.switch_to(Mode.LOCKED)
         await self.say(f"Signed out. {PROMPTS[Mode.LOCKED]}")
 
     async def _manager_enter(self) -> None:
@@ -39,6 +41,7 @@ class SignIn(TillBase):
         if who is None:
             await self.refuse(f"That is not a manager PIN: {pending.what} not authorised")
             return
-        self.mode, self.pending = pending.back_to, None
+        self.switch_to(pending.back_to)
+        self.pending = None
         log.info("manager %s authorised %s", who.name, pending.what)
         await pending.run(who.name)

@@ -29,7 +29,8 @@ class Subtotal(HqPoints, DayReports):
         except Refused as exc:
             await self.refuse(str(exc))
             return
-        self.quote, self.mode = quote, Mode.SUBTOTAL
+        self.quote = quote
+        self.switch_to(Mode.SUBTOTAL)
         await self._show_quote()
 
     async def _subtotal_redeem(self) -> None:

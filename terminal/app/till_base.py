@@ -59,7 +59,7 @@ class TillBase:
         self.rules = rules
         self.setup = setup
         self.operator = operator
-        self.mode = Mode.READY if operator else Mode.LOCKED
+        self._mode = Mode.READY if operator else Mode.LOCKED
         self.keyed = Keyed()
         self.draft = Draft()
         self.quote: Quote | None = None
@@ -78,6 +78,18 @@ class TillBase:
         self.refusal_count = 0
         self.committing: str | None = None  # the sale id being written, for status and SIGTERM
         self._background: set[asyncio.Task[None]] = set()
+
+    @property
+    def mode(self) -> Mode:
+        """Where the till is; it changes only through :meth:`switch_to`."""
+        return self._mode
+
+    def switch_to(self, mode: Mode) -> None:
+        """The one place the till's mode changes (the table in :mod:`.machine` says which
+        actions each mode takes)."""
+        if mode is not self._mode:
+            log.debug("mode %s -> %s", self._mode, mode)
+        self._mode = mode
 
     async def show(self, line1: str, line2: str = "", prompt: str | None = None) -> None:
         self.message = f"{line1} {line2}".strip() if prompt is None else prompt
@@ -160,7 +172,7 @@ class TillBase:
             return
         self.keyed.take()  # the PIN starts from an empty entry
         self.pending = Pending(what, run, self.mode)
-        self.mode = Mode.MANAGER
+        self.switch_to(Mode.MANAGER)
         await self.say(f"{what} needs a manager: manager PIN, then Enter")
 
     def _head(self) -> receipts.Header:
@@ -182,4 +194,4 @@ class TillBase:
     def _reset_sale(self) -> None:
         self.draft, self.quote, self.redeem_points = Draft(), None, 0
         self.hold = self.sale_id = None
-        self.mode = Mode.READY
+        self.switch_to(Mode.READY)
