@@ -148,8 +148,9 @@ def _check_inputs(sections: dict[str, Any], report: Report, out: Path) -> None:
 
 
 def _check_printer(sections: dict[str, Any], report: Report, out: Path) -> None:
-    from terminal.drivers.document import Document, render_png
+    from terminal.drivers.document import Document
     from terminal.drivers.drawer import CashDrawer
+    from terminal.drivers.escpos_paper import preview
     from terminal.drivers.printer import open_printer
 
     config = sections["printer"]
@@ -164,14 +165,14 @@ def _check_printer(sections: dict[str, Any], report: Report, out: Path) -> None:
         elif status.online and status.paper != "out":
             report.ok("printer", f"online, paper {status.paper}")
         else:
-            report.fail("printer", status.detail, "open the cover, load paper, close it firmly")
+            report.fail("printer", status.detail, printer.fix_hint())
         page = (Document().title("posterm 测试页").line(f"{config.backend} {config.paper_mm} mm "
                 f"{config.encoding}").separator().columns("中文 Chinese", "12.50")
                 .columns("ASCII 0123456789", "0.05").barcode("6901234567892").feed(2).cut())
         result = printer.print_document(page)
-        preview = render_png(page, out / "test-page.png", config.width_chars)
+        png = preview(printer.render(page), printer.paper_dots).save_png(out / "test-page.png")
         if result.printed:
-            report.ok("printer", f"test page printed (preview {preview})")
+            report.ok("printer", f"test page printed (preview {png})")
         else:
             report.fail("printer", result.message, printer.fix_hint())
         drawer = CashDrawer(sections["drawer"], printer)

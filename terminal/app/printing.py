@@ -14,8 +14,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from terminal.drivers.document import Document, render_png, render_text
+from terminal.drivers.document import Document, render_text
 from terminal.drivers.drawer import CashDrawer, DrawerError
+from terminal.drivers.escpos_paper import preview
 from terminal.drivers.printer import Printer, PrintResult
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,9 @@ class ReceiptDesk:
             try:
                 self.archive.mkdir(parents=True, exist_ok=True)
                 (self.archive / f"{receipt_id}.txt").write_text(text, encoding="utf-8")
-                if self.png:
-                    render_png(doc, self.archive / f"{receipt_id}.png", self.width)
+                if self.png:  # drawn from the bytes the printer is sent: proof of the printout
+                    preview(self.printer.render(doc), self.printer.paper_dots).save_png(
+                        self.archive / f"{receipt_id}.png")
             except OSError as exc:  # a full disk must not stop the receipt being printed
                 log.warning("receipt %s not archived: %s", receipt_id, exc)
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from terminal.drivers.barcode import ean_check_digit
+from terminal.drivers.escpos_setup import prepare_escpos
 from terminal.drivers.textwidth import align, columns, text_width, wrap
 from terminal.drivers.transliterate import degrade
 
@@ -190,6 +191,7 @@ def render_escpos(
     """ESC/POS bytes for ``doc``. ``encoding`` gb18030: Chinese firmware (FS & mode); cp437: a
     printer without Chinese fonts, where lines it cannot encode become a bitmap (``fallback``
     "image", needs the CJK font) or degrade to ASCII ("replace")."""
+    prepare_escpos()
     from escpos.printer import Dummy
 
     printer = Dummy(profile=profile)
@@ -213,7 +215,7 @@ def _render_blocks(
                 printer.set(bold=bold, double_width=big, double_height=big)
             lines = render_text(Document([block]), width_chars).splitlines()
             for line in lines:
-                _emit_line(printer, line, encoding, fallback, width_chars * DOT_PER_CHAR)
+                _emit_line(printer, line, encoding, fallback, width_chars * DOT_PER_CHAR, big)
             if big or bold:
                 printer.set(
                     bold=False, double_width=False, double_height=False, normal_textsize=True
@@ -234,14 +236,15 @@ def _render_blocks(
             printer.cut()
 
 
-def _emit_line(printer: Any, line: str, encoding: str, fallback: str, dots: int) -> None:
+def _emit_line(printer: Any, line: str, encoding: str, fallback: str, dots: int,
+               big: bool = False) -> None:
     try:
         printer._raw(line.encode(encoding) + b"\n")
         return
     except UnicodeEncodeError:
         pass
     if fallback == "image":
-        printer.image(_line_image(line, dots), impl="bitImageRaster")
+        printer.image(_line_image(line, dots, big), impl="bitImageRaster")
     else:
         degraded = degrade(line, lambda c: _encodes(c, encoding), "*")
         printer._raw(degraded.encode(encoding) + b"\n")
@@ -265,29 +268,24 @@ def _draw_cells(draw, line: str, x: int, y: int, font) -> None:
         x += DOT_PER_CHAR * text_width(char)
 
 
-def _line_image(line: str, dots: int):
+def _line_image(line: str, dots: int, big: bool = False):
     from PIL import Image, ImageDraw
 
     from terminal.drivers.fonts import cjk_font
 
-    image = Image.new("1", (dots, 24), 1)
+    # A big line was laid out in half as many cells: drawn at double size it fills the paper.
+    image = Image.new("1", (dots // 2 if big else dots, 24), 1)
     _draw_cells(ImageDraw.Draw(image), line, 0, 0, cjk_font(22))
+    if big:
+        image = image.resize((dots, 48), Image.Resampling.NEAREST)
     return image
 
 
-def render_png(doc: Document, path: str | Path, width_chars: int = 48) -> Path:
-    """A PNG preview of the receipt on paper of ``width_chars`` cells (12 dots each)."""
-    from PIL import Image, ImageDraw
+def render_png(doc: Document, path: str | Path, width_chars: int = 48,
+               encoding: Encoding = "gb18030", fallback: Fallback = "image") -> Path:
+    """The receipt as a printer ``width_chars`` cells wide prints it: drawn by interpreting the
+    very ESC/POS bytes :func:`render_escpos` sends (:mod:`terminal.drivers.escpos_paper`)."""
+    from terminal.drivers.escpos_paper import preview
 
-    from terminal.drivers.fonts import cjk_font
-
-    lines = render_text(doc, width_chars).splitlines()
-    cell, height = DOT_PER_CHAR, 28
-    image = Image.new("L", (width_chars * cell + 16, len(lines) * height + 16), 255)
-    draw = ImageDraw.Draw(image)
-    font = cjk_font(22)
-    for row, line in enumerate(lines):
-        _draw_cells(draw, line, 8, 8 + row * height, font)
-    path = Path(path)
-    image.save(path, format="PNG")
-    return path
+    data = render_escpos(doc, width_chars, encoding, fallback=fallback)
+    return preview(data, width_chars * DOT_PER_CHAR).save_png(path)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from terminal.configfile import setting
-from terminal.drivers.document import WIDTH_CHARS, Document, render_escpos
+from terminal.drivers.document import DOT_PER_CHAR, WIDTH_CHARS, Document, render_escpos
+from terminal.drivers.escpos_setup import prepare_escpos
 from terminal.drivers.reconnect import OutputDevice
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ class SimulatedEscpos:
     real printer, with switches for paper, power and cable that tests and doctor flip."""
 
     def __new__(cls, profile: str = "default") -> Any:
+        prepare_escpos()
         from escpos.printer import Dummy
 
         class _Simulated(Dummy):  # built lazily: escpos is heavy to import
@@ -121,6 +123,7 @@ class SimulatedEscpos:
 
 
 def _open_backend(config: PrinterConfig) -> Any:
+    prepare_escpos()
     from escpos import printer as escpos_printer
 
     backend = config.backend
@@ -144,7 +147,10 @@ _FIXES = {
     "serial": "check the cable and that {serial_port} exists at {baudrate} baud",
     "network": "check the printer is on and reachable: `nc -zv {host} {port}`",
     "file": "check {file_path} exists and the posterm user may write to it (group lp)",
-    "dummy": "the simulated printer was switched off by a test",
+}
+_PAPER_FIXES = {
+    "out": "out of paper: load a new roll and close the cover",
+    "near_end": "paper low: change the roll soon",
 }
 
 
@@ -161,6 +167,7 @@ class Printer(OutputDevice):
         self.simulator: Any = None  # the dummy back-end's printer, kept across reconnects
         self._device: Any = None
         self._jobs = 0
+        self.last_status: PrinterStatus | None = None  # as the printer last answered
 
     @property
     def device(self) -> Any:
@@ -177,9 +184,33 @@ class Printer(OutputDevice):
         return "" if self.present else f"{self.config.backend} printer {self.state}"
 
     def fix_hint(self) -> str:
+        """What to do, naming what is wrong now: the printer's own status when it answers, else
+        the error that made it absent (its cable, its address, or a file posterm needs)."""
+        status = self.last_status
+        if self.present and status is not None:
+            if status.online is False:
+                return ("the printer reports itself offline: close the cover, clear any paper "
+                        "jam, then switch it off and on")
+            if status.paper in _PAPER_FIXES:
+                return _PAPER_FIXES[status.paper]
+            if status.online is None and self.config.read_status:
+                return ("the printer does not answer status queries: switch it off and on; "
+                        "if it never answers, set [printer] read_status = false")
+        cause = self.cause
+        if self.config.backend == "dummy":
+            if self.simulator is not None and not self.simulator.connected:
+                return "the simulated printer is unplugged (by a test or script): plug it back in"
+            return f"the simulated printer failed: {cause}" if cause else "none needed"
+        device = {"file": self.config.file_path, "serial": self.config.serial_port}
+        missing = getattr(cause, "filename", None)
+        if isinstance(cause, OSError) and missing and str(missing) != device.get(
+                self.config.backend):
+            return (f"posterm cannot use {missing} ({cause.strerror}); the printer itself "
+                    "was not reached")
         return _FIXES[self.config.backend].format(**vars(self.config))
 
     def _errors(self) -> tuple[type[Exception], ...]:
+        prepare_escpos()
         from escpos.exceptions import Error as EscposError
 
         # ValueError: a bad port name, or a write to a file back-end already closed.
@@ -215,6 +246,10 @@ class Printer(OutputDevice):
                      sum(r.printed for r in results), len(results))
 
     def status(self) -> PrinterStatus:
+        self.last_status = self._status()
+        return self.last_status
+
+    def _status(self) -> PrinterStatus:
         if self._device is None:
             return PrinterStatus(False, "unknown", None, self.last_error)
         if not self.config.read_status:
@@ -246,6 +281,15 @@ class Printer(OutputDevice):
         if len(answer) != 1 or answer[0] & 0x93 != _FIXED_BITS:
             return None
         return answer[0]
+
+    def render(self, doc: Document) -> bytes:
+        """The exact bytes a print of ``doc`` sends (what the preview is drawn from)."""
+        return render_escpos(doc, self.config.width_chars, self.config.encoding,  # type: ignore[arg-type]
+                             self.config.profile, self.config.cjk_fallback)  # type: ignore[arg-type]
+
+    @property
+    def paper_dots(self) -> int:
+        return self.config.width_chars * DOT_PER_CHAR
 
     def print_document(self, doc: Document) -> PrintResult:
         self._jobs += 1
@@ -288,8 +332,7 @@ class Printer(OutputDevice):
                    else "printer offline" if status.online is False
                    else "out of paper" if status.paper == "out" else "")
         if not refusal:
-            data = render_escpos(doc, self.config.width_chars, self.config.encoding,  # type: ignore[arg-type]
-                                 self.config.profile, self.config.cjk_fallback)  # type: ignore[arg-type]
+            data = self.render(doc)
             try:
                 self._device._raw(data)
             except self._errors() as exc:

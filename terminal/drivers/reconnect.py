@@ -46,6 +46,7 @@ class OutputDevice:
         self._delay = FIRST_RETRY
         self._closed = False
         self._watchers: list[Callable[[bool], None]] = []
+        self.cause: BaseException | None = None  # what made the device absent last
 
     # --- what a device says ---
 
@@ -97,7 +98,7 @@ class OutputDevice:
             return False
         with self._lock:
             was = self.state
-            self.present, self.state = True, "present"
+            self.present, self.state, self.cause = True, "present", None
         if was.startswith("absent"):
             log.info("%s is back", self.kind)
             self._changed(True)
@@ -128,7 +129,7 @@ class OutputDevice:
         reason = f"cannot open: {exc}" if opening else f"lost: {exc}"
         with self._lock:
             first = self.present or not self.state.startswith("absent")
-            self.present, self.state = False, f"absent ({reason})"
+            self.present, self.state, self.cause = False, f"absent ({reason})", exc
         if first:
             hint = self.fix_hint()
             log.warning("%s %s; retrying every %g s at most%s", self.kind, reason, LONGEST_RETRY,

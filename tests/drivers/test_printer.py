@@ -107,3 +107,54 @@ def test_a_sale_id_prints_as_code_128_that_fits_58_mm_paper() -> None:
     data = render_escpos(Document().barcode("S001-T01-0001", "CODE128"), 32, "gb18030")
     assert b"\x1dw\x02" in data  # module width 2 dots
     assert b"\x1dkI\x0f{BS001-T01-0001" in data
+
+
+PRINT_ONCE = """
+from terminal.drivers.document import Document
+from terminal.drivers.printer import Printer, PrinterConfig
+printer = Printer(PrinterConfig())
+print(printer.start(), printer.print_document(Document().line("x")).printed, printer.fix_hint())
+"""
+
+
+@pytest.mark.parametrize("where", ["missing/deeper", "a-file/below"])
+def test_printer_works_whatever_the_capabilities_cache_folder(tmp_path: Path, where: str) -> None:
+    """A cache folder that does not exist is made; one that cannot be is replaced (logged)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "a-file").write_text("not a folder")
+    env = {**os.environ, "ESCPOS_CAPABILITIES_PICKLE_DIR": str(tmp_path / where)}
+    done = subprocess.run([sys.executable, "-c", PRINT_ONCE], env=env, capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).parents[2], check=True)
+    assert done.stdout.split()[:2] == ["True", "True"], done.stderr
+    if where == "missing/deeper":
+        assert any((tmp_path / where).glob("*.capabilities.pickle"))
+    else:
+        assert "unusable" in done.stderr and "using" in done.stderr
+
+
+def test_fault_hints_name_the_real_cause() -> None:
+    printer = started()
+    printer.device.paper = "out"
+    assert not printer.print_document(receipt()).printed
+    assert printer.fix_hint() == "out of paper: load a new roll and close the cover"
+    printer.device.paper, printer.device.online = "ok", False
+    printer.status()  # the simulated printer, like some real ones, is silent when offline
+    assert "does not answer status queries" in printer.fix_hint()
+    printer.device.online, printer.device.connected = True, False
+    printer.print_document(receipt())
+    assert not printer.present
+    assert printer.fix_hint() == ("the simulated printer is unplugged (by a test or script): "
+                                  "plug it back in")
+
+
+def test_a_missing_file_posterm_needs_is_named_not_blamed_on_the_cable(tmp_path: Path) -> None:
+    config = PrinterConfig(backend="file", file_path=str(tmp_path / "no-dir" / "lp0"))
+    printer = open_printer(config)
+    assert not printer.start()
+    assert printer.fix_hint().startswith(f"check {tmp_path / 'no-dir' / 'lp0'} exists")
+    printer.cause = FileNotFoundError(2, "No such file or directory", "/cache/3.11.pickle")
+    assert printer.fix_hint() == ("posterm cannot use /cache/3.11.pickle (No such file or "
+                                  "directory); the printer itself was not reached")
