@@ -36,6 +36,7 @@ from terminal.loyalty.operations import (
 from terminal.loyalty.pricing import Line
 from terminal.loyalty.store import LedgerStore, eod
 from terminal.loyalty.store.binding import bound_call
+from terminal.loyalty.store.card_states import CardBlock
 from terminal.loyalty.store.ledger_store import HeldAtHq
 from terminal.loyalty.store.models import MODELS, Sale, SaleLine
 from terminal.loyalty.store.people import SignedIn, check_pin, find_product
@@ -96,6 +97,10 @@ class LedgerGateway:
     def card_hash(self, number: str) -> str:
         """The keyed hash HQ knows the card by (HqLink calls never see the number)."""
         return card_hash(self.store.card_key, number)
+
+    async def card_block(self, card: str) -> CardBlock | None:
+        """Why HQ says the card may neither earn nor redeem (frozen, retired), or None."""
+        return await self._run(self.store.card_block, card)
 
     async def member(self, card: str) -> MemberView:
         return await self._now(self.store.member, card)

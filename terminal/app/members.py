@@ -29,6 +29,11 @@ class Members(Subtotal):
             await self.refuse(f"Not now: {PROMPTS[self.mode]}")
             return
         try:
+            # HQ froze or retired the card (lost, merged): no points either way, and why.
+            blocked = await self.ledger.card_block(number)
+            if blocked is not None:
+                await self.refuse(blocked.message(number[-4:]))
+                return
             view = await self.ledger.member(number)
         except UnknownCard:
             await self._identify_elsewhere(number)

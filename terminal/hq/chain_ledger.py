@@ -30,8 +30,9 @@ from terminal.loyalty.operations import ExpiryResult, Registration, SaleRequest
 from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
+from terminal.loyalty.store.card_states import FROZEN, RETIRED
 from terminal.loyalty.store.ledger_store import CardRef
-from terminal.loyalty.store.models import LedgerEntry, Member
+from terminal.loyalty.store.models import CardState, LedgerEntry, Member
 from terminal.sync import ids
 from terminal.sync.ledger_thread import LedgerThread
 from terminal.sync.messages import Event, MemberRequest, MemberResponse
@@ -44,6 +45,8 @@ HQ_IDENTITY = Identity("hq", "hq")
 _chain_sale_id = lru_cache(maxsize=4096)(ids.chain_sale_id)
 _RECORD_COLUMNS = ("id", "store", "terminal", "seq", "epoch", "kind", "wall_us", "applied_us",
                    "outcome", "detail", "points_in", "points_out")
+# The body fields that name a member by card hash.
+_CARD_KEYS = ("card_hash", "referrer_card_hash")
 _POINTS_IN, _POINTS_OUT = _RECORD_COLUMNS.index("points_in"), _RECORD_COLUMNS.index("points_out")
 
 
@@ -77,6 +80,7 @@ class ChainLedger:
         self.sql = self.store.sql = BatchStatements(db)
         self.thread = LedgerThread(db, HQ_MODELS, name="hq-ledger")
         self.hold_ttl = hold_ttl
+        self._retired: dict[str, str] = {}  # the batch's retired cards (see _retired_cards)
 
     def close(self) -> None:
         self.thread.close()
@@ -108,6 +112,7 @@ class ChainLedger:
                      and event.kind == "sale"} - {None}
             records: list[list[Any]] = []
             spans: list[tuple[int, int, list[Any]]] = []  # (after seq, up to seq, its record)
+            self._retired = self._retired_cards(events)
             with self.sql.batch(sales):  # type: ignore[arg-type]
                 for event in events:
                     if event.id in seen:
@@ -177,8 +182,33 @@ class ChainLedger:
         return [event.id, event.store, event.terminal, event.seq, event.epoch, event.kind,
                 to_micros(event.wall_time), to_micros(_now()), outcome, detail[:500], 0, 0]
 
+    def _retired_cards(self, events: list[Event]) -> dict[str, str]:
+        """Of the cards the batch names, those HQ retired (lost, merged away) -> the card that
+        carries their member now: one query per batch, none when no card was retired."""
+        named = {value for event in events for key in _CARD_KEYS
+                 if isinstance(value := event.body.get(key), str)}
+        if not named:
+            return {}
+        rows = (CardState.select(CardState.card_hash).where(
+            (CardState.state == RETIRED) & CardState.card_hash.in_(sorted(named))).tuples())
+        return {card_hash: self.store.successor(card_hash) for (card_hash,) in rows}
+
+    def _carried_on(self, event: Event) -> dict[str, Any]:
+        """The event's body with a retired card replaced by its successor: a till that had not
+        heard of the replacement yet sold to the member's old card, and the member's points
+        follow the member. A retired card cannot register again."""
+        body = event.body
+        found = {key: self._retired[value] for key in _CARD_KEYS
+                 if isinstance(value := body.get(key), str) and value in self._retired}
+        if not found:
+            return body
+        if event.kind in ("register", "import") and "card_hash" in found:
+            raise Refused("the card was retired at HQ (reported lost or merged): it cannot "
+                          "join again", "member.card_retired")
+        return {**body, **found}
+
     def _replay(self, event: Event) -> str:
-        body, where = event.body, f"{event.store}/{event.terminal}"
+        body, where = self._carried_on(event), f"{event.store}/{event.terminal}"
         moment = Moment(event.wall_time, event.time_trusted, self.store.floor)
         try:
             handler = getattr(self, f"_replay_{event.kind}")
@@ -308,13 +338,24 @@ class ChainLedger:
         return member.balance - int(pending)
 
     def _lookup(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+        blocked = self._blocked(request.member)
+        if blocked is not None and blocked.state == RETIRED:
+            return self._refuse(request, f"card retired at HQ: {blocked.reason}"[:200])
         member = Member.get_or_none(Member.card_hash == request.member)
         if member is None:
             return self._refuse(request, "unknown member")
         return MemberResponse("lookup", True, _now(), member=request.member,
                               balance=self._available(member), tier=member.tier)
 
+    @staticmethod
+    def _blocked(card_hash: str | None) -> CardState | None:
+        row = CardState.get_or_none(CardState.card_hash == card_hash)
+        return row if row is not None and row.state in (FROZEN, RETIRED) else None
+
     def _hold(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+        blocked = self._blocked(request.member)
+        if blocked is not None:  # HQ's word holds even before the till has the card's state
+            return self._refuse(request, f"card {blocked.state} at HQ: {blocked.reason}"[:200])
         existing = MemberHold.get_or_none(MemberHold.id == request.hold_id)
         if existing is not None:  # the till asked again after a timeout: the same hold
             if existing.state == "voided":

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "terminal's store bundles"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
+    "member": ("terminal.hq.member_ops.cli", "member operations: adjust, freeze, unfreeze, "
+               "replace a lost card, merge, edit, erase, import from CSV"),
 }
 
 

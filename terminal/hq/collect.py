@@ -22,6 +22,7 @@ from terminal.hq.bundles import BuildError, read_toml
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.collector import Collector
 from terminal.hq.database import open_hq_database
+from terminal.hq.member_ops.publish import Signer
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
 from terminal.sync.mqtt import MqttConfig, TlsFiles
@@ -40,6 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic-root", default=DEFAULT_ROOT)
     parser.add_argument("--client-id", default="posterm-hq-collect")
     parser.add_argument("--batch", type=int, default=500, help="events per transaction")
+    parser.add_argument("--keys", type=Path,
+                        help="directory made by keygen (signing.key, delegation.json): publish "
+                             "the member states HQ's member operations change, signed")
 
 
 def open_ledger(db_url: str, rules_path: Path, card_key_path: Path) -> ChainLedger:
@@ -57,11 +61,17 @@ def run(args: argparse.Namespace) -> int:
     except (BuildError, OSError, ValueError) as exc:
         print(f"collect: {exc}", file=sys.stderr)
         return 1
+    try:
+        signer = Signer.load(args.keys) if args.keys else None
+    except (OSError, ValueError) as exc:
+        print(f"collect: --keys: {exc}", file=sys.stderr)
+        ledger.close()
+        return 1
     config = MqttConfig(args.host, args.port, args.client_id,
                         tls=TlsFiles(args.ca, args.cert, args.key), backoff_max=10.0)
     try:
         asyncio.run(serve(Collector(ledger, config, Topics(args.topic_root),
-                                    batch_max=args.batch)))
+                                    batch_max=args.batch, signer=signer)))
     finally:
         ledger.close()
     return 0

@@ -18,6 +18,7 @@ from collections import defaultdict
 from datetime import UTC, datetime
 
 from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.member_ops.publish import MemberStatePublisher, Signer
 from terminal.hq.models import TerminalSeen
 from terminal.loyalty.clock import to_micros
 from terminal.sync.messages import (
@@ -37,9 +38,14 @@ log = logging.getLogger(__name__)
 
 class Collector:
     def __init__(self, ledger: ChainLedger, config: MqttConfig, topics: Topics | None = None, *,
-                 batch_max: int = 500, state_interval: float = 10.0) -> None:
+                 batch_max: int = 500, state_interval: float = 10.0,
+                 signer: Signer | None = None) -> None:
+        """With a ``signer`` (HQ's signing key) the collector also publishes the member states
+        HQ's member operations changed (:mod:`terminal.hq.member_ops.publish`)."""
         self.ledger, self.topics = ledger, topics or Topics()
         self.client = MqttClient(config)
+        self.publisher = None if signer is None else MemberStatePublisher(
+            self.client, ledger.thread, self.topics, signer)
         self.batch_max, self.state_interval = batch_max, state_interval
         self._queue: asyncio.Queue[Event] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
@@ -54,6 +60,8 @@ class Collector:
         self.client.on_ready(self._announce)
         self._tasks = [asyncio.create_task(self._apply_batches(), name="hq-apply"),
                        asyncio.create_task(self._upkeep(), name="hq-upkeep")]
+        if self.publisher is not None:
+            self._tasks.append(asyncio.create_task(self.publisher.run(), name="hq-member-states"))
         await self.client.start()
 
     async def stop(self) -> None:

@@ -61,4 +61,28 @@ class TerminalSeen(BaseModel):
         primary_key = CompositeKey("store", "terminal")
 
 
-HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen)
+class MemberOp(BaseModel):
+    """One member operation made at HQ (adjust, freeze, replace, merge, edit, erase, import):
+    who, when, what and why, in HQ's order (``seq``, which is also the version of the member
+    states it sets). Append-only: nothing ever updates or deletes a row."""
+
+    seq = BigIntegerField(primary_key=True)
+    kind = TextField()
+    member = TextField(index=True)  # the member's id in the chain ledger
+    card_hash = TextField()
+    actor = TextField()
+    reason = TextField()
+    detail = TextField(default="{}")  # JSON: what the operation changed
+    at_us = BigIntegerField()
+
+
+class PublishedState(BaseModel):
+    """The newest member-state version of each card published to the tills (retained); a card
+    whose ``card_state.version`` is above it waits for the publisher."""
+
+    card_hash = TextField(primary_key=True)
+    version = BigIntegerField()
+    published_us = BigIntegerField()
+
+
+HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState)

@@ -5,8 +5,8 @@ member requests, HQ commands and the retained status (birth, and death as the wi
 session epoch). The ledger is touched only on its own thread (:class:`LedgerThread`).
 
 On each connection the client renews its subscriptions first (HQ state, acks, commands, the
-bundles of both scopes) and only then publishes the birth and the backlog, so retained bundles
-are taken after subscribing (DESIGN promise 5).
+bundles of both scopes, every card's member state) and only then publishes the birth and the
+backlog, so retained bundles and member states are taken after subscribing (DESIGN promise 5).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 from terminal.hq.keygen import load_public
 from terminal.hqlink import Hold, RemoteBalance
 from terminal.loyalty.store import LedgerStore
-from terminal.sync import bundle_store
+from terminal.sync import bundle_store, member_states
 from terminal.sync.bundle import BundleRejected, TrustStore
 from terminal.sync.commands import CommandDispatcher
 from terminal.sync.ledger_thread import LedgerThread
@@ -126,6 +126,7 @@ class MqttHqLink:
                                     self.commands.handle)
         for scope in self.scopes:
             await self.client.subscribe(self.topics.bundle(scope), self._on_bundle)
+        await self.client.subscribe(self.topics.member_states(), self._on_member_state)
         self.client.on_ready(self._on_ready)
         await self.outbox.start()
         await self.client.start()
@@ -248,6 +249,24 @@ class MqttHqLink:
         if found is not None:
             self._put_in_force(found)
         await self.publish_status()
+
+    async def _on_member_state(self, message: Message) -> None:
+        if not message.payload:
+            return  # HQ cleared the retained state: nothing to apply
+        try:
+            card_hash = self.topics.parse_member_state(message.topic)
+            state = await self.ledger.run(member_states.receive, self.store, message.payload,
+                                          card_hash, self.trust, self.clock_trusted())
+        except (BundleRejected, TopicError) as exc:
+            reason, detail = bundle_store.rejection(exc)
+            await self.report("member_state", reason, detail, message.topic)
+            return
+        if state is not None:
+            self.members.forget(state.card_hash)  # HQ's balance or tier may have changed
+            if state.replaced_by is not None:
+                self.members.forget(state.replaced_by)
+            log.info("card %s… is %s at HQ (v%d)", state.card_hash[:12], state.state,
+                     state.version)
 
     def _put_in_force(self, found: bundle_store.Effective) -> None:
         # After the commit: the till's next operation uses the new rules.

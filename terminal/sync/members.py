@@ -77,6 +77,10 @@ class MemberClient:
         self._cache[card_hash] = (time.monotonic(), found)
         return found
 
+    def forget(self, card_hash: str) -> None:
+        """Drop the cached answer for a card (HQ announced a change to it)."""
+        self._cache.pop(card_hash, None)
+
     async def hold(self, card_hash: str, points: int, sale_id: str, kind: str = "sale") -> Hold:
         """The hold for a sale's redemption or (``kind="exchange"``) a goods exchange, named by
         its record id so a retry is the same hold and HQ posts it when the record's event

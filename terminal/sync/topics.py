@@ -15,6 +15,7 @@ DEFAULT_ROOT = "posterm/v1"
 
 # Letters, digits, dot, dash, underscore: printable, no MQTT wildcard or separator, no spaces.
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_CARD_HASH = re.compile(r"[0-9a-f]{64}")
 
 TERMINAL_CHANNELS = ("events", "status", "acks", "cmd", "members/req", "members/resp")
 SHARED_GROUP = "posterm-hq"
@@ -85,6 +86,24 @@ class Topics:
 
     def bundle(self, scope: str) -> str:
         return f"{self.root}/bundles/{check_scope(scope)}"
+
+    def member_state(self, card_hash: str) -> str:
+        """Where HQ keeps a card's signed member state, retained (terminal.sync.member_state)."""
+        if not isinstance(card_hash, str) or not _CARD_HASH.fullmatch(card_hash):
+            raise TopicError(f"card hash {card_hash!r} must be 64 lower-case hex digits")
+        return f"{self.root}/members/state/{card_hash}"
+
+    def member_states(self) -> str:
+        """Every card's member state: what a terminal subscribes to."""
+        return f"{self.root}/members/state/+"
+
+    def parse_member_state(self, topic: str) -> str:
+        """The card hash of a member-state topic."""
+        prefix = f"{self.root}/members/state/"
+        card_hash = topic[len(prefix):] if isinstance(topic, str) else ""
+        if not topic.startswith(prefix) or not _CARD_HASH.fullmatch(card_hash):
+            raise TopicError(f"topic {topic!r} is not a member-state topic")
+        return card_hash
 
     def scopes_for(self, store: str) -> tuple[str, str]:
         """The bundle scopes a terminal of ``store`` belongs to, broadest first."""

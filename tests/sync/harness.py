@@ -19,6 +19,7 @@ from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.collector import Collector
 from terminal.hq.database import open_hq_database
 from terminal.hq.keygen import public_pem
+from terminal.hq.member_ops.publish import Signer
 from terminal.hq.models import AppliedEvent
 from terminal.loyalty.clock import Moment
 from terminal.loyalty.operations import Registration, SaleRequest, SaleResult
@@ -143,14 +144,19 @@ class Chain:
         return till
 
     def hq(self, db_url: str | None = None, client_id: str = "hq-1",
-           ledger: ChainLedger | None = None) -> Collector:
+           ledger: ChainLedger | None = None, member_states: bool = False) -> Collector:
+        """A collector; with ``member_states`` it also publishes the member states HQ's member
+        operations change, signed with the chain's signing key."""
         if ledger is None:
             db = open_hq_database(db_url or str(self.tmp / "hq.db"))
             ledger = ChainLedger(db, self.rules, CARD_KEY)
         files = self.pki.client("hq")
+        signer = Signer(self.keys.signing, self.keys.delegation.to_wire()) \
+            if member_states else None
         collector = Collector(ledger, MqttConfig(self.broker.host, self.broker.port, client_id,
                                                  tls=files, backoff_initial=0.05,
-                                                 backoff_max=0.3), state_interval=0.5)
+                                                 backoff_max=0.3), state_interval=0.5,
+                              signer=signer)
         self.hqs.append(collector)
         return collector
 

@@ -16,7 +16,7 @@ from peewee import Database, OperationalError, SqliteDatabase
 from playhouse.migrate import SqliteMigrator
 
 from terminal.loyalty.errors import StorageFull
-from terminal.loyalty.store.models import APPEND_ONLY, MODELS, Lot, Meta, db_proxy
+from terminal.loyalty.store.models import APPEND_ONLY, MODELS, CardState, Lot, Meta, db_proxy
 
 PRAGMAS = {
     "journal_mode": "wal",
@@ -43,6 +43,12 @@ def _create_v1(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
                 f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} "
                 f"ON {table} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"
             )
+
+
+def _add_card_state_v2(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
+    # HQ's member operations (freeze, lost-card replacement, merge) reach the till as card
+    # states; a database made at version 1 before this table existed gets it here.
+    db.create_tables([CardState], safe=True)
 
 
 @contextmanager
@@ -83,7 +89,10 @@ class LedgerDatabase(SqliteDatabase):
 # Migration N takes the schema from version N - 1 to N. Devices in the field upgrade with data
 # on them, so a new column is a new function here (playhouse.migrate), never an edit of models
 # alone.
-MIGRATIONS: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]] = {1: _create_v1}
+MIGRATIONS: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]] = {
+    1: _create_v1,
+    2: _add_card_state_v2,
+}
 
 
 def open_database(path: str | Path) -> SqliteDatabase:

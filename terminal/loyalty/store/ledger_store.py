@@ -13,7 +13,8 @@ one below it:
 - :mod:`.accounts`: members by card, their lots, entries and day counters;
 - :mod:`.redeeming`: what a redemption is checked against and the entries that take it;
 - :mod:`.member_tiers` and :mod:`.members`: tiers, registration, import and lookups;
-- :mod:`.sales`, :mod:`.refunds`, :mod:`.exchange` (with adjustments) and :mod:`.sweep`.
+- :mod:`.sales`, :mod:`.refunds`, :mod:`.exchange` (with adjustments) and :mod:`.sweep`;
+- :mod:`.card_states`: frozen and retired cards, and what HQ's member operations change.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from terminal.loyalty.clock import Moment
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import reports
 from terminal.loyalty.store.accounts import CardRef, member_ref
+from terminal.loyalty.store.card_states import CardStates
 from terminal.loyalty.store.database import open_database, write_transaction
 from terminal.loyalty.store.exchange import MAX_ADJUST, Exchanges
 from terminal.loyalty.store.members import PHONE
@@ -48,7 +50,7 @@ __all__ = [
 ]
 
 
-class LedgerStore(Sales, Refunds, Exchanges, Sweep):
+class LedgerStore(Sales, Refunds, Exchanges, Sweep, CardStates):
     """One terminal's ledger. Open with :meth:`open`; every write is one transaction."""
 
     @classmethod

@@ -219,6 +219,20 @@ class Operator(BaseModel):
     active = BooleanField(default=True)
 
 
+class CardState(BaseModel):
+    """What HQ last said about a card (frozen, retired and replaced, active again), applied from
+    its signed member-state messages (``version`` is HQ's operation sequence; an older version
+    never overwrites a newer one). A card with no row is active. At HQ the same table holds the
+    authoritative state its member operations set."""
+
+    card_hash = TextField(primary_key=True)
+    state = TextField()  # active | frozen | retired
+    reason = TextField(default="")  # why, in the words HQ's operator gave (shown at the till)
+    replaced_by = TextField(null=True)  # retired: the card that carries the member on
+    version = BigIntegerField()
+    updated_us = BigIntegerField()
+
+
 class Product(BaseModel):
     """The catalogue HQ pushes: what a scanned code or a keyed SKU sells as."""
 
@@ -246,6 +260,7 @@ MODELS: tuple[type[BaseModel], ...] = (
     DailyReport,
     Operator,
     Product,
+    CardState,
 )
 
 APPEND_ONLY: tuple[type[BaseModel], ...] = (

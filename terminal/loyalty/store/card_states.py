@@ -1,0 +1,179 @@
+"""Card states: frozen and retired cards, and what HQ's member operations change in a ledger.
+
+HQ's member operations (freeze, lost-card replacement, merge, profile edit, erasure) set a card's
+state at HQ and reach every till as a signed member state (``terminal.sync.member_state``); both
+sides record it here, through :meth:`CardStates.apply_card_update`, in one transaction:
+
+- ``card_state`` keeps the newest state per card (a card with no row is active);
+- a card retired in favour of another (reported lost, or merged into another member) carries its
+  member on: when this ledger holds no member on the new card, the member is re-keyed to it
+  (balance, lots with their expiries, tier and history stay theirs); when it holds one, the old
+  member's points move over by ledger entries (each lot as a new lot with the same expiry, any
+  debt as debt), and the old card keeps its own history;
+- a profile sets the member's personal data; an erased one blanks name, phone and birthday while
+  the anonymous ledger and balance stay.
+
+Points move only by new entries (DESIGN promise 2): a card's state and a member's personal data
+are the mutable parts, as the materialised balance is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from terminal.loyalty import ledger
+from terminal.loyalty.clock import Moment
+from terminal.loyalty.store.accounts import CardRef
+from terminal.loyalty.store.member_tiers import MemberTiers
+from terminal.loyalty.store.models import CardState, Member
+from terminal.loyalty.store.writer import Writer
+
+ACTIVE, FROZEN, RETIRED = "active", "frozen", "retired"
+# A chain of replacements (lost, lost again, merged ...) is followed at most this far.
+MAX_CHAIN = 32
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str = ""
+    birthday: str | None = None
+    phone_hash: str | None = None
+    phone_last4: str = ""
+    erased: bool = False
+
+
+@dataclass(frozen=True)
+class CardUpdate:
+    """One card's state as HQ set it at ``version`` (HQ's member-operation sequence)."""
+
+    card_hash: str
+    version: int
+    state: str
+    reason: str = ""
+    replaced_by: str | None = None
+    replaced_by_last4: str = ""
+    tier: str | None = None
+    profile: Profile | None = None
+
+
+@dataclass(frozen=True)
+class CardBlock:
+    """Why a card may neither earn nor redeem."""
+
+    state: str  # frozen | retired
+    reason: str
+    replaced_by: str | None
+
+    def message(self, last4: str) -> str:
+        if self.state == FROZEN:
+            return f"Card ****{last4} is frozen by HQ: {self.reason}"
+        return f"Card ****{last4} is retired by HQ ({self.reason}): use the member's new card"
+
+
+class CardStates(MemberTiers):
+    """Card states and the ledger changes HQ's member operations make."""
+
+    def card_block(self, card: str | CardRef) -> CardBlock | None:
+        """Why the card may not earn or redeem here, or None when it may."""
+        row = CardState.get_or_none(CardState.card_hash == self._ref(card).hash)
+        if row is None or row.state == ACTIVE:
+            return None
+        return CardBlock(row.state, row.reason, row.replaced_by)
+
+    def card_version(self, card_hash: str) -> int:
+        row = CardState.get_or_none(CardState.card_hash == card_hash)
+        return row.version if row is not None else 0
+
+    def successor(self, card_hash: str) -> str:
+        """The card that now carries the member of ``card_hash`` (itself unless retired)."""
+        for _ in range(MAX_CHAIN):
+            row = CardState.get_or_none(CardState.card_hash == card_hash)
+            if row is None or row.state != RETIRED or row.replaced_by is None:
+                return card_hash
+            card_hash = row.replaced_by
+        return card_hash
+
+    def apply_card_update(self, update: CardUpdate, moment: Moment, operator: str = "hq") -> bool:
+        """Record HQ's state of a card (see the module docstring). Returns False, changing
+        nothing, when the ledger holds that version or a newer one already."""
+        with self._writing(moment) as w:
+            if self.card_version(update.card_hash) >= update.version:
+                return False
+            self._set_card_state(w, update.card_hash, update.state, update.reason,
+                                 update.replaced_by, update.version)
+            member = self.sql.member(update.card_hash)
+            if member is None:
+                return True
+            if update.state == RETIRED and update.replaced_by is not None:
+                self._carry_over(w, member, CardRef(update.replaced_by,
+                                                    update.replaced_by_last4),
+                                 operator, update.reason)
+                return True
+            if update.profile is not None:
+                self._set_profile(member, update.profile)
+            if update.tier is not None and update.tier in {t.name for t in self.rules.tiers}:
+                self._record_hq_tier(w, member, update.tier)
+            self._audit(w, operator, f"card_{update.state}", member.id,
+                        f"v{update.version} {update.reason}"[:200])
+        return True
+
+    def _set_card_state(self, w: Writer, card_hash: str, state: str, reason: str,
+                        replaced_by: str | None, version: int) -> None:
+        CardState.insert(card_hash=card_hash, state=state, reason=reason,
+                         replaced_by=replaced_by, version=version, updated_us=w.us
+                         ).on_conflict(conflict_target=[CardState.card_hash], update={
+                             CardState.state: state, CardState.reason: reason,
+                             CardState.replaced_by: replaced_by, CardState.version: version,
+                             CardState.updated_us: w.us}).execute()
+
+    @staticmethod
+    def _set_profile(member: Member, profile: Profile) -> None:
+        Member.update(name=profile.name, birthday=profile.birthday,
+                      phone_hash=profile.phone_hash, phone_last4=profile.phone_last4
+                      ).where(Member.id == member.id).execute()
+
+    def _carry_over(self, w: Writer, old: Member, new: CardRef, operator: str,
+                    reason: str) -> Member:
+        """The member of a retired card goes on under ``new``: re-keyed if no member holds
+        ``new`` here, else merged into that member. Returns the member now on ``new``."""
+        target = self.sql.member(new.hash)
+        if target is None:
+            Member.update(card_hash=new.hash, card_last4=new.last4 or old.card_last4
+                          ).where(Member.id == old.id).execute()
+            self._audit(w, operator, "card_replaced", old.id,
+                        f"card ****{old.card_last4} -> ****{new.last4}: {reason}"[:200])
+            return Member.get_by_id(old.id)
+        self._move_points(w, old, target, operator, reason)
+        return target
+
+    def _move_points(self, w: Writer, source: Member, target: Member, operator: str,
+                     reason: str) -> None:
+        """Every point of ``source`` to ``target`` by new entries: each open lot becomes a lot
+        of the target with the same earn and expiry dates; the source's debt becomes the
+        target's. Both balances stay the sum of their entries."""
+        src, dst = self._account(source), self._account(target)
+        debt = src.debt
+        parts = [(lot.earned_at, lot.expires_at, lot.remaining) for lot in src.open_lots()]
+        out = f"merged into card ****{target.card_last4}: {reason}"[:200]
+        into = f"merged from card ****{source.card_last4}: {reason}"[:200]
+        moved = sum(points for _, _, points in parts)
+        if moved:
+            self._write_entry(w, source, src.debit(
+                ledger.Entry(kind=ledger.ADJUST, points=-moved, reason=out, operator=operator),
+                allow_debt=False))
+            for earned_at, expires_at, points in parts:
+                self._write_entry(w, target, dst.credit(
+                    ledger.Entry(kind=ledger.ADJUST, points=points, reason=into,
+                                 operator=operator),
+                    earned_at, expires_at))
+        if debt:
+            self._write_entry(w, source, src.credit(
+                ledger.Entry(kind=ledger.ADJUST, points=debt, reason=out, operator=operator),
+                w.moment.at, None))
+            self._write_entry(w, target, dst.debit(
+                ledger.Entry(kind=ledger.ADJUST, points=-debt, reason=into, operator=operator),
+                allow_debt=True))
+        self._save_account(source, src)
+        self._save_account(target, dst)
+        self._audit(w, operator, "member_merged", target.id,
+                    f"{source.id} ({moved} points, debt {debt}): {reason}"[:200])

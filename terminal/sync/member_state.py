@@ -1,0 +1,203 @@
+"""Signed member states: what HQ's member operations tell every till about one card.
+
+HQ publishes one retained message per card on ``{root}/members/state/{card_hash}``, signed like a
+bundle (the signing key vouched for by a root key's delegation; :mod:`terminal.sync.bundle`):
+
+    {"member_state": b64(canonical state), "signature": b64(Ed25519), "delegation": {...}}
+
+The state is a snapshot, not a delta: ``{card_hash, version, issued_at, key_id, state, reason,
+replaced_by, replaced_by_last4, card_last4, tier, profile}``. ``version`` is HQ's member-operation
+sequence, so a till applies a state only when it is newer than the one it holds for that card:
+messages may arrive in any order, twice, or replayed by an attacker, and the newest always wins.
+Because it is retained per card, a till that was offline reads every card's latest state when it
+subscribes again.
+
+``state`` is ``active``, ``frozen`` (neither earns nor redeems; ``reason`` says why on the till's
+display) or ``retired`` (reported lost, or merged into another member: ``replaced_by`` names the
+card that carries the member on). ``profile`` is the member's personal data as HQ now holds it
+(``erased`` once the member asked for erasure, with every field empty), ``None`` on a retired card.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from terminal.sync import canonical
+from terminal.sync.bundle import (
+    BadSignature,
+    BundleMalformed,
+    KeyNotValid,
+    KeyRevoked,
+    TrustStore,
+    UnknownKey,
+    _b64,
+    _iso,
+    _object,
+    _time,
+    _unb64,
+    key_id,
+)
+
+MEMBER_STATE_CONTEXT = b"posterm member-state v1\x00"
+STATES = ("active", "frozen", "retired")
+_HASH = re.compile(r"[0-9a-f]{64}")
+_LAST4 = re.compile(r"[0-9A-Za-z]{0,4}")
+_STATE_KEYS = ("card_hash", "version", "issued_at", "key_id", "state", "reason", "replaced_by",
+               "replaced_by_last4", "card_last4", "tier", "profile")
+_PROFILE_KEYS = ("name", "birthday", "phone_hash", "phone_last4", "erased")
+MAX_REASON = 200
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A member's personal data as HQ holds it; all empty once erased on request."""
+
+    name: str = ""
+    birthday: str | None = None  # YYYY-MM-DD
+    phone_hash: str | None = None
+    phone_last4: str = ""
+    erased: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "birthday": self.birthday, "phone_hash": self.phone_hash,
+                "phone_last4": self.phone_last4, "erased": self.erased}
+
+
+@dataclass(frozen=True)
+class MemberState:
+    card_hash: str
+    version: int
+    issued_at: datetime
+    state: str
+    reason: str = ""
+    replaced_by: str | None = None
+    replaced_by_last4: str = ""
+    card_last4: str = ""
+    tier: str | None = None
+    profile: Profile | None = None
+    key_id: str = ""
+    raw: bytes = field(default=b"", repr=False, compare=False)
+
+    def to_dict(self, signing_key_id: str) -> dict[str, Any]:
+        return {"card_hash": self.card_hash, "version": self.version,
+                "issued_at": _iso(self.issued_at), "key_id": signing_key_id,
+                "state": self.state, "reason": self.reason, "replaced_by": self.replaced_by,
+                "replaced_by_last4": self.replaced_by_last4, "card_last4": self.card_last4,
+                "tier": self.tier,
+                "profile": self.profile.to_dict() if self.profile is not None else None}
+
+
+def signed(state: MemberState, signing: Ed25519PrivateKey, delegation: dict[str, str]) -> bytes:
+    """The wire message for ``state``, signed by ``signing`` (whose delegation is given)."""
+    raw = canonical.dumps(state.to_dict(key_id(signing.public_key())))
+    _parse(raw)  # HQ never publishes what a till would refuse
+    return canonical.dumps({"member_state": _b64(raw),
+                            "signature": _b64(signing.sign(MEMBER_STATE_CONTEXT + raw)),
+                            "delegation": dict(delegation)})
+
+
+def verify_member_state(wire: bytes, trust: TrustStore) -> MemberState:
+    """The state in ``wire`` if HQ's key chain vouches for it, else a ``BundleRejected``
+    subclass (``malformed``, ``bad_signature``, ``unknown_key``, ``key_revoked``,
+    ``key_not_valid``); nothing else, whatever the bytes."""
+    if not isinstance(wire, bytes | bytearray):
+        raise BundleMalformed("a member-state message must be bytes")
+    outer = _object(bytes(wire), "member-state message",
+                    ("member_state", "signature", "delegation"))
+    delegation = trust.delegation(outer["delegation"])
+    raw = _unb64(outer["member_state"], "member state")
+    signature = _unb64(outer["signature"], "member-state signature")
+    try:
+        delegation.public_key.verify(signature, MEMBER_STATE_CONTEXT + raw)
+    except InvalidSignature:
+        raise BadSignature("member-state signature does not verify with its signing key") \
+            from None
+    state = _parse(raw)
+    if state.key_id != delegation.key_id:
+        raise UnknownKey(f"member state names key {state.key_id!r} but carries a delegation "
+                         f"for {delegation.key_id!r}")
+    if state.key_id in trust.revoked:
+        raise KeyRevoked(f"signing key {state.key_id} is revoked")
+    if not delegation.not_before <= state.issued_at <= delegation.not_after:
+        raise KeyNotValid(f"key {state.key_id} may sign from {delegation.not_before.isoformat()}"
+                          f" to {delegation.not_after.isoformat()}; member state issued "
+                          f"{state.issued_at.isoformat()}")
+    return state
+
+
+def _text(data: dict[str, Any], name: str, limit: int, *, optional: bool = False) -> Any:
+    value = data[name]
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or len(value) > limit or (value and not value.isprintable()):
+        raise BundleMalformed(f"member state {name} must be printable text of at most {limit} "
+                              "characters")
+    return value
+
+
+def _hash(value: Any, name: str, *, optional: bool = False) -> str | None:
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not _HASH.fullmatch(value):
+        raise BundleMalformed(f"member state {name} must be 64 lower-case hex digits")
+    return value
+
+
+def _last4(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not _LAST4.fullmatch(value):
+        raise BundleMalformed(f"member state {name} must be at most 4 letters or digits")
+    return value
+
+
+def _profile(value: Any) -> Profile | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != set(_PROFILE_KEYS):
+        raise BundleMalformed(f"member state profile must hold exactly {', '.join(_PROFILE_KEYS)}")
+    birthday = _text(value, "birthday", 10, optional=True)
+    if birthday is not None and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", birthday):
+        raise BundleMalformed("member state profile birthday must be YYYY-MM-DD")
+    if not isinstance(value["erased"], bool):
+        raise BundleMalformed("member state profile erased must be true or false")
+    profile = Profile(_text(value, "name", 64), birthday,
+                      _hash(value["phone_hash"], "phone_hash", optional=True),
+                      _last4(value["phone_last4"], "phone_last4"), value["erased"])
+    if profile.erased and profile != Profile(erased=True):
+        raise BundleMalformed("an erased member's profile must be empty")
+    return profile
+
+
+def _parse(raw: bytes) -> MemberState:
+    data = _object(raw, "member state", _STATE_KEYS)
+    version = data["version"]
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**63:
+        raise BundleMalformed(f"member state version must be a positive integer, not "
+                              f"{version!r}")
+    state = data["state"]
+    if state not in STATES:
+        raise BundleMalformed(f"member state state must be one of {', '.join(STATES)}")
+    if not isinstance(data["key_id"], str):
+        raise BundleMalformed("member state key_id must be a string")
+    replaced_by = _hash(data["replaced_by"], "replaced_by", optional=True)
+    if (state == "retired") != (replaced_by is not None):
+        raise BundleMalformed("a retired card, and only a retired card, names its replacement")
+    card_hash = _hash(data["card_hash"], "card_hash")
+    if replaced_by == card_hash:
+        raise BundleMalformed("a card cannot replace itself")
+    profile = _profile(data["profile"])
+    tier = _text(data, "tier", 64, optional=True)
+    if state != "retired" and (profile is None or not tier):
+        raise BundleMalformed("an active or frozen card's state carries its tier and profile")
+    return MemberState(
+        card_hash=card_hash, version=version,  # type: ignore[arg-type]
+        issued_at=_time(data["issued_at"], "issued_at"), state=state,
+        reason=_text(data, "reason", MAX_REASON), replaced_by=replaced_by,
+        replaced_by_last4=_last4(data["replaced_by_last4"], "replaced_by_last4"),
+        card_last4=_last4(data["card_last4"], "card_last4"), tier=tier, profile=profile,
+        key_id=data["key_id"], raw=raw)
