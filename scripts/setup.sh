@@ -16,6 +16,8 @@ ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || need+=(font
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 have systemd-analyze || need+=(systemd)
 have mkfs.ext4 || need+=(e2fsprogs)  # the disk-full fault suite makes a small file system
+# The console's browser tests drive Debian's Chromium (Playwright's own download is unreachable).
+[ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
@@ -29,5 +31,5 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "setup: posterm needs Python 3.11 or newer; this python3 is $(python3 -V)" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[dev]'
+.venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,hq]'
 mkdir -p var/escpos-cache

@@ -23,7 +23,7 @@ from peewee import Database, fn
 
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import pipelined, writing
-from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
+from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold, MemberHome
 from terminal.loyalty.clock import Moment, to_micros
 from terminal.loyalty.errors import Refused, UnknownCard, UnknownSale
 from terminal.loyalty.operations import ExpiryResult, Registration, SaleRequest
@@ -44,10 +44,11 @@ HQ_IDENTITY = Identity("hq", "hq")
 # already recorded, and by its replay.
 _chain_sale_id = lru_cache(maxsize=4096)(ids.chain_sale_id)
 _RECORD_COLUMNS = ("id", "store", "terminal", "seq", "epoch", "kind", "wall_us", "applied_us",
-                   "outcome", "detail", "points_in", "points_out")
+                   "outcome", "detail", "points_in", "points_out", "first_seq", "last_seq")
 # The body fields that name a member by card hash.
 _CARD_KEYS = ("card_hash", "referrer_card_hash")
 _POINTS_IN, _POINTS_OUT = _RECORD_COLUMNS.index("points_in"), _RECORD_COLUMNS.index("points_out")
+_FIRST_SEQ, _LAST_SEQ = _RECORD_COLUMNS.index("first_seq"), _RECORD_COLUMNS.index("last_seq")
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ class ChainLedger:
         records.append(record)
         if self.sql.seq > before:
             spans.append((before, self.sql.seq, record))
+            record[_FIRST_SEQ], record[_LAST_SEQ] = before + 1, self.sql.seq
         return Outcome(event, "applied", detail)
 
     def _count_points(self, spans: list[tuple[int, int, list[Any]]]) -> None:
@@ -178,9 +180,10 @@ class ChainLedger:
     @staticmethod
     def _record(event: Event, outcome: str, detail: str) -> list[Any]:
         """The event's ``applied_event`` row, in ``_RECORD_COLUMNS`` order (points counted
-        later, by :meth:`_count_points`)."""
+        later, by :meth:`_count_points`; the span set by :meth:`_apply_one`)."""
         return [event.id, event.store, event.terminal, event.seq, event.epoch, event.kind,
-                to_micros(event.wall_time), to_micros(_now()), outcome, detail[:500], 0, 0]
+                to_micros(event.wall_time), to_micros(_now()), outcome, detail[:500], 0, 0,
+                None, None]
 
     def _retired_cards(self, events: list[Event]) -> dict[str, str]:
         """Of the cards the batch names, those HQ retired (lost, merged away) -> the card that
@@ -230,17 +233,26 @@ class ChainLedger:
             raise Refused("a registration without a card hash", "event.body")
         if self.sql.member(card.hash) is not None:
             return "already a member of the chain: nothing to add"
+        # The till sends the card's last four digits beside its hash, for people to recognise it.
+        card = CardRef(card.hash, str(body.get("card_last4") or "")[-4:])
         referrer = self._card(body, "referrer_card_hash")
         if referrer is not None and self.sql.member(referrer.hash) is None:
             raise _Deferred("the referrer's registration has not arrived")
         birthday = body.get("birthday")
-        self.store.register(Registration(
+        view = self.store.register(Registration(
             card=card,  # type: ignore[arg-type]  # the store accepts a CardRef for a card
             name=body.get("name") or "",
             birthday=date.fromisoformat(birthday) if birthday else None,
             referrer_card=referrer,  # type: ignore[arg-type]
             operator=where,
         ), moment)
+        phone = body.get("phone_hash")
+        if isinstance(phone, str) and phone:
+            # The till sends the phone's keyed hash only: HQ finds a member by it (the console).
+            Member.update(phone_hash=phone, phone_last4=str(body.get("phone_last4") or "")[-4:]
+                          ).where(Member.id == view.id).execute()
+        MemberHome.insert(member=view.id, store=event.store,
+                          since_us=to_micros(moment.at)).execute()
         return f"registered at {where}"
 
     def _replay_import(self, event: Event, body: dict[str, Any], where: str,

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
     "member": ("terminal.hq.member_ops.cli", "member operations: adjust, freeze, unfreeze, "
                "replace a lost card, merge, edit, erase, import from CSV"),
+    "console": ("terminal.hq.console.cli", "the HQ web console and its JSON API"),
+    "user": ("terminal.hq.console.user_cli", "console accounts and API tokens"),
 }
 
 

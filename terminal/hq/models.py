@@ -23,6 +23,10 @@ class AppliedEvent(BaseModel):
     detail = TextField(default="")
     points_in = IntegerField(default=0)  # what the event added to the chain ledger
     points_out = IntegerField(default=0)  # and took from it (as a positive number)
+    # The span of the chain ledger's sequence the event wrote (null: it wrote nothing), so a
+    # statement names the store and terminal behind each entry.
+    first_seq = BigIntegerField(null=True)
+    last_seq = BigIntegerField(null=True, index=True)
 
     class Meta:
         indexes = ((("store", "terminal", "seq"), False),)
@@ -85,4 +89,13 @@ class PublishedState(BaseModel):
     published_us = BigIntegerField()
 
 
-HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState)
+class MemberHome(BaseModel):
+    """The store a member belongs to: where it registered, until HQ moves it. A store manager
+    sees the members of its stores only."""
+
+    member = TextField(primary_key=True)  # Member.id
+    store = TextField(index=True)
+    since_us = BigIntegerField()
+
+
+HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState, MemberHome)

@@ -71,8 +71,10 @@ class Members(MemberTiers):
             self._event(w, "register", {
                 "member": member.id,
                 "card_hash": hashed,
+                "card_last4": ref.last4,
                 "name": name,
                 "phone_hash": phone_key,
+                "phone_last4": member.phone_last4,
                 "birthday": member.birthday,
                 "referrer": referrer.id if referrer else None,
                 "referrer_card_hash": referrer.card_hash if referrer else None,

@@ -1,0 +1,79 @@
+"""``/api/v1``: every page's data as JSON, with the same roles, scoping and audit as the pages
+(the same functions answer both). Authenticated by a per-user bearer token
+(``posterm-hq user token NAME``) or the browser's session. Described by ``openapi.json``."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from terminal.hq.console.audit import search
+from terminal.hq.console.members import QueryError
+from terminal.hq.console.pages import _int, audit_query
+from terminal.hq.console.web import NotFound, api, console_of
+
+OPENAPI = json.loads(resources.files("terminal.hq.console").joinpath("openapi.json")
+                     .read_text("utf-8"))
+
+
+@api()
+async def me(request: Request) -> Response:
+    who = request.scope["principal"]
+    return JSONResponse({"name": who.name, "role": who.role, "stores": list(who.stores)})
+
+
+@api()
+async def openapi(request: Request) -> Response:
+    return JSONResponse(OPENAPI)
+
+
+@api("members.read")
+async def members(request: Request) -> Response:
+    console = console_of(request)
+    try:
+        rows = await console.db.run(console.reader.search, request.scope["principal"],
+                                    request.query_params.get("q", ""))
+    except QueryError as exc:
+        return JSONResponse({"error": "bad query", "detail": str(exc)}, 400)
+    return JSONResponse({"members": rows})
+
+
+@api("members.read")
+async def member(request: Request) -> Response:
+    console = console_of(request)
+    data = await console.db.run(console.reader.page, request.scope["principal"],
+                                request.path_params["member_id"],
+                                _int(request.query_params.get("before")))
+    if data is None:
+        raise NotFound()
+    return JSONResponse(data)
+
+
+@api("members.export")
+async def statement_csv(request: Request) -> Response:
+    console = console_of(request)
+    text = await console.db.run(console.reader.statement_csv, request.scope["principal"],
+                                request.path_params["member_id"])
+    if text is None:
+        raise NotFound()
+    return Response(text.encode("utf-8"), media_type="text/csv; charset=utf-8")
+
+
+@api("audit.read")
+async def audit_log(request: Request) -> Response:
+    return JSONResponse({"entries": await console_of(request).db.run(
+        search, audit_query(request))})
+
+
+ROUTES = [
+    Route("/api/v1/me", me),
+    Route("/api/v1/openapi.json", openapi),
+    Route("/api/v1/members", members),
+    Route("/api/v1/members/{member_id}", member),
+    Route("/api/v1/members/{member_id}/statement.csv", statement_csv),
+    Route("/api/v1/audit", audit_log),
+]

@@ -1,0 +1,46 @@
+"""The console's handle on HQ's database: every call on one named thread, models bound, in one
+transaction (IMMEDIATE on SQLite, so a read that writes its audit row never has to upgrade its
+lock; a plain one on PostgreSQL, where reads never wait for the collectors' ingest lock)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from peewee import Database, SqliteDatabase
+
+from terminal.hq.console.models import CONSOLE_MODELS
+from terminal.hq.console.schema import ensure_schema
+from terminal.hq.database import open_hq_database
+from terminal.hq.models import HQ_MODELS
+from terminal.sync.ledger_thread import LedgerThread
+
+T = TypeVar("T")
+
+
+class ConsoleDb:
+    def __init__(self, url: str) -> None:
+        self.db: Database = open_hq_database(url)
+        ensure_schema(self.db)
+        self.thread = LedgerThread(self.db, (*HQ_MODELS, *CONSOLE_MODELS), name="console-db")
+
+    def _transaction(self) -> Any:
+        if isinstance(self.db, SqliteDatabase):
+            return self.db.atomic("IMMEDIATE")
+        return self.db.atomic()
+
+    def _in_transaction(self, fn: Callable[..., T], *args: Any) -> T:
+        with self._transaction():
+            return fn(*args)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in one transaction, from a thread of the caller's own (the CLI)."""
+        return self.thread.call(self._in_transaction, fn, *args)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` in one transaction on the console's database thread."""
+        return await self.thread.run(self._in_transaction, fn, *args)
+
+    def close(self) -> None:
+        self.thread.close()
+        self.db.close()

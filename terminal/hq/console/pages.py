@@ -1,0 +1,183 @@
+"""The console's pages: sign-in, members, the audit log. Each is server-rendered; htmx asks
+for the part that changes (``HX-Request``) and gets only that fragment."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from terminal.hq.console import accounts, audit
+from terminal.hq.console.audit import AuditQuery, search
+from terminal.hq.console.i18n import LANGUAGES
+from terminal.hq.console.members import QueryError
+from terminal.hq.console.roles import Principal
+from terminal.hq.console.web import (
+    LANG_COOKIE,
+    NotFound,
+    console_of,
+    page,
+    principal,
+    render,
+    safe_next,
+)
+
+
+def is_fragment(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true" \
+        and request.headers.get("hx-boosted") != "true"
+
+
+# -- signing in and out ------------------------------------------------------------------------
+
+async def login_form(request: Request) -> Response:
+    if await principal(request) is not None:
+        return RedirectResponse(safe_next(request.query_params.get("next")), 303)
+    return render(request, "login.html", next=safe_next(request.query_params.get("next")))
+
+
+async def login(request: Request) -> Response:
+    form = await request.form()
+    name, password = str(form.get("name", "")), str(form.get("password", ""))
+    target = safe_next(str(form.get("next", "")))
+    client = request.client.host if request.client else "?"
+    db = console_of(request).db
+    try:
+        who = await db.run(accounts.authenticate, name, password, client)
+    except accounts.Throttled:
+        return render(request, "login.html", 429, error="login.throttled", next=target,
+                      name=name)
+    if who is None:
+        return render(request, "login.html", 401, error="login.failed", next=target, name=name)
+    # A fresh session id on every sign-in, the old one ended: a session id planted before
+    # sign-in is worth nothing after it (session fixation).
+    old = request.session.get("sid")
+    if isinstance(old, str):
+        await db.run(accounts.end_session, old)
+    request.session.clear()
+    request.session["sid"] = await db.run(_signed_in, who)
+    return RedirectResponse(target, 303)
+
+
+def _signed_in(who: Principal) -> str:
+    sid = accounts.start_session(who.name)
+    audit.record(who, "login")
+    return sid
+
+
+async def logout(request: Request) -> Response:
+    sid = request.session.get("sid")
+    if isinstance(sid, str):
+        await console_of(request).db.run(accounts.end_session, sid)
+    request.session.clear()
+    return RedirectResponse("/login", 303)
+
+
+async def language(request: Request) -> Response:
+    code = request.path_params["code"]
+    response = RedirectResponse(safe_next(request.query_params.get("next")), 303)
+    if code in LANGUAGES:
+        response.set_cookie(LANG_COOKIE, code, max_age=365 * 86400, samesite="strict",
+                            secure=console_of(request).secure_cookies, httponly=True)
+    return response
+
+
+@page()
+async def home(request: Request) -> Response:
+    return RedirectResponse("/members", 303)
+
+
+# -- members -----------------------------------------------------------------------------------
+
+@page("members.read")
+async def members(request: Request) -> Response:
+    who = request.scope["principal"]
+    text = request.query_params.get("q", "").strip()
+    results, error = None, None
+    if text:
+        try:
+            results = await console_of(request).db.run(console_of(request).reader.search, who,
+                                                       text)
+        except QueryError as exc:
+            error = str(exc)
+    template = "members/_results.html" if is_fragment(request) else "members/search.html"
+    return render(request, template, q=text, results=results, error=error)
+
+
+@page("members.read")
+async def member(request: Request) -> Response:
+    console = console_of(request)
+    data = await console.db.run(console.reader.page, request.scope["principal"],
+                                request.path_params["member_id"])
+    if data is None:
+        raise NotFound()
+    return render(request, "members/show.html", m=data, operations=console.extras.get(
+        "member_operations", ()))
+
+
+@page("members.read")
+async def statement_more(request: Request) -> Response:
+    console = console_of(request)
+    who = request.scope["principal"]
+    before = _int(request.query_params.get("before"))
+
+    def read() -> dict | None:
+        found = console.reader.visible(who, request.path_params["member_id"])
+        return None if found is None else console.reader.statement(found[0], before)
+
+    data = await console.db.run(read)
+    if data is None:
+        raise NotFound()
+    return render(request, "members/_statement_rows.html",
+                  m={"id": request.path_params["member_id"], "statement": data})
+
+
+@page("members.export")
+async def statement_csv(request: Request) -> Response:
+    console = console_of(request)
+    member_id = request.path_params["member_id"]
+    text = await console.db.run(console.reader.statement_csv, request.scope["principal"],
+                                member_id)
+    if text is None:
+        raise NotFound()
+    return Response(text.encode("utf-8"), media_type="text/csv; charset=utf-8", headers={
+        "content-disposition": f'attachment; filename="statement-{member_id}.csv"'})
+
+
+# -- audit -------------------------------------------------------------------------------------
+
+def audit_query(request: Request) -> AuditQuery:
+    params = request.query_params
+    return AuditQuery(actor=params.get("actor", "").strip(),
+                      action=params.get("action", "").strip(),
+                      subject=params.get("subject", "").strip(),
+                      before_id=_int(params.get("before")))
+
+
+@page("audit.read")
+async def audit_log(request: Request) -> Response:
+    query = audit_query(request)
+    rows = await console_of(request).db.run(search, query)
+    return render(request, "audit/index.html", query=query, rows=rows,
+                  next_before=rows[-1]["id"] if len(rows) == query.limit else None)
+
+
+def _int(text: str | None) -> int | None:
+    try:
+        return int(text) if text else None
+    except ValueError:
+        return None
+
+
+ROUTES = [
+    Route("/login", login_form, methods=["GET"]),
+    Route("/login", login, methods=["POST"]),
+    Route("/logout", logout, methods=["POST"]),
+    Route("/lang/{code}", language, methods=["GET"]),
+    Route("/", home),
+    Route("/members", members),
+    Route("/members/{member_id}", member),
+    Route("/members/{member_id}/statement", statement_more),
+    Route("/members/{member_id}/statement.csv", statement_csv),
+    Route("/audit", audit_log),
+]

@@ -1,0 +1,101 @@
+"""A small chain for the console's tests: real tills (LedgerStore on SQLite files) register
+members and ring up sales in two stores, and HQ applies their real events (ChainLedger), exactly
+as the collector would. Names include Chinese and hostile text."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from starlette.types import ASGIApp
+
+from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.console import accounts
+from terminal.hq.console.app import build
+from terminal.hq.console.db import ConsoleDb
+from terminal.hq.database import open_hq_database
+from terminal.loyalty.clock import Moment
+from terminal.loyalty.operations import Registration, SaleRequest
+from terminal.loyalty.pricing import Line
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store import Identity, LedgerStore
+from terminal.loyalty.store.models import Outbox
+from terminal.sync.messages import Event
+from tests.sync.harness import CARD_KEY, rules_data
+
+PASSWORD = "correct horse battery"
+
+
+@dataclass(frozen=True)
+class Person:
+    card: str
+    name: str
+    phone: str
+    store: str
+
+
+PEOPLE = (
+    Person("7100000001", "张伟", "13800000001", "S001"),
+    Person("7100000002", "张三丰", "13800000002", "S001"),
+    Person("7100000003", "<script>alert(1)</script>", "13800000003", "S001"),
+    Person("7100000004", "'; DROP TABLE member; --", "13800000004", "S001"),
+    Person("7200000001", "李娜", "13900000001", "S002"),
+    Person("7200000002", "张丽", "13900000002", "S002"),
+)
+
+
+@dataclass
+class Chain:
+    url: str
+    rules: Rules
+    people: tuple[Person, ...] = PEOPLE
+    users: dict[str, str] = field(default_factory=dict)  # name -> role
+
+
+def build_chain(directory: Path, url: str | None = None, sales_per_member: int = 3) -> Chain:
+    """HQ's database at ``url`` (default: a SQLite file in ``directory``) holding the chain."""
+    rules = Rules.from_mapping(rules_data())
+    url = url or str(directory / "hq.db")
+    at = datetime.now(UTC) - timedelta(days=40)
+    events: list[Event] = []
+    for store in ("S001", "S002"):
+        till = LedgerStore.open(directory / f"{store}.db", rules, CARD_KEY, Identity(store, "T01"))
+        for person in (p for p in PEOPLE if p.store == store):
+            at += timedelta(minutes=1)
+            till.register(Registration(card=person.card, name=person.name, phone=person.phone,
+                                       operator="ann"), Moment(at))
+            for n in range(sales_per_member):
+                at += timedelta(minutes=1)
+                till.sale(SaleRequest(str(uuid.uuid4()),
+                                      [Line("SKU1", 1, 12800 + 100 * n, "雨伞", "")],
+                                      card=person.card, operator="王小明"), Moment(at))
+        with till.db.bind_ctx([Outbox]):
+            events += [Event.from_json(row.payload)
+                       for row in Outbox.select().order_by(Outbox.seq)]
+        till.close()
+    ledger = ChainLedger(open_hq_database(url), rules, CARD_KEY)
+    try:
+        outcomes = ledger.thread.call(ledger.apply, events)
+        assert {o.result for o in outcomes} == {"applied"}, outcomes
+    finally:
+        ledger.close()
+    return Chain(url, rules)
+
+
+def add_users(chain: Chain) -> None:
+    db = ConsoleDb(chain.url)
+    try:
+        for name, role, stores in (("admin", "admin", ()), ("svc", "service", ()),
+                                   ("aud", "auditor", ()), ("mkt", "marketing", ()),
+                                   ("mgr1", "store_manager", ("S001",)),
+                                   ("mgr2", "store_manager", ("S002",))):
+            db.call(accounts.add_user, name, role, stores, PASSWORD)
+            chain.users[name] = role
+    finally:
+        db.close()
+
+
+def console_app(chain: Chain, *, secure_cookies: bool = True) -> ASGIApp:
+    return build(chain.url, chain.rules, CARD_KEY, secure_cookies=secure_cookies)

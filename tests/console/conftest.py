@@ -1,0 +1,21 @@
+"""The console suite's chain: built once per module (read-only tests), or fresh per test."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.console.chain import Chain, add_users, build_chain
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory: pytest.TempPathFactory) -> Chain:
+    built = build_chain(tmp_path_factory.mktemp("chain"))
+    add_users(built)
+    return built
+
+
+@pytest.fixture
+def fresh_chain(tmp_path) -> Chain:
+    built = build_chain(tmp_path)
+    add_users(built)
+    return built
