@@ -31,7 +31,7 @@ os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(ROOT / "var" / "escp
 
 from terminal.bootstrap import build  # noqa: E402
 from terminal.drivers.keys import events_for_keys, events_for_text  # noqa: E402
-from terminal.loyalty.store.people import SignedIn  # noqa: E402
+from terminal.loyalty.store.operators import SignedIn  # noqa: E402
 from terminal.sim.console import Console  # noqa: E402
 from terminal.sim.demo import DEMO_CARD, demo_config, seed_demo  # noqa: E402
 

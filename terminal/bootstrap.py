@@ -25,6 +25,7 @@ from terminal.app.ledger import Clock, LedgerGateway
 from terminal.app.printing import ReceiptDesk
 from terminal.app.screens import Displays
 from terminal.app.status_page import status_page
+from terminal.atomic import write_atomic
 from terminal.config import Config
 from terminal.configfile import ConfigError
 from terminal.drivers.drawer import open_drawer
@@ -36,7 +37,8 @@ from terminal.hqlink import HqLink, Standalone
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.rules import Rules, load_rules
 from terminal.loyalty.store import Identity, LedgerStore
-from terminal.loyalty.store.people import SignedIn, load_catalogue
+from terminal.loyalty.store.operators import SignedIn, SignInRefused, new_pin_key
+from terminal.loyalty.store.people import load_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +105,22 @@ def read_card_key(path: Path) -> bytes:
     return key
 
 
+def read_pin_key(path: Path) -> bytes:
+    """The terminal's own secret for operators' PIN hashes, made on first start (0600, beside
+    the terminal's other credentials)."""
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(path, new_pin_key(), 0o600)
+            log.info("%s: a new PIN key for this terminal", path)
+        key = path.read_bytes().strip()
+    except OSError as exc:
+        raise StartupError(f"{path}: cannot read or make the PIN key: {exc.strerror}") from None
+    if len(key) < 32:
+        raise StartupError(f"{path}: the PIN key must be at least 32 bytes")
+    return key
+
+
 def read_catalogue(path: Path) -> list[dict[str, Any]]:
     try:
         with path.open("rb") as handle:
@@ -119,9 +137,15 @@ def read_catalogue(path: Path) -> list[dict[str, Any]]:
 
 async def open_ledger(config: Config, rules: Rules, clock: Clock) -> LedgerGateway:
     key = read_card_key(config.card_key_file)
+    pin_key = read_pin_key(config.pin_key_file)
     identity = Identity(config.terminal.store, config.terminal.terminal_id)
     ledger = await LedgerGateway.open(
-        lambda: LedgerStore.open(config.database, rules, key, identity), clock)
+        lambda: LedgerStore.open(config.database, rules, key, identity), clock, pin_key)
+    try:
+        await ledger.executor.run(ledger.store.check_pin_key, pin_key)
+    except SignInRefused as exc:
+        await ledger.close()
+        raise StartupError(f"{config.pin_key_file}: {exc}") from None
     if config.loyalty.catalogue_file:
         items = read_catalogue(Path(config.loyalty.catalogue_file))
         try:

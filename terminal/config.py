@@ -45,6 +45,9 @@ class LoyaltySection:
     rules_file: str = setting("", doc="the rules TOML (default: {state_dir}/rules.toml)")
     card_key_file: str = setting("", doc="the chain's card key, 16 bytes or more (default: "
                                          "{state_dir}/credentials/card.key)")
+    pin_key_file: str = setting("", doc="this terminal's secret for operators' PIN hashes, "
+                                        "made on first start (default: "
+                                        "{state_dir}/credentials/pin.key)")
     catalogue_file: str = setting("", doc="optional TOML catalogue ([[product]] sku, name, "
                                           "price_fen, barcode, category) loaded at start")
     departments: tuple[str, ...] = setting(
@@ -103,6 +106,10 @@ class Config:
     @property
     def card_key_file(self) -> Path:
         return self._path(self.loyalty.card_key_file, "credentials/card.key")
+
+    @property
+    def pin_key_file(self) -> Path:
+        return self._path(self.loyalty.pin_key_file, "credentials/pin.key")
 
 
 def parse_config(data: Mapping[str, Any], source: str) -> Config:

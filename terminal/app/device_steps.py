@@ -19,7 +19,7 @@ from terminal.drivers.keys import events_for_keys, events_for_text
 from terminal.hqlink import Standalone
 from terminal.loyalty.errors import InvalidInput
 from terminal.loyalty.store import LedgerStore
-from terminal.loyalty.store.people import SignedIn
+from terminal.loyalty.store.operators import SignedIn, new_pin_key
 
 ROLES = {"swipe": "msr", "scan": "scanner", "keys": "keypad"}
 # Replays act as a manager, as their business steps do, so no step stops for a PIN.
@@ -47,7 +47,8 @@ class DeviceSteps:
         self.terminal: Terminal = self._runner.run(self._start(store, clock))
 
     async def _start(self, store: LedgerStore, clock: Clock) -> Terminal:
-        ledger = LedgerGateway(store, clock)
+        # Replays sign no one in (REPLAY_OPERATOR): a throwaway PIN key.
+        ledger = LedgerGateway(store, clock, new_pin_key())
         return await assemble(_config(store, self._state.name), store.rules, ledger,
                               Standalone(), REPLAY_OPERATOR)
 

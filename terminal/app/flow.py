@@ -85,7 +85,7 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
 
     async def on_swipe(self, text: str) -> None:
         self.refused = None
-        if self.mode is Mode.LOCKED:
+        if self.operator is None:
             await self.refuse(f"Sign in first: {PROMPTS[Mode.LOCKED]}")
             return
         try:
@@ -97,7 +97,7 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
 
     async def on_scan(self, text: str) -> None:
         self.refused = None
-        if self.mode is Mode.LOCKED:
+        if self.operator is None:
             await self.refuse(f"Sign in first: {PROMPTS[Mode.LOCKED]}")
             return
         try:
@@ -121,9 +121,12 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
     async def _clear(self) -> None:
         if not self.keyed.empty:
             self.keyed.take()
-        elif self.mode is Mode.MANAGER and self.pending is not None:
+        elif self.mode in (Mode.MANAGER, Mode.MANAGER_PIN) and self.pending is not None:
             self.switch_to(self.pending.back_to)
-            self.pending = None
+            self.pending = self.approving = None
+        elif self.mode is Mode.PIN:
+            self.signing = None
+            self.switch_to(Mode.LOCKED)
         elif self.mode is Mode.SUBTOTAL:
             await self._release_hold()
             self.quote, self.redeem_points = None, 0

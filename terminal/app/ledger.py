@@ -39,7 +39,8 @@ from terminal.loyalty.store.binding import bound_call
 from terminal.loyalty.store.card_states import CardBlock
 from terminal.loyalty.store.ledger_store import HeldAtHq
 from terminal.loyalty.store.models import MODELS, Sale, SaleLine
-from terminal.loyalty.store.people import SignedIn, check_pin, find_product
+from terminal.loyalty.store.operators import SignedIn
+from terminal.loyalty.store.people import find_product
 
 T = TypeVar("T")
 Clock = Callable[[], tuple[datetime, bool]]  # (wall time with zone, whether it is trusted)
@@ -68,21 +69,23 @@ class LedgerExecutor(DeviceExecutor):
 
 
 class LedgerGateway:
-    def __init__(self, store: LedgerStore, clock: Clock,
+    def __init__(self, store: LedgerStore, clock: Clock, pin_key: bytes,
                  executor: LedgerExecutor | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.pin_key = pin_key  # the terminal's secret for operators' PIN hashes
         self.executor = executor or LedgerExecutor()
         self.executor.db = store.db
         identity = store.identity
         self.sale_prefix = f"{identity.store}-{identity.terminal}-"
 
     @classmethod
-    async def open(cls, opener: Callable[[], LedgerStore], clock: Clock) -> LedgerGateway:
+    async def open(cls, opener: Callable[[], LedgerStore], clock: Clock,
+                   pin_key: bytes) -> LedgerGateway:
         """Open the store on the ledger thread, so its connection lives there."""
         executor = LedgerExecutor()
         store = await executor.run(opener)
-        return cls(store, clock, executor)
+        return cls(store, clock, pin_key, executor)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await self.executor.run(function, *args)
@@ -167,8 +170,15 @@ class LedgerGateway:
                                     operator)
         return await self._run(call)
 
-    async def check_pin(self, pin: str, role: str | None = None) -> SignedIn | None:
-        return await self._run(check_pin, pin, role)
+    async def operator_known(self, number: int) -> bool:
+        return await self._run(self.store.operator_known, number)
+
+    async def sign_in(self, number: int, pin: str) -> SignedIn:
+        """Operator ``number`` if ``pin`` is theirs, else ``SignInRefused`` (counted)."""
+        return await self._now(self.store.sign_in, self.pin_key, number, pin)
+
+    async def unlock_operator(self, number: int, manager: str) -> None:
+        await self._now(self.store.unlock_operator, number, manager)
 
     async def find_product(self, code: str) -> Line | None:
         def call() -> Line | None:

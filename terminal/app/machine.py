@@ -42,9 +42,12 @@ OVERRIDE_ACTIONS = frozenset({"other_tender"})
 def _build() -> dict[tuple[Mode, str], Handler]:
     table: dict[tuple[Mode, str], Handler] = {
         (Mode.LOCKED, "enter"): SignIn._locked_enter,
+        (Mode.PIN, "enter"): SignIn._pin_enter,
+        (Mode.PIN, "void"): SignIn._pin_void,
         (Mode.LOCKED, "sign_in_out"): SignIn._locked_sign_in_out,
         (Mode.READY, "sign_in_out"): SignIn._ready_sign_in_out,
         (Mode.MANAGER, "enter"): SignIn._manager_enter,
+        (Mode.MANAGER_PIN, "enter"): SignIn._manager_pin_enter,
         # a sale: items, quantities, departments
         (Mode.READY, "enter"): SaleLines._ready_enter,
         (Mode.READY, "add"): SaleLines._ready_add,
@@ -83,9 +86,9 @@ def _build() -> dict[tuple[Mode, str], Handler]:
         (Mode.ADJUST, "discount"): Adjustments._adjust_discount,
         (Mode.READY, "reprint"): Reprints._ready_reprint,
     }
-    # Member is taken in every mode but LOCKED: it refuses itself where no member fits.
+    # Member is taken in every mode but signing in: it refuses itself where no member fits.
     for mode in Mode:
-        if mode is not Mode.LOCKED:
+        if mode not in (Mode.LOCKED, Mode.PIN):
             table.setdefault((mode, "member"), Members._any_member)
     return table
 

@@ -24,7 +24,7 @@ from terminal.loyalty import redemption
 from terminal.loyalty.money import yuan
 from terminal.loyalty.operations import MemberView, Quote
 from terminal.loyalty.rules import Rules
-from terminal.loyalty.store.people import SignedIn
+from terminal.loyalty.store.operators import SignedIn
 
 # The till's log keeps one name, whichever module an operation lives in.
 log = logging.getLogger("terminal.app.flow")
@@ -67,6 +67,8 @@ class TillBase:
         self.hold: Hold | None = None
         self.sale_id: str | None = None  # reserved when points are held for this sale
         self.pending: Pending | None = None
+        self.signing: int | None = None  # the operator number keyed to sign in
+        self.approving: int | None = None  # the manager number keyed to authorise ``pending``
         self.new_card: str | None = None  # the unknown card offered registration
         self.refund_sale: str | None = None
         self.refund_lines: list[SoldLine] = []
@@ -165,15 +167,15 @@ class TillBase:
         task.add_done_callback(self._background.discard)
 
     async def _with_manager(self, what: str, run: Callable[[str], Awaitable[None]]) -> None:
-        """Run ``run(approver)`` now if a manager is signed in, else after a manager's PIN."""
-        assert self.operator is not None
-        if self.operator.is_manager:
+        """Run ``run(approver)`` now if a manager is signed in, else after a manager's number
+        and PIN."""
+        if self.operator is not None and self.operator.is_manager:
             await run(self.operator.name)
             return
         self.keyed.take()  # the PIN starts from an empty entry
         self.pending = Pending(what, run, self.mode)
         self.switch_to(Mode.MANAGER)
-        await self.say(f"{what} needs a manager: manager PIN, then Enter")
+        await self.say(f"{what} needs a manager: manager no., then Enter")
 
     def _head(self) -> receipts.Header:
         at, _trusted = self.ledger.clock()

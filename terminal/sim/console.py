@@ -22,7 +22,15 @@ from terminal.configfile import ConfigError
 from terminal.daemon import serve
 from terminal.drivers.keymap import load_keymap
 from terminal.drivers.keys import events_for_keys, events_for_text
-from terminal.sim.demo import CASHIER_PIN, DEMO_CARD, MANAGER_PIN, demo_config, seed_demo
+from terminal.sim.demo import (
+    CASHIER,
+    CASHIER_PIN,
+    DEMO_CARD,
+    MANAGER,
+    MANAGER_PIN,
+    demo_config,
+    seed_demo,
+)
 
 ALIASES = {"dept1": "department_1", "dept2": "department_2", "sign": "sign_in_out",
            ".": "decimal_point", "esc": "clear"}
@@ -38,7 +46,8 @@ posterm simulation: one command a line (the keyboard stands in for keypad, reade
                 clear, backspace, sign, dept1, dept2), any number per line
   help, quit
 A member sale with a redemption, line by line:
-  {CASHIER_PIN} enter          sign in as the demo cashier (manager PIN {MANAGER_PIN})
+  {CASHIER} enter {CASHIER_PIN} enter sign in: operator no. {CASHIER}, then PIN {CASHIER_PIN}
+                     (the demo cashier; the manager is no. {MANAGER}, PIN {MANAGER_PIN})
   s                  swipe the demo member card: the pole shows the points
   b 6901234567892    scan a cola; 25 dept1 keys 25.00 on department 1 (fresh)
   subtotal           the balance and the most points that may be redeemed

@@ -12,13 +12,13 @@ from terminal.config import Config, parse_config
 from terminal.loyalty.errors import UnknownCard
 from terminal.loyalty.operations import Registration
 from terminal.loyalty.store.models import Operator
-from terminal.loyalty.store.people import set_operator
+from terminal.loyalty.store.operators import set_operator
 
 HERE = Path(__file__).parent
 DEMO_CARD = "8000123456"
 DEMO_PHONE = "13800000001"
-CASHIER_PIN = "1234"
-MANAGER_PIN = "9999"
+CASHIER, CASHIER_PIN = 1, "1234"  # operator number and PIN
+MANAGER, MANAGER_PIN = 2, "9999"
 DEMO_POINTS = 1000  # on top of the registration bonus, so a redemption can be tried at once
 
 
@@ -54,8 +54,9 @@ async def seed_demo(ledger: LedgerGateway) -> None:
     """Operators and the demo member, once (a restarted simulation keeps its ledger)."""
     def operators() -> None:
         if Operator.select().count() == 0:
-            set_operator(ledger.store.db, "cashier", "cashier", CASHIER_PIN)
-            set_operator(ledger.store.db, "manager", "manager", MANAGER_PIN)
+            db, key = ledger.store.db, ledger.pin_key
+            set_operator(db, key, CASHIER, "cashier", "cashier", CASHIER_PIN)
+            set_operator(db, key, MANAGER, "manager", "manager", MANAGER_PIN)
     await ledger.executor.run(operators)
     try:
         await ledger.member(DEMO_CARD)

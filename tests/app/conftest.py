@@ -93,7 +93,7 @@ def bench(tmp_path: Path, examples: Path) -> Iterator[TillBench]:
 
 @pytest.fixture
 def cashier(bench: TillBench) -> TillBench:
-    """Signed in as the demo cashier (PIN 1234; the manager's is 9999)."""
-    bench.do("1234 enter")
+    """Signed in as the demo cashier (operator 1, PIN 1234; the manager is 2, PIN 9999)."""
+    bench.do("1 enter 1234 enter")
     assert bench.till.operator.name == "cashier"
     return bench

@@ -42,7 +42,7 @@ def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
         pings = _collect(sock, "WATCHDOG=1", time.monotonic() + 5)
         assert any("WATCHDOG=1" in m.split("\n") for m in pings), pings
         assert proc.stdin is not None
-        proc.stdin.write(b"1234 enter\n12.5 dept1\n")  # a sale in progress at SIGTERM
+        proc.stdin.write(b"1 enter 1234 enter\n12.5 dept1\n")  # a sale in progress at SIGTERM
         proc.stdin.flush()
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
@@ -88,7 +88,7 @@ backend = "pty"
     result = subprocess.run(
         [sys.executable, "-m", "terminal.cli", "run", "--simulate", "--state-dir",
          str(tmp_path / "demo"), "--config", str(config)],
-        input=b"1234 enter\n12.5 dept1\ncash\n", capture_output=True, timeout=60)
+        input=b"1 enter 1234 enter\n12.5 dept1\ncash\n", capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
     assert "Sale S042-T07-0001" in result.stdout.decode()
     assert (tmp_path / "till" / "ledger.db").exists()

@@ -98,7 +98,7 @@ class Bench(TillBench):
 @pytest.fixture
 def with_lcd(tmp_path: Path, examples: Path) -> Iterator[Bench]:
     bench = Bench(tmp_path, examples, lcd=True)
-    bench.do("1234 enter")
+    bench.do("1 enter 1234 enter")
     yield bench
     bench.close()
 
@@ -106,7 +106,7 @@ def with_lcd(tmp_path: Path, examples: Path) -> Iterator[Bench]:
 @pytest.fixture
 def pole_only(tmp_path: Path, examples: Path) -> Iterator[Bench]:
     bench = Bench(tmp_path, examples, lcd=False)
-    bench.do("1234 enter")
+    bench.do("1 enter 1234 enter")
     yield bench
     bench.close()
 
@@ -159,7 +159,7 @@ def test_lcd_gone_is_told_on_the_pole_only_where_nothing_is_lost(tmp_path: Path,
                                                                   examples: Path) -> None:
     bench = Bench(tmp_path, examples, lcd=True)
     try:
-        bench.do("1234 enter")
+        bench.do("1 enter 1234 enter")
         assert bench.lcd.simulator is not None
         bench.lcd.simulator.connected = False  # the panel gone from the bus
         bench.do("clear")  # the standing prompt: its second line may carry the notice

@@ -9,7 +9,7 @@ from .conftest import TillBench, check_golden
 
 def test_sign_in_and_out(bench: TillBench) -> None:
     assert bench.till.mode == "locked"
-    bench.do("1234 enter")
+    bench.do("1 enter 1234 enter")
     assert bench.till.operator.name == "cashier"
     assert bench.pole[0] == "Signed in"
     bench.do("sign")
@@ -69,25 +69,26 @@ def test_refund_whole_and_by_line_with_manager(cashier: TillBench) -> None:
     cashier.do("s", "b 6900000000014", "b 6900000000021", "cash")
     cashier.do("refund")
     assert cashier.till.mode == "manager"
-    cashier.do("9999 enter", "1 enter")  # manager PIN, then sale no. 1
+    cashier.do("2 enter 9999 enter", "1 enter")  # manager PIN, then sale no. 1
     assert cashier.till.mode == "refund_lines"
     cashier.do("2 enter")  # line 2: the detergent
     refund = cashier.receipts[-1]
     check_golden("refund_line_receipt.txt", refund)
     assert "40.00" in refund
-    cashier.do("refund", "9999 enter", "b S001-T01-0001", "enter")  # the rest, by its barcode
+    # the rest, by its barcode
+    cashier.do("refund", "2 enter 9999 enter", "b S001-T01-0001", "enter")
     assert "12.50" in cashier.receipts[-1]
-    cashier.do("refund", "9999 enter", "1 enter", "enter")
+    cashier.do("refund", "2 enter 9999 enter", "1 enter", "enter")
     assert "nothing left" in (cashier.till.refused or "") or cashier.till.refused
 
 
 def test_void_sale_in_progress_needs_a_manager(cashier: TillBench) -> None:
     cashier.do("b 6901234567892", "void")
     assert cashier.till.mode == "manager"
-    cashier.do("1234 enter")  # the cashier's own PIN is not a manager's
+    cashier.do("1 enter 1234 enter")  # the cashier's own PIN is not a manager's
     assert "not a manager PIN" in cashier.till.refused
     assert len(cashier.till.draft.lines) == 1
-    cashier.do("9999 enter")
+    cashier.do("2 enter 9999 enter")
     assert cashier.till.draft.lines == [] and cashier.pole[0].startswith("Sale voided")
 
 
@@ -97,19 +98,19 @@ def test_reprint_last_and_older_receipt(cashier: TillBench) -> None:
     assert "S001-T01-0002" in cashier.receipts[-1]
     cashier.do("1 reprint")
     assert cashier.till.mode == "manager"
-    cashier.do("9999 enter")
+    cashier.do("2 enter 9999 enter")
     assert "6.00" not in cashier.receipts[-1] and "S001-T01-0001" in cashier.receipts[-1]
 
 
 def test_phone_lookup_needs_a_manager(cashier: TillBench) -> None:
     cashier.do("13800000001 balance")
     assert cashier.till.mode == "manager"
-    cashier.do("9999 enter")
+    cashier.do("2 enter 9999 enter")
     assert cashier.pole == ("Member ****3456", "Points 1100 member")
 
 
 def test_goods_exchange(cashier: TillBench) -> None:
-    cashier.do("s", "discount", "9999 enter", "2000 enter")  # adjust +2000 first
+    cashier.do("s", "discount", "2 enter 9999 enter", "2000 enter")  # adjust +2000 first
     assert cashier.balance() == 3100
     cashier.do("redeem", "1 enter")
     assert cashier.balance() == 100
@@ -117,18 +118,18 @@ def test_goods_exchange(cashier: TillBench) -> None:
 
 
 def test_manual_adjustment_takes_points_off(cashier: TillBench) -> None:
-    cashier.do("s", "discount", "9999 enter", "100 discount")
+    cashier.do("s", "discount", "2 enter 9999 enter", "100 discount")
     assert cashier.balance() == 1000
     assert "-100" in cashier.receipts[-1]
 
 
 def test_x_and_z_reports_are_printed_and_stored(cashier: TillBench) -> None:
-    cashier.do("12.5 dept1", "cash", "balance", "9999 enter")
+    cashier.do("12.5 dept1", "cash", "balance", "2 enter 9999 enter")
     x_report = cashier.receipts[-1]
     check_golden("x_report.txt", x_report)
-    cashier.do("subtotal", "9999 enter", "enter")
+    cashier.do("subtotal", "2 enter 9999 enter", "enter")
     assert "Z report" in cashier.receipts[-1]
-    cashier.do("subtotal", "9999 enter", "enter")
+    cashier.do("subtotal", "2 enter 9999 enter", "enter")
     assert "already printed" in cashier.till.refused
     kinds = cashier.runner.run(cashier.terminal.ledger.executor.run(
         reports_for, cashier.now.date()))

@@ -15,19 +15,22 @@ from terminal.drivers.keymap import DEFAULT_KEYMAP
 
 from .conftest import TillBench
 
+CASHIER, MANAGER = "1 enter 1234 enter", "2 enter 9999 enter"  # number, then PIN
 # How the cashier gets the till into each mode, as simulation lines from a fresh start.
 REACH = {
     Mode.LOCKED: (),
-    Mode.READY: ("1234 enter",),
-    Mode.MANAGER: ("1234 enter", "refund"),
-    Mode.REGISTER: ("1234 enter", "s 8000999999"),
-    Mode.SUBTOTAL: ("1234 enter", "s", "5 dept1", "subtotal"),
-    Mode.REFUND_FIND: ("9999 enter", "refund"),
-    Mode.REFUND_LINES: ("1234 enter", "5 dept1", "cash", "refund", "9999 enter", "1 enter"),
-    Mode.EXCHANGE: ("1234 enter", "s", "redeem"),
-    Mode.ADJUST: ("9999 enter", "s", "discount"),
-    Mode.CONFIRM_Z: ("9999 enter", "subtotal"),
-    Mode.PRICE_CHECK: ("1234 enter", "price_check"),
+    Mode.PIN: ("1 enter",),
+    Mode.MANAGER_PIN: (CASHIER, "refund", "2 enter"),
+    Mode.READY: (CASHIER,),
+    Mode.MANAGER: (CASHIER, "refund"),
+    Mode.REGISTER: (CASHIER, "s 8000999999"),
+    Mode.SUBTOTAL: (CASHIER, "s", "5 dept1", "subtotal"),
+    Mode.REFUND_FIND: (MANAGER, "refund"),
+    Mode.REFUND_LINES: (CASHIER, "5 dept1", "cash", "refund", MANAGER, "1 enter"),
+    Mode.EXCHANGE: (CASHIER, "s", "redeem"),
+    Mode.ADJUST: (MANAGER, "s", "discount"),
+    Mode.CONFIRM_Z: (MANAGER, "subtotal"),
+    Mode.PRICE_CHECK: (CASHIER, "price_check"),
 }
 KEYMAP_ACTIONS = sorted(set(DEFAULT_KEYMAP.values()) | OVERRIDE_ACTIONS)
 ENTRY = {action for action in KEYMAP_ACTIONS if action.startswith("digit_")} | {

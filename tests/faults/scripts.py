@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-SIGN_IN = "1234 enter"
+SIGN_IN = "1 enter 1234 enter"
 
 
 def sale_lines(rng: random.Random) -> list[str]:

@@ -290,26 +290,6 @@ def test_committed_sale_is_in_the_file(open_store: Callable[[Rules], LedgerStore
     assert Member.select().count() == 1
 
 
-def test_operators_sign_in_with_hashed_pins(store: LedgerStore) -> None:
-    from terminal.loyalty.store.people import check_pin, set_operator
-
-    set_operator(store.db, "li", "cashier", "1234")
-    set_operator(store.db, "boss", "manager", "9876")
-    assert check_pin("1234") is not None and check_pin("1234").name == "li"  # type: ignore[union-attr]
-    assert check_pin("9876", role="manager") is not None
-    assert check_pin("1234", role="manager") is None
-    assert check_pin("12x4") is None
-    # Stored salted and stretched: no column holds a PIN, and one PIN twice hashes twice apart.
-    # (Not "the hash has no 1234 in it": a random 64-hex digest contains it now and then.)
-    set_operator(store.db, "wang", "cashier", "1234")
-    rows = store.db.execute_sql("SELECT * FROM operator").fetchall()
-    assert not {"1234", "9876"} & {str(value) for row in rows for value in row}
-    hashes = dict(store.db.execute_sql("SELECT name, pin_hash FROM operator").fetchall())
-    assert hashes["li"] != hashes["wang"] and all(len(h) == 64 for h in hashes.values())
-    with pytest.raises(InvalidInput, match="4 to 8 digits"):
-        set_operator(store.db, "x", "cashier", "12")
-
-
 def test_catalogue_loads_atomically(store: LedgerStore) -> None:
     from terminal.loyalty.store.people import find_product, load_catalogue
 

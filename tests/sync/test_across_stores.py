@@ -113,8 +113,8 @@ async def _stores(tmp: Path, chain: Chain) -> AsyncIterator[tuple[Store, Store]]
             stores.append(store)
         s1, s2 = stores
         await until(lambda: s1.link.reachable and s2.link.reachable, 20)
-        await s1.do("1234 enter")
-        await s2.do("1234 enter")
+        await s1.do("1 enter 1234 enter")
+        await s2.do("1 enter 1234 enter")
         yield s1, s2
 
 

@@ -62,7 +62,8 @@ def test_daemon_config_with_broker_sells_and_hq_applies_every_event(pki, broker,
             assert isinstance(terminal.link, MqttHqLink)
             await until(lambda: terminal.link.reachable, 20)
             console = Console(terminal, io.StringIO())
-            for line in ("1234 enter", "s", "25 dept1", "subtotal", "500 redeem", "100 cash"):
+            for line in ("1 enter 1234 enter", "s", "25 dept1", "subtotal", "500 redeem",
+                         "100 cash"):
                 await console.command(line)
             assert terminal.desk.printed, "the sale printed no receipt"
 

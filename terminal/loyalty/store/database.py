@@ -12,11 +12,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from peewee import Database, OperationalError, SqliteDatabase
-from playhouse.migrate import SqliteMigrator
+from peewee import Database, IntegerField, OperationalError, SqliteDatabase
+from playhouse.migrate import SqliteMigrator, migrate
 
 from terminal.loyalty.errors import StorageFull
-from terminal.loyalty.store.models import APPEND_ONLY, MODELS, CardState, Lot, Meta, db_proxy
+from terminal.loyalty.store.models import (
+    APPEND_ONLY,
+    MODELS,
+    CardState,
+    Lot,
+    Meta,
+    Operator,
+    db_proxy,
+)
 
 PRAGMAS = {
     "journal_mode": "wal",
@@ -49,6 +57,28 @@ def _add_card_state_v2(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
     # HQ's member operations (freeze, lost-card replacement, merge) reach the till as card
     # states; a database made at version 1 before this table existed gets it here.
     db.create_tables([CardState], safe=True)
+
+
+def _operators_v3(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
+    """Operators sign in with number + PIN (``store.operators``): a number for each operator
+    (1, 2, ... in name order), the keyed hash, the lockout; the scrypt hash stays until the
+    operator's first sign-in replaces it."""
+    table = Operator._meta.table_name
+    if "number" in {column.name for column in db.get_columns(table)}:
+        return  # made by _create_v1 from today's models
+    fields = Operator._meta.fields
+    migrate(
+        migrator.add_column(table, "number", IntegerField(default=0)),
+        migrator.add_column(table, "pin_mac", fields["pin_mac"]),
+        migrator.add_column(table, "failures", fields["failures"]),
+        migrator.add_column(table, "locked_until_us", fields["locked_until_us"]),
+        migrator.drop_not_null(table, "pin_salt"),
+        migrator.drop_not_null(table, "pin_hash"),
+    )
+    for number, (name,) in enumerate(
+            Operator.select(Operator.name).order_by(Operator.name).tuples(), 1):
+        Operator.update(number=number).where(Operator.name == name).execute()
+    migrate(migrator.add_index(table, ("number",), unique=True))
 
 
 @contextmanager
@@ -92,6 +122,7 @@ class LedgerDatabase(SqliteDatabase):
 MIGRATIONS: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]] = {
     1: _create_v1,
     2: _add_card_state_v2,
+    3: _operators_v3,
 }
 
 

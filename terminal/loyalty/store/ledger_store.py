@@ -14,7 +14,8 @@ one below it:
 - :mod:`.redeeming`: what a redemption is checked against and the entries that take it;
 - :mod:`.member_tiers` and :mod:`.members`: tiers, registration, import and lookups;
 - :mod:`.sales`, :mod:`.refunds`, :mod:`.exchange` (with adjustments) and :mod:`.sweep`;
-- :mod:`.card_states`: frozen and retired cards, and what HQ's member operations change.
+- :mod:`.card_states`: frozen and retired cards, and what HQ's member operations change;
+- :mod:`.operators`: signing in.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from terminal.loyalty.store.card_states import CardStates
 from terminal.loyalty.store.database import open_database, write_transaction
 from terminal.loyalty.store.exchange import MAX_ADJUST, Exchanges
 from terminal.loyalty.store.members import PHONE
+from terminal.loyalty.store.operators import Operators
 from terminal.loyalty.store.redeeming import HeldAtHq
 from terminal.loyalty.store.refunds import Refunds
 from terminal.loyalty.store.sales import Sales
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 
-class LedgerStore(Sales, Refunds, Exchanges, Sweep, CardStates):
+class LedgerStore(Sales, Refunds, Exchanges, Sweep, CardStates, Operators):
     """One terminal's ledger. Open with :meth:`open`; every write is one transaction."""
 
     @classmethod

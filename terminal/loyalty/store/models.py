@@ -210,12 +210,16 @@ class DailyReport(BaseModel):
 
 
 class Operator(BaseModel):
-    """A cashier or manager who signs in with a PIN, kept only as a salted scrypt hash."""
+    """A cashier or manager who signs in with their number and PIN (``store.operators``)."""
 
     name = TextField(primary_key=True)
+    number = IntegerField(unique=True)  # keyed at sign-in, 1-9999
     role = TextField()  # cashier | manager
-    pin_salt = TextField()
-    pin_hash = TextField()
+    pin_mac = TextField(null=True)  # HMAC-SHA256(the terminal's PIN key, "number:PIN")
+    pin_salt = TextField(null=True)  # a scrypt hash from before schema 3, until first sign-in
+    pin_hash = TextField(null=True)
+    failures = IntegerField(default=0)  # wrong PINs in a row
+    locked_until_us = BigIntegerField(null=True)
     active = BooleanField(default=True)
 
 
