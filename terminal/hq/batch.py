@@ -70,6 +70,8 @@ class Mark:
 
 
 class BatchStatements(hotpath.Statements):
+    META_IN_ONE_STATEMENT = False  # run() keeps the counters in memory by seeing each SET_META
+
     def __init__(self, db: Database) -> None:
         super().__init__(db)
         self.defers = isinstance(db, HqPostgresDatabase)

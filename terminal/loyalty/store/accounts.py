@@ -14,7 +14,8 @@ from terminal.loyalty.cards import card_hash, check_card
 from terminal.loyalty.clock import Moment, from_micros, to_micros
 from terminal.loyalty.errors import InvalidInput, UnknownCard
 from terminal.loyalty.store import hotpath
-from terminal.loyalty.store.models import Lot, Member, MemberDay
+from terminal.loyalty.store.hotpath import DayCounts, MemberRow
+from terminal.loyalty.store.models import Lot, Member
 from terminal.loyalty.store.writer import LedgerCore, Writer
 
 
@@ -54,14 +55,14 @@ class Accounts(LedgerCore):
         self._last_ref = (card, ref)
         return ref
 
-    def _member(self, card: str | CardRef) -> Member:
+    def _member(self, card: str | CardRef) -> MemberRow:
         ref = self._ref(card)
         member = self.sql.member(ref.hash)
         if member is None:
             raise self._unknown(card, ref)
         return member
 
-    def _member_today(self, card: str | CardRef, moment: Moment) -> tuple[Member, MemberDay]:
+    def _member_today(self, card: str | CardRef, moment: Moment) -> tuple[MemberRow, DayCounts]:
         """The member and their counters for the moment's day (see :meth:`_today`), in one
         query."""
         ref = self._ref(card)
@@ -143,7 +144,6 @@ class Accounts(LedgerCore):
         """The programme-zone day the day counters count the moment in."""
         return local_day(moment.earn_time, self.rules.zone).isoformat()
 
-    def _today(self, member: Member, moment: Moment) -> MemberDay:
-        day = self._day(moment)
-        return hotpath.day_counts(member.id, day, self.sql.one(hotpath.DAY_COUNTS,
-                                                               (member.id, day)))
+    def _today(self, member: Member | MemberRow, moment: Moment) -> DayCounts:
+        return hotpath.day_counts(self.sql.one(hotpath.DAY_COUNTS,
+                                               (member.id, self._day(moment))))

@@ -5,30 +5,52 @@ a Peewee ``insert().execute()`` costs about 60 us and a ``get_or_none`` about 12
 3-4 us for the same statement through ``execute_sql``; a sale runs about fifteen of them, so the
 ORM alone cost more than the fsync that makes the sale durable. Schema, migrations and the rare
 paths stay on the models. Statements are written with ``?`` and adapted to the database's
-parameter style once, so HQ can run the same store on PostgreSQL.
+parameter style once, so HQ can run the same store on PostgreSQL. What the sale path reads comes
+back as plain records (:class:`MemberRow`, :class:`DayCounts`), not models.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
-import peewee
 from peewee import Database
 
-from terminal.loyalty.store.database import LedgerDatabase, _full_is_refused
-from terminal.loyalty.store.models import Member, MemberDay
+from terminal.loyalty.store.database import LedgerDatabase
 
-# Peewee's translation of the driver's exceptions into its own (IntegrityError, ...).
-_PEEWEE_ERRORS = peewee.__exception_wrapper__
 
-MEMBER_COLUMNS = (
-    "id", "card_hash", "card_last4", "name", "phone_hash", "phone_last4", "birthday",
-    "referrer_id", "referral_paid", "registered_us", "tier", "tier_reviewed_us", "balance",
-    "debt",
-)
-# Peewee names the foreign key field without its _id suffix.
-_MEMBER_FIELDS = tuple("referrer" if c == "referrer_id" else c for c in MEMBER_COLUMNS)
+@dataclass(slots=True)
+class MemberRow:
+    """A ``member`` row as the sale path reads and updates it: a plain record, where a Peewee
+    model built per read cost about 7 us. Values are as SQLite stores them (0/1 for booleans)."""
+
+    id: str
+    card_hash: str
+    card_last4: str
+    name: str
+    phone_hash: str | None
+    phone_last4: str
+    birthday: str | None
+    referrer_id: str | None
+    referral_paid: int
+    registered_us: int
+    tier: str
+    tier_reviewed_us: int | None
+    balance: int
+    debt: int
+
+
+@dataclass(frozen=True, slots=True)
+class DayCounts:
+    """A member's counters for one day (``member_day``), zeros before their first."""
+
+    earned: int = 0
+    redeemed: int = 0
+    offline_redeemed: int = 0
+
+
+MEMBER_COLUMNS = tuple(field.name for field in fields(MemberRow))
 
 MEMBER_BY_HASH = f"SELECT {', '.join(MEMBER_COLUMNS)} FROM member WHERE card_hash = ?"
 META_COUNTERS = (
@@ -99,17 +121,21 @@ EXPIRING = (
 
 
 class Statements:
-    """Runs the statements above on one database, in its parameter style."""
+    """Runs the statements above on one database, in its parameter style.
+
+    On the terminal's SQLite ledger each statement goes to :meth:`LedgerDatabase.execute_plain`
+    (the sqlite3 connection, with Peewee's errors and a full disk refused); elsewhere (HQ's
+    PostgreSQL) through ``execute_sql``. A subclass that sees every statement (HQ's batches) says
+    so with ``META_IN_ONE_STATEMENT = False``.
+    """
+
+    META_IN_ONE_STATEMENT = True
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self._adapted: dict[str, str] = {}
-        # The terminal's SQLite ledger: statements go straight to the sqlite3 connection, with
-        # what LedgerDatabase.execute_sql adds (Peewee's exceptions, a full disk refused) but
-        # without its per-statement Python (a context manager, logging, cursor checks: about
-        # 5 us a statement, a sale's fifteen statements cost more than their SQLite work).
-        # Query hooks and other databases (HQ's PostgreSQL) go through execute_sql.
-        self._direct = type(db).execute_sql is LedgerDatabase.execute_sql
+        self._execute: Callable[[str, Sequence[Any]], Any] = (
+            db.execute_plain if isinstance(db, LedgerDatabase) else self._execute_sql)
 
     def _sql(self, sql: str) -> str:
         adapted = self._adapted.get(sql)
@@ -117,17 +143,11 @@ class Statements:
             adapted = self._adapted[sql] = sql.replace("?", self.db.param)
         return adapted
 
+    def _execute_sql(self, sql: str, params: Sequence[Any]) -> Any:
+        return self.db.execute_sql(self._sql(sql), params)
+
     def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        db = self.db
-        if not self._direct or db.query_hooks:
-            return db.execute_sql(self._sql(sql), params)
-        try:
-            return (db._state.conn or db.connection()).execute(sql, params or ())
-        except Exception:
-            # Translated only when raised (the translation costs two calls a statement):
-            # Peewee's exception first, then a full disk as StorageFull.
-            with _full_is_refused(), _PEEWEE_ERRORS:
-                raise
+        return self._execute(sql, params)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self.run(sql, params).fetchone()
@@ -137,9 +157,8 @@ class Statements:
         cursor.executemany(self._sql(sql), list(rows))
 
     def set_meta(self, rows: Sequence[tuple[str, str]]) -> None:
-        """Upsert meta keys: in one statement, unless a subclass sees each statement (HQ's
-        batches keep the counters in memory by intercepting SET_META)."""
-        if len(rows) == 1 or type(self).run is not Statements.run:
+        """Upsert meta keys, in one statement where the class allows it."""
+        if len(rows) == 1 or not self.META_IN_ONE_STATEMENT:
             for row in rows:
                 self.run(SET_META, row)
             return
@@ -149,34 +168,22 @@ class Statements:
             sql = _SET_METAS[len(rows)] = SET_META.replace("(?, ?)", marks)
         self.run(sql, [value for row in rows for value in row])
 
-    def member(self, card_hash: str) -> Member | None:
+    def member(self, card_hash: str) -> MemberRow | None:
         row = self.one(MEMBER_BY_HASH, (card_hash,))
-        return None if row is None else _loaded(Member, dict(zip(_MEMBER_FIELDS, row, strict=True)))
+        return None if row is None else MemberRow(*row)
 
-    def member_today(self, card_hash: str, day: str) -> tuple[Member, MemberDay] | None:
+    def member_today(self, card_hash: str, day: str) -> tuple[MemberRow, DayCounts] | None:
         """The member with the card and their counters for ``day`` (zeros if none yet)."""
         row = self.one(MEMBER_TODAY_BY_HASH, (day, card_hash))
         if row is None:
             return None
-        member = _loaded(Member, dict(zip(_MEMBER_FIELDS, row, strict=False)))  # + the day's
-        return member, day_counts(member.id, day, row[-3:])
+        return MemberRow(*row[:_MEMBER_WIDTH]), day_counts(row[_MEMBER_WIDTH:])
 
 
 _SET_METAS: dict[int, str] = {}  # SET_META for n rows
+_MEMBER_WIDTH = len(MEMBER_COLUMNS)
 
 
-def day_counts(member_id: str, day: str, counts: Sequence[Any] | None) -> MemberDay:
-    earned, redeemed, offline = counts if counts and counts[0] is not None else (0, 0, 0)
-    return _loaded(MemberDay, {"member": member_id, "day": day, "earned": earned,
-                               "redeemed": redeemed, "offline_redeemed": offline})
-
-
-def _loaded(model: Any, data: dict[str, Any]) -> Any:
-    """A model instance holding ``data`` as ``Model(**data)`` would (every field set and marked
-    dirty, no defaults needed as all are given), without Model.__init__'s per-field setattr
-    (7 us a member)."""
-    instance = model.__new__(model)
-    instance.__data__ = data
-    instance._dirty = set(data)
-    instance.__rel__ = {}
-    return instance
+def day_counts(counts: Sequence[Any] | None) -> DayCounts:
+    """The counters of a DAY_COUNTS row (or the day part of MEMBER_TODAY_BY_HASH's)."""
+    return DayCounts(*counts) if counts and counts[0] is not None else DayCounts()

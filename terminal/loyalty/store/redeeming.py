@@ -11,7 +11,8 @@ from terminal.loyalty import ledger, redemption
 from terminal.loyalty.clock import Moment
 from terminal.loyalty.errors import InvalidInput
 from terminal.loyalty.store.accounts import Accounts
-from terminal.loyalty.store.models import Member, MemberDay
+from terminal.loyalty.store.hotpath import DayCounts
+from terminal.loyalty.store.models import Member
 
 # HQ posting a redemption a till already gave (``reconcile``): the till checked the balance,
 # the day caps and the offline allowance; what the member no longer has becomes an overdraft.
@@ -71,7 +72,7 @@ class Redeeming(Accounts):
         return entries
 
     def _redeem_context(
-        self, member: Member, moment: Moment, online: bool, today: MemberDay | None = None,
+        self, member: Member, moment: Moment, online: bool, today: DayCounts | None = None,
         balance: int | None = None,
     ) -> Any:
         today = today or self._today(member, moment)
@@ -90,7 +91,7 @@ class Redeeming(Accounts):
 
     def _checked_against(
         self, member: Member, moment: Moment, online: bool, reconcile: str,
-        held_at_hq: HeldAtHq | None, today: MemberDay | None = None,
+        held_at_hq: HeldAtHq | None, today: DayCounts | None = None,
     ) -> Any:
         """What a redemption (a sale's or a goods exchange's) is checked against: nothing but
         the rules when HQ posts what a till gave (``reconcile``), HQ's balance when the points
