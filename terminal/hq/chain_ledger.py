@@ -8,7 +8,9 @@ while cut off, becomes an explicit negative ``adjust`` entry naming the overdraf
 
 An event that depends on one not yet here (a sale by a member whose registration is still in
 another till's backlog, a refund before its sale) is left unacked; the till publishes it again.
-An event the rules refuse for good is recorded as refused, with the reason, and acked.
+An event the rules refuse for good is recorded as refused, with the reason, and acked. So is one
+that fails :mod:`terminal.hq.validation` (checked before it touches the ledger), or fails while it
+is applied (:mod:`terminal.hq.refusals`): alone, while the rest of its batch commits.
 """
 
 from __future__ import annotations
@@ -19,11 +21,13 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from peewee import Database, fn
+from peewee import Database, PeeweeException, fn
 
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import pipelined, writing
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold, MemberHome
+from terminal.hq.refusals import column, failure, storable, transient
+from terminal.hq.validation import CARD_HASH, BadEvent, validate
 from terminal.loyalty.clock import Moment, to_micros
 from terminal.loyalty.errors import Refused, UnknownCard, UnknownSale
 from terminal.loyalty.operations import ExpiryResult, Registration, SaleRequest
@@ -98,6 +102,36 @@ class ChainLedger:
     # -- events --------------------------------------------------------------------------------
 
     def apply(self, events: list[Event]) -> list[Outcome]:
+        """Apply a batch (:meth:`_apply_batch`). If it fails for any reason but the database's
+        own (:func:`refusals.transient`), each event is applied again in a transaction of its
+        own, so the one that fails is refused alone (recorded, acked) and the others commit."""
+        try:
+            return self._apply_batch(events)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            log.warning("a batch of %d events failed (%s: %s): applying them one by one",
+                        len(events), type(exc).__name__, exc)
+        outcomes: list[Outcome] = []
+        for event in events:
+            try:
+                outcomes += self._apply_batch([event])
+            except Exception as exc:
+                if transient(exc):
+                    raise
+                outcomes.append(self._refuse_alone(event, exc))
+        return outcomes
+
+    def _refuse_alone(self, event: Event, exc: BaseException) -> Outcome:
+        detail = failure(exc)
+        log.warning("event %s (%s from %s/%s) refused: %s", event.id, event.kind, event.store,
+                    event.terminal, detail)
+        with writing(self.db):
+            self.sql.insert_rows(AppliedEvent._meta.table_name, _RECORD_COLUMNS,
+                                 [self._record(event, "refused", detail)])
+        return Outcome(event, "refused", detail)
+
+    def _apply_batch(self, events: list[Event]) -> list[Outcome]:
         """Apply a batch in one transaction (one commit), each event in its own savepoint.
 
         Per batch, not per event (on PostgreSQL each statement is a round trip, and round trips
@@ -139,26 +173,37 @@ class ChainLedger:
 
     def _apply_one(self, event: Event, records: list[list[Any]],
                    spans: list[tuple[int, int, list[Any]]]) -> Outcome:
+        try:
+            validate(event)
+        except BadEvent as exc:
+            return self._refused(event, exc, records)
         mark, before = self.sql.mark(), self.sql.seq
         try:
             with self.db.atomic():
                 detail = self._replay(event)
-        except BaseException as exc:
+        except Exception as exc:
             self.sql.restore(mark)  # the savepoint was rolled back: so are the caches
             if isinstance(exc, _Deferred):
                 return Outcome(event, "deferred", str(exc))
-            if not isinstance(exc, Refused):
-                raise
-            log.warning("event %s (%s from %s/%s) refused: %s", event.id, event.kind,
-                        event.store, event.terminal, exc)
-            records.append(self._record(event, "refused", f"{exc.rule}: {exc}"))
-            return Outcome(event, "refused", str(exc))
+            if isinstance(exc, PeeweeException):
+                raise  # the database's error: the batch fails, and apply() finds the event
+            return self._refused(event, exc, records)
         record = self._record(event, "applied", detail)
         records.append(record)
         if self.sql.seq > before:
             spans.append((before, self.sql.seq, record))
             record[_FIRST_SEQ], record[_LAST_SEQ] = before + 1, self.sql.seq
         return Outcome(event, "applied", detail)
+
+    def _refused(self, event: Event, exc: Exception, records: list[list[Any]]) -> Outcome:
+        """Record ``event`` as refused for good: a rule's refusal, or whatever else it raised
+        while it was replayed (its savepoint rolled back)."""
+        refused = isinstance(exc, Refused)
+        detail = storable(f"{exc.rule}: {exc}" if refused else failure(exc))
+        log.warning("event %s (%s from %s/%s) refused: %s", event.id, event.kind,
+                    event.store, event.terminal, detail)
+        records.append(self._record(event, "refused", detail))
+        return Outcome(event, "refused", storable(str(exc)) if refused else detail)
 
     def _count_points(self, spans: list[tuple[int, int, list[Any]]]) -> None:
         """Each applied event's points in and out: the entries in its span of the sequence."""
@@ -181,15 +226,15 @@ class ChainLedger:
     def _record(event: Event, outcome: str, detail: str) -> list[Any]:
         """The event's ``applied_event`` row, in ``_RECORD_COLUMNS`` order (points counted
         later, by :meth:`_count_points`; the span set by :meth:`_apply_one`)."""
-        return [event.id, event.store, event.terminal, event.seq, event.epoch, event.kind,
-                to_micros(event.wall_time), to_micros(_now()), outcome, detail[:500], 0, 0,
-                None, None]
+        return [event.id, event.store, event.terminal, column(event.seq, 64),
+                column(event.epoch, 32), event.kind, to_micros(event.wall_time),
+                to_micros(_now()), outcome, storable(detail), 0, 0, None, None]
 
     def _retired_cards(self, events: list[Event]) -> dict[str, str]:
         """Of the cards the batch names, those HQ retired (lost, merged away) -> the card that
         carries their member now: one query per batch, none when no card was retired."""
         named = {value for event in events for key in _CARD_KEYS
-                 if isinstance(value := event.body.get(key), str)}
+                 if isinstance(value := event.body.get(key), str) and CARD_HASH.fullmatch(value)}
         if not named:
             return {}
         rows = (CardState.select(CardState.card_hash).where(

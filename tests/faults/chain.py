@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,11 +45,14 @@ def till_files(tmp: Path, pki: Any = None, broker: Any = None, keys: Keys | None
 
 
 class Collector:
-    """``posterm-hq collect`` into ``hq.db`` as a child process (log in ``hq.log``)."""
+    """``posterm-hq collect`` into ``hq.db`` (or the database ``db`` names) as a child process,
+    log in ``hq.log``; ``options`` are more command-line options (``--trust``)."""
 
-    def __init__(self, tmp: Path, pki: Any, broker: Any) -> None:
+    def __init__(self, tmp: Path, pki: Any, broker: Any, db: str | Path | None = None,
+                 options: Sequence[str] = (), client_id: str = "posterm-hq-collect") -> None:
         self.tmp, self.pki, self.broker = tmp, pki, broker
-        self.db = tmp / "hq.db"
+        self.db = tmp / "hq.db" if db is None else db
+        self.options, self.client_id = list(options), client_id
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -58,7 +62,8 @@ class Collector:
                 [sys.executable, "-m", "terminal.hq.cli", "collect", "--db", str(self.db),
                  "--rules", str(RULES), "--card-key-file", str(self.tmp / "card.key"),
                  "--host", self.broker.host, "--port", str(self.broker.port),
-                 "--ca", str(files.ca), "--cert", str(files.cert), "--key", str(files.key)],
+                 "--ca", str(files.ca), "--cert", str(files.cert), "--key", str(files.key),
+                 "--client-id", self.client_id, *self.options],
                 stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
     def stop(self, kill: bool = False) -> None:

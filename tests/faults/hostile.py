@@ -36,8 +36,10 @@ json_values = st.recursive(_json_scalars, lambda inner: st.one_of(
     max_leaves=12)
 
 
-def mutate(document: Any, draw: st.DrawFn) -> Any:
-    """``document`` with one value somewhere replaced, or one key dropped or added."""
+def mutate(document: Any, draw: st.DrawFn,
+           values: st.SearchStrategy[Any] = json_values) -> Any:
+    """``document`` with one value somewhere replaced, or one key dropped or added (new values
+    drawn from ``values``)."""
     if isinstance(document, dict) and document:
         key = draw(st.sampled_from(sorted(document)))
         action = draw(st.sampled_from(["replace", "drop", "add", "descend"]))
@@ -45,16 +47,17 @@ def mutate(document: Any, draw: st.DrawFn) -> Any:
         if action == "drop":
             del copy[key]
         elif action == "add":
-            copy[draw(st.text(max_size=10))] = draw(json_values)
+            copy[draw(st.text(max_size=10))] = draw(values)
         elif action == "descend":
-            copy[key] = mutate(copy[key], draw)
+            copy[key] = mutate(copy[key], draw, values)
         else:
-            copy[key] = draw(json_values)
+            copy[key] = draw(values)
         return copy
     if isinstance(document, list) and document:
         index = draw(st.integers(0, len(document) - 1))
-        return [*document[:index], mutate(document[index], draw), *document[index + 1:]]
-    return draw(json_values)
+        return [*document[:index], mutate(document[index], draw, values),
+                *document[index + 1:]]
+    return draw(values)
 
 
 def payloads(valid: list[bytes]) -> st.SearchStrategy[bytes]:

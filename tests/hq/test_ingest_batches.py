@@ -169,7 +169,7 @@ def test_an_event_refused_after_writing_leaves_nothing_and_the_batch_goes_on(
 
 class _FailingWrite(ChainLedger):
     """A sale whose replay also queues a write the database refuses (a duplicate key): pipelined,
-    the error surfaces at a later statement, and the whole batch must roll back."""
+    the error surfaces at a later statement, so the batch as a whole fails."""
 
     fail_on: str = ""
 
@@ -183,19 +183,25 @@ class _FailingWrite(ChainLedger):
         return detail
 
 
-def test_a_database_error_rolls_the_whole_batch_back(postgres, tmp_path) -> None:
+def test_a_database_error_refuses_its_event_alone(postgres, tmp_path) -> None:
+    """The batch fails and is rolled back; applied again one event at a time, the event whose
+    write the database refuses is refused alone (recorded, acked) and the rest commit."""
     events = till_events(tmp_path)
     ledger = _FailingWrite(open_hq_database(fresh_database(postgres)),
                            Rules.from_mapping(rules_data()), CARD_KEY)
     try:
         assert apply(ledger, events[:3]) == {"applied": 3}
-        before = snapshot(ledger)
-        ledger.fail_on = next(e.id for e in events[3:] if e.kind == "sale")
-        with pytest.raises(Exception, match="duplicate key"):
-            ledger.thread.call(ledger.apply, events)
-        assert snapshot(ledger) == before
+        failing = next(e.id for e in events[3:] if e.kind == "sale")
+        ledger.fail_on = failing
+        outcomes = ledger.thread.call(ledger.apply, events)
+        assert Counter(o.result for o in outcomes) == {
+            "duplicate": 3, "refused": 1, "applied": len(events) - 4}
+        refused = next(o for o in outcomes if o.result == "refused")
+        assert refused.event.id == failing and "duplicate key" in refused.detail
+        recorded = ledger.thread.call(lambda: AppliedEvent.get_by_id(failing))
+        assert recorded.outcome == "refused" and "duplicate key" in recorded.detail
         ledger.fail_on = ""
-        assert apply(ledger, events) == {"duplicate": 3, "applied": len(events) - 3}
+        assert apply(ledger, events) == {"duplicate": len(events)}
         assert ledger.thread.call(ledger.store.check_invariants) == []
     finally:
         ledger.close()

@@ -1,0 +1,159 @@
+"""What the HQ trust suite shares: a real ``posterm-hq collect`` process, an attacker holding a
+valid terminal certificate (CN S001/T01) on the shipped broker, an honest till of another store
+(S002/T01, the sync side in this process), and HQ's database read from outside the collector."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playhouse.db_url import connect
+
+from terminal.sync.topics import Topics
+from tests.faults.chain import Collector
+from tests.hq.test_postgres_collector import fresh_database
+from tests.sync.conftest import Inbox, mqtt_client
+from tests.sync.harness import CARD_KEY, Chain, Till, until
+
+ATTACKER = ("S001", "T01")
+HONEST = ("S002", "T01")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hq_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh HQ database of the kind the test runs on: a SQLite path or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "hq.db")
+    return fresh_database(request.getfixturevalue("postgres"))
+
+
+def envelope(kind: str, body: dict[str, Any], *, seq: int, epoch: int = 1,
+             wall_time: str | None = None, trusted: bool = True,
+             where: tuple[str, str] = ATTACKER) -> dict[str, Any]:
+    """An event as a till writes it (LedgerStore._event), with a fresh id."""
+    return {"id": str(uuid.uuid4()), "kind": kind, "store": where[0], "terminal": where[1],
+            "seq": seq, "epoch": epoch,
+            "wall_time": wall_time or datetime.now(UTC).isoformat(),
+            "time_trusted": trusted, "body": body}
+
+
+def sale_body(sale: str, **changes: Any) -> dict[str, Any]:
+    """An anonymous cash sale of one 1-yuan line, with ``changes``."""
+    body: dict[str, Any] = {
+        "sale": sale, "member": None, "card_hash": None, "tender": "cash", "redeem_points": 0,
+        "online": True, "lines": [{"sku": "SKU1", "name": "item", "category": "", "qty": 1,
+                                   "price_fen": 100, "paid_fen": 100}],
+        "list_fen": 100, "discount_fen": 0, "deduction_fen": 0, "paid_fen": 100,
+        "points_earned": 0, "operator": "ann"}
+    body.update(changes)
+    return body
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    """JSON as a hostile client may write it: ``\\ud800`` stays an escape (a lone surrogate
+    once parsed), NUL is ``\\u0000``."""
+    return json.dumps(event).encode()
+
+
+class HqDatabase:
+    """HQ's database as another process sees it (the collector writes it)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url if "://" in url else f"sqlite:///{url}"
+
+    def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        db = connect(self.url)
+        try:
+            return list(db.execute_sql(sql, params).fetchall())
+        except Exception as exc:  # the collector has not created its tables yet
+            if "applied_event" in str(exc) or "no such table" in str(exc):
+                return []
+            raise
+        finally:
+            db.close()
+
+    def outcomes(self) -> dict[str, tuple[str, str]]:
+        """applied_event: id -> (outcome, detail)."""
+        return {row[0]: (row[1], row[2])
+                for row in self.rows("SELECT id, outcome, detail FROM applied_event")}
+
+
+@contextlib.contextmanager
+def collector(tmp: Path, pki: Any, broker: Any, db: str, *options: str,
+              client_id: str = "posterm-hq-collect") -> Iterator[Collector]:
+    """A running ``posterm-hq collect`` on the example rules and the chain's card key."""
+    (tmp / "card.key").write_bytes(CARD_KEY)
+    process = Collector(tmp, pki, broker, db, options, client_id)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+class Attacker:
+    """A client holding the certificate of a real terminal: publishes what it likes on that
+    terminal's topics and reads the acks HQ sends it."""
+
+    def __init__(self, client: Any, topics: Topics) -> None:
+        self.client, self.topics = client, topics
+        self.acks = Inbox()
+
+    @property
+    def events_topic(self) -> str:
+        return self.topics.terminal(*ATTACKER, "events")
+
+    async def publish(self, payload: bytes, channel: str = "events") -> None:
+        await self.client.publish(self.topics.terminal(*ATTACKER, channel), payload)
+
+    def acked(self) -> set[str]:
+        return {event_id for message in self.acks.messages
+                for event_id in json.loads(message.payload)["ids"]}
+
+    async def republish(self, payloads: list[bytes], every: float = 0.5) -> None:
+        """Publish ``payloads`` again and again, as a till whose events are never acked does,
+        until cancelled."""
+        while True:
+            for payload in payloads:
+                await self.publish(payload)
+            await asyncio.sleep(every)
+
+
+@contextlib.asynccontextmanager
+async def attacker(pki: Any, broker: Any) -> AsyncIterator[Attacker]:
+    topics = Topics()
+    async with mqtt_client(pki, broker, "/".join(ATTACKER), client_id="attacker") as client:
+        attack = Attacker(client, topics)
+        await client.subscribe(topics.terminal(*ATTACKER, "acks"), attack.acks)
+        yield attack
+
+
+@contextlib.asynccontextmanager
+async def honest_till(tmp: Path, pki: Any, broker: Any) -> AsyncIterator[Till]:
+    """An honest till of store S002, connected, with HQ (a collector process) online."""
+    chain = Chain(tmp / "honest", pki, broker)
+    till = chain.till(*HONEST)
+    await chain.start()
+    try:
+        await chain.ready()
+        yield till
+    finally:
+        await chain.stop()
+
+
+async def sells_through(till: Till, sales: int, timeout: float) -> None:
+    """Ring up ``sales`` cash sales and wait until HQ has acked every one."""
+    for n in range(sales):
+        await till.sell(100 + n)
+    await until(lambda: _backlog_empty(till), timeout)
+
+
+async def _backlog_empty(till: Till) -> bool:
+    return await till.backlog() == 0
