@@ -250,7 +250,7 @@ class ChainLedger:
                  if isinstance(value := body.get(key), str) and value in self._retired}
         if not found:
             return body
-        if event.kind in ("register", "import") and "card_hash" in found:
+        if event.kind == "register" and "card_hash" in found:
             raise Refused("the card was retired at HQ (reported lost or merged): it cannot "
                           "join again", "member.card_retired")
         return {**body, **found}

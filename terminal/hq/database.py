@@ -27,6 +27,7 @@ from peewee import (
 from playhouse.db_url import parse
 
 from terminal.hq.models import HQ_MODELS
+from terminal.loyalty.store.binding import bound
 from terminal.loyalty.store.database import open_database
 from terminal.loyalty.store.models import MODELS
 
@@ -198,13 +199,13 @@ def open_hq_database(url: str) -> Database:
         db = HqPostgresDatabase(**parse(url))
         db.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_SCHEMA_LOCK,))
         try:
-            with db.bind_ctx(MODELS + HQ_MODELS):
+            with bound(db, MODELS + HQ_MODELS):
                 db.create_tables(MODELS + HQ_MODELS, safe=True)
         finally:
             db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_SCHEMA_LOCK,))
         return db
     db = open_database(url.removeprefix("sqlite:///"))
-    with db.bind_ctx(HQ_MODELS):
+    with bound(db, HQ_MODELS):  # see open_database: other ledgers' threads bind these too
         db.create_tables(HQ_MODELS, safe=True)
     return db
 

@@ -12,12 +12,15 @@ from typing import Any
 import pytest
 
 from terminal.hq.collector import Collector
+from terminal.hq.member_ops.errors import ImportRejected
 from terminal.hq.member_ops.service import MemberOps
+from terminal.loyalty.cards import card_hash
+from terminal.loyalty.clock import Moment
 from terminal.loyalty.errors import RedeemRefused
 from terminal.loyalty.store.models import Member
 from tests.support.shared import EXAMPLES
 from tests.sync.conftest import run
-from tests.sync.harness import CARD_KEY, Chain, until
+from tests.sync.harness import CARD_KEY, Chain, now, until
 from tests.sync.test_across_stores import CARD, Store, _register_and_earn, _stores
 
 
@@ -44,10 +47,10 @@ async def _hq_balance(hq: Collector, card_hash: str) -> int:
     return await hq.ledger.thread.run(lambda: Member.get(Member.card_hash == card_hash).balance)
 
 
-async def _op(ops: MemberOps, name: str, *args: Any, **kwargs: Any) -> Any:
+async def _op(ops: MemberOps, operation: str, *args: Any, **kwargs: Any) -> Any:
     """The operation as the console makes it: off the loop, on the collector's database (each
     call binds the models under the process-wide lock the collector's ledger thread takes)."""
-    return await asyncio.to_thread(getattr(ops, name), *args, **kwargs)
+    return await asyncio.to_thread(getattr(ops, operation), *args, **kwargs)
 
 
 def test_a_card_frozen_at_hq_neither_earns_nor_redeems_at_any_till_which_says_why(
@@ -117,5 +120,173 @@ def test_hq_refuses_a_hold_on_a_frozen_card_before_the_till_has_heard(
             # Asked straight away (the state may not have reached the till yet).
             with pytest.raises(RedeemRefused, match="card frozen at HQ: fraud check"):
                 await till.link.hold(card_hash, 100, "sale-1")
+
+    run(scenario(), timeout=60)
+
+
+NEW = "8000999911"  # the replacement card
+SECOND = "8000222233"  # the same person's second membership
+
+
+async def _hq_view(hq: Collector, card: str) -> tuple[str, int] | None:
+    """(member id, balance) of the member HQ holds on ``card``, or None."""
+    def read() -> tuple[str, int] | None:
+        member = Member.get_or_none(Member.card_hash == card_hash(CARD_KEY, card))
+        return None if member is None else (member.id, member.balance)
+    return await hq.ledger.thread.run(read)
+
+
+async def _states_reached(stores: tuple[Store, ...], card: str, state: str) -> None:
+    for store in stores:
+        async def reached(store: Store = store) -> bool:
+            return (await _card_state(store, card) or ("", ""))[0] == state
+        await until(reached, 20)
+
+
+def test_a_lost_card_is_refused_everywhere_and_the_new_one_shows_the_balance(
+        chain_and_ops: Any, tmp_path: Path) -> None:
+    chain, hq, ops = chain_and_ops
+
+    async def scenario() -> None:
+        async with _stores(tmp_path, chain) as (s1, s2):
+            await _register_and_earn(s2, CARD)
+            await until(s2.drained, 20)
+            member, balance = await _hq_view(hq, CARD)
+            local = await s2.member(CARD)
+
+            await _op(ops, "replace_card", CARD, NEW, actor="ann", reason="挂失 reported lost")
+            await _states_reached((s1, s2), CARD, "retired")
+            await _states_reached((s1, s2), NEW, "active")
+            for store in (s1, s2):
+                await store.do(f"s {CARD}")
+                assert store.till.refused == (f"Card ****{CARD[-4:]} is retired by HQ (挂失 "
+                                              "reported lost): use the member's new card")
+            # The home store re-keyed its member (its share of the points, its history); the
+            # other store learns the new card from HQ. Both show HQ's balance.
+            assert await s2.member(NEW) == local and await s2.member(CARD) is None
+            for store in (s2, s1):
+                await store.do(f"s {NEW}")
+                assert store.till.refused is None, store.till.refused
+                assert store.pole[1].split()[:2] == ["Points", str(balance)], store.pole
+            await s1.do("300 dept1", "cash")
+            await until(s1.drained, 20)
+            assert (await _hq_view(hq, NEW))[0] == member
+            assert (await _hq_view(hq, NEW))[1] > balance
+            assert await _hq_view(hq, CARD) is None
+            assert await s1.invariants() == [] and await s2.invariants() == []
+
+    run(scenario(), timeout=120)
+
+
+def test_a_sale_to_the_old_card_from_a_till_that_had_not_heard_credits_the_member(
+        chain_and_ops: Any, tmp_path: Path) -> None:
+    """A till cut off when the card was replaced sold to the old card; its event reaches HQ
+    later and the points follow the member to the new card."""
+    chain, hq, ops = chain_and_ops
+    (tmp_path / "members.csv").write_text("card,tier,points\n8000121212,member,500\n",
+                                          encoding="utf-8")
+
+    async def scenario() -> None:
+        till = chain.till("S003", "T01")
+        await _op(ops, "import_members", (tmp_path / "members.csv").read_text(),
+                  actor="ann", reason="move")
+        await till.run(till.store.import_member, "8000121212", "member", Moment(now()))
+        sold = await till.sell(30000, "8000121212")  # in the outbox, not sent yet
+        await _op(ops, "replace_card", "8000121212", NEW, actor="ann", reason="lost")
+        async with chain:
+            await chain.drained()
+            _, balance = await _hq_view(hq, NEW)
+            assert balance == 500 + sold.points_earned > 500
+
+    run(scenario(), timeout=60)
+
+
+def test_a_merge_sums_the_points_at_hq_and_at_the_tills(
+        chain_and_ops: Any, tmp_path: Path) -> None:
+    chain, hq, ops = chain_and_ops
+    phones = {CARD: "13912340001", SECOND: "13912340009"}
+
+    async def scenario() -> None:
+        async with _stores(tmp_path, chain) as (s1, s2):
+            # S002 holds both memberships; S001 holds only the second one.
+            await _register_and_earn(s2, CARD)
+            await s2.do(f"s {SECOND}", f"{phones[SECOND]} enter", "200 dept1", "cash")
+            await s1.do(f"s {SECOND}", "300 dept1", "cash")
+            for store in (s1, s2):
+                await until(store.drained, 20)
+            _, kept = await _hq_view(hq, CARD)
+            _, gone = await _hq_view(hq, SECOND)
+            s2_kept, s2_gone = (await s2.member(CARD))[2], (await s2.member(SECOND))[2]
+            s1_gone = (await s1.member(SECOND))[2]
+
+            await _op(ops, "merge", CARD, SECOND, actor="ann", reason="同一人两张卡")
+            await _states_reached((s1, s2), SECOND, "retired")
+            assert (await _hq_view(hq, CARD))[1] == kept + gone
+            assert (await _hq_view(hq, SECOND))[1] == 0
+            # S002 moved its share into the member kept; S001 re-keyed its member to that card.
+            assert (await s2.member(CARD))[2] == s2_kept + s2_gone
+            assert (await s2.member(SECOND))[2] == 0
+            assert (await s1.member(CARD))[2] == s1_gone and await s1.member(SECOND) is None
+            for store in (s1, s2):
+                await store.do(f"s {SECOND}")
+                assert "is retired by HQ (同一人两张卡)" in store.till.refused
+                await store.do(f"s {CARD}")
+                assert store.pole[1].split()[:2] == ["Points", str(kept + gone)], store.pole
+                assert await store.invariants() == []
+
+    run(scenario(), timeout=120)
+
+
+def test_an_erasure_reaches_the_till_that_holds_the_member(
+        chain_and_ops: Any, tmp_path: Path) -> None:
+    chain, _hq, ops = chain_and_ops
+
+    async def scenario() -> None:
+        async with _stores(tmp_path, chain) as (_s1, s2):
+            await _register_and_earn(s2, CARD)
+            await until(s2.drained, 20)
+            await _op(ops, "edit_profile", CARD, actor="ann", reason="customer called",
+                      name="张三", birthday="1990-05-01")
+
+            hashed = card_hash(CARD_KEY, CARD)
+
+            async def named() -> bool:
+                rows = await s2.sql("SELECT name, birthday FROM member WHERE card_hash = ?",
+                                    hashed)
+                return rows == [("张三", "1990-05-01")]
+            await until(named, 20)
+            entries = await s2.sql("SELECT * FROM ledger_entry ORDER BY seq")
+            balance = (await s2.member(CARD))[2]
+
+            await _op(ops, "erase", CARD, actor="ann", reason="erasure request")
+
+            async def erased() -> bool:
+                rows = await s2.sql("SELECT name, birthday, phone_hash, phone_last4 FROM member "
+                                    "WHERE card_hash = ?", hashed)
+                return rows == [("", None, None, "")]
+            await until(erased, 20)
+            assert await s2.sql("SELECT * FROM ledger_entry ORDER BY seq") == entries
+            assert (await s2.member(CARD))[2] == balance
+            await s2.do(f"s {CARD}")  # the anonymous member still earns and redeems
+            assert s2.till.refused is None, s2.till.refused
+
+    run(scenario(), timeout=120)
+
+
+def test_imported_members_are_served_at_any_till_with_their_opening_balance(
+        chain_and_ops: Any, tmp_path: Path) -> None:
+    chain, hq, ops = chain_and_ops
+
+    async def scenario() -> None:
+        async with _stores(tmp_path, chain) as (s1, _s2):
+            bad = "card,tier,points,name\n8000565656,gold,2500,王芳\n8000565656,gold,1,dup\n"
+            with pytest.raises(ImportRejected):
+                await _op(ops, "import_members", bad, actor="ann", reason="move")
+            assert await _hq_view(hq, "8000565656") is None
+            await _op(ops, "import_members", bad.rsplit("8000565656,gold,1", 1)[0],
+                      actor="ann", reason="move")
+            await s1.do("s 8000565656")
+            assert s1.till.refused is None, s1.till.refused
+            assert s1.pole[1].split() == ["Points", "2500", "gold"], s1.pole
 
     run(scenario(), timeout=60)

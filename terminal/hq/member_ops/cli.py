@@ -4,6 +4,11 @@
         --db hq.db --rules rules.toml --card-key-file card.key
     posterm-hq member adjust CARD 500 --reason "goodwill: late delivery" --actor ann ...
     posterm-hq member unfreeze CARD --reason ... --actor ...
+    posterm-hq member replace LOST_CARD NEW_CARD --reason "reported lost at S002" --actor ann ...
+    posterm-hq member merge KEPT_CARD DUPLICATE_CARD --reason "one person, two cards" ...
+    posterm-hq member edit CARD [--name 李四] [--phone 139...] [--birthday 1990-05-01] ...
+    posterm-hq member erase CARD --reason "erasure request of 2026-12-01" --actor ann ...
+    posterm-hq member import members.csv --reason "moving from SystemX" --actor ann ...
 
 Each prints the operation's result as JSON; a refusal prints its reason on stderr, exits 1 and
 changes nothing. A running ``posterm-hq collect --keys DIR`` publishes the change to every till.
@@ -19,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from terminal.hq.bundles import BuildError
-from terminal.hq.member_ops.errors import MemberOpError
-from terminal.hq.member_ops.service import MemberOps, OpResult
+from terminal.hq.member_ops.errors import ImportRejected, InvalidRequest, MemberOpError
+from terminal.hq.member_ops.service import ImportResult, MemberOps, OpResult
 from terminal.loyalty.errors import RulesError
 
 
@@ -33,15 +38,54 @@ def _points(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("points", type=int, help="points to add (negative: to take)")
 
 
+def _two(first: str, second: str) -> Callable[[argparse.ArgumentParser], None]:
+    def arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(first)
+        parser.add_argument(second)
+    return arguments
+
+
+def _profile(parser: argparse.ArgumentParser) -> None:
+    _card(parser)
+    parser.add_argument("--name", help="the new name (\"\" clears it)")
+    parser.add_argument("--phone", help="the new phone number (\"\" clears it)")
+    parser.add_argument("--birthday", help="YYYY-MM-DD (\"\" clears it)")
+
+
+def _file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("csv", type=Path, help="members as CSV: card,tier,points[,name,phone,"
+                        "birthday,expires]")
+
+
+def _import(ops: MemberOps, args: argparse.Namespace) -> ImportResult:
+    try:
+        text = args.csv.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"{args.csv}: {exc}", "csv") from None
+    return ops.import_members(text, actor=args.actor, reason=args.reason)
+
+
 # action -> (help, arguments, call)
 ACTIONS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None],
-                         Callable[[MemberOps, argparse.Namespace], OpResult]]] = {
+                         Callable[[MemberOps, argparse.Namespace], OpResult | ImportResult]]] = {
     "adjust": ("add or take points, with the reason", _points,
                lambda ops, a: ops.adjust(a.card, a.points, actor=a.actor, reason=a.reason)),
     "freeze": ("freeze a card: it neither earns nor redeems at any till", _card,
                lambda ops, a: ops.freeze(a.card, actor=a.actor, reason=a.reason)),
     "unfreeze": ("unfreeze a frozen card", _card,
                  lambda ops, a: ops.unfreeze(a.card, actor=a.actor, reason=a.reason)),
+    "replace": ("a card reported lost: the member goes on under a new card", _two("lost", "new"),
+                lambda ops, a: ops.replace_card(a.lost, a.new, actor=a.actor, reason=a.reason)),
+    "merge": ("merge a duplicate membership into the member kept",
+              _two("survivor", "duplicate"),
+              lambda ops, a: ops.merge(a.survivor, a.duplicate, actor=a.actor, reason=a.reason)),
+    "edit": ("change a member's name, phone or birthday", _profile,
+             lambda ops, a: ops.edit_profile(a.card, actor=a.actor, reason=a.reason,
+                                             name=a.name, phone=a.phone, birthday=a.birthday)),
+    "erase": ("erase a member's personal data on request (the ledger stays, anonymous)", _card,
+              lambda ops, a: ops.erase(a.card, actor=a.actor, reason=a.reason)),
+    "import": ("import members with opening balances and tiers from CSV (all or nothing)",
+               _file, _import),
 }
 
 
@@ -65,6 +109,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         result = ACTIONS[args.action][2](ops, args)
+    except ImportRejected as exc:
+        print(f"member import: refused, nothing imported: {len(exc.problems)} problem(s)",
+              file=sys.stderr)
+        for line, problem in exc.problems:
+            print(f"{args.csv}:{line}: {problem}", file=sys.stderr)
+        return 1
     except MemberOpError as exc:
         print(f"member {args.action}: refused ({exc.code}): {exc}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ code (:meth:`LedgerStore.apply_card_update`), so no till disagrees with HQ.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,13 +32,17 @@ from terminal.hq.bundles import read_toml
 from terminal.hq.chain_ledger import HQ_IDENTITY
 from terminal.hq.database import open_hq_database, writing
 from terminal.hq.member_ops.errors import (
+    CardInUse,
     CardRetired,
     InvalidRequest,
     LedgerRefused,
     UnknownMember,
     WrongState,
 )
+from terminal.hq.member_ops.import_csv import read_rows
 from terminal.hq.models import HQ_MODELS, MemberOp
+from terminal.loyalty import tiers
+from terminal.loyalty.cards import phone_hash
 from terminal.loyalty.clock import Moment, to_micros
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.rules import Rules
@@ -71,6 +76,14 @@ class OpResult:
     balance: int
     tier: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    members: int
+    points: int
+    first_seq: int
+    last_seq: int
 
 
 @dataclass
@@ -150,6 +163,99 @@ class MemberOps:
                 raise WrongState(f"card ****{member.card_last4} is not frozen", "card")
             return self._done(op, "unfreeze", member, {}, state=ACTIVE)
 
+    def replace_card(self, lost: str | CardRef, new: str | CardRef, *, actor: str,
+                     reason: str) -> OpResult:
+        """The card was reported lost: the member goes on under ``new`` (a card no one holds)
+        with their balance, lots and expiries, tier and history; ``lost`` is refused at every
+        till from now on. A frozen card may be replaced; the new card starts active."""
+        with self._operation(actor, reason) as op:
+            member = self._live_member(lost)
+            fresh = self._unused(new)
+            old = CardRef(member.card_hash, member.card_last4)
+            self._set(op, old.hash, RETIRED, replaced_by=fresh)  # re-keys the member
+            return self._done(op, "replace", Member.get_by_id(member.id),
+                              {"lost_card": f"****{old.last4}", "lost_card_hash": old.hash,
+                               "new_card": f"****{fresh.last4}"}, state=ACTIVE)
+
+    def merge(self, survivor: str | CardRef, duplicate: str | CardRef, *, actor: str,
+              reason: str) -> OpResult:
+        """One person holds two memberships: ``duplicate``'s points move to ``survivor`` (each
+        lot with its expiry, any debt as debt), the survivor keeps the higher tier, and the
+        duplicate's card is retired (refused at every till; its history stays under it)."""
+        with self._operation(actor, reason) as op:
+            kept, gone = self._live_member(survivor), self._live_member(duplicate)
+            if kept.id == gone.id:
+                raise InvalidRequest("a member cannot be merged into itself", "duplicate")
+            moved, debt = gone.balance, gone.debt
+            if tiers.rank(self.rules, gone.tier) > tiers.rank(self.rules, kept.tier):
+                Member.update(tier=gone.tier).where(Member.id == kept.id).execute()
+            self._set(op, gone.card_hash, RETIRED,
+                      replaced_by=CardRef(kept.card_hash, kept.card_last4))  # moves the points
+            return self._done(op, "merge", Member.get_by_id(kept.id),
+                              {"merged_member": gone.id, "merged_card": f"****{gone.card_last4}",
+                               "merged_card_hash": gone.card_hash, "points": moved,
+                               "debt": debt})
+
+    def edit_profile(self, card: str | CardRef, *, actor: str, reason: str,
+                     name: str | None = None, phone: str | None = None,
+                     birthday: str | None = None) -> OpResult:
+        """Change the member's name, phone or birthday (those given; "" clears one). The
+        operation's record names the fields changed, never their values (an erasure must be
+        able to remove every trace of them)."""
+        changes = {key: value for key, value in
+                   (("name", name), ("phone", phone), ("birthday", birthday)) if value is not None}
+        if not changes:
+            raise InvalidRequest("a profile edit needs a name, phone or birthday", "profile")
+        with self._operation(actor, reason) as op:
+            member = self._live_member(card)
+            profile = self._profile(member)
+            if name is not None:
+                name = name.strip()
+                if len(name) > 64 or (name and not name.isprintable()):
+                    raise InvalidRequest("a member name is printable text of at most 64 "
+                                         "characters", "name")
+                profile = dataclasses.replace(profile, name=name)
+            if phone is not None:
+                profile = dataclasses.replace(profile, **self._phone(phone, member))
+            if birthday is not None:
+                profile = dataclasses.replace(
+                    profile, birthday=check_birthday(birthday, op.moment.at.date())
+                    if birthday else None)
+            return self._done(op, "edit", member, {"fields": sorted(changes)}, profile=profile)
+
+    def erase(self, card: str | CardRef, *, actor: str, reason: str) -> OpResult:
+        """The member asked for their personal data to go: name, phone and birthday are
+        blanked at HQ and at every till holding the member; the card, the anonymous ledger and
+        the balance stay."""
+        with self._operation(actor, reason) as op:
+            member = self._live_member(card)
+            merged = [json.loads(row.detail)["merged_member"] for row in MemberOp.select()
+                      .where((MemberOp.member == member.id) & (MemberOp.kind == "merge"))]
+            if merged:  # the same person's memberships merged into this one
+                Member.update(name="", phone_hash=None, phone_last4="", birthday=None).where(
+                    Member.id.in_(merged)).execute()
+            return self._done(op, "erase", member, {"merged_members": len(merged)},
+                              profile=Profile(erased=True))
+
+    def import_members(self, text: str, *, actor: str, reason: str) -> ImportResult:
+        """Members moving from another system (CSV, see :mod:`.import_csv`): each with their
+        profile, tier and opening balance, no registration bonus; every row is checked first
+        and one problem (a duplicate included) imports nothing."""
+        with self._operation(actor, reason) as op:
+            rows = read_rows(text, self.rules, self.card_key, op.moment.at)
+            points = 0
+            for number, row in enumerate(rows):
+                member = self.store.open_account(
+                    row.card, row.profile, row.tier, row.points, row.expires_at,
+                    f"opening balance: {op.reason}"[:MAX_REASON], op.actor, op.moment)
+                MemberOp.create(seq=op.seq + number, kind="import", member=member.id,
+                                card_hash=member.card_hash, actor=op.actor, reason=op.reason,
+                                detail=json.dumps({"line": row.line, "points": row.points,
+                                                   "tier": row.tier}, sort_keys=True),
+                                at_us=to_micros(op.moment.at))
+                points += row.points
+            return ImportResult(len(rows), points, op.seq, op.seq + len(rows) - 1)
+
     # -- the frame every operation shares ------------------------------------------------------
 
     @contextmanager
@@ -183,6 +289,29 @@ class MemberOps:
             raise CardRetired(f"card ****{member.card_last4} is retired; operate on the "
                               "member's current card", "card")
         return member
+
+    def _unused(self, card: str | CardRef) -> CardRef:
+        """A card no member holds and HQ never retired: what a replacement must be."""
+        try:
+            ref = member_ref(self.card_key, card)
+        except Refused as exc:
+            raise InvalidRequest(str(exc), "new_card") from None
+        if Member.get_or_none(Member.card_hash == ref.hash) is not None \
+                or CardState.get_or_none(CardState.card_hash == ref.hash) is not None:
+            raise CardInUse(f"card ****{ref.last4 or '?'} already belongs to a member or was "
+                            "retired", "new_card")
+        return ref
+
+    def _phone(self, phone: str, member: Member) -> dict[str, Any]:
+        if not phone:
+            return {"phone_hash": None, "phone_last4": ""}
+        check_phone(phone)
+        hashed = phone_hash(self.card_key, phone)
+        other = Member.get_or_none(Member.phone_hash == hashed)
+        if other is not None and other.id != member.id:
+            raise InvalidRequest(f"phone ending {phone[-4:]} is registered to another member",
+                                 "phone")
+        return {"phone_hash": hashed, "phone_last4": phone[-4:]}
 
     @staticmethod
     def _state(card_hash: str) -> str:

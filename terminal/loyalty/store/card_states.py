@@ -20,10 +20,13 @@ are the mutable parts, as the materialised balance is.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
-from terminal.loyalty import ledger
-from terminal.loyalty.clock import Moment
-from terminal.loyalty.store.accounts import CardRef
+from terminal.loyalty import ledger, tiers
+from terminal.loyalty.clock import Moment, to_micros
+from terminal.loyalty.errors import DuplicateId, InvalidInput
+from terminal.loyalty.ids import new_id
+from terminal.loyalty.store.accounts import CardRef, member_ref
 from terminal.loyalty.store.member_tiers import MemberTiers
 from terminal.loyalty.store.models import CardState, Member
 from terminal.loyalty.store.writer import Writer
@@ -116,6 +119,42 @@ class CardStates(MemberTiers):
             self._audit(w, operator, f"card_{update.state}", member.id,
                         f"v{update.version} {update.reason}"[:200])
         return True
+
+    def open_account(self, card: str | CardRef, profile: Profile, tier: str, points: int,
+                     expires_at: datetime | None, reason: str, operator: str,
+                     moment: Moment) -> Member:
+        """A member carried over from another system: their profile and tier as given, no
+        registration bonus, and an opening balance as one ``adjust`` lot expiring at
+        ``expires_at`` (by the rules from now when None)."""
+        ref = member_ref(self.card_key, card)
+        if tier not in {level.name for level in self.rules.tiers}:
+            raise InvalidInput(f"tier {tier!r} is not a tier of the rules in force", "tier")
+        if isinstance(points, bool) or not isinstance(points, int) or points < 0:
+            raise InvalidInput(f"an opening balance is a whole number of points from 0, not "
+                               f"{points!r}", "points")
+        review = tiers.due_review(self.rules, None, moment.earn_time)
+        with self._writing(moment) as w:
+            if self.sql.member(ref.hash) is not None:
+                raise DuplicateId(f"card ending {ref.last4 or '?'} is already a member",
+                                  "card")
+            member = Member.create(
+                id=new_id(), card_hash=ref.hash, card_last4=ref.last4, name=profile.name,
+                phone_hash=profile.phone_hash, phone_last4=profile.phone_last4,
+                birthday=profile.birthday, registered_us=w.us, tier=tier,
+                tier_reviewed_us=to_micros(review) if review else None)
+            if points:
+                account = ledger.Account()
+                entry = ledger.Entry(kind=ledger.ADJUST, points=points, reason=reason,
+                                     operator=operator)
+                if expires_at is None:
+                    entry = self._credit_entry(account, entry, moment)
+                else:
+                    entry = account.credit(entry, moment.earn_time, expires_at)
+                self._write_entry(w, member, entry)
+                self._save_account(member, account)
+            self._audit(w, operator, "open_account", member.id,
+                        f"tier {tier}, {points} points: {reason}"[:200])
+        return member
 
     def _set_card_state(self, w: Writer, card_hash: str, state: str, reason: str,
                         replaced_by: str | None, version: int) -> None:

@@ -17,6 +17,7 @@ from peewee import Database, IntegerField, OperationalError, SqliteDatabase
 from playhouse.migrate import SqliteMigrator, migrate
 
 from terminal.loyalty.errors import StorageFull
+from terminal.loyalty.store.binding import bound
 from terminal.loyalty.store.models import (
     APPEND_ONLY,
     MODELS,
@@ -150,8 +151,12 @@ def open_database(path: str | Path) -> SqliteDatabase:
     db = LedgerDatabase(str(path), pragmas=PRAGMAS, lock_type="IMMEDIATE")
     db_proxy.initialize(db)
     db.connect(reuse_if_open=True)
-    check_pragmas(db)
-    upgrade(db, MIGRATIONS)
+    # Bound to this database under the process-wide lock: another ledger's thread binding the
+    # same model classes meanwhile would otherwise get this database's tables created in its
+    # own (seen: a till opened while a collector's thread ran in the same process).
+    with bound(db, MODELS):
+        check_pragmas(db)
+        upgrade(db, MIGRATIONS)
     return db
 
 

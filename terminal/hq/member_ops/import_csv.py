@@ -1,0 +1,149 @@
+"""Members from another system, as CSV: read and checked whole before anything is written.
+
+The file is UTF-8 (a byte-order mark is allowed) with a header row naming its columns:
+
+| column | required | what |
+|---|---|---|
+| `card` | yes | the member's card number (payment cards refused) |
+| `tier` | yes | a tier of the rules in force |
+| `points` | yes | the opening balance, a whole number from 0 |
+| `name` | no | up to 64 characters (Chinese welcome) |
+| `phone` | no | 5 to 15 digits, unique |
+| `birthday` | no | YYYY-MM-DD, in the past |
+| `expires` | no | YYYY-MM-DD: the opening points expire at the start of that day (programme zone) |
+
+Without `expires`, the opening points expire by the rules, counted from the import.
+
+Every problem is reported with its line, duplicates included (a card or phone twice in the file,
+or already a member at HQ); one problem and nothing is imported.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from terminal.hq.member_ops.errors import ImportRejected
+from terminal.loyalty.cards import phone_hash
+from terminal.loyalty.errors import Refused
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.accounts import CardRef, member_ref
+from terminal.loyalty.store.card_states import Profile
+from terminal.loyalty.store.exchange import MAX_ADJUST
+from terminal.loyalty.store.members import PHONE
+from terminal.loyalty.store.models import CardState, Member
+
+COLUMNS = ("card", "tier", "points", "name", "phone", "birthday", "expires")
+REQUIRED = ("card", "tier", "points")
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    line: int
+    card: CardRef
+    tier: str
+    points: int
+    profile: Profile
+    expires_at: datetime | None
+
+
+def read_rows(text: str, rules: Rules, card_key: bytes, now: datetime) -> list[ImportRow]:
+    """Every row checked (models bound by the caller, for the duplicates already at HQ);
+    raises :class:`ImportRejected` listing every problem."""
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))
+    header = reader.fieldnames or []
+    problems: list[tuple[int, str]] = []
+    unknown = [name for name in header if name not in COLUMNS]
+    missing = [name for name in REQUIRED if name not in header]
+    if unknown or missing or len(set(header)) != len(header):
+        raise ImportRejected([(1, f"the header must name the columns {', '.join(COLUMNS)} "
+                                  f"(required: {', '.join(REQUIRED)}); unknown {unknown}, "
+                                  f"missing {missing}")])
+    rows: list[ImportRow] = []
+    cards: dict[str, int] = {}
+    phones: dict[str, int] = {}
+    for record in reader:
+        line = reader.line_num
+        if None in record or any(value is None for value in record.values()):
+            problems.append((line, f"{len(header)} columns expected"))
+            continue
+        try:
+            row = _row(line, record, rules, card_key, now)
+        except ValueError as exc:
+            problems.append((line, str(exc)))
+            continue
+        duplicate = _duplicate(row, cards, phones)
+        if duplicate:
+            problems.append((line, duplicate))
+            continue
+        rows.append(row)
+    if not rows and not problems:
+        problems.append((1, "no members in the file"))
+    if problems:
+        raise ImportRejected(problems)
+    return rows
+
+
+def _duplicate(row: ImportRow, cards: dict[str, int], phones: dict[str, int]) -> str:
+    shown = f"card ****{row.card.last4}"
+    if row.card.hash in cards:
+        return f"duplicate: {shown} is also on line {cards[row.card.hash]}"
+    if Member.get_or_none(Member.card_hash == row.card.hash) is not None:
+        return f"duplicate: {shown} is already a member at HQ"
+    if CardState.get_or_none(CardState.card_hash == row.card.hash) is not None:
+        return f"duplicate: {shown} was retired at HQ (lost or merged)"
+    cards[row.card.hash] = row.line
+    phone = row.profile.phone_hash
+    if phone is not None:
+        if phone in phones:
+            return (f"duplicate: phone ending {row.profile.phone_last4} is also on line "
+                    f"{phones[phone]}")
+        if Member.get_or_none(Member.phone_hash == phone) is not None:
+            return (f"duplicate: phone ending {row.profile.phone_last4} is already registered "
+                    "at HQ")
+        phones[phone] = row.line
+    return ""
+
+
+def _row(line: int, record: dict[str, str], rules: Rules, card_key: bytes,
+         now: datetime) -> ImportRow:
+    value = {name: (record.get(name) or "").strip() for name in COLUMNS}
+    try:
+        card = member_ref(card_key, value["card"])
+    except Refused as exc:
+        raise ValueError(f"card: {exc}") from None
+    if value["tier"] not in {level.name for level in rules.tiers}:
+        raise ValueError(f"tier {value['tier']!r} is not one of "
+                         f"{', '.join(level.name for level in rules.tiers)}")
+    if not value["points"].isdigit() or int(value["points"]) > MAX_ADJUST:
+        raise ValueError(f"points {value['points']!r} is not a whole number from 0 to "
+                         f"{MAX_ADJUST}")
+    name = value["name"]
+    if len(name) > 64 or not name.isprintable():
+        raise ValueError("name must be printable text of at most 64 characters")
+    phone = value["phone"]
+    if phone and not PHONE.fullmatch(phone):
+        raise ValueError(f"phone {phone!r} is not 5 to 15 digits")
+    today = now.astimezone(rules.zone).date()
+    birthday = _date(value["birthday"], "birthday")
+    if birthday is not None and not date(1900, 1, 1) <= birthday <= today:
+        raise ValueError(f"birthday {birthday} is not a past date")
+    expires = _date(value["expires"], "expires")
+    if expires is not None and expires <= today:
+        raise ValueError(f"expires {expires} is not a future date")
+    return ImportRow(
+        line, card, value["tier"], int(value["points"]),
+        Profile(name, birthday.isoformat() if birthday else None,
+                phone_hash(card_key, phone) if phone else None, phone[-4:] if phone else ""),
+        datetime.combine(expires, time.min, rules.zone) if expires else None)
+
+
+def _date(text: str, what: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{what} {text!r} is not a date (YYYY-MM-DD)") from None
