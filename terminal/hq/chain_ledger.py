@@ -23,11 +23,14 @@ from typing import Any
 
 from peewee import Database, PeeweeException, fn
 
+from terminal.hq import holds
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import pipelined, writing
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold, MemberHome
+from terminal.hq.reckoning import reckon
 from terminal.hq.refusals import column, failure, storable, transient
 from terminal.hq.validation import CARD_HASH, BadEvent, validate
+from terminal.loyalty.calendar import local_day
 from terminal.loyalty.clock import Moment, to_micros
 from terminal.loyalty.errors import Refused, UnknownCard, UnknownSale
 from terminal.loyalty.operations import ExpiryResult, Registration, SaleRequest
@@ -85,6 +88,8 @@ class ChainLedger:
         self.sql = self.store.sql = BatchStatements(db)
         self.thread = LedgerThread(db, HQ_MODELS, name="hq-ledger")
         self.hold_ttl = hold_ttl
+        self._received = _now()  # when the batch being applied arrived (hq/reckoning.py)
+        self._review: list[str] = []  # what the event being replayed is flagged for
         self._retired: dict[str, str] = {}  # the batch's retired cards (see _retired_cards)
 
     def close(self) -> None:
@@ -140,6 +145,7 @@ class ChainLedger:
         store's writes wait for the next read, one query after the events reads what each one
         moved (the entries in its span of the sequence) and one insert records every outcome."""
         outcomes = []
+        self._received = _now()  # bounds what this batch's events may claim (hq/reckoning.py)
         with writing(self.db), pipelined(self.db):
             seen = self.sql.existing(AppliedEvent._meta.table_name,
                                      [event.id for event in events])
@@ -178,6 +184,7 @@ class ChainLedger:
         except BadEvent as exc:
             return self._refused(event, exc, records)
         mark, before = self.sql.mark(), self.sql.seq
+        self._review: list[str] = []  # what the replay found for review: the event is flagged
         try:
             with self.db.atomic():
                 detail = self._replay(event)
@@ -188,12 +195,17 @@ class ChainLedger:
             if isinstance(exc, PeeweeException):
                 raise  # the database's error: the batch fails, and apply() finds the event
             return self._refused(event, exc, records)
-        record = self._record(event, "applied", detail)
+        result = "flagged" if self._review else "applied"
+        if self._review:
+            detail = "; ".join([*self._review, detail])
+            log.warning("event %s (%s from %s/%s) flagged for review: %s", event.id, event.kind,
+                        event.store, event.terminal, detail)
+        record = self._record(event, result, detail)
         records.append(record)
         if self.sql.seq > before:
             spans.append((before, self.sql.seq, record))
             record[_FIRST_SEQ], record[_LAST_SEQ] = before + 1, self.sql.seq
-        return Outcome(event, "applied", detail)
+        return Outcome(event, result, detail)
 
     def _refused(self, event: Event, exc: Exception, records: list[list[Any]]) -> Outcome:
         """Record ``event`` as refused for good: a rule's refusal, or whatever else it raised
@@ -257,7 +269,9 @@ class ChainLedger:
 
     def _replay(self, event: Event) -> str:
         body, where = self._carried_on(event), f"{event.store}/{event.terminal}"
-        moment = Moment(event.wall_time, event.time_trusted, self.store.floor)
+        moment, note = reckon(event.wall_time, event.time_trusted, self._received)
+        if note:
+            self._review.append(note)
         try:
             handler = getattr(self, f"_replay_{event.kind}")
             return handler(event, body, where, moment)
@@ -317,28 +331,43 @@ class ChainLedger:
         lines = [Line(line["sku"], line["qty"], line["price_fen"], line.get("name", ""),
                       line.get("category", "")) for line in body["lines"]]
         sale_id = _chain_sale_id(event.store, event.terminal, body["sale"])
+        hold, points = self._redemption(event, body, body.get("redeem_points") or 0,
+                                        ids.hold_id(event.store, event.terminal, body["sale"]),
+                                        moment)
         result = self.store.sale(SaleRequest(
             id=sale_id, lines=lines, card=self._card(body),  # type: ignore[arg-type]
-            tender=body["tender"], redeem_points=body.get("redeem_points", 0),
-            operator=body.get("operator", ""),
-        ), moment, online=bool(body.get("online", True)), reconcile=f"{where} sale {body['sale']}")
-        # Only a redemption the till asked HQ to hold has a hold to post.
-        if result.points_redeemed:
-            self._post_hold(ids.hold_id(event.store, event.terminal, body["sale"]))
+            tender=body["tender"], redeem_points=points, operator=body.get("operator", ""),
+        ), moment, online=hold is not None, reconcile=f"{where} sale {body['sale']}")
+        if hold is not None:
+            holds.post(hold, to_micros(_now()))
+        self._compare("points_earned", body.get("points_earned"), result.points_earned)
         return (f"earned {result.points_earned} (till: {body.get('points_earned')}), "
                 f"redeemed {result.points_redeemed}")
 
-    @staticmethod
-    def _post_hold(hold_id: str) -> bool:
-        """Settle the hold a till asked for, in the transaction that posts its redemption: the
-        points leave the member by that redemption, so the hold stops counting against what
-        is available (posted once; a voided hold whose record arrives anyway is posted too)."""
-        hold = MemberHold.get_or_none(MemberHold.id == hold_id)
-        if hold is None or hold.state == "posted":
-            return False
-        MemberHold.update(state="posted", settled_us=to_micros(_now())).where(
-            MemberHold.id == hold.id).execute()
-        return True
+    def _redemption(self, event: Event, body: dict[str, Any], points: int, hold_id: str,
+                    moment: Moment) -> tuple[MemberHold | None, int]:
+        """The hold that covers a redemption of ``points``, and the points HQ takes: all of
+        them with a hold, else only within the offline allowance (:mod:`terminal.hq.holds`)."""
+        card_hash = body.get("card_hash")
+        if not points or card_hash is None:
+            return None, points
+        hold = holds.covering(hold_id, card_hash, points, event.store, event.terminal)
+        if hold is not None or holds.posted(hold_id):
+            return hold, points  # posted: the store refuses the record as a repeat
+        found = self.sql.member_today(card_hash, local_day(moment.earn_time,
+                                                           self.store.rules.zone).isoformat())
+        used = found[1].offline_redeemed if found is not None else 0
+        note = holds.over_allowance(points, self.store.rules.redeem.offline_allowance, used)
+        if note:
+            self._review.append(note)
+            return None, 0
+        return None, points
+
+    def _compare(self, what: str, claimed: object, computed: int) -> None:
+        """HQ trusts arithmetic, not terminals: a till's figure that differs from what HQ
+        computed by the same rules is noted for review (HQ's figure is what is recorded)."""
+        if claimed is not None and claimed != computed:
+            self._review.append(f"{what}: the till said {claimed}, HQ computed {computed}")
 
     def _replay_refund(self, event: Event, body: dict[str, Any], where: str,
                        moment: Moment) -> str:
@@ -348,25 +377,35 @@ class ChainLedger:
             operator=body.get("operator", ""),
             refund_id=ids.chain_sale_id(event.store, event.terminal, f"refund:{body['refund']}"),
             kind=event.kind)
+        if not result.repeated:
+            self._compare("points_reversed", body.get("points_reversed"), result.points_reversed)
+            self._compare("points_restored", body.get("points_restored"), result.points_restored)
         return f"reversed {result.points_reversed}, restored {result.points_restored}"
 
     _replay_void = _replay_refund
 
     def _replay_exchange(self, event: Event, body: dict[str, Any], where: str,
                          moment: Moment) -> str:
+        goods = self.store.rules.redeem.goods.get(body["sku"])
+        cost = goods.points * body["qty"] if goods is not None else 0
+        hold, points = self._redemption(
+            event, body, cost, ids.hold_id(event.store, event.terminal, body["exchange"],
+                                           "exchange"), moment)
+        if points < cost:
+            raise Refused(self._review.pop(), "redeem.offline_allowance")
         result = self.store.exchange(
             self._card(body), body["sku"], body["qty"], moment,  # type: ignore[arg-type]
-            online=bool(body.get("online", True)), operator=body.get("operator", ""),
+            online=hold is not None, operator=body.get("operator", ""),
             reconcile=f"{where} exchange {body['exchange']}",
             # Filed under a chain-wide id (a till's ids never contain "/", so no sale's is it):
             # the same exchange twice is refused by the store even without applied_event.
             exchange_id=ids.chain_sale_id(event.store, event.terminal,
                                           f"exchange/{body['exchange']}"))
-        # The hold the till asked for this exchange, named as it named it (sync/ids.py).
-        posted = self._post_hold(ids.hold_id(event.store, event.terminal, body["exchange"],
-                                             "exchange"))
+        if hold is not None:
+            holds.post(hold, to_micros(_now()))
+        self._compare("points", body.get("points"), result.points)
         return (f"exchanged {result.qty} x {result.sku} for {result.points}"
-                f"{', hold posted' if posted else ''}")
+                f"{', hold posted' if hold is not None else ''}")
 
     def _replay_adjust(self, event: Event, body: dict[str, Any], where: str,
                        moment: Moment) -> str:

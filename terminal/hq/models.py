@@ -19,7 +19,7 @@ class AppliedEvent(BaseModel):
     kind = TextField()
     wall_us = BigIntegerField()
     applied_us = BigIntegerField()
-    outcome = TextField()  # applied | refused
+    outcome = TextField()  # applied | flagged (applied, noted for review in detail) | refused
     detail = TextField(default="")
     points_in = IntegerField(default=0)  # what the event added to the chain ledger
     points_out = IntegerField(default=0)  # and took from it (as a positive number)

@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def report() -> dict[str, Any]:
     """Run with the models bound."""
     stores: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "events": {}, "points_in": 0, "points_out": 0, "refused": 0})
+        "events": {}, "points_in": 0, "points_out": 0, "refused": 0, "flagged": 0})
     query = (AppliedEvent.select(AppliedEvent.store, AppliedEvent.kind, AppliedEvent.outcome,
                                  fn.COUNT(AppliedEvent.id), fn.SUM(AppliedEvent.points_in),
                                  fn.SUM(AppliedEvent.points_out))
@@ -37,6 +37,8 @@ def report() -> dict[str, Any]:
         if outcome == "refused":
             row["refused"] += count
             continue
+        if outcome == "flagged":  # applied, with a difference noted for review
+            row["flagged"] += count
         row["events"][kind] = row["events"].get(kind, 0) + count
         row["points_in"] += int(points_in or 0)
         row["points_out"] += int(points_out or 0)

@@ -284,7 +284,10 @@ def test_postgresql_ingest_agrees_with_sqlite(postgres, tmp_path) -> None:
     try:
         results = []
         for ledger in ledgers:
-            assert apply(ledger, events) == {"applied": len(events)}
+            # S002's till earned for members S001 paid that day too: HQ's chain-wide day cap
+            # gives less than the till said, and flags those sales for review.
+            outcomes = apply(ledger, events)
+            assert outcomes["applied"] + outcomes["flagged"] == len(events)
             with bound(ledger.db):
                 tiers = sorted(Member.select(Member.card_hash, Member.tier).tuples())
             results.append((snapshot(ledger)[1:3], tiers))

@@ -132,6 +132,11 @@ async def attacker(pki: Any, broker: Any) -> AsyncIterator[Attacker]:
     async with mqtt_client(pki, broker, "/".join(ATTACKER), client_id="attacker") as client:
         attack = Attacker(client, topics)
         await client.subscribe(topics.terminal(*ATTACKER, "acks"), attack.acks)
+        hq_state = Inbox()
+        await client.subscribe(topics.hq_state(), hq_state)
+        # HQ online (retained, then live): its subscriptions are in place, so nothing is lost.
+        await until(lambda: any(json.loads(m.payload)["state"] == "online"
+                                for m in hq_state.messages), 30)
         yield attack
 
 
@@ -157,3 +162,25 @@ async def sells_through(till: Till, sales: int, timeout: float) -> None:
 
 async def _backlog_empty(till: Till) -> bool:
     return await till.backlog() == 0
+
+
+def card(number: str) -> str:
+    """The card hash HQ and the tills know a card number by."""
+    from terminal.loyalty.cards import card_hash
+    return card_hash(CARD_KEY, number)
+
+
+def member_sale(sale: str, card_hash: str, fen: int, redeem: int = 0,
+                **changes: Any) -> dict[str, Any]:
+    """A member's sale of one line of ``fen``, redeeming ``redeem`` points, as a till sends it."""
+    deduction = redeem // 100 * 100 * 100 // 100  # points_per_yuan 100: 100 points, 1 yuan
+    return sale_body(sale, card_hash=card_hash, redeem_points=redeem,
+                     lines=[{"sku": "SKU1", "name": "item", "category": "", "qty": 1,
+                             "price_fen": fen, "paid_fen": fen - deduction}],
+                     list_fen=fen, deduction_fen=deduction, paid_fen=fen - deduction,
+                     **changes)
+
+
+def register_body(card_hash: str) -> dict[str, Any]:
+    return {"member": uuid.uuid4().hex, "card_hash": card_hash, "name": "", "phone_hash": None,
+            "birthday": None, "referrer": None, "referrer_card_hash": None, "bonus": 100}
