@@ -10,16 +10,18 @@ when the connection drops: the durable outbox, not paho's in-memory queue, owns 
 (DESIGN promise 3). Subscriptions are remembered and renewed on every reconnect before the
 ``on_ready`` callbacks run, so retained bundles arrive after the subscription (promise 5).
 
-Per message cost is what bounds the outbox drain (bench/bench_sync.py), so: a readable socket is
-read until no bytes wait and what that queued is written once, as one TLS record; reads take a
-whole TLS record at a time; the QoS 1 in-flight limit is kept here rather than in paho; and only
-overlapping subscriptions carry an MQTT 5 subscription identifier.
+Per message cost is what bounds the outbox drain (bench/bench_sync.py), so a readable socket is
+read until no bytes wait and what that queued is written at once, and only overlapping
+subscriptions carry an MQTT 5 subscription identifier. Everything else is paho's public API:
+its in-flight window (``max_inflight_messages_set``), its topic matcher (``MQTTMatcher``) and
+``drop_out_messages`` (paho 2.2). Earlier versions buffered TLS writes in an ``SSLSocket``
+subclass and kept the in-flight window here; bench_sync showed the same CPU per event without
+them (docs/sync.md).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
 import inspect
@@ -33,10 +35,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -46,7 +49,6 @@ log = logging.getLogger(__name__)
 
 MISC_INTERVAL = 1.0
 READ_BURST = 64  # reads per readable socket before other callbacks get a turn
-TLS_RECORD = 16384  # the most plaintext one TLS record carries
 
 
 class MqttError(Exception):
@@ -88,62 +90,6 @@ class TlsFiles:
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(self.cert), str(self.key))
         return context
-
-
-class _BufferedTLSSocket(ssl.SSLSocket):
-    """TLS that moves whole records: paho's small reads and writes are served from memory.
-
-    paho reads each packet in three or four calls (type, length, body) and writes each packet
-    with its own call; through ``SSLSocket`` each call is a TLS record operation, and so a
-    quarter of the outbox's CPU per event went on them (profiled). Here reads take a whole
-    record at once, and writes gather in a buffer that the client flushes after each burst
-    (``_flush``), one record for many packets. ``pending`` counts bytes held here, so the reader
-    goes on without the selector; ``close`` flushes first, so a DISCONNECT still leaves.
-    """
-
-    _rbuf = b""
-    _rpos = 0
-    _wbuf: bytearray | None = None
-
-    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
-        if self._rpos >= len(self._rbuf):
-            self._rbuf, self._rpos = super().recv(max(buflen, TLS_RECORD), flags), 0
-        data = self._rbuf[self._rpos:self._rpos + buflen]
-        self._rpos += len(data)
-        return data
-
-    def pending(self) -> int:
-        return len(self._rbuf) - self._rpos + super().pending()
-
-    def send(self, data: Any, flags: int = 0) -> int:
-        if self._wbuf is None:
-            self._wbuf = bytearray()
-        self._wbuf += data
-        return len(data)
-
-    def flush(self) -> bool:
-        """Write what ``send`` gathered; False while the socket cannot take all of it.
-
-        After a refusal OpenSSL wants the same bytes again: they stay at the buffer's head, and
-        only grow at its tail.
-        """
-        if self._wbuf:
-            try:
-                sent = super().send(self._wbuf)
-            except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError):
-                return False
-            del self._wbuf[:sent]
-        return not self._wbuf
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            self.flush()
-        super().close()
-
-
-def _flush(sock: Any) -> bool:
-    """Flush a buffered TLS socket; True once nothing waits (always for a plain socket)."""
-    return sock.flush() if isinstance(sock, _BufferedTLSSocket) else True
 
 
 @dataclass(frozen=True)
@@ -201,15 +147,6 @@ class Backoff:
         self.attempt = 0
 
 
-class _Publish(NamedTuple):
-    topic: str
-    payload: bytes
-    qos: int
-    retain: bool
-    properties: Properties | None
-    future: asyncio.Future[None]
-
-
 @dataclass
 class _Subscription:
     topic_filter: str
@@ -244,20 +181,6 @@ def _pending(sock: Any) -> int:
     return sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
 
 
-def _matches(topic_filter: str, topic: str) -> bool:
-    """Whether ``topic`` matches ``topic_filter`` (paho's ``topic_matches_sub`` builds a matcher
-    tree for each call, a cost on every message received)."""
-    wanted, levels = topic_filter.split("/"), topic.split("/")
-    if topic.startswith("$") and wanted[0] in ("+", "#"):
-        return False
-    for index, want in enumerate(wanted):
-        if want == "#":
-            return True
-        if index >= len(levels) or want not in ("+", levels[index]):
-            return False
-    return len(levels) == len(wanted)
-
-
 def _overlap(a: str, b: str) -> bool:
     """Whether some topic may match both filters (``$`` topics are not treated specially)."""
     levels_a, levels_b = a.split("/"), b.split("/")
@@ -282,22 +205,18 @@ class MqttClient:
         self._paho = paho.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id,
                                  protocol=paho.MQTTv5)
         self._paho.connect_timeout = config.connect_timeout
-        # The in-flight limit is kept here, not by paho: paho rescans every message in flight on
-        # each PUBACK to find the next queued one, a sixth of the outbox's CPU per event.
-        self._paho.max_inflight_messages_set(0)
+        self._paho.max_inflight_messages_set(config.max_inflight)
         if config.tls is not None:
             context = config.tls.context()
-            context.sslsocket_class = _BufferedTLSSocket
             self._paho.tls_set_context(context)
         for name in ("connect", "disconnect", "publish", "subscribe", "message", "socket_open",
                      "socket_close", "socket_register_write"):
             setattr(self._paho, f"on_{name}", getattr(self, f"_on_{name}"))
         self._subscriptions: dict[str, _Subscription] = {}
+        self._routes = MQTTMatcher()  # match filter -> the subscriptions with that filter
         self._idents = 0  # the last subscription identifier given
         self._ready_callbacks: list[Callable[[], Awaitable[None] | None]] = []
         self._pending_pub: dict[int, asyncio.Future[None]] = {}
-        self._unacked: set[int] = set()  # mids of QoS 1 publishes paho sent, awaiting PUBACK
-        self._held: collections.deque[_Publish] = collections.deque()  # over max_inflight
         self._pending_sub: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._requests: dict[bytes, asyncio.Future[Message]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -383,8 +302,9 @@ class MqttClient:
 
     def publish_nowait(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
                        properties: Properties | None = None) -> asyncio.Future[None]:
-        """Hand the message to paho, now or once fewer than ``max_inflight`` QoS 1 publishes
-        await their PUBACK; the future resolves on PUBACK (QoS 1) or the write (QoS 0).
+        """Hand the message to paho (which sends it once fewer than ``max_inflight`` QoS 1
+        publishes await their PUBACK); the future resolves on PUBACK (QoS 1) or the write
+        (QoS 0).
 
         For a stream of publishes (the outbox) this costs no task per message; raises
         :class:`NotConnected` at once while disconnected, and the future fails with
@@ -392,33 +312,12 @@ class MqttClient:
         """
         if not self._connected:
             raise NotConnected(f"not connected; cannot publish to {topic}")
-        publish = _Publish(topic, payload, qos, retain, properties,
-                           self._running_loop().create_future())
-        if qos and (self._held or len(self._unacked) >= self.config.max_inflight):
-            self._held.append(publish)
-        else:
-            self._send(publish)
-        return publish.future
-
-    def _send(self, publish: _Publish) -> None:
-        info = self._paho.publish(publish.topic, publish.payload, publish.qos, publish.retain,
-                                  publish.properties)
+        future = self._running_loop().create_future()
+        info = self._paho.publish(topic, payload, qos, retain, properties)
         if info.rc != paho.MQTT_ERR_SUCCESS:
-            raise NotConnected(f"publish to {publish.topic} failed: {paho.error_string(info.rc)}")
-        self._pending_pub[info.mid] = publish.future
-        if publish.qos:
-            self._unacked.add(info.mid)
-
-    def _send_held(self) -> None:
-        """Hand held publishes to paho while the in-flight limit leaves room."""
-        while self._held and len(self._unacked) < self.config.max_inflight:
-            publish = self._held.popleft()
-            if publish.future.done():
-                continue  # its caller gave up waiting
-            try:
-                self._send(publish)
-            except MqttError as exc:
-                publish.future.set_exception(exc)
+            raise NotConnected(f"publish to {topic} failed: {paho.error_string(info.rc)}")
+        self._pending_pub[info.mid] = future
+        return future
 
     async def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
         """Call ``handler`` on the loop for each message matching ``topic_filter``.
@@ -440,6 +339,10 @@ class MqttClient:
                     if other is not sub and self._connected:  # no retained copies a second time
                         await self._send_subscribe(other, SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
         self._subscriptions[topic_filter] = sub
+        try:
+            self._routes[sub.match_filter].append(sub)
+        except KeyError:
+            self._routes[sub.match_filter] = [sub]
         if self._connected:
             await self._send_subscribe(sub)
 
@@ -566,12 +469,10 @@ class MqttClient:
         task.add_done_callback(self._tasks.discard)
 
     def _fail_pending(self, exc: MqttError) -> None:
-        held = [publish.future for publish in self._held]
-        for future in [*self._pending_pub.values(), *held, *self._pending_sub.values()]:
+        for future in [*self._pending_pub.values(), *self._pending_sub.values()]:
             if not future.done():
                 future.set_exception(exc)
         self._pending_pub.clear()
-        self._held.clear()
 
     # ------------------------------------------------------------ paho callbacks (on the loop)
 
@@ -591,7 +492,6 @@ class MqttClient:
         # Fail every pending publish, and keep paho from sending them again after a reconnect:
         # their senders (the outbox) publish again if they must.
         self._paho.drop_out_messages()
-        self._unacked.clear()
         self._fail_pending(ConnectionLost(f"connection lost: {_reason(reason)}"))
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(False)
@@ -599,15 +499,12 @@ class MqttClient:
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode,
                     properties: Any) -> None:
-        self._unacked.discard(mid)
         future = self._pending_pub.pop(mid, None)
         if future is not None and not future.done():  # else nobody waits for it any more
             if reason.is_failure:
                 future.set_exception(PublishRefused("", str(reason)))
             else:
                 future.set_result(None)
-        if self._held:
-            self._send_held()
 
     def _on_subscribe(self, client: paho.Client, userdata: Any, mid: int,
                       reasons: list[ReasonCode], properties: Any) -> None:
@@ -625,10 +522,11 @@ class MqttClient:
         )
         # Overlapping filters bring one copy per filter; each copy goes only to its own filter.
         idents = set(getattr(props, "SubscriptionIdentifier", None) or ())
-        for sub in list(self._subscriptions.values()):
-            if sub.ident in idents if idents else _matches(sub.match_filter, message.topic):
-                for handler in list(sub.handlers):
-                    self._dispatch(handler, message)
+        for subs in list(self._routes.iter_match(message.topic)):
+            for sub in subs:
+                if not idents or sub.ident in idents:
+                    for handler in list(sub.handlers):
+                        self._dispatch(handler, message)
 
     def _dispatch(self, handler: Handler, message: Message) -> None:
         try:
@@ -690,23 +588,16 @@ class MqttClient:
         self._write()
 
     def _write(self) -> None:
-        """Hand paho's queued packets to the socket and flush it; while the socket cannot take
-        everything, wait until it is writable."""
+        """Hand paho's queued packets to the socket; while paho has more than the socket took,
+        wait until it is writable."""
         if self._paho.want_write():
             self._paho.loop_write()
-        sock = self._paho.socket()
-        if sock is None or self._fd is None:
+        if self._fd is None:
             return
-        try:
-            flushed = _flush(sock)
-        except OSError as exc:
-            log.warning("MQTT %s:%s: %s", self.config.host, self.config.port, exc)
-            self._drop_socket()
-            return
-        if flushed and not self._paho.want_write():
-            self._running_loop().remove_writer(self._fd)
-        else:
+        if self._paho.want_write():
             self._running_loop().add_writer(self._fd, self._write)
+        else:
+            self._running_loop().remove_writer(self._fd)
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
         self._call_on_loop(self._unwatch)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import threading
 
 import paho.mqtt.client as paho
 import pytest
 
-from terminal.sync.mqtt import Backoff, NotConnected, RequestTimeout, Will, _matches, _overlap
+from terminal.sync.mqtt import (
+    Backoff,
+    ConnectionLost,
+    NotConnected,
+    RequestTimeout,
+    Will,
+    _overlap,
+)
 from terminal.sync.topics import Topics
 from tests.sync.conftest import Inbox, mqtt_client, run
 
@@ -33,17 +41,12 @@ TOPICS = ["a", "a/b", "a/c", "a/b/c", "b", "$SYS/x", "a/x/c", "x/b", "", "a/", "
           T.acks("S001", "T01")]
 
 
-@pytest.mark.parametrize("topic_filter", FILTERS)
-def test_topic_matching_agrees_with_paho(topic_filter: str) -> None:
-    for topic in TOPICS:
-        assert _matches(topic_filter, topic) == paho.topic_matches_sub(topic_filter, topic)
-
-
 def test_filters_overlap_when_some_topic_matches_both() -> None:
     for a in FILTERS:
         for b in FILTERS:
             # Conservative: "$" topics aside, overlap whenever one of TOPICS matches both.
-            if any(_matches(a, t) and _matches(b, t) for t in TOPICS if not t.startswith("$")):
+            if any(paho.topic_matches_sub(a, t) and paho.topic_matches_sub(b, t)
+                   for t in TOPICS if not t.startswith("$")):
                 assert _overlap(a, b), (a, b)
     assert not _overlap(EVENTS, T.acks("S001", "T01"))
     assert not _overlap("a/b/c", "a/b") and _overlap("a/#", "a") and _overlap("a/+/c", "a/b/+")
@@ -176,4 +179,29 @@ def test_an_overlapping_subscription_splits_copies_without_replaying_retained(pk
             await asyncio.sleep(0.3)
             assert [m.payload for m in one.messages] == [b"retained", b"live"]
             assert [m.payload for m in every.messages] == [b"retained", b"live"]
+    run(scenario())
+
+
+def test_paho_keeps_the_window_and_forgets_publishes_a_lost_connection_failed(pki,
+                                                                                broker) -> None:
+    """The client leans on paho's public API for its in-flight window and for forgetting the
+    publishes a lost connection failed (``drop_out_messages``, paho >= 2.2): the outbox, not
+    paho, sends them again. A paho upgrade that changes either fails here."""
+    async def scenario() -> None:
+        inbox = Inbox()
+        async with mqtt_client(pki, broker, "hq") as hq, \
+                mqtt_client(pki, broker, "S001/T01", max_inflight=4) as terminal:
+            await hq.subscribe(T.all_terminals("events"), inbox)
+            sent = [b"window %d" % n for n in range(40)]  # ten times the window, all acked
+            await asyncio.gather(*(terminal.publish_nowait(EVENTS, p) for p in sent))
+            assert [m.payload for m in await inbox.wait_for(40)] == sent
+            lost = [terminal.publish_nowait(EVENTS, b"lost %d" % n) for n in range(10)]
+            terminal.paho.socket().shutdown(socket.SHUT_RDWR)  # before the loop writes them
+            results = await asyncio.gather(*lost, return_exceptions=True)
+            assert all(isinstance(r, ConnectionLost) for r in results), results
+            await terminal.wait_ready(10)
+            await terminal.publish(EVENTS, b"after")
+            got = [m.payload for m in await inbox.wait_for(41)]
+            # paho would resend the lost ones first on the new connection: none came
+            assert got[40:] == [b"after"], got[40:]
     run(scenario())
