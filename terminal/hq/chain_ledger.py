@@ -16,6 +16,8 @@ is applied (:mod:`terminal.hq.refusals`): alone, while the rest of its batch com
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -49,6 +51,7 @@ log = logging.getLogger(__name__)
 HQ_IDENTITY = Identity("hq", "hq")
 # A sale's chain-wide id (a uuid5) is wanted twice per event: for the batch's query of the sales
 # already recorded, and by its replay.
+SWEEP_CHUNK = 1_000  # lots per transaction of HQ's expiry sweep (see ChainLedger.expire)
 _chain_sale_id = lru_cache(maxsize=4096)(ids.chain_sale_id)
 _RECORD_COLUMNS = ("id", "store", "terminal", "seq", "epoch", "kind", "wall_us", "applied_us",
                    "outcome", "detail", "points_in", "points_out", "first_seq", "last_seq")
@@ -96,13 +99,23 @@ class ChainLedger:
         self.thread.close()
         self.db.close()
 
-    def expire(self, at: datetime) -> ExpiryResult:
+    def expire(self, at: datetime, chunk: int = SWEEP_CHUNK) -> ExpiryResult:
         """The chain-wide expiry sweep as of ``at`` (HQ's clock is NTP-synchronised: trusted).
 
-        Pipelined on PostgreSQL: a chunk's entries, allocations and lot and balance updates
-        (tens of thousands of rows) go in one round trip with the next chunk's query."""
-        with writing(self.db), pipelined(self.db):
-            return self.store.expire(Moment(at, True, None))
+        Each chunk of ``chunk`` lots is one HQ write transaction, committed before the next:
+        the sweep holds the writers' lock for a chunk at a time (65 ms per 1,000 lots on SQLite,
+        measured on the 2-core machine at 20,000 lots, under load),
+        so collectors' batches and member requests go between chunks, and a sweep killed
+        midway keeps the chunks it committed (the next run expires the rest). Pipelined on
+        PostgreSQL: a chunk's entries, allocations and lot and balance updates go in one round
+        trip with its COMMIT."""
+
+        @contextmanager
+        def transaction() -> Iterator[None]:
+            with writing(self.db), pipelined(self.db):
+                yield
+
+        return self.store.expire(Moment(at, True, None), chunk, transaction)
 
     # -- events --------------------------------------------------------------------------------
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from peewee import SqliteDatabase
 
@@ -21,8 +21,12 @@ SWEEP_CHUNK = 10_000
 class Sweep(LedgerCore):
     """Expiring lots."""
 
-    def expire(self, moment: Moment) -> ExpiryResult:
-        """Expire every lot due at the moment's expiry time, in transactions of SWEEP_CHUNK lots.
+    def expire(self, moment: Moment, chunk: int = SWEEP_CHUNK,
+               around: Callable[[], AbstractContextManager[object]] = nullcontext,
+               ) -> ExpiryResult:
+        """Expire every lot due at the moment's expiry time, in transactions of ``chunk`` lots,
+        each inside ``around()`` (HQ's writers' transaction: each chunk commits on its own, so
+        the sweep holds the write lock one chunk at a time and a kill keeps what it committed).
 
         This is the one bulk path: it writes through the cursor with executemany because at a
         million lots the ORM's per-row cost dominates (see bench/bench_ledger.py), visits each
@@ -37,8 +41,8 @@ class Sweep(LedgerCore):
         members: set[str] = set()
         with self._sweep_cache():
             while True:
-                with self._writing(moment) as w:
-                    due = self.sql.run(hotpath.DUE_LOTS, (as_of_us, SWEEP_CHUNK)).fetchall()
+                with around(), self._writing(moment) as w:
+                    due = self.sql.run(hotpath.DUE_LOTS, (as_of_us, chunk)).fetchall()
                     if not due:
                         break
                     by_member: dict[str, list[tuple[str, int]]] = defaultdict(list)
