@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "terminal's store bundles"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
+    "demo": ("terminal.hq.demo", "fill an empty HQ database with a demo chain: three stores, "
+             "members and three months of sales"),
     "member": ("terminal.hq.member_ops.cli", "member operations: adjust, freeze, unfreeze, "
                "replace a lost card, merge, edit, erase, import from CSV"),
     "console": ("terminal.hq.console.cli", "the HQ web console and its JSON API"),
