@@ -1,10 +1,12 @@
-"""The console suite's chain: built once per module (read-only tests), or fresh per test."""
+"""The console suite's chain: built once per module (read-only tests), or fresh per test; the
+sync suite's PKI and broker for the end-to-end tests."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.console.chain import Chain, add_users, build_chain
+from tests.sync.conftest import broker, pki, postgres  # noqa: F401
 
 
 @pytest.fixture(scope="module")

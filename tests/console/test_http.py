@@ -280,3 +280,53 @@ def test_the_audit_log_refuses_update_and_delete(chain) -> None:
             db.call(lambda: db.db.execute_sql("DELETE FROM console_audit"))
     finally:
         db.close()
+
+
+def test_member_operations_are_role_checked_audited_and_refusals_change_nothing(
+        fresh_chain) -> None:
+    with client(fresh_chain) as c:
+        login(c, "svc")
+        mid = member_id(c, "7100000001")
+        before = c.get(f"/api/v1/members/{mid}").json()
+        token = csrf(c, f"/members/{mid}")
+        # No reason: refused, nothing changed.
+        refused = c.post(f"/members/{mid}/op/adjust", data={"points": "50", "reason": "",
+                                                             "csrftoken": token})
+        assert refused.status_code == 400 and "reason" in refused.text
+        assert c.get(f"/api/v1/members/{mid}").json()["balance"] == before["balance"]
+        bad = c.post(f"/api/v1/members/{mid}/op/adjust", json={"points": "x", "reason": "r"},
+                     headers={"x-csrftoken": token})
+        assert bad.status_code == 400 and bad.json()["field"] == "points"
+        done = c.post(f"/members/{mid}/op/adjust", data={"points": "50", "reason": "投诉补偿",
+                                                         "csrftoken": token})
+        assert done.status_code == 303 and done.headers["location"].endswith("?done=adjust")
+        after = c.get(f"/api/v1/members/{mid}").json()
+        assert after["balance"] == before["balance"] + 50
+        assert after["statement"]["entries"][0]["kind"] == "adjust"
+        assert after["statement"]["entries"][0]["origin"] == "HQ"
+        assert after["operations"][0]["reason"] == "投诉补偿"
+        frozen = c.post(f"/api/v1/members/{mid}/op/freeze", json={"reason": "card misuse"},
+                        headers={"x-csrftoken": token})
+        assert frozen.status_code == 200 and frozen.json()["state"] == "frozen"
+        again = c.post(f"/api/v1/members/{mid}/op/freeze", json={"reason": "twice"},
+                       headers={"x-csrftoken": token})
+        assert again.status_code == 409 and again.json()["error"] == "wrong_state"
+        page = c.get(f"/members/{mid}")
+        assert "已冻结" in page.text and "card misuse" in page.text
+        assert c.post(f"/members/{mid}/op/nonsense", data={"reason": "x", "csrftoken": token}
+                      ).status_code == 404
+    for who in ("mkt", "aud", "mgr1"):
+        with client(fresh_chain) as c:
+            login(c, who)
+            token = csrf(c, "/members")
+            response = c.post(f"/members/{mid}/op/unfreeze",
+                              data={"reason": "x", "csrftoken": token})
+            assert response.status_code == 403, who
+    with client(fresh_chain) as c:
+        login(c, "aud")
+        log = c.get("/api/v1/audit", params={"subject": mid, "action": "member."}).json()[
+            "entries"]
+        actions = [entry["action"] for entry in log]
+        assert {"member.adjust", "member.adjust.refused", "member.freeze",
+                "member.freeze.refused"} <= set(actions)
+        assert next(e for e in log if e["action"] == "member.adjust")["why"] == "投诉补偿"

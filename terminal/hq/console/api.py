@@ -13,8 +13,10 @@ from starlette.routing import Route
 
 from terminal.hq.console.audit import search
 from terminal.hq.console.members import QueryError
+from terminal.hq.console.operations import OPERATIONS
 from terminal.hq.console.pages import _int, audit_query
 from terminal.hq.console.web import NotFound, api, console_of
+from terminal.hq.member_ops.errors import MemberOpError
 
 OPENAPI = json.loads(resources.files("terminal.hq.console").joinpath("openapi.json")
                      .read_text("utf-8"))
@@ -63,6 +65,36 @@ async def statement_csv(request: Request) -> Response:
     return Response(text.encode("utf-8"), media_type="text/csv; charset=utf-8")
 
 
+@api("members.read")
+async def operate(request: Request) -> Response:
+    """POST a JSON object: ``reason`` and the operation's fields (``points`` for adjust)."""
+    console = console_of(request)
+    name = request.path_params["operation"]
+    if name not in OPERATIONS:
+        raise NotFound()
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "invalid", "detail": "the body is a JSON object"}, 400)
+    fields = {key: str(body.get(key, "")) for key in OPERATIONS[name].fields}
+    try:
+        result = await console.db.run_own(console.operator.perform, request.scope["principal"],
+                                          request.path_params["member_id"], name,
+                                          str(body.get("reason", "")), fields)
+    except MemberOpError as exc:
+        return JSONResponse({"error": exc.code, "detail": str(exc), "field": exc.field}, 409
+                            if exc.code in ("wrong_state", "card_retired", "ledger_refused")
+                            else 400)
+    if result is None:
+        raise NotFound()
+    return JSONResponse({"seq": result.seq, "kind": result.kind, "member": result.member,
+                         "card_last4": result.card_last4, "state": result.state,
+                         "balance": result.balance, "tier": result.tier,
+                         "detail": result.detail})
+
+
 @api("audit.read")
 async def audit_log(request: Request) -> Response:
     return JSONResponse({"entries": await console_of(request).db.run(
@@ -75,5 +107,6 @@ ROUTES = [
     Route("/api/v1/members", members),
     Route("/api/v1/members/{member_id}", member),
     Route("/api/v1/members/{member_id}/statement.csv", statement_csv),
+    Route("/api/v1/members/{member_id}/op/{operation}", operate, methods=["POST"]),
     Route("/api/v1/audit", audit_log),
 ]

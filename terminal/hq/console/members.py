@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,13 +23,14 @@ from peewee import JOIN, SQL, NodeList, Value
 
 from terminal.hq.console import audit
 from terminal.hq.console.roles import Principal
-from terminal.hq.models import AppliedEvent, MemberHome
+from terminal.hq.models import AppliedEvent, MemberHome, MemberOp
 from terminal.loyalty.cards import CARD_PATTERN, card_hash, is_payment_pan, phone_hash
 from terminal.loyalty.clock import Moment, from_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore
+from terminal.loyalty.store.card_states import ACTIVE
 from terminal.loyalty.store.members import PHONE
-from terminal.loyalty.store.models import LedgerEntry, Lot, Member, Sale
+from terminal.loyalty.store.models import CardState, LedgerEntry, Lot, Member, Sale
 
 SEARCH_LIMIT = 50
 STATEMENT_PAGE = 100
@@ -117,6 +119,8 @@ class Reader:
             "qualifying_spend_fen": view.qualifying_spend_fen, "next_tier": view.next_tier,
             "spend_to_next_fen": view.spend_to_next_fen,
             "expiring_by_month": self.expiring_by_month(member.id, now),
+            **_card_state(member.card_hash),
+            "operations": self.operations(member.id),
             "statement": self.statement(member, before_seq),
         }
 
@@ -179,6 +183,15 @@ class Reader:
         audit.record(who, "member.export", member.id)
         return out.getvalue()
 
+    def operations(self, member_id: str) -> list[dict[str, Any]]:
+        """The member operations HQ made on this member, newest first, each detail as
+        ``(field, value)`` pairs."""
+        return [{"seq": op.seq, "kind": op.kind, "actor": op.actor, "reason": op.reason,
+                 "detail": sorted(json.loads(op.detail or "{}").items()),
+                 "at": self._local(op.at_us)}
+                for op in MemberOp.select().where(MemberOp.member == member_id)
+                .order_by(MemberOp.seq.desc()).limit(50)]
+
     def _entry(self, entry: LedgerEntry, balance_after: int, origin: str) -> dict[str, Any]:
         return {"seq": entry.seq, "time": self._local(entry.wall_us), "kind": entry.kind,
                 "points": entry.points, "reason": entry.reason,
@@ -218,6 +231,12 @@ def _name_prefix(text: str) -> NodeList:
     engines (Peewee's ``startswith`` is ILIKE on PostgreSQL, which no index serves)."""
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return NodeList((Member.name, SQL("LIKE"), Value(escaped + "%"), SQL("ESCAPE '\\'")))
+
+
+def _card_state(card_hash: str) -> dict[str, Any]:
+    """The card's state as HQ set it (active unless an operation froze it)."""
+    row = CardState.get_or_none(CardState.card_hash == card_hash)
+    return {"state": row.state if row else ACTIVE, "state_reason": row.reason if row else ""}
 
 
 def _with_sale_operator(query: Any) -> Any:

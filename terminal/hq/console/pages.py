@@ -11,6 +11,7 @@ from terminal.hq.console import accounts, audit
 from terminal.hq.console.audit import AuditQuery, search
 from terminal.hq.console.i18n import LANGUAGES
 from terminal.hq.console.members import QueryError
+from terminal.hq.console.operations import OPERATIONS
 from terminal.hq.console.roles import Principal
 from terminal.hq.console.web import (
     LANG_COOKIE,
@@ -21,6 +22,7 @@ from terminal.hq.console.web import (
     render,
     safe_next,
 )
+from terminal.hq.member_ops.errors import MemberOpError
 
 
 def is_fragment(request: Request) -> bool:
@@ -111,8 +113,32 @@ async def member(request: Request) -> Response:
                                 request.path_params["member_id"])
     if data is None:
         raise NotFound()
-    return render(request, "members/show.html", m=data, operations=console.extras.get(
-        "member_operations", ()))
+    return render(request, "members/show.html", m=data, done=request.query_params.get("done"))
+
+
+@page("members.read")
+async def operate(request: Request) -> Response:
+    """A member operation's form posted: done (back to the page, saying so) or refused (the
+    page again with the reason; nothing changed)."""
+    console = console_of(request)
+    name = request.path_params["operation"]
+    if name not in OPERATIONS:
+        raise NotFound()
+    member_id = request.path_params["member_id"]
+    form = await request.form()
+    fields = {key: str(form.get(key, "")) for key in OPERATIONS[name].fields}
+    try:
+        result = await console.db.run_own(console.operator.perform, request.scope["principal"],
+                                          member_id, name, str(form.get("reason", "")), fields)
+    except MemberOpError as exc:
+        data = await console.db.run(console.reader.page, request.scope["principal"], member_id)
+        if data is None:
+            raise NotFound() from None
+        return render(request, "members/show.html", 400, m=data, op_error=str(exc),
+                      op_failed=name)
+    if result is None:
+        raise NotFound()
+    return RedirectResponse(f"/members/{member_id}?done={name}", 303)
 
 
 @page("members.read")
@@ -179,5 +205,6 @@ ROUTES = [
     Route("/members/{member_id}", member),
     Route("/members/{member_id}/statement", statement_more),
     Route("/members/{member_id}/statement.csv", statement_csv),
+    Route("/members/{member_id}/op/{operation}", operate, methods=["POST"]),
     Route("/audit", audit_log),
 ]

@@ -32,6 +32,7 @@ from terminal.hq.console import accounts
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, pick
 from terminal.hq.console.members import Reader
+from terminal.hq.console.operations import Operator
 from terminal.hq.console.roles import Forbidden, Principal
 
 SESSION_COOKIE = "posterm_session"
@@ -49,11 +50,12 @@ SECURITY_HEADERS = [
 
 @dataclass
 class Console:
-    """What the routes need: the database, the member reader, cookie settings; parts that
-    other modules add (fleet commands, member operations) register themselves in ``extras``."""
+    """What the routes need: the database, the member reader and operator, cookie settings;
+    parts that other modules add (fleet commands) register themselves in ``extras``."""
 
     db: ConsoleDb
     reader: Reader
+    operator: Operator
     secure_cookies: bool = True
     extras: dict[str, Any] = field(default_factory=dict)
 

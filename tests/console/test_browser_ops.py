@@ -1,0 +1,114 @@
+"""Member operations end to end: made in the console in Chromium, carried by the real collector
+through a real Mosquitto to real tills (simulated hardware), which refuse or serve the card as
+HQ says. Screenshots of every console page on the way."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from terminal.hq.console import accounts
+from terminal.hq.console.app import build
+from terminal.hq.console.db import ConsoleDb
+from terminal.loyalty.rules import Rules
+from tests.console.chain import PASSWORD
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serving
+from tests.sync.conftest import run
+from tests.sync.harness import CARD_KEY, Chain, rules_data, until
+from tests.sync.test_across_stores import CARD, _register_and_earn, _stores
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="Debian's chromium is missing: run scripts/setup.sh")
+
+
+@pytest.fixture
+def chain(pki: Any, broker: Any, tmp_path: Path) -> Chain:
+    (tmp_path / "card.key").write_bytes(CARD_KEY)
+    built = Chain(tmp_path, pki, broker)
+    built.hq(member_states=True)
+    return built
+
+
+def _add_user(url: str) -> None:
+    db = ConsoleDb(url)
+    try:
+        db.call(accounts.add_user, "svc", "service", (), PASSWORD)
+    finally:
+        db.close()
+
+
+async def _card_state(store: Any) -> str | None:
+    rows = await store.sql("SELECT state FROM card_state WHERE card_hash = ?",
+                           store.terminal.ledger.card_hash(CARD))
+    return rows[0][0] if rows else None
+
+
+async def _shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_freeze_made_in_the_console_is_refused_at_every_till(chain: Chain,
+                                                               tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    url = str(tmp_path / "hq.db")
+
+    async def scenario() -> None:
+        async with _stores(tmp_path, chain) as (s1, s2):
+            await _register_and_earn(s2, CARD)
+            await until(s2.drained, 20)
+            await asyncio.to_thread(_add_user, url)
+            app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False)
+            with serving(app) as site:
+                async with async_playwright() as playwright:
+                    browser = await playwright.chromium.launch(
+                        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+                    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                    await page.goto(f"{site}/login")
+                    await page.fill("input[name=name]", "svc")
+                    await page.fill("input[name=password]", PASSWORD)
+                    await page.click("button[type=submit]")
+                    await page.wait_for_url(f"{site}/members")
+                    await page.fill("input[name=q]", CARD)
+                    await page.press("input[name=q]", "Enter")
+                    await page.click("table.grid tbody td a")
+                    await page.wait_for_selector("#op-freeze")
+                    await page.fill("form[action$='/op/freeze'] input[name=reason]",
+                                    "卡片被盗 stolen card")
+                    await page.click("#op-freeze")
+                    await page.wait_for_selector("[role=status]")
+                    assert await page.inner_text("#card-state") == "已冻结"
+                    await _shot(page, "member-frozen")
+
+                    for store in (s1, s2):
+                        await until(lambda store=store: _frozen(store), 20)
+                        await store.do(f"s {CARD}")
+                        assert store.till.refused == (f"Card ****{CARD[-4:]} is frozen by HQ: "
+                                                      "卡片被盗 stolen card"), store.till.refused
+                        await store.do("clear")
+
+                    await page.fill("form[action$='/op/unfreeze'] input[name=reason]",
+                                    "card found")
+                    await page.click("#op-unfreeze")
+                    await page.wait_for_selector("[role=status]")
+                    assert await page.inner_text("#card-state") == "正常"
+                    await _shot(page, "member-unfrozen")
+                    await browser.close()
+            for store in (s1, s2):
+                await until(lambda store=store: _active(store), 20)
+                await store.do(f"s {CARD}")
+                assert store.till.refused is None, store.till.refused
+
+    run(scenario(), timeout=120)
+
+
+async def _frozen(store: Any) -> bool:
+    return await _card_state(store) == "frozen"
+
+
+async def _active(store: Any) -> bool:
+    return await _card_state(store) == "active"
