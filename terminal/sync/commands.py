@@ -16,14 +16,20 @@ log = logging.getLogger(__name__)
 
 Action = Callable[[], Awaitable[None]]
 Refusal = Callable[[str, str, str], Awaitable[None]]  # (reason, detail, ref)
+Done = Callable[[Command], Awaitable[None]]
+
+
+async def _nothing(command: Command) -> None:
+    return None
 
 
 class CommandDispatcher:
-    def __init__(self, actions: Mapping[str, Action], refuse: Refusal) -> None:
+    def __init__(self, actions: Mapping[str, Action], refuse: Refusal,
+                 done: Done = _nothing) -> None:
         missing = COMMAND_NAMES - set(actions)
         if missing:
             raise ValueError(f"no action for the commands {sorted(missing)}")
-        self.actions, self.refuse = dict(actions), refuse
+        self.actions, self.refuse, self.done = dict(actions), refuse, done
 
     async def handle(self, message: Message) -> None:
         try:
@@ -40,3 +46,4 @@ class CommandDispatcher:
             return
         log.info("HQ command %s (%s)", command.name, command.id)
         await self.actions[command.name]()
+        await self.done(command)  # reported to HQ: the command's result

@@ -26,7 +26,7 @@ from terminal.sync.bundle import BundleRejected, TrustStore
 from terminal.sync.commands import CommandDispatcher
 from terminal.sync.ledger_thread import LedgerThread
 from terminal.sync.members import MemberClient
-from terminal.sync.messages import HqState, MessageError, Status
+from terminal.sync.messages import Command, HqState, MessageError, Status
 from terminal.sync.mqtt import Backoff, Message, MqttClient, MqttConfig, MqttError, TlsFiles, Will
 from terminal.sync.outbox import OutboxPublisher
 from terminal.sync.topics import DEFAULT_ROOT, TopicError, Topics
@@ -95,9 +95,10 @@ class MqttHqLink:
             "print_status": self._print_status,
             "reload_rules": self.reload_rules,
             "report_health": self.publish_status,
-        }, self._refuse_command)
+        }, self._refuse_command, self._command_done)
         self.rule_version = 0
         self.rejected: dict[str, str] | None = None
+        self.done: dict[str, str] | None = None  # the latest command carried out
         self._status_lock = asyncio.Lock()
         self._reported_backlog: int | None = None
         self._epoch = 0
@@ -180,13 +181,19 @@ class MqttHqLink:
     async def _refuse_command(self, reason: str, detail: str, ref: str) -> None:
         await self.report("command", reason, detail, ref)
 
+    async def _command_done(self, command: Command) -> None:
+        """Tell HQ the command was carried out (in the retained status, like a refusal)."""
+        self.done = {"ref": command.id, "name": command.name,
+                     "at": datetime.now(UTC).isoformat()}
+        await self.publish_status()
+
     # -- status --------------------------------------------------------------------------------
 
     async def _status(self, state: str, rejected: dict[str, str] | None) -> Status:
         backlog = await self.outbox.backlog()
         self._reported_backlog = backlog
         return Status(state, max(self._epoch, 1), self.software_version, self.rule_version,
-                      backlog, dict(self.device_health()), rejected)
+                      backlog, dict(self.device_health()), rejected, self.done)
 
     async def _publish_status(self, state: str) -> None:
         # Every refusal gets a status of its own (HQ hears each one, not just the last), and the

@@ -192,7 +192,9 @@ class Status(_Message):
     """Birth (state online, retained) and death (state offline, the will) of one session.
 
     ``rejected`` is the latest refusal the terminal reports to HQ (a bundle or a command):
-    ``{what, reason, detail, at}``; each refusal republishes the birth with it.
+    ``{what, reason, detail, at}``; each refusal republishes the birth with it. ``done`` is the
+    latest command from HQ the terminal carried out, ``{ref, name, at}`` (``ref`` the command's
+    id), so HQ can show each command's result.
     """
 
     KIND: ClassVar[str] = "status"
@@ -203,6 +205,7 @@ class Status(_Message):
     backlog: int
     devices: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] | None = None
+    done: dict[str, str] | None = None
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
@@ -216,14 +219,20 @@ class Status(_Message):
             if name not in _REJECTION_FIELDS or not isinstance(value, str):
                 raise f.error(f"rejected.{name}", "must be one of "
                               f"{', '.join(sorted(_REJECTION_FIELDS))} with a string value")
+        done = f.get("done", dict, optional=True)
+        for name, value in (done or {}).items():
+            if name not in _DONE_FIELDS or not isinstance(value, str):
+                raise f.error(f"done.{name}", "must be one of "
+                              f"{', '.join(sorted(_DONE_FIELDS))} with a string value")
         msg = cls(state=f.text("state", choices=STATUS_STATES), epoch=f.int("epoch", minimum=1),
                   version=f.text("version"), rule_version=f.int("rule_version"),
-                  backlog=f.int("backlog"), devices=devices, rejected=rejected)
+                  backlog=f.int("backlog"), devices=devices, rejected=rejected, done=done)
         f.finish()
         return msg
 
 
 _REJECTION_FIELDS = frozenset({"what", "reason", "detail", "at", "ref"})
+_DONE_FIELDS = frozenset({"ref", "name", "at"})
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ import pytest
 from terminal.hq.console import accounts
 from terminal.hq.console.app import build
 from terminal.hq.console.db import ConsoleDb
+from terminal.hq.console.models import ConsoleCommand
+from terminal.hq.models import TerminalSeen
 from terminal.loyalty.rules import Rules
+from terminal.sync.mqtt import MqttConfig
 from tests.console.chain import PASSWORD
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serving
 from tests.sync.conftest import run
@@ -104,6 +107,76 @@ def test_a_freeze_made_in_the_console_is_refused_at_every_till(chain: Chain,
                 assert store.till.refused is None, store.till.refused
 
     run(scenario(), timeout=120)
+
+
+def test_a_command_sent_from_the_fleet_page_is_carried_out_and_its_result_shown(
+        chain: Chain, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    url = str(tmp_path / "hq.db")
+    mqtt = MqttConfig(chain.broker.host, chain.broker.port, "console-test",
+                      tls=chain.pki.client("hq"), backoff_initial=0.05, backoff_max=0.3)
+
+    async def scenario() -> None:
+        async with _stores(tmp_path, chain):
+            await asyncio.to_thread(_add_admin, url)
+            app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False,
+                        mqtt=mqtt, health_interval=0)
+            with serving(app) as site:
+                async with async_playwright() as playwright:
+                    browser = await playwright.chromium.launch(
+                        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+                    page = await browser.new_page(viewport={"width": 1280, "height": 800})
+                    await page.goto(f"{site}/login")
+                    await page.fill("input[name=name]", "it")
+                    await page.fill("input[name=password]", PASSWORD)
+                    await page.click("button[type=submit]")
+                    await page.wait_for_url(f"{site}/members")
+                    await page.click("nav >> text=终端")
+                    await page.wait_for_selector("#term-S001-T01")
+                    await until(lambda: _seen_online(url, 2), 20)
+                    await page.reload()
+                    await page.wait_for_selector("#term-S002-T01 >> text=在线")
+                    await _shot(page, "fleet")
+                    await page.click("text=S001/T01")
+                    await page.click("#cmd-print_status")
+                    await page.wait_for_selector("[role=status]")
+                    await until(lambda: _answered(url), 20)
+                    await page.reload()
+                    assert "已完成" in await page.inner_text("#command-history")
+                    await _shot(page, "terminal-command-done")
+                    await browser.close()
+
+    run(scenario(), timeout=120)
+
+
+def _add_admin(url: str) -> None:
+    db = ConsoleDb(url)
+    try:
+        db.call(accounts.add_user, "it", "admin", (), PASSWORD)
+    finally:
+        db.close()
+
+
+async def _seen_online(url: str, count: int) -> bool:
+    def read() -> int:
+        db = ConsoleDb(url)
+        try:
+            return db.call(lambda: TerminalSeen.select().where(TerminalSeen.online == True)  # noqa: E712
+                           .count())
+        finally:
+            db.close()
+    return await asyncio.to_thread(read) >= count
+
+
+async def _answered(url: str) -> bool:
+    def read() -> list[str]:
+        db = ConsoleDb(url)
+        try:
+            return db.call(lambda: [c.state for c in ConsoleCommand.select()])
+        finally:
+            db.close()
+    return await asyncio.to_thread(read) == ["done"]
 
 
 async def _frozen(store: Any) -> bool:

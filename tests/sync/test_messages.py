@@ -22,6 +22,8 @@ def test_round_trips() -> None:
     round_trip(m.Status("online", 3, "0.1.0", 7, 0, {"printer": "paper_out"}))
     round_trip(m.Status("online", 3, "0.1.0", 7, 2, {}, {"what": "bundle", "reason": "expired",
                                                          "detail": "v4 expired"}))
+    round_trip(m.Status("online", 3, "0.1.0", 7, 0, {}, None,
+                        {"ref": ID, "name": "print_status", "at": NOW.isoformat()}))
     round_trip(m.Command(ID, "resync"))
     round_trip(m.MemberRequest("hold", member="M1", points=500, hold_id=ID))
     round_trip(m.MemberRequest("void", hold_id=ID))
@@ -99,3 +101,12 @@ def test_status_devices_are_text() -> None:
     with pytest.raises(m.MessageError) as info:
         m.Status.from_json(raw)
     assert info.value.field == "devices.printer"
+
+
+def test_a_status_done_field_is_strict() -> None:
+    good = m.Status("online", 1, "0.1.0", 1, 0, {}).to_dict()
+    for done, field in (({"ref": ID, "extra": "x"}, "done.extra"), ({"ref": 7}, "done.ref"),
+                        ("print_status", "done")):
+        with pytest.raises(m.MessageError) as caught:
+            m.Status.from_json(json.dumps({**good, "done": done}))
+        assert caught.value.field == field

@@ -5,7 +5,9 @@ from __future__ import annotations
 from starlette.types import ASGIApp
 
 from terminal.hq.chain_ledger import HQ_IDENTITY
+from terminal.hq.console.commands import Commander
 from terminal.hq.console.db import ConsoleDb
+from terminal.hq.console.fleet import DEFAULT_THRESHOLDS, FleetReader, Thresholds
 from terminal.hq.console.members import Reader
 from terminal.hq.console.operations import Operator
 from terminal.hq.console.routes import ROUTES
@@ -13,12 +15,20 @@ from terminal.hq.console.web import Console, create_app
 from terminal.hq.member_ops.service import MemberOps
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore
+from terminal.sync.mqtt import MqttConfig
+from terminal.sync.topics import Topics
 
 
-def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = True
+def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = True,
+          mqtt: MqttConfig | None = None, topics: Topics | None = None,
+          health_interval: float = 300.0, thresholds: Thresholds = DEFAULT_THRESHOLDS
           ) -> ASGIApp:
+    """The console; with ``mqtt`` (HQ's broker identity) it sends commands to terminals."""
     db = ConsoleDb(db_url)
     reader = Reader(rules, card_key, LedgerStore(db.db, rules, card_key, HQ_IDENTITY,
                                                  outbox=False))
     operator = Operator(MemberOps(db.db, rules, card_key), reader, db.call)
-    return create_app(Console(db, reader, operator, secure_cookies), ROUTES)
+    commander = None if mqtt is None else Commander(db, mqtt, topics,
+                                                    health_interval=health_interval)
+    return create_app(Console(db, reader, operator, FleetReader(rules.zone, thresholds),
+                              commander, secure_cookies), ROUTES)

@@ -3,6 +3,9 @@
     posterm-hq console --db URL --rules rules.toml --card-key-file card.key \
         --listen 127.0.0.1:8080 [--host broker --ca ca.crt --cert hq.crt --key hq.key]
 
+With the broker options (HQ's certificate, CN ``hq``) the console sends commands to terminals
+and reads their answers; without them the fleet page is read-only.
+
 Serve it behind a TLS-terminating proxy; ``--insecure-cookies`` is for a plain-HTTP address
 on this machine only (demos, tests): the cookies then lack the Secure flag.
 """
@@ -11,12 +14,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from terminal.hq.bundles import BuildError, read_toml
 from terminal.hq.console.app import build
+from terminal.hq.console.fleet import Thresholds
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
+from terminal.sync.mqtt import MqttConfig, TlsFiles
+from terminal.sync.topics import DEFAULT_ROOT, Topics
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +33,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT")
     parser.add_argument("--insecure-cookies", action="store_true",
                         help="cookies without the Secure flag (plain HTTP on this machine)")
+    broker = parser.add_argument_group("broker (for terminal commands)")
+    broker.add_argument("--host", help="the MQTT broker; commands are off without it")
+    broker.add_argument("--port", type=int, default=8883)
+    broker.add_argument("--ca", type=Path)
+    broker.add_argument("--cert", type=Path, help="HQ client certificate (CN hq)")
+    broker.add_argument("--key", type=Path)
+    broker.add_argument("--topic-root", default=DEFAULT_ROOT)
+    broker.add_argument("--client-id", default="posterm-hq-console")
+    broker.add_argument("--health-interval", type=float, default=300.0,
+                        help="seconds between asking every online terminal for a status report "
+                        "(the backlog alert's samples); 0: never")
+    broker.add_argument("--offline-after", type=float, default=15.0,
+                        help="minutes offline before a terminal is an alert")
+
+
+def _mqtt(args: argparse.Namespace) -> MqttConfig | None:
+    if args.host is None:
+        return None
+    missing = [f"--{name}" for name in ("ca", "cert", "key") if getattr(args, name) is None]
+    if missing:
+        raise ValueError(f"--host needs {', '.join(missing)} (TLS with HQ's certificate)")
+    return MqttConfig(args.host, args.port, args.client_id,
+                      tls=TlsFiles(args.ca, args.cert, args.key), backoff_max=10.0)
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -42,9 +72,15 @@ def run(args: argparse.Namespace) -> int:
         host, port = _listen(args.listen)
         rules = Rules.from_mapping(read_toml(args.rules))
         card_key = args.card_key_file.read_bytes().strip()
+        mqtt = _mqtt(args)
+        topics = Topics(args.topic_root)
+        if args.health_interval < 0 or args.offline_after <= 0:
+            raise ValueError("--health-interval is >= 0 and --offline-after > 0")
     except (BuildError, RulesError, OSError, ValueError) as exc:
         print(f"console: {exc}", file=sys.stderr)
         return 2
-    app = build(args.db, rules, card_key, secure_cookies=not args.insecure_cookies)
+    app = build(args.db, rules, card_key, secure_cookies=not args.insecure_cookies, mqtt=mqtt,
+                topics=topics, health_interval=args.health_interval,
+                thresholds=Thresholds(offline_after=timedelta(minutes=args.offline_after)))
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
     return 0

@@ -8,7 +8,7 @@ and DELETE (see :mod:`terminal.hq.console.schema`).
 
 from __future__ import annotations
 
-from peewee import AutoField, BigIntegerField, BooleanField, TextField
+from peewee import AutoField, BigIntegerField, BooleanField, IntegerField, TextField
 
 from terminal.loyalty.store.models import BaseModel
 
@@ -74,6 +74,36 @@ class ConsoleSecret(BaseModel):
     value = TextField()
 
 
+class ConsoleCommand(BaseModel):
+    """A command sent to a terminal from the console, and what the terminal answered."""
+
+    id = TextField(primary_key=True)  # the command's id on the wire
+    store = TextField()
+    terminal = TextField()
+    name = TextField()
+    actor = TextField()
+    sent_us = BigIntegerField()
+    state = TextField()  # sent | done | refused
+    detail = TextField(default="")
+    answered_us = BigIntegerField(null=True)
+
+    class Meta:
+        indexes = ((("store", "terminal", "sent_us"), False),)
+
+
+class BacklogSample(BaseModel):
+    """A terminal's backlog as its statuses reported it: "growing" is judged on these."""
+
+    id = AutoField()
+    store = TextField()
+    terminal = TextField()
+    at_us = BigIntegerField()
+    backlog = IntegerField()
+
+    class Meta:
+        indexes = ((("store", "terminal", "at_us"), False),)
+
+
 CONSOLE_MODELS = (ConsoleUser, ConsoleSession, ApiToken, LoginFailure, ConsoleAudit,
-                  ConsoleSecret)
+                  ConsoleSecret, ConsoleCommand, BacklogSample)
 APPEND_ONLY = (ConsoleAudit,)

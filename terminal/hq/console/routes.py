@@ -1,9 +1,9 @@
-"""Every route of the console: pages, then the API."""
+"""Every route of the console: pages, the fleet, then the API."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from terminal.hq.console import api, pages
+from terminal.hq.console import api, fleet_pages, pages
 
-ROUTES: list[Any] = [*pages.ROUTES, *api.ROUTES]
+ROUTES: list[Any] = [*pages.ROUTES, *fleet_pages.ROUTES, *api.ROUTES]

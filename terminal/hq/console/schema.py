@@ -6,11 +6,12 @@ from __future__ import annotations
 from peewee import Database, PostgresqlDatabase
 
 from terminal.hq.console.models import APPEND_ONLY, CONSOLE_MODELS
+from terminal.loyalty.store.binding import bound
 from terminal.loyalty.store.models import Member
 
 
 def ensure_schema(db: Database) -> None:
-    with db.bind_ctx(CONSOLE_MODELS), db.atomic():
+    with bound(db, CONSOLE_MODELS), db.atomic():
         db.create_tables(CONSOLE_MODELS, safe=True)
         if isinstance(db, PostgresqlDatabase):
             _postgres_extras(db)

@@ -10,8 +10,9 @@ token for ``/api/v1``, else the session.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import wraps
 from importlib import resources
 from typing import Any
@@ -29,7 +30,9 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from terminal.hq.console import accounts
+from terminal.hq.console.commands import Commander
 from terminal.hq.console.db import ConsoleDb
+from terminal.hq.console.fleet import FleetReader
 from terminal.hq.console.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, pick
 from terminal.hq.console.members import Reader
 from terminal.hq.console.operations import Operator
@@ -50,14 +53,15 @@ SECURITY_HEADERS = [
 
 @dataclass
 class Console:
-    """What the routes need: the database, the member reader and operator, cookie settings;
-    parts that other modules add (fleet commands) register themselves in ``extras``."""
+    """What the routes need: the database, the member reader and operator, the fleet reader,
+    the commander (when the console has a broker) and the cookie settings."""
 
     db: ConsoleDb
     reader: Reader
     operator: Operator
+    fleet: FleetReader
+    commander: Commander | None = None  # None: no broker given, commands off
     secure_cookies: bool = True
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -194,7 +198,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_app(console: Console, routes: list[Any]) -> ASGIApp:
     """The whole console as one ASGI app (``routes`` from :mod:`terminal.hq.console.routes`)."""
     secret = console.db.call(accounts.signing_secret)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if console.commander is not None:
+            await console.commander.start()
+        try:
+            yield
+        finally:
+            if console.commander is not None:
+                await console.commander.stop()
+
     app = Starlette(
+        lifespan=lifespan,
         routes=[*routes, Mount("/static", StaticFiles(packages=[("terminal.hq.console",
                                                                  "static")]), name="static")],
         middleware=[Middleware(SessionMiddleware, secret_key=secret,

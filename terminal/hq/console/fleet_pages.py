@@ -1,0 +1,116 @@
+"""The fleet's pages and API: every terminal (live-refreshed), one terminal, and commands."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from terminal.hq.console.commands import PERSON_COMMANDS, CommandError
+from terminal.hq.console.pages import is_fragment
+from terminal.hq.console.web import NotFound, api, console_of, page, render
+from terminal.sync.topics import TopicError, check_id
+
+
+async def _terminal(request: Request) -> dict | None:
+    console = console_of(request)
+    store, terminal = request.path_params["store"], request.path_params["terminal"]
+    return await console.db.run(console.fleet.terminal, request.scope["principal"], store,
+                                terminal)
+
+
+@page("fleet.read")
+async def fleet(request: Request) -> Response:
+    console = console_of(request)
+    rows = await console.db.run(console.fleet.terminals, request.scope["principal"])
+    template = "fleet/_table.html" if is_fragment(request) else "fleet/index.html"
+    return render(request, template, rows=rows, commands=PERSON_COMMANDS,
+                  can_command=console.commander is not None,
+                  sent=request.query_params.get("sent"))
+
+
+@page("fleet.read")
+async def terminal_page(request: Request) -> Response:
+    data = await _terminal(request)
+    if data is None:
+        raise NotFound()
+    console = console_of(request)
+    return render(request, "fleet/terminal.html", term=data, commands=PERSON_COMMANDS,
+                  can_command=console.commander is not None,
+                  sent=request.query_params.get("sent"))
+
+
+async def _send(request: Request) -> str | None:
+    """Send the command of the path for the principal: its id, or None when the terminal is
+    not found (or outside the principal's stores)."""
+    console = console_of(request)
+    who = request.scope["principal"]
+    name = request.path_params["name"]
+    if name not in PERSON_COMMANDS:
+        raise NotFound()
+    try:
+        check_id(request.path_params["store"], "store")
+        check_id(request.path_params["terminal"], "terminal")
+    except TopicError:
+        raise NotFound() from None
+    if await _terminal(request) is None:
+        return None
+    if console.commander is None:
+        raise CommandError("this console has no broker (start it with --host, --ca, --cert, "
+                           "--key)")
+    return await console.commander.send(who, request.path_params["store"],
+                                        request.path_params["terminal"], name)
+
+
+@page("fleet.command")
+async def command(request: Request) -> Response:
+    try:
+        sent = await _send(request)
+    except CommandError as exc:
+        data = await _terminal(request)
+        if data is None:
+            raise NotFound() from None
+        console = console_of(request)
+        return render(request, "fleet/terminal.html", 503, term=data, commands=PERSON_COMMANDS,
+                      can_command=console.commander is not None, error=str(exc))
+    if sent is None:
+        raise NotFound()
+    back = "/fleet" if request.query_params.get("back") == "fleet" else \
+        f"/fleet/{request.path_params['store']}/{request.path_params['terminal']}"
+    return RedirectResponse(f"{back}?sent={request.path_params['name']}", 303)
+
+
+@api("fleet.read")
+async def api_fleet(request: Request) -> Response:
+    console = console_of(request)
+    return JSONResponse({"terminals": await console.db.run(console.fleet.terminals,
+                                                           request.scope["principal"])})
+
+
+@api("fleet.read")
+async def api_terminal(request: Request) -> Response:
+    data = await _terminal(request)
+    if data is None:
+        raise NotFound()
+    return JSONResponse(data)
+
+
+@api("fleet.command")
+async def api_command(request: Request) -> Response:
+    try:
+        sent = await _send(request)
+    except CommandError as exc:
+        return JSONResponse({"error": "unavailable", "detail": str(exc)}, 503)
+    if sent is None:
+        raise NotFound()
+    return JSONResponse({"id": sent, "state": "sent"}, 202)
+
+
+ROUTES = [
+    Route("/fleet", fleet),
+    Route("/fleet/{store}/{terminal}", terminal_page),
+    Route("/fleet/{store}/{terminal}/cmd/{name}", command, methods=["POST"]),
+    Route("/api/v1/fleet", api_fleet),
+    Route("/api/v1/fleet/{store}/{terminal}", api_terminal),
+    Route("/api/v1/fleet/{store}/{terminal}/cmd/{name}", api_command, methods=["POST"]),
+]

@@ -1,0 +1,100 @@
+"""The fleet page and API over HTTP: statuses recorded by the collector's own code, alerts,
+store scoping of terminals, and commands refused without a broker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from terminal.hq.collector import _record_status
+from terminal.hq.console.db import ConsoleDb
+from terminal.hq.console.fleet import record_sample
+from terminal.hq.models import TerminalSeen
+from terminal.loyalty.clock import to_micros
+from terminal.sync.messages import Status
+from terminal.sync.topics import TerminalTopic
+from tests.console.chain import console_app
+from tests.console.test_http import BASE, csrf, login
+
+
+@pytest.fixture(scope="module")
+def fleet_chain(chain):
+    """S001/T01 online with a growing backlog, S001/T02 on old rules, S002/T01 offline for an
+    hour with a refusal; as the collector records them."""
+    db = ConsoleDb(chain.url)
+    long_ago = to_micros(datetime.now(UTC) - timedelta(hours=1))
+
+    def seed() -> None:
+        for store, terminal, status in (
+                ("S001", "T01", Status("online", 2, "1.4.0", 9, 40, {"printer": "ok"})),
+                ("S001", "T02", Status("online", 1, "1.3.9", 8, 0, {"printer": "out of paper"})),
+                ("S002", "T01", Status("offline", 5, "1.4.0", 9, 3, {"printer": "ok"},
+                                       {"what": "bundle", "reason": "expired", "detail": "x",
+                                        "at": "2026-12-01T00:00:00+00:00", "ref": ""}))):
+            _record_status(TerminalTopic(store, terminal, "status"), status)
+        TerminalSeen.update(last_seen_us=long_ago).where(TerminalSeen.store == "S002").execute()
+        for n, backlog in enumerate((3, 9, 20, 40)):
+            record_sample("S001", "T01", long_ago + n, backlog)
+
+    try:
+        db.call(seed)
+    finally:
+        db.close()
+    return chain
+
+
+def client(chain) -> TestClient:
+    return TestClient(console_app(chain), base_url=BASE, follow_redirects=False)
+
+
+def test_fleet_shows_every_terminal_with_its_alerts(fleet_chain) -> None:
+    with client(fleet_chain) as c:
+        login(c, "admin")
+        rows = {f"{r['store']}/{r['terminal']}": r
+                for r in c.get("/api/v1/fleet").json()["terminals"]}
+        assert set(rows) == {"S001/T01", "S001/T02", "S002/T01"}
+        assert rows["S001/T01"]["alerts"] == ["backlog_growing"]
+        assert rows["S001/T02"]["alerts"] == ["stale_rules"]
+        assert rows["S001/T02"]["printer"] == "out of paper"
+        assert rows["S002/T01"]["alerts"] == ["offline"]
+        assert rows["S002/T01"]["rejected"]["reason"] == "expired"
+        page = c.get("/fleet")
+        for text in ("离线过久", "规则过旧", "积压增长", "out of paper", "S002/T01"):
+            assert text in page.text
+        # htmx's refresh gets the table alone.
+        fragment = c.get("/fleet", headers={"hx-request": "true"}).text
+        assert "<table" in fragment and "<html" not in fragment
+
+
+def test_a_store_manager_sees_its_terminals_and_forged_urls_get_404(fleet_chain) -> None:
+    with client(fleet_chain) as c:
+        login(c, "mgr2")
+        rows = c.get("/api/v1/fleet").json()["terminals"]
+        assert [(r["store"], r["terminal"]) for r in rows] == [("S002", "T01")]
+        assert c.get("/fleet/S002/T01").status_code == 200
+        for path in ("/fleet/S001/T01", "/fleet/S001/T02", "/fleet/S009/T01",
+                     "/api/v1/fleet/S001/T01"):
+            assert c.get(path).status_code == 404, path
+        token = csrf(c, "/fleet")
+        assert c.post("/fleet/S001/T01/cmd/print_status",
+                      data={"csrftoken": token}).status_code == 404
+        assert c.post("/api/v1/fleet/S001/T01/cmd/resync",
+                      headers={"x-csrftoken": token}).status_code == 404
+
+
+def test_commands_need_the_role_and_a_broker(fleet_chain) -> None:
+    with client(fleet_chain) as c:
+        login(c, "svc")  # service reads the fleet, sends nothing
+        token = csrf(c, "/fleet")
+        assert c.post("/fleet/S001/T01/cmd/print_status",
+                      data={"csrftoken": token}).status_code == 403
+    with client(fleet_chain) as c:
+        login(c, "admin")
+        token = csrf(c, "/fleet")
+        response = c.post("/api/v1/fleet/S001/T01/cmd/print_status",
+                          headers={"x-csrftoken": token})
+        assert response.status_code == 503 and "no broker" in response.json()["detail"]
+        assert c.post("/api/v1/fleet/S001/T01/cmd/format_disk",
+                      headers={"x-csrftoken": token}).status_code == 404
