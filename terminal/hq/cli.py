@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
     "demo": ("terminal.hq.demo", "fill an empty HQ database with a demo chain: three stores, "
              "members and three months of sales"),
+    "local-chain": ("terminal.hq.localchain.run", "the whole chain on this machine: broker, "
+                    "HQ with demo data, collector, console and a simulated till"),
     "member": ("terminal.hq.member_ops.cli", "member operations: adjust, freeze, unfreeze, "
                "replace a lost card, merge, edit, erase, import from CSV"),
     "console": ("terminal.hq.console.cli", "the HQ web console and its JSON API"),

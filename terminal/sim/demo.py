@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import Any
 
 from terminal.app.ledger import LedgerGateway
 from terminal.config import Config, parse_config
@@ -34,10 +35,18 @@ def demo_config(state_dir: Path) -> Config:
     if not key.exists():
         key.write_text(secrets.token_hex(32))
         key.chmod(0o600)
-    return parse_config({
+    return parse_config(demo_config_data(state_dir, key), f"simulation ({state_dir})")
+
+
+def demo_config_data(state_dir: Path, card_key_file: Path,
+                     rules_file: Path | None = None) -> dict[str, Any]:
+    """The simulated till's config as data: S001/T01 on simulated hardware (a chain on one
+    machine adds its ``[broker]`` and ``[hq]``)."""
+    return {
         "terminal": {"store": "S001", "terminal_id": "T01"},
         "paths": {"state_dir": str(state_dir), "database": str(state_dir / "sim.db")},
-        "loyalty": {"rules_file": str(demo_rules()), "card_key_file": str(key),
+        "loyalty": {"rules_file": str(rules_file or demo_rules()),
+                    "card_key_file": str(card_key_file),
                     "catalogue_file": str(HERE / "demo_catalogue.toml"),
                     "departments": ["fresh", "household"], "receipt_png": True},
         "input": {name: {"backend": "simulated", "role": role}
@@ -47,7 +56,7 @@ def demo_config(state_dir: Path) -> Config:
         "drawer": {"enabled": True},
         "pole": {"backend": "pty"},
         "lcd": {"backend": "dummy"},
-    }, f"simulation ({state_dir})")
+    }
 
 
 async def seed_demo(ledger: LedgerGateway) -> None:

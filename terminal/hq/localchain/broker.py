@@ -88,8 +88,11 @@ class Mosquitto:
     def start(self, timeout: float = 10.0) -> None:
         if self.process is not None:
             raise RuntimeError("broker already running")
+        # Its own session: a Ctrl-C in the terminal is for the foreground program, which
+        # stops the broker itself (stop()).
         self.process = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                        start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

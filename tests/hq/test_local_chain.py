@@ -1,0 +1,86 @@
+"""`posterm-hq local-chain` (what `scripts/simulate.sh` runs): the broker, HQ with the demo
+chain, a collector, the console and the simulated till, each a real process; a sale keyed at the
+till reaches HQ, and a Ctrl-C stops everything cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+from terminal.hq.localchain.broker import free_port
+from terminal.hq.localchain.run import ChainFiles, prepare, to_toml
+
+
+def _until(check, timeout: float = 60.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s: {what}")
+        time.sleep(0.05)
+
+
+def _till_sales(db: Path) -> list[tuple[int, int]]:
+    """(wall_us, applied_us) of the sales HQ applied from the live till S001/T01 (the demo's
+    S001/T01 history is dated 2026-09..11, applied before this test started)."""
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        return conn.execute("SELECT wall_us, applied_us FROM applied_event WHERE store = 'S001' "
+                            "AND terminal = 'T01' AND kind = 'sale' AND wall_us > ?",
+                            (int(time.time() * 1e6) - 3_600_000_000,)).fetchall()
+
+
+def test_the_chain_on_one_machine_carries_a_till_sale_to_hq_and_stops_on_ctrl_c(
+        tmp_path: Path) -> None:
+    files = ChainFiles(tmp_path / "chain")
+    prepare(files, members=20, sales_per_day=2)  # the command reuses it (300 members by default)
+    port = free_port()
+    chain = subprocess.Popen(
+        [sys.executable, "-m", "terminal.hq.cli", "local-chain", "--state-dir", str(files.root),
+         "--listen", f"127.0.0.1:{port}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)  # its own process group: the test's Ctrl-C goes to it alone
+    err: list[str] = []
+    reader = threading.Thread(target=lambda: err.extend(
+        line.decode(errors="replace") for line in chain.stderr), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    stdout = threading.Thread(target=chain.stdout.read, daemon=True)  # type: ignore[union-attr]
+    stdout.start()
+    try:
+        _until(lambda: any("terminal S001/T01 ready" in line for line in err), 90, "till ready")
+        banner = next(line for line in err if "console http://" in line)
+        assert f"console http://127.0.0.1:{port}/  login admin / posterm-demo" in banner
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as page:
+            assert page.status == 200
+        assert chain.stdin is not None
+        chain.stdin.write(b"1 enter 1234 enter\n12.50 dept1\ncash\n")
+        chain.stdin.flush()
+        _until(lambda: _till_sales(files.hq_db), 60, "the till's sale at HQ")
+        (wall_us, applied_us), = _till_sales(files.hq_db)
+        print(f"till sale to HQ's ledger: {(applied_us - wall_us) / 1000:.1f} ms")
+    finally:
+        os.killpg(chain.pid, signal.SIGINT)  # Ctrl-C
+        code = chain.wait(60)
+        reader.join(10)
+    text = "".join(err)
+    assert code == 0, text[-3000:]
+    assert "posterm: stopped cleanly" in text
+    stopped = next(line for line in err if line.startswith("stopped: "))
+    assert stopped.startswith("stopped: till 0, console ") and stopped.rstrip().endswith(
+        "collect 0"), stopped
+    assert "Finished server process" in (files.logs / "console.log").read_text()
+    assert "collector stopped" in (files.logs / "collect.log").read_text()
+
+
+def test_the_till_config_is_written_as_toml() -> None:
+    import tomllib
+
+    data = {"terminal": {"store": "S001", "name": "门店 \"1\""},
+            "input": {"reader": {"backend": "simulated", "keys": ["a", "b"]}},
+            "drawer": {"enabled": True, "port": 8883}}
+    assert tomllib.loads(to_toml(data)) == data
