@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("ESCPOS_CAPABILITIES_PICKLE_DIR", str(ROOT / "var" / "escpos-cache"))
 
-from terminal.bootstrap import build  # noqa: E402
+from terminal.daemon.bootstrap import build  # noqa: E402
+from terminal.daemon.sim.console import Console  # noqa: E402
+from terminal.daemon.sim.demo import DEMO_CARD, demo_config, seed_demo  # noqa: E402
 from terminal.drivers.keys import events_for_keys, events_for_text  # noqa: E402
 from terminal.loyalty.store.operators import SignedIn  # noqa: E402
-from terminal.sim.console import Console  # noqa: E402
-from terminal.sim.demo import DEMO_CARD, demo_config, seed_demo  # noqa: E402
 
 SWIPES = 300
 LIBRARIES = "escpos.printer, serial, evdev, peewee, PIL.Image, luma.core.device, playhouse.migrate"
@@ -80,7 +80,7 @@ def startup(state: Path) -> tuple[float, int, int]:
     sock.settimeout(60)
     start = time.perf_counter()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "terminal.cli", "run", "--simulate", "--state-dir",
+        [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--state-dir",
          str(state / "sim"), "--log-level", "WARNING"],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "NOTIFY_SOCKET": address},

@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' broke
 
 from bench_sync import files, payloads, raw_paho, tls_broker
 
-from terminal.sync.messages import Ack, HqState
-from terminal.sync.mqtt import Message, MqttClient, MqttConfig
-from terminal.sync.topics import Topics
+from terminal.protocol.messages import Ack, HqState
+from terminal.protocol.mqtt import Message, MqttClient, MqttConfig
+from terminal.protocol.topics import Topics
 from tests.support.mosquitto import Mosquitto
 from tests.support.pki import CertificateAuthority
 from tests.support.postgres import Postgres

@@ -12,11 +12,11 @@ import asyncio
 import tempfile
 from typing import Any
 
+from terminal.app.hqlink import Standalone
 from terminal.app.ledger import Clock, LedgerGateway
-from terminal.bootstrap import Terminal, assemble
-from terminal.config import parse_config
+from terminal.daemon.bootstrap import Terminal, assemble
+from terminal.daemon.config import parse_config
 from terminal.drivers.keys import events_for_keys, events_for_text
-from terminal.hqlink import Standalone
 from terminal.loyalty.errors import InvalidInput
 from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.operators import SignedIn, new_pin_key

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from terminal.hqlink import RemoteBalance
+from terminal.app.hqlink import RemoteBalance
 from terminal.loyalty.errors import InvalidInput
 from terminal.loyalty.operations import MemberView, SaleRequest
 from terminal.loyalty.pricing import MAX_LINES, Line, check_lines

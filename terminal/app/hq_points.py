@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from terminal.app.hqlink import Hold
 from terminal.app.till_base import TillBase
-from terminal.hqlink import Hold
 from terminal.loyalty.operations import MemberView
 from terminal.loyalty.store.ledger_store import HeldAtHq
 

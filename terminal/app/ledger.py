@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 
 from peewee import Database
 
-from terminal.drivers.executor import DeviceExecutor
-from terminal.hqlink import RemoteBalance
+from terminal.app.hqlink import RemoteBalance
+from terminal.core.executor import DeviceExecutor
 from terminal.loyalty.cards import card_hash
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.operations import (

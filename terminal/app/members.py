@@ -7,10 +7,10 @@ from __future__ import annotations
 import dataclasses
 
 from terminal.app import receipts
+from terminal.app.hqlink import HqUnreachable, RemoteBalance
 from terminal.app.modes import PROMPTS, Mode
 from terminal.app.subtotal import Subtotal
 from terminal.app.till_base import log
-from terminal.hqlink import HqUnreachable, RemoteBalance
 from terminal.loyalty.errors import Refused, UnknownCard
 from terminal.loyalty.operations import MemberView, Registration
 

@@ -4,9 +4,9 @@ that is no product may be a member's card.
 
 from __future__ import annotations
 
+from terminal.app.hqlink import HqUnreachable
 from terminal.app.keyed import parse_amount, parse_count
 from terminal.app.members import Members
-from terminal.hqlink import HqUnreachable
 from terminal.loyalty.errors import Refused, UnknownCard
 from terminal.loyalty.pricing import MAX_QTY, Line
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from terminal.app import receipts
 from terminal.app.draft import Draft
+from terminal.app.hqlink import Hold, HqLink
 from terminal.app.keyed import Keyed
 from terminal.app.ledger import LedgerGateway, SoldLine
 from terminal.app.modes import MASKED, PROMPTS, Mode
@@ -19,7 +20,6 @@ from terminal.app.printing import ReceiptDesk
 from terminal.app.screens import Displays, pole_name, two_lines
 from terminal.drivers.document import Document
 from terminal.drivers.textwidth import columns, text_width
-from terminal.hqlink import Hold, HqLink
 from terminal.loyalty import redemption
 from terminal.loyalty.money import yuan
 from terminal.loyalty.operations import MemberView, Quote

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from terminal.configfile import setting
+from terminal.core.configfile import setting
 from terminal.drivers.printer import Printer
 
 

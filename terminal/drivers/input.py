@@ -20,7 +20,7 @@ from typing import Any
 
 from evdev import InputEvent, ecodes
 
-from terminal.configfile import ConfigError, setting
+from terminal.core.configfile import ConfigError, setting
 from terminal.drivers.keymap import KeypadMapper, load_keymap
 from terminal.drivers.keys import KeyDecoder, WedgeAssembler, WedgeInput
 from terminal.drivers.layouts import LAYOUTS, get_layout

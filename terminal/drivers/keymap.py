@@ -12,7 +12,7 @@ from types import MappingProxyType
 
 from evdev import InputEvent, ecodes
 
-from terminal.configfile import ConfigError
+from terminal.core.configfile import ConfigError
 
 _DIGITS = {f"KEY_{prefix}{d}": f"digit_{d}" for prefix in ("KP", "") for d in range(10)}
 

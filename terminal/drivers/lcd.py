@@ -14,7 +14,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from terminal.configfile import setting
+from terminal.core.configfile import setting
 from terminal.drivers.fonts import cjk_font
 from terminal.drivers.reconnect import OutputDevice
 

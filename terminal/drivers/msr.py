@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from terminal.loyalty.cards import is_payment_pan, luhn_valid
+from terminal.core.pan import is_payment_pan, luhn_valid
 
 __all__ = [
     "CardRead",

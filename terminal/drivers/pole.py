@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from terminal.configfile import setting
+from terminal.core.configfile import setting
 from terminal.drivers.reconnect import OutputDevice
 from terminal.drivers.textwidth import align
 from terminal.drivers.transliterate import degrade

@@ -14,7 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from terminal.configfile import setting
+from terminal.core.configfile import setting
 from terminal.drivers.document import DOT_PER_CHAR, WIDTH_CHARS, Document, render_escpos
 from terminal.drivers.escpos_setup import prepare_escpos
 from terminal.drivers.reconnect import OutputDevice

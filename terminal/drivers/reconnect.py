@@ -21,7 +21,7 @@ import logging
 import threading
 from collections.abc import Callable
 
-from terminal.drivers.executor import DeviceExecutor
+from terminal.core.executor import DeviceExecutor
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ signs the terminal's certificate request (``--add-from posterm-S001-T03.csr`` re
 and removes it when the terminal is retired. ``posterm-hq fleet`` is not the source: it lists what
 terminals have published, which a new terminal has not yet, and a status is not a certificate.
 
-Everything is validated first (ids as in ``terminal.sync.topics``: no ``/ + #``, spaces or control
-characters); a bad register, argument or static file is refused with a message naming it and
+Everything is validated first (ids as in ``terminal.protocol.topics``: no ``/ + #``, spaces or
+control characters); a bad register, argument or static file is refused with a message naming it and
 nothing is written. The register and then the ACL are replaced atomically (temporary file, fsync,
 rename), so the broker never reads half a file; ``systemctl reload mosquitto`` (SIGHUP) makes it
 read the new one without dropping connections.
@@ -39,8 +39,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from terminal.atomic import write_atomic
-from terminal.sync.topics import DEFAULT_ROOT, TopicError, Topics, check_id
+from terminal.core.atomic import write_atomic
+from terminal.protocol.topics import DEFAULT_ROOT, TopicError, Topics, check_id
 
 REGISTER = Path("/etc/posterm/hq/terminals")
 STATIC = Path("/etc/mosquitto/posterm/acl.static")

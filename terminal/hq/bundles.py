@@ -19,10 +19,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from terminal.hq.keygen import load_private, load_public
-from terminal.sync import bundle, canonical
-from terminal.sync.mqtt import MqttClient, MqttConfig, MqttError, TlsFiles
-from terminal.sync.topics import DEFAULT_ROOT, TopicError, Topics, check_scope
+from terminal.protocol import bundle, canonical
+from terminal.protocol.keys import load_private, load_public
+from terminal.protocol.mqtt import MqttClient, MqttConfig, MqttError, TlsFiles
+from terminal.protocol.topics import DEFAULT_ROOT, TopicError, Topics, check_scope
 
 
 class BuildError(ValueError):

@@ -41,10 +41,10 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.card_states import FROZEN, RETIRED
 from terminal.loyalty.store.ledger_store import CardRef
+from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.models import CardState, LedgerEntry, Member
-from terminal.sync import ids
-from terminal.sync.ledger_thread import LedgerThread
-from terminal.sync.messages import Event, MemberRequest, MemberResponse
+from terminal.protocol import ids
+from terminal.protocol.messages import Event, MemberRequest, MemberResponse
 
 log = logging.getLogger(__name__)
 

@@ -1,14 +1,14 @@
 """The `posterm-hq` command line: one sub-command per module, imported only when chosen.
 
 Each module defines ``configure(parser)`` and ``run(args) -> int`` (the same contract as
-``posterm``, dispatched by ``terminal.cli.dispatch``).
+``posterm``, dispatched by ``terminal.core.subcommands.dispatch``).
 """
 
 from __future__ import annotations
 
 import sys
 
-from terminal.cli import dispatch
+from terminal.core.subcommands import dispatch
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "keygen": ("terminal.hq.keygen", "make the root key, or a new signing key and its delegation"),

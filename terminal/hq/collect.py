@@ -25,8 +25,8 @@ from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.publish import Signer
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
-from terminal.sync.mqtt import MqttConfig, TlsFiles
-from terminal.sync.topics import DEFAULT_ROOT, Topics
+from terminal.protocol.mqtt import MqttConfig, TlsFiles
+from terminal.protocol.topics import DEFAULT_ROOT, Topics
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.member_ops.publish import MemberStatePublisher, Signer
 from terminal.hq.models import TerminalSeen
 from terminal.loyalty.clock import to_micros
-from terminal.sync.messages import (
+from terminal.protocol.messages import (
     Ack,
     Event,
     HqState,
@@ -30,8 +30,8 @@ from terminal.sync.messages import (
     MessageError,
     Status,
 )
-from terminal.sync.mqtt import Message, MqttClient, MqttConfig, MqttError, Will
-from terminal.sync.topics import TerminalTopic, TopicError, Topics
+from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, MqttError, Will
+from terminal.protocol.topics import TerminalTopic, TopicError, Topics
 
 log = logging.getLogger(__name__)
 

@@ -30,6 +30,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from terminal.daemon.sim.demo import demo_rules
 from terminal.hq.bundles import read_toml
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import open_hq_database
@@ -43,8 +44,7 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.binding import bound_call
 from terminal.loyalty.store.models import MODELS, Member, Outbox
-from terminal.sim.demo import demo_rules
-from terminal.sync.messages import Event
+from terminal.protocol.messages import Event
 
 SEED = 20260901
 FIRST_DAY, LAST_DAY = date(2026, 9, 1), date(2026, 11, 30)

@@ -1,6 +1,6 @@
 """Every event checked in full before it touches the chain ledger (issue 16, break 1).
 
-:class:`~terminal.sync.messages.Event` checks the envelope's shape; this checks what the ledger
+:class:`~terminal.protocol.messages.Event` checks the envelope's shape; this checks what the ledger
 will do with it: each body field a kind's replay reads has the right type, each number lies in a
 range both databases store (PostgreSQL's ``integer`` is 32 bits, ``bigint`` 64, both signed), each
 text is bounded, has no NUL (PostgreSQL refuses it, SQLite keeps it: the ledgers would diverge)
@@ -24,7 +24,7 @@ from terminal.loyalty.errors import InvalidInput
 from terminal.loyalty.operations import TENDERS
 from terminal.loyalty.pricing import MAX_LINES, MAX_QTY, MAX_UNIT_PRICE_FEN
 from terminal.loyalty.store.writer import ID
-from terminal.sync.messages import Event
+from terminal.protocol.messages import Event
 
 INT32 = 2**31 - 1  # PostgreSQL integer (epoch, points, quantities)
 INT64 = 2**63 - 1  # PostgreSQL bigint and SQLite INTEGER (seq, fen)

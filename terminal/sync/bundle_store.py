@@ -23,8 +23,8 @@ from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.database import write_transaction
 from terminal.loyalty.store.models import BaseModel
 from terminal.loyalty.store.people import load_catalogue
-from terminal.sync import canonical
-from terminal.sync.bundle import (
+from terminal.protocol import canonical
+from terminal.protocol.bundle import (
     Bundle,
     BundleMalformed,
     BundleRejected,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 
-from terminal.sync.messages import COMMAND_NAMES, Command, MessageError
-from terminal.sync.mqtt import Message
+from terminal.protocol.messages import COMMAND_NAMES, Command, MessageError
+from terminal.protocol.mqtt import Message
 
 log = logging.getLogger(__name__)
 

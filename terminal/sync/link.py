@@ -1,4 +1,4 @@
-"""``MqttHqLink``: the cashier flow's :class:`terminal.hqlink.HqLink` over MQTT.
+"""``MqttHqLink``: the cashier flow's :class:`terminal.app.hqlink.HqLink` over MQTT.
 
 It composes the sync parts on the daemon's asyncio loop: the outbox publisher, bundle apply,
 member requests, HQ commands and the retained status (birth, and death as the will, both with the
@@ -18,18 +18,26 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from terminal.hq.keygen import load_public
-from terminal.hqlink import Hold, RemoteBalance
+from terminal.app.hqlink import Hold, RemoteBalance
 from terminal.loyalty.store import LedgerStore
+from terminal.loyalty.store.ledger_thread import LedgerThread
+from terminal.protocol.bundle import BundleRejected, TrustStore
+from terminal.protocol.keys import load_public
+from terminal.protocol.messages import Command, HqState, MessageError, Status
+from terminal.protocol.mqtt import (
+    Backoff,
+    Message,
+    MqttClient,
+    MqttConfig,
+    MqttError,
+    TlsFiles,
+    Will,
+)
+from terminal.protocol.topics import DEFAULT_ROOT, TopicError, Topics
 from terminal.sync import bundle_store, member_states
-from terminal.sync.bundle import BundleRejected, TrustStore
 from terminal.sync.commands import CommandDispatcher
-from terminal.sync.ledger_thread import LedgerThread
 from terminal.sync.members import MemberClient
-from terminal.sync.messages import Command, HqState, MessageError, Status
-from terminal.sync.mqtt import Backoff, Message, MqttClient, MqttConfig, MqttError, TlsFiles, Will
 from terminal.sync.outbox import OutboxPublisher
-from terminal.sync.topics import DEFAULT_ROOT, TopicError, Topics
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Signed member states: what HQ's member operations tell every till about one card.
 
 HQ publishes one retained message per card on ``{root}/members/state/{card_hash}``, signed like a
-bundle (the signing key vouched for by a root key's delegation; :mod:`terminal.sync.bundle`):
+bundle (the signing key vouched for by a root key's delegation; :mod:`terminal.protocol.bundle`):
 
     {"member_state": b64(canonical state), "signature": b64(Ed25519), "delegation": {...}}
 
@@ -28,8 +28,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from terminal.sync import canonical
-from terminal.sync.bundle import (
+from terminal.protocol import canonical
+from terminal.protocol.bundle import (
     BadSignature,
     BundleMalformed,
     KeyNotValid,

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.card_states import CardUpdate, Profile
-from terminal.sync.bundle import TrustStore, WrongScope
+from terminal.protocol.bundle import TrustStore, WrongScope
 from terminal.sync.member_state import MemberState, verify_member_state
 
 

@@ -12,12 +12,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from terminal.hqlink import Hold, HqUnreachable, RemoteBalance
+from terminal.app.hqlink import Hold, HqUnreachable, RemoteBalance
 from terminal.loyalty.errors import RedeemRefused
-from terminal.sync import ids
-from terminal.sync.messages import MemberRequest, MemberResponse, MessageError
-from terminal.sync.mqtt import MqttClient, MqttError
-from terminal.sync.topics import Topics
+from terminal.protocol import ids
+from terminal.protocol.messages import MemberRequest, MemberResponse, MessageError
+from terminal.protocol.mqtt import MqttClient, MqttError
+from terminal.protocol.topics import Topics
 
 log = logging.getLogger(__name__)
 

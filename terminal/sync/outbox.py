@@ -25,10 +25,10 @@ from peewee import Database
 from terminal.loyalty.clock import to_micros
 from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.database import write_transaction
+from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.models import Outbox
-from terminal.sync.ledger_thread import LedgerThread
-from terminal.sync.messages import Ack, MessageError
-from terminal.sync.mqtt import Backoff, Message, MqttClient, MqttError
+from terminal.protocol.messages import Ack, MessageError
+from terminal.protocol.mqtt import Backoff, Message, MqttClient, MqttError
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from terminal.bootstrap import Terminal, build
-from terminal.config import parse_config
-from terminal.sim.console import Console
-from terminal.sim.demo import seed_demo
+from terminal.daemon.bootstrap import Terminal, build
+from terminal.daemon.config import parse_config
+from terminal.daemon.sim.console import Console
+from terminal.daemon.sim.demo import seed_demo
 from tests.support.till_config import till_config_data
 
 SH = ZoneInfo("Asia/Shanghai")

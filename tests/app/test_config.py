@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from terminal.config import load_config, parse_config
-from terminal.configfile import ConfigError
+from terminal.core.configfile import ConfigError
+from terminal.daemon.config import load_config, parse_config
 
 BASE = {"terminal": {"store": "S001", "terminal_id": "T01"}}
 
@@ -36,7 +36,7 @@ def test_bad_config_names_file_section_and_key(data: dict, words: str) -> None:
 
 def test_provisioned_sections_are_accepted(tmp_path: Path) -> None:
     path = tmp_path / "posterm.toml"
-    # The shape `posterm provision` writes (terminal/provision.py daemon_config).
+    # The shape `posterm provision` writes (terminal/field/provision.py daemon_config).
     path.write_text('[terminal]\nstore = "S001"\nterminal_id = "T01"\n'
                     '[broker]\nhost = "m"\nport = 8883\nca_file = "/c/ca.pem"\n'
                     'cert_file = "/c/t.crt"\nkey_file = "/c/t.key"\n'

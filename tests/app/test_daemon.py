@@ -32,7 +32,7 @@ def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
            "PYTHONUNBUFFERED": "1"}
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "terminal.cli", "run", "--simulate", "--state-dir",
+        [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--state-dir",
          str(tmp_path / "sim")],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
@@ -62,7 +62,7 @@ def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
 
 def test_simulation_runs_the_terminal_of_the_given_config(tmp_path: Path) -> None:
     """`posterm run --simulate --config FILE` used to ignore FILE and sell on the demo state."""
-    from terminal.sim.demo import HERE, demo_rules
+    from terminal.daemon.sim.demo import HERE, demo_rules
 
     (tmp_path / "card.key").write_text("k" * 32)
     config = tmp_path / "till.toml"
@@ -86,7 +86,7 @@ backend = "dummy"
 backend = "pty"
 """)
     result = subprocess.run(
-        [sys.executable, "-m", "terminal.cli", "run", "--simulate", "--state-dir",
+        [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--state-dir",
          str(tmp_path / "demo"), "--config", str(config)],
         input=b"1 enter 1234 enter\n12.5 dept1\ncash\n", capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
@@ -103,8 +103,8 @@ def test_unprovisioned_daemon_waits_for_its_config(tmp_path: Path) -> None:
     sock.bind(address)
     config = tmp_path / "posterm.toml"
     env = {**os.environ, "NOTIFY_SOCKET": address, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "terminal.cli", "run", "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc = subprocess.Popen([sys.executable, "-m", "terminal.daemon.cli", "run", "--config",
+                             str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         ready = _collect(sock, "READY=1", time.monotonic() + 30)
         assert any("STATUS=not provisioned" in m for m in ready), ready
@@ -120,13 +120,14 @@ def test_unprovisioned_daemon_waits_for_its_config(tmp_path: Path) -> None:
 
 
 def test_freshly_provisioned_terminal_prints_its_status_page(tmp_path: Path) -> None:
-    from terminal.provision import STATUS_PAGE_MARKER
+    from terminal.field.provision import STATUS_PAGE_MARKER
 
     state = tmp_path / "sim"
     state.mkdir()
     (state / STATUS_PAGE_MARKER).write_bytes(b"")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "terminal.cli", "run", "--simulate", "--state-dir", str(state)],
+        [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--state-dir",
+         str(state)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     page = state / "receipts" / "status.txt"

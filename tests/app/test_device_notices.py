@@ -14,13 +14,13 @@ from typing import Any
 import pytest
 
 from terminal.app.device_notices import DeviceNotices
+from terminal.app.hqlink import Standalone
 from terminal.app.inputs import WatchedPort
-from terminal.bootstrap import Terminal, device_health
+from terminal.daemon.bootstrap import Terminal, device_health
 from terminal.drivers.input import InputDeviceConfig, SeenDevice
 from terminal.drivers.lcd import Lcd, render_frame
 from terminal.drivers.pole import PoleDecoder, PoleDisplay, encode_lines
 from terminal.drivers.reconnect import LONGEST_RETRY
-from terminal.hqlink import Standalone
 from tests.app.conftest import TillBench
 from tests.drivers.test_input import READER, FakeEvdevDevice
 from tests.drivers.waiting import until

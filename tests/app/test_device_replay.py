@@ -14,8 +14,9 @@ PAN = b"4111111111111111"
 def test_scenario_devices_behaves_as_expected(examples: Path, tmp_path: Path) -> None:
     db = tmp_path / "term.db"
     done = subprocess.run(
-        [sys.executable, "-m", "terminal.cli", "replay", str(examples / "scenario-devices.json"),
-         "--rules", str(examples / "rules.toml"), "--db", str(db)],
+        [sys.executable, "-m", "terminal.daemon.cli", "replay",
+         str(examples / "scenario-devices.json"), "--rules", str(examples / "rules.toml"),
+         "--db", str(db)],
         capture_output=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}, timeout=120,
     )
     assert done.returncode == 0, done.stderr.decode()
@@ -48,7 +49,7 @@ def test_device_steps_print_receipts(examples: Path, tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     path.write_text(json.dumps(scenario))
     done = subprocess.run(
-        [sys.executable, "-m", "terminal.cli", "replay", str(path), "--rules",
+        [sys.executable, "-m", "terminal.daemon.cli", "replay", str(path), "--rules",
          str(examples / "rules.toml"), "--db", str(tmp_path / "t.db")],
         capture_output=True, timeout=120,
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from terminal.bootstrap import StartupError, build
+from terminal.daemon.bootstrap import StartupError, build
 from terminal.loyalty.store.models import Audit
 from terminal.loyalty.store.operators import MAX_FAILURES
 

@@ -22,7 +22,7 @@ from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.models import Outbox
-from terminal.sync.messages import Event
+from terminal.protocol.messages import Event
 from tests.sync.harness import CARD_KEY, rules_data
 
 PASSWORD = "correct horse battery"

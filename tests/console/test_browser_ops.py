@@ -16,7 +16,7 @@ from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.models import ConsoleCommand
 from terminal.hq.models import TerminalSeen
 from terminal.loyalty.rules import Rules
-from terminal.sync.mqtt import MqttConfig
+from terminal.protocol.mqtt import MqttConfig
 from tests.console.chain import PASSWORD
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serving
 from tests.sync.conftest import run

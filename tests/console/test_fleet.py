@@ -13,8 +13,8 @@ from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.fleet import record_sample
 from terminal.hq.models import TerminalSeen
 from terminal.loyalty.clock import to_micros
-from terminal.sync.messages import Status
-from terminal.sync.topics import TerminalTopic
+from terminal.protocol.messages import Status
+from terminal.protocol.topics import TerminalTopic
 from tests.console.chain import console_app
 from tests.console.test_http import BASE, csrf, login
 

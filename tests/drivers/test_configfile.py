@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from terminal.configfile import (
+from terminal.core.configfile import (
     ConfigError,
     describe,
     load_section,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from terminal import doctor
+from terminal.field import doctor
 
 
 def run_doctor(tmp_path: Path, *argv: str) -> int:

@@ -6,7 +6,7 @@ import os
 import pytest
 from evdev import ecodes
 
-from terminal.configfile import ConfigError
+from terminal.core.configfile import ConfigError
 from terminal.drivers.input import (
     InputDeviceConfig,
     InputPort,

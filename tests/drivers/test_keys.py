@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from evdev import InputEvent, ecodes
 
-from terminal.configfile import ConfigError
+from terminal.core.configfile import ConfigError
 from terminal.drivers.keymap import DEFAULT_KEYMAP, KeypadMapper, load_keymap
 from terminal.drivers.keys import (
     KeyDecoder,

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from terminal.configfile import ConfigError, load_section
+from terminal.core.configfile import ConfigError, load_section
 from terminal.drivers.document import Document, render_escpos
 from terminal.drivers.drawer import CashDrawer, DrawerConfig, DrawerError
 from terminal.drivers.printer import Printer, PrinterConfig, open_printer

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from terminal.provision import toml_dumps
+from terminal.field.provision import toml_dumps
 from tests.support.shared import EXAMPLES, ROOT
 from tests.support.till_config import till_config_data
 from tests.sync.harness import CARD_KEY, Keys

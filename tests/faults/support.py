@@ -103,7 +103,7 @@ class SimDaemon:
 
     def start(self, timeout: float = 60, wait: bool = True) -> None:
         """Start the daemon; with ``wait``, until its first screen is drawn (it is ready)."""
-        argv = [sys.executable, "-m", "terminal.cli", "run", "--simulate",
+        argv = [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate",
                 "--state-dir", str(self.state_dir)]
         if self.config is not None:
             argv += ["--config", str(self.config)]

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from terminal.bootstrap import Terminal, build
-from terminal.config import load_config
-from terminal.sim.console import Console
-from terminal.sim.demo import seed_demo
+from terminal.daemon.bootstrap import Terminal, build
+from terminal.daemon.config import load_config
+from terminal.daemon.sim.console import Console
+from terminal.daemon.sim.demo import seed_demo
 from tests.sync.conftest import run
 
 from .chain import TillFiles, till_files

@@ -20,13 +20,13 @@ from typing import Any
 import pytest
 
 from terminal.app.device_notices import MESSAGES
-from terminal.bootstrap import Terminal, build, device_health
-from terminal.config import load_config
+from terminal.daemon.bootstrap import Terminal, build, device_health
+from terminal.daemon.config import load_config
+from terminal.daemon.sim.console import Console
+from terminal.daemon.sim.demo import seed_demo
 from terminal.drivers.lcd import render_frame
 from terminal.drivers.pole import PoleDecoder, encode_lines
 from terminal.drivers.reconnect import LONGEST_RETRY
-from terminal.sim.console import Console
-from terminal.sim.demo import seed_demo
 from tests.drivers.waiting import until
 from tests.sync.conftest import run
 

@@ -19,14 +19,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from terminal.bootstrap import build
-from terminal.config import load_config, parse_config
-from terminal.configfile import ConfigError
-from terminal.provision import ProvisionError, toml_dumps
-from terminal.provision import parse as parse_provisioning
-from terminal.sim.console import Console
-from terminal.sim.demo import seed_demo
-from terminal.sync.topics import Topics
+from terminal.core.configfile import ConfigError
+from terminal.daemon.bootstrap import build
+from terminal.daemon.config import load_config, parse_config
+from terminal.daemon.sim.console import Console
+from terminal.daemon.sim.demo import seed_demo
+from terminal.field.provision import ProvisionError, toml_dumps
+from terminal.field.provision import parse as parse_provisioning
+from terminal.protocol.topics import Topics
 from tests.sync.conftest import mqtt_client
 from tests.sync.harness import Chain, hq_applied
 from tests.sync.test_bundle_flow import payload

@@ -13,8 +13,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from terminal.sync.messages import Ack
-from terminal.sync.topics import Topics
+from terminal.protocol.messages import Ack
+from terminal.protocol.topics import Topics
 from tests.sync.conftest import Inbox, mqtt_client, run
 from tests.sync.harness import CARD_KEY, Keys
 

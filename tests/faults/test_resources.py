@@ -7,10 +7,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from terminal.bootstrap import build
-from terminal.config import load_config
-from terminal.sim.console import Console
-from terminal.sim.demo import seed_demo
+from terminal.daemon.bootstrap import build
+from terminal.daemon.config import load_config
+from terminal.daemon.sim.console import Console
+from terminal.daemon.sim.demo import seed_demo
 from tests.sync.conftest import run
 from tests.sync.harness import CARD_KEY
 

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from terminal import provision
+from terminal.field import provision
 
 OWNER = (4242, 4243) if os.geteuid() == 0 else (os.getuid(), os.getgid())
 

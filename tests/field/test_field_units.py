@@ -9,12 +9,13 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from terminal import provision, update
+from terminal.field import provision, update
 
 REPO = Path(__file__).resolve().parents[2]
 SYSTEMD = REPO / "systemd"
@@ -113,17 +114,31 @@ def test_security_exposure_is_within_threshold(staged_root: Path, unit: str) -> 
     assert float(match.group(1)) <= THRESHOLDS[unit], match.group(0)
 
 
+def stable_entry(module: ModuleType) -> str:
+    return module.__name__.replace("terminal.field.", "terminal.")
+
+
+@pytest.mark.parametrize("module", [provision, update])
+def test_stable_entry_points_run_the_field_commands(module: ModuleType) -> None:
+    # Flashed images keep their units across updates and rollbacks: the old path must keep working.
+    done = subprocess.run([sys.executable, "-m", stable_entry(module), "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"usage: posterm {module.__name__.rsplit('.', 1)[1]} ")
+
+
 @pytest.mark.parametrize("module", [provision, update])
 def test_unit_command_lines_parse(module: ModuleType) -> None:
-    # The units run `python -m terminal.provision ...` and `python -m terminal.update ...`; a
-    # renamed option must fail here, not on a box at boot.
+    # The units run `python -m terminal.provision ...` and `python -m terminal.update ...` (stable
+    # entry points of terminal.field.*); a renamed option must fail here, not on a box at boot.
+    entry = stable_entry(module)
     lines = [
         shlex.split(line.split("=", 1)[1])
         for unit in UNITS
         for line in unit.read_text().splitlines()
-        if line.startswith("ExecStart=") and f" -m {module.__name__} " in line
+        if line.startswith("ExecStart=") and f" -m {entry} " in line
     ]
-    assert lines, f"no unit runs {module.__name__}"
+    assert lines, f"no unit runs {entry}"
     for argv in lines:
         assert argv[0].startswith("/opt/posterm/") and argv[0].endswith("/bin/python")
         parser = argparse.ArgumentParser()

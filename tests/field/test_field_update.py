@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from terminal import update
+from terminal.field import update
 
 PACKAGE = "fakepos"
 BOOT = "boot-1"

@@ -33,7 +33,7 @@ from terminal.loyalty.store.models import (
     Sale,
     SaleLine,
 )
-from terminal.sync.messages import Event
+from terminal.protocol.messages import Event
 from tests.hq.test_postgres_collector import fresh_database
 from tests.sync.harness import CARD_KEY, rules_data
 

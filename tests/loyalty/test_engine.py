@@ -8,9 +8,10 @@ from fractions import Fraction
 
 import pytest
 
+from terminal.core.pan import is_payment_pan, luhn_valid
 from terminal.loyalty import ledger
 from terminal.loyalty.calendar import add_months, birthday_in_window, lot_expiry
-from terminal.loyalty.cards import check_card, is_payment_pan, luhn_valid
+from terminal.loyalty.cards import check_card
 from terminal.loyalty.clock import Moment
 from terminal.loyalty.earning import compute_earning
 from terminal.loyalty.errors import InvalidInput, PaymentCardRefused, RedeemRefused

@@ -11,7 +11,7 @@ from typing import Any
 
 def _replay(examples: Path, db: Path) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "terminal.cli", "replay", str(examples / "scenario.json"),
+        [sys.executable, "-m", "terminal.daemon.cli", "replay", str(examples / "scenario.json"),
          "--rules", str(examples / "rules.toml"), "--db", str(db)],
         capture_output=True, text=True, check=True,
     )
@@ -50,7 +50,7 @@ def test_bad_scenario_is_refused_clearly(examples: Path, tmp_path: Path) -> None
     bad = tmp_path / "bad.json"
     bad.write_text("{not json", encoding="utf-8")
     done = subprocess.run(
-        [sys.executable, "-m", "terminal.cli", "replay", str(bad), "--rules",
+        [sys.executable, "-m", "terminal.daemon.cli", "replay", str(bad), "--rules",
          str(examples / "rules.toml"), "--db", str(tmp_path / "x.db")],
         capture_output=True, text=True,
     )

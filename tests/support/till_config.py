@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from terminal.sim.demo import HERE as SIM_DIR
+from terminal.daemon.sim.demo import HERE as SIM_DIR
 from tests.support.shared import EXAMPLES
 
 

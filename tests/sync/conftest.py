@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from terminal.sync.mqtt import MqttClient, MqttConfig, TlsFiles, Will
+from terminal.protocol.mqtt import MqttClient, MqttConfig, TlsFiles, Will
 from tests.support.mosquitto import BrokerTls, Mosquitto
 from tests.support.pki import CertificateAuthority
 

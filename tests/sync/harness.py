@@ -18,7 +18,6 @@ from terminal.hq.bundles import read_toml
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.collector import Collector
 from terminal.hq.database import open_hq_database
-from terminal.hq.keygen import public_pem
 from terminal.hq.member_ops.publish import Signer
 from terminal.hq.models import AppliedEvent
 from terminal.loyalty.clock import Moment
@@ -27,9 +26,10 @@ from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.models import LedgerEntry, Member, Outbox
-from terminal.sync import bundle
+from terminal.protocol import bundle
+from terminal.protocol.keys import public_pem
+from terminal.protocol.mqtt import MqttConfig
 from terminal.sync.link import MqttHqLink
-from terminal.sync.mqtt import MqttConfig
 from tests.support.mosquitto import Mosquitto
 from tests.support.shared import EXAMPLES
 

@@ -13,10 +13,16 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from terminal import provision
-from terminal.hq.keygen import public_pem
-from terminal.sync.mqtt import MqttClient, MqttConfig, PublishRefused, SubscribeRefused, TlsFiles
-from terminal.sync.topics import Topics
+from terminal.field import provision
+from terminal.protocol.keys import public_pem
+from terminal.protocol.mqtt import (
+    MqttClient,
+    MqttConfig,
+    PublishRefused,
+    SubscribeRefused,
+    TlsFiles,
+)
+from terminal.protocol.topics import Topics
 from tests.support.mosquitto import TEST_FLEET, Mosquitto
 from tests.sync.conftest import Inbox, Pki, mqtt_client, run
 

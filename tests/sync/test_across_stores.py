@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from terminal.bootstrap import Terminal, build
-from terminal.config import parse_config
+from terminal.daemon.bootstrap import Terminal, build
+from terminal.daemon.config import parse_config
+from terminal.daemon.sim.console import Console
+from terminal.daemon.sim.demo import seed_demo
 from terminal.hq.collector import Collector
 from terminal.hq.models import AppliedEvent, MemberHold
 from terminal.loyalty.errors import StorageFull
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.store.models import Member
-from terminal.sim.console import Console
-from terminal.sim.demo import seed_demo
 from terminal.sync.link import MqttHqLink
 from tests.support.till_config import till_config_data
 from tests.sync.conftest import run
@@ -201,8 +201,8 @@ async def _tables(store: Store) -> dict[str, list[tuple[Any, ...]]]:
 
 def test_member_of_another_store_exchanges_goods_against_hqs_points(
         chain_with_hq: tuple[Chain, Collector], tmp_path: Path) -> None:
-    from terminal.sync import ids
-    from terminal.sync.messages import Event
+    from terminal.protocol import ids
+    from terminal.protocol.messages import Event
 
     chain, hq = chain_with_hq
 
@@ -372,7 +372,7 @@ def test_hq_refuses_the_import_of_a_member_it_does_not_hold(tmp_path: Path) -> N
     from terminal.hq.chain_ledger import ChainLedger
     from terminal.hq.database import open_hq_database
     from terminal.loyalty.ids import new_id
-    from terminal.sync.messages import Event
+    from terminal.protocol.messages import Event
 
     chain = ChainLedger(open_hq_database(str(tmp_path / "hq.db")),
                         Chain(tmp_path, None, None).rules, CARD_KEY)

@@ -9,8 +9,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terminal.sync import bundle as b
-from terminal.sync import canonical
+from terminal.protocol import bundle as b
+from terminal.protocol import canonical
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 SCOPES = frozenset({"chain", "store/S001"})

@@ -7,9 +7,9 @@ from datetime import timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from terminal.loyalty.store.models import Product
+from terminal.protocol.messages import Status
+from terminal.protocol.topics import Topics
 from terminal.sync import bundle_store
-from terminal.sync.messages import Status
-from terminal.sync.topics import Topics
 from tests.sync.conftest import Inbox, mqtt_client, run
 from tests.sync.harness import Chain, now, until
 

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from terminal.sync import canonical
+from terminal.protocol import canonical
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),

@@ -12,10 +12,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from terminal.bootstrap import build
-from terminal.config import parse_config
-from terminal.sim.console import Console
-from terminal.sim.demo import seed_demo
+from terminal.daemon.bootstrap import build
+from terminal.daemon.config import parse_config
+from terminal.daemon.sim.console import Console
+from terminal.daemon.sim.demo import seed_demo
 from terminal.sync.link import MqttHqLink
 from tests.support.shared import EXAMPLES
 from tests.support.till_config import till_config_data

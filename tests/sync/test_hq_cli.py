@@ -11,9 +11,9 @@ import pytest
 
 from terminal.hq import acl as hq_acl
 from terminal.hq.cli import main
-from terminal.hq.keygen import load_public
-from terminal.sync import bundle
-from terminal.sync.topics import Topics
+from terminal.protocol import bundle
+from terminal.protocol.keys import load_public
+from terminal.protocol.topics import Topics
 from tests.support.mosquitto import SHIPPED_ACL
 from tests.sync.conftest import Inbox, mqtt_client, run
 
@@ -171,7 +171,7 @@ def test_acl_add_and_remove_update_the_register_then_the_acl(tmp_path: Path) -> 
 
 
 def test_acl_adds_the_terminal_named_in_its_certificate_request(tmp_path: Path) -> None:
-    from terminal import provision
+    from terminal.field import provision
 
     prov = provision.Provisioning(
         store="S004", terminal_id="T02", broker_host="mqtt.chain.example", broker_port=8883,

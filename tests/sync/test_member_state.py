@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terminal.sync import bundle, canonical
-from terminal.sync.bundle import BundleRejected, TrustStore
+from terminal.protocol import bundle, canonical
+from terminal.protocol.bundle import BundleRejected, TrustStore
 from terminal.sync.member_state import MemberState, Profile, signed, verify_member_state
 
 NOW = datetime.now(UTC).replace(microsecond=0)

@@ -10,8 +10,8 @@ import pytest
 from terminal.hq import report
 from terminal.loyalty.errors import RedeemRefused
 from terminal.loyalty.store.models import Member
-from terminal.sync.messages import Command, Status
-from terminal.sync.topics import Topics
+from terminal.protocol.messages import Command, Status
+from terminal.protocol.topics import Topics
 from tests.sync.conftest import Inbox, mqtt_client, run
 from tests.sync.harness import Chain, hq_snapshot, until
 
@@ -114,7 +114,7 @@ def test_lookup_hold_void_and_commands(pki, broker, tmp_path) -> None:
 
 
 def test_an_exchange_hold_is_named_by_its_exchange_and_never_meets_a_sales() -> None:
-    from terminal.sync import ids
+    from terminal.protocol import ids
 
     sale = ids.hold_id("S001", "T01", "x-1")
     exchange = ids.hold_id("S001", "T01", "x-1", "exchange")

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from terminal.sync import messages as m
+from terminal.protocol import messages as m
 
 NOW = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 ID = str(uuid.uuid4())

@@ -10,7 +10,7 @@ import threading
 import paho.mqtt.client as paho
 import pytest
 
-from terminal.sync.mqtt import (
+from terminal.protocol.mqtt import (
     Backoff,
     ConnectionLost,
     NotConnected,
@@ -18,7 +18,7 @@ from terminal.sync.mqtt import (
     Will,
     _overlap,
 )
-from terminal.sync.topics import Topics
+from terminal.protocol.topics import Topics
 from tests.sync.conftest import Inbox, mqtt_client, run
 
 T = Topics()

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from terminal.sync.topics import TerminalTopic, TopicError, Topics, check_scope, identity
+from terminal.protocol.topics import TerminalTopic, TopicError, Topics, check_scope, identity
 
 
 def test_builders_follow_the_design_scheme() -> None:

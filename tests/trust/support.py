@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from playhouse.db_url import connect
 
-from terminal.sync.topics import Topics
+from terminal.protocol.topics import Topics
 from tests.faults.chain import Collector
 from tests.hq.test_postgres_collector import fresh_database
 from tests.sync.conftest import Inbox, mqtt_client

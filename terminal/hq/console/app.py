@@ -15,8 +15,8 @@ from terminal.hq.console.web import Console, create_app
 from terminal.hq.member_ops.service import MemberOps
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore
-from terminal.sync.mqtt import MqttConfig
-from terminal.sync.topics import Topics
+from terminal.protocol.mqtt import MqttConfig
+from terminal.protocol.topics import Topics
 
 
 def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = True,

@@ -22,8 +22,8 @@ from terminal.hq.console.app import build
 from terminal.hq.console.fleet import Thresholds
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
-from terminal.sync.mqtt import MqttConfig, TlsFiles
-from terminal.sync.topics import DEFAULT_ROOT, Topics
+from terminal.protocol.mqtt import MqttConfig, TlsFiles
+from terminal.protocol.topics import DEFAULT_ROOT, Topics
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -25,9 +25,9 @@ from terminal.hq.console.models import ConsoleCommand
 from terminal.hq.console.roles import Principal
 from terminal.hq.models import TerminalSeen
 from terminal.loyalty.clock import to_micros
-from terminal.sync.messages import COMMAND_NAMES, Command, MessageError, Status
-from terminal.sync.mqtt import Message, MqttClient, MqttConfig, MqttError
-from terminal.sync.topics import TopicError, Topics
+from terminal.protocol.messages import COMMAND_NAMES, Command, MessageError, Status
+from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, MqttError
+from terminal.protocol.topics import TopicError, Topics
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from starlette.routing import Route
 from terminal.hq.console.commands import PERSON_COMMANDS, CommandError
 from terminal.hq.console.pages import is_fragment
 from terminal.hq.console.web import NotFound, api, console_of, page, render
-from terminal.sync.topics import TopicError, check_id
+from terminal.protocol.topics import TopicError, check_id
 
 
 async def _terminal(request: Request) -> dict | None:

@@ -21,10 +21,11 @@ from typing import Any
 
 from peewee import JOIN, SQL, NodeList, Value
 
+from terminal.core.pan import is_payment_pan
 from terminal.hq.console import audit
 from terminal.hq.console.roles import Principal
 from terminal.hq.models import AppliedEvent, MemberHome, MemberOp
-from terminal.loyalty.cards import CARD_PATTERN, card_hash, is_payment_pan, phone_hash
+from terminal.loyalty.cards import CARD_PATTERN, card_hash, phone_hash
 from terminal.loyalty.clock import Moment, from_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore

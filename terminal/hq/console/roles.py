@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from terminal.sync.topics import check_id
+from terminal.protocol.topics import check_id
 
 ROLES = ("admin", "marketing", "service", "finance", "auditor", "store_manager")
 

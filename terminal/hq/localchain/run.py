@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from terminal.daemon.sim.demo import demo_config_data, demo_rules
 from terminal.hq.demo import ADMIN, ADMIN_PASSWORD, TERMINALS, add_admin, build_demo
 from terminal.hq.keygen import run as keygen
 from terminal.hq.localchain.broker import BrokerTls, Mosquitto, free_port
 from terminal.hq.localchain.pki import CertificateAuthority
 from terminal.loyalty.rules import load_rules
-from terminal.sim.demo import demo_config_data, demo_rules
 
 TILL = "S001/T01"
 PKI_DAYS = 3650  # a machine's own chain: its CA need not expire while it is used
@@ -184,7 +184,7 @@ class LocalChain:
                 time.sleep(0.1)
 
     def till_command(self) -> list[str]:
-        return [sys.executable, "-m", "terminal.cli", "run", "--simulate", "--config",
+        return [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--config",
                 str(self.files.till_config)]
 
     def stop(self, timeout: float = 20.0) -> dict[str, int | None]:

@@ -21,16 +21,16 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from peewee import JOIN
 
-from terminal.hq.keygen import load_private
 from terminal.hq.models import MemberOp, PublishedState
 from terminal.loyalty.clock import to_micros
 from terminal.loyalty.store.card_states import RETIRED
+from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.models import CardState, Member
-from terminal.sync import canonical
-from terminal.sync.ledger_thread import LedgerThread
+from terminal.protocol import canonical
+from terminal.protocol.keys import load_private
+from terminal.protocol.mqtt import MqttClient, MqttError
+from terminal.protocol.topics import Topics
 from terminal.sync.member_state import MemberState, Profile, signed
-from terminal.sync.mqtt import MqttClient, MqttError
-from terminal.sync.topics import Topics
 
 log = logging.getLogger(__name__)
 

@@ -20,20 +20,20 @@ from zoneinfo import ZoneInfo
 from terminal import __version__
 from terminal.app.device_notices import DeviceNotices
 from terminal.app.flow import Till, TillSetup
+from terminal.app.hqlink import HqLink, Standalone
 from terminal.app.inputs import TillInputs, WatchedPort
 from terminal.app.ledger import Clock, LedgerGateway
 from terminal.app.printing import ReceiptDesk
 from terminal.app.screens import Displays
 from terminal.app.status_page import status_page
-from terminal.atomic import write_atomic
-from terminal.config import Config
-from terminal.configfile import ConfigError
+from terminal.core.atomic import write_atomic
+from terminal.core.configfile import ConfigError
+from terminal.daemon.config import Config
 from terminal.drivers.drawer import open_drawer
 from terminal.drivers.input import InputPort
 from terminal.drivers.lcd import Lcd, open_lcd
 from terminal.drivers.pole import PoleDisplay, open_pole
 from terminal.drivers.printer import open_printer
-from terminal.hqlink import HqLink, Standalone
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.rules import Rules, load_rules
 from terminal.loyalty.store import Identity, LedgerStore

@@ -16,13 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from terminal.bootstrap import Terminal, system_clock
-from terminal.config import load_config
-from terminal.configfile import ConfigError
-from terminal.daemon import serve
-from terminal.drivers.keymap import load_keymap
-from terminal.drivers.keys import events_for_keys, events_for_text
-from terminal.sim.demo import (
+from terminal.core.configfile import ConfigError
+from terminal.daemon.bootstrap import Terminal, system_clock
+from terminal.daemon.config import load_config
+from terminal.daemon.run import serve
+from terminal.daemon.sim.demo import (
     CASHIER,
     CASHIER_PIN,
     DEMO_CARD,
@@ -31,6 +29,8 @@ from terminal.sim.demo import (
     demo_config,
     seed_demo,
 )
+from terminal.drivers.keymap import load_keymap
+from terminal.drivers.keys import events_for_keys, events_for_text
 
 ALIASES = {"dept1": "department_1", "dept2": "department_2", "sign": "sign_in_out",
            ".": "decimal_point", "esc": "clear"}

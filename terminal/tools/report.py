@@ -7,8 +7,8 @@ import json
 import sys
 from datetime import date
 
-from terminal.ledger_cli import add_ledger_arguments, open_ledger
 from terminal.loyalty.money import yuan
+from terminal.tools.ledger_access import add_ledger_arguments, open_ledger
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -1,7 +1,8 @@
-"""The `posterm` command line: one sub-command per module, imported only when chosen.
+"""Command lines of sub-commands, each in its own module, imported only when chosen.
 
 Each command module defines ``configure(parser)`` and ``run(args) -> int``. Importing lazily keeps
 ``posterm --help`` and ``posterm --version`` fast on a Pi (python-escpos alone costs 0.4 s).
+``posterm`` (:mod:`terminal.daemon.cli`) and ``posterm-hq`` (:mod:`terminal.hq.cli`) both use it.
 """
 
 from __future__ import annotations
@@ -11,17 +12,6 @@ import importlib
 import sys
 
 from terminal import __version__
-
-# name -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "replay": ("terminal.replay", "run a scenario file against the real engine and store"),
-    "member": ("terminal.member_cli", "show a member or their statement"),
-    "report": ("terminal.report_cli", "print the daily report"),
-    "doctor": ("terminal.doctor", "check the store hardware and say what works"),
-    "run": ("terminal.daemon", "run the terminal (add --simulate for simulated hardware)"),
-    "provision": ("terminal.provision", "provision this terminal from the technician's file"),
-    "update": ("terminal.update", "install, check or roll back an application update"),
-}
 
 
 def build_parser(commands: dict[str, tuple[str, str]], prog: str) -> argparse.ArgumentParser:
@@ -48,11 +38,3 @@ def dispatch(commands: dict[str, tuple[str, str]], prog: str, argv: list[str] | 
     module.configure(command_parser)
     args = command_parser.parse_args(argv[1:])
     return int(module.run(args) or 0)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return dispatch(COMMANDS, "posterm", argv)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

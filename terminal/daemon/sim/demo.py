@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.app.ledger import LedgerGateway
-from terminal.config import Config, parse_config
+from terminal.daemon.config import Config, parse_config
 from terminal.loyalty.errors import UnknownCard
 from terminal.loyalty.operations import Registration
 from terminal.loyalty.store.models import Operator

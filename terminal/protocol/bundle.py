@@ -34,8 +34,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from terminal.sync import canonical
-from terminal.sync.topics import TopicError, check_scope
+from terminal.protocol import canonical
+from terminal.protocol.topics import TopicError, check_scope
 
 BUNDLE_CONTEXT = b"posterm bundle v1\x00"
 DELEGATION_CONTEXT = b"posterm delegation v1\x00"

@@ -61,7 +61,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import NameOID
 
 from terminal import __version__
-from terminal.atomic import write_atomic
+from terminal.core.atomic import write_atomic
 
 BOOT_FILE = Path("/boot/firmware/posterm-provision.toml")
 STATE_DIR = Path("/var/lib/posterm")

@@ -1,7 +1,7 @@
 """The daemon's configuration: one strict TOML file, loaded once at start and passed down.
 
-Every section is a frozen dataclass (``terminal.configfile``): an unknown or misspelt key, a wrong
-type or a value out of range stops start-up with the file, the section and the key named. The
+Every section is a frozen dataclass (``terminal.core.configfile``): an unknown or misspelt key, a
+wrong type or a value out of range stops start-up with the file, the section and the key named. The
 device sections reuse the drivers' own config classes. ``[broker]`` and ``[hq]`` (as
 ``posterm provision`` writes them) switch the MQTT link to HQ on; without them the terminal's own
 ledger is the authority.
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from terminal.configfile import ConfigError, load_section, load_toml, section_from, setting
+from terminal.core.configfile import ConfigError, load_section, load_toml, section_from, setting
 from terminal.drivers.drawer import DrawerConfig
 from terminal.drivers.input import InputDeviceConfig
 from terminal.drivers.lcd import LcdConfig

@@ -8,10 +8,10 @@ import json
 import sys
 from typing import Any
 
-from terminal.ledger_cli import add_ledger_arguments, now_utc, open_ledger
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.money import yuan
 from terminal.loyalty.operations import MemberView
+from terminal.tools.ledger_access import add_ledger_arguments, now_utc, open_ledger
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Self
 
-from terminal.sync import canonical
+from terminal.protocol import canonical
 
 # The kinds the terminal's ledger store writes to its outbox (LedgerStore._event).
 # ``import``: a till recorded a member HQ already knows (registered at another store).

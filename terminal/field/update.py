@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from terminal.atomic import fsync_dir, write_atomic
+from terminal.core.atomic import fsync_dir, write_atomic
 
 HOME = Path("/var/opt/posterm")  # /opt/posterm links here
 STATE_DIR = Path("/var/lib/posterm")

@@ -17,15 +17,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from terminal.config import Config, load_config
-from terminal.configfile import ConfigError
+from terminal.core.configfile import ConfigError
+from terminal.daemon.config import Config, load_config
 
 if TYPE_CHECKING:  # the drivers load only when the daemon really starts
     from terminal.app.flow import Till
+    from terminal.app.hqlink import HqLink
     from terminal.app.ledger import Clock, LedgerGateway
-    from terminal.bootstrap import Terminal
-    from terminal.hqlink import HqLink
-    from terminal.systemd import Notifier
+    from terminal.core.systemd import Notifier
+    from terminal.daemon.bootstrap import Terminal
 
 log = logging.getLogger("posterm")
 
@@ -51,7 +51,7 @@ def setup_logging(level: str) -> None:
 def run(args: argparse.Namespace) -> int:
     setup_logging(args.log_level)
     if args.simulate:
-        from terminal.sim.console import simulate
+        from terminal.daemon.sim.console import simulate
 
         return simulate(args.state_dir, args.config)
     if args.config is None:
@@ -76,9 +76,9 @@ async def serve(config: Config, link: HqLink | None = None, clock: Clock | None 
     seeds its demo state there); ``attach(terminal, stop)`` runs beside the daemon (the
     simulation's console).
     """
-    from terminal.bootstrap import StartupError, build
+    from terminal.core.systemd import Notifier, watchdog_interval, watchdog_loop
+    from terminal.daemon.bootstrap import StartupError, build
     from terminal.loyalty.store import StorageError
-    from terminal.systemd import Notifier, watchdog_interval, watchdog_loop
 
     notifier = Notifier.from_environment()
     try:
@@ -134,7 +134,7 @@ async def confirm_release(terminal: Terminal, state_dir: Path, every: float = 1.
     """Tell the update check this release works: it is ready and, when HQ is configured, it
     reached the broker. Without this mark an update on trial is rolled back (docs/field.md)."""
     from terminal import __version__
-    from terminal.update import mark_healthy
+    from terminal.field.update import mark_healthy
 
     while not terminal.link.connected:
         await asyncio.sleep(every)
@@ -146,8 +146,8 @@ async def confirm_release(terminal: Terminal, state_dir: Path, every: float = 1.
 
 async def first_status_page(terminal: Terminal) -> None:
     """Freshly provisioned (``posterm provision`` left its marker): print the status page once."""
-    from terminal.bootstrap import print_status_page
-    from terminal.provision import STATUS_PAGE_MARKER
+    from terminal.daemon.bootstrap import print_status_page
+    from terminal.field.provision import STATUS_PAGE_MARKER
 
     marker = Path(terminal.config.paths.state_dir) / STATUS_PAGE_MARKER
     if not marker.exists():
@@ -167,8 +167,8 @@ async def await_provisioning(config_path: Path, every: float = 2.0) -> int:
     When the config appears (``posterm-provision.service`` wrote it) exit with EX_TEMPFAIL, so
     systemd's Restart=on-failure starts the daemon again, now with its config.
     """
+    from terminal.core.systemd import Notifier
     from terminal.drivers.pole import PoleConfig, open_pole
-    from terminal.systemd import Notifier
 
     notifier = Notifier.from_environment()
     message = ("NOT PROVISIONED", "see posterm-provision")

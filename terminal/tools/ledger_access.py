@@ -10,7 +10,7 @@ from pathlib import Path
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import load_rules
 from terminal.loyalty.store import Identity, LedgerStore, StorageError
-from terminal.replay import REPLAY_CARD_KEY
+from terminal.tools.replay import REPLAY_CARD_KEY
 
 
 def add_ledger_arguments(parser: argparse.ArgumentParser) -> None:

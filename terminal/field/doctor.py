@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from terminal.configfile import ConfigError, load_section, load_toml, section_from
+from terminal.core.configfile import ConfigError, load_section, load_toml, section_from
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

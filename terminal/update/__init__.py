@@ -1,0 +1,1 @@
+"""`python -m terminal.update`, the entry point the units run (see __main__)."""
