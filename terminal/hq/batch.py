@@ -8,30 +8,33 @@ terminal's store reads and writes around every event:
   written once at its end, instead of read, upserted twice and re-read for the floor per event;
 * whether a sale id is already recorded is answered from one query for the batch's sales and
   the sales the batch itself inserted;
-* on PostgreSQL the store's inserts and updates, whose results it never reads, are deferred
-  (:meth:`HqPostgresDatabase.defer`): they travel with the next read or the COMMIT;
+* on PostgreSQL the store's inserts and updates, whose results it never reads, are sent without
+  waiting (:meth:`HqPostgresDatabase.send`, in pipeline mode): they are answered with the next
+  read or the COMMIT;
 * on PostgreSQL a member's row and day counters, once read, are kept and moved by the store's
   own balance and day-count writes; any other write (the ORM's: a registration, a tier change)
   forgets them, so they are read again.
 
 An event that fails is rolled back to its savepoint; :meth:`mark` and :meth:`restore` roll these
-caches back with it. Everything else runs as :class:`hotpath.Statements` runs it.
+caches back with it. Everything else runs as :class:`hotpath.Statements` runs it. Bulk inserts of
+the expiry sweep go by COPY on PostgreSQL (outside a pipeline, where COPY cannot run).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from peewee import Database
+from peewee import Database, __exception_wrapper__
 
 from terminal.hq.database import HqPostgresDatabase
 from terminal.loyalty.store import hotpath
 
 COUNTERS = ("seq", "trusted_floor_us", "undated_lots")  # what hotpath.META_COUNTERS reads
 
-# Writes whose result (row count, cursor) the store never looks at.
+# Writes whose result (row count, cursor) the store never looks at: sent without waiting.
 DEFERRABLE = frozenset({
     hotpath.INSERT_SALE, hotpath.INSERT_SALE_LINE, hotpath.INSERT_ENTRY, hotpath.INSERT_LOT,
     hotpath.INSERT_ALLOCATION, hotpath.MOVE_LOT, hotpath.COUNT_DAY, hotpath.SAVE_BALANCE,
@@ -39,6 +42,8 @@ DEFERRABLE = frozenset({
 })
 _BALANCE, _DEBT = hotpath.MEMBER_COLUMNS.index("balance"), hotpath.MEMBER_COLUMNS.index("debt")
 ROWS_PER_INSERT = 100  # rows per multi-row INSERT: bound parameters stay few
+COPY_FROM = 1_000  # from this many rows on, an insert goes by COPY where it can
+_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([?, ]+\)")
 
 
 class _Rows:
@@ -74,7 +79,7 @@ class BatchStatements(hotpath.Statements):
 
     def __init__(self, db: Database) -> None:
         super().__init__(db)
-        self.defers = isinstance(db, HqPostgresDatabase)
+        self.pipelines = isinstance(db, HqPostgresDatabase)
         self._meta: dict[str, str | None] | None = None  # None: not in a batch
         self._dirty: set[str] = set()
         self._asked: set[str] = set()  # sale ids whose existence is known here
@@ -95,7 +100,7 @@ class BatchStatements(hotpath.Statements):
         self._asked = set(sale_ids)
         self._sales = self.existing("sale", self._asked)
         self._inserted, self._dirty, self._meta = [], set(), meta
-        if self.defers:
+        if self.pipelines:
             self.db.on_write = self._forget  # type: ignore[attr-defined]
         try:
             yield
@@ -104,13 +109,10 @@ class BatchStatements(hotpath.Statements):
         finally:
             self._meta, self._asked, self._sales, self._inserted = None, set(), set(), []
             self._forget()
-            if self.defers:
+            if self.pipelines:
                 self.db.on_write = None  # type: ignore[attr-defined]
         for row in changed:
-            if self.defers and self.db.pipelining:  # type: ignore[attr-defined]
-                self._defer(self._sql(hotpath.SET_META), row)
-            else:
-                super().run(hotpath.SET_META, row)
+            self._write(hotpath.SET_META, row)
 
     @property
     def seq(self) -> int:
@@ -140,8 +142,11 @@ class BatchStatements(hotpath.Statements):
     # -- queries for the batch as a whole ------------------------------------------------------
 
     def existing(self, table: str, ids: Iterable[str]) -> set[str]:
-        """Which of ``ids`` are primary keys of ``table``: one query per 500."""
+        """Which of ``ids`` are primary keys of ``table``: one query (per 500 on SQLite)."""
         wanted, found = sorted(ids), set()
+        if self.pipelines:  # one array parameter, one statement for the server to prepare
+            return {row for (row,) in self.db.execute_sql(
+                f"SELECT id FROM {table} WHERE id = ANY(%s)", (wanted,)).fetchall()}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             marks = ", ".join([self.db.param] * len(chunk))
@@ -151,26 +156,27 @@ class BatchStatements(hotpath.Statements):
 
     def insert_rows(self, table: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
-        """Insert ``rows``: with the next round trip on PostgreSQL, at once on SQLite."""
+        """Insert ``rows``: without waiting on PostgreSQL (ROWS_PER_INSERT rows a statement),
+        at once on SQLite."""
         if not rows:
             return
         names = ", ".join(columns)
         one = "(" + ", ".join([self.db.param] * len(columns)) + ")"
-        if not self.defers:
+        if not self.pipelines:
             self.db.cursor().executemany(f"INSERT INTO {table} ({names}) VALUES {one}",
                                          [tuple(row) for row in rows])
             return
         for start in range(0, len(rows), ROWS_PER_INSERT):
             chunk = rows[start:start + ROWS_PER_INSERT]
-            self._defer(f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(chunk))}",
-                        [value for row in chunk for value in row])
+            self._send(f"INSERT INTO {table} ({names}) VALUES {', '.join([one] * len(chunk))}",
+                       [value for row in chunk for value in row])
 
     # -- the store's statements ----------------------------------------------------------------
 
-    def _defer(self, sql: str, params: Sequence[Any]) -> None:
+    def _send(self, sql: str, params: Sequence[Any]) -> Any:
         db = self.db
         assert isinstance(db, HqPostgresDatabase)
-        db.defer(sql, params)
+        return db.send(sql, params)
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         meta = self._meta
@@ -190,7 +196,7 @@ class BatchStatements(hotpath.Statements):
             return _NOTHING
         if sql == hotpath.SALE_EXISTS and params[0] in self._asked:
             return _Rows([(1,)]) if params[0] in self._sales else _NOTHING
-        if self.defers:
+        if self.pipelines:
             kept = self._kept(sql, params)
             if kept is not None:
                 return kept
@@ -201,10 +207,10 @@ class BatchStatements(hotpath.Statements):
         return self._write(sql, params)
 
     def _write(self, sql: str, params: Sequence[Any]) -> Any:
-        """Run ``sql``, or, a write whose result is not read, defer it while pipelining (the
-        batch, the expiry sweep): any later read or the COMMIT takes it along."""
-        if self.defers and sql in DEFERRABLE and self.db.pipelining:  # type: ignore[attr-defined]
-            self._defer(self._sql(sql), params)
+        """Run ``sql``; on PostgreSQL a write whose result is not read is sent without waiting
+        for its answer (in a pipeline, any later read or the COMMIT takes it along)."""
+        if self.pipelines and sql in DEFERRABLE:
+            self._send(self._sql(sql), params)
             return _NOTHING
         return super().run(sql, params)
 
@@ -240,8 +246,17 @@ class BatchStatements(hotpath.Statements):
         return None
 
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        if self.defers:  # psycopg2's executemany is a round trip per row: deferred, none
-            for row in rows:
-                self.run(sql, row)
+        """Run ``sql`` once per row: on PostgreSQL a large insert goes by COPY (outside a
+        pipeline) and the rest by psycopg's executemany, itself pipelined."""
+        rows = list(rows)
+        insert = _INSERT.fullmatch(sql)
+        db = self.db
+        if insert is None or len(rows) < COPY_FROM or not isinstance(db, HqPostgresDatabase) \
+                or db.in_pipeline:
+            super().many(sql, rows)
             return
-        super().many(sql, rows)
+        table, columns = insert.groups()
+        with __exception_wrapper__, db.cursor().copy(
+                f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)

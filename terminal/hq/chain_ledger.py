@@ -16,8 +16,6 @@ is applied (:mod:`terminal.hq.refusals`): alone, while the rest of its batch com
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -106,16 +104,10 @@ class ChainLedger:
         the sweep holds the writers' lock for a chunk at a time (65 ms per 1,000 lots on SQLite,
         measured on the 2-core machine at 20,000 lots, under load),
         so collectors' batches and member requests go between chunks, and a sweep killed
-        midway keeps the chunks it committed (the next run expires the rest). Pipelined on
-        PostgreSQL: a chunk's entries, allocations and lot and balance updates go in one round
-        trip with its COMMIT."""
-
-        @contextmanager
-        def transaction() -> Iterator[None]:
-            with writing(self.db), pipelined(self.db):
-                yield
-
-        return self.store.expire(Moment(at, True, None), chunk, transaction)
+        midway keeps the chunks it committed (the next run expires the rest). On PostgreSQL a
+        chunk's entries and allocations go by COPY and its lot and balance updates by psycopg's
+        pipelined executemany (:meth:`BatchStatements.many`)."""
+        return self.store.expire(Moment(at, True, None), chunk, lambda: writing(self.db))
 
     # -- events --------------------------------------------------------------------------------
 

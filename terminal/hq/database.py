@@ -1,29 +1,26 @@
 """HQ's database: SQLite (one shop) or PostgreSQL (a chain), with the loyalty store's schema.
 
 ``--db`` is a file path or ``sqlite:///path`` for SQLite, ``postgresql://user@host:port/name``
-for PostgreSQL (through Peewee and psycopg2).
+for PostgreSQL, reached through Peewee and psycopg 3.
 
-On PostgreSQL every statement is a round trip to the server, and round trips, not SQL, were what
-ingest spent its time on (profiled: about 0.2 ms each on the 2-core bench machine, a dozen per
-event). :class:`HqPostgresDatabase` can therefore *pipeline* a batch's writes: statements whose
-result nobody reads (the store's inserts and updates, savepoints) wait in memory and travel with
-the next statement that must be answered, or with the COMMIT, as one multi-statement string.
+On PostgreSQL every value travels as a server-side bound parameter: no SQL text is ever built
+with a value in it. The client encoding is UTF8 and checked at connect, with the database's own
+(a Chinese name must store, and read back, as it was sent). Round trips, not SQL, were what ingest
+spent its time on (about 0.2 ms each on the 2-core bench machine, a dozen per event), so a batch
+runs in psycopg's *pipeline mode* (:func:`pipelined`): statements whose result nobody reads are
+sent without waiting, and the server answers them all with the next statement that is read, or
+the COMMIT. An error in one of them surfaces there, in the same transaction, and fails the batch.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from peewee import (
-    Database,
-    PostgresqlDatabase,
-    SqliteDatabase,
-    __exception_wrapper__,
-    _savepoint,
-)
+import psycopg
+from peewee import Database, PostgresqlDatabase, SqliteDatabase, __exception_wrapper__, _savepoint
 from playhouse.db_url import parse
 
 from terminal.hq.models import HQ_MODELS
@@ -40,23 +37,38 @@ _PG_LOCK = 0x706F7374  # "post"
 _PG_SCHEMA_LOCK = 0x706F7363  # "posc"
 
 
-class HqPostgresDatabase(PostgresqlDatabase):
-    """PostgreSQL whose writes can wait for the next round trip (see :meth:`pipelined`).
+# Statements that change no row a batch keeps (a rolled-back savepoint forgets them itself).
+_READS_AND_SAVEPOINTS = frozenset({"SELECT", "SAVEPOINT", "RELEASE"})
 
-    Used from one thread at a time (the collector's ledger thread), as Peewee's connection is.
+
+class EncodingError(RuntimeError):
+    """The PostgreSQL database or connection does not speak UTF8."""
+
+
+class HqPostgresDatabase(PostgresqlDatabase):
+    """PostgreSQL through psycopg 3, UTF8 checked; batches can run pipelined (:func:`pipelined`).
+
+    A connection belongs to the thread that opened it (Peewee's per-thread state), so the
+    collector's ingest thread and its member-request thread never share one.
     """
 
     def init(self, database: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("prefer_psycopg3", True)  # psycopg 3 even if psycopg2 is installed
+        kwargs.setdefault("encoding", "UTF8")  # sent as client_encoding at connect
         super().init(database, **kwargs)
-        self._pending: list[bytes] = []  # statements not sent yet, in order
-        self._savepoints: dict[str, int] = {}  # a pending SAVEPOINT's name -> its index
-        self._aliases: dict[str, str] = {}  # a savepoint never set -> the one standing for it
-        self._pipelined = False
         self._savepoint_ids = itertools.count(1)
-        self._failed = False  # a pipelined send failed: the transaction can only roll back
-        # Called before any statement but a SELECT runs (not for deferred ones): what a batch
-        # keeps of the rows may be stale after (see terminal.hq.batch).
+        # Called before any statement but a SELECT runs through execute_sql (not for those sent
+        # by :meth:`send`): what a batch keeps of the rows may be stale after (terminal.hq.batch).
         self.on_write: Callable[[], None] | None = None
+
+    def _connect(self) -> Any:
+        conn = super()._connect()
+        try:
+            check_utf8(conn, self.database)
+        except EncodingError:
+            conn.close()
+            raise
+        return conn
 
     def savepoint(self) -> _savepoint:
         # Peewee names each savepoint by a uuid4 (a getrandom() call): 6% of a collector's time
@@ -65,128 +77,38 @@ class HqPostgresDatabase(PostgresqlDatabase):
 
     @contextmanager
     def pipelined(self) -> Iterator[None]:
-        """Within: savepoints are held back, and so is whatever :meth:`defer` is given, until a
-        statement needs an answer or the transaction commits; a savepoint rolled back before it
-        was sent costs nothing. Errors of held-back writes surface at that later statement, in
-        the same transaction: the batch fails as a whole (nothing the store catches is a
-        database error)."""
-        self._pipelined = True
-        try:
+        """Run the block in psycopg's pipeline mode (on this thread's connection)."""
+        with self.connection().pipeline():
             yield
-        finally:
-            self._pipelined = False
 
-    @property
-    def pipelining(self) -> bool:
-        return self._pipelined
-
-    def defer(self, sql: str, params: Any = None) -> None:
-        """Send ``sql`` with the next statement that needs an answer (or the COMMIT)."""
-        self._pending.append(self._mogrify(sql, params))
-
-    def _mogrify(self, sql: str, params: Any) -> bytes:
-        """The statement with its parameters, as psycopg2 would send it.
-
-        The store's parameters are ints, strings, booleans and NULLs; quoting those here takes
-        3 us where psycopg2's mogrify takes 17 (measured, a sale's 17 parameters), which was a
-        tenth of an event's time. A string literal is its text with quotes doubled, exactly as
-        PQescapeStringConn makes it when standard_conforming_strings is on (PostgreSQL's
-        default since 9.1, and checked here); anything else goes to psycopg2."""
-        if self.is_closed():
-            self.connect()
-        conn = self._state.conn
-        if params and conn.encoding == "UTF8" \
-                and conn.get_parameter_status("standard_conforming_strings") == "on":
-            literals = [_literal(value) for value in params]
-            if None not in literals:
-                return (sql % tuple(literals)).encode()
-        return conn.cursor().mogrify(sql, params or None)
-
-    def _send(self, statements: list[bytes]) -> Any:
-        self._log_query(statements[-1], None)
-        try:
-            with __exception_wrapper__:
-                cursor = self.cursor()
-                cursor.execute(b";\n".join(statements))
-        except Exception:
-            self._failed = True
-            raise
+    def send(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Execute ``sql`` without the :attr:`on_write` hook: the store's own writes, whose
+        effect on the rows a batch keeps it accounts for itself. Pipelined, nothing waits."""
+        with __exception_wrapper__:
+            cursor = self.cursor()
+            cursor.execute(sql, params)
         return cursor
 
-    def _take(self) -> list[bytes]:
-        pending, self._pending = self._pending, []
-        self._savepoints.clear()
-        return pending
-
     def execute_sql(self, sql: str, params: Any = None) -> Any:
-        if self._pipelined:
-            if sql.startswith("SAVEPOINT "):
-                name = _savepoint_name(sql, 1)
-                if self._pending and self._pending[-1].startswith(b"SAVEPOINT "):
-                    # Nested with nothing between (the store's transaction inside the event's):
-                    # the outer one stands for it, rolled back to the same state.
-                    self._aliases[name] = _savepoint_name(self._pending[-1].decode(), 1)
-                    return None
-                self._savepoints[name] = len(self._pending)
-                self._pending.append(sql.encode())
-                return None
-            if sql.startswith("RELEASE SAVEPOINT "):
-                if self._aliases.pop(_savepoint_name(sql, 2), None) is None:
-                    self._pending.append(sql.encode())
-                return None
-            if sql.startswith("ROLLBACK TO SAVEPOINT "):
-                if self._failed:
-                    # Which savepoints the failed string reached is unknown, and the error
-                    # fails the batch: leave the transaction to its ROLLBACK, the error intact.
-                    return None
-                name = _savepoint_name(sql, 3)
-                name = self._aliases.pop(name, name)
-                sql = f'ROLLBACK TO SAVEPOINT {name}'
-                at = self._savepoints.get(name)
-                if at is not None:  # never sent: nothing after it need be (it stays, as in SQL)
-                    del self._pending[at + 1:]
-                    self._savepoints = {n: i for n, i in self._savepoints.items() if i <= at}
-                    return None
-                # Sent already: everything pending came after it, so it is undone unsent.
-                self._take()
-        if self.on_write is not None and sql.lstrip()[:6].upper() != "SELECT":
+        if self.on_write is not None and sql.lstrip()[:9].upper().split(" ", 1)[0] not in \
+                _READS_AND_SAVEPOINTS:
             self.on_write()
-        if not self._pending:
-            return super().execute_sql(sql, params)
-        return self._send([*self._take(), self._mogrify(sql, params)])
+        return super().execute_sql(sql, params)
 
-    def commit(self) -> None:
-        if self._failed:
-            raise RuntimeError("a pipelined statement failed: the transaction must roll back")
-        self._aliases.clear()
-        if self._pending:
-            self._send([*self._take(), b"COMMIT"])
-            return
-        super().commit()
-
-    def rollback(self) -> None:
-        self._take()
-        self._aliases.clear()
-        self._failed = False
-        super().rollback()
+    @property
+    def in_pipeline(self) -> bool:
+        conn = self._state.conn
+        return conn is not None and conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
 
 
-def _savepoint_name(sql: str, word: int) -> str:
-    return sql.split()[word].rstrip(";")
-
-
-def _literal(value: Any) -> str | None:
-    """``value`` as an SQL literal, or None for psycopg2 to quote (see ``_mogrify``)."""
-    kind = type(value)
-    if kind is int:
-        return str(value)
-    if kind is str:
-        return None if "\0" in value else "'" + value.replace("'", "''") + "'"
-    if value is None:
-        return "NULL"
-    if kind is bool:
-        return "true" if value else "false"
-    return None
+def check_utf8(conn: Any, name: str) -> None:
+    """Refuse a connection whose client or database encoding is not UTF8, naming both."""
+    client = conn.info.parameter_status("client_encoding")
+    server = conn.info.parameter_status("server_encoding")
+    if client != "UTF8" or server != "UTF8":
+        raise EncodingError(
+            f"PostgreSQL database {name}: client encoding {client}, database encoding "
+            f"{server}; HQ needs UTF8 for both (create the database with ENCODING 'UTF8')")
 
 
 def pipelined(db: Database) -> AbstractContextManager[None]:

@@ -1,6 +1,6 @@
 """HQ's batched ingest (ChainLedger.apply) on SQLite and on a real PostgreSQL: the guarantees the
-per-batch caches and PostgreSQL's pipelined writes must keep, and the schema created by any number
-of collectors starting together."""
+per-batch caches and psycopg's pipeline mode must keep, and the schema created by any number of
+collectors starting together."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from peewee import Database, PostgresqlDatabase
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import HqPostgresDatabase, open_hq_database
 from terminal.hq.models import HQ_MODELS, AppliedEvent
+from terminal.loyalty import ids
 from terminal.loyalty.clock import Moment
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.operations import Registration, SaleRequest
@@ -66,8 +68,7 @@ def till_events(tmp_path: Path, store: str = "S001") -> list[Event]:
         till.register(Registration(card=card, operator="ann"), moment())
     for n in range(12):
         card = CARDS[n % 3] if n % 4 else None
-        # Names as tills send them, quotes and backslashes too (PostgreSQL's literals are
-        # quoted by HQ itself, terminal.hq.database._literal).
+        # Names as tills send them, quotes, backslashes and a parameter mark too.
         sale = SaleRequest(str(uuid.uuid4()), [Line("SKU1", 1, 40000 + n, "伞 'x' \\%s", "")],
                            card=card, operator="O'Brien \\ 张" if n % 2 else "ann")
         sales.append(till.sale(sale, moment()).id)
@@ -168,7 +169,7 @@ def test_an_event_refused_after_writing_leaves_nothing_and_the_batch_goes_on(
 
 
 class _FailingWrite(ChainLedger):
-    """A sale whose replay also queues a write the database refuses (a duplicate key): pipelined,
+    """A sale whose replay also sends a write the database refuses (a duplicate key): pipelined,
     the error surfaces at a later statement, so the batch as a whole fails."""
 
     fail_on: str = ""
@@ -178,8 +179,8 @@ class _FailingWrite(ChainLedger):
         detail = super()._replay_sale(event, body, where, moment)
         if event.id == self.fail_on:
             for value in ("1", "2"):
-                self.db.defer("INSERT INTO meta (key, value) VALUES (%s, %s)",  # type: ignore[attr-defined]
-                              ("dup", value))
+                self.db.send("INSERT INTO meta (key, value) VALUES (%s, %s)",  # type: ignore[attr-defined]
+                             ("dup", value))
         return detail
 
 
@@ -207,35 +208,39 @@ def test_a_database_error_refuses_its_event_alone(postgres, tmp_path) -> None:
         ledger.close()
 
 
-def test_pipelined_savepoints_roll_back_unsent_and_sent(postgres) -> None:
+def test_pipelined_savepoints_roll_back_what_was_sent_before_and_after_a_read(postgres) -> None:
+    """Peewee's savepoints in psycopg's pipeline mode: a rolled-back one takes its writes with
+    it whether or not a read made the pipeline wait for them; nested ones as an event's and the
+    store's transactions nest."""
     db = open_hq_database(fresh_database(postgres))
     assert isinstance(db, HqPostgresDatabase)
+    insert = "INSERT INTO meta (key, value) VALUES (%s, %s)"
     try:
         with db.bind_ctx([Meta]), db.atomic(), db.pipelined():
-            for key, fail, flush in (("a", False, False), ("b", True, False),
-                                     ("c", True, True), ("d", False, True)):
+            assert db.in_pipeline
+            for key, fail, read in (("a", False, False), ("b", True, False),
+                                    ("c", True, True), ("d", False, True)):
                 try:
                     with db.atomic():
-                        db.defer("INSERT INTO meta (key, value) VALUES (%s, %s)", (key, "1"))
-                        if flush:  # a read sends what waits, the savepoint with it
+                        db.send(insert, (key, "1"))
+                        if read:  # the pipeline waits for what was sent
                             assert db.execute_sql("SELECT 1").fetchone() == (1,)
                         if fail:
                             raise RuntimeError(key)
                 except RuntimeError:
                     pass
-            # Nested with nothing between (an event's savepoint and the store's): the inner one
-            # rolled back, the outer goes on and keeps what it writes after.
-            for key, flush in (("e", False), ("g", True)):
+            for key, read in (("e", False), ("g", True)):
                 with db.atomic():
                     try:
                         with db.atomic():
-                            db.defer("INSERT INTO meta (key, value) VALUES (%s, %s)", (key, "1"))
-                            if flush:
+                            db.send(insert, (key, "1"))
+                            if read:
                                 db.execute_sql("SELECT 1")
                             raise RuntimeError(key)
                     except RuntimeError:
                         pass
-                    db.defer("INSERT INTO meta (key, value) VALUES (%s, %s)", (key + "2", "1"))
+                    db.send(insert, (key + "2", "1"))
+        assert not db.in_pipeline
         with db.bind_ctx([Meta]):
             keys = Meta.select(Meta.key).where(Meta.key.in_(["a", "b", "c", "d", "e", "e2", "g",
                                                              "g2"])).tuples()
@@ -301,7 +306,7 @@ def test_postgresql_ingest_agrees_with_sqlite(postgres, tmp_path) -> None:
                 operators = {sale.operator for sale in Sale.select()}
             assert operators == {"ann", "O'Brien \\ 张"}
         assert lines[0] == lines[1] and "伞 'x' \\%s" in {name for _, name in lines[0]}
-        # The expiry sweep (pipelined on PostgreSQL) takes every lot, the same on both.
+        # The expiry sweep (COPY on PostgreSQL) takes every lot, the same on both.
         swept = [ledger.thread.call(ledger.expire, datetime.now(UTC) + timedelta(days=1200))
                  for ledger in ledgers]
         assert swept[0].lots == swept[1].lots > 0 and swept[0].points == swept[1].points
@@ -311,3 +316,31 @@ def test_postgresql_ingest_agrees_with_sqlite(postgres, tmp_path) -> None:
     finally:
         for ledger in ledgers:
             ledger.close()
+
+
+def test_every_copy_of_the_ledger_sweeps_alike(tmp_path, monkeypatch) -> None:
+    """Member and lot ids are random, so each copy of the chain ledger holds the same events under
+    different ids: the sweep must number its entries by what the events say (expiry, then the
+    earning entry's sequence), never by ids or row order."""
+    events = till_events(tmp_path) + till_events(tmp_path, "S002")
+    # Ids minted in one millisecond order at random (PostgreSQL's pipeline registers three
+    # members that fast): here every id is.
+    monkeypatch.setattr(ids, "time", SimpleNamespace(time_ns=lambda: 1_764_900_000_000_000_000))
+    rules = Rules.from_mapping(rules_data())
+    swept = []
+    for n in range(4):
+        ledger = ChainLedger(open_hq_database(str(tmp_path / f"copy{n}.db")), rules, CARD_KEY)
+        try:
+            assert apply(ledger, events) == {"applied": len(events)}
+            assert ledger.thread.call(
+                ledger.expire, datetime.now(UTC) + timedelta(days=1200)).lots > 0
+            with bound(ledger.db):
+                swept.append(list(
+                    LedgerEntry.select(LedgerEntry.seq, LedgerEntry.kind, LedgerEntry.points,
+                                       Member.card_hash)
+                    .join(Member).where(LedgerEntry.kind == "expire")
+                    .order_by(LedgerEntry.seq).tuples()))
+        finally:
+            ledger.close()
+    assert len({card for *_, card in swept[0]}) == len(swept[0]) == 3
+    assert all(copy == swept[0] for copy in swept[1:])

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import psycopg2
+import psycopg
 
 
 def test_postgres_fixture_serves_a_writable_database(postgres) -> None:
-    with psycopg2.connect(postgres.dsn) as conn, conn.cursor() as cur:
+    with psycopg.connect(postgres.dsn) as conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE probe (id uuid PRIMARY KEY)")
         cur.execute("INSERT INTO probe VALUES ('6f1c1f9e-8a53-4d55-9f8e-3f3f5c8f1a01')")
         cur.execute("INSERT INTO probe VALUES ('6f1c1f9e-8a53-4d55-9f8e-3f3f5c8f1a01') "

@@ -108,9 +108,12 @@ SPEND = (
     "JOIN sale s ON s.id = r.sale_id WHERE s.member_id = ? AND s.wall_us > ? "
     "AND s.wall_us <= ?), 0) FROM sale WHERE member_id = ? AND wall_us > ? AND wall_us <= ?"
 )
+# In a total order that every copy of a ledger shares: expiry, then the sequence number of the
+# entry that earned the lot (a lot's id is that entry's). Row order or random ids would make the
+# sweep's entries differ between two databases holding the same events.
 DUE_LOTS = (
-    "SELECT id, member_id, remaining FROM lot WHERE remaining > 0 AND expires_us <= ? "
-    "ORDER BY expires_us LIMIT ?"
+    "SELECT l.id, l.member_id, l.remaining FROM lot l JOIN ledger_entry e ON e.id = l.id "
+    "WHERE l.remaining > 0 AND l.expires_us <= ? ORDER BY l.expires_us, e.seq LIMIT ?"
 )
 EMPTY_LOT = "UPDATE lot SET remaining = 0 WHERE id = ?"
 TAKE_FROM_BALANCE = "UPDATE member SET balance = balance - ? WHERE id = ?"

@@ -29,8 +29,11 @@ class Sweep(LedgerCore):
         the sweep holds the write lock one chunk at a time and a kill keeps what it committed).
 
         This is the one bulk path: it writes through the cursor with executemany because at a
-        million lots the ORM's per-row cost dominates (see bench/bench_ledger.py), visits each
-        chunk's members in key order, and lends SQLite a larger page cache while it runs.
+        million lots the ORM's per-row cost dominates (see bench/bench_ledger.py), and lends
+        SQLite a larger page cache while it runs. Lots come due in the order DUE_LOTS gives
+        every copy of the ledger, and each chunk's members get their entries in the order of
+        their first lot due (not by member id: ids are random, so two databases holding the
+        same events would number the entries differently); balances are updated in key order.
         """
         as_of = moment.expiry_as_of
         if as_of is None:
@@ -49,8 +52,7 @@ class Sweep(LedgerCore):
                     for lot_id, member_id, remaining in due:
                         by_member[member_id].append((lot_id, remaining))
                     entry_rows, alloc_rows, member_rows = [], [], []
-                    for member_id in sorted(by_member):
-                        member_lots = by_member[member_id]
+                    for member_id, member_lots in by_member.items():  # first-due order
                         entry_id = new_id()
                         total = sum(r for _, r in member_lots)
                         entry_rows.append((entry_id, w.next_seq(), member_id, ledger.EXPIRE,
@@ -60,7 +62,8 @@ class Sweep(LedgerCore):
                     self.sql.many(hotpath.INSERT_ENTRY, entry_rows)
                     self.sql.many(hotpath.INSERT_ALLOCATION, alloc_rows)
                     self.sql.many(hotpath.EMPTY_LOT, sorted((lot_id,) for lot_id, *_ in due))
-                    self.sql.many(hotpath.TAKE_FROM_BALANCE, member_rows)
+                    self.sql.many(hotpath.TAKE_FROM_BALANCE,
+                                  sorted(member_rows, key=lambda row: row[1]))
                     lots += len(due)
                     points += sum(r for *_, r in due)
                     members.update(by_member)

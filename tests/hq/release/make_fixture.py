@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from terminal.hq.chain_ledger import ChainLedger
