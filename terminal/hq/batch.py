@@ -173,10 +173,10 @@ class BatchStatements(hotpath.Statements):
 
     # -- the store's statements ----------------------------------------------------------------
 
-    def _send(self, sql: str, params: Sequence[Any]) -> Any:
+    def _send(self, sql: str, params: Sequence[Any]) -> None:
         db = self.db
         assert isinstance(db, HqPostgresDatabase)
-        return db.send(sql, params)
+        db.send(sql, params)
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         meta = self._meta

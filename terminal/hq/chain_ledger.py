@@ -25,7 +25,7 @@ from peewee import Database, PeeweeException, fn
 
 from terminal.hq import holds
 from terminal.hq.batch import BatchStatements
-from terminal.hq.database import pipelined, writing
+from terminal.hq.database import pipelined, unit, writing
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold, MemberHome
 from terminal.hq.reckoning import reckon
 from terminal.hq.refusals import column, failure, storable, transient
@@ -191,7 +191,7 @@ class ChainLedger:
         mark, before = self.sql.mark(), self.sql.seq
         self._review: list[str] = []  # what the replay found for review: the event is flagged
         try:
-            with self.db.atomic():
+            with unit(self.db):
                 detail = self._replay(event)
         except Exception as exc:
             self.sql.restore(mark)  # the savepoint was rolled back: so are the caches

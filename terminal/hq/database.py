@@ -14,7 +14,7 @@ the COMMIT. An error in one of them surfaces there, in the same transaction, and
 
 from __future__ import annotations
 
-import itertools
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
@@ -56,10 +56,7 @@ class HqPostgresDatabase(PostgresqlDatabase):
         kwargs.setdefault("prefer_psycopg3", True)  # psycopg 3 even if psycopg2 is installed
         kwargs.setdefault("encoding", "UTF8")  # sent as client_encoding at connect
         super().init(database, **kwargs)
-        self._savepoint_ids = itertools.count(1)
-        # Called before any statement but a SELECT runs through execute_sql (not for those sent
-        # by :meth:`send`): what a batch keeps of the rows may be stale after (terminal.hq.batch).
-        self.on_write: Callable[[], None] | None = None
+        self._thread = _ThreadState()
 
     def _connect(self) -> Any:
         conn = super()._connect()
@@ -70,10 +67,43 @@ class HqPostgresDatabase(PostgresqlDatabase):
             raise
         return conn
 
+    @property
+    def on_write(self) -> Callable[[], None] | None:
+        """Called (on this thread) before any statement but a read or a savepoint runs through
+        execute_sql (not for those sent by :meth:`send`): what a batch keeps of the rows may be
+        stale after (terminal.hq.batch)."""
+        return self._thread.on_write
+
+    @on_write.setter
+    def on_write(self, hook: Callable[[], None] | None) -> None:
+        self._thread.on_write = hook
+
+    def atomic(self, *args: Any, **kwargs: Any) -> Any:
+        flat_from = self._thread.flat_from
+        if flat_from is not None and self.transaction_depth() >= flat_from:
+            return nullcontext()  # inside a unit (see :meth:`unit`)
+        return super().atomic(*args, **kwargs)
+
+    @contextmanager
+    def unit(self) -> Iterator[None]:
+        """One savepoint for a unit of work that fails or succeeds whole (an event): the
+        transactions its code opens inside (the store's, per operation) nest flat in it, as
+        nobody inside catches a failure and goes on. Each SAVEPOINT and RELEASE is a statement
+        psycopg sends and waits to send (a poll and a send), and they were a third of an
+        anonymous sale's statements."""
+        with super().atomic():
+            self._thread.flat_from = self.transaction_depth()
+            try:
+                yield
+            finally:
+                self._thread.flat_from = None
+
     def savepoint(self) -> _savepoint:
-        # Peewee names each savepoint by a uuid4 (a getrandom() call): 6% of a collector's time
-        # at two savepoints per event (py-spy). A counter names them as uniquely.
-        return _savepoint(self, f"hq{next(self._savepoint_ids)}")
+        # Peewee names each savepoint by a uuid4, so every SAVEPOINT and RELEASE is new SQL text:
+        # psycopg converts each afresh and they push the store's statements out of its query
+        # cache (a third of a collector's time, cProfile). Savepoints nest strictly, so naming
+        # each by its depth is unique among those open (PostgreSQL's newest of a name wins).
+        return _savepoint(self, f"hq{self.transaction_depth()}")
 
     @contextmanager
     def pipelined(self) -> Iterator[None]:
@@ -81,13 +111,14 @@ class HqPostgresDatabase(PostgresqlDatabase):
         with self.connection().pipeline():
             yield
 
-    def send(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def send(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Execute ``sql`` without the :attr:`on_write` hook: the store's own writes, whose
         effect on the rows a batch keeps it accounts for itself. Pipelined, nothing waits."""
+        conn, state = self.connection(), self._thread
+        if state.sender is None or state.sender.connection is not conn:
+            state.sender = conn.cursor()  # one per connection: nobody reads what it answers
         with __exception_wrapper__:
-            cursor = self.cursor()
-            cursor.execute(sql, params)
-        return cursor
+            state.sender.execute(sql, params)
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         if self.on_write is not None and sql.lstrip()[:9].upper().split(" ", 1)[0] not in \
@@ -101,6 +132,15 @@ class HqPostgresDatabase(PostgresqlDatabase):
         return conn is not None and conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
 
 
+class _ThreadState(threading.local):
+    """What each thread's use of the database sets for itself (a collector's ingest and member
+    request threads share the database object, each on its own connection)."""
+
+    on_write: Callable[[], None] | None = None
+    flat_from: int | None = None  # transactions this deep or deeper are flat (unit())
+    sender: Any = None  # the cursor send() uses on this thread's connection
+
+
 def check_utf8(conn: Any, name: str) -> None:
     """Refuse a connection whose client or database encoding is not UTF8, naming both."""
     client = conn.info.parameter_status("client_encoding")
@@ -109,6 +149,11 @@ def check_utf8(conn: Any, name: str) -> None:
         raise EncodingError(
             f"PostgreSQL database {name}: client encoding {client}, database encoding "
             f"{server}; HQ needs UTF8 for both (create the database with ENCODING 'UTF8')")
+
+
+def unit(db: Database) -> AbstractContextManager[Any]:
+    """:meth:`HqPostgresDatabase.unit`, or a plain savepoint (SQLite's cost nothing to send)."""
+    return db.unit() if isinstance(db, HqPostgresDatabase) else db.atomic()
 
 
 def pipelined(db: Database) -> AbstractContextManager[None]:
