@@ -331,7 +331,8 @@ def test_every_copy_of_the_ledger_sweeps_alike(tmp_path, monkeypatch) -> None:
     for n in range(4):
         ledger = ChainLedger(open_hq_database(str(tmp_path / f"copy{n}.db")), rules, CARD_KEY)
         try:
-            assert apply(ledger, events) == {"applied": len(events)}
+            outcomes = apply(ledger, events)  # flagged: applied, HQ's arithmetic differing
+            assert outcomes["applied"] + outcomes["flagged"] == len(events)
             assert ledger.thread.call(
                 ledger.expire, datetime.now(UTC) + timedelta(days=1200)).lots > 0
             with bound(ledger.db):
