@@ -21,8 +21,8 @@ from terminal.hq.database import EncodingError, open_hq_database
 from terminal.hq.models import HQ_MODELS
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.models import MODELS, LedgerEntry, Member, Sale, SaleLine
-from terminal.sync import ids
-from terminal.sync.messages import Event
+from terminal.protocol import ids
+from terminal.protocol.messages import Event
 from tests.hq.test_postgres_collector import fresh_database
 from tests.sync.harness import CARD_KEY, rules_data
 
