@@ -35,14 +35,33 @@ CARD, OTHER = "8000123456", "8000654321"
 AT = datetime(2026, 3, 4, 2, tzinfo=UTC)
 
 
-@pytest.fixture
-def ops(tmp_path: Path) -> Any:
-    service = MemberOps.open(str(tmp_path / "hq.db"), EXAMPLES / "rules.toml", _key(tmp_path))
+def _service(url: str, tmp_path: Path) -> MemberOps:
+    service = MemberOps.open(url, EXAMPLES / "rules.toml", _key(tmp_path))
     service.clock = lambda: AT
     with bound(service.db, MODELS + HQ_MODELS):
         for card, phone in ((CARD, "13900001111"), (OTHER, "13900002222")):
             service.store.register(Registration(card=card, name="张三", phone=phone),
                                    Moment(AT))
+    return service
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ops(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """The service on a chain database with two members, on each kind of database."""
+    url = str(tmp_path / "hq.db")
+    if request.param == "postgresql":
+        from tests.hq.test_postgres_collector import fresh_database
+
+        url = fresh_database(request.getfixturevalue("postgres"))
+    service = _service(url, tmp_path)
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def sqlite_ops(tmp_path: Path) -> Any:
+    """The service on ``tmp_path/hq.db``, the file the command-line tests name."""
+    service = _service(str(tmp_path / "hq.db"), tmp_path)
     yield service
     service.close()
 
@@ -127,7 +146,7 @@ def test_a_retired_card_is_named_as_such(ops) -> None:
 
 
 def test_the_command_line_prints_the_result_and_refuses_with_the_reason(
-        tmp_path: Path, ops, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, sqlite_ops, capsys: pytest.CaptureFixture[str]) -> None:
     common = ["--actor", "ann", "--db", str(tmp_path / "hq.db"), "--rules",
               str(EXAMPLES / "rules.toml"), "--card-key-file", str(tmp_path / "card.key")]
     assert main(["member", "adjust", CARD, "250", "--reason", "补积分", *common]) == 0
@@ -319,7 +338,7 @@ def test_a_bad_import_reports_every_problem_and_imports_nothing(ops, text, probl
 
 
 def test_the_import_command_lists_every_problem_with_its_line(
-        tmp_path: Path, ops, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, sqlite_ops, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "members.csv"
     path.write_text(GOOD + "8000400001,again,,,member,1,\n8000400009,x,,,gold,x,\n",
                     encoding="utf-8")
