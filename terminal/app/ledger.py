@@ -23,6 +23,7 @@ from peewee import Database
 from terminal.app.hqlink import RemoteBalance
 from terminal.core.executor import DeviceExecutor
 from terminal.loyalty.cards import card_hash
+from terminal.loyalty.clock import Moment
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.operations import (
     ExchangeResult,
@@ -36,7 +37,7 @@ from terminal.loyalty.operations import (
 from terminal.loyalty.pricing import Line
 from terminal.loyalty.store import LedgerStore, eod
 from terminal.loyalty.store.binding import bound_call
-from terminal.loyalty.store.card_states import CardBlock
+from terminal.loyalty.store.card_states import CardBlock, CardBlocked
 from terminal.loyalty.store.ledger_store import HeldAtHq
 from terminal.loyalty.store.models import MODELS, Sale, SaleLine
 from terminal.loyalty.store.operators import SignedIn
@@ -125,7 +126,18 @@ class LedgerGateway:
 
     async def sale(self, req: SaleRequest, online: bool,
                    held_at_hq: HeldAtHq | None = None) -> SaleResult:
-        return await self._now(self.store.sale, req, online=online, held_at_hq=held_at_hq)
+        def call(moment: Moment) -> SaleResult:
+            self._unblocked(req.card)
+            return self.store.sale(req, moment, online=online, held_at_hq=held_at_hq)
+        return await self._now(call)
+
+    def _unblocked(self, card: str | None) -> None:
+        """Refuse a card HQ froze or retired: its state may have arrived after the member was
+        identified, and the sale must not earn or redeem on it."""
+        blocked = self.store.card_block(card) if card is not None else None
+        if blocked is not None and card is not None:
+            raise CardBlocked(f"{blocked.message(card[-4:])}. Clear the sale and ring it up "
+                              "without the card", "card.blocked")
 
     async def refund(self, sale_id: str, lines: list[tuple[str, object]] | None, operator: str,
                      kind: str = "refund") -> RefundResult:
@@ -138,9 +150,11 @@ class LedgerGateway:
     async def exchange(self, card: str, sku: str, qty: int, online: bool, operator: str,
                        held_at_hq: HeldAtHq | None = None,
                        exchange_id: str | None = None) -> ExchangeResult:
-        return await self._now(self.store.exchange, card, sku, qty, online=online,
-                               operator=operator, held_at_hq=held_at_hq,
-                               exchange_id=exchange_id)
+        def call(moment: Moment) -> ExchangeResult:
+            self._unblocked(card)
+            return self.store.exchange(card, sku, qty, moment, online=online, operator=operator,
+                                       held_at_hq=held_at_hq, exchange_id=exchange_id)
+        return await self._now(call)
 
     @staticmethod
     def new_exchange_id() -> str:

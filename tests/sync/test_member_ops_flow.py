@@ -290,3 +290,24 @@ def test_imported_members_are_served_at_any_till_with_their_opening_balance(
             assert s1.pole[1].split() == ["Points", "2500", "gold"], s1.pole
 
     run(scenario(), timeout=60)
+
+
+def test_a_freeze_arriving_mid_sale_stops_the_sale_from_earning(
+        chain_and_ops: Any, tmp_path: Path) -> None:
+    chain, _hq, ops = chain_and_ops
+
+    async def scenario() -> None:
+        async with _stores(tmp_path, chain) as (_s1, s2):
+            await _register_and_earn(s2, CARD)
+            await until(s2.drained, 20)
+            sales = await s2.sql("SELECT COUNT(*) FROM sale")
+            await s2.do(f"s {CARD}", "300 dept1", "subtotal")
+            assert s2.till.refused is None and s2.till.draft.card == CARD
+            await _op(ops, "freeze", CARD, actor="ann", reason="fraud check")
+            await _states_reached((s2,), CARD, "frozen")
+            await s2.do("cash")
+            assert s2.till.refused == (f"Card ****{CARD[-4:]} is frozen by HQ: fraud check. "
+                                       "Clear the sale and ring it up without the card")
+            assert await s2.sql("SELECT COUNT(*) FROM sale") == sales
+
+    run(scenario(), timeout=120)

@@ -24,7 +24,7 @@ from datetime import datetime
 
 from terminal.loyalty import ledger, tiers
 from terminal.loyalty.clock import Moment, to_micros
-from terminal.loyalty.errors import DuplicateId, InvalidInput
+from terminal.loyalty.errors import DuplicateId, InvalidInput, Refused
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.store.accounts import CardRef, member_ref
 from terminal.loyalty.store.member_tiers import MemberTiers
@@ -71,6 +71,10 @@ class CardBlock:
         if self.state == FROZEN:
             return f"Card ****{last4} is frozen by HQ: {self.reason}"
         return f"Card ****{last4} is retired by HQ ({self.reason}): use the member's new card"
+
+
+class CardBlocked(Refused):
+    """The card is frozen or retired by HQ: it neither earns nor redeems."""
 
 
 class CardStates(MemberTiers):
