@@ -88,7 +88,7 @@ class Topics:
         return f"{self.root}/bundles/{check_scope(scope)}"
 
     def member_state(self, card_hash: str) -> str:
-        """Where HQ keeps a card's signed member state, retained (terminal.sync.member_state)."""
+        """Where HQ keeps a card's signed member state, retained (protocol.member_state)."""
         if not isinstance(card_hash, str) or not _CARD_HASH.fullmatch(card_hash):
             raise TopicError(f"card hash {card_hash!r} must be 64 lower-case hex digits")
         return f"{self.root}/members/state/{card_hash}"

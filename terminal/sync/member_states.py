@@ -1,7 +1,7 @@
 """Member states on the terminal: HQ's signed word about each card, verified and applied.
 
 Each message on ``{root}/members/state/{card_hash}`` is verified against the terminal's root keys
-(:func:`terminal.sync.member_state.verify_member_state`), checked against its topic, and applied
+(:func:`terminal.protocol.member_state.verify_member_state`), checked against its topic, and applied
 in one ledger transaction by :meth:`LedgerStore.apply_card_update` only if its version is newer
 than the one held for that card (so a replayed or reordered message changes nothing).
 """
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.card_states import CardUpdate, Profile
 from terminal.protocol.bundle import TrustStore, WrongScope
-from terminal.sync.member_state import MemberState, verify_member_state
+from terminal.protocol.member_state import MemberState, verify_member_state
 
 
 def as_update(state: MemberState) -> CardUpdate:

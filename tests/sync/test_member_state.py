@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from terminal.protocol import bundle, canonical
 from terminal.protocol.bundle import BundleRejected, TrustStore
-from terminal.sync.member_state import MemberState, Profile, signed, verify_member_state
+from terminal.protocol.member_state import MemberState, Profile, signed, verify_member_state
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 ROOT = Ed25519PrivateKey.generate()

@@ -28,9 +28,9 @@ from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.models import CardState, Member
 from terminal.protocol import canonical
 from terminal.protocol.keys import load_private
+from terminal.protocol.member_state import MemberState, Profile, signed
 from terminal.protocol.mqtt import MqttClient, MqttError
 from terminal.protocol.topics import Topics
-from terminal.sync.member_state import MemberState, Profile, signed
 
 log = logging.getLogger(__name__)
 

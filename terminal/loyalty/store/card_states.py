@@ -1,8 +1,8 @@
 """Card states: frozen and retired cards, and what HQ's member operations change in a ledger.
 
 HQ's member operations (freeze, lost-card replacement, merge, profile edit, erasure) set a card's
-state at HQ and reach every till as a signed member state (``terminal.sync.member_state``); both
-sides record it here, through :meth:`CardStates.apply_card_update`, in one transaction:
+state at HQ and reach every till as a signed member state (``terminal.protocol.member_state``);
+both sides record it here, through :meth:`CardStates.apply_card_update`, in one transaction:
 
 - ``card_state`` keeps the newest state per card (a card with no row is active);
 - a card retired in favour of another (reported lost, or merged into another member) carries its
