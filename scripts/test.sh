@@ -6,4 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export ESCPOS_CAPABILITIES_PICKLE_DIR="$PWD/var/escpos-cache"
 .venv/bin/ruff check .
+.venv/bin/lint-imports  # the layers' rules in pyproject.toml (docs/layout.md)
 .venv/bin/python -m pytest "$@"

@@ -2,7 +2,7 @@
 
 Business steps (at, register, sale, refund, exchange, adjust, expire) call the ledger store
 directly. Device steps (swipe, scan, keys) go through the real input decoding into the cashier
-flow with simulated hardware (``terminal.app.device_steps``); each adds an entry under
+flow with simulated hardware (``terminal.tools.device_steps``); each adds an entry under
 ``devices`` with the pole display's two lines and the receipts printed. A refused step is reported
 under ``errors`` with its index and the reason, changes nothing, and the run goes on. The result
 is printed as JSON.
@@ -88,7 +88,7 @@ class Replay:
             "errors": [],
         }
         self.index = 0
-        self.devices: Any = None  # terminal.app.device_steps.DeviceSteps, made on first use
+        self.devices: Any = None  # terminal.tools.device_steps.DeviceSteps, made on first use
 
     def moment(self) -> Any:
         if self.at is None:
@@ -217,7 +217,7 @@ class Replay:
 
     def _device_step(self, kind: str, body: Any) -> None:
         if self.devices is None:
-            from terminal.app.device_steps import DeviceSteps  # drivers load only when used
+            from terminal.tools.device_steps import DeviceSteps  # drivers load only when used
 
             self.devices = DeviceSteps(self.store, lambda: (self.moment().at, self.trusted))
         output, refusals = self.devices.run(kind, body)
