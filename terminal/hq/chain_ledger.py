@@ -23,10 +23,11 @@ from typing import Any
 
 from peewee import Database, PeeweeException, fn
 
-from terminal.hq import holds
+from terminal.hq import adjustments, holds
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import pipelined, unit, writing
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold, MemberHome
+from terminal.hq.policy import TrustPolicy
 from terminal.hq.reckoning import reckon
 from terminal.hq.refusals import column, failure, storable, transient
 from terminal.hq.validation import CARD_HASH, BadEvent, validate
@@ -82,8 +83,10 @@ class ChainLedger:
     """HQ's ledger. All methods but the ``*_async`` ones run on its ledger thread."""
 
     def __init__(self, db: Database, rules: Rules, card_key: bytes,
-                 hold_ttl: timedelta = timedelta(minutes=2)) -> None:
+                 hold_ttl: timedelta = timedelta(minutes=2),
+                 trust: TrustPolicy | None = None) -> None:
         self.db = db
+        self.trust = trust or TrustPolicy()  # what HQ lets a till do on its word (hq/policy.py)
         self.store = LedgerStore(db, rules, card_key, HQ_IDENTITY, outbox=False)
         # The store's statements, batched: its meta counters and writes per batch, not per event.
         self.sql = self.store.sql = BatchStatements(db)
@@ -414,6 +417,14 @@ class ChainLedger:
 
     def _replay_adjust(self, event: Event, body: dict[str, Any], where: str,
                        moment: Moment) -> str:
+        member = self.sql.member(body["card_hash"])
+        if member is None:
+            raise _Deferred("the member's registration has not arrived")
+        home = MemberHome.get_or_none(MemberHome.member == member.id)
+        adjustments.check(self.trust, event.store, body.get("operator") or "", body["points"],
+                          home.store if home is not None else None,
+                          adjustments.adjusted_today(member.id, moment.earn_time,
+                                                     self.store.rules.zone))
         self.store.adjust(self._card(body), body["points"],  # type: ignore[arg-type]
                           f"{body['reason']} (at {where})", body.get("operator") or where,
                           moment, reconcile=f"{where} adjustment {body['entry']}")

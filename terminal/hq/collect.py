@@ -23,6 +23,7 @@ from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.collector import Collector
 from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.publish import Signer
+from terminal.hq.policy import PolicyError, TrustPolicy
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
 from terminal.protocol.mqtt import MqttConfig, TlsFiles
@@ -41,23 +42,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic-root", default=DEFAULT_ROOT)
     parser.add_argument("--client-id", default="posterm-hq-collect")
     parser.add_argument("--batch", type=int, default=500, help="events per transaction")
+    parser.add_argument("--trust", type=Path, help="HQ's trust policy TOML: operators and their "
+                        "roles, adjustment, hold and rate limits (terminal/hq/policy.py); "
+                        "without it no till adjustment is applied")
     parser.add_argument("--keys", type=Path,
                         help="directory made by keygen (signing.key, delegation.json): publish "
                              "the member states HQ's member operations change, signed")
 
 
-def open_ledger(db_url: str, rules_path: Path, card_key_path: Path) -> ChainLedger:
+def open_ledger(db_url: str, rules_path: Path, card_key_path: Path,
+                trust_path: Path | None = None) -> ChainLedger:
     try:
         rules = Rules.from_mapping(read_toml(rules_path))
     except RulesError as exc:
         raise BuildError(f"{rules_path}: {exc}") from None
-    return ChainLedger(open_hq_database(db_url), rules, card_key_path.read_bytes().strip())
+    try:
+        trust = TrustPolicy.load(trust_path) if trust_path is not None else TrustPolicy()
+    except PolicyError as exc:
+        raise BuildError(str(exc)) from None
+    return ChainLedger(open_hq_database(db_url), rules, card_key_path.read_bytes().strip(),
+                       trust=trust)
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        ledger = open_ledger(args.db, args.rules, args.card_key_file)
+        ledger = open_ledger(args.db, args.rules, args.card_key_file, args.trust)
     except (BuildError, OSError, ValueError) as exc:
         print(f"collect: {exc}", file=sys.stderr)
         return 1

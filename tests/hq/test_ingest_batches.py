@@ -19,6 +19,7 @@ from peewee import Database, PostgresqlDatabase
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import HqPostgresDatabase, open_hq_database
 from terminal.hq.models import HQ_MODELS, AppliedEvent
+from terminal.hq.policy import TrustPolicy
 from terminal.loyalty import ids
 from terminal.loyalty.clock import Moment
 from terminal.loyalty.errors import Refused
@@ -40,6 +41,11 @@ from tests.hq.test_postgres_collector import fresh_database
 from tests.sync.harness import CARD_KEY, rules_data
 
 CARDS = ("6200000000000018", "6200000000000026", "6200000000000034")
+# HQ's register: ann, who approves till_events' adjustment, manages both stores, and each
+# store may adjust the other's members (both register the same cards).
+TRUST = TrustPolicy.from_mapping({
+    "operators": {store: {"ann": "manager"} for store in ("S001", "S002")},
+    "adjust": {"cross_store": {"S001": ["*"], "S002": ["*"]}}})
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -106,7 +112,7 @@ def apply(ledger: ChainLedger, events: list[Event]) -> Counter[str]:
 def test_batches_apply_each_event_once_and_count_its_points(new_url, tmp_path) -> None:
     events = till_events(tmp_path)
     rules = Rules.from_mapping(rules_data())
-    ledger = ChainLedger(open_hq_database(new_url()), rules, CARD_KEY)
+    ledger = ChainLedger(open_hq_database(new_url()), rules, CARD_KEY, trust=TRUST)
     try:
         # In two batches, the second starting with the last event of the first again.
         assert apply(ledger, events[:9]) == {"applied": 9}
@@ -147,10 +153,10 @@ def test_an_event_refused_after_writing_leaves_nothing_and_the_batch_goes_on(
         new_url, tmp_path) -> None:
     events = till_events(tmp_path)
     rules = Rules.from_mapping(rules_data())
-    late = _RefusingLate(open_hq_database(new_url()), rules, CARD_KEY)
+    late = _RefusingLate(open_hq_database(new_url()), rules, CARD_KEY, trust=TRUST)
     adjust = next(e for e in events if e.kind == "adjust")
     others = [e for e in events if e is not adjust]
-    plain = ChainLedger(open_hq_database(new_url()), rules, CARD_KEY)
+    plain = ChainLedger(open_hq_database(new_url()), rules, CARD_KEY, trust=TRUST)
     try:
         # The adjustment in the middle of the batch: refused, recorded, acked; the rest applied.
         outcomes = late.thread.call(late.apply, [*others[:-3], adjust, *others[-3:]])
@@ -189,7 +195,7 @@ def test_a_database_error_refuses_its_event_alone(postgres, tmp_path) -> None:
     write the database refuses is refused alone (recorded, acked) and the rest commit."""
     events = till_events(tmp_path)
     ledger = _FailingWrite(open_hq_database(fresh_database(postgres)),
-                           Rules.from_mapping(rules_data()), CARD_KEY)
+                           Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
     try:
         assert apply(ledger, events[:3]) == {"applied": 3}
         failing = next(e.id for e in events[3:] if e.kind == "sale")
@@ -284,7 +290,7 @@ def test_postgresql_ingest_agrees_with_sqlite(postgres, tmp_path) -> None:
     an adjustment: PostgreSQL (pipelined, rows kept) ends exactly where SQLite does."""
     events = till_events(tmp_path) + till_events(tmp_path, "S002")
     rules = Rules.from_mapping(rules_data())
-    ledgers = [ChainLedger(open_hq_database(url), rules, CARD_KEY)
+    ledgers = [ChainLedger(open_hq_database(url), rules, CARD_KEY, trust=TRUST)
                for url in (str(tmp_path / "hq.db"), fresh_database(postgres))]
     try:
         results = []
@@ -329,7 +335,8 @@ def test_every_copy_of_the_ledger_sweeps_alike(tmp_path, monkeypatch) -> None:
     rules = Rules.from_mapping(rules_data())
     swept = []
     for n in range(4):
-        ledger = ChainLedger(open_hq_database(str(tmp_path / f"copy{n}.db")), rules, CARD_KEY)
+        ledger = ChainLedger(open_hq_database(str(tmp_path / f"copy{n}.db")), rules, CARD_KEY,
+                             trust=TRUST)
         try:
             outcomes = apply(ledger, events)  # flagged: applied, HQ's arithmetic differing
             assert outcomes["applied"] + outcomes["flagged"] == len(events)

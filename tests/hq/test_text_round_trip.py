@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from peewee import PostgresqlDatabase
+from terminal.sync.messages import Event
 
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import EncodingError, open_hq_database

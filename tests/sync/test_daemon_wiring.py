@@ -31,11 +31,13 @@ def _till_config(tmp: Path, keys: Keys, pki: Any, broker: Any) -> Any:
 
 def _collector(tmp: Path, pki: Any, broker: Any) -> subprocess.Popen[bytes]:
     files = pki.client("hq")
+    # HQ's register names the demo's adjuster a manager of S001, or its adjustment is refused.
+    (tmp / "trust.toml").write_text('[operators.S001]\ndemo = "manager"\n', encoding="utf-8")
     return subprocess.Popen(
         [sys.executable, "-m", "terminal.hq.cli", "collect", "--db", str(tmp / "hq.db"),
          "--rules", str(EXAMPLES / "rules.toml"), "--card-key-file", str(tmp / "card.key"),
          "--host", broker.host, "--port", str(broker.port), "--ca", str(files.ca),
-         "--cert", str(files.cert), "--key", str(files.key)],
+         "--cert", str(files.cert), "--key", str(files.key), "--trust", str(tmp / "trust.toml")],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
