@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from peewee import PostgresqlDatabase
-from terminal.sync.messages import Event
 
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import EncodingError, open_hq_database
 from terminal.hq.models import HQ_MODELS
+from terminal.hq.policy import TrustPolicy
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.models import MODELS, LedgerEntry, Member, Sale, SaleLine
 from terminal.protocol import ids
@@ -89,6 +89,8 @@ def test_any_text_reads_back_identical_on_sqlite_and_postgresql(postgres, tmp_pa
     def round_trip(texts: dict[str, str]) -> None:
         events, card, sale = carrying(texts)
         for ledger in ledgers:
+            # HQ's register names the adjustment's operator a manager of S001 (hq/policy.py).
+            ledger.trust = TrustPolicy(operators={"S001": {texts["adjust_operator"]: "manager"}})
             outcomes = ledger.thread.call(ledger.apply, events)
             assert [o.result for o in outcomes] == ["applied"] * 3, outcomes
             # The store keeps a member's name without surrounding blanks, as a till does.
@@ -123,7 +125,8 @@ def test_a_database_or_client_not_speaking_utf8_is_refused_by_name(postgres) -> 
 def test_nul_and_lone_surrogates_are_refused_as_bad_events_on_both(bad, postgres,
                                                                     tmp_path) -> None:
     rules = Rules.from_mapping(rules_data())
-    ledgers = [ChainLedger(open_hq_database(url), rules, CARD_KEY)
+    manager = TrustPolicy(operators={"S001": {"ok": "manager"}})
+    ledgers = [ChainLedger(open_hq_database(url), rules, CARD_KEY, trust=manager)
                for url in (str(tmp_path / "hq.db"), fresh_database(postgres))]
     fields = ("member_name", "line_name", "category", "operator", "reason", "adjust_operator")
     try:
