@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from terminal.app import receipts
+from terminal.app.catalogue import said
 from terminal.app.keyed import parse_count
 from terminal.app.modes import Mode
 from terminal.app.till_base import TillBase
@@ -15,7 +16,7 @@ class Adjustments(TillBase):
     async def _ready_discount(self) -> None:
         if self.draft.lines or self.draft.card is None:
             self.keyed.take()
-            await self.refuse("Points adjustment: swipe the member card with no sale in progress")
+            await self.refuse(said("adjust.sale_open"))
             return
         await self._with_manager("Points adjustment", self._start_adjust)
 
@@ -39,7 +40,7 @@ class Adjustments(TillBase):
                                             f"manual adjustment at till {self.setup.terminal}",
                                             self.approver)
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         self.link.events_written()
         self.draft.member = view

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from terminal.app import receipts
+from terminal.app.catalogue import said
 from terminal.app.modes import Mode
 from terminal.app.till_base import TillBase
 from terminal.loyalty.errors import Refused
@@ -25,11 +26,12 @@ class DayReports(TillBase):
         try:
             report = await self.ledger.report(kind, approver)
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         sales = report.body["sales"]
         self._print(receipts.report_receipt(self._head(), kind, report.body),
                     f"{kind}-{report.day:%Y%m%d}-{self._stamp()}")
-        await self.show(self._pair(f"{kind} {report.day:%m-%d}", f"{sales['count']} sales"),
-                        self._pair("PAID", yuan(sales["paid_fen"])),
-                        prompt=f"{kind} report for {report.day} printed and stored")
+        await self.show(self._pair(f"{kind} {report.day:%m-%d}",
+                                   f"{sales['count']} {self._label('SALES')}"),
+                        self._pair(self._label("PAID"), yuan(sales["paid_fen"])),
+                        prompt=said("report.done", report=kind, day=report.day))

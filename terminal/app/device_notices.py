@@ -23,29 +23,17 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from terminal.app.catalogue import said
 from terminal.app.screens import Displays, Notice
 
 log = logging.getLogger(__name__)
 
-# kind -> (gone, gone on the pole's 20 columns, back, back on the pole). The pole cannot say
-# that it is gone itself: its short "gone" is empty.
-MESSAGES: dict[str, tuple[str, str, str, str]] = {
-    "pole": ("Customer display disconnected", "", "Customer display back", "Pole display back"),
-    "lcd": ("LCD disconnected", "LCD disconnected", "LCD back", "LCD back"),
-    "msr": ("Card reader disconnected — key the member number", "Reader off: key no.",
-            "Card reader back", "Card reader back"),
-    "scanner": ("Scanner disconnected — key the code", "Scanner off: key it",
-                "Scanner back", "Scanner back"),
-    "keypad": ("Keypad disconnected", "Keypad disconnected", "Keypad back", "Keypad back"),
-}
-
-
-def notice_for(device: str, kind: str, present: bool) -> Notice:
-    """The notice for ``device`` (its configured name) of ``kind`` (pole, lcd, msr, ...)."""
-    gone, gone_short, back, back_short = MESSAGES[kind]
-    if present:
-        return Notice(device, back, back_short)
-    return Notice(device, gone, gone_short)
+def notice_for(device: str, kind: str, present: bool, displays: Displays) -> Notice:
+    """The notice for ``device`` (its configured name) of ``kind`` (pole, lcd, msr, ...): in
+    full in the LCD's language, and for the pole's second line in the pole's (the pole cannot
+    say it is gone itself: that short form is empty)."""
+    what = said(f"device.{kind}.{'back' if present else 'gone'}")
+    return Notice(device, displays.long(what), displays.pole_lines(what)[1])
 
 
 class DeviceNotices:
@@ -86,7 +74,7 @@ class DeviceNotices:
             self.absent.discard(device)
         else:
             self.absent.add(device)
-        notice = notice_for(device, kind, present)
+        notice = notice_for(device, kind, present, self.displays)
         self.told.append(notice.text)
         del self.told[:-64]  # the latest, for tests and a look in the debugger
         log.info("cashier told: %s", notice.text)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 
 from terminal.app.adjust import Adjustments
+from terminal.app.catalogue import with_prompt
 from terminal.app.exchange import Exchanges
 from terminal.app.machine import HANDLERS
 from terminal.app.modes import PROMPTS, Mode
@@ -79,31 +80,31 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
         handler = HANDLERS.get((self.mode, action))
         if handler is None:
             label = _ACTION_LABELS.get(action, action.replace("_", " ").capitalize())
-            await self.refuse(f"{label} does nothing here: {PROMPTS[self.mode]}")
+            await self.refuse(with_prompt("action.not_here", self.mode, label=label))
             return
         await handler(self)
 
     async def on_swipe(self, text: str) -> None:
         self.refused = None
         if self.operator is None:
-            await self.refuse(f"Sign in first: {PROMPTS[Mode.LOCKED]}")
+            await self.refuse(with_prompt("sign_in.first", Mode.LOCKED))
             return
         try:
             card = parse_swipe(text)
         except InputRefused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         await self._identify(card.number)
 
     async def on_scan(self, text: str) -> None:
         self.refused = None
         if self.operator is None:
-            await self.refuse(f"Sign in first: {PROMPTS[Mode.LOCKED]}")
+            await self.refuse(with_prompt("sign_in.first", Mode.LOCKED))
             return
         try:
             code = parse_scan(text).code
         except InputRefused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         if self.mode is Mode.REFUND_FIND:
             await self._find_sale(code)
@@ -116,7 +117,7 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
         elif self.mode is Mode.SUBTOTAL:
             await self._identify(code)
         else:
-            await self.refuse(f"Not now: {PROMPTS[self.mode]}")
+            await self.refuse(with_prompt("not_now", self.mode))
 
     async def _clear(self) -> None:
         if not self.keyed.empty:

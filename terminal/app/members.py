@@ -7,8 +7,9 @@ from __future__ import annotations
 import dataclasses
 
 from terminal.app import receipts
+from terminal.app.catalogue import said, with_prompt
 from terminal.app.hqlink import HqUnreachable, RemoteBalance
-from terminal.app.modes import PROMPTS, Mode
+from terminal.app.modes import Mode
 from terminal.app.subtotal import Subtotal
 from terminal.app.till_base import log
 from terminal.loyalty.errors import Refused, UnknownCard
@@ -20,13 +21,13 @@ class Members(Subtotal):
 
     async def _any_member(self) -> None:
         if self.keyed.empty:
-            await self.say("Swipe the card, scan it, or key the member no. then Member")
+            await self.say(said("member.how"))
             return
         await self._identify(self.keyed.take())
 
     async def _identify(self, number: str) -> None:
         if self.mode not in (Mode.READY, Mode.SUBTOTAL):
-            await self.refuse(f"Not now: {PROMPTS[self.mode]}")
+            await self.refuse(with_prompt("not_now", self.mode))
             return
         try:
             # HQ froze or retired the card (lost, merged): no points either way, and why.
@@ -39,7 +40,7 @@ class Members(Subtotal):
             await self._identify_elsewhere(number)
             return
         except Refused as exc:  # a payment card keyed by hand, a malformed number
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         remote = None
         if self.link.reachable:
@@ -49,8 +50,7 @@ class Members(Subtotal):
     async def _identify_elsewhere(self, number: str) -> None:
         """A card this ledger does not know: HQ may know the member from another store
         (DESIGN promise 4); if HQ cannot say, nothing changes."""
-        unreachable = (f"Card ****{number[-4:]}: member not known here and HQ unreachable: "
-                       "sell without points or register")
+        unreachable = said("member.unreachable", card4=number[-4:])
         if not self.link.reachable:
             await self.refuse(unreachable)
             return
@@ -62,14 +62,13 @@ class Members(Subtotal):
         if remote is None:
             self.new_card = number
             self.switch_to(Mode.REGISTER)
-            await self.say(f"Card ****{number[-4:]} is not registered: key phone no. + Enter "
-                           "to register, Clear = no")
+            await self.say(said("member.unregistered", card4=number[-4:]))
             return
         assert self.operator is not None
         try:
             view = await self.ledger.import_member(number, remote, self.operator.name)
         except Refused as exc:  # HQ's answer does not fit the rules in force
-            await self.refuse(f"Card ****{number[-4:]}: HQ's member record refused: {exc}")
+            await self.refuse(said("member.hq_refused", card4=number[-4:], detail=str(exc)))
             return
         self.link.events_written()
         log.info("member ****%s known at HQ: recorded here (tier %s)", number[-4:], remote.tier)
@@ -96,20 +95,20 @@ class Members(Subtotal):
         phone, card = self.keyed.take(), self.new_card
         assert card is not None and self.operator is not None
         if not phone:
-            await self.refuse("Key the customer's phone no., then Enter (Clear = no)")
+            await self.refuse(said("member.phone_needed"))
             return
         try:
             view = await self.ledger.register(Registration(card=card, phone=phone,
                                                            operator=self.operator.name))
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         self.link.events_written()
         self.draft.card, self.draft.member = card, view
         self.new_card = None
         self.switch_to(Mode.READY)
-        await self.show("Welcome, new member", f"Points {view.balance} {view.tier}",
-                        prompt=f"Registered: {view.balance} points welcome bonus")
+        await self.show(*self.displays.pole_lines(said("member.welcome", points=view.balance)),
+                        prompt=said("member.welcome", points=view.balance))
 
     async def _ready_balance(self) -> None:
         if not self.keyed.empty:
@@ -124,18 +123,18 @@ class Members(Subtotal):
         try:
             view = await self.ledger.member_by_phone(phone, approver)
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         # The phone gives the balance, not the card: a sale still needs the card itself.
-        await self.show(f"Member ****{view.card_last4}", f"Points {view.balance} {view.tier}",
-                        prompt=f"{view.name or 'Member'} (phone ...{view.phone_last4}): "
-                               f"{view.balance} points, {view.tier}")
+        await self.say(said("member.by_phone", name=view.name or self._label("MEMBER"),
+                            phone4=view.phone_last4, card4=view.card_last4,
+                            points=view.balance, tier=view.tier))
 
     async def _statement(self, card: str) -> None:
         try:
             statement = await self.ledger.statement(card)
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         view: MemberView = statement["member"]
         remote = self.draft.remote

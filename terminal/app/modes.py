@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from terminal.app.catalogue import CATALOGUE
+
 
 class Mode(enum.StrEnum):
     LOCKED = "locked"  # nobody signed in: an operator number, then their PIN, opens the till
@@ -21,19 +23,6 @@ class Mode(enum.StrEnum):
     PRICE_CHECK = "price_check"  # show a product's price, sell nothing
 
 
-PROMPTS = {
-    Mode.LOCKED: "Key your operator no., then Enter",
-    Mode.PIN: "Key your PIN, then Enter (Clear = other operator)",
-    Mode.READY: "Swipe member card, scan or key an item",
-    Mode.MANAGER: "Manager no., then Enter (Clear cancels)",
-    Mode.MANAGER_PIN: "Manager PIN, then Enter (Clear cancels)",
-    Mode.REGISTER: "Unknown card: key phone no. + Enter to register, Clear = no",
-    Mode.SUBTOTAL: "Key points + Redeem, or pay: Cash / Card",
-    Mode.REFUND_FIND: "Refund: scan receipt or key sale no. + Enter",
-    Mode.REFUND_LINES: "Enter = whole sale, line no. + Enter = one line, Void = void sale",
-    Mode.EXCHANGE: "Key goods no. + Enter (qty: n Quantity)",
-    Mode.ADJUST: "Key points: Enter adds, Discount takes off",
-    Mode.CONFIRM_Z: "Z report closes the day: Enter to confirm",
-    Mode.PRICE_CHECK: "Price check: scan or key code + Enter",
-}
+# Each mode's standing prompt, in English (the catalogue has it in Chinese and for the pole).
+PROMPTS = {mode: CATALOGUE[f"prompt.{mode}"].en for mode in Mode}
 MASKED = (Mode.PIN, Mode.MANAGER_PIN)

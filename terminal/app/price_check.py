@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from terminal.app.catalogue import said
 from terminal.app.modes import Mode
-from terminal.app.screens import pole_name
 from terminal.app.till_base import TillBase
 from terminal.loyalty.money import yuan
 
@@ -24,9 +24,10 @@ class PriceCheck(TillBase):
     async def _price_check(self, code: str) -> None:
         line = await self.ledger.find_product(code) if code else None
         if line is None:
-            await self.refuse(f"Unknown product {code}: not in the catalogue" if code
-                              else "Scan the product or key its code, then Enter")
+            await self.refuse(said("sale.unknown_product", code=code) if code
+                              else said("price.how"))
             return
         self.switch_to(Mode.READY)
-        await self.show(pole_name(line.name), self._pair("PRICE", yuan(line.price_fen)),
-                        prompt=f"{line.name}: {yuan(line.price_fen)} (not added)")
+        await self.show(self.displays.show_name(line.name),
+                        self._pair(self._label("PRICE"), yuan(line.price_fen)),
+                        prompt=said("price.found", name=line.name, amount=yuan(line.price_fen)))

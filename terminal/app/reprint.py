@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from terminal.app import receipts
+from terminal.app.catalogue import said
 from terminal.app.keyed import parse_count
 from terminal.app.till_base import TillBase
 from terminal.loyalty.errors import Refused
@@ -16,7 +17,7 @@ class Reprints(TillBase):
             try:
                 number = parse_count(self.keyed.take(), "sale no.", 1, 10**9)
             except Refused as exc:
-                await self.refuse(str(exc))
+                await self.refuse(exc)
                 return
             sale_id = self.ledger.sale_id_for(number)
             await self._with_manager("Reprint", lambda who: self._reprint(sale_id))
@@ -24,18 +25,18 @@ class Reprints(TillBase):
             results = await self.desk.reprint_pending()
             done = sum(r.printed for r in results)
             if results and not results[-1].printed:
-                await self.refuse(f"Printer: {results[-1].message} ({done} printed)")
+                await self.refuse(said("printer.problem", problem=results[-1].message, done=done))
             else:
-                await self.say(f"{done} kept receipt(s) printed")
+                await self.say(said("reprint.kept_done", done=done))
         elif self.desk.last_id is not None:
             await self._reprint(self.desk.last_id)
         else:
-            await self.refuse("No receipt printed yet to reprint")
+            await self.refuse(said("reprint.none"))
 
     async def _reprint(self, receipt_id: str) -> None:
         lines = await self.desk.archived(receipt_id)
         if lines is None:
-            await self.refuse(f"No receipt kept for {receipt_id}")
+            await self.refuse(said("reprint.not_kept", sale=receipt_id))
             return
         self._print(receipts.reprint(lines, receipt_id), f"{receipt_id}-copy")
-        await self.say(f"Reprinting {receipt_id}")
+        await self.say(said("reprint.started", sale=receipt_id))

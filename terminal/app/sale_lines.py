@@ -4,6 +4,7 @@ that is no product may be a member's card.
 
 from __future__ import annotations
 
+from terminal.app.catalogue import said
 from terminal.app.hqlink import HqUnreachable
 from terminal.app.keyed import parse_amount, parse_count
 from terminal.app.members import Members
@@ -22,14 +23,14 @@ class SaleLines(Members):
 
     async def _ready_add(self) -> None:
         if self.keyed.empty:
-            await self.refuse("Key the product code first, then Add")
+            await self.refuse(said("sale.code_first"))
             return
         await self._add_product(self.keyed.take())
 
     async def _add_product(self, code: str) -> None:
         line = await self.ledger.find_product(code)
         if line is None:
-            await self.refuse(f"Unknown product {code}: not in the catalogue")
+            await self.refuse(said("sale.unknown_product", code=code))
             return
         await self._add_line(line)
 
@@ -42,10 +43,10 @@ class SaleLines(Members):
             await self.ledger.member(code)
         except UnknownCard:
             if not await self._known_at_hq(code):  # neither a product nor a member's card
-                await self.refuse(f"Unknown product {code}: not in the catalogue")
+                await self.refuse(said("sale.unknown_product", code=code))
                 return
         except Refused:
-            await self.refuse(f"Unknown product {code}: not in the catalogue")
+            await self.refuse(said("sale.unknown_product", code=code))
             return
         await self._identify(code)
 
@@ -62,19 +63,19 @@ class SaleLines(Members):
         try:
             self.draft.add(line)
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         await self._show_sale()
 
     async def _department(self, number: int) -> None:
         if number > len(self.setup.departments):
-            await self.refuse(f"Department {number} is not set up on this till")
+            await self.refuse(said("sale.no_department", number=number))
             return
         try:
             fen = parse_amount(self.keyed.text, "amount")
         except Refused as exc:
             self.keyed.take()
-            await self.refuse(f"{exc}, then the department key")
+            await self.refuse(said("sale.department_amount", detail=str(exc)))
             return
         self.keyed.take()
         category = self.setup.departments[number - 1]
@@ -90,12 +91,12 @@ class SaleLines(Members):
     async def _ready_quantity(self) -> None:
         if not self.draft.lines:
             self.keyed.take()
-            await self.refuse("No item to change: add an item first")
+            await self.refuse(said("sale.nothing_to_change"))
             return
         try:
             qty = parse_count(self.keyed.take(), "quantity", 1, MAX_QTY)
         except Refused as exc:
-            await self.refuse(f"{exc}; remove a line with its line no. + Void")
+            await self.refuse(said("sale.quantity", detail=str(exc)))
             return
         self.draft.set_quantity(len(self.draft.lines) - 1, qty)
         await self._show_sale()

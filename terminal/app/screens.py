@@ -8,46 +8,14 @@ when it returns, and it shows the current lines and frame again.
 from __future__ import annotations
 
 import asyncio
-import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from terminal.app.catalogue import LABELS, Language, Said
+from terminal.app.pole_text import name_for, pole_language
 from terminal.drivers.lcd import Lcd, LcdFrame
 from terminal.drivers.pole import PoleDisplay
-from terminal.drivers.textwidth import wrap
-from terminal.drivers.transliterate import ascii_only
 from terminal.loyalty.operations import MemberView
-
-_WORD = re.compile(r"\S+")
-
-
-def pole_name(name: str) -> str:
-    """A bilingual name shown on an ASCII pole: "草莓 Strawberries" -> "Strawberries".
-
-    Names with no ASCII words stay as they are; the driver shows those as placeholders.
-    """
-    words = _WORD.findall(name)
-    latin = [w for w in words if all(ascii_only(c) for c in w)]
-    return " ".join(latin) if latin and len(latin) < len(words) else name
-
-
-_CLAUSE_END = re.compile(r"[:,(]")
-
-
-def two_lines(text: str, columns: int) -> tuple[str, str]:
-    """A message on the pole's two lines; the LCD shows it whole.
-
-    A long message keeps what matters to a person at the counter: its first clause (what
-    happened) and its last (what to do): "Card not read (...), please swipe again" ->
-    "Card not read" / "please swipe again".
-    """
-    parts = wrap(text, columns) or [""]
-    if len(parts) <= 2:
-        return parts[0], parts[1] if len(parts) > 1 else ""
-    cut = _CLAUSE_END.search(text)
-    tail = re.split(r"[:,] ", text)[-1]
-    if cut is None or tail == text:
-        return parts[0], parts[1]
-    return (wrap(text[:cut.start()].strip(), columns) or [""])[0], wrap(tail, columns)[0]
 
 
 @dataclass(frozen=True)
@@ -90,6 +58,11 @@ class Displays:
         self.pole = pole
         self.lcd = lcd
         self.columns = pole.config.columns if pole is not None else 20
+        # The pole speaks Chinese when it takes GB2312/GB18030, else English with pinyin names;
+        # the LCD (which draws any character) in its configured language.
+        self.language: Language = pole_language(pole.config.charset) if pole else "en"
+        self.show_name = name_for(self.language)
+        self.lcd_language: Language = lcd.config.language if lcd is not None else "zh"  # type: ignore[assignment]
         self.lines: tuple[str, str] = ("", "")  # what was last sent to the pole
         self.frame: LcdFrame | None = None
         self.asked: tuple[str, str] = ("", "")
@@ -103,6 +76,21 @@ class Displays:
         self._shown_returned = False
         self._tasks: set[asyncio.Task[None]] = set()
         self.lead_seconds = LEAD_SECONDS
+
+    def pole_lines(self, said: Said) -> tuple[str, str]:
+        """``said`` in the pole's language, written for its width."""
+        return said.pole(self.language, self.columns, self.show_name)
+
+    def long(self, said: Said | Sequence[Said]) -> str:
+        """``said`` whole, in the LCD's language (several: one after the other)."""
+        parts = [said] if isinstance(said, Said) else said
+        stop = "。" if self.lcd_language == "zh" else ". "
+        return stop.join(part.long(self.lcd_language) for part in parts)
+
+    def label(self, key: str) -> str:
+        """A word shown beside an amount ("TOTAL"), in the pole's language."""
+        zh, en = LABELS[key]
+        return zh if self.language == "zh" else en
 
     async def show(self, line1: str, line2: str, member: MemberView | None = None,
                    prompt: str | None = None, spare: bool = False) -> None:

@@ -3,8 +3,9 @@ pending action, and a manager unlocking an operator locked after wrong PINs."""
 
 from __future__ import annotations
 
+from terminal.app.catalogue import prompt, said, what_zh, with_prompt
 from terminal.app.keyed import parse_count
-from terminal.app.modes import PROMPTS, Mode
+from terminal.app.modes import Mode
 from terminal.app.till_base import TillBase, log
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.store.operators import MAX_NUMBER, SignedIn
@@ -18,30 +19,29 @@ class SignIn(TillBase):
         try:
             number = parse_count(self.keyed.take(), "operator no.", 1, MAX_NUMBER)
         except Refused as exc:
-            await self.refuse(f"{exc}: key your operator no., then Enter")
+            await self.refuse(said("sign_in.bad_number", detail=str(exc)))
             return
         if not await self.ledger.operator_known(number):
-            await self.refuse(f"Operator {number} is not known here: key your operator no., "
-                              "then Enter")
+            await self.refuse(said("sign_in.unknown_operator", operator=number))
             return
         if then is Mode.PIN:
             self.signing = number
         else:
             self.approving = number
         self.switch_to(then)
-        await self.say(f"Operator {number}: {PROMPTS[then]}")
+        await self.say(with_prompt("sign_in.operator", then, operator=number))
 
     async def _checked_pin(self, number: int | None) -> SignedIn | None:
         """Operator ``number`` (keyed before), if the keyed PIN is theirs; else refused."""
         pin = self.keyed.take()
         assert number is not None
         if not pin:  # not a try: nothing keyed
-            await self.refuse(f"Operator {number}: key your PIN, then Enter")
+            await self.refuse(said("sign_in.pin_needed", operator=number))
             return None
         try:
             return await self.ledger.sign_in(number, pin)
         except Refused as exc:  # a wrong PIN (counted), a lockout
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return None
 
     async def _locked_enter(self) -> None:
@@ -54,7 +54,7 @@ class SignIn(TillBase):
         self.operator, self.signing = who, None
         self.switch_to(Mode.READY)
         log.info("%s %s signed in", who.role, who.name)
-        await self.say(f"Signed in: {who.name}. {PROMPTS[Mode.READY]}")
+        await self.say(with_prompt("sign_in.done", Mode.READY, who=who.name))
 
     async def _pin_void(self) -> None:
         number = self.signing
@@ -66,23 +66,23 @@ class SignIn(TillBase):
         try:
             await self.ledger.unlock_operator(number, approver)
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         log.info("manager %s unlocked operator %d", approver, number)
-        await self.say(f"Operator {number} unlocked: {PROMPTS[Mode.PIN]}")
+        await self.say(with_prompt("sign_in.unlocked", Mode.PIN, operator=number))
 
     async def _locked_sign_in_out(self) -> None:
-        await self.say(PROMPTS[Mode.LOCKED])
+        await self.say(prompt(Mode.LOCKED))
 
     async def _ready_sign_in_out(self) -> None:
         if not self.draft.empty:
-            await self.refuse("Finish or void the sale before signing out")
+            await self.refuse(said("sign_out.sale_open"))
             return
         assert self.operator is not None
         log.info("%s signed out", self.operator.name)
         self.operator = None
         self.switch_to(Mode.LOCKED)
-        await self.say(f"Signed out. {PROMPTS[Mode.LOCKED]}")
+        await self.say(with_prompt("sign_out.done", Mode.LOCKED))
 
     async def _manager_enter(self) -> None:
         await self._operator_number(Mode.MANAGER_PIN)
@@ -95,7 +95,8 @@ class SignIn(TillBase):
             return
         self.approving = None
         if not who.is_manager:
-            await self.refuse(f"That is not a manager PIN: {pending.what} not authorised")
+            await self.refuse(said("manager.not_manager", what=pending.what,
+                                   what_zh=what_zh(pending.what)))
             self.switch_to(Mode.MANAGER)  # the next try starts from a manager's number
             return
         self.switch_to(pending.back_to)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from terminal.app.catalogue import said
 from terminal.app.day_reports import DayReports
 from terminal.app.hq_points import HqPoints
 from terminal.app.keyed import parse_count
@@ -17,7 +18,7 @@ class Subtotal(HqPoints, DayReports):
         if self.draft.lines:
             await self._subtotal()
         elif self.draft.member is not None:
-            await self.refuse("No items in the sale yet")
+            await self.refuse(said("sale.empty"))
         else:
             await self._with_manager("Z report", self._confirm_z)
 
@@ -27,7 +28,7 @@ class Subtotal(HqPoints, DayReports):
             quote = await self.ledger.quote(request, online=self.link.reachable,
                                             hq_balance=self._hq_balance())
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         self.quote = quote
         self.switch_to(Mode.SUBTOTAL)
@@ -38,7 +39,7 @@ class Subtotal(HqPoints, DayReports):
         assert quote is not None
         if self.draft.card is None:
             self.keyed.take()
-            await self.refuse("No member: swipe the member card before redeeming")
+            await self.refuse(said("redeem.no_member"))
             return
         text = self.keyed.take()
         try:
@@ -55,7 +56,7 @@ class Subtotal(HqPoints, DayReports):
                 raise RedeemRefused(f"no points may be redeemed on this sale (balance "
                                     f"{quote.balance})", "redeem")
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         await self._release_hold()
         if points:
@@ -65,7 +66,7 @@ class Subtotal(HqPoints, DayReports):
                                                  sale_id)
             except Refused as exc:
                 self.redeem_points = 0
-                await self.refuse(str(exc))
+                await self.refuse(exc)
                 return
             self.sale_id = sale_id
         self.redeem_points = points

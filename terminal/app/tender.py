@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from terminal.app import receipts
+from terminal.app.catalogue import TENDERS_ZH, Said, said
 from terminal.app.keyed import parse_amount
 from terminal.app.modes import Mode
 from terminal.app.subtotal import Subtotal
@@ -30,7 +31,7 @@ class Tender(Subtotal):
     async def _tender_from_ready(self, tender: str) -> None:
         if not self.draft.lines:
             self.keyed.take()
-            await self.refuse("No items in the sale yet")
+            await self.refuse(said("sale.empty"))
             return
         keyed = self.keyed.take()
         await self._subtotal()
@@ -56,14 +57,14 @@ class Tender(Subtotal):
             try:
                 given = parse_amount(text, "cash tendered")
             except Refused as exc:
-                await self.refuse(str(exc))
+                await self.refuse(exc)
                 return
             if given < due:
-                await self.refuse(f"Cash {yuan(given)} is less than the {yuan(due)} due")
+                await self.refuse(said("tender.cash_short", given=yuan(given), amount=yuan(due)))
                 return
         elif text:
-            await self.refuse(f"{tender.capitalize()} pays the amount due: clear the keyed "
-                              f"{text} first")
+            await self.refuse(said("tender.clear_keyed", tender_cap=tender.capitalize(),
+                                   tender_zh=TENDERS_ZH[tender], keyed=text))
             return
         else:
             given = due
@@ -79,7 +80,7 @@ class Tender(Subtotal):
                                             held_at_hq=self._held_at_hq(self.hold,
                                                                         self.redeem_points))
         except Refused as exc:
-            await self.refuse(str(exc))
+            await self.refuse(exc)
             return
         finally:
             self.committing = None
@@ -91,13 +92,15 @@ class Tender(Subtotal):
         doc = receipts.sale_receipt(head, request, result, given, change)
         member = result.member
         self.draft.member = None
-        second = f"Points {member.balance}" if member else "Thank you"
+        second = (f"{self._label('POINTS')} {member.balance}" if member
+                  else self._label("THANKS"))
         if tender == "cash":
-            first, prompt = (self._pair("CHANGE", yuan(change)),
-                             f"Sale {result.id}: change {yuan(change)}")
+            first = self._pair(self._label("CHANGE"), yuan(change))
+            prompt = said("sale.change", sale=result.id, amount=yuan(change))
         else:
-            first, prompt = (self._pair("PAID", yuan(result.paid_fen)),
-                             f"Sale {result.id} paid by {tender}")
+            first = self._pair(self._label("PAID"), yuan(result.paid_fen))
+            prompt = said("sale.paid", sale=result.id, tender=tender,
+                          tender_zh=TENDERS_ZH[tender])
         self._background_task(self._after_sale(doc, result.id, tender == "cash", first, prompt))
         await self.show(first, second, prompt=prompt)
 
@@ -109,19 +112,18 @@ class Tender(Subtotal):
             result.member, result.points_redeemed, result.points_earned))
 
     async def _after_sale(self, doc: Document, sale_id: str, cash: bool, first: str,
-                          prompt: str) -> None:
+                          prompt: Said) -> None:
         """Drawer and receipt after the commit. A problem with either is told to the cashier
         under the change line, which stays up: the change is what the customer is waiting for."""
         problems = []
         if cash:
             problem = await self.desk.open_drawer()
             if problem:
-                problems.append(f"Open the drawer by hand: {problem}")
+                problems.append(said("sale.drawer_by_hand", problem=problem))
         printed = await self.desk.print(doc, sale_id)
         if not printed.result.printed:
-            problems.append(f"Printer: {printed.result.message} (receipt kept: Reprint)")
+            problems.append(said("sale.receipt_kept", problem=printed.result.message))
         if problems:
-            self.message = "; ".join(problems)
-            short = "Drawer by hand" if len(problems) == 1 and cash and printed.result.printed \
-                else "Receipt kept:Reprint"
-            await self.show(first, short, prompt=f"{prompt}. {self.message}")
+            # The change stays on the first line; the last problem's short form under it.
+            await self.show(first, self.displays.pole_lines(problems[-1])[1],
+                            prompt=[prompt, *problems])

@@ -7,24 +7,50 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from terminal.app import receipts
+from terminal.app.catalogue import Name, Said, prompt, refusal, said, what_zh
 from terminal.app.draft import Draft
 from terminal.app.hqlink import Hold, HqLink
 from terminal.app.keyed import Keyed
 from terminal.app.ledger import LedgerGateway, SoldLine
-from terminal.app.modes import MASKED, PROMPTS, Mode
+from terminal.app.modes import MASKED, Mode
 from terminal.app.printing import ReceiptDesk
-from terminal.app.screens import Displays, pole_name, two_lines
+from terminal.app.screens import Displays
+from terminal.drivers.barcode import ScanError
 from terminal.drivers.document import Document
+from terminal.drivers.msr import PaymentCardRefused, SwipeReadError
 from terminal.drivers.textwidth import columns, text_width
 from terminal.loyalty import redemption
+from terminal.loyalty.errors import PaymentCardRefused as LoyaltyPaymentCardRefused
+from terminal.loyalty.errors import Refused
 from terminal.loyalty.money import yuan
 from terminal.loyalty.operations import MemberView, Quote
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.operators import SignedIn
+
+
+def refused(exc: Exception) -> Said:
+    """The catalogue's message for a refusal raised by the rules or a device."""
+    if isinstance(exc, (PaymentCardRefused, LoyaltyPaymentCardRefused)):
+        return said("swipe.payment_card")
+    if isinstance(exc, SwipeReadError):
+        return said("swipe.unread", reason=exc.reason)
+    if isinstance(exc, ScanError):
+        return said("scan.unread", reason=exc.reason)
+    if isinstance(exc, Refused):
+        return refusal(str(exc), exc.rule)
+    return refusal(str(exc))
+
+
+def member_said(view: MemberView) -> Said:
+    """The member, their points and tier: by name, or by card where the name is not known."""
+    if view.name:
+        return said("member.shown", name=Name(view.name), points=view.balance, tier=view.tier)
+    return said("member.card", card4=view.card_last4, points=view.balance, tier=view.tier)
+
 
 # The till's log keeps one name, whichever module an operation lives in.
 log = logging.getLogger("terminal.app.flow")
@@ -93,30 +119,45 @@ class TillBase:
             log.debug("mode %s -> %s", self._mode, mode)
         self._mode = mode
 
-    async def show(self, line1: str, line2: str = "", prompt: str | None = None) -> None:
-        self.message = f"{line1} {line2}".strip() if prompt is None else prompt
-        await self.displays.show(line1, line2, self.draft.member, prompt)
+    async def show(self, line1: str, line2: str = "",
+                   prompt: Said | Sequence[Said] | None = None) -> None:
+        """Two pole lines laid out by the till (an item and its price); the LCD shows
+        ``prompt`` whole (or the two lines)."""
+        parts = [prompt] if isinstance(prompt, Said) else list(prompt or ())
+        self.message = (". ".join(p.long("en") for p in parts) if parts
+                        else f"{line1} {line2}".strip())
+        await self.displays.show(line1, line2, self.draft.member,
+                                 self.displays.long(parts) if parts else None)
 
-    async def say(self, text: str) -> None:
-        """A sentence for the cashier, wrapped onto the pole's two lines. Its second line may
-        carry a device notice when it is empty or the sentence is the mode's standing prompt
+    async def say(self, what: Said) -> None:
+        """A message of the catalogue: its short form on the pole, its long form on the LCD
+        (and in ``message``, in English, for the log). The pole's second line may carry a device
+        notice when it is empty or the message is the mode's standing prompt
         (:class:`~terminal.app.screens.Displays`)."""
-        self.message = text
-        line1, line2 = two_lines(text, self.displays.columns)
-        await self.displays.show(line1, line2, self.draft.member, text,
-                                 spare=not line2 or text == PROMPTS[self.mode])
+        self.message = what.long("en")
+        line1, line2 = self.displays.pole_lines(what)
+        await self.displays.show(line1, line2, self.draft.member, self.displays.long(what),
+                                 spare=not line2 or what.key == f"prompt.{self.mode}")
 
-    async def refuse(self, text: str) -> None:
-        """Tell the cashier why the input was refused; nothing else changes."""
+    async def refuse(self, what: Said | Exception) -> None:
+        """Tell the cashier why the input was refused; nothing else changes. A refusal of the
+        rules or of a device (an exception) is said by what it names."""
+        if isinstance(what, Exception):
+            what = refused(what)
+        text = what.long("en")
         self.refused = text
         self.refusals.append(text)
         self.refusal_count += 1
-        await self.say(text)
+        await self.say(what)
 
     def _pair(self, left: str, right: str) -> str:
+        """A name or label and an amount on one pole line (the name fitted, never the amount)."""
         width = self.displays.columns
         room = max(1, width - text_width(right) - 1)
-        return columns([pole_name(left), right], [room, width - room - 1], "lr")
+        return columns([self.displays.show_name(left), right], [room, width - room - 1], "lr")
+
+    def _label(self, key: str) -> str:
+        return self.displays.label(key)
 
     async def _prompt(self) -> None:
         if self.mode is Mode.READY and self.draft.lines:
@@ -126,40 +167,46 @@ class TillBase:
         elif self.mode is Mode.SUBTOTAL and self.quote is not None:
             await self._show_quote()
         else:
-            await self.say(PROMPTS[self.mode])
+            await self.say(prompt(self.mode))
 
     async def _echo(self) -> None:
         text = "*" * len(self.keyed.text) if self.mode in MASKED else self.keyed.text
-        await self.show(pole_name(PROMPTS[self.mode]), text, prompt=f"{PROMPTS[self.mode]}: "
-                        f"{text}")
+        standing = prompt(self.mode)
+        await self.show(self.displays.pole_lines(standing)[0], text,
+                        prompt=said("keyed.echo", keyed=text, prompt=standing.long("en"),
+                                    prompt_zh=standing.long("zh")))
 
     async def _show_member(self, view: MemberView) -> None:
-        name = pole_name(view.name)
-        first = f"Hi {name}" if name and name.isascii() else f"Member ****{view.card_last4}"
-        await self.show(first, f"Points {view.balance} {view.tier}",
-                        prompt=f"{view.name or 'Member'}: {view.balance} points, {view.tier}")
+        await self.say(member_said(view))
 
     async def _show_sale(self) -> None:
         last = self.draft.lines[-1]
-        item = f"{last.qty}x {last.name or last.sku}" if last.qty > 1 else last.name or last.sku
+        name = self.displays.show_name(last.name or last.sku)
+        item = f"{last.qty}x {name}" if last.qty > 1 else name
         await self.show(self._pair(item, yuan(last.list_fen)),
-                        self._pair("TOTAL", yuan(self.draft.total_fen)))
+                        self._pair(self._label("TOTAL"), yuan(self.draft.total_fen)))
 
     async def _show_quote(self) -> None:
         quote = self.quote
         assert quote is not None
         due = quote.due_fen - redemption.deduction_fen(self.rules, self.redeem_points)
+        pt, due_label = self._label("PT"), self._label("DUE")
         if self.redeem_points:
-            second = self._pair(f"-{self.redeem_points}pt", f"DUE {yuan(due)}")
+            second = self._pair(f"-{self.redeem_points}{pt}", f"{due_label} {yuan(due)}")
         elif quote.max_redeem_points:
-            second = self._pair(f"max {quote.max_redeem_points}pt", f"DUE {yuan(due)}")
+            second = self._pair(f"{self._label('MAX')} {quote.max_redeem_points}{pt}",
+                                f"{due_label} {yuan(due)}")
         else:
-            second = self._pair("DUE", yuan(due))
-        discount = f" less {yuan(quote.discount_fen)} discount" if quote.discount_fen else ""
-        await self.show(self._pair("SUBTOTAL", yuan(quote.list_fen)), second,
-                        prompt=f"Due {yuan(due)}{discount}; balance {quote.balance}, up to "
-                               f"{quote.max_redeem_points} points "
-                               f"({yuan(quote.max_deduction_fen)}) may be redeemed")
+            second = self._pair(due_label, yuan(due))
+        discount = yuan(quote.discount_fen)
+        await self.show(self._pair(self._label("SUBTOTAL"), yuan(quote.list_fen)), second,
+                        prompt=said("quote.shown", amount=yuan(due), balance=quote.balance,
+                                    discount=f" less {discount} discount"
+                                    if quote.discount_fen else "",
+                                    discount_zh=f"，已减会员折扣 {discount}"
+                                    if quote.discount_fen else "",
+                                    max=quote.max_redeem_points,
+                                    deduction=yuan(quote.max_deduction_fen)))
 
     def _background_task(self, job: Awaitable[None]) -> None:
         task = asyncio.ensure_future(job)
@@ -175,7 +222,7 @@ class TillBase:
         self.keyed.take()  # the PIN starts from an empty entry
         self.pending = Pending(what, run, self.mode)
         self.switch_to(Mode.MANAGER)
-        await self.say(f"{what} needs a manager: manager no., then Enter")
+        await self.say(said("manager.needed", what=what, what_zh=what_zh(what)))
 
     def _head(self) -> receipts.Header:
         at, _trusted = self.ledger.clock()
@@ -191,7 +238,7 @@ class TillBase:
     async def _print_now(self, doc: Document, receipt_id: str) -> None:
         printed = await self.desk.print(doc, receipt_id)
         if not printed.result.printed:
-            await self.say(f"Printer: {printed.result.message}")
+            await self.say(said("printer.kept", problem=printed.result.message))
 
     def _reset_sale(self) -> None:
         self.draft, self.quote, self.redeem_points = Draft(), None, 0

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from terminal.app.catalogue import said, with_prompt
 from terminal.app.hq_points import HqPoints
 from terminal.app.keyed import parse_count
-from terminal.app.modes import PROMPTS, Mode
+from terminal.app.modes import Mode
 from terminal.app.till_base import log
 from terminal.loyalty.errors import InvalidInput, Refused
 from terminal.loyalty.money import yuan
@@ -21,15 +22,16 @@ class Void(HqPoints):
                 number = parse_count(self.keyed.take(), "line no.", 1, len(self.draft.lines))
             except Refused as exc:
                 self.keyed.take()
-                await self.refuse(str(exc))
+                await self.refuse(exc)
                 return
             removed = self.draft.remove(number - 1)
-            await self.show(self._pair(f"VOID {removed.name or removed.sku}",
+            name = self.displays.show_name(removed.name or removed.sku)
+            await self.show(self._pair(f"{self._label('VOID')} {name}",
                                        f"-{yuan(removed.list_fen)}"),
-                            self._pair("TOTAL", yuan(self.draft.total_fen)))
+                            self._pair(self._label("TOTAL"), yuan(self.draft.total_fen)))
             return
         if self.draft.empty:
-            await self.refuse("Nothing to void: no sale in progress")
+            await self.refuse(said("void.nothing"))
             return
         await self._with_manager("Void sale", self._void_sale)
 
@@ -41,4 +43,4 @@ class Void(HqPoints):
         log.info("sale in progress voided by %s (%d lines, %s)", approver,
                  len(self.draft.lines), yuan(self.draft.total_fen))
         self._reset_sale()
-        await self.say("Sale voided. " + PROMPTS[Mode.READY])
+        await self.say(with_prompt("sale.voided", Mode.READY))

@@ -33,6 +33,8 @@ class LcdConfig:
     gpio_dc: int = setting(24, doc="BCM pin for data/command", min=0, max=27)
     gpio_rst: int = setting(25, doc="BCM pin for reset", min=0, max=27)
     bus_speed_hz: int = setting(16_000_000, doc="SPI clock", min=500_000, max=64_000_000)
+    language: str = setting("zh", doc="the prompt's language: zh (Chinese) or en (English)",
+                            choices=("zh", "en"))
 
 
 @dataclass(frozen=True)

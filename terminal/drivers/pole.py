@@ -18,7 +18,7 @@ from typing import Any
 from terminal.core.configfile import setting
 from terminal.drivers.reconnect import OutputDevice
 from terminal.drivers.textwidth import align
-from terminal.drivers.transliterate import degrade
+from terminal.drivers.transliterate import ascii_only, degrade
 
 ESC, US, CLR, CR, LF = 0x1B, 0x1F, 0x0C, 0x0D, 0x0A
 
@@ -31,7 +31,12 @@ class PoleConfig:
     baudrate: int = setting(9600, doc="serial speed", choices=(2400, 4800, 9600, 19200, 38400))
     command_set: str = setting("escpos", doc="escpos (Epson DM-D) or cd5220",
                                choices=("escpos", "cd5220"))
-    columns: int = setting(20, doc="characters per line", min=16, max=40)
+    columns: int = setting(20, doc="characters per line (a Chinese character takes two)",
+                           min=16, max=40)
+    charset: str = setting(
+        "ascii", doc="ascii, or gb2312 / gb18030 for Chinese displays (text sent as GB bytes)",
+        choices=("ascii", "gb2312", "gb18030"),
+    )
     placeholder: str = setting("*", doc="shown per column for characters the display lacks",
                                choices=("*", "?", "#", " ", "_"))
     brightness: int = setting(4, doc="brightness level at start, 1 (dim) to 4", min=1, max=4)
@@ -57,13 +62,28 @@ COMMAND_SETS = {
 }
 
 
+def _shows(charset: str):  # -> Callable[[str], bool]
+    if charset == "ascii":
+        return ascii_only
+
+    def encodes(char: str) -> bool:
+        try:
+            char.encode(charset)
+        except UnicodeEncodeError:
+            return False
+        return char.isprintable()
+    return encodes
+
+
 def encode_lines(line1: str, line2: str, config: PoleConfig) -> bytes:
     """The bytes that put two lines on the display, each padded so it overwrites the old one."""
     commands = COMMAND_SETS[config.command_set]
+    codec = "ascii" if config.charset == "ascii" else config.charset
+    shows = _shows(config.charset)
     out = bytearray()
     for prefix, text in zip(commands.lines, (line1, line2), strict=True):
-        shown = align(degrade(text, placeholder=config.placeholder), config.columns)
-        out += prefix + shown.encode("ascii") + commands.line_end
+        shown = align(degrade(text, shows, config.placeholder), config.columns)
+        out += prefix + shown.encode(codec) + commands.line_end
     return bytes(out)
 
 
@@ -157,8 +177,9 @@ class PoleDisplay(OutputDevice):
 class PoleDecoder:
     """Interprets DM-D and CD5220 bytes like the display's firmware; ``lines`` is what shows."""
 
-    def __init__(self, columns: int = 20, rows: int = 2) -> None:
+    def __init__(self, columns: int = 20, rows: int = 2, charset: str = "ascii") -> None:
         self.columns, self.rows = columns, rows
+        self.charset = charset  # gb2312/gb18030: a lead byte and the next are one character
         self.brightness = 4
         self.unknown: list[bytes] = []  # commands the display would not understand
         self._cells = [[" "] * columns for _ in range(rows)]
@@ -185,13 +206,18 @@ class PoleDecoder:
 
     def _step(self, data: bytes) -> int:
         first = data[0]
+        wide = self._wide(data)
+        if wide == 0:
+            return 0  # half a double-byte character: wait for the rest
         if self._in_line is not None:
             if first == CR:
                 self._in_line = None
+            elif wide == 2:
+                self._put_wide(self._in_line, data[:2])
             elif self._col < self.columns:
                 self._cells[self._in_line][self._col] = self._char(first)
                 self._col += 1
-            return 1
+            return wide if first != CR else 1
         if first in (ESC, US):
             return self._command(data)
         if first == CLR:
@@ -200,9 +226,31 @@ class PoleDecoder:
             self._col = 0
         elif first == LF:
             self._row = min(self._row + 1, self.rows - 1)
+        elif wide == 2:
+            self._put_wide(self._row, data[:2])
+            return 2
         else:
             self._put(self._char(first))
         return 1
+
+    def _wide(self, data: bytes) -> int:
+        """2 for a GB double-byte character, 1 for a single byte, 0 for half a character."""
+        if self.charset == "ascii" or data[0] < 0x81:
+            return 1
+        return 2 if len(data) >= 2 else 0
+
+    def _put_wide(self, row: int, pair: bytes) -> None:
+        try:
+            char = pair.decode(self.charset)
+        except UnicodeDecodeError:
+            self.unknown.append(pair)
+            char = "\ufffd"
+        if self._col + 2 <= self.columns:  # the second cell is covered by the character
+            self._cells[row][self._col], self._cells[row][self._col + 1] = char, ""
+            self._col += 2
+        if row == self._row and self._col == self.columns and self._in_line is None:
+            self._col = 0
+            self._row = (self._row + 1) % self.rows
 
     def _command(self, data: bytes) -> int:
         # (prefix, total length) of each command both dialects use.
@@ -256,12 +304,13 @@ class PtyPole:
 
     def __init__(self, config: PoleConfig) -> None:
         self.columns = config.columns
+        self.charset = config.charset
         self.received = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self.plug()
 
     def plug(self) -> None:
-        self.decoder = PoleDecoder(self.columns)
+        self.decoder = PoleDecoder(self.columns, charset=self.charset)
         self._master, self._slave = os.openpty()
         os.set_blocking(self._master, False)
         self.slave_path = os.ttyname(self._slave)

@@ -22,12 +22,17 @@ def ascii_only(char: str) -> bool:
 
 def degrade(text: str, can_show: Callable[[str], bool] = ascii_only, placeholder: str = "*") -> str:
     """``text`` with every character ``can_show`` refuses replaced by its nearest showable form."""
-    # NFKC turns full-width "１２．５０" into "12.50" and "ｍ" into "m" first.
-    text = unicodedata.normalize("NFKC", text).translate(_PUNCTUATION)
     out: list[str] = []
     for char in text:
         if can_show(char):
             out.append(char)
+            continue
+        # NFKC turns full-width "１２．５０" into "12.50" and "ｍ" into "m"; typographic
+        # punctuation becomes plain. Only for what the device cannot show: a Chinese display
+        # keeps its full-width comma.
+        simple = unicodedata.normalize("NFKC", char).translate(_PUNCTUATION)
+        if simple and all(can_show(c) for c in simple):
+            out.append(simple)
             continue
         decomposed = unicodedata.normalize("NFKD", char)
         base = "".join(c for c in decomposed if not unicodedata.combining(c))

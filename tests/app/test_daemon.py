@@ -90,7 +90,7 @@ backend = "pty"
          str(tmp_path / "demo"), "--config", str(config)],
         input=b"1 enter 1234 enter\n12.5 dept1\ncash\n", capture_output=True, timeout=60)
     assert result.returncode == 0, result.stderr.decode()
-    assert "Sale S042-T07-0001" in result.stdout.decode()
+    assert "销售 S042-T07-0001" in result.stdout.decode()  # the LCD's prompt, in Chinese
     assert (tmp_path / "till" / "ledger.db").exists()
     assert not (tmp_path / "demo").exists()
 

@@ -34,7 +34,8 @@ class Bench(TillBench):
     """The test till with a pole, optionally an LCD; ``do`` also lets the notices settle."""
 
     def __init__(self, tmp: Path, examples: Path, lcd: bool, link: Any = None) -> None:
-        super().__init__(tmp, examples, {"lcd": {"backend": "dummy"}} if lcd else None, link)
+        lcd_config = {"lcd": {"backend": "dummy", "language": "en"}}
+        super().__init__(tmp, examples, lcd_config if lcd else None, link)
         self.terminal.displays.lead_seconds = LEAD
 
     def do(self, *lines: str) -> None:
@@ -165,7 +166,7 @@ def test_lcd_gone_is_told_on_the_pole_only_where_nothing_is_lost(tmp_path: Path,
         bench.do("clear")  # the standing prompt: its second line may carry the notice
         assert not bench.lcd.present
         assert bench.notices.told == ["LCD disconnected"]
-        assert bench.pole_lines == ("Swipe member card,", "LCD disconnected")
+        assert bench.pole_lines == ("Swipe member card", "LCD disconnected")
         bench.do("s", "b 6900000000014")  # a sale: the customer's lines stay as they are
         assert bench.pole_lines == shown(bench, *bench.terminal.displays.asked)
         assert bench.pole_lines[1].startswith("TOTAL")
@@ -181,7 +182,7 @@ def test_lcd_gone_is_told_on_the_pole_only_where_nothing_is_lost(tmp_path: Path,
         bench.lead_over()
         assert "LCD back" not in bench.prompt
         bench.do("clear")
-        assert bench.pole_lines == ("Swipe member card,", "scan or key an item")
+        assert bench.pole_lines == ("Swipe member card", "or scan an item")
     finally:
         bench.close()
 
@@ -224,20 +225,20 @@ def test_reader_unplugged_with_the_pole_alone(pole_only: Bench) -> None:
     bench.do("clear")
     bench.terminal.port("msr").unplug()
     bench.settle()
-    assert bench.pole_lines == ("Swipe member card,", "Reader off: key no.")
+    assert bench.pole_lines == ("Swipe member card", "Reader off: key no.")
     bench.do("b 6900000000014")  # the sale's lines: no notice over the total
     assert bench.pole_lines[1].startswith("TOTAL")
     bench.do("cash")
     assert bench.pole_lines[0].startswith("CHANGE")
     bench.do("clear")  # the standing prompt again: the reminder is back on its second line
-    assert bench.pole_lines == ("Swipe member card,", "Reader off: key no.")
+    assert bench.pole_lines == ("Swipe member card", "Reader off: key no.")
     bench.terminal.port("msr").plug()
     bench.settle()
-    assert bench.pole_lines == ("Swipe member card,", "Card reader back")
+    assert bench.pole_lines == ("Swipe member card", "Card reader back")
     bench.lead_over()  # said once
-    assert bench.pole_lines == ("Swipe member card,", "scan or key an item")
+    assert bench.pole_lines == ("Swipe member card", "or scan an item")
     bench.do("clear")
-    assert bench.pole_lines == ("Swipe member card,", "scan or key an item")
+    assert bench.pole_lines == ("Swipe member card", "or scan an item")
 
 
 def test_no_display_is_in_the_status_and_logged_once(with_lcd: Bench,

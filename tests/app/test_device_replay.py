@@ -26,7 +26,7 @@ def test_scenario_devices_behaves_as_expected(examples: Path, tmp_path: Path) ->
     # Step 2: the member's balance, 100 registration points, is on the pole display.
     assert "100" in " ".join(steps[2]["display"]) and 2 not in errors
     # Step 3: a payment card: refused on the display, its number nowhere.
-    assert "payment card" in errors[3] and "payment" in " ".join(steps[3]["display"])
+    assert "payment card" in errors[3] and "Payment card" in " ".join(steps[3]["display"])
     for path in tmp_path.iterdir():  # term.db, term.db-wal, term.db-shm
         assert PAN not in path.read_bytes(), path
     assert PAN not in done.stderr and PAN not in done.stdout

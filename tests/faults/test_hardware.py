@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from terminal.app.device_notices import MESSAGES
+from terminal.app.catalogue import CATALOGUE
 from terminal.daemon.bootstrap import Terminal, build, device_health
 from terminal.daemon.config import load_config
 from terminal.daemon.sim.console import Console
@@ -34,8 +34,9 @@ from .chain import till_files
 from .scripts import SIGN_IN, sale_lines
 from .support import Counts, scaled
 
-POLE_GONE, LCD_GONE = MESSAGES["pole"][0], MESSAGES["lcd"][0]
-READER_GONE, READER_BACK = MESSAGES["msr"][0], MESSAGES["msr"][2]
+# What the cashier is told, as the LCD says it (in Chinese, its default language).
+POLE_GONE, LCD_GONE = CATALOGUE["device.pole.gone"].zh, CATALOGUE["device.lcd.gone"].zh
+READER_GONE, READER_BACK = CATALOGUE["device.msr.gone"].zh, CATALOGUE["device.msr.back"].zh
 
 FAULTS = ("none", "printer-unplugged", "paper-out", "unplugged-mid-receipt", "pole-gone",
           "lcd-gone", "reader-replugged")

@@ -31,6 +31,7 @@ from terminal.daemon.sim.demo import (
 )
 from terminal.drivers.keymap import load_keymap
 from terminal.drivers.keys import events_for_keys, events_for_text
+from terminal.drivers.textwidth import align
 
 ALIASES = {"dept1": "department_1", "dept2": "department_2", "sign": "sign_in_out",
            ".": "decimal_point", "esc": "clear"}
@@ -123,7 +124,7 @@ class Console:
         width = self.terminal.displays.columns
         frame = self.terminal.displays.frame
         out = ["+" + "-" * width + "+  pole display"]
-        out += [f"|{line:<{width}}|" for line in lines]
+        out += [f"|{align(line, width)}|" for line in lines]  # a Chinese character is 2 wide
         out.append("+" + "-" * width + "+")
         if frame is not None:
             who = f"{frame.member} ({frame.tier}, {frame.balance} points)" if frame.member \
