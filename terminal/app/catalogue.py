@@ -119,8 +119,7 @@ CATALOGUE: dict[str, Message] = {
         "请输入工号后按确认",
         "Key your operator no., then Enter",
         "请输入工号|然后按确认",
-        "Key your operator|no., then Enter",
-        pole_en16="Key operator no.|then Enter",
+        "Key operator no.|then Enter",
     ),
     "prompt.pin": C(
         "请输入密码后按确认（清除键换工号）",
@@ -211,8 +210,8 @@ CATALOGUE: dict[str, Message] = {
     "sign_in.first": C(
         "请先登录：{prompt_zh}",
         "Sign in first: {prompt}",
-        "请先登录|输入密码按确认",
-        "Sign in first:|key PIN + Enter",
+        "请先登录|输入工号按确认",
+        "Sign in first:|key operator no.",
     ),
     "not_now": C(
         "现在不能这样操作：{prompt_zh}",

@@ -1,8 +1,9 @@
 """What the customer's pole display can show: its language and how it shows names.
 
-A pole that takes GB2312 or GB18030 (``[pole] charset``) shows Chinese: a Chinese character is two
-columns, 10 a line on a 20-column pole; a bilingual name its Chinese words. An ASCII pole shows English, and names in pinyin: "牛奶"
-becomes "NiuNai", and a bilingual name ("草莓 Strawberries") its Latin words.
+A pole that takes GB2312 or GB18030 (``[pole] charset``) shows Chinese: a Chinese character is
+two columns, 10 a line on a 20-column pole; a bilingual name its Chinese words. An ASCII pole
+shows English, and names in pinyin: "牛奶" becomes "NiuNai", and a bilingual name ("草莓
+Strawberries") its Latin words.
 
 Pinyin comes from anyascii, imported on the first Chinese name an ASCII pole must show: about
 2.5 MB and 30 ms then (measured here; pypinyin with its phrase dictionary took 55 MB and 0.5 s,

@@ -148,7 +148,7 @@ def test_a_chinese_pole_speaks_chinese_and_an_ascii_one_pinyin(tmp_path: Path,
                                                                    "columns": 16}})
     try:
         for bench in (chinese, ascii_pole):
-            bench.do("1234 enter", "s", "b 6900000000014")
+            bench.do("1 enter 1234 enter", "s", "b 6900000000014")
         assert chinese.pole == ("草莓           12.50", "合计           12.50")
         assert ascii_pole.pole == ("Strawberri 12.50", "TOTAL      12.50")
         for bench in (chinese, ascii_pole):
