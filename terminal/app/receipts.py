@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
+from terminal.app.pole_text import chinese_name
 from terminal.drivers.document import Document
+from terminal.loyalty.earning import EarnSteps
 from terminal.loyalty.money import yuan
 from terminal.loyalty.operations import (
     ExchangeResult,
@@ -78,11 +81,12 @@ def sale_receipt(head: Header, req: SaleRequest, result: SaleResult, tendered_fe
     if result.member is not None:
         doc.separator()
         doc.columns("本次积分 Earned", f"+{result.points_earned}")
-        doc.line(f"({result.why})")
-        if result.promotion:
-            doc.line(f"促销 Promotion: {result.promotion}")
+        if result.earned is not None:
+            explain_points(doc, result.earned)
+        else:
+            doc.line("本单未达积分门槛 This sale is below the minimum for points")
         if result.birthday:
-            doc.line("生日快乐 Birthday points")
+            doc.line("生日快乐 Happy birthday!")
         if result.points_redeemed:
             doc.columns("使用积分 Redeemed", f"-{result.points_redeemed}")
         _member_block(doc, result.member)
@@ -90,6 +94,66 @@ def sale_receipt(head: Header, req: SaleRequest, result: SaleResult, tendered_fe
     doc.line("退货扫码 Scan for refunds", "center")
     doc.barcode(result.id, SALE_ID_SYMBOLOGY)
     return doc.feed(2).cut()
+
+
+_ROUNDING = {"floor": "舍去小数 Rounded down", "ceil": "小数进位 Rounded up",
+             "round": "四舍五入 Rounded"}
+_MULTIPLIER = {"tier": "会员等级 Tier", "promotion": "促销 Promotion", "birthday": "生日 Birthday"}
+_CAPS = {"per_sale": "每单上限 Cap per sale", "per_member_per_day": "每日上限 Daily cap"}
+
+
+def number(value: Fraction) -> str:
+    """An exact number as a person reads it: 2.15, 362.064, 3. Only one whose decimals never
+    end (1/3) is shown to three places, marked "~"; the points are rounded once, from the exact
+    total, as the receipt says."""
+    if value.denominator == 1:
+        return str(value.numerator)
+    denominator, places = value.denominator, 0
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    if denominator != 1:
+        return f"~{float(value):.3f}"
+    while (value * 10**places).denominator != 1:
+        places += 1
+    scaled = value * 10**places
+    whole, rest = divmod(scaled.numerator, 10**places)
+    return f"{whole}.{rest:0{places}d}"
+
+
+def explain_points(doc: Document, steps: EarnSteps) -> None:
+    """How the points were earned, in words, from the very numbers they were computed from:
+    each line's amount times its category's multiplier, the sale's multipliers (tier,
+    promotion, birthday), the one rounding, the fixed bonus, a cap."""
+    rate = number(steps.points_per_yuan)
+    paid = steps.basis == "paid"
+    doc.line("积分计算 How the points add up")
+    doc.line(f"{'实付' if paid else '原价'}每元 {rate} 分，乘以品类倍数")
+    doc.line(f"{rate} pt per yuan {'paid' if paid else 'at list price'}, times the item's "
+             "multiplier")
+    for line in steps.lines:
+        name = chinese_name(line.name) if line.name else line.sku
+        if line.excluded:
+            doc.columns(f"{name} 不积分 no points", "0")
+            continue
+        doc.columns(name, f"{yuan(line.amount_fen)}x{number(line.multiplier)}",
+                    number(line.points), weights=(3, 2, 1))
+    base = sum((line.points for line in steps.lines), Fraction(0))
+    if steps.multipliers:
+        doc.columns("小计 Sum", number(base), weights=(2, 1))
+        for kind, name, times in steps.multipliers:
+            if kind == "promotion":  # a promotion's name is long: a line of its own
+                doc.line(f"{_MULTIPLIER[kind]}: {name}")
+                doc.columns("  倍数 times", f"x{number(times)}")
+            else:
+                doc.columns(f"{_MULTIPLIER[kind]} {name}".rstrip(), f"x{number(times)}")
+    doc.columns("合计 Total", number(steps.total), weights=(2, 1))
+    if steps.total != steps.rounded:
+        doc.columns(_ROUNDING[steps.rounding], str(steps.rounded))
+    if steps.fixed:
+        doc.columns("指定商品奖励 Bonus items", f"+{steps.fixed}")
+    if steps.cap is not None:
+        doc.columns(_CAPS[steps.cap[0]], str(steps.cap[1]))
 
 
 def refund_receipt(head: Header, result: RefundResult, names: dict[str, str]) -> Document:

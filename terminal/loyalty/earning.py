@@ -23,12 +23,41 @@ from terminal.loyalty.rules import Promotion, Rules, Tier
 
 
 @dataclass(frozen=True)
+class EarnedLine:
+    """What one line of the sale earned before the sale's multipliers (exact)."""
+
+    sku: str
+    name: str
+    amount_fen: int  # paid or list, by earn.basis
+    multiplier: Fraction  # the category's
+    points: Fraction  # amount in yuan * points_per_yuan * multiplier; 0 when excluded
+    excluded: bool = False
+
+
+@dataclass(frozen=True)
+class EarnSteps:
+    """The earning, step by step, as the receipt explains it in words; the same numbers the
+    points were computed from, so the explanation adds up exactly."""
+
+    lines: tuple[EarnedLine, ...]
+    basis: str  # "paid" (after discounts and deductions) or "list"
+    points_per_yuan: Fraction
+    multipliers: tuple[tuple[str, str, Fraction], ...]  # (kind, name, x): tier, promotion, ...
+    total: Fraction  # before rounding
+    rounding: str
+    rounded: int
+    fixed: int  # fixed SKU points, never multiplied
+    cap: tuple[str, int] | None = None  # (which cap, the points it left)
+
+
+@dataclass(frozen=True)
 class Earning:
     points: int
     why: list[str] = field(default_factory=list)
     promotion: str | None = None
     birthday: bool = False
     capped: str | None = None  # "per_sale" or "per_member_per_day" when a cap clipped it
+    steps: EarnSteps | None = None  # None when the sale earns nothing (below the minimum)
 
 
 _ONE = Fraction(1)
@@ -89,10 +118,13 @@ def compute_earning(
     base_n, base_d = 0, 1
     rate_n, rate_d = earn.points_per_yuan.numerator, 100 * earn.points_per_yuan.denominator
     fixed = 0
+    lines: list[EarnedLine] = []
+    multipliers: list[tuple[str, str, Fraction]] = []
     for priced in pricing.lines:
         line = priced.line
         if line.category in earn.exclude_categories:
             why.append(f"{line.sku} {line.category} excluded")
+            lines.append(EarnedLine(line.sku, line.name, 0, _ONE, Fraction(0), excluded=True))
             continue
         amount = priced.paid_fen if earn.basis == "paid" else line.list_fen
         multiplier = earn.categories.get(line.category, _ONE)
@@ -106,20 +138,26 @@ def compute_earning(
             base_d = common
         why.append(f"{line.sku} {_fmt_ratio(amount, 100)} yuan x{_fmt(multiplier)}"
                    f" = {_fmt_ratio(points_n, points_d)}")
+        lines.append(EarnedLine(line.sku, line.name, amount, multiplier,
+                                Fraction(points_n, points_d)))
         fixed += earn.sku_points.get(line.sku, 0) * line.qty
     total = Fraction(base_n, base_d) * tier.earn_multiplier
     if tier.earn_multiplier != 1:
         why.append(f"tier {tier.name} x{_fmt(tier.earn_multiplier)}")
+        multipliers.append(("tier", tier.name, tier.earn_multiplier))
     in_force = [p for p in earn.promotions if promotion_in_force(p, moment, rules)]
     best = max(in_force, key=lambda p: p.multiplier, default=None)
     if best is not None:
         total *= best.multiplier
         why.append(f"{best.name} x{_fmt(best.multiplier)}")
+        multipliers.append(("promotion", best.name, best.multiplier))
     on_birthday = birthday_applies(birthday, moment, rules)
     if on_birthday and earn.birthday is not None:
         total *= earn.birthday.multiplier
         why.append(f"birthday x{_fmt(earn.birthday.multiplier)}")
+        multipliers.append(("birthday", "", earn.birthday.multiplier))
     points = round_points(total, earn.rounding)
+    rounded = points
     why.append(f"{_fmt(total)} {earn.rounding} {points}")
     if fixed:
         points += fixed
@@ -133,4 +171,6 @@ def compute_earning(
         if points > room:
             points, capped = room, "per_member_per_day"
             why.append(f"capped by earn.caps.per_member_per_day ({room} left today)")
-    return Earning(points, why, best.name if best else None, on_birthday, capped)
+    steps = EarnSteps(tuple(lines), earn.basis, earn.points_per_yuan, tuple(multipliers), total,
+                      earn.rounding, rounded, fixed, (capped, points) if capped else None)
+    return Earning(points, why, best.name if best else None, on_birthday, capped, steps)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from terminal.loyalty.earning import EarnSteps
 from terminal.loyalty.pricing import Line
 
 TENDERS = ("cash", "card", "other")
@@ -89,7 +90,7 @@ class SaleResult:
     birthday: bool
     line_paid_fen: list[int]
     member: MemberView | None
-
+    earned: EarnSteps | None = None  # how the points were earned, for the receipt
 
 @dataclass(frozen=True)
 class RefundResult:

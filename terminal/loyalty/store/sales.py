@@ -172,6 +172,7 @@ class Sales(Members, Redeeming):
             birthday=earning.birthday if earning else False,
             line_paid_fen=[p.paid_fen for p in pricing.lines],
             member=view,
+            earned=earning.steps if earning and member else None,
         )
 
     def _pay_referral(self, w: Writer, member: Member) -> None:
