@@ -47,7 +47,8 @@ def explained(rules: Rules, when: datetime, tier: str = "silver",
 
 def test_the_words_name_every_step_and_add_up(rules: Rules) -> None:
     # A Wednesday inside National Day, on the member's birthday, a silver member.
-    points, text = explained(rules, datetime(2026, 10, 7, 10, tzinfo=SH), birthday=date(1990, 10, 7))
+    points, text = explained(rules, datetime(2026, 10, 7, 10, tzinfo=SH),
+                             birthday=date(1990, 10, 7))
     check_golden("points_explained.txt", text)
     assert points == 462
     for words in ("积分计算 How the points add up", "香烟 不积分 no points", "会员等级 Tier silver",
