@@ -313,6 +313,19 @@ CATALOGUE: dict[str, Message] = {
         "Member record bad|please call HQ",
         pole_en16="Member record|bad: call HQ",
     ),
+    "card.frozen": C(
+        "卡 ****{card4} 已被总部冻结：{reason}",
+        "Card ****{card4} is frozen by HQ: {reason}",
+        "此卡已被总部冻结|请看收银屏",
+        "Card frozen by HQ|see cashier screen",
+        pole_en16="Card frozen|by HQ",
+    ),
+    "card.retired": C(
+        "卡 ****{card4} 已被总部停用（{reason}）：请用会员的新卡",
+        "Card ****{card4} is retired by HQ ({reason}): use the member's new card",
+        "此卡已停用|请用会员新卡",
+        "Card retired:|use the new card",
+    ),
     "member.phone_needed": C(
         "请输入顾客手机号后按确认（清除键放弃）",
         "Key the customer's phone no., then Enter (Clear = no)",

@@ -33,7 +33,8 @@ class Members(Subtotal):
             # HQ froze or retired the card (lost, merged): no points either way, and why.
             blocked = await self.ledger.card_block(number)
             if blocked is not None:
-                await self.refuse(blocked.message(number[-4:]))
+                await self.refuse(said(f"card.{blocked.state}", card4=number[-4:],
+                                       reason=blocked.reason))
                 return
             view = await self.ledger.member(number)
         except UnknownCard:
