@@ -14,6 +14,7 @@ name) is shown by its end, marked with "~" (identifiers), or fitted (names); nev
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -58,7 +59,7 @@ WIDTHS: dict[str, int] = {
     "code": 14,
     "sale": 14,
     "name": 13,
-    "tier": 6,
+    "tier": 8,
     "label": 10,
     "who": 10,
     "done": 3,
@@ -342,26 +343,20 @@ CATALOGUE: dict[str, Message] = {
     "member.shown": C(
         "{name}：{points} 积分，{tier}",
         "{name}: {points} points, {tier}",
-        "{name}|积分 {points} {tier}",
-        "Hi {name}|{points} pts {tier}",
-        pole_en16="Hi {name}|{points}pt {tier}",
-        pole_zh16="{name}|{points}分 {tier}",
+        "{name}|积分 {points}[ {tier}]",
+        "Hi {name}|Points {points}[ {tier}]",
     ),
     "member.card": C(
         "会员 ****{card4}：{points} 积分，{tier}",
         "Member ****{card4}: {points} points, {tier}",
-        "会员 ****{card4}|积分 {points} {tier}",
-        "Member ****{card4}|{points} pts {tier}",
-        pole_en16="Member ****{card4}|{points}pt {tier}",
-        pole_zh16="会员 ****{card4}|{points}分 {tier}",
+        "会员 ****{card4}|积分 {points}[ {tier}]",
+        "Member ****{card4}|Points {points}[ {tier}]",
     ),
     "member.by_phone": C(
         "{name}（手机尾号 {phone4}）：{points} 积分，{tier}",
         "{name} (phone ...{phone4}): {points} points, {tier}",
-        "会员 ****{card4}|积分 {points} {tier}",
-        "Member ****{card4}|{points} pts {tier}",
-        pole_en16="Member ****{card4}|{points}pt {tier}",
-        pole_zh16="会员 ****{card4}|{points}分 {tier}",
+        "会员 ****{card4}|积分 {points}[ {tier}]",
+        "Member ****{card4}|Points {points}[ {tier}]",
     ),
     "adjust.sale_open": C(
         "积分调整：请在没有销售进行时刷会员卡",
@@ -849,12 +844,21 @@ class Said:
     ) -> tuple[str, str]:
         """The two pole lines; ``show_name`` shows a :class:`Name` as the pole can (pinyin)."""
         template = self.message.pole(language, columns)
-        first, _, second = template.partition("|")
         values = _Values(self.params, show_name)
-        return first.format_map(values).strip(), second.format_map(values).strip()
+        first, _, second = template.partition("|")
+        return _line(first, values, columns), _line(second, values, columns)
 
 
 NameShower = Callable[[str], str]
+_OPTIONAL = re.compile(r"\[([^\]]*)\]")
+
+
+def _line(template: str, values: _Values, columns: int) -> str:
+    """One pole line; a part in [brackets] is shown whole where it fits, else left out."""
+    whole = _OPTIONAL.sub(r"\1", template).format_map(values).strip()
+    if text_width(whole) <= columns or not _OPTIONAL.search(template):
+        return whole
+    return _OPTIONAL.sub("", template).format_map(values).strip()
 
 
 class _Values(dict[str, object]):

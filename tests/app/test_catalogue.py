@@ -158,3 +158,9 @@ def test_a_chinese_pole_speaks_chinese_and_an_ascii_one_pinyin(tmp_path: Path,
     finally:
         chinese.close()
         ascii_pole.close()
+
+
+def test_an_optional_part_is_left_out_whole_where_it_does_not_fit() -> None:
+    member = said("member.card", card4="3456", points=1100, tier="diamond")
+    assert member.pole("en", 20) == ("Member ****3456", "Points 1100 diamond")
+    assert member.pole("en", 16) == ("Member ****3456", "Points 1100")

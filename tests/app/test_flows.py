@@ -50,7 +50,7 @@ def test_keyed_product_quantity_and_line_removal(cashier: TillBench) -> None:
 
 def test_keyed_member_number_and_statement(cashier: TillBench) -> None:
     cashier.do("8000123456 member")
-    assert cashier.pole == ("Hi WangXiaoMing", "1100 pts member")  # 王小明 in pinyin
+    assert cashier.pole == ("Hi WangXiaoMing", "Points 1100 member")  # 王小明 in pinyin
     cashier.do("balance")
     assert "积分明细 Statement" in cashier.receipts[0]
     assert "+1000" in cashier.receipts[0]
@@ -106,7 +106,7 @@ def test_phone_lookup_needs_a_manager(cashier: TillBench) -> None:
     cashier.do("13800000001 balance")
     assert cashier.till.mode == "manager"
     cashier.do("2 enter 9999 enter")
-    assert cashier.pole == ("Member ****3456", "1100 pts member")
+    assert cashier.pole == ("Member ****3456", "Points 1100 member")
 
 
 def test_goods_exchange(cashier: TillBench) -> None:

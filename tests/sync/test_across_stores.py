@@ -149,7 +149,7 @@ def test_member_of_another_store_is_served_from_hq_and_redeems_online(
             assert await s1.member(CARD) is None
             await s1.do(f"s {CARD}")
             assert s1.till.mode == "ready" and s1.till.refused is None, s1.till.message
-            assert s1.pole[1].split() == [str(at_hq), "pts", "member"]
+            assert s1.pole[1].split() == ["Points", str(at_hq), "member"]
             _, tier, local, _ = await s1.member(CARD)
             assert (tier, local) == ("member", 0)  # no second registration bonus here
 
@@ -184,7 +184,7 @@ def test_member_of_another_store_is_served_from_hq_and_redeems_online(
 
             # Swiped again, the member shows HQ's balance: S001's own is only its share.
             await s1.do(f"s {CARD}")
-            assert s1.pole[1].split() == [str(balance), "pts", "member"]
+            assert s1.pole[1].split() == ["Points", str(balance), "member"]
 
     run(scenario(), timeout=120)
 
@@ -294,7 +294,7 @@ def test_member_of_another_store_exchanges_goods_against_hqs_points(
 
             # Swiped again, the member shows HQ's balance after the exchange.
             await s1.do(f"s {CARD}")
-            assert s1.pole[1].split()[:2] == [str(balance), "pts"]
+            assert s1.pole[1].split()[:2] == ["Points", str(balance)]
 
             # The member turns gold by spending at S002: S001 takes HQ's tier at the next swipe
             # and keeps it as the floor of its monthly review.

@@ -95,7 +95,7 @@ def test_a_card_frozen_at_hq_neither_earns_nor_redeems_at_any_till_which_says_wh
                 await until(lambda store=store: _is_active(store), 20)
                 await store.do(f"s {CARD}")
                 assert store.till.refused is None, store.till.refused
-                assert store.pole[1].split()[:2] == [str(before + 300), "pts"], store.pole
+                assert store.pole[1].split()[:2] == ["Points", str(before + 300)], store.pole
 
     run(scenario(), timeout=120)
 
