@@ -109,6 +109,64 @@ def test_a_freeze_made_in_the_console_is_refused_at_every_till(chain: Chain,
     run(scenario(), timeout=120)
 
 
+NEW = "8000999977"
+
+
+def test_a_lost_card_replaced_in_the_console_is_refused_and_the_new_one_shows_the_balance(
+        chain: Chain, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright
+
+    url = str(tmp_path / "hq.db")
+
+    async def scenario() -> None:
+        async with _stores(tmp_path, chain) as (s1, s2):
+            await _register_and_earn(s2, CARD)
+            await until(s2.drained, 20)
+            await asyncio.to_thread(_add_user, url)
+            app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False)
+            with serving(app) as site:
+                async with async_playwright() as playwright:
+                    browser = await playwright.chromium.launch(
+                        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+                    page = await browser.new_page(viewport={"width": 1280, "height": 900})
+                    await page.goto(f"{site}/login")
+                    await page.fill("input[name=name]", "svc")
+                    await page.fill("input[name=password]", PASSWORD)
+                    await page.click("button[type=submit]")
+                    await page.wait_for_url(f"{site}/members")
+                    await page.fill("input[name=q]", CARD)
+                    await page.press("input[name=q]", "Enter")
+                    await page.click("table.grid tbody td a")
+                    await page.wait_for_selector("#op-replace")
+                    balance = int((await page.inner_text(".stat .figure")).replace(",", ""))
+                    await page.fill("form[action$='/op/replace'] input[name=new_card]", NEW)
+                    await page.fill("form[action$='/op/replace'] input[name=reason]",
+                                    "挂失 reported lost")
+                    await page.click("#op-replace")
+                    await page.wait_for_selector("[role=status]")
+                    assert f"···· {NEW[-4:]}" in await page.inner_text("dl.profile")
+                    await _shot(page, "member-card-replaced")
+                    await browser.close()
+            for store in (s1, s2):
+                await until(lambda store=store: _state_of(store, CARD, "retired"), 20)
+                await until(lambda store=store: _state_of(store, NEW, "active"), 20)
+                await store.do(f"s {CARD}")
+                assert store.till.refused == (f"Card ****{CARD[-4:]} is retired by HQ (挂失 "
+                                              "reported lost): use the member's new card")
+                await store.do("clear", f"s {NEW}")
+                assert store.till.refused is None, store.till.refused
+                assert store.pole[1].split()[:2] == ["Points", str(balance)], store.pole
+                await store.do("clear")
+
+    run(scenario(), timeout=120)
+
+
+async def _state_of(store: Any, card: str, state: str) -> bool:
+    rows = await store.sql("SELECT state FROM card_state WHERE card_hash = ?",
+                           store.terminal.ledger.card_hash(card))
+    return bool(rows) and rows[0][0] == state
+
+
 def test_a_command_sent_from_the_fleet_page_is_carried_out_and_its_result_shown(
         chain: Chain, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright

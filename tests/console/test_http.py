@@ -330,3 +330,115 @@ def test_member_operations_are_role_checked_audited_and_refusals_change_nothing(
         assert {"member.adjust", "member.adjust.refused", "member.freeze",
                 "member.freeze.refused"} <= set(actions)
         assert next(e for e in log if e["action"] == "member.adjust")["why"] == "投诉补偿"
+
+
+def test_replace_edit_merge_and_erase_from_the_console(fresh_chain) -> None:
+    with client(fresh_chain) as c:
+        login(c, "admin")
+        mid, other = member_id(c, "7100000001"), member_id(c, "7100000002")
+        token = csrf(c, f"/members/{mid}")
+        kept = c.get(f"/api/v1/members/{mid}").json()
+
+        def op(member: str, operation: str, **fields: str) -> object:
+            return c.post(f"/members/{member}/op/{operation}",
+                          data={"csrftoken": token, "reason": "客户来电", **fields})
+
+        assert op(mid, "replace", new_card="7100000099").status_code == 303
+        assert c.get("/api/v1/members", params={"q": "7100000001"}).json()["members"] == []
+        assert member_id(c, "7100000099") == mid
+        assert c.get(f"/api/v1/members/{mid}").json()["balance"] == kept["balance"]
+        # A card someone holds cannot be the new one: refused, nothing changed.
+        refused = op(mid, "replace", new_card="7100000002")
+        assert refused.status_code == 400 and member_id(c, "7100000099") == mid
+        # Edit sends only what changed (the page's unchanged name stays out).
+        assert op(mid, "edit", name="张伟伟", was_name="张伟", birthday="1990-05-01",
+                  was_birthday="").status_code == 303
+        edited = c.get(f"/api/v1/members/{mid}").json()
+        assert (edited["name"], edited["birthday"]) == ("张伟伟", "1990-05-01")
+        assert edited["operations"][0]["detail"] == [["fields", ["birthday", "name"]]]
+        moved = c.get(f"/api/v1/members/{other}").json()["balance"]
+        assert op(mid, "merge", duplicate_card="7100000002").status_code == 303
+        assert c.get(f"/api/v1/members/{mid}").json()["balance"] == kept["balance"] + moved
+        gone = c.get(f"/members/{other}")
+        assert "已停用" in gone.text and 'id="op-freeze"' not in gone.text
+        assert op(mid, "erase").status_code == 303
+        erased = c.get(f"/api/v1/members/{mid}").json()
+        assert (erased["name"], erased["phone_last4"], erased["birthday"]) == ("", "", None)
+        assert erased["balance"] == kept["balance"] + moved
+        log = c.get("/api/v1/audit", params={"subject": mid, "action": "member."}).json()
+        assert {"member.replace", "member.replace.refused", "member.edit", "member.merge",
+                "member.erase"} <= {e["action"] for e in log["entries"]}
+
+
+def test_members_imported_from_csv_belong_to_the_chosen_store(fresh_chain) -> None:
+    good = "card,tier,points,name,phone\n7300000001,member,1200,王芳,13700000001\n" \
+           "7300000002,member,0,赵六,\n"
+    duplicate = good + "7100000001,member,5,重复,\n"
+    with client(fresh_chain) as c:
+        login(c, "svc")
+        token = csrf(c, "/members/import")
+
+        def upload(text: bytes, store: str = "S002") -> object:
+            return c.post("/members/import", data={"csrftoken": token, "store": store,
+                                                   "reason": "迁移"},
+                          files={"file": ("members.csv", text, "text/csv")})
+
+        # A multipart form is CSRF-checked too (the token before the file).
+        forged = c.post("/members/import", data={"store": "S002", "reason": "x"},
+                        files={"file": ("members.csv", good.encode(), "text/csv")})
+        assert forged.status_code == 403
+        refused = upload(duplicate.encode())
+        assert refused.status_code == 400 and "nothing was imported" not in refused.text
+        assert "未导入任何会员" in refused.text and "7300" not in refused.text.split("<h2>")[0]
+        assert c.get("/api/v1/members", params={"q": "王芳"}).json()["members"] == []
+        assert upload("card\n".encode("utf-16")).status_code == 400
+        assert upload(good.encode(), store="S/1").status_code == 400
+        done = upload(good.encode())
+        assert done.status_code == 200 and "已导入 2 位会员" in done.text
+    with client(fresh_chain) as c:
+        login(c, "mgr2")
+        found = c.get("/api/v1/members", params={"q": "王芳"}).json()["members"]
+        assert [(m["balance"], m["home_store"]) for m in found] == [(1200, "S002")]
+    with client(fresh_chain) as c:
+        login(c, "mgr1")
+        assert c.get("/api/v1/members", params={"q": "13700000001"}).json()["members"] == []
+
+
+def test_the_api_imports_csv_all_or_nothing(fresh_chain) -> None:
+    db = ConsoleDb(fresh_chain.url)
+    try:
+        token = db.call(accounts.issue_token, "svc").secret
+    finally:
+        db.close()
+    headers = {"authorization": f"Bearer {token}", "content-type": "text/csv"}
+    with client(fresh_chain) as c:
+        bad = c.post("/api/v1/members/import?store=S001&reason=x", headers=headers,
+                     content=b"card,tier,points\n7400000001,member,-5\n")
+        assert bad.status_code == 400 and bad.json()["problems"][0]["line"] == 2
+        good = c.post("/api/v1/members/import?store=S001&reason=迁移", headers=headers,
+                      content="card,tier,points,name\n7400000001,member,50,钱七\n".encode())
+        assert good.json() == {"members": 1, "points": 50}
+        found = c.get("/api/v1/members", params={"q": "钱七"}, headers=headers).json()
+        assert [m["home_store"] for m in found["members"]] == ["S001"]
+
+
+def test_hq_moves_a_member_to_another_home_store(fresh_chain) -> None:
+    with client(fresh_chain) as c:
+        login(c, "svc")
+        mid = member_id(c, "7100000001")
+        token = csrf(c, f"/members/{mid}")
+        assert c.post(f"/members/{mid}/home", data={"csrftoken": token, "store": "S/2",
+                                                    "reason": "x"}).status_code == 400
+        assert c.post(f"/members/{mid}/home", data={"csrftoken": token, "store": "S002",
+                                                    "reason": ""}).status_code == 400
+        assert c.post(f"/members/{mid}/home", data={"csrftoken": token, "store": "S002",
+                                                    "reason": "搬家"}).status_code == 303
+    with client(fresh_chain) as c:
+        login(c, "mgr2")
+        assert c.get(f"/members/{mid}").status_code == 200
+        token = csrf(c, "/members")
+        assert c.post(f"/members/{mid}/home", data={"csrftoken": token, "store": "S002",
+                                                    "reason": "x"}).status_code == 403
+    with client(fresh_chain) as c:
+        login(c, "mgr1")
+        assert c.get(f"/members/{mid}").status_code == 404

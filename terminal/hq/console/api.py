@@ -16,7 +16,7 @@ from terminal.hq.console.members import QueryError
 from terminal.hq.console.operations import OPERATIONS
 from terminal.hq.console.pages import _int, audit_query
 from terminal.hq.console.web import NotFound, api, console_of
-from terminal.hq.member_ops.errors import MemberOpError
+from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
 
 OPENAPI = json.loads(resources.files("terminal.hq.console").joinpath("openapi.json")
                      .read_text("utf-8"))
@@ -78,7 +78,8 @@ async def operate(request: Request) -> Response:
         body = None
     if not isinstance(body, dict):
         return JSONResponse({"error": "invalid", "detail": "the body is a JSON object"}, 400)
-    fields = {key: str(body.get(key, "")) for key in OPERATIONS[name].fields}
+    fields = {key: str(body[key]) for key in OPERATIONS[name].fields
+              if body.get(key) is not None}
     try:
         result = await console.db.run_own(console.operator.perform, request.scope["principal"],
                                           request.path_params["member_id"], name,
@@ -95,6 +96,47 @@ async def operate(request: Request) -> Response:
                          "detail": result.detail})
 
 
+@api("members.move")
+async def move_home(request: Request) -> Response:
+    """POST ``{"store": "S002", "reason": ...}``: the member's new home store."""
+    console = console_of(request)
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JSONResponse({"error": "invalid", "detail": "the body is a JSON object"}, 400)
+    try:
+        moved = await console.db.run_own(console.operator.move_home, request.scope["principal"],
+                                         request.path_params["member_id"],
+                                         str(body.get("store", "")), str(body.get("reason", "")))
+    except MemberOpError as exc:
+        return JSONResponse({"error": exc.code, "detail": str(exc), "field": exc.field}, 400)
+    if not moved:
+        raise NotFound()
+    return JSONResponse({"home_store": body["store"]})
+
+
+@api("members.operate")
+async def import_members(request: Request) -> Response:
+    """POST the CSV itself (text/csv, UTF-8) with ``store`` and ``reason`` in the query."""
+    console = console_of(request)
+    try:
+        text = (await request.body()).decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return JSONResponse({"error": "invalid", "detail": "the body is not UTF-8 text"}, 400)
+    try:
+        result = await console.db.run_own(
+            console.operator.import_members, request.scope["principal"], text,
+            request.query_params.get("reason", ""), request.query_params.get("store", ""))
+    except ImportRejected as exc:
+        return JSONResponse({"error": exc.code, "problems": [
+            {"line": line, "problem": problem} for line, problem in exc.problems]}, 400)
+    except MemberOpError as exc:
+        return JSONResponse({"error": exc.code, "detail": str(exc), "field": exc.field}, 400)
+    return JSONResponse({"members": result.members, "points": result.points})
+
+
 @api("audit.read")
 async def audit_log(request: Request) -> Response:
     return JSONResponse({"entries": await console_of(request).db.run(
@@ -105,8 +147,10 @@ ROUTES = [
     Route("/api/v1/me", me),
     Route("/api/v1/openapi.json", openapi),
     Route("/api/v1/members", members),
+    Route("/api/v1/members/import", import_members, methods=["POST"]),
     Route("/api/v1/members/{member_id}", member),
     Route("/api/v1/members/{member_id}/statement.csv", statement_csv),
     Route("/api/v1/members/{member_id}/op/{operation}", operate, methods=["POST"]),
+    Route("/api/v1/members/{member_id}/home", move_home, methods=["POST"]),
     Route("/api/v1/audit", audit_log),
 ]

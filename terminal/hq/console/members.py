@@ -188,7 +188,9 @@ class Reader:
         """The member operations HQ made on this member, newest first, each detail as
         ``(field, value)`` pairs."""
         return [{"seq": op.seq, "kind": op.kind, "actor": op.actor, "reason": op.reason,
-                 "detail": sorted(json.loads(op.detail or "{}").items()),
+                 "detail": sorted((key, value) for key, value in
+                                  json.loads(op.detail or "{}").items()
+                                  if not key.endswith("_hash")),  # for machines, not people
                  "at": self._local(op.at_us)}
                 for op in MemberOp.select().where(MemberOp.member == member_id)
                 .order_by(MemberOp.seq.desc()).limit(50)]

@@ -3,6 +3,7 @@ for the part that changes (``HX-Request``) and gets only that fragment."""
 
 from __future__ import annotations
 
+from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -22,7 +23,7 @@ from terminal.hq.console.web import (
     render,
     safe_next,
 )
-from terminal.hq.member_ops.errors import MemberOpError
+from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
 
 
 def is_fragment(request: Request) -> bool:
@@ -113,7 +114,8 @@ async def member(request: Request) -> Response:
                                 request.path_params["member_id"])
     if data is None:
         raise NotFound()
-    return render(request, "members/show.html", m=data, done=request.query_params.get("done"))
+    return render(request, "members/show.html", m=data, done=request.query_params.get("done"),
+                  done_keys=(*OPERATIONS, "move"))
 
 
 @page("members.read")
@@ -126,7 +128,8 @@ async def operate(request: Request) -> Response:
         raise NotFound()
     member_id = request.path_params["member_id"]
     form = await request.form()
-    fields = {key: str(form.get(key, "")) for key in OPERATIONS[name].fields}
+    fields = {key: str(form[key]) for key in OPERATIONS[name].fields if key in form
+              and str(form[key]) != str(form.get(f"was_{key}", "\0"))}
     try:
         result = await console.db.run_own(console.operator.perform, request.scope["principal"],
                                           member_id, name, str(form.get("reason", "")), fields)
@@ -135,7 +138,7 @@ async def operate(request: Request) -> Response:
         if data is None:
             raise NotFound() from None
         return render(request, "members/show.html", 400, m=data, op_error=str(exc),
-                      op_failed=name)
+                      done_keys=OPERATIONS)
     if result is None:
         raise NotFound()
     return RedirectResponse(f"/members/{member_id}?done={name}", 303)
@@ -170,6 +173,58 @@ async def statement_csv(request: Request) -> Response:
         "content-disposition": f'attachment; filename="statement-{member_id}.csv"'})
 
 
+@page("members.move")
+async def move_home(request: Request) -> Response:
+    console = console_of(request)
+    member_id = request.path_params["member_id"]
+    form = await request.form()
+    try:
+        moved = await console.db.run_own(console.operator.move_home, request.scope["principal"],
+                                         member_id, str(form.get("store", "")).strip(),
+                                         str(form.get("reason", "")))
+    except MemberOpError as exc:
+        data = await console.db.run(console.reader.page, request.scope["principal"], member_id)
+        if data is None:
+            raise NotFound() from None
+        return render(request, "members/show.html", 400, m=data, op_error=str(exc),
+                      done_keys=OPERATIONS)
+    if not moved:
+        raise NotFound()
+    return RedirectResponse(f"/members/{member_id}?done=move", 303)
+
+
+@page("members.operate")
+async def import_form(request: Request) -> Response:
+    return render(request, "members/import.html")
+
+
+@page("members.operate")
+async def import_members(request: Request) -> Response:
+    console = console_of(request)
+    async with request.form(max_files=1, max_fields=8) as form:
+        upload = form.get("file")
+        reason, store = str(form.get("reason", "")), str(form.get("store", "")).strip()
+        raw = await upload.read() if isinstance(upload, UploadFile) else b""
+    problems: list[tuple[int, str]] = []
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return render(request, "members/import.html", 400, error=None, reason=reason,
+                      store=store, problems=[(0, "the file is not UTF-8 text")])
+    try:
+        result = await console.db.run_own(console.operator.import_members,
+                                          request.scope["principal"], text, reason, store)
+    except ImportRejected as exc:
+        problems = exc.problems
+    except MemberOpError as exc:
+        return render(request, "members/import.html", 400, error=str(exc), reason=reason,
+                      store=store)
+    if problems:
+        return render(request, "members/import.html", 400, problems=problems, reason=reason,
+                      store=store)
+    return render(request, "members/import.html", result=result, store=store)
+
+
 # -- audit -------------------------------------------------------------------------------------
 
 def audit_query(request: Request) -> AuditQuery:
@@ -202,9 +257,12 @@ ROUTES = [
     Route("/lang/{code}", language, methods=["GET"]),
     Route("/", home),
     Route("/members", members),
+    Route("/members/import", import_form, methods=["GET"]),
+    Route("/members/import", import_members, methods=["POST"]),
     Route("/members/{member_id}", member),
     Route("/members/{member_id}/statement", statement_more),
     Route("/members/{member_id}/statement.csv", statement_csv),
     Route("/members/{member_id}/op/{operation}", operate, methods=["POST"]),
+    Route("/members/{member_id}/home", move_home, methods=["POST"]),
     Route("/audit", audit_log),
 ]
