@@ -16,7 +16,7 @@ from terminal.hq.member_ops.service import ImportResult, MemberOps, OpResult
 from terminal.hq.models import MemberHome, MemberOp
 from terminal.loyalty.store.accounts import CardRef
 from terminal.loyalty.store.models import Member
-from terminal.sync.topics import TopicError, check_id
+from terminal.protocol.topics import TopicError, check_id
 
 Fields = Mapping[str, str]
 
