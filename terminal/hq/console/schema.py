@@ -31,7 +31,7 @@ def _sqlite_extras(db: Database) -> None:
 def _postgres_extras(db: Database) -> None:
     db.execute_sql(
         "CREATE OR REPLACE FUNCTION posterm_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$")
+        "$$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only'; END $$")
     for model in APPEND_ONLY:
         table = model._meta.table_name
         db.execute_sql(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
