@@ -1,7 +1,12 @@
 """`posterm doctor`: check the store hardware and say plainly what works, with the fix to try.
 
-Run with ``--simulate`` to exercise every driver on its simulated back-end (no hardware needed),
-or with ``--config posterm.toml`` to check the devices that file describes.
+It reads the daemon's own config: the provisioned one (``/var/lib/posterm/posterm.toml``) by
+default, or ``--config FILE``; through the daemon's parser, so it checks exactly the devices the
+daemon opens (the LCD only with an ``[lcd]`` section, the drawer only when enabled, the inputs
+configured). A file of device sections alone (``[printer]``, ``[pole]`` ...) is read too, and with
+neither the default devices are checked. ``--simulate`` runs every driver on its simulated
+back-end (no hardware needed). At the end it prints the status page the box prints, with what it
+found, and keeps its preview (drawn from the bytes sent) beside the test page's.
 """
 
 from __future__ import annotations
@@ -11,15 +16,20 @@ import contextlib
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from terminal.core.configfile import ConfigError, load_section, load_toml, section_from
 
+# The daemon's config as provisioning writes it (terminal.field.provision's STATE_DIR/CONFIG_NAME).
+PROVISIONED = Path("/var/lib/posterm/posterm.toml")
+DEVICE_SECTIONS = {"printer", "drawer", "pole", "lcd", "input"}
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML file with [printer], [drawer], [pole], "
-                        "[lcd] and [input.NAME] sections")
+    parser.add_argument("--config", type=Path, help="the daemon's config (default: the "
+                        f"provisioned {PROVISIONED}), or a file of device sections alone")
     parser.add_argument("--simulate", action="store_true",
                         help="use the simulated back-ends of every device")
     parser.add_argument("--out", type=Path, default=None,
@@ -29,12 +39,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 class Report:
     def __init__(self) -> None:
         self.failures = 0
+        self.devices: dict[str, str] = {}  # device -> "ok" or what is wrong: the status page's
 
     def ok(self, device: str, what: str) -> None:
+        self.devices.setdefault(device, "ok")
         print(f"  OK    {device:8} {what}")
 
     def fail(self, device: str, what: str, fix: str) -> None:
         self.failures += 1
+        self.devices[device] = "FAIL (see the doctor's report)"
         print(f"  FAIL  {device:8} {what}\n        fix: {fix}")
 
     def note(self, device: str, what: str) -> None:
@@ -49,17 +62,21 @@ class Report:
 
 
 def run(args: argparse.Namespace) -> int:
+    path = args.config
+    if path is None and PROVISIONED.is_file():
+        path = PROVISIONED
     try:
-        sections = _load_sections(args.config, args.simulate)
+        sections = _load_sections(path, args.simulate)
     except ConfigError as exc:
         print(f"posterm doctor: {exc}")
         return 2
     out = args.out or Path(tempfile.mkdtemp(prefix="posterm-doctor-"))
     out.mkdir(parents=True, exist_ok=True)
     report = Report()
-    print(f"posterm doctor ({'simulated devices' if args.simulate else 'store hardware'})")
+    print(f"posterm doctor ({'simulated devices' if args.simulate else 'store hardware'}; "
+          f"{sections['source']})")
     steps: list[Callable[[dict[str, Any], Report, Path], None]] = [
-        _check_inputs, _check_printer, _check_pole, _check_lcd,
+        _check_inputs, _check_printer, _check_pole, _check_lcd, _print_status_page,
     ]
     for step in steps:
         step(sections, report, out)
@@ -69,35 +86,65 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _load_sections(path: Path | None, simulate: bool) -> dict[str, Any]:
+    data = load_toml(path) if path else {}
+    if "terminal" in data:
+        sections = _daemon_sections(data, str(path))
+    else:
+        sections = _device_sections(data, str(path) if path else "")
+    if simulate:
+        sections["printer"] = replace(sections["printer"], backend="dummy")
+        sections["pole"] = replace(sections["pole"], backend="pty")
+        if sections["lcd"] is not None:
+            sections["lcd"] = replace(sections["lcd"], backend="dummy")
+        sections["inputs"] = {n: replace(c, backend="simulated")
+                              for n, c in sections["inputs"].items()}
+    return sections
+
+
+def _daemon_sections(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """The devices of the daemon's config, read by the daemon's own parser: what it opens."""
+    from terminal.daemon.config import parse_config
+
+    config = parse_config(data, source)
+    broker = f"{config.broker.host}:{config.broker.port}" if config.broker else ""
+    return {
+        "source": f"the daemon's config {source}",
+        "printer": config.printer,
+        "drawer": config.drawer if config.drawer.enabled else None,
+        "pole": config.pole,
+        "lcd": config.lcd,
+        "inputs": dict(config.inputs),
+        "terminal": (config.terminal.store, config.terminal.terminal_id, broker),
+    }
+
+
+def _device_sections(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """Device sections alone (a technician's test file), or the default devices."""
     from terminal.drivers.drawer import DrawerConfig
     from terminal.drivers.input import InputDeviceConfig
     from terminal.drivers.lcd import LcdConfig
     from terminal.drivers.pole import PoleConfig
     from terminal.drivers.printer import PrinterConfig
 
-    data = load_toml(path) if path else {}
-    source = str(path) if path else "defaults"
-    unknown = set(data) - {"printer", "drawer", "pole", "lcd", "input"}
+    unknown = set(data) - DEVICE_SECTIONS
     if unknown:
-        raise ConfigError(f"{source}: doctor reads no section {sorted(unknown)}")
+        raise ConfigError(f"{source}: no [terminal] section, so a file of device sections; but "
+                          f"it has {sorted(unknown)}")
+    name = source or "defaults"
     inputs_table = data.get("input", {})
-    inputs = {name: load_section(InputDeviceConfig, table, f"{source} [input.{name}]")
-              for name, table in inputs_table.items()}
-    sections: dict[str, Any] = {
-        "printer": section_from(data, "printer", PrinterConfig, source),
-        "drawer": section_from(data, "drawer", DrawerConfig, source),
-        "pole": section_from(data, "pole", PoleConfig, source),
-        "lcd": section_from(data, "lcd", LcdConfig, source),
+    inputs = {key: load_section(InputDeviceConfig, table, f"{name} [input.{key}]")
+              for key, table in inputs_table.items()}
+    return {
+        "source": f"device sections of {source}" if source else
+                  f"no config at {PROVISIONED}: the default devices",
+        "printer": section_from(data, "printer", PrinterConfig, name),
+        "drawer": section_from(data, "drawer", DrawerConfig, name),
+        "pole": section_from(data, "pole", PoleConfig, name),
+        "lcd": section_from(data, "lcd", LcdConfig, name),
         "inputs": inputs or {"reader": InputDeviceConfig(role="msr"),
                              "keypad": InputDeviceConfig(role="keypad")},
+        "terminal": ("-", "-", ""),
     }
-    if simulate:
-        sections["printer"] = replace(sections["printer"], backend="dummy")
-        sections["pole"] = replace(sections["pole"], backend="pty")
-        sections["lcd"] = replace(sections["lcd"], backend="dummy")
-        sections["inputs"] = {n: replace(c, backend="simulated")
-                              for n, c in sections["inputs"].items()}
-    return sections
 
 
 def _check_inputs(sections: dict[str, Any], report: Report, out: Path) -> None:
@@ -175,6 +222,9 @@ def _check_printer(sections: dict[str, Any], report: Report, out: Path) -> None:
             report.ok("printer", f"test page printed (preview {png})")
         else:
             report.fail("printer", result.message, printer.fix_hint())
+        if sections["drawer"] is None:
+            report.note("drawer", "not enabled in [drawer]: the daemon opens none")
+            return
         drawer = CashDrawer(sections["drawer"], printer)
         with report.check("drawer", "check the drawer cable is in the printer's DK port and "
                                     "[drawer] pin (2 or 5) matches the drawer"):
@@ -208,6 +258,9 @@ def _check_lcd(sections: dict[str, Any], report: Report, out: Path) -> None:
     from terminal.drivers.lcd import LcdFrame, open_lcd
 
     config = sections["lcd"]
+    if config is None:
+        report.note("lcd", "no [lcd] section: the daemon opens no LCD")
+        return
     lcd = open_lcd(config)
     try:
         lcd.start()
@@ -221,3 +274,28 @@ def _check_lcd(sections: dict[str, Any], report: Report, out: Path) -> None:
         report.fail("lcd", f"{config.backend}: {exc}",
                     "enable SPI (raspi-config), check the wiring and [lcd] gpio_dc/gpio_rst, and "
                     "that the posterm user is in groups spi and gpio")
+
+
+def _print_status_page(sections: dict[str, Any], report: Report, out: Path) -> None:
+    """The status page the box prints (after provisioning, on HQ's command), with what doctor
+    found; its preview is drawn from the bytes the printer is sent."""
+    from terminal.app.status_page import status_page
+    from terminal.drivers.document import render_text
+    from terminal.drivers.escpos_paper import preview
+    from terminal.drivers.printer import open_printer
+
+    store, terminal, broker = sections["terminal"]
+    page = status_page(store, terminal, 0, report.devices, datetime.now().astimezone(), broker)
+    printer = open_printer(sections["printer"])
+    try:
+        png = preview(printer.render(page), printer.paper_dots).save_png(out / "status-page.png")
+        (out / "status-page.txt").write_text(render_text(page, printer.config.width_chars),
+                                             encoding="utf-8")
+        result = printer.print_document(page) if printer.start() else None
+        if result is not None and result.printed:
+            report.note("status", f"status page printed (preview {png})")
+        else:
+            why = result.message if result is not None else printer.last_error
+            report.note("status", f"status page not printed ({why}); preview {png}")
+    finally:
+        printer.close()
