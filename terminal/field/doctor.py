@@ -47,7 +47,7 @@ class Report:
 
     def fail(self, device: str, what: str, fix: str) -> None:
         self.failures += 1
-        self.devices[device] = "FAIL (see the doctor's report)"
+        self.devices[device] = "FAIL: see report"  # fits the page's column
         print(f"  FAIL  {device:8} {what}\n        fix: {fix}")
 
     def note(self, device: str, what: str) -> None:
