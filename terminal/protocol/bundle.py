@@ -292,6 +292,40 @@ def _parse_bundle(raw: bytes) -> Bundle:
     return Bundle(scope, version, issued_at, expires_at, data["key_id"], data["payload"], raw)
 
 
+def open_signed(wire: Any, trust: TrustStore, name: str,
+                context: bytes) -> tuple[Delegation, bytes]:
+    """The signed bytes of a message ``{name, signature, delegation}`` (a bundle, a member
+    state) once the delegation verifies with a root key and the signature, over ``context`` and
+    those bytes, with the delegated key."""
+    what = name.replace("_", "-")
+    if not isinstance(wire, bytes | bytearray):
+        raise BundleMalformed(f"a {what} message must be bytes")
+    outer = _object(bytes(wire), f"{what} message", (name, "signature", "delegation"))
+    delegation = trust.delegation(outer["delegation"])
+    raw = _unb64(outer[name], what)
+    signature = _unb64(outer["signature"], f"{what} signature")
+    try:
+        delegation.public_key.verify(signature, context + raw)
+    except InvalidSignature:
+        raise BadSignature(f"{what} signature does not verify with its signing key") from None
+    return delegation, raw
+
+
+def check_signing_key(delegation: Delegation, trust: TrustStore, named: str,
+                      issued_at: datetime, what: str) -> None:
+    """The key a message names is its delegation's, not revoked, and was allowed to sign at
+    the message's issue time."""
+    if named != delegation.key_id:
+        raise UnknownKey(f"{what} names key {named!r} but carries a delegation "
+                         f"for {delegation.key_id!r}")
+    if named in trust.revoked:
+        raise KeyRevoked(f"signing key {named} is revoked")
+    if not delegation.not_before <= issued_at <= delegation.not_after:
+        raise KeyNotValid(f"key {named} may sign from {delegation.not_before.isoformat()} "
+                          f"to {delegation.not_after.isoformat()}; {what} issued "
+                          f"{issued_at.isoformat()}")
+
+
 def verify_bundle(raw_bytes: bytes, trust: TrustStore, scopes: set[str] | frozenset[str],
                   held_version: int, now: datetime, clock_trusted: bool, *,
                   time_floor: datetime | None = None, skew: timedelta = DEFAULT_SKEW) -> Bundle:
@@ -302,26 +336,9 @@ def verify_bundle(raw_bytes: bytes, trust: TrustStore, scopes: set[str] | frozen
     """
     if now.tzinfo is None or (time_floor is not None and time_floor.tzinfo is None):
         raise ValueError("now and time_floor must carry a time zone")
-    if not isinstance(raw_bytes, bytes | bytearray):
-        raise BundleMalformed("a bundle message must be bytes")
-    outer = _object(bytes(raw_bytes), "bundle message", ("bundle", "signature", "delegation"))
-    delegation = trust.delegation(outer["delegation"])
-    raw = _unb64(outer["bundle"], "bundle")
-    signature = _unb64(outer["signature"], "bundle signature")
-    try:
-        delegation.public_key.verify(signature, BUNDLE_CONTEXT + raw)
-    except InvalidSignature:
-        raise BadSignature("bundle signature does not verify with its signing key") from None
+    delegation, raw = open_signed(raw_bytes, trust, "bundle", BUNDLE_CONTEXT)
     bundle = _parse_bundle(raw)
-    if bundle.key_id != delegation.key_id:
-        raise UnknownKey(f"bundle names key {bundle.key_id!r} but carries a delegation "
-                         f"for {delegation.key_id!r}")
-    if bundle.key_id in trust.revoked:
-        raise KeyRevoked(f"signing key {bundle.key_id} is revoked")
-    if not delegation.not_before <= bundle.issued_at <= delegation.not_after:
-        raise KeyNotValid(f"key {bundle.key_id} may sign from {delegation.not_before.isoformat()} "
-                          f"to {delegation.not_after.isoformat()}; bundle issued "
-                          f"{bundle.issued_at.isoformat()}")
+    check_signing_key(delegation, trust, bundle.key_id, bundle.issued_at, "bundle")
     if bundle.scope not in scopes:
         raise WrongScope(f"scope {bundle.scope!r} is not one of {sorted(scopes)}")
     if bundle.version <= held_version:

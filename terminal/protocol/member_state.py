@@ -25,23 +25,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from terminal.protocol import canonical
 from terminal.protocol.bundle import (
-    BadSignature,
     BundleMalformed,
-    KeyNotValid,
-    KeyRevoked,
     TrustStore,
-    UnknownKey,
     _b64,
     _iso,
     _object,
     _time,
-    _unb64,
+    check_signing_key,
     key_id,
+    open_signed,
 )
 
 MEMBER_STATE_CONTEXT = b"posterm member-state v1\x00"
@@ -106,28 +102,9 @@ def verify_member_state(wire: bytes, trust: TrustStore) -> MemberState:
     """The state in ``wire`` if HQ's key chain vouches for it, else a ``BundleRejected``
     subclass (``malformed``, ``bad_signature``, ``unknown_key``, ``key_revoked``,
     ``key_not_valid``); nothing else, whatever the bytes."""
-    if not isinstance(wire, bytes | bytearray):
-        raise BundleMalformed("a member-state message must be bytes")
-    outer = _object(bytes(wire), "member-state message",
-                    ("member_state", "signature", "delegation"))
-    delegation = trust.delegation(outer["delegation"])
-    raw = _unb64(outer["member_state"], "member state")
-    signature = _unb64(outer["signature"], "member-state signature")
-    try:
-        delegation.public_key.verify(signature, MEMBER_STATE_CONTEXT + raw)
-    except InvalidSignature:
-        raise BadSignature("member-state signature does not verify with its signing key") \
-            from None
+    delegation, raw = open_signed(wire, trust, "member_state", MEMBER_STATE_CONTEXT)
     state = _parse(raw)
-    if state.key_id != delegation.key_id:
-        raise UnknownKey(f"member state names key {state.key_id!r} but carries a delegation "
-                         f"for {delegation.key_id!r}")
-    if state.key_id in trust.revoked:
-        raise KeyRevoked(f"signing key {state.key_id} is revoked")
-    if not delegation.not_before <= state.issued_at <= delegation.not_after:
-        raise KeyNotValid(f"key {state.key_id} may sign from {delegation.not_before.isoformat()}"
-                          f" to {delegation.not_after.isoformat()}; member state issued "
-                          f"{state.issued_at.isoformat()}")
+    check_signing_key(delegation, trust, state.key_id, state.issued_at, "member state")
     return state
 
 

@@ -24,7 +24,8 @@ def as_update(state: MemberState) -> CardUpdate:
         replaced_by_last4=state.replaced_by_last4, tier=state.tier,
         profile=None if profile is None else Profile(
             profile.name, profile.birthday, profile.phone_hash, profile.phone_last4,
-            profile.erased))
+            profile.erased),
+        forget_merged=True)
 
 
 def receive(store: LedgerStore, wire: bytes, topic_card_hash: str, trust: TrustStore,

@@ -37,6 +37,12 @@ def chain_and_ops(pki: Any, broker: Any, tmp_path: Path) -> Any:
     ops.close()
 
 
+async def _member_of(store: Store) -> None:
+    """CARD registered at ``store``, earning there, and known at HQ."""
+    await _register_and_earn(store, CARD)
+    await until(store.drained, 20)
+
+
 async def _card_state(store: Store, card: str) -> tuple[str, str] | None:
     rows = await store.sql("SELECT state, reason FROM card_state WHERE card_hash = ?",
                            store.terminal.ledger.card_hash(card))
@@ -59,8 +65,7 @@ def test_a_card_frozen_at_hq_neither_earns_nor_redeems_at_any_till_which_says_wh
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain) as (s1, s2):
-            await _register_and_earn(s2, CARD)
-            await until(s2.drained, 20)
+            await _member_of(s2)
             card_hash = s2.terminal.ledger.card_hash(CARD)
             before = await _hq_balance(hq, card_hash)
             local = (await s2.member(CARD))[2]
@@ -149,8 +154,7 @@ def test_a_lost_card_is_refused_everywhere_and_the_new_one_shows_the_balance(
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain) as (s1, s2):
-            await _register_and_earn(s2, CARD)
-            await until(s2.drained, 20)
+            await _member_of(s2)
             member, balance = await _hq_view(hq, CARD)
             local = await s2.member(CARD)
 
@@ -226,6 +230,8 @@ def test_a_merge_sums_the_points_at_hq_and_at_the_tills(
             # S002 moved its share into the member kept; S001 re-keyed its member to that card.
             assert (await s2.member(CARD))[2] == s2_kept + s2_gone
             assert (await s2.member(SECOND))[2] == 0
+            assert await s2.sql("SELECT phone_hash, phone_last4 FROM member WHERE card_hash = ?",
+                                card_hash(CARD_KEY, SECOND)) == [(None, "")]
             assert (await s1.member(CARD))[2] == s1_gone and await s1.member(SECOND) is None
             for store in (s1, s2):
                 await store.do(f"s {SECOND}")
@@ -243,8 +249,7 @@ def test_an_erasure_reaches_the_till_that_holds_the_member(
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain) as (_s1, s2):
-            await _register_and_earn(s2, CARD)
-            await until(s2.drained, 20)
+            await _member_of(s2)
             await _op(ops, "edit_profile", CARD, actor="ann", reason="customer called",
                       name="张三", birthday="1990-05-01")
 
@@ -298,8 +303,7 @@ def test_a_freeze_arriving_mid_sale_stops_the_sale_from_earning(
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain) as (_s1, s2):
-            await _register_and_earn(s2, CARD)
-            await until(s2.drained, 20)
+            await _member_of(s2)
             sales = await s2.sql("SELECT COUNT(*) FROM sale")
             await s2.do(f"s {CARD}", "300 dept1", "subtotal")
             assert s2.till.refused is None and s2.till.draft.card == CARD

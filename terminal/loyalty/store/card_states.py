@@ -57,6 +57,9 @@ class CardUpdate:
     replaced_by_last4: str = ""
     tier: str | None = None
     profile: Profile | None = None
+    # A till keeps no personal data of a membership merged away (HQ keeps it, with its history,
+    # until the person asks for erasure).
+    forget_merged: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,9 +115,11 @@ class CardStates(MemberTiers):
             if member is None:
                 return True
             if update.state == RETIRED and update.replaced_by is not None:
-                self._carry_over(w, member, CardRef(update.replaced_by,
-                                                    update.replaced_by_last4),
-                                 operator, update.reason)
+                kept = self._carry_over(w, member, CardRef(update.replaced_by,
+                                                           update.replaced_by_last4),
+                                        operator, update.reason)
+                if update.forget_merged and kept.id != member.id:
+                    self._set_profile(member, Profile())
                 return True
             if update.profile is not None:
                 self._set_profile(member, update.profile)
