@@ -159,10 +159,11 @@ class LocalChain:
         common = ["--db", str(files.hq_db), "--rules", str(files.rules),
                   "--card-key-file", str(files.card_key)]
         cert, key = files.client("hq")
-        self._hq("collect", *common, "--host", "127.0.0.1", "--port", str(self.broker.port),
-                 "--ca", str(files.pki / "ca.crt"), "--cert", str(cert), "--key", str(key),
-                 "--keys", str(files.keys))
-        self._hq("console", *common, "--listen", f"{self.listen[0]}:{self.listen[1]}",
+        broker = ["--host", "127.0.0.1", "--port", str(self.broker.port),
+                  "--ca", str(files.pki / "ca.crt"), "--cert", str(cert), "--key", str(key)]
+        self._hq("collect", *common, *broker, "--keys", str(files.keys))
+        # The console's broker link sends fleet commands (print the status page, resync ...).
+        self._hq("console", *common, *broker, "--listen", f"{self.listen[0]}:{self.listen[1]}",
                  "--insecure-cookies")
         self._wait_for_console(timeout)
         files.till_config.write_text(till_config(files, self.broker.port), encoding="utf-8")
