@@ -26,12 +26,13 @@ def _until(check, timeout: float = 60.0, what: str = "") -> None:  # type: ignor
         time.sleep(0.05)
 
 
-def _till_sales(db: Path) -> list[tuple[int, int]]:
-    """(wall_us, applied_us) of the sales HQ applied from the live till S001/T01 (the demo's
-    S001/T01 history is dated 2026-09..11, applied before this test started)."""
+def _till_sales(db: Path) -> list[tuple[int, int, int]]:
+    """(wall_us, applied_us, points redeemed) of the sales HQ applied from the live till
+    S001/T01 (the demo's S001/T01 history is dated 2026-09..11)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return conn.execute("SELECT wall_us, applied_us FROM applied_event WHERE store = 'S001' "
-                            "AND terminal = 'T01' AND kind = 'sale' AND wall_us > ?",
+        return conn.execute("SELECT wall_us, applied_us, points_out FROM applied_event "
+                            "WHERE store = 'S001' AND terminal = 'T01' AND kind = 'sale' "
+                            "AND wall_us > ?",
                             (int(time.time() * 1e6) - 3_600_000_000,)).fetchall()
 
 
@@ -58,10 +59,13 @@ def test_the_chain_on_one_machine_carries_a_till_sale_to_hq_and_stops_on_ctrl_c(
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as page:
             assert page.status == 200
         assert chain.stdin is not None
-        chain.stdin.write(b"1 enter 1234 enter\n12.50 dept1\ncash\n")
+        # The README's member sale with a redemption, against the demo card's points at HQ.
+        chain.stdin.write(b"1 enter 1234 enter\ns\nb 6901234567892\n25 dept1\nsubtotal\n"
+                          b"redeem\n100 cash\n")
         chain.stdin.flush()
         _until(lambda: _till_sales(files.hq_db), 60, "the till's sale at HQ")
-        (wall_us, applied_us), = _till_sales(files.hq_db)
+        (wall_us, applied_us, redeemed), = _till_sales(files.hq_db)
+        assert redeemed > 0
         print(f"till sale to HQ's ledger: {(applied_us - wall_us) / 1000:.1f} ms")
     finally:
         os.killpg(chain.pid, signal.SIGINT)  # Ctrl-C

@@ -29,11 +29,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from terminal.daemon.sim.demo import demo_config_data, demo_rules
+from terminal.daemon.sim.demo import (
+    DEMO_CARD,
+    DEMO_PHONE,
+    DEMO_POINTS,
+    demo_config_data,
+    demo_rules,
+)
 from terminal.hq.demo import ADMIN, ADMIN_PASSWORD, TERMINALS, add_admin, build_demo
 from terminal.hq.keygen import run as keygen
 from terminal.hq.localchain.broker import BrokerTls, Mosquitto, free_port
 from terminal.hq.localchain.pki import CertificateAuthority
+from terminal.hq.member_ops.service import MemberOps
 from terminal.loyalty.rules import load_rules
 
 TILL = "S001/T01"
@@ -99,7 +106,21 @@ def prepare(files: ChainFiles, *, members: int = 300, sales_per_day: int = 6) ->
                              sales_per_day=sales_per_day)
         print(f"demo chain made: {summary.members} members, {summary.sales} sales, "
               f"{summary.refunds} refunds", file=sys.stderr)
+        _demo_card_at_hq(files)
     add_admin(str(files.hq_db))
+
+
+def _demo_card_at_hq(files: ChainFiles) -> None:
+    """The simulated till's demo card (``s``) is a member at HQ with points to redeem: HQ's
+    balance is the one a till redeems against, and the till's own demo adjustment is its local
+    share only (HQ accepts adjustments only from the managers it knows)."""
+    ops = MemberOps.open(str(files.hq_db), files.rules, files.card_key)
+    try:
+        ops.import_members(f"card,tier,points,name,phone\n{DEMO_CARD},member,{DEMO_POINTS},"
+                           f"王小明,{DEMO_PHONE}\n", actor="demo",
+                           reason="the simulated till's demo card")
+    finally:
+        ops.close()
 
 
 def till_config(files: ChainFiles, broker_port: int) -> str:
