@@ -150,7 +150,7 @@ def start_acker(broker: Mosquitto, tls: TlsFiles) -> subprocess.Popen[str]:
 async def drain(broker: Mosquitto, ca: CertificateAuthority, directory: Path,
                 items: list[bytes], rules: Rules) -> tuple[float, float]:
     store = LedgerStore.open(directory / "term.db", rules, CARD_KEY, Identity("S001", "T01"))
-    ledger = LedgerThread(store.db)
+    ledger = LedgerThread(store.db)  # the daemon's composition root makes it the same way
     await ledger.run(fill_outbox, store, items)
     terminal = MqttClient(config(broker, files(ca, "S001/T01"), "S001-T01"))
     hq = start_acker(broker, files(ca, "hq"))

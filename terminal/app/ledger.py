@@ -1,13 +1,9 @@
-"""The ledger as the flow sees it: every store call on the single "ledger" thread.
+"""The ledger as the flow sees it: every store call on the ledger's one thread.
 
 SQLite commits wait for an fsync (``synchronous=FULL``); running them on their own thread keeps
-the loop free to draw the display and read the keypad. One thread also makes the ledger's writes
-strictly ordered, and peewee keeps that thread's connection for the life of the process.
-
-Once the store is open, every call binds the models to its database under the process-wide
-binding lock that the sync side's ledger thread takes too (:mod:`terminal.loyalty.store.binding`),
-so the till, its MQTT link and anything else holding a ledger in the same process never run
-against each other's database.
+the loop free to draw the display and read the keypad. The thread
+(:class:`~terminal.loyalty.store.ledger_thread.LedgerThread`) is the composition root's, shared
+with the HQ link, so the ledger's writes are strictly ordered on one connection.
 """
 
 from __future__ import annotations
@@ -18,10 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from peewee import Database
-
 from terminal.app.hqlink import RemoteBalance
-from terminal.core.executor import DeviceExecutor
 from terminal.loyalty.cards import card_hash
 from terminal.loyalty.clock import Moment
 from terminal.loyalty.ids import new_id
@@ -36,10 +29,10 @@ from terminal.loyalty.operations import (
 )
 from terminal.loyalty.pricing import Line
 from terminal.loyalty.store import LedgerStore, eod
-from terminal.loyalty.store.binding import bound_call
 from terminal.loyalty.store.card_states import CardBlock, CardBlocked
 from terminal.loyalty.store.ledger_store import HeldAtHq
-from terminal.loyalty.store.models import MODELS, Sale, SaleLine
+from terminal.loyalty.store.ledger_thread import LedgerThread
+from terminal.loyalty.store.models import Sale, SaleLine
 from terminal.loyalty.store.operators import SignedIn
 from terminal.loyalty.store.people import find_product
 
@@ -56,37 +49,21 @@ class SoldLine:
     paid_fen: int
 
 
-class LedgerExecutor(DeviceExecutor):
-    """The "ledger" device thread; once ``db`` is set, each call runs with the models bound."""
-
-    def __init__(self) -> None:
-        super().__init__("ledger")
-        self.db: Database | None = None
-
-    async def run(self, function: Callable[..., T], *args: object) -> T:
-        if self.db is None:  # opening the store, which binds the models itself
-            return await super().run(function, *args)
-        return await super().run(bound_call, self.db, MODELS, function, *args)
-
-
 class LedgerGateway:
     def __init__(self, store: LedgerStore, clock: Clock, pin_key: bytes,
-                 executor: LedgerExecutor | None = None) -> None:
+                 executor: LedgerThread) -> None:
         self.store = store
         self.clock = clock
         self.pin_key = pin_key  # the terminal's secret for operators' PIN hashes
-        self.executor = executor or LedgerExecutor()
-        self.executor.db = store.db
+        self.executor = executor  # the ledger's thread, shared with the HQ link
         identity = store.identity
         self.sale_prefix = f"{identity.store}-{identity.terminal}-"
 
     @classmethod
-    async def open(cls, opener: Callable[[], LedgerStore], clock: Clock,
-                   pin_key: bytes) -> LedgerGateway:
-        """Open the store on the ledger thread, so its connection lives there."""
-        executor = LedgerExecutor()
-        store = await executor.run(opener)
-        return cls(store, clock, pin_key, executor)
+    async def open(cls, opener: Callable[[], LedgerStore], clock: Clock, pin_key: bytes,
+                   executor: LedgerThread) -> LedgerGateway:
+        """Open the store on the ledger's thread, so its connection lives there."""
+        return cls(await executor.open(opener), clock, pin_key, executor)
 
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         return await self.executor.run(function, *args)
@@ -238,6 +215,7 @@ class LedgerGateway:
         return await self._run(call)
 
     async def close(self) -> None:
+        """Close the store, then its thread (the HQ link, which shares it, is stopped first)."""
         await self._run(self.store.close)
-        self.executor.shutdown()
+        self.executor.close()
 

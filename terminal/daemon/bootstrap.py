@@ -37,6 +37,7 @@ from terminal.drivers.printer import open_printer
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.rules import Rules, load_rules
 from terminal.loyalty.store import Identity, LedgerStore
+from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.operators import SignedIn, SignInRefused, new_pin_key
 from terminal.loyalty.store.people import load_catalogue
 
@@ -139,8 +140,10 @@ async def open_ledger(config: Config, rules: Rules, clock: Clock) -> LedgerGatew
     key = read_card_key(config.card_key_file)
     pin_key = read_pin_key(config.pin_key_file)
     identity = Identity(config.terminal.store, config.terminal.terminal_id)
+    # The ledger's one thread: the till and the HQ link both run their ledger calls on it.
     ledger = await LedgerGateway.open(
-        lambda: LedgerStore.open(config.database, rules, key, identity), clock, pin_key)
+        lambda: LedgerStore.open(config.database, rules, key, identity), clock, pin_key,
+        LedgerThread(name="ledger"))
     try:
         await ledger.executor.run(ledger.store.check_pin_key, pin_key)
     except SignInRefused as exc:
@@ -232,7 +235,7 @@ def hq_link(config: Config, ledger: LedgerGateway, desk: ReceiptDesk, displays: 
         task.add_done_callback(printing.discard)
 
     link = MqttHqLink(
-        ledger.store,
+        ledger.store, ledger.executor,
         host=broker.host, port=broker.port, ca=Path(broker.ca_file),
         cert=Path(broker.cert_file), key=Path(broker.key_file),
         root_keys=[Path(config.hq.root_public_key_file)],

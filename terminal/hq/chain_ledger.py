@@ -26,7 +26,7 @@ from peewee import Database, PeeweeException, fn
 from terminal.hq import adjustments, holds
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import pipelined, unit, writing
-from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold, MemberHome
+from terminal.hq.models import AppliedEvent, MemberHold, MemberHome
 from terminal.hq.policy import TrustPolicy
 from terminal.hq.reckoning import reckon
 from terminal.hq.refusals import column, failure, storable, transient
@@ -90,7 +90,7 @@ class ChainLedger:
         self.store = LedgerStore(db, rules, card_key, HQ_IDENTITY, outbox=False)
         # The store's statements, batched: its meta counters and writes per batch, not per event.
         self.sql = self.store.sql = BatchStatements(db)
-        self.thread = LedgerThread(db, HQ_MODELS, name="hq-ledger")
+        self.thread = LedgerThread(db, name="hq-ledger")
         self.hold_ttl = hold_ttl
         self._received = _now()  # when the batch being applied arrived (hq/reckoning.py)
         self._review: list[str] = []  # what the event being replayed is flagged for

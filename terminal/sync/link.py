@@ -2,7 +2,8 @@
 
 It composes the sync parts on the daemon's asyncio loop: the outbox publisher, bundle apply,
 member requests, HQ commands and the retained status (birth, and death as the will, both with the
-session epoch). The ledger is touched only on its own thread (:class:`LedgerThread`).
+session epoch). The ledger is touched only on its thread (:class:`LedgerThread`), which the
+composition root makes and shares with the till.
 
 On each connection the client renews its subscriptions first (HQ state, acks, commands, the
 bundles of both scopes, every card's member state) and only then publishes the birth and the
@@ -53,6 +54,7 @@ class MqttHqLink:
     def __init__(
         self,
         store: LedgerStore,
+        ledger: LedgerThread,
         *,
         host: str,
         port: int,
@@ -83,8 +85,7 @@ class MqttHqLink:
         self.software_version = software_version
         self.device_health, self.print_status = device_health, print_status
         self.clock_trusted, self.on_settings = clock_trusted, on_settings
-        self.ledger = LedgerThread(store.db, (bundle_store.HeldBundle,),
-                                   name=f"ledger-{ident.store}-{ident.terminal}")
+        self.ledger = ledger  # the ledger's thread, the till's too; its owner closes it
         self.client = MqttClient(MqttConfig(
             host, port, client_id or f"{ident.store}-{ident.terminal}",
             tls=TlsFiles(ca, cert, key), backoff_initial=backoff_initial,
@@ -149,7 +150,6 @@ class MqttHqLink:
             except (MqttError, TimeoutError) as exc:
                 log.info("could not publish the offline status: %s", exc)
         await self.client.stop()
-        await asyncio.to_thread(self.ledger.close)
 
     async def member_balance(self, card_hash: str) -> RemoteBalance | None:
         return await self.members.balance(card_hash)

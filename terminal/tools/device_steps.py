@@ -19,6 +19,7 @@ from terminal.daemon.config import parse_config
 from terminal.drivers.keys import events_for_keys, events_for_text
 from terminal.loyalty.errors import InvalidInput
 from terminal.loyalty.store import LedgerStore
+from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.operators import SignedIn, new_pin_key
 
 ROLES = {"swipe": "msr", "scan": "scanner", "keys": "keypad"}
@@ -48,7 +49,7 @@ class DeviceSteps:
 
     async def _start(self, store: LedgerStore, clock: Clock) -> Terminal:
         # Replays sign no one in (REPLAY_OPERATOR): a throwaway PIN key.
-        ledger = LedgerGateway(store, clock, new_pin_key())
+        ledger = LedgerGateway(store, clock, new_pin_key(), LedgerThread(store.db))
         return await assemble(_config(store, self._state.name), store.rules, ledger,
                               Standalone(), REPLAY_OPERATOR)
 

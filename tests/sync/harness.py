@@ -25,6 +25,7 @@ from terminal.loyalty.operations import Registration, SaleRequest, SaleResult
 from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
+from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.models import LedgerEntry, Member, Outbox
 from terminal.protocol import bundle
 from terminal.protocol.keys import public_pem
@@ -133,8 +134,10 @@ class Chain:
                                  CARD_KEY, Identity(store_id, terminal_id))
         files = self.pki.client(f"{store_id}/{terminal_id}")
         printed: list[str] = []
+        thread = LedgerThread(store.db, name=f"ledger-{store_id}-{terminal_id}")
         link = MqttHqLink(
-            store, host=self.broker.host, port=self.broker.port, ca=files.ca, cert=files.cert,
+            store, thread, host=self.broker.host, port=self.broker.port, ca=files.ca,
+            cert=files.cert,
             key=files.key, root_keys=[self.keys.root_pub], software_version="0.1.0-test",
             device_health=lambda: {"printer": "ok", "reader": "present"},
             print_status=lambda: printed.append("status page"), clock_trusted=lambda: True,
@@ -185,6 +188,7 @@ class Chain:
     async def stop(self) -> None:
         for till in self.tills:
             await till.link.stop()
+            till.link.ledger.close()
             till.store.close()
         for hq in self.hqs:
             await hq.stop()

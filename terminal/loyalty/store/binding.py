@@ -1,10 +1,15 @@
-"""Binding the models to one database for a call, when a process holds several ledgers.
+"""Which ledger database the Peewee models use, when a process holds more than one.
 
-The Peewee models are bound late through ``db_proxy``, and a binding is global to the model
-classes. A terminal process has one ledger, but a test, a bench or an HQ process may hold several
-(two tills, a collector), each touched from its own thread. Every ledger thread therefore binds
-the models to its own database for the duration of each call (``Database.bind_ctx``), under one
-process-wide lock, so no call ever runs against another ledger's database.
+Every model is bound late through ``db_proxy``; pointing the proxy at a database binds them all.
+Each ledger database is used on its one thread
+(:class:`~terminal.loyalty.store.ledger_thread.LedgerThread`), whose every call points the proxy
+at its database under :data:`LOCK` if another database had it last. A terminal process holds one
+ledger: its models are bound once, when the ledger opens, and the lock is never contended. A
+test with two tills, a bench or HQ (collector and console) holds several: their threads take
+turns under the lock, so no call ever runs against another ledger's database.
+
+``bound`` binds models to a database for a block on any thread (``Database.bind_ctx``), for
+tests and HQ services that hold several ledgers and work outside a ledger thread.
 """
 
 from __future__ import annotations
@@ -16,19 +21,28 @@ from typing import Any, TypeVar
 
 from peewee import Database, Model
 
+from terminal.loyalty.store.models import db_proxy
+
 T = TypeVar("T")
 
-_BINDING = threading.Lock()
+LOCK = threading.RLock()  # held while the models are pointed at a database and used
+
+
+def use(db: Database) -> None:
+    """Point the models at ``db``; the caller holds :data:`LOCK`."""
+    if db_proxy.obj is not db:
+        db_proxy.initialize(db)
+
+
+def bound_call(db: Database, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` with the models on ``db``."""
+    with LOCK:
+        use(db)
+        return fn(*args)
 
 
 @contextmanager
 def bound(db: Database, models: Iterable[type[Model]]) -> Iterator[None]:
     """``models`` bound to ``db`` for the block, other ledgers' calls waiting meanwhile."""
-    with _BINDING, db.bind_ctx(list(models)):
+    with LOCK, db.bind_ctx(list(models)):
         yield
-
-
-def bound_call(db: Database, models: Iterable[type[Model]], fn: Callable[..., T],
-               *args: Any) -> T:
-    with bound(db, models):
-        return fn(*args)

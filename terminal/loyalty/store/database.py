@@ -17,7 +17,7 @@ from peewee import Database, IntegerField, OperationalError, SqliteDatabase
 from playhouse.migrate import SqliteMigrator, migrate
 
 from terminal.loyalty.errors import StorageFull
-from terminal.loyalty.store.binding import bound
+from terminal.loyalty.store.binding import LOCK
 from terminal.loyalty.store.models import (
     APPEND_ONLY,
     MODELS,
@@ -149,12 +149,12 @@ def open_database(path: str | Path) -> SqliteDatabase:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     db = LedgerDatabase(str(path), pragmas=PRAGMAS, lock_type="IMMEDIATE")
-    db_proxy.initialize(db)
-    db.connect(reuse_if_open=True)
-    # Bound to this database under the process-wide lock: another ledger's thread binding the
-    # same model classes meanwhile would otherwise get this database's tables created in its
-    # own (seen: a till opened while a collector's thread ran in the same process).
-    with bound(db, MODELS):
+    # The models point at this database under the process-wide lock: another ledger's thread
+    # using them meanwhile would otherwise get this database's tables created in its own (seen:
+    # a till opened while a collector's thread ran in the same process), or run on this one.
+    with LOCK:
+        db_proxy.initialize(db)
+        db.connect(reuse_if_open=True)
         check_pragmas(db)
         upgrade(db, MIGRATIONS)
     return db
