@@ -43,7 +43,7 @@ from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.binding import bound_call
-from terminal.loyalty.store.models import MODELS, Member, Outbox
+from terminal.loyalty.store.models import Member, Outbox
 from terminal.protocol.messages import Event
 
 SEED = 20260901
@@ -105,7 +105,7 @@ class DemoTill:
         self.sent = 0  # outbox seq already handed to HQ
 
     def call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
-        return bound_call(self.store.db, MODELS, lambda: fn(*args, **kwargs))
+        return bound_call(self.store.db, lambda: fn(*args, **kwargs))
 
     def new_events(self) -> list[Event]:
         rows = self.call(lambda: list(Outbox.select(Outbox.seq, Outbox.payload)

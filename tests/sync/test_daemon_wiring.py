@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,11 @@ def test_daemon_config_with_broker_sells_and_hq_applies_every_event(pki, broker,
         terminal = await build(_till_config(tmp_path, keys, pki, broker), prepare=seed_demo)
         try:
             assert isinstance(terminal.link, MqttHqLink)
+            # One ledger thread for the till and the link, made by the composition root.
+            assert terminal.link.ledger is terminal.ledger.executor
+            ledger_threads = {await terminal.ledger.executor.run(threading.get_ident),
+                              await terminal.link.ledger.run(threading.get_ident)}
+            assert len(ledger_threads) == 1
             await until(lambda: terminal.link.reachable, 20)
             console = Console(terminal, io.StringIO())
             for line in ("1 enter 1234 enter", "s", "25 dept1", "subtotal", "500 redeem",
