@@ -58,6 +58,7 @@ WIDTHS: dict[str, int] = {
     "count": 4,
     "code": 14,
     "sale": 14,
+    "refund": 14,
     "name": 13,
     "tier": 8,
     "label": 10,
@@ -69,7 +70,8 @@ WIDTHS: dict[str, int] = {
     "keyed": 16,
     "report": 1,
 }
-IDENTIFIERS = {"code", "sale", "keyed"}  # shown by their end: the end is what differs between two
+# Shown by their end: the end is what differs between two.
+IDENTIFIERS = {"code", "sale", "refund", "keyed"}
 
 # The widest values, for the test that renders every message.
 SAMPLES: dict[str, object] = {
@@ -435,10 +437,12 @@ CATALOGUE: dict[str, Message] = {
         "{count} lines:|Enter = all",
     ),
     "refund.done": C(
-        "{kind_zh} {sale}：退还顾客 {amount} 元",
-        "{kind} of {sale}: {amount} back to the customer",
-        "已退款|{amount} 元",
-        "Refunded|{amount}",
+        "{kind_zh} {refund}（销售 {sale}）：退还顾客 {amount} 元",
+        "{kind} {refund} of {sale}: {amount} back to the customer",
+        "已退款 {amount}|单号 {refund}",
+        "Refunded {amount}|No. {refund}",
+        pole_en16="Refunded|{amount}",
+        pole_zh16="已退款|{amount} 元",
     ),
     "drawer.by_hand": C(
         "请手动打开钱箱：{problem}",

@@ -32,7 +32,7 @@ from terminal.loyalty.store import LedgerStore, eod
 from terminal.loyalty.store.card_states import CardBlock, CardBlocked
 from terminal.loyalty.store.ledger_store import HeldAtHq
 from terminal.loyalty.store.ledger_thread import LedgerThread
-from terminal.loyalty.store.models import Sale, SaleLine
+from terminal.loyalty.store.models import Refund, Sale, SaleLine
 from terminal.loyalty.store.operators import SignedIn
 from terminal.loyalty.store.people import find_product
 
@@ -118,11 +118,29 @@ class LedgerGateway:
 
     async def refund(self, sale_id: str, lines: list[tuple[str, object]] | None, operator: str,
                      kind: str = "refund") -> RefundResult:
+        """Refund or void, numbered in this terminal's own series (``S001-T01-R0001``)."""
         def call() -> RefundResult:
             at, trusted = self.clock()
             return self.store.refund(sale_id, lines, self.store.moment(at, trusted),
-                                     operator=operator, kind=kind)
+                                     operator=operator, kind=kind,
+                                     refund_id=self._next_refund_id())
         return await self._run(call)
+
+    def refund_id_for(self, number: int) -> str:
+        """The number of this terminal's refund or void ``number``, as its receipt shows it."""
+        return f"{self.sale_prefix}R{number:04d}"
+
+    def _next_refund_id(self) -> str:
+        # On the ledger thread, just before the refund is written there: no other writer.
+        pattern = re.compile(re.escape(self.sale_prefix) + r"R([0-9]+)")
+        last = 0
+        for (refund_id,) in (Refund.select(Refund.id)
+                             .where(Refund.id.startswith(f"{self.sale_prefix}R"))
+                             .order_by(Refund.seq.desc()).limit(20).tuples()):
+            found = pattern.fullmatch(refund_id)
+            if found:
+                last = max(last, int(found.group(1)))
+        return self.refund_id_for(last + 1)
 
     async def exchange(self, card: str, sku: str, qty: int, online: bool, operator: str,
                        held_at_hq: HeldAtHq | None = None,

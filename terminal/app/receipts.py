@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -24,6 +25,9 @@ from terminal.loyalty.operations import (
 # printer's 384; in Code 39 it is 390 to 480 (by the wide:narrow ratio), and a printer drops a
 # barcode that overflows.
 SALE_ID_SYMBOLOGY = "CODE128"
+
+# A receipt number fit for Code 128 on 58 mm paper (S001-T01-R0001 is 14 characters).
+_SCANNABLE = re.compile(r"[0-9A-Za-z-]{1,16}")
 
 TENDER_NAMES = {"cash": "现金 Cash", "card": "银行卡 Card", "other": "其他 Other"}
 
@@ -158,7 +162,8 @@ def explain_points(doc: Document, steps: EarnSteps) -> None:
 
 def refund_receipt(head: Header, result: RefundResult, names: dict[str, str]) -> Document:
     what = "撤销 Void" if result.kind == "void" else "退货 Refund"
-    doc = _header(Document(), head, f"{what} {result.sale}")
+    doc = _header(Document(), head, f"{what} {result.id}")
+    doc.line(f"原销售 Sale {result.sale}")
     for sku, qty, fen in result.lines:
         doc.columns(names.get(sku) or sku, str(qty), f"-{yuan(fen)}")
     doc.separator("=")
@@ -169,6 +174,10 @@ def refund_receipt(head: Header, result: RefundResult, names: dict[str, str]) ->
         if result.points_restored:
             doc.columns("退回积分 Returned", f"+{result.points_restored}")
         _member_block(doc, result.member)
+    if _SCANNABLE.fullmatch(result.id):  # refunds before numbering carry a UUID: no barcode
+        doc.separator()
+        doc.line("撤销单号 Void no." if result.kind == "void" else "退货单号 Refund no.", "center")
+        doc.barcode(result.id, SALE_ID_SYMBOLOGY)
     return doc.feed(2).cut()
 
 

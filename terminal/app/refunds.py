@@ -95,7 +95,7 @@ class Refunds(TillBase):
                         f"{self._label('POINTS')} -{result.points_reversed}"
                         if result.member else "",
                         prompt=said("refund.done", kind=kind_en, kind_zh=kind_zh, sale=sale_id,
-                                    amount=yuan(result.refunded_fen)))
+                                    refund=result.id, amount=yuan(result.refunded_fen)))
 
     async def _after_refund(self, doc: Document, refund_id: str) -> None:
         problem = await self.desk.open_drawer()

@@ -14,13 +14,19 @@ class Reprints(TillBase):
 
     async def _ready_reprint(self) -> None:
         if not self.keyed.empty:
+            # A sale by its number; a refund or void by its number after the decimal point
+            # (".12" is S001-T01-R0012): the keypad has no letters.
+            text = self.keyed.take()
+            refund = text.startswith(".")
             try:
-                number = parse_count(self.keyed.take(), "sale no.", 1, 10**9)
+                number = parse_count(text.removeprefix("."), "refund no." if refund
+                                     else "sale no.", 1, 10**9)
             except Refused as exc:
                 await self.refuse(exc)
                 return
-            sale_id = self.ledger.sale_id_for(number)
-            await self._with_manager("Reprint", lambda who: self._reprint(sale_id))
+            receipt_id = (self.ledger.refund_id_for(number) if refund
+                          else self.ledger.sale_id_for(number))
+            await self._with_manager("Reprint", lambda who: self._reprint(receipt_id))
         elif self.desk.pending:
             results = await self.desk.reprint_pending()
             done = sum(r.printed for r in results)

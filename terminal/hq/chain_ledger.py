@@ -388,7 +388,9 @@ class ChainLedger:
         if not result.repeated:
             self._compare("points_reversed", body.get("points_reversed"), result.points_reversed)
             self._compare("points_restored", body.get("points_restored"), result.points_restored)
-        return f"reversed {result.points_reversed}, restored {result.points_restored}"
+        # The receipt's number leads the detail HQ keeps: hq/receipts.py finds it by that.
+        return (f"{body['refund']}: reversed {result.points_reversed}, "
+                f"restored {result.points_restored}")
 
     _replay_void = _replay_refund
 
