@@ -20,10 +20,17 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import psycopg
-from peewee import Database, PostgresqlDatabase, SqliteDatabase, __exception_wrapper__, _savepoint
+from peewee import (
+    Database,
+    Model,
+    PostgresqlDatabase,
+    SqliteDatabase,
+    __exception_wrapper__,
+    _savepoint,
+)
 from playhouse.db_url import parse
 
-from terminal.hq.models import HQ_MODELS
+from terminal.hq.models import HQ_APPEND_ONLY, HQ_MODELS
 from terminal.loyalty.store.binding import bound
 from terminal.loyalty.store.database import open_database
 from terminal.loyalty.store.models import MODELS
@@ -168,13 +175,37 @@ def open_hq_database(url: str) -> Database:
         try:
             with bound(db, MODELS + HQ_MODELS):
                 db.create_tables(MODELS + HQ_MODELS, safe=True)
+                append_only(db, HQ_APPEND_ONLY)
         finally:
             db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_SCHEMA_LOCK,))
         return db
     db = open_database(url.removeprefix("sqlite:///"))
     with bound(db, HQ_MODELS):  # see open_database: other ledgers' threads bind these too
         db.create_tables(HQ_MODELS, safe=True)
+        append_only(db, HQ_APPEND_ONLY)
     return db
+
+
+def append_only(db: Database, models: Sequence[type[Model]]) -> None:
+    """Triggers that refuse UPDATE and DELETE (and on PostgreSQL TRUNCATE) of ``models``'
+    tables: their rows are a record (idempotent; models bound by the caller)."""
+    if isinstance(db, PostgresqlDatabase):
+        db.execute_sql(
+            "CREATE OR REPLACE FUNCTION posterm_append_only() RETURNS trigger LANGUAGE plpgsql "
+            "AS $$ BEGIN RAISE EXCEPTION USING MESSAGE = TG_TABLE_NAME || ' is append-only'; "
+            "END $$")
+    for model in models:
+        table = model._meta.table_name
+        if isinstance(db, PostgresqlDatabase):
+            db.execute_sql(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
+            db.execute_sql(
+                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON "
+                f"{table} FOR EACH STATEMENT EXECUTE FUNCTION posterm_append_only()")
+            continue
+        for action in ("UPDATE", "DELETE"):
+            db.execute_sql(
+                f"CREATE TRIGGER IF NOT EXISTS {table}_no_{action.lower()} BEFORE {action} "
+                f"ON {table} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END")
 
 
 def writing(db: Database) -> AbstractContextManager[object]:

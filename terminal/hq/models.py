@@ -99,3 +99,5 @@ class MemberHome(BaseModel):
 
 
 HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState, MemberHome)
+# Tables whose rows are a record: the database refuses to change them (database.append_only).
+HQ_APPEND_ONLY = (MemberOp,)

@@ -352,3 +352,16 @@ def test_the_import_command_lists_every_problem_with_its_line(
     path.write_text(GOOD, encoding="utf-8")
     assert main(["member", "import", str(path), *common]) == 0
     assert json.loads(capsys.readouterr().out)["members"] == 3
+
+
+def test_the_operations_log_is_append_only_in_the_database(ops) -> None:
+    from peewee import DatabaseError
+
+    ops.freeze(CARD, actor="ann", reason="stolen")
+    before = _rows(ops)
+    for change in (lambda: MemberOp.update(reason="nothing happened").execute(),
+                   lambda: MemberOp.delete().execute()):
+        with bound(ops.db, MODELS + HQ_MODELS), \
+                pytest.raises(DatabaseError, match="append-only"), ops.db.atomic():
+            change()
+    assert _rows(ops) == before
