@@ -99,6 +99,7 @@ SAMPLES: dict[str, object] = {
     "operator": "9999",
     "report": "Z",
     "problem": "printer not connected",
+    "problem_zh": "打印机未连接",
     "tier": "Silver",
     "phone4": "5678",
     "balance": "9999999",
@@ -445,7 +446,7 @@ CATALOGUE: dict[str, Message] = {
         pole_zh16="已退款|{amount} 元",
     ),
     "drawer.by_hand": C(
-        "请手动打开钱箱：{problem}",
+        "请手动打开钱箱：{problem_zh}",
         "Open the drawer by hand: {problem}",
         "请手动打开钱箱|",
         "Open the drawer|by hand",
@@ -472,13 +473,13 @@ CATALOGUE: dict[str, Message] = {
         "Kept receipts|printed: {done}",
     ),
     "printer.problem": C(
-        "打印机：{problem}（已打印 {done} 张）",
+        "打印机：{problem_zh}（已打印 {done} 张）",
         "Printer: {problem} ({done} printed)",
         "打印机故障|小票已保存",
         "Printer problem|receipts kept",
     ),
     "printer.kept": C(
-        "打印机：{problem}",
+        "打印机：{problem_zh}",
         "Printer: {problem}",
         "打印机故障|小票已保存",
         "Printer problem|receipt kept",
@@ -591,14 +592,14 @@ CATALOGUE: dict[str, Message] = {
         "Paid|Thank you",
     ),
     "sale.receipt_kept": C(
-        "打印机：{problem}（小票已保存：按重印）",
+        "打印机：{problem_zh}（小票已保存：按重印）",
         "Printer: {problem} (receipt kept: Reprint)",
         "|小票已存:按重印",
         "|Receipt kept:Reprint",
         pole_en16="|Kept: Reprint",
     ),
     "sale.drawer_by_hand": C(
-        "请手动打开钱箱：{problem}",
+        "请手动打开钱箱：{problem_zh}",
         "Open the drawer by hand: {problem}",
         "|请手动开钱箱",
         "|Drawer by hand",
@@ -893,6 +894,27 @@ def what_zh(what: str) -> str:
     if what.startswith("Unlock operator "):
         return f"解锁工号 {what.removeprefix('Unlock operator ')}"
     return WHAT[what]
+
+
+# What the printer and the drawer report (drivers/printer.py, drivers/drawer.py), in Chinese.
+_PROBLEMS_ZH = (
+    ("printer not connected", "打印机未连接"),
+    ("printer offline", "打印机离线"),
+    ("out of paper", "打印机缺纸"),
+    ("printer unplugged or off", "打印机被拔出或关闭"),
+    ("receipt kept, reprint when fixed", "小票已保存，修好后重印"),
+    ("drawer not kicked, the printer is unreachable", "钱箱未弹开，打印机连不上"),
+    ("no cash drawer is configured", "没有配置钱箱"),
+)
+
+
+def problem_text(text: str) -> dict[str, str]:
+    """A device's problem as the ``problem`` and ``problem_zh`` values of a message: the
+    driver's own English, and its Chinese where the phrase is known (else the English)."""
+    chinese = text
+    for english, zh in _PROBLEMS_ZH:
+        chinese = chinese.replace(english, zh)
+    return {"problem": text, "problem_zh": chinese.replace(": ", "：")}
 
 
 def said(key: str, **params: object) -> Said:

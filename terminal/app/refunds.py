@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from terminal.app import receipts
-from terminal.app.catalogue import REFUND_KINDS, said, with_prompt
+from terminal.app.catalogue import REFUND_KINDS, problem_text, said, with_prompt
 from terminal.app.keyed import parse_count
 from terminal.app.modes import Mode
 from terminal.app.till_base import TillBase
@@ -100,5 +100,5 @@ class Refunds(TillBase):
     async def _after_refund(self, doc: Document, refund_id: str) -> None:
         problem = await self.desk.open_drawer()
         if problem:
-            await self.say(said("drawer.by_hand", problem=problem))
+            await self.say(said("drawer.by_hand", **problem_text(problem)))
         await self._print_now(doc, refund_id)

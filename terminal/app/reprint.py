@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from terminal.app import receipts
-from terminal.app.catalogue import said
+from terminal.app.catalogue import problem_text, said
 from terminal.app.keyed import parse_count
 from terminal.app.till_base import TillBase
 from terminal.loyalty.errors import Refused
@@ -31,7 +31,8 @@ class Reprints(TillBase):
             results = await self.desk.reprint_pending()
             done = sum(r.printed for r in results)
             if results and not results[-1].printed:
-                await self.refuse(said("printer.problem", problem=results[-1].message, done=done))
+                await self.refuse(said("printer.problem", **problem_text(results[-1].message),
+                                        done=done))
             else:
                 await self.say(said("reprint.kept_done", done=done))
         elif self.desk.last_id is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from terminal.app import receipts
-from terminal.app.catalogue import TENDERS_ZH, Said, said
+from terminal.app.catalogue import TENDERS_ZH, Said, problem_text, said
 from terminal.app.keyed import parse_amount
 from terminal.app.modes import Mode
 from terminal.app.subtotal import Subtotal
@@ -119,10 +119,10 @@ class Tender(Subtotal):
         if cash:
             problem = await self.desk.open_drawer()
             if problem:
-                problems.append(said("sale.drawer_by_hand", problem=problem))
+                problems.append(said("sale.drawer_by_hand", **problem_text(problem)))
         printed = await self.desk.print(doc, sale_id)
         if not printed.result.printed:
-            problems.append(said("sale.receipt_kept", problem=printed.result.message))
+            problems.append(said("sale.receipt_kept", **problem_text(printed.result.message)))
         if problems:
             # The change stays on the first line; the last problem's short form under it.
             await self.show(first, self.displays.pole_lines(problems[-1])[1],

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from terminal.app import receipts
-from terminal.app.catalogue import Name, Said, prompt, refusal, said, what_zh
+from terminal.app.catalogue import Name, Said, problem_text, prompt, refusal, said, what_zh
 from terminal.app.draft import Draft
 from terminal.app.hqlink import Hold, HqLink
 from terminal.app.keyed import Keyed
@@ -238,7 +238,7 @@ class TillBase:
     async def _print_now(self, doc: Document, receipt_id: str) -> None:
         printed = await self.desk.print(doc, receipt_id)
         if not printed.result.printed:
-            await self.say(said("printer.kept", problem=printed.result.message))
+            await self.say(said("printer.kept", **problem_text(printed.result.message)))
 
     def _reset_sale(self) -> None:
         self.draft, self.quote, self.redeem_points = Draft(), None, 0

@@ -9,7 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from terminal.app.catalogue import CATALOGUE, LABELS, POLE_WIDTHS, SAMPLES, WIDTHS, Said, said
+from terminal.app.catalogue import (
+    CATALOGUE,
+    LABELS,
+    POLE_WIDTHS,
+    SAMPLES,
+    WIDTHS,
+    Said,
+    problem_text,
+    said,
+)
 from terminal.app.pole_text import latin_name, name_for, pinyin, pole_language
 from terminal.drivers.pole import PoleConfig, PoleDecoder, encode_lines
 from terminal.drivers.textwidth import align, text_width
@@ -89,11 +98,11 @@ def test_every_message_fits_the_pole_as_its_short_form(charset: str, columns: in
 
 
 def test_the_chinese_and_english_forms_say_the_same_things() -> None:
+    chinese_only = {"prompt_zh", "what_zh", "tender_zh", "kind_zh", "discount_zh", "problem_zh"}
+    english_only = {"prompt", "what", "tender", "kind", "discount", "problem", "tender_cap"}
     for key, message in CATALOGUE.items():
-        assert set(FIELDS.findall(message.zh)) - {"prompt_zh", "what_zh", "tender_zh",
-                                                  "kind_zh", "discount_zh"} == \
-            set(FIELDS.findall(message.en)) - {"prompt", "what", "tender", "kind", "discount",
-                                               "tender_cap"}, key
+        assert set(FIELDS.findall(message.zh)) - chinese_only == \
+            set(FIELDS.findall(message.en)) - english_only, key
         assert any("\u4e00" <= c <= "\u9fff" for c in message.zh), f"{key}: zh is not Chinese"
     for zh, en in LABELS.values():
         assert text_width(zh) <= 8 and text_width(en) <= 9
@@ -164,3 +173,11 @@ def test_an_optional_part_is_left_out_whole_where_it_does_not_fit() -> None:
     member = said("member.card", card4="3456", points=1100, tier="diamond")
     assert member.pole("en", 20) == ("Member ****3456", "Points 1100 diamond")
     assert member.pole("en", 16) == ("Member ****3456", "Points 1100")
+
+
+def test_a_device_s_problem_is_said_in_chinese_too() -> None:
+    what = said("printer.kept", **problem_text("out of paper: receipt kept, reprint when fixed"))
+    assert what.long("zh") == "打印机：打印机缺纸：小票已保存，修好后重印"
+    assert what.long("en") == "Printer: out of paper: receipt kept, reprint when fixed"
+    unknown = said("drawer.by_hand", **problem_text("pin 5 shorted"))
+    assert unknown.long("zh") == "请手动打开钱箱：pin 5 shorted"  # the driver's words as they are
