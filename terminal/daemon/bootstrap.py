@@ -96,30 +96,31 @@ class Terminal:
         await self.ledger.close()
 
 
-def read_card_key(path: Path) -> bytes:
+def _read_secret(path: Path, what: str, minimum: int) -> bytes:
     try:
         key = path.read_bytes().strip()
     except OSError as exc:
-        raise StartupError(f"{path}: cannot read the card key: {exc.strerror}") from None
-    if len(key) < 16:
-        raise StartupError(f"{path}: the card key must be at least 16 bytes")
+        raise StartupError(f"{path}: cannot read the {what}: {exc.strerror}") from None
+    if len(key) < minimum:
+        raise StartupError(f"{path}: the {what} must be at least {minimum} bytes")
     return key
+
+
+def read_card_key(path: Path) -> bytes:
+    return _read_secret(path, "card key", 16)
 
 
 def read_pin_key(path: Path) -> bytes:
     """The terminal's own secret for operators' PIN hashes, made on first start (0600, beside
     the terminal's other credentials)."""
-    try:
-        if not path.exists():
+    if not path.exists():
+        try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, new_pin_key(), 0o600)
-            log.info("%s: a new PIN key for this terminal", path)
-        key = path.read_bytes().strip()
-    except OSError as exc:
-        raise StartupError(f"{path}: cannot read or make the PIN key: {exc.strerror}") from None
-    if len(key) < 32:
-        raise StartupError(f"{path}: the PIN key must be at least 32 bytes")
-    return key
+        except OSError as exc:
+            raise StartupError(f"{path}: cannot make the PIN key: {exc.strerror}") from None
+        log.info("%s: a new PIN key for this terminal", path)
+    return _read_secret(path, "PIN key", 32)
 
 
 def read_catalogue(path: Path) -> list[dict[str, Any]]:

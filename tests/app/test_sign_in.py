@@ -57,6 +57,9 @@ def test_the_pin_key_is_made_once_and_must_stay(tmp_path: Path, examples: Path) 
     key_file.write_text("f" * 64)  # another key: the operators' hashes were made with the first
     with pytest.raises(StartupError, match=r"pin\.key: the PIN key is not the one"):
         asyncio.run(build(till_config(tmp_path, examples)))
+    key_file.write_text("short")
+    with pytest.raises(StartupError, match="the PIN key must be at least 32 bytes"):
+        asyncio.run(build(till_config(tmp_path, examples)))
     key_file.unlink()  # lost: a new one is made, and refused the same way
     with pytest.raises(StartupError, match="not the one"):
         asyncio.run(build(till_config(tmp_path, examples)))
