@@ -113,8 +113,7 @@ class LedgerGateway:
         identified, and the sale must not earn or redeem on it."""
         blocked = self.store.card_block(card) if card is not None else None
         if blocked is not None and card is not None:
-            raise CardBlocked(f"{blocked.message(card[-4:])}. Clear the sale and ring it up "
-                              "without the card", "card.blocked")
+            raise CardBlocked(blocked, card[-4:])
 
     async def refund(self, sale_id: str, lines: list[tuple[str, object]] | None, operator: str,
                      kind: str = "refund") -> RefundResult:

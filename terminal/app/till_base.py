@@ -29,6 +29,7 @@ from terminal.loyalty.errors import Refused
 from terminal.loyalty.money import yuan
 from terminal.loyalty.operations import MemberView, Quote
 from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.card_states import CardBlocked
 from terminal.loyalty.store.operators import SignedIn
 
 
@@ -40,6 +41,8 @@ def refused(exc: Exception) -> Said:
         return said("swipe.unread", reason=exc.reason)
     if isinstance(exc, ScanError):
         return said("scan.unread", reason=exc.reason)
+    if isinstance(exc, CardBlocked):  # HQ's word arrived after the card was identified
+        return said(exc.rule, card4=exc.card4, reason=exc.block.reason)
     if isinstance(exc, Refused):
         return refusal(str(exc), exc.rule)
     return refusal(str(exc))

@@ -310,8 +310,7 @@ def test_a_freeze_arriving_mid_sale_stops_the_sale_from_earning(
             await _op(ops, "freeze", CARD, actor="ann", reason="fraud check")
             await _states_reached((s2,), CARD, "frozen")
             await s2.do("cash")
-            assert s2.till.refused == (f"Card ****{CARD[-4:]} is frozen by HQ: fraud check. "
-                                       "Clear the sale and ring it up without the card")
+            assert s2.till.refused == f"Card ****{CARD[-4:]} is frozen by HQ: fraud check"
             assert await s2.sql("SELECT COUNT(*) FROM sale") == sales
 
     run(scenario(), timeout=120)

@@ -79,6 +79,10 @@ class CardBlock:
 class CardBlocked(Refused):
     """The card is frozen or retired by HQ: it neither earns nor redeems."""
 
+    def __init__(self, block: CardBlock, card4: str) -> None:
+        super().__init__(block.message(card4), f"card.{block.state}")
+        self.block, self.card4 = block, card4
+
 
 class CardStates(MemberTiers):
     """Card states and the ledger changes HQ's member operations make."""
