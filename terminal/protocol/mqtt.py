@@ -22,7 +22,6 @@ them (docs/sync.md).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import inspect
 import logging
@@ -44,6 +43,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
+
+from terminal.core.executor import DeviceExecutor
 
 log = logging.getLogger(__name__)
 
@@ -231,7 +232,7 @@ class MqttClient:
         self._connected = False
         self._stopping = False
         self._supervisor: asyncio.Task[None] | None = None
-        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._executor: DeviceExecutor | None = None  # the blocking connect's thread
         self.backoff = Backoff(config.backoff_initial, config.backoff_max)
 
     # ------------------------------------------------------------ public API
@@ -261,8 +262,7 @@ class MqttClient:
             raise RuntimeError("client already started")
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            1, thread_name_prefix=f"mqtt-connect-{self.config.client_id}")
+        self._executor = DeviceExecutor(f"mqtt-connect-{self.config.client_id}")
         self._stopping = False
         self._supervisor = asyncio.create_task(self._supervise(), name="mqtt-supervisor")
         self._spawn(self._misc())
@@ -286,7 +286,7 @@ class MqttClient:
             self._drop_socket()
         self._fail_pending(ConnectionLost("client stopped"))
         if self._executor is not None:  # a connect in progress ends within connect_timeout
-            await asyncio.to_thread(self._executor.shutdown, True)
+            await asyncio.to_thread(self._executor.shutdown)
             self._executor = None
 
     async def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False,
@@ -391,9 +391,9 @@ class MqttClient:
             self._connack = loop.create_future()
             try:
                 if first:
-                    await loop.run_in_executor(self._executor, self._connect_blocking)
+                    await self._executor.run(self._connect_blocking)
                 else:
-                    await loop.run_in_executor(self._executor, self._paho.reconnect)
+                    await self._executor.run(self._paho.reconnect)
                 first = False
                 async with asyncio.timeout(self.config.connect_timeout * 2):
                     accepted = await self._connack
