@@ -45,11 +45,23 @@ class FleetReader:
         self.zone, self.thresholds = zone, thresholds
 
     def terminals(self, who: Principal) -> list[dict[str, Any]]:
-        rows = TerminalSeen.select().order_by(TerminalSeen.store, TerminalSeen.terminal)
-        if not who.chain_wide:
-            rows = rows.where(TerminalSeen.store.in_(who.stores))
+        """Every terminal ``who`` may see. Four queries whatever the fleet's size (the latest
+        command and the last backlog reports of every terminal each come in one)."""
+        # Plain rows, not models: a fleet is hundreds of them and model instances cost.
+        rows = (TerminalSeen.select().order_by(TerminalSeen.store, TerminalSeen.terminal)
+                .namedtuples())
+        stores = None if who.chain_wide else who.stores
+        if stores is not None:
+            rows = rows.where(TerminalSeen.store.in_(stores))
         newest = self._newest_rules()
-        return [self._row(row, newest) for row in rows]
+        commands = {(c.store, c.terminal): c for c in _latest(
+            ConsoleCommand, ConsoleCommand.sent_us, 1, stores)}
+        samples: dict[tuple[str, str], list[int]] = {}
+        for sample in _latest(BacklogSample, BacklogSample.at_us,
+                              self.thresholds.growing_samples + 1, stores):
+            samples.setdefault((sample.store, sample.terminal), []).append(sample.backlog)
+        return [self._row(row, newest, commands.get((row.store, row.terminal)),
+                          samples.get((row.store, row.terminal), [])[::-1]) for row in rows]
 
     def terminal(self, who: Principal, store: str, terminal: str) -> dict[str, Any] | None:
         """One terminal with its command history; None: unknown, or outside ``who``'s stores."""
@@ -59,13 +71,15 @@ class FleetReader:
                                        & (TerminalSeen.terminal == terminal))
         if row is None:
             return None
-        data = self._row(row, self._newest_rules())
-        data["commands"] = [self._command(c) for c in ConsoleCommand.select().where(
+        history = self._samples(store, terminal, SAMPLES_KEPT)
+        commands = list(ConsoleCommand.select().where(
             (ConsoleCommand.store == store) & (ConsoleCommand.terminal == terminal))
-            .order_by(ConsoleCommand.sent_us.desc()).limit(20)]
-        data["backlog_history"] = [
-            {"at": self._local(s.at_us), "backlog": s.backlog}
-            for s in self._samples(store, terminal, SAMPLES_KEPT)]
+            .order_by(ConsoleCommand.sent_us.desc()).limit(20))
+        data = self._row(row, self._newest_rules(), commands[0] if commands else None,
+                         [s.backlog for s in history[-(self.thresholds.growing_samples + 1):]])
+        data["commands"] = [self._command(c) for c in commands]
+        data["backlog_history"] = [{"at": self._local(s.at_us), "backlog": s.backlog}
+                                   for s in history]
         return data
 
     @staticmethod
@@ -73,7 +87,9 @@ class FleetReader:
         return int(TerminalSeen.select(fn.COALESCE(fn.MAX(TerminalSeen.rule_version), 0))
                    .scalar())
 
-    def _row(self, row: TerminalSeen, newest_rules: int) -> dict[str, Any]:
+    def _row(self, row: Any, newest_rules: int, last: ConsoleCommand | None,
+             backlogs: list[int]) -> dict[str, Any]:
+        """``backlogs``: its last reports' backlogs, oldest first."""
         devices = json.loads(row.devices or "{}")
         alerts = []
         if not row.online and audit.now_us() - row.last_seen_us \
@@ -81,11 +97,9 @@ class FleetReader:
             alerts.append("offline")
         if row.rule_version < newest_rules:
             alerts.append("stale_rules")
-        if self._growing(row.store, row.terminal):
+        if len(backlogs) > self.thresholds.growing_samples \
+                and all(a < b for a, b in pairwise(backlogs)):
             alerts.append("backlog_growing")
-        last = (ConsoleCommand.select().where((ConsoleCommand.store == row.store)
-                                              & (ConsoleCommand.terminal == row.terminal))
-                .order_by(ConsoleCommand.sent_us.desc()).first())
         return {
             "store": row.store, "terminal": row.terminal, "online": row.online,
             "epoch": row.epoch, "version": row.version, "rule_version": row.rule_version,
@@ -101,13 +115,6 @@ class FleetReader:
                     .order_by(BacklogSample.at_us.desc()).limit(count))
         return rows[::-1]
 
-    def _growing(self, store: str, terminal: str) -> bool:
-        samples = self._samples(store, terminal, self.thresholds.growing_samples + 1)
-        if len(samples) <= self.thresholds.growing_samples:
-            return False
-        values = [s.backlog for s in samples]
-        return all(a < b for a, b in pairwise(values))
-
     def _command(self, row: ConsoleCommand) -> dict[str, Any]:
         return {"id": row.id, "name": row.name, "actor": row.actor,
                 "sent": self._local(row.sent_us), "state": row.state, "detail": row.detail,
@@ -115,6 +122,23 @@ class FleetReader:
 
     def _local(self, us: int) -> str:
         return from_micros(us).astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _latest(model: Any, time_field: Any, count: int,
+            stores: tuple[str, ...] | None) -> list[Any]:
+    """The newest ``count`` rows of ``model`` per terminal, newest first within each: one
+    query (ROW_NUMBER over each terminal's rows; SQLite has it since 3.25)."""
+    rank = fn.ROW_NUMBER().over(partition_by=[model.store, model.terminal],
+                                order_by=[time_field.desc()])
+    inner = model.select(model, rank.alias("rank"))
+    if stores is not None:
+        inner = inner.where(model.store.in_(stores))
+    ranked = inner.alias("ranked")
+    query = (model.select(*[getattr(ranked.c, f.column_name) for f in model._meta.sorted_fields])
+             .from_(ranked).where(ranked.c.rank <= count)
+             .order_by(ranked.c.store, ranked.c.terminal, getattr(ranked.c,
+                                                                  time_field.column_name).desc()))
+    return list(query)
 
 
 def record_sample(store: str, terminal: str, at_us: int, backlog: int) -> None:

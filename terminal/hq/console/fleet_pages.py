@@ -24,9 +24,7 @@ async def fleet(request: Request) -> Response:
     console = console_of(request)
     rows = await console.db.run(console.fleet.terminals, request.scope["principal"])
     template = "fleet/_table.html" if is_fragment(request) else "fleet/index.html"
-    return render(request, template, rows=rows, commands=PERSON_COMMANDS,
-                  can_command=console.commander is not None,
-                  sent=request.query_params.get("sent"))
+    return render(request, template, rows=rows, can_command=console.commander is not None)
 
 
 @page("fleet.read")
@@ -75,9 +73,9 @@ async def command(request: Request) -> Response:
                       can_command=console.commander is not None, error=str(exc))
     if sent is None:
         raise NotFound()
-    back = "/fleet" if request.query_params.get("back") == "fleet" else \
-        f"/fleet/{request.path_params['store']}/{request.path_params['terminal']}"
-    return RedirectResponse(f"{back}?sent={request.path_params['name']}", 303)
+    return RedirectResponse(f"/fleet/{request.path_params['store']}/"
+                            f"{request.path_params['terminal']}?sent={request.path_params['name']}",
+                            303)
 
 
 @api("fleet.read")
