@@ -442,3 +442,12 @@ def test_hq_moves_a_member_to_another_home_store(fresh_chain) -> None:
     with client(fresh_chain) as c:
         login(c, "mgr1")
         assert c.get(f"/members/{mid}").status_code == 404
+
+
+def test_sign_in_never_sends_the_browser_off_site(chain) -> None:
+    with client(chain) as c:
+        for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+            response = c.post("/login", data={"name": "svc", "password": PASSWORD,
+                                              "next": target, "csrftoken": csrf(c)})
+            assert response.headers["location"] == "/members", target
+            c.post("/logout", data={"csrftoken": csrf(c, "/members")})

@@ -11,10 +11,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from terminal.hq.console.audit import search
 from terminal.hq.console.members import QueryError
 from terminal.hq.console.operations import OPERATIONS
-from terminal.hq.console.pages import _int, audit_query
+from terminal.hq.console.pages import _int, audit_query, search_audited
 from terminal.hq.console.web import NotFound, api, console_of
 from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
 
@@ -140,7 +139,7 @@ async def import_members(request: Request) -> Response:
 @api("audit.read")
 async def audit_log(request: Request) -> Response:
     return JSONResponse({"entries": await console_of(request).db.run(
-        search, audit_query(request))})
+        search_audited, request.scope["principal"], audit_query(request))})
 
 
 ROUTES = [

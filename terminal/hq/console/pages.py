@@ -152,7 +152,10 @@ async def statement_more(request: Request) -> Response:
 
     def read() -> dict | None:
         found = console.reader.visible(who, request.path_params["member_id"])
-        return None if found is None else console.reader.statement(found[0], before)
+        if found is None:
+            return None
+        audit.record(who, "member.statement", found[0].id, detail=f"before {before}")
+        return console.reader.statement(found[0], before)
 
     data = await console.db.run(read)
     if data is None:
@@ -238,9 +241,16 @@ def audit_query(request: Request) -> AuditQuery:
 @page("audit.read")
 async def audit_log(request: Request) -> Response:
     query = audit_query(request)
-    rows = await console_of(request).db.run(search, query)
+    rows = await console_of(request).db.run(search_audited, request.scope["principal"], query)
     return render(request, "audit/index.html", query=query, rows=rows,
                   next_before=rows[-1]["id"] if len(rows) == query.limit else None)
+
+
+def search_audited(who: Principal, query: AuditQuery) -> list[dict]:
+    """The audit log searched, the search itself written to it (who looked at what)."""
+    audit.record(who, "audit.search", query.subject, detail=f"actor={query.actor!r} "
+                 f"action={query.action!r} before={query.before_id}")
+    return search(query)
 
 
 def _int(text: str | None) -> int | None:
