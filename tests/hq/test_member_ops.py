@@ -22,7 +22,7 @@ from terminal.hq.member_ops.errors import (
 )
 from terminal.hq.member_ops.publish import pending
 from terminal.hq.member_ops.service import MemberOps
-from terminal.hq.models import HQ_MODELS, MemberOp
+from terminal.hq.models import HQ_MODELS, MemberHome, MemberOp
 from terminal.loyalty.clock import Moment
 from terminal.loyalty.operations import Registration
 from terminal.loyalty.store.accounts import CardRef
@@ -283,10 +283,10 @@ def test_erasure_blanks_the_person_and_keeps_the_anonymous_ledger(ops) -> None:
     _sound(ops)
 
 
-GOOD = ("card,name,phone,birthday,tier,points,expires\n"
-        "8000400001,王芳,13800000001,1985-02-03,gold,1200,2027-06-30\n"
-        "8000400002,,,,member,0,\n"
-        "8000400003,\"Zhao, Lei\",13800000003,,silver,55,\n")
+GOOD = ("card,name,phone,birthday,tier,points,expires,store\n"
+        "8000400001,王芳,13800000001,1985-02-03,gold,1200,2027-06-30,S002\n"
+        "8000400002,,,,member,0,,\n"
+        "8000400003,\"Zhao, Lei\",13800000003,,silver,55,,S001\n")
 
 
 def test_an_import_opens_each_member_with_tier_and_balance_and_no_bonus(ops) -> None:
@@ -299,28 +299,32 @@ def test_an_import_opens_each_member_with_tier_and_balance_and_no_bonus(ops) -> 
         int(datetime(2027, 6, 30, tzinfo=ops.rules.zone).timestamp() * 1_000_000)]
     assert (_member(ops, "0002").balance, _member(ops, "0003").name) == (0, "Zhao, Lei")
     with bound(ops.db, MODELS + HQ_MODELS):
+        homes = {home.member: home.store for home in MemberHome.select()}
+    assert homes == {wang.id: "S002", _member(ops, "0003").id: "S001"}
+    with bound(ops.db, MODELS + HQ_MODELS):
         imported = [(op.seq, op.kind) for op in MemberOp.select().order_by(MemberOp.seq)]
     assert imported == [(1, "import"), (2, "import"), (3, "import")]
     _sound(ops)
 
 
 @pytest.mark.parametrize(("text", "problems"), [
-    (GOOD + "8000400001,again,,,member,1,\n", ["line 5: duplicate: card ****0001 is also on "
+    (GOOD + "8000400001,again,,,member,1,,\n", ["line 5: duplicate: card ****0001 is also on "
                                                  "line 2"]),
-    (GOOD + f"{CARD},dup,,,member,1,\n", ["line 5: duplicate: card ****3456 is already a member"
+    (GOOD + f"{CARD},dup,,,member,1,,\n", ["line 5: duplicate: card ****3456 is already a member"
                                           " at HQ"]),
-    (GOOD + "8000400009,x,13900001111,,member,1,\n", ["line 5: duplicate: phone ending 1111 is "
+    (GOOD + "8000400009,x,13900001111,,member,1,,\n", ["line 5: duplicate: phone ending 1111 is "
                                                       "already registered at HQ"]),
-    (GOOD + "8000400009,x,13800000003,,member,1,\n", ["line 5: duplicate: phone ending 0003 is "
+    (GOOD + "8000400009,x,13800000003,,member,1,,\n", ["line 5: duplicate: phone ending 0003 is "
                                                       "also on line 4"]),
-    (GOOD + "8000400009,x,,,platinum,1,\n", ["line 5: tier 'platinum' is not one of"]),
-    (GOOD + "8000400009,x,,,member,-5,\n", ["line 5: points '-5' is not a whole number"]),
-    (GOOD + "8000400009,x,,,member,1.5,\n", ["line 5: points '1.5'"]),
-    (GOOD + "8000400009,x,,2999-01-01,member,1,\n", ["line 5: birthday 2999-01-01"]),
-    (GOOD + "8000400009,x,,,member,1,2020-01-01\n", ["line 5: expires 2020-01-01"]),
-    (GOOD + "4111111111111111,x,,,member,1,\n", ["line 5: card: "]),
-    (GOOD + "8000400009,x\n", ["line 5: 7 columns expected"]),
-    (GOOD + "8000400009,x,,,member,1,,extra\n", ["line 5: 7 columns expected"]),
+    (GOOD + "8000400009,x,,,platinum,1,,\n", ["line 5: tier 'platinum' is not one of"]),
+    (GOOD + "8000400009,x,,,member,-5,,\n", ["line 5: points '-5' is not a whole number"]),
+    (GOOD + "8000400009,x,,,member,1.5,,\n", ["line 5: points '1.5'"]),
+    (GOOD + "8000400009,x,,2999-01-01,member,1,,\n", ["line 5: birthday 2999-01-01"]),
+    (GOOD + "8000400009,x,,,member,1,2020-01-01,\n", ["line 5: expires 2020-01-01"]),
+    (GOOD + "4111111111111111,x,,,member,1,,\n", ["line 5: card: "]),
+    (GOOD + "8000400009,x\n", ["line 5: 8 columns expected"]),
+    (GOOD + "8000400009,x,,,member,1,,S/001\n", ["line 5: store id 'S/001' must be"]),
+    (GOOD + "8000400009,x,,,member,1,,S001,extra\n", ["line 5: 8 columns expected"]),
     ("card,tier\n8000400001,gold\n", ["line 1: the header must name"]),
     ("card,tier,points,colour\n", ["line 1: the header must name"]),
     ("card,tier,points\n", ["line 1: no members in the file"]),
@@ -340,7 +344,7 @@ def test_a_bad_import_reports_every_problem_and_imports_nothing(ops, text, probl
 def test_the_import_command_lists_every_problem_with_its_line(
         tmp_path: Path, sqlite_ops, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "members.csv"
-    path.write_text(GOOD + "8000400001,again,,,member,1,\n8000400009,x,,,gold,x,\n",
+    path.write_text(GOOD + "8000400001,again,,,member,1,,\n8000400009,x,,,gold,x,,\n",
                     encoding="utf-8")
     common = ["--actor", "ann", "--reason", "move", "--db", str(tmp_path / "hq.db"), "--rules",
               str(EXAMPLES / "rules.toml"), "--card-key-file", str(tmp_path / "card.key")]

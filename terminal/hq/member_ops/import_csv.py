@@ -11,6 +11,7 @@ The file is UTF-8 (a byte-order mark is allowed) with a header row naming its co
 | `phone` | no | 5 to 15 digits, unique |
 | `birthday` | no | YYYY-MM-DD, in the past |
 | `expires` | no | YYYY-MM-DD: the opening points expire at the start of that day (programme zone) |
+| `store` | no | the member's home store (e.g. S001): store managers see their stores' members |
 
 Without `expires`, the opening points expire by the rules, counted from the import.
 
@@ -34,8 +35,9 @@ from terminal.loyalty.store.card_states import Profile
 from terminal.loyalty.store.exchange import MAX_ADJUST
 from terminal.loyalty.store.members import PHONE
 from terminal.loyalty.store.models import CardState, Member
+from terminal.protocol.topics import TopicError, check_id
 
-COLUMNS = ("card", "tier", "points", "name", "phone", "birthday", "expires")
+COLUMNS = ("card", "tier", "points", "name", "phone", "birthday", "expires", "store")
 REQUIRED = ("card", "tier", "points")
 
 
@@ -47,6 +49,7 @@ class ImportRow:
     points: int
     profile: Profile
     expires_at: datetime | None
+    store: str | None = None  # the home store
 
 
 def read_rows(text: str, rules: Rules, card_key: bytes, now: datetime) -> list[ImportRow]:
@@ -133,11 +136,17 @@ def _row(line: int, record: dict[str, str], rules: Rules, card_key: bytes,
     expires = _date(value["expires"], "expires")
     if expires is not None and expires <= today:
         raise ValueError(f"expires {expires} is not a future date")
+    store = value["store"] or None
+    if store is not None:
+        try:
+            check_id(store, "store")
+        except TopicError as exc:
+            raise ValueError(str(exc)) from None
     return ImportRow(
         line, card, value["tier"], int(value["points"]),
         Profile(name, birthday.isoformat() if birthday else None,
                 phone_hash(card_key, phone) if phone else None, phone[-4:] if phone else ""),
-        datetime.combine(expires, time.min, rules.zone) if expires else None)
+        datetime.combine(expires, time.min, rules.zone) if expires else None, store)
 
 
 def _date(text: str, what: str) -> date | None:

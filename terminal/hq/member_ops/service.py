@@ -40,7 +40,7 @@ from terminal.hq.member_ops.errors import (
     WrongState,
 )
 from terminal.hq.member_ops.import_csv import read_rows
-from terminal.hq.models import HQ_MODELS, MemberOp
+from terminal.hq.models import HQ_MODELS, MemberHome, MemberOp
 from terminal.loyalty import tiers
 from terminal.loyalty.cards import phone_hash
 from terminal.loyalty.clock import Moment, to_micros
@@ -248,10 +248,14 @@ class MemberOps:
                 member = self.store.open_account(
                     row.card, row.profile, row.tier, row.points, row.expires_at,
                     f"opening balance: {op.reason}"[:MAX_REASON], op.actor, op.moment)
+                if row.store is not None:
+                    MemberHome.insert(member=member.id, store=row.store,
+                                      since_us=to_micros(op.moment.at)).execute()
                 MemberOp.create(seq=op.seq + number, kind="import", member=member.id,
                                 card_hash=member.card_hash, actor=op.actor, reason=op.reason,
                                 detail=json.dumps({"line": row.line, "points": row.points,
-                                                   "tier": row.tier}, sort_keys=True),
+                                                   "tier": row.tier, "store": row.store},
+                                                  sort_keys=True),
                                 at_us=to_micros(op.moment.at))
                 points += row.points
             return ImportResult(len(rows), points, op.seq, op.seq + len(rows) - 1)
