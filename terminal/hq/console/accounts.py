@@ -82,7 +82,7 @@ def add_user(name: str, role: str, stores: tuple[str, ...], password: str) -> No
         raise AccountError(f"user {name!r} exists already")
     ConsoleUser.create(name=name, role=role, stores=",".join(stores),
                        password_hash=_HASHER.hash(password), created_us=audit.now_us())
-    audit.record_system(name, "user.add", name, f"role {role}"
+    audit.record_system("user.add", name, f"role {role}"
                         + (f", stores {','.join(stores)}" if stores else ""))
 
 
@@ -146,7 +146,7 @@ def issue_token(name: str) -> NewToken:
     token_id = secrets.token_hex(6)
     secret = f"{TOKEN_PREFIX}_{token_id}_{secrets.token_urlsafe(32)}"
     ApiToken.create(id=token_id, user=name, digest=_digest(secret), created_us=audit.now_us())
-    audit.record_system(name, "token.issue", token_id)
+    audit.record_system("token.issue", token_id, f"for {name}")
     return NewToken(token_id, secret)
 
 
@@ -156,7 +156,7 @@ def revoke_token(token_id: str) -> None:
         raise AccountError(f"no token {token_id!r}")
     if token.revoked_us is None:
         ApiToken.update(revoked_us=audit.now_us()).where(ApiToken.id == token_id).execute()
-        audit.record_system(token.user, "token.revoke", token_id)
+        audit.record_system("token.revoke", token_id, f"of {token.user}")
 
 
 def list_tokens(name: str) -> list[dict[str, object]]:

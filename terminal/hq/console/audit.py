@@ -6,6 +6,7 @@ auditor searches it by actor, action, subject and time.
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,9 +28,11 @@ def record(who: Principal, action: str, subject: str = "", why: str = "",
                         detail=detail[:2000]).execute()
 
 
-def record_system(actor: str, action: str, subject: str = "", detail: str = "") -> None:
-    """An action from the command line (user add, token issue/revoke)."""
-    record(Principal(actor, "cli", via="cli"), action, subject, detail=detail)
+def record_system(action: str, subject: str = "", detail: str = "") -> None:
+    """An action from the command line (user add, token issue/revoke), by the system account
+    that ran it."""
+    record(Principal(f"cli:{getpass.getuser()}", "cli", via="cli"), action, subject,
+           detail=detail)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,6 @@ def search(query: AuditQuery) -> list[dict[str, Any]]:
         rows = rows.where(ConsoleAudit.at_us < query.until_us)
     if query.before_id is not None:
         rows = rows.where(ConsoleAudit.id < query.before_id)
-    return [{"id": row.id, "at": from_micros(row.at_us).isoformat(timespec="seconds"),
+    return [{"id": row.id, "at": from_micros(row.at_us).strftime("%Y-%m-%d %H:%M:%S"),
              "actor": row.actor, "role": row.role, "via": row.via, "action": row.action,
              "subject": row.subject, "why": row.why, "detail": row.detail} for row in rows]
