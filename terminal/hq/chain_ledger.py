@@ -26,7 +26,7 @@ from peewee import Database, PeeweeException, fn
 from terminal.hq import adjustments, holds
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import pipelined, unit, writing
-from terminal.hq.models import AppliedEvent, MemberHold, MemberHome
+from terminal.hq.models import AppliedEvent, LookupAudit, MemberHold, MemberHome
 from terminal.hq.policy import TrustPolicy
 from terminal.hq.reckoning import reckon
 from terminal.hq.refusals import column, failure, storable, transient
@@ -437,8 +437,14 @@ class ChainLedger:
     def answer(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         handler = {"lookup": self._lookup, "hold": self._hold, "void": self._void,
                    "post": self._post}[request.op]
+        if request.member is not None and not CARD_HASH.fullmatch(request.member):
+            return self._refuse(request, "member must be a card hash (64 hex digits)")
         with writing(self.db):
-            return handler(request, store, terminal)
+            response = handler(request, store, terminal)
+            if request.op == "lookup":  # audited: who looked up whom (hq/limits.py)
+                LookupAudit.insert(store=store, terminal=terminal, card_hash=request.member,
+                                   at_us=to_micros(response.hq_time), found=response.ok).execute()
+            return response
 
     def _refuse(self, request: MemberRequest, error: str) -> MemberResponse:
         return MemberResponse(request.op, False, _now(), member=request.member,

@@ -15,9 +15,11 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 
 from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.limits import MAX_EVENT_BYTES, MAX_REQUEST_BYTES, RateLimiter
 from terminal.hq.member_ops.publish import MemberStatePublisher, Signer
 from terminal.hq.models import TerminalSeen
 from terminal.loyalty.clock import to_micros
@@ -34,6 +36,7 @@ from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, MqttError, W
 from terminal.protocol.topics import TerminalTopic, TopicError, Topics
 
 log = logging.getLogger(__name__)
+MAX_ANSWERING = 256  # member requests waiting for the ledger thread, all terminals together
 
 
 class Collector:
@@ -47,16 +50,24 @@ class Collector:
         self.publisher = None if signer is None else MemberStatePublisher(
             self.client, ledger.thread, self.topics, signer)
         self.batch_max, self.state_interval = batch_max, state_interval
-        self._queue: asyncio.Queue[Event] = asyncio.Queue()
+        # What one terminal may ask of HQ (hq/limits.py): the queue of events waiting to be
+        # applied is bounded, and each terminal's events and member requests are rate-limited.
+        limits = ledger.trust.limits
+        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=limits.queue)
+        self._events = RateLimiter(limits.events_per_second, limits.events_per_second * 10)
+        self._requests = RateLimiter(limits.requests_per_second, limits.requests_per_second * 2)
+        self._answering = 0  # member requests waiting for the ledger thread
         self._tasks: list[asyncio.Task[None]] = []
         self.counts: dict[str, int] = defaultdict(int)  # outcomes, and refused messages
 
     async def start(self) -> None:
         self.client.set_will(Will(self.topics.hq_state(),
                                   HqState("offline", datetime.now(UTC)).to_json()))
-        await self.client.subscribe(self.topics.all_terminals("events"), self._on_event)
+        await self.client.subscribe(self.topics.all_terminals("events"), self._on_event,
+                                    retain_as_published=True)
         await self.client.subscribe(self.topics.all_terminals("status"), self._on_status)
-        await self.client.subscribe(self.topics.all_terminals("members/req"), self._on_request)
+        await self.client.subscribe(self.topics.all_terminals("members/req"), self._on_request,
+                                    retain_as_published=True)
         self.client.on_ready(self._announce)
         self._tasks = [asyncio.create_task(self._apply_batches(), name="hq-apply"),
                        asyncio.create_task(self._upkeep(), name="hq-upkeep")]
@@ -98,8 +109,40 @@ class Collector:
             log.warning("ignored a message on %s: %s", message.topic, exc)
             return None
 
-    def _on_event(self, message: Message) -> None:
+    def _admitted(self, message: Message, limiter: RateLimiter, size: int) -> TerminalTopic | None:
+        """The message's terminal, or None for a message HQ drops unread: one left retained
+        on a terminal's events or requests (cleared: Mosquitto cannot refuse retain per topic),
+        one over ``size`` bytes, or one over its terminal's rate."""
+        if message.retain:
+            if message.payload:
+                log.warning("cleared a message retained on %s", message.topic)
+                self.counts["retained"] += 1
+                self._spawn_clear(message.topic)
+            return None
         source = self._source(message)
+        if source is None:
+            return None
+        if len(message.payload) > size:
+            self._refuse_message(source, f"{len(message.payload)} bytes on {source.channel}; "
+                                 f"at most {size}")
+            return None
+        if not limiter.allow((source.store, source.terminal)):
+            self.counts["throttled"] += 1
+            if limiter.dropped % 1000 == 1:
+                log.warning("%s/%s is over its rate on %s: dropped (%d so far)", source.store,
+                            source.terminal, source.channel, limiter.dropped)
+            return None
+        return source
+
+    def _spawn_clear(self, topic: str) -> None:
+        async def clear() -> None:
+            with contextlib.suppress(MqttError):
+                await self.client.publish(topic, b"", retain=True)
+        self._tasks.append(asyncio.create_task(clear()))
+        self._tasks = [task for task in self._tasks if not task.done()]
+
+    def _on_event(self, message: Message) -> None:
+        source = self._admitted(message, self._events, MAX_EVENT_BYTES)
         if source is None:
             return
         try:
@@ -112,7 +155,10 @@ class Collector:
             self._refuse_message(source, f"event {event.id} claims {event.store}/"
                                  f"{event.terminal} on another terminal's topic")
             return
-        self._queue.put_nowait(event)
+        try:
+            self._queue.put_nowait(event)
+        except asyncio.QueueFull:  # not acked: the till publishes it again
+            self.counts["shed"] += 1
 
     def _refuse_message(self, source: TerminalTopic, why: str) -> None:
         self.counts["malformed"] += 1
@@ -147,6 +193,9 @@ class Collector:
         source = self._source(message)
         if source is None or not message.payload:
             return
+        if len(message.payload) > MAX_REQUEST_BYTES * 4:
+            self._refuse_message(source, f"a status of {len(message.payload)} bytes")
+            return
         try:
             status = Status.from_json(message.payload)
         except MessageError as exc:
@@ -157,10 +206,24 @@ class Collector:
                         status.rejected.get("what"), status.rejected.get("detail"))
         await self.ledger.thread.run(_record_status, source, status)
 
-    async def _on_request(self, message: Message) -> None:
-        source = self._source(message)
-        if source is None or not message.response_topic:
-            return
+    def _on_request(self, message: Message) -> Awaitable[None] | None:
+        """Admit the request here, on the loop, and answer it in a task: one dropped (over its
+        terminal's rate, or with too many waiting) costs no task, no parse, no database."""
+        if not message.response_topic:
+            return None
+        source = self._admitted(message, self._requests, MAX_REQUEST_BYTES)
+        if source is None or self._answering >= MAX_ANSWERING:
+            return None  # unanswered: the till times out and keeps to its offline allowance
+        self._answering += 1
+        return self._answer(message, source)
+
+    async def _answer(self, message: Message, source: TerminalTopic) -> None:
+        try:
+            await self._answer_admitted(message, source)
+        finally:
+            self._answering -= 1
+
+    async def _answer_admitted(self, message: Message, source: TerminalTopic) -> None:
         try:
             request = MemberRequest.from_json(message.payload)
         except MessageError as exc:

@@ -98,6 +98,18 @@ class MemberHome(BaseModel):
     since_us = BigIntegerField()
 
 
-HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState, MemberHome)
+class LookupAudit(BaseModel):
+    """Who looked up which member, and when: one row per member lookup a till asked of HQ
+    (issue 16: a till pipelining lookups must leave a trace, not only a load)."""
+
+    store = TextField()
+    terminal = TextField()
+    card_hash = TextField(index=True)
+    at_us = BigIntegerField(index=True)
+    found = BooleanField()
+
+
+HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState, MemberHome,
+             LookupAudit)
 # Tables whose rows are a record: the database refuses to change them (database.append_only).
-HQ_APPEND_ONLY = (MemberOp,)
+HQ_APPEND_ONLY = (MemberOp, LookupAudit)

@@ -22,7 +22,7 @@ own, authored at HQ, never taken from a till::
 
     [limits]
     requests_per_second = 20        # member requests one till may make (a burst of twice that)
-    events_per_second = 200         # events one till may publish (a burst of ten times that)
+    events_per_second = 1000        # events one till may publish (a burst of ten times that)
     queue = 20000                   # events waiting to be applied, all tills together
 
 Why a register at HQ rather than one the tills send: the tills' register is what a hostile till
@@ -68,7 +68,7 @@ class HoldRules:
 @dataclass(frozen=True)
 class Limits:
     requests_per_second: float = 20.0
-    events_per_second: float = 200.0
+    events_per_second: float = 1000.0
     queue: int = 20_000
 
 

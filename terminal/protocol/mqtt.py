@@ -158,6 +158,9 @@ class _Subscription:
     # handlers. Only filters that overlap another have one: decoding it costs paho about 8 us a
     # message, a tenth of what receiving an event costs HQ.
     ident: int | None = None
+    # MQTT 5 "retain as published": live messages keep their retain flag, so a subscriber can
+    # tell (and clear) a message someone left retained where nothing should be.
+    as_published: bool = False
 
 
 def _match_filter(topic_filter: str) -> str:
@@ -319,16 +322,19 @@ class MqttClient:
         self._pending_pub[info.mid] = future
         return future
 
-    async def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
+    async def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1,
+                        retain_as_published: bool = False) -> None:
         """Call ``handler`` on the loop for each message matching ``topic_filter``.
 
         Remembered across reconnects; while connected, waits for the broker's SUBACK.
+        ``retain_as_published``: live messages keep the retain flag they were published with.
         """
         sub = self._subscriptions.get(topic_filter)
         if sub is not None:
             sub.handlers.append(handler)
             return
-        sub = _Subscription(topic_filter, _match_filter(topic_filter), qos, [handler])
+        sub = _Subscription(topic_filter, _match_filter(topic_filter), qos, [handler],
+                            as_published=retain_as_published)
         overlapping = [other for other in self._subscriptions.values()
                        if _overlap(other.match_filter, sub.match_filter)]
         if overlapping:  # identifiers, so that each copy of a message finds its own filter
@@ -440,7 +446,8 @@ class MqttClient:
         props = Properties(PacketTypes.SUBSCRIBE)
         if sub.ident is not None:
             props.SubscriptionIdentifier = sub.ident
-        options = SubscribeOptions(qos=sub.qos, retainHandling=retain_handling)
+        options = SubscribeOptions(qos=sub.qos, retainHandling=retain_handling,
+                                   retainAsPublished=sub.as_published)
         rc, mid = self._paho.subscribe(sub.topic_filter, options=options, properties=props)
         if rc != paho.MQTT_ERR_SUCCESS or mid is None:
             raise NotConnected(f"subscribe failed: {paho.error_string(rc)}")
