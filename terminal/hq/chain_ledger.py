@@ -94,6 +94,7 @@ class ChainLedger:
         self.hold_ttl = hold_ttl
         self._received = _now()  # when the batch being applied arrived (hq/reckoning.py)
         self._review: list[str] = []  # what the event being replayed is flagged for
+        self._lookups: list[dict[str, Any]] = []  # answered, not yet in lookup_audit
         self._retired: dict[str, str] = {}  # the batch's retired cards (see _retired_cards)
 
     def close(self) -> None:
@@ -441,10 +442,21 @@ class ChainLedger:
             return self._refuse(request, "member must be a card hash (64 hex digits)")
         with writing(self.db):
             response = handler(request, store, terminal)
-            if request.op == "lookup":  # audited: who looked up whom (hq/limits.py)
-                LookupAudit.insert(store=store, terminal=terminal, card_hash=request.member,
-                                   at_us=to_micros(response.hq_time), found=response.ok).execute()
-            return response
+        if request.op == "lookup":  # audited: who looked up whom, written by write_audit()
+            self._lookups.append({"store": store, "terminal": terminal,
+                                  "card_hash": request.member,
+                                  "at_us": to_micros(response.hq_time), "found": response.ok})
+        return response
+
+    def write_audit(self) -> int:
+        """Write the lookups answered since the last call, in one transaction: a lookup stays a
+        read, and a second's lookups cost one commit (a collector killed loses at most the
+        lookups since its last call, which the collector makes every second)."""
+        rows, self._lookups = self._lookups, []
+        if rows:
+            with writing(self.db):
+                LookupAudit.insert_many(rows).execute()
+        return len(rows)
 
     def _refuse(self, request: MemberRequest, error: str) -> MemberResponse:
         return MemberResponse(request.op, False, _now(), member=request.member,

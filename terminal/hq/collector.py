@@ -70,7 +70,8 @@ class Collector:
                                     retain_as_published=True)
         self.client.on_ready(self._announce)
         self._tasks = [asyncio.create_task(self._apply_batches(), name="hq-apply"),
-                       asyncio.create_task(self._upkeep(), name="hq-upkeep")]
+                       asyncio.create_task(self._upkeep(), name="hq-upkeep"),
+                       asyncio.create_task(self._audit(), name="hq-audit")]
         if self.publisher is not None:
             self._tasks.append(asyncio.create_task(self.publisher.run(), name="hq-member-states"))
         await self.client.start()
@@ -89,6 +90,15 @@ class Collector:
     async def _announce(self) -> None:
         await self.client.publish(self.topics.hq_state(),
                                   HqState("online", datetime.now(UTC)).to_json(), retain=True)
+
+    async def _audit(self) -> None:
+        """The member lookups answered, written to lookup_audit once a second."""
+        try:
+            while True:
+                await asyncio.sleep(1.0)
+                await self.ledger.thread.run(self.ledger.write_audit)
+        finally:  # stopping: what was answered since is written too
+            await asyncio.shield(self.ledger.thread.run(self.ledger.write_audit))
 
     async def _upkeep(self) -> None:
         while True:

