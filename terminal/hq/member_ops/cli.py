@@ -54,7 +54,7 @@ def _profile(parser: argparse.ArgumentParser) -> None:
 
 def _file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("csv", type=Path, help="members as CSV: card,tier,points[,name,phone,"
-                        "birthday,expires]")
+                        "birthday,expires,store]")
 
 
 def _import(ops: MemberOps, args: argparse.Namespace) -> ImportResult:
