@@ -314,3 +314,28 @@ def test_a_freeze_arriving_mid_sale_stops_the_sale_from_earning(
             assert await s2.sql("SELECT COUNT(*) FROM sale") == sales
 
     run(scenario(), timeout=120)
+
+
+def test_republish_sends_every_card_state_again(chain_and_ops: Any, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A broker that lost its retained messages gets every state again from the collectors."""
+    from terminal.hq.cli import main
+
+    chain, hq, ops = chain_and_ops
+
+    async def scenario() -> None:
+        till = chain.till("S001", "T05")
+        async with chain:
+            await till.register(CARD)
+            await chain.drained()
+            await _op(ops, "freeze", CARD, actor="ann", reason="stolen")
+            assert hq.publisher is not None
+            await until(lambda: hq.publisher.published == 1, 20)
+            code = await asyncio.to_thread(main, ["member", "republish", "--db",
+                                                  str(tmp_path / "hq.db")])
+            assert code == 0
+            await until(lambda: hq.publisher.published == 2, 20)
+            assert await till.run(till.store.card_block, CARD) is not None
+
+    run(scenario(), timeout=60)
+    assert "1 card states to publish again" in capsys.readouterr().out

@@ -9,6 +9,7 @@
     posterm-hq member edit CARD [--name 李四] [--phone 139...] [--birthday 1990-05-01] ...
     posterm-hq member erase CARD --reason "erasure request of 2026-12-01" --actor ann ...
     posterm-hq member import members.csv --reason "moving from SystemX" --actor ann ...
+    posterm-hq member republish --db hq.db   # the broker lost its retained states
 
 Each prints the operation's result as JSON; a refusal prints its reason on stderr, exits 1 and
 changes nothing. A running ``posterm-hq collect --keys DIR`` publishes the change to every till.
@@ -24,9 +25,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from terminal.hq.bundles import BuildError
+from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.errors import ImportRejected, InvalidRequest, MemberOpError
+from terminal.hq.member_ops.publish import forget_published
 from terminal.hq.member_ops.service import ImportResult, MemberOps, OpResult
 from terminal.loyalty.errors import RulesError
+from terminal.loyalty.store.binding import bound_call
 
 
 def _card(parser: argparse.ArgumentParser) -> None:
@@ -99,9 +103,29 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
         action.add_argument("--rules", type=Path, required=True, help="the chain's rules TOML")
         action.add_argument("--card-key-file", type=Path, required=True)
+    again = sub.add_parser("republish", help="publish every card's member state again (a broker "
+                           "that lost its retained messages): the running collectors do it")
+    again.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
+
+
+def _republish(args: argparse.Namespace) -> int:
+    try:
+        db = open_hq_database(args.db)
+    except (OSError, ValueError) as exc:
+        print(f"member republish: {exc}", file=sys.stderr)
+        return 1
+    try:
+        cards = bound_call(db, forget_published, db)
+    finally:
+        db.close()
+    print(f"{cards} card states to publish again: a collector started with --keys publishes "
+          "them")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "republish":
+        return _republish(args)
     try:
         ops = MemberOps.open(args.db, args.rules, args.card_key_file)
     except (BuildError, RulesError, OSError, ValueError) as exc:

@@ -19,8 +19,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from peewee import JOIN
+from peewee import JOIN, Database
 
+from terminal.hq.database import writing
 from terminal.hq.models import MemberOp, PublishedState
 from terminal.loyalty.clock import to_micros
 from terminal.loyalty.store.card_states import RETIRED
@@ -89,6 +90,15 @@ def mark_published(card_hash: str, version: int) -> None:
      .on_conflict(conflict_target=[PublishedState.card_hash],
                   update={PublishedState.version: version, PublishedState.published_us: now})
      .execute())
+
+
+def forget_published(db: Database) -> int:
+    """Every card's state becomes pending again (a broker that lost its retained messages, a
+    new one): the publishers send them all. Returns how many cards have a state (models bound
+    by the caller)."""
+    with writing(db):
+        PublishedState.delete().execute()
+    return CardState.select().count()
 
 
 class MemberStatePublisher:
