@@ -462,12 +462,17 @@ class ChainLedger:
         return MemberResponse(request.op, False, _now(), member=request.member,
                               hold_id=request.hold_id, error=error)
 
+    def _standing(self, member: Member) -> tuple[str, int]:
+        """The member's tier and balance now, as the engine shows them: every review due by now
+        applied, lots expired by now gone, swept or not."""
+        return self.store.standing(member, Moment(_now(), True))
+
     def _available(self, member: Member) -> int:
         pending = (MemberHold.select(fn.COALESCE(fn.SUM(MemberHold.points), 0))
                    .where((MemberHold.card_hash == member.card_hash)
                           & (MemberHold.state == "pending")
                           & (MemberHold.expires_us > to_micros(_now()))).scalar())
-        return member.balance - int(pending)
+        return self._standing(member)[1] - int(pending)
 
     def _lookup(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         blocked = self._blocked(request.member)
@@ -477,7 +482,7 @@ class ChainLedger:
         if member is None:
             return self._refuse(request, "unknown member")
         return MemberResponse("lookup", True, _now(), member=request.member,
-                              balance=self._available(member), tier=member.tier)
+                              balance=self._available(member), tier=self._standing(member)[0])
 
     @staticmethod
     def _blocked(card_hash: str | None) -> CardState | None:
@@ -505,7 +510,8 @@ class ChainLedger:
                           state="pending", store=store, terminal=terminal,
                           created_us=to_micros(now), expires_us=to_micros(now + self.hold_ttl))
         return MemberResponse("hold", True, now, member=request.member, hold_id=request.hold_id,
-                              balance=available - request.points, tier=member.tier)
+                              balance=available - request.points,
+                              tier=self._standing(member)[0])
 
     def _void(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         hold = MemberHold.get_or_none(MemberHold.id == request.hold_id)

@@ -7,7 +7,9 @@ those entries and the lot remainders they leave, in one transaction.
 Invariants (checked by the property tests):
 - ``balance == sum(lot.remaining) - debt`` and equals the sum of all entries' points;
 - no lot's remaining is below zero or above its points;
-- debits take from the soonest-expiring lots first (lots that never expire go last);
+- debits take from the soonest-expiring lots first (lots that never expire go last), lots
+  expiring at the same instant in the order they were credited (the entry sequence, never the
+  random ids), so the same operations give the same ledger;
 - ``debt`` (points owed after a refund took back points already spent) is paid off first by
   later earnings.
 """
@@ -32,6 +34,9 @@ EARN, REDEEM, EXPIRE, REVERSE, ADJUST, BONUS, RESTORE = (
 KINDS = (EARN, REDEEM, EXPIRE, REVERSE, ADJUST, BONUS, RESTORE)
 
 _FAR = datetime.max.replace(tzinfo=None)
+# A lot credited by the operation at hand has no sequence number until it is written; it sorts
+# after every stored lot, in the order the operation credited it.
+UNWRITTEN_SEQ = 2**62
 
 
 def _naive_utc(moment: datetime) -> datetime:
@@ -45,10 +50,12 @@ class Lot:
     expires_at: datetime | None
     points: int
     remaining: int
+    seq: int  # the sequence number of the entry that created it: the credit order
 
-    def sort_key(self) -> tuple[datetime, datetime, str]:
+    def sort_key(self) -> tuple[datetime, int]:
+        """Soonest-expiring first; lots expiring at the same instant in credit order."""
         expires = _FAR if self.expires_at is None else _naive_utc(self.expires_at)
-        return (expires, _naive_utc(self.earned_at), self.id)
+        return (expires, self.seq)
 
 
 @dataclass
@@ -82,6 +89,7 @@ class Account:
         self.lots: dict[str, Lot] = {lot.id: lot for lot in lots}
         self.debt = debt
         self.unloaded = unloaded
+        self._credited = 0  # lots credited in memory, not yet written
 
     @property
     def balance(self) -> int:
@@ -100,7 +108,9 @@ class Account:
         entry.debt_delta = -paid_off
         rest = entry.points - paid_off
         if rest:
-            entry.new_lot = Lot(entry.id, earned_at, expires_at, rest, rest)
+            entry.new_lot = Lot(entry.id, earned_at, expires_at, rest, rest,
+                                UNWRITTEN_SEQ + self._credited)
+            self._credited += 1
             self.lots[entry.id] = entry.new_lot
         entry.check()
         return entry
@@ -141,7 +151,8 @@ class Account:
 
     def restore(self, entry: Entry, taken: list[tuple[str, int]]) -> Entry:
         """Give ``entry.points`` (> 0) back to the lots in ``taken`` (lot id, points still
-        restorable), latest-expiring first, keeping those lots' expiry dates."""
+        restorable), latest-expiring first (of lots expiring together, the last credited
+        first: the debit undone in reverse), keeping those lots' expiry dates."""
         left = entry.points
         by_expiry = sorted(taken, key=lambda item: self.lots[item[0]].sort_key(), reverse=True)
         for lot_id, room in by_expiry:

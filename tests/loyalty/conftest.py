@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from terminal.loyalty import ids
 from terminal.loyalty.operations import Registration, SaleRequest
 from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
@@ -24,6 +25,21 @@ KEY = b"test-card-key-0123456789abcdef"
 def at(text: str) -> datetime:
     """'2026-03-04 10:00' in Shanghai time."""
     return datetime.fromisoformat(text).replace(tzinfo=SH)
+
+
+class FrozenMillisecond:
+    """A clock for :func:`terminal.loyalty.ids.new_id` that never leaves one millisecond: ids
+    then differ only in their random bits, as credits made within a millisecond do."""
+
+    @staticmethod
+    def time_ns() -> int:
+        return 1_772_600_000_000 * 1_000_000
+
+
+@pytest.fixture
+def same_millisecond(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every id minted in one millisecond: any order taken from ids is random."""
+    monkeypatch.setattr(ids, "time", FrozenMillisecond)
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,10 @@ from terminal.loyalty.calendar import local_day, lot_expiry
 from terminal.loyalty.cards import card_hash, check_card
 from terminal.loyalty.clock import Moment, from_micros, to_micros
 from terminal.loyalty.errors import InvalidInput, UnknownCard
+from terminal.loyalty.ids import new_id
 from terminal.loyalty.store import hotpath
 from terminal.loyalty.store.hotpath import DayCounts, MemberRow
-from terminal.loyalty.store.models import Lot, Member
+from terminal.loyalty.store.models import LedgerEntry, Lot, Member
 from terminal.loyalty.store.writer import LedgerCore, Writer
 
 
@@ -77,8 +78,13 @@ class Accounts(LedgerCore):
         return UnknownCard(f"card {shown} belongs to no member", "card")
 
     def _account(self, member: Member, also: list[str] | tuple[str, ...] = ()) -> ledger.Account:
-        query = Lot.select().where(
-            (Lot.member == member.id) & ((Lot.remaining != 0) | Lot.id.in_(list(also)))
+        """The member's open lots (and the lots in ``also``), each with its credit's sequence
+        number: the order of lots that expire together."""
+        query = (
+            Lot.select(Lot, LedgerEntry.seq.alias("credit_seq"))
+            .join(LedgerEntry, on=(LedgerEntry.id == Lot.id))
+            .where((Lot.member == member.id) & ((Lot.remaining != 0) | Lot.id.in_(list(also))))
+            .objects()
         )
         return ledger.Account(
             (
@@ -88,11 +94,56 @@ class Accounts(LedgerCore):
                     from_micros(lot.expires_us) if lot.expires_us is not None else None,
                     lot.points,
                     lot.remaining,
+                    lot.credit_seq,
                 )
                 for lot in query
             ),
             member.debt,
         )
+
+    def _expire_due(self, w: Writer, member: Member | MemberRow) -> None:
+        """Record the member's expiries due at the moment before acting for them, so every
+        operation sees the ledger the sweep would leave: a lot's points are gone from its
+        expiry instant on, swept or not (rules.toml [expiry])."""
+        as_of = w.moment.expiry_as_of
+        if as_of is None:
+            return
+        due = self.sql.run(hotpath.DUE_LOTS_OF_MEMBER, (member.id, to_micros(as_of))).fetchall()
+        if due:
+            self._record_expiries(w, due)
+            member.balance -= sum(remaining for *_, remaining in due)
+            # The whole balance rather than a subtraction: HQ's batches keep member rows and
+            # follow this statement (terminal.hq.batch).
+            self.sql.run(hotpath.SAVE_BALANCE, (member.balance, member.debt, member.id))
+
+    def _record_expiries(self, w: Writer, due: list[tuple[str, str, int]]) -> list[tuple[int, str]]:
+        """One ``expire`` entry per member for the due lots (lot id, member id, remaining),
+        given soonest-expiring first and in credit order: members in the order of their first
+        due lot, so the same ledger gets the same entries. Returns (points, member id) to take
+        from each member's balance."""
+        by_member: dict[str, list[tuple[str, int]]] = {}
+        for lot_id, member_id, remaining in due:
+            by_member.setdefault(member_id, []).append((lot_id, remaining))
+        entry_rows, alloc_rows, member_rows = [], [], []
+        for member_id, member_lots in by_member.items():
+            entry_id = new_id()
+            total = sum(r for _, r in member_lots)
+            entry_rows.append((entry_id, w.next_seq(), member_id, ledger.EXPIRE, -total, 0, None,
+                               None, "", "", w.us, w.moment.trusted))
+            alloc_rows.extend((entry_id, lot_id, -r) for lot_id, r in member_lots)
+            member_rows.append((total, member_id))
+        self.sql.many(hotpath.INSERT_ENTRY, entry_rows)
+        self.sql.many(hotpath.INSERT_ALLOCATION, alloc_rows)
+        self.sql.many(hotpath.EMPTY_LOT, sorted((lot_id,) for lot_id, *_ in due))
+        return member_rows
+
+    def _due_unswept(self, member: Member | MemberRow, moment: Moment) -> int:
+        """Points in the member's lots expired by the moment that no entry has recorded yet."""
+        as_of = moment.expiry_as_of
+        if as_of is None:
+            return 0
+        row = self.sql.one(hotpath.DUE_POINTS_OF_MEMBER, (member.id, to_micros(as_of)))
+        return int(row[0]) if row and row[0] else 0
 
     def _save_account(self, member: Member, account: ledger.Account) -> None:
         member.balance, member.debt = account.balance, account.debt

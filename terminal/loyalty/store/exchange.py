@@ -40,6 +40,7 @@ class Exchanges(Members, Redeeming):
             if exchange_id is not None and Exchange.get_or_none(Exchange.id == exchange_id):
                 raise DuplicateId(f"exchange {exchange_id} is already recorded", "exchange.id")
             member = self._member(card)
+            self._expire_due(w, member)
             before = (
                 Exchange.select(fn.COALESCE(fn.SUM(Exchange.qty), 0))
                 .where((Exchange.member == member.id) & (Exchange.sku == sku))
@@ -87,6 +88,7 @@ class Exchanges(Members, Redeeming):
             raise InvalidInput("an adjustment needs the operator's name", "adjust.operator")
         with self._writing(moment) as w:
             member = self._member(card)
+            self._expire_due(w, member)
             account = self._account(member)
             if points > 0:
                 entry = self._credit(w, member, account, ledger.ADJUST, points,

@@ -103,17 +103,29 @@ INSERT_OUTBOX = (
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
 # Qualifying spend: what the member's sales in the window paid, less what was refunded of them.
+# Refunds count only once made: a review sees the spend as it stood at its own instant.
 SPEND = (
     "SELECT COALESCE(SUM(paid_fen), 0) - COALESCE((SELECT SUM(r.refunded_fen) FROM refund r "
     "JOIN sale s ON s.id = r.sale_id WHERE s.member_id = ? AND s.wall_us > ? "
-    "AND s.wall_us <= ?), 0) FROM sale WHERE member_id = ? AND wall_us > ? AND wall_us <= ?"
+    "AND s.wall_us <= ? AND r.wall_us <= ?), 0) FROM sale WHERE member_id = ? AND wall_us > ? "
+    "AND wall_us <= ?"
 )
+# The member's sales after an instant: upgrades a review applied late must keep.
+SALES_AFTER = "SELECT wall_us FROM sale WHERE member_id = ? AND wall_us > ? ORDER BY wall_us"
 # In a total order that every copy of a ledger shares: expiry, then the sequence number of the
 # entry that earned the lot (a lot's id is that entry's). Row order or random ids would make the
-# sweep's entries differ between two databases holding the same events.
+# sweep's entries differ between two databases holding the same events. The sweep's, and one
+# member's before any operation for them.
 DUE_LOTS = (
     "SELECT l.id, l.member_id, l.remaining FROM lot l JOIN ledger_entry e ON e.id = l.id "
     "WHERE l.remaining > 0 AND l.expires_us <= ? ORDER BY l.expires_us, e.seq LIMIT ?"
+)
+DUE_LOTS_OF_MEMBER = (
+    "SELECT l.id, l.member_id, l.remaining FROM lot l JOIN ledger_entry e ON e.id = l.id "
+    "WHERE l.member_id = ? AND l.remaining > 0 AND l.expires_us <= ? ORDER BY l.expires_us, e.seq"
+)
+DUE_POINTS_OF_MEMBER = (
+    "SELECT SUM(remaining) FROM lot WHERE member_id = ? AND remaining > 0 AND expires_us <= ?"
 )
 EMPTY_LOT = "UPDATE lot SET remaining = 0 WHERE id = ?"
 TAKE_FROM_BALANCE = "UPDATE member SET balance = balance - ? WHERE id = ?"

@@ -20,9 +20,11 @@ class MemberTiers(Accounts):
     """Tier upgrades, reviews and HQ's tier."""
 
     def _spend(self, member_id: str, start: datetime, end: datetime) -> int:
-        """Qualifying spend: paid by the member's sales in (start, end], net of their refunds."""
-        window = (member_id, to_micros(start), self._micros(end))
-        row = self.sql.one(hotpath.SPEND, window + window)
+        """Qualifying spend at ``end``: paid by the member's sales in (start, end], less what
+        was refunded of them by ``end``."""
+        end_us = self._micros(end)
+        window = (member_id, to_micros(start), end_us)
+        row = self.sql.one(hotpath.SPEND, (*window, end_us, *window))
         return int(row[0]) if row else 0
 
     def note_hq_tier(self, card: str | CardRef, tier: str, moment: Moment) -> None:
@@ -61,24 +63,44 @@ class MemberTiers(Accounts):
             member.tier = tier
             Member.update(tier=tier).where(Member.id == member.id).execute()
 
-    def _review_tier(self, member: Member, moment: Moment) -> None:
-        """Apply a monthly review that has passed since the last (downgrades happen only here).
+    def _reviewed_tier(self, member: Member, moment: Moment) -> tuple[str, datetime | None]:
+        """The tier every review due by the moment has decided, whether or not the member
+        bought since (rules.toml [tiers]), and that review's instant if it is not yet recorded.
 
-        This ledger sees only this till's spend; for a member HQ has answered for, the tier HQ
-        last reported is the floor: the review keeps the higher of the two (docs/sync.md)."""
-        if not moment.trusted:
-            return
+        A review is due once its instant is known to have passed: by the clock when trusted,
+        else by the floor. It sets the tier from the spend as it stood at its own instant;
+        this ledger sees only this till's spend, so for a member HQ has answered for, the tier
+        HQ last reported is the floor (docs/sync.md). Sales recorded after the review's instant
+        (on a clock not trusted to have passed it) upgraded the member at once: they still do.
+        """
+        as_of = moment.expiry_as_of
+        if as_of is None:
+            return member.tier, None
         reviewed = from_micros(member.tier_reviewed_us) if member.tier_reviewed_us else None
-        boundary = tiers.due_review(self.rules, reviewed, moment.at)
+        boundary = tiers.due_review(self.rules, reviewed, as_of)
         if boundary is None:
-            return
-        window_start = add_months(boundary, -self.rules.tier_window_months)
-        level = tiers.qualifying_tier(self.rules, self._spend(member.id, window_start, boundary))
+            return member.tier, None
+        months = self.rules.tier_window_months
+        level = tiers.qualifying_tier(
+            self.rules, self._spend(member.id, add_months(boundary, -months), boundary))
         reported = self._reported_tier(member)
         if reported is not None and \
                 tiers.rank(self.rules, reported[0]) > tiers.rank(self.rules, level.name):
             level = self.rules.tier(reported[0])
-        member.tier = level.name
+        for (wall_us,) in self.sql.run(hotpath.SALES_AFTER,
+                                       (member.id, to_micros(boundary))).fetchall():
+            sold = from_micros(wall_us)
+            upgrade = tiers.upgraded(
+                self.rules, level.name, self._spend(member.id, add_months(sold, -months), sold))
+            level = upgrade or level
+        return level.name, boundary
+
+    def _review_tier(self, member: Member, moment: Moment) -> None:
+        """Record the review due by the moment (downgrades happen only here)."""
+        tier, boundary = self._reviewed_tier(member, moment)
+        if boundary is None:
+            return
+        member.tier = tier
         member.tier_reviewed_us = to_micros(boundary)
         Member.update(tier=member.tier, tier_reviewed_us=member.tier_reviewed_us).where(
             Member.id == member.id

@@ -130,6 +130,13 @@ class Members(MemberTiers):
             raise UnknownCard(f"no member has the phone ending {phone[-4:]}", "lookup.phone")
         return self.member_view(member, moment)
 
+    def standing(self, member: Member, moment: Moment) -> tuple[str, int]:
+        """The member's tier and balance as shown at the moment: the tier every review due by
+        then has decided, and the balance without the points of lots expired by then, whether
+        or not an entry has recorded their expiry yet (rules.toml [tiers], [expiry])."""
+        tier, _ = self._reviewed_tier(member, moment)
+        return tier, member.balance - self._due_unswept(member, moment)
+
     def member_view(
         self, member: Member, moment: Moment, spend: int | None = None
     ) -> MemberView:
@@ -137,7 +144,8 @@ class Members(MemberTiers):
         at = moment.earn_time
         if spend is None:
             spend = self._spend(member.id, add_months(at, -rules.tier_window_months), at)
-        nxt = tiers.next_tier(rules, member.tier)
+        tier, balance = self.standing(member, moment)
+        nxt = tiers.next_tier(rules, tier)
         horizon = at + timedelta(days=rules.expiry.remind_days)
         expiring = [
             Expiring(remaining, from_micros(expires_us).astimezone(rules.zone))
@@ -151,8 +159,8 @@ class Members(MemberTiers):
             name=member.name,
             phone_last4=member.phone_last4,
             birthday=date.fromisoformat(member.birthday) if member.birthday else None,
-            tier=member.tier,
-            balance=member.balance,
+            tier=tier,
+            balance=balance,
             debt=member.debt,
             qualifying_spend_fen=spend,
             next_tier=nxt.name if nxt else None,

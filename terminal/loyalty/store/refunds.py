@@ -109,6 +109,8 @@ class Refunds(Members):
                  for p in plan]
             ).execute()
             member = Member.get_by_id(sale.member_id) if sale.member_id else None
+            if member is not None:
+                self._expire_due(w, member)
             if member is not None and (reverse or restore):
                 self._move_refund_points(w, member, sale, reverse, restore, operator)
             self._event(w, kind, {

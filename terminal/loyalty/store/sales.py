@@ -41,11 +41,13 @@ class Sales(Members, Redeeming):
         authoritative for what a member may redeem (DESIGN promise 4)."""
         check_lines(req.lines)
         member, today = self._member_today(req.card, moment) if req.card else (None, None)
-        pct = self.rules.tier(member.tier).discount_percent if member else 0
-        pricing = price(req.lines, pct, 0)
         if member is None:
+            pricing = price(req.lines, 0, 0)
             return Quote(pricing.list_fen, pricing.discount_fen, pricing.due_fen, 0, 0, 0)
-        ctx = self._redeem_context(member, moment, online, today, balance=hq_balance)
+        tier, balance = self.standing(member, moment)
+        pricing = price(req.lines, self.rules.tier(tier).discount_percent, 0)
+        ctx = self._redeem_context(member, moment, online, today,
+                                   balance=balance if hq_balance is None else hq_balance)
         most = redemption.max_redeemable(self.rules, ctx, pricing.due_fen)
         return Quote(
             pricing.list_fen,
@@ -77,6 +79,7 @@ class Sales(Members, Redeeming):
             if member is None and req.redeem_points:
                 raise RedeemRefused("an anonymous sale cannot redeem points", "sale.card")
             if member is not None:
+                self._expire_due(w, member)
                 self._review_tier(member, moment)
             tier = rules.tier(member.tier) if member else rules.tiers[0]
             pct = tier.discount_percent if member else 0
@@ -181,6 +184,7 @@ class Sales(Members, Redeeming):
         if not member.referrer_id or member.referral_paid or not bonus:
             return
         referrer = Member.get_by_id(member.referrer_id)
+        self._expire_due(w, referrer)
         account = self._account(referrer)
         self._credit(w, referrer, account, ledger.BONUS, bonus, reason=f"referral:{member.id}")
         self._save_account(referrer, account)

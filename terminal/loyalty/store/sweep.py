@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 from peewee import SqliteDatabase
 
-from terminal.loyalty import ledger
 from terminal.loyalty.clock import Moment, to_micros
-from terminal.loyalty.ids import new_id
 from terminal.loyalty.operations import ExpiryResult
 from terminal.loyalty.store import hotpath
-from terminal.loyalty.store.writer import LedgerCore
+from terminal.loyalty.store.accounts import Accounts
 
 SWEEP_CHUNK = 10_000
 
 
-class Sweep(LedgerCore):
+class Sweep(Accounts):
     """Expiring lots."""
 
     def expire(self, moment: Moment, chunk: int = SWEEP_CHUNK,
@@ -32,8 +29,9 @@ class Sweep(LedgerCore):
         million lots the ORM's per-row cost dominates (see bench/bench_ledger.py), and lends
         SQLite a larger page cache while it runs. Lots come due in the order DUE_LOTS gives
         every copy of the ledger, and each chunk's members get their entries in the order of
-        their first lot due (not by member id: ids are random, so two databases holding the
-        same events would number the entries differently); balances are updated in key order.
+        their first lot due (:meth:`_record_expiries`; not by member id: ids are random, so two
+        databases holding the same events would number the entries differently); balances are
+        updated in key order.
         """
         as_of = moment.expiry_as_of
         if as_of is None:
@@ -48,25 +46,11 @@ class Sweep(LedgerCore):
                     due = self.sql.run(hotpath.DUE_LOTS, (as_of_us, chunk)).fetchall()
                     if not due:
                         break
-                    by_member: dict[str, list[tuple[str, int]]] = defaultdict(list)
-                    for lot_id, member_id, remaining in due:
-                        by_member[member_id].append((lot_id, remaining))
-                    entry_rows, alloc_rows, member_rows = [], [], []
-                    for member_id, member_lots in by_member.items():  # first-due order
-                        entry_id = new_id()
-                        total = sum(r for _, r in member_lots)
-                        entry_rows.append((entry_id, w.next_seq(), member_id, ledger.EXPIRE,
-                                           -total, 0, None, None, "", "", w.us, moment.trusted))
-                        alloc_rows.extend((entry_id, lot_id, -r) for lot_id, r in member_lots)
-                        member_rows.append((total, member_id))
-                    self.sql.many(hotpath.INSERT_ENTRY, entry_rows)
-                    self.sql.many(hotpath.INSERT_ALLOCATION, alloc_rows)
-                    self.sql.many(hotpath.EMPTY_LOT, sorted((lot_id,) for lot_id, *_ in due))
                     self.sql.many(hotpath.TAKE_FROM_BALANCE,
-                                  sorted(member_rows, key=lambda row: row[1]))
+                                  sorted(self._record_expiries(w, due), key=lambda row: row[1]))
                     lots += len(due)
                     points += sum(r for *_, r in due)
-                    members.update(by_member)
+                    members.update(member_id for _, member_id, _ in due)
         return ExpiryResult(lots, points, len(members), as_of)
 
     @contextmanager
