@@ -7,7 +7,9 @@ and redeemed D points,
     points taken back so far = E - floor(E * (P - R) / P)
     points given back so far = D - floor(D * (P - R) / P)
 
-A sale that paid nothing (P = 0) takes and gives back everything only with its last unit.
+A sale that paid nothing (P = 0, wholly paid with points) uses the same formulas on list
+amounts (:func:`list_refunded`); one whose list amounts are 0 too moves its points with its
+last unit.
 """
 
 from __future__ import annotations
@@ -88,6 +90,26 @@ def _refund_line(line: SoldLine, units: int) -> RefundLine:
     else:
         fen = line.paid_fen * units // line.qty
     return RefundLine(line.line_no, line.sku, units, fen)
+
+
+def list_refunded(lines: list[tuple[int, int, int]], parts: list[list[tuple[int, int]]]) -> int:
+    """The list amount of the units ``parts`` refunded, reckoned as the money is: each part of
+    a line hands back its list amount * units / quantity rounded down, its last units what is
+    left. ``lines`` are (line_no, qty, list_fen); ``parts`` each refund's (line_no, units), in
+    the order they were made."""
+    sold = {no: (qty, fen) for no, qty, fen in lines}
+    units_done: dict[int, int] = {}
+    fen_done: dict[int, int] = {}
+    total = 0
+    for part in parts:
+        for no, units in part:
+            qty, fen = sold[no]
+            back = _refund_line(SoldLine(no, "", qty, fen, units_done.get(no, 0),
+                                         fen_done.get(no, 0)), units).fen
+            units_done[no] = units_done.get(no, 0) + units
+            fen_done[no] = fen_done.get(no, 0) + back
+            total += back
+    return total
 
 
 def proportional_so_far(points: int, paid_fen: int, refunded_fen: int, all_units: bool) -> int:

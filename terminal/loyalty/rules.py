@@ -390,6 +390,13 @@ def _parse_redeem(top: _Reader) -> Redeem:
         offline_allowance=t.int("offline_allowance", 0),
         goods=goods,
     )
+    if redeem.step_points * 100 % redeem.points_per_yuan:
+        # Every redemption is a whole number of steps: each step must be worth whole fen, or
+        # the same points would be worth different amounts by how they were split.
+        raise RulesError(
+            f"redeem.step_points ({redeem.step_points}) is not worth a whole number of fen at "
+            f"redeem.points_per_yuan ({redeem.points_per_yuan}): step_points x 100 must be a "
+            "multiple of points_per_yuan")
     t.done()
     return redeem
 

@@ -110,8 +110,16 @@ SPEND = (
     "AND s.wall_us <= ? AND r.wall_us <= ?), 0) FROM sale WHERE member_id = ? AND wall_us > ? "
     "AND wall_us <= ?"
 )
-# The member's sales after an instant: upgrades a review applied late must keep.
-SALES_AFTER = "SELECT wall_us FROM sale WHERE member_id = ? AND wall_us > ? ORDER BY wall_us"
+# The member's sales after an instant, in the order recorded: upgrades a review applied late
+# must keep, each reckoned on the spend as it stood when that sale was recorded (the sales and
+# refunds recorded before it: SPEND_AT_SALE).
+SALES_AFTER = "SELECT wall_us, seq FROM sale WHERE member_id = ? AND wall_us > ? ORDER BY seq"
+SPEND_AT_SALE = (
+    "SELECT COALESCE(SUM(paid_fen), 0) - COALESCE((SELECT SUM(r.refunded_fen) FROM refund r "
+    "JOIN sale s ON s.id = r.sale_id WHERE s.member_id = ? AND s.wall_us > ? "
+    "AND s.wall_us <= ? AND s.seq <= ? AND r.wall_us <= ? AND r.seq < ?), 0) FROM sale "
+    "WHERE member_id = ? AND wall_us > ? AND wall_us <= ? AND seq <= ?"
+)
 # In a total order that every copy of a ledger shares: expiry, then the sequence number of the
 # entry that earned the lot (a lot's id is that entry's). Row order or random ids would make the
 # sweep's entries differ between two databases holding the same events. The sweep's, and one

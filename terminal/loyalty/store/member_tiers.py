@@ -19,6 +19,11 @@ from terminal.loyalty.store.writer import Writer
 class MemberTiers(Accounts):
     """Tier upgrades, reviews and HQ's tier."""
 
+    def _window_start(self, end: datetime) -> datetime:
+        """Where the qualifying window ending at ``end`` starts: ``tiers.window_months`` before,
+        counted in the programme's zone (whatever zone ``end`` came in)."""
+        return add_months(end.astimezone(self.rules.zone), -self.rules.tier_window_months)
+
     def _spend(self, member_id: str, start: datetime, end: datetime) -> int:
         """Qualifying spend at ``end``: paid by the member's sales in (start, end], less what
         was refunded of them by ``end``."""
@@ -80,19 +85,18 @@ class MemberTiers(Accounts):
         boundary = tiers.due_review(self.rules, reviewed, as_of)
         if boundary is None:
             return member.tier, None
-        months = self.rules.tier_window_months
         level = tiers.qualifying_tier(
-            self.rules, self._spend(member.id, add_months(boundary, -months), boundary))
+            self.rules, self._spend(member.id, self._window_start(boundary), boundary))
         reported = self._reported_tier(member)
         if reported is not None and \
                 tiers.rank(self.rules, reported[0]) > tiers.rank(self.rules, level.name):
             level = self.rules.tier(reported[0])
-        for (wall_us,) in self.sql.run(hotpath.SALES_AFTER,
-                                       (member.id, to_micros(boundary))).fetchall():
-            sold = from_micros(wall_us)
-            upgrade = tiers.upgraded(
-                self.rules, level.name, self._spend(member.id, add_months(sold, -months), sold))
-            level = upgrade or level
+        for wall_us, seq in self.sql.run(hotpath.SALES_AFTER,
+                                         (member.id, to_micros(boundary))).fetchall():
+            start = to_micros(self._window_start(from_micros(wall_us)))
+            sales = (member.id, start, wall_us, seq)
+            row = self.sql.one(hotpath.SPEND_AT_SALE, (*sales, wall_us, seq, *sales))
+            level = tiers.upgraded(self.rules, level.name, int(row[0]) if row else 0) or level
         return level.name, boundary
 
     def _review_tier(self, member: Member, moment: Moment) -> None:
@@ -109,7 +113,7 @@ class MemberTiers(Accounts):
     def _upgrade_tier(self, member: Member, moment: Moment) -> int:
         """Upgrade at once if the spend now qualifies; returns that qualifying spend."""
         at = moment.earn_time
-        spend = self._spend(member.id, add_months(at, -self.rules.tier_window_months), at)
+        spend = self._spend(member.id, self._window_start(at), at)
         level = tiers.upgraded(self.rules, member.tier, spend)
         if level is not None:
             member.tier = level.name

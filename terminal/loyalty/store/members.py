@@ -8,7 +8,7 @@ import re
 from datetime import date, timedelta
 
 from terminal.loyalty import ledger, tiers
-from terminal.loyalty.calendar import add_months, local_day
+from terminal.loyalty.calendar import local_day
 from terminal.loyalty.cards import phone_hash
 from terminal.loyalty.clock import Moment, from_micros, to_micros
 from terminal.loyalty.errors import DuplicateId, InvalidInput, UnknownCard
@@ -143,7 +143,7 @@ class Members(MemberTiers):
         rules = self.rules
         at = moment.earn_time
         if spend is None:
-            spend = self._spend(member.id, add_months(at, -rules.tier_window_months), at)
+            spend = self._spend(member.id, self._window_start(at), at)
         tier, balance = self.standing(member, moment)
         nxt = tiers.next_tier(rules, tier)
         horizon = at + timedelta(days=rules.expiry.remind_days)

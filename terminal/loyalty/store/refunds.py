@@ -82,14 +82,17 @@ class Refunds(Members):
             refunded_after = refunded_before + sum(line.fen for line in plan)
             planned = {line.line_no: line.qty for line in plan}
             all_units = all(s.left == planned.get(s.line_no, 0) for s in sold)
+            whole, part = sale.paid_fen, refunded_after
+            if whole == 0:  # paid wholly with points: the same formulas on list amounts
+                whole, part = self._list_reckoning(sale, before, plan)
             reverse = restore = 0
             if self.rules.refund.reverse_earned:
                 reverse = refunds.proportional_so_far(
-                    sale.points_earned, sale.paid_fen, refunded_after, all_units
+                    sale.points_earned, whole, part, all_units
                 ) - sum(r.points_reversed for r in before)
             if self.rules.refund.restore_redeemed:
                 restore = refunds.proportional_so_far(
-                    sale.points_redeemed, sale.paid_fen, refunded_after, all_units
+                    sale.points_redeemed, whole, part, all_units
                 ) - sum(r.points_restored for r in before)
             refund_row_id = refund_id or new_id()
             row = Refund.create(
@@ -127,6 +130,17 @@ class Refunds(Members):
             })
             self._audit(w, operator, kind, sale.id, f"{refund_row_id} {row.refunded_fen} fen")
         return self._refund_result(row, moment)
+
+    @staticmethod
+    def _list_reckoning(sale: Sale, before: list[Refund],
+                        plan: list[refunds.RefundLine]) -> tuple[int, int]:
+        """The sale's list total and the list amount refunded so far, this refund included."""
+        lines = [(line.line_no, line.qty, line.list_fen) for line in sale.lines]
+        parts = [[(line.line_no, line.qty)
+                  for line in refund.lines.order_by(RefundLine.line_no)]
+                 for refund in sorted(before, key=lambda refund: refund.seq)]
+        parts.append([(line.line_no, line.qty) for line in plan])
+        return sale.list_fen, refunds.list_refunded(lines, parts)
 
     def _move_refund_points(
         self, w: Writer, member: Member, sale: Sale, reverse: int, restore: int, operator: str

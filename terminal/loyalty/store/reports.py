@@ -51,7 +51,10 @@ def statement(member: Member, rules: Rules, view: MemberView) -> dict[str, Any]:
             "points": lot.points,
             "remaining": lot.remaining,
         }
-        for lot in Lot.select().where(Lot.member == member.id).order_by(Lot.earned_us)
+        # Soonest-expiring first, lots expiring together in credit order: the order debits take.
+        for lot in Lot.select().join(LedgerEntry, on=(LedgerEntry.id == Lot.id))
+        .where(Lot.member == member.id).order_by(Lot.expires_us.is_null(), Lot.expires_us,
+                                                 LedgerEntry.seq)
     ]
     return {"member": view, "entries": entries, "lots": lots}
 
