@@ -143,5 +143,5 @@ def test_rules_whose_step_is_not_worth_whole_fen_are_refused(
         make_rules(odd_rate)
     make_rules(lambda d: d["redeem"].update(points_per_yuan=300, step_points=300))
     bad = {**rules_data, "redeem": {**rules_data["redeem"], "points_per_yuan": 300}}
-    with pytest.raises(BuildError, match="redeem.step_points"):
+    with pytest.raises(BuildError, match=r"redeem\.step_points"):
         check_rules(tmp_path / "rules.toml", _jsonable(bad))
