@@ -130,7 +130,7 @@ def test_a_schema_1_ledger_migrates(tmp_path: Path, open_store: Callable[..., Le
         made.executescript(SCHEMA_1.read_text())
         made.execute("PRAGMA journal_mode=wal")
     store = open_store(rules)
-    assert schema_version(store.db) == max(MIGRATIONS) == 3
+    assert schema_version(store.db) == max(MIGRATIONS) >= 3
     # Numbered in name order; roles, the member and its points kept.
     assert [(o.number, o.name, o.role) for o in Operator.select().order_by(Operator.number)] \
         == [(1, "li", "cashier"), (2, "manager", "manager"), (3, "wang", "cashier")]
@@ -149,4 +149,4 @@ def test_a_schema_1_ledger_migrates(tmp_path: Path, open_store: Callable[..., Le
     set_operator(store.db, PIN_KEY, 4, "zhao", "cashier", "4321")
     store.close()
     again = open_store(rules)
-    assert schema_version(again.db) == 3 and _sign_in(again, 4, "4321") == "zhao"
+    assert schema_version(again.db) == max(MIGRATIONS) and _sign_in(again, 4, "4321") == "zhao"
