@@ -3,23 +3,30 @@
 After every step: balance = sum of entries = sum of lot remainders less debt, no lot below zero
 or above its points, a redemption took the soonest-expiring lots first, a repeated refund id
 changes nothing, the caps hold, sequence numbers only grow, and a refused step changed nothing.
+Time jumps (to review instants and to lots' expiry instants too) with no sale and no sweep
+after them: the tier shown is the one every review due by then decided (an independent reading
+of [tiers] from the sale and refund rows), and the balance shown is what the sweep would leave.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+from terminal.loyalty.calendar import add_months, month_start
+from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.operations import Registration, SaleRequest
 from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import load_rules
 from terminal.loyalty.store import Identity, LedgerStore
+from terminal.loyalty.store.models import db_proxy
 from tests.support.shared import EXAMPLES
 
 from .conftest import KEY, at
@@ -139,8 +146,94 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(days=st.integers(0, 400), trusted=st.booleans())
     def clock(self, days: int, trusted: bool) -> None:
-        self.now += timedelta(days=days, hours=1)
+        # A microsecond too: no step lands on a review instant (00:00 on the 1st) itself.
+        self.now += timedelta(days=days, hours=1, microseconds=1)
         self.trusted = trusted
+
+    @rule(months=st.integers(1, 14))
+    def to_a_review(self, months: int) -> None:
+        """Just past a monthly review, months on, on a trusted clock; no sale follows yet."""
+        start = month_start(self.now, self.rules.zone)
+        self.now = add_months(start, months) + timedelta(microseconds=1)
+        self.trusted = True
+
+    @rule(pick=st.integers(0, 1000))
+    def to_an_expiry_instant(self, pick: int) -> None:
+        """To the very instant a lot with points left expires, on a trusted clock; no sweep."""
+        instants = [row[0] for row in self.store.db.execute_sql(
+            "SELECT DISTINCT expires_us FROM lot WHERE remaining > 0 AND expires_us > ? "
+            "ORDER BY expires_us", (to_micros(self.now),)).fetchall()]
+        if instants:
+            self.now = from_micros(instants[pick % len(instants)]).astimezone(self.rules.zone)
+            self.trusted = True
+
+    @invariant()
+    def shown_balances_are_what_the_sweep_would_leave(self) -> None:
+        if not hasattr(self, "store"):
+            return
+        shown = {card: self.store.member(card, self.moment()).balance
+                 for card in self.registered()}
+        with tempfile.TemporaryDirectory() as scratch:
+            copy = Path(scratch) / "swept.db"
+            target = sqlite3.connect(copy)
+            try:
+                self.store.db.connection().backup(target)
+            finally:
+                target.close()
+            swept = LedgerStore.open(copy, self.rules, KEY, Identity("S001", "T01"),
+                                     new_session=False)
+            try:
+                swept.expire(self.moment())
+                after = {card: swept.balance(card).balance for card in shown}
+            finally:
+                swept.close()
+                db_proxy.initialize(self.store.db)  # the models follow the last store opened
+        assert shown == after
+
+    @invariant()
+    def tiers_are_what_every_due_review_decided(self) -> None:
+        if not hasattr(self, "store") or not self.trusted:
+            return
+        for card in self.registered():
+            view = self.store.member(card, self.moment())
+            assert view.tier == self.expected_tier(view.id), card
+
+    def registered(self) -> list[str]:
+        known = {row[0] for row in self.store.db.execute_sql(
+            "SELECT card_last4 FROM member").fetchall()}
+        return [card for card in CARDS if card[-4:] in known]
+
+    def expected_tier(self, member_id: str) -> str:
+        """[tiers] read from the rows alone: the review at the last 1st sets the tier from the
+        spend in its 12 months as it stood then (refunds made by then); each sale since raised
+        it at once to what the spend qualified for when that sale was recorded."""
+        sales = self.store.db.execute_sql(
+            "SELECT id, seq, wall_us, paid_fen FROM sale WHERE member_id = ? ORDER BY seq",
+            (member_id,)).fetchall()
+        refunds = self.store.db.execute_sql(
+            "SELECT r.sale_id, r.seq, r.wall_us, r.refunded_fen FROM refund r "
+            "JOIN sale s ON s.id = r.sale_id WHERE s.member_id = ?", (member_id,)).fetchall()
+
+        def spend(end: datetime, upto_seq: float) -> int:
+            start_us = to_micros(add_months(end.astimezone(self.rules.zone),
+                                            -self.rules.tier_window_months))
+            end_us = to_micros(end)
+            counted = {sid for sid, seq, wall, _ in sales
+                       if start_us < wall <= end_us and seq <= upto_seq}
+            paid = sum(fen for sid, _, _, fen in sales if sid in counted)
+            back = sum(fen for sid, seq, wall, fen in refunds
+                       if sid in counted and wall <= end_us and seq < upto_seq)
+            return paid - back
+
+        def level(fen: int) -> int:
+            return max(i for i, t in enumerate(self.rules.tiers) if fen >= t.qualify_spend_fen)
+
+        review = month_start(self.now, self.rules.zone)
+        rank = level(spend(review, float("inf")))
+        for _, seq, wall, _ in sales:
+            if wall > to_micros(review):
+                rank = max(rank, level(spend(from_micros(wall), seq)))
+        return self.rules.tiers[rank].name
 
     @invariant()
     def ledger_is_sound(self) -> None:

@@ -142,7 +142,8 @@ class Accounts(LedgerCore):
         as_of = moment.expiry_as_of
         if as_of is None:
             return 0
-        row = self.sql.one(hotpath.DUE_POINTS_OF_MEMBER, (member.id, to_micros(as_of)))
+        row = self.sql.one(hotpath.DUE_POINTS_OF_MEMBER,
+                           (member.id, to_micros(as_of), not moment.trusted))
         return int(row[0]) if row and row[0] else 0
 
     def _save_account(self, member: Member, account: ledger.Account) -> None:

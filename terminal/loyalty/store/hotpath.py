@@ -132,8 +132,12 @@ DUE_LOTS_OF_MEMBER = (
     "SELECT l.id, l.member_id, l.remaining FROM lot l JOIN ledger_entry e ON e.id = l.id "
     "WHERE l.member_id = ? AND l.remaining > 0 AND l.expires_us <= ? ORDER BY l.expires_us, e.seq"
 )
+# What a lot earned on an untrusted clock will expire is only known once trusted time has
+# re-dated it (LedgerCore._date_lots, at the next trusted write): a trusted moment counts it as
+# re-dated then, so not yet due (the second parameter: whether such lots may count).
 DUE_POINTS_OF_MEMBER = (
-    "SELECT SUM(remaining) FROM lot WHERE member_id = ? AND remaining > 0 AND expires_us <= ?"
+    "SELECT SUM(remaining) FROM lot WHERE member_id = ? AND remaining > 0 AND expires_us <= ? "
+    "AND (dated_trusted OR ?)"
 )
 EMPTY_LOT = "UPDATE lot SET remaining = 0 WHERE id = ?"
 TAKE_FROM_BALANCE = "UPDATE member SET balance = balance - ? WHERE id = ?"
