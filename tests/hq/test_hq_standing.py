@@ -17,7 +17,7 @@ from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.models import Outbox
-from terminal.sync.messages import Event, MemberRequest
+from terminal.protocol.messages import Event, MemberRequest
 from tests.hq.test_ingest_batches import new_url  # noqa: F401  (the fixture)
 from tests.sync.harness import CARD_KEY, rules_data
 

@@ -15,7 +15,7 @@ import pytest
 
 from terminal.loyalty.rules import load_rules
 from terminal.loyalty.store import Identity, LedgerStore
-from terminal.replay import REPLAY_CARD_KEY, replay
+from terminal.tools.replay import REPLAY_CARD_KEY, replay
 
 RUNS = 20
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")

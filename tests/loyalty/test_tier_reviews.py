@@ -8,7 +8,7 @@ from pathlib import Path
 
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
-from terminal.replay import REPLAY_CARD_KEY, replay
+from terminal.tools.replay import REPLAY_CARD_KEY, replay
 
 from .conftest import at, register, sell
 
