@@ -145,3 +145,30 @@ def test_rules_whose_step_is_not_worth_whole_fen_are_refused(
     bad = {**rules_data, "redeem": {**rules_data["redeem"], "points_per_yuan": 300}}
     with pytest.raises(BuildError, match=r"redeem\.step_points"):
         check_rules(tmp_path / "rules.toml", _jsonable(bad))
+
+
+# -- older readings, pinned here where no other test singles them out ---------------------------
+
+def test_fixed_sku_points_on_an_excluded_category_are_none(store: LedgerStore) -> None:
+    register(store, CARD)
+    sold = sell(store, "S1", [("6901234567892", "tobacco", 2, 1_000)], when="2026-03-12 09:00")
+    assert sold.points_earned == 0
+
+
+def test_min_sale_is_compared_with_what_the_customer_paid(
+        make_rules: Callable[..., Rules], open_store: Callable[..., LedgerStore]) -> None:
+    store = open_store(make_rules(lambda d: d["redeem"].update(
+        max_percent_of_sale=100, min_points=100)))
+    register(store, CARD)
+    # List 150 fen, 100 points take 100 fen off: paid 50 < min_sale_fen 100, nothing earned.
+    sold = sell(store, "S1", [("A", "", 1, 150)], when="2026-03-12 09:00", redeem=100)
+    assert (sold.paid_fen, sold.points_earned) == (50, 0)
+
+
+def test_day_caps_are_reckoned_on_the_programme_zones_day(store: LedgerStore) -> None:
+    register(store, CARD)
+    big = [("B", "", 1, 1_000_000)]  # 10,000 yuan: the per-sale cap of 5,000 points
+    # 23:30 and 00:30 in Shanghai are one UTC day (15:30, 16:30) but two programme days.
+    assert sell(store, "S1", big, when="2026-03-12 23:30").points_earned == 5_000
+    assert sell(store, "S2", big, when="2026-03-12 23:40").points_earned == 3_000
+    assert sell(store, "S3", big, when="2026-03-13 00:30").points_earned == 5_000
