@@ -15,9 +15,14 @@ bytes, so a statement can never pass for a bundle or the other way round.
 Time (DESIGN promise 6): with a trusted clock a bundle is refused once expired or when issued more
 than ``skew`` in the future. With an untrusted clock the terminal's own time is no evidence either
 way: "not yet valid" is not checked (a Pi booting in 1970 would refuse every bundle) and "expired"
-is judged only against ``time_floor``, the latest HQ time seen (acks, responses, the issue time of
-the bundle held). Replaying an old bundle does not help an attacker: its version is not above the
-one held.
+is judged only against ``time_floor``, the latest HQ time HQ's acks and answers vouched for.
+Replaying an old bundle does not help an attacker: its version is not above the one held.
+
+The issue time is the signer's word, so it never decides alone whether its key may sign: the
+delegation must also not have ended by the latest time the terminal trusts (the clock when
+trusted, else the floor), and a bundle lives at most ``MAX_LIFETIME``, so a retired key cannot
+sign a backdated bundle that lives for decades. For the same reason a bundle's issue time moves
+no floor (:mod:`terminal.sync.bundle_store`).
 """
 
 from __future__ import annotations
@@ -41,6 +46,11 @@ BUNDLE_CONTEXT = b"posterm bundle v1\x00"
 DELEGATION_CONTEXT = b"posterm delegation v1\x00"
 DEFAULT_SKEW = timedelta(minutes=5)
 PAYLOAD_TYPES: dict[str, type] = {"rules": dict, "catalogue": list, "settings": dict}
+# The longest a bundle may be valid: HQ pushes a new one well within it, and a key that signs a
+# bundle while delegated cannot make it outlive the delegation by more.
+MAX_LIFETIME = timedelta(days=90)
+# The highest version: an exact integer in every JSON reader, and in the terminal's database.
+MAX_VERSION = 2**53 - 1
 
 
 class BundleRejected(Exception):
@@ -244,10 +254,14 @@ def bundle_bytes(scope: str, version: int, issued_at: datetime, expires_at: date
                  signing_key_id: str, payload: Mapping[str, Any]) -> bytes:
     """The canonical bytes of a bundle; raises ValueError (or CanonicalError) on bad input."""
     check_scope(scope)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"version must be a positive integer, not {version!r}")
+    if _bad_version(version):
+        raise ValueError(f"version must be a whole number from 1 to {MAX_VERSION}, "
+                         f"not {version!r}")
     if expires_at <= issued_at:
         raise ValueError("expires_at must be after issued_at")
+    if expires_at - issued_at > MAX_LIFETIME:
+        raise ValueError(f"a bundle's lifetime (expires_at - issued_at) is at most "
+                         f"{MAX_LIFETIME.days} days")
     _check_payload(dict(payload), ValueError)
     return canonical.dumps({
         "scope": scope, "version": version, "issued_at": _iso(issued_at),
@@ -265,6 +279,11 @@ def envelope(raw_bundle: bytes, signature: bytes, delegation: Mapping[str, str])
                             "delegation": dict(delegation)})
 
 
+def _bad_version(version: Any) -> bool:
+    return isinstance(version, bool) or not isinstance(version, int) \
+        or not 1 <= version <= MAX_VERSION
+
+
 def _check_payload(payload: Any, error: type[Exception]) -> None:
     if not isinstance(payload, dict) or set(payload) != set(PAYLOAD_TYPES):
         raise error(f"payload must hold exactly {', '.join(PAYLOAD_TYPES)}")
@@ -280,12 +299,16 @@ def _parse_bundle(raw: bytes) -> Bundle:
     except TopicError as exc:
         raise BundleMalformed(str(exc)) from None
     version = data["version"]
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise BundleMalformed(f"version must be a positive integer, not {version!r}")
+    if _bad_version(version):
+        raise BundleMalformed(f"version must be a whole number from 1 to {MAX_VERSION}, "
+                              f"not {repr(version)[:40]}")
     issued_at = _time(data["issued_at"], "issued_at")
     expires_at = _time(data["expires_at"], "expires_at")
     if expires_at <= issued_at:
         raise BundleMalformed("expires_at is not after issued_at")
+    if expires_at - issued_at > MAX_LIFETIME:
+        raise BundleMalformed(f"lifetime {expires_at - issued_at} is over the most a bundle may "
+                              f"live ({MAX_LIFETIME.days} days)")
     if not isinstance(data["key_id"], str):
         raise BundleMalformed("key_id must be a string")
     _check_payload(data["payload"], BundleMalformed)
@@ -312,9 +335,11 @@ def open_signed(wire: Any, trust: TrustStore, name: str,
 
 
 def check_signing_key(delegation: Delegation, trust: TrustStore, named: str,
-                      issued_at: datetime, what: str) -> None:
+                      issued_at: datetime, what: str, *,
+                      latest_trusted: datetime | None = None) -> None:
     """The key a message names is its delegation's, not revoked, and was allowed to sign at
-    the message's issue time."""
+    the message's issue time; and, the issue time being the signer's word, its delegation had
+    not ended by ``latest_trusted`` (the latest time the terminal trusts, when it knows one)."""
     if named != delegation.key_id:
         raise UnknownKey(f"{what} names key {named!r} but carries a delegation "
                          f"for {delegation.key_id!r}")
@@ -324,6 +349,9 @@ def check_signing_key(delegation: Delegation, trust: TrustStore, named: str,
         raise KeyNotValid(f"key {named} may sign from {delegation.not_before.isoformat()} "
                           f"to {delegation.not_after.isoformat()}; {what} issued "
                           f"{issued_at.isoformat()}")
+    if latest_trusted is not None and latest_trusted > delegation.not_after:
+        raise KeyNotValid(f"key {named}'s delegation ended at {delegation.not_after.isoformat()},"
+                          f" before the latest trusted time {latest_trusted.isoformat()}")
 
 
 def verify_bundle(raw_bytes: bytes, trust: TrustStore, scopes: set[str] | frozenset[str],
@@ -338,7 +366,8 @@ def verify_bundle(raw_bytes: bytes, trust: TrustStore, scopes: set[str] | frozen
         raise ValueError("now and time_floor must carry a time zone")
     delegation, raw = open_signed(raw_bytes, trust, "bundle", BUNDLE_CONTEXT)
     bundle = _parse_bundle(raw)
-    check_signing_key(delegation, trust, bundle.key_id, bundle.issued_at, "bundle")
+    check_signing_key(delegation, trust, bundle.key_id, bundle.issued_at, "bundle",
+                      latest_trusted=_latest_trusted(now, clock_trusted, time_floor))
     if bundle.scope not in scopes:
         raise WrongScope(f"scope {bundle.scope!r} is not one of {sorted(scopes)}")
     if bundle.version <= held_version:
@@ -347,12 +376,19 @@ def verify_bundle(raw_bytes: bytes, trust: TrustStore, scopes: set[str] | frozen
     return bundle
 
 
+def _latest_trusted(now: datetime, clock_trusted: bool,
+                    time_floor: datetime | None) -> datetime | None:
+    """The latest time the terminal trusts: its clock when trusted, the floor HQ vouched for."""
+    known = [t for t in (now if clock_trusted else None, time_floor) if t is not None]
+    return max(known) if known else None
+
+
 def _check_times(bundle: Bundle, now: datetime, clock_trusted: bool,
                  time_floor: datetime | None, skew: timedelta) -> None:
-    known = [t for t in (now if clock_trusted else None, time_floor) if t is not None]
-    if known and bundle.expires_at <= max(known):
+    known = _latest_trusted(now, clock_trusted, time_floor)
+    if known is not None and bundle.expires_at <= known:
         raise Expired(f"bundle expired at {bundle.expires_at.isoformat()} "
-                      f"(latest trusted time {max(known).isoformat()})")
+                      f"(latest trusted time {known.isoformat()})")
     if clock_trusted and bundle.issued_at > now + skew:
         raise NotYetValid(f"bundle issued at {bundle.issued_at.isoformat()}, more than "
                           f"{skew} after the trusted clock ({now.isoformat()})")

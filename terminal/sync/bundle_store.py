@@ -16,12 +16,12 @@ from typing import Any
 
 from peewee import BigIntegerField, Database, IntegerField, TextField
 
-from terminal.loyalty.clock import from_micros, to_micros
+from terminal.loyalty.clock import to_micros
 from terminal.loyalty.errors import Refused, RulesError
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.database import write_transaction
-from terminal.loyalty.store.models import BaseModel
+from terminal.loyalty.store.models import BaseModel, Product
 from terminal.loyalty.store.people import load_catalogue
 from terminal.protocol import canonical
 from terminal.protocol.bundle import (
@@ -97,6 +97,27 @@ def effective(scopes: tuple[str, ...]) -> Effective | None:
     return None
 
 
+def seed_catalogue(db: Database, items: list[Any]) -> int | None:
+    """Load a config's catalogue file into a till that has never held a bundle and has no
+    catalogue yet: the file is only the first boot's seed; once HQ's signed catalogue is held, a
+    restart must not put the file back over it. Returns how many products were loaded, or None
+    when the file was left alone."""
+    with write_transaction(db):
+        if Product.select().exists() or (
+                db.table_exists(HeldBundle._meta.table_name) and HeldBundle.select().exists()):
+            return None
+    return load_catalogue(db, items)
+
+
+def restore_catalogue(store: LedgerStore, found: Effective) -> None:
+    """Put the held bundle's catalogue in force again (at start: whatever an older version of
+    the program loaded over it, the held bundle's catalogue wins)."""
+    try:
+        load_catalogue(store.db, found.catalogue)
+    except Refused as exc:
+        raise BadPayload(f"catalogue: {exc}") from None
+
+
 def receive(store: LedgerStore, wire: bytes, topic_scope: str, trust: TrustStore,
             scopes: tuple[str, ...], clock_trusted: bool) -> Effective | None:
     """Verify and apply one bundle message (on the ledger thread). Returns what is now in force
@@ -104,10 +125,10 @@ def receive(store: LedgerStore, wire: bytes, topic_scope: str, trust: TrustStore
     store bundle is held); raises BundleRejected, having changed nothing."""
     rows = held()
     row = rows.get(topic_scope)
-    floors = [t for t in (store.floor, from_micros(row.issued_us) if row else None) if t]
+    # The floor is the latest time HQ's acks and answers vouched for; a bundle's issue time is
+    # its signer's word and is no floor (terminal.protocol.bundle).
     bundle = verify_bundle(wire, trust, set(scopes), row.version if row else 0,
-                           datetime.now(UTC), clock_trusted,
-                           time_floor=max(floors) if floors else None)
+                           datetime.now(UTC), clock_trusted, time_floor=store.floor)
     if bundle.scope != topic_scope:
         raise WrongScope(f"a {bundle.scope!r} bundle arrived on the {topic_scope!r} topic")
     return _apply(store, bundle, wire, scopes)
@@ -137,7 +158,6 @@ def _apply(store: LedgerStore, bundle: Bundle, wire: bytes,
             HeldBundle.wire: bytes(wire).decode("utf-8"),
             HeldBundle.applied_us: to_micros(datetime.now(UTC)),
         }).execute()
-        store.observe_trusted_time(bundle.issued_at)  # the issue time is HQ time: a floor
     if not in_force:
         return None
     return Effective(bundle.scope, bundle.version, rules, bundle.payload["catalogue"],
