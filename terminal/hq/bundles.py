@@ -92,19 +92,32 @@ def check_rules(path: Path, data: dict[str, Any]) -> None:
         raise BuildError(f"{path}: {exc}") from None
 
 
+def _amount(column: str | None) -> bool:
+    return column is not None and (column.endswith("_fen") or column == "points")
+
+
 def read_catalogue(path: Path) -> list[Any]:
+    """The catalogue file, checked as every till checks the catalogue it loads."""
     if path.suffix.lower() == ".csv":
         with path.open(newline="", encoding="utf-8") as handle:
             rows = list(csv.DictReader(handle))
-        # Whole numbers (prices in fen, points) become integers; everything else stays text.
-        return [{k: int(v) if v.lstrip("-").isdigit() else v for k, v in row.items()}
-                for row in rows]
+        # Amounts (prices in fen, points) written as whole numbers become integers; everything
+        # else stays text: a SKU or barcode of digits is a code, not a number.
+        data: Any = [{k: int(v) if _amount(k) and v.lstrip("-").isdigit() else v
+                      for k, v in row.items()} for row in rows]
+    else:
+        try:
+            data = canonical.loads(path.read_bytes())
+        except canonical.CanonicalError as exc:
+            raise BuildError(f"{path}: {exc}") from None
+        if not isinstance(data, list):
+            raise BuildError(f"{path}: a catalogue must be a JSON list of products")
+    people = importlib.import_module("terminal.loyalty.store.people")
+    errors = importlib.import_module("terminal.loyalty.errors")
     try:
-        data = canonical.loads(path.read_bytes())
-    except canonical.CanonicalError as exc:
+        people.catalogue_rows(data)
+    except errors.InvalidInput as exc:
         raise BuildError(f"{path}: {exc}") from None
-    if not isinstance(data, list):
-        raise BuildError(f"{path}: a catalogue must be a JSON list of products")
     return data
 
 

@@ -53,8 +53,9 @@ def test_build_from_the_shared_rules_verifies_on_a_terminal(examples: Path, keys
     got = bundle.verify_bundle(assemble(out), trust(keys), {"chain", "store/S001"}, 2,
                                datetime.now(UTC), True)
     assert got.version == 3
-    assert got.payload["catalogue"] == [{"sku": 6901234567892, "name": "Tea", "price_fen": 1250,
-                                         "category": "fresh"}]
+    # A SKU of digits stays text (tills refuse a number for a SKU); the price is whole fen.
+    assert got.payload["catalogue"] == [{"sku": "6901234567892", "name": "Tea",
+                                         "price_fen": 1250, "category": "fresh"}]
     assert got.payload["rules"]["earn"]["category"][1]["multiplier"] == "1.5"
     assert got.payload["rules"]["earn"]["promotion"][0]["from"] == "2026-10-01T00:00:00+08:00"
 
