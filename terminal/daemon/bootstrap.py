@@ -39,7 +39,7 @@ from terminal.loyalty.rules import Rules, load_rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.operators import SignedIn, SignInRefused, new_pin_key
-from terminal.loyalty.store.people import load_catalogue
+from terminal.sync.bundle_store import seed_catalogue
 
 log = logging.getLogger(__name__)
 
@@ -153,11 +153,16 @@ async def open_ledger(config: Config, rules: Rules, clock: Clock) -> LedgerGatew
     if config.loyalty.catalogue_file:
         items = read_catalogue(Path(config.loyalty.catalogue_file))
         try:
-            count = await ledger.executor.run(load_catalogue, ledger.store.db, items)
+            count = await ledger.executor.run(seed_catalogue, ledger.store.db, items)
         except Refused as exc:
             await ledger.close()
             raise StartupError(f"{config.loyalty.catalogue_file}: {exc}") from None
-        log.info("catalogue: %d products", count)
+        if count is None:
+            log.info("catalogue: kept (%s seeds only a till with no catalogue and no bundle)",
+                     config.loyalty.catalogue_file)
+        else:
+            log.info("catalogue: %d products seeded from %s", count,
+                     config.loyalty.catalogue_file)
     return ledger
 
 

@@ -49,7 +49,8 @@ class LoyaltySection:
                                         "made on first start (default: "
                                         "{state_dir}/credentials/pin.key)")
     catalogue_file: str = setting("", doc="optional TOML catalogue ([[product]] sku, name, "
-                                          "price_fen, barcode, category) loaded at start")
+                                          "price_fen, barcode, category): the first start's "
+                                          "seed; HQ's signed catalogue, once held, wins")
     departments: tuple[str, ...] = setting(
         ("", ""), doc="the category each department key (department_1, _2, ...) sells under")
     receipt_png: bool = setting(False, doc="also keep a PNG preview of each receipt")

@@ -174,9 +174,12 @@ class MqttHqLink:
         await self.publish_status()
 
     async def reload_rules(self) -> None:
-        """Put the held bundle in force again (at start, and on HQ's command)."""
+        """Put the held bundle in force again, its catalogue too (at start, and on HQ's
+        command)."""
         try:
             found = await self.ledger.run(bundle_store.effective, self.scopes)
+            if found is not None:
+                await self.ledger.run(bundle_store.restore_catalogue, self.store, found)
         except BundleRejected as exc:  # a held bundle that no longer parses: keep what runs
             await self.report("reload_rules", exc.reason_code, exc.message, "")
             return
