@@ -6,17 +6,27 @@ Both the stripe reader's parser (:mod:`terminal.drivers.msr`) and the domain's c
 
 from __future__ import annotations
 
-# Payment IIN ranges (ISO/IEC 7812 major industry identifiers 1-6 as card schemes use them):
-# UATP, Mastercard 2-series, Amex/Diners/JCB, Visa, Mastercard/Maestro, Discover/UnionPay/Maestro/
-# RuPay, and UnionPay's 81 series. Loyalty schemes sit under 7, 80 and 9 or outside the Luhn rule.
+import re
+
+# Payment IIN ranges in use (ISO/IEC 7812 issuer identification numbers as the card schemes
+# publish them): UATP; Mir 2200-2204 and Borica 2205; Mastercard's 2-series; Amex, Diners, JCB
+# and the rest of 3; Visa; Mastercard and Maestro; Discover, UnionPay, Maestro, RuPay and the
+# rest of 6; UnionPay's 81 and RuPay's 82; UzCard 8600; Belkart 9112; NAPAS 9704; Troy 9792;
+# Humo 9860. Loyalty schemes sit elsewhere under 7, 8 and 9, or outside the Luhn rule.
 PAYMENT_IIN_RANGES: tuple[tuple[str, str], ...] = (
     ("1", "1"),
+    ("2200", "2205"),
     ("2221", "2720"),
     ("30", "39"),
     ("4", "4"),
     ("5", "5"),
     ("6", "6"),
-    ("81", "81"),
+    ("81", "82"),
+    ("8600", "8600"),
+    ("9112", "9112"),
+    ("9704", "9704"),
+    ("9792", "9792"),
+    ("9860", "9860"),
 )
 _PAN_LENGTHS = range(12, 20)
 
@@ -37,3 +47,16 @@ def is_payment_pan(digits: str) -> bool:
         return False
     in_range = any(low <= digits[: len(low)] <= high for low, high in PAYMENT_IIN_RANGES)
     return in_range and luhn_valid(digits)
+
+
+# A run of digits a PAN could be: 12 to 19 digits between non-digits.
+_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12,19}(?![0-9])")
+
+
+def mask_pans(text: str) -> str:
+    """``text`` with every PAN-shaped run (12 to 19 digits passing the Luhn check, whatever its
+    range: a scheme missing from the list above is still masked) cut to ``****`` and its last
+    four digits: what a display or message may show of a card number."""
+    return _DIGIT_RUN.sub(
+        lambda found: "****" + found.group(0)[-4:] if luhn_valid(found.group(0))
+        else found.group(0), text)

@@ -41,6 +41,18 @@ def member_ref(key: bytes, card: str | CardRef) -> CardRef:
     return CardRef(card_hash(key, number), number[-4:])
 
 
+# A number this short cannot be a payment card (PANs are 12 to 19 digits): a message may repeat
+# it whole, as the shared scenario's refusals do; a longer one shows its last four digits only.
+_SHOWN_WHOLE = 12
+
+
+def shown_card(card: str | CardRef, ref: CardRef) -> str:
+    """A card number as a message may show it."""
+    if isinstance(card, str) and len(card) < _SHOWN_WHOLE:
+        return card
+    return f"ending {ref.last4 or '?'}"
+
+
 class Accounts(LedgerCore):
     """Finding a member by card and moving their points by ledger entries."""
 
@@ -74,8 +86,7 @@ class Accounts(LedgerCore):
 
     @staticmethod
     def _unknown(card: str | CardRef, ref: CardRef) -> UnknownCard:
-        shown = card if isinstance(card, str) else f"ending {ref.last4 or '?'}"
-        return UnknownCard(f"card {shown} belongs to no member", "card")
+        return UnknownCard(f"card {shown_card(card, ref)} belongs to no member", "card")
 
     def _account(self, member: Member, also: list[str] | tuple[str, ...] = ()) -> ledger.Account:
         """The member's open lots (and the lots in ``also``), each with its credit's sequence

@@ -7,19 +7,31 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
+from terminal.core.pan import is_payment_pan
 from terminal.loyalty import ledger, tiers
 from terminal.loyalty.calendar import local_day
 from terminal.loyalty.cards import phone_hash
 from terminal.loyalty.clock import Moment, from_micros, to_micros
-from terminal.loyalty.errors import DuplicateId, InvalidInput, UnknownCard
+from terminal.loyalty.errors import DuplicateId, InvalidInput, PaymentCardRefused, UnknownCard
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.operations import Balance, Expiring, MemberView, Registration
 from terminal.loyalty.store import hotpath
-from terminal.loyalty.store.accounts import CardRef, member_ref
+from terminal.loyalty.store.accounts import CardRef, member_ref, shown_card
 from terminal.loyalty.store.member_tiers import MemberTiers
 from terminal.loyalty.store.models import Member
 
 PHONE = re.compile(r"\+?[0-9]{5,15}")
+
+
+def check_phone(phone: object, field: str) -> str:
+    """A phone number as a member's key: 5 to 15 digits, maybe after a +, and no payment card
+    number (a Luhn-valid number in a payment range, an Amex's 15 digits too). The refusal never
+    repeats what was keyed: it may be a card number, and it shows on the customer's display."""
+    if not isinstance(phone, str) or not PHONE.fullmatch(phone):
+        raise InvalidInput("a phone number is 5 to 15 digits, maybe after a +", field)
+    if is_payment_pan(phone.removeprefix("+")):
+        raise PaymentCardRefused("this is a payment card number, not a phone number", field)
+    return phone
 
 
 class Members(MemberTiers):
@@ -29,13 +41,13 @@ class Members(MemberTiers):
         """Register a member; ``reg.card`` may be a :class:`CardRef` (HQ registers by hash)."""
         ref = member_ref(self.card_key, reg.card)
         hashed = ref.hash
-        number = reg.card if isinstance(reg.card, str) else f"ending {ref.last4 or '?'}"
+        number = shown_card(reg.card, ref)
         name = (reg.name or "").strip()
         if len(name) > 64:
             raise InvalidInput("a member name is at most 64 characters", "register.name")
         phone = reg.phone
-        if phone is not None and not PHONE.fullmatch(phone):
-            raise InvalidInput(f"phone {phone!r} is not 5 to 15 digits", "register.phone")
+        if phone is not None:
+            check_phone(phone, "register.phone")
         today = local_day(moment.at, self.rules.zone)
         if reg.birthday is not None and not date(1900, 1, 1) <= reg.birthday <= today:
             raise InvalidInput(f"birthday {reg.birthday} is not a past date", "register.birthday")
@@ -121,8 +133,7 @@ class Members(MemberTiers):
         """Look a member up by phone: needs a named actor and is written to the audit trail."""
         if not actor:
             raise InvalidInput("a phone lookup needs the operator's name", "lookup.operator")
-        if not PHONE.fullmatch(phone or ""):
-            raise InvalidInput(f"phone {phone!r} is not 5 to 15 digits", "lookup.phone")
+        check_phone(phone, "lookup.phone")
         member = Member.get_or_none(Member.phone_hash == phone_hash(self.card_key, phone))
         with self._writing(moment) as w:
             self._audit(w, actor, "lookup_phone", member.id if member else "", phone[-4:])
