@@ -19,7 +19,6 @@ from terminal.app.ledger import LedgerGateway, SoldLine
 from terminal.app.modes import MASKED, Mode
 from terminal.app.printing import ReceiptDesk
 from terminal.app.screens import Displays
-from terminal.core.pan import mask_pans
 from terminal.drivers.barcode import ScanError
 from terminal.drivers.document import Document
 from terminal.drivers.msr import PaymentCardRefused, SwipeReadError
@@ -145,12 +144,9 @@ class TillBase:
 
     async def refuse(self, what: Said | Exception) -> None:
         """Tell the cashier why the input was refused; nothing else changes. A refusal of the
-        rules or of a device (an exception) is said by what it names. It shows on the customer's
-        display too: no card number in it shows more than its last four digits."""
+        rules or of a device (an exception) is said by what it names."""
         if isinstance(what, Exception):
             what = refused(what)
-        what = Said(what.key, {key: mask_pans(value) if type(value) is str else value
-                               for key, value in what.params.items()})
         text = what.long("en")
         self.refused = text
         self.refusals.append(text)

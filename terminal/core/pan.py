@@ -6,8 +6,6 @@ Both the stripe reader's parser (:mod:`terminal.drivers.msr`) and the domain's c
 
 from __future__ import annotations
 
-import re
-
 # Payment IIN ranges in use (ISO/IEC 7812 issuer identification numbers as the card schemes
 # publish them): UATP; Mir 2200-2204 and Borica 2205; Mastercard's 2-series; Amex, Diners, JCB
 # and the rest of 3; Visa; Mastercard and Maestro; Discover, UnionPay, Maestro, RuPay and the
@@ -48,15 +46,3 @@ def is_payment_pan(digits: str) -> bool:
     in_range = any(low <= digits[: len(low)] <= high for low, high in PAYMENT_IIN_RANGES)
     return in_range and luhn_valid(digits)
 
-
-# A run of digits a PAN could be: 12 to 19 digits between non-digits.
-_DIGIT_RUN = re.compile(r"(?<![0-9])[0-9]{12,19}(?![0-9])")
-
-
-def mask_pans(text: str) -> str:
-    """``text`` with every PAN-shaped run (12 to 19 digits passing the Luhn check, whatever its
-    range: a scheme missing from the list above is still masked) cut to ``****`` and its last
-    four digits: what a display or message may show of a card number."""
-    return _DIGIT_RUN.sub(
-        lambda found: "****" + found.group(0)[-4:] if luhn_valid(found.group(0))
-        else found.group(0), text)

@@ -178,7 +178,7 @@ def test_referral_bonus_once_on_first_purchase(store: LedgerStore) -> None:
     [
         (Registration(card=CARD), DuplicateId, "already registered"),
         (Registration(card="8000000002", phone="13800000001"), DuplicateId, "phone ending 0001"),
-        (Registration(card="8000000002", phone="12ab"), InvalidInput, "not 5 to 15 digits"),
+        (Registration(card="8000000002", phone="12ab"), InvalidInput, "is 5 to 15 digits"),
         (Registration(card="8000000002", birthday=date(2030, 1, 1)), InvalidInput, "past date"),
         (Registration(card="4111111111111111"), PaymentCardRefused, "payment card"),
         (Registration(card="8000000002", referrer_card="8000000077"), UnknownCard, "no member"),
