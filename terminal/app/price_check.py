@@ -5,6 +5,7 @@ from __future__ import annotations
 from terminal.app.catalogue import said
 from terminal.app.modes import Mode
 from terminal.app.till_base import TillBase
+from terminal.core.pan import shown_code
 from terminal.loyalty.money import yuan
 
 
@@ -24,7 +25,7 @@ class PriceCheck(TillBase):
     async def _price_check(self, code: str) -> None:
         line = await self.ledger.find_product(code) if code else None
         if line is None:
-            await self.refuse(said("sale.unknown_product", code=code) if code
+            await self.refuse(said("sale.unknown_product", code=shown_code(code)) if code
                               else said("price.how"))
             return
         self.switch_to(Mode.READY)

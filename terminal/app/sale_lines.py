@@ -8,6 +8,7 @@ from terminal.app.catalogue import said
 from terminal.app.hqlink import HqUnreachable
 from terminal.app.keyed import parse_amount, parse_count
 from terminal.app.members import Members
+from terminal.core.pan import shown_code
 from terminal.loyalty.errors import Refused, UnknownCard
 from terminal.loyalty.pricing import MAX_QTY, Line
 
@@ -30,7 +31,7 @@ class SaleLines(Members):
     async def _add_product(self, code: str) -> None:
         line = await self.ledger.find_product(code)
         if line is None:
-            await self.refuse(said("sale.unknown_product", code=code))
+            await self.refuse(said("sale.unknown_product", code=shown_code(code)))
             return
         await self._add_line(line)
 
@@ -43,10 +44,10 @@ class SaleLines(Members):
             await self.ledger.member(code)
         except UnknownCard:
             if not await self._known_at_hq(code):  # neither a product nor a member's card
-                await self.refuse(said("sale.unknown_product", code=code))
+                await self.refuse(said("sale.unknown_product", code=shown_code(code)))
                 return
         except Refused:
-            await self.refuse(said("sale.unknown_product", code=code))
+            await self.refuse(said("sale.unknown_product", code=shown_code(code)))
             return
         await self._identify(code)
 

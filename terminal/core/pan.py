@@ -46,3 +46,16 @@ def is_payment_pan(digits: str) -> bool:
     in_range = any(low <= digits[: len(low)] <= high for low, high in PAYMENT_IIN_RANGES)
     return in_range and luhn_valid(digits)
 
+
+
+# Lengths of the retail barcodes a till scans (EAN-8, UPC-A, EAN-13): a Chinese EAN-13 starts
+# 69 and passes the Luhn check one time in ten, yet it is a product code to show in full.
+_RETAIL_LENGTHS = (8, 12, 13)
+
+
+def shown_code(code: str) -> str:
+    """A code keyed or scanned, as a message may repeat it: a payment card number only by its
+    last four digits (a retail barcode's length excepted)."""
+    if len(code) not in _RETAIL_LENGTHS and is_payment_pan(code):
+        return "****" + code[-4:]
+    return code

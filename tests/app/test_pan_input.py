@@ -62,3 +62,16 @@ def test_a_phone_lookup_by_a_payment_card_number_is_refused_unechoed(cashier: Ti
     cashier.do(f"{AMEX} balance", "2 enter 9999 enter")
     assert "payment card" in (cashier.till.refused or "")
     assert _echoes(cashier, AMEX) == []
+
+
+@pytest.mark.parametrize("scheme", ["MIR", "UzCard", "Visa"])
+def test_a_payment_card_number_keyed_or_scanned_as_a_product_is_not_echoed(
+        cashier: TillBench, scheme: str) -> None:
+    number = CARDS[scheme]
+    cashier.do(f"{number} add")
+    assert f"****{number[-4:]}" in (cashier.till.refused or "")
+    assert _echoes(cashier, number) == []
+    cashier.do(f"b {number}")  # a barcode on the card: neither a product nor a member card
+    assert _echoes(cashier, number) == []
+    cashier.do(f"{number} price_check")
+    assert _echoes(cashier, number) == []
