@@ -60,6 +60,10 @@ def test_fleet_shows_every_terminal_with_its_alerts(fleet_chain) -> None:
         assert rows["S001/T02"]["printer"] == "out of paper"
         assert rows["S002/T01"]["alerts"] == ["offline"]
         assert rows["S002/T01"]["rejected"]["reason"] == "expired"
+        fleet = c.get("/api/v1/fleet", params={"store": "S001", "alerts": "1"}).json()
+        assert [t["terminal"] for t in fleet["terminals"]] == ["T01", "T02"]
+        assert (fleet["total"], fleet["online"], fleet["alerting"], fleet["matching"]) == (
+            3, 2, 3, 2)
         page = c.get("/fleet")
         for text in ("离线过久", "规则过旧", "积压增长", "out of paper", "S002/T01"):
             assert text in page.text

@@ -39,14 +39,31 @@ class Thresholds:
 
 
 DEFAULT_THRESHOLDS = Thresholds()
+PER_PAGE = 100
+
+
+@dataclass(frozen=True)
+class FleetView:
+    """Which terminals a list shows: one store's, only those with alerts, one page of them
+    (``per_page`` 0: all)."""
+
+    store: str = ""
+    alerting: bool = False
+    page: int = 0
+    per_page: int = 0
+
+
+ALL = FleetView()
 
 class FleetReader:
     def __init__(self, zone: ZoneInfo, thresholds: Thresholds = DEFAULT_THRESHOLDS) -> None:
         self.zone, self.thresholds = zone, thresholds
 
-    def terminals(self, who: Principal) -> list[dict[str, Any]]:
-        """Every terminal ``who`` may see. Four queries whatever the fleet's size (the latest
-        command and the last backlog reports of every terminal each come in one)."""
+    def terminals(self, who: Principal, view: FleetView = ALL) -> dict[str, Any]:
+        """The terminals ``who`` may see, as ``view`` filters and pages them, with the counts of
+        the whole (visible) fleet. Four queries whatever the fleet's size (the latest command
+        and the last backlog reports of every terminal each come in one); only the page's rows
+        are formatted."""
         # Plain rows, not models: a fleet is hundreds of them and model instances cost.
         rows = (TerminalSeen.select().order_by(TerminalSeen.store, TerminalSeen.terminal)
                 .namedtuples())
@@ -60,8 +77,19 @@ class FleetReader:
         for sample in _latest(BacklogSample, BacklogSample.at_us,
                               self.thresholds.growing_samples + 1, stores):
             samples.setdefault((sample.store, sample.terminal), []).append(sample.backlog)
-        return [self._row(row, newest, commands.get((row.store, row.terminal)),
-                          samples.get((row.store, row.terminal), [])[::-1]) for row in rows]
+        judged = [(row, self._alerts(row, newest, samples.get((row.store, row.terminal), [])[::-1]))
+                  for row in rows]
+        shown = [(row, alerts) for row, alerts in judged
+                 if (not view.store or row.store == view.store) and (alerts or not view.alerting)]
+        start = view.page * view.per_page if view.per_page else 0
+        end = start + view.per_page if view.per_page else len(shown)
+        return {
+            "terminals": [self._row(row, newest, alerts, commands.get((row.store, row.terminal)))
+                          for row, alerts in shown[start:end]],
+            "total": len(judged), "online": sum(1 for row, _ in judged if row.online),
+            "alerting": sum(1 for _, alerts in judged if alerts), "matching": len(shown),
+            "stores": sorted({row.store for row, _ in judged}),
+        }
 
     def terminal(self, who: Principal, store: str, terminal: str) -> dict[str, Any] | None:
         """One terminal with its command history; None: unknown, or outside ``who``'s stores."""
@@ -75,8 +103,10 @@ class FleetReader:
         commands = list(ConsoleCommand.select().where(
             (ConsoleCommand.store == store) & (ConsoleCommand.terminal == terminal))
             .order_by(ConsoleCommand.sent_us.desc()).limit(20))
-        data = self._row(row, self._newest_rules(), commands[0] if commands else None,
-                         [s.backlog for s in history[-(self.thresholds.growing_samples + 1):]])
+        newest = self._newest_rules()
+        alerts = self._alerts(row, newest, [s.backlog for s in
+                                            history[-(self.thresholds.growing_samples + 1):]])
+        data = self._row(row, newest, alerts, commands[0] if commands else None)
         data["commands"] = [self._command(c) for c in commands]
         data["backlog_history"] = [{"at": self._local(s.at_us), "backlog": s.backlog}
                                    for s in history]
@@ -87,10 +117,8 @@ class FleetReader:
         return int(TerminalSeen.select(fn.COALESCE(fn.MAX(TerminalSeen.rule_version), 0))
                    .scalar())
 
-    def _row(self, row: Any, newest_rules: int, last: ConsoleCommand | None,
-             backlogs: list[int]) -> dict[str, Any]:
+    def _alerts(self, row: Any, newest_rules: int, backlogs: list[int]) -> list[str]:
         """``backlogs``: its last reports' backlogs, oldest first."""
-        devices = json.loads(row.devices or "{}")
         alerts = []
         if not row.online and audit.now_us() - row.last_seen_us \
                 > self.thresholds.offline_after.total_seconds() * 1_000_000:
@@ -100,6 +128,11 @@ class FleetReader:
         if len(backlogs) > self.thresholds.growing_samples \
                 and all(a < b for a, b in pairwise(backlogs)):
             alerts.append("backlog_growing")
+        return alerts
+
+    def _row(self, row: Any, newest_rules: int, alerts: list[str],
+             last: ConsoleCommand | None) -> dict[str, Any]:
+        devices = json.loads(row.devices or "{}")
         return {
             "store": row.store, "terminal": row.terminal, "online": row.online,
             "epoch": row.epoch, "version": row.version, "rule_version": row.rule_version,

@@ -7,6 +7,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from terminal.hq.console.commands import PERSON_COMMANDS, CommandError
+from terminal.hq.console.fleet import PER_PAGE, FleetView
 from terminal.hq.console.pages import is_fragment
 from terminal.hq.console.web import NotFound, api, console_of, page, render
 from terminal.protocol.topics import TopicError, check_id
@@ -19,12 +20,25 @@ async def _terminal(request: Request) -> dict | None:
                                 terminal)
 
 
+def _view(request: Request, per_page: int) -> FleetView:
+    params = request.query_params
+    try:
+        page_no = max(0, int(params.get("page", "0")))
+    except ValueError:
+        page_no = 0
+    return FleetView(store=params.get("store", "").strip(), alerting=params.get("alerts") == "1",
+                     page=page_no, per_page=per_page)
+
+
 @page("fleet.read")
 async def fleet(request: Request) -> Response:
     console = console_of(request)
-    rows = await console.db.run(console.fleet.terminals, request.scope["principal"])
+    view = _view(request, PER_PAGE)
+    data = await console.db.run(console.fleet.terminals, request.scope["principal"], view)
     template = "fleet/_table.html" if is_fragment(request) else "fleet/index.html"
-    return render(request, template, rows=rows, can_command=console.commander is not None)
+    pages = max(1, -(-data["matching"] // PER_PAGE))
+    return render(request, template, fleet=data, rows=data["terminals"], view=view,
+                  pages=pages, can_command=console.commander is not None)
 
 
 @page("fleet.read")
@@ -80,9 +94,11 @@ async def command(request: Request) -> Response:
 
 @api("fleet.read")
 async def api_fleet(request: Request) -> Response:
+    """Every terminal the caller may see (``?store=``, ``?alerts=1`` filter them), with the
+    fleet's counts."""
     console = console_of(request)
-    return JSONResponse({"terminals": await console.db.run(console.fleet.terminals,
-                                                           request.scope["principal"])})
+    return JSONResponse(await console.db.run(console.fleet.terminals,
+                                             request.scope["principal"], _view(request, 0)))
 
 
 @api("fleet.read")
