@@ -18,6 +18,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fleet": ("terminal.hq.fleet", "every terminal's last status"),
     "acl": ("terminal.hq.acl", "write the broker ACL: the static part and each registered "
             "terminal's store bundles"),
+    "ca": ("terminal.hq.pki.cli", "the certificate authority: init, sign terminals' requests, "
+           "revoke, write the broker's CRL"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
     "demo": ("terminal.hq.demo", "fill an empty HQ database with a demo chain: three stores, "

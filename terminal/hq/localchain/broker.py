@@ -34,13 +34,15 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def render_config(text: str, overrides: dict[str, str], extra: list[str]) -> str:
-    """Replace the value of each directive in ``overrides``; every one must be present."""
+def render_config(text: str, overrides: dict[str, str | None], extra: list[str]) -> str:
+    """Replace the value of each directive in ``overrides`` (None: comment the line out); every
+    one must be present."""
     lines, unused = [], dict(overrides)
     for line in text.splitlines():
         directive = line.split(" ", 1)[0]
         if directive in unused:
-            line = f"{directive} {unused.pop(directive)}"
+            value = unused.pop(directive)
+            line = f"{directive} {value}" if value is not None else f"# {line} (not used here)"
         lines.append(line)
     if unused:
         raise ValueError(f"the shipped config lacks the directives {sorted(unused)}")
@@ -52,6 +54,7 @@ class BrokerTls:
     ca: Path
     cert: Path
     key: Path
+    crl: Path | None = None  # the CA's revocation list (crlfile); None: no revocation check
 
 
 class Mosquitto:
@@ -68,6 +71,7 @@ class Mosquitto:
         self.process: subprocess.Popen[bytes] | None = None
         (directory / "data").mkdir(parents=True, exist_ok=True)
         self.register = directory / "terminals"
+        self.pid_file = directory / "mosquitto.pid"  # for `posterm-hq ca revoke --broker-pid`
         if acl is None:
             acl = directory / "acl"
             self.register.write_text("".join(f"{name}\n" for name in terminals))
@@ -82,6 +86,7 @@ class Mosquitto:
             "acl_file": str(acl),
             "persistence_location": f"{directory / 'data'}/",
             "cafile": str(tls.ca), "certfile": str(tls.cert), "keyfile": str(tls.key),
+            "crlfile": str(tls.crl) if tls.crl else None,
             "log_dest": f"file {self.log}",
         }, extra))
 
@@ -101,6 +106,7 @@ class Mosquitto:
                 raise RuntimeError(f"mosquitto exited at start: {err}{self.log_text()}")
             try:
                 socket.create_connection((self.host, self.port), timeout=0.2).close()
+                self.pid_file.write_text(f"{self.process.pid}\n")
                 return
             except OSError:
                 time.sleep(0.02)
@@ -134,10 +140,19 @@ class Mosquitto:
         under the new ACL."""
         if self.process is None:
             raise RuntimeError("broker not running")
-        before = self.log_text().count(RELOADED)
+        before = self.reloads()
         os.kill(self.process.pid, signal.SIGHUP)
+        self.wait_reloaded(before, timeout)
+
+    def reloads(self) -> int:
+        """How many times the broker has logged a reload (for ``wait_reloaded``)."""
+        return self.log_text().count(RELOADED)
+
+    def wait_reloaded(self, before: int, timeout: float = 5.0) -> None:
+        """Wait until the broker has reloaded since it had logged ``before`` reloads (a SIGHUP
+        sent by another process, e.g. ``posterm-hq ca revoke --broker-pid``)."""
         deadline = time.monotonic() + timeout
-        while self.log_text().count(RELOADED) == before:
+        while self.reloads() == before:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"mosquitto did not reload within {timeout}s")
             time.sleep(0.02)

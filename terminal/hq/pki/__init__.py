@@ -1,0 +1,1 @@
+"""HQ's certificate authority: an offline root, an issuing CA for terminals, revocation."""

@@ -1,0 +1,143 @@
+"""`posterm-hq ca ACTION`: HQ's certificate authority (terminal.hq.pki.authority).
+
+    posterm-hq ca init DIR                      root (take root.key offline) + issuing CA
+    posterm-hq ca server HOST... --ca DIR -o /etc/mosquitto/posterm/server
+    posterm-hq ca sign REQUEST.csr --ca DIR -o CERT
+    posterm-hq ca revoke CERT --ca DIR [-o CRL] [--broker-pid FILE]
+    posterm-hq ca crl --ca DIR [-o CRL] [--broker-pid FILE]
+
+``revoke`` rewrites the CRL the broker reads (``crlfile`` in deploy/mosquitto/posterm.conf) and,
+given the broker's PID file, reloads it (SIGHUP): from then on the revoked terminal's TLS
+handshake fails. A refusal prints its reason on stderr, exits 1 and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from terminal.core.atomic import write_atomic
+from terminal.hq.pki import authority
+from terminal.hq.pki.authority import CRL_DAYS, TERMINAL_DAYS, CaError
+
+CRL = Path("/etc/mosquitto/posterm/crl.pem")
+
+
+def _ca(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ca", type=Path, required=True, help="the CA directory (ca init)")
+
+
+def _crl_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", type=Path, default=CRL,
+                        help=f"the CRL file the broker reads (default {CRL})")
+    parser.add_argument("--days", type=int, default=CRL_DAYS,
+                        help=f"how long the CRL is valid (default {CRL_DAYS}); renew it before")
+    parser.add_argument("--broker-pid", type=Path,
+                        help="the broker's PID file: reload it (SIGHUP) once the CRL is written")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    init = actions.add_parser("init", help="make the root and the issuing CA in a new directory")
+    init.add_argument("directory", type=Path)
+    init.add_argument("--name", default="posterm", help="the chain's name in the CA names")
+    server = actions.add_parser("server", help="the broker's server certificate and key")
+    server.add_argument("hosts", nargs="+", help="the broker's host names or IP addresses")
+    _ca(server)
+    server.add_argument("-o", "--output", type=Path, required=True,
+                        help="writes OUTPUT.crt and OUTPUT.key")
+    sign = actions.add_parser("sign", help="sign a terminal's request (CN STORE/TERMINAL)")
+    sign.add_argument("request", type=Path)
+    _ca(sign)
+    sign.add_argument("-o", "--output", type=Path, required=True, help="the certificate file")
+    sign.add_argument("--days", type=int, default=TERMINAL_DAYS,
+                      help=f"validity (default {TERMINAL_DAYS})")
+    revoke = actions.add_parser("revoke", help="revoke a certificate, rewrite the CRL, reload")
+    revoke.add_argument("certificate", type=Path)
+    _ca(revoke)
+    _crl_out(revoke)
+    crl = actions.add_parser("crl", help="write a fresh CRL (run from a timer before it expires)")
+    _ca(crl)
+    _crl_out(crl)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        print(ACTIONS[args.action](args), file=sys.stderr)
+    except CaError as exc:
+        print(f"posterm-hq ca {args.action}: refused: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"posterm-hq ca {args.action}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _init(args: argparse.Namespace) -> str:
+    ca = authority.init(args.directory, args.name)
+    return (f"CA in {args.directory}: give {args.directory / 'chain.pem'} to the broker (cafile) "
+            f"and the terminals; move {args.directory / 'root.key'} offline now "
+            f"(issuing CA {ca.cert.subject.rfc4514_string()})")
+
+
+def _server(args: argparse.Namespace) -> str:
+    cert, key = authority.load(args.ca).server(args.hosts)
+    crt, key_file = args.output.with_suffix(".crt"), args.output.with_suffix(".key")
+    write_atomic(key_file, key.private_bytes(serialization.Encoding.PEM,
+                                             serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()), 0o600)
+    write_atomic(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return f"broker certificate for {', '.join(args.hosts)}: {crt}, {key_file}"
+
+
+def _days(days: int) -> int:
+    if days < 1:
+        raise CaError("--days must be at least 1")
+    return days
+
+
+def _sign(args: argparse.Namespace) -> str:
+    days = _days(args.days)
+    ca = authority.load(args.ca)
+    csr = authority.load_request(args.request.read_bytes(), str(args.request))
+    cert = ca.sign(csr, days)
+    write_atomic(args.output, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    return (f"signed {authority.request_identity(csr).identity} (serial "
+            f"{cert.serial_number:x}, until {cert.not_valid_after_utc:%Y-%m-%d}): {args.output}; "
+            "add it to the ACL register (posterm-hq acl --add-from)")
+
+
+def _load_certificate(path: Path) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except ValueError:
+        raise CaError(f"{path}: not a PEM certificate") from None
+
+
+def _revoke(args: argparse.Namespace) -> str:
+    days = _days(args.days)
+    cert = _load_certificate(args.certificate)
+    ca = authority.load(args.ca)
+    entry = ca.revoke(cert)
+    return f"revoked {entry.identity} (serial {entry.serial:x}); " + _publish(ca, args, days)
+
+
+def _crl(args: argparse.Namespace) -> str:
+    return _publish(authority.load(args.ca), args, _days(args.days))
+
+
+def _publish(ca: authority.Authority, args: argparse.Namespace, days: int) -> str:
+    crl = authority.write_crl(ca, args.output, days)
+    done = (f"CRL of {len(ca.revoked)} certificates, valid until "
+            f"{crl.next_update_utc:%Y-%m-%d %H:%M}Z: {args.output}")
+    if args.broker_pid is None:
+        return done + "; reload the broker (systemctl reload mosquitto) to apply it"
+    pid = authority.signal_reload(args.broker_pid)
+    return done + f"; broker {pid} reloading"
+
+
+ACTIONS = {"init": _init, "server": _server, "sign": _sign, "revoke": _revoke, "crl": _crl}
