@@ -27,3 +27,18 @@ def examples() -> Path:
     if not EXAMPLES.is_dir():
         pytest.fail(f"the shared contracts are missing: {EXAMPLES} (set POSTERM_SHARED)")
     return EXAMPLES
+
+
+# The inner loop is `bash scripts/test.sh -m "not slow"`; CI runs everything. Slow: whatever starts
+# a Mosquitto broker or PostgreSQL (through the fixtures below, however indirectly), and the field
+# and fault suites (whole daemons, images, kill -9). Modules that start Chromium say so themselves.
+SLOW_FIXTURES = frozenset({"broker", "postgres"})
+SLOW_SUITES = frozenset({"faults", "field"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = ROOT / "tests"
+    for item in items:
+        suite = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+        if suite in SLOW_SUITES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

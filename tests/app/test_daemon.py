@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -21,6 +22,20 @@ def _collect(sock: socket.socket, until: str, deadline: float) -> list[str]:
             break
         if any(until in message.split("\n") for message in seen):
             break
+    return seen
+
+
+def _read_until(proc: subprocess.Popen[bytes], text: bytes, deadline: float) -> bytes:
+    """What the process wrote on stdout up to and including ``text`` (fails at ``deadline``)."""
+    assert proc.stdout is not None
+    seen = b""
+    while text not in seen:
+        left = deadline - time.monotonic()
+        assert left > 0, f"no {text!r} on stdout in time; got {seen.decode()[-2000:]}"
+        if select.select([proc.stdout], [], [], left)[0]:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            assert chunk, f"stdout closed before {text!r}; got {seen.decode()[-2000:]}"
+            seen += chunk
     return seen
 
 
@@ -44,9 +59,10 @@ def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
         assert proc.stdin is not None
         proc.stdin.write(b"1 enter 1234 enter\n12.5 dept1\n")  # a sale in progress at SIGTERM
         proc.stdin.flush()
-        time.sleep(0.5)
+        shown = _read_until(proc, b"TOTAL          12.50", time.monotonic() + 30)
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        rest, err = proc.communicate(timeout=30)
+        out = shown + rest
     finally:
         if proc.poll() is None:
             proc.kill()

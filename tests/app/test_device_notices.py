@@ -74,8 +74,12 @@ class Bench(TillBench):
 
     @property
     def pole_lines(self) -> tuple[str, str]:
-        assert self.pole.simulator is not None
-        return self.pole.simulator.lines
+        """The pole's two lines, once it shows the ones last sent (it writes on its thread)."""
+        simulator = self.pole.simulator
+        assert simulator is not None
+        self.wait(lambda: simulator.lines == self.terminal.displays.lines,
+                  "the pole to show the lines last sent")
+        return simulator.lines
 
     def _drawn(self) -> bool:
         """Whether the panel's own image shows the frame last sent (it draws on its thread)."""

@@ -8,8 +8,9 @@ import pytest
 from tests.console.chain import PASSWORD, console_app
 from tests.support.browser import CHROMIUM, browser, serving, shot
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="Debian's chromium is missing: run scripts/setup.sh")
+pytestmark = [pytest.mark.slow,  # Chromium
+              pytest.mark.skipif(not CHROMIUM.exists(),
+                                 reason="Debian's chromium is missing: run scripts/setup.sh")]
 
 
 @pytest.fixture(scope="module")

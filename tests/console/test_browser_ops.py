@@ -23,8 +23,9 @@ from tests.sync.conftest import run
 from tests.sync.harness import CARD_KEY, Chain, rules_data, until
 from tests.sync.test_across_stores import CARD, _register_and_earn, _stores
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
-                                reason="Debian's chromium is missing: run scripts/setup.sh")
+pytestmark = [pytest.mark.slow,  # Chromium
+              pytest.mark.skipif(not CHROMIUM.exists(),
+                                 reason="Debian's chromium is missing: run scripts/setup.sh")]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from terminal.drivers.input import (
 )
 from terminal.drivers.keys import events_for_keys, events_for_text
 from terminal.drivers.msr import parse_swipe
+from tests.drivers.waiting import until
 
 READER = SeenDevice("/dev/input/event7", "USB Swipe MSR Reader", 0x0801, 0x0002, None)
 
@@ -108,22 +109,22 @@ def test_evdev_hot_plug_on_the_loop() -> None:
         port = InputPort(config, lambda role, item: got.append(item), discover=lambda: devices,
                          open_device=open_device)
         port.start()
-        await asyncio.sleep(0.05)
+        await until(lambda: port.status == "absent", 5, "the first scan to find nothing")
         assert not port.present and port.status == "absent"
         devices.append(READER)  # plugged in
-        await asyncio.sleep(0.15)
+        await until(lambda: port.present, 5, "the reader to be attached")
         assert port.present and fakes[0].grabbed
         fakes[0].send(events_for_text(";8000123456?\n"))
-        await asyncio.sleep(0.02)
+        await until(lambda: len(got) == 1, 5, "the swipe ended by Enter")
         fakes[0].send(events_for_text(";80001234"))  # a reader without Enter
-        await asyncio.sleep(0.1)
+        await until(lambda: len(got) == 2, 5, "the swipe ended by the idle time")
         fakes[0].gone = True
         devices.clear()
         fakes[0].send([])
-        await asyncio.sleep(0.02)
+        await until(lambda: not port.present, 5, "the unplug to be seen")
         assert not port.present and "lost" in port.status
         devices.append(READER)  # back again
-        await asyncio.sleep(0.15)
+        await until(lambda: port.present, 5, "the reader to be attached again")
         assert port.present and len(fakes) == 2
         port.close()
         return got

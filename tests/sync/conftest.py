@@ -92,6 +92,16 @@ class Inbox:
                 await self._changed.wait()
         return self.messages
 
+    async def wait_for_payload(self, payload: bytes, timeout: float = 5.0) -> list[Any]:
+        """Wait until a message carrying ``payload`` arrived: a sentinel published after the
+        messages a test expects not to see, from the same connection, so the broker would have
+        delivered those first."""
+        async with asyncio.timeout(timeout):
+            while not any(m.payload == payload for m in self.messages):
+                self._changed.clear()
+                await self._changed.wait()
+        return self.messages
+
     @property
     def topics(self) -> list[str]:
         return [m.topic for m in self.messages]

@@ -3,7 +3,6 @@ own topics and their own scopes' bundles (the broker fixture's register is TEST_
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import socket
 import ssl
@@ -23,11 +22,14 @@ from terminal.protocol.mqtt import (
     TlsFiles,
 )
 from terminal.protocol.topics import Topics
+from tests.drivers.waiting import until
 from tests.support.mosquitto import TEST_FLEET, Mosquitto
 from tests.sync.conftest import Inbox, Pki, mqtt_client, run
 
 T = Topics()
-SETTLE = 0.5  # long enough for Mosquitto on loopback to deliver anything it was going to
+# Published after the messages a test expects to be dropped, on the same connection: once it
+# arrives, the broker has already delivered anything it was going to deliver before it.
+SENTINEL = b"sentinel"
 BUNDLES = f"{T.root}/bundles/#"
 # Not a scope of the scheme (Topics.bundle refuses it): were anything under bundles/ readable by
 # every terminal, as with the former "pattern read .../bundles/#", this would leak too.
@@ -46,9 +48,8 @@ def test_terminal_cannot_publish_as_another(pki, broker) -> None:
                 # Mosquitto may say so in the PUBACK; either way nothing is delivered.
                 with contextlib.suppress(PublishRefused):
                     await a.publish(topic, b"forged")
-            await a.publish(T.events("S001", "T01"), b"own")
-            await inbox.wait_for(1)
-            await asyncio.sleep(SETTLE)
+            await a.publish(T.events("S001", "T01"), b"own")  # the sentinel
+            await inbox.wait_for_payload(b"own")
             assert [(m.topic, m.payload) for m in inbox.messages] == [
                 (T.events("S001", "T01"), b"own")]
     run(scenario())
@@ -64,8 +65,9 @@ def test_terminal_reads_only_its_own_commands_acks_and_responses(pki, broker) ->
             for store, terminal in (("S001", "T02"), ("S002", "T01"), ("S001", "T01")):
                 for channel in ("cmd", "acks", "members/resp"):
                     await hq.publish(T.terminal(store, terminal, channel), b"x")
-            await inbox.wait_for(3)
-            await asyncio.sleep(SETTLE)
+            await hq.publish(T.cmd("S001", "T01"), SENTINEL)
+            await inbox.wait_for_payload(SENTINEL)
+            assert inbox.messages.pop().payload == SENTINEL  # the last one
             assert sorted(inbox.topics) == sorted(
                 T.terminal("S001", "T01", c) for c in ("cmd", "acks", "members/resp"))
     run(scenario())
@@ -82,7 +84,9 @@ def test_terminal_cannot_forge_hq_traffic(pki, broker) -> None:
                           T.hq_state(), T.member_response("S001", "T01")):
                 with contextlib.suppress(PublishRefused):
                     await a.publish(topic, b"forged")
-            await asyncio.sleep(SETTLE)
+            await a.publish(T.events("S001", "T01"), SENTINEL)  # its own topic: delivered
+            await inbox.wait_for_payload(SENTINEL)
+            assert inbox.messages.pop().payload == SENTINEL
             assert inbox.messages == []
     run(scenario())
 
@@ -123,7 +127,7 @@ def test_rogue_client_never_gets_connected(pki, broker) -> None:
         client = MqttClient(MqttConfig(broker.host, broker.port, "rogue", tls=rogue_tls,
                                        backoff_initial=0.05, backoff_max=0.1))
         await client.start()
-        await asyncio.sleep(1.0)
+        await until(lambda: client.backoff.attempt >= 2, 10, "two refused attempts")
         assert not client.connected and client.backoff.attempt >= 2
         await client.stop()
     run(scenario())
@@ -131,13 +135,24 @@ def test_rogue_client_never_gets_connected(pki, broker) -> None:
 
 async def _publish_bundles(pki: Pki, broker: Mosquitto, bundles: dict[str, bytes],
                            retain: bool = True) -> None:
+    """Publish ``bundles``, then SENTINEL (not retained) on the chain's bundle topic, which every
+    terminal reads."""
     async with mqtt_client(pki, broker, "hq", client_id="hq-push") as hq:
         for topic, payload in bundles.items():
             await hq.publish(topic, payload, retain=retain)
+        await hq.publish(T.bundle("chain"), SENTINEL)
 
 
 def _got(inbox: Inbox) -> list[tuple[str, bytes]]:
-    return sorted((m.topic, m.payload) for m in inbox.messages)
+    """What arrived, sentinels left out."""
+    return sorted((m.topic, m.payload) for m in inbox.messages if m.payload != SENTINEL)
+
+
+async def _settled(*inboxes: Inbox) -> None:
+    """Wait for the latest sentinel in each inbox, then forget the sentinels seen so far."""
+    for inbox in inboxes:
+        await inbox.wait_for_payload(SENTINEL)
+        inbox.messages[:] = [m for m in inbox.messages if m.payload != SENTINEL]
 
 
 def test_terminal_reads_its_own_scopes_bundles_only(pki, broker) -> None:
@@ -162,7 +177,7 @@ def test_terminal_reads_its_own_scopes_bundles_only(pki, broker) -> None:
                                    retain=False)
             await a_inbox.wait_for(4)
             await b_inbox.wait_for(4)
-            await asyncio.sleep(SETTLE)
+            await _settled(a_inbox, b_inbox)
         own = {"S001/T01": ("chain", "store/S001"), "S002/T01": ("chain", "store/S002")}
         for inbox, identity in ((a_inbox, "S001/T01"), (b_inbox, "S002/T01")):
             assert _got(inbox) == sorted(
@@ -217,7 +232,8 @@ def test_new_terminal_reads_its_store_after_register_and_sighup(pki, broker,
             await new.subscribe(BUNDLES, new_inbox)
             await other.subscribe(BUNDLES, other_inbox)
             await new_inbox.wait_for(1)
-            await asyncio.sleep(SETTLE)
+            await _publish_bundles(pki, broker, {})  # the sentinel alone
+            await _settled(new_inbox, other_inbox)
             assert _got(new_inbox) == [(T.bundle("chain"), b"chain")]
 
             broker.generate_acl("--add-from", str(csr))
@@ -228,7 +244,7 @@ def test_new_terminal_reads_its_store_after_register_and_sighup(pki, broker,
 
             await _publish_bundles(pki, broker, {T.bundle("store/S003"): b"S003 v2"})
             await new_inbox.wait_for(2)
-            await asyncio.sleep(SETTLE)
+            await _settled(new_inbox, other_inbox)
             assert _got(new_inbox) == [(T.bundle("chain"), b"chain"),
                                        (T.bundle("store/S003"), b"S003 v2")]
             assert new.connected and other.connected  # the reload dropped no one

@@ -19,10 +19,12 @@ from terminal.protocol.mqtt import (
     _overlap,
 )
 from terminal.protocol.topics import Topics
+from tests.drivers.waiting import until
 from tests.sync.conftest import Inbox, mqtt_client, run
 
 T = Topics()
 EVENTS = T.events("S001", "T01")
+SENTINEL = b"sentinel"  # published after what a test expects not to arrive (tests/sync/conftest.py)
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:
@@ -82,15 +84,17 @@ def test_publish_while_disconnected_is_refused_at_once(pki, broker) -> None:
 
 def test_reconnects_after_broker_restart_and_renews_subscriptions(pki, broker) -> None:
     async def scenario() -> None:
-        inbox, readies = Inbox(), []
+        inbox, readies, terminal_readies = Inbox(), [], []
         async with mqtt_client(pki, broker, "hq") as hq, \
                 mqtt_client(pki, broker, "S001/T01") as terminal:
             hq.on_ready(lambda: readies.append("hq"))
+            terminal.on_ready(lambda: terminal_readies.append("terminal"))
             await hq.subscribe(T.all_terminals("events"), inbox)
             await terminal.publish(EVENTS, b"before")
             await inbox.wait_for(1)
             await asyncio.to_thread(broker.restart)
-            await asyncio.sleep(0.2)
+            # Until both have connected again (wait_ready alone may see the old connection).
+            await until(lambda: readies and terminal_readies, 10, "both clients to reconnect")
             await hq.wait_ready(10)
             await terminal.wait_ready(10)
             await terminal.publish(EVENTS, b"after")
@@ -129,8 +133,12 @@ def test_clean_stop_sends_no_will(pki, broker) -> None:
         async with mqtt_client(pki, broker, "hq") as hq:
             await hq.subscribe(status, inbox)
             async with mqtt_client(pki, broker, "S001/T01", will=Will(status, b"dead")):
-                pass
-            await asyncio.sleep(0.5)
+                pass  # stop() returns once the broker closed the connection after DISCONNECT
+            # A will would have been published then: a message sent after it arrives after it.
+            async with mqtt_client(pki, broker, "S001/T01", client_id="S001-T01-later") as later:
+                await later.publish(status, SENTINEL)
+            await inbox.wait_for_payload(SENTINEL)
+            assert inbox.messages.pop().payload == SENTINEL
             assert inbox.messages == []
     run(scenario())
 
@@ -176,7 +184,10 @@ def test_an_overlapping_subscription_splits_copies_without_replaying_retained(pk
             await terminal.publish(status, b"live")
             await one.wait_for(2)
             await every.wait_for(2)
-            await asyncio.sleep(0.3)
+            await terminal.publish(status, SENTINEL)  # any extra copy of "live" comes before it
+            for inbox in (one, every):
+                await inbox.wait_for_payload(SENTINEL)
+                assert inbox.messages.pop().payload == SENTINEL
             assert [m.payload for m in one.messages] == [b"retained", b"live"]
             assert [m.payload for m in every.messages] == [b"retained", b"live"]
     run(scenario())
