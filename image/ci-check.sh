@@ -4,7 +4,8 @@
 #   - `posterm --version` runs and the release imports its native dependencies (evdev, cryptography,
 #     Pillow) on arm64,
 #   - the units are enabled and `systemd-analyze verify` prints nothing for them,
-#   - the posterm user exists in the input, dialout and lp groups.
+#   - the posterm user exists in the input, dialout and lp groups,
+#   - the release holds exactly the versions constraints.txt pins, and none of HQ's packages.
 # Prints PASS or FAIL as its last line; exit status 0 only on PASS. Needs root.
 #   sudo image/ci-check.sh
 set -euo pipefail
@@ -46,6 +47,19 @@ check "user posterm in input, dialout, lp" sh -c \
   'id posterm && for g in input dialout lp; do id -nG posterm | tr " " "\n" | grep -Fx "$g" >/dev/null || { echo "not in $g"; exit 1; }; done'
 check "state and release directories owned right" sh -c \
   '[ "$(stat -c %U:%a /var/lib/posterm)" = posterm:750 ] && [ "$(stat -c %U /var/opt/posterm/releases)" = root ]'
+# The release's own packages (not Debian's, seen through the system site packages).
+frozen="$(chroot "$root" /opt/posterm/current/bin/python -m pip freeze --local 2>/dev/null)"
+if unpinned="$(grep -vixF -f <(grep -v '^#' "$REPO_DIR/constraints.txt") <<<"$frozen" \
+                | grep -v '^posterm==')"; then
+  log "FAILED: release packages not at constraints.txt's versions:"; echo "$unpinned" | sed 's/^/    /' >&2
+  failures=$((failures + 1))
+elif hq="$(grep -iE '^(psycopg|starlette|uvicorn|jinja2|argon2|asgi-csrf|itsdangerous|python-multipart)' \
+             <<<"$frozen")"; then
+  log "FAILED: HQ packages on a terminal:"; echo "$hq" | sed 's/^/    /' >&2
+  failures=$((failures + 1))
+else
+  log "ok: release packages pinned by constraints.txt ($(wc -l <<<"$frozen") packages), no HQ package"
+fi
 chroot_umount
 trap - EXIT
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the offline wheelhouse for the arm64 image: the posterm wheel from this checkout and
-# aarch64/py3.11 wheels of its dependencies from PyPI. evdev is left out: the image uses Debian's
-# python3-evdev through the venv's system site packages (PyPI has no aarch64 wheel of it).
+# aarch64/py3.11 wheels of its dependencies from PyPI, at the versions constraints.txt pins (the
+# tested ones). evdev is left out: the image uses Debian's python3-evdev through the venv's system
+# site packages (PyPI has no aarch64 wheel of it). No extra: HQ's packages never reach a terminal.
 # Prints the wheelhouse directory on stdout.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -33,6 +34,6 @@ PY
   --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none \
   --platform manylinux_2_36_aarch64 --platform manylinux_2_28_aarch64 \
   --platform manylinux2014_aarch64 --platform linux_aarch64 --platform any \
-  -r "$out/requirements.txt" 2> >(grep -v "^WARNING: Location" >&2)
+  -c "$REPO_DIR/constraints.txt" -r "$out/requirements.txt" 2> >(grep -v "^WARNING: Location" >&2)
 log "wheelhouse: posterm $(cat "$out/version"), $(find "$out" -name "*.whl" | wc -l) wheels, $(du -sh "$out" | cut -f1)"
 echo "$out"

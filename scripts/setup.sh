@@ -31,5 +31,5 @@ python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
   echo "setup: posterm needs Python 3.11 or newer; this python3 is $(python3 -V)" >&2; exit 1; }
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,hq]'
+.venv/bin/python -m pip install -q -c constraints.txt -e '.[dev]'  # dev pulls the hq extra
 mkdir -p var/escpos-cache
