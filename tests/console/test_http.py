@@ -80,6 +80,13 @@ def test_wrong_password_is_refused_and_repeated_failures_are_throttled(fresh_cha
         assert response.status_code == 429
         assert c.get("/members").status_code == 303
         login(c, "svc")  # another account from the same address still signs in
+        c.post("/logout", data={"csrftoken": csrf(c, "/members")})
+        login(c, "aud")
+        actions = [e["action"] for e in c.get("/api/v1/audit", params={"actor": "mkt"}).json()[
+            "entries"]]
+        assert actions == ["login.throttled"] + ["login.failed"] * accounts.THROTTLE_PER_NAME
+        assert "logout" in {e["action"] for e in c.get(
+            "/api/v1/audit", params={"actor": "svc"}).json()["entries"]}
 
 
 def test_csrf_is_refused_on_every_form(chain) -> None:

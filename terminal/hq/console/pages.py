@@ -48,9 +48,13 @@ async def login(request: Request) -> Response:
     try:
         who = await db.run(accounts.authenticate, name, password, client)
     except accounts.Throttled:
+        await db.run(audit.record, Principal(name[:64] or "-", "-"), "login.throttled", "",
+                     "", f"from {client}")
         return render(request, "login.html", 429, error="login.throttled", next=target,
                       name=name)
     if who is None:
+        await db.run(audit.record, Principal(name[:64] or "-", "-"), "login.failed", "",
+                     "", f"from {client}")
         return render(request, "login.html", 401, error="login.failed", next=target, name=name)
     # A fresh session id on every sign-in, the old one ended: a session id planted before
     # sign-in is worth nothing after it (session fixation).
@@ -70,10 +74,17 @@ def _signed_in(who: Principal) -> str:
 
 async def logout(request: Request) -> Response:
     sid = request.session.get("sid")
+    who = await principal(request)
     if isinstance(sid, str):
-        await console_of(request).db.run(accounts.end_session, sid)
+        await console_of(request).db.run(_signed_out, sid, who)
     request.session.clear()
     return RedirectResponse("/login", 303)
+
+
+def _signed_out(sid: str, who: Principal | None) -> None:
+    accounts.end_session(sid)
+    if who is not None:
+        audit.record(who, "logout")
 
 
 async def language(request: Request) -> Response:
