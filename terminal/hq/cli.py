@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
            "revoke, write the broker's CRL"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
+    "db": ("terminal.hq.db", "upgrade HQ's database to this release's schema, or show its "
+           "version"),
     "demo": ("terminal.hq.demo", "fill an empty HQ database with a demo chain: three stores, "
              "members and three months of sales"),
     "local-chain": ("terminal.hq.localchain.run", "the whole chain on this machine: broker, "

@@ -60,8 +60,8 @@ def open_ledger(db_url: str, rules_path: Path, card_key_path: Path,
         trust = TrustPolicy.load(trust_path) if trust_path is not None else TrustPolicy()
     except PolicyError as exc:
         raise BuildError(str(exc)) from None
-    return ChainLedger(open_hq_database(db_url), rules, card_key_path.read_bytes().strip(),
-                       trust=trust)
+    return ChainLedger(open_hq_database(db_url, migrate=False), rules,
+                       card_key_path.read_bytes().strip(), trust=trust)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -30,17 +30,13 @@ from peewee import (
 )
 from playhouse.db_url import parse
 
-from terminal.hq.models import HQ_APPEND_ONLY, HQ_MODELS
-from terminal.loyalty.store.binding import bound
+from terminal.hq import migrations
 from terminal.loyalty.store.database import open_database
-from terminal.loyalty.store.models import MODELS
 
 # Every HQ writer takes this transaction-scoped lock first: the ledger's sequence counter is one
 # row, so chain-wide writes are serial anyway; the lock makes collectors queue instead of failing.
 _PG_LOCK = 0x706F7374  # "post"
-# Schema creation takes this session-level lock: CREATE TABLE IF NOT EXISTS is not safe against
-# itself (two collectors starting on an empty database both pass the check and one fails on
-# pg_type's unique index), so collectors create the schema one after the other.
+# Schema changes take this session-level lock (see open_hq_database).
 _PG_SCHEMA_LOCK = 0x706F7363  # "posc"
 
 
@@ -48,7 +44,7 @@ _PG_SCHEMA_LOCK = 0x706F7363  # "posc"
 _READS_AND_SAVEPOINTS = frozenset({"SELECT", "SAVEPOINT", "RELEASE"})
 
 
-class EncodingError(RuntimeError):
+class EncodingError(ValueError):
     """The PostgreSQL database or connection does not speak UTF8."""
 
 
@@ -168,22 +164,37 @@ def pipelined(db: Database) -> AbstractContextManager[None]:
     return db.pipelined() if isinstance(db, HqPostgresDatabase) else nullcontext()
 
 
-def open_hq_database(url: str) -> Database:
+def open_hq_database(url: str, *, migrate: bool = True) -> Database:
+    """Open HQ's database at ``url`` and bring its schema to this software's version
+    (:mod:`terminal.hq.migrations`). With ``migrate=False`` (a collector, a report) a schema of
+    another version is refused, naming both; an empty database is still initialised, so
+    collectors can start on a new one. On PostgreSQL schema changes are made under a session
+    advisory lock: CREATE TABLE IF NOT EXISTS is not safe against itself (two collectors starting
+    on an empty database both pass the check and one fails on pg_type's unique index)."""
     if url.startswith(("postgresql://", "postgres://")):
-        db = HqPostgresDatabase(**parse(url))
+        db: Database = HqPostgresDatabase(**parse(url))
         db.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_SCHEMA_LOCK,))
         try:
-            with bound(db, MODELS + HQ_MODELS):
-                db.create_tables(MODELS + HQ_MODELS, safe=True)
-                append_only(db, HQ_APPEND_ONLY)
-        finally:
-            db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_SCHEMA_LOCK,))
+            _schema(db, migrate)
+        except BaseException:
+            db.close()
+            raise
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_SCHEMA_LOCK,))
         return db
     db = open_database(url.removeprefix("sqlite:///"))
-    with bound(db, HQ_MODELS):  # see open_database: other ledgers' threads bind these too
-        db.create_tables(HQ_MODELS, safe=True)
-        append_only(db, HQ_APPEND_ONLY)
+    try:
+        _schema(db, migrate)
+    except BaseException:
+        db.close()
+        raise
     return db
+
+
+def _schema(db: Database, migrate: bool) -> None:
+    if migrate or migrations.stored_version(db) is None:
+        migrations.upgrade(db)
+    else:
+        migrations.check(db)
 
 
 def append_only(db: Database, models: Sequence[type[Model]]) -> None:

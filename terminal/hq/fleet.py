@@ -30,7 +30,11 @@ def fleet() -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    db = open_hq_database(args.db)
+    try:
+        db = open_hq_database(args.db, migrate=False)
+    except ValueError as exc:  # a schema of another version, not UTF8
+        print(f"posterm-hq fleet: {exc}", file=sys.stderr)
+        return 1
     with db.bind_ctx(HQ_MODELS):
         rows = fleet()
     db.close()

@@ -112,4 +112,4 @@ class LookupAudit(BaseModel):
 HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState, MemberHome,
              LookupAudit)
 # Tables whose rows are a record: the database refuses to change them (database.append_only).
-HQ_APPEND_ONLY = (MemberOp, LookupAudit)
+HQ_APPEND_ONLY = (AppliedEvent, MemberOp, LookupAudit)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import defaultdict
 from typing import Any
 
@@ -62,7 +63,11 @@ def report() -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    db = open_hq_database(args.db)
+    try:
+        db = open_hq_database(args.db, migrate=False)
+    except ValueError as exc:  # a schema of another version, not UTF8
+        print(f"posterm-hq report: {exc}", file=sys.stderr)
+        return 1
     with db.bind_ctx(MODELS + HQ_MODELS):
         data = report()
     db.close()

@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from peewee import BigIntegerField, Database, IntegerField, TextField
+from peewee import Database
 
 from terminal.loyalty.clock import to_micros
 from terminal.loyalty.errors import Refused, RulesError
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.database import write_transaction
-from terminal.loyalty.store.models import BaseModel, Product
+from terminal.loyalty.store.models import HeldBundle, Product
 from terminal.loyalty.store.people import load_catalogue
 from terminal.protocol import canonical
 from terminal.protocol.bundle import (
@@ -35,26 +35,10 @@ from terminal.protocol.bundle import (
 )
 
 
-class HeldBundle(BaseModel):
-    """The bundle held for one scope; replaced only by a verified higher version."""
-
-    scope = TextField(primary_key=True)
-    version = IntegerField()
-    issued_us = BigIntegerField()
-    expires_us = BigIntegerField()
-    wire = TextField()  # the message as received: verifiable again at any time
-    applied_us = BigIntegerField()
-
-
 class BadPayload(BundleRejected):
     """Signed and current, but its rules or catalogue do not pass the terminal's own checks."""
 
     reason_code = "bad_payload"
-
-
-def ensure_table(db: Database) -> None:
-    """Create the table if missing (idempotent; models bound by the caller)."""
-    HeldBundle.create_table(safe=True)
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,6 @@ class MqttHqLink:
         return self.client.connected and self.outbox.hq_online
 
     async def start(self) -> None:
-        await self.ledger.run(bundle_store.ensure_table, self.store.db)
         self._epoch = await self.ledger.run(lambda: self.store.epoch)
         await self.reload_rules()
         ident = self.store.identity

@@ -14,7 +14,7 @@ from typing import Any
 
 import peewee
 from peewee import Database, IntegerField, OperationalError, SqliteDatabase
-from playhouse.migrate import SqliteMigrator, migrate
+from playhouse.migrate import SchemaMigrator, SqliteMigrator, migrate
 
 from terminal.loyalty.errors import StorageFull
 from terminal.loyalty.store.binding import LOCK
@@ -22,6 +22,7 @@ from terminal.loyalty.store.models import (
     APPEND_ONLY,
     MODELS,
     CardState,
+    HeldBundle,
     Lot,
     Meta,
     Operator,
@@ -61,10 +62,11 @@ def _add_card_state_v2(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
     db.create_tables([CardState], safe=True)
 
 
-def _operators_v3(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
-    """Operators sign in with number + PIN (``store.operators``): a number for each operator
-    (1, 2, ... in name order), the keyed hash, the lockout; the scrypt hash stays until the
-    operator's first sign-in replaces it."""
+def operators_sign_in(db: Database, migrator: SchemaMigrator) -> None:
+    """Schema 3: operators sign in with number + PIN (``store.operators``): a number for each
+    operator (1, 2, ... in name order), the keyed hash, the lockout; the scrypt hash stays until
+    the operator's first sign-in replaces it. HQ's PostgreSQL history runs it too (models
+    bound by the caller)."""
     table = Operator._meta.table_name
     if "number" in {column.name for column in db.get_columns(table)}:
         return  # made by _create_v1 from today's models
@@ -81,6 +83,11 @@ def _operators_v3(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
             Operator.select(Operator.name).order_by(Operator.name).tuples(), 1):
         Operator.update(number=number).where(Operator.name == name).execute()
     migrate(migrator.add_index(table, ("number",), unique=True))
+
+
+def _held_bundle_v5(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
+    # The terminal's held bundles, created by the sync link at start until this version.
+    db.create_tables([HeldBundle], safe=True)
 
 
 @contextmanager
@@ -149,8 +156,9 @@ def _index_open_lots_by_member_v4(db: SqliteDatabase, migrator: SqliteMigrator) 
 MIGRATIONS: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]] = {
     1: _create_v1,
     2: _add_card_state_v2,
-    3: _operators_v3,
+    3: operators_sign_in,
     4: _index_open_lots_by_member_v4,
+    5: _held_bundle_v5,
 }
 
 

@@ -247,6 +247,18 @@ class Product(BaseModel):
     price_fen = BigIntegerField()
 
 
+class HeldBundle(BaseModel):
+    """The signed bundle a terminal holds for one scope (terminal.sync.bundle_store); replaced
+    only by a verified higher version. A terminal's table: HQ's databases never use it."""
+
+    scope = TextField(primary_key=True)
+    version = IntegerField()
+    issued_us = BigIntegerField()
+    expires_us = BigIntegerField()
+    wire = TextField()  # the message as received: verifiable again at any time
+    applied_us = BigIntegerField()
+
+
 MODELS: tuple[type[BaseModel], ...] = (
     Meta,
     Member,

@@ -1,0 +1,158 @@
+"""HQ's schema history: the last release's databases (tests/hq/release, made by its code) upgrade
+on SQLite and on PostgreSQL with every row intact; collectors refuse a schema of another version,
+naming both; PostgreSQL keeps the append-only promise itself."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from peewee import Database, PostgresqlDatabase, SqliteDatabase
+
+from terminal.hq import migrations
+from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.cli import main
+from terminal.hq.database import open_hq_database
+from terminal.loyalty.rules import Rules
+from tests.hq.test_ingest_batches import apply, till_events
+from tests.hq.test_postgres_collector import fresh_database
+from tests.support.postgres import _binary
+from tests.sync.harness import CARD_KEY, rules_data
+
+RELEASE = Path(__file__).parent / "release"
+Rows = dict[str, tuple[list[str], list[tuple[Any, ...]]]]
+
+
+VERSIONS = ("schema_version", migrations.VERSION_KEY)  # in meta: what an upgrade moves
+
+
+def rows(db: Database) -> Rows:
+    """Every table's columns and rows, in a stable order (the schema versions left out)."""
+    found = {}
+    for table in db.get_tables():
+        columns = sorted(c.name for c in db.get_columns(table))
+        body = db.execute_sql(f"SELECT {', '.join(columns)} FROM {table}").fetchall()
+        if table == "meta":
+            body = [row for row in body if row[columns.index("key")] not in VERSIONS]
+        found[table] = (columns, sorted(body, key=repr))
+    return found
+
+
+def assert_kept(before: Rows, after: Rows) -> None:
+    """Each table of ``before`` is still there with its rows, its old columns' values the same
+    (an upgrade may add columns and tables)."""
+    assert set(before) <= set(after)
+    for table, (columns, old) in before.items():
+        new_columns, new = after[table]
+        assert set(columns) <= set(new_columns), table
+        keep = [new_columns.index(c) for c in columns]
+        assert sorted((tuple(row[i] for i in keep) for row in new), key=repr) == old, table
+
+
+def release_sqlite(tmp_path: Path) -> str:
+    path = tmp_path / "hq-0.1.db"
+    shutil.copy(RELEASE / "hq-0.1.db", path)
+    return str(path)
+
+
+def release_postgresql(postgres: Any) -> str:
+    url = fresh_database(postgres)
+    subprocess.run([_binary("psql"), "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-f",
+                    str(RELEASE / "hq-0.1.sql")], check=True, capture_output=True)
+    return url
+
+
+def plain(url: str) -> Database:
+    """The database without any of HQ's opening (no migration, no check)."""
+    if url.startswith("postgresql://"):
+        return PostgresqlDatabase(url, prefer_psycopg3=True)
+    return SqliteDatabase(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def release_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return release_sqlite(tmp_path)
+    return release_postgresql(request.getfixturevalue("postgres"))
+
+
+def test_the_last_release_upgrades_with_its_data_intact(release_url: str, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    with plain(release_url) as db:
+        before = rows(db)
+    assert len(before["applied_event"][1]) == 36 and before["member_hold"][1]
+    latest = migrations.latest()
+    # A collector refuses it, naming both versions; nothing is changed by the refusal.
+    with pytest.raises(migrations.SchemaMismatch,
+                       match=f"version 0, older than this posterm-hq's {latest}: run "
+                             "`posterm-hq db upgrade"):
+        open_hq_database(release_url, migrate=False)
+    assert main(["db", "upgrade", "--db", release_url]) == 0
+    assert capsys.readouterr().out.strip() == f"schema version {latest} (this posterm-hq's: " \
+                                              f"{latest})"
+    with plain(release_url) as db:
+        assert_kept(before, rows(db))
+    # Upgraded, the collector opens it, the ledger adds up, and new events apply.
+    ledger = ChainLedger(open_hq_database(release_url, migrate=False),
+                         Rules.from_mapping(rules_data()), CARD_KEY)
+    try:
+        assert ledger.thread.call(ledger.store.check_invariants) == []
+        outcomes = apply(ledger, till_events(tmp_path, "S003"))
+        assert set(outcomes) <= {"applied", "flagged"} and sum(outcomes.values()) == 18
+        assert ledger.thread.call(ledger.store.check_invariants) == []
+    finally:
+        ledger.close()
+    assert main(["db", "upgrade", "--db", release_url]) == 0  # again: nothing to do
+    assert capsys.readouterr().out.startswith(f"schema version {latest} ")
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_newer_schema_is_refused_naming_both_versions(kind: str, tmp_path: Path,
+                                                        request: pytest.FixtureRequest) -> None:
+    url = str(tmp_path / "hq.db") if kind == "sqlite" \
+        else fresh_database(request.getfixturevalue("postgres"))
+    open_hq_database(url).close()
+    latest = migrations.latest()
+    with plain(url) as db:
+        db.execute_sql("UPDATE meta SET value = '99' WHERE key = 'hq_schema_version'")
+    for migrate in (False, True):
+        with pytest.raises(migrations.SchemaMismatch,
+                           match=f"version 99, newer than this posterm-hq's {latest}"):
+            open_hq_database(url, migrate=migrate)
+    assert main(["db", "version", "--db", url]) == 1
+
+
+def test_postgresql_refuses_to_rewrite_history(postgres: Any, tmp_path: Path) -> None:
+    url = release_postgresql(postgres)
+    assert main(["db", "upgrade", "--db", url]) == 0
+    refused = [
+        "UPDATE ledger_entry SET points = points + 1",
+        "DELETE FROM ledger_entry",
+        "UPDATE allocation SET points = 0",
+        "DELETE FROM sale_line",
+        "UPDATE applied_event SET outcome = 'refused'",
+        "DELETE FROM applied_event",
+        "TRUNCATE audit",
+        "UPDATE lot SET points = points + 1",
+        "UPDATE lot SET member_id = member_id || 'x'",
+        "DELETE FROM lot",
+    ]
+    with plain(url) as db:
+        for statement in refused:
+            with pytest.raises(Exception, match="append-only"), db.atomic():
+                db.execute_sql(statement)
+        with db.atomic() as allowed:  # what the ledger itself changes of a lot
+            db.execute_sql("UPDATE lot SET remaining = remaining, expires_us = expires_us + 1")
+            allowed.rollback()
+        indexes = {row[0] for row in db.execute_sql(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'lot'").fetchall()}
+        assert "lot_open_by_expiry" in indexes
+
+
+def test_every_migration_has_both_kinds_and_the_versions_run_without_a_gap() -> None:
+    history = migrations.history()
+    assert [m.version for m in history] == list(range(1, len(history) + 1))
+    assert all(m.name.startswith(f"v{m.version:04d}_") for m in history)
