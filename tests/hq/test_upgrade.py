@@ -100,8 +100,10 @@ def test_the_last_release_upgrades_with_its_data_intact(release_url: str, tmp_pa
                          Rules.from_mapping(rules_data()), CARD_KEY)
     try:
         assert ledger.thread.call(ledger.store.check_invariants) == []
-        outcomes = apply(ledger, till_events(tmp_path, "S003"))
-        assert set(outcomes) <= {"applied", "flagged"} and sum(outcomes.values()) == 18
+        # (An adjustment needs a manager HQ knows at the store: not this test's subject.)
+        events = [e for e in till_events(tmp_path, "S003") if e.kind != "adjust"]
+        outcomes = apply(ledger, events)
+        assert set(outcomes) <= {"applied", "flagged"} and sum(outcomes.values()) == 17
         assert ledger.thread.call(ledger.store.check_invariants) == []
     finally:
         ledger.close()
