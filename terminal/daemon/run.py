@@ -169,9 +169,18 @@ async def await_provisioning(config_path: Path, every: float = 2.0) -> int:
     """
     from terminal.core.systemd import Notifier
     from terminal.drivers.pole import PoleConfig, open_pole
+    from terminal.field.enroll import read_refusal
+
+    def pole_text() -> tuple[str, str]:
+        """A refused enrollment code in its own words (zh, en), else the generic notice."""
+        refusal = read_refusal(config_path.parent)
+        if refusal is None:
+            return "NOT PROVISIONED", "see posterm-provision"
+        zh, en = refusal["pole"]
+        return zh, en
 
     notifier = Notifier.from_environment()
-    message = ("NOT PROVISIONED", "see posterm-provision")
+    message = pole_text()
     log.warning("%s is missing: this terminal is not provisioned; put posterm-provision.toml "
                 "on the boot partition or run `posterm provision` (docs/field.md)", config_path)
     pole = None
@@ -190,6 +199,10 @@ async def await_provisioning(config_path: Path, every: float = 2.0) -> int:
     try:
         while not config_path.exists() and not stop.is_set():
             notifier.watchdog()
+            if pole is not None and (latest := pole_text()) != message:
+                message = latest  # `posterm provision` recorded a refused enrollment meanwhile
+                with contextlib.suppress(OSError):
+                    await pole.update(*message)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), every)
     finally:

@@ -16,6 +16,11 @@ The file (``posterm-provision.toml`` on the boot partition, editable on any lapt
     [hq]
     root_public_key = '''-----BEGIN PUBLIC KEY----- ...''' # Ed25519, PEM or base64 of the raw key
 
+    [enroll]                       # optional: enrollment in one visit (instead of certificate)
+    code = "ABCD-EFGH-JKLM"        # `posterm-hq enroll issue S001/T01` printed it
+    claim_certificate = '''...'''   # the shared claim identity (HQ's template carries both)
+    claim_private_key = '''...'''
+
     [udev]                         # optional: stable names for the devices, "vendor:product"
     printer = "04b8:0202"
     pole_display = "067b:2303"
@@ -23,10 +28,15 @@ The file (``posterm-provision.toml`` on the boot partition, editable on any lapt
     [printer]                      # any other table is a device section, copied through as it is
     ...
 
-Without a certificate the terminal makes its own key (ECDSA P-256, kept across re-provisioning)
-and a certificate signing request with CN "{store}/{terminal_id}" (the broker ACL's identity),
-left beside the provisioning file for the technician to take to HQ. Putting the certificate HQ
-returns into the file (or running ``posterm provision --from``) installs it.
+With ``[enroll]`` the terminal makes its own key and request, redeems the code at HQ over the
+broker (terminal.field.enroll) and installs the certificate HQ answers with: nothing is carried
+back and forth. A refused or unanswered code writes no config; the reason goes to the error file,
+``posterm provision --status`` and the pole display, and the file stays for a new code.
+
+Without a certificate or ``[enroll]`` the terminal makes its own key (ECDSA P-256, kept across
+re-provisioning) and a certificate signing request with CN "{store}/{terminal_id}" (the broker
+ACL's identity), left beside the provisioning file for the technician to take to HQ. Putting
+the certificate HQ returns into the file (or running ``posterm provision --from``) installs it.
 
 Everything is validated before anything is written; a bad file is refused with a message naming
 the key and the last good config stays. The daemon config lands in ``{state_dir}/posterm.toml``
@@ -38,6 +48,7 @@ sections; the credentials in ``{state_dir}/credentials/``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import binascii
 import ipaddress
@@ -49,7 +60,7 @@ import ssl
 import sys
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -62,6 +73,9 @@ from cryptography.x509.oid import NameOID
 
 from terminal import __version__
 from terminal.core.atomic import write_atomic
+from terminal.field import enroll
+from terminal.protocol.enrollment import EnrollRequest
+from terminal.protocol.mqtt import TlsFiles
 
 BOOT_FILE = Path("/boot/firmware/posterm-provision.toml")
 STATE_DIR = Path("/var/lib/posterm")
@@ -76,22 +90,35 @@ FILES = {
     "terminal.crt": 0o640,
     "broker-ca.pem": 0o640,
     "hq-root.pub": 0o640,
+    "claim.crt": 0o640,
+    "claim.key": 0o600,
 }
 KNOWN = {
     "terminal": {"store", "terminal_id"},
     "broker": {"host", "port", "ca", "certificate", "private_key"},
     "hq": {"root_public_key"},
     "udev": {"printer", "pole_display"},
+    "enroll": {"code", "claim_certificate", "claim_private_key"},
 }
 NAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 HOSTNAME = re.compile(rf"(?=.{{1,253}}$){LABEL}(\.{LABEL})*")
 SECTION = re.compile(r"[a-z][a-z0-9_]*")
 USB_ID = re.compile(r"([0-9a-f]{4}):([0-9a-f]{4})")
+CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 -]{6,38}[A-Za-z0-9]")
 
 
 class ProvisionError(ValueError):
     """A provisioning file or state that is refused; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """The ``[enroll]`` section: the one-time code and the shared claim identity (PEM)."""
+
+    code: str
+    claim_certificate: bytes
+    claim_private_key: bytes
 
 
 @dataclass(frozen=True)
@@ -108,6 +135,7 @@ class Provisioning:
     private_key: ec.EllipticCurvePrivateKey | None
     usb_ids: dict[str, tuple[str, str]]
     devices: dict[str, Any]
+    enrollment: Enrollment | None = None
 
     @property
     def identity(self) -> str:
@@ -143,7 +171,24 @@ def parse(text: str, source: str) -> Provisioning:
         and not _same_key(certificate, private_key)
     ):
         raise ProvisionError(f"{source}: [broker] private_key: does not match the certificate")
+    enrollment = None
+    if "enroll" in data:
+        if certificate is not None:
+            raise ProvisionError(f"{source}: [enroll]: give either [broker] certificate or "
+                                 "[enroll], not both")
+        claim = fields.required("enroll", "claim_certificate", _certificate)
+        claim_key = fields.required("enroll", "claim_private_key", _private_key)
+        if not _same_key(claim, claim_key):
+            raise ProvisionError(f"{source}: [enroll] claim_private_key: does not match "
+                                 "claim_certificate")
+        enrollment = Enrollment(
+            fields.required("enroll", "code", _code),
+            claim.public_bytes(serialization.Encoding.PEM),
+            claim_key.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()))
     return Provisioning(
+        enrollment=enrollment,
         store=fields.required("terminal", "store", _name),
         terminal_id=fields.required("terminal", "terminal_id", _name),
         broker_host=fields.required("broker", "host", _host),
@@ -194,6 +239,14 @@ def _name(value: Any) -> str:
     text = _text(value)
     if not NAME.fullmatch(text):
         raise ValueError(f"{text!r} must be 1-32 letters, digits, '-' or '_'")
+    return text
+
+
+def _code(value: Any) -> str:
+    text = _text(value)
+    if not CODE.fullmatch(text):
+        raise ValueError(f"{text!r} is not an enrollment code (as `posterm-hq enroll issue` "
+                         "prints it: ABCD-EFGH-JKLM)")
     return text
 
 
@@ -339,6 +392,45 @@ def provision(
 STATUS_PAGE_MARKER = "print-status-page"
 
 
+def enroll_provisioning(prov: Provisioning, state_dir: Path,
+                        owner: tuple[int, int] | None = None,
+                        timeout: float = enroll.TIMEOUT) -> Provisioning:
+    """Redeem ``prov``'s enrollment code: ``prov`` with HQ's certificate and this box's key, or
+    ProvisionError (the refusal recorded for the status page and pole display)."""
+    assert prov.enrollment is not None
+    credentials = state_dir / CREDENTIALS
+    credentials.mkdir(parents=True, exist_ok=True)
+    credentials.chmod(0o750)
+    _own(credentials, owner)
+    key = _load_key(credentials / "terminal.key") or ec.generate_private_key(ec.SECP256R1())
+    writes = {
+        "terminal.key": key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()),
+        "broker-ca.pem": prov.broker_ca,
+        "claim.crt": prov.enrollment.claim_certificate,
+        "claim.key": prov.enrollment.claim_private_key,
+    }
+    for name, content in writes.items():
+        write_atomic(credentials / name, content, FILES[name], owner)
+    request = EnrollRequest(prov.store, prov.terminal_id, prov.enrollment.code,
+                            _csr(key, prov).public_bytes(serialization.Encoding.PEM).decode())
+    claim = TlsFiles(credentials / "broker-ca.pem", credentials / "claim.crt",
+                     credentials / "claim.key")
+    try:
+        answer = asyncio.run(enroll.exchange(prov.broker_host, prov.broker_port, claim, request,
+                                             timeout))
+        certificate = enroll.accept(answer, key, prov.identity)
+    except enroll.EnrollmentRefused as exc:
+        enroll.record_refusal(state_dir, exc, owner)
+        raise ProvisionError(str(exc)) from None
+    finally:
+        for name in ("claim.crt", "claim.key"):
+            (credentials / name).unlink(missing_ok=True)
+    enroll.clear_refusal(state_dir)
+    return replace(prov, certificate=certificate, private_key=key, enrollment=None)
+
+
 def daemon_config(prov: Provisioning, credentials: Path) -> str:
     """The daemon's TOML config for ``prov``, with its credentials under ``credentials``."""
     document: dict[str, Any] = {
@@ -477,7 +569,8 @@ def is_provisioned(state_dir: Path) -> bool:
 def status_facts(state_dir: Path) -> dict[str, str]:
     """The provisioning facts for the status page, in print order (empty if not provisioned)."""
     if not is_provisioned(state_dir):
-        return {}
+        refusal = enroll.read_refusal(state_dir)
+        return {"enrollment": f"{refusal['zh']} / {refusal['en']}"} if refusal else {}
     data = tomllib.loads((state_dir / CONFIG_NAME).read_text())
     broker = data.get("broker", {})
     facts = {
@@ -550,11 +643,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--status", action="store_true", help="only print the provisioning facts and exit"
     )
+    parser.add_argument(
+        "--enroll-timeout",
+        type=float,
+        default=enroll.TIMEOUT,
+        help=f"seconds to wait for HQ's answer to an [enroll] code (default {enroll.TIMEOUT:g})",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     if args.status:
         facts = status_facts(args.state_dir)
+        if "enrollment" in facts:
+            print(f"not provisioned: enrollment refused: {facts['enrollment']}")
+            return 1
         if not facts:
             print(f"not provisioned: no {args.state_dir / CONFIG_NAME}", file=sys.stderr)
             return 1
@@ -564,6 +666,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         text = args.source.read_text(encoding="utf-8")
         prov = parse(text, str(args.source))
+        if prov.enrollment is not None:
+            prov = enroll_provisioning(prov, args.state_dir, _owner(args.owner),
+                                       args.enroll_timeout)
         outcome = provision(prov, args.state_dir, _owner(args.owner), args.udev_rules)
     except (ProvisionError, OSError, UnicodeDecodeError) as exc:
         message = f"provisioning refused, the last good config is kept: {exc}"

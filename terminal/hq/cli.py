@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "terminal's store bundles"),
     "ca": ("terminal.hq.pki.cli", "the certificate authority: init, sign terminals' requests, "
            "revoke, write the broker's CRL"),
+    "enroll": ("terminal.hq.enrollment.cli", "one-visit enrollment: issue a terminal's one-time "
+               "code, serve the boxes redeeming theirs"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
     "db": ("terminal.hq.db", "upgrade HQ's database to this release's schema, or show its "

@@ -109,7 +109,23 @@ class LookupAudit(BaseModel):
     found = BooleanField()
 
 
+class EnrollmentCode(BaseModel):
+    """A one-time enrollment code HQ issued for one terminal (terminal.hq.enrollment): only its
+    SHA-256 is kept; ``used_us`` and ``serial`` are set when a box redeemed it."""
+
+    code_hash = TextField(primary_key=True)
+    store = TextField()
+    terminal = TextField()
+    issued_us = BigIntegerField()
+    expires_us = BigIntegerField()
+    used_us = BigIntegerField(null=True)
+    serial = TextField(null=True)  # the certificate signed for it, hex
+
+    class Meta:
+        indexes = ((("store", "terminal"), False),)
+
+
 HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState, MemberHome,
-             LookupAudit)
+             LookupAudit, EnrollmentCode)
 # Tables whose rows are a record: the database refuses to change them (database.append_only).
 HQ_APPEND_ONLY = (AppliedEvent, MemberOp, LookupAudit)

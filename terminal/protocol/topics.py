@@ -16,6 +16,7 @@ DEFAULT_ROOT = "posterm/v1"
 # Letters, digits, dot, dash, underscore: printable, no MQTT wildcard or separator, no spaces.
 _ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _CARD_HASH = re.compile(r"[0-9a-f]{64}")
+_NONCE = re.compile(r"[0-9a-f]{32}")
 
 TERMINAL_CHANNELS = ("events", "status", "acks", "cmd", "members/req", "members/resp")
 SHARED_GROUP = "posterm-hq"
@@ -104,6 +105,22 @@ class Topics:
         if not topic.startswith(prefix) or not _CARD_HASH.fullmatch(card_hash):
             raise TopicError(f"topic {topic!r} is not a member-state topic")
         return card_hash
+
+    def enroll_request(self) -> str:
+        """Where a new box, under the shared claim identity, sends its enrollment request (the
+        broker ACL confines the claim identity to this topic and the responses)."""
+        return f"{self.root}/enroll/req"
+
+    def enroll_response(self, nonce: str) -> str:
+        """Where HQ answers one enrollment request; ``nonce`` is the box's random hex."""
+        if not isinstance(nonce, str) or not _NONCE.fullmatch(nonce):
+            raise TopicError(f"enrollment nonce {nonce!r} must be 32 lower-case hex digits")
+        return f"{self.root}/enroll/resp/{nonce}"
+
+    def is_enroll_response(self, topic: str) -> bool:
+        prefix = f"{self.root}/enroll/resp/"
+        return (isinstance(topic, str) and topic.startswith(prefix)
+                and bool(_NONCE.fullmatch(topic[len(prefix):])))
 
     def scopes_for(self, store: str) -> tuple[str, str]:
         """The bundle scopes a terminal of ``store`` belongs to, broadest first."""

@@ -41,6 +41,8 @@ ISSUING_DAYS = 5 * 365
 TERMINAL_DAYS = 2 * 365
 SERVER_DAYS = 2 * 365
 CRL_DAYS = 30
+CLAIM_DAYS = 365  # the claim identity ships in HQ's provisioning template: renew it yearly
+SERVICE_IDENTITIES = frozenset({"hq", "claim"})
 BACKDATE = timedelta(hours=1)  # a terminal whose clock is a little behind still accepts it
 
 
@@ -200,6 +202,17 @@ class Authority:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, terminal.identity),
                              x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, terminal.store)])
         return self._leaf(subject, public_key, days, ExtendedKeyUsageOID.CLIENT_AUTH, now=now)
+
+    def identity(self, name: str) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+        """A client certificate and new key for one of HQ's own identities: ``hq`` (collectors,
+        tools) or ``claim`` (shared by new boxes; the ACL confines it to enrollment)."""
+        if name not in SERVICE_IDENTITIES:
+            raise CaError(f"{name!r}: the CA issues service identities {sorted(SERVICE_IDENTITIES)}"
+                          "; terminals send a request (ca sign)")
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        days = CLAIM_DAYS if name == "claim" else SERVER_DAYS
+        return self._leaf(subject, key.public_key(), days, ExtendedKeyUsageOID.CLIENT_AUTH), key
 
     def server(self, hosts: Sequence[str]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         """The broker's server certificate and a new key, for host names and IP addresses."""

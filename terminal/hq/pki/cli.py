@@ -2,6 +2,7 @@
 
     posterm-hq ca init DIR                      root (take root.key offline) + issuing CA
     posterm-hq ca server HOST... --ca DIR -o /etc/mosquitto/posterm/server
+    posterm-hq ca identity {hq,claim} --ca DIR -o PREFIX   HQ's tools / the boxes' shared claim
     posterm-hq ca sign REQUEST.csr --ca DIR -o CERT
     posterm-hq ca revoke CERT --ca DIR [-o CRL] [--broker-pid FILE]
     posterm-hq ca crl --ca DIR [-o CRL] [--broker-pid FILE]
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from terminal.core.atomic import write_atomic
 from terminal.hq.pki import authority
@@ -50,6 +52,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _ca(server)
     server.add_argument("-o", "--output", type=Path, required=True,
                         help="writes OUTPUT.crt and OUTPUT.key")
+    identity = actions.add_parser("identity", help="a client certificate and key for hq (HQ's "
+                                  "tools) or claim (new boxes' shared enrollment identity)")
+    identity.add_argument("name", choices=sorted(authority.SERVICE_IDENTITIES))
+    _ca(identity)
+    identity.add_argument("-o", "--output", type=Path, required=True,
+                          help="writes OUTPUT.crt and OUTPUT.key")
     sign = actions.add_parser("sign", help="sign a terminal's request (CN STORE/TERMINAL)")
     sign.add_argument("request", type=Path)
     _ca(sign)
@@ -86,12 +94,24 @@ def _init(args: argparse.Namespace) -> str:
 
 def _server(args: argparse.Namespace) -> str:
     cert, key = authority.load(args.ca).server(args.hosts)
-    crt, key_file = args.output.with_suffix(".crt"), args.output.with_suffix(".key")
+    crt, key_file = _write_pair(args.output, cert, key)
+    return f"broker certificate for {', '.join(args.hosts)}: {crt}, {key_file}"
+
+
+def _identity(args: argparse.Namespace) -> str:
+    cert, key = authority.load(args.ca).identity(args.name)
+    crt, key_file = _write_pair(args.output, cert, key)
+    return f"{args.name} identity: {crt}, {key_file}"
+
+
+def _write_pair(output: Path, cert: x509.Certificate,
+                key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
+    crt, key_file = output.with_name(output.name + ".crt"), output.with_name(output.name + ".key")
     write_atomic(key_file, key.private_bytes(serialization.Encoding.PEM,
                                              serialization.PrivateFormat.PKCS8,
                                              serialization.NoEncryption()), 0o600)
     write_atomic(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    return f"broker certificate for {', '.join(args.hosts)}: {crt}, {key_file}"
+    return crt, key_file
 
 
 def _days(days: int) -> int:
@@ -140,4 +160,5 @@ def _publish(ca: authority.Authority, args: argparse.Namespace, days: int) -> st
     return done + f"; broker {pid} reloading"
 
 
-ACTIONS = {"init": _init, "server": _server, "sign": _sign, "revoke": _revoke, "crl": _crl}
+ACTIONS = {"init": _init, "server": _server, "identity": _identity, "sign": _sign,
+           "revoke": _revoke, "crl": _crl}

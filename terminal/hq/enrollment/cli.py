@@ -1,0 +1,113 @@
+"""`posterm-hq enroll ACTION`: one-visit enrollment of new terminals.
+
+    posterm-hq enroll issue S001/T03 --db URL [--ttl 24h]
+        prints a one-time code for the technician's provisioning file, and its expiry
+    posterm-hq enroll serve --db URL --ca CA_DIR --host broker --tls-ca chain.pem \
+        --cert hq.crt --key hq.key --register /etc/posterm/hq/terminals \
+        --static /etc/mosquitto/posterm/acl.static --acl /etc/mosquitto/posterm/acl \
+        --broker-pid /run/mosquitto/mosquitto.pid
+        answers boxes redeeming their code: signs, registers, reloads the broker (until SIGTERM)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from terminal.hq import acl
+from terminal.hq.database import open_hq_database
+from terminal.hq.enrollment import codes
+from terminal.hq.enrollment.service import BrokerAcl, EnrollmentService
+from terminal.hq.models import EnrollmentCode
+from terminal.hq.pki import authority
+from terminal.protocol.mqtt import MqttConfig, TlsFiles
+from terminal.protocol.topics import DEFAULT_ROOT, Topics
+
+TTL = re.compile(r"(\d+)([mhd])")
+UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+
+
+def ttl(text: str) -> timedelta:
+    match = TTL.fullmatch(text.strip())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r}: give minutes, hours or days: 30m, 24h, 3d")
+    return timedelta(**{UNITS[match.group(2)]: int(match.group(1))})
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    actions = parser.add_subparsers(dest="action", required=True)
+    issue = actions.add_parser("issue", help="a one-time code for one terminal")
+    issue.add_argument("terminal", metavar="STORE/TERMINAL")
+    issue.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
+    issue.add_argument("--ttl", type=ttl, default=codes.DEFAULT_TTL,
+                       help="how long the code is valid: 30m, 24h (default), 3d; at most 14d")
+    serve = actions.add_parser("serve", help="answer boxes redeeming their codes")
+    serve.add_argument("--db", required=True)
+    serve.add_argument("--ca", type=Path, required=True, help="the CA directory (ca init)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8883)
+    serve.add_argument("--tls-ca", type=Path, required=True, help="the broker's CA (chain.pem)")
+    serve.add_argument("--cert", type=Path, required=True, help="HQ client certificate (CN hq)")
+    serve.add_argument("--key", type=Path, required=True)
+    serve.add_argument("--register", type=Path, default=acl.REGISTER)
+    serve.add_argument("--static", type=Path, default=acl.STATIC)
+    serve.add_argument("--acl", type=Path, default=acl.OUTPUT, help="the broker's acl_file")
+    serve.add_argument("--broker-pid", type=Path, help="the broker's PID file, to reload it")
+    serve.add_argument("--topic-root", default=DEFAULT_ROOT)
+    serve.add_argument("--client-id", default="posterm-hq-enroll")
+
+
+def run(args: argparse.Namespace) -> int:
+    return _issue(args) if args.action == "issue" else _serve(args)
+
+
+def _issue(args: argparse.Namespace) -> int:
+    try:
+        terminal = acl.parse_identity(args.terminal, "STORE/TERMINAL")
+        db = open_hq_database(args.db)
+        with db.bind_ctx([EnrollmentCode]), db.atomic():
+            issued = codes.issue(terminal, datetime.now(UTC).replace(microsecond=0), args.ttl)
+        db.close()
+    except (acl.AclError, ValueError) as exc:
+        print(f"posterm-hq enroll issue: refused: {exc}", file=sys.stderr)
+        return 1
+    print(issued.code)
+    print(f"for {terminal.identity}, valid until {issued.expires.isoformat()} (once): write it "
+          "as [enroll] code in the box's posterm-provision.toml", file=sys.stderr)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        ca = authority.load(args.ca)
+    except authority.CaError as exc:
+        print(f"posterm-hq enroll serve: {exc}", file=sys.stderr)
+        return 1
+    config = MqttConfig(args.host, args.port, args.client_id,
+                        tls=TlsFiles(args.tls_ca, args.cert, args.key), backoff_max=10.0)
+    service = EnrollmentService(open_hq_database(args.db), ca, config,
+                                BrokerAcl(args.register, args.static, args.acl, args.broker_pid),
+                                Topics(args.topic_root))
+    asyncio.run(_until_signal(service))
+    return 0
+
+
+async def _until_signal(service: EnrollmentService) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()

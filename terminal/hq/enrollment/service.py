@@ -1,0 +1,110 @@
+"""HQ's enrollment service: answers new boxes on the enrollment topic.
+
+For each request (sent under the shared claim identity, which the broker ACL confines to the
+enrollment topics): check the code and the CSR (terminal.hq.enrollment.codes), sign with the
+issuing CA, spend the code in the same transaction, add the terminal to HQ's register and the
+broker ACL, reload the broker, and answer with the certificate and the issuing CA's. A refusal
+spends nothing and is answered with its reason, which the box shows.
+
+The response topic comes from the (untrusted) request: only ``Topics.enroll_response`` topics are
+answered, so a claim client cannot make HQ publish anywhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from peewee import Database
+
+from terminal.core.atomic import write_atomic
+from terminal.hq import acl
+from terminal.hq.enrollment import codes
+from terminal.hq.models import EnrollmentCode
+from terminal.hq.pki.authority import Authority, signal_reload
+from terminal.loyalty.store.ledger_thread import LedgerThread
+from terminal.protocol.enrollment import EnrollAnswer, EnrollmentMessageError, EnrollRequest
+from terminal.protocol.mqtt import Message, MqttClient, MqttConfig
+from terminal.protocol.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BrokerAcl:
+    """Where HQ's register and the broker's ACL live, and how to reload the broker."""
+
+    register: Path
+    static: Path
+    output: Path
+    pid_file: Path | None = None
+
+    def admit(self, terminal: acl.Terminal, root: str) -> None:
+        """Add ``terminal`` to the register, rewrite the ACL, reload the broker."""
+        plan = acl.plan(self.register, self.static, root, add=[terminal.identity])
+        if plan.register is not None:
+            write_atomic(self.register, plan.register)
+        write_atomic(self.output, plan.acl)
+        if self.pid_file is not None:
+            signal_reload(self.pid_file)
+
+
+class EnrollmentService:
+    def __init__(self, db: Database, authority: Authority, config: MqttConfig,
+                 broker_acl: BrokerAcl, topics: Topics | None = None) -> None:
+        self.db = db
+        self.authority = authority
+        self.broker_acl = broker_acl
+        self.topics = topics or Topics()
+        self.client = MqttClient(config)
+        self.thread = LedgerThread(db, name="enrollment")
+        self.answered: dict[str, int] = {"granted": 0, "refused": 0}
+
+    async def start(self) -> None:
+        await self.client.start()
+        await self.client.subscribe(self.topics.enroll_request(), self._on_request)
+
+    async def stop(self) -> None:
+        await self.client.stop()
+        self.thread.close()
+
+    async def _on_request(self, message: Message) -> None:
+        if not self.topics.is_enroll_response(message.response_topic or ""):
+            log.warning("enrollment request without a valid response topic (%r): dropped",
+                        message.response_topic)
+            return
+        answer = await self.thread.run(self._decide, message.payload, datetime.now(UTC))
+        if answer.ok:
+            granted = EnrollRequest.from_json(message.payload)
+            terminal = acl.Terminal(granted.store, granted.terminal)
+            try:
+                await asyncio.to_thread(self.broker_acl.admit, terminal, self.topics.root)
+            except (acl.AclError, OSError, ValueError) as exc:
+                # The certificate is signed and the code spent: the terminal connects, and an
+                # operator runs `posterm-hq acl --add` to grant its store's bundles.
+                log.error("enrolled %s but could not update the ACL: %s", terminal.identity, exc)
+        self.answered["granted" if answer.ok else "refused"] += 1
+        await self.client.respond(message, answer.to_json())
+
+    def _decide(self, payload: bytes, now: datetime) -> EnrollAnswer:
+        """On the enrollment thread: check, sign and spend in one transaction."""
+        try:
+            request = EnrollRequest.from_json(payload)
+        except EnrollmentMessageError as exc:
+            return EnrollAnswer.refused("bad_request", str(exc))
+        with self.db.bind_ctx([EnrollmentCode]):
+            try:
+                with self.db.atomic():
+                    row, csr = codes.check(request, now)
+                    cert = self.authority.sign(csr, now=now)
+                    codes.mark_used(row, cert.serial_number, now)
+            except codes.Refused as exc:
+                log.info("enrollment refused (%s): %s", exc.reason, exc.detail)
+                return EnrollAnswer.refused(exc.reason, exc.detail)
+        log.info("enrolled %s/%s: serial %x", request.store, request.terminal, cert.serial_number)
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        return EnrollAnswer.granted((pem + self.authority.chain_pem).decode())
