@@ -123,6 +123,7 @@ def test_revoke_lists_the_serial_once_and_refuses_a_foreign_certificate(
     assert len(authority.load(ca_dir).revoked) == 1
 
 
+@pytest.mark.slow  # starts Mosquitto itself
 def test_a_revoked_terminal_fails_the_tls_handshake_after_one_reload(ca_dir: Path,
                                                                       tmp_path: Path) -> None:
     """The shipped broker config with the CA's chain and CRL: the terminal connects, is revoked

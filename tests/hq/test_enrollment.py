@@ -37,6 +37,7 @@ from tests.support.mosquitto import SHIPPED_ACL, BrokerTls, Mosquitto
 from tests.sync.harness import Chain, hq_applied
 
 T = Topics()
+pytestmark = pytest.mark.slow  # starts Mosquitto itself (not through the broker fixture)
 
 
 class Hq:
