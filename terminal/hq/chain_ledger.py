@@ -340,9 +340,9 @@ class ChainLedger:
         lines = [Line(line["sku"], line["qty"], line["price_fen"], line.get("name", ""),
                       line.get("category", "")) for line in body["lines"]]
         sale_id = _chain_sale_id(event.store, event.terminal, body["sale"])
-        hold, points = self._redemption(event, body, body.get("redeem_points") or 0,
-                                        ids.hold_id(event.store, event.terminal, body["sale"]),
-                                        moment)
+        hold, points = self._redemption(
+            event, body, body.get("redeem_points") or 0,
+            body.get("hold") or ids.hold_id(event.store, event.terminal, body["sale"]), moment)
         result = self.store.sale(SaleRequest(
             id=sale_id, lines=lines, card=self._card(body),  # type: ignore[arg-type]
             tender=body["tender"], redeem_points=points, operator=body.get("operator", ""),
@@ -400,8 +400,8 @@ class ChainLedger:
         goods = self.store.rules.redeem.goods.get(body["sku"])
         cost = goods.points * body["qty"] if goods is not None else 0
         hold, points = self._redemption(
-            event, body, cost, ids.hold_id(event.store, event.terminal, body["exchange"],
-                                           "exchange"), moment)
+            event, body, cost, body.get("hold") or ids.hold_id(
+                event.store, event.terminal, body["exchange"], "exchange"), moment)
         if points < cost:
             raise Refused(self._review.pop(), "redeem.offline_allowance")
         result = self.store.exchange(
@@ -494,18 +494,24 @@ class ChainLedger:
         if blocked is not None:  # HQ's word holds even before the till has the card's state
             return self._refuse(request, f"card {blocked.state} at HQ: {blocked.reason}"[:200])
         existing = MemberHold.get_or_none(MemberHold.id == request.hold_id)
-        if existing is not None:  # the till asked again after a timeout: the same hold
-            if existing.state == "voided":
-                return self._refuse(request, "the hold was voided")
+        if existing is not None:  # asked again after a timeout: the same hold, if it is
+            problem = holds.same_request(existing, request, store, terminal)
+            if problem:
+                return self._refuse(request, problem)
             return MemberResponse("hold", True, _now(), member=request.member,
                                   hold_id=existing.id, balance=None)
         member = Member.get_or_none(Member.card_hash == request.member)
         if member is None:
             return self._refuse(request, "unknown member")
+        now = _now()
+        holds.supersede(member.card_hash, store, terminal, to_micros(now))
+        problem = holds.over_bounds(self.trust.holds, self.store.rules, request, store, terminal,
+                                    to_micros(now))
+        if problem:
+            return self._refuse(request, problem)
         available = self._available(member)
         if request.points is None or request.points > available:
             return self._refuse(request, f"insufficient points: {max(available, 0)} available")
-        now = _now()
         MemberHold.create(id=request.hold_id, card_hash=member.card_hash, points=request.points,
                           state="pending", store=store, terminal=terminal,
                           created_us=to_micros(now), expires_us=to_micros(now + self.hold_ttl))

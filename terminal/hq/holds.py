@@ -11,11 +11,24 @@ the broker vouched for when it was asked), for at least the points redeemed, and
 already (one hold, one redemption). A voided hold still covers: HQ said yes, and the till sold.
 A posted one means its record is here already: :func:`posted` lets the ledger refuse the repeat
 as a repeat.
+
+Asking for a hold (break 4): ids are minted per request by the till, so an id HQ holds already is
+the same request again only if it comes from the same till (the topic the broker vouched for),
+for the same member and points, and is still pending (:func:`same_request`). A till's new hold on
+a member replaces its older pending ones on that member (:func:`supersede`): a till rings one sale
+at a time, so an older one is a cleared redemption or one orphaned by a crash. And a till may
+hold only so many holds and points at once, a member only so many holds, and no hold may be more
+than the member may redeem in a day (:func:`over_bounds`).
 """
 
 from __future__ import annotations
 
+from peewee import fn
+
 from terminal.hq.models import MemberHold
+from terminal.hq.policy import HoldRules
+from terminal.loyalty.rules import Rules
+from terminal.protocol.messages import MemberRequest
 
 
 def covering(hold_id: str, card_hash: str, points: int, store: str,
@@ -48,3 +61,45 @@ def over_allowance(points: int, allowance: int, used_today: int) -> str:
             f"offline allowance ({left} left for the member today): not taken from the member")
 
 
+
+
+def same_request(hold: MemberHold, request: MemberRequest, store: str, terminal: str) -> str:
+    """Why ``request`` is not a repeat of ``hold``'s request ("" when it is)."""
+    if (hold.store, hold.terminal) != (store, terminal):
+        return "the hold id belongs to another till"
+    if (hold.card_hash, hold.points) != (request.member, request.points):
+        return "the hold id was used for another member or other points"
+    if hold.state != "pending":
+        return f"the hold was {hold.state}"
+    return ""
+
+
+def supersede(card_hash: str, store: str, terminal: str, now_us: int) -> int:
+    """Void the till's pending holds on the member: its new request replaces them."""
+    return (MemberHold.update(state="voided", settled_us=now_us)
+            .where((MemberHold.card_hash == card_hash) & (MemberHold.store == store)
+                   & (MemberHold.terminal == terminal) & (MemberHold.state == "pending"))
+            .execute())
+
+
+def over_bounds(rules: HoldRules, loyalty: Rules, request: MemberRequest, store: str,
+                terminal: str, now_us: int) -> str:
+    """Why HQ's bounds refuse the hold ("" when they allow it)."""
+    points = request.points or 0
+    day_cap = loyalty.redeem.per_member_per_day
+    if day_cap is not None and points > day_cap:
+        return f"a hold of {points} is more than a member may redeem in a day ({day_cap})"
+    pending = ((MemberHold.state == "pending") & (MemberHold.expires_us > now_us))
+    mine = pending & (MemberHold.store == store) & (MemberHold.terminal == terminal)
+    count, held = (MemberHold.select(fn.COUNT(MemberHold.id),
+                                     fn.COALESCE(fn.SUM(MemberHold.points), 0))
+                   .where(mine).tuples().get())
+    if count >= rules.max_per_till:
+        return f"holds.max_per_till: the till has {count} holds pending"
+    if held + points > rules.max_points_per_till:
+        return (f"holds.max_points_per_till: the till holds {held} points; {points} more is "
+                f"over {rules.max_points_per_till}")
+    on_member = MemberHold.select().where(pending & (MemberHold.card_hash == request.member))
+    if on_member.count() >= rules.max_per_member:
+        return f"holds.max_per_member: the member has {rules.max_per_member} holds pending"
+    return ""

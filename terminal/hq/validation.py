@@ -36,6 +36,7 @@ MAX_SALE_FEN = 10**10  # 100 million yuan: keeps a sale's points inside a 32-bit
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST = datetime(2200, 1, 1, tzinfo=UTC)
 CARD_HASH = re.compile(r"[0-9a-f]{64}")
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 LAST4 = re.compile(r"[0-9A-Za-z]{0,4}")  # what a receipt shows of a card or phone number
 
 
@@ -123,6 +124,7 @@ def check_fields(where: str, body: Any, fields: Mapping[str, tuple[Check, bool]]
 
 _id = pattern(ID, "an id of 1-64 letters, digits or ._:-")
 _hash = pattern(CARD_HASH, "64 lower-case hex digits")
+_uuid = pattern(UUID, "a lower-case UUID")
 _last4 = pattern(LAST4, "at most 4 letters or digits")
 _points = number(0, MAX_POINTS)
 _fen = number(0, MAX_SALE_FEN)
@@ -147,7 +149,8 @@ BODIES: dict[str, dict[str, tuple[Check, bool]]] = {
              "online": (flag, False), "lines": (records(_SALE_LINE, 1, MAX_LINES), True),
              "list_fen": (_fen, False), "discount_fen": (_fen, False),
              "deduction_fen": (_fen, False), "paid_fen": (_fen, False),
-             "points_earned": (_points, False), "operator": (_operator, False)},
+             "points_earned": (_points, False), "operator": (_operator, False),
+             "hold": (_uuid, False)},
     "refund": {"refund": (_id, True), "sale": (_id, True), "member": (_id, False),
                "card_hash": (_hash, False), "lines": (records(_REFUND_LINE, 0, MAX_LINES), True),
                "refunded_fen": (_fen, False), "points_reversed": (_points, False),
@@ -155,7 +158,7 @@ BODIES: dict[str, dict[str, tuple[Check, bool]]] = {
     "exchange": {"exchange": (_id, True), "member": (_id, False), "card_hash": (_hash, True),
                  "sku": (text(SHORT_MAX, empty=False), True), "qty": (number(1, MAX_QTY), True),
                  "points": (_points, False), "online": (flag, False),
-                 "operator": (_operator, False)},
+                 "operator": (_operator, False), "hold": (_uuid, False)},
     "adjust": {"entry": (_id, True), "member": (_id, False), "card_hash": (_hash, True),
                "points": (number(-MAX_POINTS, MAX_POINTS), True),
                "reason": (text(empty=False), True), "operator": (_operator, False)},

@@ -82,10 +82,11 @@ class MemberClient:
         self._cache.pop(card_hash, None)
 
     async def hold(self, card_hash: str, points: int, sale_id: str, kind: str = "sale") -> Hold:
-        """The hold for a sale's redemption or (``kind="exchange"``) a goods exchange, named by
-        its record id so a retry is the same hold and HQ posts it when the record's event
-        arrives."""
-        hold_id = ids.hold_id(self.store, self.terminal, sale_id, kind)
+        """A hold for a sale's redemption or (``kind="exchange"``) a goods exchange: a new one
+        for each request (:func:`ids.new_hold_id`); the record's event names it, and HQ posts it
+        when that event arrives. ``sale_id`` and ``kind`` say what it is for, in the log."""
+        hold_id = ids.new_hold_id()
+        log.debug("hold %s for %s %s", hold_id, kind, sale_id)
         response = await self._ask(MemberRequest("hold", member=card_hash, points=points,
                                                  hold_id=hold_id))
         if response is None:

@@ -18,6 +18,7 @@ from playhouse.db_url import connect
 
 from terminal.protocol.topics import Topics
 from tests.faults.chain import Collector
+from tests.faults.support import Counts
 from tests.hq.test_postgres_collector import fresh_database
 from tests.sync.conftest import Inbox, mqtt_client
 from tests.sync.harness import CARD_KEY, Chain, Till, until
@@ -162,6 +163,14 @@ async def sells_through(till: Till, sales: int, timeout: float) -> None:
 
 async def _backlog_empty(till: Till) -> bool:
     return await till.backlog() == 0
+
+
+def record(suite: str, log: str, *, sales: int = 0, inputs: int = 0, crashes: int = 0,
+           notes: str = "") -> None:
+    """A row for the fault-suite table (bench/faults_table.py): honest sales, hostile inputs,
+    and the inputs that crashed anything (a traceback in the collector's log)."""
+    Counts(suite, sales=sales, crashes=crashes, inputs=inputs,
+           inputs_crashed=log.count("Traceback"), notes=notes).write()
 
 
 def card(number: str) -> str:

@@ -65,6 +65,7 @@ class Exchanges(Members, Redeeming):
                 "exchange": exchange_id, "member": member.id, "card_hash": member.card_hash,
                 "sku": goods.sku, "qty": qty,
                 "points": points, "online": online, "operator": operator,
+                "hold": held_at_hq.hold_id if held_at_hq is not None else None,
             })
         return ExchangeResult(exchange_id, goods.sku, goods.name, int(qty),  # type: ignore[call-overload]
                               points, self.member_view(member, moment))

@@ -146,6 +146,7 @@ class Sales(Members, Redeeming):
                 "card_hash": member.card_hash if member else None,
                 "tender": req.tender,
                 "redeem_points": redeemed,
+                "hold": held_at_hq.hold_id if held_at_hq is not None and redeemed else None,
                 "online": online,
                 "lines": [
                     {"sku": p.line.sku, "name": p.line.name, "category": p.line.category,
