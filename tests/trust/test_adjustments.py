@@ -24,6 +24,7 @@ from .support import (
     encode,
     envelope,
     honest_till,
+    record,
     register_body,
 )
 from .test_time_and_spending import balance
@@ -68,8 +69,9 @@ def test_adjustments_need_a_manager_bounds_and_the_members_store(
             await until(lambda: {e["id"] for e in events} <= attack.acked(), 30)
             return theft
 
-    with collector(tmp_path, pki, broker, hq_db, "--trust", str(policy)):
+    with collector(tmp_path, pki, broker, hq_db, "--trust", str(policy)) as hq:
         theft = run(scenario())
+        record("hq-adjustments", hq.log(), inputs=len(refused) + len(allowed) + 3)
     outcomes = database.outcomes()
     assert [outcomes[e["id"]][0] for e in refused] == ["refused"] * 5
     assert [outcomes[e["id"]][1].split(":")[0] for e in refused] == [

@@ -36,6 +36,7 @@ from .support import (
     encode,
     envelope,
     honest_till,
+    record,
     sale_body,
 )
 
@@ -99,6 +100,10 @@ def test_a_lookup_flood_leaves_honest_lookups_and_sales_answered(
         run(scenario(hq.process.pid), timeout=180)
         log = hq.log()
     dropped = max(int(n) for n in re.findall(r"dropped \((\d+) so far\)", log))
+    record("hq-lookup-flood", log, sales=HONEST_LOOKUPS, inputs=dropped,
+           notes=f"{dropped} lookups dropped at {FLOOD_RATE}/s; collector RSS peak "
+                 f"{max(peak):.0f} MB; {len(retries)} of {HONEST_LOOKUPS} honest lookups asked "
+                 f"twice")
     assert dropped > FLOOD_RATE * 2, dropped  # seconds of flood, cut at HQ's door
     assert max(peak) < RSS_BOUND_MB, peak
     assert len(retries) < HONEST_LOOKUPS, retries
@@ -160,6 +165,7 @@ def test_retained_and_oversized_messages_are_cleared_or_refused(
     with collector(tmp_path, pki, broker, db.url.removeprefix("sqlite:///")) as hq:
         still_retained = run(scenario())
         log = hq.log()
+        record("hq-retained-oversized", log, inputs=4)
     assert still_retained == []
     outcomes = db.outcomes()
     assert set(outcomes) == {honest["id"]}

@@ -86,6 +86,7 @@ def test_generated_events_never_keep_an_honest_till_waiting(tmp_path: Path, pki:
         finally:
             loop.run_until_complete(scene.aclose())
             loop.close()
+            counts.sales, counts.inputs_crashed = len(honest_sales), hq.log().count("Traceback")
             counts.write()
         log = hq.log()
     outcomes = HqDatabase(hq_db).outcomes()

@@ -22,6 +22,7 @@ from .support import (
     encode,
     envelope,
     honest_till,
+    record,
     sale_body,
     sells_through,
 )
@@ -76,3 +77,4 @@ def test_poison_events_are_refused_alone_and_honest_sales_applied(
         except BaseException:
             print(hq.log()[-4000:])
             raise
+        record("hq-poison-events", hq.log(), sales=HONEST_SALES, inputs=len(poison))

@@ -26,6 +26,7 @@ from terminal.loyalty.clock import Moment
 from terminal.loyalty.operations import Registration
 from terminal.loyalty.rules import load_rules
 from terminal.loyalty.store.ledger_store import CardRef
+from tests.faults.support import Counts
 from tests.support.shared import EXAMPLES, ROOT
 from tests.sync.harness import CARD_KEY
 
@@ -110,6 +111,8 @@ def test_a_sweep_killed_midway_keeps_what_it_committed(tmp_path: Path) -> None:
         if sweep.stdout is not None:
             sweep.stdout.close()
     kept = _expired(path)
+    Counts("hq-sweep-kill", crashes=1,
+           notes=f"expiry sweep of {LOTS} lots SIGKILLed midway: {kept} expired kept").write()
     assert 0 < kept < LOTS
     assert _invariants(path) == []
     rest = _sweep(path, key)

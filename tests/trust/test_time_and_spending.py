@@ -24,6 +24,7 @@ from .support import (
     envelope,
     honest_till,
     member_sale,
+    record,
     register_body,
     sale_body,
 )
@@ -60,8 +61,9 @@ def test_future_dated_sales_and_a_year_2100_claim_move_nothing(
                 await attack.publish(encode(event))
             await until(lambda: {e["id"] for e in events} <= attack.acked(), 30)
 
-    with collector(tmp_path, pki, broker, hq_db):
+    with collector(tmp_path, pki, broker, hq_db) as hq:
         run(scenario())
+        record("hq-clock-claims", hq.log(), inputs=len(events))
     assert balance(database, member) <= 100 + DAY_CAP
     floor = database.rows("SELECT value FROM meta WHERE key = 'trusted_floor_us'")
     assert floor and int(floor[0][0]) <= (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)) \
@@ -90,8 +92,9 @@ def test_a_till_cannot_spend_another_stores_member_without_a_hold(
             await until(lambda: {e["id"] for e in spends} <= attack.acked(), 30)
             return spends
 
-    with collector(tmp_path, pki, broker, hq_db):
+    with collector(tmp_path, pki, broker, hq_db) as hq:
         spends = run(scenario())
+        record("hq-spend-without-hold", hq.log(), sales=2, inputs=len(spends))
     taken = 100 + DAY_CAP - balance(database, card(victim))
     assert taken <= ALLOWANCE, taken
     assert taken == 2000  # 1,500 and 500 within the allowance; 4,000 and the last 500 not
