@@ -144,14 +144,14 @@ def explain_points(doc: Document, steps: EarnSteps) -> None:
                     number(line.points), weights=(3, 2, 1))
     base = sum((line.points for line in steps.lines), Fraction(0))
     if steps.multipliers:
-        doc.columns("小计 Sum", number(base), weights=(2, 1))
+        doc.columns("积分小计 Subtotal", number(base), weights=(2, 1))
         for kind, name, times in steps.multipliers:
             if kind == "promotion":  # a promotion's name is long: a line of its own
                 doc.line(f"{_MULTIPLIER[kind]}: {name}")
                 doc.columns("  倍数 times", f"x{number(times)}")
             else:
                 doc.columns(f"{_MULTIPLIER[kind]} {name}".rstrip(), f"x{number(times)}")
-    doc.columns("合计 Total", number(steps.total), weights=(2, 1))
+    doc.columns("积分合计 Points", number(steps.total), weights=(2, 1))
     if steps.total != steps.rounded:
         doc.columns(_ROUNDING[steps.rounding], str(steps.rounded))
     if steps.fixed:

@@ -53,7 +53,7 @@ def test_the_words_name_every_step_and_add_up(rules: Rules) -> None:
     assert points == 462
     for words in ("积分计算 How the points add up", "香烟 不积分 no points", "会员等级 Tier silver",
                   "促销 Promotion: National Day double points", "生日 Birthday",
-                  "合计 Total               362.064", "舍去小数 Rounded down        362",
+                  "积分合计 Points          362.064", "舍去小数 Rounded down        362",
                   "指定商品奖励 Bonus items    +100"):
         assert words in text.replace("ou\nble", "ouble"), words
     assert "Wednesday member day" not in text  # promotions do not stack: the highest is named
@@ -86,3 +86,23 @@ def test_numbers_read_plainly() -> None:
     assert [number(Fraction(215, 100)), number(Fraction(3)), number(Fraction(1, 3))] == \
         ["2.15", "3", "~0.333"]
     assert number(Fraction(362064, 1000)) == "362.064" and number(Fraction(1, 8)) == "0.125"
+
+
+def test_the_member_sale_receipt_as_printed(tmp_path: Path, examples: Path) -> None:
+    """The whole receipt a member takes home, drawn from the bytes the printer was sent."""
+    from terminal.drivers.escpos_paper import preview
+    from tests.drivers.golden_util import check_image
+
+    from .conftest import TillBench
+
+    bench = TillBench(tmp_path, examples)
+    try:
+        bench.do("1 enter 1234 enter", "s", "b 6900000000014", "2 quantity", "40 dept2",
+                 "subtotal", "500 redeem", "100 cash")
+        captured = bench.terminal.desk.printer.captured
+        paper = preview(captured[captured.rindex(b"\x1b@"):], 384)
+        assert [(c.kind, c.data) for c in paper.codes] == [("CODE128", "S001-T01-0001")]
+        assert "积分计算 How the points add up" in paper.lines
+        check_image("member_sale_receipt_58mm.png", paper.image())
+    finally:
+        bench.close()
