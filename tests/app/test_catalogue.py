@@ -17,6 +17,7 @@ from terminal.app.catalogue import (
     WIDTHS,
     Said,
     problem_text,
+    refusal,
     said,
 )
 from terminal.app.pole_text import latin_name, name_for, pinyin, pole_language
@@ -181,3 +182,16 @@ def test_a_device_s_problem_is_said_in_chinese_too() -> None:
     assert what.long("en") == "Printer: out of paper: receipt kept, reprint when fixed"
     unknown = said("drawer.by_hand", **problem_text("pin 5 shorted"))
     assert unknown.long("zh") == "请手动打开钱箱：pin 5 shorted"  # the driver's words as they are
+
+
+@pytest.mark.parametrize(("rule", "key"), [
+    ("card.blocked", "rule.card.blocked"), ("card", "rule.card"),
+    ("redeem.goods.per_sale_limit", "rule.redeem.goods.per_sale_limit"),
+    ("redeem", "rule.redeem"), ("report.z", "rule.report.z"), ("hq.hold", "rule.hq"),
+    ("storage.full", "storage.full"), ("register.phone", "rule.input"), ("", "rule.refused"),
+])
+def test_a_refusal_is_said_by_the_rule_it_names(rule: str, key: str) -> None:
+    what = refusal("the engine's exact words (12 points)", rule)
+    assert what.key == key
+    if key != "storage.full":
+        assert what.long("en") == "the engine's exact words (12 points)"  # numbers kept
