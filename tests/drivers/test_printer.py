@@ -102,11 +102,12 @@ def test_printer_config_errors() -> None:
 
 
 def test_a_sale_id_prints_as_code_128_that_fits_58_mm_paper() -> None:
-    # GS k, function B, type 73 (CODE128), length, then code set B and the id: a scanner reads
-    # the id back for a refund. 13 characters are 178 modules, 356 dots at width 2 (< 384).
+    # GS k, function B, type 73 (CODE128), length, then code set B for the letters and C for
+    # the trailing digits: a scanner reads the id back for a refund. 12 symbols are 167
+    # modules, 334 dots at width 2, a quiet zone of 25 dots either side of 384.
     data = render_escpos(Document().barcode("S001-T01-0001", "CODE128"), 32, "gb18030")
     assert b"\x1dw\x02" in data  # module width 2 dots
-    assert b"\x1dkI\x0f{BS001-T01-0001" in data
+    assert b"\x1dkI\x11{BS001-T01-{C0001" in data
 
 
 PRINT_ONCE = """
