@@ -26,7 +26,9 @@ from typing import IO, Any
 
 from tests.support.shared import ROOT
 
-SALE_SHOWN = re.compile(r"^LCD: .*\| Sale (S\d+-T\d+-\d+)(?::| paid by)", re.MULTILINE)
+# The LCD's line for a completed sale, in Chinese (its default) or English.
+SALE_SHOWN = re.compile(r"^LCD: .*\| (?:销售|Sale) (S\d+-T\d+-\d+)(?::|：| paid by| 已用)",
+                        re.MULTILINE)
 
 
 def size_factor() -> float:
