@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "enroll": ("terminal.hq.enrollment.cli", "one-visit enrollment: issue a terminal's one-time "
                "code, serve the boxes redeeming theirs"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
+    "review": ("terminal.hq.review", "the events HQ refused or flagged for review, newest first"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
     "db": ("terminal.hq.db", "upgrade HQ's database to this release's schema, or show its "
            "version"),
