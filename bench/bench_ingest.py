@@ -131,7 +131,7 @@ def ingest(broker: Mosquitto, ca: CertificateAuthority, directory: Path, db: str
 def main() -> int:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     with tls_broker("bench-ingest-") as (mq, ca, directory):
-        raw = raw_paho(mq, files(ca, "S001/T01"), payloads(count))
+        raw, _ = raw_paho(mq, files(ca, "S001/T01"), payloads(count))  # (events/s, CPU)
         print(f"(a) raw paho QoS 1:                    {raw:8.0f} events/s")
         sqlite = ingest(mq, ca, directory, str(directory / "hq.db"), 1, payloads(count))
         print(f"(b) one collector, SQLite:             {sqlite:8.0f} events/s  "
