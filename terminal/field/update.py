@@ -1,18 +1,17 @@
 """`posterm update`: signed application updates with an automatic trial and rollback.
 
-An update is a wheelhouse (the posterm wheel and its dependencies) with ``manifest.json``::
+An update is a wheelhouse (the posterm wheel and its dependencies) with ``release.json``: the
+release manifest (package, version, the sha256 of each wheel, issue time and expiry) signed like
+a bundle, by HQ's delegated signing key under the root (terminal.protocol.release; ``posterm-hq
+release sign`` makes it). It comes as a directory or a tar file, announced over MQTT or on a USB
+stick.
 
-    {"format": 1, "package": "posterm", "version": "0.2.0",
-     "files": {"posterm-0.2.0-py3-none-any.whl": "<sha256 hex>", ...}}
-
-and ``manifest.sig``: base64 of HQ's Ed25519 root-key signature over ``CONTEXT`` plus the exact
-bytes of manifest.json (the context keeps a manifest signature from passing for a bundle's). It
-comes as a directory or a tar file, announced over MQTT or on a USB stick.
-
-On the terminal (root): the update is copied to a private staging directory, the signature is
-checked against the provisioned HQ key before the manifest is even parsed, every file's hash is
-checked and unlisted files are refused (pip would otherwise pick them up), and the version must be
-newer than the running one and not one that failed before. Then a venv is built offline in
+On the terminal (root): the update is copied to a private staging directory, the signature chain
+is checked against the provisioned HQ root key and ``[hq] revoked_keys`` before the manifest is
+used, the release must not have expired (by the later of the clock and the running release's issue
+time) nor be issued before the running one, every file's hash is checked and unlisted files are
+refused (pip would otherwise pick them up), and the version must be newer than the running one
+and not one that failed before. Then a venv is built offline in
 ``{home}/releases/<version>/``, ``previous`` is pointed at the running release and ``current`` is
 switched atomically (a symlink under a temporary name renamed over the old one).
 
@@ -39,19 +38,17 @@ import tarfile
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from terminal.core.atomic import fsync_dir, write_atomic
+from terminal.protocol.bundle import BundleRejected, TrustStore
+from terminal.protocol.release import MANIFEST, verify_release
 
 HOME = Path("/var/opt/posterm")  # /opt/posterm links here
 STATE_DIR = Path("/var/lib/posterm")
 CONFIG = STATE_DIR / "posterm.toml"
-MANIFEST = "manifest.json"
-SIGNATURE = "manifest.sig"
-CONTEXT = b"posterm update v1\x00"
 TRIAL_SECONDS = 600  # READY=1 and the broker within ten minutes of the first start
 TRIAL_BOOTS = 3  # or at most this many boots into the new release
 SERVICE = "posterm.service"
@@ -80,43 +77,24 @@ class Manifest:
     package: str
     version: str
     files: dict[str, str]  # wheel file name -> sha256 hex
+    issued_at: datetime
 
 
-def manifest_bytes(package: str, version: str, files: dict[str, str]) -> bytes:
-    """The canonical manifest.json for these fields."""
-    document = {"format": 1, "package": package, "version": version, "files": files}
-    return json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
-
-
-def write_manifest(
-    directory: Path, package: str, version: str, sign: Callable[[bytes], bytes]
-) -> None:
-    """HQ side: hash the wheels in ``directory`` and write manifest.json and manifest.sig.
-
-    ``sign`` is the root key's signing function (``Ed25519PrivateKey.sign``)."""
-    files = {p.name: _sha256(p) for p in sorted(directory.glob("*.whl"))}
-    data = manifest_bytes(package, version, files)
-    (directory / MANIFEST).write_bytes(data)
-    (directory / SIGNATURE).write_text(base64.b64encode(sign(CONTEXT + data)).decode() + "\n")
-
-
-def verify(staging: Path, public_key: Any) -> Manifest:
-    """Check the signature, then the manifest, then every file in ``staging``."""
-    from cryptography.exceptions import InvalidSignature
-
+def verify(staging: Path, trust: TrustStore, now: datetime,
+           floor: datetime | None = None) -> Manifest:
+    """Check the signature chain and times, then the manifest, then every file in ``staging``.
+    ``floor`` is the running release's issue time."""
     try:
         data = (staging / MANIFEST).read_bytes()
-        signature = base64.b64decode((staging / SIGNATURE).read_text().strip(), validate=True)
-    except FileNotFoundError as exc:
-        raise UpdateError(f"the update has no {Path(exc.filename).name}") from None
-    except binascii.Error:
-        raise UpdateError(f"{SIGNATURE} is not base64") from None
+    except FileNotFoundError:
+        raise UpdateError(f"the update has no {MANIFEST}") from None
     try:
-        public_key.verify(signature, CONTEXT + data)
-    except InvalidSignature:
-        raise UpdateError(f"{MANIFEST} is not signed by the provisioned HQ key") from None
-    manifest = _parse_manifest(data)
-    present = {p.name for p in staging.iterdir()} - {MANIFEST, SIGNATURE}
+        release = verify_release(data, trust, now, floor)
+    except BundleRejected as exc:
+        raise UpdateError(f"{MANIFEST} refused: {exc}") from None
+    manifest = _check_manifest(release.package, release.version, release.files,
+                               release.issued_at)
+    present = {p.name for p in staging.iterdir()} - {MANIFEST}
     if unlisted := sorted(present - manifest.files.keys()):
         raise UpdateError(f"files not in the manifest: {', '.join(unlisted)}")
     for name, digest in manifest.files.items():
@@ -127,14 +105,8 @@ def verify(staging: Path, public_key: Any) -> Manifest:
     return manifest
 
 
-def _parse_manifest(data: bytes) -> Manifest:
-    try:
-        document = json.loads(data)
-    except ValueError:
-        raise UpdateError(f"{MANIFEST} is not JSON") from None
-    if not isinstance(document, dict) or document.get("format") != 1:
-        raise UpdateError(f"{MANIFEST}: format must be 1")
-    package, version, files = (document.get(k) for k in ("package", "version", "files"))
+def _check_manifest(package: str, version: str, files: dict[str, str],
+                    issued_at: datetime) -> Manifest:
     if not isinstance(package, str) or not PACKAGE.fullmatch(package):
         raise UpdateError(f"{MANIFEST}: package {package!r} is not a package name")
     parse_version(version)
@@ -147,7 +119,7 @@ def _parse_manifest(data: bytes) -> Manifest:
             or not SHA256.fullmatch(digest)
         ):
             raise UpdateError(f"{MANIFEST}: files: {name!r} needs a wheel name and sha256 hex")
-    return Manifest(package, version, dict(files))
+    return Manifest(package, version, dict(files), issued_at)
 
 
 def stage(source: Path, staging: Path) -> None:
@@ -232,6 +204,18 @@ class Releases:
         except FileNotFoundError:
             return None
 
+    def issued_at(self, version: str | None) -> datetime | None:
+        """The issue time of an installed release (its release.json, checked when installed);
+        None for a release from before signed manifests or none at all."""
+        if version is None:
+            return None
+        try:
+            document = json.loads((self.releases / version / MANIFEST).read_bytes())
+            inner = json.loads(base64.b64decode(document["release"]))
+            return datetime.fromisoformat(inner["issued_at"])
+        except (OSError, ValueError, KeyError, TypeError, binascii.Error):
+            return None
+
     def point(self, link: str, version: str) -> None:
         """Point ``link`` at ``version`` atomically: a new symlink renamed over the old one."""
         tmp = self.home / f".{link}.new"
@@ -279,10 +263,11 @@ def install(
     source: Path,
     home: Path,
     state_dir: Path,
-    public_key: Any,
+    trust: TrustStore,
     clock: Clock,
     python: str = "/usr/bin/python3",
     trial_seconds: float = TRIAL_SECONDS,
+    now: datetime | None = None,
 ) -> str:
     """Verify and install the update at ``source``, switch to it and start its trial.
 
@@ -294,8 +279,8 @@ def install(
     with tempfile.TemporaryDirectory(prefix=".staging-", dir=home) as tmp:
         staging = Path(tmp)
         stage(source, staging)
-        manifest = verify(staging, public_key)
         current = releases.version("current")
+        manifest = verify(staging, trust, now or datetime.now(UTC), releases.issued_at(current))
         if current is not None and parse_version(manifest.version) <= parse_version(current):
             raise UpdateError(f"version {manifest.version} is not newer than the running {current}")
         if releases.has_failed(manifest.version):
@@ -329,6 +314,8 @@ def _build_release(target: Path, staging: Path, manifest: Manifest, python: str)
             shutil.rmtree(target, ignore_errors=True)
             detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
             raise UpdateError(f"installing {manifest.version} failed: {' / '.join(detail)}")
+    # Kept with the release: its issue time is the floor the next release is judged by.
+    shutil.copyfile(staging / MANIFEST, target / MANIFEST)
 
 
 def mark_healthy(state_dir: Path, version: str) -> None:
@@ -435,7 +422,7 @@ def run(args: argparse.Namespace) -> int:
 def _act(args: argparse.Namespace) -> tuple[str, bool]:
     """Runs the action; returns what to say and whether ``current`` changed."""
     if args.action == "install":
-        key = _hq_key(args.config)
+        key = _trust(args.config)
         clock = Clock.system()
         version = install(
             args.source, args.home, args.state_dir, key, clock, args.python, args.trial_seconds
@@ -462,18 +449,23 @@ def _empty(directory: Path) -> None:
             entry.unlink()
 
 
-def _hq_key(config: Path) -> Any:
+def _trust(config: Path) -> TrustStore:
+    """The provisioned HQ root key and the signing keys HQ revoked (``[hq] revoked_keys``)."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
     try:
-        key_file = tomllib.loads(config.read_text())["hq"]["root_public_key_file"]
+        hq = tomllib.loads(config.read_text())["hq"]
+        key_file = hq["root_public_key_file"]
         key = load_pem_public_key(Path(key_file).read_bytes())
     except (OSError, KeyError, tomllib.TOMLDecodeError, ValueError) as exc:
         raise UpdateError(f"{config}: no usable [hq] root_public_key_file ({exc!r})") from None
     if not isinstance(key, Ed25519PublicKey):
         raise UpdateError(f"{key_file}: not an Ed25519 public key")
-    return key
+    revoked = hq.get("revoked_keys", [])
+    if not isinstance(revoked, list) or not all(isinstance(k, str) for k in revoked):
+        raise UpdateError(f"{config}: [hq] revoked_keys must be a list of key ids")
+    return TrustStore.of([key], revoked)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
            "revoke, write the broker's CRL"),
     "enroll": ("terminal.hq.enrollment.cli", "one-visit enrollment: issue a terminal's one-time "
                "code, serve the boxes redeeming theirs"),
+    "release": ("terminal.hq.release", "sign a wheelhouse as a release (release.json) with the "
+                "delegated signing key"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
     "review": ("terminal.hq.review", "the events HQ refused or flagged for review, newest first"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),

@@ -7,16 +7,22 @@ import argparse
 import base64
 import hashlib
 import io
+import json
 import os
 import subprocess
 import tarfile
 import zipfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from terminal.field import update
+from terminal.hq.release import write_release
+from terminal.protocol import bundle
+from terminal.protocol.bundle import TrustStore
 
 PACKAGE = "fakepos"
 BOOT = "boot-1"
@@ -47,16 +53,41 @@ def build_wheel(directory: Path, version: str) -> Path:
     return wheel
 
 
+@dataclass(frozen=True)
+class ReleaseKeys:
+    """HQ's root (offline: it only signed the delegation) and the delegated signing key."""
+
+    root: Ed25519PrivateKey
+    signing: Ed25519PrivateKey
+    delegation: bundle.Delegation
+
+    @classmethod
+    def new(cls) -> ReleaseKeys:
+        root, signing = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+        start = datetime.now(UTC) - timedelta(days=60)
+        return cls(root, signing, bundle.delegate(root, signing.public_key(), start,
+                                                  start + timedelta(days=365)))
+
+    def public_key(self):  # the root key a terminal is provisioned with
+        return self.root.public_key()
+
+    def trust(self, revoked: tuple[str, ...] = ()) -> TrustStore:
+        return TrustStore.of([self.root.public_key()], revoked)
+
+
 @pytest.fixture(scope="module")
-def hq_key() -> Ed25519PrivateKey:
-    return Ed25519PrivateKey.generate()
+def hq_key() -> ReleaseKeys:
+    return ReleaseKeys.new()
 
 
-def make_update(tmp_path: Path, version: str, key: Ed25519PrivateKey) -> Path:
+def make_update(tmp_path: Path, version: str, key: ReleaseKeys, issued: datetime | None = None,
+                days: float = 30) -> Path:
     directory = tmp_path / f"update-{version}"
     directory.mkdir(parents=True)
     build_wheel(directory, version)
-    update.write_manifest(directory, PACKAGE, version, key.sign)
+    issued = issued or datetime.now(UTC) - timedelta(minutes=1)
+    write_release(directory, PACKAGE, version, key.signing, key.delegation.to_wire(), issued,
+                  issued + timedelta(days=days))
     return directory
 
 
@@ -68,10 +99,12 @@ def tree(tmp_path: Path) -> tuple[Path, Path]:
     return home, state
 
 
-def install(source: Path, tree: tuple[Path, Path], key: Ed25519PrivateKey, uptime: float = 10.0):
+def install(source: Path, tree: tuple[Path, Path], key: ReleaseKeys, uptime: float = 10.0,
+            now: datetime | None = None, revoked: tuple[str, ...] = ()):
     home, state = tree
     clock = update.Clock(BOOT, uptime)
-    return update.install(source, home, state, key.public_key(), clock, trial_seconds=60)
+    return update.install(source, home, state, key.trust(revoked), clock, trial_seconds=60,
+                          now=now)
 
 
 def run_posterm(home: Path) -> str:
@@ -96,7 +129,7 @@ def snapshot(home: Path) -> dict[str, str]:
 
 
 def test_install_switch_and_keep_when_healthy(
-    tmp_path: Path, tree: tuple[Path, Path], hq_key: Ed25519PrivateKey
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
     home, state = tree
     assert install(make_update(tmp_path, "1.0.0", hq_key), tree, hq_key) == "1.0.0"
@@ -125,7 +158,7 @@ def test_install_switch_and_keep_when_healthy(
 
 
 def test_rollback_when_not_healthy_in_time(
-    tmp_path: Path, tree: tuple[Path, Path], hq_key: Ed25519PrivateKey
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
     home, state = tree
     install(make_update(tmp_path, "1.0.0", hq_key), tree, hq_key)
@@ -143,7 +176,7 @@ def test_rollback_when_not_healthy_in_time(
 
 
 def test_rollback_after_too_many_boots(
-    tmp_path: Path, tree: tuple[Path, Path], hq_key: Ed25519PrivateKey
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
     home, state = tree
     seed(home, "1.0.0")
@@ -156,34 +189,45 @@ def test_rollback_after_too_many_boots(
     assert os.readlink(home / "current") == "releases/1.0.0"
 
 
+def _edit_release(directory: Path, change) -> None:
+    """Change release.json's wire form without signing it again."""
+    wire = json.loads((directory / update.MANIFEST).read_bytes())
+    change(wire)
+    (directory / update.MANIFEST).write_text(json.dumps(wire))
+
+
+def _retarget(wire: dict) -> None:
+    inner = base64.b64decode(wire["release"]).replace(b'"1.1.0"', b'"9.9.9"')
+    wire["release"] = base64.b64encode(inner).decode()
+
+
 FORGERIES = {
-    "signed by another key": lambda d, key: update.write_manifest(
-        d, PACKAGE, "1.1.0", Ed25519PrivateKey.generate().sign
-    ),
-    "version changed after signing": lambda d, key: (d / update.MANIFEST).write_bytes(
-        (d / update.MANIFEST).read_bytes().replace(b'"1.1.0"', b'"9.9.9"')
-    ),
-    "signature missing": lambda d, key: (d / update.SIGNATURE).unlink(),
-    "signature not base64": lambda d, key: (d / update.SIGNATURE).write_text("%%%\n"),
+    "signed under another root": lambda d, key: write_release(
+        d, PACKAGE, "1.1.0", (other := ReleaseKeys.new()).signing, other.delegation.to_wire(),
+        datetime.now(UTC), datetime.now(UTC) + timedelta(days=1)),
+    "version changed after signing": lambda d, key: _edit_release(d, _retarget),
+    "manifest missing": lambda d, key: (d / update.MANIFEST).unlink(),
+    "signature not base64": lambda d, key: _edit_release(
+        d, lambda wire: wire.update(signature="%%%")),
 }
 
 
 @pytest.mark.parametrize("forgery", sorted(FORGERIES))
 def test_forged_manifest_is_refused_and_nothing_changes(
-    tmp_path: Path, tree: tuple[Path, Path], hq_key: Ed25519PrivateKey, forgery: str
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys, forgery: str
 ) -> None:
     home, _state = tree
     seed(home, "1.0.0")
     before = snapshot(home)
     source = make_update(tmp_path, "1.1.0", hq_key)
     FORGERIES[forgery](source, hq_key)
-    with pytest.raises(update.UpdateError, match="manifest"):
+    with pytest.raises(update.UpdateError, match=r"release\.json"):
         install(source, tree, hq_key)
     assert snapshot(home) == before
 
 
 def test_corrupted_file_is_refused_by_name(
-    tmp_path: Path, tree: tuple[Path, Path], hq_key: Ed25519PrivateKey
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
     home, _state = tree
     seed(home, "1.0.0")
@@ -199,7 +243,7 @@ def test_corrupted_file_is_refused_by_name(
 
 
 def test_unlisted_file_is_refused(
-    tmp_path: Path, tree: tuple[Path, Path], hq_key: Ed25519PrivateKey
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
     seed(tree[0], "1.0.0")
     source = make_update(tmp_path, "1.1.0", hq_key)
@@ -209,7 +253,7 @@ def test_unlisted_file_is_refused(
 
 
 def test_older_or_same_version_is_refused(
-    tmp_path: Path, tree: tuple[Path, Path], hq_key: Ed25519PrivateKey
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
     seed(tree[0], "1.10.0")
     with pytest.raises(update.UpdateError, match=r"1\.9\.0 is not newer than the running 1\.10\.0"):
@@ -219,7 +263,7 @@ def test_older_or_same_version_is_refused(
 
 
 def test_tarball_with_a_link_is_refused(
-    tmp_path: Path, tree: tuple[Path, Path], hq_key: Ed25519PrivateKey
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
     seed(tree[0], "1.0.0")
     source = make_update(tmp_path, "1.1.0", hq_key)
@@ -235,7 +279,7 @@ def test_tarball_with_a_link_is_refused(
 
 
 def test_cli_consumes_a_refused_update_and_installs_a_tarball_with_the_provisioned_key(
-    tmp_path: Path, tree: tuple[Path, Path], hq_key: Ed25519PrivateKey
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
     from cryptography.hazmat.primitives import serialization
 
@@ -254,7 +298,7 @@ def test_cli_consumes_a_refused_update_and_installs_a_tarball_with_the_provision
     # posterm-update.path does not fire again.
     ready = tmp_path / "ready"
     ready.mkdir()
-    forged = make_update(tmp_path / "forged", "1.1.0", Ed25519PrivateKey.generate())
+    forged = make_update(tmp_path / "forged", "1.1.0", ReleaseKeys.new())
     for entry in forged.iterdir():
         (ready / entry.name).write_bytes(entry.read_bytes())
     args = parser.parse_args(["install", *common, str(ready), "--config", str(config), "--consume"])
@@ -284,4 +328,54 @@ def test_rollback_needs_a_different_previous_release(tree: tuple[Path, Path]) ->
     (home / "trial.json").write_text("{not json")
     with pytest.raises(update.UpdateError, match=r"trial\.json is unreadable"):
         update.check(home, state, update.Clock(BOOT, 1.0))
+    assert os.readlink(home / "current") == "releases/1.0.0"
+
+
+def test_expired_revoked_key_and_older_releases_are_refused(
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
+) -> None:
+    """Judged as bundles are: the expiry, the revocation list, and the running release's issue
+    time as a floor, so a box whose clock says 1970 still refuses what expired after it."""
+    home, _state = tree
+    now = datetime.now(UTC)
+    assert install(make_update(tmp_path, "1.0.0", hq_key, issued=now - timedelta(hours=1)),
+                   tree, hq_key) == "1.0.0"
+    before = snapshot(home)
+    expired = make_update(tmp_path / "expired", "1.1.0", hq_key,
+                          issued=now - timedelta(days=31), days=30)
+    with pytest.raises(update.UpdateError, match="expired: release expired at"):
+        install(expired, tree, hq_key)
+    lapsed = make_update(tmp_path / "lapsed", "1.1.0", hq_key,
+                         issued=now - timedelta(minutes=90), days=1 / 96)  # 15 minutes
+    with pytest.raises(update.UpdateError, match="expired"):
+        install(lapsed, tree, hq_key, now=datetime(1970, 1, 1, tzinfo=UTC))
+    older = make_update(tmp_path / "older", "1.1.0", hq_key, issued=now - timedelta(hours=2))
+    with pytest.raises(update.UpdateError, match="stale_version: release issued"):
+        install(older, tree, hq_key)
+    fresh = make_update(tmp_path / "fresh", "1.1.0", hq_key)
+    with pytest.raises(update.UpdateError, match="key_revoked"):
+        install(fresh, tree, hq_key, revoked=(bundle.key_id(hq_key.signing.public_key()),))
+    assert snapshot(home) == before
+    assert install(fresh, tree, hq_key) == "1.1.0"
+
+
+def test_the_cli_takes_revoked_keys_from_the_daemon_config(
+    tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
+) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    home, state = tree
+    seed(home, "1.0.0")
+    key_file = state / "hq-root.pub"
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    key_file.write_bytes(hq_key.public_key().public_bytes(serialization.Encoding.PEM, spki))
+    revoked = bundle.key_id(hq_key.signing.public_key())
+    config = state / "posterm.toml"
+    config.write_text(f'[hq]\nroot_public_key_file = "{key_file}"\nrevoked_keys = ["{revoked}"]\n')
+    parser = argparse.ArgumentParser()
+    update.configure(parser)
+    source = make_update(tmp_path, "1.1.0", hq_key)
+    args = parser.parse_args(["install", "--home", str(home), "--state-dir", str(state),
+                              str(source), "--config", str(config)])
+    assert update.run(args) == 1
     assert os.readlink(home / "current") == "releases/1.0.0"
