@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "member": ("terminal.hq.member_ops.cli", "member operations: adjust, freeze, unfreeze, "
                "replace a lost card, merge, edit, erase, import from CSV"),
     "console": ("terminal.hq.console.cli", "the HQ web console and its JSON API"),
+    "rules": ("terminal.hq.rules_studio.cli", "the rules studio: validate, lint and diff a "
+              "candidate rule set against the rules in force"),
     "user": ("terminal.hq.console.user_cli", "console accounts and API tokens"),
 }
 
