@@ -21,7 +21,7 @@ def ensure_schema(db: Database) -> None:
 
 
 def _postgres_extras(db: Database) -> None:
-    # A name search is a prefix match in name order (LIKE 'x%' ORDER BY name, id LIMIT 50):
+    # A name search is a prefix match in name order (a range, ORDER BY name, id LIMIT 50):
     # an index in the "C" collation serves both the match and the order, whatever the
     # database's own collation (a million members: a common surname's 50,000 matches sorted
     # took the page over its budget; the index reads 50 rows).
