@@ -30,15 +30,24 @@ def examples() -> Path:
 
 
 # The inner loop is `bash scripts/test.sh -m "not slow"`; CI runs everything. Slow: whatever starts
-# a Mosquitto broker or PostgreSQL (through the fixtures below, however indirectly), and the field
-# and fault suites (whole daemons, images, kill -9). Modules that start Chromium say so themselves.
+# a Mosquitto broker or PostgreSQL (through the fixtures below, however indirectly, or as the
+# "postgresql" case of a test run on both databases), and the field and fault suites (whole
+# daemons, images, kill -9). Modules that start Chromium, or a broker of their own, say so.
 SLOW_FIXTURES = frozenset({"broker", "postgres"})
+SLOW_PARAMETERS = frozenset({"postgresql"})
 SLOW_SUITES = frozenset({"faults", "field"})
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def _slow(item: pytest.Item) -> bool:
     tests = ROOT / "tests"
+    suite = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
+    callspec = getattr(item, "callspec", None)
+    parameters = callspec.params.values() if callspec is not None else ()
+    return (suite in SLOW_SUITES or bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
+            or any(isinstance(p, str) and p in SLOW_PARAMETERS for p in parameters))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        suite = item.path.relative_to(tests).parts[0] if item.path.is_relative_to(tests) else ""
-        if suite in SLOW_SUITES or SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if _slow(item):
             item.add_marker(pytest.mark.slow)

@@ -18,6 +18,8 @@ from terminal.loyalty.rules import load_rules
 from terminal.loyalty.store.models import LedgerEntry, Member, Sale
 from tests.support.shared import EXAMPLES
 
+pytestmark = pytest.mark.slow  # a three-month chain of 300 members, built twice
+
 KEY = b"chain-card-key-0123456789abcdef"
 
 

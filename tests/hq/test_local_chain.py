@@ -14,8 +14,12 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from terminal.hq.localchain.broker import free_port
 from terminal.hq.localchain.run import ChainFiles, prepare, to_toml
+
+pytestmark = pytest.mark.slow  # its own broker, HQ and till processes
 
 
 def _until(check, timeout: float = 60.0, what: str = "") -> None:  # type: ignore[no-untyped-def]
