@@ -42,10 +42,11 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.models import Outbox
+from terminal.loyalty.store.outbox import backlog_size
 from terminal.protocol.messages import Ack
 from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, TlsFiles
 from terminal.protocol.topics import Topics
-from terminal.sync.outbox import OutboxPublisher, backlog_size
+from terminal.sync.outbox import OutboxPublisher
 from tests.support.mosquitto import BrokerTls, Mosquitto
 from tests.support.pki import CertificateAuthority
 from tests.sync.harness import CARD_KEY, rules_data
