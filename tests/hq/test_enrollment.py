@@ -5,6 +5,8 @@ the first; every refusal is shown in the box's words and spends nothing."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import pwd
 import threading
@@ -101,30 +103,24 @@ class Hq:
                                timedelta(hours=1)).code
 
     def provisioning_file(self, directory: Path, identity: str, code: str) -> Path:
-        """The file the technician writes: HQ's template (broker CA, root key, claim identity)
-        with store, terminal and code filled in."""
+        """HQ's template (`posterm-hq enroll template`) with what the technician writes: store,
+        terminal and code."""
         store, terminal = identity.split("/")
-        root = public_pem(Ed25519PrivateKey.generate().public_key()).decode()
+        root = self.directory / "root.pub"
+        if not root.exists():
+            root.write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
+        template = io.StringIO()
+        with contextlib.redirect_stdout(template):
+            assert posterm_hq(["enroll", "template", "--ca", str(self.directory / "ca"),
+                               "--claim", str(self.directory / "pki" / "claim"), "--root-pub",
+                               str(root), "--host", self.broker.host, "--port",
+                               str(self.broker.port)]) == 0
+        text = (template.getvalue().replace('store = ""', f'store = "{store}"', 1)
+                .replace('terminal_id = ""', f'terminal_id = "{terminal}"', 1)
+                .replace('code = ""', f'code = "{code}"', 1))
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / "posterm-provision.toml"
-        path.write_text(f"""
-[terminal]
-store = "{store}"
-terminal_id = "{terminal}"
-
-[broker]
-host = "{self.broker.host}"
-port = {self.broker.port}
-ca = '''{self.chain.read_text()}'''
-
-[hq]
-root_public_key = '''{root}'''
-
-[enroll]
-code = "{code}"
-claim_certificate = '''{self.claim.cert.read_text()}'''
-claim_private_key = '''{self.claim.key.read_text()}'''
-""")
+        path.write_text(text)
         return path
 
 

@@ -2,6 +2,10 @@
 
     posterm-hq enroll issue S001/T03 --db URL [--ttl 24h]
         prints a one-time code for the technician's provisioning file, and its expiry
+    posterm-hq enroll template --ca CA_DIR --claim claim --root-pub keys/root.pub \
+        --host mqtt.chain.example > posterm-provision.toml
+        the provisioning file technicians start from: broker CA, HQ's root key and the claim
+        identity filled in; they write store, terminal and code
     posterm-hq enroll serve --db URL --ca CA_DIR --host broker --tls-ca chain.pem \
         --cert hq.crt --key hq.key --register /etc/posterm/hq/terminals \
         --static /etc/mosquitto/posterm/acl.static --acl /etc/mosquitto/posterm/acl \
@@ -48,6 +52,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     issue.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
     issue.add_argument("--ttl", type=ttl, default=codes.DEFAULT_TTL,
                        help="how long the code is valid: 30m, 24h (default), 3d; at most 14d")
+    template = actions.add_parser("template", help="the provisioning file for technicians")
+    template.add_argument("--ca", type=Path, required=True, help="the CA directory (ca init)")
+    template.add_argument("--claim", type=Path, required=True,
+                          help="the claim identity's PREFIX (ca identity claim -o PREFIX)")
+    template.add_argument("--root-pub", type=Path, required=True, help="keygen's root.pub")
+    template.add_argument("--host", required=True, help="the broker's host name")
+    template.add_argument("--port", type=int, default=8883)
     serve = actions.add_parser("serve", help="answer boxes redeeming their codes")
     serve.add_argument("--db", required=True)
     serve.add_argument("--ca", type=Path, required=True, help="the CA directory (ca init)")
@@ -65,7 +76,50 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return _issue(args) if args.action == "issue" else _serve(args)
+    return {"issue": _issue, "template": _template, "serve": _serve}[args.action](args)
+
+
+TEMPLATE = """\
+# posterm provisioning file (HQ's template): write store, terminal_id and the code HQ gave you,
+# save it as posterm-provision.toml on the card's boot partition and power the box on.
+
+[terminal]
+store = ""          # e.g. S001
+terminal_id = ""    # e.g. T01
+
+[broker]
+host = "{host}"
+port = {port}
+ca = '''
+{ca}'''
+
+[hq]
+root_public_key = '''
+{root}'''
+
+[enroll]
+code = ""           # from `posterm-hq enroll issue STORE/TERMINAL`, once, before it expires
+claim_certificate = '''
+{claim_cert}'''
+claim_private_key = '''
+{claim_key}'''
+"""
+
+
+def _template(args: argparse.Namespace) -> int:
+    def pem(path: Path) -> str:
+        return path.read_text(encoding="ascii")
+
+    try:
+        text = TEMPLATE.format(
+            host=args.host, port=args.port, ca=pem(args.ca / "chain.pem"), root=pem(args.root_pub),
+            claim_cert=pem(args.claim.with_name(args.claim.name + ".crt")),
+            claim_key=pem(args.claim.with_name(args.claim.name + ".key")))
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"posterm-hq enroll template: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(text)
+    return 0
 
 
 def _issue(args: argparse.Namespace) -> int:
