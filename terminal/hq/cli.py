@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "delegated signing key"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
     "review": ("terminal.hq.review", "the events HQ refused or flagged for review, newest first"),
+    "receipt": ("terminal.hq.receipts", "a till's refund or void by the number on its receipt"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),
     "db": ("terminal.hq.db", "upgrade HQ's database to this release's schema, or show its "
            "version"),

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from terminal.drivers.escpos_paper import preview
+from terminal.hq import cli as hq_cli
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import open_hq_database
 from terminal.hq.receipts import refund_by_number
@@ -35,7 +36,7 @@ def printed_codes(till: TillBench) -> list[str]:
 
 
 def test_refunds_and_voids_are_numbered_printed_reprinted_and_found_at_hq(
-        till: TillBench, tmp_path: Path) -> None:
+        till: TillBench, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     till.do("s", "b 6900000000014", "b 6900000000021", "cash")  # sale 1: two lines
     till.do("12.5 dept1", "cash")  # sale 2
     till.do("refund", "2 enter 9999 enter", "1 enter", "2 enter")  # sale 1, line 2
@@ -75,4 +76,12 @@ def test_refunds_and_voids_are_numbered_printed_reprinted_and_found_at_hq(
             chain.thread.call(refund_by_number, "S001%")
     finally:
         chain.close()
+    # And from HQ's command line, as a person at HQ asks for it.
+    hq_db = str(tmp_path / "hq.db")
+    assert hq_cli.main(["receipt", "S001-T01-R0002", "--db", hq_db]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["kind"], shown["refunded_fen"]) == ("void", 1250)
+    assert hq_cli.main(["receipt", "S001-T01-R0003", "--db", hq_db]) == 1
+    assert "HQ has no refund or void S001-T01-R0003" in capsys.readouterr().err
+    assert hq_cli.main(["receipt", "x%", "--db", hq_db]) == 2
     assert json.loads(rows[-1][1])["body"]["refund"] == "S001-T01-R0002"
