@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -24,6 +22,7 @@ from terminal.hq.collector import Collector
 from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.publish import Signer
 from terminal.hq.policy import PolicyError, TrustPolicy
+from terminal.hq.until_signal import run_until_signal
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
 from terminal.protocol.mqtt import MqttConfig, TlsFiles
@@ -88,14 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def serve(collector: Collector) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await collector.start()
     try:
-        await stop.wait()
+        await run_until_signal(collector)
     finally:
-        await collector.stop()
         logging.getLogger(__name__).info("collector stopped: %s", dict(collector.counts))

@@ -278,18 +278,26 @@ def test_tarball_with_a_link_is_refused(
         install(tarball, tree, hq_key)
 
 
+def daemon_config(state: Path, keys: ReleaseKeys, revoked: str | None = None) -> Path:
+    """The provisioned config's [hq] section, as `posterm update install` reads it."""
+    from cryptography.hazmat.primitives import serialization
+
+    key_file = state / "hq-root.pub"
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    key_file.write_bytes(keys.public_key().public_bytes(serialization.Encoding.PEM, spki))
+    config = state / "posterm.toml"
+    lines = ["[hq]", f'root_public_key_file = "{key_file}"']
+    lines += [f'revoked_keys = ["{revoked}"]'] if revoked else []
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
 def test_cli_consumes_a_refused_update_and_installs_a_tarball_with_the_provisioned_key(
     tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
-    from cryptography.hazmat.primitives import serialization
-
     home, state = tree
     seed(home, "1.0.0")
-    key_file = state / "hq-root.pub"
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    key_file.write_bytes(hq_key.public_key().public_bytes(serialization.Encoding.PEM, spki))
-    config = state / "posterm.toml"
-    config.write_text(f'[hq]\nroot_public_key_file = "{key_file}"\n')
+    config = daemon_config(state, hq_key)
     parser = argparse.ArgumentParser()
     update.configure(parser)
     common = ["--home", str(home), "--state-dir", str(state)]
@@ -362,16 +370,9 @@ def test_expired_revoked_key_and_older_releases_are_refused(
 def test_the_cli_takes_revoked_keys_from_the_daemon_config(
     tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
-    from cryptography.hazmat.primitives import serialization
-
     home, state = tree
     seed(home, "1.0.0")
-    key_file = state / "hq-root.pub"
-    spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    key_file.write_bytes(hq_key.public_key().public_bytes(serialization.Encoding.PEM, spki))
-    revoked = bundle.key_id(hq_key.signing.public_key())
-    config = state / "posterm.toml"
-    config.write_text(f'[hq]\nroot_public_key_file = "{key_file}"\nrevoked_keys = ["{revoked}"]\n')
+    config = daemon_config(state, hq_key, revoked=bundle.key_id(hq_key.signing.public_key()))
     parser = argparse.ArgumentParser()
     update.configure(parser)
     source = make_update(tmp_path, "1.1.0", hq_key)

@@ -17,10 +17,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import re
-import signal
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,6 +29,7 @@ from terminal.hq.enrollment import codes
 from terminal.hq.enrollment.service import BrokerAcl, EnrollmentService
 from terminal.hq.models import EnrollmentCode
 from terminal.hq.pki import authority
+from terminal.hq.until_signal import run_until_signal
 from terminal.protocol.mqtt import MqttConfig, TlsFiles
 from terminal.protocol.topics import DEFAULT_ROOT, Topics
 
@@ -150,18 +149,5 @@ def _serve(args: argparse.Namespace) -> int:
     service = EnrollmentService(open_hq_database(args.db), ca, config,
                                 BrokerAcl(args.register, args.static, args.acl, args.broker_pid),
                                 Topics(args.topic_root))
-    asyncio.run(_until_signal(service))
+    asyncio.run(run_until_signal(service))
     return 0
-
-
-async def _until_signal(service: EnrollmentService) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    await service.start()
-    try:
-        await stop.wait()
-    finally:
-        await service.stop()

@@ -105,6 +105,9 @@ class EnrollmentService:
             except codes.Refused as exc:
                 log.info("enrollment refused (%s): %s", exc.reason, exc.detail)
                 return EnrollAnswer.refused(exc.reason, exc.detail)
+            except Exception:  # a database or CA failure: the box hears so instead of waiting
+                log.exception("enrollment of %s/%s failed", request.store, request.terminal)
+                return EnrollAnswer.refused("hq_error", "HQ could not sign now")
         log.info("enrolled %s/%s: serial %x", request.store, request.terminal, cert.serial_number)
         pem = cert.public_bytes(serialization.Encoding.PEM)
         return EnrollAnswer.granted((pem + self.authority.chain_pem).decode())
