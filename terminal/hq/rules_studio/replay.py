@@ -1,0 +1,311 @@
+"""Replay a window of the chain's history under one rule set, with the pure engine.
+
+Each member's points are a :class:`terminal.loyalty.ledger.Account` opened with the lots it held
+when the window began; every event of the window is then re-reckoned by the engine's own
+functions in the ledger's order: a sale priced with the tier the rules give the member
+(:mod:`terminal.loyalty.tiers`), its redemption and earning (:mod:`terminal.loyalty.redemption`,
+:mod:`terminal.loyalty.earning`); a refund by the proportional formulas
+(:mod:`terminal.loyalty.refunds`); an exchange at the goods' price; bonuses at the rules'
+amounts; adjustments as recorded; lots expiring by the rules. What people did stays as it was:
+the goods sold and handed back, and the points a member asked to redeem (fewer when the rules
+allow fewer). Nothing here reads a clock or a random source, so the same history and rules give
+the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime
+
+from terminal.hq.rules_studio.history import (
+    EntryEvent,
+    ExchangeEvent,
+    History,
+    RefundEvent,
+    SaleEvent,
+    SaleState,
+)
+from terminal.loyalty import ledger, redemption, refunds, tiers
+from terminal.loyalty.calendar import add_months, local_day, lot_expiry, month_start
+from terminal.loyalty.clock import Moment
+from terminal.loyalty.earning import compute_earning
+from terminal.loyalty.pricing import Line, Pricing, price
+from terminal.loyalty.rules import Rules
+
+
+@dataclass
+class Figures:
+    points_issued: int = 0
+    points_redeemed: int = 0
+    points_reversed: int = 0
+    points_restored: int = 0
+    points_adjusted: int = 0
+    points_expired: int = 0
+    liability_end: int = 0
+
+    def add(self, what: str, points: int) -> None:
+        setattr(self, what, getattr(self, what) + points)
+
+
+@dataclass
+class Replayed:
+    chain: Figures = field(default_factory=Figures)
+    stores: dict[str, Figures] = field(default_factory=lambda: defaultdict(Figures))
+    members: dict[str, Figures] = field(default_factory=lambda: defaultdict(Figures))
+    tier_end: dict[str, str] = field(default_factory=dict)  # member -> tier at the window's end
+    skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # why -> count
+
+
+class _Member:
+    def __init__(self, lots: list[ledger.Lot], debt: int) -> None:
+        self.account = ledger.Account([ledger.Lot(lot.id, lot.earned_at, lot.expires_at,
+                                                  lot.points, lot.remaining, lot.seq)
+                                       for lot in lots], debt)
+        self.spend: list[tuple[datetime, int]] = []  # (at, paid) of every sale
+        self.spend_back: list[tuple[datetime, int, datetime]] = []  # (at, fen, sale at)
+        self.tier: str | None = None
+        self.reviewed: datetime | None = None
+
+
+class Replay:
+    def __init__(self, history: History, rules: Rules) -> None:
+        self.history, self.rules = history, rules
+        self.out = Replayed()
+        self.members: dict[str, _Member] = {}
+        self.sales: dict[str, SaleState] = {
+            sale_id: replace(sale, refunds=list(sale.refunds),
+                             redeemed_from=dict(sale.redeemed_from))
+            for sale_id, sale in history.past_sales.items()}
+        self.day_earned: dict[tuple[str, date], int] = defaultdict(int, history.day_earned)
+        self.day_redeemed: dict[tuple[str, date], int] = defaultdict(int)
+
+    # -- state -----------------------------------------------------------------------------
+
+    def member(self, member_id: str) -> _Member:
+        found = self.members.get(member_id)
+        if found is None:
+            found = _Member(self.history.lots.get(member_id, []),
+                            self.history.debt.get(member_id, 0))
+            found.spend = list(self.history.spend.get(member_id, []))
+            found.spend_back = list(self.history.spend_back.get(member_id, []))
+            self.members[member_id] = found
+        return found
+
+    def spend_at(self, m: _Member, end: datetime) -> int:
+        """Qualifying spend at ``end``: sales in (start, end], less their refunds by ``end``."""
+        start = add_months(end.astimezone(self.rules.zone), -self.rules.tier_window_months)
+        paid = sum(fen for at, fen in m.spend if start < at <= end)
+        back = sum(fen for at, fen, sold in m.spend_back if at <= end and start < sold <= end)
+        return paid - back
+
+    def tier_at(self, m: _Member, now: datetime) -> str:
+        """The tier every review due by ``now`` decided, with the upgrades since (tiers.py)."""
+        boundary = tiers.due_review(self.rules, m.reviewed, now)
+        if boundary is not None or m.tier is None:
+            boundary = boundary or month_start(now, self.rules.zone)
+            level = tiers.qualifying_tier(self.rules, self.spend_at(m, boundary))
+            for at, _ in sorted(m.spend):
+                if boundary < at <= now:
+                    level = tiers.upgraded(self.rules, level.name, self.spend_at(m, at)) or level
+            m.tier, m.reviewed = level.name, boundary
+        return m.tier
+
+    def expire(self, member_id: str, m: _Member, moment: Moment, store: str) -> None:
+        as_of = moment.expiry_as_of
+        if as_of is None:
+            return
+        entry = m.account.expire(as_of)
+        if entry is not None:
+            self.count(member_id, store, "points_expired", -entry.points)
+
+    def count(self, member_id: str, store: str, what: str, points: int) -> None:
+        if points:
+            self.out.chain.add(what, points)
+            self.out.stores[store].add(what, points)
+            self.out.members[member_id].add(what, points)
+
+    def credit(self, m: _Member, entry: ledger.Entry, moment: Moment, seq: int) -> None:
+        earned = moment.earn_time
+        m.account.credit(entry, earned, lot_expiry(earned, self.rules.expiry, self.rules.zone))
+        if entry.new_lot is not None:
+            entry.new_lot.seq = seq  # credit order: the event's place in the ledger
+
+    # -- events ----------------------------------------------------------------------------
+
+    def run(self) -> Replayed:
+        for event in self.history.events:
+            if isinstance(event, SaleEvent):
+                self.sale(event)
+            elif isinstance(event, RefundEvent):
+                self.refund(event)
+            elif isinstance(event, ExchangeEvent):
+                self.exchange(event)
+            else:
+                self.entry(event)
+        self.close()
+        return self.out
+
+    def sale(self, event: SaleEvent) -> None:
+        moment = Moment(event.at, event.trusted)
+        lines = [Line(item.sku, item.qty, item.price_fen, item.name, item.category)
+                 for item in event.lines]
+        if event.member is None:
+            self.sales[event.id] = self._state(None, event.at, price(lines, 0, 0), 0, 0, None)
+            return
+        m = self.member(event.member)
+        self.expire(event.member, m, moment, event.store)
+        tier = self.rules.tier(self.tier_at(m, moment.expiry_as_of or event.at))
+        pricing = price(lines, tier.discount_percent, 0)
+        day = local_day(moment.earn_time, self.rules.zone)
+        points = self._redeemable(event, m, pricing.due_fen, day)
+        if points:
+            pricing = price(lines, tier.discount_percent,
+                            redemption.deduction_fen(self.rules, points))
+        earning = compute_earning(self.rules, pricing, tier, moment,
+                                  self.history.birthdays.get(event.member),
+                                  self.day_earned[event.member, day])
+        taken: dict[str, int] = {}
+        if points:
+            entry = m.account.debit(ledger.Entry(kind=ledger.REDEEM, points=-points),
+                                    allow_debt=True)
+            taken = {lot: -delta for lot, delta in entry.allocations}
+            self.day_redeemed[event.member, day] += points
+            self.count(event.member, event.store, "points_redeemed", points)
+        earn_lot = None
+        if earning.points:
+            entry = ledger.Entry(kind=ledger.EARN, points=earning.points)
+            self.credit(m, entry, moment, event.seq)
+            earn_lot = entry.id
+            self.day_earned[event.member, day] += earning.points
+            self.count(event.member, event.store, "points_issued", earning.points)
+        self.sales[event.id] = self._state(event.member, moment.earn_time, pricing,
+                                           earning.points, points, earn_lot, taken)
+        m.spend.append((moment.earn_time, pricing.paid_fen))
+        # Upgrades take effect at once, from the next sale (downgrades wait for a review).
+        level = tiers.upgraded(self.rules, tier.name, self.spend_at(m, moment.earn_time))
+        if level is not None:
+            m.tier = level.name
+
+    def _redeemable(self, event: SaleEvent, m: _Member, due_fen: int, day: date) -> int:
+        """The points the member asked to redeem, as far as these rules allow: never more than
+        asked, in whole steps, within the sale's share, the day's cap and the balance."""
+        if not event.redeem_points:
+            return 0
+        # HQ posts a till's redemption as given (what the member lacked chain-wide becomes
+        # debt): the balance does not limit it, the rules do.
+        ctx = redemption.RedeemContext(max(m.account.balance, event.redeem_points),
+                                       self.day_redeemed[event.member or "", day], 0, True)
+        most = redemption.max_redeemable(self.rules, ctx, due_fen)
+        points = min(event.redeem_points, most)
+        if points < event.redeem_points:
+            self.out.skipped["redemption reduced by the rules"] += 1
+        return points
+
+    @staticmethod
+    def _state(member: str | None, at: datetime, pricing: Pricing, earned: int, redeemed: int,
+               earn_lot: str | None, taken: dict[str, int] | None = None) -> SaleState:
+        return SaleState(member, at, pricing.paid_fen, pricing.list_fen, earned, redeemed,
+                         [(no, p.line.sku, p.line.qty, p.paid_fen, p.line.list_fen)
+                          for no, p in enumerate(pricing.lines, 1)], earn_lot, [],
+                         dict(taken or {}))
+
+    def refund(self, event: RefundEvent) -> None:
+        sale = self.sales.get(event.sale)
+        if sale is None:
+            self.out.skipped["refund of a sale not found"] += 1
+            return
+        qty_done: dict[int, int] = defaultdict(int)
+        fen_done: dict[int, int] = defaultdict(int)
+        for lines, _, _ in sale.refunds:
+            for line_no, qty, fen in lines:
+                qty_done[line_no] += qty
+                fen_done[line_no] += fen
+        sold = [refunds.SoldLine(no, sku, qty, paid, qty_done[no], fen_done[no])
+                for no, sku, qty, paid, _ in sale.lines]
+        skus = {no: sku for no, sku, _, _, _ in sale.lines}
+        plan = refunds.plan_refund_lines(event.sale, sold,
+                                         [(skus[no], qty) for no, qty in event.units])
+        refunded_before = sum(fen_done.values())
+        refunded_fen = sum(line.fen for line in plan)
+        planned = {line.line_no: line.qty for line in plan}
+        all_units = all(s.left == planned.get(s.line_no, 0) for s in sold)
+        whole, part = sale.paid_fen, refunded_before + refunded_fen
+        if whole == 0:  # paid wholly with points: the same formulas on list amounts
+            parts = [[(no, qty) for no, qty, _ in lines] for lines, _, _ in sale.refunds]
+            parts.append([(line.line_no, line.qty) for line in plan])
+            whole = sale.list_fen
+            part = refunds.list_refunded([(no, qty, lst) for no, _, qty, _, lst in sale.lines],
+                                         parts)
+        reverse = restore = 0
+        if self.rules.refund.reverse_earned:
+            reverse = refunds.proportional_so_far(sale.earned, whole, part, all_units) - sum(
+                r for _, r, _ in sale.refunds)
+        if self.rules.refund.restore_redeemed:
+            restore = refunds.proportional_so_far(sale.redeemed, whole, part, all_units) - sum(
+                r for _, _, r in sale.refunds)
+        sale.refunds.append((tuple((line.line_no, line.qty, line.fen) for line in plan),
+                             reverse, restore))
+        if sale.member is None:
+            return
+        m = self.member(sale.member)
+        moment = Moment(event.at, event.trusted)
+        m.spend_back.append((moment.earn_time, refunded_fen, sale.sold_at))
+        self.expire(sale.member, m, moment, event.store)
+        if reverse:
+            m.account.debit(ledger.Entry(kind=ledger.REVERSE, points=-reverse), allow_debt=True,
+                            first_from=sale.earn_entry)
+            self.count(sale.member, event.store, "points_reversed", reverse)
+        if restore:
+            entry = m.account.restore(
+                ledger.Entry(kind=ledger.RESTORE, points=restore),
+                [(lot, room) for lot, room in sale.redeemed_from.items()
+                 if room > 0 and lot in m.account.lots])
+            for lot, given in entry.allocations:
+                sale.redeemed_from[lot] -= given
+            self.count(sale.member, event.store, "points_restored", restore)
+
+    def exchange(self, event: ExchangeEvent) -> None:
+        goods = self.rules.redeem.goods.get(event.sku)
+        if goods is None:
+            self.out.skipped["exchange of goods the rules do not offer"] += 1
+            return
+        m = self.member(event.member)
+        moment = Moment(event.at, event.trusted)
+        self.expire(event.member, m, moment, event.store)
+        cost = goods.points * event.qty
+        m.account.debit(ledger.Entry(kind=ledger.REDEEM, points=-cost), allow_debt=True)
+        self.day_redeemed[event.member, local_day(moment.earn_time, self.rules.zone)] += cost
+        self.count(event.member, event.store, "points_redeemed", cost)
+
+    def entry(self, event: EntryEvent) -> None:
+        m = self.member(event.member)
+        moment = Moment(event.at, event.trusted)
+        self.expire(event.member, m, moment, event.store)
+        if event.kind == ledger.BONUS:
+            points = (self.rules.earn.bonus_referral if event.reason.startswith("referral:")
+                      else self.rules.earn.bonus_registration)
+            if points:
+                self.credit(m, ledger.Entry(kind=ledger.BONUS, points=points), moment, event.seq)
+                self.count(event.member, event.store, "points_issued", points)
+            return
+        if event.points > 0:
+            self.credit(m, ledger.Entry(kind=ledger.ADJUST, points=event.points), moment,
+                        event.seq)
+        elif event.points < 0:
+            m.account.debit(ledger.Entry(kind=ledger.ADJUST, points=event.points),
+                            allow_debt=True)
+        self.count(event.member, event.store, "points_adjusted", event.points)
+
+    def close(self) -> None:
+        """Lots expired by the window's end, each member's balance and tier then."""
+        end = Moment(self.history.until, True)
+        for member_id in sorted(set(self.history.birthdays) | set(self.members)):
+            m = self.member(member_id)
+            home = self.history.homes.get(member_id, "HQ")
+            self.expire(member_id, m, end, home)
+            balance = m.account.balance
+            self.out.tier_end[member_id] = self.tier_at(m, self.history.until)
+            self.out.members[member_id].liability_end = balance
+            self.out.chain.liability_end += balance
+            self.out.stores[home].liability_end += balance
