@@ -504,14 +504,15 @@ class ChainLedger:
         if member is None:
             return self._refuse(request, "unknown member")
         now = _now()
-        holds.supersede(member.card_hash, store, terminal, to_micros(now))
         problem = holds.over_bounds(self.trust.holds, self.store.rules, request, store, terminal,
                                     to_micros(now))
         if problem:
             return self._refuse(request, problem)
-        available = self._available(member)
+        available = self._available(member) + holds.replaced_points(
+            member.card_hash, store, terminal, to_micros(now))
         if request.points is None or request.points > available:
             return self._refuse(request, f"insufficient points: {max(available, 0)} available")
+        holds.supersede(member.card_hash, store, terminal, to_micros(now))
         MemberHold.create(id=request.hold_id, card_hash=member.card_hash, points=request.points,
                           state="pending", store=store, terminal=terminal,
                           created_us=to_micros(now), expires_us=to_micros(now + self.hold_ttl))

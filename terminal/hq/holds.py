@@ -18,10 +18,13 @@ for the same member and points, and is still pending (:func:`same_request`). A t
 a member replaces its older pending ones on that member (:func:`supersede`): a till rings one sale
 at a time, so an older one is a cleared redemption or one orphaned by a crash. And a till may
 hold only so many holds and points at once, a member only so many holds, and no hold may be more
-than the member may redeem in a day (:func:`over_bounds`).
+than the member may redeem in a day, nor a till renew its hold on one member for ever
+(:func:`over_bounds`).
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from peewee import fn
 
@@ -63,6 +66,9 @@ def over_allowance(points: int, allowance: int, used_today: int) -> str:
 
 
 
+HOUR_US = 3_600_000_000
+
+
 def same_request(hold: MemberHold, request: MemberRequest, store: str, terminal: str) -> str:
     """Why ``request`` is not a repeat of ``hold``'s request ("" when it is)."""
     if (hold.store, hold.terminal) != (store, terminal):
@@ -74,11 +80,22 @@ def same_request(hold: MemberHold, request: MemberRequest, store: str, terminal:
     return ""
 
 
+def _own(card_hash: str, store: str, terminal: str) -> Any:
+    return ((MemberHold.card_hash == card_hash) & (MemberHold.store == store)
+            & (MemberHold.terminal == terminal))
+
+
+def replaced_points(card_hash: str, store: str, terminal: str, now_us: int) -> int:
+    """The points the till's pending holds on the member set aside: free for its new one."""
+    return int(MemberHold.select(fn.COALESCE(fn.SUM(MemberHold.points), 0)).where(
+        _own(card_hash, store, terminal) & (MemberHold.state == "pending")
+        & (MemberHold.expires_us > now_us)).scalar())
+
+
 def supersede(card_hash: str, store: str, terminal: str, now_us: int) -> int:
-    """Void the till's pending holds on the member: its new request replaces them."""
+    """Void the till's pending holds on the member: its new hold, granted, replaces them."""
     return (MemberHold.update(state="voided", settled_us=now_us)
-            .where((MemberHold.card_hash == card_hash) & (MemberHold.store == store)
-                   & (MemberHold.terminal == terminal) & (MemberHold.state == "pending"))
+            .where(_own(card_hash, store, terminal) & (MemberHold.state == "pending"))
             .execute())
 
 
@@ -89,7 +106,9 @@ def over_bounds(rules: HoldRules, loyalty: Rules, request: MemberRequest, store:
     day_cap = loyalty.redeem.per_member_per_day
     if day_cap is not None and points > day_cap:
         return f"a hold of {points} is more than a member may redeem in a day ({day_cap})"
-    pending = ((MemberHold.state == "pending") & (MemberHold.expires_us > now_us))
+    # The till's own pending holds on this member are replaced if this one is granted.
+    pending = ((MemberHold.state == "pending") & (MemberHold.expires_us > now_us)
+               & ~_own(request.member or "", store, terminal))
     mine = pending & (MemberHold.store == store) & (MemberHold.terminal == terminal)
     count, held = (MemberHold.select(fn.COUNT(MemberHold.id),
                                      fn.COALESCE(fn.SUM(MemberHold.points), 0))
@@ -102,4 +121,11 @@ def over_bounds(rules: HoldRules, loyalty: Rules, request: MemberRequest, store:
     on_member = MemberHold.select().where(pending & (MemberHold.card_hash == request.member))
     if on_member.count() >= rules.max_per_member:
         return f"holds.max_per_member: the member has {rules.max_per_member} holds pending"
+    asked = MemberHold.select().where(
+        (MemberHold.store == store) & (MemberHold.terminal == terminal)
+        & (MemberHold.card_hash == request.member)
+        & (MemberHold.created_us > now_us - HOUR_US)).count()
+    if asked >= rules.max_per_till_member_per_hour:
+        return (f"holds.max_per_till_member_per_hour: the till asked {asked} holds on the "
+                f"member in the last hour")
     return ""

@@ -19,6 +19,7 @@ own, authored at HQ, never taken from a till::
     max_per_till = 20               # pending holds one till may have at once
     max_per_member = 5              # pending holds on one member, chain-wide
     max_points_per_till = 200000    # points one till may hold at once
+    max_per_till_member_per_hour = 6  # holds one till may ask on one member in an hour
 
     [limits]
     requests_per_second = 5         # member requests one till may make (a burst of twice that)
@@ -63,6 +64,9 @@ class HoldRules:
     max_per_till: int = 20
     max_per_member: int = 5
     max_points_per_till: int = 200_000
+    # Renewing a hold on one member for ever (squatting their points) stops here; a till that
+    # rings a member's sale asks once or twice (a cleared redemption, a retry).
+    max_per_till_member_per_hour: int = 6
 
 
 @dataclass(frozen=True)

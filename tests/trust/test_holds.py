@@ -21,7 +21,9 @@ from tests.sync.harness import until
 
 from .support import ATTACKER, HqDatabase, card, collector, honest_till, record
 
-POLICY = "[holds]\nmax_per_till = 3\nmax_per_member = 4\nmax_points_per_till = 5000\n"
+# The attacker here asks quickly, one request after another: not a flood (test_floods.py).
+POLICY = ("[holds]\nmax_per_till = 3\nmax_per_member = 4\nmax_points_per_till = 5000\n"
+          "[limits]\nrequests_per_second = 100\n")
 
 
 async def _ask(client: Any, request: MemberRequest) -> MemberResponse:
@@ -80,6 +82,14 @@ def test_holds_are_per_request_bound_to_their_till_and_bounded(
                 mine = [h for h in _holds(database).values()
                         if h[3] == ATTACKER and h[2] == "pending"]
                 assert len(mine) == 1, mine
+                # ... but not for ever: 6 holds on one member in an hour, then no more.
+                for _ in range(2):
+                    assert (await _ask(bad, MemberRequest(
+                        "hold", member=card(member), points=1000,
+                        hold_id=str(uuid.uuid4())))).ok
+                squat = await _ask(bad, MemberRequest("hold", member=card(member), points=1000,
+                                                      hold_id=str(uuid.uuid4())))
+                assert not squat.ok and "max_per_till_member_per_hour" in (squat.error or "")
                 # Holding many members' points at once: bounded per till.
                 answers = [await _ask(bad, MemberRequest("hold", member=card(other),
                                                          points=100,
