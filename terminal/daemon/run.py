@@ -169,15 +169,10 @@ async def await_provisioning(config_path: Path, every: float = 2.0) -> int:
     """
     from terminal.core.systemd import Notifier
     from terminal.drivers.pole import PoleConfig, open_pole
-    from terminal.field.enroll import read_refusal
+    from terminal.field.enroll import waiting_lines
 
     def pole_text() -> tuple[str, str]:
-        """A refused enrollment code in its own words (zh, en), else the generic notice."""
-        refusal = read_refusal(config_path.parent)
-        if refusal is None:
-            return "NOT PROVISIONED", "see posterm-provision"
-        zh, en = refusal["pole"]
-        return zh, en
+        return waiting_lines(config_path.parent)
 
     notifier = Notifier.from_environment()
     message = pole_text()

@@ -68,6 +68,16 @@ def read_refusal(state_dir: Path) -> dict[str, Any] | None:
     return data
 
 
+def waiting_lines(state_dir: Path) -> tuple[str, str]:
+    """What the pole display says while the box has no config: a refused enrollment in its own
+    words (zh, en), else the generic notice."""
+    refusal = read_refusal(state_dir)
+    if refusal is None:
+        return "NOT PROVISIONED", "see posterm-provision"
+    zh, en = refusal["pole"]
+    return zh, en
+
+
 def clear_refusal(state_dir: Path) -> None:
     (state_dir / REFUSED_FILE).unlink(missing_ok=True)
 

@@ -31,7 +31,7 @@ from terminal.hq.enrollment import codes
 from terminal.hq.enrollment.service import BrokerAcl, EnrollmentService
 from terminal.hq.models import EnrollmentCode
 from terminal.hq.pki import authority
-from terminal.protocol.enrollment import REFUSALS, EnrollRequest
+from terminal.protocol.enrollment import POLE, REFUSALS, EnrollRequest
 from terminal.protocol.keys import public_pem
 from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, TlsFiles
 from terminal.protocol.topics import Topics
@@ -199,7 +199,7 @@ def refused(source: Path, state: Path, reason: str) -> None:
     assert source.exists()
     assert not (state / provision.CONFIG_NAME).exists()
     assert provision.status_facts(state) == {"enrollment": f"{zh} / {en}"}
-    assert enroll.read_refusal(state)["reason"] == reason  # what the pole display shows
+    assert enroll.waiting_lines(state) == POLE[reason]  # what the pole display shows
 
 
 def test_every_refusal_is_shown_and_spends_nothing(hq: Hq, tmp_path: Path,
@@ -227,7 +227,8 @@ def test_every_refusal_is_shown_and_spends_nothing(hq: Hq, tmp_path: Path,
     # None of these spent the code: the right box, with a file the technician fixed, enrolls.
     right = hq.provisioning_file(tmp_path / "b1", "S002/T01", code)
     assert box(right, tmp_path / "s1") == 0
-    assert enroll.read_refusal(tmp_path / "s1") is None
+    assert enroll.read_refusal(tmp_path / "s1") is None  # success clears the earlier refusal
+    assert enroll.waiting_lines(tmp_path / "s1") == ("NOT PROVISIONED", "see posterm-provision")
     assert provision.is_provisioned(tmp_path / "s1")
     # Reused: a second box with the same, now spent, code.
     refused(hq.provisioning_file(tmp_path / "b4", "S002/T01", code), tmp_path / "s4",
