@@ -367,7 +367,7 @@ def verify_bundle(raw_bytes: bytes, trust: TrustStore, scopes: set[str] | frozen
     delegation, raw = open_signed(raw_bytes, trust, "bundle", BUNDLE_CONTEXT)
     bundle = _parse_bundle(raw)
     check_signing_key(delegation, trust, bundle.key_id, bundle.issued_at, "bundle",
-                      latest_trusted=_latest_trusted(now, clock_trusted, time_floor))
+                      latest_trusted=latest_trusted(now, clock_trusted, time_floor))
     if bundle.scope not in scopes:
         raise WrongScope(f"scope {bundle.scope!r} is not one of {sorted(scopes)}")
     if bundle.version <= held_version:
@@ -376,8 +376,8 @@ def verify_bundle(raw_bytes: bytes, trust: TrustStore, scopes: set[str] | frozen
     return bundle
 
 
-def _latest_trusted(now: datetime, clock_trusted: bool,
-                    time_floor: datetime | None) -> datetime | None:
+def latest_trusted(now: datetime, clock_trusted: bool,
+                   time_floor: datetime | None) -> datetime | None:
     """The latest time the terminal trusts: its clock when trusted, the floor HQ vouched for."""
     known = [t for t in (now if clock_trusted else None, time_floor) if t is not None]
     return max(known) if known else None
@@ -385,7 +385,7 @@ def _latest_trusted(now: datetime, clock_trusted: bool,
 
 def _check_times(bundle: Bundle, now: datetime, clock_trusted: bool,
                  time_floor: datetime | None, skew: timedelta) -> None:
-    known = _latest_trusted(now, clock_trusted, time_floor)
+    known = latest_trusted(now, clock_trusted, time_floor)
     if known is not None and bundle.expires_at <= known:
         raise Expired(f"bundle expired at {bundle.expires_at.isoformat()} "
                       f"(latest trusted time {known.isoformat()})")

@@ -98,13 +98,19 @@ def signed(state: MemberState, signing: Ed25519PrivateKey, delegation: dict[str,
                             "delegation": dict(delegation)})
 
 
-def verify_member_state(wire: bytes, trust: TrustStore) -> MemberState:
+def verify_member_state(wire: bytes, trust: TrustStore, *,
+                        latest_trusted: datetime | None = None) -> MemberState:
     """The state in ``wire`` if HQ's key chain vouches for it, else a ``BundleRejected``
     subclass (``malformed``, ``bad_signature``, ``unknown_key``, ``key_revoked``,
-    ``key_not_valid``); nothing else, whatever the bytes."""
+    ``key_not_valid``); nothing else, whatever the bytes.
+
+    ``issued_at`` is the signer's word, so a key whose delegation ended before
+    ``latest_trusted`` (the terminal's latest trusted time, when it knows one) is refused
+    whatever the state claims, as for bundles."""
     delegation, raw = open_signed(wire, trust, "member_state", MEMBER_STATE_CONTEXT)
     state = _parse(raw)
-    check_signing_key(delegation, trust, state.key_id, state.issued_at, "member state")
+    check_signing_key(delegation, trust, state.key_id, state.issued_at, "member state",
+                      latest_trusted=latest_trusted)
     return state
 
 

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.card_states import CardUpdate, Profile
-from terminal.protocol.bundle import TrustStore, WrongScope
+from terminal.protocol.bundle import TrustStore, WrongScope, latest_trusted
 from terminal.protocol.member_state import MemberState, verify_member_state
 
 
@@ -33,12 +33,14 @@ def receive(store: LedgerStore, wire: bytes, topic_card_hash: str, trust: TrustS
     """Verify and apply one member-state message (on the ledger thread). Returns the state if
     it changed anything, None if the ledger held it (or a newer one) already; raises a
     ``BundleRejected`` subclass, having changed nothing, when it is refused."""
-    state = verify_member_state(wire, trust)
+    now = datetime.now(UTC)
+    state = verify_member_state(
+        wire, trust, latest_trusted=latest_trusted(now, clock_trusted, store.floor))
     if state.card_hash != topic_card_hash:
         raise WrongScope(f"the state of card {state.card_hash[:12]}… arrived on the topic of "
                          f"card {topic_card_hash[:12]}…")
-    moment = store.moment(datetime.now(UTC), clock_trusted)
+    moment = store.moment(now, clock_trusted)
     if not store.apply_card_update(as_update(state), moment):
         return None
-    store.observe_trusted_time(state.issued_at)  # signed HQ time: a floor, as a bundle's is
+    # The signed issue time moves no floor: only what HQ's acks vouch for does (as for bundles).
     return state
