@@ -84,7 +84,6 @@ def test_a_bundle_issued_in_the_future_moves_no_floor(tmp_path: Path) -> None:
     till = LedgerStore.open(tmp_path / "till.db", Rules.from_mapping(rules_data()), CARD_KEY,
                             Identity("S001", "T01"))
     try:
-        bundle_store.ensure_table(till.db)
         acked = now() - timedelta(minutes=5)
         # A lot earned 300 days ago: it expires in about 65 days.
         till.register(Registration(card="8000000001"), Moment(acked - timedelta(days=300)))

@@ -47,7 +47,6 @@ def test_control_characters_in_catalogue_text_are_refused_at_load(till: LedgerSt
 def test_a_bundle_whose_catalogue_holds_nul_is_refused_and_changes_nothing(
         till: LedgerStore, tmp_path: Path) -> None:
     keys = Keys(tmp_path / "keys")
-    bundle_store.ensure_table(till.db)
     wire = keys.bundle("store/S001", 1, {
         "rules": rules_data(), "catalogue": [{**GOOD, "name": "草莓\x00"}], "settings": {}})
     trust = bundle.TrustStore.of([keys.root.public_key()])
