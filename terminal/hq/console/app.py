@@ -11,8 +11,10 @@ from terminal.hq.console.fleet import DEFAULT_THRESHOLDS, FleetReader, Threshold
 from terminal.hq.console.members import Reader
 from terminal.hq.console.operations import Operator
 from terminal.hq.console.routes import ROUTES
+from terminal.hq.console.rules_pages import Studio
 from terminal.hq.console.web import Console, create_app
 from terminal.hq.member_ops.service import MemberOps
+from terminal.hq.rules_studio.jobs import Jobs
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore
 from terminal.protocol.mqtt import MqttConfig
@@ -21,9 +23,10 @@ from terminal.protocol.topics import Topics
 
 def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = True,
           mqtt: MqttConfig | None = None, topics: Topics | None = None,
-          health_interval: float = 300.0, thresholds: Thresholds = DEFAULT_THRESHOLDS
-          ) -> ASGIApp:
-    """The console; with ``mqtt`` (HQ's broker identity) it sends commands to terminals."""
+          health_interval: float = 300.0, thresholds: Thresholds = DEFAULT_THRESHOLDS,
+          studio: Studio | None = None) -> ASGIApp:
+    """The console; with ``mqtt`` (HQ's broker identity) it sends commands to terminals; with
+    ``studio`` (:func:`rules_studio`) it has the rules studio."""
     db = ConsoleDb(db_url)
     reader = Reader(rules, card_key, LedgerStore(db.db, rules, card_key, HQ_IDENTITY,
                                                  outbox=False))
@@ -31,4 +34,9 @@ def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = 
     commander = None if mqtt is None else Commander(db, mqtt, topics,
                                                     health_interval=health_interval)
     return create_app(Console(db, reader, operator, FleetReader(rules.zone, thresholds),
-                              commander, secure_cookies), ROUTES)
+                              commander, secure_cookies, studio), ROUTES)
+
+
+def rules_studio(db_url: str, rules_text: str) -> Studio:
+    """The rules studio over the rules in force as written (``rules_text``)."""
+    return Studio(rules_text, Jobs(db_url))

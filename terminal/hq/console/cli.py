@@ -18,7 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from terminal.hq.bundles import BuildError, read_toml
-from terminal.hq.console.app import build
+from terminal.hq.console.app import build, rules_studio
 from terminal.hq.console.fleet import Thresholds
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         host, port = _listen(args.listen)
         rules = Rules.from_mapping(read_toml(args.rules))
+        rules_text = args.rules.read_text(encoding="utf-8")  # as written: the rules studio's
         card_key = args.card_key_file.read_bytes().strip()
         mqtt = _mqtt(args)
         topics = Topics(args.topic_root)
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     app = build(args.db, rules, card_key, secure_cookies=not args.insecure_cookies, mqtt=mqtt,
                 topics=topics, health_interval=args.health_interval,
-                thresholds=Thresholds(offline_after=timedelta(minutes=args.offline_after)))
+                thresholds=Thresholds(offline_after=timedelta(minutes=args.offline_after)),
+                studio=rules_studio(args.db, rules_text))
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
     return 0

@@ -22,6 +22,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "fleet.read": frozenset({"admin", "service", "auditor", "store_manager"}),
     "fleet.command": frozenset({"admin", "store_manager"}),
     "audit.read": frozenset({"admin", "auditor"}),
+    "rules.author": frozenset({"admin", "marketing"}),  # the rules studio (issue 17)
 }
 
 

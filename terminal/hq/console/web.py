@@ -62,6 +62,7 @@ class Console:
     fleet: FleetReader
     commander: Commander | None = None  # None: no broker given, commands off
     secure_cookies: bool = True
+    studio: Any = None  # terminal.hq.console.rules_pages.Studio; None: no rules studio
 
 
 Handler = Callable[[Request], Awaitable[Response]]

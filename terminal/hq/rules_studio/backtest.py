@@ -3,6 +3,7 @@ side by side, with the check that the in-force replay gives what the ledger reco
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -79,15 +80,19 @@ def most_affected(in_force: Replayed, candidate: Replayed, homes: dict[str, str]
     return [row[3] for row in rows[:MOST_AFFECTED]]
 
 
-def backtest(history: History, in_force: Rules, candidate: Rules) -> dict[str, Any]:
+def backtest(history: History, in_force: Rules, candidate: Rules,
+             progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
+    progress("in_force")
     old = Replay(history, in_force).run()
+    progress("candidate")
     new = Replay(history, candidate).run()
     tier_changes = sorted(member for member in old.tier_end
                           if old.tier_end[member] != new.tier_end.get(member))
     change_fen = (liability_fen(new.chain.liability_end, candidate)
                   - liability_fen(old.chain.liability_end, in_force))
     return {
-        "window": {"from": history.start.isoformat(), "until": history.until.isoformat(),
+        "window": {"from": history.start.astimezone(in_force.zone).isoformat("T", "seconds"),
+                   "until": history.until.astimezone(in_force.zone).isoformat("T", "seconds"),
                    "first_seq": history.first_seq, "events": len(history.events)},
         "candidate": side(new, candidate),
         "in_force": side(old, in_force),

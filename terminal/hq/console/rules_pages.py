@@ -1,0 +1,120 @@
+"""The rules studio's pages (issue 17): edit a candidate rule set, see the engine's errors on
+their lines, the lint warnings and the diff against the rules in force, and backtest it on the
+chain's history in a background job. The ``marketing`` role authors (``rules.author``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from terminal.hq.console import audit
+from terminal.hq.console.pages import is_fragment
+from terminal.hq.console.web import NotFound, console_of, page, render
+from terminal.hq.rules_studio.cli import finding_json
+from terminal.hq.rules_studio.diff import diff
+from terminal.hq.rules_studio.jobs import Jobs
+from terminal.hq.rules_studio.lint import lint
+from terminal.hq.rules_studio.validate import Validation, validate
+
+MAX_TEXT = 200_000  # characters of TOML a form may send
+MAX_DAYS = 3660
+
+
+@dataclass
+class Studio:
+    """The rules in force (the text the console was started with) and the backtests run."""
+
+    in_force_text: str
+    jobs: Jobs
+    in_force: Validation = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.in_force = validate(self.in_force_text)
+        if not self.in_force.ok:
+            raise ValueError(f"the rules in force are refused: {self.in_force.problems[0]}")
+
+
+def studio_of(request: Request) -> Studio:
+    studio = console_of(request).studio
+    if studio is None:
+        raise NotFound()
+    return studio
+
+
+def review(studio: Studio, text: str, lang: str) -> dict[str, Any]:
+    """The candidate checked: its problem, or its warnings and its diff per scope."""
+    candidate = validate(text)
+    if not candidate.ok:
+        return {"problem": candidate.problems[0], "warnings": [], "changes": None}
+    assert candidate.rules is not None and studio.in_force.rules is not None
+    assert candidate.mapping is not None and studio.in_force.mapping is not None
+    warnings = [finding_json(f, candidate)
+                for f in lint(studio.in_force.rules, candidate.rules, datetime.now(UTC))]
+    return {"problem": None, "warnings": warnings, "lang": "zh" if lang == "zh-CN" else "en",
+            "changes": {"chain": diff(studio.in_force.mapping, candidate.mapping)}}
+
+
+async def _form(request: Request) -> tuple[str, int]:
+    form = await request.form()
+    text = str(form.get("rules", ""))[:MAX_TEXT]
+    try:
+        days = min(MAX_DAYS, max(1, int(str(form.get("days", "30")))))
+    except ValueError:
+        days = 30
+    return text, days
+
+
+@page("rules.author")
+async def editor(request: Request) -> Response:
+    studio = studio_of(request)
+    return render(request, "rules/index.html", nav="rules", text=studio.in_force_text, days=30,
+                  checked=None)
+
+
+@page("rules.author")
+async def check(request: Request) -> Response:
+    studio = studio_of(request)
+    text, days = await _form(request)
+    lang = request.cookies.get("posterm_lang", "zh-CN")
+    result = review(studio, text, lang)
+    return render(request, "rules/index.html", 200 if result["problem"] is None else 422,
+                  nav="rules", text=text, days=days, checked=result)
+
+
+@page("rules.author")
+async def start_backtest(request: Request) -> Response:
+    studio = studio_of(request)
+    text, days = await _form(request)
+    candidate = validate(text)
+    if not candidate.ok:
+        lang = request.cookies.get("posterm_lang", "zh-CN")
+        return render(request, "rules/index.html", 422, nav="rules", text=text, days=days,
+                      checked=review(studio, text, lang))
+    assert candidate.rules is not None and studio.in_force.rules is not None
+    who = request.scope["principal"]
+    job = studio.jobs.start(who.name, studio.in_force.rules, candidate.rules, days)
+    await console_of(request).db.run(audit.record, who, "rules.backtest", job.id, "",
+                                     f"{days} days")
+    return RedirectResponse(f"/rules/backtests/{job.id}", 303)
+
+
+@page("rules.author")
+async def backtest_page(request: Request) -> Response:
+    job = studio_of(request).jobs.get(request.path_params["job"])
+    if job is None:
+        raise NotFound()
+    template = "rules/_job.html" if is_fragment(request) else "rules/job.html"
+    return render(request, template, nav="rules", job=job)
+
+
+ROUTES = [
+    Route("/rules", editor),
+    Route("/rules/check", check, methods=["POST"]),
+    Route("/rules/backtests", start_backtest, methods=["POST"]),
+    Route("/rules/backtests/{job}", backtest_page),
+]

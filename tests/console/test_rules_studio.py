@@ -1,0 +1,80 @@
+"""The rules studio's pages over HTTP: who may author, the engine's errors on their line, lint
+and diff, and a backtest job run to its end."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from terminal.hq.console.rules_pages import Studio
+from tests.console.rules_studio import IN_FORCE_TEXT, studio_app, studio_of
+from tests.console.test_http import BASE, csrf, login
+
+TRIPLE = IN_FORCE_TEXT.replace("points_per_yuan = 1 ", "points_per_yuan = 3 ")
+
+
+def client(chain, studio: Studio | None = None) -> TestClient:
+    return TestClient(studio_app(chain, studio or studio_of(chain)), base_url=BASE,
+                      follow_redirects=False)
+
+
+@pytest.mark.parametrize(("name", "allowed"), [("mkt", True), ("admin", True), ("svc", False),
+                                               ("aud", False), ("mgr1", False)])
+def test_marketing_and_admin_author_the_rules(chain, name: str, allowed: bool) -> None:
+    with client(chain) as c:
+        login(c, name)
+        page = c.get("/rules")
+        assert page.status_code == (200 if allowed else 403)
+        assert ('href="/rules"' in c.get("/members").text) is allowed
+        if allowed:
+            assert "Sunrise Mart Rewards" in page.text
+        else:
+            token = csrf(c, "/members")
+            assert c.post("/rules/backtests", data={"rules": TRIPLE, "days": "30",
+                                                    "csrftoken": token}).status_code == 403
+
+
+def test_an_error_names_its_line_and_key_and_keeps_the_text(chain) -> None:
+    with client(chain) as c:
+        login(c, "mkt")
+        token = csrf(c, "/rules")
+        bad = IN_FORCE_TEXT.replace('rounding = "floor"', 'rounding = "sideways"')
+        page = c.post("/rules/check", data={"rules": bad, "days": "30", "csrftoken": token})
+        assert page.status_code == 422
+        line = next(n for n, text in enumerate(bad.splitlines(), 1)
+                    if text.startswith("rounding = "))
+        problem = re.search(r'id="rules-problem">(.*?)</p>', page.text, re.S).group(1)
+        assert f"第 {line} 行" in problem and "earn.rounding" in problem
+        assert "sideways" in page.text  # the author's text is given back to fix
+
+
+def test_a_valid_candidate_shows_its_warnings_and_diff(chain) -> None:
+    with client(chain) as c:
+        login(c, "mkt")
+        token = csrf(c, "/rules")
+        page = c.post("/rules/check", data={"rules": TRIPLE, "days": "30", "csrftoken": token})
+        assert page.status_code == 200
+        assert "每元积分从 1 提高到 3" in page.text
+        assert "~ earn.points_per_yuan: 1 -&gt; 3" in page.text
+
+
+def test_a_backtest_runs_as_a_job_to_its_figures(chain) -> None:
+    studio = studio_of(chain)
+    with client(chain, studio) as c:
+        login(c, "mkt")
+        token = csrf(c, "/rules")
+        started = c.post("/rules/backtests", data={"rules": TRIPLE, "days": "90",
+                                                   "csrftoken": token})
+        assert started.status_code == 303
+        path = started.headers["location"]
+        job_id = path.rsplit("/", 1)[1]
+        job = studio.jobs.get(job_id)
+        assert job is not None and job.author == "mkt" and job.days == 90
+        assert job.ended.wait(120), "the backtest did not end"
+        assert job.finished and not job.error, job.error
+        page = c.get(path)
+        assert "校验通过" in page.text
+        assert job.result["candidate"]["points_issued"] > job.result["in_force"]["points_issued"]
+        assert c.get("/rules/backtests/nothing").status_code == 404
