@@ -11,7 +11,6 @@ from typing import Any, TypeVar
 
 from peewee import Database, SqliteDatabase
 
-from terminal.hq.console.schema import ensure_schema
 from terminal.hq.database import open_hq_database
 from terminal.loyalty.store.ledger_thread import LedgerThread
 
@@ -20,8 +19,7 @@ T = TypeVar("T")
 
 class ConsoleDb:
     def __init__(self, url: str) -> None:
-        self.db: Database = open_hq_database(url)
-        ensure_schema(self.db)
+        self.db: Database = open_hq_database(url)  # its migrations make the console's tables
         self.thread = LedgerThread(self.db, name="console-db")
 
     def _transaction(self) -> Any:

@@ -3,7 +3,7 @@
 Secrets are never stored in clear: passwords as argon2id hashes, session ids and API tokens as
 SHA-256 digests of 256-bit random values (a digest is enough for a value that cannot be guessed;
 a slow hash is for what people choose). ``console_audit`` is append-only: triggers refuse UPDATE
-and DELETE (see :mod:`terminal.hq.console.schema`).
+and DELETE (HQ migration 7, :mod:`terminal.hq.migrations.v0007_console`).
 """
 
 from __future__ import annotations
