@@ -53,6 +53,12 @@ class Collector:
         self.tmp, self.pki, self.broker = tmp, pki, broker
         self.db = tmp / "hq.db" if db is None else db
         self.options, self.client_id = list(options), client_id
+        if "--trust" not in self.options:
+            # HQ applies a till's adjustment only from a manager its own register names; the
+            # simulation's demo seed adjusts as "demo" (docs/hq-trust.md).
+            policy = tmp / "hq-trust.toml"
+            policy.write_text('[operators.S001]\ndemo = "manager"\n', encoding="utf-8")
+            self.options += ["--trust", str(policy)]
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
