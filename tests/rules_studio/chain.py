@@ -22,8 +22,8 @@ CARDS = {"wang": "6201000000000001", "li": "6201000000000019"}
 
 
 class HandChain:
-    def __init__(self, directory: Path, rules: Rules) -> None:
-        self.url = str(directory / "hq.db")
+    def __init__(self, directory: Path, rules: Rules, url: str | None = None) -> None:
+        self.url = url or str(directory / "hq.db")
         self.ledger = ChainLedger(open_hq_database(self.url), rules, CARD_KEY)
         self.rules = rules
         self.directory = directory
