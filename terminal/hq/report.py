@@ -1,5 +1,7 @@
 """`posterm-hq report --db URL`: points liability and activity per store and chain-wide.
 
+`posterm-hq report analytics ...`: a period's member analytics (:mod:`terminal.hq.analytics`).
+
 Per store: events applied by kind, points the store's events added and took, events refused
 for review. Chain-wide: members, the outstanding liability (the sum of balances), overdrafts
 (debt from offline redemptions beyond the chain balance) and pending holds.
@@ -15,14 +17,18 @@ from typing import Any
 
 from peewee import fn
 
+from terminal.hq import analytics
 from terminal.hq.database import open_hq_database
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
 from terminal.loyalty.store.models import MODELS, LedgerEntry, Member
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
+    parser.add_argument("--db", help="SQLite path or postgresql:// URL")
     parser.add_argument("--json", action="store_true")
+    views = parser.add_subparsers(dest="view", metavar="VIEW")
+    analytics.configure(views.add_parser(
+        "analytics", help="members: purchasers, repeat, churn, RFM, top products, tiers"))
 
 
 def report() -> dict[str, Any]:
@@ -63,6 +69,11 @@ def report() -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.view == "analytics":
+        return analytics.run(args)
+    if args.db is None:
+        print("posterm-hq report: --db is required", file=sys.stderr)
+        return 2
     try:
         db = open_hq_database(args.db, migrate=False)
     except ValueError as exc:  # a schema of another version, not UTF8
