@@ -205,3 +205,31 @@ def test_rfm_scores_by_the_bounds() -> None:
 def test_the_plain_report_still_needs_its_database(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report"]) == 2
     assert "--db is required" in capsys.readouterr().err
+
+
+def test_near_the_next_tier_and_a_sale_refunded_in_parts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Silver needs 100,000 fen over the window: 90,000 is within 10% of it, 89,999 is not,
+    and 100,000 makes the member silver, far from gold. Two refunds that together bring back
+    every unit make a sale wholly refunded."""
+    db = str(tmp_path / "hq.db")
+    (tmp_path / "tills").mkdir()
+    chain = Chain(db, tmp_path / "tills")
+    tv = ("6900000000045", "电视机", "appliances")
+    try:
+        for number, (card, fen) in enumerate(((A, 90_000), (B, 89_999), (C, 100_000))):
+            chain.register("S001", card, at(10, 1, 2 + number))
+            chain.sell("S001", card, at(10, 2, 2 + number), line((*tv, fen), 1))
+        chain.register("S001", D, at(10, 1, 6))
+        parted = chain.sell("S001", D, at(10, 3, 2), line(COLA, 2))
+        chain.refund("S001", parted, at(10, 4, 2), part=[(COLA[0], 1)])
+        chain.refund("S001", parted, at(10, 5, 2), part=[(COLA[0], 1)])
+    finally:
+        chain.close()
+    data = report(capsys, db)
+    assert data["tiers"] == {"member": 3, "silver": 1, "gold": 0, "diamond": 0}
+    assert (data["near_next_tier"], data["near_next_tier_by_tier"]) == (
+        1, {"silver": 1, "gold": 0, "diamond": 0})
+    assert data["purchasers"] == 3  # not D, whose only sale came back in two refunds
+    assert [row["sku"] for row in data["top_products"]] == [tv[0]]
