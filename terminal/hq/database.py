@@ -219,6 +219,14 @@ def append_only(db: Database, models: Sequence[type[Model]]) -> None:
                 f"ON {table} BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END")
 
 
+def snapshot(db: Database) -> AbstractContextManager[object]:
+    """A read-only transaction whose every query sees the same moment of the ledger (a report's
+    sums agree with each other while collectors write; on a PostgreSQL hot standby too)."""
+    if isinstance(db, PostgresqlDatabase):
+        return db.atomic(isolation_level="REPEATABLE READ")
+    return db.atomic()  # SQLite (WAL): a read transaction is one snapshot
+
+
 def writing(db: Database) -> AbstractContextManager[object]:
     """One HQ write transaction: IMMEDIATE on SQLite, advisory-locked on PostgreSQL."""
     if isinstance(db, SqliteDatabase):

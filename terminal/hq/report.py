@@ -18,7 +18,7 @@ from typing import Any
 from peewee import fn
 
 from terminal.hq import analytics
-from terminal.hq.database import open_hq_database
+from terminal.hq.database import open_hq_database, snapshot
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
 from terminal.loyalty.store.models import MODELS, LedgerEntry, Member
 
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:  # a schema of another version, not UTF8
         print(f"posterm-hq report: {exc}", file=sys.stderr)
         return 1
-    with db.bind_ctx(MODELS + HQ_MODELS):
+    with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
         data = report()
     db.close()
     if args.json:

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from tests.support.mosquitto import free_port
 
 
@@ -42,7 +44,8 @@ def _run_as() -> dict[str, Any]:
 class Postgres:
     """``start()`` returns nothing; ``dsn`` connects as superuser ``postgres`` to ``posterm``."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, *, replicated: bool = False) -> None:
+        """``replicated``: keep full-page writes on, which a standby's base backup needs."""
         # The postgres user must reach the directory, so by default it is a fresh one in /tmp
         # (pytest's own temporary tree is private to root); it is removed on stop().
         self._owned = directory is None
@@ -52,6 +55,9 @@ class Postgres:
         self.process: subprocess.Popen[bytes] | None = None
         self.dsn = f"postgresql://postgres@127.0.0.1:{self.port}/posterm"
         self._as = _run_as()
+        self._settings = ["-c", "fsync=off"]
+        if not replicated:
+            self._settings += ["-c", "full_page_writes=off"]
 
     def _prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -70,7 +76,7 @@ class Postgres:
         self.process = subprocess.Popen(
             [_binary("postgres"), "-D", str(self.data), "-p", str(self.port),
              "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.directory}",
-             "-c", "fsync=off", "-c", "full_page_writes=off"],
+             *self._settings],
             stdout=log, stderr=log, cwd=self.directory, **self._as)
         log.close()
         deadline = time.monotonic() + timeout
@@ -115,3 +121,44 @@ class Postgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Standby(Postgres):
+    """A hot standby of ``primary`` (started with ``replicated=True``) streaming its WAL: a base
+    backup by ``pg_basebackup -R``, then read-only queries on its own free port."""
+
+    def __init__(self, primary: Postgres) -> None:
+        super().__init__(replicated=True)
+        self.primary = primary
+
+    def _prepare(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self._as:
+            os.chown(self.directory, self._as["user"], self._as["group"])
+        result = subprocess.run(
+            [_binary("pg_basebackup"), "-h", "127.0.0.1", "-p", str(self.primary.port), "-U",
+             "postgres", "-D", str(self.data), "-R", "-X", "stream", "--no-sync",
+             "--checkpoint=fast"],  # the default, spread, waits minutes for a checkpoint
+            capture_output=True, cwd=self.directory, **self._as)
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_basebackup failed: {result.stderr.decode(errors='replace')}")
+
+    def _create_database(self) -> None:
+        """The primary's databases are already here (and a standby creates none)."""
+
+    def url(self, database: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def caught_up(self, timeout: float = 30.0) -> None:
+        """Wait until this standby has replayed everything the primary has written so far."""
+        with psycopg.connect(self.primary.dsn, autocommit=True) as primary:
+            target = primary.execute("SELECT pg_current_wal_lsn()").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.dsn, autocommit=True) as standby:
+            while time.monotonic() < deadline:
+                replayed = standby.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn",
+                                           (target,)).fetchone()[0]
+                if replayed:
+                    return
+                time.sleep(0.05)
+        raise TimeoutError(f"the standby did not replay up to {target} within {timeout}s")
