@@ -54,6 +54,11 @@ from terminal.loyalty.store.models import MODELS, Member, Refund, RefundLine, Sa
 
 TOP = 10
 NEAR_TIER = (9, 10)  # within 10% of the next tier: spend * 10 >= threshold * 9
+# The figures the text output shows, zh-CN first.
+LABELS = {"purchasers": "购买会员 purchasers", "repeat_purchasers": "回购会员 repeat",
+          "repeat_rate": "回购率 repeat rate", "new_members": "新会员 new members",
+          "new_purchasers": "首购会员 new purchasers", "dormant": "沉睡会员 dormant",
+          "churn_rate": "流失率 churn rate", "near_next_tier": "临近升级 near next tier"}
 
 
 @dataclass(frozen=True)
@@ -318,9 +323,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2))
         return 0
-    print(f"{data['from']} .. {data['to']} ({data['zone']}), store {data['store'] or '全部 all'}")
-    for key in ("purchasers", "repeat_purchasers", "repeat_rate", "new_members",
-                "new_purchasers", "dormant", "churn_rate", "near_next_tier"):
-        print(f"  {key:<18} {data[key]}")
-    print("  tiers " + ", ".join(f"{name} {count}" for name, count in data["tiers"].items()))
+    print(f"{data['from']} .. {data['to']} ({data['zone']}), 门店 store "
+          f"{data['store'] or '全部 all'}")
+    for key, label in LABELS.items():
+        print(f"  {label:<24} {data[key]}")
+    print("  等级 tiers: " + ", ".join(f"{name} {count}" for name, count in data["tiers"].items()))
     return 0

@@ -167,6 +167,19 @@ def test_a_store_counts_its_own_sales_and_home_members(
     assert [row["sku"] for row in second["top_products"]] == [RICE[0], SOAP[0], COLA[0]]
 
 
+def test_the_text_output_names_the_figures_in_chinese_first(
+    hq_db: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["report", "analytics", "--db", hq_db, "--rules", str(RULES), "--from",
+                 "2026-10-01", "--to", "2026-11-01", "--store", "S001"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2026-10-01 .. 2026-11-01 (Asia/Shanghai), 门店 store S001"
+    figures = {label.strip(): value for label, value in
+               (line.rsplit(None, 1) for line in lines[1:-1])}
+    assert (figures["回购率 repeat rate"], figures["流失率 churn rate"]) == ("0.5", "0.3333")
+    assert lines[-1] == "  等级 tiers: member 3, silver 0, gold 0, diamond 0"
+
+
 def test_dormancy_window_and_empty_period(hq_db: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert report(capsys, hq_db, "--dormant-days", "150")["dormant"] == 0  # E: 149 days
     assert main(["report", "analytics", "--db", hq_db, "--rules", str(RULES), "--from",
