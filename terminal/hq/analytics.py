@@ -45,7 +45,7 @@ from peewee import JOIN, fn
 
 from terminal.daemon.sim.demo import demo_rules
 from terminal.hq.bundles import read_toml
-from terminal.hq.database import open_hq_database
+from terminal.hq.database import open_hq_database, snapshot
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHome
 from terminal.loyalty.calendar import add_months, local_day
 from terminal.loyalty.clock import from_micros, to_micros
@@ -316,7 +316,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"posterm-hq report analytics: {exc}", file=sys.stderr)
         return 2
     try:
-        with db.bind_ctx(MODELS + HQ_MODELS):
+        # One snapshot: the sales, refunds and members read agree while collectors write.
+        with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
             data = analytics(rules, period, args.store, args.dormant_days, thresholds)
     finally:
         db.close()
