@@ -1,3 +1,4 @@
-"""The fault suites reuse the sync suite's PKI and broker fixtures (a real Mosquitto per test)."""
+"""The fault suites reuse the sync suite's PKI, broker and PostgreSQL fixtures (a real Mosquitto per
+test)."""
 
-from tests.sync.conftest import broker, pki  # noqa: F401  (pytest fixtures)
+from tests.sync.conftest import broker, pki, postgres  # noqa: F401  (pytest fixtures)
