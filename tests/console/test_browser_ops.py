@@ -5,6 +5,8 @@ HQ says. Screenshots of every console page on the way."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -50,27 +52,23 @@ async def _card_state(store: Any) -> str | None:
     return rows[0][0] if rows else None
 
 
-async def _shot(page: Any, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
-
-
-def test_a_freeze_made_in_the_console_is_refused_at_every_till(chain: Chain,
-                                                               tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def _member_page_open(tmp_path: Path, chain: Chain) -> AsyncIterator[tuple[Any, Any, Any]]:
+    """Two tills (S001, S002) whose member CARD earned at S002 and reached HQ; the console in
+    Chromium, signed in as member service, on that member's page. Yields (s1, s2, page)."""
     from playwright.async_api import async_playwright
 
     url = str(tmp_path / "hq.db")
-
-    async def scenario() -> None:
-        async with _stores(tmp_path, chain) as (s1, s2):
-            await _register_and_earn(s2, CARD)
-            await until(s2.drained, 20)
-            await asyncio.to_thread(_add_user, url)
-            app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False)
-            with serving(app) as site:
-                async with async_playwright() as playwright:
-                    browser = await playwright.chromium.launch(
-                        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    async with _stores(tmp_path, chain) as (s1, s2):
+        await _register_and_earn(s2, CARD)
+        await until(s2.drained, 20)
+        await asyncio.to_thread(_add_user, url)
+        app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False)
+        with serving(app) as site:
+            async with async_playwright() as playwright:
+                browser = await playwright.chromium.launch(
+                    executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+                try:
                     page = await browser.new_page(viewport={"width": 1280, "height": 900})
                     await page.goto(f"{site}/login")
                     await page.fill("input[name=name]", "svc")
@@ -80,28 +78,40 @@ def test_a_freeze_made_in_the_console_is_refused_at_every_till(chain: Chain,
                     await page.fill("input[name=q]", CARD)
                     await page.press("input[name=q]", "Enter")
                     await page.click("table.grid tbody td a")
-                    await page.wait_for_selector("#op-freeze")
-                    await page.fill("form[action$='/op/freeze'] input[name=reason]",
-                                    "卡片被盗 stolen card")
-                    await page.click("#op-freeze")
-                    await page.wait_for_selector("[role=status]")
-                    assert await page.inner_text("#card-state") == "已冻结"
-                    await _shot(page, "member-frozen")
-
-                    for store in (s1, s2):
-                        await until(lambda store=store: _frozen(store), 20)
-                        await store.do(f"s {CARD}")
-                        assert store.till.refused == (f"Card ****{CARD[-4:]} is frozen by HQ: "
-                                                      "卡片被盗 stolen card"), store.till.refused
-                        await store.do("clear")
-
-                    await page.fill("form[action$='/op/unfreeze'] input[name=reason]",
-                                    "card found")
-                    await page.click("#op-unfreeze")
-                    await page.wait_for_selector("[role=status]")
-                    assert await page.inner_text("#card-state") == "正常"
-                    await _shot(page, "member-unfrozen")
+                    yield s1, s2, page
+                finally:
                     await browser.close()
+
+
+async def _shot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_a_freeze_made_in_the_console_is_refused_at_every_till(chain: Chain,
+                                                               tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with _member_page_open(tmp_path, chain) as (s1, s2, page):
+            await page.wait_for_selector("#op-freeze")
+            await page.fill("form[action$='/op/freeze'] input[name=reason]",
+                            "卡片被盗 stolen card")
+            await page.click("#op-freeze")
+            await page.wait_for_selector("[role=status]")
+            assert await page.inner_text("#card-state") == "已冻结"
+            await _shot(page, "member-frozen")
+
+            for store in (s1, s2):
+                await until(lambda store=store: _frozen(store), 20)
+                await store.do(f"s {CARD}")
+                assert store.till.refused == (f"Card ****{CARD[-4:]} is frozen by HQ: "
+                                              "卡片被盗 stolen card"), store.till.refused
+                await store.do("clear")
+
+            await page.fill("form[action$='/op/unfreeze'] input[name=reason]", "card found")
+            await page.click("#op-unfreeze")
+            await page.wait_for_selector("[role=status]")
+            assert await page.inner_text("#card-state") == "正常"
+            await _shot(page, "member-unfrozen")
             for store in (s1, s2):
                 await until(lambda store=store: _active(store), 20)
                 await store.do(f"s {CARD}")
@@ -115,39 +125,17 @@ NEW = "8000999977"
 
 def test_a_lost_card_replaced_in_the_console_is_refused_and_the_new_one_shows_the_balance(
         chain: Chain, tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright
-
-    url = str(tmp_path / "hq.db")
-
     async def scenario() -> None:
-        async with _stores(tmp_path, chain) as (s1, s2):
-            await _register_and_earn(s2, CARD)
-            await until(s2.drained, 20)
-            await asyncio.to_thread(_add_user, url)
-            app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False)
-            with serving(app) as site:
-                async with async_playwright() as playwright:
-                    browser = await playwright.chromium.launch(
-                        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-                    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-                    await page.goto(f"{site}/login")
-                    await page.fill("input[name=name]", "svc")
-                    await page.fill("input[name=password]", PASSWORD)
-                    await page.click("button[type=submit]")
-                    await page.wait_for_url(f"{site}/members")
-                    await page.fill("input[name=q]", CARD)
-                    await page.press("input[name=q]", "Enter")
-                    await page.click("table.grid tbody td a")
-                    await page.wait_for_selector("#op-replace")
-                    balance = int((await page.inner_text(".stat .figure")).replace(",", ""))
-                    await page.fill("form[action$='/op/replace'] input[name=new_card]", NEW)
-                    await page.fill("form[action$='/op/replace'] input[name=reason]",
-                                    "挂失 reported lost")
-                    await page.click("#op-replace")
-                    await page.wait_for_selector("[role=status]")
-                    assert f"···· {NEW[-4:]}" in await page.inner_text("dl.profile")
-                    await _shot(page, "member-card-replaced")
-                    await browser.close()
+        async with _member_page_open(tmp_path, chain) as (s1, s2, page):
+            await page.wait_for_selector("#op-replace")
+            balance = int((await page.inner_text(".stat .figure")).replace(",", ""))
+            await page.fill("form[action$='/op/replace'] input[name=new_card]", NEW)
+            await page.fill("form[action$='/op/replace'] input[name=reason]",
+                            "挂失 reported lost")
+            await page.click("#op-replace")
+            await page.wait_for_selector("[role=status]")
+            assert f"···· {NEW[-4:]}" in await page.inner_text("dl.profile")
+            await _shot(page, "member-card-replaced")
             for store in (s1, s2):
                 await until(lambda store=store: _state_of(store, CARD, "retired"), 20)
                 await until(lambda store=store: _state_of(store, NEW, "active"), 20)
