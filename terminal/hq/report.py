@@ -1,6 +1,8 @@
 """`posterm-hq report --db URL`: points liability and activity per store and chain-wide.
 
 `posterm-hq report analytics ...`: a period's member analytics (:mod:`terminal.hq.analytics`).
+`posterm-hq report points | expiring | settlement ...`: points flow and liability per period,
+points expiring, inter-store settlement (:mod:`terminal.hq.points_reports`).
 
 Per store: events applied by kind, points the store's events added and took, events refused
 for review. Chain-wide: members, the outstanding liability (the sum of balances), overdrafts
@@ -17,7 +19,7 @@ from typing import Any
 
 from peewee import fn
 
-from terminal.hq import analytics
+from terminal.hq import analytics, points_reports
 from terminal.hq.database import open_hq_database, snapshot
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
 from terminal.loyalty.store.models import MODELS, LedgerEntry, Member
@@ -29,6 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     views = parser.add_subparsers(dest="view", metavar="VIEW")
     analytics.configure(views.add_parser(
         "analytics", help="members: purchasers, repeat, churn, RFM, top products, tiers"))
+    points_reports.configure(views)
 
 
 def report() -> dict[str, Any]:
@@ -71,6 +74,8 @@ def report() -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     if args.view == "analytics":
         return analytics.run(args)
+    if args.view in points_reports.TEXT:
+        return points_reports.run(args)
     if args.db is None:
         print("posterm-hq report: --db is required", file=sys.stderr)
         return 2

@@ -8,9 +8,10 @@ Times are UTC; the programme's zone is Asia/Shanghai (UTC+8), so 16:00 UTC is lo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -107,20 +108,30 @@ def build(chain: Chain) -> None:
     chain.sell("S002", C, at(10, 31, 16), line(RICE, 1))  # midnight of 1 November: outside
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def hq_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+ChainT = TypeVar("ChainT", bound="Chain")
+
+
+def built_chain(request: pytest.FixtureRequest, tmp_path: Path, make: Callable[[str, Path], ChainT],
+                build: Callable[[ChainT], None]) -> tuple[str, ChainT]:
+    """HQ's database (SQLite or PostgreSQL, by the fixture's parameter) with ``build``'s chain
+    in it, made by ``make`` (a :class:`Chain`); the chain is closed, its record kept."""
     url = str(tmp_path / "hq.db")
     if request.param == "postgresql":
         from tests.hq.test_postgres_collector import fresh_database
 
         url = fresh_database(request.getfixturevalue("postgres"))
     (tmp_path / "tills").mkdir()
-    chain = Chain(url, tmp_path / "tills")
+    chain = make(url, tmp_path / "tills")
     try:
         build(chain)
     finally:
         chain.close()
-    yield url
+    return url, chain
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hq_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield built_chain(request, tmp_path, Chain, build)[0]
 
 
 def report(capsys: pytest.CaptureFixture[str], db: str, *extra: str) -> dict:

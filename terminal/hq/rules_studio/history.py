@@ -11,7 +11,6 @@ spend and later refunds of earlier sales need.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -19,7 +18,8 @@ from zoneinfo import ZoneInfo
 
 from peewee import Case, fn
 
-from terminal.hq.models import AppliedEvent, MemberHome
+from terminal.hq.entry_stores import EntryStores
+from terminal.hq.models import MemberHome
 from terminal.loyalty.calendar import local_day
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.ledger import ADJUST, BONUS, EARN, Lot
@@ -145,27 +145,6 @@ class History:
     recorded: Recorded
 
 
-class _Stores:
-    """Which store's event wrote a sequence number (applied_event's spans)."""
-
-    def __init__(self) -> None:
-        rows = (AppliedEvent.select(AppliedEvent.first_seq, AppliedEvent.last_seq,
-                                    AppliedEvent.store)
-                .where(AppliedEvent.first_seq.is_null(False))
-                .order_by(AppliedEvent.first_seq).tuples())
-        self.firsts: list[int] = []
-        self.spans: list[tuple[int, str]] = []
-        for first, last, store in rows:
-            self.firsts.append(first)
-            self.spans.append((last, store))
-
-    def of(self, seq: int) -> str:
-        at = bisect.bisect_right(self.firsts, seq) - 1
-        if at >= 0 and seq <= self.spans[at][0]:
-            return self.spans[at][1]
-        return "HQ"  # written by HQ itself (a member operation), not by a till's event
-
-
 def newest_us() -> int:
     return max(int(model.select(fn.COALESCE(fn.MAX(model.wall_us), 0)).scalar())
                for model in (Sale, Refund, Exchange, LedgerEntry))
@@ -180,7 +159,7 @@ def load_history(days: int, zone: ZoneInfo, until: datetime | None = None) -> Hi
     start_us = until_us - days * 86_400_000_000
     first = min(int(model.select(fn.MIN(model.seq)).where(model.wall_us >= start_us).scalar()
                      or 2**62) for model in (Sale, Refund, Exchange, LedgerEntry))
-    stores = _Stores()
+    stores = EntryStores()
     history = History(
         start=from_micros(start_us), until=from_micros(until_us), first_seq=first,
         birthdays={}, homes={}, tiers={}, lots=defaultdict(list), debt=defaultdict(int),
@@ -240,7 +219,7 @@ def _opening(history: History, first: int) -> None:
             history.debt[member] = int(debt)
 
 
-def _events(history: History, first: int, stores: _Stores) -> None:
+def _events(history: History, first: int, stores: EntryStores) -> None:
     events: list[Event] = []
     lines: dict[str, list[SoldItem]] = defaultdict(list)
     for sale, sku, name, category, qty, price in (
