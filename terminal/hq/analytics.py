@@ -46,7 +46,8 @@ from peewee import JOIN, fn
 from terminal.daemon.sim.demo import demo_rules
 from terminal.hq.bundles import read_toml
 from terminal.hq.database import open_hq_database, snapshot
-from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHome
+from terminal.hq.entry_stores import EntryStores
+from terminal.hq.models import HQ_MODELS, MemberHome
 from terminal.loyalty.calendar import add_months, local_day
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.rules import Rules
@@ -152,26 +153,6 @@ def _sales(end_us: int) -> list[SaleRow]:
             for sale_id, seq, member, at, paid, qty, qty_back, fen in query]
 
 
-class _StoreSales:
-    """Which sales a store rang up: those whose sequence number lies in the span of the chain
-    ledger's sequence that one of the store's applied events wrote (spans never overlap), found
-    by bisection rather than a range join the databases cannot index."""
-
-    def __init__(self, store: str) -> None:
-        rows = (AppliedEvent.select(AppliedEvent.first_seq, AppliedEvent.last_seq)
-                .where((AppliedEvent.store == store) & AppliedEvent.first_seq.is_null(False))
-                .order_by(AppliedEvent.first_seq).tuples())
-        self.firsts: list[int] = []
-        self.lasts: list[int] = []
-        for first, last in rows:
-            self.firsts.append(int(first))
-            self.lasts.append(int(last))
-
-    def __contains__(self, seq: int) -> bool:
-        at = bisect.bisect_right(self.firsts, seq) - 1
-        return at >= 0 and seq <= self.lasts[at]
-
-
 def _products(period: Period, counted: set[str]) -> tuple[list, list]:
     """The top products and categories among the period's ``counted`` sales (their ids), by
     paid fen less refunds."""
@@ -252,8 +233,8 @@ def analytics(rules: Rules, period: Period, store: str | None = None, dormant_da
     everywhere = _sales(period.end_us)
     sales = everywhere
     if store is not None:
-        here = _StoreSales(store)
-        sales = [sale for sale in everywhere if sale.seq in here]
+        stores = EntryStores()  # the store whose event wrote each sale
+        sales = [sale for sale in everywhere if stores.of(sale.seq) == store]
     counted = [sale for sale in sales if not sale.whole]
     first_us: dict[str, int] = {}
     last_us: dict[str, int] = {}

@@ -49,7 +49,7 @@ class Recorded(Chain):
         self.note(moment)
         return sale_id
 
-    def redeem(self, store: str, card: str, moment: Moment, points: int) -> None:
+    def redeem(self, store: str, card: str, moment: Moment, points: int) -> str:
         """A sale of one bag of rice at ``store`` taking ``points`` off: HQ could not be asked
         for a hold, so the till checks HQ's last known balance and HQ posts it on the event."""
         till = self.tills[store]
@@ -61,12 +61,12 @@ class Recorded(Chain):
         balance = self.ledger.thread.call(lambda: Member.get(Member.card_hash == hashed).balance)
         held = HeldAtHq(balance, str(uuid.uuid5(uuid.NAMESPACE_OID, str(self.sales))),
                         offline=True)
-        till.call(till.store.sale, SaleRequest(f"{store}-{self.sales:04d}", [line(RICE, 1)],
-                                               card=card, redeem_points=points,
-                                               operator="cashier"), moment, online=False,
-                  held_at_hq=held)
+        request = SaleRequest(f"{store}-{self.sales:04d}", [line(RICE, 1)], card=card,
+                              redeem_points=points, operator="cashier")
+        result = till.call(till.store.sale, request, moment, online=False, held_at_hq=held)
         self._to_hq(till)
         self.note(moment)
+        return result.id
 
     def liability_before(self, end_us: int) -> int:
         return max(((us, total) for us, total in self.balances if us < end_us),
@@ -121,7 +121,7 @@ def test_liability_is_the_sum_of_balances_at_each_period_end(
 ) -> None:
     db, chain = chain_db
     for by, start, end in (("week", "2026-08-27", "2026-09-15"),
-                           ("month", "2025-11-01", "2026-10-01")):
+                           ("month", "2025-11-01", "2026-11-01")):
         data = run(capsys, "points", "--db", db, "--from", start, "--to", end, "--by", by)
         for row in data["periods"]:
             end_us = to_micros(datetime.fromisoformat(f"{row['to']}T00:00:00+08:00"))
@@ -204,3 +204,21 @@ def test_bad_input_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["report", view, "--db", str(db), "--rules", str(RULES), *rest]) == 2
     assert message in capsys.readouterr().err
     assert not db.exists()  # refused before opening (so making) a database
+
+
+def test_the_text_output_is_chinese_first(
+    chain_db: tuple[str, Recorded], capsys: pytest.CaptureFixture[str],
+) -> None:
+    db, _ = chain_db
+    assert main(["report", "points", "--db", db, "--rules", str(RULES), "--from", "2026-08-31",
+                 "--to", "2026-09-07", "--by", "week"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "积分流水 points 2026-08-31 .. 2026-09-07 (Asia/Shanghai), 按 by week"
+    assert lines[1].split()[4:7] == ["发放", "兑换", "过期"]
+    assert lines[-1].split()[-8:] == ["650", "0", "0", "0", "0", "0", "1050", "1050"]
+    assert main(["report", "expiring", "--db", db, "--rules", str(RULES), "--at",
+                 "2026-11-01"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].split() == ["全部", "all", "30", "天内", "days", "150", "(150),", "60",
+                                 "天内", "days", "200", "(200),", "90", "天内", "days", "300",
+                                 "(300)"]
