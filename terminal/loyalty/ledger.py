@@ -152,7 +152,10 @@ class Account:
     def restore(self, entry: Entry, taken: list[tuple[str, int]]) -> Entry:
         """Give ``entry.points`` (> 0) back to the lots in ``taken`` (lot id, points still
         restorable), latest-expiring first (of lots expiring together, the last credited
-        first: the debit undone in reverse), keeping those lots' expiry dates."""
+        first: the debit undone in reverse), keeping those lots' expiry dates.
+
+        Points the debit took as debt (a redemption HQ held from lots this ledger does not
+        have) were in no lot here: what the lots cannot take back cancels debt instead."""
         left = entry.points
         by_expiry = sorted(taken, key=lambda item: self.lots[item[0]].sort_key(), reverse=True)
         for lot_id, room in by_expiry:
@@ -163,6 +166,10 @@ class Account:
                 self.lots[lot_id].remaining += give
                 entry.allocations.append((lot_id, give))
                 left -= give
+        cancelled = min(left, self.debt)
+        self.debt -= cancelled
+        entry.debt_delta = -cancelled
+        left -= cancelled
         if left:
             raise ValueError(f"{left} points have no lot to return to")
         entry.check()

@@ -203,3 +203,17 @@ def test_hqs_higher_tier_applies_at_once_and_its_floor_outlasts_the_spend_window
     assert _tier() == "gold"
     assert Member.get(Member.card_last4 == "0002").tier == "member"
     assert store.check_invariants() == []
+
+
+def test_refunding_a_redemption_held_at_hq_cancels_the_debt_it_made(store: LedgerStore) -> None:
+    """Points HQ held for this sale were never in a local lot: giving them back on a refund
+    cancels the debt the redemption recorded (HQ, which holds the lots, gives them back there)."""
+    register(store, CARD)  # 100 points here; HQ says 900 chain-wide
+    _redeem(store, 500, HeldAtHq(900, "hold-1"))
+    result = store.refund("s2", None, store.moment(at("2026-03-02 13:00")))
+    assert result.points_restored == 500
+    member = Member.get()
+    assert (member.balance, member.debt) == (100, 0)
+    restore = LedgerEntry.get(LedgerEntry.kind == "restore")
+    assert (restore.points, restore.debt_delta) == (500, -400)
+    assert store.check_invariants() == []
