@@ -14,7 +14,7 @@ from starlette.routing import Route
 from terminal.hq.console.members import QueryError
 from terminal.hq.console.operations import OPERATIONS
 from terminal.hq.console.pages import _int, audit_query, search_audited
-from terminal.hq.console.web import NotFound, api, console_of
+from terminal.hq.console.web import NotFound, api, console_of, visible_or_404
 from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
 
 OPENAPI = json.loads(resources.files("terminal.hq.console").joinpath("openapi.json")
@@ -46,21 +46,16 @@ async def members(request: Request) -> Response:
 @api("members.read")
 async def member(request: Request) -> Response:
     console = console_of(request)
-    data = await console.db.run(console.reader.page, request.scope["principal"],
-                                request.path_params["member_id"],
-                                _int(request.query_params.get("before")))
-    if data is None:
-        raise NotFound()
-    return JSONResponse(data)
+    return JSONResponse(await visible_or_404(request, console.reader.page,
+                                             request.path_params["member_id"],
+                                             _int(request.query_params.get("before"))))
 
 
 @api("members.export")
 async def statement_csv(request: Request) -> Response:
     console = console_of(request)
-    text = await console.db.run(console.reader.statement_csv, request.scope["principal"],
+    text = await visible_or_404(request, console.reader.statement_csv,
                                 request.path_params["member_id"])
-    if text is None:
-        raise NotFound()
     return Response(text.encode("utf-8"), media_type="text/csv; charset=utf-8")
 
 

@@ -22,6 +22,7 @@ from terminal.hq.console.web import (
     principal,
     render,
     safe_next,
+    visible_or_404,
 )
 from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
 
@@ -121,12 +122,16 @@ async def members(request: Request) -> Response:
 @page("members.read")
 async def member(request: Request) -> Response:
     console = console_of(request)
-    data = await console.db.run(console.reader.page, request.scope["principal"],
-                                request.path_params["member_id"])
-    if data is None:
-        raise NotFound()
+    data = await visible_or_404(request, console.reader.page, request.path_params["member_id"])
     return render(request, "members/show.html", m=data, done=request.query_params.get("done"),
                   done_keys=(*OPERATIONS, "move"))
+
+
+async def _page_refusing(request: Request, member_id: str, exc: MemberOpError) -> Response:
+    """The member's page again, with why the operation was refused (nothing changed)."""
+    data = await visible_or_404(request, console_of(request).reader.page, member_id)
+    return render(request, "members/show.html", 400, m=data, op_error=str(exc),
+                  done_keys=OPERATIONS)
 
 
 @page("members.read")
@@ -145,11 +150,7 @@ async def operate(request: Request) -> Response:
         result = await console.db.run_own(console.operator.perform, request.scope["principal"],
                                           member_id, name, str(form.get("reason", "")), fields)
     except MemberOpError as exc:
-        data = await console.db.run(console.reader.page, request.scope["principal"], member_id)
-        if data is None:
-            raise NotFound() from None
-        return render(request, "members/show.html", 400, m=data, op_error=str(exc),
-                      done_keys=OPERATIONS)
+        return await _page_refusing(request, member_id, exc)
     if result is None:
         raise NotFound()
     return RedirectResponse(f"/members/{member_id}?done={name}", 303)
@@ -179,10 +180,7 @@ async def statement_more(request: Request) -> Response:
 async def statement_csv(request: Request) -> Response:
     console = console_of(request)
     member_id = request.path_params["member_id"]
-    text = await console.db.run(console.reader.statement_csv, request.scope["principal"],
-                                member_id)
-    if text is None:
-        raise NotFound()
+    text = await visible_or_404(request, console.reader.statement_csv, member_id)
     return Response(text.encode("utf-8"), media_type="text/csv; charset=utf-8", headers={
         "content-disposition": f'attachment; filename="statement-{member_id}.csv"'})
 
@@ -197,11 +195,7 @@ async def move_home(request: Request) -> Response:
                                          member_id, str(form.get("store", "")).strip(),
                                          str(form.get("reason", "")))
     except MemberOpError as exc:
-        data = await console.db.run(console.reader.page, request.scope["principal"], member_id)
-        if data is None:
-            raise NotFound() from None
-        return render(request, "members/show.html", 400, m=data, op_error=str(exc),
-                      done_keys=OPERATIONS)
+        return await _page_refusing(request, member_id, exc)
     if not moved:
         raise NotFound()
     return RedirectResponse(f"/members/{member_id}?done=move", 303)

@@ -76,6 +76,15 @@ def console_of(request: Request) -> Console:
     return request.app.state.console
 
 
+async def visible_or_404(request: Request, read: Callable[..., Any], *args: Any) -> Any:
+    """``read(principal, *args)`` on the console's database thread; None, which a reader answers
+    for what the signed-in person may not see (another store's member), is a 404."""
+    found = await console_of(request).db.run(read, request.scope["principal"], *args)
+    if found is None:
+        raise NotFound()
+    return found
+
+
 async def principal(request: Request) -> Principal | None:
     if "principal" in request.scope:
         return request.scope["principal"]
