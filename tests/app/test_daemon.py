@@ -39,12 +39,25 @@ def _read_until(proc: subprocess.Popen[bytes], text: bytes, deadline: float) -> 
     return seen
 
 
+def _stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> tuple[bytes, bytes]:
+    """SIGTERM, then what the process wrote; one that does not stop in ``timeout`` is made to
+    dump every thread's stack (faulthandler on SIGABRT) and the test fails showing them."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _out, err = proc.communicate(timeout=30)
+        raise AssertionError(f"no clean stop {timeout} s after SIGTERM; threads:\n"
+                             f"{err.decode(errors='replace')[-6000:]}") from None
+
+
 def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
     address = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(address)
     env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000",
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--state-dir",
@@ -60,8 +73,7 @@ def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
         proc.stdin.write(b"1 enter 1234 enter\n12.5 dept1\n")  # a sale in progress at SIGTERM
         proc.stdin.flush()
         shown = _read_until(proc, b"TOTAL          12.50", time.monotonic() + 30)
-        proc.send_signal(signal.SIGTERM)
-        rest, err = proc.communicate(timeout=30)
+        rest, err = _stop(proc)
         out = shown + rest
     finally:
         if proc.poll() is None:
@@ -145,7 +157,7 @@ def test_freshly_provisioned_terminal_prints_its_status_page(tmp_path: Path) -> 
         [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--state-dir",
          str(state)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"})
     page = state / "receipts" / "status.txt"
     try:
         deadline = time.monotonic() + 60
@@ -153,8 +165,7 @@ def test_freshly_provisioned_terminal_prints_its_status_page(tmp_path: Path) -> 
                 not page.exists() or (state / STATUS_PAGE_MARKER).exists()):
             time.sleep(0.1)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        _stop(proc)
     text = page.read_text(encoding="utf-8")
     assert "S001 / T01" in text and "software" in text and "keypad" in text, text
     assert not (state / STATUS_PAGE_MARKER).exists()  # once only
