@@ -21,11 +21,10 @@ from terminal.app.printing import ReceiptDesk
 from terminal.app.screens import Displays
 from terminal.drivers.barcode import ScanError
 from terminal.drivers.document import Document
-from terminal.drivers.msr import PaymentCardRefused, SwipeReadError
+from terminal.drivers.msr import SwipeReadError
 from terminal.drivers.textwidth import columns, text_width
 from terminal.loyalty import redemption
-from terminal.loyalty.errors import PaymentCardRefused as LoyaltyPaymentCardRefused
-from terminal.loyalty.errors import Refused
+from terminal.loyalty.errors import PaymentCardRefused, Refused
 from terminal.loyalty.money import yuan
 from terminal.loyalty.operations import MemberView, Quote
 from terminal.loyalty.rules import Rules
@@ -35,7 +34,7 @@ from terminal.loyalty.store.operators import SignedIn
 
 def refused(exc: Exception) -> Said:
     """The catalogue's message for a refusal raised by the rules or a device."""
-    if isinstance(exc, (PaymentCardRefused, LoyaltyPaymentCardRefused)):
+    if isinstance(exc, PaymentCardRefused):
         return said("swipe.payment_card")
     if isinstance(exc, SwipeReadError):
         return said("swipe.unread", reason=exc.reason)

@@ -1,10 +1,13 @@
 """Payment card numbers (PANs): the Luhn rule and the payment IIN ranges.
 
 Both the stripe reader's parser (:mod:`terminal.drivers.msr`) and the domain's card check
-(:mod:`terminal.loyalty.cards`) refuse anything that looks like a payment card (DESIGN promise 9).
+(:mod:`terminal.loyalty.cards`) refuse anything that looks like a payment card (DESIGN promise 9),
+both with the one :class:`PaymentCardRefused`.
 """
 
 from __future__ import annotations
+
+from terminal.core.refusal import InputRefused
 
 # Payment IIN ranges in use (ISO/IEC 7812 issuer identification numbers as the card schemes
 # publish them): UATP; Mir 2200-2204 and Borica 2205; Mastercard's 2-series; Amex, Diners, JCB
@@ -46,6 +49,14 @@ def is_payment_pan(digits: str) -> bool:
     in_range = any(low <= digits[: len(low)] <= high for low, high in PAYMENT_IIN_RANGES)
     return in_range and luhn_valid(digits)
 
+
+class PaymentCardRefused(InputRefused):
+    """A payment card number was offered as a member's card (or phone) number, swiped or keyed.
+    The message never carries the number."""
+
+    def __init__(self, message: str = "This is a payment card, not a member card: please use the "
+                                      "member card", rule: str = "") -> None:
+        super().__init__(message, rule)
 
 
 # Lengths of the retail barcodes a till scans (EAN-8, UPC-A, EAN-13): a Chinese EAN-13 starts

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from terminal.core.pan import is_payment_pan, luhn_valid
+from terminal.core.pan import PaymentCardRefused, is_payment_pan, luhn_valid
+from terminal.core.refusal import InputRefused
 
 __all__ = [
     "CardRead",
@@ -27,19 +28,10 @@ __all__ = [
 ]
 
 
-class InputRefused(Exception):
-    """A cashier input was refused; ``str()`` is a message fit for the cashier's display."""
-
-
 class SwipeReadError(InputRefused):
     def __init__(self, reason: str) -> None:
         super().__init__(f"Card not read ({reason}), please swipe again")
         self.reason = reason
-
-
-class PaymentCardRefused(InputRefused):
-    def __init__(self) -> None:
-        super().__init__("This is a payment card, not a member card: please use the member card")
 
 
 @dataclass(frozen=True)

@@ -6,17 +6,25 @@ that is then rolled back.
 
 from __future__ import annotations
 
+# A business operation refused is a core Refused (``rule`` names the rule, e.g.
+# ``redeem.min_points``); a payment card offered as a member's number is refused alike by the
+# domain and by the stripe reader: one class.
+from terminal.core.pan import PaymentCardRefused
+from terminal.core.refusal import Refused
 
-class Refused(Exception):
-    """A business operation was refused. ``rule`` names the rule (e.g. ``redeem.min_points``)."""
-
-    def __init__(self, message: str, rule: str = "") -> None:
-        super().__init__(message)
-        self.message = message
-        self.rule = rule
-
-    def __str__(self) -> str:
-        return self.message
+__all__ = [
+    "AdjustRefused",
+    "DuplicateId",
+    "InvalidInput",
+    "PaymentCardRefused",
+    "RedeemRefused",
+    "RefundRefused",
+    "Refused",
+    "RulesError",
+    "StorageFull",
+    "UnknownCard",
+    "UnknownSale",
+]
 
 
 class RulesError(ValueError):
@@ -39,10 +47,6 @@ class DuplicateId(Refused):
     """The id is already recorded (sale ids, member cards)."""
 
 
-class PaymentCardRefused(Refused):
-    """A payment card number was offered as a loyalty card. Never carries the number."""
-
-
 class RedeemRefused(Refused):
     """A redemption (cash deduction or goods exchange) breaks a redeem rule."""
 
@@ -53,7 +57,6 @@ class RefundRefused(Refused):
 
 class AdjustRefused(Refused):
     """A manual adjustment is malformed or would overdraw the member."""
-
 
 
 class StorageFull(Refused):

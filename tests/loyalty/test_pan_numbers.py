@@ -63,3 +63,14 @@ def test_an_unknown_long_card_is_named_by_its_last_four_digits(store: LedgerStor
                        store.moment(at("2026-03-02 12:00")))
     assert "800012345" not in str(again.value)
 
+
+
+def test_one_payment_card_refusal_for_the_domain_and_the_stripe_reader() -> None:
+    from terminal.core.refusal import InputRefused, Refused
+    from terminal.drivers import msr
+
+    assert msr.PaymentCardRefused is PaymentCardRefused
+    assert issubclass(PaymentCardRefused, Refused) and issubclass(PaymentCardRefused, InputRefused)
+    with pytest.raises(PaymentCardRefused, match="payment card") as refused:
+        msr.parse_swipe(";4111111111111111=2812?")
+    assert refused.value.rule == "" and "4111" not in str(refused.value)
