@@ -16,12 +16,12 @@ from typing import Any
 
 from peewee import Database
 
-from terminal.loyalty.clock import to_micros
 from terminal.loyalty.errors import Refused, RulesError
 from terminal.loyalty.rules import Rules
-from terminal.loyalty.store import LedgerStore
+from terminal.loyalty.store import LedgerStore, held_bundles
 from terminal.loyalty.store.database import write_transaction
-from terminal.loyalty.store.models import HeldBundle, Product
+from terminal.loyalty.store.held_bundles import held
+from terminal.loyalty.store.models import Product
 from terminal.loyalty.store.people import load_catalogue
 from terminal.protocol import canonical
 from terminal.protocol.bundle import (
@@ -52,8 +52,8 @@ class Effective:
     settings: dict[str, Any]
 
 
-def held() -> dict[str, HeldBundle]:
-    return {row.scope: row for row in HeldBundle.select()}
+__all__ = ["BadPayload", "Effective", "effective", "held", "receive", "rejection",
+           "restore_catalogue", "seed_catalogue"]
 
 
 def _payload(wire: str) -> dict[str, Any]:
@@ -87,8 +87,7 @@ def seed_catalogue(db: Database, items: list[Any]) -> int | None:
     restart must not put the file back over it. Returns how many products were loaded, or None
     when the file was left alone."""
     with write_transaction(db):
-        if Product.select().exists() or (
-                db.table_exists(HeldBundle._meta.table_name) and HeldBundle.select().exists()):
+        if Product.select().exists() or held_bundles.any_held(db):
             return None
     return load_catalogue(db, items)
 
@@ -123,25 +122,17 @@ def _apply(store: LedgerStore, bundle: Bundle, wire: bytes,
     rules = _parse(bundle.payload)
     narrower = scopes[scopes.index(bundle.scope) + 1:]
     with write_transaction(store.db):
-        current = HeldBundle.get_or_none(HeldBundle.scope == bundle.scope)
-        if current is not None and current.version >= bundle.version:  # raced with another copy
-            raise StaleVersion(f"version {bundle.version} is not above the held {current.version}")
-        in_force = not any(HeldBundle.get_or_none(HeldBundle.scope == s) for s in narrower)
+        current = held_bundles.version_held(bundle.scope)
+        if current is not None and current >= bundle.version:  # raced with another copy
+            raise StaleVersion(f"version {bundle.version} is not above the held {current}")
+        in_force = not held_bundles.any_scope_held(narrower)
         if in_force:
             try:
                 load_catalogue(store.db, bundle.payload["catalogue"])
             except Refused as exc:
                 raise BadPayload(f"catalogue: {exc}") from None
-        HeldBundle.insert(
-            scope=bundle.scope, version=bundle.version, issued_us=to_micros(bundle.issued_at),
-            expires_us=to_micros(bundle.expires_at), wire=bytes(wire).decode("utf-8"),
-            applied_us=to_micros(datetime.now(UTC)),
-        ).on_conflict(conflict_target=[HeldBundle.scope], update={
-            HeldBundle.version: bundle.version, HeldBundle.issued_us: to_micros(bundle.issued_at),
-            HeldBundle.expires_us: to_micros(bundle.expires_at),
-            HeldBundle.wire: bytes(wire).decode("utf-8"),
-            HeldBundle.applied_us: to_micros(datetime.now(UTC)),
-        }).execute()
+        held_bundles.hold(bundle.scope, bundle.version, bundle.issued_at, bundle.expires_at,
+                          bytes(wire).decode("utf-8"))
     if not in_force:
         return None
     return Effective(bundle.scope, bundle.version, rules, bundle.payload["catalogue"],

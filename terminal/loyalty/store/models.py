@@ -248,8 +248,9 @@ class Product(BaseModel):
 
 
 class HeldBundle(BaseModel):
-    """The signed bundle a terminal holds for one scope (terminal.sync.bundle_store); replaced
-    only by a verified higher version. A terminal's table: HQ's databases never use it."""
+    """The signed bundle a terminal holds for one scope (queried in ``held_bundles``, verified
+    and applied by terminal.sync.bundle_store); replaced only by a verified higher version. A
+    terminal's table: HQ's databases never use it."""
 
     scope = TextField(primary_key=True)
     version = IntegerField()
