@@ -192,7 +192,7 @@ def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def _members(store: str | None) -> list[tuple[str, str, int]]:
+def members_of(store: str | None) -> list[tuple[str, str, int]]:
     """(id, tier, registered_us) of the members counted: all, or those at home in ``store``."""
     query = Member.select(Member.id, Member.tier, Member.registered_us)
     if store is not None:
@@ -202,12 +202,10 @@ def _members(store: str | None) -> list[tuple[str, str, int]]:
             .tuples()]
 
 
-def _tiers(rules: Rules, period: Period, members: list[tuple[str, str, int]],
-           sales: Iterable[SaleRow]) -> tuple[dict[str, int], dict[str, int]]:
-    """Members per tier, and per next tier the members within 10% of its qualifying spend."""
-    counts = Counter(tier for _, tier, _ in members)
-    tiers = {level.name: counts.pop(level.name, 0) for level in rules.tiers}
-    tiers.update(sorted(counts.items()))  # tiers the rules no longer have
+def near_next_tier(rules: Rules, period: Period, members: list[tuple[str, str, int]],
+                   sales: Iterable[SaleRow]) -> list[tuple[str, str, int]]:
+    """(member, next tier, qualifying spend) of the members within 10% of the next tier's
+    spend (the rules' window ending at ``to``, chain-wide)."""
     window_us = to_micros(add_months(datetime.combine(period.end, time(), period.zone),
                                      -rules.tier_window_months))
     spend: Counter[str] = Counter()
@@ -215,7 +213,7 @@ def _tiers(rules: Rules, period: Period, members: list[tuple[str, str, int]],
         if sale.at_us > window_us:
             spend[sale.member] += sale.paid_fen - sale.refunded_fen
     names = [level.name for level in rules.tiers]
-    near: Counter[str] = Counter()
+    near = []
     for member_id, tier, _ in members:
         index = names.index(tier) if tier in names else 0
         if index + 1 == len(names):
@@ -223,25 +221,48 @@ def _tiers(rules: Rules, period: Period, members: list[tuple[str, str, int]],
         following = rules.tiers[index + 1]
         bound = following.qualify_spend_fen
         if spend[member_id] < bound and spend[member_id] * NEAR_TIER[1] >= bound * NEAR_TIER[0]:
-            near[following.name] += 1
-    return tiers, {name: near[name] for name in names[1:]}
+            near.append((member_id, following.name, spend[member_id]))
+    return near
 
 
-def analytics(rules: Rules, period: Period, store: str | None = None, dormant_days: int = 90,
-              thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
-    """The analytics of the period (run with the models bound to HQ's database)."""
+def _tiers(rules: Rules, period: Period, members: list[tuple[str, str, int]],
+           sales: Iterable[SaleRow]) -> tuple[dict[str, int], dict[str, int]]:
+    """Members per tier, and per next tier the members within 10% of its qualifying spend."""
+    counts = Counter(tier for _, tier, _ in members)
+    tiers = {level.name: counts.pop(level.name, 0) for level in rules.tiers}
+    tiers.update(sorted(counts.items()))  # tiers the rules no longer have
+    near = Counter(following for _, following, _ in near_next_tier(rules, period, members, sales))
+    return tiers, {level.name: near[level.name] for level in rules.tiers[1:]}
+
+
+def store_sales(period: Period, store: str | None) -> tuple[list[SaleRow], list[SaleRow]]:
+    """Every member sale before ``to`` chain-wide, and the counted ones (not wholly refunded)
+    of ``store`` (None: all), in the ledger's order."""
     everywhere = _sales(period.end_us)
     sales = everywhere
     if store is not None:
         stores = EntryStores()  # the store whose event wrote each sale
         sales = [sale for sale in everywhere if stores.of(sale.seq) == store]
-    counted = [sale for sale in sales if not sale.whole]
-    first_us: dict[str, int] = {}
+    return everywhere, [sale for sale in sales if not sale.whole]
+
+
+def last_sales(counted: Iterable[SaleRow]) -> dict[str, int]:
+    """Each member's last counted sale (wall micros)."""
     last_us: dict[str, int] = {}
+    for sale in counted:
+        last_us[sale.member] = max(last_us.get(sale.member, sale.at_us), sale.at_us)
+    return last_us
+
+
+def analytics(rules: Rules, period: Period, store: str | None = None, dormant_days: int = 90,
+              thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
+    """The analytics of the period (run with the models bound to HQ's database)."""
+    everywhere, counted = store_sales(period, store)
+    first_us: dict[str, int] = {}
+    last_us = last_sales(counted)
     buyers: dict[str, _Buyer] = defaultdict(_Buyer)
     for sale in counted:  # in the ledger's order, not necessarily by time
         first_us[sale.member] = min(first_us.get(sale.member, sale.at_us), sale.at_us)
-        last_us[sale.member] = max(last_us.get(sale.member, sale.at_us), sale.at_us)
         if sale.at_us >= period.start_us:
             buyer = buyers[sale.member]
             buyer.days.add(period.day(sale.at_us))
@@ -251,7 +272,7 @@ def analytics(rules: Rules, period: Period, store: str | None = None, dormant_da
                   if (period.end - period.day(at)).days >= dormant_days)
     segments = Counter(thresholds.score((period.end - max(buyer.days)).days, len(buyer.days),
                                         buyer.fen) for buyer in buyers.values())
-    members = _members(store)
+    members = members_of(store)
     tiers, near = _tiers(rules, period, members, everywhere)
     top_products, top_categories = _products(
         period, {sale.id for sale in counted if sale.at_us >= period.start_us})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.console.chain import Chain, add_users, build_chain
+from tests.console.report_chain import report_chain  # noqa: F401
 from tests.sync.conftest import broker, pki, postgres  # noqa: F401
 
 

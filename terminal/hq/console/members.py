@@ -23,6 +23,7 @@ from peewee import JOIN, Database, PostgresqlDatabase
 
 from terminal.core.pan import is_payment_pan
 from terminal.hq.console import audit
+from terminal.hq.console.csv_out import guard as _cell
 from terminal.hq.console.roles import Principal
 from terminal.hq.models import AppliedEvent, MemberHome, MemberOp
 from terminal.loyalty.cards import CARD_PATTERN, card_hash, phone_hash
@@ -265,8 +266,3 @@ def _summary(member: Member) -> dict[str, Any]:
     return {"id": member.id, "name": member.name, "card_last4": member.card_last4,
             "phone_last4": member.phone_last4, "tier": member.tier, "balance": member.balance,
             "home_store": getattr(member, "home_store", None)}
-
-
-def _cell(text: str) -> str:
-    """A CSV cell that a spreadsheet will not run as a formula (OWASP CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -23,6 +23,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "fleet.command": frozenset({"admin", "store_manager"}),
     "audit.read": frozenset({"admin", "auditor"}),
     "rules.author": frozenset({"admin", "marketing"}),  # the rules studio (issue 17)
+    # The dashboard and the points reports (issue 13); a store manager reads its stores'.
+    "reports.read": frozenset({"admin", "marketing", "finance", "auditor", "store_manager"}),
+    # The lists to act on name members: read and exported by those who follow them up.
+    "lists.read": frozenset({"admin", "marketing", "service", "auditor", "store_manager"}),
 }
 
 

@@ -1,0 +1,220 @@
+"""What the console's report pages read: the dashboard, the points reports and the lists to act
+on, over :mod:`terminal.hq.analytics` and :mod:`terminal.hq.points_reports` (the same figures
+as ``posterm-hq report``), scoped to what the signed-in person may see.
+
+A store manager reads its stores only: the dashboard and the points of one of them, the
+settlement cells and net positions that involve them, and the members at home there. The lists
+name members, so reading or exporting one is audited like a member search.
+
+Run every function here on the console's database thread (:class:`ConsoleDb`).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import Any
+
+from peewee import JOIN, SQL, Value, fn
+
+from terminal.hq import analytics, points_reports
+from terminal.hq.analytics import Period
+from terminal.hq.console import audit
+from terminal.hq.console.roles import Principal
+from terminal.hq.models import AppliedEvent, MemberHome
+from terminal.loyalty.calendar import add_months
+from terminal.loyalty.clock import from_micros, to_micros
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.models import Member, Sale
+
+BUCKET_US = 15 * 60 * 1_000_000  # every zone's offset is whole quarter hours
+MONTHS = 6  # repeat and churn by month: this many months ending with the period's last
+LIST_LIMIT = 500  # rows a list page shows (its CSV has them all)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """One report's question: a store (None: the chain) and a period [start, end)."""
+
+    store: str | None
+    period: Period
+
+
+def day_cuts(period: Period) -> list[date]:
+    days = []
+    day = period.start
+    while day < period.end:
+        days.append(day)
+        day += timedelta(days=1)
+    return days
+
+
+def _midnight_us(day: date, period: Period) -> int:
+    return to_micros(datetime.combine(day, time(), period.zone))
+
+
+def store_of_seq(seq: Any) -> Any:
+    """SQL: the store whose applied event wrote the row at ``seq`` (spans never overlap, so the
+    first span ending at or after it holds it: one probe of the ``last_seq`` index)."""
+    span = AppliedEvent.alias()
+    return (span.select(span.store).where(span.last_seq >= seq)
+            .order_by(span.last_seq).limit(1))
+
+
+def _per_day(period: Period, rows: list[tuple[int, int, int]]) -> list[list[int]]:
+    """[count, fen] per day of the period from (quarter-hour bucket, count, fen) rows."""
+    starts = [_midnight_us(day, period) - period.start_us for day in day_cuts(period)]
+    out = [[0, 0] for _ in starts]
+    for bucket, count, fen in rows:
+        index = bisect.bisect_right(starts, int(bucket) * BUCKET_US) - 1
+        out[index][0] += int(count)
+        out[index][1] += int(fen)
+    return out
+
+
+def daily_sales(scope: Scope) -> list[list[int]]:
+    """Member sales rung up per day (count, paid fen), refunds not taken off."""
+    period = scope.period
+    bucket = (Sale.wall_us - period.start_us) / BUCKET_US
+    query = (Sale.select(bucket, fn.COUNT(Sale.id), fn.SUM(Sale.paid_fen))
+             .where(Sale.member.is_null(False) & (Sale.wall_us >= period.start_us)
+                    & (Sale.wall_us < period.end_us)))
+    if scope.store is not None:
+        query = query.where(store_of_seq(Sale.seq) == scope.store)
+    # GROUP BY 1: the bucket expression binds its numbers again in GROUP BY, as other
+    # parameters that PostgreSQL will not match to the SELECT's.
+    return _per_day(period, list(query.group_by(SQL("1")).tuples()))
+
+
+def daily_new_members(scope: Scope) -> list[int]:
+    period = scope.period
+    bucket = (Member.registered_us - period.start_us) / BUCKET_US
+    query = (Member.select(bucket, fn.COUNT(Member.id), Value(0))
+             .where((Member.registered_us >= period.start_us)
+                    & (Member.registered_us < period.end_us)))
+    if scope.store is not None:
+        query = (query.join(MemberHome, on=(MemberHome.member == Member.id))
+                 .where(MemberHome.store == scope.store))
+    return [count for count, _ in _per_day(period, list(query.group_by(SQL("1")).tuples()))]
+
+
+def month_periods(period: Period, months: int = MONTHS) -> list[Period]:
+    """The ``months`` calendar months ending with the one holding the period's last day, the
+    last cut at the period's end."""
+    last = period.end - timedelta(days=1)
+    first = add_months(last.replace(day=1), 1 - months)
+    out = []
+    for n in range(months):
+        start = add_months(first, n)
+        out.append(Period(start, min(add_months(start, 1), period.end), period.zone))
+    return out
+
+
+@dataclass(frozen=True)
+class Insights:
+    rules: Rules
+
+    # -- the dashboard ------------------------------------------------------------------------
+
+    def dashboard(self, who: Principal, scope: Scope) -> dict[str, Any]:
+        figures = analytics.analytics(self.rules, scope.period, scope.store)
+        sales = daily_sales(scope)
+        months = []
+        for month in month_periods(scope.period):
+            rates = analytics.analytics(self.rules, month, scope.store)
+            months.append({"month": month.start.strftime("%Y-%m"),
+                           "repeat_rate": rates["repeat_rate"],
+                           "churn_rate": rates["churn_rate"]})
+        return {"figures": figures,
+                "days": [day.isoformat() for day in day_cuts(scope.period)],
+                "new_members": daily_new_members(scope),
+                "sales_count": [count for count, _ in sales],
+                "sales_fen": [fen for _, fen in sales],
+                "sales_total": {"count": sum(c for c, _ in sales), "fen": sum(f for _, f in sales)},
+                "months": months}
+
+    # -- points --------------------------------------------------------------------------------
+
+    def points(self, who: Principal, scope: Scope, by: str) -> dict[str, Any]:
+        data = points_reports.points_flow(self.rules, scope.period, by, scope.store)
+        if not who.chain_wide:  # a store manager reads its store's figures, not the chain's
+            for row in data["periods"]:
+                row.pop("chain")
+        return data
+
+    def expiring(self, who: Principal, at: date, store: str | None) -> dict[str, Any]:
+        data = points_reports.expiring(self.rules, at, store)
+        if not who.chain_wide:
+            data.pop("chain")
+        return data
+
+    def settlement(self, who: Principal, period: Period) -> dict[str, Any]:
+        data = points_reports.settlement(self.rules, period)
+        if not who.chain_wide:
+            mine = set(who.stores)
+            data["matrix"] = {a: cells for a, row in data["matrix"].items()
+                              if (cells := {b: cell for b, cell in row.items()
+                                            if a in mine or b in mine})}
+            data["net"] = {store: net for store, net in data["net"].items() if store in mine}
+        return data
+
+    # -- lists to act on -----------------------------------------------------------------------
+
+    def members_list(self, who: Principal, which: str, scope: Scope,
+                     dormant_days: int = 90) -> list[dict[str, Any]]:
+        """The members of one list (``dormant``, ``near_tier``, ``birthdays``) in the scope's
+        store (None: every store the person sees), audited."""
+        rows = LISTS[which](self, scope, dormant_days)
+        audit.record(who, "member.list", which,
+                     detail=f"{scope.store or 'chain'} {scope.period.start}..{scope.period.end}:"
+                     f" {len(rows)} members")
+        return rows
+
+    def _profiles(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), 500):
+            query = (Member.select(Member.id, Member.name, Member.card_last4, Member.phone_last4,
+                                   Member.tier, Member.balance, Member.birthday,
+                                   MemberHome.store.alias("home_store"))
+                     .join(MemberHome, JOIN.LEFT_OUTER, on=(MemberHome.member == Member.id))
+                     .where(Member.id.in_(ids[start:start + 500])).dicts())
+            found.update({row["id"]: row for row in query})
+        return found
+
+    def _dormant(self, scope: Scope, dormant_days: int) -> list[dict[str, Any]]:
+        period = scope.period
+        _, counted = analytics.store_sales(period, scope.store)
+        last = analytics.last_sales(counted)
+        zone = period.zone
+        gone = {member: at for member, at in last.items()
+                if (period.end - period.day(at)).days >= dormant_days}
+        profiles = self._profiles(sorted(gone))
+        rows = [{**profiles[member], "last_sale": from_micros(at).astimezone(zone).date()
+                 .isoformat(), "days_since": (period.end - period.day(at)).days}
+                for member, at in gone.items() if member in profiles]
+        return sorted(rows, key=lambda row: (row["last_sale"], row["id"]))
+
+    def _near_tier(self, scope: Scope, _: int) -> list[dict[str, Any]]:
+        everywhere, _counted = analytics.store_sales(scope.period, None)
+        near = analytics.near_next_tier(self.rules, scope.period,
+                                        analytics.members_of(scope.store), everywhere)
+        bounds = {level.name: level.qualify_spend_fen for level in self.rules.tiers}
+        profiles = self._profiles([member for member, _, _ in near])
+        rows = [{**profiles[member], "next_tier": following, "spend_fen": spend,
+                 "to_go_fen": bounds[following] - spend}
+                for member, following, spend in near if member in profiles]
+        return sorted(rows, key=lambda row: (row["to_go_fen"], row["id"]))
+
+    def _birthdays(self, scope: Scope, _: int) -> list[dict[str, Any]]:
+        month = f"{scope.period.start.month:02d}"
+        query = (Member.select(Member.id).where(fn.SUBSTR(Member.birthday, 6, 2) == month))
+        if scope.store is not None:
+            query = (query.join(MemberHome, on=(MemberHome.member == Member.id))
+                     .where(MemberHome.store == scope.store))
+        profiles = self._profiles([member_id for (member_id,) in query.tuples()])
+        return sorted(profiles.values(), key=lambda row: (row["birthday"][5:], row["id"]))
+
+
+LISTS = {"dormant": Insights._dormant, "near_tier": Insights._near_tier,
+         "birthdays": Insights._birthdays}

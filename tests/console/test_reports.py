@@ -1,0 +1,172 @@
+"""The report pages over HTTP, on SQLite and PostgreSQL: the dashboard's figures are `posterm-hq
+report analytics`'s, every table downloads as a CSV that parses back (UTF-8 with a BOM, formula
+cells guarded), the lists name the right members, and roles and stores scope what is read."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from starlette.testclient import TestClient
+
+from terminal.hq.cli import main
+from terminal.hq.console.audit import AuditQuery, search
+from terminal.hq.console.db import ConsoleDb
+from tests.console.report_chain import FORMULA, PERIOD, report_app
+from tests.console.test_http import BASE, login
+from tests.hq.test_analytics import RULES
+
+TABLES = {"/reports/dashboard.csv": ("kpis", "days", "months", "tiers"),
+          "/reports/points.csv": ("flow",), "/reports/expiring.csv": ("expiring",),
+          "/reports/settlement.csv": ("matrix", "net"),
+          "/reports/lists/dormant.csv": ("members",), "/reports/lists/near_tier.csv": ("members",),
+          "/reports/lists/birthdays.csv": ("members",)}
+QUERY = {**PERIOD, "at": "2026-11-20", "by": "week"}
+
+
+def client(chain) -> TestClient:
+    return TestClient(report_app(chain), base_url=BASE, follow_redirects=False)
+
+
+def rows_of(response) -> list[list[str]]:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/csv; charset=utf-8"
+    assert response.headers["content-disposition"].startswith("attachment; filename=")
+    assert response.content.startswith("\ufeff".encode())  # Excel reads the Chinese right
+    return list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+
+
+def table(c: TestClient, path: str, name: str, **query: str) -> list[dict[str, str]]:
+    header, *rows = rows_of(c.get(path, params={**QUERY, **query, "table": name}))
+    return [dict(zip(header, row, strict=True)) for row in rows]
+
+
+def test_the_dashboard_shows_report_analytics_figures(report_chain, capsys) -> None:
+    assert main(["report", "analytics", "--db", report_chain.url, "--rules", str(RULES),
+                 "--from", PERIOD["from"], "--to", PERIOD["to"], "--json"]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    with client(report_chain) as c:
+        login(c, "admin")
+        page = c.get("/reports", params=PERIOD)
+        assert page.status_code == 200 and "经营看板" in page.text
+        assert 'src="/static/echarts.min.js"' in page.text
+        kpis = {row["指标"]: row["数值"] for row in table(c, "/reports/dashboard.csv", "kpis")}
+        assert kpis["购买会员"] == str(expected["purchasers"]) == "4"
+        assert kpis["回购率"] == str(expected["repeat_rate"])
+        assert kpis["流失率"] == str(expected["churn_rate"])
+        assert kpis["临近升级"] == str(expected["near_next_tier"]) == "1"  # 王芳
+        days = table(c, "/reports/dashboard.csv", "days")
+        assert len(days) == 61 and days[0]["日期"] == "2026-10-01"
+        assert sum(int(day["新会员"]) for day in days) == expected["new_members"] == 4
+        # 3 November (Shanghai): 王芳's 18 bags of rice.
+        assert next(day for day in days if day["日期"] == "2026-11-03")["会员消费金额(元)"] \
+            == "900.00"
+        tiers = {row["等级"]: int(row["会员数"]) for row in table(c, "/reports/dashboard.csv",
+                                                                "tiers")}
+        assert tiers == expected["tiers"]
+        months = table(c, "/reports/dashboard.csv", "months")
+        assert [row["月份"] for row in months] == ["2026-06", "2026-07", "2026-08", "2026-09",
+                                                  "2026-10", "2026-11"]
+
+
+def test_every_table_downloads_as_csv_that_parses_back(report_chain) -> None:
+    with client(report_chain) as c:
+        login(c, "admin")
+        for path, names in TABLES.items():
+            page = c.get(path.removesuffix(".csv").replace("/dashboard", ""), params=QUERY)
+            assert page.status_code == 200, path
+            for name in names:
+                header, *rows = rows_of(c.get(path, params={**QUERY, "table": name}))
+                assert f'id="csv-{name}"' in page.text
+                for cell in header:  # the page shows the same table
+                    assert f"<th>{cell}</th>" in page.text, (path, cell)
+                assert all(len(row) == len(header) for row in rows)
+        matrix = table(c, "/reports/settlement.csv", "matrix")
+        cell = next(row for row in matrix if (row["积分发放店"], row["兑换店"]) == ("S001", "S002"))
+        # A's 500 points at S002 came from its lots soonest-expiring first: the 50 it earned
+        # at S002 on 12 October, and 450 from lots earned at S001.
+        assert (cell["积分"], cell["金额(元)"]) == ("450", "4.50")
+        net = {row["门店"]: int(row["净额积分"]) for row in table(c, "/reports/settlement.csv",
+                                                              "net")}
+        assert net == {"S001": -450, "S002": 450}
+        net_yuan = table(c, "/reports/settlement.csv", "net")[0]["净额(元)"]
+        assert net_yuan == "-4.50"  # a number, not guarded as if it were a formula
+        flow = table(c, "/reports/points.csv", "flow")
+        assert {row["门店"] for row in flow} >= {"S001", "S002", "全部门店"}
+        c.cookies.set("posterm_lang", "en")
+        english = rows_of(c.get("/reports/points.csv", params={**QUERY, "table": "flow"}))
+        assert english[0][:3] == ["From", "To (exclusive)", "Store"]
+        assert c.get("/reports/points.csv", params={"table": "nope"}).status_code == 404
+
+
+def test_the_lists_and_formula_names_in_their_csv(report_chain) -> None:
+    with client(report_chain) as c:
+        login(c, "svc")
+        birthdays = rows_of(c.get("/reports/lists/birthdays.csv", params=QUERY))
+        names = {row[0] for row in birthdays[1:]}
+        assert names == {"王芳", "'" + FORMULA}  # a formula is text to a spreadsheet
+        assert birthdays[0][-1] == "生日"
+        near = table(c, "/reports/lists/near_tier.csv", "members")
+        assert [(row["姓名"], row["下一等级"], row["还差(元)"]) for row in near] == [
+            ("王芳", "silver", "100.00")]
+        dormant = table(c, "/reports/lists/dormant.csv", "members")
+        assert [(row["卡号后四位"], row["最近消费日"]) for row in dormant] == [
+            ("0005", "2026-06-05")]  # E; the others bought within 90 days of 20 November
+        page = c.get("/reports/lists/near_tier", params=QUERY)
+        assert "王芳" in page.text
+        formula = c.get("/reports/lists/birthdays", params=QUERY)
+        assert "=HYPERLINK(&#34;" in formula.text or "=HYPERLINK(&quot;" in formula.text
+    db = ConsoleDb(report_chain.url)
+    try:
+        lists = db.call(search, AuditQuery(actor="svc", action="member.list"))
+    finally:
+        db.close()
+    assert {row["subject"] for row in lists} == {"birthdays", "near_tier", "dormant"}
+
+
+def test_roles_and_stores_scope_the_reports(report_chain) -> None:
+    with client(report_chain) as c:
+        login(c, "mgr1")  # S001's manager
+        page = c.get("/reports", params=PERIOD)
+        assert page.status_code == 200 and "经营看板 · S001" in page.text
+        assert c.get("/reports", params={**PERIOD, "store": "S002"}).status_code == 404
+        assert c.get("/reports/points.csv", params={**QUERY, "store": "S002"}).status_code == 404
+        flow = table(c, "/reports/points.csv", "flow")
+        assert {row["门店"] for row in flow} == {"S001"}  # not the chain's, not S002's
+        net = table(c, "/reports/settlement.csv", "net")
+        assert [row["门店"] for row in net] == ["S001"]
+        matrix = table(c, "/reports/settlement.csv", "matrix")
+        assert all("S001" in (row["积分发放店"], row["兑换店"]) for row in matrix)
+        birthdays = table(c, "/reports/lists/birthdays.csv", "members")
+        assert {row["所属门店"] for row in birthdays} == {"S001"}  # not 王芳 (S002)
+        expiring = table(c, "/reports/expiring.csv", "expiring")
+        assert [row["门店"] for row in expiring] == ["S001"]
+    with client(report_chain) as c:
+        login(c, "svc")  # service calls members: the lists, not the figures
+        assert c.get("/reports").status_code == 403
+        assert c.get("/reports/points.csv").status_code == 403
+        assert c.get("/reports/lists/dormant").status_code == 200
+
+
+def test_bad_queries_are_refused_with_the_reason(report_chain) -> None:
+    with client(report_chain) as c:
+        login(c, "admin")
+        backwards = c.get("/reports", params={"from": "2026-12-01", "to": "2026-10-01"})
+        assert backwards.status_code == 400 and "must be before" in backwards.text
+        assert c.get("/reports/points", params={**PERIOD, "by": "year"}).status_code == 400
+        assert c.get("/reports/expiring", params={"at": "soon"}).status_code == 400
+        assert c.get("/reports/lists/dormant", params={"dormant_days": "0"}).status_code == 400
+        assert c.get("/reports/lists/nobody").status_code == 404
+        assert c.get("/reports", params={"store": "../x"}).status_code == 404
+        csv_refusal = c.get("/reports/settlement.csv", params={"from": "x", "to": "y"})
+        assert csv_refusal.status_code == 400 and "YYYY-MM-DD" in csv_refusal.text
+
+
+@pytest.mark.parametrize(("name", "lists"), [("fin", 403), ("mkt", 200), ("aud", 200)])
+def test_chain_wide_roles_read_the_figures(report_chain, name: str, lists: int) -> None:
+    with client(report_chain) as c:
+        login(c, name)
+        assert c.get("/reports/settlement", params=PERIOD).status_code == 200
+        assert c.get("/reports/lists/dormant").status_code == lists
