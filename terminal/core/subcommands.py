@@ -38,3 +38,12 @@ def dispatch(commands: dict[str, tuple[str, str]], prog: str, argv: list[str] | 
     module.configure(command_parser)
     args = command_parser.parse_args(argv[1:])
     return int(module.run(args) or 0)
+
+
+def run_alone(module_name: str, prog: str, argv: list[str] | None = None) -> int:
+    """One command module run on its own, as a systemd unit runs ``python -m terminal.update``:
+    the same ``configure`` and ``run`` as through the dispatcher."""
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=prog)
+    module.configure(parser)
+    return int(module.run(parser.parse_args(argv)) or 0)

@@ -162,14 +162,6 @@ class Lcd(OutputDevice):
             with contextlib.suppress(Exception):  # a panel gone from the bus
                 device.cleanup()
 
-    def close(self) -> None:
-        super().close()
-        self.simulator = None
-
-    async def aclose(self) -> None:
-        await super().aclose()
-        self.simulator = None
-
     def show(self, frame: LcdFrame) -> Image.Image:
         """Draw ``frame``; raises OSError if the panel is absent (the frame is kept for later)."""
         self.frame = frame

@@ -129,14 +129,6 @@ class PoleDisplay(OutputDevice):
             with contextlib.suppress(OSError):  # the adapter is already gone
                 port.close()
 
-    def close(self) -> None:
-        super().close()
-        self._forget_simulator()
-
-    async def aclose(self) -> None:
-        await super().aclose()
-        self._forget_simulator()
-
     def _forget_simulator(self) -> None:
         if self.simulator is not None:
             self.simulator.close()

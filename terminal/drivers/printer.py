@@ -231,14 +231,6 @@ class Printer(OutputDevice):
             with contextlib.suppress(Exception):  # closing a vanished device must not raise
                 device.close()
 
-    def close(self) -> None:
-        super().close()
-        self.simulator = None
-
-    async def aclose(self) -> None:
-        await super().aclose()
-        self.simulator = None
-
     def _returned(self) -> None:
         if self.pending:
             results = self.reprint_pending()

@@ -20,6 +20,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from terminal.core.executor import DeviceExecutor
 
@@ -46,6 +47,7 @@ class OutputDevice:
         self._delay = FIRST_RETRY
         self._closed = False
         self._watchers: list[Callable[[bool], None]] = []
+        self.simulator: Any = None  # the simulated back-end's device, if simulated
         self.cause: BaseException | None = None  # what made the device absent last
 
     # --- what a device says ---
@@ -65,6 +67,11 @@ class OutputDevice:
     def fix_hint(self) -> str:
         """What to check when the device is absent; logged with the loss."""
         return ""
+
+    def _forget_simulator(self) -> None:
+        """After ``close()``: a simulated device (``simulator``, kept across reconnects) is made
+        afresh by the next start."""
+        self.simulator = None
 
     def _returned(self) -> None:
         """Blocking, on the device's thread: the device came back by itself."""
@@ -114,6 +121,7 @@ class OutputDevice:
         self.executor.shutdown()  # waits for a write or reopen in flight
         self._release()
         self._mark_closed()
+        self._forget_simulator()
 
     async def aclose(self) -> None:
         """``close()`` without blocking the loop on a device write in flight."""
@@ -121,6 +129,7 @@ class OutputDevice:
         await self.executor.run(self._release)
         self.executor.shutdown()
         self._mark_closed()
+        self._forget_simulator()
 
     def _lost(self, exc: BaseException, *, opening: bool = False) -> None:
         """Any thread: the device is gone. Release it, report once and arm the retry timer."""

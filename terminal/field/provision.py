@@ -73,6 +73,7 @@ from cryptography.x509.oid import NameOID
 
 from terminal import __version__
 from terminal.core.atomic import write_atomic
+from terminal.core.subcommands import run_alone
 from terminal.field import enroll
 from terminal.protocol.enrollment import EnrollRequest
 from terminal.protocol.mqtt import TlsFiles
@@ -708,10 +709,4 @@ def _owner(user: str | None) -> tuple[int, int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m terminal.provision``: what the unit runs, independent of the dispatcher."""
-    parser = argparse.ArgumentParser(prog="posterm provision")
-    configure(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return run_alone(__name__, "posterm provision", argv)

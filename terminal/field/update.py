@@ -43,6 +43,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from terminal.core.atomic import fsync_dir, write_atomic
+from terminal.core.subcommands import run_alone
 from terminal.protocol.bundle import BundleRejected, TrustStore
 from terminal.protocol.release import MANIFEST, verify_release
 
@@ -470,10 +471,4 @@ def _trust(config: Path) -> TrustStore:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m terminal.update``: what the units run, independent of the dispatcher."""
-    parser = argparse.ArgumentParser(prog="posterm update")
-    configure(parser)
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return run_alone(__name__, "posterm update", argv)

@@ -19,10 +19,11 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from terminal.hq.mqtt_options import add_broker_options, mqtt_config
 from terminal.protocol import bundle, canonical
 from terminal.protocol.keys import load_private, load_public
-from terminal.protocol.mqtt import MqttClient, MqttConfig, MqttError, TlsFiles
-from terminal.protocol.topics import DEFAULT_ROOT, TopicError, Topics, check_scope
+from terminal.protocol.mqtt import MqttClient, MqttConfig, MqttError
+from terminal.protocol.topics import TopicError, Topics, check_scope
 
 
 class BuildError(ValueError):
@@ -44,13 +45,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     push = sub.add_parser("push", help="publish a built bundle, retained")
     push.add_argument("bundle", type=Path, help="the .json written by build")
     push.add_argument("--keys", type=Path, required=True, help="directory holding root.pub")
-    push.add_argument("--host", default="127.0.0.1")
-    push.add_argument("--port", type=int, default=8883)
-    push.add_argument("--ca", type=Path, required=True)
-    push.add_argument("--cert", type=Path, required=True, help="HQ client certificate (CN hq)")
-    push.add_argument("--key", type=Path, required=True)
-    push.add_argument("--topic-root", default=DEFAULT_ROOT)
-    push.add_argument("--client-id", default="posterm-hq-push")
+    add_broker_options(push, "posterm-hq-push")
     push.add_argument("--timeout", type=float, default=10.0)
 
 
@@ -184,8 +179,7 @@ def push(args: argparse.Namespace) -> int:
     checked = bundle.verify_bundle(message, trust, {check_scope(_scope_of(args.bundle))}, 0,
                                    now, True)
     topic = Topics(args.topic_root).bundle(checked.scope)
-    config = MqttConfig(args.host, args.port, args.client_id,
-                        tls=TlsFiles(args.ca, args.cert, args.key), backoff_max=2.0)
+    config = mqtt_config(args, backoff_max=2.0)
     asyncio.run(_publish(config, topic, message, args.timeout))
     print(f"pushed {checked.scope} v{checked.version} to {topic} (retained)")
     return 0

@@ -21,25 +21,19 @@ from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.collector import Collector
 from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.publish import Signer
+from terminal.hq.mqtt_options import add_broker_options, mqtt_config
 from terminal.hq.policy import PolicyError, TrustPolicy
 from terminal.hq.until_signal import run_until_signal
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
-from terminal.protocol.mqtt import MqttConfig, TlsFiles
-from terminal.protocol.topics import DEFAULT_ROOT, Topics
+from terminal.protocol.topics import Topics
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
     parser.add_argument("--rules", type=Path, required=True, help="the chain's rules TOML")
     parser.add_argument("--card-key-file", type=Path, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8883)
-    parser.add_argument("--ca", type=Path, required=True)
-    parser.add_argument("--cert", type=Path, required=True, help="HQ client certificate (CN hq)")
-    parser.add_argument("--key", type=Path, required=True)
-    parser.add_argument("--topic-root", default=DEFAULT_ROOT)
-    parser.add_argument("--client-id", default="posterm-hq-collect")
+    add_broker_options(parser, "posterm-hq-collect")
     parser.add_argument("--batch", type=int, default=500, help="events per transaction")
     parser.add_argument("--trust", type=Path, help="HQ's trust policy TOML: operators and their "
                         "roles, adjustment, hold and rate limits (terminal/hq/policy.py); "
@@ -76,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"collect: --keys: {exc}", file=sys.stderr)
         ledger.close()
         return 1
-    config = MqttConfig(args.host, args.port, args.client_id,
-                        tls=TlsFiles(args.ca, args.cert, args.key), backoff_max=10.0)
+    config = mqtt_config(args, backoff_max=10.0)
     try:
         asyncio.run(serve(Collector(ledger, config, Topics(args.topic_root),
                                     batch_max=args.batch, signer=signer)))

@@ -18,6 +18,16 @@ from terminal.hq import migrations
 from terminal.hq.database import open_hq_database
 
 
+def open_or_say(url: str, command: str) -> Database | None:
+    """HQ's database for a command that reads it (never migrated), or None having printed why
+    not (a schema of another version, not UTF8) as ``posterm-hq COMMAND: ...``."""
+    try:
+        return open_hq_database(url, migrate=False)
+    except ValueError as exc:
+        print(f"posterm-hq {command}: {exc}", file=sys.stderr)
+        return None
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("upgrade", "version"))
     parser.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")

@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from terminal.hq.database import open_hq_database
+from terminal.hq.db import open_or_say
 from terminal.hq.models import HQ_MODELS, TerminalSeen
 from terminal.loyalty.clock import from_micros
 
@@ -30,10 +30,8 @@ def fleet() -> list[dict[str, Any]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        db = open_hq_database(args.db, migrate=False)
-    except ValueError as exc:  # a schema of another version, not UTF8
-        print(f"posterm-hq fleet: {exc}", file=sys.stderr)
+    db = open_or_say(args.db, "fleet")
+    if db is None:  # a schema of another version, not UTF8
         return 1
     with db.bind_ctx(HQ_MODELS):
         rows = fleet()

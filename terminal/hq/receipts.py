@@ -15,7 +15,7 @@ import re
 import sys
 from typing import Any
 
-from terminal.hq.database import open_hq_database
+from terminal.hq.db import open_or_say
 from terminal.hq.models import HQ_MODELS, AppliedEvent
 from terminal.loyalty.clock import from_micros
 from terminal.loyalty.store.models import MODELS, Refund
@@ -57,10 +57,8 @@ def describe(number: str) -> dict[str, Any] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        db = open_hq_database(args.db, migrate=False)
-    except ValueError as exc:  # a schema of another version, not UTF8
-        print(f"posterm-hq receipt: {exc}", file=sys.stderr)
+    db = open_or_say(args.db, "receipt")
+    if db is None:  # a schema of another version, not UTF8
         return 1
     try:
         with db.bind_ctx(MODELS + HQ_MODELS):

@@ -20,7 +20,8 @@ from typing import Any
 from peewee import fn
 
 from terminal.hq import analytics, points_reports
-from terminal.hq.database import open_hq_database, snapshot
+from terminal.hq.database import snapshot
+from terminal.hq.db import open_or_say
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
 from terminal.loyalty.store.models import MODELS, LedgerEntry, Member
 
@@ -79,10 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if args.db is None:
         print("posterm-hq report: --db is required", file=sys.stderr)
         return 2
-    try:
-        db = open_hq_database(args.db, migrate=False)
-    except ValueError as exc:  # a schema of another version, not UTF8
-        print(f"posterm-hq report: {exc}", file=sys.stderr)
+    db = open_or_say(args.db, "report")
+    if db is None:  # a schema of another version, not UTF8
         return 1
     with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
         data = report()

@@ -14,7 +14,7 @@ import json
 import sys
 from typing import Any
 
-from terminal.hq.database import open_hq_database
+from terminal.hq.db import open_or_say
 from terminal.hq.models import HQ_MODELS, AppliedEvent
 from terminal.loyalty.clock import from_micros
 from terminal.loyalty.store.models import MODELS
@@ -44,10 +44,8 @@ def run(args: argparse.Namespace) -> int:
     if args.limit < 1:
         print("posterm-hq review: --limit must be at least 1", file=sys.stderr)
         return 2
-    try:
-        db = open_hq_database(args.db, migrate=False)
-    except ValueError as exc:  # a schema of another version, not UTF8
-        print(f"posterm-hq review: {exc}", file=sys.stderr)
+    db = open_or_say(args.db, "review")
+    if db is None:  # a schema of another version, not UTF8
         return 1
     with db.bind_ctx(MODELS + HQ_MODELS):
         rows = for_review(args.store, args.limit)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +20,15 @@ from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
 
 OPENAPI = json.loads(resources.files("terminal.hq.console").joinpath("openapi.json")
                      .read_text("utf-8"))
+
+
+async def _json_object(request: Request) -> dict[str, Any] | None:
+    """The request's body if it is a JSON object; None if it is not JSON or not an object."""
+    try:
+        body = await request.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 @api()
@@ -66,11 +76,8 @@ async def operate(request: Request) -> Response:
     name = request.path_params["operation"]
     if name not in OPERATIONS:
         raise NotFound()
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
+    body = await _json_object(request)
+    if body is None:
         return JSONResponse({"error": "invalid", "detail": "the body is a JSON object"}, 400)
     fields = {key: str(body[key]) for key in OPERATIONS[name].fields
               if body.get(key) is not None}
@@ -94,11 +101,8 @@ async def operate(request: Request) -> Response:
 async def move_home(request: Request) -> Response:
     """POST ``{"store": "S002", "reason": ...}``: the member's new home store."""
     console = console_of(request)
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
+    body = await _json_object(request)
+    if body is None:
         return JSONResponse({"error": "invalid", "detail": "the body is a JSON object"}, 400)
     try:
         moved = await console.db.run_own(console.operator.move_home, request.scope["principal"],

@@ -20,10 +20,11 @@ from pathlib import Path
 from terminal.hq.bundles import BuildError, read_toml
 from terminal.hq.console.app import build, rules_studio
 from terminal.hq.console.fleet import Thresholds
+from terminal.hq.mqtt_options import add_broker_options, mqtt_config
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
-from terminal.protocol.mqtt import MqttConfig, TlsFiles
-from terminal.protocol.topics import DEFAULT_ROOT, Topics
+from terminal.protocol.mqtt import MqttConfig
+from terminal.protocol.topics import Topics
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,13 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--insecure-cookies", action="store_true",
                         help="cookies without the Secure flag (plain HTTP on this machine)")
     broker = parser.add_argument_group("broker (for terminal commands)")
-    broker.add_argument("--host", help="the MQTT broker; commands are off without it")
-    broker.add_argument("--port", type=int, default=8883)
-    broker.add_argument("--ca", type=Path)
-    broker.add_argument("--cert", type=Path, help="HQ client certificate (CN hq)")
-    broker.add_argument("--key", type=Path)
-    broker.add_argument("--topic-root", default=DEFAULT_ROOT)
-    broker.add_argument("--client-id", default="posterm-hq-console")
+    add_broker_options(broker, "posterm-hq-console", optional=True)
     broker.add_argument("--health-interval", type=float, default=300.0,
                         help="seconds between asking every online terminal for a status report "
                         "(the backlog alert's samples); 0: never")
@@ -51,11 +46,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def _mqtt(args: argparse.Namespace) -> MqttConfig | None:
     if args.host is None:
         return None
-    missing = [f"--{name}" for name in ("ca", "cert", "key") if getattr(args, name) is None]
-    if missing:
-        raise ValueError(f"--host needs {', '.join(missing)} (TLS with HQ's certificate)")
-    return MqttConfig(args.host, args.port, args.client_id,
-                      tls=TlsFiles(args.ca, args.cert, args.key), backoff_max=10.0)
+    return mqtt_config(args, backoff_max=10.0)
 
 
 def _listen(text: str) -> tuple[str, int]:

@@ -28,10 +28,10 @@ from terminal.hq.database import open_hq_database
 from terminal.hq.enrollment import codes
 from terminal.hq.enrollment.service import BrokerAcl, EnrollmentService
 from terminal.hq.models import EnrollmentCode
+from terminal.hq.mqtt_options import add_broker_options, mqtt_config
 from terminal.hq.pki import authority
 from terminal.hq.until_signal import run_until_signal
-from terminal.protocol.mqtt import MqttConfig, TlsFiles
-from terminal.protocol.topics import DEFAULT_ROOT, Topics
+from terminal.protocol.topics import Topics
 
 TTL = re.compile(r"(\d+)([mhd])")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -61,17 +61,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     serve = actions.add_parser("serve", help="answer boxes redeeming their codes")
     serve.add_argument("--db", required=True)
     serve.add_argument("--ca", type=Path, required=True, help="the CA directory (ca init)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8883)
-    serve.add_argument("--tls-ca", type=Path, required=True, help="the broker's CA (chain.pem)")
-    serve.add_argument("--cert", type=Path, required=True, help="HQ client certificate (CN hq)")
-    serve.add_argument("--key", type=Path, required=True)
+    add_broker_options(serve, "posterm-hq-enroll", ca="--tls-ca")
     serve.add_argument("--register", type=Path, default=acl.REGISTER)
     serve.add_argument("--static", type=Path, default=acl.STATIC)
     serve.add_argument("--acl", type=Path, default=acl.OUTPUT, help="the broker's acl_file")
     serve.add_argument("--broker-pid", type=Path, help="the broker's PID file, to reload it")
-    serve.add_argument("--topic-root", default=DEFAULT_ROOT)
-    serve.add_argument("--client-id", default="posterm-hq-enroll")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,8 +138,7 @@ def _serve(args: argparse.Namespace) -> int:
     except authority.CaError as exc:
         print(f"posterm-hq enroll serve: {exc}", file=sys.stderr)
         return 1
-    config = MqttConfig(args.host, args.port, args.client_id,
-                        tls=TlsFiles(args.tls_ca, args.cert, args.key), backoff_max=10.0)
+    config = mqtt_config(args, backoff_max=10.0, ca=args.tls_ca)
     service = EnrollmentService(open_hq_database(args.db), ca, config,
                                 BrokerAcl(args.register, args.static, args.acl, args.broker_pid),
                                 Topics(args.topic_root))
