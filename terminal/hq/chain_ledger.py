@@ -16,16 +16,17 @@ is applied (:mod:`terminal.hq.refusals`): alone, while the rest of its batch com
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from peewee import Database, PeeweeException, fn
+from peewee import Database, PeeweeException, PostgresqlDatabase, fn
 
 from terminal.hq import adjustments, holds
 from terminal.hq.batch import BatchStatements
-from terminal.hq.database import pipelined, unit, writing
+from terminal.hq.database import lock_members, member_writing, pipelined, snapshot, unit, writing
 from terminal.hq.models import AppliedEvent, LookupAudit, MemberHold, MemberHome
 from terminal.hq.policy import TrustPolicy
 from terminal.hq.reckoning import reckon
@@ -80,7 +81,9 @@ def _now() -> datetime:
 
 
 class ChainLedger:
-    """HQ's ledger. All methods but the ``*_async`` ones run on its ledger thread."""
+    """HQ's ledger. Events are applied on its ledger thread (:attr:`thread`); member requests
+    are answered on their own (:attr:`requests`), on a connection of their own, so a till's
+    lookup or hold never queues behind an ingest batch (issue 11)."""
 
     def __init__(self, db: Database, rules: Rules, card_key: bytes,
                  hold_ttl: timedelta = timedelta(minutes=2),
@@ -91,6 +94,13 @@ class ChainLedger:
         # The store's statements, batched: its meta counters and writes per batch, not per event.
         self.sql = self.store.sql = BatchStatements(db)
         self.thread = LedgerThread(db, name="hq-ledger")
+        # Member requests: their own thread (so their own connection) and their own store
+        # (the batch's statements keep a batch's rows in memory; these read the database).
+        self.requests = LedgerThread(db, name="hq-requests")
+        self.reader = LedgerStore(db, rules, card_key, HQ_IDENTITY, outbox=False)
+        # Called inside each batch's transaction once its members are locked (tests hold a
+        # batch open here to show what does not wait for it).
+        self.in_batch: Callable[[list[Event]], None] | None = None
         self.hold_ttl = hold_ttl
         self._received = _now()  # when the batch being applied arrived (hq/reckoning.py)
         self._review: list[str] = []  # what the event being replayed is flagged for
@@ -99,6 +109,7 @@ class ChainLedger:
 
     def close(self) -> None:
         self.thread.close()
+        self.requests.close()
         self.db.close()
 
     def expire(self, at: datetime, chunk: int = SWEEP_CHUNK) -> ExpiryResult:
@@ -156,13 +167,18 @@ class ChainLedger:
         outcomes = []
         self._received = _now()  # bounds what this batch's events may claim (hq/reckoning.py)
         with writing(self.db), pipelined(self.db):
+            self._retired = self._retired_cards(events)
+            # The members the batch names, locked before anything is read: a hold on one of
+            # them waits for this batch, a hold on any other does not.
+            lock_members(self.db, self._members_named(events))
+            if self.in_batch is not None:
+                self.in_batch(events)
             seen = self.sql.existing(AppliedEvent._meta.table_name,
                                      [event.id for event in events])
             sales = {self._sale_id(event) for event in events if event.id not in seen
                      and event.kind == "sale"} - {None}
             records: list[list[Any]] = []
             spans: list[tuple[int, int, list[Any]]] = []  # (after seq, up to seq, its record)
-            self._retired = self._retired_cards(events)
             with self.sql.batch(sales):  # type: ignore[arg-type]
                 for event in events:
                     if event.id in seen:
@@ -261,6 +277,12 @@ class ChainLedger:
         rows = (CardState.select(CardState.card_hash).where(
             (CardState.state == RETIRED) & CardState.card_hash.in_(sorted(named))).tuples())
         return {card_hash: self.store.successor(card_hash) for (card_hash,) in rows}
+
+    def _members_named(self, events: list[Event]) -> set[str]:
+        """The card hashes the batch's events name, and the cards retired ones carry on to."""
+        named = {value for event in events for key in _CARD_KEYS
+                 if isinstance(value := event.body.get(key), str)}
+        return named | {self._retired[card] for card in named if card in self._retired}
 
     def _carried_on(self, event: Event) -> dict[str, Any]:
         """The event's body with a retired card replaced by its successor: a till that had not
@@ -436,17 +458,31 @@ class ChainLedger:
     # -- member requests -----------------------------------------------------------------------
 
     def answer(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+        """A till's member request (on :attr:`requests`): a lookup reads one snapshot and
+        waits for no writer; a hold or void locks only its member (database.member_writing)."""
         handler = {"lookup": self._lookup, "hold": self._hold, "void": self._void,
                    "post": self._post}[request.op]
         if request.member is not None and not CARD_HASH.fullmatch(request.member):
             return self._refuse(request, "member must be a card hash (64 hex digits)")
-        with writing(self.db):
-            response = handler(request, store, terminal)
+        if request.op == "lookup":
+            with snapshot(self.db):
+                response = handler(request, store, terminal)
+        else:
+            with member_writing(self.db, self._request_members(request)):
+                response = handler(request, store, terminal)
         if request.op == "lookup":  # audited: who looked up whom, written by write_audit()
             self._lookups.append({"store": store, "terminal": terminal,
                                   "card_hash": request.member,
                                   "at_us": to_micros(response.hq_time), "found": response.ok})
         return response
+
+    @staticmethod
+    def _request_members(request: MemberRequest) -> list[str]:
+        """The member a hold or void request writes: its own, or its hold's."""
+        if request.member is not None:
+            return [request.member]
+        hold = MemberHold.get_or_none(MemberHold.id == request.hold_id)
+        return [hold.card_hash] if hold is not None else []
 
     def write_audit(self) -> int:
         """Write the lookups answered since the last call, in one transaction: a lookup stays a
@@ -454,7 +490,7 @@ class ChainLedger:
         lookups since its last call, which the collector makes every second)."""
         rows, self._lookups = self._lookups, []
         if rows:
-            with writing(self.db):
+            with member_writing(self.db):  # no member's: an insert waits for nobody
                 LookupAudit.insert_many(rows).execute()
         return len(rows)
 
@@ -465,7 +501,7 @@ class ChainLedger:
     def _standing(self, member: Member) -> tuple[str, int]:
         """The member's tier and balance now, as the engine shows them: every review due by now
         applied, lots expired by now gone, swept or not."""
-        return self.store.standing(member, Moment(_now(), True))
+        return self.reader.standing(member, Moment(_now(), True))
 
     def _available(self, member: Member) -> int:
         pending = (MemberHold.select(fn.COALESCE(fn.SUM(MemberHold.points), 0))
@@ -535,7 +571,12 @@ class ChainLedger:
         return self._refuse(request, "holds are posted by the sale's event, not on request")
 
     def void_expired_holds(self) -> int:
-        with writing(self.db):
-            return (MemberHold.update(state="voided", settled_us=to_micros(_now()))
-                    .where((MemberHold.state == "pending")
-                           & (MemberHold.expires_us <= to_micros(_now()))).execute())
+        """Void the holds that timed out. On PostgreSQL without any member's lock, skipping a
+        hold a writer has locked (a sale posting it): the next round finds it if still due."""
+        now = to_micros(_now())
+        due = (MemberHold.state == "pending") & (MemberHold.expires_us <= now)
+        with member_writing(self.db):
+            if isinstance(self.db, PostgresqlDatabase):
+                due = MemberHold.id.in_(MemberHold.select(MemberHold.id).where(due)
+                                        .for_update("FOR UPDATE SKIP LOCKED"))
+            return MemberHold.update(state="voided", settled_us=now).where(due).execute()

@@ -36,7 +36,7 @@ from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, MqttError, W
 from terminal.protocol.topics import TerminalTopic, TopicError, Topics
 
 log = logging.getLogger(__name__)
-MAX_ANSWERING = 256  # member requests waiting for the ledger thread, all terminals together
+MAX_ANSWERING = 256  # member requests waiting for the requests thread, all terminals together
 
 
 class Collector:
@@ -56,7 +56,7 @@ class Collector:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=limits.queue)
         self._events = RateLimiter(limits.events_per_second, limits.events_per_second * 10)
         self._requests = RateLimiter(limits.requests_per_second, limits.requests_per_second * 2)
-        self._answering = 0  # member requests waiting for the ledger thread
+        self._answering = 0  # member requests waiting for the requests thread
         self._tasks: list[asyncio.Task[None]] = []
         self.counts: dict[str, int] = defaultdict(int)  # outcomes, and refused messages
 
@@ -96,9 +96,9 @@ class Collector:
         try:
             while True:
                 await asyncio.sleep(1.0)
-                await self.ledger.thread.run(self.ledger.write_audit)
+                await self.ledger.requests.run(self.ledger.write_audit)
         finally:  # stopping: what was answered since is written too
-            await asyncio.shield(self.ledger.thread.run(self.ledger.write_audit))
+            await asyncio.shield(self.ledger.requests.run(self.ledger.write_audit))
 
     async def _upkeep(self) -> None:
         while True:
@@ -106,7 +106,11 @@ class Collector:
             with contextlib.suppress(MqttError):
                 if self.client.connected:
                     await self._announce()
-            voided = await self.ledger.thread.run(self.ledger.void_expired_holds)
+            try:
+                voided = await self.ledger.requests.run(self.ledger.void_expired_holds)
+            except Exception:  # the database's trouble: the next round voids them
+                log.exception("voiding the holds that timed out failed")
+                continue
             if voided:
                 log.info("voided %d holds that timed out", voided)
 
@@ -240,8 +244,9 @@ class Collector:
             self._refuse_message(source, f"malformed member request: {exc}")
             response = MemberResponse("lookup", False, datetime.now(UTC), error=str(exc)[:200])
         else:
-            response = await self.ledger.thread.run(self.ledger.answer, request, source.store,
-                                                    source.terminal)
+            # On the requests thread and its own connection: never behind an ingest batch.
+            response = await self.ledger.requests.run(self.ledger.answer, request,
+                                                      source.store, source.terminal)
         with contextlib.suppress(MqttError):
             await self.client.respond(message, response.to_json())
 

@@ -14,8 +14,9 @@ the COMMIT. An error in one of them surfaces there, in the same transaction, and
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -36,6 +37,8 @@ from terminal.loyalty.store.database import open_database
 # Every HQ writer takes this transaction-scoped lock first: the ledger's sequence counter is one
 # row, so chain-wide writes are serial anyway; the lock makes collectors queue instead of failing.
 _PG_LOCK = 0x706F7374  # "post"
+# A member's writers take (this, member_key(card hash)): see member_writing.
+_PG_MEMBER_LOCKS = 0x6D656D62  # "memb"
 # Schema changes take this session-level lock (see open_hq_database).
 _PG_SCHEMA_LOCK = 0x706F7363  # "posc"
 
@@ -231,18 +234,52 @@ def writing(db: Database) -> AbstractContextManager[object]:
     """One HQ write transaction: IMMEDIATE on SQLite, advisory-locked on PostgreSQL."""
     if isinstance(db, SqliteDatabase):
         return db.atomic("IMMEDIATE")
-    return _LockedAtomic(db)
+    return _LockedAtomic(db, chain=True)
+
+
+def member_writing(db: Database, card_hashes: Iterable[str] = ()) -> AbstractContextManager[object]:
+    """A write transaction that waits only for the writers of the same members: on PostgreSQL
+    it takes each member's transaction-scoped advisory lock (:func:`lock_members`) and not the
+    chain-wide one, so a till's hold never queues behind an ingest batch of other members. On
+    SQLite (one shop) there is one writer: IMMEDIATE, as :func:`writing`."""
+    if isinstance(db, SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return _LockedAtomic(db, members=card_hashes)
+
+
+def member_key(card_hash: str) -> int:
+    """The advisory lock key (a signed 32-bit integer) of a member's card hash: the same in
+    every process, as it must be for collectors on several hosts."""
+    digest = hashlib.blake2b(card_hash.encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def lock_members(db: Database, card_hashes: Iterable[str]) -> None:
+    """Take the members' advisory locks in this transaction (PostgreSQL; nothing on SQLite,
+    whose writer is alone). In key order, so two writers locking overlapping members never
+    wait for each other in a cycle."""
+    if not isinstance(db, PostgresqlDatabase):
+        return
+    keys = sorted({member_key(card_hash) for card_hash in card_hashes})
+    if keys:  # unnest yields in array order, and the locks are taken in it
+        db.execute_sql("SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) k",
+                       (_PG_MEMBER_LOCKS, keys))
 
 
 class _LockedAtomic:
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, db: Database, chain: bool = False, members: Iterable[str] = ()) -> None:
+        self.db, self.chain, self.members = db, chain, members
         self.atomic = db.atomic()
 
     def __enter__(self) -> object:
         entered = self.atomic.__enter__()
-        if isinstance(self.db, PostgresqlDatabase):
-            self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK,))
+        try:
+            if self.chain:
+                self.db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK,))
+            lock_members(self.db, self.members)
+        except BaseException as exc:
+            self.atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
         return entered
 
     def __exit__(self, *exc: object) -> None:
