@@ -111,7 +111,8 @@ class LookupAudit(BaseModel):
 
 class EnrollmentCode(BaseModel):
     """A one-time enrollment code HQ issued for one terminal (terminal.hq.enrollment): only its
-    SHA-256 is kept; ``used_us`` and ``serial`` are set when a box redeemed it."""
+    SHA-256 is kept; ``used_us`` and ``serial`` are set when a box redeemed it, ``revoked_us``
+    and ``revoked_by`` when a person revoked it unused."""
 
     code_hash = TextField(primary_key=True)
     store = TextField()
@@ -120,6 +121,8 @@ class EnrollmentCode(BaseModel):
     expires_us = BigIntegerField()
     used_us = BigIntegerField(null=True)
     serial = TextField(null=True)  # the certificate signed for it, hex
+    revoked_us = BigIntegerField(null=True)  # revoked unused by a person at HQ (the console)
+    revoked_by = TextField(null=True)
 
     class Meta:
         indexes = ((("store", "terminal"), False),)

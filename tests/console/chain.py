@@ -97,5 +97,15 @@ def add_users(chain: Chain) -> None:
         db.close()
 
 
+def add_user(chain: Chain, name: str, role: str) -> None:
+    """One more chain-wide user (password ``PASSWORD``)."""
+    db = ConsoleDb(chain.url)
+    try:
+        db.call(accounts.add_user, name, role, (), PASSWORD)
+        chain.users[name] = role
+    finally:
+        db.close()
+
+
 def console_app(chain: Chain, *, secure_cookies: bool = True) -> ASGIApp:
     return build(chain.url, chain.rules, CARD_KEY, secure_cookies=secure_cookies)

@@ -1,8 +1,9 @@
 """Roles and what each may do: one table, read by every page and API route.
 
 ``store_manager`` is further scoped to its named stores (:meth:`Principal.sees_store`); the
-others see the whole chain. ``auditor`` reads everything, the audit log included, and changes
-nothing.
+others see the whole chain. ``it`` runs the fleet: its terminals, their commands, and the
+enrollment codes new ones are provisioned with. ``auditor`` reads everything, the audit log
+included, and changes nothing.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 
 from terminal.protocol.topics import check_id
 
-ROLES = ("admin", "marketing", "service", "finance", "auditor", "store_manager")
+ROLES = ("admin", "marketing", "service", "finance", "auditor", "store_manager", "it")
 
 _ALL = frozenset(ROLES)
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -19,8 +20,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "members.export": frozenset({"admin", "service", "finance", "auditor", "store_manager"}),
     "members.operate": frozenset({"admin", "service"}),
     "members.move": frozenset({"admin", "service"}),  # change a member's home store
-    "fleet.read": frozenset({"admin", "service", "auditor", "store_manager"}),
-    "fleet.command": frozenset({"admin", "store_manager"}),
+    "fleet.read": frozenset({"admin", "service", "auditor", "store_manager", "it"}),
+    "fleet.command": frozenset({"admin", "store_manager", "it"}),
+    # one-visit enrollment codes for new terminals, and cutting a terminal off (issue 14)
+    "terminals.enroll": frozenset({"admin", "it"}),
     "audit.read": frozenset({"admin", "auditor"}),
     "rules.author": frozenset({"admin", "marketing"}),  # the rules studio (issue 17)
     # The dashboard and the points reports (issue 13); a store manager reads its stores'.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminal.hq.console import api, fleet_pages, pages, report_pages, rules_pages
+from terminal.hq.console import api, enroll_pages, fleet_pages, pages, report_pages, rules_pages
 
 ROUTES: list[Any] = [*pages.ROUTES, *fleet_pages.ROUTES, *rules_pages.ROUTES, *report_pages.ROUTES,
-                     *api.ROUTES]
+                     *enroll_pages.ROUTES, *api.ROUTES]

@@ -3,7 +3,9 @@ once by a request whose CSR names that terminal.
 
 A code is 12 characters from an alphabet without look-alikes (no 0/O, 1/I), about 60 bits, shown
 ``ABCD-EFGH-JKLM``; the box sends what the technician typed, and case, spaces and dashes do not
-matter. Run every function here with ``EnrollmentCode`` bound to HQ's database.
+matter. A code is shown once, when issued; afterwards HQ's people see it by its reference, the
+first 12 hex digits of its hash (:func:`listing`), and may revoke it while unused (:func:`revoke`).
+Run every function here with ``EnrollmentCode`` bound to HQ's database.
 """
 
 from __future__ import annotations
@@ -72,6 +74,10 @@ def check(request: EnrollRequest,
         raise Refused("code_unknown", f"{asked}: no such enrollment code")
     if (row.store, row.terminal) != (request.store, request.terminal):
         raise Refused("wrong_terminal", f"{asked}: the code is for another terminal")
+    if row.revoked_us is not None:
+        # Told as not recognised: boxes of earlier releases know no other word for it.
+        raise Refused("code_unknown", f"{asked}: the code was revoked at HQ at "
+                      f"{from_micros(row.revoked_us).isoformat(timespec='seconds')}")
     if row.used_us is not None:
         raise Refused("code_used", f"{asked}: the code was used at "
                       f"{from_micros(row.used_us).isoformat(timespec='seconds')}")
@@ -89,9 +95,77 @@ def check(request: EnrollRequest,
 
 
 def mark_used(row: EnrollmentCode, serial: int, now: datetime) -> None:
-    """Spend the code; Refused if another redemption spent it first (the guard is the UPDATE)."""
+    """Spend the code; Refused if another redemption spent it first, or a person revoked it
+    meanwhile (the guard is the UPDATE)."""
     spent = (EnrollmentCode.update(used_us=to_micros(now), serial=f"{serial:x}")
              .where((EnrollmentCode.code_hash == row.code_hash)
-                    & EnrollmentCode.used_us.is_null()).execute())
+                    & EnrollmentCode.used_us.is_null()
+                    & EnrollmentCode.revoked_us.is_null()).execute())
     if spent != 1:
         raise Refused("code_used", f"{row.store}/{row.terminal}: the code was just used")
+
+
+REF_LENGTH = 12
+STATES = ("pending", "used", "expired", "revoked")
+
+
+class NotRevocable(ValueError):
+    """A code that cannot be revoked (unknown, used, expired or revoked already): said why."""
+
+
+def state(row: EnrollmentCode, now: datetime) -> str:
+    """One of STATES: revoked and used first, then expired by ``now``, else pending."""
+    if row.revoked_us is not None:
+        return "revoked"
+    if row.used_us is not None:
+        return "used"
+    return "expired" if to_micros(now) >= row.expires_us else "pending"
+
+
+@dataclass(frozen=True)
+class Listed:
+    ref: str
+    terminal: Terminal
+    state: str
+    issued: datetime
+    expires: datetime
+    used: datetime | None
+    serial: str | None
+    revoked: datetime | None
+    revoked_by: str | None
+
+
+def listing(now: datetime, store: str = "", limit: int = 200) -> list[Listed]:
+    """The codes issued (of ``store`` only, if given), newest first, each with its state."""
+    rows = EnrollmentCode.select().order_by(EnrollmentCode.issued_us.desc(),
+                                            EnrollmentCode.code_hash).limit(limit)
+    if store:
+        rows = rows.where(EnrollmentCode.store == store)
+    return [_listed(row, now) for row in rows]
+
+
+def _listed(row: EnrollmentCode, now: datetime) -> Listed:
+    return Listed(row.code_hash[:REF_LENGTH], Terminal(row.store, row.terminal), state(row, now),
+                  from_micros(row.issued_us), from_micros(row.expires_us),
+                  None if row.used_us is None else from_micros(row.used_us), row.serial,
+                  None if row.revoked_us is None else from_micros(row.revoked_us),
+                  row.revoked_by)
+
+
+def revoke(ref: str, now: datetime, by: str) -> Listed:
+    """Revoke the pending code whose reference is ``ref``; NotRevocable (nothing changed) for an
+    unknown, used, expired or already revoked one."""
+    if len(ref) != REF_LENGTH or any(ch not in "0123456789abcdef" for ch in ref):
+        raise NotRevocable(f"{ref!r} is not a code reference ({REF_LENGTH} hex digits)")
+    row = EnrollmentCode.get_or_none(EnrollmentCode.code_hash.startswith(ref))
+    if row is None:
+        raise NotRevocable(f"no code {ref}")
+    if (current := state(row, now)) != "pending":
+        raise NotRevocable(f"code {ref} for {row.store}/{row.terminal} is {current}, not pending")
+    changed = (EnrollmentCode.update(revoked_us=to_micros(now), revoked_by=by)
+               .where((EnrollmentCode.code_hash == row.code_hash)
+                      & EnrollmentCode.used_us.is_null()
+                      & EnrollmentCode.revoked_us.is_null()).execute())
+    if changed != 1:
+        raise NotRevocable(f"code {ref} for {row.store}/{row.terminal} was just used")
+    return _listed(EnrollmentCode.get_by_id(row.code_hash), now)

@@ -22,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
-from peewee import Database, PostgresqlDatabase
+from peewee import Database, Field, Model, PostgresqlDatabase
+from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from terminal.loyalty.store import hotpath
 
@@ -118,3 +119,13 @@ def _sql(statement: str, db: Database) -> str:
 def _newer(current: int, expected: int) -> str:
     return (f"the database's schema is version {current}, newer than this posterm-hq's "
             f"{expected}: install the release that made it")
+
+
+def add_columns(db: Database, model: type[Model], *fields: Field) -> None:
+    """Add ``fields`` of ``model`` to its table unless the first is there already (a table made
+    from today's model by an earlier migration has them all)."""
+    table = model._meta.table_name
+    if fields[0].column_name in {column.name for column in db.get_columns(table)}:
+        return
+    migrator = (PostgresqlMigrator if isinstance(db, PostgresqlDatabase) else SqliteMigrator)(db)
+    migrate(*(migrator.add_column(table, field.column_name, field) for field in fields))
