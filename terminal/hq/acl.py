@@ -31,8 +31,12 @@ read the new one without dropping connections.
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
+import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +136,24 @@ def render(static: str, terminals: Iterable[Terminal], topics: Topics, source: s
         lines.extend(["", f"user {terminal.identity}"])
         lines.extend(f"topic read {topics.bundle(scope)}"
                      for scope in topics.scopes_for(terminal.store) if scope not in CHAIN_WIDE)
-    return "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    return body + "\n".join([
+        "", "# This file's generation: HQ publishes to it to learn that the broker runs this ACL.",
+        "user hq", f"topic write {generation_topic(topics, body)}"]) + "\n"
+
+
+def generation_topic(topics: Topics, body: str) -> str:
+    """The topic only an ACL rendered from ``body`` lets HQ publish to: HQ's publish there is
+    refused (MQTT 5 PUBACK "not authorized") until the broker has reloaded this ACL."""
+    return f"{topics.root}/hq/acl/{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+
+
+def generation_of(acl_text: str) -> str:
+    """The generation topic written in an ACL ``render`` made (its last line)."""
+    last = acl_text.rstrip("\n").rsplit("\n", 1)[-1]
+    if not last.startswith("topic write ") or "/hq/acl/" not in last:
+        raise AclError("the ACL has no generation line: not written by this `posterm-hq acl`")
+    return last.removeprefix("topic write ")
 
 
 def render_register(terminals: Sequence[Terminal], previous: str) -> str:
@@ -188,6 +209,18 @@ def plan(register: Path, static: Path, root: str = DEFAULT_ROOT, add: Sequence[s
                 render(static_text, updated, topics, str(register)), sorted(updated))
 
 
+@contextmanager
+def locked(register: Path) -> Iterator[None]:
+    """Hold the exclusive lock of the register's directory (made if missing) for the block."""
+    register.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(register.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--register", type=Path, default=REGISTER,
                         help=f"HQ's list of terminals, one '{{store}}/{{terminal}}' a line "
@@ -209,15 +242,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = plan(args.register, args.static, args.root, args.add, args.add_from,
-                      args.remove)
+        with locked(args.register):  # the enrollment service and `ca revoke` change it too
+            result = plan(args.register, args.static, args.root, args.add, args.add_from,
+                          args.remove)
+            if result.register is not None:
+                write_atomic(args.register, result.register)
+            write_atomic(args.output, result.acl)
     except AclError as exc:
         print(f"posterm-hq acl: refused, nothing written: {exc}", file=sys.stderr)
         return 1
-    try:
-        if result.register is not None:
-            write_atomic(args.register, result.register)
-        write_atomic(args.output, result.acl)
     except OSError as exc:
         print(f"posterm-hq acl: {exc}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import io
 import os
 import pwd
 import threading
+import time
 import tomllib
 from collections.abc import Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,10 +26,11 @@ from cryptography.x509.oid import NameOID
 
 from terminal.field import enroll, provision
 from terminal.hq.acl import Terminal
+from terminal.hq.broker_acl import BrokerAcl
 from terminal.hq.cli import main as posterm_hq
 from terminal.hq.database import open_hq_database
 from terminal.hq.enrollment import codes
-from terminal.hq.enrollment.service import BrokerAcl, EnrollmentService
+from terminal.hq.enrollment.service import EnrollmentService
 from terminal.hq.models import EnrollmentCode
 from terminal.hq.pki import authority
 from terminal.protocol.enrollment import POLE, REFUSALS, EnrollRequest
@@ -163,8 +165,12 @@ def test_a_blank_box_and_a_code_become_a_terminal_whose_sale_reaches_hq(
     source = hq.provisioning_file(boot, "S001/T03", code)
     state = tmp_path / "state"
     reloads = hq.broker.reloads()
+    powered_on = time.perf_counter()
 
     assert box(source, state) == 0
+    enrolled = time.perf_counter()
+    # HQ answered only once the broker ran the ACL granting the store's bundles.
+    assert hq.broker.reloads() > reloads
 
     assert not source.exists()  # consumed, as any provisioning file
     assert sorted(p.name for p in boot.iterdir()) == []  # no request left to carry to HQ
@@ -174,7 +180,6 @@ def test_a_blank_box_and_a_code_become_a_terminal_whose_sale_reaches_hq(
     assert facts["certificate"].startswith("OU=S001,CN=S001/T03")
     assert "S001/T03" in hq.broker.register.read_text()
     assert "user S001/T03" in (hq.broker.directory / "acl").read_text()
-    hq.broker.wait_reloaded(reloads)  # the service reloaded the broker with the new ACL
 
     async def sell() -> tuple[list[str], dict[str, str]]:
         chain = Chain(tmp_path / "chain", EnrolledPki(hq.hq_tls, {"S001/T03": state}),
@@ -188,6 +193,11 @@ def test_a_blank_box_and_a_code_become_a_terminal_whose_sale_reaches_hq(
 
     events, applied = asyncio.run(sell())
     assert len(events) == 1 and applied[events[0]] == "applied"
+    sold = time.perf_counter()
+    # The visit's figure for docs/field.md (not asserted: the machine is shared).
+    print(f"\none visit: provisioning + enrollment {enrolled - powered_on:.2f} s, then the "
+          f"till's first sale applied at HQ {sold - enrolled:.2f} s later "
+          f"(total {sold - powered_on:.2f} s)")
 
 
 def refused(source: Path, state: Path, reason: str) -> None:

@@ -129,7 +129,9 @@ def blocks(acl: str) -> dict[str, list[str]]:
     users: dict[str, list[str]] = {}
     current = None
     for line in generated.splitlines():
-        if line.startswith("user "):
+        if line == "user hq":  # the file's generation line (terminal.hq.broker_acl)
+            current = None
+        elif line.startswith("user "):
             current = users.setdefault(line[5:], [])
         elif line.startswith("topic ") and current is not None:
             current.append(line)

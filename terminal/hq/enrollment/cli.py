@@ -24,9 +24,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from terminal.hq import acl
+from terminal.hq.broker_acl import BrokerAcl
 from terminal.hq.database import open_hq_database
 from terminal.hq.enrollment import codes
-from terminal.hq.enrollment.service import BrokerAcl, EnrollmentService
+from terminal.hq.enrollment.service import EnrollmentService
 from terminal.hq.models import EnrollmentCode
 from terminal.hq.mqtt_options import add_broker_options, mqtt_config
 from terminal.hq.pki import authority

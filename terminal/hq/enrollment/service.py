@@ -3,7 +3,8 @@
 For each request (sent under the shared claim identity, which the broker ACL confines to the
 enrollment topics): check the code and the CSR (terminal.hq.enrollment.codes), sign with the
 issuing CA, spend the code in the same transaction, add the terminal to HQ's register and the
-broker ACL, reload the broker, and answer with the certificate and the issuing CA's. A refusal
+broker ACL, reload the broker, wait until the broker runs that ACL (terminal.hq.broker_acl), and
+only then answer with the certificate and the issuing CA's. A refusal
 spends nothing and is answered with its reason, which the box shows.
 
 The response topic comes from the (untrusted) request: only ``Topics.enroll_response`` topics are
@@ -14,43 +15,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from peewee import Database
 
-from terminal.core.atomic import write_atomic
 from terminal.hq import acl
+from terminal.hq.broker_acl import CONFIRM_TIMEOUT, BrokerAcl, confirm
 from terminal.hq.enrollment import codes
 from terminal.hq.models import EnrollmentCode
-from terminal.hq.pki.authority import Authority, signal_reload
+from terminal.hq.pki.authority import Authority
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.protocol.enrollment import EnrollAnswer, EnrollmentMessageError, EnrollRequest
-from terminal.protocol.mqtt import Message, MqttClient, MqttConfig
+from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, MqttError
 from terminal.protocol.topics import Topics
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BrokerAcl:
-    """Where HQ's register and the broker's ACL live, and how to reload the broker."""
-
-    register: Path
-    static: Path
-    output: Path
-    pid_file: Path | None = None
-
-    def admit(self, terminal: acl.Terminal, root: str) -> None:
-        """Add ``terminal`` to the register, rewrite the ACL, reload the broker."""
-        plan = acl.plan(self.register, self.static, root, add=[terminal.identity])
-        if plan.register is not None:
-            write_atomic(self.register, plan.register)
-        write_atomic(self.output, plan.acl)
-        if self.pid_file is not None:
-            signal_reload(self.pid_file)
 
 
 class EnrollmentService:
@@ -81,14 +61,31 @@ class EnrollmentService:
         if answer.ok:
             granted = EnrollRequest.from_json(message.payload)
             terminal = acl.Terminal(granted.store, granted.terminal)
-            try:
-                await asyncio.to_thread(self.broker_acl.admit, terminal, self.topics.root)
-            except (acl.AclError, OSError, ValueError) as exc:
-                # The certificate is signed and the code spent: the terminal connects, and an
-                # operator runs `posterm-hq acl --add` to grant its store's bundles.
-                log.error("enrolled %s but could not update the ACL: %s", terminal.identity, exc)
+            await self._admit(terminal)
         self.answered["granted" if answer.ok else "refused"] += 1
         await self.client.respond(message, answer.to_json())
+
+    async def _admit(self, terminal: acl.Terminal) -> None:
+        """Register ``terminal`` and wait until the broker runs the ACL granting its store's
+        bundles, so the box, answered next, subscribes under it (terminal.hq.broker_acl)."""
+        try:
+            changed = await asyncio.to_thread(self.broker_acl.admit, terminal, self.topics.root)
+        except (acl.AclError, OSError, ValueError) as exc:
+            # The certificate is signed and the code spent: the terminal connects, and an
+            # operator runs `posterm-hq acl --add` to grant its store's bundles.
+            log.error("enrolled %s but could not update the ACL: %s", terminal.identity, exc)
+            return
+        if changed.reloaded is None:
+            return  # no broker to reload (the operator reloads it)
+        try:
+            applied = await confirm(self.client, self.broker_acl, changed.generation)
+        except MqttError as exc:
+            applied = False
+            log.warning("could not check the broker's ACL for %s: %s", terminal.identity, exc)
+        if not applied:
+            log.warning("the broker did not confirm the ACL granting %s within %.0f s: the box "
+                        "may miss its store's bundles until they are pushed again",
+                        terminal.identity, CONFIRM_TIMEOUT)
 
     def _decide(self, payload: bytes, now: datetime) -> EnrollAnswer:
         """On the enrollment thread: check, sign and spend in one transaction."""

@@ -248,6 +248,20 @@ class Authority:
         self.revoked.append(entry)
         return entry
 
+    def current(self, identity: str, now: datetime | None = None) -> list[int]:
+        """The serials of this CA's certificates for ``identity`` still valid: unrevoked and
+        unexpired (``issued/``)."""
+        now = now or datetime.now(UTC)
+        revoked = {entry.serial for entry in self.revoked}
+        serials = []
+        for path in sorted((self.directory / "issued").glob("*.pem")):
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+            names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            if (names and names[0].value == identity and cert.serial_number not in revoked
+                    and cert.not_valid_after_utc > now):
+                serials.append(cert.serial_number)
+        return serials
+
     def crl(self, now: datetime | None = None,
             days: int = CRL_DAYS) -> x509.CertificateRevocationList:
         """The issuing CA's revocation list, valid ``days``; its number grows with time."""

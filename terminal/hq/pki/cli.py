@@ -4,12 +4,16 @@
     posterm-hq ca server HOST... --ca DIR -o /etc/mosquitto/posterm/server
     posterm-hq ca identity {hq,claim} --ca DIR -o PREFIX   HQ's tools / the boxes' shared claim
     posterm-hq ca sign REQUEST.csr --ca DIR -o CERT
-    posterm-hq ca revoke CERT --ca DIR [-o CRL] [--broker-pid FILE]
+    posterm-hq ca revoke CERT --ca DIR [-o CRL] [--broker-pid FILE] [--register FILE
+        --static FILE --acl FILE]
     posterm-hq ca crl --ca DIR [-o CRL] [--broker-pid FILE]
 
-``revoke`` rewrites the CRL the broker reads (``crlfile`` in deploy/mosquitto/posterm.conf) and,
-given the broker's PID file, reloads it (SIGHUP): from then on the revoked terminal's TLS
-handshake fails. A refusal prints its reason on stderr, exits 1 and writes nothing.
+``revoke`` rewrites the CRL the broker reads (``crlfile`` in deploy/mosquitto/posterm.conf), takes
+the terminal out of HQ's register and the broker's ACL (unless another certificate of the same
+terminal is still valid: a box re-enrolled keeps its grants), and, given the broker's PID file,
+reloads it once for both (SIGHUP), all under the register's lock (terminal.hq.broker_acl): from
+then on the revoked terminal's TLS handshake fails and its identity has no grants. A refusal
+prints its reason on stderr, exits 1 and writes nothing.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from terminal.core.atomic import write_atomic
+from terminal.hq import acl
+from terminal.hq.broker_acl import BrokerAcl
 from terminal.hq.pki import authority
 from terminal.hq.pki.authority import CRL_DAYS, TERMINAL_DAYS, CaError
+from terminal.protocol.topics import DEFAULT_ROOT
 
 CRL = Path("/etc/mosquitto/posterm/crl.pem")
 
@@ -68,6 +76,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     revoke.add_argument("certificate", type=Path)
     _ca(revoke)
     _crl_out(revoke)
+    revoke.add_argument("--register", type=Path, default=acl.REGISTER,
+                        help=f"HQ's register of terminals (default {acl.REGISTER})")
+    revoke.add_argument("--static", type=Path, default=acl.STATIC,
+                        help=f"the static ACL (default {acl.STATIC})")
+    revoke.add_argument("--acl", type=Path, default=acl.OUTPUT,
+                        help=f"the broker's acl_file to rewrite (default {acl.OUTPUT})")
+    revoke.add_argument("--root", default=DEFAULT_ROOT, help="the topic root of the ACL")
     crl = actions.add_parser("crl", help="write a fresh CRL (run from a timer before it expires)")
     _ca(crl)
     _crl_out(crl)
@@ -76,7 +91,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         print(ACTIONS[args.action](args), file=sys.stderr)
-    except CaError as exc:
+    except (CaError, acl.AclError) as exc:
         print(f"posterm-hq ca {args.action}: refused: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
@@ -142,8 +157,44 @@ def _revoke(args: argparse.Namespace) -> str:
     days = _days(args.days)
     cert = _load_certificate(args.certificate)
     ca = authority.load(args.ca)
-    entry = ca.revoke(cert)
-    return f"revoked {entry.identity} (serial {entry.serial:x}); " + _publish(ca, args, days)
+    revoked: list[authority.Revoked] = []
+
+    def revoke_and_write_crl() -> None:
+        revoked.append(ca.revoke(cert))
+        authority.write_crl(ca, args.output, days)
+
+    broker = BrokerAcl(args.register, args.static, args.acl, args.broker_pid)
+    identity = _terminal_of(cert)
+    if identity is None or not args.register.exists():
+        revoke_and_write_crl()
+        grants = ("no terminal's grants to take away" if identity is None else
+                  f"no register at {args.register}: the broker's ACL is unchanged")
+        return f"revoked {revoked[0].identity} (serial {revoked[0].serial:x}); {grants}; " + \
+            _reloaded(ca, args)
+    others = [serial for serial in ca.current(identity.identity)
+              if serial != cert.serial_number]
+    remove = [identity.identity] if identity in broker.registered() and not others else []
+    changed = broker.change(args.root, remove=remove, before_write=revoke_and_write_crl)
+    if remove:
+        grants = f"removed from {args.register} and the ACL {args.acl}"
+    elif others:
+        grants = (f"kept in the register: its certificate {others[0]:x} is still valid "
+                  "(revoke that one too to cut it off)")
+    else:
+        grants = f"not in the register {args.register}"
+    done = f"revoked {identity.identity} (serial {cert.serial_number:x}); {grants}; " + \
+        _crl_said(ca, args)
+    if changed.reloaded is None:
+        return done + "; reload the broker (systemctl reload mosquitto) to apply both"
+    return done + f"; broker {changed.reloaded} reloading"
+
+
+def _terminal_of(cert: x509.Certificate) -> acl.Terminal | None:
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        return acl.parse_identity(str(names[0].value), "CN") if names else None
+    except acl.AclError:
+        return None  # hq, claim or the broker: not a terminal of the register
 
 
 def _crl(args: argparse.Namespace) -> str:
@@ -151,9 +202,18 @@ def _crl(args: argparse.Namespace) -> str:
 
 
 def _publish(ca: authority.Authority, args: argparse.Namespace, days: int) -> str:
-    crl = authority.write_crl(ca, args.output, days)
-    done = (f"CRL of {len(ca.revoked)} certificates, valid until "
+    authority.write_crl(ca, args.output, days)
+    return _reloaded(ca, args)
+
+
+def _crl_said(ca: authority.Authority, args: argparse.Namespace) -> str:
+    crl = x509.load_pem_x509_crl(args.output.read_bytes())
+    return (f"CRL of {len(ca.revoked)} certificates, valid until "
             f"{crl.next_update_utc:%Y-%m-%d %H:%M}Z: {args.output}")
+
+
+def _reloaded(ca: authority.Authority, args: argparse.Namespace) -> str:
+    done = _crl_said(ca, args)
     if args.broker_pid is None:
         return done + "; reload the broker (systemctl reload mosquitto) to apply it"
     pid = authority.signal_reload(args.broker_pid)
