@@ -17,6 +17,7 @@ from terminal.daemon.bootstrap import Terminal, build
 from terminal.daemon.config import parse_config
 from terminal.daemon.sim.console import Console
 from terminal.daemon.sim.demo import seed_demo
+from tests.support.terminal_view import TerminalView
 from tests.support.till_config import till_config_data
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -43,7 +44,7 @@ def till_config(tmp: Path, examples: Path, devices: dict[str, dict[str, Any]] | 
     return parse_config(data, "test.toml")
 
 
-class TillBench:
+class TillBench(TerminalView):
     """One terminal on a private loop; ``do`` runs simulation command lines. ``devices`` adds
     config sections (an LCD, say); ``link`` replaces the standalone HQ link."""
 
@@ -59,16 +60,6 @@ class TillBench:
     def do(self, *lines: str) -> None:
         for line in lines:
             self.runner.run(self.console.command(line))
-
-    @property
-    def till(self) -> Any:
-        return self.terminal.till
-
-    @property
-    def pole(self) -> tuple[str, str]:
-        pole = self.terminal.pole
-        assert pole is not None and pole.simulator is not None
-        return pole.simulator.lines
 
     @property
     def receipts(self) -> list[str]:

@@ -17,12 +17,12 @@ from terminal.app.device_notices import DeviceNotices
 from terminal.app.hqlink import Standalone
 from terminal.app.inputs import WatchedPort
 from terminal.daemon.bootstrap import Terminal, device_health
-from terminal.drivers.input import InputDeviceConfig, SeenDevice
+from terminal.drivers.input import InputDeviceConfig
 from terminal.drivers.lcd import Lcd, render_frame
 from terminal.drivers.pole import PoleDecoder, PoleDisplay, encode_lines
 from terminal.drivers.reconnect import LONGEST_RETRY
 from tests.app.conftest import TillBench
-from tests.drivers.test_input import READER, FakeEvdevDevice
+from tests.drivers.test_input import READER, FakeBus, FakeEvdevDevice
 from tests.drivers.waiting import until
 
 BACK_WITHIN = LONGEST_RETRY * 3
@@ -100,20 +100,21 @@ class Bench(TillBench):
 
 
 
-@pytest.fixture
-def with_lcd(tmp_path: Path, examples: Path) -> Iterator[Bench]:
-    bench = Bench(tmp_path, examples, lcd=True)
+def _signed_in(tmp_path: Path, examples: Path, lcd: bool) -> Iterator[Bench]:
+    bench = Bench(tmp_path, examples, lcd=lcd)
     bench.do("1 enter 1234 enter")
     yield bench
     bench.close()
+
+
+@pytest.fixture
+def with_lcd(tmp_path: Path, examples: Path) -> Iterator[Bench]:
+    yield from _signed_in(tmp_path, examples, lcd=True)
 
 
 @pytest.fixture
 def pole_only(tmp_path: Path, examples: Path) -> Iterator[Bench]:
-    bench = Bench(tmp_path, examples, lcd=False)
-    bench.do("1 enter 1234 enter")
-    yield bench
-    bench.close()
+    yield from _signed_in(tmp_path, examples, lcd=False)
 
 
 def shown(bench: Bench, line1: str, line2: str) -> tuple[str, str]:
@@ -303,18 +304,13 @@ def test_each_change_is_published_to_hq_at_once(tmp_path: Path, examples: Path) 
 def test_evdev_reader_missing_at_start_unplugged_and_found_again_by_its_rescan() -> None:
     async def scenario() -> list[tuple[str, bool]]:
         changes: list[tuple[str, bool]] = []
-        devices: list[SeenDevice] = []
-        fakes: list[FakeEvdevDevice] = []
-
-        def open_device(path: str) -> FakeEvdevDevice:
-            fakes.append(FakeEvdevDevice())
-            return fakes[-1]
-
+        bus = FakeBus()
+        devices, fakes = bus.devices, bus.fakes
         config = InputDeviceConfig(backend="evdev", role="msr", match="0801:0002",
                                    rescan_seconds=0.1)
         port = WatchedPort(config, lambda role, item: None,
                            lambda p, present: changes.append((p.config.role, present)),
-                           discover=lambda: devices, open_device=open_device)
+                           discover=bus.discover, open_device=bus.open_device)
         port.start()
         await until(lambda: port.status == "absent", 2, "the first rescan")
         for _ in range(3):  # every rescan finds nothing: said once

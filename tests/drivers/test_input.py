@@ -53,6 +53,22 @@ class FakeEvdevDevice:
         os.close(self._write_fd)
 
 
+class FakeBus:
+    """What a port's rescan finds (``devices``, a test plugs and pulls them) and the fake
+    devices it opened (``fakes``): ``discover`` and ``open_device`` for an InputPort."""
+
+    def __init__(self) -> None:
+        self.devices: list[SeenDevice] = []
+        self.fakes: list[FakeEvdevDevice] = []
+
+    def discover(self) -> list[SeenDevice]:
+        return self.devices
+
+    def open_device(self, path: str) -> FakeEvdevDevice:
+        self.fakes.append(FakeEvdevDevice())
+        return self.fakes[-1]
+
+
 def test_matching_by_path_ids_and_name() -> None:
     assert device_matches("0801:0002", READER)
     assert not device_matches("0801:0003", READER)
@@ -100,17 +116,12 @@ def test_evdev_hot_plug_on_the_loop(caplog: pytest.LogCaptureFixture) -> None:
 
     async def scenario() -> list:
         got: list = []
-        devices: list[SeenDevice] = []
-        fakes: list[FakeEvdevDevice] = []
-
-        def open_device(path: str) -> FakeEvdevDevice:
-            fakes.append(FakeEvdevDevice())
-            return fakes[-1]
-
+        bus = FakeBus()
+        devices, fakes = bus.devices, bus.fakes
         config = InputDeviceConfig(backend="evdev", role="msr", match="0801:0002",
                                    rescan_seconds=0.1, idle_complete_ms=50)
-        port = InputPort(config, lambda role, item: got.append(item), discover=lambda: devices,
-                         open_device=open_device)
+        port = InputPort(config, lambda role, item: got.append(item), discover=bus.discover,
+                         open_device=bus.open_device)
         port.start()
         await until(lambda: port.status == "absent", 5, "the first scan to find nothing")
         assert not port.present and port.status == "absent"

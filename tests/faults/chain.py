@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from terminal.core.processes import stop_process
 from terminal.field.provision import toml_dumps
 from tests.support.shared import EXAMPLES, ROOT
 from tests.support.till_config import till_config_data
@@ -76,12 +77,7 @@ class Collector:
         process, self.process = self.process, None
         if process is None:
             return
-        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, 20, signal.SIGKILL if kill else signal.SIGTERM)
 
     def log(self) -> str:
         path = self.tmp / "hq.log"

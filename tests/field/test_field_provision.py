@@ -108,6 +108,15 @@ action = "digit"
 """
 
 
+def on_boot(tmp_path: Path, text: str) -> Path:
+    """The provisioning file as the technician leaves it on the card's boot partition."""
+    boot = tmp_path / "boot"
+    boot.mkdir()
+    source = boot / "posterm-provision.toml"
+    source.write_text(text)
+    return source
+
+
 def run_cli(tmp_path: Path, source: Path, *extra: str) -> int:
     parser = argparse.ArgumentParser()
     provision.configure(parser)
@@ -131,10 +140,8 @@ def run_cli(tmp_path: Path, source: Path, *extra: str) -> int:
 def test_good_file_writes_config_credentials_and_removes_the_file(
     tmp_path: Path, pki: Pki, hq_public_pem: str
 ) -> None:
-    boot = tmp_path / "boot"
-    boot.mkdir()
-    source = boot / "posterm-provision.toml"
-    source.write_text(good_file(pki, hq_public_pem))
+    source = on_boot(tmp_path, good_file(pki, hq_public_pem))
+    boot = source.parent
 
     assert run_cli(tmp_path, source) == 0
 
@@ -211,10 +218,8 @@ BAD = [
 def test_bad_key_is_refused_by_name_and_the_last_good_config_stays(
     tmp_path: Path, pki: Pki, hq_public_pem: str, old: str, new: str, named: str
 ) -> None:
-    boot = tmp_path / "boot"
-    boot.mkdir()
-    source = boot / "posterm-provision.toml"
-    source.write_text(good_file(pki, hq_public_pem))
+    source = on_boot(tmp_path, good_file(pki, hq_public_pem))
+    boot = source.parent
     assert run_cli(tmp_path, source) == 0
     state = tmp_path / "state"
     before = {p: p.read_bytes() for p in state.rglob("*") if p.is_file()}

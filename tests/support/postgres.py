@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from terminal.core.processes import stop_process
 from tests.support.mosquitto import free_port
 
 
@@ -102,12 +103,7 @@ class Postgres:
     def stop(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
         if process is not None:
-            process.terminate()  # SIGTERM: "smart" shutdown
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout)
+            stop_process(process, timeout)  # SIGTERM: "smart" shutdown
         if self._owned:
             shutil.rmtree(self.directory, ignore_errors=True)
 

@@ -74,6 +74,11 @@ async def mqtt_client(pki: Pki, broker: Mosquitto, cn: str, client_id: str | Non
         await client.stop()
 
 
+# Published after the messages a test expects to be dropped, on the same connection: once it
+# arrives, the broker has already delivered anything it was going to deliver before it.
+SENTINEL = b"sentinel"
+
+
 class Inbox:
     """Collects messages and lets a test wait for a given number of them."""
 
@@ -100,6 +105,13 @@ class Inbox:
             while not any(m.payload == payload for m in self.messages):
                 self._changed.clear()
                 await self._changed.wait()
+        return self.messages
+
+    async def before_sentinel(self, timeout: float = 5.0) -> list[Any]:
+        """Wait for :data:`SENTINEL`, which must be the last message to have come; take it out
+        and return the messages that came before it."""
+        await self.wait_for_payload(SENTINEL, timeout)
+        assert self.messages.pop().payload == SENTINEL  # the last one
         return self.messages
 
     @property

@@ -24,12 +24,9 @@ from terminal.protocol.mqtt import (
 from terminal.protocol.topics import Topics
 from tests.drivers.waiting import until
 from tests.support.mosquitto import TEST_FLEET, Mosquitto
-from tests.sync.conftest import Inbox, Pki, mqtt_client, run
+from tests.sync.conftest import SENTINEL, Inbox, Pki, mqtt_client, run
 
 T = Topics()
-# Published after the messages a test expects to be dropped, on the same connection: once it
-# arrives, the broker has already delivered anything it was going to deliver before it.
-SENTINEL = b"sentinel"
 BUNDLES = f"{T.root}/bundles/#"
 # Not a scope of the scheme (Topics.bundle refuses it): were anything under bundles/ readable by
 # every terminal, as with the former "pattern read .../bundles/#", this would leak too.
@@ -66,8 +63,7 @@ def test_terminal_reads_only_its_own_commands_acks_and_responses(pki, broker) ->
                 for channel in ("cmd", "acks", "members/resp"):
                     await hq.publish(T.terminal(store, terminal, channel), b"x")
             await hq.publish(T.cmd("S001", "T01"), SENTINEL)
-            await inbox.wait_for_payload(SENTINEL)
-            assert inbox.messages.pop().payload == SENTINEL  # the last one
+            await inbox.before_sentinel()
             assert sorted(inbox.topics) == sorted(
                 T.terminal("S001", "T01", c) for c in ("cmd", "acks", "members/resp"))
     run(scenario())
@@ -85,9 +81,7 @@ def test_terminal_cannot_forge_hq_traffic(pki, broker) -> None:
                 with contextlib.suppress(PublishRefused):
                     await a.publish(topic, b"forged")
             await a.publish(T.events("S001", "T01"), SENTINEL)  # its own topic: delivered
-            await inbox.wait_for_payload(SENTINEL)
-            assert inbox.messages.pop().payload == SENTINEL
-            assert inbox.messages == []
+            assert await inbox.before_sentinel() == []
     run(scenario())
 
 

@@ -27,6 +27,7 @@ from terminal.loyalty.errors import StorageFull
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.store.models import Member
 from terminal.sync.link import MqttHqLink
+from tests.support.terminal_view import TerminalView
 from tests.support.till_config import till_config_data
 from tests.sync.conftest import run
 from tests.sync.harness import CARD_KEY, Chain, until
@@ -42,7 +43,7 @@ def _config(tmp: Path, chain: Chain, store: str) -> Any:
                         f"{store}.toml")
 
 
-class Store:
+class Store(TerminalView):
     """One till on simulated hardware, driven by console lines."""
 
     def __init__(self, terminal: Terminal) -> None:
@@ -54,16 +55,6 @@ class Store:
     async def do(self, *lines: str) -> None:
         for line in lines:
             await self.console.command(line)
-
-    @property
-    def till(self) -> Any:
-        return self.terminal.till
-
-    @property
-    def pole(self) -> tuple[str, str]:
-        pole = self.terminal.pole
-        assert pole is not None and pole.simulator is not None
-        return pole.simulator.lines
 
     async def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
         db = self.terminal.ledger.store.db

@@ -20,11 +20,10 @@ from terminal.protocol.mqtt import (
 )
 from terminal.protocol.topics import Topics
 from tests.drivers.waiting import until
-from tests.sync.conftest import Inbox, mqtt_client, run
+from tests.sync.conftest import SENTINEL, Inbox, mqtt_client, run
 
 T = Topics()
 EVENTS = T.events("S001", "T01")
-SENTINEL = b"sentinel"  # published after what a test expects not to arrive (tests/sync/conftest.py)
 
 
 def test_backoff_grows_with_jitter_and_resets() -> None:
@@ -137,9 +136,7 @@ def test_clean_stop_sends_no_will(pki, broker) -> None:
             # A will would have been published then: a message sent after it arrives after it.
             async with mqtt_client(pki, broker, "S001/T01", client_id="S001-T01-later") as later:
                 await later.publish(status, SENTINEL)
-            await inbox.wait_for_payload(SENTINEL)
-            assert inbox.messages.pop().payload == SENTINEL
-            assert inbox.messages == []
+            assert await inbox.before_sentinel() == []
     run(scenario())
 
 
@@ -186,8 +183,7 @@ def test_an_overlapping_subscription_splits_copies_without_replaying_retained(pk
             await every.wait_for(2)
             await terminal.publish(status, SENTINEL)  # any extra copy of "live" comes before it
             for inbox in (one, every):
-                await inbox.wait_for_payload(SENTINEL)
-                assert inbox.messages.pop().payload == SENTINEL
+                await inbox.before_sentinel()
             assert [m.payload for m in one.messages] == [b"retained", b"live"]
             assert [m.payload for m in every.messages] == [b"retained", b"live"]
     run(scenario())

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from terminal.core.processes import stop_process
 from terminal.hq.cli import main as posterm_hq
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -117,12 +118,7 @@ class Mosquitto:
         process, self.process = self.process, None
         if process is None:
             return
-        process.terminate()  # SIGTERM: Mosquitto saves its persistence file and exits
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout)
+        stop_process(process, timeout)  # SIGTERM: Mosquitto saves its persistence file and exits
         if process.stderr:
             process.stderr.close()
 

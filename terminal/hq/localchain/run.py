@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from terminal.core.processes import stop_process
 from terminal.daemon.sim.demo import (
     DEMO_CARD,
     DEMO_PHONE,
@@ -214,12 +215,7 @@ class LocalChain:
         codes: dict[str, int | None] = {}
         for name, process, log in reversed(self.processes):
             if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+                stop_process(process, timeout)
             codes[name] = process.returncode
             log.close()
         self.processes.clear()
