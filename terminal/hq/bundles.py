@@ -72,11 +72,16 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
+    return toml_mapping(path.read_text(encoding="utf-8"), str(path))
+
+
+def toml_mapping(text: str, where: str) -> dict[str, Any]:
+    """A TOML text as a bundle carries it; ``where`` names it in the error."""
     try:
         # parse_float=str keeps "1.2" exactly as written; the rules engine reads it exactly.
-        return _jsonable(tomllib.loads(path.read_text(encoding="utf-8"), parse_float=str))
+        return _jsonable(tomllib.loads(text, parse_float=str))
     except tomllib.TOMLDecodeError as exc:
-        raise BuildError(f"{path}: {exc}") from None
+        raise BuildError(f"{where}: {exc}") from None
 
 
 def check_rules(path: Path, data: dict[str, Any]) -> None:
@@ -179,8 +184,8 @@ def push(args: argparse.Namespace) -> int:
     checked = bundle.verify_bundle(message, trust, {check_scope(_scope_of(args.bundle))}, 0,
                                    now, True)
     topic = Topics(args.topic_root).bundle(checked.scope)
-    config = mqtt_config(args, backoff_max=2.0)
-    asyncio.run(_publish(config, topic, message, args.timeout))
+    asyncio.run(publish_retained(mqtt_config(args, backoff_max=2.0), [(topic, message)],
+                                 args.timeout))
     print(f"pushed {checked.scope} v{checked.version} to {topic} (retained)")
     return 0
 
@@ -192,7 +197,9 @@ def _scope_of(path: Path) -> str:
     return data["scope"]
 
 
-async def _publish(config: MqttConfig, topic: str, message: bytes, timeout: float) -> None:
+async def publish_retained(config: MqttConfig, messages: list[tuple[str, bytes]],
+                           timeout: float) -> None:
+    """Publish each (topic, message) retained with QoS 1, in order, on one connection."""
     client = MqttClient(config)
     await client.start()
     try:
@@ -202,6 +209,7 @@ async def _publish(config: MqttConfig, topic: str, message: bytes, timeout: floa
             raise MqttError(f"no connection to {config.host}:{config.port} "
                             f"within {timeout}s") from None
         async with asyncio.timeout(timeout):
-            await client.publish(topic, message, qos=1, retain=True)
+            for topic, message in messages:
+                await client.publish(topic, message, qos=1, retain=True)
     finally:
         await client.stop()

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.limits import MAX_EVENT_BYTES, MAX_REQUEST_BYTES, RateLimiter
 from terminal.hq.member_ops.publish import MemberStatePublisher, Signer
-from terminal.hq.models import TerminalSeen
+from terminal.hq.models import BundleRefusal, TerminalSeen
 from terminal.loyalty.clock import to_micros
 from terminal.protocol.messages import (
     Ack,
@@ -255,6 +255,7 @@ def _record_status(source: TerminalTopic, status: Status) -> None:
     row = {"online": status.state == "online", "epoch": status.epoch, "version": status.version,
            "rule_version": status.rule_version, "backlog": status.backlog,
            "devices": json.dumps(status.devices, sort_keys=True),
+           "bundles": json.dumps(status.bundles, sort_keys=True),
            "last_seen_us": to_micros(datetime.now(UTC))}
     if status.rejected:
         row["rejected"] = json.dumps(status.rejected, sort_keys=True)
@@ -262,8 +263,20 @@ def _record_status(source: TerminalTopic, status: Status) -> None:
                                         & (TerminalSeen.terminal == source.terminal))
     if existing is not None and status.state == "offline" and status.epoch < existing.epoch:
         return  # the will of an older session arriving late: the newer birth stands
+    _record_bundle_refusal(source, status, row["last_seen_us"])
     if existing is None:
         TerminalSeen.create(store=source.store, terminal=source.terminal, **row)
     else:
         TerminalSeen.update(**row).where((TerminalSeen.store == source.store)
                                          & (TerminalSeen.terminal == source.terminal)).execute()
+
+
+def _record_bundle_refusal(source: TerminalTopic, status: Status, now_us: int) -> None:
+    """Keep a bundle refusal the status reports (each once: a status repeats the latest)."""
+    rejected = status.rejected or {}
+    if rejected.get("what") != "bundle" or not rejected.get("at"):
+        return
+    scope = rejected.get("ref", "").partition("/bundles/")[2]
+    BundleRefusal.insert(store=source.store, terminal=source.terminal, scope=scope,
+                         reason=rejected.get("reason", ""), detail=rejected.get("detail", ""),
+                         at=rejected["at"], received_us=now_us).on_conflict_ignore().execute()

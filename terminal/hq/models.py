@@ -3,7 +3,7 @@ so an event's ledger changes and its ``applied_event`` row commit together)."""
 
 from __future__ import annotations
 
-from peewee import BigIntegerField, BooleanField, CompositeKey, IntegerField, TextField
+from peewee import AutoField, BigIntegerField, BooleanField, CompositeKey, IntegerField, TextField
 
 from terminal.loyalty.store.models import BaseModel
 
@@ -60,9 +60,29 @@ class TerminalSeen(BaseModel):
     devices = TextField(default="{}")  # JSON
     rejected = TextField(default="")  # JSON of the latest refusal it reported, if any
     last_seen_us = BigIntegerField()
+    bundles = TextField(default="{}")  # JSON {scope: version held} (HQ migration 9)
 
     class Meta:
         primary_key = CompositeKey("store", "terminal")
+
+
+class BundleRefusal(BaseModel):
+    """A bundle a terminal refused, as its status reported it (``rejected`` with ``what`` =
+    ``bundle``): the scope of the topic it came on, the reason code and the terminal's words.
+    The rules studio names the pushed version it refused: the newest of that scope pushed
+    before the refusal (a retained topic carries only the newest)."""
+
+    id = AutoField()
+    store = TextField()
+    terminal = TextField()
+    scope = TextField()
+    reason = TextField()
+    detail = TextField()
+    at = TextField()  # the terminal's time of the refusal, ISO, as reported
+    received_us = BigIntegerField(index=True)
+
+    class Meta:
+        indexes = ((("store", "terminal", "at"), True),)
 
 
 class MemberOp(BaseModel):
@@ -129,6 +149,6 @@ class EnrollmentCode(BaseModel):
 
 
 HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState, MemberHome,
-             LookupAudit, EnrollmentCode)
+             LookupAudit, EnrollmentCode, BundleRefusal)
 # Tables whose rows are a record: the database refuses to change them (database.append_only).
 HQ_APPEND_ONLY = (AppliedEvent, MemberOp, LookupAudit)

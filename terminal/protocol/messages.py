@@ -194,7 +194,9 @@ class Status(_Message):
     ``rejected`` is the latest refusal the terminal reports to HQ (a bundle or a command):
     ``{what, reason, detail, at}``; each refusal republishes the birth with it. ``done`` is the
     latest command from HQ the terminal carried out, ``{ref, name, at}`` (``ref`` the command's
-    id), so HQ can show each command's result.
+    id), so HQ can show each command's result. ``bundles`` is the version of the bundle it
+    holds per scope (``{"chain": 7, "store/S001": 8}``), so HQ sees which terminals applied a
+    pushed bundle (the rules studio's fleet status); ``rule_version`` is the one in force.
     """
 
     KIND: ClassVar[str] = "status"
@@ -206,6 +208,7 @@ class Status(_Message):
     devices: dict[str, str] = field(default_factory=dict)
     rejected: dict[str, str] | None = None
     done: dict[str, str] | None = None
+    bundles: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
@@ -224,9 +227,15 @@ class Status(_Message):
             if name not in _DONE_FIELDS or not isinstance(value, str):
                 raise f.error(f"done.{name}", "must be one of "
                               f"{', '.join(sorted(_DONE_FIELDS))} with a string value")
+        bundles = f.get("bundles", dict, optional=True) or {}
+        for scope, held in bundles.items():
+            if isinstance(held, bool) or not isinstance(held, int) or held < 1 \
+                    or not isinstance(scope, str) or len(scope) > 64:
+                raise f.error(f"bundles.{str(scope)[:64]}", "must map a scope to a version >= 1")
         msg = cls(state=f.text("state", choices=STATUS_STATES), epoch=f.int("epoch", minimum=1),
                   version=f.text("version"), rule_version=f.int("rule_version"),
-                  backlog=f.int("backlog"), devices=devices, rejected=rejected, done=done)
+                  backlog=f.int("backlog"), devices=devices, rejected=rejected, done=done,
+                  bundles=bundles)
         f.finish()
         return msg
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.app.hqlink import Hold, RemoteBalance
-from terminal.loyalty.store import LedgerStore
+from terminal.loyalty.store import LedgerStore, held_bundles
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.protocol.bundle import BundleRejected, TrustStore
 from terminal.protocol.keys import load_public
@@ -202,8 +202,9 @@ class MqttHqLink:
     async def _status(self, state: str, rejected: dict[str, str] | None) -> Status:
         backlog = await self.outbox.backlog()
         self._reported_backlog = backlog
+        held = await self.ledger.run(held_bundles.versions)
         return Status(state, max(self._epoch, 1), self.software_version, self.rule_version,
-                      backlog, dict(self.device_health()), rejected, self.done)
+                      backlog, dict(self.device_health()), rejected, self.done, held)
 
     async def _publish_status(self, state: str) -> None:
         # Every refusal gets a status of its own (HQ hears each one, not just the last), and the

@@ -1,3 +1,3 @@
-"""The backtest on PostgreSQL uses the sync suite's server fixture."""
+"""The backtest on PostgreSQL uses the sync suite's server fixture; releases its PKI and broker."""
 
-from tests.sync.conftest import postgres  # noqa: F401
+from tests.sync.conftest import broker, pki, postgres  # noqa: F401

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,21 @@ def browser() -> Iterator[Any]:
             yield launched
         finally:
             launched.close()
+
+
+@asynccontextmanager
+async def async_page(viewport: tuple[int, int] = (1280, 900)) -> AsyncIterator[Any]:
+    """A page of Chromium driven by Playwright's async API (inside a test's own event loop)."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=str(CHROMIUM),
+                                                    headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield await launched.new_page(viewport={"width": viewport[0],
+                                                    "height": viewport[1]})
+        finally:
+            await launched.close()
 
 
 def shot(page: Any, name: str) -> Path:

@@ -62,6 +62,13 @@ def _principal(user: ConsoleUser, via: str) -> Principal:
     return Principal(user.name, user.role, stores, via)
 
 
+def user_principal(name: str, via: str) -> Principal | None:
+    """An active user by name (the command line acting as that person), else None."""
+    user = ConsoleUser.get_or_none((ConsoleUser.name == name)
+                                   & (ConsoleUser.active == True))  # noqa: E712
+    return None if user is None else _principal(user, via)
+
+
 def check_password(password: str) -> str:
     if not PASSWORD_MIN <= len(password) <= PASSWORD_MAX:
         raise AccountError(f"a password is {PASSWORD_MIN} to {PASSWORD_MAX} characters")

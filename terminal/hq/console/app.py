@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp
 
 from terminal.hq.chain_ledger import HQ_IDENTITY
@@ -15,6 +17,7 @@ from terminal.hq.console.rules_pages import Studio
 from terminal.hq.console.web import Console, create_app
 from terminal.hq.member_ops.service import MemberOps
 from terminal.hq.rules_studio.jobs import Jobs
+from terminal.hq.rules_studio.pushing import Keys
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore
 from terminal.protocol.mqtt import MqttConfig
@@ -37,6 +40,10 @@ def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = 
                               commander, secure_cookies, studio), ROUTES)
 
 
-def rules_studio(db_url: str, rules_text: str) -> Studio:
-    """The rules studio over the rules in force as written (``rules_text``)."""
-    return Studio(rules_text, Jobs(db_url))
+def rules_studio(db_url: str, rules_text: str, keys: Keys | None = None,
+                 catalogue: list[Any] | None = None, settings: dict[str, Any] | None = None,
+                 stage_store: str = "S001") -> Studio:
+    """The rules studio over the rules in force as written (``rules_text``); with ``keys``
+    (HQ's signing key) and a broker it stages and pushes bundles carrying ``catalogue`` and
+    ``settings`` (None: the newest release's), to ``stage_store`` first."""
+    return Studio(rules_text, Jobs(db_url), keys, catalogue, settings, stage_store)

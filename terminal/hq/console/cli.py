@@ -4,7 +4,8 @@
         --listen 127.0.0.1:8080 [--host broker --ca ca.crt --cert hq.crt --key hq.key]
 
 With the broker options (HQ's certificate, CN ``hq``) the console sends commands to terminals
-and reads their answers; without them the fleet page is read-only.
+and reads their answers; without them the fleet page is read-only. With ``--keys`` too, the
+rules studio stages, approves and rolls back signed bundles (docs/rules-studio.md).
 
 Serve it behind a TLS-terminating proxy; ``--insecure-cookies`` is for a plain-HTTP address
 on this machine only (demos, tests): the cookies then lack the Secure flag.
@@ -17,14 +18,15 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from terminal.hq.bundles import BuildError, read_toml
+from terminal.hq.bundles import BuildError, read_catalogue, read_toml
 from terminal.hq.console.app import build, rules_studio
 from terminal.hq.console.fleet import Thresholds
 from terminal.hq.mqtt_options import add_broker_options, mqtt_config
+from terminal.hq.rules_studio.pushing import Keys
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
 from terminal.protocol.mqtt import MqttConfig
-from terminal.protocol.topics import Topics
+from terminal.protocol.topics import Topics, check_id
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -34,7 +36,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT")
     parser.add_argument("--insecure-cookies", action="store_true",
                         help="cookies without the Secure flag (plain HTTP on this machine)")
-    broker = parser.add_argument_group("broker (for terminal commands)")
+    studio = parser.add_argument_group("rules studio (staging and pushing bundles)")
+    studio.add_argument("--keys", type=Path, help="keygen's directory (signing.key, "
+                        "delegation.json, root.pub): without it the studio cannot push")
+    studio.add_argument("--catalogue", type=Path, help="the catalogue every bundle carries "
+                        "(default: the newest release's)")
+    studio.add_argument("--settings", type=Path, help="the terminal settings every bundle "
+                        "carries (default: the newest release's)")
+    studio.add_argument("--stage-store", default="S001", help="the store a release goes to "
+                        "first (default S001)")
+    broker = parser.add_argument_group("broker (for terminal commands and bundle pushes)")
     add_broker_options(broker, "posterm-hq-console", optional=True)
     broker.add_argument("--health-interval", type=float, default=300.0,
                         help="seconds between asking every online terminal for a status report "
@@ -68,12 +79,17 @@ def run(args: argparse.Namespace) -> int:
         topics = Topics(args.topic_root)
         if args.health_interval < 0 or args.offline_after <= 0:
             raise ValueError("--health-interval is >= 0 and --offline-after > 0")
+        studio = rules_studio(
+            args.db, rules_text, Keys.load(args.keys) if args.keys else None,
+            read_catalogue(args.catalogue) if args.catalogue else None,
+            read_toml(args.settings) if args.settings else None,
+            check_id(args.stage_store, "store"))
     except (BuildError, RulesError, OSError, ValueError) as exc:
         print(f"console: {exc}", file=sys.stderr)
         return 2
     app = build(args.db, rules, card_key, secure_cookies=not args.insecure_cookies, mqtt=mqtt,
                 topics=topics, health_interval=args.health_interval,
                 thresholds=Thresholds(offline_after=timedelta(minutes=args.offline_after)),
-                studio=rules_studio(args.db, rules_text))
+                studio=studio)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
     return 0

@@ -139,6 +139,7 @@ class FleetReader:
             "newest_rules": newest_rules, "backlog": row.backlog, "devices": devices,
             "printer": devices.get("printer", "?"), "last_seen": self._local(row.last_seen_us),
             "rejected": json.loads(row.rejected) if row.rejected else None,
+            "bundles": json.loads(row.bundles or "{}"),
             "alerts": alerts, "last_command": self._command(last) if last else None,
         }
 

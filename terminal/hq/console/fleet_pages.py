@@ -9,6 +9,7 @@ from starlette.routing import Route
 from terminal.hq.console.commands import PERSON_COMMANDS, CommandError
 from terminal.hq.console.fleet import PER_PAGE, FleetView
 from terminal.hq.console.pages import is_fragment
+from terminal.hq.console.release_pages import latest_rollout
 from terminal.hq.console.web import NotFound, api, console_of, page, render
 from terminal.protocol.topics import TopicError, check_id
 
@@ -34,11 +35,13 @@ def _view(request: Request, per_page: int) -> FleetView:
 async def fleet(request: Request) -> Response:
     console = console_of(request)
     view = _view(request, PER_PAGE)
-    data = await console.db.run(console.fleet.terminals, request.scope["principal"], view)
+    who = request.scope["principal"]
+    data = await console.db.run(console.fleet.terminals, who, view)
+    rollout = await console.db.run(latest_rollout, console.fleet.zone, who)
     template = "fleet/_table.html" if is_fragment(request) else "fleet/index.html"
     pages = max(1, -(-data["matching"] // PER_PAGE))
     return render(request, template, fleet=data, rows=data["terminals"], view=view,
-                  pages=pages, can_command=console.commander is not None)
+                  pages=pages, can_command=console.commander is not None, release=rollout)
 
 
 @page("fleet.read")

@@ -30,6 +30,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "reports.read": frozenset({"admin", "marketing", "finance", "auditor", "store_manager"}),
     # The lists to act on name members: read and exported by those who follow them up.
     "lists.read": frozenset({"admin", "marketing", "service", "auditor", "store_manager"}),
+    "rules.approve": frozenset({"admin"}),  # a chain push, a rollback, the studio's policy
 }
 
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminal.hq.console import api, enroll_pages, fleet_pages, pages, report_pages, rules_pages
+from terminal.hq.console import (
+    api,
+    enroll_pages,
+    fleet_pages,
+    pages,
+    release_pages,
+    report_pages,
+    rules_pages,
+)
 
-ROUTES: list[Any] = [*pages.ROUTES, *fleet_pages.ROUTES, *rules_pages.ROUTES, *report_pages.ROUTES,
-                     *enroll_pages.ROUTES, *api.ROUTES]
+ROUTES: list[Any] = [*pages.ROUTES, *fleet_pages.ROUTES, *rules_pages.ROUTES,
+                     *release_pages.ROUTES, *report_pages.ROUTES, *enroll_pages.ROUTES,
+                     *api.ROUTES]

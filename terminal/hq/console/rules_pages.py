@@ -15,10 +15,12 @@ from starlette.routing import Route
 from terminal.hq.console import audit
 from terminal.hq.console.pages import is_fragment
 from terminal.hq.console.web import NotFound, console_of, page, render
+from terminal.hq.rules_studio import releases
 from terminal.hq.rules_studio.cli import finding_json
 from terminal.hq.rules_studio.diff import diff
 from terminal.hq.rules_studio.jobs import Jobs
 from terminal.hq.rules_studio.lint import lint
+from terminal.hq.rules_studio.pushing import Keys
 from terminal.hq.rules_studio.validate import Validation, validate
 
 MAX_TEXT = 200_000  # characters of TOML a form may send
@@ -27,16 +29,27 @@ MAX_DAYS = 3660
 
 @dataclass
 class Studio:
-    """The rules in force (the text the console was started with) and the backtests run."""
+    """The rules in force (the text the console was started with, until the studio pushes
+    rules to the chain), the backtests run, and for staging and pushing: HQ's signing key, the
+    catalogue and settings every bundle carries, and the store staged first."""
 
     in_force_text: str
     jobs: Jobs
+    keys: Keys | None = None  # None: the studio checks and backtests, but cannot push
+    catalogue: list[Any] | None = None  # None: the newest release's (releases.carried)
+    settings: dict[str, Any] | None = None
+    stage_store: str = "S001"
     in_force: Validation = field(init=False)
 
     def __post_init__(self) -> None:
         self.in_force = validate(self.in_force_text)
         if not self.in_force.ok:
             raise ValueError(f"the rules in force are refused: {self.in_force.problems[0]}")
+
+    async def current(self, request: Request) -> Validation:
+        """The rules in force now: the newest pushed to the chain, else the console's file."""
+        text = await console_of(request).db.run(releases.in_force_text, self.in_force_text)
+        return self.in_force if text == self.in_force_text else validate(text)
 
 
 def studio_of(request: Request) -> Studio:
@@ -46,17 +59,17 @@ def studio_of(request: Request) -> Studio:
     return studio
 
 
-def review(studio: Studio, text: str, lang: str) -> dict[str, Any]:
+def review(in_force: Validation, text: str, lang: str) -> dict[str, Any]:
     """The candidate checked: its problem, or its warnings and its diff per scope."""
     candidate = validate(text)
     if not candidate.ok:
         return {"problem": candidate.problems[0], "warnings": [], "changes": None}
-    assert candidate.rules is not None and studio.in_force.rules is not None
-    assert candidate.mapping is not None and studio.in_force.mapping is not None
+    assert candidate.rules is not None and in_force.rules is not None
+    assert candidate.mapping is not None and in_force.mapping is not None
     warnings = [finding_json(f, candidate)
-                for f in lint(studio.in_force.rules, candidate.rules, datetime.now(UTC))]
+                for f in lint(in_force.rules, candidate.rules, datetime.now(UTC))]
     return {"problem": None, "warnings": warnings, "lang": "zh" if lang == "zh-CN" else "en",
-            "changes": {"chain": diff(studio.in_force.mapping, candidate.mapping)}}
+            "changes": {"chain": diff(in_force.mapping, candidate.mapping)}}
 
 
 async def _form(request: Request) -> tuple[str, int]:
@@ -72,8 +85,8 @@ async def _form(request: Request) -> tuple[str, int]:
 @page("rules.author")
 async def editor(request: Request) -> Response:
     studio = studio_of(request)
-    return render(request, "rules/index.html", nav="rules", text=studio.in_force_text, days=30,
-                  checked=None)
+    text = await console_of(request).db.run(releases.in_force_text, studio.in_force_text)
+    return render(request, "rules/index.html", nav="rules", text=text, days=30, checked=None)
 
 
 @page("rules.author")
@@ -81,7 +94,7 @@ async def check(request: Request) -> Response:
     studio = studio_of(request)
     text, days = await _form(request)
     lang = request.cookies.get("posterm_lang", "zh-CN")
-    result = review(studio, text, lang)
+    result = review(await studio.current(request), text, lang)
     return render(request, "rules/index.html", 200 if result["problem"] is None else 422,
                   nav="rules", text=text, days=days, checked=result)
 
@@ -91,13 +104,14 @@ async def start_backtest(request: Request) -> Response:
     studio = studio_of(request)
     text, days = await _form(request)
     candidate = validate(text)
+    in_force = await studio.current(request)
     if not candidate.ok:
         lang = request.cookies.get("posterm_lang", "zh-CN")
         return render(request, "rules/index.html", 422, nav="rules", text=text, days=days,
-                      checked=review(studio, text, lang))
-    assert candidate.rules is not None and studio.in_force.rules is not None
+                      checked=review(in_force, text, lang))
+    assert candidate.rules is not None and in_force.rules is not None
     who = request.scope["principal"]
-    job = studio.jobs.start(who.name, studio.in_force.rules, candidate.rules, days)
+    job = studio.jobs.start(who.name, in_force.rules, candidate.rules, days, text)
     await console_of(request).db.run(audit.record, who, "rules.backtest", job.id, "",
                                      f"{days} days")
     return RedirectResponse(f"/rules/backtests/{job.id}", 303)
@@ -109,7 +123,15 @@ async def backtest_page(request: Request) -> Response:
     if job is None:
         raise NotFound()
     template = "rules/_job.html" if is_fragment(request) else "rules/job.html"
-    return render(request, template, nav="rules", job=job)
+    return render(request, template, nav="rules", job=job, can_stage=can_push(request),
+                  stage_store=studio_of(request).stage_store)
+
+
+def can_push(request: Request) -> bool:
+    """The studio holds a signing key and the console a broker."""
+    console = console_of(request)
+    return console.studio is not None and console.studio.keys is not None \
+        and console.commander is not None
 
 
 ROUTES = [

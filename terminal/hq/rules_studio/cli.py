@@ -7,6 +7,7 @@
 
 ``validate`` exits 1 when the engine refuses the file (the message names the key and its line);
 ``lint`` exits 0 and prints its warnings (3 when there are any, so a script can stop on them).
+``stage|approve|rollback|history|policy``: :mod:`terminal.hq.rules_studio.release_cli`.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from terminal.hq.rules_studio import release_cli
 from terminal.hq.rules_studio.diff import diff, render
 from terminal.hq.rules_studio.lint import Finding, lint
 from terminal.hq.rules_studio.source import engine_key
@@ -61,9 +63,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="the window's end, an ISO time with a zone (default: the newest "
                         "record, so the same database gives the same window)")
     replay.add_argument("--json", action="store_true")
+    release_cli.configure(sub)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action in release_cli.ACTIONS:
+        return release_cli.run(args)
     try:
         if args.action == "validate":
             return _validate(args)

@@ -40,6 +40,7 @@ class Job:
     id: str
     author: str
     days: int
+    text: str = ""  # the candidate rules as written (what a stage from the job's page signs)
     step: str = "queued"
     result: dict[str, Any] | None = None
     error: str = ""
@@ -62,8 +63,9 @@ class Jobs:
     jobs: dict[str, Job] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, author: str, in_force: Rules, candidate: Rules, days: int) -> Job:
-        job = Job(uuid.uuid4().hex, author, days)
+    def start(self, author: str, in_force: Rules, candidate: Rules, days: int,
+              text: str = "") -> Job:
+        job = Job(uuid.uuid4().hex, author, days, text)
         with self.lock:
             self.jobs[job.id] = job
 

@@ -20,6 +20,12 @@ def held() -> dict[str, HeldBundle]:
     return {row.scope: row for row in HeldBundle.select()}
 
 
+def versions() -> dict[str, int]:
+    """The version held per scope (what the status reports to HQ)."""
+    return {scope: version for scope, version in
+            HeldBundle.select(HeldBundle.scope, HeldBundle.version).tuples()}
+
+
 def any_held(db: Database) -> bool:
     """Whether the terminal has ever held a bundle (the table may not exist yet)."""
     return db.table_exists(HeldBundle._meta.table_name) and HeldBundle.select().exists()

@@ -1,0 +1,76 @@
+"""Sign, check and publish a release: the step shared by the console and the command line.
+
+The release is made (signed, recorded, audited) in one transaction on the console's database
+thread; each scope's message is then checked as a terminal checks it (signature, the root's
+delegation, scope, expiry) against ``root.pub``, and published retained with QoS 1. The
+outcome is recorded: ``pushed``, or ``failed`` with the broker's words (the version is spent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from terminal.hq.console.db import ConsoleDb
+from terminal.hq.member_ops.publish import Signer
+from terminal.hq.rules_studio.models import BundleRelease
+from terminal.hq.rules_studio.releases import (
+    ReleaseError,
+    check_signer,
+    mark_failed,
+    mark_pushed,
+    messages,
+)
+from terminal.protocol import bundle
+from terminal.protocol.keys import load_public
+from terminal.protocol.mqtt import MqttError
+from terminal.protocol.topics import Topics
+
+Publish = Callable[[list[tuple[str, bytes]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Keys:
+    """HQ's signing key with its delegation, and the root's public key to check with."""
+
+    signer: Signer
+    trust: bundle.TrustStore
+
+    @classmethod
+    def load(cls, directory: Path) -> Keys:
+        """From a ``posterm-hq keygen`` directory: ``signing.key``, ``delegation.json``,
+        ``root.pub``. ``root.key`` is never read."""
+        try:
+            signer = Signer.load(directory)
+            trust = bundle.TrustStore.of([load_public(directory / "root.pub")])
+        except (OSError, ValueError) as exc:
+            raise ReleaseError(f"--keys {directory}: {exc}") from None
+        check_signer(signer)
+        return cls(signer, trust)
+
+
+def verified(row: BundleRelease, trust: bundle.TrustStore) -> list[tuple[str, bytes]]:
+    """Each scope's message, checked as a terminal holding nothing would check it."""
+    now = datetime.now(UTC)
+    for scope, message in messages(row):
+        bundle.verify_bundle(message, trust, {scope}, 0, now, True)
+    return messages(row)
+
+
+async def push(db: ConsoleDb, keys: Keys, topics: Topics, publish: Publish,
+               step: Callable[..., BundleRelease], *args: Any) -> BundleRelease:
+    """``step(*args, keys.signer)`` (stage, approve, rollback) in one transaction, then publish
+    what it signed. Raises ReleaseError (a refused step changes nothing; a failed publish
+    leaves the release ``failed``)."""
+    row = await db.run(step, *args, keys.signer)
+    try:
+        found = verified(row, keys.trust)
+        await publish([(topics.bundle(scope), message) for scope, message in found])
+    except (bundle.BundleRejected, MqttError, TimeoutError, OSError) as exc:
+        await db.run(mark_failed, row.version, str(exc) or type(exc).__name__)
+        raise ReleaseError(f"v{row.version} was signed but not pushed: {exc}") from None
+    await db.run(mark_pushed, row.version)
+    return await db.run(BundleRelease.get_by_id, row.version)
