@@ -91,6 +91,21 @@ def test_points_worth_more_lower_what_redeeming_sales_pay_and_earn(chain: HandCh
     assert (old["liability_end_fen"], new["liability_end_fen"]) == (295, 580)
 
 
+def test_a_candidate_cannot_redeem_points_its_members_would_not_have(chain: HandChain) -> None:
+    chain.register("S001", "wang", "2026-11-01T10:00")  # 100
+    chain.sale("S001", "wang", "2026-11-02T10:00", [("F1", 1, 30000, "fresh")])  # 600
+    chain.sale("S001", "wang", "2026-11-05T10:00", [("D1", 1, 10000, "drinks")], redeem=500)
+    stingy = rules(("points_per_yuan = 1 ", "points_per_yuan = 0.1 "))
+    result = run_backtest(chain.url, IN_FORCE, stingy, 30)
+    assert result["check"]["matches"], result["check"]
+    old, new = result["in_force"], result["candidate"]
+    assert (old["points_redeemed"], old["liability_end"]) == (500, 295)
+    # 100 + 60 = 160 points by then: below the 500 the member asked (and the minimum), so the
+    # till would have redeemed nothing; the sale pays 100 yuan and earns 10
+    assert (new["points_issued"], new["points_redeemed"], new["liability_end"]) == (170, 0, 170)
+    assert new["skipped"] == {"redemption reduced by the balance": 1}
+
+
 def test_a_refund_gives_back_the_points_its_sale_redeemed(chain: HandChain) -> None:
     chain.register("S001", "wang", "2026-11-01T10:00")
     chain.sale("S001", "wang", "2026-11-02T10:00", [("F1", 1, 30000, "fresh")])

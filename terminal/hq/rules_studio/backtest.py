@@ -8,7 +8,8 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from terminal.hq.rules_studio.history import History
-from terminal.hq.rules_studio.replay import Figures, Replay, Replayed
+from terminal.hq.rules_studio.parallel import replay_both
+from terminal.hq.rules_studio.replay import Figures, Replayed
 from terminal.loyalty.rules import Rules
 
 MOST_AFFECTED = 20
@@ -81,11 +82,13 @@ def most_affected(in_force: Replayed, candidate: Replayed, homes: dict[str, str]
 
 
 def backtest(history: History, in_force: Rules, candidate: Rules,
-             progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
+             progress: Callable[[str], None] = lambda step: None,
+             workers: int | None = None) -> dict[str, Any]:
+    """``workers`` processes replay parts of the members (:mod:`parallel`; default: one per
+    CPU, one for a small window); the figures do not depend on it."""
     progress("in_force")
-    old = Replay(history, in_force).run()
+    old, new = replay_both(history, in_force, candidate, workers)
     progress("candidate")
-    new = Replay(history, candidate).run()
     tier_changes = sorted(member for member in old.tier_end
                           if old.tier_end[member] != new.tier_end.get(member))
     change_fen = (liability_fen(new.chain.liability_end, candidate)

@@ -55,6 +55,9 @@ class Replayed:
     members: dict[str, Figures] = field(default_factory=lambda: defaultdict(Figures))
     tier_end: dict[str, str] = field(default_factory=dict)  # member -> tier at the window's end
     skipped: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # why -> count
+    # event -> points its redemption took beyond the balance (an offline till's overdraft,
+    # which HQ posted as debt): found by the in-force run, allowed again to the candidate's
+    overdrafts: dict[str, int] = field(default_factory=dict)
 
 
 class _Member:
@@ -69,8 +72,13 @@ class _Member:
 
 
 class Replay:
-    def __init__(self, history: History, rules: Rules) -> None:
+    """``overdrafts`` None: these are the rules in force, whose run finds each redemption's
+    overdraft (:attr:`Replayed.overdrafts`); else the in-force run's, for a candidate."""
+
+    def __init__(self, history: History, rules: Rules,
+                 overdrafts: dict[str, int] | None = None) -> None:
         self.history, self.rules = history, rules
+        self.overdrafts = overdrafts
         self.out = Replayed()
         self.members: dict[str, _Member] = {}
         self.sales: dict[str, SaleState] = {
@@ -192,15 +200,28 @@ class Replay:
         asked, in whole steps, within the sale's share, the day's cap and the balance."""
         if not event.redeem_points:
             return 0
-        # HQ posts a till's redemption as given (what the member lacked chain-wide becomes
-        # debt): the balance does not limit it, the rules do.
-        ctx = redemption.RedeemContext(max(m.account.balance, event.redeem_points),
-                                       self.day_redeemed[event.member or "", day], 0, True)
+        # The balance limits a redemption as the engine's max_redeemable does; beyond it only
+        # by what the ledger recorded as the overdraft of that very act (an offline till's,
+        # posted by HQ as debt), which a candidate is allowed again.
+        room = self._room(event.id, m, event.redeem_points)
+        ctx = redemption.RedeemContext(room, self.day_redeemed[event.member or "", day], 0, True)
         most = redemption.max_redeemable(self.rules, ctx, due_fen)
         points = min(event.redeem_points, most)
         if points < event.redeem_points:
-            self.out.skipped["redemption reduced by the rules"] += 1
+            why = "balance" if room < event.redeem_points else "rules"
+            self.out.skipped[f"redemption reduced by the {why}"] += 1
         return points
+
+    def _room(self, act: str, m: _Member, asked: int) -> int:
+        """The points ``act`` may take: the balance, plus the act's recorded overdraft."""
+        balance = max(m.account.balance, 0)
+        if self.overdrafts is None:  # the rules in force: the ledger's own acts
+            over = max(0, asked - balance)
+            if over:
+                self.out.overdrafts[act] = over
+        else:
+            over = self.overdrafts.get(act, 0)
+        return balance + over
 
     @staticmethod
     def _state(member: str | None, at: datetime, pricing: Pricing, earned: int, redeemed: int,
@@ -274,6 +295,9 @@ class Replay:
         moment = Moment(event.at, event.trusted)
         self.expire(event.member, m, moment, event.store)
         cost = goods.points * event.qty
+        if self._room(f"exchange:{event.seq}", m, cost) < cost:
+            self.out.skipped["exchange refused: more points than the balance"] += 1
+            return
         m.account.debit(ledger.Entry(kind=ledger.REDEEM, points=-cost), allow_debt=True)
         self.day_redeemed[event.member, local_day(moment.earn_time, self.rules.zone)] += cost
         self.count(event.member, event.store, "points_redeemed", cost)
