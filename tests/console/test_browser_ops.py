@@ -83,6 +83,15 @@ async def _member_page_open(tmp_path: Path, chain: Chain) -> AsyncIterator[tuple
                     await browser.close()
 
 
+async def _operate(page: Any, op: str, reason: str, **fields: str) -> None:
+    """Fill the member page's ``op`` form (``fields``, then the reason), submit it and wait for
+    the page that says it was done."""
+    for name, value in {**fields, "reason": reason}.items():
+        await page.fill(f"form[action$='/op/{op}'] input[name={name}]", value)
+    await page.click(f"#op-{op}")
+    await page.wait_for_selector("[role=status]")
+
+
 async def _shot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -93,10 +102,7 @@ def test_a_freeze_made_in_the_console_is_refused_at_every_till(chain: Chain,
     async def scenario() -> None:
         async with _member_page_open(tmp_path, chain) as (s1, s2, page):
             await page.wait_for_selector("#op-freeze")
-            await page.fill("form[action$='/op/freeze'] input[name=reason]",
-                            "卡片被盗 stolen card")
-            await page.click("#op-freeze")
-            await page.wait_for_selector("[role=status]")
+            await _operate(page, "freeze", "卡片被盗 stolen card")
             assert await page.inner_text("#card-state") == "已冻结"
             await _shot(page, "member-frozen")
 
@@ -107,9 +113,7 @@ def test_a_freeze_made_in_the_console_is_refused_at_every_till(chain: Chain,
                                               "卡片被盗 stolen card"), store.till.refused
                 await store.do("clear")
 
-            await page.fill("form[action$='/op/unfreeze'] input[name=reason]", "card found")
-            await page.click("#op-unfreeze")
-            await page.wait_for_selector("[role=status]")
+            await _operate(page, "unfreeze", "card found")
             assert await page.inner_text("#card-state") == "正常"
             await _shot(page, "member-unfrozen")
             for store in (s1, s2):
@@ -129,11 +133,7 @@ def test_a_lost_card_replaced_in_the_console_is_refused_and_the_new_one_shows_th
         async with _member_page_open(tmp_path, chain) as (s1, s2, page):
             await page.wait_for_selector("#op-replace")
             balance = int((await page.inner_text(".stat .figure")).replace(",", ""))
-            await page.fill("form[action$='/op/replace'] input[name=new_card]", NEW)
-            await page.fill("form[action$='/op/replace'] input[name=reason]",
-                            "挂失 reported lost")
-            await page.click("#op-replace")
-            await page.wait_for_selector("[role=status]")
+            await _operate(page, "replace", "挂失 reported lost", new_card=NEW)
             assert f"···· {NEW[-4:]}" in await page.inner_text("dl.profile")
             await _shot(page, "member-card-replaced")
             for store in (s1, s2):

@@ -74,6 +74,15 @@ async def mqtt_client(pki: Pki, broker: Mosquitto, cn: str, client_id: str | Non
         await client.stop()
 
 
+@contextlib.asynccontextmanager
+async def hq_and_terminal(pki: Pki, broker: Mosquitto, cn: str = "S001/T01",
+                          **config: Any) -> AsyncIterator[tuple[MqttClient, MqttClient]]:
+    """HQ's client and a terminal's (certificate ``cn``, client ``config``), both started."""
+    async with mqtt_client(pki, broker, "hq") as hq, \
+            mqtt_client(pki, broker, cn, **config) as terminal:
+        yield hq, terminal
+
+
 # Published after the messages a test expects to be dropped, on the same connection: once it
 # arrives, the broker has already delivered anything it was going to deliver before it.
 SENTINEL = b"sentinel"

@@ -24,7 +24,7 @@ from terminal.protocol.mqtt import (
 from terminal.protocol.topics import Topics
 from tests.drivers.waiting import until
 from tests.support.mosquitto import TEST_FLEET, Mosquitto
-from tests.sync.conftest import SENTINEL, Inbox, Pki, mqtt_client, run
+from tests.sync.conftest import SENTINEL, Inbox, Pki, hq_and_terminal, mqtt_client, run
 
 T = Topics()
 BUNDLES = f"{T.root}/bundles/#"
@@ -36,8 +36,7 @@ OTHER_TERMINAL = f"{T.root}/bundles/terminal/S002/T01"
 def test_terminal_cannot_publish_as_another(pki, broker) -> None:
     async def scenario() -> None:
         inbox = Inbox()
-        async with mqtt_client(pki, broker, "hq") as hq, \
-                mqtt_client(pki, broker, "S001/T01") as a:
+        async with hq_and_terminal(pki, broker) as (hq, a):
             await hq.subscribe(T.all_terminals("events"), inbox)
             await hq.subscribe(T.all_terminals("status"), inbox)
             for topic in (T.events("S001", "T02"), T.events("S002", "T01"),
@@ -55,8 +54,7 @@ def test_terminal_cannot_publish_as_another(pki, broker) -> None:
 def test_terminal_reads_only_its_own_commands_acks_and_responses(pki, broker) -> None:
     async def scenario() -> None:
         inbox = Inbox()
-        async with mqtt_client(pki, broker, "hq") as hq, \
-                mqtt_client(pki, broker, "S001/T01") as a:
+        async with hq_and_terminal(pki, broker) as (hq, a):
             for channel in ("cmd", "acks", "members/resp"):
                 await a.subscribe(f"{T.root}/t/+/+/{channel}", inbox)
             for store, terminal in (("S001", "T02"), ("S002", "T01"), ("S001", "T01")):
@@ -73,8 +71,7 @@ def test_terminal_cannot_forge_hq_traffic(pki, broker) -> None:
     """A terminal can neither ack its own events, command itself, nor push bundles."""
     async def scenario() -> None:
         inbox = Inbox()
-        async with mqtt_client(pki, broker, "hq") as hq, \
-                mqtt_client(pki, broker, "S001/T01") as a:
+        async with hq_and_terminal(pki, broker) as (hq, a):
             await hq.subscribe(f"{T.root}/#", inbox)
             for topic in (T.acks("S001", "T01"), T.cmd("S001", "T01"), T.bundle("chain"),
                           T.hq_state(), T.member_response("S001", "T01")):

@@ -20,7 +20,7 @@ from terminal.protocol.mqtt import (
 )
 from terminal.protocol.topics import Topics
 from tests.drivers.waiting import until
-from tests.sync.conftest import SENTINEL, Inbox, mqtt_client, run
+from tests.sync.conftest import SENTINEL, Inbox, hq_and_terminal, mqtt_client, run
 
 T = Topics()
 EVENTS = T.events("S001", "T01")
@@ -56,8 +56,7 @@ def test_filters_overlap_when_some_topic_matches_both() -> None:
 def test_publish_awaits_puback_and_runs_on_the_loop(pki, broker) -> None:
     async def scenario() -> None:
         inbox = Inbox()
-        async with mqtt_client(pki, broker, "hq") as hq, \
-                mqtt_client(pki, broker, "S001/T01") as terminal:
+        async with hq_and_terminal(pki, broker) as (hq, terminal):
             await hq.subscribe(T.all_terminals("events"), inbox)
             threads = {threading.get_ident()}
             inbox_thread = lambda m: threads.add(threading.get_ident())  # noqa: E731
@@ -84,8 +83,7 @@ def test_publish_while_disconnected_is_refused_at_once(pki, broker) -> None:
 def test_reconnects_after_broker_restart_and_renews_subscriptions(pki, broker) -> None:
     async def scenario() -> None:
         inbox, readies, terminal_readies = Inbox(), [], []
-        async with mqtt_client(pki, broker, "hq") as hq, \
-                mqtt_client(pki, broker, "S001/T01") as terminal:
+        async with hq_and_terminal(pki, broker) as (hq, terminal):
             hq.on_ready(lambda: readies.append("hq"))
             terminal.on_ready(lambda: terminal_readies.append("terminal"))
             await hq.subscribe(T.all_terminals("events"), inbox)
@@ -142,8 +140,7 @@ def test_clean_stop_sends_no_will(pki, broker) -> None:
 
 def test_request_response_with_correlation(pki, broker) -> None:
     async def scenario() -> None:
-        async with mqtt_client(pki, broker, "hq") as hq, \
-                mqtt_client(pki, broker, "S001/T01") as terminal:
+        async with hq_and_terminal(pki, broker) as (hq, terminal):
             async def answer(request) -> None:
                 await hq.respond(request, b"balance of " + request.payload)
             await hq.subscribe(T.all_terminals("members/req"), answer)
@@ -196,8 +193,7 @@ def test_paho_keeps_the_window_and_forgets_publishes_a_lost_connection_failed(pk
     paho, sends them again. A paho upgrade that changes either fails here."""
     async def scenario() -> None:
         inbox = Inbox()
-        async with mqtt_client(pki, broker, "hq") as hq, \
-                mqtt_client(pki, broker, "S001/T01", max_inflight=4) as terminal:
+        async with hq_and_terminal(pki, broker, max_inflight=4) as (hq, terminal):
             await hq.subscribe(T.all_terminals("events"), inbox)
             sent = [b"window %d" % n for n in range(40)]  # ten times the window, all acked
             await asyncio.gather(*(terminal.publish_nowait(EVENTS, p) for p in sent))

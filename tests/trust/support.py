@@ -114,6 +114,12 @@ class Attacker:
     async def publish(self, payload: bytes, channel: str = "events") -> None:
         await self.client.publish(self.topics.terminal(*ATTACKER, channel), payload)
 
+    async def publish_acked(self, events: list[dict[str, Any]], timeout: float = 30) -> None:
+        """Publish ``events`` (encoded as a hostile client may) and wait until HQ acked each."""
+        for event in events:
+            await self.publish(encode(event))
+        await until(lambda: {e["id"] for e in events} <= self.acked(), timeout)
+
     def acked(self) -> set[str]:
         return {event_id for message in self.acks.messages
                 for event_id in json.loads(message.payload)["ids"]}
@@ -158,10 +164,11 @@ async def sells_through(till: Till, sales: int, timeout: float) -> None:
     """Ring up ``sales`` cash sales and wait until HQ has acked every one."""
     for n in range(sales):
         await till.sell(100 + n)
-    await until(lambda: _backlog_empty(till), timeout)
+    await until(lambda: drained(till), timeout)
 
 
-async def _backlog_empty(till: Till) -> bool:
+async def drained(till: Till) -> bool:
+    """Whether HQ has acked every event the till wrote."""
     return await till.backlog() == 0
 
 

@@ -21,7 +21,7 @@ from .support import (
     attacker,
     card,
     collector,
-    encode,
+    drained,
     envelope,
     honest_till,
     record,
@@ -60,13 +60,11 @@ def test_adjustments_need_a_manager_bounds_and_the_members_store(
     async def scenario() -> dict[str, Any]:
         async with attacker(pki, broker) as attack, honest_till(tmp_path, pki, broker) as till:
             await till.register(other)
-            await until(lambda: _drained(till), 30)
+            await until(lambda: drained(till), 30)
             theft = adjust(card(other), -10_000_000, "王芳", 10)
             events = [envelope("register", register_body(own), seq=1), *refused, *allowed,
                       over_the_day, theft]
-            for event in events:
-                await attack.publish(encode(event))
-            await until(lambda: {e["id"] for e in events} <= attack.acked(), 30)
+            await attack.publish_acked(events)
             return theft
 
     with collector(tmp_path, pki, broker, hq_db, "--trust", str(policy)) as hq:
@@ -82,7 +80,3 @@ def test_adjustments_need_a_manager_bounds_and_the_members_store(
     assert balance(database, own) == 100 + 5000 - 2000
     assert balance(database, card(other)) == 100
     assert HONEST[0] == "S002"
-
-
-async def _drained(till: Any) -> bool:
-    return await till.backlog() == 0

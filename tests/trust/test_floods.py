@@ -33,6 +33,7 @@ from .support import (
     attacker,
     card,
     collector,
+    drained,
     encode,
     envelope,
     honest_till,
@@ -80,7 +81,7 @@ def test_a_lookup_flood_leaves_honest_lookups_and_sales_answered(
     async def scenario(hq_pid: int) -> None:
         async with honest_till(tmp_path, pki, broker) as till:
             await till.register(member)
-            await until(lambda: _drained(till), 30)
+            await until(lambda: drained(till), 30)
             flood = _flood(pki, broker, tmp_path, seconds=90)
             try:
                 await asyncio.sleep(2)  # the flood is under way: a duration, not a condition
@@ -89,7 +90,7 @@ def test_a_lookup_flood_leaves_honest_lookups_and_sales_answered(
                     assert found is not None and found.balance == 100, (n, found)
                     await till.sell(100 + n)
                     peak.append(_rss_mb(hq_pid))
-                await until(lambda: _drained(till), 30)
+                await until(lambda: drained(till), 30)
                 assert flood.poll() is None, "the flood ended before the honest till was done"
             finally:
                 flood.terminate()
@@ -129,9 +130,6 @@ async def _lookup(till: Any, card_hash: str) -> Any:
             retries.append(attempt)
     raise HqUnreachable("HQ did not answer the member lookup 3 times running")
 
-
-async def _drained(till: Any) -> bool:
-    return await till.backlog() == 0
 
 
 def test_retained_and_oversized_messages_are_cleared_or_refused(

@@ -26,7 +26,7 @@ from tests.faults.support import Counts, scaled
 from tests.hq.test_ingest_batches import till_events
 from tests.sync.harness import until
 
-from .support import HqDatabase, attacker, collector, honest_till
+from .support import HqDatabase, attacker, collector, drained, honest_till
 
 HONEST_WITHIN = 2.0  # seconds from a sale to HQ's ack of it, while the barrage goes on
 # Besides any JSON value: what breaks a database column, a text or a clock.
@@ -62,10 +62,7 @@ def test_generated_events_never_keep_an_honest_till_waiting(tmp_path: Path, pki:
             await attack.publish(payload)
         await till.sell(100 + len(honest_sales))
         honest_sales.append((await till.events())[-1])
-
-        async def acked() -> bool:
-            return await till.backlog() == 0
-        await until(acked, HONEST_WITHIN, every=0.01)
+        await until(lambda: drained(till), HONEST_WITHIN, every=0.01)
 
     @settings(max_examples=scaled(40), derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))

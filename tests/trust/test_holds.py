@@ -19,7 +19,7 @@ from terminal.protocol.topics import Topics
 from tests.sync.conftest import mqtt_client, run
 from tests.sync.harness import until
 
-from .support import ATTACKER, HqDatabase, card, collector, honest_till, record
+from .support import ATTACKER, HqDatabase, card, collector, drained, honest_till, record
 
 # The attacker here asks quickly, one request after another: not a flood (test_floods.py).
 POLICY = ("[holds]\nmax_per_till = 3\nmax_per_member = 4\nmax_points_per_till = 5000\n"
@@ -54,7 +54,7 @@ def test_holds_are_per_request_bound_to_their_till_and_bounded(
                 await till.register(other)
             for _ in range(2):
                 await till.sell(500_000, member)  # 8,100 points
-            await until(lambda: _drained(till), 30)
+            await until(lambda: drained(till), 30)
             sale = "S002-T01-0007"
             # Cleared and redeemed again, other points: a new hold, not "the hold was voided".
             first = await till.link.hold(card(member), 500, sale)
@@ -109,7 +109,3 @@ def test_holds_are_per_request_bound_to_their_till_and_bounded(
                    "--trust", str(policy)) as hq:
         run(scenario())
         record("hq-holds", hq.log(), sales=2, inputs=2 + 4 + len(others) + 1)
-
-
-async def _drained(till: Any) -> bool:
-    return await till.backlog() == 0

@@ -20,7 +20,7 @@ from .support import (
     attacker,
     card,
     collector,
-    encode,
+    drained,
     envelope,
     honest_till,
     member_sale,
@@ -57,9 +57,7 @@ def test_future_dated_sales_and_a_year_2100_claim_move_nothing(
 
     async def scenario() -> None:
         async with attacker(pki, broker) as attack:
-            for event in events:
-                await attack.publish(encode(event))
-            await until(lambda: {e["id"] for e in events} <= attack.acked(), 30)
+            await attack.publish_acked(events)
 
     with collector(tmp_path, pki, broker, hq_db) as hq:
         run(scenario())
@@ -82,14 +80,12 @@ def test_a_till_cannot_spend_another_stores_member_without_a_hold(
             await till.register(victim)
             for _ in range(2):
                 await till.sell(500_000, victim)  # 5,000 points each; the day cap stops at 8,000
-            await until(lambda: _drained(till), 30)
+            await until(lambda: drained(till), 30)
             before = balance(database, card(victim))
             assert before == 100 + DAY_CAP
             spends = [envelope("sale", member_sale(f"R{n}", card(victim), 10_000, points),
                                seq=1 + n) for n, points in enumerate((4000, 1500, 500, 500))]
-            for event in spends:
-                await attack.publish(encode(event))
-            await until(lambda: {e["id"] for e in spends} <= attack.acked(), 30)
+            await attack.publish_acked(spends)
             return spends
 
     with collector(tmp_path, pki, broker, hq_db) as hq:
@@ -102,7 +98,3 @@ def test_a_till_cannot_spend_another_stores_member_without_a_hold(
     flagged = [outcomes[e["id"]] for e in spends]
     assert [outcome for outcome, _ in flagged] == ["flagged", "applied", "applied", "flagged"]
     assert "offline_allowance" in flagged[0][1]
-
-
-async def _drained(till: Any) -> bool:
-    return await till.backlog() == 0

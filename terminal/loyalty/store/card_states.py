@@ -22,10 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from terminal.loyalty import ledger, tiers
-from terminal.loyalty.clock import Moment, to_micros
-from terminal.loyalty.errors import DuplicateId, InvalidInput, Refused
-from terminal.loyalty.ids import new_id
+from terminal.loyalty import ledger
+from terminal.loyalty.clock import Moment
+from terminal.loyalty.errors import InvalidInput, Refused
 from terminal.loyalty.store.accounts import CardRef, member_ref
 from terminal.loyalty.store.member_tiers import MemberTiers
 from terminal.loyalty.store.models import CardState, Member
@@ -145,16 +144,11 @@ class CardStates(MemberTiers):
         if isinstance(points, bool) or not isinstance(points, int) or points < 0:
             raise InvalidInput(f"an opening balance is a whole number of points from 0, not "
                                f"{points!r}", "points")
-        review = tiers.due_review(self.rules, None, moment.earn_time)
         with self._writing(moment) as w:
-            if self.sql.member(ref.hash) is not None:
-                raise DuplicateId(f"card ending {ref.last4 or '?'} is already a member",
-                                  "card")
-            member = Member.create(
-                id=new_id(), card_hash=ref.hash, card_last4=ref.last4, name=profile.name,
+            member = self._create_at_tier(
+                w, ref, tier, moment, where="", rule="card", name=profile.name,
                 phone_hash=profile.phone_hash, phone_last4=profile.phone_last4,
-                birthday=profile.birthday, registered_us=w.us, tier=tier,
-                tier_reviewed_us=to_micros(review) if review else None)
+                birthday=profile.birthday)
             if points:
                 account = ledger.Account()
                 entry = ledger.Entry(kind=ledger.ADJUST, points=points, reason=reason,

@@ -10,6 +10,8 @@ from datetime import datetime
 from terminal.loyalty import tiers
 from terminal.loyalty.calendar import add_months
 from terminal.loyalty.clock import Moment, from_micros, to_micros
+from terminal.loyalty.errors import DuplicateId
+from terminal.loyalty.ids import new_id
 from terminal.loyalty.store import hotpath
 from terminal.loyalty.store.accounts import Accounts, CardRef
 from terminal.loyalty.store.models import Member
@@ -46,6 +48,18 @@ class MemberTiers(Accounts):
             return
         with self._writing(moment) as w:
             self._record_hq_tier(w, self._member(card), tier)
+
+    def _create_at_tier(self, w: Writer, ref: CardRef, tier: str, moment: Moment, *,
+                        where: str, rule: str, **profile: object) -> Member:
+        """A new member row for ``ref``'s card at ``tier`` (its next review due by the rules
+        from now), or refused under ``rule`` if the card is a member already (``where``: as
+        the message says it)."""
+        if self.sql.member(ref.hash) is not None:
+            raise DuplicateId(f"card ending {ref.last4 or '?'} is already a member{where}", rule)
+        review = tiers.due_review(self.rules, None, moment.earn_time)
+        return Member.create(id=new_id(), card_hash=ref.hash, card_last4=ref.last4,
+                             registered_us=w.us, tier=tier,
+                             tier_reviewed_us=to_micros(review) if review else None, **profile)
 
     @staticmethod
     def _hq_tier_key(member: Member) -> str:

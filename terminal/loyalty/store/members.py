@@ -105,16 +105,8 @@ class Members(MemberTiers):
         if tier not in {level.name for level in self.rules.tiers}:
             raise InvalidInput(f"HQ's tier {tier!r} is not a tier of the rules in force",
                                "import.tier")
-        review = tiers.due_review(self.rules, None, moment.earn_time)
         with self._writing(moment) as w:
-            if self.sql.member(ref.hash) is not None:
-                raise DuplicateId(f"card ending {ref.last4 or '?'} is already a member here",
-                                  "import.card")
-            member = Member.create(
-                id=new_id(), card_hash=ref.hash, card_last4=ref.last4,
-                registered_us=w.us, tier=tier,
-                tier_reviewed_us=to_micros(review) if review else None,
-            )
+            member = self._create_at_tier(w, ref, tier, moment, where=" here", rule="import.card")
             self._record_hq_tier(w, member, tier)
             self._event(w, "import", {"member": member.id, "card_hash": ref.hash, "tier": tier})
             self._audit(w, operator, "import", member.id, f"known at HQ, tier {tier}")
