@@ -78,3 +78,27 @@ def test_a_backtest_runs_as_a_job_to_its_figures(chain) -> None:
         assert "校验通过" in page.text
         assert job.result["candidate"]["points_issued"] > job.result["in_force"]["points_issued"]
         assert c.get("/rules/backtests/nothing").status_code == 404
+    # Another console (or this one restarted) holds no thread for it: the table's copy shows.
+    with client(chain) as other:
+        login(other, "mkt")
+        again = other.get(path)
+        assert again.status_code == 200 and "校验通过" in again.text
+        assert re.findall(r"<td>(\d+)</td>", again.text) == re.findall(r"<td>(\d+)</td>",
+                                                                        page.text)
+
+
+def test_a_backtest_no_console_runs_any_more_shows_as_interrupted(chain) -> None:
+    from terminal.hq.console.db import ConsoleDb
+    from terminal.hq.rules_studio.models import BacktestJob
+
+    db = ConsoleDb(chain.url)
+    try:
+        db.call(lambda: BacktestJob.create(id="f" * 32, author="mkt", days=30, text=TRIPLE,
+                                           step="in_force", started_us=1))
+    finally:
+        db.close()
+    with client(chain) as c:
+        login(c, "mkt")
+        page = c.get("/rules/backtests/" + "f" * 32)
+        assert page.status_code == 200 and "interrupted" in page.text
+        assert "hx-trigger" not in page.text  # not polled for ever

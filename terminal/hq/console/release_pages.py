@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from terminal.hq.console.pages import is_fragment
-from terminal.hq.console.rules_pages import can_push, studio_of
+from terminal.hq.console.rules_pages import can_push, job_of, studio_of
 from terminal.hq.console.web import NotFound, console_of, page, render
 from terminal.hq.rules_studio import releases, rollout
 from terminal.hq.rules_studio.pushing import push
@@ -54,7 +54,7 @@ def _refused(request: Request, message: str, detail: str = "") -> Response:
 async def stage(request: Request) -> Response:
     studio = studio_of(request)
     form = await request.form()
-    job = studio.jobs.get(str(form.get("job", "")))
+    job = await job_of(request, str(form.get("job", "")))
     if job is None or not job.text:
         raise NotFound()
     backtest = releases.backtest_summary(job.result, job.days) if job.result else None

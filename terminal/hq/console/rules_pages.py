@@ -18,7 +18,7 @@ from terminal.hq.console.web import NotFound, console_of, page, render
 from terminal.hq.rules_studio import releases
 from terminal.hq.rules_studio.cli import finding_json
 from terminal.hq.rules_studio.diff import diff
-from terminal.hq.rules_studio.jobs import Jobs
+from terminal.hq.rules_studio.jobs import Job, Jobs, stored
 from terminal.hq.rules_studio.lint import lint
 from terminal.hq.rules_studio.pushing import Keys
 from terminal.hq.rules_studio.validate import Validation, validate
@@ -119,12 +119,18 @@ async def start_backtest(request: Request) -> Response:
 
 @page("rules.author")
 async def backtest_page(request: Request) -> Response:
-    job = studio_of(request).jobs.get(request.path_params["job"])
+    job = await job_of(request, request.path_params["job"])
     if job is None:
         raise NotFound()
     template = "rules/_job.html" if is_fragment(request) else "rules/job.html"
     return render(request, template, nav="rules", job=job, can_stage=can_push(request),
                   stage_store=studio_of(request).stage_store)
+
+
+async def job_of(request: Request, job_id: str) -> Job | None:
+    """A backtest this console runs, else as the database keeps it."""
+    found = studio_of(request).jobs.get(job_id)
+    return found or await console_of(request).db.run(stored, job_id)
 
 
 def can_push(request: Request) -> bool:

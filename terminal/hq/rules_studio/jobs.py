@@ -3,18 +3,24 @@ progress (the console)."""
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
+
+from peewee import Database
 
 from terminal.hq.database import open_hq_database
 from terminal.hq.models import HQ_MODELS
 from terminal.hq.rules_studio.backtest import backtest
 from terminal.hq.rules_studio.history import load_history
+from terminal.hq.rules_studio.models import BacktestJob
+from terminal.loyalty.clock import to_micros
 from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.binding import bound
 from terminal.loyalty.store.models import MODELS
 
 STEPS = ("reading", "in_force", "candidate", "done")  # a job's progress, in order
@@ -57,7 +63,8 @@ class Job:
 
 @dataclass
 class Jobs:
-    """Backtests running in threads of their own, each on its own database connection."""
+    """Backtests running in threads of their own, each on its own database connection, each
+    kept in ``backtest_job`` as it goes (:func:`stored` reads one back)."""
 
     db_url: str
     jobs: dict[str, Job] = field(default_factory=dict)
@@ -68,20 +75,58 @@ class Jobs:
         job = Job(uuid.uuid4().hex, author, days, text)
         with self.lock:
             self.jobs[job.id] = job
+        threading.Thread(target=self._work, args=(job, in_force, candidate),
+                         name=f"backtest-{job.id[:8]}", daemon=True).start()
+        return job
 
-        def step(name: str) -> None:
-            job.step = name
+    def _work(self, job: Job, in_force: Rules, candidate: Rules) -> None:
+        db = open_hq_database(self.db_url, migrate=False)
+        try:
+            _keep(db, job, started=True)
 
-        def work() -> None:
+            def step(name: str) -> None:
+                job.step = name
+                _keep(db, job)
             try:
-                job.result = run_backtest(self.db_url, in_force, candidate, days, None, step)
+                job.result = run_backtest(self.db_url, in_force, candidate, job.days, None,
+                                          step)
             except Exception as exc:  # shown on the job's page: the job is the report
                 job.error = f"{type(exc).__name__}: {exc}"
-            finally:
-                job.ended.set()
-        threading.Thread(target=work, name=f"backtest-{job.id[:8]}", daemon=True).start()
-        return job
+            _keep(db, job, ended=True)
+        finally:
+            db.close()
+            job.ended.set()
 
     def get(self, job_id: str) -> Job | None:
         with self.lock:
             return self.jobs.get(job_id)
+
+
+def _keep(db: Database, job: Job, *, started: bool = False, ended: bool = False) -> None:
+    row: dict[Any, Any] = {BacktestJob.step: job.step, BacktestJob.error: job.error,
+                           BacktestJob.result: json.dumps(job.result, ensure_ascii=False)
+                           if job.result is not None else ""}
+    now = to_micros(datetime.now(UTC))
+    if ended:
+        row[BacktestJob.ended_us] = now
+    with bound(db, [BacktestJob]), db.atomic():
+        if started:
+            BacktestJob.insert(id=job.id, author=job.author, days=job.days, text=job.text,
+                               started_us=now, **{f.name: v for f, v in row.items()}).execute()
+        else:
+            BacktestJob.update(row).where(BacktestJob.id == job.id).execute()
+
+
+def stored(job_id: str) -> Job | None:
+    """A job as ``backtest_job`` keeps it (models bound): one this process no longer holds
+    (another console's, or one from before a restart). One that never ended is shown as
+    interrupted: no thread of this process runs it."""
+    row = BacktestJob.get_or_none(BacktestJob.id == job_id)
+    if row is None:
+        return None
+    job = Job(row.id, row.author, row.days, row.text, row.step,
+              json.loads(row.result) if row.result else None, row.error)
+    if row.ended_us is None and not job.error:
+        job.error = "interrupted: the console that ran it stopped (or runs it elsewhere)"
+    job.ended.set()
+    return job

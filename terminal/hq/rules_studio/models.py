@@ -1,9 +1,9 @@
-"""The rules studio's tables (HQ migration 9): every bundle release ever pushed, and the
-studio's policy (whether a chain push needs a second person)."""
+"""The rules studio's tables: every bundle release ever pushed and the studio's policy (whether a
+chain push needs a second person), HQ migration 9; the backtests run, migration 10."""
 
 from __future__ import annotations
 
-from peewee import BigIntegerField, TextField
+from peewee import BigIntegerField, IntegerField, TextField
 
 from terminal.loyalty.store.models import BaseModel
 
@@ -42,6 +42,21 @@ class StudioPolicy(BaseModel):
 
     name = TextField(primary_key=True)
     value = TextField()
+
+
+class BacktestJob(BaseModel):
+    """A backtest started from the console: who, over how many days, the candidate as written,
+    its last step, and its figures (JSON) or its error once ended (HQ migration 10)."""
+
+    id = TextField(primary_key=True)
+    author = TextField()
+    days = IntegerField()
+    text = TextField()
+    step = TextField()
+    result = TextField(default="")
+    error = TextField(default="")
+    started_us = BigIntegerField(index=True)
+    ended_us = BigIntegerField(null=True)
 
 
 STUDIO_MODELS = (BundleRelease, StudioPolicy)
