@@ -46,12 +46,6 @@ def _add_user(url: str) -> None:
         db.close()
 
 
-async def _card_state(store: Any) -> str | None:
-    rows = await store.sql("SELECT state FROM card_state WHERE card_hash = ?",
-                           store.terminal.ledger.card_hash(CARD))
-    return rows[0][0] if rows else None
-
-
 @contextlib.asynccontextmanager
 async def _member_page_open(tmp_path: Path, chain: Chain) -> AsyncIterator[tuple[Any, Any, Any]]:
     """Two tills (S001, S002) whose member CARD earned at S002 and reached HQ; the console in
@@ -92,6 +86,14 @@ async def _operate(page: Any, op: str, reason: str, **fields: str) -> None:
     await page.wait_for_selector("[role=status]")
 
 
+async def _swiped_once(store: Any, state: str) -> str | None:
+    """Once HQ's word that the member's card is ``state`` reached the till: the card swiped,
+    what the till refused (None: nothing)."""
+    await until(lambda: store.card_is(CARD, state), 20)
+    await store.do(f"s {CARD}")
+    return store.till.refused
+
+
 async def _shot(page: Any, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
@@ -107,19 +109,15 @@ def test_a_freeze_made_in_the_console_is_refused_at_every_till(chain: Chain,
             await _shot(page, "member-frozen")
 
             for store in (s1, s2):
-                await until(lambda store=store: _frozen(store), 20)
-                await store.do(f"s {CARD}")
-                assert store.till.refused == (f"Card ****{CARD[-4:]} is frozen by HQ: "
-                                              "卡片被盗 stolen card"), store.till.refused
+                assert await _swiped_once(store, "frozen") == (
+                    f"Card ****{CARD[-4:]} is frozen by HQ: 卡片被盗 stolen card")
                 await store.do("clear")
 
             await _operate(page, "unfreeze", "card found")
             assert await page.inner_text("#card-state") == "正常"
             await _shot(page, "member-unfrozen")
             for store in (s1, s2):
-                await until(lambda store=store: _active(store), 20)
-                await store.do(f"s {CARD}")
-                assert store.till.refused is None, store.till.refused
+                assert await _swiped_once(store, "active") is None
 
     run(scenario(), timeout=120)
 
@@ -137,8 +135,8 @@ def test_a_lost_card_replaced_in_the_console_is_refused_and_the_new_one_shows_th
             assert f"···· {NEW[-4:]}" in await page.inner_text("dl.profile")
             await _shot(page, "member-card-replaced")
             for store in (s1, s2):
-                await until(lambda store=store: _state_of(store, CARD, "retired"), 20)
-                await until(lambda store=store: _state_of(store, NEW, "active"), 20)
+                await until(lambda store=store: store.card_is(CARD, "retired"), 20)
+                await until(lambda store=store: store.card_is(NEW, "active"), 20)
                 await store.do(f"s {CARD}")
                 assert store.till.refused == (f"Card ****{CARD[-4:]} is retired by HQ (挂失 "
                                               "reported lost): use the member's new card")
@@ -148,12 +146,6 @@ def test_a_lost_card_replaced_in_the_console_is_refused_and_the_new_one_shows_th
                 await store.do("clear")
 
     run(scenario(), timeout=120)
-
-
-async def _state_of(store: Any, card: str, state: str) -> bool:
-    rows = await store.sql("SELECT state FROM card_state WHERE card_hash = ?",
-                           store.terminal.ledger.card_hash(card))
-    return bool(rows) and rows[0][0] == state
 
 
 def test_a_command_sent_from_the_fleet_page_is_carried_out_and_its_result_shown(
@@ -226,9 +218,3 @@ async def _answered(url: str) -> bool:
     return await asyncio.to_thread(read) == ["done"]
 
 
-async def _frozen(store: Any) -> bool:
-    return await _card_state(store) == "frozen"
-
-
-async def _active(store: Any) -> bool:
-    return await _card_state(store) == "active"

@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -160,24 +161,35 @@ def _base_config(tmp_path: Path) -> dict[str, Any]:
     return tomllib.loads(files.config.read_text())
 
 
-def test_config_files_work_or_name_the_problem(tmp_path: Path) -> None:
-    base = _base_config(tmp_path)
-    counts = Counts("hostile-config")
+def _read_or_named(suite: str, inputs: st.SearchStrategy[Any], parse: Callable[[Any, str], Any],
+                   error: type[Exception], name: str) -> None:
+    """Every input ``parse`` reads, or refuses with an ``error`` naming the file (``name``);
+    the number tried goes to the fault suite's table."""
+    counts = Counts(suite)
 
     @_settings(scaled(300))
-    @given(st.data())
-    def config(data: st.DataObject) -> None:
-        document = mutate(base, data.draw)
+    @given(inputs)
+    def check(document: Any) -> None:
         counts.inputs += 1
         try:
-            parse_config(document, "fuzzed.toml")
-        except ConfigError as exc:
-            assert "fuzzed.toml" in str(exc), exc
+            parse(document, name)
+        except error as exc:
+            assert name in str(exc), exc
 
     try:
-        config()
+        check()
     finally:
         counts.write()
+
+
+def test_config_files_work_or_name_the_problem(tmp_path: Path) -> None:
+    base = _base_config(tmp_path)
+
+    @st.composite
+    def documents(draw: st.DrawFn) -> Any:
+        return mutate(base, draw)
+
+    _read_or_named("hostile-config", documents(), parse_config, ConfigError, "fuzzed.toml")
 
 
 PROVISIONING_TEXT = st.one_of(
@@ -192,18 +204,5 @@ PROVISIONING_TEXT = st.one_of(
 
 
 def test_provisioning_files_work_or_name_the_problem() -> None:
-    counts = Counts("hostile-provisioning")
-
-    @_settings(scaled(300))
-    @given(PROVISIONING_TEXT)
-    def provisioning(text: str) -> None:
-        counts.inputs += 1
-        try:
-            parse_provisioning(text, "boot/posterm.txt")
-        except ProvisionError as exc:
-            assert "boot/posterm.txt" in str(exc), exc
-
-    try:
-        provisioning()
-    finally:
-        counts.write()
+    _read_or_named("hostile-provisioning", PROVISIONING_TEXT, parse_provisioning, ProvisionError,
+                   "boot/posterm.txt")

@@ -201,6 +201,15 @@ def _retarget(wire: dict) -> None:
     wire["release"] = base64.b64encode(inner).decode()
 
 
+def refused_changing_nothing(source: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys,
+                             match: str) -> None:
+    """Installing ``source`` is refused with ``match`` and leaves the installed tree as it was."""
+    before = snapshot(tree[0])
+    with pytest.raises(update.UpdateError, match=match):
+        install(source, tree, hq_key)
+    assert snapshot(tree[0]) == before
+
+
 FORGERIES = {
     "signed under another root": lambda d, key: write_release(
         d, PACKAGE, "1.1.0", (other := ReleaseKeys.new()).signing, other.delegation.to_wire(),
@@ -216,30 +225,22 @@ FORGERIES = {
 def test_forged_manifest_is_refused_and_nothing_changes(
     tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys, forgery: str
 ) -> None:
-    home, _state = tree
-    seed(home, "1.0.0")
-    before = snapshot(home)
+    seed(tree[0], "1.0.0")
     source = make_update(tmp_path, "1.1.0", hq_key)
     FORGERIES[forgery](source, hq_key)
-    with pytest.raises(update.UpdateError, match=r"release\.json"):
-        install(source, tree, hq_key)
-    assert snapshot(home) == before
+    refused_changing_nothing(source, tree, hq_key, r"release\.json")
 
 
 def test_corrupted_file_is_refused_by_name(
     tmp_path: Path, tree: tuple[Path, Path], hq_key: ReleaseKeys
 ) -> None:
-    home, _state = tree
-    seed(home, "1.0.0")
-    before = snapshot(home)
+    seed(tree[0], "1.0.0")
     source = make_update(tmp_path, "1.1.0", hq_key)
     wheel = next(source.glob("*.whl"))
     data = bytearray(wheel.read_bytes())
     data[len(data) // 2] ^= 0xFF
     wheel.write_bytes(bytes(data))
-    with pytest.raises(update.UpdateError, match=rf"{wheel.name} does not match its sha256"):
-        install(source, tree, hq_key)
-    assert snapshot(home) == before
+    refused_changing_nothing(source, tree, hq_key, rf"{wheel.name} does not match its sha256")
 
 
 def test_unlisted_file_is_refused(

@@ -61,6 +61,15 @@ class Store(TerminalView):
         return await self.terminal.ledger.executor.run(
             lambda: db.execute_sql(query, args).fetchall())
 
+    async def card_state(self, card: str) -> tuple[str, str] | None:
+        """The card's state and its reason as HQ's word reached this till; None: no word."""
+        rows = await self.sql("SELECT state, reason FROM card_state WHERE card_hash = ?",
+                              self.terminal.ledger.card_hash(card))
+        return rows[0] if rows else None
+
+    async def card_is(self, card: str, state: str) -> bool:
+        return (await self.card_state(card) or ("", ""))[0] == state
+
     async def member(self, card: str) -> tuple[Any, ...] | None:
         rows = await self.sql("SELECT id, tier, balance, debt FROM member WHERE card_hash = ?",
                               self.terminal.ledger.card_hash(card))

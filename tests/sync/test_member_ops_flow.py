@@ -43,12 +43,6 @@ async def _member_of(store: Store) -> None:
     await until(store.drained, 20)
 
 
-async def _card_state(store: Store, card: str) -> tuple[str, str] | None:
-    rows = await store.sql("SELECT state, reason FROM card_state WHERE card_hash = ?",
-                           store.terminal.ledger.card_hash(card))
-    return rows[0] if rows else None
-
-
 async def _hq_balance(hq: Collector, card_hash: str) -> int:
     return await hq.ledger.thread.run(lambda: Member.get(Member.card_hash == card_hash).balance)
 
@@ -73,8 +67,8 @@ def test_a_card_frozen_at_hq_neither_earns_nor_redeems_at_any_till_which_says_wh
             frozen = await _op(ops, "freeze", CARD, actor="ann", reason="卡片被盗 stolen card")
             assert frozen.state == "frozen"
             for store in (s1, s2):  # the home store and one that never saw the member
-                await until(lambda store=store: _card_state(store, CARD), 20)
-                assert await _card_state(store, CARD) == ("frozen", "卡片被盗 stolen card")
+                await until(lambda store=store: store.card_state(CARD), 20)
+                assert await store.card_state(CARD) == ("frozen", "卡片被盗 stolen card")
 
             # Swiped, the card is refused with HQ's reason on the display: no member in the
             # sale, so it earns nothing; a redemption has no member to take points from.
@@ -97,16 +91,12 @@ def test_a_card_frozen_at_hq_neither_earns_nor_redeems_at_any_till_which_says_wh
             await _op(ops, "adjust", CARD, 300, actor="bob", reason="goodwill")
             await _op(ops, "unfreeze", CARD, actor="ann", reason="card found")
             for store in (s1, s2):
-                await until(lambda store=store: _is_active(store), 20)
+                await until(lambda store=store: store.card_is(CARD, "active"), 20)
                 await store.do(f"s {CARD}")
                 assert store.till.refused is None, store.till.refused
                 assert store.pole[1].split()[:2] == ["Points", str(before + 300)], store.pole
 
     run(scenario(), timeout=120)
-
-
-async def _is_active(store: Store) -> bool:
-    return (await _card_state(store, CARD) or ("", ""))[0] == "active"
 
 
 def test_hq_refuses_a_hold_on_a_frozen_card_before_the_till_has_heard(
@@ -143,9 +133,7 @@ async def _hq_view(hq: Collector, card: str) -> tuple[str, int] | None:
 
 async def _states_reached(stores: tuple[Store, ...], card: str, state: str) -> None:
     for store in stores:
-        async def reached(store: Store = store) -> bool:
-            return (await _card_state(store, card) or ("", ""))[0] == state
-        await until(reached, 20)
+        await until(lambda store=store: store.card_is(card, state), 20)
 
 
 def test_a_lost_card_is_refused_everywhere_and_the_new_one_shows_the_balance(
