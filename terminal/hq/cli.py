@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                     "HQ with demo data, collector, console and a simulated till"),
     "member": ("terminal.hq.member_ops.cli", "member operations: adjust, freeze, unfreeze, "
                "replace a lost card, merge, edit, erase, import from CSV"),
+    "campaign": ("terminal.hq.care.cli", "member care: campaigns to segments by SMS and email, "
+                 "consent, the sender"),
     "console": ("terminal.hq.console.cli", "the HQ web console and its JSON API"),
     "rules": ("terminal.hq.rules_studio.cli", "the rules studio: validate, lint and diff a "
               "candidate rule set against the rules in force"),

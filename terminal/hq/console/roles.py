@@ -31,6 +31,10 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     # The lists to act on name members: read and exported by those who follow them up.
     "lists.read": frozenset({"admin", "marketing", "service", "auditor", "store_manager"}),
     "rules.approve": frozenset({"admin"}),  # a chain push, a rollback, the studio's policy
+    # Member care (issue 13): campaigns name members chain-wide, so no store manager.
+    "care.read": frozenset({"admin", "marketing", "service", "auditor"}),
+    "care.manage": frozenset({"admin", "marketing"}),  # create and send campaigns
+    "care.consent": frozenset({"admin", "service"}),  # record a member's opt-in or opt-out
 }
 
 

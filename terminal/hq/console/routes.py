@@ -6,6 +6,7 @@ from typing import Any
 
 from terminal.hq.console import (
     api,
+    care_pages,
     enroll_pages,
     fleet_pages,
     pages,
@@ -16,4 +17,4 @@ from terminal.hq.console import (
 
 ROUTES: list[Any] = [*pages.ROUTES, *fleet_pages.ROUTES, *rules_pages.ROUTES,
                      *release_pages.ROUTES, *report_pages.ROUTES, *enroll_pages.ROUTES,
-                     *api.ROUTES]
+                     *care_pages.ROUTES, *api.ROUTES]

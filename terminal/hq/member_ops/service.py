@@ -29,6 +29,8 @@ from typing import Any
 from peewee import Database, fn
 
 from terminal.hq.bundles import read_toml
+from terminal.hq.care import consent as care_consent
+from terminal.hq.care.models import CARE_MODELS
 from terminal.hq.chain_ledger import HQ_IDENTITY
 from terminal.hq.database import open_hq_database, writing
 from terminal.hq.member_ops.errors import (
@@ -234,6 +236,9 @@ class MemberOps:
             if merged:  # the same person's memberships merged into this one
                 Member.update(name="", phone_hash=None, phone_last4="", birthday=None).where(
                     Member.id.in_(merged)).execute()
+            with bound(self.db, CARE_MODELS):  # no care message, no contact kept
+                for person in [member.id, *merged]:
+                    care_consent.forget(person)
             return self._done(op, "erase", member, {"merged_members": len(merged)},
                               profile=Profile(erased=True))
 

@@ -1,0 +1,146 @@
+"""Campaigns: made from a segment as a draft, previewed, queued (the outbox filled, the bonus
+granted), and their messages' status (models bound by the caller, inside its transaction;
+:func:`queue` makes its member operations inside that same transaction).
+
+Queueing mints one message per member of the segment, each with its id and the template's fields
+about that member, pending for the sender (:mod:`.dispatch`), or skipped at once for a member
+who has not agreed to the channel. A bonus is a signed HQ adjustment per member
+(:meth:`MemberOps.adjust`: a ``member_op`` row, a ledger entry, a card state the collectors
+publish to every till), made in the queueing transaction, so a campaign is queued with all its
+bonuses or not at all, and never twice.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import Counter
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from terminal.hq.care import consent
+from terminal.hq.care.models import CHANNELS, CareCampaign, CareMessage
+from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, select
+from terminal.hq.member_ops.service import MemberOps
+from terminal.loyalty.clock import from_micros, to_micros
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.accounts import CardRef
+from terminal.loyalty.store.models import Member
+
+MAX_BONUS = 100_000
+STATES = ("pending", "sending", "sent", "skipped", "failed")
+
+
+class CampaignError(ValueError):
+    """A campaign request that cannot be done (nothing was changed)."""
+
+
+def create(name: str, segment: str, days: int | None, channel: str, bonus: int, *,
+           actor: str, at: datetime) -> int:
+    """A draft campaign; its id."""
+    name = (name or "").strip()
+    if not name or len(name) > 80 or not name.isprintable():
+        raise CampaignError("a campaign needs a name of at most 80 printable characters")
+    if segment not in SEGMENTS:
+        raise CampaignError(f"no segment {segment!r}; known: {', '.join(SEGMENTS)}")
+    if channel not in CHANNELS:
+        raise CampaignError(f"no channel {channel!r}; known: {', '.join(CHANNELS)}")
+    if days is not None and not 1 <= days <= 366:
+        raise CampaignError(f"days {days}: from 1 to 366")
+    if isinstance(bonus, bool) or not 0 <= bonus <= MAX_BONUS:
+        raise CampaignError(f"bonus {bonus}: whole points from 0 to {MAX_BONUS}")
+    params = {} if days is None else {"days": days}
+    row = CareCampaign.create(name=name, segment=segment, params=json.dumps(params),
+                              channel=channel, bonus_points=bonus, created_by=actor,
+                              created_us=to_micros(at))
+    return int(row.id)
+
+
+def get(campaign_id: int) -> CareCampaign:
+    row = CareCampaign.get_or_none(CareCampaign.id == campaign_id)
+    if row is None:
+        raise CampaignError(f"no campaign {campaign_id}")
+    return row
+
+
+def _targets(rules: Rules, row: CareCampaign, at: datetime) -> list[Target]:
+    try:
+        return select(rules, row.segment, json.loads(row.params).get("days"), at)
+    except SegmentError as exc:
+        raise CampaignError(str(exc)) from None
+
+
+def preview(rules: Rules, campaign_id: int, at: datetime) -> dict[str, Any]:
+    """How many members the segment holds now, and how many of them the channel reaches."""
+    row = get(campaign_id)
+    members = [target.member for target in _targets(rules, row, at)]
+    return {"campaign": row.id, "segment": len(members),
+            "reachable": len(consent.reachable(members, row.channel))}
+
+
+def queue(ops: MemberOps | None, rules: Rules, campaign_id: int, *, actor: str,
+          at: datetime) -> dict[str, int]:
+    """Fill the outbox for a draft campaign (and grant its bonus through ``ops``)."""
+    row = get(campaign_id)
+    if row.state != "draft":
+        raise CampaignError(f"campaign {row.id} is already queued")
+    if row.bonus_points and ops is None:
+        raise CampaignError("a campaign with a bonus needs HQ's member operations (rules and "
+                            "card key)")
+    targets = _targets(rules, row, at)
+    cards = dict(Member.select(Member.id, Member.card_hash)
+                 .where(Member.id.in_([t.member for t in targets])).tuples())
+    counts: Counter[str] = Counter()
+    for target in targets:
+        reachable = consent.address(target.member, row.channel) is not None
+        bonus_op = None
+        if row.bonus_points and ops is not None:
+            bonus_op = ops.adjust(CardRef(cards[target.member]), row.bonus_points, actor=actor,
+                                  reason=f"会员关怀 campaign {row.id}: {row.name}"[:200]).seq
+        fields = {**target.fields, "bonus": str(row.bonus_points) if row.bonus_points else ""}
+        CareMessage.create(id=str(uuid.uuid4()), campaign=row.id, member=target.member,
+                           channel=row.channel,
+                           fields=json.dumps(fields, ensure_ascii=False) if reachable else "{}",
+                           state="pending" if reachable else "skipped",
+                           why="" if reachable else "no_consent", due_us=to_micros(at),
+                           bonus_op=bonus_op)
+        counts["pending" if reachable else "skipped"] += 1
+    row.state, row.queued_by, row.queued_us = "queued", actor, to_micros(at)
+    row.save()
+    return {"members": len(targets), **counts, "bonus_ops": len(targets) * bool(
+        row.bonus_points)}
+
+
+def summary(row: CareCampaign, zone: ZoneInfo) -> dict[str, Any]:
+    counts = Counter(state for (state,) in CareMessage.select(CareMessage.state)
+                     .where(CareMessage.campaign == row.id).tuples())
+    return {"id": row.id, "name": row.name, "segment": row.segment,
+            "params": json.loads(row.params), "channel": row.channel,
+            "bonus_points": row.bonus_points, "state": row.state, "created_by": row.created_by,
+            "created_at": _local(row.created_us, zone),
+            "queued_by": row.queued_by,
+            "messages": {state: counts.get(state, 0) for state in STATES}}
+
+
+def campaigns(zone: ZoneInfo, limit: int = 100) -> list[dict[str, Any]]:
+    rows = CareCampaign.select().order_by(CareCampaign.id.desc()).limit(limit)
+    return [summary(row, zone) for row in rows]
+
+
+def messages(campaign_id: int, zone: ZoneInfo) -> list[dict[str, Any]]:
+    """Each message's delivery: id, member (id, name, card), state, why, attempts, when sent
+    (in ``zone``)."""
+    rows = (CareMessage.select(CareMessage.id, CareMessage.member, Member.name,
+                               Member.card_last4, CareMessage.state, CareMessage.why,
+                               CareMessage.attempts, CareMessage.sent_us, CareMessage.bonus_op)
+            .join(Member, on=(Member.id == CareMessage.member))
+            .where(CareMessage.campaign == campaign_id).order_by(CareMessage.member).tuples())
+    keys = ("id", "member", "name", "card_last4", "state", "why", "attempts", "sent_at",
+            "bonus_op")
+    return [dict(zip(keys, (*row[:7], _local(row[7], zone) if row[7] else None, row[8]),
+                     strict=True)) for row in rows]
+
+
+def _local(us: int, zone: ZoneInfo) -> str:
+    return from_micros(us).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,120 @@
+"""Consent and contacts: who agreed to which channel, at which address (models bound by the
+caller, inside its transaction).
+
+An opt-in needs the address (a mobile number for ``sms``, an email address for ``email``); an
+opt-out drops that address at once, and the sender checks consent again just before each message,
+so an opt-out stops even a campaign already queued. Every change appends a ``care_consent`` row
+(who, how, when). :func:`forget` is the erasure: the contact goes, and the member's messages not
+yet sent are skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from terminal.hq.care.models import CHANNELS, CareConsent, CareContact, CareMessage
+from terminal.loyalty.cards import phone_hash
+from terminal.loyalty.clock import to_micros
+from terminal.loyalty.store.members import PHONE
+from terminal.loyalty.store.models import Member
+
+SOURCES = ("till", "console", "cli")
+EMAIL = re.compile(r"[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}")
+OPEN = ("pending", "sending")
+
+
+class ConsentError(ValueError):
+    """A consent change that cannot be made (nothing was changed)."""
+
+
+def _check(channel: str, address: str | None, member: Member, card_key: bytes | None) -> str:
+    if not address:
+        raise ConsentError(f"agreeing to {channel} needs the "
+                           f"{'mobile number' if channel == 'sms' else 'email address'}")
+    address = address.strip()
+    if channel == "email":
+        if len(address) > 254 or not EMAIL.fullmatch(address):
+            raise ConsentError("the email address is not of the form name@domain.tld")
+        return address
+    if not PHONE.fullmatch(address):
+        raise ConsentError("the mobile number is not 5 to 15 digits")
+    if card_key is not None and member.phone_hash is not None \
+            and phone_hash(card_key, address) != member.phone_hash:
+        raise ConsentError(f"the number is not the member's registered phone (ending "
+                           f"{member.phone_last4})")
+    return address
+
+
+def record(member_id: str, channel: str, granted: bool, *, source: str, actor: str,
+           at: datetime, address: str | None = None, card_key: bytes | None = None) -> None:
+    """Record the member's yes (with ``address``) or no to ``channel``. With ``card_key`` a
+    mobile number must be the member's registered phone, when one is registered."""
+    if channel not in CHANNELS:
+        raise ConsentError(f"no channel {channel!r}; known: {', '.join(CHANNELS)}")
+    if source not in SOURCES:
+        raise ConsentError(f"no consent source {source!r}")
+    member = Member.get_or_none(Member.id == member_id)
+    if member is None:
+        raise ConsentError("no such member")
+    value = _check(channel, address, member, card_key) if granted else None
+    now = to_micros(at)
+    column = CareContact.phone if channel == "sms" else CareContact.email
+    (CareContact.insert(member=member_id, updated_us=now, **{column.name: value})
+     .on_conflict(conflict_target=[CareContact.member],
+                  update={column: value, CareContact.updated_us: now}).execute())
+    CareConsent.create(member=member_id, channel=channel, granted=granted, source=source,
+                       actor=actor, at_us=now)
+
+
+def granted(member_id: str, channel: str) -> bool:
+    newest = (CareConsent.select(CareConsent.granted)
+              .where((CareConsent.member == member_id) & (CareConsent.channel == channel))
+              .order_by(CareConsent.id.desc()).first())
+    return newest is not None and bool(newest.granted)
+
+
+def address(member_id: str, channel: str) -> str | None:
+    """Where to send ``channel``'s messages to the member: None without consent or address."""
+    if not granted(member_id, channel):
+        return None
+    contact = CareContact.get_or_none(CareContact.member == member_id)
+    if contact is None:
+        return None
+    return contact.phone if channel == "sms" else contact.email
+
+
+def reachable(member_ids: list[str], channel: str) -> set[str]:
+    """Those of ``member_ids`` who agreed to ``channel`` and gave its address."""
+    return {member for member in member_ids if address(member, channel)}
+
+
+def state(member_id: str) -> dict[str, dict[str, object]]:
+    """Per channel: agreed or not, and the address's last four characters (for the console)."""
+    contact = CareContact.get_or_none(CareContact.member == member_id)
+    result = {}
+    for channel in CHANNELS:
+        value = None if contact is None else (contact.phone if channel == "sms"
+                                              else contact.email)
+        result[channel] = {"granted": granted(member_id, channel) and bool(value),
+                           "hint": _hint(value)}
+    return result
+
+
+def _hint(value: str | None) -> str:
+    """Enough of an address to recognise it: a number's last four digits, an email's first
+    character and domain."""
+    if not value:
+        return ""
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        return f"{local[0]}…@{domain}"
+    return "…" + value[-4:]
+
+
+def forget(member_id: str) -> int:
+    """The member's data was erased: drop the contact, skip the messages not sent yet (their
+    fields name the member). Returns how many messages were stopped."""
+    CareContact.delete().where(CareContact.member == member_id).execute()
+    return (CareMessage.update(state="skipped", why="erased", fields="{}")
+            .where((CareMessage.member == member_id) & CareMessage.state.in_(OPEN)).execute())

@@ -1,0 +1,189 @@
+"""The sender: delivers the outbox's due messages, each once.
+
+For each due message (pending, or ``sending`` left by a sender that died mid-message), by due
+time then campaign, it decides in one transaction, sends outside it, records in another:
+
+1. decide: outside quiet hours (the chain's zone) or stop; the member not erased, still agreeing
+   to the channel with an address (an opt-out stops a queued message), under the frequency cap
+   (messages sent or being sent to the member in the last ``cap_days``), else the message is
+   skipped with why; otherwise it becomes ``sending``, its attempt counted;
+2. send through the channel, with the message's id;
+3. record ``sent``; or, refused for now, ``pending`` again after ``retry_seconds`` (``failed``
+   after ``max_attempts``); refused for good, ``failed``.
+
+A sender killed between 1 and 3 leaves the message ``sending``: the next run sends it again,
+with the same id. So the gateway and the mail server see one id per message, possibly twice
+(the gateway's ``Idempotency-Key`` and the email's ``Message-ID`` make that one message); never
+two ids for one message. Run one sender at a time. Logs name message ids and outcomes only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from string import Template
+from typing import Any
+
+from peewee import Database, fn
+
+from terminal.hq.care import consent
+from terminal.hq.care.channels import Channel, ChannelError
+from terminal.hq.care.config import CareConfig
+from terminal.hq.care.models import CARE_MODELS, CareCampaign, CareMessage
+from terminal.hq.care.segments import is_excluded
+from terminal.hq.database import writing
+from terminal.hq.models import HQ_MODELS
+from terminal.loyalty.clock import to_micros
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.binding import bound
+from terminal.loyalty.store.models import MODELS
+
+log = logging.getLogger(__name__)
+ALL_MODELS = MODELS + HQ_MODELS + CARE_MODELS
+
+
+@dataclass
+class Run:
+    """What one run did."""
+
+    sent: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    retrying: int = 0  # refused for now, due again later
+    quiet_until: datetime | None = None  # stopped by quiet hours
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sent": self.sent, "skipped": self.skipped, "failed": self.failed,
+                "retrying": self.retrying,
+                "quiet_until": self.quiet_until.isoformat() if self.quiet_until else None}
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    channel: str
+    address: str
+    subject: str
+    text: str
+
+
+def quiet_until(at: datetime, start: time, end: time, zone: Any) -> datetime | None:
+    """The end of the quiet hours ``at`` falls in (start inclusive, end exclusive, in ``zone``);
+    None outside them. Equal start and end: no quiet hours."""
+    local = at.astimezone(zone)
+    now = local.time()
+    if start == end:
+        return None
+    inside = start <= now < end if start < end else (now >= start or now < end)
+    if not inside:
+        return None
+    day = local.date() if now < end else local.date() + timedelta(days=1)
+    return datetime.combine(day, end, zone)
+
+
+class Dispatcher:
+    """Sends due messages over ``channels`` (by name: ``sms``, ``email``)."""
+
+    def __init__(self, db: Database, rules: Rules, config: CareConfig,
+                 channels: Mapping[str, Channel], clock: Callable[[], datetime]) -> None:
+        self.db, self.rules, self.config = db, rules, config
+        self.channels, self.clock = channels, clock
+
+    def run(self, campaign: int | None = None) -> Run:
+        """Send every message due now (of ``campaign``, or of all), until none is."""
+        outcome = Run()
+        while True:
+            now = self.clock()
+            start, end = self.config.quiet
+            outcome.quiet_until = quiet_until(now, start, end, self.rules.zone)
+            if outcome.quiet_until is not None:
+                return outcome
+            job = self._claim(now, campaign)
+            if job is None:
+                return outcome
+            if isinstance(job, str):
+                outcome.skipped[job] = outcome.skipped.get(job, 0) + 1
+                continue
+            self._deliver(job, outcome)
+
+    def _due(self, now_us: int, campaign: int | None) -> CareMessage | None:
+        query = CareMessage.select().where(CareMessage.state.in_(consent.OPEN)
+                                           & (CareMessage.due_us <= now_us))
+        if campaign is not None:
+            query = query.where(CareMessage.campaign == campaign)
+        else:
+            query = query.where(CareMessage.channel.in_(list(self.channels)))
+        return query.order_by(CareMessage.due_us, CareMessage.campaign, CareMessage.id).first()
+
+    def _claim(self, now: datetime, campaign: int | None) -> Job | str | None:
+        """The next message to send now (marked sending), the reason it was skipped, or None."""
+        now_us = to_micros(now)
+        with bound(self.db, ALL_MODELS), writing(self.db):
+            message = self._due(now_us, campaign)
+            if message is None:
+                return None
+            if message.channel not in self.channels:
+                raise ValueError(f"campaign {message.campaign}: no {message.channel} channel "
+                                 "configured (--care-config)")
+            why = self._refusal(message, now)
+            address = consent.address(message.member, message.channel)
+            if why is None and address is None:
+                why = "opted_out"
+            if why is not None:
+                message.state, message.why, message.fields = "skipped", why, "{}"
+                message.save()
+                log.info("care message %s skipped: %s", message.id, why)
+                return why
+            message.state, message.attempts = "sending", message.attempts + 1
+            message.save()
+            campaign_row = CareCampaign.get_by_id(message.campaign)
+            fields = {"brand": self.config.templates.brand, **json.loads(message.fields)}
+            if fields.get("bonus"):
+                fields["bonus"] = f"已赠送{fields['bonus']}积分。"
+            text = self.config.template(campaign_row.segment).safe_substitute(fields)
+            subject = Template(self.config.templates.subject).safe_substitute(fields)
+            assert address is not None
+            return Job(message.id, message.channel, address, subject, text)
+
+    def _refusal(self, message: CareMessage, now: datetime) -> str | None:
+        if is_excluded(message.member):
+            return "erased"
+        since = to_micros(now - timedelta(days=self.config.policy.cap_days))
+        recent = (CareMessage.select(fn.COUNT(CareMessage.id))
+                  .where((CareMessage.member == message.member)
+                         & (CareMessage.id != message.id)
+                         & (((CareMessage.state == "sent") & (CareMessage.sent_us >= since))
+                            | (CareMessage.state == "sending"))).scalar())
+        return "cap" if recent >= self.config.policy.cap_messages else None
+
+    def _deliver(self, job: Job, outcome: Run) -> None:
+        try:
+            self.channels[job.channel].send(job.id, job.address, job.subject, job.text)
+        except ChannelError as exc:
+            self._record_failure(job, exc, outcome)
+            return
+        with bound(self.db, ALL_MODELS), writing(self.db):
+            CareMessage.update(state="sent", why="", fields="{}",
+                               sent_us=to_micros(self.clock())).where(
+                CareMessage.id == job.id).execute()
+        outcome.sent += 1
+        log.info("care message %s sent (%s)", job.id, job.channel)
+
+    def _record_failure(self, job: Job, exc: ChannelError, outcome: Run) -> None:
+        policy = self.config.policy
+        with bound(self.db, ALL_MODELS), writing(self.db):
+            message = CareMessage.get_by_id(job.id)
+            if exc.transient and message.attempts < policy.max_attempts:
+                message.state, message.why = "pending", exc.code
+                message.due_us = to_micros(self.clock() + timedelta(
+                    seconds=policy.retry_seconds))
+                outcome.retrying += 1
+            else:
+                message.state, message.why, message.fields = "failed", exc.code, "{}"
+                outcome.failed += 1
+            message.save()
+        log.warning("care message %s not sent (%s, attempt %d): %s", job.id, job.channel,
+                    message.attempts, exc.code)

@@ -1,0 +1,73 @@
+"""Member care's tables, beside HQ's in the same database (bound with ``CARE_MODELS``).
+
+- ``care_contact``: the address a member gave for care messages (a phone number, an email).
+  HQ keeps a member's registered phone only as a keyed hash, so a number to text is kept here,
+  and only for a member who agreed; an erasure removes the row.
+- ``care_consent``: every opt-in and opt-out, per channel, who recorded it and how (append-only:
+  the proof of consent). A member's consent for a channel is its newest row.
+- ``care_campaign``: a campaign: its segment and parameters, channel, optional bonus, state.
+- ``care_message``: the outbox. One row per member of the campaign's segment, minted with its id
+  (a UUID the SMS gateway receives as ``Idempotency-Key``, the email as its ``Message-ID``) and
+  the template's fields (name, points, dates) when the campaign is queued; its state moves
+  pending -> sending -> sent, or to skipped or failed (with why); attempts are counted.
+"""
+
+from __future__ import annotations
+
+from peewee import AutoField, BigIntegerField, BooleanField, IntegerField, TextField
+
+from terminal.loyalty.store.models import BaseModel
+
+CHANNELS = ("sms", "email")
+
+
+class CareContact(BaseModel):
+    member = TextField(primary_key=True)  # Member.id
+    phone = TextField(null=True)
+    email = TextField(null=True)
+    updated_us = BigIntegerField()
+
+
+class CareConsent(BaseModel):
+    id = AutoField()
+    member = TextField(index=True)
+    channel = TextField()  # sms | email
+    granted = BooleanField()
+    source = TextField()  # till | console | cli
+    actor = TextField()
+    at_us = BigIntegerField()
+
+
+class CareCampaign(BaseModel):
+    id = AutoField()
+    name = TextField()
+    segment = TextField()  # birthday | expiring | next_tier | dormant
+    params = TextField(default="{}")  # JSON: the segment's parameters (days, ...)
+    channel = TextField()
+    bonus_points = IntegerField(default=0)
+    state = TextField(default="draft")  # draft | queued
+    created_by = TextField()
+    created_us = BigIntegerField()
+    queued_by = TextField(null=True)
+    queued_us = BigIntegerField(null=True)
+
+
+class CareMessage(BaseModel):
+    id = TextField(primary_key=True)  # UUID: what the gateway and the mail server see
+    campaign = IntegerField(index=True)
+    member = TextField(index=True)
+    channel = TextField()
+    fields = TextField(default="{}")  # JSON, the template's fields; blanked once final
+    state = TextField(default="pending")  # pending | sending | sent | skipped | failed
+    why = TextField(default="")  # skipped/failed: the reason code; pending: the last error
+    attempts = IntegerField(default=0)
+    due_us = BigIntegerField()  # not before (a retry waits)
+    sent_us = BigIntegerField(null=True, index=True)
+    bonus_op = BigIntegerField(null=True)  # the member_op seq of the campaign's bonus
+
+    class Meta:
+        indexes = ((("campaign", "member"), True), (("state", "due_us"), False))
+
+
+CARE_MODELS = (CareContact, CareConsent, CareCampaign, CareMessage)
+APPEND_ONLY = (CareConsent,)

@@ -1,0 +1,86 @@
+"""Member care for the console and ``posterm-hq campaign``: each call binds the models, runs in
+one HQ write transaction and writes its row of the audit log (who, what; never an address)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from peewee import Database
+
+from terminal.hq.care import campaigns, consent
+from terminal.hq.care.dispatch import ALL_MODELS
+from terminal.hq.console import audit
+from terminal.hq.console.models import CONSOLE_MODELS
+from terminal.hq.console.roles import Principal
+from terminal.hq.database import writing
+from terminal.hq.member_ops.service import MemberOps
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.binding import bound
+
+MODELS = ALL_MODELS + CONSOLE_MODELS
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Care:
+    """Campaigns and consent over one HQ database. ``card_key`` lets a campaign grant a bonus
+    (HQ's member operations) and ties an SMS opt-in to the member's registered phone."""
+
+    def __init__(self, db: Database, rules: Rules, card_key: bytes | None = None,
+                 clock: Callable[[], datetime] = _now, ops: MemberOps | None = None) -> None:
+        self.db, self.rules, self.card_key, self.clock = db, rules, card_key, clock
+        self.ops = ops or (MemberOps(db, rules, card_key, clock) if card_key else None)
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        with bound(self.db, MODELS), writing(self.db):
+            yield
+
+    def create(self, who: Principal, name: str, segment: str, days: int | None, channel: str,
+               bonus: int = 0) -> int:
+        with self._transaction():
+            campaign = campaigns.create(name, segment, days, channel, bonus, actor=who.name,
+                                        at=self.clock())
+            audit.record(who, "care.campaign.create", str(campaign), "",
+                         f"{segment} days={days} {channel} bonus={bonus}")
+            return campaign
+
+    def preview(self, campaign: int) -> dict[str, Any]:
+        with self._transaction():
+            return campaigns.preview(self.rules, campaign, self.clock())
+
+    def queue(self, who: Principal, campaign: int) -> dict[str, int]:
+        with self._transaction():
+            counts = campaigns.queue(self.ops, self.rules, campaign, actor=who.name,
+                                     at=self.clock())
+            audit.record(who, "care.campaign.queue", str(campaign), "",
+                         ", ".join(f"{key} {value}" for key, value in counts.items()))
+            return counts
+
+    def status(self, campaign: int) -> dict[str, Any]:
+        with self._transaction():
+            zone = self.rules.zone
+            return {**campaigns.summary(campaigns.get(campaign), zone),
+                    "message_list": campaigns.messages(campaign, zone)}
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        with self._transaction():
+            return campaigns.campaigns(self.rules.zone)
+
+    def consent(self, who: Principal, member: str, channel: str, granted: bool,
+                address: str | None = None, source: str = "console") -> None:
+        """Record the member's yes or no; the audit row names the channel, not the address."""
+        with self._transaction():
+            consent.record(member, channel, granted, source=source, actor=who.name,
+                           at=self.clock(), address=address, card_key=self.card_key)
+            audit.record(who, "care.consent", member, "",
+                         f"{channel} {'opt-in' if granted else 'opt-out'} ({source})")
+
+    def consent_state(self, member: str) -> dict[str, dict[str, object]]:
+        with self._transaction():
+            return consent.state(member)

@@ -1,0 +1,351 @@
+"""Member care (issue 13): segments, consent, quiet hours, the frequency cap, erasure, and whole
+campaigns against a real HTTP gateway and SMTP server on loopback (tests/support/care_servers).
+
+The chain and HQ's clock are tests/hq/care_chain's: 2026-12-10 11:00 in Shanghai.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from peewee import Database
+
+from terminal.hq.care import segments
+from terminal.hq.care.channels import SmsGateway, SmtpMail
+from terminal.hq.care.config import CareConfig, ConfigError, EmailSection, SmsSection, parse
+from terminal.hq.care.consent import ConsentError
+from terminal.hq.care.dispatch import ALL_MODELS, Dispatcher, quiet_until
+from terminal.hq.care.models import CareConsent, CareContact, CareMessage
+from terminal.hq.care.service import Care
+from terminal.hq.console.models import ConsoleAudit
+from terminal.hq.console.roles import Principal
+from terminal.hq.database import open_hq_database
+from terminal.hq.member_ops.publish import pending
+from terminal.hq.member_ops.service import MemberOps
+from terminal.hq.models import MemberOp
+from terminal.loyalty.store.binding import bound, bound_call
+from terminal.loyalty.store.models import Member
+from tests.hq.care_chain import C1, C4, NOW, PEOPLE, build_care_chain, clock, rules
+from tests.hq.test_analytics import KEY
+from tests.support.care_servers import Gateway, gateway, smtp_server
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+ANN = Principal("ann", "marketing")
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("care")
+    build_care_chain(directory)
+    return directory / "hq.db"
+
+
+@pytest.fixture
+def db(built: Path, tmp_path: Path) -> Iterator[Database]:
+    """A copy of the built chain's database for this test to change."""
+    copy = tmp_path / "hq.db"
+    copy.write_bytes(built.read_bytes())
+    handle = open_hq_database(str(copy))
+    yield handle
+    handle.close()
+
+
+def ids(db: Database) -> dict[str, str]:
+    """card -> member id."""
+    return bound_call(db, lambda: {card: Member.get(Member.card_last4 == card[-4:]).id
+                                   for card in PEOPLE})
+
+
+def select(db: Database, name: str, days: int | None = None, at: datetime = NOW) -> dict:
+    found = bound_call(db, segments.select, rules(), name, days, at)
+    names = {member: PEOPLE[card][0] for card, member in ids(db).items()}
+    return {names[target.member]: target.fields for target in found}
+
+
+def care(db: Database, **kwargs) -> Care:
+    return Care(db, rules(), KEY, clock, **kwargs)
+
+
+def opt_in_all(service: Care, db: Database, channel: str = "sms") -> None:
+    for card, member in ids(db).items():
+        address = PEOPLE[card][1] if channel == "sms" else f"m{card[-4:]}@example.cn"
+        service.consent(ANN, member, channel, True, address)
+
+
+# -- segments --------------------------------------------------------------------------------
+
+
+def test_birthday_segment_names_the_rules_multiplier(db: Database) -> None:
+    found = select(db, "birthday")
+    assert sorted(found) == ["张伟", "王芳", "赵六"]  # 12-12, today, 12-11; not 29 February
+    assert found["王芳"]["date"] == "2026-12-10"
+    assert found["张伟"] == {**found["张伟"], "date": "2026-12-12", "multiplier": "2",
+                            "window": "当天"}
+    assert sorted(select(db, "birthday", days=2)) == ["王芳", "赵六"]  # 10th and 11th only
+    # A day boundary in Shanghai: at 16:00 UTC on the 11th it is already the 12th there.
+    late = datetime(2026, 12, 11, 16, 0, tzinfo=UTC)
+    assert sorted(select(db, "birthday", days=1, at=late)) == ["张伟"]
+
+
+def test_29_february_is_the_28th_in_a_common_year() -> None:
+    leap = date(1992, 2, 29)
+    assert segments._anniversary(leap, date(2027, 2, 20)) == date(2027, 2, 28)
+    assert segments._anniversary(leap, date(2028, 2, 20)) == date(2028, 2, 29)
+    assert segments._anniversary(leap, date(2027, 3, 1)) == date(2028, 2, 29)
+
+
+def test_expiring_next_tier_and_dormant_segments(db: Database) -> None:
+    expiring = select(db, "expiring", 30)
+    assert sorted(expiring) == ["张伟", "赵六"]  # earned 2025-12-20, 12 months
+    assert expiring["张伟"]["date"] == "2026-12-20"
+    assert int(expiring["张伟"]["points"]) > 0
+    assert select(db, "expiring", 9) == {}  # the 20th is 10 days away
+    near = select(db, "next_tier")
+    assert list(near) == ["李娜"]
+    assert near["李娜"]["tier"] == "silver" and near["李娜"]["spend_yuan"] == "50.00"
+    dormant = select(db, "dormant")
+    assert sorted(dormant) == ["张伟", "赵六"]
+    assert sorted(select(db, "dormant", 10)) == ["张伟", "李娜", "赵六"]  # 王芳: 9 days ago
+    with pytest.raises(segments.SegmentError):
+        select(db, "dormant", 0)
+    with pytest.raises(segments.SegmentError):
+        select(db, "nobody")
+
+
+def test_an_erased_member_is_in_no_segment(db: Database) -> None:
+    MemberOps(db, rules(), KEY, clock).erase(C4, actor="ann", reason="erasure request")
+    assert "赵六" not in select(db, "birthday")
+    assert sorted(select(db, "expiring", 30)) == ["张伟"]
+
+
+# -- consent, quiet hours, the cap -----------------------------------------------------------
+
+
+def test_consent_needs_the_address_and_an_opt_out_drops_it(db: Database) -> None:
+    service, member = care(db), ids(db)[C1]
+    with pytest.raises(ConsentError, match="needs the mobile number"):
+        service.consent(ANN, member, "sms", True)
+    with pytest.raises(ConsentError, match="not the member's registered phone"):
+        service.consent(ANN, member, "sms", True, "13999999999")
+    with pytest.raises(ConsentError, match="email address"):
+        service.consent(ANN, member, "email", True, "not-an-address")
+    assert service.consent_state(member)["sms"]["granted"] is False
+    service.consent(ANN, member, "sms", True, "13800000001")
+    service.consent(ANN, member, "email", True, "zw@example.cn", source="cli")
+    assert service.consent_state(member) == {"sms": {"granted": True, "hint": "…0001"},
+                                             "email": {"granted": True, "hint": "z…@example.cn"}}
+    service.consent(ANN, member, "sms", False)
+    with bound(db, ALL_MODELS):
+        contact = CareContact.get_by_id(member)
+        assert contact.phone is None and contact.email == "zw@example.cn"
+        assert [(r.channel, r.granted, r.source) for r in CareConsent.select()
+                .order_by(CareConsent.id)] == [("sms", True, "console"), ("email", True, "cli"),
+                                               ("sms", False, "console")]
+    with bound(db, (*ALL_MODELS, ConsoleAudit)):
+        details = [row.detail for row in ConsoleAudit.select().where(
+            ConsoleAudit.action == "care.consent")]
+    assert details == ["sms opt-in (console)", "email opt-in (cli)", "sms opt-out (console)"]
+
+
+def test_quiet_hours_in_shanghai() -> None:
+    start, end = time(21), time(9)
+    at = lambda h, m=0: datetime(2026, 12, 10, h, m, tzinfo=UTC)  # noqa: E731
+    assert quiet_until(at(12, 59), start, end, SHANGHAI) is None  # 20:59
+    assert quiet_until(at(13), start, end, SHANGHAI) == datetime(2026, 12, 11, 9,
+                                                                 tzinfo=SHANGHAI)  # 21:00
+    assert quiet_until(at(0, 59), start, end, SHANGHAI) == datetime(2026, 12, 10, 9,
+                                                                    tzinfo=SHANGHAI)
+    assert quiet_until(at(1), start, end, SHANGHAI) is None  # 09:00
+    assert quiet_until(at(5), time(12), time(14), SHANGHAI) is not None  # 13:00, same-day span
+    assert quiet_until(at(13), time(0), time(0), SHANGHAI) is None  # none
+
+
+def test_config_is_strict() -> None:
+    assert parse({}, "care.toml") == CareConfig()
+    with pytest.raises(ConfigError, match="unknown section"):
+        parse({"smss": {}}, "care.toml")
+    with pytest.raises(ConfigError, match="unknown key 'urll'"):
+        parse({"sms": {"urll": "x"}}, "care.toml")
+    with pytest.raises(ConfigError, match=r"unknown field \$\{phone\}"):
+        parse({"templates": {"birthday": "${phone}"}}, "care.toml")
+    with pytest.raises(ConfigError, match="quiet_start"):
+        parse({"policy": {"quiet_start": "25:00"}}, "care.toml")
+
+
+# -- whole campaigns against the test gateway and SMTP server ----------------------------------
+
+
+def sms_config(server: Gateway, **policy) -> CareConfig:
+    base = CareConfig()
+    return replace(base, sms=SmsSection(url=server.url, api_key=Gateway.API_KEY),
+                   policy=replace(base.policy, retry_seconds=0, **policy))
+
+
+def dispatcher(db: Database, config: CareConfig, at=clock) -> Dispatcher:
+    channels = {}
+    if config.sms.url:
+        channels["sms"] = SmsGateway(config.sms)
+    if config.email.host:
+        channels["email"] = SmtpMail(config.email)
+    return Dispatcher(db, rules(), config, channels, at)
+
+
+def messages(db: Database) -> dict[str, CareMessage]:
+    names = {member: PEOPLE[card][0] for card, member in ids(db).items()}
+    with bound(db, ALL_MODELS):
+        return {names[row.member]: row for row in CareMessage.select()}
+
+
+def test_sms_birthday_campaign_end_to_end(db: Database,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    service = care(db)
+    opt_in_all(service, db)
+    service.consent(ANN, ids(db)[C4], "sms", False)  # 赵六 says no
+    campaign = service.create(ANN, "十二月生日", "birthday", 7, "sms")
+    assert service.preview(campaign) == {"campaign": campaign, "segment": 3, "reachable": 2}
+    assert service.queue(ANN, campaign) == {"members": 3, "pending": 2, "skipped": 1,
+                                            "bonus_ops": 0}
+    caplog.set_level(logging.INFO)  # what HQ logs (peewee's DEBUG log shows SQL parameters)
+    caplog.set_level(logging.DEBUG, logger="terminal")
+    with gateway() as server:
+        server.fail(1)  # the first request: 503, tried again with the same id
+        run = dispatcher(db, sms_config(server)).run()
+        assert run.sent == 2 and run.retrying == 1 and run.failed == 0
+        rows = messages(db)
+        assert {name: row.state for name, row in rows.items()} == {
+            "张伟": "sent", "王芳": "sent", "赵六": "skipped"}
+        assert rows["赵六"].why == "no_consent"
+        assert len(server.requests) == 3
+        assert {r.key for r in server.requests} == {rows["张伟"].id, rows["王芳"].id}
+        assert set(server.delivered) == {rows["张伟"].id, rows["王芳"].id}
+        assert all(r.authorization == f"Bearer {Gateway.API_KEY}" for r in server.requests)
+        text = server.delivered[rows["张伟"].id]
+        assert text["to"] == "13800000001" and text["id"] == rows["张伟"].id
+        assert "张伟" in text["text"] and "2倍积分" in text["text"] and "生日" in text["text"]
+        assert rows["张伟"].fields == "{}"  # the name is not kept once sent
+        again = dispatcher(db, sms_config(server)).run()  # nothing due: nothing sent again
+        assert again.sent == 0 and len(server.requests) == 3
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert rows["张伟"].id in logged
+    for name, phone, _ in PEOPLE.values():
+        assert phone not in logged and name not in logged
+
+
+def test_email_expiring_campaign_with_a_bonus(db: Database,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    service = care(db)
+    opt_in_all(service, db, "email")
+    before = bound_call(db, lambda: {m.id: m.balance for m in Member.select()})
+    campaign = service.create(ANN, "积分到期提醒", "expiring", 30, "email", bonus=50)
+    counts = service.queue(ANN, campaign)
+    assert counts == {"members": 2, "pending": 2, "bonus_ops": 2}
+    member_ids = ids(db)
+    with bound(db, (*ALL_MODELS, ConsoleAudit)):
+        ops = list(MemberOp.select().where(MemberOp.kind == "adjust"))
+        assert sorted(op.member for op in ops) == sorted([member_ids[C1], member_ids[C4]])
+        assert all(op.actor == "ann" and "campaign" in op.reason for op in ops)
+        assert ConsoleAudit.get(ConsoleAudit.action == "care.campaign.queue").actor == "ann"
+    after = bound_call(db, lambda: {m.id: m.balance for m in Member.select()})
+    assert after[member_ids[C1]] == before[member_ids[C1]] + 50
+    # The bonus reaches every till: the changed cards wait for the member-state publisher.
+    waiting = bound_call(db, pending)
+    assert {state.tier for state in waiting} and len(waiting) >= 2
+    caplog.set_level(logging.INFO)  # what HQ logs (peewee's DEBUG log shows SQL parameters)
+    caplog.set_level(logging.DEBUG, logger="terminal")
+    with smtp_server() as (port, mailbox):
+        config = replace(CareConfig(), email=EmailSection(host="127.0.0.1", port=port,
+                                                          starttls=False,
+                                                          sender="care@example.cn"))
+        run = dispatcher(db, config).run()
+        assert run.sent == 2
+        rows = messages(db)
+        by_id = {mail["Message-ID"]: mail for mail in mailbox.messages}
+        mail = by_id[f"<{rows['张伟'].id}@care.posterm>"]
+        assert mail["To"] == "m0001@example.cn"
+        body = mail.get_payload(decode=True).decode("utf-8")
+        assert "张伟" in body and "2026-12-20" in body and "已赠送50积分" in body
+    ours = " ".join(r.getMessage() for r in caplog.records if r.name != "mail.log")
+    assert rows["张伟"].id in ours  # (mail.log is the test's SMTP server)
+    for card, (name, _, _) in PEOPLE.items():
+        assert f"m{card[-4:]}@example.cn" not in ours and name not in ours
+
+
+def test_opt_out_and_erasure_stop_queued_messages(db: Database) -> None:
+    service = care(db)
+    opt_in_all(service, db)
+    campaign = service.create(ANN, "唤醒", "dormant", 90, "sms")
+    service.queue(ANN, campaign)
+    service.consent(ANN, ids(db)[C1], "sms", False)  # after queueing: honoured at once
+    MemberOps(db, rules(), KEY, clock).erase(C4, actor="ann", reason="erasure request")
+    with gateway() as server:
+        run = dispatcher(db, sms_config(server)).run()
+        assert server.requests == []
+    assert run.sent == 0 and run.skipped == {"opted_out": 1}
+    rows = messages(db)
+    assert (rows["张伟"].state, rows["张伟"].why) == ("skipped", "opted_out")
+    erased = bound_call(db, lambda: CareMessage.get(CareMessage.member == ids(db)[C4]))
+    assert (erased.state, erased.why, erased.fields) == ("skipped", "erased", "{}")
+    assert bound_call(db, lambda: CareContact.get_or_none(
+        CareContact.member == ids(db)[C4])) is None
+
+
+def test_frequency_cap_and_quiet_hours(db: Database) -> None:
+    service = care(db)
+    opt_in_all(service, db)
+    first = service.create(ANN, "生日", "birthday", 7, "sms")
+    second = service.create(ANN, "到期", "expiring", 30, "sms")
+    service.queue(ANN, first)
+    service.queue(ANN, second)
+    night = datetime(2026, 12, 10, 14, 0, tzinfo=UTC)  # 22:00 in Shanghai
+    with gateway() as server:
+        quiet = dispatcher(db, sms_config(server), lambda: night).run()
+        assert quiet.sent == 0 and server.requests == []
+        assert quiet.quiet_until == datetime(2026, 12, 11, 9, tzinfo=SHANGHAI)
+        run = dispatcher(db, sms_config(server, cap_messages=1)).run()
+    # 张伟 and 赵六 are in both: one message each in 7 days, the second is skipped.
+    assert run.sent == 3 and run.skipped == {"cap": 2}
+    with bound(db, ALL_MODELS):
+        capped = [(row.campaign, row.why) for row in CareMessage.select()
+                  .where(CareMessage.state == "skipped")]
+    assert sorted(capped) == [(second, "cap"), (second, "cap")]
+
+
+def test_a_gateway_refusing_for_good_fails_the_message(db: Database) -> None:
+    service = care(db)
+    opt_in_all(service, db)
+    campaign = service.create(ANN, "升级", "next_tier", None, "sms")
+    service.queue(ANN, campaign)
+    with gateway() as server:
+        server.fail(1, 400)
+        run = dispatcher(db, sms_config(server)).run()
+        assert run.failed == 1 and len(server.requests) == 1 and server.delivered == {}
+    row = messages(db)["李娜"]
+    assert (row.state, row.why, row.attempts) == ("failed", "http_400", 1)
+
+
+def test_bad_campaigns_are_refused_and_change_nothing(db: Database) -> None:
+    from terminal.hq.care.campaigns import CampaignError
+
+    service = care(db)
+    for args in (("", "birthday", 7, "sms"), ("x", "everyone", 7, "sms"),
+                 ("x", "birthday", 7, "fax"), ("x", "birthday", 0, "sms")):
+        with pytest.raises(CampaignError):
+            service.create(ANN, *args)
+    with pytest.raises(CampaignError):
+        service.create(ANN, "x", "birthday", 7, "sms", bonus=-5)
+    campaign = service.create(ANN, "x", "birthday", 7, "sms", bonus=10)
+    service.queue(ANN, campaign)
+    with pytest.raises(CampaignError, match="already queued"):
+        service.queue(ANN, campaign)
+    assert service.status(campaign)["messages"]["skipped"] == 3  # no one agreed
+    assert json.loads(json.dumps(service.campaigns()))[0]["id"] == campaign
+    with pytest.raises(CampaignError, match="needs HQ's member operations"):
+        Care(db, rules(), None, clock).queue(ANN, Care(db, rules(), None, clock).create(
+            ANN, "y", "birthday", 7, "sms", bonus=10))
