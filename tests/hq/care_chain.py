@@ -50,9 +50,9 @@ class CareChain(Chain):
         self._to_hq(till)
 
 
-def build_care_chain(directory: Path) -> str:
-    """HQ's SQLite database holding the table's chain; its URL."""
-    url = str(directory / "hq.db")
+def build_care_chain(directory: Path, url: str | None = None) -> str:
+    """HQ's database at ``url`` (default: SQLite in ``directory``) holding the chain; its URL."""
+    url = url or str(directory / "hq.db")
     (directory / "tills").mkdir()
     chain = CareChain(url, directory / "tills")
     try:

@@ -32,8 +32,8 @@ from terminal.hq.member_ops.service import MemberOps
 from terminal.hq.models import MemberOp
 from terminal.loyalty.store.binding import bound, bound_call
 from terminal.loyalty.store.models import Member
-from tests.hq.care_chain import C1, C4, NOW, PEOPLE, build_care_chain, clock, rules
-from tests.hq.test_analytics import KEY
+from tests.hq.care_chain import C1, C2, C3, C4, NOW, PEOPLE, build_care_chain, clock, rules
+from tests.hq.test_analytics import KEY, RULES
 from tests.support.care_servers import Gateway, gateway, smtp_server
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -349,3 +349,60 @@ def test_bad_campaigns_are_refused_and_change_nothing(db: Database) -> None:
     with pytest.raises(CampaignError, match="needs HQ's member operations"):
         Care(db, rules(), None, clock).queue(ANN, Care(db, rules(), None, clock).create(
             ANN, "y", "birthday", 7, "sms", bonus=10))
+
+
+@pytest.mark.slow  # PostgreSQL
+def test_a_campaign_with_a_bonus_on_postgresql(postgres, tmp_path: Path) -> None:
+    """HQ's production database: the queue's bonus operations nest in its transaction under
+    the advisory lock, and the sender's states move as on SQLite."""
+    from tests.hq.test_postgres_collector import fresh_database
+
+    url = build_care_chain(tmp_path, fresh_database(postgres))
+    pg = open_hq_database(url)
+    try:
+        service = care(pg)
+        opt_in_all(service, pg)
+        before = bound_call(pg, lambda: {m.id: m.balance for m in Member.select()})
+        campaign = service.create(ANN, "生日", "birthday", 7, "sms", bonus=30)
+        assert service.queue(ANN, campaign) == {"members": 3, "pending": 3, "bonus_ops": 3}
+        with gateway() as server:
+            server.fail(2)
+            run = dispatcher(pg, sms_config(server)).run()
+            assert run.sent == 3 and run.retrying == 2
+            assert len(server.delivered) == 3 and len(server.requests) == 5
+        status = service.status(campaign)
+        assert status["messages"]["sent"] == 3
+        assert all(row["bonus_op"] for row in status["message_list"])
+        after = bound_call(pg, lambda: {m.id: m.balance for m in Member.select()})
+        members = ids(pg)
+        assert {card: after[members[card]] - before[members[card]] for card in PEOPLE} == {
+            C1: 30, C2: 0, C3: 30, C4: 30}
+        assert len(bound_call(pg, pending)) >= 3  # to every till, by the publisher
+    finally:
+        pg.close()
+
+
+def test_the_command_refuses_bad_input_and_changes_nothing(
+        db: Database, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from terminal.hq.cli import main
+
+    url = db.database
+    db.close()
+    common = ["--db", url, "--rules", str(RULES)]
+    assert main(["campaign", "preview", "99", *common]) == 1
+    assert "no campaign 99" in capsys.readouterr().err
+    config = tmp_path / "care.toml"
+    config.write_text('[sms]\nurll = "http://127.0.0.1:9/"\n', encoding="utf-8")
+    assert main(["campaign", "create", "--name", "x", "--segment", "birthday", "--channel",
+                 "sms", *common]) == 0
+    created = json.loads(capsys.readouterr().out)["id"]
+    assert main(["campaign", "send", str(created), "--care-config", str(config), *common]) == 1
+    assert "unknown key 'urll'" in capsys.readouterr().err
+    config.write_text('[email]\nhost = "127.0.0.1"\n', encoding="utf-8")
+    assert main(["campaign", "send", str(created), "--care-config", str(config), *common]) == 1
+    assert "configures no [sms]" in capsys.readouterr().err
+    assert main(["campaign", "consent", C1, "--channel", "sms", "--yes", "--address",
+                 "13800000001", *common]) == 1
+    assert "--card-key-file" in capsys.readouterr().err
+    assert main(["campaign", "status", str(created), *common]) == 0
+    assert "(birthday, sms, draft)" in capsys.readouterr().out  # not queued by the bad send

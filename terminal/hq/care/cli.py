@@ -95,10 +95,16 @@ def _channels(config: care_config.CareConfig) -> dict[str, Channel]:
 
 def _send(care: Care, who: Principal, args: argparse.Namespace) -> dict[str, Any]:
     config = care_config.load(args.care_config)
+    channels = _channels(config)
     result: dict[str, Any] = {}
-    if args.id is not None and care.status(args.id)["state"] == "draft":
-        result["queued"] = care.queue(who, args.id)
-    dispatcher = Dispatcher(care.db, care.rules, config, _channels(config), care.clock)
+    if args.id is not None:
+        campaign = care.status(args.id)
+        if campaign["channel"] not in channels:
+            raise ValueError(f"campaign {args.id} goes by {campaign['channel']}: "
+                             f"{args.care_config} configures no [{campaign['channel']}]")
+        if campaign["state"] == "draft":
+            result["queued"] = care.queue(who, args.id)
+    dispatcher = Dispatcher(care.db, care.rules, config, channels, care.clock)
     result["run"] = dispatcher.run(args.id).as_dict()
     return result
 
