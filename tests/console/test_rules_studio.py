@@ -1,14 +1,23 @@
 """The rules studio's pages over HTTP: who may author, the engine's errors on their line, lint
-and diff, and a backtest job run to its end."""
+and diff, a backtest job run to its end (and kept), the release history's JSON API."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from starlette.testclient import TestClient
 
+from terminal.hq.console import accounts
+from terminal.hq.console.db import ConsoleDb
+from terminal.hq.console.roles import Principal
 from terminal.hq.console.rules_pages import Studio
+from terminal.hq.member_ops.publish import Signer
+from terminal.hq.rules_studio import releases
+from terminal.hq.rules_studio.models import BacktestJob
+from terminal.protocol import bundle
 from tests.console.rules_studio import IN_FORCE_TEXT, studio_app, studio_of
 from tests.console.test_http import BASE, csrf, login
 
@@ -88,9 +97,6 @@ def test_a_backtest_runs_as_a_job_to_its_figures(chain) -> None:
 
 
 def test_a_backtest_no_console_runs_any_more_shows_as_interrupted(chain) -> None:
-    from terminal.hq.console.db import ConsoleDb
-    from terminal.hq.rules_studio.models import BacktestJob
-
     db = ConsoleDb(chain.url)
     try:
         db.call(lambda: BacktestJob.create(id="f" * 32, author="mkt", days=30, text=TRIPLE,
@@ -102,3 +108,30 @@ def test_a_backtest_no_console_runs_any_more_shows_as_interrupted(chain) -> None
         page = c.get("/rules/backtests/" + "f" * 32)
         assert page.status_code == 200 and "interrupted" in page.text
         assert "hx-trigger" not in page.text  # not polled for ever
+
+
+def test_the_release_history_as_json_for_the_roles_that_author(fresh_chain) -> None:
+    root, signing = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    start = datetime.now(UTC)
+    signer = Signer(signing, bundle.delegate(root, signing.public_key(), start,
+                                             start + timedelta(days=9)).to_wire())
+    db = ConsoleDb(fresh_chain.url)
+    try:
+        staged = db.call(releases.stage, Principal("mkt", "marketing"),
+                         releases.Content(TRIPLE, [], {}), "S001", signer)
+        db.call(releases.mark_pushed, staged.version)
+        tokens = {name: db.call(accounts.issue_token, name).secret for name in ("mkt", "svc")}
+    finally:
+        db.close()
+    with client(fresh_chain) as c:
+        def get(path: str, who: str):
+            return c.get(path, headers={"authorization": f"Bearer {tokens[who]}"})
+        listed = get("/api/v1/rules/releases", "mkt").json()
+        assert listed["two_person"] is False
+        (one,) = listed["releases"]
+        assert (one["version"], one["kind"], one["scopes"], one["author"], one["state"]) == (
+            1, "stage", ["store/S001"], "mkt", "pushed")
+        shown = get("/api/v1/rules/releases/1", "mkt").json()
+        assert shown["content_sha"] == one["content_sha"] and shown["terminals"] == []
+        assert get("/api/v1/rules/releases/2", "mkt").status_code == 404
+        assert get("/api/v1/rules/releases", "svc").status_code == 403

@@ -1,8 +1,8 @@
 """Stage, approve and roll back with `posterm-hq rules ...` against a real Mosquitto, real tills
-(ledger + MqttHqLink) and a real collector recording their statuses: S001's tills apply the
-staged bundle (one refuses it: it holds the signing key as revoked, and says so), the chain push
-reaches S002, a rollback brings the first content back as a higher version, and `rules
-history` tells it all."""
+(ledger + MqttHqLink) and a real collector recording their statuses in HQ's database (SQLite,
+and PostgreSQL the test starts): S001's tills apply the staged bundle (one refuses it: it holds
+the signing key as revoked, and says so), the chain push reaches S002, a rollback brings an
+earlier release's content back as a higher version, and `rules history` tells it all."""
 
 from __future__ import annotations
 
@@ -63,9 +63,15 @@ def _states(data: dict[str, Any]) -> dict[str, tuple[str, str]]:
             for t in data["terminals"]}
 
 
-def test_stage_approve_rollback_through_the_broker(pki, broker, tmp_path, capsys) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_stage_approve_rollback_through_the_broker(pki, broker, tmp_path, capsys, database,
+                                                   request) -> None:
     chain = Chain(tmp_path, pki, broker)
-    url = str(tmp_path / "hq.db")
+    if database == "sqlite":
+        url = str(tmp_path / "hq.db")
+    else:
+        from tests.hq.test_postgres_collector import fresh_database
+        url = fresh_database(request.getfixturevalue("postgres"))
     chain.hq(url)
     s1 = chain.till("S001", "T01")
     revoking = chain.till("S001", "T02",

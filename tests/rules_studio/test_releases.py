@@ -1,6 +1,6 @@
 """Releases without a broker: who may stage, approve and roll back, the two-person policy, the
 version sequence, the root key refused, and where a release stands from the terminals' reports
-(real SQLite HQ database, the console's own tables)."""
+(HQ's database on SQLite and on PostgreSQL, the console's own tables)."""
 
 from __future__ import annotations
 
@@ -41,9 +41,15 @@ def _signer() -> Signer:
     return _keys()[0]
 
 
-@pytest.fixture
-def db(tmp_path: Path):
-    console = ConsoleDb(str(tmp_path / "hq.db"))
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def db(request, tmp_path: Path):
+    """HQ's database: a SQLite file, and PostgreSQL (production's) the test starts."""
+    if request.param == "sqlite":
+        url = str(tmp_path / "hq.db")
+    else:
+        from tests.hq.test_postgres_collector import fresh_database
+        url = fresh_database(request.getfixturevalue("postgres"))
+    console = ConsoleDb(url)
     yield console
     console.close()
 

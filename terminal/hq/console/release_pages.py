@@ -13,12 +13,12 @@ import functools
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from terminal.hq.console.pages import is_fragment
 from terminal.hq.console.rules_pages import can_push, job_of, studio_of
-from terminal.hq.console.web import NotFound, console_of, page, render
+from terminal.hq.console.web import NotFound, api, console_of, page, render
 from terminal.hq.rules_studio import releases, rollout
 from terminal.hq.rules_studio.pushing import push
 
@@ -92,14 +92,25 @@ async def policy(request: Request) -> Response:
     return RedirectResponse("/rules/releases", 303)
 
 
-@page("rules.author")
-async def history(request: Request) -> Response:
+async def _history(request: Request) -> tuple[list[dict[str, Any]], bool]:
     studio_of(request)
     console = console_of(request)
-    rows, two_person = await console.db.run(
+    return await console.db.run(
         lambda: (rollout.history(console.fleet.zone), releases.policy_two_person()))
+
+
+@page("rules.author")
+async def history(request: Request) -> Response:
+    rows, two_person = await _history(request)
     return render(request, "rules/releases.html", nav="rules", releases=rows,
                   two_person=two_person)
+
+
+def _with_terminals(row: Any, zone: Any, stores: tuple[str, ...] | None) -> dict[str, Any]:
+    data = rollout.describe(row, zone)
+    data["terminals"] = rollout.terminals(row, stores)
+    data["counts"] = rollout.counts(data["terminals"])
+    return data
 
 
 def _release(version: int, zone: Any) -> dict[str, Any] | None:
@@ -107,20 +118,21 @@ def _release(version: int, zone: Any) -> dict[str, Any] | None:
         row = releases.get(version)
     except releases.ReleaseError:
         return None
-    data = rollout.describe(row, zone)
-    data["terminals"] = rollout.terminals(row)
-    data["counts"] = rollout.counts(data["terminals"])
-    data["two_person"] = releases.policy_two_person()
-    return data
+    return {**_with_terminals(row, zone, None), "two_person": releases.policy_two_person()}
 
 
-@page("rules.author")
-async def release(request: Request) -> Response:
+async def _found(request: Request) -> dict[str, Any]:
     studio_of(request)
     console = console_of(request)
     data = await console.db.run(_release, _version(request), console.fleet.zone)
     if data is None:
         raise NotFound()
+    return data
+
+
+@page("rules.author")
+async def release(request: Request) -> Response:
+    data = await _found(request)
     if is_fragment(request):
         return render(request, "rules/_rollout.html", release=data)
     return render(request, "rules/release.html", nav="rules", release=data,
@@ -130,12 +142,19 @@ async def release(request: Request) -> Response:
 def latest_rollout(zone: Any, who: Any) -> dict[str, Any] | None:
     """The newest release and its terminals, for the fleet page (``who``'s stores only)."""
     row = rollout.latest()
-    if row is None:
-        return None
-    data = rollout.describe(row, zone)
-    data["terminals"] = rollout.terminals(row, None if who.chain_wide else who.stores)
-    data["counts"] = rollout.counts(data["terminals"])
-    return data
+    return None if row is None else _with_terminals(row, zone, None if who.chain_wide
+                                                    else who.stores)
+
+
+@api("rules.author")
+async def api_history(request: Request) -> Response:
+    rows, two_person = await _history(request)
+    return JSONResponse({"releases": rows, "two_person": two_person})
+
+
+@api("rules.author")
+async def api_release(request: Request) -> Response:
+    return JSONResponse(await _found(request))
 
 
 ROUTES = [
@@ -145,4 +164,6 @@ ROUTES = [
     Route("/rules/releases/{version}", release),
     Route("/rules/releases/{version}/approve", approve, methods=["POST"]),
     Route("/rules/releases/{version}/rollback", rollback, methods=["POST"]),
+    Route("/api/v1/rules/releases", api_history),
+    Route("/api/v1/rules/releases/{version}", api_release),
 ]
