@@ -1,20 +1,31 @@
 """The enrollment page over HTTP (Starlette's TestClient on the real app, a real SQLite HQ): IT
 issues a code that is shown once, lists codes by state, revokes an unused one; each is audited;
-bad input and other roles change nothing; a revoked code no longer enrolls a box."""
+bad input and other roles change nothing; a revoked code no longer enrolls a box. With HQ's CA
+(--revoke-ca), IT cuts a terminal off: its certificates revoked, its grants gone."""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from cryptography import x509
+from starlette.testclient import TestClient
 
+from terminal.hq.broker_acl import BrokerAcl
 from terminal.hq.console import audit
+from terminal.hq.console.app import build
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.enrollment import codes
 from terminal.hq.models import EnrollmentCode
+from terminal.hq.pki import authority
+from terminal.hq.pki.revocation import Revoker
 from tests.console.chain import add_user
 from tests.console.test_http import client, csrf, login
+from tests.hq.test_ca import request
+from tests.support.mosquitto import SHIPPED_ACL
+from tests.sync.harness import CARD_KEY
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +156,65 @@ def _request(store: str, terminal: str, code: str):
     from terminal.protocol.enrollment import EnrollRequest
 
     return EnrollRequest(store, terminal, code, "-----BEGIN CERTIFICATE REQUEST-----")
+
+
+# --- cutting a terminal off (the console started with --revoke-ca) ---------------------------
+
+def cut_site(chain, tmp_path: Path, pid_file: Path | None = None):
+    """HQ's CA with two certificates of S001/T05 (a box enrolled twice) and one of S001/T06, the
+    register and ACL files, and a console with that revoker."""
+    ca_dir = tmp_path / "ca"
+    ca = authority.init(ca_dir)
+    for name in ("S001/T05", "S001/T05", "S001/T06"):
+        ca.sign(authority.load_request(request(tmp_path, name, name="t").read_bytes(), "t.csr"))
+    register = tmp_path / "terminals"
+    register.write_text("S001/T05\nS001/T06\n")
+    broker = BrokerAcl(register, SHIPPED_ACL, tmp_path / "acl", pid_file)
+    revoker = Revoker(ca_dir, tmp_path / "crl.pem", broker, "posterm/v1")
+    app = build(chain.url, chain.rules, CARD_KEY, revoker=revoker)
+    return TestClient(app, base_url="https://console.test", follow_redirects=False), revoker
+
+
+def cut(c, store: str, terminal: str, why: str = "stolen from the store"):
+    return c.post("/enroll/terminal/revoke", data={"store": store, "terminal": terminal,
+                                                   "why": why,
+                                                   "csrftoken": csrf(c, "/enroll")})
+
+
+def test_it_cuts_a_terminal_off_every_certificate_and_its_grants(it_chain, tmp_path) -> None:
+    c, revoker = cut_site(it_chain, tmp_path)
+    with c:
+        login(c, "itops")
+        assert 'id="cut-form"' in c.get("/enroll").text
+        done = cut(c, "S001", "T05")
+        assert done.status_code == 200, done.text
+        assert "已撤销 S001/T05 的证书" in done.text and "已移出终端登记表" in done.text
+    ca = authority.load(revoker.ca_dir)
+    assert len(ca.revoked) == 2 and ca.current("S001/T05") == []
+    crl = x509.load_pem_x509_crl(revoker.crl.read_bytes())
+    assert all(crl.get_revoked_certificate_by_serial_number(r.serial) for r in ca.revoked)
+    assert [t.identity for t in revoker.broker.registered()] == ["S001/T06"]
+    assert "user S001/T05" not in revoker.broker.output.read_text()
+    entry = next(a for a in audit_rows(it_chain, "terminal.revoke") if a["subject"] == "S001/T05")
+    assert entry["actor"] == "itops" and entry["why"] == "stolen from the store"
+    assert "register removed" in entry["detail"]
+
+
+def test_cutting_off_refuses_without_a_reason_an_unknown_terminal_or_a_ca(it_chain,
+                                                                          tmp_path) -> None:
+    c, revoker = cut_site(it_chain, tmp_path)
+    with c:
+        login(c, "itops")
+        assert cut(c, "S001", "T06", why=" ").status_code == 400
+        assert cut(c, "S0/01", "T06").status_code == 400
+        unknown = cut(c, "S001", "T99")
+        assert unknown.status_code == 409 and "has no valid certificate" in unknown.text
+    assert authority.load(revoker.ca_dir).revoked == []
+    assert len(revoker.broker.registered()) == 2 and not revoker.crl.exists()
+    with client(it_chain) as plain:  # a console without --revoke-ca
+        login(plain, "itops")
+        assert 'id="cut-form"' not in plain.get("/enroll").text
+        assert cut(plain, "S001", "T06").status_code == 503
+    with client(it_chain) as other:
+        login(other, "svc")
+        assert cut(other, "S001", "T06").status_code == 403

@@ -217,3 +217,33 @@ def test_the_generation_line_names_the_file() -> None:
     assert acl.generation_of(one).startswith("posterm/v1/hq/acl/")
     with pytest.raises(acl.AclError):
         acl.generation_of(static)
+
+
+def test_the_console_cuts_a_terminal_off_at_the_broker(site: Site, tmp_path: Path) -> None:
+    """IT on the enrollment page (console started with --revoke-ca and the broker's files): the
+    terminal's next handshake is refused after the one reload, the other terminal still sells."""
+    from starlette.testclient import TestClient
+
+    from terminal.hq.console.app import build
+    from terminal.hq.pki.revocation import Revoker
+    from tests.console.chain import add_user, build_chain
+    from tests.console.test_http import csrf, login
+    from tests.sync.harness import CARD_KEY
+
+    chain = build_chain(tmp_path / "hq", sales_per_member=1)
+    add_user(chain, "itops", "it")
+    revoker = Revoker(site.ca_dir, site.crl, site.acl, T.root)
+    app = build(chain.url, chain.rules, CARD_KEY, revoker=revoker)
+    assert site.handshake("S001/T01") == 0
+    before = site.broker.reloads()
+    with TestClient(app, base_url="https://console.test", follow_redirects=False) as c:
+        login(c, "itops")
+        done = c.post("/enroll/terminal/revoke", data={
+            "store": "S001", "terminal": "T01", "why": "retired",
+            "csrftoken": csrf(c, "/enroll")})
+        assert done.status_code == 200 and "已移出终端登记表" in done.text, done.text
+    site.broker.wait_reloaded(before)
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        site.handshake("S001/T01")
+    assert site.handshake("S001/T02") == 0
+    assert [t.identity for t in site.acl.registered()] == ["S001/T02"]

@@ -16,6 +16,7 @@ from terminal.hq.console.routes import ROUTES
 from terminal.hq.console.rules_pages import Studio
 from terminal.hq.console.web import Console, create_app
 from terminal.hq.member_ops.service import MemberOps
+from terminal.hq.pki.revocation import Revoker
 from terminal.hq.rules_studio.jobs import Jobs
 from terminal.hq.rules_studio.pushing import Keys
 from terminal.loyalty.rules import Rules
@@ -27,9 +28,10 @@ from terminal.protocol.topics import Topics
 def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = True,
           mqtt: MqttConfig | None = None, topics: Topics | None = None,
           health_interval: float = 300.0, thresholds: Thresholds = DEFAULT_THRESHOLDS,
-          studio: Studio | None = None) -> ASGIApp:
+          studio: Studio | None = None, revoker: Revoker | None = None) -> ASGIApp:
     """The console; with ``mqtt`` (HQ's broker identity) it sends commands to terminals; with
-    ``studio`` (:func:`rules_studio`) it has the rules studio."""
+    ``studio`` (:func:`rules_studio`) it has the rules studio; with ``revoker`` (HQ's CA and the
+    broker's register) IT can cut a terminal off on the enrollment page."""
     db = ConsoleDb(db_url)
     reader = Reader(rules, card_key, LedgerStore(db.db, rules, card_key, HQ_IDENTITY,
                                                  outbox=False))
@@ -37,7 +39,7 @@ def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = 
     commander = None if mqtt is None else Commander(db, mqtt, topics,
                                                     health_interval=health_interval)
     return create_app(Console(db, reader, operator, FleetReader(rules.zone, thresholds),
-                              commander, secure_cookies, studio), ROUTES)
+                              commander, secure_cookies, studio, revoker), ROUTES)
 
 
 def rules_studio(db_url: str, rules_text: str, keys: Keys | None = None,

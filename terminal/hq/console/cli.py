@@ -5,7 +5,9 @@
 
 With the broker options (HQ's certificate, CN ``hq``) the console sends commands to terminals
 and reads their answers; without them the fleet page is read-only. With ``--keys`` too, the
-rules studio stages, approves and rolls back signed bundles (docs/rules-studio.md).
+rules studio stages, approves and rolls back signed bundles (docs/rules-studio.md). With
+``--revoke-ca`` (on the CA and broker host) IT revokes a terminal's certificates and takes it out
+of the broker's ACL from the enrollment page, as ``posterm-hq ca revoke`` does.
 
 Serve it behind a TLS-terminating proxy; ``--insecure-cookies`` is for a plain-HTTP address
 on this machine only (demos, tests): the cookies then lack the Secure flag.
@@ -18,10 +20,14 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+from terminal.hq import acl
+from terminal.hq.broker_acl import BrokerAcl
 from terminal.hq.bundles import BuildError, read_catalogue, read_toml
 from terminal.hq.console.app import build, rules_studio
 from terminal.hq.console.fleet import Thresholds
 from terminal.hq.mqtt_options import add_broker_options, mqtt_config
+from terminal.hq.pki.cli import CRL
+from terminal.hq.pki.revocation import Revoker
 from terminal.hq.rules_studio.pushing import Keys
 from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
@@ -52,12 +58,27 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(the backlog alert's samples); 0: never")
     broker.add_argument("--offline-after", type=float, default=15.0,
                         help="minutes offline before a terminal is an alert")
+    ca = parser.add_argument_group("certificate authority (IT cuts terminals off on /enroll)")
+    ca.add_argument("--revoke-ca", type=Path, help="the CA directory (posterm-hq ca init)")
+    ca.add_argument("--crl", type=Path, default=CRL, help=f"the broker's CRL file ({CRL})")
+    ca.add_argument("--register", type=Path, default=acl.REGISTER)
+    ca.add_argument("--static", type=Path, default=acl.STATIC)
+    ca.add_argument("--acl-file", type=Path, default=acl.OUTPUT, help="the broker's acl_file")
+    ca.add_argument("--broker-pid", type=Path, help="the broker's PID file, to reload it")
 
 
 def _mqtt(args: argparse.Namespace) -> MqttConfig | None:
     if args.host is None:
         return None
     return mqtt_config(args, backoff_max=10.0)
+
+
+def _revoker(args: argparse.Namespace) -> Revoker | None:
+    if args.revoke_ca is None:
+        return None
+    return Revoker(args.revoke_ca, args.crl, BrokerAcl(args.register, args.static,
+                                                       args.acl_file, args.broker_pid),
+                   args.topic_root)
 
 
 def _listen(text: str) -> tuple[str, int]:
@@ -90,6 +111,6 @@ def run(args: argparse.Namespace) -> int:
     app = build(args.db, rules, card_key, secure_cookies=not args.insecure_cookies, mqtt=mqtt,
                 topics=topics, health_interval=args.health_interval,
                 thresholds=Thresholds(offline_after=timedelta(minutes=args.offline_after)),
-                studio=studio)
+                studio=studio, revoker=_revoker(args))
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
     return 0

@@ -3,8 +3,10 @@ which are pending, used, expired or revoked, and revokes an unused one.
 
 A code is shown once, on the page that issued it (never in a URL, the list or the audit log);
 afterwards it is named by its reference (terminal.hq.enrollment.codes). Each issue and revocation
-is written to the audit log in the transaction that makes it. The ``it`` and ``admin`` roles may
-(``terminals.enroll``).
+is written to the audit log in the transaction that makes it. With a revoker (the console started
+with ``--revoke-ca``), IT also cuts a terminal off: every valid certificate of it revoked, the
+terminal out of the register and the broker's ACL, one reload (terminal.hq.pki.revocation).
+The ``it`` and ``admin`` roles may (``terminals.enroll``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from terminal.hq.console import audit
 from terminal.hq.console.roles import Principal
 from terminal.hq.console.web import console_of, page, render
 from terminal.hq.enrollment import codes
+from terminal.hq.pki.authority import CaError
+from terminal.hq.pki.revocation import Revocation, Revoker
 from terminal.protocol.topics import TopicError, check_id
 
 # What the form offers, in the order shown; the command line takes any 1 minute .. 14 days.
@@ -71,7 +75,7 @@ async def _page(request: Request, status: int = 200, **context: Any) -> Response
     rows = await console.db.run(_rows, store, datetime.now(UTC), console.fleet.zone)
     context.setdefault("form", IssueForm(store=store))
     return render(request, "enroll/index.html", status, nav="enroll", rows=rows, store=store,
-                  lifetimes=list(LIFETIMES), **context)
+                  lifetimes=list(LIFETIMES), can_cut=console.revoker is not None, **context)
 
 
 @page("terminals.enroll")
@@ -120,8 +124,43 @@ async def revoke(request: Request) -> Response:
     return RedirectResponse(f"/enroll?revoked={ref}", 303)
 
 
+def _revoke_terminal(who: Principal, revoker: Revoker, terminal: Terminal,
+                     why: str) -> Revocation:
+    """Revoke, then audit in the console's transaction (a refusal changes and records nothing)."""
+    done = revoker.terminal(terminal)
+    audit.record(who, "terminal.revoke", terminal.identity, why=why,
+                 detail=f"serials {', '.join(f'{s:x}' for s in done.serials)}; register "
+                 f"{done.registered}; broker {done.reloaded or 'not reloaded'}")
+    return done
+
+
+@page("terminals.enroll")
+async def revoke_terminal(request: Request) -> Response:
+    console = console_of(request)
+    if console.revoker is None:
+        return await _page(request, 503, cut_error="enroll.no_ca")
+    data = await request.form()
+    store, terminal = str(data.get("store", "")).strip(), str(data.get("terminal", "")).strip()
+    why = str(data.get("why", "")).strip()[:500]
+    try:
+        identity = Terminal(check_id(store, "store"), check_id(terminal, "terminal"))
+    except TopicError:
+        return await _page(request, 400, cut_error="enroll.bad_terminal")
+    if not why:
+        return await _page(request, 400, cut_error="enroll.why_needed")
+    try:
+        done = await console.db.run(_revoke_terminal, request.scope["principal"],
+                                    console.revoker, identity, why)
+    except (CaError, AclError, OSError) as exc:
+        return await _page(request, 409, cut_refusal=str(exc))
+    return await _page(request, cut={"terminal": identity.identity, "registered": done.registered,
+                                     "serials": [f"{s:x}" for s in done.serials],
+                                     "reloaded": done.reloaded})
+
+
 ROUTES = [
     Route("/enroll", enroll),
     Route("/enroll", issue, methods=["POST"]),
+    Route("/enroll/terminal/revoke", revoke_terminal, methods=["POST"]),
     Route("/enroll/{ref}/revoke", revoke, methods=["POST"]),
 ]

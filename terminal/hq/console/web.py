@@ -63,6 +63,7 @@ class Console:
     commander: Commander | None = None  # None: no broker given, commands off
     secure_cookies: bool = True
     studio: Any = None  # terminal.hq.console.rules_pages.Studio; None: no rules studio
+    revoker: Any = None  # terminal.hq.pki.revocation.Revoker; None: terminals not revoked here
 
 
 Handler = Callable[[Request], Awaitable[Response]]

@@ -41,6 +41,7 @@ ISSUING_DAYS = 5 * 365
 TERMINAL_DAYS = 2 * 365
 SERVER_DAYS = 2 * 365
 CRL_DAYS = 30
+SIGNER_DAYS = 2 * 365  # the OS bundle signer (RAUC): renewed like the broker's certificate
 CLAIM_DAYS = 365  # the claim identity ships in HQ's provisioning template: renew it yearly
 SERVICE_IDENTITIES = frozenset({"hq", "claim"})
 BACKDATE = timedelta(hours=1)  # a terminal whose clock is a little behind still accepts it
@@ -172,7 +173,7 @@ class Authority:
 
     def _leaf(self, subject: x509.Name, public_key: ec.EllipticCurvePublicKey, days: int,
               usage: x509.ObjectIdentifier, names: Sequence[x509.GeneralName] = (),
-              now: datetime | None = None) -> x509.Certificate:
+              now: datetime | None = None, signing: bool = False) -> x509.Certificate:
         now = now or datetime.now(UTC)
         not_after = min(now + timedelta(days=days), self.cert.not_valid_after_utc)
         builder = (
@@ -180,8 +181,8 @@ class Authority:
             .public_key(public_key).serial_number(x509.random_serial_number())
             .not_valid_before(now - BACKDATE).not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(True, False, False, False, True, False, False, False,
-                                         False), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, not signing, False, False,
+                                         False, False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 self.key.public_key()), critical=False)
@@ -213,6 +214,21 @@ class Authority:
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
         days = CLAIM_DAYS if name == "claim" else SERVER_DAYS
         return self._leaf(subject, key.public_key(), days, ExtendedKeyUsageOID.CLIENT_AUTH), key
+
+    def bundle_signer(self, name: str = "os-bundles",
+                      days: int = SIGNER_DAYS) -> tuple[x509.Certificate,
+                                                       ec.EllipticCurvePrivateKey]:
+        """A code-signing certificate and new key for the operating-system bundles (RAUC): the
+        boxes' RAUC keyring is this CA's chain and accepts only the codeSigning purpose, so no
+        terminal's or service's client certificate can sign a bundle."""
+        if not name or any(ch in name for ch in "/+#") or name in SERVICE_IDENTITIES:
+            raise CaError(f"{name!r}: a signer's name has no / + #, and is not one of "
+                          f"{sorted(SERVICE_IDENTITIES)}")
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name),
+                             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "bundle signer")])
+        return self._leaf(subject, key.public_key(), days, ExtendedKeyUsageOID.CODE_SIGNING,
+                          signing=True), key
 
     def server(self, hosts: Sequence[str]) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         """The broker's server certificate and a new key, for host names and IP addresses."""
@@ -247,6 +263,14 @@ class Authority:
         write_atomic(self.directory / "revoked.txt", lines.encode(), 0o644)
         self.revoked.append(entry)
         return entry
+
+    def issued(self, serial: int) -> x509.Certificate:
+        """The certificate this CA signed with ``serial`` (``issued/``)."""
+        try:
+            return x509.load_pem_x509_certificate(
+                (self.directory / "issued" / f"{serial:x}.pem").read_bytes())
+        except (OSError, ValueError):
+            raise CaError(f"no certificate {serial:x} in {self.directory / 'issued'}") from None
 
     def current(self, identity: str, now: datetime | None = None) -> list[int]:
         """The serials of this CA's certificates for ``identity`` still valid: unrevoked and

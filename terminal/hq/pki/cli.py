@@ -3,6 +3,7 @@
     posterm-hq ca init DIR                      root (take root.key offline) + issuing CA
     posterm-hq ca server HOST... --ca DIR -o /etc/mosquitto/posterm/server
     posterm-hq ca identity {hq,claim} --ca DIR -o PREFIX   HQ's tools / the boxes' shared claim
+    posterm-hq ca bundle-signer --ca DIR -o PREFIX      signs the OS update bundles (RAUC)
     posterm-hq ca sign REQUEST.csr --ca DIR -o CERT
     posterm-hq ca revoke CERT --ca DIR [-o CRL] [--broker-pid FILE] [--register FILE
         --static FILE --acl FILE]
@@ -25,13 +26,13 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from terminal.core.atomic import write_atomic
 from terminal.hq import acl
 from terminal.hq.broker_acl import BrokerAcl
 from terminal.hq.pki import authority
 from terminal.hq.pki.authority import CRL_DAYS, TERMINAL_DAYS, CaError
+from terminal.hq.pki.revocation import Revoker
 from terminal.protocol.topics import DEFAULT_ROOT
 
 CRL = Path("/etc/mosquitto/posterm/crl.pem")
@@ -66,6 +67,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     _ca(identity)
     identity.add_argument("-o", "--output", type=Path, required=True,
                           help="writes OUTPUT.crt and OUTPUT.key")
+    signer = actions.add_parser("bundle-signer", help="a code-signing certificate and key for "
+                                "the operating-system update bundles (image/os-bundle.sh)")
+    _ca(signer)
+    signer.add_argument("-o", "--output", type=Path, required=True,
+                        help="writes OUTPUT.crt and OUTPUT.key")
+    signer.add_argument("--name", default="os-bundles", help="the certificate's CN")
     sign = actions.add_parser("sign", help="sign a terminal's request (CN STORE/TERMINAL)")
     sign.add_argument("request", type=Path)
     _ca(sign)
@@ -119,6 +126,14 @@ def _identity(args: argparse.Namespace) -> str:
     return f"{args.name} identity: {crt}, {key_file}"
 
 
+def _bundle_signer(args: argparse.Namespace) -> str:
+    cert, key = authority.load(args.ca).bundle_signer(args.name)
+    crt, key_file = _write_pair(args.output, cert, key)
+    return (f"bundle signer {args.name} (serial {cert.serial_number:x}, until "
+            f"{cert.not_valid_after_utc:%Y-%m-%d}): {crt}, {key_file}; keep the key with the "
+            "image builder, revoke the certificate (ca revoke) if it leaks")
+
+
 def _write_pair(output: Path, cert: x509.Certificate,
                 key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
     crt, key_file = output.with_name(output.name + ".crt"), output.with_name(output.name + ".key")
@@ -154,47 +169,23 @@ def _load_certificate(path: Path) -> x509.Certificate:
 
 
 def _revoke(args: argparse.Namespace) -> str:
-    days = _days(args.days)
+    revoker = Revoker(args.ca, args.output, BrokerAcl(args.register, args.static, args.acl,
+                                                      args.broker_pid), args.root, _days(args.days))
     cert = _load_certificate(args.certificate)
     ca = authority.load(args.ca)
-    revoked: list[authority.Revoked] = []
-
-    def revoke_and_write_crl() -> None:
-        revoked.append(ca.revoke(cert))
-        authority.write_crl(ca, args.output, days)
-
-    broker = BrokerAcl(args.register, args.static, args.acl, args.broker_pid)
-    identity = _terminal_of(cert)
-    if identity is None or not args.register.exists():
-        revoke_and_write_crl()
-        grants = ("no terminal's grants to take away" if identity is None else
-                  f"no register at {args.register}: the broker's ACL is unchanged")
-        return f"revoked {revoked[0].identity} (serial {revoked[0].serial:x}); {grants}; " + \
-            _reloaded(ca, args)
-    others = [serial for serial in ca.current(identity.identity)
-              if serial != cert.serial_number]
-    remove = [identity.identity] if identity in broker.registered() and not others else []
-    changed = broker.change(args.root, remove=remove, before_write=revoke_and_write_crl)
-    if remove:
-        grants = f"removed from {args.register} and the ACL {args.acl}"
-    elif others:
-        grants = (f"kept in the register: its certificate {others[0]:x} is still valid "
-                  "(revoke that one too to cut it off)")
-    else:
-        grants = f"not in the register {args.register}"
-    done = f"revoked {identity.identity} (serial {cert.serial_number:x}); {grants}; " + \
+    done = revoker.certificates(ca, [cert])
+    grants = {
+        "removed": f"removed from {args.register} and the ACL {args.acl}",
+        "kept": (f"kept in the register: its certificate {done.still_valid[0]:x} is still "
+                 "valid (revoke that one too to cut it off)" if done.still_valid else ""),
+        "absent": f"not a terminal of the register {args.register}",
+        "no register": f"no register at {args.register}: the broker's ACL is unchanged",
+    }[done.registered]
+    said = f"revoked {done.subject} (serial {cert.serial_number:x}); {grants}; " + \
         _crl_said(ca, args)
-    if changed.reloaded is None:
-        return done + "; reload the broker (systemctl reload mosquitto) to apply both"
-    return done + f"; broker {changed.reloaded} reloading"
-
-
-def _terminal_of(cert: x509.Certificate) -> acl.Terminal | None:
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    try:
-        return acl.parse_identity(str(names[0].value), "CN") if names else None
-    except acl.AclError:
-        return None  # hq, claim or the broker: not a terminal of the register
+    if done.reloaded is None:
+        return said + "; reload the broker (systemctl reload mosquitto) to apply it"
+    return said + f"; broker {done.reloaded} reloading"
 
 
 def _crl(args: argparse.Namespace) -> str:
@@ -220,5 +211,6 @@ def _reloaded(ca: authority.Authority, args: argparse.Namespace) -> str:
     return done + f"; broker {pid} reloading"
 
 
-ACTIONS = {"init": _init, "server": _server, "identity": _identity, "sign": _sign,
+ACTIONS = {"init": _init, "server": _server, "identity": _identity,
+           "bundle-signer": _bundle_signer, "sign": _sign,
            "revoke": _revoke, "crl": _crl}
