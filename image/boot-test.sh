@@ -2,7 +2,8 @@
 # Boots the built image for real in qemu-system-aarch64 (-M virt, with the Debian arm64 kernel and
 # initrd that build.sh left beside it) with a provisioning file on its boot partition, and checks
 # what the box did: provisioned itself (config, credentials, modes, CSR, file removed), mounted the
-# three partitions, made the posterm user and started posterm.service. Takes a copy of the image;
+# root slot A, /var and the first FAT partition, made the posterm user, started posterm.service,
+# and that RAUC knows it booted slot A (image/filesystem/etc/rauc/system.conf, ab-boot). Takes a copy of the image;
 # the image itself is not changed. Prints PASS or FAIL as its last line. Needs root for nothing
 # but installing qemu-system-arm when missing.
 #   image/boot-test.sh [IMAGE]
@@ -78,6 +79,8 @@ sleep 5
   echo "posterm: started $(systemctl show -P ExecMainStartTimestampMonotonic posterm.service), $(systemctl show -P NRestarts posterm.service) restarts, $(systemctl show -P ActiveState posterm.service)"
   echo "timer: $(systemctl is-enabled posterm-update-check.timer)"
   echo "timesyncd: $(systemctl is-active systemd-timesyncd.service)"
+  echo "rauc: booted $(rauc status --output-format=shell 2>/dev/null | sed -n "s/^RAUC_SYSTEM_BOOTED_BOOTNAME='\{0,1\}\([AB]\)'\{0,1\}$/\1/p"), primary $(/usr/lib/posterm/ab-boot get-primary)"
+  echo "ab-confirm: $(journalctl -b -u posterm-ab-confirm.service -o cat --no-pager | grep '^ab-boot:' | tail -n1)"
   echo "failed units: $(systemctl list-units --failed --plain --no-legend | cut -d' ' -f1 | tr '\n' ' ')"
   journalctl -b -u posterm-provision.service -u posterm.service --no-pager | tail -n 8
 } > "$r" 2>&1
@@ -91,7 +94,7 @@ start=$(now)
 log "booting (serial console in $work/serial.log)"
 timeout 900 qemu-system-aarch64 -M virt -cpu cortex-a72 -smp 2 -m 1024 -nographic -no-reboot \
   -kernel "$out/vmlinuz" -initrd "$out/initrd.img" \
-  -append "root=LABEL=$POSTERM_ROOT_LABEL rw console=ttyAMA0 systemd.run=\"/bin/sh /boot/firmware/boot-test.sh start\" systemd.run_success_action=none" \
+  -append "root=PARTUUID=$POSTERM_DISK_SIGNATURE-05 rootflags=noatime,commit=60 rauc.slot=A rw console=ttyAMA0 systemd.run=\"/bin/sh /boot/firmware/boot-test.sh start\" systemd.run_success_action=none" \
   -drive if=virtio,format=raw,file="$work/disk.img" \
   -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile= < /dev/null > "$work/serial.log" 2>&1 || true
 log "powered off after $(( $(now) - start )) s"
@@ -110,6 +113,8 @@ expect '^key: posterm:posterm 600$'
 expect '^terminal: T42$'
 expect 'mounts: / POSTERM-ROOT /var POSTERM-DATA /boot/firmware POSTERMBOOT'
 expect '^user: .*\(input\)'
+expect '^rauc: booted A, primary A$'
+expect '^ab-confirm: ab-boot: normal boot of A$'
 expect '^posterm: started [1-9]'
 # Nothing else may fail. posterm.service itself may, for as long as `posterm run` (the daemon) is
 # not in the wheel: it is started, exits 2 and is restarted, which is what is checked above.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One command from a checkout to a flashable Raspberry Pi (arm64) image:
 #   sudo image/build.sh          -> build/image/out/posterm-arm64.img and .img.zst
+#   POSTERM_BUNDLE_SIGNER=... POSTERM_BUNDLE_CA=... sudo image/build.sh   also posterm-os.raucb
 # Installs its host tools (host-deps.sh), builds the wheelhouse, reuses or builds the cached base
 # root with the kernel (the ~30-minute step, see base.sh), adds posterm (rootfs.sh) and lays out
 # the partitions (genimage.sh). Set POSTERM_BUILD to build elsewhere than build/image.
@@ -28,6 +29,15 @@ cp "$kernel" "$out/vmlinuz"
 cp "$root/boot/initrd.img-${kernel##*/vmlinuz-}" "$out/initrd.img"
 rm -rf "$root"
 img="$out/posterm-arm64.img"
+# The same slots as an OS update bundle for boxes already in the field, when a signer is given
+# (`posterm-hq ca bundle-signer --ca CA -o SIGNER`): POSTERM_BUNDLE_SIGNER=SIGNER
+# POSTERM_BUNDLE_CA=CA (the CA directory, for the intermediate and the check).
+if [ -n "${POSTERM_BUNDLE_SIGNER:-}" ]; then
+  bash "$IMAGE_DIR/os-bundle.sh" "$out/slot-boot.vfat" "$out/slot-root.ext4" \
+    "$(cat "$wheelhouse/version")-$(date -u +%Y%m%d%H%M)" "$POSTERM_BUNDLE_SIGNER" \
+    "${POSTERM_BUNDLE_CA:?POSTERM_BUNDLE_CA names the CA directory}" "$out/posterm-os.raucb"
+fi
+rm -f "$out/slot-boot.vfat" "$out/slot-root.ext4"
 # The partitions are mostly empty: the compressed copy is what goes to technicians.
 zstd -q -T0 -6 -f "$img" -o "$img.zst"
 log "done in $(( $(now) - start )) s: $img ($(du -h --apparent-size "$img" | cut -f1) apparent, $(du -h "$img" | cut -f1) on disk), $img.zst ($(du -h "$img.zst" | cut -f1))"

@@ -36,7 +36,8 @@ if [ -d /boot/firmware ]; then
 fi
 
 systemctl enable posterm.service posterm-provision.service posterm-update-check.timer \
-  posterm-update.path systemd-timesyncd.service fake-hwclock.service ssh.service
+  posterm-update.path posterm-ab-confirm.service systemd-timesyncd.service fake-hwclock.service \
+  ssh.service
 # Debian's minimal root has no network manager: systemd-networkd with DHCP on the wired port.
 # (Raspberry Pi OS, built through pi-gen-stage/, keeps its NetworkManager.)
 if [ ! -e /usr/lib/systemd/system/NetworkManager.service ]; then

@@ -4,6 +4,7 @@
 #   - `posterm --version` runs and the release imports its native dependencies (evdev, cryptography,
 #     Pillow) on arm64,
 #   - the units are enabled and `systemd-analyze verify` prints nothing for them,
+#   - RAUC and the A/B boot backend (ab-boot) run,
 #   - the posterm user exists in the input, dialout and lp groups,
 #   - the release holds exactly the versions constraints.txt pins, and none of HQ's packages.
 # Prints PASS or FAIL as its last line; exit status 0 only on PASS. Needs root.
@@ -37,9 +38,11 @@ check "posterm --version" sh -c "posterm --version | grep -Fx 'posterm $version'
 check "arm64 release imports evdev, cryptography, PIL, paho" \
   /opt/posterm/current/bin/python -c 'import platform, evdev, cryptography, PIL, paho.mqtt; print(platform.machine())'
 for unit in posterm.service posterm-provision.service posterm-update-check.timer posterm-update.path \
-            systemd-timesyncd.service fake-hwclock.service; do
+            posterm-ab-confirm.service systemd-timesyncd.service fake-hwclock.service; do
   check "$unit enabled" sh -c "systemctl is-enabled $unit | grep -Fx enabled"
 done
+check "rauc and the A/B backend (ab-boot) run on arm64" sh -c \
+  'rauc --version && { /usr/bin/python3 /usr/lib/posterm/ab-boot frob 2>&1 | grep -q "^ab-boot: usage"; }'
 # Any line verify prints is a failure, not only its exit status.
 check "systemd-analyze verify (no output)" sh -c \
   'out="$(systemd-analyze verify --man=no /etc/systemd/system/posterm*.service /etc/systemd/system/posterm*.timer /etc/systemd/system/posterm*.path 2>&1)"; rc=$?; [ -z "$out" ] && [ $rc -eq 0 ] || { echo "$out"; exit 1; }'

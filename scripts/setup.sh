@@ -16,6 +16,11 @@ ls /usr/share/fonts/truetype/wqy/wqy-microhei.ttc >/dev/null 2>&1 || need+=(font
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 have systemd-analyze || need+=(systemd)
 have mkfs.ext4 || need+=(e2fsprogs)  # the disk-full fault suite makes a small file system
+# The OS update tests build and verify a RAUC bundle from small FAT and ext4 slot images.
+have rauc || need+=(rauc)
+have mksquashfs || need+=(squashfs-tools)
+have mkfs.vfat || need+=(dosfstools)
+have mcopy || need+=(mtools)
 # The console's browser tests drive Debian's Chromium (Playwright's own download is unreachable).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 

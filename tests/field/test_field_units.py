@@ -55,12 +55,12 @@ def staged_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         shutil.copy(unit, unit_dir)
     for conf in ("sysusers.d", "tmpfiles.d"):
         shutil.copytree(SYSTEMD / conf, root / "etc" / conf)
-    for release in ("current", "previous"):
-        for name in ("posterm", "python"):
-            binary = root / "opt/posterm" / release / "bin" / name
-            binary.parent.mkdir(parents=True, exist_ok=True)
-            binary.write_text("#!/bin/sh\nexit 0\n")
-            binary.chmod(0o755)
+    binaries = [root / "opt/posterm" / release / "bin" / name
+                for release in ("current", "previous") for name in ("posterm", "python")]
+    for binary in [*binaries, root / "usr/bin/python3"]:  # Debian's, for ab-boot
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        binary.write_text("#!/bin/sh\nexit 0\n")
+        binary.chmod(0o755)
     return root
 
 
