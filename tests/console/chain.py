@@ -97,14 +97,19 @@ def add_users(chain: Chain) -> None:
         db.close()
 
 
-def add_user(chain: Chain, name: str, role: str) -> None:
-    """One more chain-wide user (password ``PASSWORD``)."""
-    db = ConsoleDb(chain.url)
+def add_user_at(url: str, name: str, role: str) -> None:
+    """One more chain-wide console user (password ``PASSWORD``) in HQ's database at ``url``."""
+    db = ConsoleDb(url)
     try:
         db.call(accounts.add_user, name, role, (), PASSWORD)
-        chain.users[name] = role
     finally:
         db.close()
+
+
+def add_user(chain: Chain, name: str, role: str) -> None:
+    """One more chain-wide user (password ``PASSWORD``)."""
+    add_user_at(chain.url, name, role)
+    chain.users[name] = role
 
 
 def console_app(chain: Chain, *, secure_cookies: bool = True) -> ASGIApp:

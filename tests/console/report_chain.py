@@ -13,12 +13,10 @@ from datetime import date
 import pytest
 from starlette.types import ASGIApp
 
-from terminal.hq.console import accounts
 from terminal.hq.console.app import build as build_console
-from terminal.hq.console.db import ConsoleDb
 from terminal.loyalty.operations import Registration
-from tests.console.chain import PASSWORD, add_users
 from tests.console.chain import Chain as ConsoleChain
+from tests.console.chain import add_user_at, add_users
 from tests.hq.test_analytics import KEY, RICE, A, at, built_chain, line
 from tests.hq.test_analytics import build as october
 from tests.hq.test_points_reports import Recorded
@@ -52,11 +50,7 @@ def report_chain(request: pytest.FixtureRequest,
     url, recorded = built_chain(request, tmp_path_factory.mktemp("reports"), Recorded, build)
     chain = ConsoleChain(url, recorded.rules)
     add_users(chain)
-    db = ConsoleDb(url)
-    try:
-        db.call(accounts.add_user, "fin", "finance", (), PASSWORD)
-    finally:
-        db.close()
+    add_user_at(url, "fin", "finance")
     yield chain
 
 

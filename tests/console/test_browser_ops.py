@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 
-from terminal.hq.console import accounts
 from terminal.hq.console.app import build
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.models import ConsoleCommand
 from terminal.hq.models import TerminalSeen
 from terminal.loyalty.rules import Rules
 from terminal.protocol.mqtt import MqttConfig
-from tests.console.chain import PASSWORD
+from tests.console.chain import PASSWORD, add_user_at
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serving
 from tests.sync.conftest import run
 from tests.sync.harness import CARD_KEY, Chain, rules_data, until
@@ -38,14 +37,6 @@ def chain(pki: Any, broker: Any, tmp_path: Path) -> Chain:
     return built
 
 
-def _add_user(url: str) -> None:
-    db = ConsoleDb(url)
-    try:
-        db.call(accounts.add_user, "svc", "service", (), PASSWORD)
-    finally:
-        db.close()
-
-
 @contextlib.asynccontextmanager
 async def _member_page_open(tmp_path: Path, chain: Chain) -> AsyncIterator[tuple[Any, Any, Any]]:
     """Two tills (S001, S002) whose member CARD earned at S002 and reached HQ; the console in
@@ -56,7 +47,7 @@ async def _member_page_open(tmp_path: Path, chain: Chain) -> AsyncIterator[tuple
     async with _stores(tmp_path, chain) as (s1, s2):
         await _register_and_earn(s2, CARD)
         await until(s2.drained, 20)
-        await asyncio.to_thread(_add_user, url)
+        await asyncio.to_thread(add_user_at, url, "svc", "service")
         app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False)
         with serving(app) as site:
             async with async_playwright() as playwright:
@@ -158,7 +149,7 @@ def test_a_command_sent_from_the_fleet_page_is_carried_out_and_its_result_shown(
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain):
-            await asyncio.to_thread(_add_admin, url)
+            await asyncio.to_thread(add_user_at, url, "it", "admin")
             app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False,
                         mqtt=mqtt, health_interval=0)
             with serving(app) as site:
@@ -187,14 +178,6 @@ def test_a_command_sent_from_the_fleet_page_is_carried_out_and_its_result_shown(
                     await browser.close()
 
     run(scenario(), timeout=120)
-
-
-def _add_admin(url: str) -> None:
-    db = ConsoleDb(url)
-    try:
-        db.call(accounts.add_user, "it", "admin", (), PASSWORD)
-    finally:
-        db.close()
 
 
 async def _seen_online(url: str, count: int) -> bool:

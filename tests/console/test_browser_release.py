@@ -15,14 +15,12 @@ from typing import Any
 import pytest
 
 from terminal.hq.cli import main as hq_main
-from terminal.hq.console import accounts
 from terminal.hq.console.app import build, rules_studio
-from terminal.hq.console.db import ConsoleDb
 from terminal.hq.rules_studio.pushing import Keys
 from terminal.loyalty.rules import Rules
 from terminal.protocol import canonical
 from terminal.protocol.mqtt import MqttConfig
-from tests.console.chain import PASSWORD, add_users, build_chain
+from tests.console.chain import PASSWORD, add_user_at, add_users, build_chain
 from tests.console.rules_studio import IN_FORCE_TEXT
 from tests.console.test_browser_ops import _shot
 from tests.rules_studio.test_release_flow import keys_dir
@@ -41,11 +39,7 @@ CATALOGUE = [{"sku": "6901234567892", "name": "矿泉水 550ml", "price_fen": 20
 def _baseline(url: str, chain: Chain, keys: Path) -> None:
     """The chain's rules in force before the studio's change, as releases v1 (S001) and v2
     (the chain): what a rollback goes back to."""
-    db = ConsoleDb(url)
-    try:
-        db.call(accounts.add_user, "deputy", "admin", (), PASSWORD)
-    finally:
-        db.close()
+    add_user_at(url, "deputy", "admin")
     (chain.tmp / "in-force.toml").write_text(IN_FORCE_TEXT, encoding="utf-8")
     (chain.tmp / "catalogue.json").write_bytes(canonical.dumps(CATALOGUE))
     files = chain.pki.client("hq")

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from terminal.hq.cli import main as hq_main
-from terminal.hq.console import accounts
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.models import ConsoleAudit
 from terminal.protocol import bundle, canonical
 from terminal.protocol.keys import private_pem
+from tests.console.chain import add_user_at
 from tests.support.shared import EXAMPLES
 from tests.sync.conftest import run
 from tests.sync.harness import Chain, until
@@ -27,7 +27,6 @@ pytestmark = pytest.mark.slow  # a broker
 
 RULES = (EXAMPLES / "rules.toml").read_text(encoding="utf-8")
 TRIPLED = RULES.replace("points_per_yuan = 1 ", "points_per_yuan = 3 ")
-PASSWORD = "correct horse battery"
 
 
 def keys_dir(chain: Chain) -> Path:
@@ -40,12 +39,8 @@ def keys_dir(chain: Chain) -> Path:
 
 
 def _users(url: str) -> None:
-    db = ConsoleDb(url)
-    try:
-        for name, role in (("mkt", "marketing"), ("boss", "admin"), ("deputy", "admin")):
-            db.call(accounts.add_user, name, role, (), PASSWORD)
-    finally:
-        db.close()
+    for name, role in (("mkt", "marketing"), ("boss", "admin"), ("deputy", "admin")):
+        add_user_at(url, name, role)
 
 
 async def _cli(*argv: str) -> int:
