@@ -1,6 +1,7 @@
 """`posterm-hq local-chain` (what `scripts/simulate.sh` runs): the broker, HQ with the demo
 chain, a collector, the console and the simulated till, each a real process; a sale keyed at the
-till reaches HQ, and a Ctrl-C stops everything cleanly."""
+till reaches HQ, a rule set staged by the rules studio's command reaches the till, and a Ctrl-C
+stops everything cleanly."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def test_the_chain_on_one_machine_carries_a_till_sale_to_hq_and_stops_on_ctrl_c(
         (wall_us, applied_us, redeemed), = _till_sales(files.hq_db)
         assert redeemed > 0
         print(f"till sale to HQ's ledger: {(applied_us - wall_us) / 1000:.1f} ms")
+        _stage_to_the_till(files)
     finally:
         os.killpg(chain.pid, signal.SIGINT)  # Ctrl-C
         code = chain.wait(60)
@@ -83,6 +85,35 @@ def test_the_chain_on_one_machine_carries_a_till_sale_to_hq_and_stops_on_ctrl_c(
         "collect 0"), stopped
     assert "Finished server process" in (files.logs / "console.log").read_text()
     assert "collector stopped" in (files.logs / "collect.log").read_text()
+
+
+def _held(db: Path) -> str:
+    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT bundles FROM terminal_seen WHERE store = 'S001' AND "
+                           "terminal = 'T01'").fetchone()
+    return row[0] if row else "{}"
+
+
+def _stage_to_the_till(files: ChainFiles) -> None:
+    """The rules studio's stage (the command line, as the demo admin) reaches the till process,
+    which reports holding it; the bundle carried the demo catalogue, so the till still has it."""
+    import tomllib
+
+    port = tomllib.loads(files.till_config.read_text(encoding="utf-8"))["broker"]["port"]
+    cert, key = files.client("hq")
+    candidate = files.root / "candidate.toml"
+    candidate.write_text(files.rules.read_text(encoding="utf-8").replace(
+        "points_per_yuan = 1 ", "points_per_yuan = 2 "), encoding="utf-8")
+    staged = subprocess.run(
+        [sys.executable, "-m", "terminal.hq.cli", "rules", "stage", str(candidate), "--store",
+         "S001", "--db", str(files.hq_db), "--as", "admin", "--keys", str(files.keys),
+         "--catalogue", str(files.catalogue), "--port", str(port), "--ca",
+         str(files.pki / "ca.crt"), "--cert", str(cert), "--key", str(key)],
+        capture_output=True, text=True, timeout=120)
+    assert staged.returncode == 0, staged.stderr
+    _until(lambda: '"store/S001": 1' in _held(files.hq_db), 60, "the till holding v1")
+    with sqlite3.connect(f"file:{files.root / 'till' / 'sim.db'}?mode=ro", uri=True) as conn:
+        assert conn.execute("SELECT count(*) FROM product").fetchone()[0] >= 3
 
 
 def test_the_till_config_is_written_as_toml() -> None:

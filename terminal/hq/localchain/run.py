@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +44,7 @@ from terminal.hq.localchain.broker import BrokerTls, Mosquitto, free_port
 from terminal.hq.localchain.pki import CertificateAuthority
 from terminal.hq.member_ops.service import MemberOps
 from terminal.loyalty.rules import load_rules
+from terminal.protocol import canonical
 
 TILL = "S001/T01"
 PKI_DAYS = 3650  # a machine's own chain: its CA need not expire while it is used
@@ -73,6 +75,11 @@ class ChainFiles:
     @property
     def hq_db(self) -> Path:
         return self.root / "hq.db"
+
+    @property
+    def catalogue(self) -> Path:
+        """The demo till's catalogue as the rules studio's bundles carry it (JSON)."""
+        return self.root / "catalogue.json"
 
     @property
     def till_config(self) -> Path:
@@ -108,6 +115,10 @@ def prepare(files: ChainFiles, *, members: int = 300, sales_per_day: int = 6) ->
         print(f"demo chain made: {summary.members} members, {summary.sales} sales, "
               f"{summary.refunds} refunds", file=sys.stderr)
         _demo_card_at_hq(files)
+    if not files.catalogue.exists():
+        seed = demo_config_data(files.root / "till", files.card_key)["loyalty"]["catalogue_file"]
+        products = tomllib.loads(Path(seed).read_text(encoding="utf-8"))["product"]
+        files.catalogue.write_bytes(canonical.dumps(products))
     add_admin(str(files.hq_db))
 
 
@@ -184,9 +195,12 @@ class LocalChain:
         broker = ["--host", "127.0.0.1", "--port", str(self.broker.port),
                   "--ca", str(files.pki / "ca.crt"), "--cert", str(cert), "--key", str(key)]
         self._hq("collect", *common, *broker, "--keys", str(files.keys))
-        # The console's broker link sends fleet commands (print the status page, resync ...).
+        # The console's broker link sends fleet commands (print the status page, resync ...);
+        # with HQ's signing key the rules studio stages and pushes bundles carrying the demo
+        # till's catalogue (a bundle's catalogue replaces the till's).
         self._hq("console", *common, *broker, "--listen", f"{self.listen[0]}:{self.listen[1]}",
-                 "--insecure-cookies")
+                 "--insecure-cookies", "--keys", str(files.keys), "--catalogue",
+                 str(files.catalogue))
         self._wait_for_console(timeout)
         files.till_config.write_text(till_config(files, self.broker.port), encoding="utf-8")
 
