@@ -294,14 +294,19 @@ def analytics(rules: Rules, period: Period, store: str | None = None, dormant_da
     }
 
 
-def configure(parser: argparse.ArgumentParser) -> None:
-    defaults = Thresholds()
+def period_arguments(parser: argparse.ArgumentParser, store_help: str) -> None:
+    """--db, --from, --to, --store and --rules: a report over a period of HQ's database."""
     parser.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
     parser.add_argument("--from", dest="start", required=True, help="first day, YYYY-MM-DD")
     parser.add_argument("--to", dest="end", required=True, help="day after the last, YYYY-MM-DD")
-    parser.add_argument("--store", help="only this store's sales and home members")
+    parser.add_argument("--store", help=store_help)
     parser.add_argument("--rules", type=Path, default=None,
                         help="the chain's rules TOML (default: the example rules)")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    defaults = Thresholds()
+    period_arguments(parser, "only this store's sales and home members")
     parser.add_argument("--dormant-days", type=int, default=90)
     for name, bounds in (("recency-days", defaults.recency_days),
                          ("frequency-days", defaults.frequency_days),

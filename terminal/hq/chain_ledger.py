@@ -24,7 +24,7 @@ from typing import Any
 
 from peewee import Database, PeeweeException, PostgresqlDatabase, fn
 
-from terminal.hq import adjustments, holds
+from terminal.hq import adjustments, day_reports, holds
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import lock_members, member_writing, pipelined, snapshot, unit, writing
 from terminal.hq.models import AppliedEvent, LookupAudit, MemberHold, MemberHome
@@ -454,6 +454,11 @@ class ChainLedger:
                           f"{body['reason']} (at {where})", body.get("operator") or where,
                           moment, reconcile=f"{where} adjustment {body['entry']}")
         return f"adjusted {body['points']}"
+
+    @staticmethod
+    def _replay_day_report(event: Event, body: dict[str, Any], where: str,
+                           moment: Moment) -> str:
+        return day_reports.record(event.store, event.terminal, body, moment)
 
     # -- member requests -----------------------------------------------------------------------
 

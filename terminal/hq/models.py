@@ -148,7 +148,32 @@ class EnrollmentCode(BaseModel):
         indexes = ((("store", "terminal"), False),)
 
 
+class DayReport(BaseModel):
+    """A terminal's X or Z report as the till printed it, collected at HQ (its ``day_report``
+    event): the till's own figures for its day, beside what HQ applied of that terminal."""
+
+    id = TextField(primary_key=True)  # the report's id on the till
+    store = TextField()
+    terminal = TextField()
+    kind = TextField()  # X | Z
+    day = TextField()  # YYYY-MM-DD in the programme's zone, as the till reckoned it
+    wall_us = BigIntegerField()  # when it was printed (HQ's reckoning of the till's clock)
+    operator = TextField(default="")
+    sales_count = BigIntegerField()
+    paid_fen = BigIntegerField()
+    deduction_fen = BigIntegerField()  # what points paid: the day's redemptions in fen
+    refunds_count = BigIntegerField()
+    refunded_fen = BigIntegerField()
+    points_issued = BigIntegerField()
+    points_redeemed = BigIntegerField()
+    body = TextField()  # every figure as printed, JSON
+
+    class Meta:
+        table_name = "hq_day_report"
+        indexes = ((("day", "store", "terminal"), False),)
+
+
 HQ_MODELS = (AppliedEvent, MemberHold, TerminalSeen, MemberOp, PublishedState, MemberHome,
-             LookupAudit, EnrollmentCode, BundleRefusal)
+             LookupAudit, EnrollmentCode, BundleRefusal, DayReport)
 # Tables whose rows are a record: the database refuses to change them (database.append_only).
 HQ_APPEND_ONLY = (AppliedEvent, MemberOp, LookupAudit)

@@ -3,6 +3,8 @@
 `posterm-hq report analytics ...`: a period's member analytics (:mod:`terminal.hq.analytics`).
 `posterm-hq report points | expiring | settlement ...`: points flow and liability per period,
 points expiring, inter-store settlement (:mod:`terminal.hq.points_reports`).
+`posterm-hq report z ...`: the terminals' X/Z reports collected at HQ
+(:mod:`terminal.hq.day_reports`).
 
 Per store: events applied by kind, points the store's events added and took, events refused
 for review. Chain-wide: members, the outstanding liability (the sum of balances), overdrafts
@@ -19,7 +21,7 @@ from typing import Any
 
 from peewee import fn
 
-from terminal.hq import analytics, points_reports
+from terminal.hq import analytics, day_reports, points_reports
 from terminal.hq.database import snapshot
 from terminal.hq.db import open_or_say
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
@@ -33,6 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     analytics.configure(views.add_parser(
         "analytics", help="members: purchasers, repeat, churn, RFM, top products, tiers"))
     points_reports.configure(views)
+    day_reports.configure(views)
 
 
 def report() -> dict[str, Any]:
@@ -77,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
         return analytics.run(args)
     if args.view in points_reports.TEXT:
         return points_reports.run(args)
+    if args.view == "z":
+        return day_reports.run(args)
     if args.db is None:
         print("posterm-hq report: --db is required", file=sys.stderr)
         return 2

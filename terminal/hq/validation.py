@@ -122,6 +122,13 @@ def check_fields(where: str, body: Any, fields: Mapping[str, tuple[Check, bool]]
         check(f"{where}.{name}", value)
 
 
+def fields_of(fields: Mapping[str, tuple[Check, bool]]) -> Check:
+    """An object whose fields are checked as ``fields``."""
+    def check(name: str, value: Any) -> None:
+        check_fields(name, value, fields)
+    return check
+
+
 _id = pattern(ID, "an id of 1-64 letters, digits or ._:-")
 _hash = pattern(CARD_HASH, "64 lower-case hex digits")
 _uuid = pattern(UUID, "a lower-case UUID")
@@ -164,6 +171,17 @@ BODIES: dict[str, dict[str, tuple[Check, bool]]] = {
                "reason": (text(empty=False), True), "operator": (_operator, False)},
 }
 BODIES["void"] = BODIES["refund"]
+# A till's X or Z report: the day's figures as it printed them (reports.daily), its own sums.
+_total, _signed = number(0, INT64), number(-INT64, INT64)
+BODIES["day_report"] = {
+    "report": (_id, True), "kind": (text(1, choices=("X", "Z")), True), "day": (iso_date, True),
+    "operator": (_operator, False),
+    "sales": (fields_of({name: (_total, True) for name in (
+        "count", "list_fen", "discount_fen", "deduction_fen", "paid_fen")}), True),
+    "refunds": (fields_of({"count": (_total, True), "refunded_fen": (_total, True)}), True),
+    "points": (fields_of({name: (_signed, True) for name in (
+        "issued", "redeemed", "expired", "reversed", "restored", "adjusted")}), True),
+    "liability_points": (_signed, True), "liability_fen": (_signed, True)}
 
 
 def validate(event: Event) -> None:

@@ -40,8 +40,10 @@ def charts(page, *names: str) -> dict[str, list]:
 def test_dashboard_charts_and_csv_download(site) -> None:
     url, _ = site
     context, page = signed_in(site, "admin")
-    errors: list[str] = []
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    errors: list[str] = []  # script errors, and any asset not served (the site has no favicon)
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("response", lambda response: response.status >= 400
+            and not response.url.endswith("/favicon.ico") and errors.append(response.url))
     page.goto(f"{url}/reports?{QUERY}")
     drawn = charts(page, "new-members", "sales", "rates", "tiers")
     assert sum(drawn["new-members"][0]) == 4  # B, D (October), 王芳 and the formula (November)
@@ -63,7 +65,7 @@ def test_dashboard_charts_and_csv_download(site) -> None:
     context.close()
 
 
-def test_points_expiring_settlement_and_lists(site) -> None:
+def test_points_expiring_settlement_days_and_lists(site) -> None:
     url, _ = site
     context, page = signed_in(site, "admin")
     page.goto(f"{url}/reports/points?{QUERY}&by=week")
@@ -77,6 +79,10 @@ def test_points_expiring_settlement_and_lists(site) -> None:
     matrix = charts(page, "matrix")["matrix"][0]
     assert [0, 0, 450] in matrix or any(cell[2] == 450 for cell in matrix)
     shot(page, "reports-settlement")
+    page.goto(f"{url}/reports/days?{QUERY}")
+    days = charts(page, "days")["days"]
+    assert days[1] == [5.0]  # the points deduction of 5 November, in yuan
+    shot(page, "reports-days")
     for name, who in (("dormant", "0005"), ("near_tier", "王芳"), ("birthdays", "王芳")):
         page.goto(f"{url}/reports/lists/{name}?at=2026-11-20")
         page.wait_for_selector(f"#table-members >> text={who}")

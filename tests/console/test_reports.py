@@ -20,7 +20,7 @@ from tests.hq.test_analytics import RULES
 
 TABLES = {"/reports/dashboard.csv": ("kpis", "days", "months", "tiers"),
           "/reports/points.csv": ("flow",), "/reports/expiring.csv": ("expiring",),
-          "/reports/settlement.csv": ("matrix", "net"),
+          "/reports/settlement.csv": ("matrix", "net"), "/reports/days.csv": ("days", "terminals"),
           "/reports/lists/dormant.csv": ("members",), "/reports/lists/near_tier.csv": ("members",),
           "/reports/lists/birthdays.csv": ("members",)}
 QUERY = {**PERIOD, "at": "2026-11-20", "by": "week"}
@@ -99,6 +99,26 @@ def test_every_table_downloads_as_csv_that_parses_back(report_chain) -> None:
         english = rows_of(c.get("/reports/points.csv", params={**QUERY, "table": "flow"}))
         assert english[0][:3] == ["From", "To (exclusive)", "Store"]
         assert c.get("/reports/points.csv", params={"table": "nope"}).status_code == 404
+
+
+def test_the_terminals_day_reports_with_their_redemptions(report_chain) -> None:
+    with client(report_chain) as c:
+        login(c, "fin")
+        page = c.get("/reports/days", params=PERIOD)
+        assert page.status_code == 200 and "终端日结" in page.text
+        terminals = table(c, "/reports/days.csv", "terminals")
+        assert [(row["门店"], row["状态"]) for row in terminals] == [
+            ("S001", "未日结(X)"), ("S002", "已日结(Z)")]
+        s002 = terminals[1]
+        # A's 500 points paid 5.00 yuan of its 50.00 yuan of rice at S002.
+        assert (s002["销售笔数"], s002["实收(元)"], s002["积分抵扣(元)"], s002["打印次数"],
+                s002["总部记录笔数"]) == ("1", "45.00", "5.00", "2", "1")
+        [day] = table(c, "/reports/days.csv", "days")
+        assert (day["日期"], day["积分抵扣(元)"]) == ("2026-11-05", "5.00")
+    with client(report_chain) as c:
+        login(c, "mgr1")
+        terminals = table(c, "/reports/days.csv", "terminals")
+        assert [row["门店"] for row in terminals] == ["S001"]
 
 
 def test_the_lists_and_formula_names_in_their_csv(report_chain) -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from peewee import JOIN, SQL, Value, fn
 
-from terminal.hq import analytics, points_reports
+from terminal.hq import analytics, day_reports, points_reports
 from terminal.hq.analytics import Period
 from terminal.hq.console import audit
 from terminal.hq.console.roles import Principal
@@ -158,6 +158,10 @@ class Insights:
                                             if a in mine or b in mine})}
             data["net"] = {store: net for store, net in data["net"].items() if store in mine}
         return data
+
+    def days(self, who: Principal, scope: Scope) -> dict[str, Any]:
+        """The terminals' X/Z reports collected at HQ, per day (of its store for a manager)."""
+        return day_reports.day_reports(scope.period, scope.store)
 
     # -- lists to act on -----------------------------------------------------------------------
 

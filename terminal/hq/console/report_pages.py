@@ -128,6 +128,12 @@ async def _settlement(request: Request, who: Principal) -> dict[str, Any]:
     return {"scope": scope, "data": data}
 
 
+async def _days(request: Request, who: Principal) -> dict[str, Any]:
+    scope = scope_param(request, who)
+    data = await console_of(request).db.run(insights(request).days, who, scope)
+    return {"scope": scope, "data": data}
+
+
 async def _list(request: Request, who: Principal) -> dict[str, Any]:
     which = request.path_params["which"]
     if which not in LISTS:
@@ -153,6 +159,7 @@ VIEWS: dict[str, View] = {
     "points": View("reports.read", "reports/points.html", _points),
     "expiring": View("reports.read", "reports/expiring.html", _expiring),
     "settlement": View("reports.read", "reports/settlement.html", _settlement),
+    "days": View("reports.read", "reports/days.html", _days),
     "list": View("lists.read", "reports/list.html", _list),
 }
 
@@ -203,7 +210,7 @@ _PAGES = {name: _handler(name) for name in VIEWS}
 ROUTES = [
     Route("/reports", _PAGES["dashboard"][0]),
     Route("/reports/dashboard.csv", _PAGES["dashboard"][1]),
-    *[route for name in ("points", "expiring", "settlement")
+    *[route for name in ("points", "expiring", "settlement", "days")
       for route in (Route(f"/reports/{name}", _PAGES[name][0]),
                     Route(f"/reports/{name}.csv", _PAGES[name][1]))],
     Route("/reports/lists/{which}.csv", _PAGES["list"][1]),

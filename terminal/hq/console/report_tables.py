@@ -156,6 +156,43 @@ def settlement_charts(context: Context, t: Translator) -> dict[str, Any]:
                            for a, row in matrix.items() for b, cell in row.items()]}]}}
 
 
+# -- the terminals' X/Z reports -----------------------------------------------------------
+
+DAY_COLUMNS = ("sales_count", "paid_fen", "deduction_fen", "points_redeemed", "points_issued",
+               "refunds_count", "refunded_fen")
+
+
+def _day_cells(figures: dict[str, Any]) -> list[Any]:
+    return [_yuan(figures[name]) if name.endswith("_fen") else figures[name]
+            for name in DAY_COLUMNS]
+
+
+def days_tables(context: Context, t: Translator) -> dict[str, Table]:
+    days = context["data"]["days"]
+    figures = [t(f"days.{name}") for name in DAY_COLUMNS]
+    return {
+        "days": Table([t("report.day"), *figures],
+                      [[day["day"], *_day_cells(day["totals"])] for day in days]),
+        "terminals": Table(
+            [t("report.day"), t("report.store"), t("days.terminal"), t("days.state"),
+             t("days.reports"), *figures, t("days.hq_sales")],
+            [[day["day"], row["store"], row["terminal"],
+              t("days.closed") if row["closed"] else t("days.open"), row["reports"],
+              *_day_cells(row), row["hq_sales"]]
+             for day in days for row in day["terminals"]]),
+    }
+
+
+def days_charts(context: Context, t: Translator) -> dict[str, Any]:
+    days = context["data"]["days"]
+    return {"days": {"kind": "bars", "x": [day["day"] for day in days], "series": [
+        {"name": t("days.paid_fen"), "data": [day["totals"]["paid_fen"] / 100 for day in days]},
+        {"name": t("days.deduction_fen"),
+         "data": [day["totals"]["deduction_fen"] / 100 for day in days]},
+        {"name": t("days.points_redeemed"), "type": "line", "axis": 1,
+         "data": [day["totals"]["points_redeemed"] for day in days]}]}}
+
+
 # -- lists -------------------------------------------------------------------------------------
 
 LIST_EXTRA: dict[str, tuple[str, ...]] = {
@@ -185,7 +222,7 @@ def no_charts(context: Context, t: Translator) -> dict[str, Any]:
 
 TABLES: dict[str, Callable[[Context, Translator], dict[str, Table]]] = {
     "dashboard": dashboard_tables, "points": points_tables, "expiring": expiring_tables,
-    "settlement": settlement_tables, "list": list_tables}
+    "settlement": settlement_tables, "days": days_tables, "list": list_tables}
 CHARTS: dict[str, Callable[[Context, Translator], dict[str, Any]]] = {
     "dashboard": dashboard_charts, "points": points_charts, "expiring": expiring_charts,
-    "settlement": settlement_charts, "list": no_charts}
+    "settlement": settlement_charts, "days": days_charts, "list": no_charts}

@@ -1,7 +1,8 @@
 """End-of-day reports: X (a reading, any number of times) and Z (closes the day, once).
 
 The body is the store's daily report as it stood when printed; the row is append-only like the
-ledger, so a printed report can always be shown again exactly as it was.
+ledger, so a printed report can always be shown again exactly as it was. Each report also goes to
+HQ as a ``day_report`` event written in the same transaction (its figures, the till's own).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from terminal.loyalty.store.ledger_store import LedgerStore
 from terminal.loyalty.store.models import DailyReport
 
 KINDS = ("X", "Z")
+DAY_FIGURES = ("sales", "refunds", "points", "liability_points", "liability_fen")
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,10 @@ def write_report(store: LedgerStore, kind: str, day: date, moment: Moment,
             trusted=moment.trusted, body=json.dumps(body, ensure_ascii=False, sort_keys=True),
         ).execute()
         store._audit(w, operator, f"report_{kind.lower()}", day.isoformat(), report_id)
+        # HQ collects every report as printed (the chain's day figures, issue 13).
+        store._event(w, "day_report", {"report": report_id, "kind": kind,
+                                       "day": day.isoformat(), "operator": operator,
+                                       **{name: body[name] for name in DAY_FIGURES}})
     return StoredReport(report_id, kind, day, body)
 
 
