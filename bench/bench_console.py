@@ -52,6 +52,29 @@ def phone(i: int) -> str:
     return f"139{i:08d}"
 
 
+def bulk_load(db: Any, steps: list[tuple[str, str]]) -> None:
+    """Run each (table, INSERT ... SELECT) the usual way of a bulk load: secondary indexes
+    dropped and built after, foreign-key triggers off for the session (the generated rows are
+    consistent by construction); each step's time printed."""
+    sql = db.execute_sql
+    tables = [table for table, _ in steps]
+    indexes = sql("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
+                  "AND tablename = ANY(%s) AND indexname NOT LIKE %s",
+                  (tables, "%pkey")).fetchall()
+    for name, _ in indexes:
+        sql(f'DROP INDEX "{name}"')
+    sql("SET session_replication_role = replica")
+    for table, statement in steps:
+        started = time.perf_counter()
+        sql(statement)
+        print(f"  {table:<14} {time.perf_counter() - started:6.1f} s", flush=True)
+    sql("SET session_replication_role = DEFAULT")
+    started = time.perf_counter()
+    for _, definition in indexes:
+        sql(definition)
+    print(f"  {'indexes':<14} {time.perf_counter() - started:6.1f} s", flush=True)
+
+
 def populate(db: Any, members: int, per_member: int) -> None:
     """The chain, written by the server itself (``mod()``, not ``%``: psycopg 3 would read a
     ``%`` in the text as a placeholder). Member ``i`` (1-based) has entries
@@ -112,24 +135,7 @@ def populate(db: Any, members: int, per_member: int) -> None:
                    (extract(epoch FROM now()) * 1000000)::bigint - i * 60000000
             FROM generate_series(0::bigint, 299) AS i"""),
     ]
-    # Bulk load the usual way: secondary indexes dropped and built after, foreign-key
-    # triggers off for the session (the generated rows are consistent by construction).
-    tables = [table for table, _ in steps]
-    indexes = sql("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' "
-                  "AND tablename = ANY(%s) AND indexname NOT LIKE %s",
-                  (tables, "%pkey")).fetchall()
-    for name, _ in indexes:
-        sql(f'DROP INDEX "{name}"')
-    sql("SET session_replication_role = replica")
-    for table, statement in steps:
-        started = time.perf_counter()
-        sql(statement)
-        print(f"  {table:<14} {time.perf_counter() - started:6.1f} s", flush=True)
-    sql("SET session_replication_role = DEFAULT")
-    started = time.perf_counter()
-    for _, definition in indexes:
-        sql(definition)
-    print(f"  {'indexes':<14} {time.perf_counter() - started:6.1f} s", flush=True)
+    bulk_load(db, steps)
     for i in range(1, min(SAMPLED, members) + 1):  # real keyed hashes for the sampled members
         sql("UPDATE member SET card_hash = %s, phone_hash = %s WHERE id = %s",
             (card_hash(KEY, card(i)), phone_hash(KEY, phone(i)), f"m{i:09d}"))

@@ -24,6 +24,12 @@ Definitions (issue 13), over member sales in [from, to), days counted in the pro
 
 With ``--store``, sales are those rung up at that store (applied_event's span of the chain
 ledger's sequence names it) and members (new, tiers, near the next tier) those whose home it is.
+
+The database computes them (:mod:`terminal.hq.analytics_sql`): one pass over the counted sales
+grouped by member and then by RFM segment (the period's sales only), members with a sale before
+``to`` and since the dormancy cut, the top products and categories, the members near the next
+tier, counts for the rest; no sale is carried into Python
+(``bench/bench_analytics.py`` times them at a million members).
 """
 
 from __future__ import annotations
@@ -32,26 +38,25 @@ import argparse
 import bisect
 import json
 import sys
-from collections import Counter, defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from peewee import JOIN, fn
+from peewee import fn
 
 from terminal.daemon.sim.demo import demo_rules
+from terminal.hq import analytics_sql
 from terminal.hq.bundles import read_toml
 from terminal.hq.database import open_hq_database, snapshot
-from terminal.hq.entry_stores import EntryStores
 from terminal.hq.models import HQ_MODELS, MemberHome
 from terminal.loyalty.calendar import add_months, local_day
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.rules import Rules
-from terminal.loyalty.store.models import MODELS, Member, Refund, RefundLine, Sale, SaleLine
+from terminal.loyalty.store.models import MODELS, Member, Sale
 
 TOP = 10
 NEAR_TIER = (9, 10)  # within 10% of the next tier: spend * 10 >= threshold * 9
@@ -97,23 +102,6 @@ class Period:
         return local_day(from_micros(us), self.zone)
 
 
-@dataclass(frozen=True)
-class SaleRow:
-    id: str
-    seq: int
-    member: str
-    at_us: int
-    paid_fen: int
-    refunded_fen: int
-    whole: bool  # wholly refunded
-
-
-@dataclass
-class _Buyer:
-    days: set[date] = field(default_factory=set)
-    fen: int = 0
-
-
 def parse_thresholds(text: str, what: str) -> tuple[int, ...]:
     try:
         bounds = tuple(int(part) for part in text.split(","))
@@ -134,163 +122,93 @@ def parse_period(start: str, end: str, zone: ZoneInfo) -> Period:
     return Period(first, until, zone)
 
 
-def _sales(end_us: int) -> list[SaleRow]:
-    """Every member sale before ``end_us``, with what was refunded of it (run bound)."""
-    sold = (SaleLine.select(SaleLine.sale.alias("sale_id"), fn.SUM(SaleLine.qty).alias("qty"))
-            .group_by(SaleLine.sale))
-    back = (RefundLine.select(Refund.sale.alias("sale_id"), fn.SUM(RefundLine.qty).alias("qty"),
-                              fn.SUM(RefundLine.fen).alias("fen"))
-            .join(Refund).group_by(Refund.sale))
-    query = (Sale.select(Sale.id, Sale.seq, Sale.member, Sale.wall_us, Sale.paid_fen,
-                         fn.COALESCE(sold.c.qty, 0), fn.COALESCE(back.c.qty, 0),
-                         fn.COALESCE(back.c.fen, 0))
-             .join_from(Sale, sold, JOIN.LEFT_OUTER, on=(sold.c.sale_id == Sale.id))
-             .join_from(Sale, back, JOIN.LEFT_OUTER, on=(back.c.sale_id == Sale.id))
-             .where(Sale.member.is_null(False) & (Sale.wall_us < end_us))
-             .order_by(Sale.seq).tuples())
-    return [SaleRow(sale_id, int(seq), member, int(at), int(paid), int(fen),
-                    int(qty_back) > 0 and int(qty_back) >= int(qty))
-            for sale_id, seq, member, at, paid, qty, qty_back, fen in query]
-
-
-def _products(period: Period, counted: set[str]) -> tuple[list, list]:
-    """The top products and categories among the period's ``counted`` sales (their ids), by
-    paid fen less refunds."""
-    back = (RefundLine.select(Refund.sale.alias("sale_id"), RefundLine.line_no,
-                              fn.SUM(RefundLine.qty).alias("qty"),
-                              fn.SUM(RefundLine.fen).alias("fen"))
-            .join(Refund).group_by(Refund.sale, RefundLine.line_no))
-    query = (SaleLine.select(SaleLine.sale, SaleLine.sku, SaleLine.name, SaleLine.category,
-                             SaleLine.qty - fn.COALESCE(back.c.qty, 0),
-                             SaleLine.paid_fen - fn.COALESCE(back.c.fen, 0))
-             .join_from(SaleLine, Sale)
-             .join_from(SaleLine, back, JOIN.LEFT_OUTER,
-                        on=((back.c.sale_id == SaleLine.sale)
-                            & (back.c.line_no == SaleLine.line_no)))
-             .where(Sale.member.is_null(False) & (Sale.wall_us >= period.start_us)
-                    & (Sale.wall_us < period.end_us)))
-    products: dict[str, list[Any]] = {}
-    categories: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for sale_id, sku, name, category, qty, fen in query.tuples():
-        if sale_id not in counted:
-            continue
-        row = products.setdefault(sku, [name, 0, 0])
-        row[0] = min(row[0], name) if row[0] else name  # one name, whatever the row order
-        row[1] += int(qty)
-        row[2] += int(fen)
-        categories[category][0] += int(qty)
-        categories[category][1] += int(fen)
-    top_products = sorted(products.items(), key=lambda item: (-item[1][2], item[0]))[:TOP]
-    top_categories = sorted(categories.items(), key=lambda item: (-item[1][1], item[0]))[:TOP]
-    return ([{"sku": sku, "name": name, "qty": qty, "paid_fen": fen}
-             for sku, (name, qty, fen) in top_products],
-            [{"category": category, "qty": qty, "paid_fen": fen}
-             for category, (qty, fen) in top_categories])
-
-
 def _rate(part: int, whole: int) -> float:
     return round(part / whole, 4) if whole else 0.0
 
 
-def members_of(store: str | None) -> list[tuple[str, str, int]]:
-    """(id, tier, registered_us) of the members counted: all, or those at home in ``store``."""
-    query = Member.select(Member.id, Member.tier, Member.registered_us)
+def _members(store: str | None) -> Any:
+    """The members counted: all, or those at home in ``store`` (a query)."""
+    query = Member.select()
     if store is not None:
         query = (query.join(MemberHome, on=(MemberHome.member == Member.id))
                  .where(MemberHome.store == store))
-    return [(member_id, tier, int(at)) for member_id, tier, at in query.order_by(Member.id)
-            .tuples()]
+    return query
 
 
-def near_next_tier(rules: Rules, period: Period, members: list[tuple[str, str, int]],
-                   sales: Iterable[SaleRow]) -> list[tuple[str, str, int]]:
+def tiers(rules: Rules, store: str | None) -> dict[str, int]:
+    """Members per tier: the rules' tiers in order, then any they no longer have."""
+    counts = dict(_members(store).select(Member.tier, fn.COUNT(Member.id))
+                  .group_by(Member.tier).tuples())
+    found = {level.name: int(counts.pop(level.name, 0)) for level in rules.tiers}
+    found.update(sorted((tier, int(count)) for tier, count in counts.items()))
+    return found
+
+
+def near_tier(rules: Rules, period: Period, store: str | None) -> list[tuple[str, str, int]]:
     """(member, next tier, qualifying spend) of the members within 10% of the next tier's
-    spend (the rules' window ending at ``to``, chain-wide)."""
+    spend (the rules' window ending at ``to``, chain-wide), by member id."""
     window_us = to_micros(add_months(datetime.combine(period.end, time(), period.zone),
                                      -rules.tier_window_months))
-    spend: Counter[str] = Counter()
-    for sale in sales:
-        if sale.at_us > window_us:
-            spend[sale.member] += sale.paid_fen - sale.refunded_fen
-    names = [level.name for level in rules.tiers]
-    near = []
-    for member_id, tier, _ in members:
-        index = names.index(tier) if tier in names else 0
-        if index + 1 == len(names):
-            continue
-        following = rules.tiers[index + 1]
-        bound = following.qualify_spend_fen
-        if spend[member_id] < bound and spend[member_id] * NEAR_TIER[1] >= bound * NEAR_TIER[0]:
-            near.append((member_id, following.name, spend[member_id]))
-    return near
+    return [(member, following, int(fen)) for member, following, fen in analytics_sql.near_tier(
+        Sale._meta.database, window_us, period.end_us, store,
+        [(level.name, level.qualify_spend_fen) for level in rules.tiers], NEAR_TIER)]
 
 
-def _tiers(rules: Rules, period: Period, members: list[tuple[str, str, int]],
-           sales: Iterable[SaleRow]) -> tuple[dict[str, int], dict[str, int]]:
-    """Members per tier, and per next tier the members within 10% of its qualifying spend."""
-    counts = Counter(tier for _, tier, _ in members)
-    tiers = {level.name: counts.pop(level.name, 0) for level in rules.tiers}
-    tiers.update(sorted(counts.items()))  # tiers the rules no longer have
-    near = Counter(following for _, following, _ in near_next_tier(rules, period, members, sales))
-    return tiers, {level.name: near[level.name] for level in rules.tiers[1:]}
+def dormancy_cut(period: Period, dormant_days: int) -> int:
+    """The start of the day ``dormant_days - 1`` before ``to``: a member with a counted sale
+    before ``to`` and none from then on is dormant."""
+    return to_micros(datetime.combine(period.end - timedelta(days=dormant_days - 1), time(),
+                                      period.zone))
 
 
-def store_sales(period: Period, store: str | None) -> tuple[list[SaleRow], list[SaleRow]]:
-    """Every member sale before ``to`` chain-wide, and the counted ones (not wholly refunded)
-    of ``store`` (None: all), in the ledger's order."""
-    everywhere = _sales(period.end_us)
-    sales = everywhere
-    if store is not None:
-        stores = EntryStores()  # the store whose event wrote each sale
-        sales = [sale for sale in everywhere if stores.of(sale.seq) == store]
-    return everywhere, [sale for sale in sales if not sale.whole]
-
-
-def last_sales(counted: Iterable[SaleRow]) -> dict[str, int]:
-    """Each member's last counted sale (wall micros)."""
-    last_us: dict[str, int] = {}
-    for sale in counted:
-        last_us[sale.member] = max(last_us.get(sale.member, sale.at_us), sale.at_us)
-    return last_us
+def dormant_members(period: Period, store: str | None, dormant_days: int
+                    ) -> list[tuple[str, int]]:
+    """(member, last counted sale µs) of the dormant members, longest gone first."""
+    return [(member, int(at)) for member, at in analytics_sql.dormant(
+        Sale._meta.database, period.end_us, dormancy_cut(period, dormant_days), store)]
 
 
 def analytics(rules: Rules, period: Period, store: str | None = None, dormant_days: int = 90,
               thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
-    """The analytics of the period (run with the models bound to HQ's database)."""
-    everywhere, counted = store_sales(period, store)
-    first_us: dict[str, int] = {}
-    last_us = last_sales(counted)
-    buyers: dict[str, _Buyer] = defaultdict(_Buyer)
-    for sale in counted:  # in the ledger's order, not necessarily by time
-        first_us[sale.member] = min(first_us.get(sale.member, sale.at_us), sale.at_us)
-        if sale.at_us >= period.start_us:
-            buyer = buyers[sale.member]
-            buyer.days.add(period.day(sale.at_us))
-            buyer.fen += sale.paid_fen - sale.refunded_fen
-    repeat = sum(1 for buyer in buyers.values() if len(buyer.days) >= 2)
-    dormant = sum(1 for at in last_us.values()
-                  if (period.end - period.day(at)).days >= dormant_days)
-    segments = Counter(thresholds.score((period.end - max(buyer.days)).days, len(buyer.days),
-                                        buyer.fen) for buyer in buyers.values())
-    members = members_of(store)
-    tiers, near = _tiers(rules, period, members, everywhere)
-    top_products, top_categories = _products(
-        period, {sale.id for sale in counted if sale.at_us >= period.start_us})
+    """The analytics of the period (run with the models bound to HQ's database): a few
+    aggregate queries (:mod:`terminal.hq.analytics_sql`), nothing per sale in Python."""
+    db = Sale._meta.database
+    purchasers = repeat = new_purchasers = 0
+    segments: dict[str, int] = {}
+    for r, f, m, buying, repeating, new in analytics_sql.segments(
+            db, period.zone, period.start_us, period.end_us, store,
+            (thresholds.recency_days, thresholds.frequency_days, thresholds.monetary_fen)):
+        purchasers += int(buying)
+        repeat += int(repeating)
+        new_purchasers += int(new)
+        segments[f"R{r}F{f}M{m}"] = int(buying)
+    # Dormant: a counted sale before ``to``, none from the day dormant_days - 1 before it on.
+    with_sale = analytics_sql.with_sales(db, period.end_us, store)
+    dormant = with_sale - analytics_sql.with_sales(db, period.end_us, store,
+                                                   dormancy_cut(period, dormant_days))
+    near = Counter(following for _, following, _ in near_tier(rules, period, store))
+    top_products = [{"sku": sku, "name": name, "qty": int(qty), "paid_fen": int(fen)}
+                    for sku, name, qty, fen in analytics_sql.top_sold(
+                        db, period.start_us, period.end_us, store, "sku", TOP)]
+    top_categories = [{"category": category, "qty": int(qty), "paid_fen": int(fen)}
+                      for category, qty, fen in analytics_sql.top_sold(
+                          db, period.start_us, period.end_us, store, "category", TOP)]
     return {
         "from": period.start.isoformat(), "to": period.end.isoformat(), "store": store,
         "zone": period.zone.key, "dormant_days": dormant_days,
-        "purchasers": len(buyers), "repeat_purchasers": repeat,
-        "repeat_rate": _rate(repeat, len(buyers)),
-        "new_members": sum(1 for _, _, at in members
-                           if period.start_us <= at < period.end_us),
-        "new_purchasers": sum(1 for member in buyers if first_us[member] >= period.start_us),
-        "dormant": dormant, "churn_rate": _rate(dormant, len(last_us)),
+        "purchasers": purchasers, "repeat_purchasers": repeat,
+        "repeat_rate": _rate(repeat, purchasers),
+        "new_members": _members(store).where((Member.registered_us >= period.start_us)
+                                             & (Member.registered_us < period.end_us)).count(),
+        "new_purchasers": new_purchasers,
+        "dormant": dormant, "churn_rate": _rate(dormant, with_sale),
         "rfm": {"thresholds": {"recency_days": list(thresholds.recency_days),
                                "frequency_days": list(thresholds.frequency_days),
                                "monetary_fen": list(thresholds.monetary_fen)},
                 "segments": dict(sorted(segments.items()))},
         "top_products": top_products, "top_categories": top_categories,
-        "tiers": tiers, "near_next_tier": sum(near.values()), "near_next_tier_by_tier": near,
+        "tiers": tiers(rules, store), "near_next_tier": sum(near.values()),
+        "near_next_tier_by_tier": {level.name: near[level.name] for level in rules.tiers[1:]},
     }
 
 

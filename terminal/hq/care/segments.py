@@ -11,7 +11,7 @@ rules' zone). Every segment leaves out members whose data was erased and cards H
 - ``next_tier``: members whose qualifying spend (the rules' tier window ending tonight) is at
   least 90% of the next tier's and below it (``analytics.near_next_tier``): the spend to go;
 - ``dormant``: members whose last sale not wholly refunded is ``days`` days or more before today
-  (``report analytics``' dormant, 90 by default; ``analytics.last_sales``), with their balance.
+  (``report analytics``' dormant, 90 by default; ``analytics.dormant_members``), with their balance.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 
 from peewee import fn
 
-from terminal.hq.analytics import Period, last_sales, members_of, near_next_tier, store_sales
+from terminal.hq.analytics import Period, dormant_members, near_tier
 from terminal.hq.models import MemberOp
 from terminal.loyalty.calendar import local_day
 from terminal.loyalty.clock import from_micros, to_micros
@@ -149,9 +149,8 @@ def _today(rules: Rules, now: datetime) -> Period:
 def next_tier(rules: Rules, days: int, now: datetime) -> list[Target]:
     """(``days`` is not used: the window is the rules' tier window.)"""
     period = _today(rules, now)
-    everywhere, _ = store_sales(period, None)
     names = {level.name: level for level in rules.tiers}
-    near = near_next_tier(rules, period, members_of(None), everywhere)
+    near = near_tier(rules, period, None)
     members = _members({member for member, _, _ in near})
     return [Target(member, {"name": members[member][0], "points": str(members[member][1]),
                             "tier": tier,
@@ -161,9 +160,9 @@ def next_tier(rules: Rules, days: int, now: datetime) -> list[Target]:
 
 def dormant(rules: Rules, days: int, now: datetime) -> list[Target]:
     period = _today(rules, now)
-    _, counted = store_sales(period, None)
-    found = {member: at for member, at in last_sales(counted).items()
-             if (period.start - period.day(at)).days >= days}
+    # Today - last sale's day >= days: no counted sale from the day days - 1 before today on,
+    # which is the analytics' dormancy (counted from tomorrow) of days + 1.
+    found = dict(dormant_members(period, None, days + 1))
     members = _members(set(found))
     return [Target(member_id, {
         "name": name, "points": str(balance), "tier": tier,

@@ -24,7 +24,7 @@ from terminal.hq.console import audit
 from terminal.hq.console.roles import Principal
 from terminal.hq.models import AppliedEvent, MemberHome
 from terminal.loyalty.calendar import add_months
-from terminal.loyalty.clock import from_micros, to_micros
+from terminal.loyalty.clock import to_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.models import Member, Sale
 
@@ -188,21 +188,14 @@ class Insights:
 
     def _dormant(self, scope: Scope, dormant_days: int) -> list[dict[str, Any]]:
         period = scope.period
-        _, counted = analytics.store_sales(period, scope.store)
-        last = analytics.last_sales(counted)
-        zone = period.zone
-        gone = {member: at for member, at in last.items()
-                if (period.end - period.day(at)).days >= dormant_days}
-        profiles = self._profiles(sorted(gone))
-        rows = [{**profiles[member], "last_sale": from_micros(at).astimezone(zone).date()
-                 .isoformat(), "days_since": (period.end - period.day(at)).days}
-                for member, at in gone.items() if member in profiles]
-        return sorted(rows, key=lambda row: (row["last_sale"], row["id"]))
+        gone = analytics.dormant_members(period, scope.store, dormant_days)
+        profiles = self._profiles([member for member, _ in gone])
+        return [{**profiles[member], "last_sale": period.day(at).isoformat(),
+                 "days_since": (period.end - period.day(at)).days}
+                for member, at in gone if member in profiles]
 
     def _near_tier(self, scope: Scope, _: int) -> list[dict[str, Any]]:
-        everywhere, _counted = analytics.store_sales(scope.period, None)
-        near = analytics.near_next_tier(self.rules, scope.period,
-                                        analytics.members_of(scope.store), everywhere)
+        near = analytics.near_tier(self.rules, scope.period, scope.store)
         bounds = {level.name: level.qualify_spend_fen for level in self.rules.tiers}
         profiles = self._profiles([member for member, _, _ in near])
         rows = [{**profiles[member], "next_tier": following, "spend_fen": spend,

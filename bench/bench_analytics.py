@@ -1,0 +1,197 @@
+"""Issue 13's analytics at chain scale on PostgreSQL: each one's time, against a trivial full scan
+of the ledger measured in the same run.
+
+A private PostgreSQL server (fsync off: set-up, not the thing measured) gets HQ's schema from its
+migrations, then a chain written by the server itself (``INSERT ... SELECT generate_series``):
+by default 1,000,000 members (home in 100 stores, a third of them silver or gold), 10,000,000
+ledger entries (an earn per sale, a registration bonus per member, the rest redemptions and
+adjustments), 5,000,000 member sales over two years with a line each (500 products in 20
+categories), 1% of them refunded (half wholly, half a unit of two), an applied event per sale
+naming its store and its span of the sequence, a lot per member. Each analytic then runs three
+times (once when a run takes over 10 s) through the same code `posterm-hq report` and the console
+run (models bound, one snapshot); the median is printed with its ratio to a trivial full scan of
+the ledger, ``SELECT count(*), sum(points) FROM ledger_entry``, measured the same way.
+
+Run: ``.venv/bin/python bench/bench_analytics.py [--members N] [--entries-per-member K]``.
+A million members take some minutes and a few GB in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.bench_console import bulk_load  # noqa: E402
+from terminal.hq import analytics, day_reports, points_reports  # noqa: E402
+from terminal.hq.analytics import Period  # noqa: E402
+from terminal.hq.database import open_hq_database, snapshot  # noqa: E402
+from terminal.hq.models import HQ_MODELS  # noqa: E402
+from terminal.loyalty.rules import load_rules  # noqa: E402
+from terminal.loyalty.store.models import MODELS  # noqa: E402
+from tests.support.postgres import Postgres  # noqa: E402
+from tests.support.shared import EXAMPLES  # noqa: E402
+
+T0_US = 1_733_011_200_000_000  # 2024-12-01 00:00 UTC: two years of history up to 2026-12-01
+SPAN_US = 2 * 365 * 86_400_000_000
+RUNS = 3
+
+
+def populate(db: Any, members: int, per_member: int) -> None:
+    """The chain (``mod()``, not ``%``: psycopg 3 reads a ``%`` as a placeholder). Sale ``s``
+    (1-based) has sequence ``2s``, its earn entry; ``2s - 1`` is its member's other entry (a
+    bonus for the first ``members`` of them, then redemptions and adjustments). Sale ``s``
+    belongs to member ``1 + mod(s * 7919, members)`` and is at ``T0 + s * span / sales``."""
+    sales = members * per_member // 2
+    step = SPAN_US // sales
+    member_of = f"'m' || lpad((1 + mod(s * 7919, {members}))::text, 9, '0')"
+    sql = db.execute_sql
+    steps = [
+        ("member", f"""INSERT INTO member (id, card_hash, card_last4, name, phone_hash,
+            phone_last4, birthday, referrer_id, referral_paid, registered_us, tier,
+            tier_reviewed_us, balance, debt)
+            SELECT 'm' || lpad(i::text, 9, '0'), md5('card' || i) || md5('c' || i),
+                   right(i::text, 4), '会员' || i, NULL, '',
+                   '19' || (50 + mod(i, 50)) || '-' || lpad((1 + mod(i, 12))::text, 2, '0')
+                       || '-' || lpad((1 + mod(i, 28))::text, 2, '0'),
+                   NULL, false, {T0_US} + mod(i * 104729, {SPAN_US // 1_000_000}) * 1000000,
+                   CASE mod(i, 6) WHEN 0 THEN 'gold' WHEN 1 THEN 'silver' WHEN 2
+                        THEN 'silver' ELSE 'member' END, NULL, 100, 0
+            FROM generate_series(1::bigint, {members}) AS i"""),
+        ("member_home", f"""INSERT INTO member_home (member, store, since_us)
+            SELECT 'm' || lpad(i::text, 9, '0'), 'S' || lpad((1 + mod(i, 100))::text, 3, '0'),
+                   {T0_US} FROM generate_series(1::bigint, {members}) AS i"""),
+        ("sale", f"""INSERT INTO sale (id, seq, member_id, wall_us, trusted, tender, list_fen,
+            discount_fen, deduction_fen, paid_fen, points_earned, points_redeemed, earn_entry,
+            redeem_entry, tier, operator, detail)
+            SELECT 's' || s, s * 2, {member_of}, {T0_US} + s * {step}, true, 'cash',
+                   1000 * (1 + mod(s, 40)), 0, 0, 1000 * (1 + mod(s, 40)), 1 + mod(s, 40), 0,
+                   'e' || (s * 2), NULL, 'member', '', '{{}}'
+            FROM generate_series(1::bigint, {sales}) AS s"""),
+        ("sale_line", f"""INSERT INTO sale_line (sale_id, line_no, sku, name, category, qty,
+            price_fen, list_fen, paid_fen)
+            SELECT 's' || s, 1, 'SKU' || mod(s * 31, 500), '商品' || mod(s * 31, 500),
+                   'C' || mod(mod(s * 31, 500), 20), 2, 500 * (1 + mod(s, 40)),
+                   1000 * (1 + mod(s, 40)), 1000 * (1 + mod(s, 40))
+            FROM generate_series(1::bigint, {sales}) AS s"""),
+        ("refund", f"""INSERT INTO refund (id, seq, sale_id, kind, wall_us, trusted,
+            refunded_fen, points_reversed, points_restored, operator)
+            SELECT 'r' || s, {members * per_member} + s, 's' || s, 'refund',
+                   {T0_US} + s * {step} + 3600000000, true,
+                   CASE WHEN mod(s, 200) = 0 THEN 1000 * (1 + mod(s, 40))
+                        ELSE 500 * (1 + mod(s, 40)) END, 0, 0, ''
+            FROM generate_series(100::bigint, {sales}, 100) AS s"""),
+        ("refund_line", """INSERT INTO refund_line (refund_id, line_no, qty, fen)
+            SELECT id, 1, CASE WHEN mod(substr(id, 2)::bigint, 200) = 0 THEN 2 ELSE 1 END,
+                   refunded_fen FROM refund"""),
+        ("ledger_entry", f"""INSERT INTO ledger_entry (id, seq, member_id, kind, points,
+            debt_delta, sale_id, reverses, reason, operator, wall_us, trusted)
+            SELECT 'e' || n, n,
+                   CASE WHEN n <= {2 * members} AND mod(n, 2) = 1
+                        THEN 'm' || lpad((1 + (n - 1) / 2)::text, 9, '0')
+                        ELSE 'm' || lpad((1 + mod(((n + 1) / 2) * 7919, {members}))::text, 9,
+                                         '0') END,
+                   CASE WHEN mod(n, 2) = 0 THEN 'earn' WHEN n <= {2 * members} THEN 'bonus'
+                        WHEN mod(n, 7) = 0 THEN 'adjust' ELSE 'redeem' END,
+                   CASE WHEN mod(n, 2) = 0 THEN 1 + mod(n / 2, 40) WHEN n <= {2 * members}
+                        THEN 100 WHEN mod(n, 7) = 0 THEN 5 ELSE -1 END,
+                   0, CASE WHEN mod(n, 2) = 0 THEN 's' || (n / 2) END, NULL, '', '',
+                   {T0_US} + ((n + 1) / 2) * {step}, true
+            FROM generate_series(1::bigint, {members * per_member}) AS n"""),
+        ("lot", f"""INSERT INTO lot (id, member_id, earned_us, expires_us, points, remaining,
+            dated_trusted)
+            SELECT 'e' || (2 * i - 1), 'm' || lpad(i::text, 9, '0'), {T0_US},
+                   {T0_US} + {SPAN_US} + mod(i, 120) * 86400000000, 100, 100, true
+            FROM generate_series(1::bigint, {members}) AS i"""),
+        ("applied_event", f"""INSERT INTO applied_event (id, store, terminal, seq, epoch, kind,
+            wall_us, applied_us, outcome, detail, points_in, points_out, first_seq, last_seq)
+            SELECT 'a' || s, 'S' || lpad((1 + mod(s, 100))::text, 3, '0'),
+                   'T0' || (1 + mod(s, 3)), s, 1, 'sale', {T0_US} + s * {step},
+                   {T0_US} + s * {step}, 'applied', '', 0, 0, s * 2 - 1, s * 2
+            FROM generate_series(1::bigint, {sales}) AS s"""),
+    ]
+    bulk_load(db, steps)
+    started = time.perf_counter()
+    sql("VACUUM ANALYZE")
+    print(f"  {'vacuum analyze':<14} {time.perf_counter() - started:6.1f} s", flush=True)
+
+
+def timed(db: Any, work: Callable[[], Any]) -> tuple[float, int, Any]:
+    """The median of RUNS runs of ``work`` in one snapshot each (one run when it takes over
+    10 s), seconds, the runs, and its result."""
+    times: list[float] = []
+    result = None
+    while len(times) < RUNS and sum(times) < 10:
+        with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
+            started = time.perf_counter()
+            result = work()
+            times.append(time.perf_counter() - started)
+    return statistics.median(times), len(times), result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, default=1_000_000)
+    parser.add_argument("--entries-per-member", type=int, default=10)
+    parser.add_argument("--skip", default="", help="analytics not to run, comma-separated")
+    args = parser.parse_args()
+    if args.entries_per_member < 4 or args.entries_per_member % 2:
+        parser.error("--entries-per-member is an even number from 4")
+    members, k = args.members, args.entries_per_member
+    rules = load_rules(EXAMPLES / "rules.toml")
+    server = Postgres()
+    server.start()
+    try:
+        db = open_hq_database(server.dsn)
+        print(f"chain: {members:,} members, {members * k:,} ledger entries, "
+              f"{members * k // 2:,} member sales over two years", flush=True)
+        with db.bind_ctx(MODELS + HQ_MODELS):
+            populate(db, members, k)
+        month = Period(date(2026, 10, 1), date(2026, 11, 1), rules.zone)
+        year = Period(date(2025, 11, 1), date(2026, 11, 1), rules.zone)
+        work: dict[str, Callable[[], Any]] = {
+            "report analytics, chain, a month": lambda: analytics.analytics(rules, month),
+            "report analytics, one store, a month": lambda: analytics.analytics(
+                rules, month, "S001"),
+            "dormant members list (chain)": lambda: analytics.dormant_members(month, None, 90),
+            "near next tier list (chain)": lambda: analytics.near_tier(rules, month, None),
+            "report points, a year by month": lambda: points_reports.points_flow(
+                rules, year, "month"),
+            "report expiring 30/60/90": lambda: points_reports.expiring(
+                rules, date(2026, 11, 1)),
+            "report settlement, a month": lambda: points_reports.settlement(rules, month),
+            "report z, a month": lambda: day_reports.day_reports(month),
+        }
+        skip = {name.strip() for name in args.skip.split(",") if name.strip()}
+        scan, _, counted = timed(db, lambda: db.execute_sql(
+            "SELECT count(*), sum(points) FROM ledger_entry").fetchone())
+        print(f"\ntrivial full scan of ledger_entry ({counted[0]:,} rows): {scan * 1000:.0f} ms "
+              f"(median of {RUNS})")
+        print(f"\n{'analytic':<40} {'median s':>9} {'x scan':>7} {'runs':>5}  (target < 1 s)")
+        missed = []
+        for name, job in work.items():
+            if any(name.startswith(prefix) for prefix in skip):
+                print(f"{name:<40} {'skipped':>9}")
+                continue
+            seconds, runs, _ = timed(db, job)
+            if seconds >= 1:
+                missed.append(name)
+            print(f"{name:<40} {seconds:9.2f} {seconds / scan:7.1f} {runs:5}", flush=True)
+        print("\nunder 1 s: " + ("every one" if not missed else
+                                 "MISSED by " + "; ".join(missed)))
+        db.close()
+        return 0 if not missed else 1
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
