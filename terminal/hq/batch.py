@@ -29,7 +29,7 @@ from typing import Any
 
 from peewee import Database, __exception_wrapper__
 
-from terminal.hq.database import HqPostgresDatabase
+from terminal.hq.database import SEQ_BLOCK, HqPostgresDatabase, lock_members
 from terminal.loyalty.store import hotpath
 
 COUNTERS = ("seq", "trusted_floor_us", "undated_lots")  # what hotpath.META_COUNTERS reads
@@ -44,6 +44,13 @@ _BALANCE, _DEBT = hotpath.MEMBER_COLUMNS.index("balance"), hotpath.MEMBER_COLUMN
 ROWS_PER_INSERT = 100  # rows per multi-row INSERT: bound parameters stay few
 COPY_FROM = 1_000  # from this many rows on, an insert goes by COPY where it can
 _INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([?, ]+\)")
+# The sweep's chunk of due lots, of the members it has locked only (see BatchStatements.run).
+DUE_LOTS_OF_MEMBERS = hotpath.DUE_LOTS.replace(
+    "WHERE l.remaining > 0", "WHERE l.member_id = ANY(?) AND l.remaining > 0")
+CARD_HASHES = "SELECT card_hash FROM member WHERE id = ANY(?)"
+# The counters but the sequence, which a ledger on PostgreSQL takes from its block.
+META_FLAGS = "SELECT key, value FROM meta WHERE key IN ('trusted_floor_us', 'undated_lots')"
+RESERVE = SEQ_BLOCK // 10  # with fewer numbers left in its block, a transaction takes a new one
 
 
 class _Rows:
@@ -88,6 +95,10 @@ class BatchStatements(hotpath.Statements):
         self._members: dict[str, tuple[Any, ...] | None] = {}  # card hash -> MEMBER_BY_HASH row
         self._hashes: dict[str, str] = {}  # member id -> card hash, for the rows kept
         self._days: dict[tuple[str, str], list[int] | None] = {}  # (member, day) -> counts
+        # PostgreSQL: [next number, last number] of the block of the chain sequence this ledger
+        # hands out (database.SEQ_BLOCK): its transactions go on where the last one stopped,
+        # so one collector numbers as SQLite's one writer does, and collectors never collide.
+        self._block: list[int] | None = None
 
     # -- the batch -----------------------------------------------------------------------------
 
@@ -96,7 +107,7 @@ class BatchStatements(hotpath.Statements):
         """Keep the counters and the given sale ids' existence in memory until the end, then
         write the counters that changed (inside the caller's transaction)."""
         meta: dict[str, str | None] = dict.fromkeys(COUNTERS)
-        meta.update(super().run(hotpath.META_COUNTERS).fetchall())
+        meta.update(self._counters())
         self._asked = set(sale_ids)
         self._sales = self.existing("sale", self._asked)
         self._inserted, self._dirty, self._meta = [], set(), meta
@@ -132,6 +143,18 @@ class BatchStatements(hotpath.Statements):
             self._sales.discard(sale_id)
         del self._inserted[mark.sales:]
         self._forget()
+
+    def _counters(self) -> list[tuple[str, str]]:
+        """The meta counters: on PostgreSQL the sequence where this ledger's block goes on."""
+        if not self.pipelines:
+            return super().run(hotpath.META_COUNTERS).fetchall()
+        block = self._block
+        if block is None or block[1] - block[0] < RESERVE:
+            rows = super().run(hotpath.META_COUNTERS).fetchall()  # takes a block
+            start = int(dict(rows)["seq"])
+            self._block = [start + 1, start + SEQ_BLOCK]
+            return rows
+        return [*super().run(META_FLAGS).fetchall(), ("seq", str(block[0] - 1))]
 
     def _forget(self) -> None:
         """Forget the member rows and day counters kept: read them again when asked."""
@@ -180,6 +203,10 @@ class BatchStatements(hotpath.Statements):
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         meta = self._meta
+        if self.pipelines and meta is None and sql == hotpath.META_COUNTERS:
+            return _Rows(self._counters())
+        if sql == hotpath.DUE_LOTS and self.pipelines:
+            return self._due_locked(params)
         if meta is None:
             return self._write(sql, params)
         if sql == hotpath.META_COUNTERS:
@@ -206,9 +233,24 @@ class BatchStatements(hotpath.Statements):
             self._inserted.append(params[0])
         return self._write(sql, params)
 
+    def _due_locked(self, params: Sequence[Any]) -> Any:
+        """The sweep's next chunk of due lots on PostgreSQL, with their members locked first
+        (database.lock_members, in key order) as every writer of a member does: the chunk is
+        read, its members locked, and read again among those members only (a lot a member's
+        writer expired meanwhile is gone; when nobody wrote, the same chunk)."""
+        due = super().run(hotpath.DUE_LOTS, params).fetchall()
+        members = sorted({member_id for _, member_id, _ in due})
+        if not members:
+            return _Rows(due)
+        lock_members(self.db, [card for (card,) in super().run(CARD_HASHES, (members,))])
+        return super().run(DUE_LOTS_OF_MEMBERS, (members, *params))
+
     def _write(self, sql: str, params: Sequence[Any]) -> Any:
         """Run ``sql``; on PostgreSQL a write whose result is not read is sent without waiting
         for its answer (in a pipeline, any later read or the COMMIT takes it along)."""
+        if self.pipelines and sql == hotpath.SET_META and params[0] == "seq" \
+                and self._block is not None:  # the numbers up to it are used
+            self._block[0] = max(self._block[0], int(params[1]) + 1)
         if self.pipelines and sql in DEFERRABLE:
             self._send(self._sql(sql), params)
             return _NOTHING

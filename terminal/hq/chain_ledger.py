@@ -26,7 +26,13 @@ from peewee import Database, PeeweeException, PostgresqlDatabase, fn
 
 from terminal.hq import adjustments, day_reports, holds
 from terminal.hq.batch import BatchStatements
-from terminal.hq.database import lock_members, member_writing, pipelined, snapshot, unit, writing
+from terminal.hq.database import (
+    member_writing,
+    pipelined,
+    retryable,
+    snapshot,
+    unit,
+)
 from terminal.hq.models import AppliedEvent, LookupAudit, MemberHold, MemberHome
 from terminal.hq.policy import TrustPolicy
 from terminal.hq.reckoning import reckon
@@ -52,6 +58,7 @@ HQ_IDENTITY = Identity("hq", "hq")
 # A sale's chain-wide id (a uuid5) is wanted twice per event: for the batch's query of the sales
 # already recorded, and by its replay.
 SWEEP_CHUNK = 1_000  # lots per transaction of HQ's expiry sweep (see ChainLedger.expire)
+RETRIES = 5  # times a batch runs again after PostgreSQL broke a deadlock (database.retryable)
 _chain_sale_id = lru_cache(maxsize=4096)(ids.chain_sale_id)
 _RECORD_COLUMNS = ("id", "store", "terminal", "seq", "epoch", "kind", "wall_us", "applied_us",
                    "outcome", "detail", "points_in", "points_out", "first_seq", "last_seq")
@@ -116,22 +123,24 @@ class ChainLedger:
         """The chain-wide expiry sweep as of ``at`` (HQ's clock is NTP-synchronised: trusted).
 
         Each chunk of ``chunk`` lots is one HQ write transaction, committed before the next:
-        the sweep holds the writers' lock for a chunk at a time (65 ms per 1,000 lots on SQLite,
-        measured on the 2-core machine at 20,000 lots, under load),
-        so collectors' batches and member requests go between chunks, and a sweep killed
-        midway keeps the chunks it committed (the next run expires the rest). On PostgreSQL a
-        chunk's entries and allocations go by COPY and its lot and balance updates by psycopg's
+        on SQLite the sweep holds the one writer's lock for a chunk at a time (65 ms per 1,000
+        lots, measured on the 2-core machine at 20,000 lots, under load), so collectors'
+        batches and member requests go between chunks; on PostgreSQL it locks the chunk's
+        members only (:meth:`BatchStatements.run` on the due lots). A sweep killed midway keeps
+        the chunks it committed (the next run expires the rest). On PostgreSQL a chunk's
+        entries and allocations go by COPY and its lot and balance updates by psycopg's
         pipelined executemany (:meth:`BatchStatements.many`)."""
-        return self.store.expire(Moment(at, True, None), chunk, lambda: writing(self.db))
+        return self.store.expire(Moment(at, True, None), chunk, lambda: member_writing(self.db))
 
     # -- events --------------------------------------------------------------------------------
 
     def apply(self, events: list[Event]) -> list[Outcome]:
         """Apply a batch (:meth:`_apply_batch`). If it fails for any reason but the database's
         own (:func:`refusals.transient`), each event is applied again in a transaction of its
-        own, so the one that fails is refused alone (recorded, acked) and the others commit."""
+        own, so the one that fails is refused alone (recorded, acked) and the others commit.
+        A batch PostgreSQL rolled back to break a deadlock runs again, up to RETRIES times."""
         try:
-            return self._apply_batch(events)
+            return self._apply_retrying(events)
         except Exception as exc:
             if transient(exc):
                 raise
@@ -140,18 +149,31 @@ class ChainLedger:
         outcomes: list[Outcome] = []
         for event in events:
             try:
-                outcomes += self._apply_batch([event])
+                outcomes += self._apply_retrying([event])
             except Exception as exc:
                 if transient(exc):
                     raise
                 outcomes.append(self._refuse_alone(event, exc))
         return outcomes
 
+    def _apply_retrying(self, events: list[Event]) -> list[Outcome]:
+        for attempt in range(RETRIES):
+            try:
+                return self._apply_batch(events)
+            except Exception as exc:
+                if not retryable(exc) or attempt == RETRIES - 1:
+                    raise
+                log.info("a batch of %d events ran into another writer (%s): again",
+                         len(events), exc)
+        raise AssertionError("unreachable")
+
     def _refuse_alone(self, event: Event, exc: BaseException) -> Outcome:
         detail = failure(exc)
         log.warning("event %s (%s from %s/%s) refused: %s", event.id, event.kind, event.store,
                     event.terminal, detail)
-        with writing(self.db):
+        with member_writing(self.db, self._lock_keys([event])):
+            if self.sql.existing(AppliedEvent._meta.table_name, [event.id]):
+                return Outcome(event, "duplicate")  # another collector has it now
             self.sql.insert_rows(AppliedEvent._meta.table_name, _RECORD_COLUMNS,
                                  [self._record(event, "refused", detail)])
         return Outcome(event, "refused", detail)
@@ -166,11 +188,11 @@ class ChainLedger:
         moved (the entries in its span of the sequence) and one insert records every outcome."""
         outcomes = []
         self._received = _now()  # bounds what this batch's events may claim (hq/reckoning.py)
-        with writing(self.db), pipelined(self.db):
-            self._retired = self._retired_cards(events)
-            # The members the batch names, locked before anything is read: a hold on one of
-            # them waits for this batch, a hold on any other does not.
-            lock_members(self.db, self._members_named(events))
+        self._retired = self._retired_cards(events)
+        # What the batch writes, locked before anything is read (database.member_writing): its
+        # members, sales and events. A hold on one of its members waits for this batch, a hold
+        # on any other does not, and batches of other members commit side by side.
+        with member_writing(self.db, self._lock_keys(events)), pipelined(self.db):
             if self.in_batch is not None:
                 self.in_batch(events)
             seen = self.sql.existing(AppliedEvent._meta.table_name,
@@ -188,8 +210,10 @@ class ChainLedger:
                     if outcome.ack:
                         seen.add(event.id)
                     outcomes.append(outcome)
-            self._count_points(spans)
-            self.sql.insert_rows(AppliedEvent._meta.table_name, _RECORD_COLUMNS, records)
+                self._count_points(spans)
+                self.sql.insert_rows(AppliedEvent._meta.table_name, _RECORD_COLUMNS, records)
+                # Leaving the batch writes the meta counters, last: on PostgreSQL their rows
+                # are the one thing every batch writes, locked from there to the COMMIT.
         return outcomes
 
     @staticmethod
@@ -278,11 +302,21 @@ class ChainLedger:
             (CardState.state == RETIRED) & CardState.card_hash.in_(sorted(named))).tuples())
         return {card_hash: self.store.successor(card_hash) for (card_hash,) in rows}
 
-    def _members_named(self, events: list[Event]) -> set[str]:
-        """The card hashes the batch's events name, and the cards retired ones carry on to."""
-        named = {value for event in events for key in _CARD_KEYS
-                 if isinstance(value := event.body.get(key), str)}
-        return named | {self._retired[card] for card in named if card in self._retired}
+    def _lock_keys(self, events: list[Event]) -> set[str]:
+        """What the events write, as lock keys: the card hashes they name and the cards
+        retired ones carry on to (one member's writes serialise), the chain ids of the sales
+        they record or refund (two refunds of one sale), and the id of an event that names
+        neither (the same event delivered to two collectors)."""
+        keys: set[str] = set()
+        for event in events:
+            named = [value for key in _CARD_KEYS if isinstance(value := event.body.get(key), str)]
+            keys.update(named, (self._retired[card] for card in named if card in self._retired))
+            sale = self._sale_id(event)
+            if sale is not None:
+                keys.add(sale)
+            elif not named:
+                keys.add(event.id)
+        return keys
 
     def _carried_on(self, event: Event) -> dict[str, Any]:
         """The event's body with a retired card replaced by its successor: a till that had not

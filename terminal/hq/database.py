@@ -32,16 +32,35 @@ from peewee import (
 from playhouse.db_url import parse
 
 from terminal.hq import migrations
+from terminal.loyalty.store import hotpath
 from terminal.loyalty.store.database import open_database
 
-# Every HQ writer takes this transaction-scoped lock first: the ledger's sequence counter is one
-# row, so chain-wide writes are serial anyway; the lock makes collectors queue instead of failing.
+# HQ's member operations (the console's) take this transaction-scoped lock, so they run one at a
+# time (their own sequence, member_op.seq, is a max + 1); ingest and member requests never take
+# it: they lock the members they write (member_writing).
 _PG_LOCK = 0x706F7374  # "post"
 # A member's writers take (this, member_key(card hash)): see member_writing.
 _PG_MEMBER_LOCKS = 0x6D656D62  # "memb"
 # Schema changes take this session-level lock (see open_hq_database).
 _PG_SCHEMA_LOCK = 0x706F7363  # "posc"
 
+
+# The chain sequence on PostgreSQL: each write transaction takes a block of this many numbers
+# (migration 8). Numbers a transaction does not use, or rolls back, are never handed out:
+# the sequence has gaps, and is in the order the transactions began, not committed.
+SEQ_BLOCK = 1_000_000
+# The store's statements as HQ's PostgreSQL runs them (hotpath.Statements takes a database's
+# own text for a statement): the sequence from a block, not from a row every writer waits for,
+# and the sequence and trusted-time floor in ``meta`` moved only upwards.
+STATEMENTS = {
+    hotpath.META_COUNTERS: (
+        "SELECT key, value FROM meta WHERE key IN ('trusted_floor_us', 'undated_lots') "
+        f"UNION ALL SELECT 'seq', (nextval('hq_seq_block') * {SEQ_BLOCK})::text"),
+    hotpath.SET_META: (
+        "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+        "SET value = excluded.value WHERE meta.key NOT IN ('seq', 'trusted_floor_us') "
+        "OR COALESCE(NULLIF(meta.value, ''), '0')::bigint < excluded.value::bigint"),
+}
 
 # Statements that change no row a batch keeps (a rolled-back savepoint forgets them itself).
 _READS_AND_SAVEPOINTS = frozenset({"SELECT", "SAVEPOINT", "RELEASE"})
@@ -58,6 +77,8 @@ class HqPostgresDatabase(PostgresqlDatabase):
     collector's ingest thread and its member-request thread never share one.
     """
 
+    statements = STATEMENTS  # see hotpath.Statements
+
     def init(self, database: Any, **kwargs: Any) -> None:
         kwargs.setdefault("prefer_psycopg3", True)  # psycopg 3 even if psycopg2 is installed
         kwargs.setdefault("encoding", "UTF8")  # sent as client_encoding at connect
@@ -68,6 +89,10 @@ class HqPostgresDatabase(PostgresqlDatabase):
         conn = super()._connect()
         try:
             check_utf8(conn, self.database)
+            # pg_stat_activity names each connection by its thread (a collector's ingest,
+            # "posterm-hq-ledger", and member requests, "posterm-hq-requests").
+            conn.execute("SELECT set_config('application_name', %s, false)",
+                         (threading.current_thread().name[:63],))
         except EncodingError:
             conn.close()
             raise
@@ -157,6 +182,23 @@ def check_utf8(conn: Any, name: str) -> None:
             f"{server}; HQ needs UTF8 for both (create the database with ENCODING 'UTF8')")
 
 
+def retryable(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL undoing a transaction that may simply run again: a
+    deadlock it broke or a serialisation failure (two writers' locks crossed)."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        found = todo.pop()
+        if found is None or id(found) in seen:
+            continue
+        seen.add(id(found))
+        if isinstance(found, psycopg.errors.TransactionRollback):
+            return True
+        todo += [found.__cause__, found.__context__,
+                 *(arg for arg in found.args if isinstance(arg, BaseException))]
+    return False
+
+
 def unit(db: Database) -> AbstractContextManager[Any]:
     """:meth:`HqPostgresDatabase.unit`, or a plain savepoint (SQLite's cost nothing to send)."""
     return db.unit() if isinstance(db, HqPostgresDatabase) else db.atomic()
@@ -231,7 +273,9 @@ def snapshot(db: Database) -> AbstractContextManager[object]:
 
 
 def writing(db: Database) -> AbstractContextManager[object]:
-    """One HQ write transaction: IMMEDIATE on SQLite, advisory-locked on PostgreSQL."""
+    """A write transaction one at a time: IMMEDIATE on SQLite, under the chain-wide advisory
+    lock on PostgreSQL (HQ's member operations; ingest and member requests use
+    :func:`member_writing`)."""
     if isinstance(db, SqliteDatabase):
         return db.atomic("IMMEDIATE")
     return _LockedAtomic(db, chain=True)

@@ -57,9 +57,9 @@ def new_url(request, tmp_path) -> Callable[[], str]:
     return lambda: fresh_database(server)
 
 
-def till_events(tmp_path: Path, store: str = "S001") -> list[Event]:
-    """A till's real events: registrations, member and anonymous sales, a redemption, a refund,
-    an adjustment, in the till's order."""
+def a_till(tmp_path: Path, store: str) -> tuple[LedgerStore, Callable[[], Moment]]:
+    """A till of ``store`` and its clock: each moment a second after the last, from an hour
+    ago."""
     rules = Rules.from_mapping(rules_data())
     till = LedgerStore.open(tmp_path / f"{store}.db", rules, CARD_KEY, Identity(store, "T01"))
     at = datetime.now(UTC) - timedelta(hours=1)
@@ -69,6 +69,21 @@ def till_events(tmp_path: Path, store: str = "S001") -> list[Event]:
         at += timedelta(seconds=1)
         return Moment(at)
 
+    return till, moment
+
+
+def outbox_events(till: LedgerStore) -> list[Event]:
+    """What the till has for HQ, in its order; the till closed."""
+    with till.db.bind_ctx([Outbox]):
+        events = [Event.from_json(row.payload) for row in Outbox.select().order_by(Outbox.seq)]
+    till.close()
+    return events
+
+
+def till_events(tmp_path: Path, store: str = "S001") -> list[Event]:
+    """A till's real events: registrations, member and anonymous sales, a redemption, a refund,
+    an adjustment, in the till's order."""
+    till, moment = a_till(tmp_path, store)
     sales = []
     for card in CARDS:
         till.register(Registration(card=card, operator="ann"), moment())
@@ -82,10 +97,7 @@ def till_events(tmp_path: Path, store: str = "S001") -> list[Event]:
                           card=CARDS[1], redeem_points=500, operator="ann"), moment())
     till.refund(sales[1], None, moment(), operator="ann", refund_id="r1")
     till.adjust(CARDS[2], -50, "damaged card", "ann", moment())
-    with till.db.bind_ctx([Outbox]):
-        events = [Event.from_json(row.payload) for row in Outbox.select().order_by(Outbox.seq)]
-    till.close()
-    return events
+    return outbox_events(till)
 
 
 def bound(db: Database) -> Any:

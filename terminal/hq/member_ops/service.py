@@ -32,7 +32,7 @@ from terminal.hq.bundles import read_toml
 from terminal.hq.care import consent as care_consent
 from terminal.hq.care.models import CARE_MODELS
 from terminal.hq.chain_ledger import HQ_IDENTITY
-from terminal.hq.database import open_hq_database, writing
+from terminal.hq.database import lock_members, open_hq_database, writing
 from terminal.hq.member_ops.errors import (
     CardInUse,
     CardRetired,
@@ -282,6 +282,8 @@ class MemberOps:
             ref = member_ref(self.card_key, card)
         except Refused as exc:
             raise InvalidRequest(str(exc), "card") from None
+        # The member's writers (collectors' batches, holds) wait for this operation's commit.
+        lock_members(self.db, [ref.hash])
         member = Member.get_or_none(Member.card_hash == ref.hash)
         if member is None:
             row = CardState.get_or_none(CardState.card_hash == ref.hash)
@@ -305,6 +307,7 @@ class MemberOps:
             ref = member_ref(self.card_key, card)
         except Refused as exc:
             raise InvalidRequest(str(exc), "new_card") from None
+        lock_members(self.db, [ref.hash])  # a registration of it at a till waits, or comes first
         if Member.get_or_none(Member.card_hash == ref.hash) is not None \
                 or CardState.get_or_none(CardState.card_hash == ref.hash) is not None:
             raise CardInUse(f"card ****{ref.last4 or '?'} already belongs to a member or was "

@@ -160,7 +160,8 @@ class Statements:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self._adapted: dict[str, str] = {}
+        # A database may run a statement as its own text (HQ's PostgreSQL: hq/database.py).
+        self._adapted: dict[str, str] = dict(getattr(db, "statements", {}))
         self._execute: Callable[[str, Sequence[Any]], Any] = (
             db.execute_plain if isinstance(db, LedgerDatabase) else self._execute_sql)
 
@@ -185,7 +186,8 @@ class Statements:
 
     def set_meta(self, rows: Sequence[tuple[str, str]]) -> None:
         """Upsert meta keys, in one statement where the class allows it."""
-        if len(rows) == 1 or not self.META_IN_ONE_STATEMENT:
+        if len(rows) == 1 or not self.META_IN_ONE_STATEMENT or self._sql(SET_META) != \
+                SET_META.replace("?", self.db.param):
             for row in rows:
                 self.run(SET_META, row)
             return
