@@ -378,6 +378,16 @@ def test_a_campaign_with_a_bonus_on_postgresql(postgres, tmp_path: Path) -> None
         assert {card: after[members[card]] - before[members[card]] for card in PEOPLE} == {
             C1: 30, C2: 0, C3: 30, C4: 30}
         assert len(bound_call(pg, pending)) >= 3  # to every till, by the publisher
+        from terminal.hq.care.dispatch import SenderBusy, one_sender
+
+        other = open_hq_database(url)  # another session, as another sender's process
+        try:
+            with one_sender(pg), pytest.raises(SenderBusy), one_sender(other):
+                pass
+            with one_sender(other):
+                pass
+        finally:
+            other.close()
     finally:
         pg.close()
 
@@ -406,3 +416,20 @@ def test_the_command_refuses_bad_input_and_changes_nothing(
     assert "--card-key-file" in capsys.readouterr().err
     assert main(["campaign", "status", str(created), *common]) == 0
     assert "(birthday, sms, draft)" in capsys.readouterr().out  # not queued by the bad send
+
+
+def test_a_second_sender_is_refused(db: Database, capsys: pytest.CaptureFixture[str],
+                                    tmp_path: Path) -> None:
+    from terminal.hq.care.dispatch import SenderBusy, one_sender
+    from terminal.hq.cli import main
+
+    config = tmp_path / "care.toml"
+    config.write_text('[sms]\nurl = "http://127.0.0.1:9/"\n', encoding="utf-8")
+    send = ["campaign", "send", "--care-config", str(config), "--db", db.database,
+            "--rules", str(RULES)]
+    with one_sender(db):
+        with pytest.raises(SenderBusy), one_sender(db):
+            pass
+        assert main(send) == 1
+        assert "another posterm-hq campaign send is running" in capsys.readouterr().err
+    assert main(send) == 0  # the lock goes with its holder

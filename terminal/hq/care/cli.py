@@ -32,7 +32,7 @@ from terminal.hq.care import config as care_config
 from terminal.hq.care.campaigns import CampaignError
 from terminal.hq.care.channels import Channel, SmsGateway, SmtpMail
 from terminal.hq.care.consent import ConsentError
-from terminal.hq.care.dispatch import ALL_MODELS, Dispatcher
+from terminal.hq.care.dispatch import ALL_MODELS, Dispatcher, SenderBusy, one_sender
 from terminal.hq.care.models import CHANNELS
 from terminal.hq.care.segments import SEGMENTS
 from terminal.hq.care.service import Care
@@ -105,7 +105,8 @@ def _send(care: Care, who: Principal, args: argparse.Namespace) -> dict[str, Any
         if campaign["state"] == "draft":
             result["queued"] = care.queue(who, args.id)
     dispatcher = Dispatcher(care.db, care.rules, config, channels, care.clock)
-    result["run"] = dispatcher.run(args.id).as_dict()
+    with one_sender(care.db):
+        result["run"] = dispatcher.run(args.id).as_dict()
     return result
 
 
@@ -154,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         data = _act(Care(db, rules, key), who, args)
-    except (CampaignError, ConsentError, ConfigError, MemberOpError, ValueError) as exc:
+    except (CampaignError, ConsentError, ConfigError, MemberOpError, SenderBusy,
+            ValueError) as exc:
         print(f"campaign {args.action}: {exc}", file=sys.stderr)
         return 1
     finally:

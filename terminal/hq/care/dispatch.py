@@ -1,33 +1,38 @@
 """The sender: delivers the outbox's due messages, each once.
 
 For each due message (pending, or ``sending`` left by a sender that died mid-message), by due
-time then campaign, it decides in one transaction, sends outside it, records in another:
+time then campaign:
 
-1. decide: outside quiet hours (the chain's zone) or stop; the member not erased, still agreeing
-   to the channel with an address (an opt-out stops a queued message), under the frequency cap
-   (messages sent or being sent to the member in the last ``cap_days``), else the message is
-   skipped with why; otherwise it becomes ``sending``, its attempt counted;
-2. send through the channel, with the message's id;
+1. decide, in one transaction: outside quiet hours (the chain's zone) or stop; the member not
+   erased, still agreeing to the channel with an address (an opt-out stops a queued message),
+   under the frequency cap (messages sent or being sent to the member in the last ``cap_days``),
+   else the message is skipped with why; otherwise it becomes ``sending``, its attempt counted;
+2. send through the channel, with the message's id, outside any transaction;
 3. record ``sent``; or, refused for now, ``pending`` again after ``retry_seconds`` (``failed``
-   after ``max_attempts``); refused for good, ``failed``.
+   after ``max_attempts``); refused for good, ``failed``: in the transaction of the next
+   message's step 1 (one commit per message, each an fsync on SQLite).
 
 A sender killed between 1 and 3 leaves the message ``sending``: the next run sends it again,
 with the same id. So the gateway and the mail server see one id per message, possibly twice
 (the gateway's ``Idempotency-Key`` and the email's ``Message-ID`` make that one message); never
-two ids for one message. Run one sender at a time. Logs name message ids and outcomes only.
+two ids for one message. One sender runs at a time (:func:`one_sender`: a second one is refused,
+not left to send the first one's message again). Logs name message ids and outcomes only.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
-from collections.abc import Callable, Mapping
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from string import Template
 from typing import Any
 
-from peewee import Database, fn
+from peewee import Database, PostgresqlDatabase, fn
 
 from terminal.hq.care import consent
 from terminal.hq.care.channels import Channel, ChannelError
@@ -43,6 +48,36 @@ from terminal.loyalty.store.models import MODELS
 
 log = logging.getLogger(__name__)
 ALL_MODELS = MODELS + HQ_MODELS + CARE_MODELS
+_PG_SENDER_LOCK = 0x63617265  # "care": one sender per database (database.py has the others)
+
+
+class SenderBusy(RuntimeError):
+    """Another sender is running on this database."""
+
+
+@contextmanager
+def one_sender(db: Database) -> Iterator[None]:
+    """Hold the database's sender lock for the block, or raise :class:`SenderBusy`. A session
+    advisory lock on PostgreSQL, an exclusive ``flock`` on ``<file>.care-sender.lock`` beside a
+    SQLite file: either goes with the process, so a sender killed leaves no lock behind."""
+    busy = SenderBusy("another posterm-hq campaign send is running on this database")
+    if isinstance(db, PostgresqlDatabase):
+        if not db.execute_sql("SELECT pg_try_advisory_lock(%s)", (_PG_SENDER_LOCK,)).fetchone()[0]:
+            raise busy
+        try:
+            yield
+        finally:
+            db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_SENDER_LOCK,))
+        return
+    fd = os.open(f"{db.database}.care-sender.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield
+    finally:
+        os.close(fd)
 
 
 @dataclass
@@ -93,21 +128,29 @@ class Dispatcher:
         self.channels, self.clock = channels, clock
 
     def run(self, campaign: int | None = None) -> Run:
-        """Send every message due now (of ``campaign``, or of all), until none is."""
+        """Send every message due now (of ``campaign``, or of all), until none is. What a send
+        came to is recorded in the transaction that claims the next message (one commit per
+        message); a sender stopped in between leaves that message ``sending``, sent again with
+        its id by the next run."""
         outcome = Run()
+        done: tuple[Job, ChannelError | None] | None = None
         while True:
             now = self.clock()
             start, end = self.config.quiet
             outcome.quiet_until = quiet_until(now, start, end, self.rules.zone)
-            if outcome.quiet_until is not None:
-                return outcome
-            job = self._claim(now, campaign)
+            with bound(self.db, ALL_MODELS), writing(self.db):
+                if done is not None:
+                    self._record(*done, outcome)
+                    done = None
+                if outcome.quiet_until is not None:
+                    return outcome
+                job = self._claim(now, campaign)
             if job is None:
                 return outcome
             if isinstance(job, str):
                 outcome.skipped[job] = outcome.skipped.get(job, 0) + 1
                 continue
-            self._deliver(job, outcome)
+            done = (job, self._send(job))
 
     def _due(self, now_us: int, campaign: int | None) -> CareMessage | None:
         query = CareMessage.select().where(CareMessage.state.in_(consent.OPEN)
@@ -119,34 +162,34 @@ class Dispatcher:
         return query.order_by(CareMessage.due_us, CareMessage.campaign, CareMessage.id).first()
 
     def _claim(self, now: datetime, campaign: int | None) -> Job | str | None:
-        """The next message to send now (marked sending), the reason it was skipped, or None."""
+        """The next message to send now (marked sending), the reason it was skipped, or None
+        (in the caller's transaction)."""
         now_us = to_micros(now)
-        with bound(self.db, ALL_MODELS), writing(self.db):
-            message = self._due(now_us, campaign)
-            if message is None:
-                return None
-            if message.channel not in self.channels:
-                raise ValueError(f"campaign {message.campaign}: no {message.channel} channel "
-                                 "configured (--care-config)")
-            why = self._refusal(message, now)
-            address = consent.address(message.member, message.channel)
-            if why is None and address is None:
-                why = "opted_out"
-            if why is not None:
-                message.state, message.why, message.fields = "skipped", why, "{}"
-                message.save()
-                log.info("care message %s skipped: %s", message.id, why)
-                return why
-            message.state, message.attempts = "sending", message.attempts + 1
+        message = self._due(now_us, campaign)
+        if message is None:
+            return None
+        if message.channel not in self.channels:
+            raise ValueError(f"campaign {message.campaign}: no {message.channel} channel "
+                             "configured (--care-config)")
+        why = self._refusal(message, now)
+        address = consent.address(message.member, message.channel)
+        if why is None and address is None:
+            why = "opted_out"
+        if why is not None:
+            message.state, message.why, message.fields = "skipped", why, "{}"
             message.save()
-            campaign_row = CareCampaign.get_by_id(message.campaign)
-            fields = {"brand": self.config.templates.brand, **json.loads(message.fields)}
-            if fields.get("bonus"):
-                fields["bonus"] = f"已赠送{fields['bonus']}积分。"
-            text = self.config.template(campaign_row.segment).safe_substitute(fields)
-            subject = Template(self.config.templates.subject).safe_substitute(fields)
-            assert address is not None
-            return Job(message.id, message.channel, address, subject, text)
+            log.info("care message %s skipped: %s", message.id, why)
+            return why
+        message.state, message.attempts = "sending", message.attempts + 1
+        message.save()
+        campaign_row = CareCampaign.get_by_id(message.campaign)
+        fields = {"brand": self.config.templates.brand, **json.loads(message.fields)}
+        if fields.get("bonus"):
+            fields["bonus"] = f"已赠送{fields['bonus']}积分。"
+        text = self.config.template(campaign_row.segment).safe_substitute(fields)
+        subject = Template(self.config.templates.subject).safe_substitute(fields)
+        assert address is not None
+        return Job(message.id, message.channel, address, subject, text)
 
     def _refusal(self, message: CareMessage, now: datetime) -> str | None:
         if is_excluded(message.member):
@@ -159,31 +202,31 @@ class Dispatcher:
                             | (CareMessage.state == "sending"))).scalar())
         return "cap" if recent >= self.config.policy.cap_messages else None
 
-    def _deliver(self, job: Job, outcome: Run) -> None:
+    def _send(self, job: Job) -> ChannelError | None:
         try:
             self.channels[job.channel].send(job.id, job.address, job.subject, job.text)
         except ChannelError as exc:
-            self._record_failure(job, exc, outcome)
-            return
-        with bound(self.db, ALL_MODELS), writing(self.db):
+            return exc
+        return None
+
+    def _record(self, job: Job, error: ChannelError | None, outcome: Run) -> None:
+        """What sending ``job`` came to (in the caller's transaction)."""
+        if error is None:
             CareMessage.update(state="sent", why="", fields="{}",
                                sent_us=to_micros(self.clock())).where(
                 CareMessage.id == job.id).execute()
-        outcome.sent += 1
-        log.info("care message %s sent (%s)", job.id, job.channel)
-
-    def _record_failure(self, job: Job, exc: ChannelError, outcome: Run) -> None:
+            outcome.sent += 1
+            log.info("care message %s sent (%s)", job.id, job.channel)
+            return
         policy = self.config.policy
-        with bound(self.db, ALL_MODELS), writing(self.db):
-            message = CareMessage.get_by_id(job.id)
-            if exc.transient and message.attempts < policy.max_attempts:
-                message.state, message.why = "pending", exc.code
-                message.due_us = to_micros(self.clock() + timedelta(
-                    seconds=policy.retry_seconds))
-                outcome.retrying += 1
-            else:
-                message.state, message.why, message.fields = "failed", exc.code, "{}"
-                outcome.failed += 1
-            message.save()
+        message = CareMessage.get_by_id(job.id)
+        if error.transient and message.attempts < policy.max_attempts:
+            message.state, message.why = "pending", error.code
+            message.due_us = to_micros(self.clock() + timedelta(seconds=policy.retry_seconds))
+            outcome.retrying += 1
+        else:
+            message.state, message.why, message.fields = "failed", error.code, "{}"
+            outcome.failed += 1
+        message.save()
         log.warning("care message %s not sent (%s, attempt %d): %s", job.id, job.channel,
-                    message.attempts, exc.code)
+                    message.attempts, error.code)
