@@ -46,7 +46,7 @@ _PG_SCHEMA_LOCK = 0x706F7363  # "posc"
 
 
 # The chain sequence on PostgreSQL: each write transaction takes a block of this many numbers
-# (migration 8). Numbers a transaction does not use, or rolls back, are never handed out:
+# (migration 13). Numbers a transaction does not use, or rolls back, are never handed out:
 # the sequence has gaps, and is in the order the transactions began, not committed.
 SEQ_BLOCK = 1_000_000
 # The store's statements as HQ's PostgreSQL runs them (hotpath.Statements takes a database's

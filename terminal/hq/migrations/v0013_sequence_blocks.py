@@ -1,4 +1,4 @@
-"""Version 8: the chain sequence in blocks from a PostgreSQL sequence (issue 11).
+"""Version 13: the chain sequence in blocks from a PostgreSQL sequence (issue 11).
 
 Each write transaction on PostgreSQL takes the next block of ``SEQ_BLOCK`` sequence numbers
 (``nextval('hq_seq_block')``, see :data:`terminal.hq.database.STATEMENTS`) instead of reading
