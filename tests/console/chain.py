@@ -8,6 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from starlette.types import ASGIApp
 
@@ -95,6 +96,16 @@ def add_users(chain: Chain) -> None:
             chain.users[name] = role
     finally:
         db.close()
+
+
+async def sign_in(page: Any, site: str, name: str, then: str = "/members") -> None:
+    """Sign ``name`` in to the console at ``site`` in Chromium (Playwright's async API) and
+    wait for the page ``then``."""
+    await page.goto(f"{site}/login?next={then}")
+    await page.fill("input[name=name]", name)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{site}{then}")
 
 
 def add_user_at(url: str, name: str, role: str) -> None:

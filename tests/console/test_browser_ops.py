@@ -18,8 +18,8 @@ from terminal.hq.console.models import ConsoleCommand
 from terminal.hq.models import TerminalSeen
 from terminal.loyalty.rules import Rules
 from terminal.protocol.mqtt import MqttConfig
-from tests.console.chain import PASSWORD, add_user_at
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, serving
+from tests.console.chain import add_user_at, sign_in
+from tests.support.browser import CHROMIUM, SCREENSHOTS, async_page, serving
 from tests.sync.conftest import run
 from tests.sync.harness import CARD_KEY, Chain, rules_data, until
 from tests.sync.test_across_stores import CARD, _register_and_earn, _stores
@@ -41,8 +41,6 @@ def chain(pki: Any, broker: Any, tmp_path: Path) -> Chain:
 async def _member_page_open(tmp_path: Path, chain: Chain) -> AsyncIterator[tuple[Any, Any, Any]]:
     """Two tills (S001, S002) whose member CARD earned at S002 and reached HQ; the console in
     Chromium, signed in as member service, on that member's page. Yields (s1, s2, page)."""
-    from playwright.async_api import async_playwright
-
     url = str(tmp_path / "hq.db")
     async with _stores(tmp_path, chain) as (s1, s2):
         await _register_and_earn(s2, CARD)
@@ -50,22 +48,12 @@ async def _member_page_open(tmp_path: Path, chain: Chain) -> AsyncIterator[tuple
         await asyncio.to_thread(add_user_at, url, "svc", "service")
         app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False)
         with serving(app) as site:
-            async with async_playwright() as playwright:
-                browser = await playwright.chromium.launch(
-                    executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-                try:
-                    page = await browser.new_page(viewport={"width": 1280, "height": 900})
-                    await page.goto(f"{site}/login")
-                    await page.fill("input[name=name]", "svc")
-                    await page.fill("input[name=password]", PASSWORD)
-                    await page.click("button[type=submit]")
-                    await page.wait_for_url(f"{site}/members")
-                    await page.fill("input[name=q]", CARD)
-                    await page.press("input[name=q]", "Enter")
-                    await page.click("table.grid tbody td a")
-                    yield s1, s2, page
-                finally:
-                    await browser.close()
+            async with async_page() as page:
+                await sign_in(page, site, "svc")
+                await page.fill("input[name=q]", CARD)
+                await page.press("input[name=q]", "Enter")
+                await page.click("table.grid tbody td a")
+                yield s1, s2, page
 
 
 async def _operate(page: Any, op: str, reason: str, **fields: str) -> None:
@@ -141,8 +129,6 @@ def test_a_lost_card_replaced_in_the_console_is_refused_and_the_new_one_shows_th
 
 def test_a_command_sent_from_the_fleet_page_is_carried_out_and_its_result_shown(
         chain: Chain, tmp_path: Path) -> None:
-    from playwright.async_api import async_playwright
-
     url = str(tmp_path / "hq.db")
     mqtt = MqttConfig(chain.broker.host, chain.broker.port, "console-test",
                       tls=chain.pki.client("hq"), backoff_initial=0.05, backoff_max=0.3)
@@ -153,15 +139,8 @@ def test_a_command_sent_from_the_fleet_page_is_carried_out_and_its_result_shown(
             app = build(url, Rules.from_mapping(rules_data()), CARD_KEY, secure_cookies=False,
                         mqtt=mqtt, health_interval=0)
             with serving(app) as site:
-                async with async_playwright() as playwright:
-                    browser = await playwright.chromium.launch(
-                        executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-                    page = await browser.new_page(viewport={"width": 1280, "height": 800})
-                    await page.goto(f"{site}/login")
-                    await page.fill("input[name=name]", "it")
-                    await page.fill("input[name=password]", PASSWORD)
-                    await page.click("button[type=submit]")
-                    await page.wait_for_url(f"{site}/members")
+                async with async_page((1280, 800)) as page:
+                    await sign_in(page, site, "it")
                     await page.click("nav >> text=终端")
                     await page.wait_for_selector("#term-S001-T01")
                     await until(lambda: _seen_online(url, 2), 20)
@@ -175,7 +154,6 @@ def test_a_command_sent_from_the_fleet_page_is_carried_out_and_its_result_shown(
                     await page.reload()
                     assert "已完成" in await page.inner_text("#command-history")
                     await _shot(page, "terminal-command-done")
-                    await browser.close()
 
     run(scenario(), timeout=120)
 

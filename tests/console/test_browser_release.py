@@ -20,7 +20,7 @@ from terminal.hq.rules_studio.pushing import Keys
 from terminal.loyalty.rules import Rules
 from terminal.protocol import canonical
 from terminal.protocol.mqtt import MqttConfig
-from tests.console.chain import PASSWORD, add_user_at, add_users, build_chain
+from tests.console.chain import add_user_at, add_users, build_chain, sign_in
 from tests.console.rules_studio import IN_FORCE_TEXT
 from tests.console.test_browser_ops import _shot
 from tests.rules_studio.test_release_flow import keys_dir
@@ -50,14 +50,6 @@ def _baseline(url: str, chain: Chain, keys: Path) -> None:
                     "--catalogue", str(chain.tmp / "catalogue.json"), "--as", "mkt",
                     *broker]) == 0
     assert hq_main(["rules", "approve", "1", "--as", "admin", *broker]) == 0
-
-
-async def _sign_in(page: Any, site: str, name: str, then: str) -> None:
-    await page.goto(f"{site}/login?next={then}")
-    await page.fill("input[name=name]", name)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{site}{then}")
 
 
 async def _state(page: Any, row: str) -> str:
@@ -92,7 +84,7 @@ def test_edit_backtest_stage_apply_approve_rollback(pki: Any, broker: Any,
 
 
 async def _author(page: Any, site: str, s1: Any, s2: Any) -> None:
-    await _sign_in(page, site, "mkt", "/rules")
+    await sign_in(page, site, "mkt", "/rules")
     assert await page.input_value("textarea[name=rules]") == IN_FORCE_TEXT
     broken = IN_FORCE_TEXT.replace("points_per_yuan = 1 ", 'points_per_yuan = "三" ')
     await page.fill("textarea[name=rules]", broken)
@@ -128,7 +120,7 @@ async def _author(page: Any, site: str, s1: Any, s2: Any) -> None:
 
 async def _approve_and_roll_back(page: Any, site: str, s1: Any, s2: Any) -> None:
     await page.context.clear_cookies()
-    await _sign_in(page, site, "admin", "/fleet")
+    await sign_in(page, site, "admin", "/fleet")
     await page.wait_for_selector("#fleet-release")
     assert "v3" in await page.inner_text("#fleet-release h2")
     assert "已应用" in await _state(page, "S001-T01-store-S001")
