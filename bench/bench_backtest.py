@@ -9,7 +9,7 @@ Only the replay is measured (reading the window from HQ's database is not): a sy
 the parallel figures are checked equal to the one-process ones.
 
 Run: ``.venv/bin/python bench/bench_backtest.py [--members N] [--sales-per-member K]
-[--workers W]``
+[--workers W] [--rounds R]``
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=20_000)
     parser.add_argument("--sales-per-member", type=int, default=5)
     parser.add_argument("--workers", type=int, default=default_workers())
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="times to run each, alternating (the machine's load moves)")
     parser.add_argument("--target", type=int, default=10_000_000,
                         help="events in the window to project to")
     args = parser.parse_args()
@@ -46,14 +48,16 @@ def main() -> None:
     print(f"window: {events:,} events of {args.members:,} members; load average "
           f"{os.getloadavg()[0]:.1f}; {default_workers()} CPUs for this process")
     results = {}
-    for workers in (1, args.workers):
+    # Alternate the two, so a load that rises or falls during the run touches both alike.
+    for workers in [1, args.workers] * args.rounds:
         began = time.perf_counter()
         results[workers] = replay_both(made, rules, candidate, workers, min_events=0)
         took = time.perf_counter() - began
         rate = events / took
         print(f"{workers} process(es): both replays in {took:.1f} s: {rate:,.0f} window "
               f"events/s; {args.target:,} events would take {args.target / rate / 60:.1f} min: "
-              f"{args.target / rate / 600:.2f}x the 10-minute budget")
+              f"{args.target / rate / 600:.2f}x the 10-minute budget; load average "
+              f"{os.getloadavg()[0]:.1f}")
     one, many = results[1], results[args.workers]
     same = all(a.chain == b.chain and a.members == b.members and a.tier_end == b.tier_end
                for a, b in zip(one, many, strict=True))
