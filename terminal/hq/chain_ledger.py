@@ -27,6 +27,7 @@ from peewee import Database, PeeweeException, PostgresqlDatabase, fn
 from terminal.hq import adjustments, day_reports, holds
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import (
+    lock_free_members,
     member_writing,
     pipelined,
     retryable,
@@ -71,12 +72,14 @@ _FIRST_SEQ, _LAST_SEQ = _RECORD_COLUMNS.index("first_seq"), _RECORD_COLUMNS.inde
 @dataclass(frozen=True)
 class Outcome:
     event: Event
-    result: str  # applied | duplicate | refused | deferred
+    result: str  # applied | flagged | duplicate | refused | deferred | busy
     detail: str = ""
 
     @property
     def ack(self) -> bool:
-        return self.result != "deferred"
+        """Deferred: the till publishes it again. Busy: another collector's batch holds what
+        it writes; the collector applies it in its next batch."""
+        return self.result not in ("deferred", "busy")
 
 
 class _Deferred(Exception):
@@ -189,10 +192,17 @@ class ChainLedger:
         outcomes = []
         self._received = _now()  # bounds what this batch's events may claim (hq/reckoning.py)
         self._retired = self._retired_cards(events)
-        # What the batch writes, locked before anything is read (database.member_writing): its
-        # members, sales and events. A hold on one of its members waits for this batch, a hold
-        # on any other does not, and batches of other members commit side by side.
-        with member_writing(self.db, self._lock_keys(events)), pipelined(self.db):
+        # What the batch writes, locked before anything is read: its members, sales and events
+        # (database.lock_free_members). A hold on one of its members waits for this batch, a
+        # hold on any other does not, and batches of other members commit side by side. What
+        # another collector's batch holds is not waited for: its events come back "busy", for
+        # the collector's next batch (so a batch never waits for another's COMMIT).
+        with member_writing(self.db), pipelined(self.db):
+            busy = lock_free_members(self.db, self._lock_keys(events))
+            if busy:
+                outcomes += [Outcome(event, "busy") for event in events
+                             if self._lock_keys([event]) & busy]
+                events = [event for event in events if not self._lock_keys([event]) & busy]
             if self.in_batch is not None:
                 self.in_batch(events)
             seen = self.sql.existing(AppliedEvent._meta.table_name,

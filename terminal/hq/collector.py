@@ -179,8 +179,11 @@ class Collector:
         log.warning("refused a message from %s/%s: %s", source.store, source.terminal, why)
 
     async def _apply_batches(self) -> None:
+        busy: list[Event] = []  # held by another collector's batch: first in the next one
         while True:
-            batch = [await self._queue.get()]
+            batch, busy = busy, []
+            if not batch:
+                batch.append(await self._queue.get())
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             try:
@@ -193,8 +196,12 @@ class Collector:
             acks: dict[tuple[str, str], list[str]] = defaultdict(list)
             for outcome in outcomes:
                 self.counts[outcome.result] += 1
+                if outcome.result == "busy":
+                    busy.append(outcome.event)
                 if outcome.ack:
                     acks[(outcome.event.store, outcome.event.terminal)].append(outcome.event.id)
+            if len(busy) == len(batch):
+                await asyncio.sleep(0.05)  # all of it held elsewhere: let that batch commit
             now = datetime.now(UTC)
             for (store, terminal), event_ids in acks.items():
                 with contextlib.suppress(MqttError):  # unacked events come again

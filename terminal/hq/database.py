@@ -310,6 +310,21 @@ def lock_members(db: Database, card_hashes: Iterable[str]) -> None:
                        (_PG_MEMBER_LOCKS, keys))
 
 
+def lock_free_members(db: Database, keys: Iterable[str]) -> set[str]:
+    """Take those of the keys' advisory locks no other transaction holds, without waiting;
+    return the keys whose lock another holds (PostgreSQL; none on SQLite, one writer)."""
+    if not isinstance(db, PostgresqlDatabase):
+        return set()
+    named = sorted(set(keys))
+    if not named:
+        return set()
+    rows = db.execute_sql(
+        "SELECT key FROM unnest(%s::int[], %s::text[]) AS t(k, key) "
+        "WHERE NOT pg_try_advisory_xact_lock(%s, k)",
+        ([member_key(key) for key in named], named, _PG_MEMBER_LOCKS)).fetchall()
+    return {key for (key,) in rows}
+
+
 class _LockedAtomic:
     def __init__(self, db: Database, chain: bool = False, members: Iterable[str] = ()) -> None:
         self.db, self.chain, self.members = db, chain, members
