@@ -16,6 +16,7 @@ is applied (:mod:`terminal.hq.refusals`): alone, while the rest of its batch com
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -28,6 +29,7 @@ from terminal.hq import adjustments, day_reports, holds
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import (
     lock_free_members,
+    member_key,
     member_writing,
     pipelined,
     retryable,
@@ -59,6 +61,7 @@ HQ_IDENTITY = Identity("hq", "hq")
 # A sale's chain-wide id (a uuid5) is wanted twice per event: for the batch's query of the sales
 # already recorded, and by its replay.
 SWEEP_CHUNK = 1_000  # lots per transaction of HQ's expiry sweep (see ChainLedger.expire)
+HOLD_THREADS = 4  # threads answering holds and voids, each member's on one (ChainLedger.holding)
 RETRIES = 5  # times a batch runs again after PostgreSQL broke a deadlock (database.retryable)
 _chain_sale_id = lru_cache(maxsize=4096)(ids.chain_sale_id)
 _RECORD_COLUMNS = ("id", "store", "terminal", "seq", "epoch", "kind", "wall_us", "applied_us",
@@ -107,6 +110,11 @@ class ChainLedger:
         # Member requests: their own thread (so their own connection) and their own store
         # (the batch's statements keep a batch's rows in memory; these read the database).
         self.requests = LedgerThread(db, name="hq-requests")
+        # Holds and voids wait for their member's lock (a batch of that member, seconds under
+        # a backlog): on threads of their own, so lookups and other members' holds do not
+        # queue behind one that waits.
+        self.holding = [LedgerThread(db, name=f"hq-holds-{n}") for n in range(HOLD_THREADS)]
+        self._audit_lock = threading.Lock()  # answered lookups come from several threads
         self.reader = LedgerStore(db, rules, card_key, HQ_IDENTITY, outbox=False)
         # Called inside each batch's transaction once its members are locked (tests hold a
         # batch open here to show what does not wait for it).
@@ -120,6 +128,8 @@ class ChainLedger:
     def close(self) -> None:
         self.thread.close()
         self.requests.close()
+        for thread in self.holding:
+            thread.close()
         self.db.close()
 
     def expire(self, at: datetime, chunk: int = SWEEP_CHUNK) -> ExpiryResult:
@@ -520,9 +530,11 @@ class ChainLedger:
             with member_writing(self.db, self._request_members(request)):
                 response = handler(request, store, terminal)
         if request.op == "lookup":  # audited: who looked up whom, written by write_audit()
-            self._lookups.append({"store": store, "terminal": terminal,
-                                  "card_hash": request.member,
-                                  "at_us": to_micros(response.hq_time), "found": response.ok})
+            with self._audit_lock:
+                self._lookups.append({"store": store, "terminal": terminal,
+                                      "card_hash": request.member,
+                                      "at_us": to_micros(response.hq_time),
+                                      "found": response.ok})
         return response
 
     @staticmethod
@@ -533,11 +545,20 @@ class ChainLedger:
         hold = MemberHold.get_or_none(MemberHold.id == request.hold_id)
         return [hold.card_hash] if hold is not None else []
 
+    def request_thread(self, request: MemberRequest) -> LedgerThread:
+        """Where ``request`` is answered: a lookup on :attr:`requests` (it waits for no lock),
+        a hold or void on the :attr:`holding` thread of its member (or hold id)."""
+        if request.op not in ("hold", "void"):
+            return self.requests
+        key = member_key(request.member or request.hold_id or "")
+        return self.holding[key % HOLD_THREADS]
+
     def write_audit(self) -> int:
         """Write the lookups answered since the last call, in one transaction: a lookup stays a
         read, and a second's lookups cost one commit (a collector killed loses at most the
         lookups since its last call, which the collector makes every second)."""
-        rows, self._lookups = self._lookups, []
+        with self._audit_lock:
+            rows, self._lookups = self._lookups, []
         if rows:
             with member_writing(self.db):  # no member's: an insert waits for nobody
                 LookupAudit.insert_many(rows).execute()

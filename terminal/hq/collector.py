@@ -251,9 +251,9 @@ class Collector:
             self._refuse_message(source, f"malformed member request: {exc}")
             response = MemberResponse("lookup", False, datetime.now(UTC), error=str(exc)[:200])
         else:
-            # On the requests thread and its own connection: never behind an ingest batch.
-            response = await self.ledger.requests.run(self.ledger.answer, request,
-                                                      source.store, source.terminal)
+            # On a request thread and its own connection: never behind an ingest batch.
+            response = await self.ledger.request_thread(request).run(
+                self.ledger.answer, request, source.store, source.terminal)
         with contextlib.suppress(MqttError):
             await self.client.respond(message, response.to_json())
 
