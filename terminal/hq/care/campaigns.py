@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from terminal.hq.care import consent
 from terminal.hq.care.models import CHANNELS, CareCampaign, CareMessage
 from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, select
+from terminal.hq.database import lock_members
 from terminal.hq.member_ops.service import MemberOps
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.rules import Rules
@@ -91,6 +92,11 @@ def queue(ops: MemberOps | None, rules: Rules, campaign_id: int, *, actor: str,
     targets = _targets(rules, row, at)
     cards = dict(Member.select(Member.id, Member.card_hash)
                  .where(Member.id.in_([t.member for t in targets])).tuples())
+    if row.bonus_points and ops is not None:
+        # Every member's lock at once, in key order, as the collectors' batches take theirs:
+        # one by one in the segment's order, a batch holding one and waiting for another the
+        # queue holds would deadlock with it.
+        lock_members(ops.db, cards.values())
     counts: Counter[str] = Counter()
     for target in targets:
         reachable = consent.address(target.member, row.channel) is not None
