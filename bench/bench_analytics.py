@@ -142,6 +142,9 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=1_000_000)
     parser.add_argument("--entries-per-member", type=int, default=10)
     parser.add_argument("--skip", default="", help="analytics not to run, comma-separated")
+    parser.add_argument("--work-mem", default="",
+                        help="the session's work_mem for the analytics (e.g. 256MB; default: "
+                             "the server's, 4MB), as a reporting standby would be set")
     args = parser.parse_args()
     if args.entries_per_member < 4 or args.entries_per_member % 2:
         parser.error("--entries-per-member is an even number from 4")
@@ -171,6 +174,10 @@ def main() -> int:
             "report z, a month": lambda: day_reports.day_reports(month),
         }
         skip = {name.strip() for name in args.skip.split(",") if name.strip()}
+        if args.work_mem:
+            db.execute_sql("SELECT set_config('work_mem', %s, false)", (args.work_mem,))
+        memory = db.execute_sql("SHOW work_mem").fetchone()[0]
+        print(f"work_mem {memory}", flush=True)
         scan, _, counted = timed(db, lambda: db.execute_sql(
             "SELECT count(*), sum(points) FROM ledger_entry").fetchone())
         print(f"\ntrivial full scan of ledger_entry ({counted[0]:,} rows): {scan * 1000:.0f} ms "
