@@ -247,9 +247,9 @@ case "$2" in mark-good) python3 {AB_BOOT} set-state "$slot" good ;;
         return lines
 
     def install_to(self, slot: str) -> None:
-        """What RAUC asks of the backend around writing ``slot``."""
+        """What RAUC 1.8 asks of the backend around writing ``slot`` (as `rauc install` did in
+        image/ab-install-test.sh): mark it bad, write it, make it primary."""
         self.out("set-state", slot, "bad")
-        self.out("set-state", slot, "good")
         self.out("set-primary", slot)
 
 
