@@ -168,10 +168,21 @@ def dormant_members(period: Period, store: str | None, dormant_days: int
         Sale._meta.database, period.end_us, dormancy_cut(period, dormant_days), store)]
 
 
-def analytics(rules: Rules, period: Period, store: str | None = None, dormant_days: int = 90,
-              thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
-    """The analytics of the period (run with the models bound to HQ's database): a few
-    aggregate queries (:mod:`terminal.hq.analytics_sql`), nothing per sale in Python."""
+@dataclass(frozen=True)
+class Buyers:
+    """The member figures of a period: purchasers (repeat, new), RFM segments, dormancy."""
+
+    purchasers: int
+    repeat: int
+    new: int
+    segments: dict[str, int]
+    with_sale: int  # members with a counted sale before ``to``
+    dormant: int
+
+
+def buyers(period: Period, store: str | None = None, dormant_days: int = 90,
+           thresholds: Thresholds = Thresholds()) -> Buyers:
+    """The period's member figures (models bound): what the dashboard's months read too."""
     db = Sale._meta.database
     purchasers = repeat = new_purchasers = 0
     segments: dict[str, int] = {}
@@ -186,6 +197,23 @@ def analytics(rules: Rules, period: Period, store: str | None = None, dormant_da
     with_sale = analytics_sql.with_sales(db, period.end_us, store)
     dormant = with_sale - analytics_sql.with_sales(db, period.end_us, store,
                                                    dormancy_cut(period, dormant_days))
+    return Buyers(purchasers, repeat, new_purchasers, dict(sorted(segments.items())), with_sale,
+                  dormant)
+
+
+def rates(period: Period, store: str | None = None, dormant_days: int = 90) -> dict[str, float]:
+    """The period's repeat and churn rates alone (models bound)."""
+    found = buyers(period, store, dormant_days)
+    return {"repeat_rate": _rate(found.repeat, found.purchasers),
+            "churn_rate": _rate(found.dormant, found.with_sale)}
+
+
+def analytics(rules: Rules, period: Period, store: str | None = None, dormant_days: int = 90,
+              thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
+    """The analytics of the period (run with the models bound to HQ's database): a few
+    aggregate queries (:mod:`terminal.hq.analytics_sql`), nothing per sale in Python."""
+    db = Sale._meta.database
+    found = buyers(period, store, dormant_days, thresholds)
     near = Counter(following for _, following, _ in near_tier(rules, period, store))
     top_products = [{"sku": sku, "name": name, "qty": int(qty), "paid_fen": int(fen)}
                     for sku, name, qty, fen in analytics_sql.top_sold(
@@ -196,16 +224,16 @@ def analytics(rules: Rules, period: Period, store: str | None = None, dormant_da
     return {
         "from": period.start.isoformat(), "to": period.end.isoformat(), "store": store,
         "zone": period.zone.key, "dormant_days": dormant_days,
-        "purchasers": purchasers, "repeat_purchasers": repeat,
-        "repeat_rate": _rate(repeat, purchasers),
+        "purchasers": found.purchasers, "repeat_purchasers": found.repeat,
+        "repeat_rate": _rate(found.repeat, found.purchasers),
         "new_members": _members(store).where((Member.registered_us >= period.start_us)
                                              & (Member.registered_us < period.end_us)).count(),
-        "new_purchasers": new_purchasers,
-        "dormant": dormant, "churn_rate": _rate(dormant, with_sale),
+        "new_purchasers": found.new,
+        "dormant": found.dormant, "churn_rate": _rate(found.dormant, found.with_sale),
         "rfm": {"thresholds": {"recency_days": list(thresholds.recency_days),
                                "frequency_days": list(thresholds.frequency_days),
                                "monetary_fen": list(thresholds.monetary_fen)},
-                "segments": dict(sorted(segments.items()))},
+                "segments": found.segments},
         "top_products": top_products, "top_categories": top_categories,
         "tiers": tiers(rules, store), "near_next_tier": sum(near.values()),
         "near_next_tier_by_tier": {level.name: near[level.name] for level in rules.tiers[1:]},

@@ -17,22 +17,28 @@ def test_x_and_z_reports_reach_hq_through_the_broker(pki, broker, tmp_path) -> N
         till = chain.till()
         hq = chain.hq()
         async with chain:
+            first = now().astimezone(chain.rules.zone).date()
             await till.register("7100000001")
             await till.sell(50000, "7100000001")  # 500 points and the 100 for joining
             await till.sell(12000, "7100000001", redeem=500)  # 5.00 yuan paid with points
             today = now().astimezone(chain.rules.zone).date()
-            for kind in ("X", "Z"):
-                await till.run(eod.write_report, till.store, kind, today, Moment(now()), "店长")
-                till.link.events_written()
+            printed = [await till.run(eod.write_report, till.store, kind, today, Moment(now()),
+                                      "店长") for kind in ("X", "Z")]
+            till.link.events_written()
             await chain.drained()  # every event, the reports included, acked by HQ
 
-            def collected() -> list[tuple[str, str, int, int]]:
-                return [(r.kind, r.day, r.sales_count, r.deduction_fen)
+            def collected() -> list[tuple[str, str, int, int, int]]:
+                return [(r.id, r.day, r.sales_count, r.deduction_fen, r.points_redeemed)
                         for r in DayReport.select().order_by(DayReport.wall_us)]
 
-            reports = await hq.ledger.thread.run(collected)
-            assert [(kind, day) for kind, day, _, _ in reports] == [
-                ("X", today.isoformat()), ("Z", today.isoformat())]
-            assert {(sales, deduction) for _, _, sales, deduction in reports} == {(2, 500)}
+            # HQ keeps each report as the till printed it: its day's sales and what points paid.
+            assert await hq.ledger.thread.run(collected) == [
+                (report.id, today.isoformat(), report.body["sales"]["count"],
+                 report.body["sales"]["deduction_fen"], report.body["points"]["redeemed"])
+                for report in printed]
+            assert [report.kind for report in printed] == ["X", "Z"]
+            if first == today:  # no midnight in between: both sales, 5.00 yuan paid by points
+                assert (printed[1].body["sales"]["count"],
+                        printed[1].body["sales"]["deduction_fen"]) == (2, 500)
 
     run(scenario(), timeout=90)

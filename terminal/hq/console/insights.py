@@ -122,10 +122,8 @@ class Insights:
         sales = daily_sales(scope)
         months = []
         for month in month_periods(scope.period):
-            rates = analytics.analytics(self.rules, month, scope.store)
             months.append({"month": month.start.strftime("%Y-%m"),
-                           "repeat_rate": rates["repeat_rate"],
-                           "churn_rate": rates["churn_rate"]})
+                           **analytics.rates(month, scope.store)})
         return {"figures": figures,
                 "days": [day.isoformat() for day in day_cuts(scope.period)],
                 "new_members": daily_new_members(scope),
