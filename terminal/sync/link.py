@@ -247,7 +247,10 @@ class MqttHqLink:
             log.warning("HQ state unreadable, treating HQ as offline: %s", exc)
             self.outbox.set_hq_online(False)
             return
-        self.outbox.set_hq_online(state.state == "online")
+        online = state.state == "online"
+        if online != self.outbox.hq_online:
+            log.info("HQ is %s", "online" if online else "offline")  # what a technician asks first
+        self.outbox.set_hq_online(online)
 
     def _hq_time(self, at: datetime) -> None:
         asyncio.get_running_loop().create_task(

@@ -59,6 +59,9 @@ def test_the_chain_on_one_machine_carries_a_till_sale_to_hq_and_stops_on_ctrl_c(
     stdout.start()
     try:
         _until(lambda: any("terminal S001/T01 ready" in line for line in err), 90, "till ready")
+        # The redemption below is against HQ's balance: type once the till has heard HQ online
+        # (under load the till can be ready before its link has HQ's retained state).
+        _until(lambda: any("HQ is online" in line for line in err), 90, "the till hearing HQ")
         banner = next(line for line in err if "console http://" in line)
         assert f"console http://127.0.0.1:{port}/  login admin / posterm-demo" in banner
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/login") as page:
