@@ -324,6 +324,12 @@ def test_postgresql_ingest_agrees_with_sqlite(postgres, tmp_path) -> None:
                 operators = {sale.operator for sale in Sale.select()}
             assert operators == {"ann", "O'Brien \\ 张"}
         assert lines[0] == lines[1] and "伞 'x' \\%s" in {name for _, name in lines[0]}
+        # PostgreSQL's sweep reads its order off the lot (migration 14): each lot carries its
+        # earning entry's number.
+        lots, unnumbered = ledgers[1].thread.call(lambda: ledgers[1].db.execute_sql(
+            "SELECT count(*), count(*) FILTER (WHERE l.earned_seq IS DISTINCT FROM e.seq) "
+            "FROM lot l JOIN ledger_entry e ON e.id = l.id").fetchone())
+        assert lots > 0 and unnumbered == 0
         # The expiry sweep (COPY on PostgreSQL) takes every lot, the same on both.
         swept = [ledger.thread.call(ledger.expire, datetime.now(UTC) + timedelta(days=1200))
                  for ledger in ledgers]
