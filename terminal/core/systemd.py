@@ -83,8 +83,13 @@ async def watchdog_loop(notifier: Notifier, interval: float,
         late = loop.time() - due
         if late > LATE_WARNING_SECONDS:
             log.warning("event loop woke %.0f ms late: something blocked it", late * 1000)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result when the
+        # task is cancelled just as the health check answers, swallowing the cancellation, and
+        # this loop went on pinging while the daemon's shutdown waited for it forever (seen
+        # under load: tests/app/test_daemon.py, a daemon that never stopped after SIGTERM).
         try:
-            ok = await asyncio.wait_for(healthy(), timeout=interval)
+            async with asyncio.timeout(interval):
+                ok = await healthy()
         except TimeoutError:
             ok = False
             log.error("health check did not answer within %.1f s", interval)
