@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import sys
 from collections import Counter
 from dataclasses import dataclass
@@ -51,12 +50,13 @@ from peewee import fn
 from terminal.daemon.sim.demo import demo_rules
 from terminal.hq import analytics_sql
 from terminal.hq.bundles import read_toml
-from terminal.hq.database import open_hq_database, snapshot
-from terminal.hq.models import HQ_MODELS, MemberHome
+from terminal.hq.database import open_hq_database
+from terminal.hq.db import print_json, read_once
+from terminal.hq.models import MemberHome
 from terminal.loyalty.calendar import add_months, local_day
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.rules import Rules
-from terminal.loyalty.store.models import MODELS, Member, Sale
+from terminal.loyalty.store.models import Member, Sale
 
 TOP = 10
 NEAR_TIER = (9, 10)  # within 10% of the next tier: spend * 10 >= threshold * 9
@@ -275,14 +275,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:  # RulesError and BuildError are ValueErrors
         print(f"posterm-hq report analytics: {exc}", file=sys.stderr)
         return 2
-    try:
-        # One snapshot: the sales, refunds and members read agree while collectors write.
-        with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
-            data = analytics(rules, period, args.store, args.dormant_days, thresholds)
-    finally:
-        db.close()
+    data = read_once(db, lambda: analytics(rules, period, args.store, args.dormant_days,
+                                           thresholds))
     if args.json:
-        print(json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2))
+        print_json(data)
         return 0
     print(f"{data['from']} .. {data['to']} ({data['zone']}), 门店 store "
           f"{data['store'] or '全部 all'}")

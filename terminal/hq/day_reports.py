@@ -27,12 +27,12 @@ from zoneinfo import ZoneInfo
 from terminal.daemon.sim.demo import demo_rules
 from terminal.hq.analytics import Period, parse_period, period_arguments
 from terminal.hq.bundles import read_toml
-from terminal.hq.database import open_hq_database, snapshot
-from terminal.hq.models import HQ_MODELS, AppliedEvent, DayReport
+from terminal.hq.database import open_hq_database
+from terminal.hq.db import print_json, read_once
+from terminal.hq.models import AppliedEvent, DayReport
 from terminal.loyalty.clock import Moment, to_micros
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.rules import Rules
-from terminal.loyalty.store.models import MODELS
 
 FIGURES = ("sales_count", "paid_fen", "deduction_fen", "points_redeemed", "points_issued",
            "refunds_count", "refunded_fen")
@@ -117,13 +117,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:
         print(f"posterm-hq report z: {exc}", file=sys.stderr)
         return 2
-    try:
-        with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
-            data = day_reports(period, args.store)
-    finally:
-        db.close()
+    data = read_once(db, lambda: day_reports(period, args.store))
     if args.json:
-        print(json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2))
+        print_json(data)
         return 0
     print(f"日结 X/Z {data['from']} .. {data['to']} ({data['zone']}): 笔数 sales, 实收 paid fen, "
           "积分抵扣 deduction fen, 兑换积分 redeemed points")

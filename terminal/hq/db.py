@@ -10,12 +10,19 @@ Collectors, reports and the fleet view refuse a schema of another version, namin
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from peewee import Database
 
 from terminal.hq import migrations
-from terminal.hq.database import open_hq_database
+from terminal.hq.database import open_hq_database, snapshot
+from terminal.hq.models import HQ_MODELS
+from terminal.loyalty.store.models import MODELS
+
+T = TypeVar("T")
 
 
 def open_or_say(url: str, command: str) -> Database | None:
@@ -26,6 +33,21 @@ def open_or_say(url: str, command: str) -> Database | None:
     except ValueError as exc:
         print(f"posterm-hq {command}: {exc}", file=sys.stderr)
         return None
+
+
+def read_once(db: Database, read: Callable[[], T]) -> T:
+    """``read()`` with HQ's models bound, in one snapshot of the ledger (a report's figures agree
+    with each other while collectors write), then ``db`` closed: a report command's one read."""
+    try:
+        with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
+            return read()
+    finally:
+        db.close()
+
+
+def print_json(data: Any) -> None:
+    """A report as ``--json`` prints it: keys sorted, Chinese as itself."""
+    print(json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2))
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

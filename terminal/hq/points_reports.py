@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import json
 import sys
 from collections import defaultdict
 from collections.abc import Callable
@@ -43,14 +42,14 @@ from peewee import fn
 from terminal.daemon.sim.demo import demo_rules
 from terminal.hq.analytics import Period, parse_period
 from terminal.hq.bundles import read_toml
-from terminal.hq.database import open_hq_database, snapshot
+from terminal.hq.database import open_hq_database
+from terminal.hq.db import print_json, read_once
 from terminal.hq.entry_stores import EntryStores
-from terminal.hq.models import HQ_MODELS
 from terminal.loyalty import ledger
 from terminal.loyalty.calendar import add_months
 from terminal.loyalty.clock import to_micros
 from terminal.loyalty.rules import Rules
-from terminal.loyalty.store.models import MODELS, Allocation, LedgerEntry, Lot
+from terminal.loyalty.store.models import Allocation, LedgerEntry, Lot
 
 BY = ("day", "week", "month")
 BANDS = (30, 60, 90)
@@ -240,13 +239,9 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:  # RulesError and BuildError are ValueErrors
         print(f"{where}: {exc}", file=sys.stderr)
         return 2
-    try:
-        with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):  # figures that agree
-            data = compute()
-    finally:
-        db.close()
+    data = read_once(db, compute)
     if args.json:
-        print(json.dumps(data, ensure_ascii=False, sort_keys=True, indent=2))
+        print_json(data)
     else:
         print("\n".join(TEXT[args.view](data)))
     return 0

@@ -22,10 +22,9 @@ from typing import Any
 from peewee import fn
 
 from terminal.hq import analytics, day_reports, points_reports
-from terminal.hq.database import snapshot
-from terminal.hq.db import open_or_say
-from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHold
-from terminal.loyalty.store.models import MODELS, LedgerEntry, Member
+from terminal.hq.db import open_or_say, read_once
+from terminal.hq.models import AppliedEvent, MemberHold
+from terminal.loyalty.store.models import LedgerEntry, Member
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -88,9 +87,7 @@ def run(args: argparse.Namespace) -> int:
     db = open_or_say(args.db, "report")
     if db is None:  # a schema of another version, not UTF8
         return 1
-    with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
-        data = report()
-    db.close()
+    data = read_once(db, report)
     if args.json:
         print(json.dumps(data, sort_keys=True, indent=2))
         return 0

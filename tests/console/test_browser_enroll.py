@@ -44,6 +44,7 @@ def test_it_issues_and_revokes_an_enrollment_code(site) -> None:
     shot(page, "enroll-issued")
     page.goto(f"{url}/enroll")
     assert code not in page.content()  # shown once only
+    assert page.title() == "终端登记码 · posterm 总部后台"  # the title, not the page's markup
     page.locator("#enroll-codes tbody tr").first.locator("button.danger").click()
     page.wait_for_selector("p.notice[role=status]")
     assert "已作废" in page.locator("#enroll-codes tbody tr").first.inner_text()
