@@ -50,7 +50,20 @@ def test_campaign_from_consent_to_delivery(fresh_chain, tmp_path) -> None:
         page.click("#new-campaign button[type=submit]")
         page.wait_for_selector("#preview")
         assert "细分共 6 位会员，其中 1 位同意接收此渠道" in page.inner_text("#preview")
+        # The message itself, before sending: the template filled with the member who agreed.
+        text = page.inner_text("#preview-text")
+        assert text.startswith("【会员中心】张伟，好久不见！您的积分余额")
+        assert text.endswith("期待您再次光临。已赠送20积分。回复TD退订")
+        assert "示例会员：张伟" in page.inner_text("#message-preview")
+        assert "赠送积分" in page.inner_text("#preview-fields")
         shot(page, "care-campaign-draft")
+        page.click("text=English")
+        page.wait_for_selector("#message-preview >> text=Sample member: 张伟")
+        assert page.inner_text("#preview-text") == text  # the message is the template's
+        assert "Bonus points" in page.inner_text("#preview-fields")
+        shot(page, "care-campaign-preview-english")
+        page.click("text=中文")
+        page.wait_for_selector("#message-preview >> text=示例会员")
         page.click("#send-campaign button[type=submit]")
         page.wait_for_selector("#message-list")
         assert page.locator("#message-list tbody tr").count() == 6

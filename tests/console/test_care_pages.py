@@ -14,6 +14,7 @@ from terminal.hq.care.config import CareConfig, PolicySection, SmsSection
 from terminal.hq.care.dispatch import Dispatcher
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.models import ConsoleAudit
+from terminal.hq.console.web import LANG_COOKIE
 from tests.console.chain import console_app
 from tests.console.test_http import BASE, csrf, login, member_id
 from tests.support.care_servers import Gateway, gateway
@@ -67,6 +68,29 @@ def test_a_campaign_from_the_console(fresh_chain) -> None:
         where = created.headers["location"]
         draft = mkt.get(where)
         assert "细分共 6 位会员，其中 1 位同意接收此渠道" in draft.text
+        # The message the sample member (the one who agreed) would get, filled in.
+        assert "示例会员：张伟" in draft.text
+        assert "【会员中心】张伟，好久不见！您的积分余额" in draft.text
+        assert "期待您再次光临。已赠送20积分。回复TD退订" in draft.text
+        assert "13800000001" not in draft.text
+        mkt.cookies.set(LANG_COOKIE, "en")
+        english = mkt.get(where)
+        mkt.cookies.delete(LANG_COOKIE)
+        assert "Sample member: 张伟" in english.text
+        assert "【会员中心】张伟，好久不见" in english.text
+        # One store's members: S002's two.
+        local = mkt.post("/care/campaigns", data={
+            "name": "二店唤醒", "segment": "dormant", "days": "1", "channel": "sms",
+            "store": "S002", "csrftoken": token})
+        assert local.status_code == 303
+        local_page = mkt.get(local.headers["location"])
+        assert "细分共 2 位会员，其中 0 位同意接收此渠道" in local_page.text
+        assert "门店 S002 的会员" in local_page.text
+        assert "门店 S002 的会员" in mkt.get("/care").text
+        unknown = mkt.post("/care/campaigns", data={
+            "name": "x", "segment": "dormant", "channel": "sms", "store": "S404",
+            "csrftoken": token})
+        assert unknown.status_code == 422 and "no member is at home in store" in unknown.text
         sent = mkt.post(f"{where}/send", data={"csrftoken": csrf(mkt, where)})
         assert sent.status_code == 303
         again = mkt.post(f"{where}/send", data={"csrftoken": csrf(mkt, where)})
@@ -87,7 +111,8 @@ def test_a_campaign_from_the_console(fresh_chain) -> None:
                                    .order_by(ConsoleAudit.id)])
     finally:
         db.close()
-    assert actions == ["care.consent", "care.campaign.create", "care.campaign.queue"]
+    assert actions == ["care.consent", "care.campaign.create", "care.campaign.create",
+                       "care.campaign.queue"]
 
 
 def test_store_managers_and_auditors(chain) -> None:

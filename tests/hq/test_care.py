@@ -29,7 +29,7 @@ from terminal.hq.console.roles import Principal
 from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.publish import pending
 from terminal.hq.member_ops.service import MemberOps
-from terminal.hq.models import MemberOp
+from terminal.hq.models import MemberHome, MemberOp
 from terminal.loyalty.store.binding import bound, bound_call
 from terminal.loyalty.store.models import Member
 from tests.hq.care_chain import C1, C2, C3, C4, NOW, PEOPLE, build_care_chain, clock, rules
@@ -63,8 +63,9 @@ def ids(db: Database) -> dict[str, str]:
                                    for card in PEOPLE})
 
 
-def select(db: Database, name: str, days: int | None = None, at: datetime = NOW) -> dict:
-    found = bound_call(db, segments.select, rules(), name, days, at)
+def select(db: Database, name: str, days: int | None = None, at: datetime = NOW,
+           store: str | None = None) -> dict:
+    found = bound_call(db, segments.select, rules(), name, days, at, store)
     names = {member: PEOPLE[card][0] for card, member in ids(db).items()}
     return {names[target.member]: target.fields for target in found}
 
@@ -117,6 +118,56 @@ def test_expiring_next_tier_and_dormant_segments(db: Database) -> None:
         select(db, "dormant", 0)
     with pytest.raises(segments.SegmentError):
         select(db, "nobody")
+
+
+def test_a_store_s_members_are_those_at_home_there(db: Database) -> None:
+    """All four registered at S001; HQ moves 李娜 to S002 (her home store from then on)."""
+    with bound(db, ALL_MODELS):
+        MemberHome.update(store="S002").where(MemberHome.member == ids(db)[C2]).execute()
+    assert sorted(select(db, "dormant", 10)) == ["张伟", "李娜", "赵六"]
+    assert sorted(select(db, "dormant", 10, store="S001")) == ["张伟", "赵六"]
+    assert list(select(db, "dormant", 10, store="S002")) == ["李娜"]
+    assert list(select(db, "next_tier", store="S002")) == ["李娜"]
+    assert select(db, "next_tier", store="S001") == {}
+    with pytest.raises(segments.SegmentError, match="no member is at home in store 'S009'"):
+        select(db, "dormant", 10, store="S009")
+    assert bound_call(db, segments.stores) == ["S001", "S002"]
+    # A campaign kept to S002 reaches 李娜 only, and says so.
+    service = care(db)
+    opt_in_all(service, db)
+    campaign = service.create(ANN, "二店唤醒", "dormant", 10, "sms", store="S002")
+    assert service.status(campaign)["params"] == {"days": 10, "store": "S002"}
+    preview = service.preview(campaign)
+    assert (preview["segment"], preview["reachable"], preview["sample"]["name"]) == (
+        1, 1, "李娜")
+    assert service.queue(ANN, campaign)["members"] == 1
+    assert list(messages(db)) == ["李娜"]
+    from terminal.hq.care.campaigns import CampaignError
+    with pytest.raises(CampaignError, match="S009"):
+        service.create(ANN, "x", "dormant", 10, "sms", store="S009")
+
+
+def test_the_preview_fills_the_configured_template_and_audits_the_sample(db: Database) -> None:
+    config = replace(CareConfig(), templates=replace(
+        CareConfig().templates, brand="好邻居",
+        expiring="【${brand}】${name}：${points}分${date}到期。${bonus}"))
+    service = care(db, config=config)
+    campaign = service.create(ANN, "到期提醒", "expiring", 30, "email", bonus=50)
+    preview = service.preview(campaign, ANN)
+    sample = preview["sample"]
+    assert (preview["segment"], preview["reachable"]) == (2, 0)  # 张伟, 赵六; no one agreed
+    assert not sample["reachable"]  # so the first of the segment, by member id
+    fields = sample["fields"]
+    assert fields["date"] == "2026-12-20" and fields["bonus"] == "50"
+    assert sample["text"] == (f"【好邻居】{fields['name']}：{fields['points']}分2026-12-20到期。"
+                              "已赠送50积分。")
+    assert sample["subject"] == "【好邻居】会员关怀"
+    with bound(db, (*ALL_MODELS, ConsoleAudit)):
+        viewed = [(row.actor, row.action, row.subject) for row in ConsoleAudit.select()
+                  .where(ConsoleAudit.action == "member.view")]
+    assert viewed == [("ann", "member.view", sample["member"])]
+    empty = service.create(ANN, "无人", "expiring", 1, "sms")
+    assert service.preview(empty)["sample"] is None
 
 
 def test_an_erased_member_is_in_no_segment(db: Database) -> None:
@@ -209,7 +260,14 @@ def test_sms_birthday_campaign_end_to_end(db: Database,
     opt_in_all(service, db)
     service.consent(ANN, ids(db)[C4], "sms", False)  # 赵六 says no
     campaign = service.create(ANN, "十二月生日", "birthday", 7, "sms")
-    assert service.preview(campaign) == {"campaign": campaign, "segment": 3, "reachable": 2}
+    preview = service.preview(campaign)
+    assert {key: preview[key] for key in ("campaign", "segment", "reachable")} == {
+        "campaign": campaign, "segment": 3, "reachable": 2}
+    # The message the first reachable member of the segment (by id) would get, rendered.
+    sample = preview["sample"]
+    assert sample["reachable"] and sample["name"] in ("张伟", "王芳")
+    assert sample["text"] == (f"【会员中心】{sample['name']}，生日快乐！生日当天内消费享2倍积分。"
+                              "回复TD退订")
     assert service.queue(ANN, campaign) == {"members": 3, "pending": 2, "skipped": 1,
                                             "bonus_ops": 0}
     caplog.set_level(logging.INFO)  # what HQ logs (peewee's DEBUG log shows SQL parameters)

@@ -20,8 +20,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from terminal.hq.care import consent
+from terminal.hq.care.config import CareConfig
 from terminal.hq.care.models import CHANNELS, CareCampaign, CareMessage
-from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, select
+from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, check_store, select
 from terminal.hq.database import lock_members
 from terminal.hq.member_ops.service import MemberOps
 from terminal.loyalty.clock import from_micros, to_micros
@@ -38,8 +39,8 @@ class CampaignError(ValueError):
 
 
 def create(name: str, segment: str, days: int | None, channel: str, bonus: int, *,
-           actor: str, at: datetime) -> int:
-    """A draft campaign; its id."""
+           actor: str, at: datetime, store: str | None = None) -> int:
+    """A draft campaign; its id. ``store``: to that store's members only (segments.py)."""
     name = (name or "").strip()
     if not name or len(name) > 80 or not name.isprintable():
         raise CampaignError("a campaign needs a name of at most 80 printable characters")
@@ -51,7 +52,13 @@ def create(name: str, segment: str, days: int | None, channel: str, bonus: int, 
         raise CampaignError(f"days {days}: from 1 to 366")
     if isinstance(bonus, bool) or not 0 <= bonus <= MAX_BONUS:
         raise CampaignError(f"bonus {bonus}: whole points from 0 to {MAX_BONUS}")
-    params = {} if days is None else {"days": days}
+    try:
+        check_store(store)
+    except SegmentError as exc:
+        raise CampaignError(str(exc)) from None
+    params: dict[str, Any] = {} if days is None else {"days": days}
+    if store is not None:
+        params["store"] = store
     row = CareCampaign.create(name=name, segment=segment, params=json.dumps(params),
                               channel=channel, bonus_points=bonus, created_by=actor,
                               created_us=to_micros(at))
@@ -66,18 +73,38 @@ def get(campaign_id: int) -> CareCampaign:
 
 
 def _targets(rules: Rules, row: CareCampaign, at: datetime) -> list[Target]:
+    params = json.loads(row.params)
     try:
-        return select(rules, row.segment, json.loads(row.params).get("days"), at)
+        return select(rules, row.segment, params.get("days"), at, params.get("store"))
     except SegmentError as exc:
         raise CampaignError(str(exc)) from None
 
 
-def preview(rules: Rules, campaign_id: int, at: datetime) -> dict[str, Any]:
-    """How many members the segment holds now, and how many of them the channel reaches."""
+def _fields(row: CareCampaign, target: Target) -> dict[str, str]:
+    """What the message to ``target`` fills its template with, as queued."""
+    return {**target.fields, "bonus": str(row.bonus_points) if row.bonus_points else ""}
+
+
+def preview(rules: Rules, campaign_id: int, at: datetime,
+            config: CareConfig | None = None) -> dict[str, Any]:
+    """How many members the segment holds now, how many of them the channel reaches, and the
+    message one of them would get (``sample``: the first the channel reaches, else the first of
+    the segment; None for an empty segment), rendered by ``config``'s templates (None: the
+    defaults)."""
     row = get(campaign_id)
-    members = [target.member for target in _targets(rules, row, at)]
-    return {"campaign": row.id, "segment": len(members),
-            "reachable": len(consent.reachable(members, row.channel))}
+    targets = _targets(rules, row, at)
+    reached = consent.reachable([target.member for target in targets], row.channel)
+    chosen = next((t for t in targets if t.member in reached), targets[0] if targets else None)
+    sample = None
+    if chosen is not None:
+        fields = _fields(row, chosen)
+        subject, text = (config or CareConfig()).render(row.segment, fields)
+        member = Member.get_by_id(chosen.member)
+        sample = {"member": chosen.member, "name": member.name,
+                  "card_last4": member.card_last4, "reachable": chosen.member in reached,
+                  "fields": fields, "subject": subject, "text": text}
+    return {"campaign": row.id, "segment": len(targets), "reachable": len(reached),
+            "sample": sample}
 
 
 def queue(ops: MemberOps | None, rules: Rules, campaign_id: int, *, actor: str,
@@ -104,7 +131,7 @@ def queue(ops: MemberOps | None, rules: Rules, campaign_id: int, *, actor: str,
         if row.bonus_points and ops is not None:
             bonus_op = ops.adjust(CardRef(cards[target.member]), row.bonus_points, actor=actor,
                                   reason=f"会员关怀 campaign {row.id}: {row.name}"[:200]).seq
-        fields = {**target.fields, "bonus": str(row.bonus_points) if row.bonus_points else ""}
+        fields = _fields(row, target)
         CareMessage.create(id=str(uuid.uuid4()), campaign=row.id, member=target.member,
                            channel=row.channel,
                            fields=json.dumps(fields, ensure_ascii=False) if reachable else "{}",

@@ -1,8 +1,8 @@
 """`posterm-hq campaign ACTION ...`: member care from the command line.
 
     posterm-hq campaign create --db URL --name "十二月生日" --segment birthday [--days 7]
-        --channel sms [--bonus 100] [--rules rules.toml]
-    posterm-hq campaign preview ID --db URL [--rules rules.toml]
+        --channel sms [--bonus 100] [--store S001] [--rules rules.toml]
+    posterm-hq campaign preview ID --db URL [--rules rules.toml] [--care-config care.toml]
     posterm-hq campaign send [ID] --db URL --care-config care.toml [--rules rules.toml]
         [--card-key-file card.key]   # queues a draft (its bonus needs the card key), then sends
     posterm-hq campaign status ID --db URL [--json]
@@ -62,8 +62,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="birthdays within / points expiring within / dormant for N days")
     create.add_argument("--channel", required=True, choices=list(CHANNELS))
     create.add_argument("--bonus", type=int, default=0, help="points granted to each member")
-    preview = sub.add_parser("preview", help="how many members the segment holds and reaches")
+    create.add_argument("--store", default=None,
+                        help="only the members at home in this store (registered there, "
+                        "unless HQ moved them); default: chain-wide")
+    preview = sub.add_parser("preview", help="how many members the segment holds and reaches, "
+                             "and a sample member's message")
     preview.add_argument("id", type=int)
+    preview.add_argument("--care-config", type=Path, default=None,
+                         help="the templates to fill (default: the built-in ones)")
     send = sub.add_parser("send", help="queue a draft campaign and send what is due")
     send.add_argument("id", type=int, nargs="?")
     send.add_argument("--care-config", type=Path, required=True,
@@ -125,9 +131,10 @@ def _consent(care: Care, who: Principal, args: argparse.Namespace) -> dict[str, 
 def _act(care: Care, who: Principal, args: argparse.Namespace) -> Any:
     if args.action == "create":
         return {"id": care.create(who, args.name, args.segment, args.days, args.channel,
-                                  args.bonus)}
+                                  args.bonus, args.store)}
     if args.action == "preview":
-        return care.preview(args.id)
+        care.config = care_config.load(args.care_config)
+        return care.preview(args.id, who)
     if args.action == "send":
         return _send(care, who, args)
     if args.action == "status":

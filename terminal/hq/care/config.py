@@ -101,6 +101,15 @@ class CareConfig:
     def template(self, segment: str) -> Template:
         return Template(getattr(self.templates, segment))
 
+    def render(self, segment: str, fields: dict[str, str]) -> tuple[str, str]:
+        """The email subject and the message text of ``segment``'s template filled with a
+        member's ``fields`` (as queued: ``bonus`` is the points granted, or empty)."""
+        fields = {"brand": self.templates.brand, **fields}
+        if fields.get("bonus"):
+            fields["bonus"] = f"已赠送{fields['bonus']}积分。"
+        return (Template(self.templates.subject).safe_substitute(fields),
+                self.template(segment).safe_substitute(fields))
+
 
 SECTIONS = {"sms": SmsSection, "email": EmailSection, "policy": PolicySection,
             "templates": TemplatesSection}

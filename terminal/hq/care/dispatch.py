@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from string import Template
 from typing import Any
 
 from peewee import Database, PostgresqlDatabase, fn
@@ -183,11 +182,7 @@ class Dispatcher:
         message.state, message.attempts = "sending", message.attempts + 1
         message.save()
         campaign_row = CareCampaign.get_by_id(message.campaign)
-        fields = {"brand": self.config.templates.brand, **json.loads(message.fields)}
-        if fields.get("bonus"):
-            fields["bonus"] = f"已赠送{fields['bonus']}积分。"
-        text = self.config.template(campaign_row.segment).safe_substitute(fields)
-        subject = Template(self.config.templates.subject).safe_substitute(fields)
+        subject, text = self.config.render(campaign_row.segment, json.loads(message.fields))
         assert address is not None
         return Job(message.id, message.channel, address, subject, text)
 

@@ -12,6 +12,12 @@ rules' zone). Every segment leaves out members whose data was erased and cards H
   least 90% of the next tier's and below it (``analytics.near_next_tier``): the spend to go;
 - ``dormant``: members whose last sale not wholly refunded is ``days`` days or more before today
   (``report analytics``' dormant, 90 by default; ``analytics.dormant_members``), with their balance.
+
+Each segment is chain-wide, or one store's members: those whose home store is that store
+(``member_home``: the store where they registered, until HQ moves them; the store a store
+manager sees them in, and ``report analytics --store``'s members). The segment is reckoned on
+the member's whole chain-wide record (a store's dormant members bought nowhere in the chain for
+``days`` days), then kept to the store's members.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from typing import Any
 from peewee import fn
 
 from terminal.hq.analytics import Period, dormant_members, near_tier
-from terminal.hq.models import MemberOp
+from terminal.hq.models import MemberHome, MemberOp
 from terminal.loyalty.calendar import local_day
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.rules import Rules
@@ -178,12 +184,32 @@ SEGMENTS: dict[str, Segment] = {segment.name: segment for segment in (
 )}
 
 
-def select(rules: Rules, name: str, days: int | None, now: datetime) -> list[Target]:
-    """The members of segment ``name`` now (``days``: None for its default)."""
+def stores() -> list[str]:
+    """The stores some member is at home in, in order (what a campaign may be kept to)."""
+    return [store for (store,) in MemberHome.select(MemberHome.store).distinct()
+            .order_by(MemberHome.store).tuples()]
+
+
+def check_store(store: str | None) -> None:
+    """Refuse a store no member is at home in (a typo would make an empty campaign)."""
+    if store is not None and not MemberHome.select().where(MemberHome.store == store).exists():
+        raise SegmentError(f"no member is at home in store {store!r}")
+
+
+def select(rules: Rules, name: str, days: int | None, now: datetime,
+           store: str | None = None) -> list[Target]:
+    """The members of segment ``name`` now (``days``: None for its default), chain-wide or
+    (``store``) those at home in that store."""
     segment = SEGMENTS.get(name)
     if segment is None:
         raise SegmentError(f"no segment {name!r}; known: {', '.join(SEGMENTS)}")
     days = segment.default_days if days is None else days
     if name != "next_tier" and not 1 <= days <= 366:
         raise SegmentError(f"days {days}: from 1 to 366")
-    return segment.select(rules, days, now)
+    check_store(store)
+    found = segment.select(rules, days, now)
+    if store is None:
+        return found
+    home = {member for (member,) in MemberHome.select(MemberHome.member)
+            .where(MemberHome.store == store).tuples()}
+    return [target for target in found if target.member in home]

@@ -10,7 +10,8 @@ from typing import Any
 
 from peewee import Database
 
-from terminal.hq.care import campaigns, consent
+from terminal.hq.care import campaigns, consent, segments
+from terminal.hq.care.config import CareConfig
 from terminal.hq.care.dispatch import ALL_MODELS
 from terminal.hq.console import audit
 from terminal.hq.console.models import CONSOLE_MODELS
@@ -29,11 +30,15 @@ def _now() -> datetime:
 
 class Care:
     """Campaigns and consent over one HQ database. ``card_key`` lets a campaign grant a bonus
-    (HQ's member operations) and ties an SMS opt-in to the member's registered phone."""
+    (HQ's member operations) and ties an SMS opt-in to the member's registered phone;
+    ``config`` (the sender's ``--care-config``; None: the defaults) has the templates a
+    preview fills."""
 
     def __init__(self, db: Database, rules: Rules, card_key: bytes | None = None,
-                 clock: Callable[[], datetime] = _now, ops: MemberOps | None = None) -> None:
+                 clock: Callable[[], datetime] = _now, ops: MemberOps | None = None,
+                 config: CareConfig | None = None) -> None:
         self.db, self.rules, self.card_key, self.clock = db, rules, card_key, clock
+        self.config = config or CareConfig()
         self.ops = ops or (MemberOps(db, rules, card_key, clock) if card_key else None)
 
     @contextmanager
@@ -42,17 +47,29 @@ class Care:
             yield
 
     def create(self, who: Principal, name: str, segment: str, days: int | None, channel: str,
-               bonus: int = 0) -> int:
+               bonus: int = 0, store: str | None = None) -> int:
         with self._transaction():
             campaign = campaigns.create(name, segment, days, channel, bonus, actor=who.name,
-                                        at=self.clock())
+                                        at=self.clock(), store=store)
             audit.record(who, "care.campaign.create", str(campaign), "",
-                         f"{segment} days={days} {channel} bonus={bonus}")
+                         f"{segment} days={days} {channel} bonus={bonus}"
+                         + (f" store={store}" if store else ""))
             return campaign
 
-    def preview(self, campaign: int) -> dict[str, Any]:
+    def preview(self, campaign: int, who: Principal | None = None) -> dict[str, Any]:
+        """The segment's count, the reach, and a sample member's message; shown to ``who``,
+        the sample member's view is in the audit log."""
         with self._transaction():
-            return campaigns.preview(self.rules, campaign, self.clock())
+            found = campaigns.preview(self.rules, campaign, self.clock(), self.config)
+            if who is not None and found["sample"] is not None:
+                audit.record(who, "member.view", found["sample"]["member"],
+                             detail=f"care campaign {campaign}: message preview")
+            return found
+
+    def stores(self) -> list[str]:
+        """The stores a campaign may be kept to."""
+        with self._transaction():
+            return segments.stores()
 
     def queue(self, who: Principal, campaign: int) -> dict[str, int]:
         with self._transaction():

@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.types import ASGIApp
 
+from terminal.hq.care.config import CareConfig
 from terminal.hq.chain_ledger import HQ_IDENTITY
 from terminal.hq.console.commands import Commander
 from terminal.hq.console.db import ConsoleDb
@@ -28,10 +29,12 @@ from terminal.protocol.topics import Topics
 def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = True,
           mqtt: MqttConfig | None = None, topics: Topics | None = None,
           health_interval: float = 300.0, thresholds: Thresholds = DEFAULT_THRESHOLDS,
-          studio: Studio | None = None, revoker: Revoker | None = None) -> ASGIApp:
+          studio: Studio | None = None, revoker: Revoker | None = None,
+          care_config: CareConfig | None = None) -> ASGIApp:
     """The console; with ``mqtt`` (HQ's broker identity) it sends commands to terminals; with
     ``studio`` (:func:`rules_studio`) it has the rules studio; with ``revoker`` (HQ's CA and the
-    broker's register) IT can cut a terminal off on the enrollment page."""
+    broker's register) IT can cut a terminal off on the enrollment page; ``care_config`` has
+    the member-care templates a campaign's preview fills (None: the built-in ones)."""
     db = ConsoleDb(db_url)
     reader = Reader(rules, card_key, LedgerStore(db.db, rules, card_key, HQ_IDENTITY,
                                                  outbox=False))
@@ -39,7 +42,7 @@ def build(db_url: str, rules: Rules, card_key: bytes, *, secure_cookies: bool = 
     commander = None if mqtt is None else Commander(db, mqtt, topics,
                                                     health_interval=health_interval)
     return create_app(Console(db, reader, operator, FleetReader(rules.zone, thresholds),
-                              commander, secure_cookies, studio, revoker), ROUTES)
+                              commander, secure_cookies, studio, revoker, care_config), ROUTES)
 
 
 def rules_studio(db_url: str, rules_text: str, keys: Keys | None = None,

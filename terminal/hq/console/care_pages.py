@@ -23,8 +23,9 @@ from terminal.hq.member_ops.errors import MemberOpError
 
 
 def care_of(request: Request) -> Care:
-    ops = console_of(request).operator.ops
-    return Care(ops.db, ops.rules, ops.card_key, ops=ops)
+    console = console_of(request)
+    ops = console.operator.ops
+    return Care(ops.db, ops.rules, ops.card_key, ops=ops, config=console.care_config)
 
 
 async def _call(request: Request, method: str, *args: object) -> object:
@@ -47,8 +48,10 @@ async def index(request: Request) -> Response:
 async def _index(request: Request, error: str | None = None, status_code: int = 200,
                  form: dict[str, str] | None = None) -> Response:
     rows = await _call(request, "campaigns")
+    stores = await _call(request, "stores")
     return render(request, "care/index.html", status_code, nav="care", campaigns=rows,
-                  segments=SEGMENTS, channels=CHANNELS, error=error, form=form or {})
+                  segments=SEGMENTS, channels=CHANNELS, stores=stores, error=error,
+                  form=form or {})
 
 
 @page("care.manage")
@@ -62,7 +65,8 @@ async def create(request: Request) -> Response:
     try:
         campaign = await _call(request, "create", request.scope["principal"],
                                form.get("name", ""), form.get("segment", ""), days,
-                               form.get("channel", ""), bonus)
+                               form.get("channel", ""), bonus,
+                               form.get("store", "").strip() or None)
     except CampaignError as exc:
         return await _index(request, str(exc), 422, form)
     return RedirectResponse(f"/care/campaigns/{campaign}", 303)
@@ -78,8 +82,8 @@ async def _campaign_page(request: Request, error: str | None = None,
     campaign = _campaign_id(request)
     try:
         data = await _call(request, "status", campaign)
-        preview = await _call(request, "preview", campaign) if data["state"] == "draft" \
-            else None
+        preview = await _call(request, "preview", campaign, request.scope["principal"]) \
+            if data["state"] == "draft" and not is_fragment(request) else None
     except CampaignError:
         raise NotFound() from None
     template = "care/_messages.html" if is_fragment(request) else "care/campaign.html"

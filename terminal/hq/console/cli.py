@@ -23,6 +23,7 @@ from pathlib import Path
 from terminal.hq import acl
 from terminal.hq.broker_acl import BrokerAcl
 from terminal.hq.bundles import BuildError, read_catalogue, read_toml
+from terminal.hq.care import config as care_config
 from terminal.hq.console.app import build, rules_studio
 from terminal.hq.console.fleet import Thresholds
 from terminal.hq.mqtt_options import add_broker_options, mqtt_config
@@ -49,6 +50,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "(default: the newest release's)")
     studio.add_argument("--settings", type=Path, help="the terminal settings every bundle "
                         "carries (default: the newest release's)")
+    parser.add_argument("--care-config", type=Path, default=None,
+                        help="member care's config (the sender's): the templates a campaign's "
+                        "preview fills; default: the built-in templates")
     studio.add_argument("--stage-store", default="S001", help="the store a release goes to "
                         "first (default S001)")
     broker = parser.add_argument_group("broker (for terminal commands and bundle pushes)")
@@ -105,12 +109,13 @@ def run(args: argparse.Namespace) -> int:
             read_catalogue(args.catalogue) if args.catalogue else None,
             read_toml(args.settings) if args.settings else None,
             check_id(args.stage_store, "store"))
+        care = care_config.load(args.care_config)
     except (BuildError, RulesError, OSError, ValueError) as exc:
         print(f"console: {exc}", file=sys.stderr)
         return 2
     app = build(args.db, rules, card_key, secure_cookies=not args.insecure_cookies, mqtt=mqtt,
                 topics=topics, health_interval=args.health_interval,
                 thresholds=Thresholds(offline_after=timedelta(minutes=args.offline_after)),
-                studio=studio, revoker=_revoker(args))
+                studio=studio, revoker=_revoker(args), care_config=care)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
     return 0

@@ -64,6 +64,8 @@ class Console:
     secure_cookies: bool = True
     studio: Any = None  # terminal.hq.console.rules_pages.Studio; None: no rules studio
     revoker: Any = None  # terminal.hq.pki.revocation.Revoker; None: terminals not revoked here
+    care_config: Any = None  # terminal.hq.care.config.CareConfig: the templates a campaign's
+    # preview fills (the sender's --care-config); None: the built-in ones
 
 
 Handler = Callable[[Request], Awaitable[Response]]
