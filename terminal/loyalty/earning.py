@@ -174,3 +174,97 @@ def compute_earning(
     steps = EarnSteps(tuple(lines), earn.basis, earn.points_per_yuan, tuple(multipliers), total,
                       earn.rounding, rounded, fixed, (capped, points) if capped else None)
     return Earning(points, why, best.name if best else None, on_birthday, capped, steps)
+
+
+class Earner:
+    """:func:`compute_earning`'s points alone, for replaying many sales under one rule set (the
+    rules studio's backtest): what depends only on the rules is worked out once here, and no
+    words or steps are built. The arithmetic is the same exact arithmetic in integers: every
+    eligible line's ``amount * points_per_yuan * category multiplier / 100`` over one common
+    denominator, times the tier's, the best promotion's and the birthday's multipliers, rounded
+    once (floor, ceil or half up of a non-negative fraction do not depend on reducing it), plus
+    the fixed SKU points, clipped to the caps (tests/loyalty/test_earner.py compares the two)."""
+
+    def __init__(self, rules: Rules) -> None:
+        earn = self.earn = rules.earn
+        self.rules = rules
+        rate = earn.points_per_yuan
+        ratios = {category: rate * multiplier / 100
+                  for category, multiplier in earn.categories.items()}
+        plain = rate / 100
+        denominator = plain.denominator
+        for ratio in ratios.values():
+            denominator = denominator // gcd(denominator, ratio.denominator) * ratio.denominator
+        self.denominator = denominator
+        # points * denominator a fen of each category earns (an integer by the choice above)
+        self.factors = {category: ratio.numerator * (denominator // ratio.denominator)
+                        for category, ratio in ratios.items()}
+        self.plain = plain.numerator * (denominator // plain.denominator)
+        self.weekdays = any(promo.weekdays for promo in earn.promotions)
+
+    def points(self, pricing: Pricing, tier: Tier, moment: Moment, birthday: date | None,
+               earned_today: int) -> int:
+        earn = self.earn
+        if pricing.paid_fen < earn.min_sale_fen:
+            return 0
+        paid = earn.basis == "paid"
+        excluded, factors, plain = earn.exclude_categories, self.factors, self.plain
+        base = fixed = 0
+        for priced in pricing.lines:
+            line = priced.line
+            if line.category in excluded:
+                continue
+            base += (priced.paid_fen if paid else line.qty * line.price_fen) * factors.get(
+                line.category, plain)
+            if earn.sku_points:
+                fixed += earn.sku_points.get(line.sku, 0) * line.qty
+        numerator = base * tier.earn_multiplier.numerator
+        denominator = self.denominator * tier.earn_multiplier.denominator
+        best = self._best_promotion(moment)
+        if best is not None:
+            numerator *= best.numerator
+            denominator *= best.denominator
+        if earn.birthday is not None and birthday is not None \
+                and birthday_applies(birthday, moment, self.rules):
+            numerator *= earn.birthday.multiplier.numerator
+            denominator *= earn.birthday.multiplier.denominator
+        if earn.rounding == "floor":
+            points = numerator // denominator
+        elif earn.rounding == "ceil":
+            points = -(-numerator // denominator)
+        else:  # half up, as round_points
+            points = (2 * numerator + denominator) // (2 * denominator)
+        points += fixed
+        if earn.cap_per_sale is not None and points > earn.cap_per_sale:
+            points = earn.cap_per_sale
+        if earn.cap_per_member_per_day is not None:
+            points = min(points, max(0, earn.cap_per_member_per_day - earned_today))
+        return points
+
+    def _best_promotion(self, moment: Moment) -> Fraction | None:
+        """The highest multiplier among the promotions in force (as :func:`promotion_in_force`
+        decides each), each check time's weekday reckoned once."""
+        promotions = self.earn.promotions
+        checks = moment.window_checks if promotions else ()
+        if not checks:
+            return None
+        zone = self.rules.zone
+        days = [at.astimezone(zone).weekday() for at in checks] if self.weekdays else []
+        best: Fraction | None = None
+        for promo in promotions:
+            if best is not None and promo.multiplier <= best:
+                continue
+            starts, ends, weekdays = promo.starts, promo.ends, promo.weekdays
+            held = True
+            for at in checks:
+                if (starts is not None and at < starts) or (ends is not None and at >= ends):
+                    held = False
+                    break
+            if held and weekdays:
+                for day in days:
+                    if day not in weekdays:
+                        held = False
+                        break
+            if held:
+                best = promo.multiplier
+        return best

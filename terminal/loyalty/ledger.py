@@ -179,11 +179,12 @@ class Account:
         """One expire entry taking what is left of every lot expired at ``as_of``."""
         due = [
             lot
-            for lot in self.open_lots()
-            if lot.expires_at is not None and lot.expires_at <= as_of
+            for lot in self.lots.values()
+            if lot.remaining > 0 and lot.expires_at is not None and lot.expires_at <= as_of
         ]
         if not due:
             return None
+        due.sort(key=Lot.sort_key)  # as open_lots orders them: only the due ones are sorted
         entry = Entry(kind=EXPIRE, points=-sum(lot.remaining for lot in due))
         for lot in due:
             entry.allocations.append((lot.id, -lot.remaining))

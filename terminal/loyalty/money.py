@@ -16,6 +16,8 @@ def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
         raise ValueError("total must not be negative")
     if any(w < 0 for w in weights):
         raise ValueError("weights must not be negative")
+    if total == 0:
+        return [0] * len(weights)
     whole = sum(weights)
     if whole == 0:
         if total:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from terminal.loyalty.errors import InvalidInput
@@ -75,7 +76,7 @@ def check_lines(lines: list[Line]) -> None:
             )
 
 
-def price(lines: list[Line], discount_percent: int, deduction_fen: int) -> Pricing:
+def price(lines: Sequence[Line], discount_percent: int, deduction_fen: int) -> Pricing:
     """Share the tier discount and the points deduction across the lines in proportion to their
     list amounts, in whole fen by the largest-remainder method (ties to the earlier line)."""
     list_fen = sum(line.list_fen for line in lines)

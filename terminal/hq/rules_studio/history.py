@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import cached_property
 from zoneinfo import ZoneInfo
 
 from peewee import Case, fn
@@ -21,8 +22,9 @@ from peewee import Case, fn
 from terminal.hq.entry_stores import EntryStores
 from terminal.hq.models import MemberHome
 from terminal.loyalty.calendar import local_day
-from terminal.loyalty.clock import from_micros, to_micros
+from terminal.loyalty.clock import Moment, from_micros, to_micros
 from terminal.loyalty.ledger import ADJUST, BONUS, EARN, Lot
+from terminal.loyalty.pricing import Line
 from terminal.loyalty.store.models import (
     Allocation,
     Exchange,
@@ -47,8 +49,19 @@ class SoldItem:
     price_fen: int
 
 
+class _Timed:
+    """What both replays of a backtest read of an event's time, made once."""
+
+    at: datetime
+    trusted: bool
+
+    @cached_property
+    def moment(self) -> Moment:
+        return Moment(self.at, self.trusted)
+
+
 @dataclass(frozen=True)
-class SaleEvent:
+class SaleEvent(_Timed):
     seq: int
     at: datetime
     trusted: bool
@@ -58,9 +71,15 @@ class SaleEvent:
     lines: tuple[SoldItem, ...]
     redeem_points: int  # what the member asked to redeem: the act the backtest keeps
 
+    @cached_property
+    def basket(self) -> tuple[Line, ...]:
+        """The engine's basket lines, made once for both replays."""
+        return tuple(Line(item.sku, item.qty, item.price_fen, item.name, item.category)
+                     for item in self.lines)
+
 
 @dataclass(frozen=True)
-class RefundEvent:
+class RefundEvent(_Timed):
     seq: int
     at: datetime
     trusted: bool
@@ -70,7 +89,7 @@ class RefundEvent:
 
 
 @dataclass(frozen=True)
-class ExchangeEvent:
+class ExchangeEvent(_Timed):
     seq: int
     at: datetime
     trusted: bool
@@ -81,7 +100,7 @@ class ExchangeEvent:
 
 
 @dataclass(frozen=True)
-class EntryEvent:
+class EntryEvent(_Timed):
     """A bonus or an adjustment: replayed as recorded (a bonus at the rules' amount)."""
 
     seq: int

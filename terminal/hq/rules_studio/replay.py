@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from terminal.hq.rules_studio.history import (
     EntryEvent,
@@ -29,8 +29,8 @@ from terminal.hq.rules_studio.history import (
 from terminal.loyalty import ledger, redemption, refunds, tiers
 from terminal.loyalty.calendar import add_months, local_day, lot_expiry, month_start
 from terminal.loyalty.clock import Moment
-from terminal.loyalty.earning import compute_earning
-from terminal.loyalty.pricing import Line, Pricing, price
+from terminal.loyalty.earning import Earner
+from terminal.loyalty.pricing import Pricing, price
 from terminal.loyalty.rules import Rules
 
 
@@ -60,6 +60,9 @@ class Replayed:
     overdrafts: dict[str, int] = field(default_factory=dict)
 
 
+NEVER = datetime.max.replace(tzinfo=UTC)  # the expiry floor of a member whose lots never expire
+
+
 class _Member:
     def __init__(self, lots: list[ledger.Lot], debt: int) -> None:
         self.account = ledger.Account([ledger.Lot(lot.id, lot.earned_at, lot.expires_at,
@@ -69,6 +72,12 @@ class _Member:
         self.spend_back: list[tuple[datetime, int, datetime]] = []  # (at, fen, sale at)
         self.tier: str | None = None
         self.reviewed: datetime | None = None
+        self.review_due: datetime | None = None  # the next review after ``reviewed``
+        self.paid = 0  # every sale's paid amount in ``spend``: more than any qualifying spend
+        # No lot with points left expires before this (None: not known): expiry is looked for
+        # only from then on. Debits keep it true; a credit lowers it; a restore forgets it (it
+        # may give points back to a lot already expired).
+        self.expiry_floor: datetime | None = None
 
 
 class Replay:
@@ -79,6 +88,11 @@ class Replay:
                  overdrafts: dict[str, int] | None = None) -> None:
         self.history, self.rules = history, rules
         self.overdrafts = overdrafts
+        self.earner = Earner(rules)  # what the earning needs of the rules, worked out once
+        # the least spend that would lift a member above each tier (none above the top)
+        self.upgrade_at = {tier.name: min((above.qualify_spend_fen
+                                           for above in rules.tiers[number + 1:]), default=None)
+                           for number, tier in enumerate(rules.tiers)}
         self.out = Replayed()
         self.members: dict[str, _Member] = {}
         self.sales: dict[str, SaleState] = {
@@ -96,6 +110,7 @@ class Replay:
             found = _Member(self.history.lots.get(member_id, []),
                             self.history.debt.get(member_id, 0))
             found.spend = list(self.history.spend.get(member_id, []))
+            found.paid = sum(fen for _, fen in found.spend)
             found.spend_back = list(self.history.spend_back.get(member_id, []))
             self.members[member_id] = found
         return found
@@ -109,6 +124,8 @@ class Replay:
 
     def tier_at(self, m: _Member, now: datetime) -> str:
         """The tier every review due by ``now`` decided, with the upgrades since (tiers.py)."""
+        if m.tier is not None and m.review_due is not None and now < m.review_due:
+            return m.tier  # no review due (tiers.due_review, without its calendar work)
         boundary = tiers.due_review(self.rules, m.reviewed, now)
         if boundary is not None or m.tier is None:
             boundary = boundary or month_start(now, self.rules.zone)
@@ -117,15 +134,19 @@ class Replay:
                 if boundary < at <= now:
                     level = tiers.upgraded(self.rules, level.name, self.spend_at(m, at)) or level
             m.tier, m.reviewed = level.name, boundary
+            m.review_due = add_months(boundary, 1)  # 00:00 on the next month's 1st
         return m.tier
 
     def expire(self, member_id: str, m: _Member, moment: Moment, store: str) -> None:
         as_of = moment.expiry_as_of
-        if as_of is None:
+        if as_of is None or (m.expiry_floor is not None and as_of < m.expiry_floor):
             return
         entry = m.account.expire(as_of)
         if entry is not None:
             self.count(member_id, store, "points_expired", -entry.points)
+        m.expiry_floor = min((lot.expires_at for lot in m.account.lots.values()
+                              if lot.remaining > 0 and lot.expires_at is not None),
+                             default=NEVER)
 
     def count(self, member_id: str, store: str, what: str, points: int) -> None:
         if points:
@@ -133,11 +154,26 @@ class Replay:
             self.out.stores[store].add(what, points)
             self.out.members[member_id].add(what, points)
 
-    def credit(self, m: _Member, entry: ledger.Entry, moment: Moment, seq: int) -> None:
+    def credit(self, m: _Member, kind: str, points: int, moment: Moment, seq: int) -> str:
+        """A credit by the event ``seq``; its lot is named by the event (a replayed entry is
+        never written, so it needs no random id), and that name returned."""
+        entry = ledger.Entry(kind=kind, points=points, id=f"replayed:{seq}")
         earned = moment.earn_time
-        m.account.credit(entry, earned, lot_expiry(earned, self.rules.expiry, self.rules.zone))
+        expires = lot_expiry(earned, self.rules.expiry, self.rules.zone)
+        m.account.credit(entry, earned, expires)
         if entry.new_lot is not None:
             entry.new_lot.seq = seq  # credit order: the event's place in the ledger
+            if expires is not None and m.expiry_floor is not None:
+                m.expiry_floor = min(m.expiry_floor, expires)
+        return entry.id
+
+    @staticmethod
+    def debit(m: _Member, kind: str, points: int, first_from: str | None = None
+              ) -> ledger.Entry:
+        """A debit of ``points`` (> 0), into debt beyond the lots (the replay's acts were
+        allowed when they happened); its entry unnamed, as it is never written."""
+        return m.account.debit(ledger.Entry(kind=kind, points=-points, id=""), allow_debt=True,
+                               first_from=first_from)
 
     # -- events ----------------------------------------------------------------------------
 
@@ -155,9 +191,8 @@ class Replay:
         return self.out
 
     def sale(self, event: SaleEvent) -> None:
-        moment = Moment(event.at, event.trusted)
-        lines = [Line(item.sku, item.qty, item.price_fen, item.name, item.category)
-                 for item in event.lines]
+        moment = event.moment
+        lines = event.basket
         if event.member is None:
             self.sales[event.id] = self._state(None, event.at, price(lines, 0, 0), 0, 0, None)
             return
@@ -170,30 +205,31 @@ class Replay:
         if points:
             pricing = price(lines, tier.discount_percent,
                             redemption.deduction_fen(self.rules, points))
-        earning = compute_earning(self.rules, pricing, tier, moment,
-                                  self.history.birthdays.get(event.member),
-                                  self.day_earned[event.member, day])
+        earned = self.earner.points(pricing, tier, moment,
+                                    self.history.birthdays.get(event.member),
+                                    self.day_earned[event.member, day])
         taken: dict[str, int] = {}
         if points:
-            entry = m.account.debit(ledger.Entry(kind=ledger.REDEEM, points=-points),
-                                    allow_debt=True)
+            entry = self.debit(m, ledger.REDEEM, points)
             taken = {lot: -delta for lot, delta in entry.allocations}
             self.day_redeemed[event.member, day] += points
             self.count(event.member, event.store, "points_redeemed", points)
         earn_lot = None
-        if earning.points:
-            entry = ledger.Entry(kind=ledger.EARN, points=earning.points)
-            self.credit(m, entry, moment, event.seq)
-            earn_lot = entry.id
-            self.day_earned[event.member, day] += earning.points
-            self.count(event.member, event.store, "points_issued", earning.points)
+        if earned:
+            earn_lot = self.credit(m, ledger.EARN, earned, moment, event.seq)
+            self.day_earned[event.member, day] += earned
+            self.count(event.member, event.store, "points_issued", earned)
         self.sales[event.id] = self._state(event.member, moment.earn_time, pricing,
-                                           earning.points, points, earn_lot, taken)
+                                           earned, points, earn_lot, taken)
         m.spend.append((moment.earn_time, pricing.paid_fen))
+        m.paid += pricing.paid_fen
         # Upgrades take effect at once, from the next sale (downgrades wait for a review).
-        level = tiers.upgraded(self.rules, tier.name, self.spend_at(m, moment.earn_time))
-        if level is not None:
-            m.tier = level.name
+        # None when even every sale's paid amount, refunds ignored, is below the next tier's.
+        lift = self.upgrade_at.get(tier.name)
+        if lift is not None and m.paid >= lift:
+            level = tiers.upgraded(self.rules, tier.name, self.spend_at(m, moment.earn_time))
+            if level is not None:
+                m.tier = level.name
 
     def _redeemable(self, event: SaleEvent, m: _Member, due_fen: int, day: date) -> int:
         """The points the member asked to redeem, as far as these rules allow: never more than
@@ -270,12 +306,11 @@ class Replay:
         if sale.member is None:
             return
         m = self.member(sale.member)
-        moment = Moment(event.at, event.trusted)
+        moment = event.moment
         m.spend_back.append((moment.earn_time, refunded_fen, sale.sold_at))
         self.expire(sale.member, m, moment, event.store)
         if reverse:
-            m.account.debit(ledger.Entry(kind=ledger.REVERSE, points=-reverse), allow_debt=True,
-                            first_from=sale.earn_entry)
+            self.debit(m, ledger.REVERSE, reverse, first_from=sale.earn_entry)
             self.count(sale.member, event.store, "points_reversed", reverse)
         if restore:
             entry = m.account.restore(
@@ -284,6 +319,7 @@ class Replay:
                  if room > 0 and lot in m.account.lots])
             for lot, given in entry.allocations:
                 sale.redeemed_from[lot] -= given
+            m.expiry_floor = None
             self.count(sale.member, event.store, "points_restored", restore)
 
     def exchange(self, event: ExchangeEvent) -> None:
@@ -292,33 +328,31 @@ class Replay:
             self.out.skipped["exchange of goods the rules do not offer"] += 1
             return
         m = self.member(event.member)
-        moment = Moment(event.at, event.trusted)
+        moment = event.moment
         self.expire(event.member, m, moment, event.store)
         cost = goods.points * event.qty
         if self._room(f"exchange:{event.seq}", m, cost) < cost:
             self.out.skipped["exchange refused: more points than the balance"] += 1
             return
-        m.account.debit(ledger.Entry(kind=ledger.REDEEM, points=-cost), allow_debt=True)
+        self.debit(m, ledger.REDEEM, cost)
         self.day_redeemed[event.member, local_day(moment.earn_time, self.rules.zone)] += cost
         self.count(event.member, event.store, "points_redeemed", cost)
 
     def entry(self, event: EntryEvent) -> None:
         m = self.member(event.member)
-        moment = Moment(event.at, event.trusted)
+        moment = event.moment
         self.expire(event.member, m, moment, event.store)
         if event.kind == ledger.BONUS:
             points = (self.rules.earn.bonus_referral if event.reason.startswith("referral:")
                       else self.rules.earn.bonus_registration)
             if points:
-                self.credit(m, ledger.Entry(kind=ledger.BONUS, points=points), moment, event.seq)
+                self.credit(m, ledger.BONUS, points, moment, event.seq)
                 self.count(event.member, event.store, "points_issued", points)
             return
         if event.points > 0:
-            self.credit(m, ledger.Entry(kind=ledger.ADJUST, points=event.points), moment,
-                        event.seq)
+            self.credit(m, ledger.ADJUST, event.points, moment, event.seq)
         elif event.points < 0:
-            m.account.debit(ledger.Entry(kind=ledger.ADJUST, points=event.points),
-                            allow_debt=True)
+            self.debit(m, ledger.ADJUST, -event.points)
         self.count(event.member, event.store, "points_adjusted", event.points)
 
     def close(self) -> None:
