@@ -59,6 +59,7 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.models import Member, Sale
 
 TOP = 10
+EPOCH_DAY = date(1970, 1, 1)
 NEAR_TIER = (9, 10)  # within 10% of the next tier: spend * 10 >= threshold * 9
 # The figures the text output shows, zh-CN first.
 LABELS = {"purchasers": "购买会员 purchasers", "repeat_purchasers": "回购会员 repeat",
@@ -100,6 +101,19 @@ class Period:
 
     def day(self, us: int) -> date:
         return local_day(from_micros(us), self.zone)
+
+    @property
+    def start_day(self) -> int:
+        """The first day as the roll-ups number days (local days since 1970-01-01)."""
+        return day_number(self.start)
+
+    @property
+    def end_day(self) -> int:
+        return day_number(self.end)
+
+
+def day_number(day: date) -> int:
+    return (day - EPOCH_DAY).days
 
 
 def parse_thresholds(text: str, what: str) -> tuple[int, ...]:
@@ -161,11 +175,18 @@ def dormancy_cut(period: Period, dormant_days: int) -> int:
                                       period.zone))
 
 
-def dormant_members(period: Period, store: str | None, dormant_days: int
-                    ) -> list[tuple[str, int]]:
-    """(member, last counted sale µs) of the dormant members, longest gone first."""
-    return [(member, int(at)) for member, at in analytics_sql.dormant(
-        Sale._meta.database, period.end_us, dormancy_cut(period, dormant_days), store)]
+def dormant_members(period: Period, store: str | None, dormant_days: int,
+                    rolled: bool = True) -> list[tuple[str, int]]:
+    """(member, last counted sale µs) of the dormant members, longest gone first: from the
+    roll-ups (caught up by the caller), or with ``rolled=False`` from the ledger itself."""
+    db = Sale._meta.database
+    if rolled:
+        found = analytics_sql.rolled_dormant(db, store, period.end_day - (dormant_days - 1),
+                                             period.end_day)
+    else:
+        found = analytics_sql.dormant(db, period.end_us, dormancy_cut(period, dormant_days),
+                                      store)
+    return [(member, int(at)) for member, at in found]
 
 
 @dataclass(frozen=True)
@@ -181,8 +202,12 @@ class Buyers:
 
 
 def buyers(period: Period, store: str | None = None, dormant_days: int = 90,
-           thresholds: Thresholds = Thresholds()) -> Buyers:
-    """The period's member figures (models bound): what the dashboard's months read too."""
+           thresholds: Thresholds = Thresholds(), rolled: bool = True) -> Buyers:
+    """The period's member figures (models bound): what the dashboard's months read too. From
+    the roll-ups (caught up by the caller: terminal.hq.rollup), or with ``rolled=False`` from the
+    ledger itself (the reference the roll-ups are tested against)."""
+    if rolled:
+        return _rolled_buyers(period, store, dormant_days, thresholds)
     db = Sale._meta.database
     purchasers = repeat = new_purchasers = 0
     segments: dict[str, int] = {}
@@ -199,6 +224,26 @@ def buyers(period: Period, store: str | None = None, dormant_days: int = 90,
                                                    dormancy_cut(period, dormant_days))
     return Buyers(purchasers, repeat, new_purchasers, dict(sorted(segments.items())), with_sale,
                   dormant)
+
+
+def _rolled_buyers(period: Period, store: str | None, dormant_days: int,
+                   thresholds: Thresholds) -> Buyers:
+    db = Sale._meta.database
+    purchasers = repeat = 0
+    segments: dict[str, int] = {}
+    for r, f, m, buying, repeating in analytics_sql.rolled_segments(
+            db, period.start_day, period.end_day, store,
+            (thresholds.recency_days, thresholds.frequency_days, thresholds.monetary_fen)):
+        purchasers += int(buying)
+        repeat += int(repeating)
+        segments[f"R{r}F{f}M{m}"] = int(buying)
+    # A member whose first counted sale ever is in the period is one of its purchasers.
+    new = analytics_sql.rolled_first_between(db, store, period.start_day, period.end_day)
+    with_sale = analytics_sql.rolled_first_between(db, store, None, period.end_day)
+    active = analytics_sql.rolled_active(db, store, period.end_day - (dormant_days - 1),
+                                         period.end_day)
+    return Buyers(purchasers, repeat, new, dict(sorted(segments.items())), with_sale,
+                  with_sale - active)
 
 
 def rates(period: Period, store: str | None = None, dormant_days: int = 90) -> dict[str, float]:
@@ -276,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"posterm-hq report analytics: {exc}", file=sys.stderr)
         return 2
     data = read_once(db, lambda: analytics(rules, period, args.store, args.dormant_days,
-                                           thresholds))
+                                           thresholds), rules.zone)
     if args.json:
         print_json(data)
         return 0

@@ -220,3 +220,98 @@ def dormant(db: Database, end_us: int, cut_us: int, store: str | None
         SELECT c.member_id, MAX(c.wall_us) FROM ({sales}) c GROUP BY c.member_id
         HAVING MAX(c.wall_us) < {db.param} ORDER BY 2, 1"""
     return db.execute_sql(sql, [*params, cut_us]).fetchall()
+
+
+# -- from the roll-ups (terminal.hq.rollup: migration 15) ------------------------------------------
+# The same figures read from agg_member_day and agg_member, whose days are the zone's local days
+# numbered from 1970-01-01 (a period's bounds are local midnights, so whole days answer exactly).
+# ``key`` is the store, or '' for the chain.
+
+
+def rolled_segments(db: Database, start_day: int, end_day: int, store: str | None,
+                    bounds: tuple[tuple[int, ...], ...]) -> list[tuple[Any, ...]]:
+    """(r, f, m, purchasers, repeat purchasers) per RFM segment of the period's purchasers."""
+    p = db.param
+    recency_days, frequency_days, monetary_fen = bounds
+    r = "5 - (" + " + ".join(f"CASE WHEN {int(b)} < {int(end_day)} - m.last_in THEN 1 ELSE 0 END"
+                             for b in recency_days) + ")"
+    f = "1 + " + " + ".join(f"CASE WHEN {int(b)} <= m.days THEN 1 ELSE 0 END"
+                            for b in frequency_days)
+    m_ = "1 + " + " + ".join(f"CASE WHEN {int(b)} <= m.fen THEN 1 ELSE 0 END"
+                             for b in monetary_fen)
+    params: list[Any] = [start_day, end_day]
+    at_store = ""
+    if store is not None:
+        at_store = f" AND md.store = {p}"
+        params.append(store)
+    sql = f"""
+        SELECT {r}, {f}, {m_}, COUNT(*), SUM(CASE WHEN m.days >= 2 THEN 1 ELSE 0 END)
+        FROM (SELECT md.member, COUNT(DISTINCT md.day) AS days, MAX(md.day) AS last_in,
+                     SUM(md.fen) AS fen
+              FROM agg_member_day md WHERE md.day >= {p} AND md.day < {p}{at_store}
+              GROUP BY md.member) m
+        GROUP BY 1, 2, 3"""
+    return db.execute_sql(sql, params).fetchall()
+
+
+def rolled_first_between(db: Database, store: str | None, start_day: int | None,
+                         end_day: int) -> int:
+    """Members whose first counted sale (at ``store``) is before ``end_day`` (from
+    ``start_day``): with both, the period's new purchasers; with no start, those with a sale."""
+    p = db.param
+    sql = f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND first_day < {p}"
+    params: list[Any] = [store or "", end_day]
+    if start_day is not None:
+        sql += f" AND first_day >= {p}"
+        params.append(start_day)
+    return int(db.execute_sql(sql, params).fetchone()[0])
+
+
+def _none_since(db: Database, store: str | None, negate: bool) -> tuple[str, list[Any]]:
+    """SQL on ``agg_member ms``: (not) EXISTS a counted sale day in [cut_day, end_day) (the two
+    next parameters) at the store."""
+    p = db.param
+    at_store, params = "", []
+    if store is not None:
+        at_store = f" AND md.store = {p}"
+        params.append(store)
+    return (f"{'NOT ' if negate else ''}EXISTS (SELECT 1 FROM agg_member_day md "
+            f"WHERE md.member = ms.member{at_store} AND md.day >= {p} AND md.day < {p})", params)
+
+
+def rolled_active(db: Database, store: str | None, cut_day: int, end_day: int) -> int:
+    """Members with a counted sale (at ``store``) on a day in [cut_day, end_day): those whose
+    last is there, and of those with a later one (``to`` in the past) those with one there."""
+    p = db.param
+    key = store or ""
+    last_there = int(db.execute_sql(
+        f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND last_day >= {p} "
+        f"AND last_day < {p}", (key, cut_day, end_day)).fetchone()[0])
+    exists, params = _none_since(db, store, negate=False)
+    later = int(db.execute_sql(
+        f"SELECT COUNT(*) FROM agg_member ms WHERE ms.store = {p} AND ms.last_day >= {p} "
+        f"AND ms.first_day < {p} AND {exists}",
+        [key, end_day, end_day, *params, cut_day, end_day]).fetchone()[0])
+    return last_there + later
+
+
+def rolled_dormant(db: Database, store: str | None, cut_day: int, end_day: int
+                   ) -> list[tuple[Any, ...]]:
+    """(member, last counted sale µs before ``end_day``) of the members with a counted sale
+    before ``end_day`` and none from ``cut_day`` on, longest gone first."""
+    p = db.param
+    key = store or ""
+    none, params = _none_since(db, store, negate=True)
+    at_store = f" AND md.store = {p}" if store is not None else ""
+    last_params = [store] if store is not None else []
+    sql = f"""
+        SELECT ms.member, ms.last_us FROM agg_member ms
+        WHERE ms.store = {p} AND ms.last_day < {p}
+        UNION ALL
+        SELECT ms.member, (SELECT MAX(md.last_us) FROM agg_member_day md
+                           WHERE md.member = ms.member{at_store} AND md.day < {p})
+        FROM agg_member ms
+        WHERE ms.store = {p} AND ms.last_day >= {p} AND ms.first_day < {p} AND {none}
+        ORDER BY 2, 1"""
+    return db.execute_sql(sql, [key, cut_day, *last_params, end_day, key, end_day, cut_day,
+                                *params, cut_day, end_day]).fetchall()

@@ -25,6 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "release": ("terminal.hq.release", "sign a wheelhouse as a release (release.json) with the "
                 "delegated signing key"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
+    "rollup": ("terminal.hq.rollup", "keep the reports' roll-ups current (once, or every N "
+               "seconds beside the collectors)"),
     "review": ("terminal.hq.review", "the events HQ refused or flagged for review, newest first"),
     "receipt": ("terminal.hq.receipts", "a till's refund or void by the number on its receipt"),
     "expire": ("terminal.hq.expire", "run the chain-wide expiry sweep"),

@@ -14,10 +14,11 @@ import json
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from peewee import Database
 
-from terminal.hq import migrations
+from terminal.hq import migrations, rollup
 from terminal.hq.database import open_hq_database, snapshot
 from terminal.hq.models import HQ_MODELS
 from terminal.loyalty.store.models import MODELS
@@ -35,10 +36,13 @@ def open_or_say(url: str, command: str) -> Database | None:
         return None
 
 
-def read_once(db: Database, read: Callable[[], T]) -> T:
+def read_once(db: Database, read: Callable[[], T], zone: ZoneInfo | None = None) -> T:
     """``read()`` with HQ's models bound, in one snapshot of the ledger (a report's figures agree
-    with each other while collectors write), then ``db`` closed: a report command's one read."""
+    with each other while collectors write), then ``db`` closed: a report command's one read.
+    With the rules' ``zone``, the roll-ups catch up first (a report that reads them)."""
     try:
+        if zone is not None:
+            rollup.catch_up(db, zone)
         with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
             return read()
     finally:

@@ -29,7 +29,6 @@ cells' fen, so the matrix and the positions agree.
 from __future__ import annotations
 
 import argparse
-import bisect
 import sys
 from collections import defaultdict
 from collections.abc import Callable
@@ -37,19 +36,17 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from peewee import fn
-
 from terminal.daemon.sim.demo import demo_rules
-from terminal.hq.analytics import Period, parse_period
+from terminal.hq import rollup
+from terminal.hq.analytics import Period, day_number, parse_period
 from terminal.hq.bundles import read_toml
 from terminal.hq.database import open_hq_database
 from terminal.hq.db import print_json, read_once
-from terminal.hq.entry_stores import EntryStores
 from terminal.loyalty import ledger
 from terminal.loyalty.calendar import add_months
 from terminal.loyalty.clock import to_micros
 from terminal.loyalty.rules import Rules
-from terminal.loyalty.store.models import Allocation, LedgerEntry, Lot
+from terminal.loyalty.store.models import LedgerEntry, Lot
 
 BY = ("day", "week", "month")
 BANDS = (30, 60, 90)
@@ -86,29 +83,47 @@ def _midnight_us(day: date, rules: Rules) -> int:
     return to_micros(datetime.combine(day, time(), rules.zone))
 
 
-def points_flow(rules: Rules, period: Period, by: str, store: str | None = None
-                ) -> dict[str, Any]:
-    """The points report (run with the models bound)."""
-    stores = EntryStores()
+def _period_case(column: str, bounds: list[int]) -> str:
+    """SQL: -1 before bounds[0], then the index of the period [bounds[i], bounds[i + 1])."""
+    cases = " ".join(f"WHEN {column} < {int(bound)} THEN {index - 1}"
+                     for index, bound in enumerate(bounds))
+    return f"(CASE {cases} ELSE {len(bounds) - 1} END)"
+
+
+def _flow_rows(rules: Rules, cuts: list[tuple[date, date]], rolled: bool
+               ) -> list[tuple[int, str, str, int]]:
+    """(period index, -1 before the first; store; entry kind; points) up to the last period's
+    end: from the roll-up, or (``rolled=False``) from the ledger's entries, set-based."""
+    db = LedgerEntry._meta.database
+    if rolled:
+        bounds = [day_number(cuts[0][0]), *(day_number(end) for _, end in cuts)]
+        sql = (f"SELECT {_period_case('day', bounds)}, store, kind, SUM(points) "
+               f"FROM agg_points_day WHERE day < {db.param} GROUP BY 1, 2, 3")
+    else:
+        bounds = [_midnight_us(cuts[0][0], rules), *(_midnight_us(end, rules) for _, end in cuts)]
+        sql = (f"SELECT {_period_case('e.wall_us', bounds)}, {rollup.store_of('e.seq')}, e.kind, "
+               f"SUM(e.points) FROM ledger_entry e WHERE e.wall_us < {db.param} "
+               "GROUP BY 1, 2, 3")
+    return [(int(index), owner, kind, int(points))
+            for index, owner, kind, points in db.execute_sql(sql, (bounds[-1],)).fetchall()]
+
+
+def points_flow(rules: Rules, period: Period, by: str, store: str | None = None,
+                rolled: bool = True) -> dict[str, Any]:
+    """The points report (run with the models bound): from the roll-up (caught up by the
+    caller), or with ``rolled=False`` from the ledger's entries."""
     cuts = periods(period, by)
-    ends = [_midnight_us(end, rules) for _, end in cuts]
     kind_of = {kind: (name, sign) for name, (kinds, sign) in FLOWS.items() for kind in kinds}
     flows: dict[tuple[int, str], dict[str, int]] = defaultdict(lambda: dict.fromkeys(FLOWS, 0))
     before: dict[str, int] = defaultdict(int)  # net points up to the first period's start
     net: dict[tuple[int, str], int] = defaultdict(int)  # within each period
-    query = (LedgerEntry.select(LedgerEntry.seq, LedgerEntry.kind, LedgerEntry.wall_us,
-                                LedgerEntry.points)
-             .where(LedgerEntry.wall_us < ends[-1]).order_by(LedgerEntry.seq).tuples())
-    start_us = period.start_us
-    for seq, kind, wall_us, points in query:
-        owner = stores.of(int(seq))
-        if int(wall_us) < start_us:
-            before[owner] += int(points)
+    for index, owner, kind, points in _flow_rows(rules, cuts, rolled):
+        if index < 0:
+            before[owner] += points
             continue
-        index = bisect.bisect_right(ends, int(wall_us))
-        net[index, owner] += int(points)
+        net[index, owner] += points
         name, sign = kind_of.get(kind, ("adjusted", 1))
-        flows[index, owner][name] += sign * int(points)
+        flows[index, owner][name] += sign * points
     owners = sorted({owner for _, owner in net} | set(before))
     shown = owners if store is None else [store]
     fen = fen_of(rules)
@@ -135,20 +150,23 @@ def points_flow(rules: Rules, period: Period, by: str, store: str | None = None
 
 
 def expiring(rules: Rules, at: date, store: str | None = None) -> dict[str, Any]:
-    """Points expiring within 30, 60 and 90 days of ``at`` (run with the models bound)."""
-    stores = EntryStores()
+    """Points expiring within 30, 60 and 90 days of ``at`` (run with the models bound): the
+    lots grouped by issuing store and band in the database."""
+    db = Lot._meta.database
     start = datetime.combine(at, time(), rules.zone)
     bounds = [to_micros(start + timedelta(days=days)) for days in BANDS]
-    query = (Lot.select(LedgerEntry.seq, Lot.expires_us, Lot.remaining)
-             .join(LedgerEntry, on=(LedgerEntry.id == Lot.id))
-             .where((Lot.remaining > 0) & (Lot.expires_us > to_micros(start))
-                    & (Lot.expires_us <= bounds[-1])).order_by(LedgerEntry.seq).tuples())
+    band = " ".join(f"WHEN l.expires_us <= {int(bound)} THEN {index}"
+                    for index, bound in enumerate(bounds[:-1]))
+    p = db.param
+    rows = db.execute_sql(
+        f"SELECT {rollup.store_of('e.seq')}, CASE {band} ELSE {len(BANDS) - 1} END, "
+        f"SUM(l.remaining) FROM lot l JOIN ledger_entry e ON e.id = l.id "
+        f"WHERE l.remaining > 0 AND l.expires_us > {p} AND l.expires_us <= {p} GROUP BY 1, 2",
+        (to_micros(start), bounds[-1])).fetchall()
     by_store: dict[str, list[int]] = defaultdict(lambda: [0] * len(BANDS))
-    for seq, expires_us, remaining in query:
-        owner = stores.of(int(seq))
-        for index, bound in enumerate(bounds):
-            if int(expires_us) <= bound:
-                by_store[owner][index] += int(remaining)
+    for owner, index, remaining in rows:
+        for within in range(int(index), len(BANDS)):  # the bands are cumulative
+            by_store[owner][within] += int(remaining)
     chain = [sum(points[index] for points in by_store.values()) for index in range(len(BANDS))]
     fen = fen_of(rules)
 
@@ -162,20 +180,25 @@ def expiring(rules: Rules, at: date, store: str | None = None) -> dict[str, Any]
             "chain": bands(chain)}
 
 
-def settlement(rules: Rules, period: Period) -> dict[str, Any]:
-    """Points issued at one store and redeemed at another in the period (models bound)."""
-    stores = EntryStores()
-    issuing = LedgerEntry.alias()
-    query = (Allocation.select(LedgerEntry.seq, issuing.seq, fn.SUM(Allocation.points))
-             .join(LedgerEntry, on=(Allocation.entry == LedgerEntry.id))
-             .join_from(Allocation, issuing, on=(Allocation.lot == issuing.id))
-             .where(LedgerEntry.kind.in_((ledger.REDEEM, ledger.RESTORE))
-                    & (LedgerEntry.wall_us >= period.start_us)
-                    & (LedgerEntry.wall_us < period.end_us))
-             .group_by(LedgerEntry.seq, issuing.seq).tuples())
+def settlement(rules: Rules, period: Period, rolled: bool = True) -> dict[str, Any]:
+    """Points issued at one store and redeemed at another in the period (models bound): from
+    the roll-up (caught up by the caller), or with ``rolled=False`` from the allocations."""
+    db = LedgerEntry._meta.database
+    p = db.param
+    if rolled:
+        query = (f"SELECT issued, redeemed, SUM(points) FROM agg_settle_day "
+                 f"WHERE day >= {p} AND day < {p} GROUP BY 1, 2")
+        params: tuple[Any, ...] = (period.start_day, period.end_day)
+    else:
+        query = (f"SELECT {rollup.store_of('i.seq')}, {rollup.store_of('e.seq')}, SUM(a.points) "
+                 "FROM ledger_entry e JOIN allocation a ON a.entry_id = e.id "
+                 "JOIN ledger_entry i ON i.id = a.lot_id "
+                 f"WHERE e.kind IN ({p}, {p}) AND e.wall_us >= {p} AND e.wall_us < {p} "
+                 "GROUP BY 1, 2")
+        params = (*rollup.SETTLING, period.start_us, period.end_us)
     matrix: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for redeem_seq, issue_seq, points in query:
-        matrix[stores.of(int(issue_seq))][stores.of(int(redeem_seq))] -= int(points)
+    for issued, redeemed, points in db.execute_sql(query, params).fetchall():
+        matrix[issued][redeemed] -= int(points)
     fen = fen_of(rules)
     owners = sorted(set(matrix) | {b for row in matrix.values() for b in row})
     cells = {a: {b: {"points": matrix[a][b], "fen": fen(matrix[a][b])}
@@ -239,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:  # RulesError and BuildError are ValueErrors
         print(f"{where}: {exc}", file=sys.stderr)
         return 2
-    data = read_once(db, compute)
+    data = read_once(db, compute, rules.zone)
     if args.json:
         print_json(data)
     else:

@@ -10,6 +10,7 @@ from typing import Any
 
 from peewee import Database
 
+from terminal.hq import rollup
 from terminal.hq.care import campaigns, consent, segments
 from terminal.hq.care.config import CareConfig
 from terminal.hq.care.dispatch import ALL_MODELS
@@ -43,6 +44,7 @@ class Care:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
+        rollup.catch_up(self.db, self.rules.zone)  # the dormant segment reads the roll-ups
         with bound(self.db, MODELS), writing(self.db):
             yield
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
 
 from peewee import Database, SqliteDatabase
 
+from terminal.hq import rollup
 from terminal.hq.database import open_hq_database
 from terminal.loyalty.store.ledger_thread import LedgerThread
 
@@ -39,6 +41,11 @@ class ConsoleDb:
         """:meth:`call` on the console's database thread."""
         return await self.thread.run(self._in_transaction, fn, *args)
 
+    def caught_up(self, zone: ZoneInfo) -> _CaughtUp:
+        """This database, whose ``run`` first catches the reports' roll-ups up (in their own
+        transaction, terminal.hq.rollup), then reads as :meth:`run` does."""
+        return _CaughtUp(self, zone)
+
     async def run_own(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the database thread as it is: for code that binds the models
         and opens its transaction itself (the member operations)."""
@@ -47,3 +54,15 @@ class ConsoleDb:
     def close(self) -> None:
         self.thread.close()
         self.db.close()
+
+
+class _CaughtUp:
+    def __init__(self, console: ConsoleDb, zone: ZoneInfo) -> None:
+        self.console, self.zone = console, zone
+
+    def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        rollup.catch_up(self.console.db, self.zone)
+        return self.console._in_transaction(fn, *args)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await self.console.thread.run(self._read, fn, *args)

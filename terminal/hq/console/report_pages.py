@@ -17,6 +17,7 @@ from starlette.routing import Route
 from terminal.hq.analytics import parse_period
 from terminal.hq.console import report_tables
 from terminal.hq.console.csv_out import MEDIA_TYPE, to_csv
+from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.insights import LISTS, Insights, Scope
 from terminal.hq.console.roles import Principal
 from terminal.hq.console.web import NotFound, console_of, page, render, translator
@@ -33,6 +34,11 @@ class BadQuery(ValueError):
 
 def insights(request: Request) -> Insights:
     return Insights(console_of(request).reader.rules)
+
+
+def caught_up(request: Request) -> ConsoleDb:
+    """The console's database, for a read of the roll-ups: they catch up first."""
+    return console_of(request).db.caught_up(console_of(request).reader.rules.zone)
 
 
 def _today(request: Request) -> date:
@@ -102,7 +108,7 @@ class View:
 
 async def _dashboard(request: Request, who: Principal) -> dict[str, Any]:
     scope = scope_param(request, who)
-    data = await console_of(request).db.run(insights(request).dashboard, who, scope)
+    data = await caught_up(request).run(insights(request).dashboard, who, scope)
     return {"scope": scope, "data": data}
 
 
@@ -111,7 +117,7 @@ async def _points(request: Request, who: Principal) -> dict[str, Any]:
     if by not in BY:
         raise BadQuery(f"--by {by!r}: one of day, week, month")
     scope = scope_param(request, who)
-    data = await console_of(request).db.run(insights(request).points, who, scope, by)
+    data = await caught_up(request).run(insights(request).points, who, scope, by)
     return {"scope": scope, "data": data, "by": by}
 
 
@@ -124,7 +130,7 @@ async def _expiring(request: Request, who: Principal) -> dict[str, Any]:
 
 async def _settlement(request: Request, who: Principal) -> dict[str, Any]:
     scope = scope_param(request, who)
-    data = await console_of(request).db.run(insights(request).settlement, who, scope.period)
+    data = await caught_up(request).run(insights(request).settlement, who, scope.period)
     return {"scope": scope, "data": data}
 
 
@@ -148,7 +154,7 @@ async def _list(request: Request, who: Principal) -> dict[str, Any]:
     scope = Scope(store_param(request, who),
                   parse_period(day.isoformat(), (day + timedelta(days=1)).isoformat(),
                                console_of(request).reader.rules.zone))
-    rows = await console_of(request).db.run(insights(request).members_list, who, which, scope,
+    rows = await caught_up(request).run(insights(request).members_list, who, which, scope,
                                             dormant_days)
     return {"which": which, "rows": rows, "scope": scope, "dormant_days": dormant_days,
             "month": day.month, "at": day.isoformat()}

@@ -1,0 +1,253 @@
+"""The reports' roll-ups (HQ migration 15), kept current from the ledger HQ appends to.
+
+    posterm-hq rollup --db URL [--rules rules.toml] [--every SECONDS]
+
+One run (:func:`catch_up`) reads what was committed since the last one and folds it into the
+roll-up tables, in one transaction, one run at a time:
+
+- what is new: on SQLite (one writer, the sequence in commit order) the rows above the sequence
+  number the last run stored; on PostgreSQL the spans of the sequence queued by the triggers on
+  ``sale``, ``refund`` and ``ledger_entry`` (see the migration: the collectors' blocks are not in
+  commit order), taken in the same snapshot as the rows they name;
+- the members of the new sales and of the sales new refunds are for have their ``agg_member_day``
+  and ``agg_member`` rows computed again from all their sales (a refund that makes a sale wholly
+  refunded takes it out, as the analytics' definitions say); the new entries add their points to
+  ``agg_points_day``, and the allocations of new redemptions and restores to ``agg_settle_day``.
+
+Which store wrote a row is found in the database, set-based: the applied event whose span of the
+sequence holds the row's number (one probe of ``applied_event.last_seq``'s index per row),
+``HQ`` when none does. Days are local days of the rules' zone (days since 1970-01-01); the zone
+is stored, and another zone rebuilds every roll-up from the ledger.
+
+The reports (:mod:`terminal.hq.analytics`, :mod:`terminal.hq.points_reports`) run a catch-up
+before they read, so they are exact; ``posterm-hq rollup --every 10`` (its own service beside the
+collectors, never in their batches) keeps what that catch-up has to read small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from peewee import Database, PostgresqlDatabase
+
+from terminal.hq.analytics_sql import day_expression
+from terminal.hq.entry_stores import HQ
+from terminal.loyalty import ledger
+
+log = logging.getLogger(__name__)
+_PG_ROLLUP_LOCK = 0x726F6C6C  # "roll": one catch-up at a time
+TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day")
+SETTLING = (ledger.REDEEM, ledger.RESTORE)
+
+
+def store_of(column: str) -> str:
+    """SQL: the store whose applied event's span holds sequence number ``column``, else HQ."""
+    return (f"COALESCE((SELECT CASE WHEN a.first_seq <= {column} THEN a.store END "
+            f"FROM applied_event a WHERE a.last_seq >= {column} ORDER BY a.last_seq LIMIT 1), "
+            f"'{HQ}')")
+
+
+@dataclass(frozen=True)
+class Caught:
+    """What one catch-up read: spans of the sequence, members recomputed, entries added."""
+
+    spans: int
+    members: int
+    entries: int
+    rebuilt: bool
+
+
+def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[list[int]] = []
+    for low, high in sorted(spans):
+        if merged and low <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], high)
+        else:
+            merged.append([low, high])
+    return [(low, high) for low, high in merged]
+
+
+def catch_up(db: Database, zone: ZoneInfo) -> Caught:
+    """Fold what was committed since the last run into the roll-ups (models need not be bound;
+    not inside a transaction: the run is its own)."""
+    if db.in_transaction():
+        raise RuntimeError("rollup.catch_up runs its own transaction, not inside another")
+    postgres = isinstance(db, PostgresqlDatabase)
+    if postgres:  # before the snapshot: the previous run's rows are then seen by this one
+        db.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_ROLLUP_LOCK,))
+    try:
+        with (db.atomic(isolation_level="REPEATABLE READ") if postgres
+              else db.atomic("IMMEDIATE")):
+            return _run(db, zone, postgres)
+    finally:
+        if postgres:
+            db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_ROLLUP_LOCK,))
+
+
+def _state(db: Database) -> dict[str, str]:
+    return dict(db.execute_sql("SELECT key, value FROM agg_state").fetchall())
+
+
+def _set_state(db: Database, key: str, value: str) -> None:
+    p = db.param
+    db.execute_sql("DELETE FROM agg_state WHERE key = " + p, (key,))
+    db.execute_sql(f"INSERT INTO agg_state (key, value) VALUES ({p}, {p})", (key, value))
+
+
+def _run(db: Database, zone: ZoneInfo, postgres: bool) -> Caught:
+    state = _state(db)
+    rebuild = state.get("zone") != zone.key
+    if rebuild:
+        for table in TABLES:
+            db.execute_sql(f"DELETE FROM {table}")
+        _set_state(db, "zone", zone.key)
+    if postgres:
+        rows = db.execute_sql("DELETE FROM agg_queue RETURNING first_seq, last_seq").fetchall()
+        spans = [(0, 2**62)] if rebuild else _merge([(int(a), int(b)) for a, b in rows])
+    else:
+        top = db.execute_sql("SELECT value FROM meta WHERE key = 'seq'").fetchone()
+        top_seq = int(top[0] or 0) if top else 0
+        done = 0 if rebuild else int(state.get("seq", "0"))
+        spans = [(done + 1, top_seq)] if top_seq > done else []
+        _set_state(db, "seq", str(max(top_seq, done)))
+    if not spans:
+        return Caught(0, 0, 0, rebuild)
+    _temporary(db, postgres)
+    p = db.param
+    for low, high in spans:
+        db.execute_sql(f"INSERT INTO agg_span (lo, hi) VALUES ({p}, {p})", (low, high))
+    bounds = db.execute_sql(
+        "SELECT MIN(w), MAX(w) FROM ("
+        "SELECT MIN(s.wall_us) AS w FROM sale s JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi"
+        " UNION ALL SELECT MAX(s.wall_us) FROM sale s "
+        "JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi "
+        " UNION ALL SELECT MIN(e.wall_us) FROM ledger_entry e "
+        "JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi "
+        " UNION ALL SELECT MAX(e.wall_us) FROM ledger_entry e "
+        "JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi) x").fetchone()
+    members = _members(db, zone)
+    entries = 0
+    if bounds[0] is not None:
+        entries = _entries(db, zone, int(bounds[0]), int(bounds[1]))
+    _drop(db)
+    return Caught(len(spans), members, entries, rebuild)
+
+
+def _temporary(db: Database, postgres: bool) -> None:
+    _drop(db)
+    extra = " ON COMMIT DROP" if postgres else ""
+    db.execute_sql(f"CREATE TEMPORARY TABLE agg_span (lo BIGINT, hi BIGINT){extra}")
+    db.execute_sql(f"CREATE TEMPORARY TABLE agg_dirty (member TEXT PRIMARY KEY){extra}")
+    db.execute_sql("CREATE TEMPORARY TABLE agg_sales (member TEXT, store TEXT, day INTEGER, "
+                   f"wall_us BIGINT, net BIGINT){extra}")
+
+
+def _drop(db: Database) -> None:
+    for table in ("agg_span", "agg_dirty", "agg_sales"):
+        db.execute_sql(f"DROP TABLE IF EXISTS {table}")
+
+
+def _members(db: Database, zone: ZoneInfo) -> int:
+    """Recompute the roll-up rows of the members whose sales or refunds are new."""
+    sql = db.execute_sql
+    sql("""INSERT INTO agg_dirty (member)
+        SELECT s.member_id FROM sale s JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi
+        WHERE s.member_id IS NOT NULL
+        UNION SELECT s.member_id FROM refund r JOIN agg_span sp ON r.seq BETWEEN sp.lo AND sp.hi
+        JOIN sale s ON s.id = r.sale_id WHERE s.member_id IS NOT NULL""")
+    count = int(sql("SELECT COUNT(*) FROM agg_dirty").fetchone()[0])
+    if not count:
+        return 0
+    low, high = sql("SELECT MIN(s.wall_us), MAX(s.wall_us) FROM sale s "
+                    "JOIN agg_dirty d ON d.member = s.member_id").fetchone()
+    day = day_expression(zone, int(low), int(high), "s.wall_us")
+    # A member's counted sales: all but those wholly refunded (every unit brought back), each
+    # for its paid fen less what refunds gave back (analytics_sql.counted_sales).
+    sql(f"""INSERT INTO agg_sales (member, store, day, wall_us, net)
+        SELECT s.member_id, {store_of("s.seq")}, {day}, s.wall_us,
+               s.paid_fen - COALESCE(b.fen, 0)
+        FROM sale s JOIN agg_dirty d ON d.member = s.member_id
+        LEFT JOIN (SELECT r.sale_id, SUM(rl.fen) AS fen, SUM(rl.qty) AS qty
+                   FROM refund r JOIN refund_line rl ON rl.refund_id = r.id
+                   JOIN sale s2 ON s2.id = r.sale_id JOIN agg_dirty d2 ON d2.member = s2.member_id
+                   GROUP BY r.sale_id) b ON b.sale_id = s.id
+        WHERE b.sale_id IS NULL OR b.qty <= 0
+              OR b.qty < COALESCE((SELECT SUM(sl.qty) FROM sale_line sl WHERE sl.sale_id = s.id),
+                                  b.qty + 1)""")
+    for table in ("agg_member_day", "agg_member"):
+        sql(f"DELETE FROM {table} WHERE member IN (SELECT member FROM agg_dirty)")
+    sql("""INSERT INTO agg_member_day (member, store, day, fen, last_us)
+        SELECT member, store, day, SUM(net), MAX(wall_us) FROM agg_sales
+        GROUP BY member, store, day""")
+    sql("""INSERT INTO agg_member (member, store, first_day, last_day, last_us)
+        SELECT member, store, MIN(day), MAX(day), MAX(wall_us) FROM agg_sales
+        GROUP BY member, store
+        UNION ALL SELECT member, '', MIN(day), MAX(day), MAX(wall_us) FROM agg_sales
+        GROUP BY member""")
+    return count
+
+
+def _entries(db: Database, zone: ZoneInfo, low: int, high: int) -> int:
+    """Add the new entries' points and the new redemptions' allocations."""
+    sql, p = db.execute_sql, db.param
+    day = day_expression(zone, low, high, "e.wall_us")
+    cursor = sql(f"""INSERT INTO agg_points_day (day, store, kind, points)
+        SELECT {day}, {store_of("e.seq")}, e.kind, SUM(e.points)
+        FROM ledger_entry e JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi
+        WHERE e.seq IS NOT NULL GROUP BY 1, 2, 3
+        ON CONFLICT (day, store, kind) DO UPDATE SET points = agg_points_day.points
+                                                               + excluded.points""")
+    added = cursor.rowcount
+    sql(f"""INSERT INTO agg_settle_day (day, issued, redeemed, points)
+        SELECT {day}, {store_of("i.seq")}, {store_of("e.seq")}, SUM(a.points)
+        FROM ledger_entry e JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi
+        JOIN allocation a ON a.entry_id = e.id JOIN ledger_entry i ON i.id = a.lot_id
+        WHERE e.kind IN ({p}, {p}) GROUP BY 1, 2, 3
+        ON CONFLICT (day, issued, redeemed) DO UPDATE SET points = agg_settle_day.points
+                                                                    + excluded.points""",
+        SETTLING)
+    return max(added, 0)
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
+    parser.add_argument("--rules", type=Path, default=None,
+                        help="the chain's rules TOML: its zone (default: the example rules)")
+    parser.add_argument("--every", type=float, default=0.0,
+                        help="run again after this many seconds, until stopped (0: once)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from terminal.daemon.sim.demo import demo_rules
+    from terminal.hq.bundles import read_toml
+    from terminal.hq.database import open_hq_database
+    from terminal.loyalty.rules import Rules
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        rules = Rules.from_mapping(read_toml(args.rules or demo_rules()))
+        db = open_hq_database(args.db, migrate=False)
+    except (ValueError, OSError) as exc:
+        print(f"posterm-hq rollup: {exc}", file=sys.stderr)
+        return 2
+    try:
+        while True:
+            started = time.monotonic()
+            caught = catch_up(db, rules.zone)
+            if caught.spans:
+                log.info("rolled up %d spans: %d members, %d entry groups%s in %.2f s",
+                         caught.spans, caught.members, caught.entries,
+                         " (rebuilt)" if caught.rebuilt else "", time.monotonic() - started)
+            if args.every <= 0:
+                return 0
+            time.sleep(args.every)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        db.close()

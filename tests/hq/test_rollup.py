@@ -1,0 +1,300 @@
+"""The reports' roll-ups (terminal.hq.rollup) against the reference: the same reports computed
+from the ledger itself (``rolled=False``), on SQLite and PostgreSQL.
+
+Hypothesis writes a chain event by event straight into HQ's tables, each event its own
+transaction with its applied event's span of the sequence, as the collectors commit them: member
+sales at two stores (and a few without a member), refunds of a unit or of every unit (some long
+after the sale, some of a sale already partly refunded), redemptions from lots issued at either
+store, restores of them, and HQ's own entries (an expiry, an adjustment: no store's). Times fall
+on either side of Shanghai's midnight (16:00 UTC). Between any two events a catch-up may run, so
+the roll-ups are checked after runs split at arbitrary points of the sequence. The database
+keeps every example's rows (ids are new each time): the comparison is over all of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from peewee import Database, fn
+
+from terminal.hq import analytics, points_reports, rollup
+from terminal.hq.analytics import Period, Thresholds
+from terminal.hq.database import open_hq_database, snapshot
+from terminal.hq.models import HQ_MODELS, AppliedEvent
+from terminal.loyalty import ledger
+from terminal.loyalty.rules import load_rules
+from terminal.loyalty.store.models import (
+    MODELS,
+    Allocation,
+    LedgerEntry,
+    Lot,
+    Member,
+    Meta,
+    Refund,
+    RefundLine,
+    Sale,
+    SaleLine,
+)
+from tests.hq.test_analytics import RULES
+
+ZONE_RULES = load_rules(RULES)
+DAY_US = 86_400_000_000
+T0_US = 1_790_870_400_000_000  # 2026-10-01 16:00 UTC: midnight of 2 October in Shanghai
+HOURS = (0, 7, 8, 15, 16, 23)  # UTC hours: 15:xx is the local day's end, 16:00 the next start
+STORES = ("S001", "S002")
+_ids = itertools.count()
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}{next(_ids):06d}-{id(_ids) % 997}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def hq(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    url = str(tmp_path / "hq.db")
+    if request.param == "postgresql":
+        from tests.hq.test_postgres_collector import fresh_database
+
+        url = fresh_database(request.getfixturevalue("postgres"))
+    db = open_hq_database(url)
+    yield db
+    db.close()
+
+
+class Writer:
+    """Events written as the collectors commit them: one transaction each, its rows numbered
+    from the chain sequence and its applied event naming the span (none for HQ's own)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        with db.bind_ctx(MODELS + HQ_MODELS):
+            top = [LedgerEntry.select(fn.MAX(LedgerEntry.seq)).scalar() or 0,
+                   Sale.select(fn.MAX(Sale.seq)).scalar() or 0,
+                   Refund.select(fn.MAX(Refund.seq)).scalar() or 0]
+        self.seq = max(top) + 1000
+        self.members: list[str] = []
+        self.sales: list[tuple[str, int, int]] = []  # (sale id, units, fen): refundable
+        self.lots: list[tuple[str, str]] = []  # (lot id, member)
+        self.redemptions: list[tuple[str, str, str, int]] = []  # (entry, member, lot, points)
+
+    def next(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def event(self, store: str | None, at_us: int, write: Callable[[], object]) -> None:
+        with self.db.bind_ctx(MODELS + HQ_MODELS), self.db.atomic():
+            first = self.seq + 1
+            write()
+            if store is not None and self.seq >= first:
+                AppliedEvent.create(id=new_id("a"), store=store, terminal="T01", seq=first,
+                                    epoch=1, kind="x", wall_us=at_us, applied_us=at_us,
+                                    outcome="applied", first_seq=first, last_seq=self.seq)
+            Meta.insert(key="seq", value=str(self.seq)).on_conflict(
+                conflict_target=[Meta.key], update={Meta.value: str(self.seq)}).execute()
+
+    def entry(self, member: str, kind: str, points: int, at_us: int, sale: str | None = None
+              ) -> str:
+        entry = new_id("e")
+        LedgerEntry.create(id=entry, seq=self.next(), member=member, kind=kind, points=points,
+                           sale_id=sale, wall_us=at_us, trusted=True)
+        return entry
+
+    def register(self, store: str, at_us: int) -> None:
+        member = new_id("m")
+
+        def write() -> None:
+            Member.create(id=member, card_hash=new_id("h"), card_last4="0000",
+                          registered_us=at_us, tier="member")
+            self._lot(member, self.entry(member, ledger.BONUS, 100, at_us), 100, at_us)
+
+        self.event(store, at_us, write)
+        self.members.append(member)
+
+    def _lot(self, member: str, entry: str, points: int, at_us: int) -> None:
+        Lot.create(id=entry, member=member, earned_us=at_us, expires_us=at_us + 365 * DAY_US,
+                   points=points, remaining=points)
+        self.lots.append((entry, member))
+
+    def sell(self, store: str, member: str | None, at_us: int, lines: list[tuple[int, int]]
+             ) -> None:
+        sale = new_id("s")
+        paid = sum(qty * price for qty, price in lines)
+
+        def write() -> None:
+            Sale.create(id=sale, seq=self.next(), member=member, wall_us=at_us, trusted=True,
+                        tender="cash", list_fen=paid, discount_fen=0, deduction_fen=0,
+                        paid_fen=paid, points_earned=paid // 100, points_redeemed=0)
+            for number, (qty, price) in enumerate(lines, 1):
+                SaleLine.create(sale=sale, line_no=number, sku=f"SKU{price % 7}", name="x",
+                                category="c", qty=qty, price_fen=price, list_fen=qty * price,
+                                paid_fen=qty * price)
+            if member is not None and paid >= 100:
+                self._lot(member, self.entry(member, ledger.EARN, paid // 100, at_us, sale),
+                          paid // 100, at_us)
+
+        self.event(store, at_us, write)
+        self.sales.append((sale, sum(qty for qty, _ in lines), paid))
+
+    def refund(self, store: str, which: int, whole: bool, at_us: int) -> None:
+        sale, units, paid = self.sales[which % len(self.sales)]
+
+        def write() -> None:
+            refund = new_id("r")
+            qty, fen = (units, paid) if whole else (1, paid // max(units, 1))
+            Refund.create(id=refund, seq=self.next(), sale=sale, kind="refund", wall_us=at_us,
+                          trusted=True, refunded_fen=fen, points_reversed=0, points_restored=0)
+            RefundLine.create(refund=refund, line_no=1, qty=qty, fen=fen)
+
+        self.event(store, at_us, write)
+
+    def redeem(self, store: str, which: int, points: int, at_us: int) -> None:
+        lot, member = self.lots[which % len(self.lots)]
+
+        def write() -> None:
+            entry = self.entry(member, ledger.REDEEM, -points, at_us)
+            Allocation.create(entry=entry, lot=lot, points=-points)
+            self.redemptions.append((entry, member, lot, points))
+
+        self.event(store, at_us, write)
+
+    def restore(self, store: str, which: int, at_us: int) -> None:
+        _, member, lot, points = self.redemptions[which % len(self.redemptions)]
+
+        def write() -> None:
+            entry = self.entry(member, ledger.RESTORE, points, at_us)
+            Allocation.create(entry=entry, lot=lot, points=points)
+
+        self.event(store, at_us, write)
+
+    def hq_entry(self, which: int, kind: str, at_us: int) -> None:
+        _, member = self.lots[which % len(self.lots)]
+        self.event(None, at_us, lambda: self.entry(member, kind, -3 if kind == ledger.EXPIRE
+                                                   else 7, at_us))
+
+
+moment = st.builds(lambda day, hour, minute: T0_US + day * DAY_US + (hour - 16) * 3_600_000_000
+                   + minute * 60_000_000,
+                   st.integers(0, 120), st.sampled_from(HOURS), st.sampled_from((0, 59)))
+step = st.one_of(
+    st.tuples(st.just("register"), st.sampled_from(STORES), moment),
+    st.tuples(st.just("sell"), st.sampled_from(STORES), st.integers(0, 30), moment,
+              st.lists(st.tuples(st.integers(1, 3), st.sampled_from((250, 1000, 5000))),
+                       min_size=1, max_size=2)),
+    st.tuples(st.just("refund"), st.sampled_from(STORES), st.integers(0, 50), st.booleans(),
+              moment),
+    st.tuples(st.just("redeem"), st.sampled_from(STORES), st.integers(0, 50),
+              st.integers(1, 40), moment),
+    st.tuples(st.just("restore"), st.sampled_from(STORES), st.integers(0, 50), moment),
+    st.tuples(st.just("hq"), st.integers(0, 50), st.sampled_from((ledger.EXPIRE, ledger.ADJUST)),
+              moment),
+    st.just(("catch up",)),
+)
+
+
+def play(writer: Writer, steps: list[tuple]) -> None:
+    zone = ZONE_RULES.zone
+    for store in (*STORES, STORES[0]):  # members to buy from the first step on
+        writer.register(store, T0_US - 30 * DAY_US)
+    for action, *args in steps:
+        if action == "catch up":
+            rollup.catch_up(writer.db, zone)
+        elif action == "register":
+            writer.register(*args)
+        elif action == "sell":
+            store, who, at_us, lines = args
+            member = (writer.members[who % len(writer.members)]
+                      if writer.members and who % 5 else None)  # a fifth without a member
+            writer.sell(store, member, at_us, lines)
+        elif action == "refund" and writer.sales:
+            writer.refund(*args)
+        elif action == "redeem" and writer.lots:
+            writer.redeem(*args)
+        elif action == "restore" and writer.redemptions:
+            writer.restore(*args)
+        elif action == "hq" and writer.lots:
+            writer.hq_entry(*args)
+
+
+PERIODS = [(date(2026, 10, 2), date(2026, 11, 1)), (date(2026, 10, 15), date(2026, 10, 16)),
+           (date(2026, 11, 1), date(2027, 2, 1)), (date(2026, 9, 1), date(2026, 10, 3))]
+
+
+def compare(db: Database) -> None:
+    rollup.catch_up(db, ZONE_RULES.zone)
+    thresholds = Thresholds((1, 7, 30, 60), (2, 3, 4, 5), (500, 1000, 5000, 20000))
+    with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
+        for (start, end), store in itertools.product(PERIODS, (None, *STORES)):
+            period = Period(start, end, ZONE_RULES.zone)
+            for days in (1, 14, 90):
+                assert analytics.buyers(period, store, days, thresholds) == analytics.buyers(
+                    period, store, days, thresholds, rolled=False), (start, end, store, days)
+                assert analytics.dormant_members(period, store, days) == \
+                    analytics.dormant_members(period, store, days, rolled=False)
+        for start, end in PERIODS:
+            period = Period(start, end, ZONE_RULES.zone)
+            for by, store in itertools.product(points_reports.BY, (None, "S001", "HQ")):
+                assert points_reports.points_flow(ZONE_RULES, period, by, store) == \
+                    points_reports.points_flow(ZONE_RULES, period, by, store, rolled=False)
+            assert points_reports.settlement(ZONE_RULES, period) == \
+                points_reports.settlement(ZONE_RULES, period, rolled=False)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(steps=st.lists(step, min_size=1, max_size=40))
+def test_the_roll_ups_equal_the_reference_whatever_the_catch_ups(hq: Database,
+                                                                  steps: list[tuple]) -> None:
+    play(Writer(hq), steps)
+    compare(hq)
+
+
+def test_a_later_refund_of_every_unit_takes_the_sale_out(hq: Database) -> None:
+    """Rolled up with its sale counted, a sale wholly refunded weeks later leaves every figure:
+    its member is no purchaser, no longer has a sale, and the refund's store changes nothing."""
+    writer = Writer(hq)
+    zone = ZONE_RULES.zone
+    writer.register("S001", T0_US)
+    writer.sell("S001", writer.members[0], T0_US + DAY_US, [(2, 1000)])
+    rollup.catch_up(hq, zone)
+    october = Period(date(2026, 10, 1), date(2026, 11, 1), zone)
+    with hq.bind_ctx(MODELS + HQ_MODELS):
+        assert analytics.buyers(october, "S001").purchasers == 1
+    writer.refund("S002", 0, True, T0_US + 40 * DAY_US)
+    assert rollup.catch_up(hq, zone).members == 1
+    with hq.bind_ctx(MODELS + HQ_MODELS):
+        found = analytics.buyers(october, "S001")
+        assert (found.purchasers, found.with_sale, found.new) == (0, 0, 0)
+        assert analytics.buyers(october) == analytics.buyers(october, rolled=False)
+    compare(hq)
+
+
+def test_a_member_without_sales_and_another_zone_rebuild(hq: Database) -> None:
+    """A member who never bought is in no roll-up; rolling up for another zone rebuilds every
+    roll-up in that zone's days (in UTC, 16:00 UTC on 1 October is still the 1st)."""
+    writer = Writer(hq)
+    writer.register("S001", T0_US)
+    writer.register("S002", T0_US)
+    never, bought = writer.members
+    writer.sell("S002", bought, T0_US, [(1, 5000)])  # midnight of 2 October in Shanghai
+    rollup.catch_up(hq, ZONE_RULES.zone)
+
+    def days() -> list[tuple]:
+        return hq.execute_sql("SELECT member, store, day FROM agg_member_day WHERE member IN "
+                              f"('{never}', '{bought}')").fetchall()
+
+    def number(day: date) -> int:
+        return (day - date(1970, 1, 1)).days
+
+    assert days() == [(bought, "S002", number(date(2026, 10, 2)))]
+    assert rollup.catch_up(hq, ZoneInfo("UTC")).rebuilt
+    assert days() == [(bought, "S002", number(date(2026, 10, 1)))]
+    assert rollup.catch_up(hq, ZONE_RULES.zone).rebuilt
+    assert days() == [(bought, "S002", number(date(2026, 10, 2)))]
+    compare(hq)
