@@ -11,9 +11,10 @@ terminal's store reads and writes around every event:
 * on PostgreSQL the store's inserts and updates, whose results it never reads, are sent without
   waiting (:meth:`HqPostgresDatabase.send`, in pipeline mode): they are answered with the next
   read or the COMMIT;
-* on PostgreSQL a member's row and day counters, once read, are kept and moved by the store's
-  own balance and day-count writes; any other write (the ORM's: a registration, a tier change)
-  forgets them, so they are read again.
+* on PostgreSQL the batch's members, their day counters, open lots and tier-window spend are
+  read in a few queries at its start (:meth:`BatchStatements.prefetch`, :mod:`terminal.hq.kept`)
+  and moved by the store's own writes; a write of the ORM's (a registration, a tier change)
+  forgets what it may change, which is read again when asked.
 
 An event that fails is rolled back to its savepoint; :meth:`mark` and :meth:`restore` roll these
 caches back with it. Everything else runs as :class:`hotpath.Statements` runs it. Bulk inserts of
@@ -30,6 +31,7 @@ from typing import Any
 from peewee import Database, __exception_wrapper__
 
 from terminal.hq.database import SEQ_BLOCK, HqPostgresDatabase, lock_members
+from terminal.hq.kept import Kept
 from terminal.loyalty.store import hotpath
 
 COUNTERS = ("seq", "trusted_floor_us", "undated_lots")  # what hotpath.META_COUNTERS reads
@@ -38,9 +40,9 @@ COUNTERS = ("seq", "trusted_floor_us", "undated_lots")  # what hotpath.META_COUN
 DEFERRABLE = frozenset({
     hotpath.INSERT_SALE, hotpath.INSERT_SALE_LINE, hotpath.INSERT_ENTRY, hotpath.INSERT_LOT,
     hotpath.INSERT_ALLOCATION, hotpath.MOVE_LOT, hotpath.COUNT_DAY, hotpath.SAVE_BALANCE,
-    hotpath.EMPTY_LOT, hotpath.TAKE_FROM_BALANCE, hotpath.SET_META,
+    hotpath.EMPTY_LOT, hotpath.TAKE_FROM_BALANCE, hotpath.SET_META, hotpath.INSERT_MEMBER,
+    hotpath.INSERT_AUDIT,
 })
-_BALANCE, _DEBT = hotpath.MEMBER_COLUMNS.index("balance"), hotpath.MEMBER_COLUMNS.index("debt")
 ROWS_PER_INSERT = 100  # rows per multi-row INSERT: bound parameters stay few
 COPY_FROM = 1_000  # from this many rows on, an insert goes by COPY where it can
 _INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([?, ]+\)")
@@ -55,6 +57,14 @@ DUE_LOTS_BY_INDEX = (
 DUE_LOTS_OF_MEMBERS = hotpath.DUE_LOTS.replace(
     "WHERE l.remaining > 0", "WHERE l.member_id = ANY(?) AND l.remaining > 0")
 CARD_HASHES = "SELECT card_hash FROM member WHERE id = ANY(?)"
+# On PostgreSQL, writes of many rows as one statement over arrays of their parameters (the
+# sweep's thousand lots and members a chunk: a statement each instead of one a row).
+SET_BASED = {
+    hotpath.EMPTY_LOT: "UPDATE lot SET remaining = 0 WHERE id = ANY(%s::text[])",
+    hotpath.TAKE_FROM_BALANCE: (
+        "UPDATE member m SET balance = m.balance - v.points FROM unnest(%s::int[], %s::text[]) "
+        "AS v(points, id) WHERE m.id = v.id"),
+}
 # The counters but the sequence, which a ledger on PostgreSQL takes from its block.
 META_FLAGS = "SELECT key, value FROM meta WHERE key IN ('trusted_floor_us', 'undated_lots')"
 RESERVE = SEQ_BLOCK // 10  # with fewer numbers left in its block, a transaction takes a new one
@@ -99,9 +109,8 @@ class BatchStatements(hotpath.Statements):
         self._asked: set[str] = set()  # sale ids whose existence is known here
         self._sales: set[str] = set()  # of those, the ones recorded
         self._inserted: list[str] = []  # sales inserted in this batch, in order
-        self._members: dict[str, tuple[Any, ...] | None] = {}  # card hash -> MEMBER_BY_HASH row
-        self._hashes: dict[str, str] = {}  # member id -> card hash, for the rows kept
-        self._days: dict[tuple[str, str], list[int] | None] = {}  # (member, day) -> counts
+        # PostgreSQL, during a batch: its members' rows (terminal.hq.kept).
+        self.kept = Kept(lambda sql, params: hotpath.Statements.run(self, sql, params))
         # PostgreSQL: [next number, last number] of the block of the chain sequence this ledger
         # hands out (database.SEQ_BLOCK): its transactions go on where the last one stopped,
         # so one collector numbers as SQLite's one writer does, and collectors never collide.
@@ -119,7 +128,7 @@ class BatchStatements(hotpath.Statements):
         self._sales = self.existing("sale", self._asked)
         self._inserted, self._dirty, self._meta = [], set(), meta
         if self.pipelines:
-            self.db.on_write = self._forget  # type: ignore[attr-defined]
+            self.db.on_write = self.kept.written  # type: ignore[attr-defined]
         try:
             yield
             meta = self._meta  # restore() replaces it
@@ -164,10 +173,16 @@ class BatchStatements(hotpath.Statements):
         return [*super().run(META_FLAGS).fetchall(), ("seq", str(block[0] - 1))]
 
     def _forget(self) -> None:
-        """Forget the member rows and day counters kept: read them again when asked."""
-        self._members.clear()
-        self._hashes.clear()
-        self._days.clear()
+        """Forget the rows kept: read them again when asked."""
+        self.kept.forget()
+
+    def prefetch(self, card_hashes: Iterable[str], days: Iterable[str],
+                 since: int | None) -> None:
+        """Inside :meth:`batch` on PostgreSQL: read the members with these card hashes, their
+        counters for ``days``, their open lots and their sales since ``since`` (the earliest
+        tier window's start) in a few queries, for the batch's events to read from memory."""
+        if self.pipelines and self._meta is not None:
+            self.kept.load(card_hashes, days, since)
 
     # -- queries for the batch as a whole ------------------------------------------------------
 
@@ -183,6 +198,14 @@ class BatchStatements(hotpath.Statements):
             found.update(row for (row,) in self.db.execute_sql(
                 f"SELECT id FROM {table} WHERE id IN ({marks})", chunk).fetchall())
         return found
+
+    def write(self, sql: str, params: Sequence[Any]) -> None:
+        """Run a write whose result nobody reads (no ``?``: the database's own parameter marks):
+        sent without waiting on PostgreSQL, at once on SQLite. Nothing kept is moved by it."""
+        if self.pipelines:
+            self._send(sql, params)
+        else:
+            self.db.execute_sql(sql, params)
 
     def insert_rows(self, table: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
@@ -231,9 +254,10 @@ class BatchStatements(hotpath.Statements):
         if sql == hotpath.SALE_EXISTS and params[0] in self._asked:
             return _Rows([(1,)]) if params[0] in self._sales else _NOTHING
         if self.pipelines:
-            kept = self._kept(sql, params)
-            if kept is not None:
-                return kept
+            rows = self.kept.answer(sql, params)
+            if rows is not None:
+                return _Rows(rows)
+            self.kept.track(sql, params)
         if sql == hotpath.INSERT_SALE:
             self._asked.add(params[0])
             self._sales.add(params[0])
@@ -252,6 +276,12 @@ class BatchStatements(hotpath.Statements):
         lock_members(self.db, [card for (card,) in super().run(CARD_HASHES, (members,))])
         return super().run(DUE_LOTS_OF_MEMBERS, (members, *params))
 
+    def _write_set(self, sql: str, params: Sequence[Any]) -> None:
+        if self.db.in_pipeline:  # type: ignore[attr-defined]
+            self._send(sql, params)
+        else:
+            self.db.execute_sql(sql, params)
+
     def _write(self, sql: str, params: Sequence[Any]) -> Any:
         """Run ``sql``; on PostgreSQL a write whose result is not read is sent without waiting
         for its answer (in a pipeline, any later read or the COMMIT takes it along)."""
@@ -263,43 +293,19 @@ class BatchStatements(hotpath.Statements):
             return _NOTHING
         return super().run(sql, params)
 
-    def _kept(self, sql: str, params: Sequence[Any]) -> _Rows | None:
-        """A member row or day counters from memory, or None to run ``sql``; the store's own
-        writes to them move what is kept (the write itself still runs)."""
-        if sql == hotpath.MEMBER_BY_HASH:
-            if params[0] not in self._members:
-                row = super().run(sql, params).fetchone()
-                self._members[params[0]] = row
-                if row is not None:
-                    self._hashes[row[0]] = params[0]
-            member = self._members[params[0]]
-            return _Rows([member]) if member is not None else _NOTHING
-        if sql == hotpath.DAY_COUNTS:
-            key = (params[0], params[1])
-            if key not in self._days:
-                row = super().run(sql, params).fetchone()
-                self._days[key] = list(row) if row is not None else None
-            counts = self._days[key]
-            return _Rows([tuple(counts)]) if counts is not None else _NOTHING
-        if sql == hotpath.SAVE_BALANCE:
-            card_hash = self._hashes.get(params[2])
-            member = self._members.get(card_hash) if card_hash is not None else None
-            if member is not None:
-                row = list(member)
-                row[_BALANCE], row[_DEBT] = params[0], params[1]
-                self._members[card_hash] = tuple(row)  # type: ignore[index]
-        elif sql == hotpath.COUNT_DAY and (params[0], params[1]) in self._days:
-            counts = self._days[(params[0], params[1])] or [0, 0, 0]
-            self._days[(params[0], params[1])] = [n + int(d) for n, d in zip(counts, params[2:5],
-                                                                             strict=True)]
-        return None
-
     def many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         """Run ``sql`` once per row: on PostgreSQL a large insert goes by COPY (outside a
         pipeline) and the rest by psycopg's executemany, itself pipelined."""
         rows = list(rows)
-        insert = _INSERT.fullmatch(sql)
+        if self.pipelines and self._meta is not None:
+            for row in rows:
+                self.kept.track(sql, row)
         db = self.db
+        whole = SET_BASED.get(sql) if self.pipelines and len(rows) > 1 else None
+        if whole is not None:  # one statement for the rows (their order changes nothing)
+            self._write_set(whole, [list(column) for column in zip(*rows, strict=True)])
+            return
+        insert = _INSERT.fullmatch(sql)
         if insert is None or len(rows) < COPY_FROM or not isinstance(db, HqPostgresDatabase) \
                 or db.in_pipeline:
             super().many(sql, rows)

@@ -106,6 +106,7 @@ class ChainLedger:
         self.store = LedgerStore(db, rules, card_key, HQ_IDENTITY, outbox=False)
         # The store's statements, batched: its meta counters and writes per batch, not per event.
         self.sql = self.store.sql = BatchStatements(db)
+        self.store.views = False  # HQ reads no member view off the operations it replays
         self.thread = LedgerThread(db, name="hq-ledger")
         # Member requests: their own thread (so their own connection) and their own store
         # (the batch's statements keep a batch's rows in memory; these read the database).
@@ -124,6 +125,7 @@ class ChainLedger:
         self._review: list[str] = []  # what the event being replayed is flagged for
         self._lookups: list[dict[str, Any]] = []  # answered, not yet in lookup_audit
         self._retired: dict[str, str] = {}  # the batch's retired cards (see _retired_cards)
+        self._holds: dict[str, MemberHold | None] = {}  # the batch's holds (see _prefetch)
 
     def close(self) -> None:
         self.thread.close()
@@ -202,6 +204,7 @@ class ChainLedger:
         outcomes = []
         self._received = _now()  # bounds what this batch's events may claim (hq/reckoning.py)
         self._retired = self._retired_cards(events)
+        self._holds = {}
         # What the batch writes, locked before anything is read: its members, sales and events
         # (database.lock_free_members). A hold on one of its members waits for this batch, a
         # hold on any other does not, and batches of other members commit side by side. What
@@ -222,6 +225,7 @@ class ChainLedger:
             records: list[list[Any]] = []
             spans: list[tuple[int, int, list[Any]]] = []  # (after seq, up to seq, its record)
             with self.sql.batch(sales):  # type: ignore[arg-type]
+                self._prefetch([event for event in events if event.id not in seen])
                 for event in events:
                     if event.id in seen:
                         outcomes.append(Outcome(event, "duplicate"))
@@ -235,6 +239,40 @@ class ChainLedger:
                 # Leaving the batch writes the meta counters, last: on PostgreSQL their rows
                 # are the one thing every batch writes, locked from there to the COMMIT.
         return outcomes
+
+    def _prefetch(self, events: list[Event]) -> None:
+        """What the events' replays read, read for the batch at once (PostgreSQL): the members
+        they name, those members' counters for the events' days, open lots and sales in the
+        earliest tier window (:meth:`BatchStatements.prefetch`)."""
+        if not events:
+            return
+        cards = {value for event in events for key in _CARD_KEYS
+                 if isinstance(value := event.body.get(key), str)}
+        cards.update(self._retired.values())
+        zone = self.store.rules.zone
+        times = [min(event.wall_time, self._received) for event in events]
+        days = {local_day(at, zone).isoformat() for at in [*times, self._received]}
+        since = to_micros(self.store._window_start(min(times)))
+        self.sql.prefetch(cards, days, since)
+        wanted = sorted({hold for event in events if (hold := self._hold_named(event))})
+        self._holds = dict.fromkeys(wanted)
+        if wanted:
+            self._holds.update((hold.id, hold) for hold in
+                               MemberHold.select().where(MemberHold.id.in_(wanted)))
+
+    @staticmethod
+    def _hold_named(event: Event) -> str | None:
+        """The hold a sale's or exchange's redemption posts (see :meth:`_redemption`)."""
+        body = event.body
+        try:
+            if event.kind == "sale" and body.get("redeem_points"):
+                return body.get("hold") or ids.hold_id(event.store, event.terminal, body["sale"])
+            if event.kind == "exchange":
+                return body.get("hold") or ids.hold_id(event.store, event.terminal,
+                                                       body["exchange"], "exchange")
+        except (KeyError, TypeError, ValueError):
+            return None  # malformed: its replay refuses it
+        return None
 
     @staticmethod
     def _sale_id(event: Event) -> str | None:
@@ -259,6 +297,7 @@ class ChainLedger:
                 detail = self._replay(event)
         except Exception as exc:
             self.sql.restore(mark)  # the savepoint was rolled back: so are the caches
+            self._holds.clear()  # read again when asked
             if isinstance(exc, _Deferred):
                 return Outcome(event, "deferred", str(exc))
             if isinstance(exc, PeeweeException):
@@ -395,8 +434,8 @@ class ChainLedger:
             # The till sends the phone's keyed hash only: HQ finds a member by it (the console).
             Member.update(phone_hash=phone, phone_last4=str(body.get("phone_last4") or "")[-4:]
                           ).where(Member.id == view.id).execute()
-        MemberHome.insert(member=view.id, store=event.store,
-                          since_us=to_micros(moment.at)).execute()
+        self.sql.insert_rows(MemberHome._meta.table_name, ("member", "store", "since_us"),
+                             [(view.id, event.store, to_micros(moment.at))])
         return f"registered at {where}"
 
     def _replay_import(self, event: Event, body: dict[str, Any], where: str,
@@ -424,7 +463,7 @@ class ChainLedger:
             tender=body["tender"], redeem_points=points, operator=body.get("operator", ""),
         ), moment, online=hold is not None, reconcile=f"{where} sale {body['sale']}")
         if hold is not None:
-            holds.post(hold, to_micros(_now()))
+            self._post_hold(hold)
         self._compare("points_earned", body.get("points_earned"), result.points_earned)
         return (f"earned {result.points_earned} (till: {body.get('points_earned')}), "
                 f"redeemed {result.points_redeemed}")
@@ -436,8 +475,9 @@ class ChainLedger:
         card_hash = body.get("card_hash")
         if not points or card_hash is None:
             return None, points
-        hold = holds.covering(hold_id, card_hash, points, event.store, event.terminal)
-        if hold is not None or holds.posted(hold_id):
+        found = self._batch_hold(hold_id)
+        hold = holds.covering(found, card_hash, points, event.store, event.terminal)
+        if hold is not None or holds.posted(found):
             return hold, points  # posted: the store refuses the record as a repeat
         found = self.sql.member_today(card_hash, local_day(moment.earn_time,
                                                            self.store.rules.zone).isoformat())
@@ -447,6 +487,17 @@ class ChainLedger:
             self._review.append(note)
             return None, 0
         return None, points
+
+    def _batch_hold(self, hold_id: str) -> MemberHold | None:
+        """The hold as this batch knows it (:meth:`_prefetch`), else as stored."""
+        if hold_id not in self._holds:
+            self._holds[hold_id] = MemberHold.get_or_none(MemberHold.id == hold_id)
+        return self._holds[hold_id]
+
+    def _post_hold(self, hold: MemberHold) -> None:
+        """Post ``hold`` in the sale's transaction, without waiting (holds.post)."""
+        holds.post(self.sql, hold, to_micros(_now()))
+        self._holds[hold.id] = hold
 
     def _compare(self, what: str, claimed: object, computed: int) -> None:
         """HQ trusts arithmetic, not terminals: a till's figure that differs from what HQ
@@ -489,7 +540,7 @@ class ChainLedger:
             exchange_id=ids.chain_sale_id(event.store, event.terminal,
                                           f"exchange/{body['exchange']}"))
         if hold is not None:
-            holds.post(hold, to_micros(_now()))
+            self._post_hold(hold)
         self._compare("points", body.get("points"), result.points)
         return (f"exchanged {result.qty} x {result.sku} for {result.points}"
                 f"{', hold posted' if hold is not None else ''}")
@@ -573,12 +624,15 @@ class ChainLedger:
         applied, lots expired by now gone, swept or not."""
         return self.reader.standing(member, Moment(_now(), True))
 
-    def _available(self, member: Member) -> int:
+    def _available(self, member: Member) -> tuple[str, int]:
+        """The member's tier and the points they may redeem now: the balance as the engine
+        shows it (:meth:`_standing`) less their pending holds."""
         pending = (MemberHold.select(fn.COALESCE(fn.SUM(MemberHold.points), 0))
                    .where((MemberHold.card_hash == member.card_hash)
                           & (MemberHold.state == "pending")
                           & (MemberHold.expires_us > to_micros(_now()))).scalar())
-        return self._standing(member)[1] - int(pending)
+        tier, balance = self._standing(member)
+        return tier, balance - int(pending)
 
     def _lookup(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         blocked = self._blocked(request.member)
@@ -587,8 +641,9 @@ class ChainLedger:
         member = Member.get_or_none(Member.card_hash == request.member)
         if member is None:
             return self._refuse(request, "unknown member")
+        tier, available = self._available(member)
         return MemberResponse("lookup", True, _now(), member=request.member,
-                              balance=self._available(member), tier=self._standing(member)[0])
+                              balance=available, tier=tier)
 
     @staticmethod
     def _blocked(card_hash: str | None) -> CardState | None:
@@ -614,8 +669,8 @@ class ChainLedger:
                                     to_micros(now))
         if problem:
             return self._refuse(request, problem)
-        available = self._available(member) + holds.replaced_points(
-            member.card_hash, store, terminal, to_micros(now))
+        tier, available = self._available(member)
+        available += holds.replaced_points(member.card_hash, store, terminal, to_micros(now))
         if request.points is None or request.points > available:
             return self._refuse(request, f"insufficient points: {max(available, 0)} available")
         holds.supersede(member.card_hash, store, terminal, to_micros(now))
@@ -623,8 +678,7 @@ class ChainLedger:
                           state="pending", store=store, terminal=terminal,
                           created_us=to_micros(now), expires_us=to_micros(now + self.hold_ttl))
         return MemberResponse("hold", True, now, member=request.member, hold_id=request.hold_id,
-                              balance=available - request.points,
-                              tier=self._standing(member)[0])
+                              balance=available - request.points, tier=tier)
 
     def _void(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         hold = MemberHold.get_or_none(MemberHold.id == request.hold_id)

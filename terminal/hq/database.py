@@ -99,14 +99,14 @@ class HqPostgresDatabase(PostgresqlDatabase):
         return conn
 
     @property
-    def on_write(self) -> Callable[[], None] | None:
-        """Called (on this thread) before any statement but a read or a savepoint runs through
-        execute_sql (not for those sent by :meth:`send`): what a batch keeps of the rows may be
-        stale after (terminal.hq.batch)."""
+    def on_write(self) -> Callable[[str], None] | None:
+        """Called (on this thread) with the statement's text before any statement but a read or
+        a savepoint runs through execute_sql (not for those sent by :meth:`send`): what a batch
+        keeps of the rows may be stale after (terminal.hq.kept)."""
         return self._thread.on_write
 
     @on_write.setter
-    def on_write(self, hook: Callable[[], None] | None) -> None:
+    def on_write(self, hook: Callable[[str], None] | None) -> None:
         self._thread.on_write = hook
 
     def atomic(self, *args: Any, **kwargs: Any) -> Any:
@@ -154,7 +154,7 @@ class HqPostgresDatabase(PostgresqlDatabase):
     def execute_sql(self, sql: str, params: Any = None) -> Any:
         if self.on_write is not None and sql.lstrip()[:9].upper().split(" ", 1)[0] not in \
                 _READS_AND_SAVEPOINTS:
-            self.on_write()
+            self.on_write(sql)
         return super().execute_sql(sql, params)
 
     @property
@@ -167,7 +167,7 @@ class _ThreadState(threading.local):
     """What each thread's use of the database sets for itself (a collector's ingest and member
     request threads share the database object, each on its own connection)."""
 
-    on_write: Callable[[], None] | None = None
+    on_write: Callable[[str], None] | None = None
     flat_from: int | None = None  # transactions this deep or deeper are flat (unit())
     sender: Any = None  # the cursor send() uses on this thread's connection
 

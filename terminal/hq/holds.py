@@ -28,15 +28,16 @@ from typing import Any
 
 from peewee import fn
 
+from terminal.hq.batch import BatchStatements
 from terminal.hq.models import MemberHold
 from terminal.hq.policy import HoldRules
 from terminal.loyalty.rules import Rules
 from terminal.protocol.messages import MemberRequest
 
 
-def covering(hold_id: str, card_hash: str, points: int, store: str,
+def covering(hold: MemberHold | None, card_hash: str, points: int, store: str,
              terminal: str) -> MemberHold | None:
-    hold = MemberHold.get_or_none(MemberHold.id == hold_id)
+    """``hold`` (the one the redemption names, None if HQ has none) if it covers it."""
     if hold is None or hold.state == "posted":
         return None
     if (hold.card_hash, hold.store, hold.terminal) != (card_hash, store, terminal):
@@ -44,15 +45,19 @@ def covering(hold_id: str, card_hash: str, points: int, store: str,
     return hold if hold.points >= points else None
 
 
-def posted(hold_id: str) -> bool:
-    return MemberHold.select().where((MemberHold.id == hold_id)
-                                     & (MemberHold.state == "posted")).exists()
+def posted(hold: MemberHold | None) -> bool:
+    return hold is not None and hold.state == "posted"
 
 
-def post(hold: MemberHold, at_us: int) -> None:
+POST = "UPDATE member_hold SET state = 'posted', settled_us = {mark} WHERE id = {mark}"
+
+
+def post(sql: BatchStatements, hold: MemberHold, at_us: int) -> None:
     """Settle ``hold`` in the transaction that posts its redemption: the points leave the member
-    by that redemption, so the hold stops counting against what is available."""
-    MemberHold.update(state="posted", settled_us=at_us).where(MemberHold.id == hold.id).execute()
+    by that redemption, so the hold stops counting against what is available. Sent without
+    waiting on PostgreSQL (nothing reads its row count); ``hold`` follows."""
+    sql.write(POST.format(mark=sql.db.param), (at_us, hold.id))
+    hold.state, hold.settled_us = "posted", at_us
 
 
 def over_allowance(points: int, allowance: int, used_today: int) -> str:

@@ -52,6 +52,14 @@ class DayCounts:
 
 MEMBER_COLUMNS = tuple(field.name for field in fields(MemberRow))
 
+INSERT_MEMBER = (
+    f"INSERT INTO member ({', '.join(MEMBER_COLUMNS)}) "
+    f"VALUES ({', '.join(['?'] * len(MEMBER_COLUMNS))})"
+)
+INSERT_AUDIT = (
+    "INSERT INTO audit (seq, wall_us, trusted, actor, action, subject, detail) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
 MEMBER_BY_HASH = f"SELECT {', '.join(MEMBER_COLUMNS)} FROM member WHERE card_hash = ?"
 META_COUNTERS = (
     "SELECT key, value FROM meta WHERE key IN ('seq', 'trusted_floor_us', 'undated_lots')"
@@ -138,6 +146,12 @@ DUE_LOTS_OF_MEMBER = (
 DUE_POINTS_OF_MEMBER = (
     "SELECT SUM(remaining) FROM lot WHERE member_id = ? AND remaining > 0 AND expires_us <= ? "
     "AND (dated_trusted OR ?)"
+)
+# A member's lots with points left or owed (an account: Accounts._account), each with the sequence
+# number of the entry that earned it (its credit order among lots expiring together).
+OPEN_LOTS = (
+    "SELECT l.id, l.earned_us, l.expires_us, l.points, l.remaining, e.seq FROM lot l "
+    "JOIN ledger_entry e ON e.id = l.id WHERE l.member_id = ? AND l.remaining <> 0"
 )
 EMPTY_LOT = "UPDATE lot SET remaining = 0 WHERE id = ?"
 TAKE_FROM_BALANCE = "UPDATE member SET balance = balance - ? WHERE id = ?"

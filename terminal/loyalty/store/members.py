@@ -17,6 +17,7 @@ from terminal.loyalty.ids import new_id
 from terminal.loyalty.operations import Balance, Expiring, MemberView, Registration
 from terminal.loyalty.store import hotpath
 from terminal.loyalty.store.accounts import CardRef, member_ref, shown_card
+from terminal.loyalty.store.hotpath import MemberRow
 from terminal.loyalty.store.member_tiers import MemberTiers
 from terminal.loyalty.store.models import Member
 
@@ -52,7 +53,7 @@ class Members(MemberTiers):
         if reg.birthday is not None and not date(1900, 1, 1) <= reg.birthday <= today:
             raise InvalidInput(f"birthday {reg.birthday} is not a past date", "register.birthday")
         with self._writing(moment) as w:
-            if Member.get_or_none(Member.card_hash == hashed):
+            if self.sql.member(hashed) is not None:
                 raise DuplicateId(f"card {number} is already registered", "register.card")
             phone_key = phone_hash(self.card_key, phone) if phone else None
             if phone_key and Member.get_or_none(Member.phone_hash == phone_key):
@@ -62,7 +63,7 @@ class Members(MemberTiers):
                 )
             referrer = self._member(reg.referrer_card) if reg.referrer_card else None
             review = tiers.due_review(self.rules, None, moment.earn_time)
-            member = Member.create(
+            member = MemberRow(
                 id=new_id(),
                 card_hash=hashed,
                 card_last4=ref.last4,
@@ -70,11 +71,16 @@ class Members(MemberTiers):
                 phone_hash=phone_key,
                 phone_last4=phone[-4:] if phone else "",
                 birthday=reg.birthday.isoformat() if reg.birthday else None,
-                referrer=referrer.id if referrer else None,
+                referrer_id=referrer.id if referrer else None,
+                referral_paid=False,
                 registered_us=w.us,
                 tier=self.rules.tiers[0].name,
                 tier_reviewed_us=to_micros(review) if review else None,
+                balance=0,
+                debt=0,
             )
+            self.sql.run(hotpath.INSERT_MEMBER, [getattr(member, column)
+                                                 for column in hotpath.MEMBER_COLUMNS])
             bonus = self.rules.earn.bonus_registration
             if bonus:
                 account = ledger.Account()
@@ -93,7 +99,7 @@ class Members(MemberTiers):
                 "bonus": bonus,
             })
             self._audit(w, reg.operator, "register", member.id, "")
-        return self.member_view(member, moment)
+        return self.member_view(member, moment) if self.views else self._written_view(member)
 
     def import_member(self, card: str | CardRef, tier: str, moment: Moment,
                       operator: str = "") -> MemberView:
@@ -139,6 +145,17 @@ class Members(MemberTiers):
         or not an entry has recorded their expiry yet (rules.toml [tiers], [expiry])."""
         tier, _ = self._reviewed_tier(member, moment)
         return tier, member.balance - self._due_unswept(member, moment)
+
+    @staticmethod
+    def _written_view(member: MemberRow) -> MemberView:
+        """A new member's view as its row was written, without reading (``views`` off: HQ
+        replaying a registration uses the id): no spend, nothing expiring listed."""
+        return MemberView(
+            id=member.id, card_last4=member.card_last4, name=member.name,
+            phone_last4=member.phone_last4,
+            birthday=date.fromisoformat(member.birthday) if member.birthday else None,
+            tier=member.tier, balance=member.balance, debt=member.debt, qualifying_spend_fen=0,
+            next_tier=None, spend_to_next_fen=None, expiring=[])
 
     def member_view(
         self, member: Member, moment: Moment, spend: int | None = None

@@ -184,6 +184,6 @@ class Refunds(Members):
             points_restored=row.points_restored,
             lines=[(skus[line.line_no], line.qty, line.fen)
                    for line in row.lines.order_by(RefundLine.line_no)],
-            member=self.member_view(member, moment) if member else None,
+            member=self.member_view(member, moment) if member and self.views else None,
             repeated=repeated,
         )

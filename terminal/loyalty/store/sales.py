@@ -161,7 +161,7 @@ class Sales(Members, Redeeming):
                 "operator": req.operator,
             })
             # Read before the commit: the same rows, without a read transaction of its own.
-            view = self.member_view(member, moment, spend) if member else None
+            view = self.member_view(member, moment, spend) if member and self.views else None
         return SaleResult(
             id=req.id,
             seq=seq,

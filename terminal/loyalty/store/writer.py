@@ -20,7 +20,7 @@ from terminal.loyalty.ids import new_id
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import hotpath
 from terminal.loyalty.store.database import write_transaction
-from terminal.loyalty.store.models import Audit, Lot
+from terminal.loyalty.store.models import Lot
 
 ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z._:-]{0,63}")
 # json.dumps(payload, ensure_ascii=False, sort_keys=True), its encoder made once.
@@ -70,6 +70,9 @@ class LedgerCore:
         self.card_key = card_key
         self.identity = identity
         self.outbox = outbox
+        # Whether a sale or refund returns the member's view (a till shows it; HQ replaying a
+        # till's event reads nothing of it, and it costs four reads a sale).
+        self.views = True
         self._epoch = 0  # this session's epoch, read once at open
         self._last_micros: tuple[datetime | None, int] = (None, 0)
         self.sql = hotpath.Statements(db)
@@ -154,12 +157,5 @@ class LedgerCore:
         return event_id
 
     def _audit(self, w: Writer, actor: str, action: str, subject: str, detail: str) -> None:
-        Audit.insert(
-            seq=w.next_seq(),
-            wall_us=w.us,
-            trusted=w.moment.trusted,
-            actor=actor or "",
-            action=action,
-            subject=subject,
-            detail=detail,
-        ).execute()
+        self.sql.run(hotpath.INSERT_AUDIT, (w.next_seq(), w.us, w.moment.trusted, actor or "",
+                                            action, subject, detail))

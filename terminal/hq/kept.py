@@ -1,0 +1,274 @@
+"""The rows an ingest batch keeps in memory on PostgreSQL: its members, their day counters, open
+lots and qualifying spend, read for the whole batch in a few set-based queries and then moved by
+the store's own writes, so replaying an event reads nothing the batch already knows.
+
+Per event the store reads the member and the day's counters, the lots due, the lots of the
+account and the spend of the tier window (:mod:`terminal.loyalty.store.hotpath`); each read is a
+round trip the pipeline cannot hide (it waits for every write sent before it). Inside a batch the
+members it names are locked (database.lock_free_members) and HQ is their only writer, so what it
+read at the start changes only by what it writes itself:
+
+* :meth:`Kept.load` reads the members by card hash, their day counters for the batch's days,
+  their lots with points left (with the earning entry's sequence number) and their sales and
+  refunds in the tier window: four queries for the batch;
+* :meth:`Kept.answer` answers the store's reads from those rows (a member or day not loaded is
+  read, alone, then kept);
+* :meth:`Kept.track` moves them by each of the store's writes (balances, day counts, new lots,
+  lot movements, sales); a write it cannot follow (the ORM's, named by table in
+  :meth:`Kept.written`) forgets what it could change, which is read again when asked.
+
+The answers are the rows the same statements would return, in the same order, so the ledger's
+rows do not change (SQLite runs the statements themselves: ``test_postgresql_ingest_agrees_with_
+sqlite``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from terminal.loyalty.store import hotpath
+
+Run = Callable[[str, Sequence[Any]], Any]  # a statement run on the database (its own text)
+
+_COLUMNS = ", ".join(hotpath.MEMBER_COLUMNS)
+MEMBERS = f"SELECT {_COLUMNS} FROM member WHERE card_hash = ANY(%s)"
+DAYS = ("SELECT member_id, day, earned, redeemed, offline_redeemed FROM member_day "
+        "WHERE member_id = ANY(%s) AND day = ANY(%s)")
+LOTS = ("SELECT l.id, l.member_id, l.earned_us, l.expires_us, l.points, l.remaining, "
+        "l.dated_trusted, e.seq FROM lot l JOIN ledger_entry e ON e.id = l.id "
+        "WHERE l.member_id = ANY(%s) AND l.remaining <> 0")
+SALES = "SELECT member_id, wall_us, paid_fen FROM sale WHERE member_id = ANY(%s) AND wall_us > %s"
+REFUNDS = ("SELECT s.member_id, s.wall_us, r.wall_us, r.refunded_fen FROM refund r "
+           "JOIN sale s ON s.id = r.sale_id WHERE s.member_id = ANY(%s) AND s.wall_us > %s")
+
+_ID, _CARD = hotpath.MEMBER_COLUMNS.index("id"), hotpath.MEMBER_COLUMNS.index("card_hash")
+_BALANCE, _DEBT = hotpath.MEMBER_COLUMNS.index("balance"), hotpath.MEMBER_COLUMNS.index("debt")
+# A lot kept: [id, member_id, earned_us, expires_us, points, remaining, dated_trusted, credit_seq]
+_REMAINING, _EXPIRES, _TRUSTED, _SEQ = 5, 3, 6, 7
+_WRITTEN = re.compile(r'\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+"?(\w+)"?', re.IGNORECASE)
+_PAID = 9  # paid_fen in INSERT_SALE's parameters
+
+
+class Spend:
+    """A member's sales (wall_us, paid_fen) and refunds of them (sale's wall_us, refund's
+    wall_us, refunded_fen) after ``since``: the tier window's spend for any window inside."""
+
+    __slots__ = ("refunds", "sales", "since")
+
+    def __init__(self, since: int) -> None:
+        self.since = since
+        self.sales: list[tuple[int, int]] = []
+        self.refunds: list[tuple[int, int, int]] = []
+
+    def within(self, start: int, end: int, refunded_by: int) -> int:
+        """SPEND's answer: paid in (start, end], less refunded of those sales by
+        ``refunded_by``."""
+        paid = sum(fen for wall_us, fen in self.sales if start < wall_us <= end)
+        refunded = sum(fen for sale_us, refund_us, fen in self.refunds
+                       if start < sale_us <= end and refund_us <= refunded_by)
+        return paid - refunded
+
+
+class Kept:
+    """What a batch knows of its members (see the module's doc). Empty between batches."""
+
+    def __init__(self, run: Run) -> None:
+        self._run = run
+        self.members: dict[str, tuple[Any, ...] | None] = {}  # card hash -> member row
+        self._hashes: dict[str, str] = {}  # member id -> card hash, of the rows kept
+        self.days: dict[tuple[str, str], list[int] | None] = {}  # (member, day) -> counts
+        self.lots: dict[str, dict[str, list[Any]]] = {}  # member id -> lot id -> lot
+        self._owners: dict[str, str] = {}  # lot id -> member id, of the lots kept
+        self._entries: dict[str, int] = {}  # entry id -> seq, of entries inserted here
+        self.spend: dict[str, Spend] = {}  # member id -> sales and refunds since a moment
+        self.since: int | None = None  # the earliest window start the batch loads spend from
+
+    # -- reading for the batch -----------------------------------------------------------------
+
+    def load(self, card_hashes: Iterable[str], days: Iterable[str], since: int | None) -> None:
+        """Read the members with these card hashes and, of those found, their counters for
+        ``days``, their open lots and (with ``since``) their sales and refunds after it."""
+        wanted = sorted(set(card_hashes) - self.members.keys())
+        if not wanted:
+            return
+        found = self._run(MEMBERS, (wanted,)).fetchall()
+        self.members.update(dict.fromkeys(wanted))
+        for row in found:
+            self.members[row[_CARD]] = row
+            self._hashes[row[_ID]] = row[_CARD]
+        ids = sorted(row[_ID] for row in found)
+        if not ids:
+            return
+        self.since = since
+        self._load_days(ids, sorted(set(days)))
+        self._load_lots(ids)
+        if since is not None:
+            self._load_spend(ids, since)
+
+    def _load_days(self, ids: list[str], days: list[str]) -> None:
+        if not days:
+            return
+        self.days.update(dict.fromkeys((member, day) for member in ids for day in days))
+        for member, day, *counts in self._run(DAYS, (ids, days)).fetchall():
+            self.days[(member, day)] = counts
+
+    def _load_lots(self, ids: list[str]) -> None:
+        for member in ids:
+            self.lots[member] = {}
+        for row in self._run(LOTS, (ids,)).fetchall():
+            self.lots[row[1]][row[0]] = list(row)
+            self._owners[row[0]] = row[1]
+
+    def _load_spend(self, ids: list[str], since: int) -> None:
+        for member in ids:
+            self.spend[member] = Spend(since)
+        for member, wall_us, paid in self._run(SALES, (ids, since)).fetchall():
+            self.spend[member].sales.append((wall_us, paid))
+        for member, sale_us, refund_us, fen in self._run(REFUNDS, (ids, since)).fetchall():
+            self.spend[member].refunds.append((sale_us, refund_us, fen))
+
+    # -- the store's reads ---------------------------------------------------------------------
+
+    def answer(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        """The rows ``sql`` would return, or None when it must run."""
+        if sql == hotpath.MEMBER_BY_HASH:
+            return self._member(params[0])
+        if sql == hotpath.MEMBER_TODAY_BY_HASH:
+            return self._member_today(params[1], params[0])
+        if sql == hotpath.DAY_COUNTS:
+            counts = self._day(params[0], params[1])
+            return [tuple(counts)] if counts is not None else []
+        if sql == hotpath.DUE_LOTS_OF_MEMBER:
+            lots = self.lots.get(params[0])
+            if lots is None:
+                return None
+            due = sorted((lot for lot in lots.values() if lot[_REMAINING] > 0
+                          and lot[_EXPIRES] is not None and lot[_EXPIRES] <= params[1]),
+                         key=lambda lot: (lot[_EXPIRES], lot[_SEQ]))
+            return [(lot[0], lot[1], lot[_REMAINING]) for lot in due]
+        if sql == hotpath.DUE_POINTS_OF_MEMBER:
+            lots = self.lots.get(params[0])
+            if lots is None:
+                return None
+            due = [lot[_REMAINING] for lot in lots.values() if lot[_REMAINING] > 0
+                   and lot[_EXPIRES] is not None and lot[_EXPIRES] <= params[1]
+                   and (lot[_TRUSTED] or params[2])]
+            return [(sum(due) if due else None,)]
+        if sql == hotpath.OPEN_LOTS:
+            lots = self.lots.get(params[0])
+            if lots is None:
+                return None
+            return [(lot[0], lot[2], lot[3], lot[4], lot[_REMAINING], lot[_SEQ])
+                    for lot in lots.values() if lot[_REMAINING] != 0]
+        if sql == hotpath.SPEND:
+            spend = self.spend.get(params[0])
+            if spend is None or params[1] < spend.since:
+                return None
+            return [(spend.within(params[1], params[2], params[3]),)]
+        return None
+
+    def _member(self, card_hash: str) -> list[tuple[Any, ...]]:
+        if card_hash not in self.members:
+            self.load([card_hash], [], self.since)
+        row = self.members[card_hash]
+        return [row] if row is not None else []
+
+    def _day(self, member_id: str, day: str) -> list[int] | None:
+        if (member_id, day) not in self.days:
+            self._load_days([member_id], [day])
+        return self.days[(member_id, day)]
+
+    def _member_today(self, card_hash: str, day: str) -> list[tuple[Any, ...]]:
+        member = self._member(card_hash)
+        if not member:
+            return []
+        counts = self._day(member[0][_ID], day)
+        return [(*member[0], *(counts if counts is not None else (None, None, None)))]
+
+    # -- the store's writes --------------------------------------------------------------------
+
+    def track(self, sql: str, params: Sequence[Any]) -> None:
+        """Move the rows kept by one of the store's writes (the write itself runs too)."""
+        if sql == hotpath.INSERT_MEMBER:
+            self.members[params[_CARD]] = tuple(params)
+            self._hashes[params[_ID]] = params[_CARD]
+            self.lots[params[_ID]] = {}  # a new member: no lots, no sales yet
+            if self.since is not None:
+                self.spend[params[_ID]] = Spend(self.since)
+        elif sql == hotpath.SAVE_BALANCE:
+            card_hash = self._hashes.get(params[2])
+            member = self.members.get(card_hash) if card_hash is not None else None
+            if member is not None:
+                row = list(member)
+                row[_BALANCE], row[_DEBT] = params[0], params[1]
+                self.members[card_hash] = tuple(row)  # type: ignore[index]
+        elif sql == hotpath.COUNT_DAY:
+            key = (params[0], params[1])
+            if key in self.days:
+                counts = self.days[key] or [0, 0, 0]
+                self.days[key] = [n + int(d) for n, d in zip(counts, params[2:5], strict=True)]
+        elif sql == hotpath.INSERT_ENTRY:
+            self._entries[params[0]] = params[1]
+        elif sql == hotpath.INSERT_LOT:
+            lots = self.lots.get(params[1])
+            if lots is not None:
+                lots[params[0]] = [*params, self._entries.get(params[0])]
+                self._owners[params[0]] = params[1]
+                if lots[params[0]][_SEQ] is None:  # its entry went another way: read again
+                    self.forget_lots()
+        elif sql == hotpath.MOVE_LOT:
+            self._move(params[1], lambda lot: lot[_REMAINING] + params[0])
+        elif sql == hotpath.EMPTY_LOT:
+            self._move(params[0], lambda _: 0)
+        elif sql == hotpath.TAKE_FROM_BALANCE:
+            self.forget_members()
+        elif sql == hotpath.INSERT_SALE:
+            spend = self.spend.get(params[2]) if params[2] is not None else None
+            if spend is not None:
+                spend.sales.append((params[3], params[_PAID]))
+
+    def _move(self, lot_id: str, to: Callable[[list[Any]], int]) -> None:
+        owner = self._owners.get(lot_id)
+        if owner is None or owner not in self.lots:
+            self.forget_lots()  # a lot not kept (emptied before): its member's lots change
+            return
+        lot = self.lots[owner][lot_id]
+        lot[_REMAINING] = to(lot)
+
+    def written(self, sql: str) -> None:
+        """Another write ran (the ORM's): forget what it may have changed."""
+        found = _WRITTEN.match(sql)
+        table = found.group(1).lower() if found else None
+        if table is None:
+            self.forget()
+        elif table == "member":
+            if sql.lstrip()[:6].upper() == "INSERT":  # a new member: only "no such card" ages
+                for card_hash in [card for card, row in self.members.items() if row is None]:
+                    del self.members[card_hash]
+            else:
+                self.forget_members()
+        elif table == "member_day":
+            self.days.clear()
+        elif table == "lot":
+            self.forget_lots()
+        elif table in ("sale", "refund"):
+            self.spend.clear()
+
+    def forget_members(self) -> None:
+        self.members.clear()
+        self._hashes.clear()
+        self.days.clear()  # kept by member id, which a card may now name differently
+        self.forget_lots()
+        self.spend.clear()
+
+    def forget_lots(self) -> None:
+        self.lots.clear()
+        self._owners.clear()
+
+    def forget(self) -> None:
+        """Forget everything: read again when asked."""
+        self.forget_members()
+        self._entries.clear()
+        self.since = None

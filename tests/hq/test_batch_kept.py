@@ -1,0 +1,187 @@
+"""A batch's members read at once and kept in memory (terminal.hq.kept) on PostgreSQL: the same
+ledger rows as SQLite, which runs every statement, through the cases that move what is kept
+(a member registered and buying in one batch, lots expiring before a sale, redemptions posting
+HQ's holds, a refund restoring points to an emptied lot, the day's earning cap, tier reviews);
+and a batch's reads do not grow with its events."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from peewee import Database
+
+from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.database import HqPostgresDatabase, open_hq_database
+from terminal.hq.models import MemberHold
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.models import Lot, Member, MemberDay, Sale
+from terminal.protocol.messages import Event, MemberRequest
+from tests.hq.test_ingest_batches import TRUST, bound, snapshot
+from tests.hq.test_postgres_collector import fresh_database
+from tests.sync.harness import CARD_KEY, rules_data
+
+
+def card(n: int) -> str:
+    return hashlib.sha256(f"kept-{n}".encode()).hexdigest()
+
+
+def hold(n: int) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kept-hold-{n}"))
+
+
+class Till:
+    """Events as a till of ``store`` publishes them, each a second after the last from
+    ``start``."""
+
+    def __init__(self, store: str, start: datetime) -> None:
+        self.store, self.at, self.seq = store, start, 0
+
+    def event(self, kind: str, body: dict[str, Any]) -> Event:
+        self.seq += 1
+        self.at += timedelta(seconds=1)
+        return Event.from_json(json.dumps({
+            "id": str(uuid.uuid4()), "kind": kind, "store": self.store, "terminal": "T01",
+            "seq": self.seq, "epoch": 1, "wall_time": self.at.isoformat(), "time_trusted": True,
+            "body": body}))
+
+    def register(self, n: int) -> Event:
+        return self.event("register", {"card_hash": card(n), "card_last4": "0000",
+                                       "name": f"会员 {n}", "member": None})
+
+    def sale(self, n: int, fen: int, redeem: int = 0, hold_id: str | None = None,
+             sale: str | None = None) -> Event:
+        return self.event("sale", {
+            "sale": sale or f"{self.store}-{self.seq + 1}", "member": None,
+            "card_hash": card(n), "tender": "cash", "redeem_points": redeem, "hold": hold_id,
+            "online": True, "operator": "ann",
+            "lines": [{"sku": "SKU1", "name": "货品", "category": "grocery", "qty": 1,
+                       "price_fen": fen, "paid_fen": fen - redeem}],
+            "list_fen": fen, "discount_fen": 0, "deduction_fen": redeem,
+            "paid_fen": fen - redeem})
+
+    def refund(self, n: int, sale: str, fen: int) -> Event:
+        return self.event("refund", {
+            "refund": f"R{self.seq + 1}", "sale": sale, "member": None, "card_hash": card(n),
+            "lines": [{"line_no": 1, "sku": "SKU1", "qty": 1, "fen": fen}],
+            "refunded_fen": fen, "operator": "ann"})
+
+
+def rows(db: Database) -> tuple[Any, ...]:
+    """Every row the cases move, in an order that does not depend on random ids."""
+    with bound(db):
+        return (
+            sorted(Member.select(Member.card_hash, Member.tier, Member.balance, Member.debt)
+                   .tuples()),
+            sorted((row[0], *row[2:]) for row in MemberDay.select(
+                Member.card_hash, MemberDay.member, MemberDay.day, MemberDay.earned,
+                MemberDay.redeemed, MemberDay.offline_redeemed).join(Member).tuples()),
+            sorted(Lot.select(Member.card_hash, Lot.earned_us, Lot.points, Lot.remaining)
+                   .join(Member).tuples()),
+            sorted(Sale.select(Sale.id, Sale.points_earned, Sale.points_redeemed, Sale.tier)
+                   .tuples()),
+            sorted(MemberHold.select(MemberHold.id, MemberHold.state).tuples()),
+        )
+
+
+def batches(now: datetime) -> list[tuple[dict[str, tuple[int, int]], list[Event]]]:
+    """Five batches, each with the holds its tills ask HQ for first (id: member, points): a
+    year ago members register and buy (one registers and buys in the same batch as others),
+    two reach silver and gold; today their lots have expired, they buy again and pass the
+    day's earning cap, redeem against holds (member 1 all of a lot, member 2 twice in one
+    batch), refund member 1's redemption (points back to the emptied lot) and a new member
+    registers and buys."""
+    old = Till("S001", now - timedelta(days=400))
+    first = [old.register(n) for n in range(4)]
+    first += [old.sale(n % 4, 30_000 + n) for n in range(8)]
+    first += [old.register(4), old.sale(4, 50_000), old.sale(4, 20_000)]
+    second = [old.sale(n, 900_000) for n in (0, 1)]  # silver, then gold by the spend
+    new = Till("S002", now - timedelta(hours=2))
+    third = [new.sale(1, 50_000), *(new.sale(n, 400_000) for n in (0, 2, 3, 4))]
+    third += [new.sale(0, 5_000_000) for _ in range(3)]  # over the day's cap of 8,000
+    fourth = [new.sale(1, 60_000, redeem=500, hold_id=hold(1), sale="redeeming-1"),
+              new.sale(2, 60_000, redeem=700, hold_id=hold(2), sale="redeeming-2"),
+              new.sale(2, 10_000), new.sale(2, 80_000, redeem=3_500, hold_id=hold(4),
+                                             sale="redeeming-4")]
+    fifth = [new.refund(1, "redeeming-1", 60_000), new.sale(1, 10_000), new.register(5),
+             new.sale(5, 30_000), new.sale(2, 70_000, redeem=900, hold_id=hold(3),
+                                           sale="redeeming-3")]
+    return [({}, first), ({}, second), ({}, third),
+            ({hold(1): (1, 500), hold(2): (2, 700), hold(4): (2, 3_500)}, fourth),
+            ({hold(3): (2, 900)}, fifth)]
+
+
+def run(url: str, now: datetime) -> tuple[Any, ...]:
+    ledger = ChainLedger(open_hq_database(url), Rules.from_mapping(rules_data()), CARD_KEY,
+                         trust=TRUST)
+    try:
+        outcomes: Counter[str] = Counter()
+        for holds, batch in batches(now):
+            for hold_id, (member, points) in holds.items():  # asked before the sale, as tills do
+                asked = MemberRequest("hold", card(member), points, hold_id)
+                answer = ledger.holding[0].call(ledger.answer, asked, "S002", "T01")
+                assert answer.ok, answer.error
+            outcomes += Counter(o.result for o in ledger.thread.call(ledger.apply, batch))
+            # A second delivery of the batch changes nothing.
+            again = Counter(o.result for o in ledger.thread.call(ledger.apply, batch))
+            assert again == {"duplicate": len(batch)}
+        assert ledger.thread.call(ledger.store.check_invariants) == []
+        return outcomes, snapshot(ledger)[1:3], rows(ledger.db)
+    finally:
+        ledger.close()
+
+
+def test_kept_rows_leave_the_ledger_sqlite_leaves(postgres, tmp_path) -> None:
+    now = datetime.now(UTC)
+    sqlite = run(str(tmp_path / "hq.db"), now)
+    pg = run(fresh_database(postgres), now)
+    assert sqlite == pg
+    outcomes, (entries, _), (members, days, lots, _, holds) = pg
+    assert outcomes["refused"] == 0 and outcomes["deferred"] == 0
+    kinds = Counter(kind for _, kind, *_ in entries)
+    assert kinds["expire"] >= 4 and kinds["redeem"] == 4 and kinds["restore"] == 1
+    assert {state for _, state in holds} == {"posted"}
+    assert {tier for _, tier, *_ in members} >= {"member", "gold"}
+    # The day's cap: member 0 earned 8,000 today however much it bought.
+    today = [earned for hashed, _, earned, *_ in days if hashed == card(0)]
+    assert 8000 in today
+    assert all(remaining <= points for *_, points, remaining in lots)
+
+
+def test_a_batch_reads_no_more_for_more_events(postgres) -> None:
+    """On PostgreSQL a batch of member sales reads its members, day counters, lots and spend
+    in a few queries, not per event: ten times the sales, the same number of reads."""
+    ledger = ChainLedger(open_hq_database(fresh_database(postgres)),
+                         Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
+    db = ledger.db
+    assert isinstance(db, HqPostgresDatabase)
+    till = Till("S001", datetime.now(UTC) - timedelta(hours=1))
+    reads: list[str] = []
+    execute = db.execute_sql
+
+    def counting(sql: str, params: Any = None) -> Any:
+        if sql.lstrip().upper().startswith("SELECT"):
+            reads.append(sql)
+        return execute(sql, params)
+
+    try:
+        assert Counter(o.result for o in ledger.thread.call(
+            ledger.apply, [till.register(n) for n in range(40)])) == {"applied": 40}
+        counts = []
+        for size in (4, 40):
+            batch = [till.sale(n % 40, 20_000 + n) for n in range(size)]
+            reads.clear()
+            db.execute_sql = counting  # type: ignore[method-assign]
+            try:
+                outcomes = ledger.thread.call(ledger.apply, batch)
+            finally:
+                db.execute_sql = execute  # type: ignore[method-assign]
+            assert Counter(o.result for o in outcomes) == {"applied": size}
+            counts.append(len(reads))
+        assert counts[0] == counts[1], counts
+    finally:
+        ledger.close()
