@@ -44,6 +44,7 @@ import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -507,9 +508,94 @@ def chain_scale(postgres: Postgres, members: int, per_member: int) -> None:
         ledger.close()
 
 
+def in_process(postgres: Postgres, events: int, members: int, profile: Path | None) -> None:
+    """The mix applied in-process by one ChainLedger (no broker, no MQTT), in batches of BATCH:
+    the apply path's own rate, and where its time goes (cProfile, with ``profile``). A hold a
+    redemption names is asked first, as a till does."""
+    import cProfile
+    import pstats
+
+    from terminal.hq.chain_ledger import ChainLedger
+    from terminal.hq.policy import TrustPolicy
+    from terminal.loyalty.rules import Rules
+    from terminal.protocol.messages import Event
+    from tests.sync.harness import rules_data
+
+    dsn = new_database(postgres, members)
+    trust = Path(tempfile.mkdtemp(prefix="bench-trust-")) / "trust.toml"
+    trust.write_text(TRUST)
+    ledger = ChainLedger(open_hq_database(dsn, migrate=False), Rules.from_mapping(rules_data()),
+                         CARD_KEY, trust=TrustPolicy.load(trust))
+    queue = [item for round_ in zip(*(till.events for till in mix(events, members, 1, "p")),
+                                    strict=False) for item in round_]
+    profiler = cProfile.Profile() if profile is not None else None
+    applied, took = 0, 0.0
+    stop = threading.Event()
+    idle = holds_in_process(ledger, members, stop, 100)
+    busy: list[float] = []
+    timer = threading.Thread(target=lambda: busy.extend(holds_in_process(ledger, members, stop)))
+    timer.start()
+    try:
+        for first in range(0, len(queue), BATCH):
+            chunk = queue[first:first + BATCH]
+            for item in chunk:
+                if item.hold is not None:
+                    assert ledger.holding[0].call(ledger.answer, item.hold, "S001", "T01").ok
+            batch = [Event.from_json(item.payload) for item in chunk]
+            began = time.perf_counter()
+            if profiler is not None:
+                profiler.enable()
+            outcomes = ledger.thread.call(ledger.apply, batch)
+            if profiler is not None:
+                profiler.disable()
+            took += time.perf_counter() - began
+            applied += sum(outcome.ack for outcome in outcomes)
+    finally:
+        stop.set()
+        timer.join()
+        ledger.close()
+    print(f"in-process: {applied} of {len(queue)} events acked in {took:.1f} s: "
+          f"{applied / took:.0f} events/s")
+    print(f"    hold in the same process (ChainLedger.answer on its thread), ms p50 / p99: "
+          f"idle {pct(idle, 0.5):.1f} / {pct(idle, 0.99):.1f}, beside the batches "
+          f"{pct(busy, 0.5):.1f} / {pct(busy, 0.99):.1f} ({len(busy)} holds)")
+    if profiler is not None:
+        profiler.dump_stats(profile)
+        pstats.Stats(str(profile)).sort_stats("cumulative").print_stats(40)
+
+
+def holds_in_process(ledger: Any, members: int, stop: threading.Event,
+                     rounds: int | None = None) -> list[float]:
+    """Hold round trips (seconds) answered by ``ledger`` in this process, every 20 ms, each
+    voided after: ``rounds`` of them, or until ``stop``."""
+    rng, took = random.Random(98), []
+    while not stop.is_set() and (rounds is None or len(took) < rounds):
+        hold = MemberRequest("hold", card_hash(rng.randrange(members)), 500, str(uuid.uuid4()))
+        began = time.perf_counter()
+        thread = ledger.request_thread(hold)
+        assert thread.call(ledger.answer, hold, "S099", "T01").ok
+        took.append(time.perf_counter() - began)
+        thread.call(ledger.answer, MemberRequest("void", None, None, hold.hold_id), "S099", "T01")
+        stop.wait(0.02)
+    return took
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def report_ab(args: argparse.Namespace, rates: list[float], shares: list[float],
+              limit: float) -> None:
+    one, two = rates
+    print(f"mix of {args.events} events, {args.members} members, {TILLS} tills, "
+          f"batch {BATCH}:")
+    print(f"(a) psycopg writing the rows:        {limit:8.0f} events/s")
+    print(f"(b1) one collector:                  {one:8.0f} events/s  ratio to (a) "
+          f"{one / limit:.2f} (target >= 0.50); lock waits {shares[0]:.1%} of batch time")
+    print(f"(b2) two collectors:                 {two:8.0f} events/s  ratio to (a) "
+          f"{two / limit:.2f}, to one {two / one:.2f} (target >= 1.00); lock waits "
+          f"{shares[1]:.1%} (target < 5%)")
 
 
 def main() -> int:
@@ -521,9 +607,25 @@ def main() -> int:
     parser.add_argument("--chain-scale", type=int, metavar="MEMBERS",
                         help="instead: lookups, statements and the sweep at MEMBERS members "
                              "with 10 entries each (the issue's 1,000,000)")
+    parser.add_argument("--parts", default="abc", help="which of (a)/(b) and (c) to run: "
+                        "abc (all), ab or c")
+    parser.add_argument("--in-process", action="store_true",
+                        help="instead: the mix applied by one ChainLedger in this process "
+                             "(no broker): the apply path's own rate")
+    parser.add_argument("--profile", type=Path, help="with --in-process: cProfile to this file")
+    parser.add_argument("--switch-interval", type=float,
+                        help="with --in-process: sys.setswitchinterval (seconds) first")
     args = parser.parse_args()
     postgres = Postgres()
     postgres.start()
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    if args.in_process:
+        try:
+            in_process(postgres, args.events, args.members, args.profile)
+        finally:
+            postgres.stop()
+        return 0
     if args.chain_scale:
         try:
             chain_scale(postgres, args.chain_scale, 10)
@@ -533,7 +635,7 @@ def main() -> int:
     try:
         with tls_broker("bench-ingest-") as (mq, ca, directory):
             rates, shares = [], []
-            for count in (1, 2):
+            for count in (1, 2) if "b" in args.parts else ():
                 dsn = new_database(postgres, args.members)
                 with collectors(count, dsn, mq, ca, directory), LockSampler(dsn) as locks:
                     rates.append(asyncio.run(publish(mq, ca, mix(args.events, args.members,
@@ -541,17 +643,11 @@ def main() -> int:
                 shares.append(locks.share)
                 if count == 1:
                     tables = added_rows(dsn, args.members)
-            limit = database_limit(new_database(postgres, args.members), tables, args.events)
-            one, two = rates
-            print(f"mix of {args.events} events, {args.members} members, {TILLS} tills, "
-                  f"batch {BATCH}:")
-            print(f"(a) psycopg writing the rows:        {limit:8.0f} events/s")
-            print(f"(b1) one collector:                  {one:8.0f} events/s  ratio to (a) "
-                  f"{one / limit:.2f} (target >= 0.50); lock waits {shares[0]:.1%} of batch "
-                  f"time")
-            print(f"(b2) two collectors:                 {two:8.0f} events/s  ratio to (a) "
-                  f"{two / limit:.2f}, to one {two / one:.2f} (target >= 1.00); lock waits "
-                  f"{shares[1]:.1%} (target < 5%)")
+            if "b" in args.parts:
+                report_ab(args, rates, shares, database_limit(
+                    new_database(postgres, args.members), tables, args.events))
+            if "c" not in args.parts:
+                return 0
             dsn = new_database(postgres, args.members)
             with collectors(1, dsn, mq, ca, directory):
                 idle = asyncio.run(round_trips(mq, ca, args.members, None, args.idle))
