@@ -36,7 +36,7 @@ if [ -d /boot/firmware ]; then
 fi
 
 systemctl enable posterm.service posterm-provision.service posterm-update-check.timer \
-  posterm-update.path posterm-ab-confirm.service systemd-timesyncd.service fake-hwclock.service \
+  posterm-update.path posterm-os-update.path posterm-ab-confirm.service systemd-timesyncd.service fake-hwclock.service \
   ssh.service
 # Debian's minimal root has no network manager: systemd-networkd with DHCP on the wired port.
 # (Raspberry Pi OS, built through pi-gen-stage/, keeps its NetworkManager.)

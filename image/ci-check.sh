@@ -38,7 +38,7 @@ check "posterm --version" sh -c "posterm --version | grep -Fx 'posterm $version'
 check "arm64 release imports evdev, cryptography, PIL, paho" \
   /opt/posterm/current/bin/python -c 'import platform, evdev, cryptography, PIL, paho.mqtt; print(platform.machine())'
 for unit in posterm.service posterm-provision.service posterm-update-check.timer posterm-update.path \
-            posterm-ab-confirm.service systemd-timesyncd.service fake-hwclock.service; do
+            posterm-os-update.path posterm-ab-confirm.service systemd-timesyncd.service fake-hwclock.service; do
   check "$unit enabled" sh -c "systemctl is-enabled $unit | grep -Fx enabled"
 done
 check "rauc and the A/B backend (ab-boot) run on arm64" sh -c \

@@ -21,6 +21,10 @@ have rauc || need+=(rauc)
 have mksquashfs || need+=(squashfs-tools)
 have mkfs.vfat || need+=(dosfstools)
 have mcopy || need+=(mtools)
+# `rauc install` runs against a RAUC service on a private D-Bus; where the kernel has no vfat (a
+# container's), the boot slot is mounted through FUSE (tests/field/rauc_box.py).
+have dbus-daemon || need+=(dbus-daemon)
+have fusefat || need+=(fusefat)
 # The console's browser tests drive Debian's Chromium (Playwright's own download is unreachable).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 

@@ -251,6 +251,7 @@ def hq_link(config: Config, ledger: LedgerGateway, desk: ReceiptDesk, displays: 
         device_health=lambda: device_health(desk, displays, ports),
         print_status=print_status,
         clock_trusted=lambda: ledger.clock()[1],
+        state_dir=Path(config.paths.state_dir),
     )
     return link
 

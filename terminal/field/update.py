@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
-import hashlib
 import json
 import os
 import re
@@ -43,7 +42,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from terminal.core.atomic import fsync_dir, write_atomic
+from terminal.core.digest import sha256_file
 from terminal.core.subcommands import run_alone
+from terminal.field.os_update import OsUpdateError, install_ready
 from terminal.protocol.bundle import BundleRejected, TrustStore
 from terminal.protocol.release import MANIFEST, verify_release
 
@@ -53,6 +54,7 @@ CONFIG = STATE_DIR / "posterm.toml"
 TRIAL_SECONDS = 600  # READY=1 and the broker within ten minutes of the first start
 TRIAL_BOOTS = 3  # or at most this many boots into the new release
 SERVICE = "posterm.service"
+AB_BOOT = "/usr/lib/posterm/ab-boot"  # the A/B boot backend (image/filesystem)
 
 PACKAGE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*\.whl")
@@ -101,7 +103,7 @@ def verify(staging: Path, trust: TrustStore, now: datetime,
     for name, digest in manifest.files.items():
         if name not in present:
             raise UpdateError(f"{name} is listed in the manifest but missing")
-        if _sha256(staging / name) != digest:
+        if sha256_file(staging / name) != digest:
             raise UpdateError(f"{name} does not match its sha256 in the manifest (corrupted?)")
     return manifest
 
@@ -152,14 +154,6 @@ def stage(source: Path, staging: Path) -> None:
                     shutil.copyfileobj(src, dst)
     except (tarfile.TarError, FileNotFoundError) as exc:
         raise UpdateError(f"{source}: not an update directory or tar file ({exc})") from None
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # --- releases, the switch and the trial -------------------------------------------------------
@@ -399,6 +393,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="empty the source directory afterwards, installed or refused",
     )
+    os_inst = sub.add_parser(
+        "os-install",
+        parents=[common],
+        help="install the OS bundle HQ announced and the daemon fetched (RAUC), then reboot",
+    )
+    os_inst.add_argument("source", type=Path, help="the daemon's os-ready directory")
+    os_inst.add_argument(
+        "--config",
+        type=Path,
+        default=CONFIG,
+        help=f"daemon config naming the HQ key (default {CONFIG})",
+    )
+    os_inst.add_argument(
+        "--reboot",
+        action="store_true",
+        help="once RAUC has written the other slot, reboot into it once (ab-boot reboot)",
+    )
     sub.add_parser("check", parents=[common], help="keep a healthy release on trial or roll back")
     sub.add_parser("rollback", parents=[common], help="go back to the previous release now")
     sub.add_parser("status", parents=[common], help="show current, previous and any trial")
@@ -407,7 +418,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         message, switched = _act(args)
-    except (UpdateError, OSError) as exc:
+    except (UpdateError, OsUpdateError, OSError) as exc:
         print(f"update {args.action}: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -429,6 +440,12 @@ def _act(args: argparse.Namespace) -> tuple[str, bool]:
             args.source, args.home, args.state_dir, key, clock, args.python, args.trial_seconds
         )
         return f"switched to {version}; on trial until healthy", True
+    if args.action == "os-install":
+        done = install_ready(args.source, _trust(args.config), args.state_dir)
+        if args.reboot:
+            subprocess.run([AB_BOOT, "reboot"], check=True)
+        version = done.release.version
+        return f"OS {version} written to the other slot, on trial from the next boot", False
     if args.action == "check":
         outcome = check(args.home, args.state_dir, Clock.system())
         return outcome, outcome.startswith("rolled back")

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                "code, serve the boxes redeeming theirs"),
     "release": ("terminal.hq.release", "sign a wheelhouse as a release (release.json) with the "
                 "delegated signing key"),
+    "os": ("terminal.hq.os_release", "announce an operating-system (RAUC) bundle to every box"),
     "report": ("terminal.hq.report", "points liability and activity per store and chain-wide"),
     "rollup": ("terminal.hq.rollup", "keep the reports' roll-ups current (once, or every N "
                "seconds beside the collectors)"),

@@ -9,13 +9,13 @@ and refuse it once expired, when its key is revoked, or when it is older than wh
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from terminal.core.digest import sha256_file
 from terminal.hq.member_ops.publish import Signer
 from terminal.protocol.release import MANIFEST, MAX_LIFETIME, sign_release
 
@@ -38,19 +38,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def write_release(directory: Path, package: str, version: str, signing: Ed25519PrivateKey,
                   delegation: dict[str, str], issued_at: datetime, expires_at: datetime) -> Path:
     """Hash the wheels in ``directory`` and write its signed release.json."""
-    files = {path.name: _sha256(path) for path in sorted(directory.glob("*.whl"))}
+    files = {path.name: sha256_file(path) for path in sorted(directory.glob("*.whl"))}
     target = directory / MANIFEST
     target.write_bytes(sign_release(package, version, files, issued_at, expires_at, signing,
                                     delegation))
     return target
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def run(args: argparse.Namespace) -> int:

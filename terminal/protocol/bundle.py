@@ -315,6 +315,14 @@ def _parse_bundle(raw: bytes) -> Bundle:
     return Bundle(scope, version, issued_at, expires_at, data["key_id"], data["payload"], raw)
 
 
+def seal_signed(name: str, context: bytes, raw: bytes, signing: Ed25519PrivateKey,
+                delegation: Mapping[str, str]) -> bytes:
+    """The wire form ``{name: b64(raw), signature, delegation}`` that :func:`open_signed`
+    opens: ``raw`` signed with ``signing`` over ``context`` and the bytes."""
+    return canonical.dumps({name: _b64(raw), "signature": _b64(signing.sign(context + raw)),
+                            "delegation": dict(delegation)})
+
+
 def open_signed(wire: Any, trust: TrustStore, name: str,
                 context: bytes) -> tuple[Delegation, bytes]:
     """The signed bytes of a message ``{name, signature, delegation}`` (a bundle, a member

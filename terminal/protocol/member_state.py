@@ -31,13 +31,13 @@ from terminal.protocol import canonical
 from terminal.protocol.bundle import (
     BundleMalformed,
     TrustStore,
-    _b64,
     _iso,
     _object,
     _time,
     check_signing_key,
     key_id,
     open_signed,
+    seal_signed,
 )
 
 MEMBER_STATE_CONTEXT = b"posterm member-state v1\x00"
@@ -93,9 +93,7 @@ def signed(state: MemberState, signing: Ed25519PrivateKey, delegation: dict[str,
     """The wire message for ``state``, signed by ``signing`` (whose delegation is given)."""
     raw = canonical.dumps(state.to_dict(key_id(signing.public_key())))
     _parse(raw)  # HQ never publishes what a till would refuse
-    return canonical.dumps({"member_state": _b64(raw),
-                            "signature": _b64(signing.sign(MEMBER_STATE_CONTEXT + raw)),
-                            "delegation": dict(delegation)})
+    return seal_signed("member_state", MEMBER_STATE_CONTEXT, raw, signing, delegation)
 
 
 def verify_member_state(wire: bytes, trust: TrustStore, *,

@@ -88,6 +88,11 @@ class Topics:
     def bundle(self, scope: str) -> str:
         return f"{self.root}/bundles/{check_scope(scope)}"
 
+    def os_release(self) -> str:
+        """HQ's signed announcement of the operating-system bundle, retained, chain-wide
+        (terminal.protocol.release.OsRelease)."""
+        return f"{self.root}/os/chain"
+
     def member_state(self, card_hash: str) -> str:
         """Where HQ keeps a card's signed member state, retained (protocol.member_state)."""
         if not isinstance(card_hash, str) or not _CARD_HASH.fullmatch(card_hash):

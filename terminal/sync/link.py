@@ -38,6 +38,7 @@ from terminal.protocol.topics import DEFAULT_ROOT, TopicError, Topics
 from terminal.sync import bundle_store, member_states
 from terminal.sync.commands import CommandDispatcher
 from terminal.sync.members import MemberClient
+from terminal.sync.os_releases import OsReleases
 from terminal.sync.outbox import OutboxPublisher
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,7 @@ class MqttHqLink:
         ack_timeout: float = 15.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
+        state_dir: Path | None = None,
     ) -> None:
         self.store = store
         ident = store.identity
@@ -105,6 +107,9 @@ class MqttHqLink:
             "reload_rules": self.reload_rules,
             "report_health": self.publish_status,
         }, self._refuse_command, self._command_done)
+        # OS updates (terminal.sync.os_releases) where the box keeps state for the installer.
+        self.os_releases = (OsReleases(self.trust, state_dir, self.report)
+                            if state_dir is not None else None)
         self.rule_version = 0
         self.rejected: dict[str, str] | None = None
         self.done: dict[str, str] | None = None  # the latest command carried out
@@ -136,6 +141,8 @@ class MqttHqLink:
         for scope in self.scopes:
             await self.client.subscribe(self.topics.bundle(scope), self._on_bundle)
         await self.client.subscribe(self.topics.member_states(), self._on_member_state)
+        if self.os_releases is not None:
+            await self.client.subscribe(self.topics.os_release(), self.os_releases.handle)
         self.client.on_ready(self._on_ready)
         await self.outbox.start()
         await self.client.start()

@@ -20,10 +20,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from terminal.field.os_update import keyring
 from terminal.hq.cli import main as posterm_hq
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,10 +79,22 @@ def bundle(chain: Path, signer: str, ca: str = "ca",
          str(chain / out)], capture_output=True, text=True, check=False)
 
 
+def box_keyring(chain: Path) -> Path:
+    """The box's RAUC keyring as its OS installer writes it: HQ's chain and both CRLs."""
+    path = chain / "os-keyring.pem"
+    if not path.exists():
+        assert posterm_hq(["ca", "crl", "--ca", str(chain / "ca"), "-o",
+                           str(chain / "crl.pem")]) == 0
+        path.write_bytes(keyring((chain / "ca/chain.pem").read_bytes(),
+                                 (chain / "crl.pem").read_text()
+                                 + (chain / "ca/root.crl").read_text(), datetime.now(UTC)))
+    return path
+
+
 def info(chain: Path, raucb: Path) -> subprocess.CompletedProcess[str]:
-    """What a box would say: its RAUC config, HQ's chain as the keyring."""
+    """What a box would say: its RAUC config (check-crl on), its keyring."""
     return subprocess.run(["rauc", "info", "--conf", str(SYSTEM_CONF), "--keyring",
-                           str(chain / "ca/chain.pem"), str(raucb)],
+                           str(box_keyring(chain)), str(raucb)],
                           capture_output=True, text=True, check=False)
 
 
@@ -102,7 +116,7 @@ def test_the_install_hook_points_each_boot_slot_at_its_own_root(chain: Path,
         assert bundle(chain, "signer").returncode == 0
     content = tmp_path / "content"
     subprocess.run(["rauc", "extract", "--conf", str(SYSTEM_CONF), "--keyring",
-                    str(chain / "ca/chain.pem"), str(chain / "os.raucb"), str(content)],
+                    str(box_keyring(chain)), str(chain / "os.raucb"), str(content)],
                    check=True, capture_output=True)
     slot = tmp_path / "mounted-boot-slot"
     slot.mkdir()
@@ -151,7 +165,7 @@ def test_bundles_not_signed_for_code_under_hq_ca_are_refused(chain: Path, tmp_pa
         data[at] ^= 0xFF
         tampered.write_bytes(bytes(data))
         read = subprocess.run(["rauc", "extract", "--conf", str(SYSTEM_CONF), "--keyring",
-                               str(chain / "ca/chain.pem"), str(tampered),
+                               str(box_keyring(chain)), str(tampered),
                                str(tmp_path / f"out-{where}")],
                               capture_output=True, text=True, check=False)
         assert read.returncode != 0, (where, read.stderr)

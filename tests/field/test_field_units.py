@@ -32,6 +32,7 @@ THRESHOLDS = {
     "posterm-provision.service": 2.0,
     "posterm-update.service": 2.0,
     "posterm-update-check.service": 2.0,
+    "posterm-os-update.service": 2.0,
 }
 
 

@@ -5,6 +5,8 @@
 revoking and the revocation list (CRL) need the issuing key only. Files::
 
     root.crt, root.key        the root (move root.key offline)
+    root.crl                  the root's revocation list (of issuing CAs: none), valid
+                              ROOT_CRL_DAYS; renewed with root.key brought back (root_crl)
     issuing.crt, issuing.key  the issuing CA (0600 key; on HQ's CA machine)
     chain.pem                 issuing + root: the broker's cafile and the terminals' broker CA
     issued/{serial}.pem       every certificate signed, by its serial in hex
@@ -15,6 +17,11 @@ ACL's identity, checked as ``posterm-hq acl`` does) and is for client authentica
 broker checks the issuing CA's CRL at every TLS handshake (``crlfile``), so a revoked terminal is
 refused from the broker's next reload on. The CRL expires (``CRL_DAYS``): OpenSSL refuses every
 client once it has, so ``posterm-hq ca crl`` runs from a timer well before.
+
+RAUC on the boxes checks the operating-system bundles' signer against both CRLs (``check-crl``:
+OpenSSL then wants a current CRL for every CA of the chain), so the root has one too. The root
+revokes nothing in normal operation; its CRL lives a year and is renewed in the same offline
+ceremony as any other use of the root key.
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ ISSUING_DAYS = 5 * 365
 TERMINAL_DAYS = 2 * 365
 SERVER_DAYS = 2 * 365
 CRL_DAYS = 30
+ROOT_CRL_DAYS = 365  # renewed with the offline root key (`posterm-hq ca root-crl`)
 SIGNER_DAYS = 2 * 365  # the OS bundle signer (RAUC): renewed like the broker's certificate
 CLAIM_DAYS = 365  # the claim identity ships in HQ's provisioning template: renew it yearly
 SERVICE_IDENTITIES = frozenset({"hq", "claim"})
@@ -104,7 +112,47 @@ def init(directory: Path, name: str = "posterm", now: datetime | None = None) ->
     write_atomic(directory / "issuing.crt", _pem(issuing), 0o644)
     write_atomic(directory / "chain.pem", _pem(issuing) + _pem(root), 0o644)
     write_atomic(directory / "revoked.txt", b"", 0o644)
+    write_root_crl(directory, root_key, now)
     return load(directory)
+
+
+def _crl(issuer: x509.Certificate, key: ec.EllipticCurvePrivateKey, now: datetime, days: int,
+         revoked: Sequence[Revoked] = ()) -> x509.CertificateRevocationList:
+    """A CRL of ``issuer`` valid ``days``; its number grows with time."""
+    now = now.replace(microsecond=0)
+    builder = (
+        x509.CertificateRevocationListBuilder().issuer_name(issuer.subject)
+        .last_update(now - BACKDATE).next_update(now + timedelta(days=days))
+        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()),
+                       critical=False)
+    )
+    for entry in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(entry.serial)
+            .revocation_date(entry.when).build())
+    return builder.sign(key, hashes.SHA256())
+
+
+def write_root_crl(directory: Path, root_key: ec.EllipticCurvePrivateKey | None = None,
+                   now: datetime | None = None,
+                   days: int = ROOT_CRL_DAYS) -> x509.CertificateRevocationList:
+    """``root.crl``: the root's (empty) CRL. Needs ``root.key``, so it runs at ``init`` and
+    where the root key is brought back for the purpose."""
+    if root_key is None:
+        try:
+            loaded = serialization.load_pem_private_key(
+                (directory / "root.key").read_bytes(), None)
+        except FileNotFoundError:
+            raise CaError(f"{directory / 'root.key'} is not here: renew the root's CRL where "
+                          "the root key is kept offline") from None
+        if not isinstance(loaded, ec.EllipticCurvePrivateKey):
+            raise CaError(f"{directory / 'root.key'}: not an EC key")
+        root_key = loaded
+    root = x509.load_pem_x509_certificate((directory / "root.crt").read_bytes())
+    crl = _crl(root, root_key, now or datetime.now(UTC), days)
+    write_atomic(directory / "root.crl", crl.public_bytes(serialization.Encoding.PEM), 0o644)
+    return crl
 
 
 def load(directory: Path) -> Authority:
@@ -289,19 +337,7 @@ class Authority:
     def crl(self, now: datetime | None = None,
             days: int = CRL_DAYS) -> x509.CertificateRevocationList:
         """The issuing CA's revocation list, valid ``days``; its number grows with time."""
-        now = (now or datetime.now(UTC)).replace(microsecond=0)
-        builder = (
-            x509.CertificateRevocationListBuilder().issuer_name(self.cert.subject)
-            .last_update(now - BACKDATE).next_update(now + timedelta(days=days))
-            .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                self.key.public_key()), critical=False)
-        )
-        for entry in self.revoked:
-            builder = builder.add_revoked_certificate(
-                x509.RevokedCertificateBuilder().serial_number(entry.serial)
-                .revocation_date(entry.when).build())
-        return builder.sign(self.key, hashes.SHA256())
+        return _crl(self.cert, self.key, now or datetime.now(UTC), days, self.revoked)
 
 
 def write_crl(authority: Authority, output: Path,

@@ -8,6 +8,7 @@
     posterm-hq ca revoke CERT --ca DIR [-o CRL] [--broker-pid FILE] [--register FILE
         --static FILE --acl FILE]
     posterm-hq ca crl --ca DIR [-o CRL] [--broker-pid FILE]
+    posterm-hq ca root-crl --ca DIR             renew root.crl (needs root.key: offline)
 
 ``revoke`` rewrites the CRL the broker reads (``crlfile`` in deploy/mosquitto/posterm.conf), takes
 the terminal out of HQ's register and the broker's ACL (unless another certificate of the same
@@ -93,6 +94,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     crl = actions.add_parser("crl", help="write a fresh CRL (run from a timer before it expires)")
     _ca(crl)
     _crl_out(crl)
+    root_crl = actions.add_parser("root-crl", help="renew the root's CRL (root.crl), where "
+                                  "root.key is: OS updates need a current one")
+    _ca(root_crl)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -188,6 +192,12 @@ def _revoke(args: argparse.Namespace) -> str:
     return said + f"; broker {done.reloaded} reloading"
 
 
+def _root_crl(args: argparse.Namespace) -> str:
+    crl = authority.write_root_crl(args.ca)
+    return (f"root CRL valid until {crl.next_update_utc:%Y-%m-%d %H:%M}Z: "
+            f"{args.ca / 'root.crl'}; copy it to HQ's CA machine, take root.key offline again")
+
+
 def _crl(args: argparse.Namespace) -> str:
     return _publish(authority.load(args.ca), args, _days(args.days))
 
@@ -213,4 +223,4 @@ def _reloaded(ca: authority.Authority, args: argparse.Namespace) -> str:
 
 ACTIONS = {"init": _init, "server": _server, "identity": _identity,
            "bundle-signer": _bundle_signer, "sign": _sign,
-           "revoke": _revoke, "crl": _crl}
+           "revoke": _revoke, "crl": _crl, "root-crl": _root_crl}
