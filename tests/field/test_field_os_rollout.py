@@ -265,3 +265,51 @@ def _retain(hq: Chain, wire: bytes) -> None:
     asyncio.run(publish_retained(MqttConfig(hq.broker.host, hq.broker.port, "hq-test",
                                             tls=hq.tls("hq")), [(Topics().os_release(), wire)],
                                  TIMEOUT))
+
+
+def test_the_keyring_needs_a_current_crl_of_every_ca_of_hq(tmp_path: Path) -> None:
+    """What the installer writes for RAUC, and what it refuses to write (RAUC would then refuse
+    every bundle, or trust a CA outside HQ's chain)."""
+    ca = authority.init(tmp_path / "ca")
+    chain = (tmp_path / "ca/chain.pem").read_bytes()
+    root_crl = (tmp_path / "ca/root.crl").read_text()
+    now = datetime.now(UTC)
+    issuing = ca.crl().public_bytes(serialization.Encoding.PEM).decode()
+    ring = os_update.keyring(chain, issuing + root_crl, now)
+    assert ring.startswith(chain) and ring.count(b"BEGIN X509 CRL") == 2
+    with pytest.raises(os_update.OsUpdateError, match="no CRL signed by CN=posterm root CA"):
+        os_update.keyring(chain, issuing, now)
+    stale = ca.crl(now=now - timedelta(days=40)).public_bytes(serialization.Encoding.PEM).decode()
+    with pytest.raises(os_update.OsUpdateError, match="has expired"):
+        os_update.keyring(chain, stale + root_crl, now)
+    other = authority.init(tmp_path / "other", name="other")
+    foreign = other.crl().public_bytes(serialization.Encoding.PEM).decode()
+    with pytest.raises(os_update.OsUpdateError, match="outside HQ's chain"):
+        os_update.keyring(chain, issuing + root_crl + foreign, now)
+    # A CRL named for HQ's issuing CA but signed by another key.
+    forged_ca = authority.Authority(ca.directory, other.key, ca.cert, ca.root, [])
+    forged = forged_ca.crl().public_bytes(serialization.Encoding.PEM).decode()
+    with pytest.raises(os_update.OsUpdateError, match="no CRL signed by CN=posterm terminal CA"):
+        os_update.keyring(chain, forged + root_crl, now)
+
+
+def test_hq_does_not_announce_what_boxes_would_refuse(tmp_path: Path) -> None:
+    ca = authority.init(tmp_path / "ca")
+    assert posterm_hq(["keygen", str(tmp_path / "keys")]) == 0
+    signer = Signer.load(tmp_path / "keys")
+    raucb = tmp_path / "os.raucb"
+    raucb.write_bytes(b"not a bundle")
+    chain = tmp_path / "ca/chain.pem"
+    crls = (ca.crl(days=7).public_bytes(serialization.Encoding.PEM).decode()
+            + (tmp_path / "ca/root.crl").read_text())
+    # The issuing CRL ends before the announcement would: boxes would refuse every bundle.
+    with pytest.raises(os_update.OsUpdateError, match="before the announcement"):
+        announce(raucb, "http://hq.example/os.raucb", "1", signer, chain, crls, 14)
+    # RAUC itself, with the boxes' config, refuses what is not a bundle.
+    with pytest.raises(os_update.OsUpdateError, match="RAUC, as the boxes run it, refuses it"):
+        announce(raucb, "http://hq.example/os.raucb", "1", signer, chain, crls, 5)
+    with pytest.raises(ValueError, match="http"):
+        sign_os_release(os_update.OsRelease(
+            os_update.COMPATIBLE, "1", "ftp://hq.example/os.raucb", 1, "0" * 64, crls,
+            datetime.now(UTC), datetime.now(UTC) + timedelta(days=1), ""), signer.key,
+            signer.delegation)
