@@ -4,6 +4,14 @@ The release is made (signed, recorded, audited) in one transaction on the consol
 thread; each scope's message is then checked as a terminal checks it (signature, the root's
 delegation, scope, expiry) against ``root.pub``, and published retained with QoS 1. The
 outcome is recorded: ``pushed``, or ``failed`` with the broker's words (the version is spent).
+
+Two steps at once (two admins approving, a stage from the console while the command line
+rolls back) may reckon the same next version: on PostgreSQL both read the highest version
+before either commits. The version is ``bundle_release``'s primary key, so the second insert
+fails (after waiting for the first to commit); :func:`made` then runs the whole step again in a
+fresh transaction, which sees the first release: a new version, and the step's own checks
+again (an approval already made is refused then). On SQLite the console's IMMEDIATE
+transactions take the write lock first, so the second step reads after the first commits.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from peewee import IntegrityError
 
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.member_ops.publish import Signer
@@ -30,6 +40,24 @@ from terminal.protocol.mqtt import MqttError
 from terminal.protocol.topics import Topics
 
 Publish = Callable[[list[tuple[str, bytes]]], Awaitable[None]]
+VERSION_TRIES = 8  # each lost race means another release committed: a bound, not a wait
+
+
+def version_taken(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is another release having taken the version (the table's key)."""
+    return "bundle_release" in str(exc)
+
+
+async def made(db: ConsoleDb, step: Callable[..., BundleRelease], *args: Any) -> BundleRelease:
+    """``step(*args)`` in one transaction, run again in a fresh one when a release made at the
+    same time took its version (the module's doc)."""
+    for _ in range(VERSION_TRIES - 1):
+        try:
+            return await db.run(step, *args)
+        except IntegrityError as exc:
+            if not version_taken(exc):
+                raise
+    return await db.run(step, *args)
 
 
 @dataclass(frozen=True)
@@ -65,7 +93,7 @@ async def push(db: ConsoleDb, keys: Keys, topics: Topics, publish: Publish,
     """``step(*args, keys.signer)`` (stage, approve, rollback) in one transaction, then publish
     what it signed. Raises ReleaseError (a refused step changes nothing; a failed publish
     leaves the release ``failed``)."""
-    row = await db.run(step, *args, keys.signer)
+    row = await made(db, step, *args, keys.signer)
     try:
         found = verified(row, keys.trust)
         await publish([(topics.bundle(scope), message) for scope, message in found])
