@@ -140,12 +140,18 @@ exec /usr/bin/mount "$@"
         mount.chmod(0o755)
 
     def start(self) -> RaucBox:
+        """Bus and service up, or neither left running."""
         self._write_state()
-        self._dbus = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={self.dir / 'bus.conf'}", "--nofork", "--nopidfile"],
-            stdout=(self.dir / "dbus.log").open("wb"), stderr=subprocess.STDOUT)
-        self._wait(lambda: self.bus.exists(), "the private bus's socket")
-        self._start_service("A")
+        try:
+            self._dbus = subprocess.Popen(
+                ["dbus-daemon", f"--config-file={self.dir / 'bus.conf'}", "--nofork",
+                 "--nopidfile"], stdout=(self.dir / "dbus.log").open("wb"),
+                stderr=subprocess.STDOUT)
+            self._wait(lambda: self.bus.exists(), "the private bus's socket")
+            self._start_service("A")
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _start_service(self, booted: str) -> None:
