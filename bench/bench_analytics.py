@@ -31,7 +31,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_console import bulk_load  # noqa: E402
-from terminal.hq import analytics, day_reports, points_reports  # noqa: E402
+from terminal.hq import (  # noqa: E402
+    analytics,
+    analytics_sql,
+    day_reports,
+    points_reports,
+    rollup,
+)
 from terminal.hq.analytics import Period  # noqa: E402
 from terminal.hq.database import open_hq_database, snapshot  # noqa: E402
 from terminal.hq.models import HQ_MODELS  # noqa: E402
@@ -124,6 +130,45 @@ def populate(db: Any, members: int, per_member: int) -> None:
     print(f"  {'vacuum analyze':<14} {time.perf_counter() - started:6.1f} s", flush=True)
 
 
+def add_minute(db: Any, members: int, base: int, sales: int = 1_000, refunds: int = 10) -> None:
+    """A busy minute after the history, written as the collectors write (the roll-up's queue
+    triggers on): ``sales`` member sales with a line, an earn entry and an applied event each,
+    and ``refunds`` whole refunds of sales from the history (their members are recomputed)."""
+    at = T0_US + SPAN_US
+    with db.atomic():
+        db.execute_sql(f"""INSERT INTO sale (id, seq, member_id, wall_us, trusted, tender,
+            list_fen, discount_fen, deduction_fen, paid_fen, points_earned, points_redeemed,
+            earn_entry, redeem_entry, tier, operator, detail)
+            SELECT 'n{base}-' || s, {base} + 2 * s, 'm' || lpad((1 + mod(s * 7, {members}))::text,
+                   9, '0'), {at} + s * 60000, true, 'cash', 3000, 0, 0, 3000, 30, 0,
+                   'n{base}-e' || s, NULL, 'member', '', '{{}}'
+            FROM generate_series(1::bigint, {sales}) AS s""")
+        db.execute_sql(f"""INSERT INTO sale_line (sale_id, line_no, sku, name, category, qty,
+            price_fen, list_fen, paid_fen)
+            SELECT 'n{base}-' || s, 1, 'SKU1', '商品1', 'C1', 1, 3000, 3000, 3000
+            FROM generate_series(1::bigint, {sales}) AS s""")
+        db.execute_sql(f"""INSERT INTO ledger_entry (id, seq, member_id, kind, points,
+            debt_delta, sale_id, reverses, reason, operator, wall_us, trusted)
+            SELECT 'n{base}-e' || s, {base} + 2 * s - 1,
+                   'm' || lpad((1 + mod(s * 7, {members}))::text, 9, '0'), 'earn', 30, 0,
+                   'n{base}-' || s, NULL, '', '', {at} + s * 60000, true
+            FROM generate_series(1::bigint, {sales}) AS s""")
+        db.execute_sql(f"""INSERT INTO applied_event (id, store, terminal, seq, epoch, kind,
+            wall_us, applied_us, outcome, detail, points_in, points_out, first_seq, last_seq)
+            SELECT 'n{base}-a' || s, 'S' || lpad((1 + mod(s, 100))::text, 3, '0'), 'T01', s, 1,
+                   'sale', {at} + s * 60000, {at} + s * 60000, 'applied', '', 30, 0,
+                   {base} + 2 * s - 1, {base} + 2 * s
+            FROM generate_series(1::bigint, {sales}) AS s""")
+        db.execute_sql(f"""INSERT INTO refund (id, seq, sale_id, kind, wall_us, trusted,
+            refunded_fen, points_reversed, points_restored, operator)
+            SELECT 'n{base}-r' || s, {base} + 2 * {sales} + s, 's' || (s * 1013), 'void',
+                   {at} + s * 60000, true, 1000 * (1 + mod(s * 1013, 40)), 0, 0, ''
+            FROM generate_series(1::bigint, {refunds}) AS s""")
+        db.execute_sql(f"""INSERT INTO refund_line (refund_id, line_no, qty, fen)
+            SELECT 'n{base}-r' || s, 1, 2, 1000 * (1 + mod(s * 1013, 40))
+            FROM generate_series(1::bigint, {refunds}) AS s""")
+
+
 def timed(db: Any, work: Callable[[], Any]) -> tuple[float, int, Any]:
     """The median of RUNS runs of ``work`` in one snapshot each (one run when it takes over
     10 s), seconds, the runs, and its result."""
@@ -158,12 +203,38 @@ def main() -> int:
               f"{members * k // 2:,} member sales over two years", flush=True)
         with db.bind_ctx(MODELS + HQ_MODELS):
             populate(db, members, k)
+        started = time.perf_counter()
+        built = rollup.catch_up(db, rules.zone)
+        print(f"  {'roll-ups built':<14} {time.perf_counter() - started:6.1f} s "
+              f"({built.members:,} members, {built.entries:,} entry groups)", flush=True)
+        started = time.perf_counter()
+        db.execute_sql("ANALYZE " + ", ".join(rollup.TABLES))
+        print(f"  {'analyze them':<14} {time.perf_counter() - started:6.1f} s", flush=True)
+        catch_ups = []
+        for minute in range(3):
+            add_minute(db, members, 2 * members * k + 1_000_000 * (minute + 1))
+            started = time.perf_counter()
+            caught = rollup.catch_up(db, rules.zone)
+            catch_ups.append(time.perf_counter() - started)
+        idle = []
+        for _ in range(3):
+            started = time.perf_counter()
+            rollup.catch_up(db, rules.zone)
+            idle.append(time.perf_counter() - started)
+        print(f"  catch-up after a minute of 1,000 sales and 10 refunds: "
+              f"{', '.join(f'{t:.2f}' for t in catch_ups)} s ({caught.members:,} members); "
+              f"with nothing new: {statistics.median(idle) * 1000:.0f} ms", flush=True)
         month = Period(date(2026, 10, 1), date(2026, 11, 1), rules.zone)
         year = Period(date(2025, 11, 1), date(2026, 11, 1), rules.zone)
         work: dict[str, Callable[[], Any]] = {
             "report analytics, chain, a month": lambda: analytics.analytics(rules, month),
             "report analytics, one store, a month": lambda: analytics.analytics(
                 rules, month, "S001"),
+            "  member figures (chain)": lambda: analytics.buyers(month),
+            "  top products and categories": lambda: [analytics_sql.rolled_top_sold(
+                db, month.start_day, month.end_day, None, by, 10) for by in ("sku", "category")],
+            "  tiers and new members": lambda: (analytics.tiers(rules, None),
+                                                analytics._members(None).count()),
             "dormant members list (chain)": lambda: analytics.dormant_members(month, None, 90),
             "near next tier list (chain)": lambda: analytics.near_tier(rules, month, None),
             "report points, a year by month": lambda: points_reports.points_flow(

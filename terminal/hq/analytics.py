@@ -254,18 +254,25 @@ def rates(period: Period, store: str | None = None, dormant_days: int = 90) -> d
 
 
 def analytics(rules: Rules, period: Period, store: str | None = None, dormant_days: int = 90,
-              thresholds: Thresholds = Thresholds()) -> dict[str, Any]:
+              thresholds: Thresholds = Thresholds(), rolled: bool = True) -> dict[str, Any]:
     """The analytics of the period (run with the models bound to HQ's database): a few
-    aggregate queries (:mod:`terminal.hq.analytics_sql`), nothing per sale in Python."""
+    aggregate queries of the roll-ups (caught up by the caller: terminal.hq.rollup), or with
+    ``rolled=False`` of the ledger itself (:mod:`terminal.hq.analytics_sql`); nothing per sale
+    in Python."""
     db = Sale._meta.database
-    found = buyers(period, store, dormant_days, thresholds)
+    found = buyers(period, store, dormant_days, thresholds, rolled)
     near = Counter(following for _, following, _ in near_tier(rules, period, store))
+
+    def top(by: str) -> list[tuple[Any, ...]]:
+        if rolled:
+            return analytics_sql.rolled_top_sold(db, period.start_day, period.end_day, store,
+                                                  by, TOP)
+        return analytics_sql.top_sold(db, period.start_us, period.end_us, store, by, TOP)
+
     top_products = [{"sku": sku, "name": name, "qty": int(qty), "paid_fen": int(fen)}
-                    for sku, name, qty, fen in analytics_sql.top_sold(
-                        db, period.start_us, period.end_us, store, "sku", TOP)]
+                    for sku, name, qty, fen in top("sku")]
     top_categories = [{"category": category, "qty": int(qty), "paid_fen": int(fen)}
-                      for category, qty, fen in analytics_sql.top_sold(
-                          db, period.start_us, period.end_us, store, "category", TOP)]
+                      for category, qty, fen in top("category")]
     return {
         "from": period.start.isoformat(), "to": period.end.isoformat(), "store": store,
         "zone": period.zone.key, "dormant_days": dormant_days,

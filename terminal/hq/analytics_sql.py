@@ -315,3 +315,19 @@ def rolled_dormant(db: Database, store: str | None, cut_day: int, end_day: int
         ORDER BY 2, 1"""
     return db.execute_sql(sql, [key, cut_day, *last_params, end_day, key, end_day, cut_day,
                                 *params, cut_day, end_day]).fetchall()
+
+
+def rolled_top_sold(db: Database, start_day: int, end_day: int, store: str | None, by: str,
+                    top: int) -> list[tuple[Any, ...]]:
+    """:func:`top_sold` from ``agg_sku_day``."""
+    p = db.param
+    key, fen_column = ("sku, MIN(name)", 4) if by == "sku" else ("category", 3)
+    params: list[Any] = [start_day, end_day]
+    at_store = ""
+    if store is not None:
+        at_store = f" AND store = {p}"
+        params.append(store)
+    sql = f"""SELECT {key}, SUM(qty), SUM(fen) FROM agg_sku_day
+        WHERE day >= {p} AND day < {p}{at_store}
+        GROUP BY 1 ORDER BY {fen_column} DESC, 1 LIMIT {int(top)}"""
+    return db.execute_sql(sql, params).fetchall()

@@ -29,8 +29,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
+import time as clock
 from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -39,11 +40,15 @@ from peewee import Database, PostgresqlDatabase
 from terminal.hq.analytics_sql import day_expression
 from terminal.hq.entry_stores import HQ
 from terminal.loyalty import ledger
+from terminal.loyalty.clock import to_micros
 
 log = logging.getLogger(__name__)
 _PG_ROLLUP_LOCK = 0x726F6C6C  # "roll": one catch-up at a time
-TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day")
+TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day", "agg_sku_day")
+# What the roll-ups hold; a database rolled up by another version is rolled up again.
+VERSION = "2"
 SETTLING = (ledger.REDEEM, ledger.RESTORE)
+EPOCH = date(1970, 1, 1)  # day 0 of the roll-ups' local days
 
 
 def store_of(column: str) -> str:
@@ -102,11 +107,12 @@ def _set_state(db: Database, key: str, value: str) -> None:
 
 def _run(db: Database, zone: ZoneInfo, postgres: bool) -> Caught:
     state = _state(db)
-    rebuild = state.get("zone") != zone.key
+    rebuild = (state.get("zone"), state.get("version")) != (zone.key, VERSION)
     if rebuild:
         for table in TABLES:
             db.execute_sql(f"DELETE FROM {table}")
         _set_state(db, "zone", zone.key)
+        _set_state(db, "version", VERSION)
     if postgres:
         rows = db.execute_sql("DELETE FROM agg_queue RETURNING first_seq, last_seq").fetchall()
         spans = [(0, 2**62)] if rebuild else _merge([(int(a), int(b)) for a, b in rows])
@@ -122,6 +128,7 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool) -> Caught:
     p = db.param
     for low, high in spans:
         db.execute_sql(f"INSERT INTO agg_span (lo, hi) VALUES ({p}, {p})", (low, high))
+    _analyze(db, postgres, "agg_span")
     bounds = db.execute_sql(
         "SELECT MIN(w), MAX(w) FROM ("
         "SELECT MIN(s.wall_us) AS w FROM sale s JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi"
@@ -131,7 +138,7 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool) -> Caught:
         "JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi "
         " UNION ALL SELECT MAX(e.wall_us) FROM ledger_entry e "
         "JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi) x").fetchone()
-    members = _members(db, zone)
+    members = _members(db, zone, postgres)
     entries = 0
     if bounds[0] is not None:
         entries = _entries(db, zone, int(bounds[0]), int(bounds[1]))
@@ -144,26 +151,44 @@ def _temporary(db: Database, postgres: bool) -> None:
     extra = " ON COMMIT DROP" if postgres else ""
     db.execute_sql(f"CREATE TEMPORARY TABLE agg_span (lo BIGINT, hi BIGINT){extra}")
     db.execute_sql(f"CREATE TEMPORARY TABLE agg_dirty (member TEXT PRIMARY KEY){extra}")
+    db.execute_sql("CREATE TEMPORARY TABLE agg_touched (id TEXT PRIMARY KEY, member TEXT, "
+                   f"wall_us BIGINT){extra}")
+    db.execute_sql("CREATE TEMPORARY TABLE agg_days (day INTEGER PRIMARY KEY, lo BIGINT, "
+                   f"hi BIGINT){extra}")
+    db.execute_sql(f"CREATE TEMPORARY TABLE agg_whole (id TEXT PRIMARY KEY){extra}")
     db.execute_sql("CREATE TEMPORARY TABLE agg_sales (member TEXT, store TEXT, day INTEGER, "
                    f"wall_us BIGINT, net BIGINT){extra}")
 
 
 def _drop(db: Database) -> None:
-    for table in ("agg_span", "agg_dirty", "agg_sales"):
+    for table in ("agg_span", "agg_dirty", "agg_sales", "agg_touched", "agg_days", "agg_whole"):
         db.execute_sql(f"DROP TABLE IF EXISTS {table}")
 
 
-def _members(db: Database, zone: ZoneInfo) -> int:
-    """Recompute the roll-up rows of the members whose sales or refunds are new."""
+def _analyze(db: Database, postgres: bool, table: str) -> None:
+    """PostgreSQL: the temporary table's statistics, so a few spans or members are joined
+    through the indexes (unanalyzed, the planner guesses thousands of rows and scans)."""
+    if postgres:
+        db.execute_sql(f"ANALYZE {table}")
+
+
+def _members(db: Database, zone: ZoneInfo, postgres: bool) -> int:
+    """Recompute the roll-up rows of the members whose sales or refunds are new, and of the
+    days of those sales by product."""
     sql = db.execute_sql
-    sql("""INSERT INTO agg_dirty (member)
-        SELECT s.member_id FROM sale s JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi
-        WHERE s.member_id IS NOT NULL
-        UNION SELECT s.member_id FROM refund r JOIN agg_span sp ON r.seq BETWEEN sp.lo AND sp.hi
+    sql("""INSERT INTO agg_touched (id, member, wall_us)
+        SELECT s.id, s.member_id, s.wall_us FROM sale s
+        JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi WHERE s.member_id IS NOT NULL
+        UNION SELECT s.id, s.member_id, s.wall_us FROM refund r
+        JOIN agg_span sp ON r.seq BETWEEN sp.lo AND sp.hi
         JOIN sale s ON s.id = r.sale_id WHERE s.member_id IS NOT NULL""")
+    sql("INSERT INTO agg_dirty (member) SELECT DISTINCT member FROM agg_touched")
     count = int(sql("SELECT COUNT(*) FROM agg_dirty").fetchone()[0])
     if not count:
         return 0
+    _analyze(db, postgres, "agg_touched")
+    _analyze(db, postgres, "agg_dirty")
+    _products(db, zone, postgres)
     low, high = sql("SELECT MIN(s.wall_us), MAX(s.wall_us) FROM sale s "
                     "JOIN agg_dirty d ON d.member = s.member_id").fetchone()
     day = day_expression(zone, int(low), int(high), "s.wall_us")
@@ -180,6 +205,7 @@ def _members(db: Database, zone: ZoneInfo) -> int:
         WHERE b.sale_id IS NULL OR b.qty <= 0
               OR b.qty < COALESCE((SELECT SUM(sl.qty) FROM sale_line sl WHERE sl.sale_id = s.id),
                                   b.qty + 1)""")
+    _analyze(db, postgres, "agg_sales")
     for table in ("agg_member_day", "agg_member"):
         sql(f"DELETE FROM {table} WHERE member IN (SELECT member FROM agg_dirty)")
     sql("""INSERT INTO agg_member_day (member, store, day, fen, last_us)
@@ -191,6 +217,38 @@ def _members(db: Database, zone: ZoneInfo) -> int:
         UNION ALL SELECT member, '', MIN(day), MAX(day), MAX(wall_us) FROM agg_sales
         GROUP BY member""")
     return count
+
+
+def _products(db: Database, zone: ZoneInfo, postgres: bool) -> None:
+    """Compute again the product rows of the days of the touched sales (new, or with a new
+    refund): every counted member sale of those days, as analytics_sql.top_sold counts it."""
+    sql, p = db.execute_sql, db.param
+    low, high = sql("SELECT MIN(wall_us), MAX(wall_us) FROM agg_touched").fetchone()
+    day = day_expression(zone, int(low), int(high), "wall_us")
+    for (number,) in sql(f"SELECT DISTINCT {day} FROM agg_touched").fetchall():
+        first = EPOCH + timedelta(days=int(number))
+        lo = to_micros(datetime.combine(first, time(), zone))
+        hi = to_micros(datetime.combine(first + timedelta(days=1), time(), zone))
+        sql(f"INSERT INTO agg_days (day, lo, hi) VALUES ({p}, {p}, {p})", (int(number), lo, hi))
+    _analyze(db, postgres, "agg_days")
+    in_days = "JOIN agg_days d ON s.wall_us >= d.lo AND s.wall_us < d.hi"
+    sql(f"""INSERT INTO agg_whole (id)
+        SELECT r.sale_id FROM refund r JOIN refund_line rl ON rl.refund_id = r.id
+        JOIN sale s ON s.id = r.sale_id {in_days} WHERE s.member_id IS NOT NULL
+        GROUP BY r.sale_id HAVING SUM(rl.qty) > 0
+        AND SUM(rl.qty) >= (SELECT SUM(sl.qty) FROM sale_line sl WHERE sl.sale_id = r.sale_id)""")
+    sql("DELETE FROM agg_sku_day WHERE day IN (SELECT day FROM agg_days)")
+    sql(f"""INSERT INTO agg_sku_day (day, store, sku, category, name, qty, fen)
+        SELECT d.day, {store_of("s.seq")}, sl.sku, sl.category, MIN(sl.name),
+               SUM(sl.qty - COALESCE(b.qty, 0)), SUM(sl.paid_fen - COALESCE(b.fen, 0))
+        FROM sale s {in_days} JOIN sale_line sl ON sl.sale_id = s.id
+        LEFT JOIN (SELECT r.sale_id, rl.line_no, SUM(rl.qty) AS qty, SUM(rl.fen) AS fen
+                   FROM refund r JOIN refund_line rl ON rl.refund_id = r.id
+                   JOIN sale s ON s.id = r.sale_id {in_days}
+                   GROUP BY r.sale_id, rl.line_no) b
+               ON b.sale_id = sl.sale_id AND b.line_no = sl.line_no
+        WHERE s.member_id IS NOT NULL AND s.id NOT IN (SELECT id FROM agg_whole)
+        GROUP BY 1, 2, 3, 4""")
 
 
 def _entries(db: Database, zone: ZoneInfo, low: int, high: int) -> int:
@@ -238,15 +296,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         while True:
-            started = time.monotonic()
+            started = clock.monotonic()
             caught = catch_up(db, rules.zone)
             if caught.spans:
                 log.info("rolled up %d spans: %d members, %d entry groups%s in %.2f s",
                          caught.spans, caught.members, caught.entries,
-                         " (rebuilt)" if caught.rebuilt else "", time.monotonic() - started)
+                         " (rebuilt)" if caught.rebuilt else "", clock.monotonic() - started)
             if args.every <= 0:
                 return 0
-            time.sleep(args.every)
+            clock.sleep(args.every)
     except KeyboardInterrupt:
         return 0
     finally:

@@ -132,9 +132,9 @@ class Writer:
                         tender="cash", list_fen=paid, discount_fen=0, deduction_fen=0,
                         paid_fen=paid, points_earned=paid // 100, points_redeemed=0)
             for number, (qty, price) in enumerate(lines, 1):
-                SaleLine.create(sale=sale, line_no=number, sku=f"SKU{price % 7}", name="x",
-                                category="c", qty=qty, price_fen=price, list_fen=qty * price,
-                                paid_fen=qty * price)
+                SaleLine.create(sale=sale, line_no=number, sku=f"SKU{price % 7}",
+                                name=f"商品{price}{store}", category=f"C{qty % 2}", qty=qty,
+                                price_fen=price, list_fen=qty * price, paid_fen=qty * price)
             if member is not None and paid >= 100:
                 self._lot(member, self.entry(member, ledger.EARN, paid // 100, at_us, sale),
                           paid // 100, at_us)
@@ -233,8 +233,9 @@ def compare(db: Database) -> None:
         for (start, end), store in itertools.product(PERIODS, (None, *STORES)):
             period = Period(start, end, ZONE_RULES.zone)
             for days in (1, 14, 90):
-                assert analytics.buyers(period, store, days, thresholds) == analytics.buyers(
-                    period, store, days, thresholds, rolled=False), (start, end, store, days)
+                assert analytics.analytics(ZONE_RULES, period, store, days, thresholds) == \
+                    analytics.analytics(ZONE_RULES, period, store, days, thresholds,
+                                        rolled=False), (start, end, store, days)
                 assert analytics.dormant_members(period, store, days) == \
                     analytics.dormant_members(period, store, days, rolled=False)
         for start, end in PERIODS:
