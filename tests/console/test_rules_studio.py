@@ -16,6 +16,7 @@ from terminal.hq.console.roles import Principal
 from terminal.hq.console.rules_pages import Studio
 from terminal.hq.member_ops.publish import Signer
 from terminal.hq.rules_studio import releases
+from terminal.hq.rules_studio.jobs import Job
 from terminal.hq.rules_studio.models import BacktestJob
 from terminal.protocol import bundle
 from tests.console.rules_studio import IN_FORCE_TEXT, studio_app, studio_of
@@ -94,6 +95,20 @@ def test_a_backtest_runs_as_a_job_to_its_figures(chain) -> None:
         assert again.status_code == 200 and "校验通过" in again.text
         assert re.findall(r"<td>(\d+)</td>", again.text) == re.findall(r"<td>(\d+)</td>",
                                                                         page.text)
+
+
+def test_a_running_backtest_says_how_many_events_it_has_replayed(chain) -> None:
+    studio = studio_of(chain)
+    job = Job("e" * 32, "mkt", 30, TRIPLE, "replaying", done=41_000, total=110_034)
+    studio.jobs.jobs[job.id] = job  # as the job's thread leaves it midway
+    with client(chain, studio) as c:
+        login(c, "mkt")
+        page = c.get(f"/rules/backtests/{job.id}", headers={"hx-request": "true"})
+        assert "正在重放 41,000 / 110,034 个事件（37%）" in page.text
+        assert 'value="37"' in page.text and "hx-trigger" in page.text
+        c.get("/lang/en?next=/rules")
+        page = c.get(f"/rules/backtests/{job.id}", headers={"hx-request": "true"})
+        assert "Replaying 41,000 / 110,034 events (37%)" in page.text
 
 
 def test_a_backtest_no_console_runs_any_more_shows_as_interrupted(chain) -> None:

@@ -3,7 +3,7 @@ part replayed alone (and in real worker processes), the parts added up."""
 
 from __future__ import annotations
 
-from terminal.hq.rules_studio.backtest import most_affected, side
+from terminal.hq.rules_studio.backtest import backtest, most_affected, side
 from terminal.hq.rules_studio.parallel import merge, partition, replay_both, replay_pair
 from terminal.hq.rules_studio.validate import validate
 from tests.rules_studio.edits import BASE, edited
@@ -36,3 +36,23 @@ def test_worker_processes_give_the_same_numbers() -> None:
     made = history(200, 3, seed=3)
     assert _report(replay_both(made, IN_FORCE, TRIPLED, 2, min_events=0), made) \
         == _report(replay_pair(made, IN_FORCE, TRIPLED), made)
+
+
+def test_progress_counts_each_event_once_under_each_rule_set() -> None:
+    """Told from the worker processes too: twice the window's events in all."""
+    made = history(1_500, 3, seed=5)
+    for workers in (1, 2):
+        told: list[int] = []
+        replay_both(made, IN_FORCE, TRIPLED, workers, min_events=0, tick=told.append)
+        assert sum(told) == 2 * len(made.events) and all(n > 0 for n in told)
+
+
+def test_a_backtest_reports_events_replayed_up_to_the_window() -> None:
+    made = history(1_500, 3, seed=5)
+    seen: list[tuple[str, int, int]] = []
+    backtest(made, IN_FORCE, TRIPLED, lambda *report: seen.append(report), workers=1)
+    done = [d for _, d, _ in seen]
+    assert {step for step, _, _ in seen} == {"replaying"}
+    assert {total for _, _, total in seen} == {len(made.events)}
+    assert done[0] == 0 and done[-1] == len(made.events) and done == sorted(done)
+    assert len(done) > 3  # along the way, not only at the ends

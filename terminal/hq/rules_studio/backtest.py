@@ -81,14 +81,27 @@ def most_affected(in_force: Replayed, candidate: Replayed, homes: dict[str, str]
     return [row[3] for row in rows[:MOST_AFFECTED]]
 
 
+Progress = Callable[[str, int, int], None]  # (step, events done, events in all)
+
+
 def backtest(history: History, in_force: Rules, candidate: Rules,
-             progress: Callable[[str], None] = lambda step: None,
+             progress: Progress = lambda step, done, total: None,
              workers: int | None = None) -> dict[str, Any]:
     """``workers`` processes replay parts of the members (:mod:`parallel`; default: one per
-    CPU, one for a small window); the figures do not depend on it."""
-    progress("in_force")
-    old, new = replay_both(history, in_force, candidate, workers)
-    progress("candidate")
+    CPU, one for a small window); the figures do not depend on it. ``progress`` is told
+    ``("replaying", done, total)`` as the window's events are replayed: an event counts half
+    once the rules in force have replayed it and whole once the candidate has too, so ``done``
+    runs from 0 to the window's events as the work does."""
+    total = len(history.events)
+    replays = 0
+
+    def tick(events: int) -> None:
+        nonlocal replays
+        replays += events
+        progress("replaying", replays // 2, total)
+
+    progress("replaying", 0, total)
+    old, new = replay_both(history, in_force, candidate, workers, tick=tick)
     tier_changes = sorted(member for member in old.tier_end
                           if old.tier_end[member] != new.tier_end.get(member))
     change_fen = (liability_fen(new.chain.liability_end, candidate)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,7 +14,7 @@ from peewee import Database
 
 from terminal.hq.database import open_hq_database
 from terminal.hq.models import HQ_MODELS
-from terminal.hq.rules_studio.backtest import backtest
+from terminal.hq.rules_studio.backtest import Progress, backtest
 from terminal.hq.rules_studio.history import load_history
 from terminal.hq.rules_studio.models import BacktestJob
 from terminal.loyalty.clock import to_micros
@@ -23,13 +22,13 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.binding import bound
 from terminal.loyalty.store.models import MODELS
 
-STEPS = ("reading", "in_force", "candidate", "done")  # a job's progress, in order
+STEPS = ("reading", "replaying", "done")  # a job's steps, in order
 
 
 def run_backtest(db_url: str, in_force: Rules, candidate: Rules, days: int,
                  until: datetime | None = None,
-                 progress: Callable[[str], None] = lambda step: None) -> dict[str, Any]:
-    progress("reading")
+                 progress: Progress = lambda step, done, total: None) -> dict[str, Any]:
+    progress("reading", 0, 0)
     db = open_hq_database(db_url, migrate=False)
     try:
         with db.bind_ctx(MODELS + HQ_MODELS):
@@ -37,7 +36,7 @@ def run_backtest(db_url: str, in_force: Rules, candidate: Rules, days: int,
     finally:
         db.close()
     result = backtest(history, in_force, candidate, progress)
-    progress("done")
+    progress("done", len(history.events), len(history.events))
     return result
 
 
@@ -51,10 +50,14 @@ class Job:
     result: dict[str, Any] | None = None
     error: str = ""
     ended: threading.Event = field(default_factory=threading.Event)
+    done: int = 0  # events replayed (backtest.backtest counts them), kept in memory only
+    total: int = 0  # the window's events, once read
 
     @property
     def percent(self) -> int:
-        return 0 if self.step == "queued" else (STEPS.index(self.step) + 1) * 100 // len(STEPS)
+        if self.step == "done":
+            return 100
+        return self.done * 100 // self.total if self.step == "replaying" and self.total else 0
 
     @property
     def finished(self) -> bool:
@@ -84,9 +87,11 @@ class Jobs:
         try:
             _keep(db, job, started=True)
 
-            def step(name: str) -> None:
-                job.step = name
-                _keep(db, job)
+            def step(name: str, done: int, total: int) -> None:
+                job.done, job.total = done, total
+                if name != job.step:  # the table keeps the step; the count is the page's
+                    job.step = name
+                    _keep(db, job)
             try:
                 job.result = run_backtest(self.db_url, in_force, candidate, job.days, None,
                                           step)

@@ -16,17 +16,18 @@ import multiprocessing
 import os
 import zlib
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import fields, replace
 from typing import Any
 
 from terminal.hq.rules_studio.history import History, RefundEvent, SaleEvent
-from terminal.hq.rules_studio.replay import Figures, Replay, Replayed
+from terminal.hq.rules_studio.replay import Figures, Replay, Replayed, Tick
 from terminal.loyalty.rules import Rules
 
 # Below this many events a pool costs more than it saves (starting a process imports the
 # engine: about half a second here).
 MIN_PARALLEL_EVENTS = 20_000
+REPORT_EVERY = 0.5  # seconds between two reports of the workers' progress
 
 
 def default_workers() -> int:
@@ -73,17 +74,30 @@ def partition(history: History, parts: int) -> list[History]:
         for n in range(parts)]
 
 
-def replay_pair(history: History, in_force: Rules,
-                candidate: Rules) -> tuple[Replayed, Replayed]:
+def replay_pair(history: History, in_force: Rules, candidate: Rules,
+                tick: Tick | None = None) -> tuple[Replayed, Replayed]:
     """In one process: the rules in force, then the candidate (which keeps the overdrafts the
-    in-force run found: :class:`Replay`)."""
-    old = Replay(history, in_force).run()
-    new = Replay(history, candidate, overdrafts=old.overdrafts).run()
+    in-force run found: :class:`Replay`); ``tick`` counts the events each replays."""
+    old = Replay(history, in_force).run(tick)
+    new = Replay(history, candidate, overdrafts=old.overdrafts).run(tick)
     return old, new
 
 
+_replayed: Any = None  # a worker's share of the count of events replayed (a shared integer)
+
+
+def _share(counter: Any) -> None:
+    global _replayed
+    _replayed = counter
+
+
+def _count(events: int) -> None:
+    with _replayed.get_lock():
+        _replayed.value += events
+
+
 def _work(args: tuple[History, Rules, Rules]) -> tuple[Replayed, Replayed]:
-    return replay_pair(*args)
+    return replay_pair(*args, tick=_count if _replayed is not None else None)
 
 
 def merge(parts: list[Replayed]) -> Replayed:
@@ -108,17 +122,30 @@ def merge(parts: list[Replayed]) -> Replayed:
 
 
 def replay_both(history: History, in_force: Rules, candidate: Rules,
-                workers: int | None = None, *,
-                min_events: int = MIN_PARALLEL_EVENTS) -> tuple[Replayed, Replayed]:
+                workers: int | None = None, *, min_events: int = MIN_PARALLEL_EVENTS,
+                tick: Tick | None = None) -> tuple[Replayed, Replayed]:
     """Both replays, over ``workers`` processes (default: the CPUs this process may use; one
-    for a window of fewer than ``min_events``)."""
+    for a window of fewer than ``min_events``). ``tick(n)``: n more events replayed, under
+    either rule set (twice the window's events in all), told in this process and thread."""
     workers = default_workers() if workers is None else workers
     if workers <= 1 or len(history.events) < min_events:
-        return replay_pair(history, in_force, candidate)
+        return replay_pair(history, in_force, candidate, tick)
     parts = partition(history, workers)
     # spawn, not fork: the console runs threads (its server, its database), and a forked
     # child of a threaded process may inherit a lock some other thread held.
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        results = list(pool.map(_work, [(part, in_force, candidate) for part in parts]))
+    counter = context.Value("q", 0)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_share,
+                             initargs=(counter,)) as pool:
+        futures = [pool.submit(_work, (part, in_force, candidate)) for part in parts]
+        told = 0
+        while True:
+            done, pending = wait(futures, REPORT_EVERY, FIRST_EXCEPTION)
+            if tick is not None and counter.value > told:
+                now = counter.value
+                tick(now - told)
+                told = now
+            if not pending or any(f.exception() is not None for f in done):
+                break
+        results = [future.result() for future in futures]
     return merge([old for old, _ in results]), merge([new for _, new in results])

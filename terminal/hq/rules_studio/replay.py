@@ -15,6 +15,7 @@ the same numbers.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 
@@ -60,6 +61,8 @@ class Replayed:
     overdrafts: dict[str, int] = field(default_factory=dict)
 
 
+TICK = 2_000  # events replayed between two reports of progress
+Tick = Callable[[int], None]
 NEVER = datetime.max.replace(tzinfo=UTC)  # the expiry floor of a member whose lots never expire
 
 
@@ -177,8 +180,12 @@ class Replay:
 
     # -- events ----------------------------------------------------------------------------
 
-    def run(self) -> Replayed:
-        for event in self.history.events:
+    def run(self, tick: Tick | None = None) -> Replayed:
+        """Replay every event; ``tick(n)`` is told of each ``TICK`` events replayed (and of
+        the rest at the end), for a job's progress."""
+        for number, event in enumerate(self.history.events, 1):
+            if tick is not None and number % TICK == 0:
+                tick(TICK)
             if isinstance(event, SaleEvent):
                 self.sale(event)
             elif isinstance(event, RefundEvent):
@@ -187,6 +194,8 @@ class Replay:
                 self.exchange(event)
             else:
                 self.entry(event)
+        if tick is not None and len(self.history.events) % TICK:
+            tick(len(self.history.events) % TICK)
         self.close()
         return self.out
 
