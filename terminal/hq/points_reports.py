@@ -200,9 +200,13 @@ def settlement(rules: Rules, period: Period, rolled: bool = True) -> dict[str, A
     for issued, redeemed, points in db.execute_sql(query, params).fetchall():
         matrix[issued][redeemed] -= int(points)
     fen = fen_of(rules)
-    owners = sorted(set(matrix) | {b for row in matrix.values() for b in row})
+    # Cells that cancel out (a redemption and its restore in the period) are left out, and
+    # with them a store that has no other.
+    owners = sorted({a for a, row in matrix.items() if any(row.values())}
+                    | {b for row in matrix.values() for b, points in row.items() if points})
     cells = {a: {b: {"points": matrix[a][b], "fen": fen(matrix[a][b])}
-                 for b in owners if matrix[a].get(b)} for a in owners if a in matrix}
+                 for b in owners if matrix[a].get(b)}
+             for a in owners if any(matrix[a].values())}
     net = {}
     for owner in owners:
         owed = [cells[a][owner] for a in cells if a != owner and owner in cells[a]]

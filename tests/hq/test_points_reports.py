@@ -222,3 +222,39 @@ def test_the_text_output_is_chinese_first(
     assert lines[-1].split() == ["全部", "all", "30", "天内", "days", "150", "(150),", "60",
                                  "天内", "days", "200", "(200),", "90", "天内", "days", "300",
                                  "(300)"]
+
+
+def build_restored(chain: Recorded) -> None:
+    """A redeems 500 points of S001's lots at S002 on 11 September; S002 refunds that sale on
+    3 October, which restores the 500 points to the lots they came from (and reverses the 45
+    points the sale earned at S002)."""
+    chain.register("S001", A, at(8, 20, 2))
+    chain.sell("S001", A, at(8, 31, 2), line(RICE, 12))
+    sale = chain.redeem("S002", A, at(9, 11, 2), 500)
+    chain.refund("S002", sale, at(10, 3, 2))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def restored_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    yield built_chain(request, tmp_path, Recorded, build_restored)[0]
+
+
+def test_a_restore_settles_back_where_the_redemption_settled(
+    restored_db: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A restore is a negative redemption in the matrix: in the period of the refund, the lot's
+    store (S001) is owed back by the store that refunded (S002); over both periods they cancel."""
+    def settle(start: str, end: str) -> dict:
+        return run(capsys, "settlement", "--db", restored_db, "--from", start, "--to", end)
+
+    september = settle("2026-09-01", "2026-10-01")
+    assert september["matrix"] == {"S001": {"S002": {"points": 500, "fen": 500}}}
+    october = settle("2026-10-01", "2026-11-01")
+    assert october["matrix"] == {"S001": {"S002": {"points": -500, "fen": -500}}}
+    assert october["net"] == {"S001": {"points": 500, "fen": 500},
+                              "S002": {"points": -500, "fen": -500}}
+    both = settle("2026-09-01", "2026-11-01")
+    assert (both["matrix"], both["net"]) == ({}, {})
+    flow = run(capsys, "points", "--db", restored_db, "--from", "2026-10-01", "--to",
+               "2026-11-01", "--by", "month")["periods"][0]
+    assert (flow["stores"]["S002"]["restored"], flow["stores"]["S002"]["reversed"]) == (500, 45)
