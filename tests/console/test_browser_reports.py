@@ -1,6 +1,8 @@
 """The report pages in Chromium: each page's charts drawn by ECharts from the figures the server
 sent (read back from the chart instances), the CSV link a real download, a store manager's
-pages scoped to its store, English selectable. Screenshots in var/test-artifacts/screenshots/."""
+pages scoped to its store, English selectable; on SQLite and on PostgreSQL (the pages read the
+roll-ups, kept by each engine's own means). Screenshots in var/test-artifacts/screenshots/,
+those of PostgreSQL's pages named ``...-postgresql``."""
 
 from __future__ import annotations
 
@@ -11,21 +13,26 @@ import pytest
 
 from tests.console.report_chain import PERIOD, report_app
 from tests.console.test_browser import signed_in
-from tests.support.browser import CHROMIUM, browser, serving, shot
+from tests.support.browser import CHROMIUM, browser, serving
+from tests.support.browser import shot as browser_shot
 
 pytestmark = [pytest.mark.slow,  # Chromium
               pytest.mark.skipif(not CHROMIUM.exists(),
                                  reason="Debian's chromium is missing: run scripts/setup.sh"),
-              # The pages read the same figures on both databases (test_reports): Chromium
-              # walks them on SQLite.
-              pytest.mark.parametrize("report_chain", ["sqlite"], indirect=True)]
+              pytest.mark.parametrize("report_chain", ["sqlite", "postgresql"], indirect=True)]
 QUERY = f"from={PERIOD['from']}&to={PERIOD['to']}"
+ENGINE = {"suffix": ""}  # the screenshots' suffix for the database the site in use reads
 
 
 @pytest.fixture(scope="module")
 def site(report_chain):
+    ENGINE["suffix"] = "-postgresql" if report_chain.url.startswith("postgresql") else ""
     with serving(report_app(report_chain, secure_cookies=False)) as url, browser() as chromium:
         yield url, chromium
+
+
+def shot(page, name: str) -> None:
+    browser_shot(page, name + ENGINE["suffix"])
 
 
 def charts(page, *names: str) -> dict[str, list]:
