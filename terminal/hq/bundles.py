@@ -1,9 +1,13 @@
 """`posterm-hq bundle build|push`.
 
 ``build RULES.toml`` checks the rules with the terminal's own engine, writes the canonical bundle
-(``-o``, default ``bundle-{scope}-v{N}.json``) and beside it ``.sig`` (base64 Ed25519 signature)
-and ``.delegation.json`` (the statement vouching for the signing key). ``push BUNDLE.json``
-verifies those three against ``root.pub`` and publishes them retained on ``{root}/bundles/{scope}``.
+(``-o``, default ``bundle-{scope}-v{N}.json``) and beside it ``.sig`` (base64 Ed25519 signature),
+``.delegation.json`` (the statement vouching for the signing key) and ``.rules.toml`` (the rules
+as written). ``push BUNDLE.json --db URL --as NAME`` verifies them against ``root.pub``, records
+the bundle in the rules studio's release history as the console user NAME (whose role must
+allow it, audited; :func:`terminal.hq.rules_studio.releases.record`) and publishes it retained
+on ``{root}/bundles/{scope}``, recording the outcome: a push by command is in the same history,
+version sequence and audit log as the studio's own releases.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     push = sub.add_parser("push", help="publish a built bundle, retained")
     push.add_argument("bundle", type=Path, help="the .json written by build")
     push.add_argument("--keys", type=Path, required=True, help="directory holding root.pub")
+    push.add_argument("--db", required=True,
+                      help="HQ's database: the push is recorded in the release history")
+    push.add_argument("--as", dest="actor", required=True,
+                      help="the console user pushing (marketing or admin to a store, admin "
+                           "to the chain)")
     add_broker_options(push, "posterm-hq-push")
     push.add_argument("--timeout", type=float, default=10.0)
 
@@ -155,6 +164,8 @@ def build(args: argparse.Namespace) -> int:
     output.write_bytes(raw)
     Path(f"{output}.sig").write_text(base64.b64encode(bundle.sign(raw, signing)).decode() + "\n")
     Path(f"{output}.delegation.json").write_bytes(delegation)
+    Path(f"{output}.rules.toml").write_text(args.rules.read_text(encoding="utf-8"),
+                                            encoding="utf-8")
     print(f"{output}: {scope} v{args.version}, {len(raw)} bytes, signed by "
           f"{bundle.key_id(signing.public_key())}")
     return 0
@@ -183,10 +194,23 @@ def push(args: argparse.Namespace) -> int:
     # What terminals will check, checked here first: signature, chain of trust, expiry.
     checked = bundle.verify_bundle(message, trust, {check_scope(_scope_of(args.bundle))}, 0,
                                    now, True)
-    topic = Topics(args.topic_root).bundle(checked.scope)
-    asyncio.run(publish_retained(mqtt_config(args, backoff_max=2.0), [(topic, message)],
-                                 args.timeout))
-    print(f"pushed {checked.scope} v{checked.version} to {topic} (retained)")
+    try:
+        rules_text = Path(f"{args.bundle}.rules.toml").read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BuildError(f"{args.bundle}.rules.toml (the rules as written, which build writes "
+                         f"beside the bundle): {exc.strerror}") from None
+    from terminal.hq.rules_studio.release_cli import push_built  # the studio imports this module
+
+    topics = Topics(args.topic_root)
+    config = mqtt_config(args, backoff_max=2.0)
+
+    async def publish(found: list[tuple[str, bytes]]) -> None:
+        await publish_retained(config, found, args.timeout)
+    if not push_built(args.db, args.actor, checked, message, rules_text, trust, topics,
+                      publish):
+        return 1
+    print(f"pushed {checked.scope} v{checked.version} to {topics.bundle(checked.scope)} "
+          f"(retained), recorded as release v{checked.version} by {args.actor}")
     return 0
 
 

@@ -98,9 +98,12 @@ def test_push_publishes_retained_and_terminals_verify(examples: Path, keys: Path
     out = tmp_path / "b.json"
     assert main(["bundle", "build", str(examples / "rules.toml"), "--scope", "chain",
                  "--version", "1", "--expires", "30d", "--keys", str(keys), "-o", str(out)]) == 0
-    hq = pki.client("hq")
+    hq, db = pki.client("hq"), str(tmp_path / "hq.db")
+    from tests.console.chain import add_user_at
+    add_user_at(db, "boss", "admin")  # the push is recorded as this console user's
     assert main(["bundle", "push", str(out), "--keys", str(keys), "--port", str(broker.port),
-                 "--ca", str(hq.ca), "--cert", str(hq.cert), "--key", str(hq.key)]) == 0
+                 "--ca", str(hq.ca), "--cert", str(hq.cert), "--key", str(hq.key),
+                 "--db", db, "--as", "boss"]) == 0
 
     async def terminal_receives() -> bytes:
         inbox = Inbox()

@@ -93,9 +93,15 @@ async def push(db: ConsoleDb, keys: Keys, topics: Topics, publish: Publish,
     """``step(*args, keys.signer)`` (stage, approve, rollback) in one transaction, then publish
     what it signed. Raises ReleaseError (a refused step changes nothing; a failed publish
     leaves the release ``failed``)."""
-    row = await made(db, step, *args, keys.signer)
+    return await published(db, keys.trust, topics, publish,
+                           await made(db, step, *args, keys.signer))
+
+
+async def published(db: ConsoleDb, trust: bundle.TrustStore, topics: Topics, publish: Publish,
+                    row: BundleRelease) -> BundleRelease:
+    """Publish a release made (``row``), recording the outcome."""
     try:
-        found = verified(row, keys.trust)
+        found = verified(row, trust)
         await publish([(topics.bundle(scope), message) for scope, message in found])
     except (bundle.BundleRejected, MqttError, TimeoutError, OSError) as exc:
         await db.run(mark_failed, row.version, str(exc) or type(exc).__name__)

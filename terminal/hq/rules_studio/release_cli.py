@@ -34,7 +34,8 @@ from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.roles import Forbidden, Principal
 from terminal.hq.mqtt_options import add_broker_options, mqtt_config
 from terminal.hq.rules_studio import releases, rollout
-from terminal.hq.rules_studio.pushing import Keys, push
+from terminal.hq.rules_studio.pushing import Keys, Publish, made, published, push
+from terminal.protocol import bundle
 from terminal.protocol.topics import Topics
 
 ACTIONS = ("stage", "approve", "rollback", "history", "policy")
@@ -113,6 +114,29 @@ async def _step(db: ConsoleDb, who: Principal, args: argparse.Namespace) -> Any:
         return await push(db, keys, topics, publish, step, who, content, args.store)
     step = releases.approve if args.action == "approve" else releases.rollback
     return await push(db, keys, topics, publish, step, who, args.version)
+
+
+def push_built(db_url: str, actor: str, built: bundle.Bundle, message: bytes, rules_text: str,
+               trust: bundle.TrustStore, topics: Topics, publish: Publish) -> bool:
+    """``posterm-hq bundle push``: record a built bundle as a release of ``actor``'s
+    (:func:`releases.record`), publish it and record the outcome; False (said on stderr) when
+    refused or not pushed."""
+    db = ConsoleDb(db_url)
+    try:
+        who = db.call(accounts.user_principal, actor, "cli")
+        if who is None:
+            raise releases.ReleaseError(f"--as {actor}: no such active console user")
+
+        async def step() -> Any:
+            row = await made(db, releases.record, who, built, message, rules_text)
+            return await published(db, trust, topics, publish, row)
+        asyncio.run(step())
+    except (releases.ReleaseError, Forbidden) as exc:
+        print(f"bundle push: {exc}", file=sys.stderr)
+        return False
+    finally:
+        db.close()
+    return True
 
 
 def _backtest(db: ConsoleDb, args: argparse.Namespace,

@@ -43,7 +43,7 @@ from terminal.protocol import bundle, canonical
 from terminal.protocol.topics import TopicError, check_id
 
 DEFAULT_LIFETIME = timedelta(days=60)
-STAGE, CHAIN, ROLLBACK = "stage", "chain", "rollback"
+STAGE, CHAIN, ROLLBACK, PUSH = "stage", "chain", "rollback", "push"
 
 
 class ReleaseError(ValueError):
@@ -238,6 +238,48 @@ def rollback(who: Principal, version: int, signer: Signer, *,
     return _create(who, ROLLBACK, scopes, _content(earlier), signer, author=who.name,
                    backtest=_backtest(earlier), source=version, approver=who.name,
                    lifetime=lifetime)
+
+
+def record(who: Principal, built: bundle.Bundle, message: bytes,
+           rules_text: str) -> BundleRelease:
+    """A bundle built and signed by ``posterm-hq bundle build`` (``built``, as verified
+    against ``root.pub``; ``message``, its wire form), recorded before ``bundle push`` publishes
+    it, as the studio records its own: who pushed it, its content, its version in the one
+    sequence. To a store ``rules.author`` may push it; to the chain only ``rules.approve``, who
+    is its approver too, and not at all under the two-person policy (one person would author
+    and approve it: stage it and have another admin approve). Its version must be above every
+    release and every version a terminal holds, as the studio's (:func:`next_version`)."""
+    chain = built.scope == "chain"
+    who.require("rules.approve" if chain else "rules.author")
+    if chain and policy_two_person():
+        raise ReleaseError("a second person must approve chain pushes: stage the rules "
+                           "(posterm-hq rules stage) and have another admin approve them")
+    lowest = next_version()
+    if built.version < lowest:
+        raise ReleaseError(f"v{built.version} is not above every release and every version a "
+                           f"terminal holds: build it again with --version {lowest} or more")
+    checked = validate(rules_text)
+    if not checked.ok:
+        raise ReleaseError(f"the rules are refused: {checked.problems[0]}")
+    try:
+        written = toml_mapping(rules_text, "rules")
+    except BuildError as exc:
+        raise ReleaseError(str(exc)) from None
+    if canonical.dumps(written) != canonical.dumps(built.payload.get("rules")):
+        raise ReleaseError("the rules as written are not the rules the bundle carries")
+    encoded = canonical.dumps(built.payload)
+    now_us = audit.now_us()
+    row = BundleRelease.create(
+        version=built.version, kind=PUSH, scopes=json.dumps([built.scope]),
+        rules_text=rules_text, payload=encoded.decode("utf-8"),
+        content_sha=hashlib.sha256(encoded).hexdigest(), author=who.name, created_us=now_us,
+        approver=who.name if chain else "", approved_us=now_us if chain else None,
+        state="signed", issued_at=built.issued_at.isoformat(),
+        expires_at=built.expires_at.isoformat(),
+        wires=json.dumps({built.scope: message.decode("utf-8")}))
+    audit.record(who, f"rules.{PUSH}", f"v{built.version}",
+                 detail=f"{built.scope} sha256 {row.content_sha[:16]} key {built.key_id}")
+    return row
 
 
 def _backtest(row: BundleRelease) -> dict[str, Any] | None:
