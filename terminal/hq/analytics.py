@@ -158,14 +158,17 @@ def tiers(rules: Rules, store: str | None) -> dict[str, int]:
     return found
 
 
-def near_tier(rules: Rules, period: Period, store: str | None) -> list[tuple[str, str, int]]:
+def near_tier(rules: Rules, period: Period, store: str | None, rolled: bool = True
+              ) -> list[tuple[str, str, int]]:
     """(member, next tier, qualifying spend) of the members within 10% of the next tier's
-    spend (the rules' window ending at ``to``, chain-wide), by member id."""
-    window_us = to_micros(add_months(datetime.combine(period.end, time(), period.zone),
-                                     -rules.tier_window_months))
+    spend (the rules' window ending at ``to``, chain-wide), by member id: from the roll-ups
+    (caught up by the caller), or with ``rolled=False`` from the ledger itself."""
+    since = add_months(datetime.combine(period.end, time(), period.zone),
+                       -rules.tier_window_months)
+    days = (day_number(since.date()), period.end_day) if rolled else None
     return [(member, following, int(fen)) for member, following, fen in analytics_sql.near_tier(
-        Sale._meta.database, window_us, period.end_us, store,
-        [(level.name, level.qualify_spend_fen) for level in rules.tiers], NEAR_TIER)]
+        Sale._meta.database, to_micros(since), period.end_us, store,
+        [(level.name, level.qualify_spend_fen) for level in rules.tiers], NEAR_TIER, days)]
 
 
 def dormancy_cut(period: Period, dormant_days: int) -> int:
@@ -261,7 +264,7 @@ def analytics(rules: Rules, period: Period, store: str | None = None, dormant_da
     in Python."""
     db = Sale._meta.database
     found = buyers(period, store, dormant_days, thresholds, rolled)
-    near = Counter(following for _, following, _ in near_tier(rules, period, store))
+    near = Counter(following for _, following, _ in near_tier(rules, period, store, rolled))
 
     def top(by: str) -> list[tuple[Any, ...]]:
         if rolled:

@@ -171,11 +171,14 @@ def top_sold(db: Database, start_us: int, end_us: int, store: str | None, by: st
 
 
 def near_tier(db: Database, since_us: int, end_us: int, store: str | None,
-              tiers: list[tuple[str, int]], near: tuple[int, int]) -> list[tuple[Any, ...]]:
+              tiers: list[tuple[str, int]], near: tuple[int, int],
+              rolled: tuple[int, int] | None = None) -> list[tuple[Any, ...]]:
     """(member, next tier, spend) of the members (at home in ``store``, or all) whose counted
     spend chain-wide after ``since_us`` is at least near[0]/near[1] of their next tier's and
     below it, by member. ``tiers``: the rules' (name, qualifying fen), lowest first; a tier the
-    rules lack counts as the lowest."""
+    rules lack counts as the lowest. With ``rolled`` (the local days of ``since_us`` and
+    ``end_us``) the spend is read from ``agg_member_day`` less the counted sales at ``since_us``
+    itself (its day's first instant, which the window leaves out)."""
     if len(tiers) < 2:
         return []
     p = db.param
@@ -189,21 +192,32 @@ def near_tier(db: Database, since_us: int, end_us: int, store: str | None,
         params += [name, after[0]] if after else [name]
     params.append(tiers[1][0])
     params += [name for name, _ in tiers]
-    sales, sale_params = counted_sales(db, end_us, None, since_us + 1)  # after since_us
-    params += sale_params
+    if rolled is None:
+        sales, sale_params = counted_sales(db, end_us, None, since_us + 1)  # after since_us
+        spend = f"SELECT c.member_id, SUM(c.net) AS fen FROM ({sales}) c GROUP BY c.member_id"
+        params += sale_params
+    else:
+        # Only a member whose spend reaches the nearness of the lowest next tier can be near.
+        least = min(int(bound) for _, bound in tiers[1:])
+        at_since, sale_params = counted_sales(db, since_us + 1, None, since_us)
+        spend = f"""SELECT x.member_id, SUM(x.fen) AS fen FROM (
+                SELECT md.member AS member_id, md.fen FROM agg_member_day md
+                WHERE md.day >= {p} AND md.day < {p}
+                UNION ALL SELECT c.member_id, -c.net FROM ({at_since}) c) x
+            GROUP BY x.member_id HAVING SUM(x.fen) * {int(near[1])} >= {least * int(near[0])}"""
+        params += [rolled[0], rolled[1], *sale_params]
     home = ""
     if store is not None:
         home = f"WHERE m.id IN (SELECT member FROM member_home WHERE store = {p})"
         params.append(store)
+    join = "LEFT JOIN" if rolled is None else "JOIN"  # a member without spend is near none
     sql = f"""
         SELECT x.member_id, x.next_tier, x.fen FROM (
             SELECT m.id AS member_id,
                    CASE m.tier {next_name} ELSE {p} END AS next_tier,
                    CASE m.tier {next_bound} ELSE {int(tiers[1][1])} END AS bound,
                    COALESCE(s.fen, 0) AS fen
-            FROM member m
-            LEFT JOIN (SELECT c.member_id, SUM(c.net) AS fen FROM ({sales}) c
-                       GROUP BY c.member_id) s ON s.member_id = m.id
+            FROM member m {join} ({spend}) s ON s.member_id = m.id
             {home}) x
         WHERE x.bound IS NOT NULL AND x.fen < x.bound
               AND x.fen * {int(near[1])} >= x.bound * {int(near[0])}

@@ -26,10 +26,11 @@ from peewee import Database, fn
 
 from terminal.hq import analytics, points_reports, rollup
 from terminal.hq.analytics import Period, Thresholds
+from terminal.hq.bundles import read_toml
 from terminal.hq.database import open_hq_database, snapshot
-from terminal.hq.models import HQ_MODELS, AppliedEvent
+from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHome
 from terminal.loyalty import ledger
-from terminal.loyalty.rules import load_rules
+from terminal.loyalty.rules import Rules, load_rules
 from terminal.loyalty.store.models import (
     MODELS,
     Allocation,
@@ -45,6 +46,17 @@ from terminal.loyalty.store.models import (
 from tests.hq.test_analytics import RULES
 
 ZONE_RULES = load_rules(RULES)
+def _low_tiers() -> Rules:
+    """The example rules with tiers a few sales reach: silver 5,000 fen, gold 20,000, diamond
+    60,000 (near the next one: 4,500, 18,000, 54,000 and up)."""
+    mapping = read_toml(RULES)
+    for level, bound in zip(mapping["tiers"]["level"], (0, 5_000, 20_000, 60_000), strict=True):
+        level["qualify_spend_fen"] = bound
+    return Rules.from_mapping(mapping)
+
+
+NEAR_RULES = _low_tiers()
+TIERS = ("member", "silver", "gold", "diamond", "retired")  # the last one the rules lack
 DAY_US = 86_400_000_000
 T0_US = 1_790_870_400_000_000  # 2026-10-01 16:00 UTC: midnight of 2 October in Shanghai
 HOURS = (0, 7, 8, 15, 16, 23)  # UTC hours: 15:xx is the local day's end, 16:00 the next start
@@ -111,7 +123,8 @@ class Writer:
 
         def write() -> None:
             Member.create(id=member, card_hash=new_id("h"), card_last4="0000",
-                          registered_us=at_us, tier="member")
+                          registered_us=at_us, tier=TIERS[len(self.members) % len(TIERS)])
+            MemberHome.create(member=member, store=store, since_us=at_us)
             self._lot(member, self.entry(member, ledger.BONUS, 100, at_us), 100, at_us)
 
         self.event(store, at_us, write)
@@ -224,6 +237,8 @@ def play(writer: Writer, steps: list[tuple]) -> None:
 
 PERIODS = [(date(2026, 10, 2), date(2026, 11, 1)), (date(2026, 10, 15), date(2026, 10, 16)),
            (date(2026, 11, 1), date(2027, 2, 1)), (date(2026, 9, 1), date(2026, 10, 3))]
+# The tier window (12 months) of this one starts at midnight of 2 November 2026 (T0 + 31 days).
+LATE = (date(2027, 10, 1), date(2027, 11, 2))
 
 
 def compare(db: Database) -> None:
@@ -233,11 +248,15 @@ def compare(db: Database) -> None:
         for (start, end), store in itertools.product(PERIODS, (None, *STORES)):
             period = Period(start, end, ZONE_RULES.zone)
             for days in (1, 14, 90):
-                assert analytics.analytics(ZONE_RULES, period, store, days, thresholds) == \
-                    analytics.analytics(ZONE_RULES, period, store, days, thresholds,
+                assert analytics.analytics(NEAR_RULES, period, store, days, thresholds) == \
+                    analytics.analytics(NEAR_RULES, period, store, days, thresholds,
                                         rolled=False), (start, end, store, days)
                 assert analytics.dormant_members(period, store, days) == \
                     analytics.dormant_members(period, store, days, rolled=False)
+        for (start, end), store in itertools.product([*PERIODS, LATE], (None, *STORES)):
+            period = Period(start, end, ZONE_RULES.zone)
+            assert analytics.near_tier(NEAR_RULES, period, store) == \
+                analytics.near_tier(NEAR_RULES, period, store, rolled=False)
         for start, end in PERIODS:
             period = Period(start, end, ZONE_RULES.zone)
             for by, store in itertools.product(points_reports.BY, (None, "S001", "HQ")):
@@ -299,3 +318,21 @@ def test_a_member_without_sales_and_another_zone_rebuild(hq: Database) -> None:
     assert rollup.catch_up(hq, ZONE_RULES.zone).rebuilt
     assert days() == [(bought, "S002", number(date(2026, 10, 2)))]
     compare(hq)
+
+
+def test_near_the_next_tier_leaves_out_the_window_s_first_instant(hq: Database) -> None:
+    """The tier window is after its start: a sale at the very midnight it starts on is not in
+    it, though the roll-up's day holds it."""
+    writer = Writer(hq)
+    writer.register("S001", T0_US)  # a member (tier "member"): silver at 5,000 fen
+    member = writer.members[0]
+    start = T0_US + 31 * DAY_US  # midnight of 2 November 2026 in Shanghai
+    writer.sell("S001", member, start, [(1, 1000)])
+    writer.sell("S001", member, start + 60_000_000, [(1, 1000), (3, 1000)])  # 4,000 in all
+    writer.sell("S002", member, start + DAY_US, [(1, 250), (1, 250)])  # 4,500: near
+    rollup.catch_up(hq, ZONE_RULES.zone)
+    period = Period(*LATE, ZONE_RULES.zone)
+    with hq.bind_ctx(MODELS + HQ_MODELS):
+        near = analytics.near_tier(NEAR_RULES, period, None)
+        assert near == analytics.near_tier(NEAR_RULES, period, None, rolled=False)
+        assert (member, "silver", 4_500) in near
