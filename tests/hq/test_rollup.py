@@ -27,6 +27,7 @@ from peewee import Database, fn
 from terminal.hq import analytics, points_reports, rollup
 from terminal.hq.analytics import Period, Thresholds
 from terminal.hq.bundles import read_toml
+from terminal.hq.cli import main
 from terminal.hq.database import open_hq_database, snapshot
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHome
 from terminal.loyalty import ledger
@@ -336,3 +337,17 @@ def test_near_the_next_tier_leaves_out_the_window_s_first_instant(hq: Database) 
         near = analytics.near_tier(NEAR_RULES, period, None)
         assert near == analytics.near_tier(NEAR_RULES, period, None, rolled=False)
         assert (member, "silver", 4_500) in near
+
+
+def test_the_command_rolls_up_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`posterm-hq rollup --db` runs one catch-up; a report then finds nothing left to read."""
+    url = str(tmp_path / "hq.db")
+    db = open_hq_database(url)
+    writer = Writer(db)
+    writer.register("S001", T0_US)
+    writer.sell("S001", writer.members[0], T0_US, [(1, 5000)])
+    assert main(["rollup", "--db", url, "--rules", str(RULES)]) == 0
+    assert db.execute_sql("SELECT member, store FROM agg_member ORDER BY store").fetchall() == [
+        (writer.members[0], ""), (writer.members[0], "S001")]
+    assert rollup.catch_up(db, ZONE_RULES.zone).spans == 0
+    db.close()
