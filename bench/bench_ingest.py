@@ -508,7 +508,8 @@ def chain_scale(postgres: Postgres, members: int, per_member: int) -> None:
         ledger.close()
 
 
-def in_process(postgres: Postgres, events: int, members: int, profile: Path | None) -> None:
+def in_process(postgres: Postgres, events: int, members: int, profile: Path | None,
+               holds_apart: bool = False) -> None:
     """The mix applied in-process by one ChainLedger (no broker, no MQTT), in batches of BATCH:
     the apply path's own rate, and where its time goes (cProfile, with ``profile``). A hold a
     redemption names is asked first, as a till does."""
@@ -533,7 +534,28 @@ def in_process(postgres: Postgres, events: int, members: int, profile: Path | No
     stop = threading.Event()
     idle = holds_in_process(ledger, members, stop, 100)
     busy: list[float] = []
-    timer = threading.Thread(target=lambda: busy.extend(holds_in_process(ledger, members, stop)))
+    if holds_apart:  # the holds from a process of their own, its own ledger and connections
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        results, halt = context.Queue(), context.Event()
+
+        def apart() -> None:
+            other = ChainLedger(open_hq_database(dsn, migrate=False),
+                                Rules.from_mapping(rules_data()), CARD_KEY,
+                                trust=TrustPolicy.load(trust))
+            stopping = threading.Event()
+            threading.Thread(target=lambda: (halt.wait(), stopping.set()), daemon=True).start()
+            results.put(holds_in_process(other, members, stopping))
+            other.close()
+
+        child = context.Process(target=apart)
+        child.start()
+        timer = threading.Thread(target=lambda: (stop.wait(), halt.set(),
+                                                 busy.extend(results.get()), child.join()))
+    else:
+        timer = threading.Thread(target=lambda: busy.extend(
+            holds_in_process(ledger, members, stop)))
     timer.start()
     try:
         for first in range(0, len(queue), BATCH):
@@ -556,7 +578,8 @@ def in_process(postgres: Postgres, events: int, members: int, profile: Path | No
         ledger.close()
     print(f"in-process: {applied} of {len(queue)} events acked in {took:.1f} s: "
           f"{applied / took:.0f} events/s")
-    print(f"    hold in the same process (ChainLedger.answer on its thread), ms p50 / p99: "
+    where = "another process" if holds_apart else "the same process"
+    print(f"    hold in {where} (ChainLedger.answer on its thread), ms p50 / p99: "
           f"idle {pct(idle, 0.5):.1f} / {pct(idle, 0.99):.1f}, beside the batches "
           f"{pct(busy, 0.5):.1f} / {pct(busy, 0.99):.1f} ({len(busy)} holds)")
     if profiler is not None:
@@ -613,6 +636,8 @@ def main() -> int:
                         help="instead: the mix applied by one ChainLedger in this process "
                              "(no broker): the apply path's own rate")
     parser.add_argument("--profile", type=Path, help="with --in-process: cProfile to this file")
+    parser.add_argument("--holds-apart", action="store_true",
+                        help="with --in-process: the holds timed from another process")
     parser.add_argument("--switch-interval", type=float,
                         help="with --in-process: sys.setswitchinterval (seconds) first")
     args = parser.parse_args()
@@ -622,7 +647,7 @@ def main() -> int:
         sys.setswitchinterval(args.switch_interval)
     if args.in_process:
         try:
-            in_process(postgres, args.events, args.members, args.profile)
+            in_process(postgres, args.events, args.members, args.profile, args.holds_apart)
         finally:
             postgres.stop()
         return 0

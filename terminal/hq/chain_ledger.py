@@ -25,7 +25,7 @@ from typing import Any
 
 from peewee import Database, PeeweeException, PostgresqlDatabase, fn
 
-from terminal.hq import adjustments, day_reports, holds
+from terminal.hq import adjustments, day_reports, holds, lookups
 from terminal.hq.batch import BatchStatements
 from terminal.hq.database import (
     lock_free_members,
@@ -575,8 +575,10 @@ class ChainLedger:
         if request.member is not None and not CARD_HASH.fullmatch(request.member):
             return self._refuse(request, "member must be a card hash (64 hex digits)")
         if request.op == "lookup":
-            with snapshot(self.db):
-                response = handler(request, store, terminal)
+            response = self._quick_lookup(request)
+            if response is None:  # a tier review is due: the full way, in one snapshot
+                with snapshot(self.db):
+                    response = handler(request, store, terminal)
         else:
             with member_writing(self.db, self._request_members(request)):
                 response = handler(request, store, terminal)
@@ -633,6 +635,18 @@ class ChainLedger:
                           & (MemberHold.expires_us > to_micros(_now()))).scalar())
         tier, balance = self._standing(member)
         return tier, balance - int(pending)
+
+    def _quick_lookup(self, request: MemberRequest) -> MemberResponse | None:
+        """A lookup in one statement (:mod:`terminal.hq.lookups`), or None to take the full
+        way (:meth:`_lookup`)."""
+        now = _now()
+        found = lookups.lookup(self.db, self.store.rules, request.member or "", now)
+        if found is None:
+            return None
+        if found.error is not None:
+            return self._refuse(request, found.error)
+        return MemberResponse("lookup", True, now, member=request.member,
+                              balance=found.available, tier=found.tier)
 
     def _lookup(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         blocked = self._blocked(request.member)
