@@ -41,8 +41,9 @@ from terminal.hq.policy import TrustPolicy
 from terminal.hq.reckoning import reckon
 from terminal.hq.refusals import column, failure, storable, transient
 from terminal.hq.validation import CARD_HASH, BadEvent, validate
+from terminal.loyalty import tiers
 from terminal.loyalty.calendar import local_day
-from terminal.loyalty.clock import Moment, to_micros
+from terminal.loyalty.clock import Moment, from_micros, to_micros
 from terminal.loyalty.errors import Refused, UnknownCard, UnknownSale
 from terminal.loyalty.operations import ExpiryResult, Registration, SaleRequest
 from terminal.loyalty.pricing import Line
@@ -63,6 +64,8 @@ HQ_IDENTITY = Identity("hq", "hq")
 SWEEP_CHUNK = 1_000  # lots per transaction of HQ's expiry sweep (see ChainLedger.expire)
 HOLD_THREADS = 4  # threads answering holds and voids, each member's on one (ChainLedger.holding)
 RETRIES = 5  # times a batch runs again after PostgreSQL broke a deadlock (database.retryable)
+HOLD_INSERT = ("INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
+               "created_us, expires_us) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)")
 _chain_sale_id = lru_cache(maxsize=4096)(ids.chain_sale_id)
 _RECORD_COLUMNS = ("id", "store", "terminal", "seq", "epoch", "kind", "wall_us", "applied_us",
                    "outcome", "detail", "points_in", "points_out", "first_seq", "last_seq")
@@ -665,32 +668,39 @@ class ChainLedger:
         return row if row is not None and row.state in (FROZEN, RETIRED) else None
 
     def _hold(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
-        blocked = self._blocked(request.member)
-        if blocked is not None:  # HQ's word holds even before the till has the card's state
-            return self._refuse(request, f"card {blocked.state} at HQ: {blocked.reason}"[:200])
-        existing = MemberHold.get_or_none(MemberHold.id == request.hold_id)
-        if existing is not None:  # asked again after a timeout: the same hold, if it is
-            problem = holds.same_request(existing, request, store, terminal)
+        """A hold: one statement reads what it needs (:func:`holds.read`), then the till's
+        older pending holds on the member are voided and this one inserted."""
+        now = _now()
+        now_us = to_micros(now)
+        found = holds.read(self.db, request, store, terminal, now_us)
+        if found.card_state in (FROZEN, RETIRED):  # HQ's word holds before the till has it
+            return self._refuse(request, f"card {found.card_state} at HQ: "
+                                         f"{found.card_reason}"[:200])
+        if found.existing is not None:  # asked again after a timeout: the same hold, if it is
+            problem = holds.same_request(found.existing, request, store, terminal)
             if problem:
                 return self._refuse(request, problem)
-            return MemberResponse("hold", True, _now(), member=request.member,
-                                  hold_id=existing.id, balance=None)
-        member = Member.get_or_none(Member.card_hash == request.member)
+            return MemberResponse("hold", True, now, member=request.member,
+                                  hold_id=found.existing.id, balance=None)
+        member = found.member
         if member is None:
             return self._refuse(request, "unknown member")
-        now = _now()
-        problem = holds.over_bounds(self.trust.holds, self.store.rules, request, store, terminal,
-                                    to_micros(now))
+        problem = holds.over_bounds(self.trust.holds, self.store.rules, request, found)
         if problem:
             return self._refuse(request, problem)
-        tier, available = self._available(member)
-        available += holds.replaced_points(member.card_hash, store, terminal, to_micros(now))
+        reviewed = member.tier_reviewed_us
+        if tiers.due_review(self.store.rules, from_micros(reviewed) if reviewed else None,
+                            now) is None:
+            tier, balance = member.tier, member.balance - found.unswept
+        else:  # the month's review is due: the tier by the window's spend (the engine's way)
+            tier, balance = self._standing(member)  # type: ignore[arg-type]
+        available = balance - found.pending + found.replaced
         if request.points is None or request.points > available:
             return self._refuse(request, f"insufficient points: {max(available, 0)} available")
-        holds.supersede(member.card_hash, store, terminal, to_micros(now))
-        MemberHold.create(id=request.hold_id, card_hash=member.card_hash, points=request.points,
-                          state="pending", store=store, terminal=terminal,
-                          created_us=to_micros(now), expires_us=to_micros(now + self.hold_ttl))
+        holds.supersede(member.card_hash, store, terminal, now_us)
+        self.db.execute_sql(HOLD_INSERT.replace("?", self.db.param), (
+            request.hold_id, member.card_hash, request.points, store, terminal, now_us,
+            to_micros(now + self.hold_ttl)))
         return MemberResponse("hold", True, now, member=request.member, hold_id=request.hold_id,
                               balance=available - request.points, tier=tier)
 

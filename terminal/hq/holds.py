@@ -24,14 +24,17 @@ than the member may redeem in a day, nor a till renew its hold on one member for
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from peewee import fn
+from peewee import Database
 
 from terminal.hq.batch import BatchStatements
 from terminal.hq.models import MemberHold
 from terminal.hq.policy import HoldRules
 from terminal.loyalty.rules import Rules
+from terminal.loyalty.store import hotpath
+from terminal.loyalty.store.hotpath import MemberRow
 from terminal.protocol.messages import MemberRequest
 
 
@@ -90,13 +93,6 @@ def _own(card_hash: str, store: str, terminal: str) -> Any:
             & (MemberHold.terminal == terminal))
 
 
-def replaced_points(card_hash: str, store: str, terminal: str, now_us: int) -> int:
-    """The points the till's pending holds on the member set aside: free for its new one."""
-    return int(MemberHold.select(fn.COALESCE(fn.SUM(MemberHold.points), 0)).where(
-        _own(card_hash, store, terminal) & (MemberHold.state == "pending")
-        & (MemberHold.expires_us > now_us)).scalar())
-
-
 def supersede(card_hash: str, store: str, terminal: str, now_us: int) -> int:
     """Void the till's pending holds on the member: its new hold, granted, replaces them."""
     return (MemberHold.update(state="voided", settled_us=now_us)
@@ -104,32 +100,87 @@ def supersede(card_hash: str, store: str, terminal: str, now_us: int) -> int:
             .execute())
 
 
-def over_bounds(rules: HoldRules, loyalty: Rules, request: MemberRequest, store: str,
-                terminal: str, now_us: int) -> str:
+# What a hold request needs, in one statement (a hold was about a dozen round trips): the
+# member, the card's state at HQ, the hold already under the request's id, the counts HQ's
+# bounds check (over_bounds), the member's pending holds and the till's own on them (replaced
+# if this one is granted), and the points of the member's lots expired but not yet swept.
+# "Pending" counts only holds not timed out; "own" is the till's holds on this member.
+_MEMBER = ", ".join(f"m.{column}" for column in hotpath.MEMBER_COLUMNS)
+_PENDING = "h.state = 'pending' AND h.expires_us > q.at_us"
+_TILL = "h.store = q.store AND h.terminal = q.terminal"
+READ = (
+    f"SELECT {_MEMBER}, c.state, c.reason, e.store, e.terminal, e.card_hash, e.points, e.state, "
+    f"(SELECT COUNT(*) FROM member_hold h WHERE {_TILL} AND h.card_hash <> q.card_hash "
+    f"AND {_PENDING}), "
+    f"(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE {_TILL} "
+    f"AND h.card_hash <> q.card_hash AND {_PENDING}), "
+    f"(SELECT COUNT(*) FROM member_hold h WHERE h.card_hash = q.card_hash AND {_PENDING} "
+    f"AND NOT ({_TILL})), "
+    f"(SELECT COUNT(*) FROM member_hold h WHERE {_TILL} AND h.card_hash = q.card_hash "
+    "AND h.created_us > q.at_us - 3600000000), "
+    f"(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE h.card_hash = q.card_hash "
+    f"AND {_PENDING}), "
+    f"(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE h.card_hash = q.card_hash "
+    f"AND {_TILL} AND {_PENDING}), "
+    "(SELECT COALESCE(SUM(l.remaining), 0) FROM lot l WHERE l.member_id = m.id "
+    "AND l.remaining > 0 AND l.expires_us <= q.at_us AND l.dated_trusted) "
+    "FROM (SELECT CAST(? AS TEXT) AS card_hash, CAST(? AS TEXT) AS hold_id, "
+    "CAST(? AS TEXT) AS store, CAST(? AS TEXT) AS terminal, CAST(? AS BIGINT) AS at_us) q "
+    "LEFT JOIN member m ON m.card_hash = q.card_hash "
+    "LEFT JOIN card_state c ON c.card_hash = q.card_hash "
+    "LEFT JOIN member_hold e ON e.id = q.hold_id"
+)
+_WIDTH = len(hotpath.MEMBER_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Read:
+    """What :data:`READ` found for a hold request."""
+
+    member: MemberRow | None
+    card_state: str | None  # HQ's state of the card (None: active)
+    card_reason: str
+    existing: MemberHold | None  # the hold already under the request's id
+    till_count: int  # the till's pending holds on other members
+    till_points: int  # and their points
+    member_count: int  # the member's pending holds from other tills
+    asked: int  # the till's holds on the member in the last hour
+    pending: int  # the member's pending points
+    replaced: int  # of those, the till's own (replaced if the new hold is granted)
+    unswept: int  # points of the member's lots expired by now, not yet swept
+
+
+def read(db: Database, request: MemberRequest, store: str, terminal: str,
+         now_us: int) -> Read:
+    row: Any = db.execute_sql(READ.replace("?", db.param), (
+        request.member or "", request.hold_id or "", store, terminal, now_us)).fetchone()
+    member = MemberRow(*row[:_WIDTH]) if row[0] is not None else None
+    state, reason, *held, till_count, till_points, member_count, asked, pending, replaced, \
+        unswept = row[_WIDTH:]
+    existing = None
+    if held[0] is not None:
+        existing = MemberHold(id=request.hold_id, store=held[0], terminal=held[1],
+                              card_hash=held[2], points=held[3], state=held[4])
+    return Read(member, state, reason or "", existing, int(till_count), int(till_points),
+                int(member_count), int(asked), int(pending), int(replaced), int(unswept))
+
+
+def over_bounds(rules: HoldRules, loyalty: Rules, request: MemberRequest, found: Read) -> str:
     """Why HQ's bounds refuse the hold ("" when they allow it)."""
     points = request.points or 0
     day_cap = loyalty.redeem.per_member_per_day
     if day_cap is not None and points > day_cap:
         return f"a hold of {points} is more than a member may redeem in a day ({day_cap})"
     # The till's own pending holds on this member are replaced if this one is granted.
-    pending = ((MemberHold.state == "pending") & (MemberHold.expires_us > now_us)
-               & ~_own(request.member or "", store, terminal))
-    mine = pending & (MemberHold.store == store) & (MemberHold.terminal == terminal)
-    count, held = (MemberHold.select(fn.COUNT(MemberHold.id),
-                                     fn.COALESCE(fn.SUM(MemberHold.points), 0))
-                   .where(mine).tuples().get())
+    count, held = found.till_count, found.till_points
     if count >= rules.max_per_till:
         return f"holds.max_per_till: the till has {count} holds pending"
     if held + points > rules.max_points_per_till:
         return (f"holds.max_points_per_till: the till holds {held} points; {points} more is "
                 f"over {rules.max_points_per_till}")
-    on_member = MemberHold.select().where(pending & (MemberHold.card_hash == request.member))
-    if on_member.count() >= rules.max_per_member:
+    if found.member_count >= rules.max_per_member:
         return f"holds.max_per_member: the member has {rules.max_per_member} holds pending"
-    asked = MemberHold.select().where(
-        (MemberHold.store == store) & (MemberHold.terminal == terminal)
-        & (MemberHold.card_hash == request.member)
-        & (MemberHold.created_us > now_us - HOUR_US)).count()
+    asked = found.asked
     if asked >= rules.max_per_till_member_per_hour:
         return (f"holds.max_per_till_member_per_hour: the till asked {asked} holds on the "
                 f"member in the last hour")

@@ -1,0 +1,86 @@
+"""A hold request reads what it needs in one statement (terminal.hq.holds.read) on SQLite and
+PostgreSQL: HQ's bounds per till, per member and per hour, a repeat of a hold, another till's
+hold id, a frozen card, points a till's older hold on the member sets aside, timed-out holds
+left out, and what is left to hold."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.database import open_hq_database
+from terminal.hq.models import MemberHold
+from terminal.hq.policy import TrustPolicy
+from terminal.loyalty.clock import to_micros
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.models import CardState
+from terminal.protocol.messages import MemberRequest, MemberResponse
+from tests.hq.test_batch_kept import Till, card
+from tests.hq.test_ingest_batches import new_url  # noqa: F401  (the fixture)
+from tests.sync.harness import CARD_KEY, rules_data
+
+POLICY = TrustPolicy.from_mapping({"holds": {
+    "max_per_till": 3, "max_per_member": 2, "max_points_per_till": 5000,
+    "max_per_till_member_per_hour": 4}})
+
+
+def test_holds_are_bounded_from_one_read(
+        new_url: Callable[[], str], tmp_path: Path) -> None:  # noqa: F811
+    ledger = ChainLedger(open_hq_database(new_url()), Rules.from_mapping(rules_data()), CARD_KEY,
+                         trust=POLICY)
+    till = Till("S001", datetime.now(UTC) - timedelta(hours=1))
+
+    def ask(n: int, points: int, where: str = "T01", hold_id: str | None = None,
+            op: str = "hold") -> MemberResponse:
+        request = MemberRequest(op, card(n) if op == "hold" else None,
+                                points if op == "hold" else None, hold_id or str(uuid.uuid4()))
+        return ledger.holding[0].call(ledger.answer, request, "S001", where)
+
+    try:
+        events = [till.register(n) for n in range(7)]
+        events += [till.sale(n, 300_000) for n in range(7)]  # 3,000 points each, +100 bonus
+        assert {o.result for o in ledger.thread.call(ledger.apply, events)} == {"applied"}
+        first = ask(0, 1000, hold_id="a1c0ffee-0000-4000-8000-000000000001")
+        assert (first.ok, first.balance, first.tier) == (True, 2100, "silver")
+        # The same request again (a timeout): the same hold; another till's: refused.
+        assert ask(0, 1000, hold_id=first.hold_id).hold_id == first.hold_id
+        other = ask(0, 1000, where="T02", hold_id=first.hold_id)
+        assert not other.ok and "another till" in (other.error or "")
+        # A new hold of the same till on the member replaces its older one (its points free).
+        second = ask(0, 3000)
+        assert (second.ok, second.balance) == (True, 100)
+        assert ledger.requests.call(lambda: MemberHold.get_by_id(first.hold_id).state) == \
+            "voided"
+        # Another till's holds count against the member: 100 left, then the member's bound.
+        short = ask(0, 500, where="T02")
+        assert not short.ok and short.error == "insufficient points: 100 available"
+        assert ask(0, 100, where="T02").ok
+        assert "max_per_member" in (ask(0, 100, where="T03").error or "")
+        # The till's bounds: points held (3,000 on member 0), then the number of holds.
+        assert "max_points_per_till" in (ask(1, 2500).error or "")
+        assert ask(1, 1900).ok and ask(2, 100).ok
+        assert "max_per_till" in (ask(3, 100).error or "")
+        # Holds that timed out count for nothing; a frozen card holds nothing.
+        now_us = to_micros(datetime.now(UTC))
+
+        def arrange() -> None:
+            MemberHold.update(expires_us=now_us - 1).where(
+                MemberHold.card_hash.in_([card(1), card(2)])).execute()
+            CardState.insert(card_hash=card(4), state="frozen", reason="checking", version=1,
+                             updated_us=now_us).execute()
+
+        ledger.requests.call(lambda: ledger.db.atomic()(arrange)())
+        assert ask(3, 2000).ok  # 3 holds of the till, 2 timed out: 1 counts, 3,000 points
+        frozen = ask(4, 100, where="T05")
+        assert frozen.error == "card frozen at HQ: checking"
+        # The hour's bound on one till and member: a fifth hold in the hour is refused.
+        for _ in range(3):
+            assert ask(5, 100, where="T06").ok
+        assert ask(5, 100, where="T06").ok
+        assert "max_per_till_member_per_hour" in (ask(5, 100, where="T06").error or "")
+        assert not ask(99, 100, where="T07").ok
+    finally:
+        ledger.close()
