@@ -203,7 +203,7 @@ def mix(count: int, members: int, seed: int, prefix: str) -> list[Till]:
 
 @contextmanager
 def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
-               directory: Path) -> Iterator[None]:
+               directory: Path, requests: str = "here") -> Iterator[None]:
     tls = files(ca, "hq")
     key, trust = directory / "card.key", directory / "trust.toml"
     key.write_bytes(CARD_KEY)
@@ -214,7 +214,8 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
             [str(HQ_CLI), "collect", "--db", db, "--rules", str(EXAMPLES / "rules.toml"),
              "--card-key-file", str(key), "--host", broker.host, "--port", str(broker.port),
              "--ca", str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key),
-             "--client-id", f"bench-hq-{n}", "--batch", str(BATCH), "--trust", str(trust)],
+             "--client-id", f"bench-hq-{n}", "--batch", str(BATCH), "--trust", str(trust),
+             "--member-requests", requests],
             stderr=log, stdout=log)
         for n, log in enumerate(logs)]
     try:
@@ -632,6 +633,8 @@ def main() -> int:
                              "with 10 entries each (the issue's 1,000,000)")
     parser.add_argument("--parts", default="abc", help="which of (a)/(b) and (c) to run: "
                         "abc (all), ab or c")
+    parser.add_argument("--member-requests", choices=("here", "apart"), default="apart",
+                        help="(c): the collector's --member-requests")
     parser.add_argument("--in-process", action="store_true",
                         help="instead: the mix applied by one ChainLedger in this process "
                              "(no broker): the apply path's own rate")
@@ -674,11 +677,12 @@ def main() -> int:
             if "c" not in args.parts:
                 return 0
             dsn = new_database(postgres, args.members)
-            with collectors(1, dsn, mq, ca, directory):
+            with collectors(1, dsn, mq, ca, directory, args.member_requests):
                 idle = asyncio.run(round_trips(mq, ca, args.members, None, args.idle))
                 rate, *busy = asyncio.run(under_backlog(
                     mq, ca, args.members, mix(args.backlog, args.members, 3, "c")))
-            print(f"(c) a till's round trips, ms (p50 / p99), {len(busy[1])} holds under a "
+            print(f"(c) member requests {args.member_requests}; a till's round trips, ms "
+                  f"(p50 / p99), {len(busy[1])} holds under a "
                   f"backlog of {args.backlog} events ingested at {rate:.0f} events/s, "
                   f"{len(idle[1])} idle:")
             for name, n in (("lookup", 0), ("hold", 1)):

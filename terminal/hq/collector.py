@@ -39,12 +39,20 @@ log = logging.getLogger(__name__)
 MAX_ANSWERING = 256  # member requests waiting for the requests thread, all terminals together
 
 
+SERVES = ("all", "events", "requests")
+
+
 class Collector:
     def __init__(self, ledger: ChainLedger, config: MqttConfig, topics: Topics | None = None, *,
                  batch_max: int = 500, state_interval: float = 10.0,
-                 signer: Signer | None = None) -> None:
+                 signer: Signer | None = None, serves: str = "all") -> None:
         """With a ``signer`` (HQ's signing key) the collector also publishes the member states
-        HQ's member operations changed (:mod:`terminal.hq.member_ops.publish`)."""
+        HQ's member operations changed (:mod:`terminal.hq.member_ops.publish`). ``serves``:
+        ``events`` (events, statuses, HQ's state; no member requests), ``requests`` (member
+        requests only: a process of their own, see terminal.hq.collect) or ``all``."""
+        if serves not in SERVES:
+            raise ValueError(f"serves is one of {', '.join(SERVES)}, not {serves!r}")
+        self.events, self.answers = serves != "requests", serves != "events"
         self.ledger, self.topics = ledger, topics or Topics()
         self.client = MqttClient(config)
         self.publisher = None if signer is None else MemberStatePublisher(
@@ -61,18 +69,20 @@ class Collector:
         self.counts: dict[str, int] = defaultdict(int)  # outcomes, and refused messages
 
     async def start(self) -> None:
-        self.client.set_will(Will(self.topics.hq_state(),
-                                  HqState("offline", datetime.now(UTC)).to_json()))
-        await self.client.subscribe(self.topics.all_terminals("events"), self._on_event,
-                                    retain_as_published=True)
-        await self.client.subscribe(self.topics.all_terminals("status"), self._on_status)
-        await self.client.subscribe(self.topics.all_terminals("members/req"), self._on_request,
-                                    retain_as_published=True)
-        self.client.on_ready(self._announce)
-        self._tasks = [asyncio.create_task(self._apply_batches(), name="hq-apply"),
-                       asyncio.create_task(self._upkeep(), name="hq-upkeep"),
-                       asyncio.create_task(self._audit(), name="hq-audit")]
-        if self.publisher is not None:
+        if self.events:
+            self.client.set_will(Will(self.topics.hq_state(),
+                                      HqState("offline", datetime.now(UTC)).to_json()))
+            await self.client.subscribe(self.topics.all_terminals("events"), self._on_event,
+                                        retain_as_published=True)
+            await self.client.subscribe(self.topics.all_terminals("status"), self._on_status)
+            self.client.on_ready(self._announce)
+            self._tasks = [asyncio.create_task(self._apply_batches(), name="hq-apply")]
+        if self.answers:
+            await self.client.subscribe(self.topics.all_terminals("members/req"),
+                                        self._on_request, retain_as_published=True)
+            self._tasks.append(asyncio.create_task(self._audit(), name="hq-audit"))
+        self._tasks.append(asyncio.create_task(self._upkeep(), name="hq-upkeep"))
+        if self.publisher is not None and self.events:
             self._tasks.append(asyncio.create_task(self.publisher.run(), name="hq-member-states"))
         await self.client.start()
 
@@ -80,7 +90,7 @@ class Collector:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.client.connected:
+        if self.client.connected and self.events:
             with contextlib.suppress(MqttError, TimeoutError):
                 await asyncio.wait_for(self.client.publish(
                     self.topics.hq_state(), HqState("offline", datetime.now(UTC)).to_json(),
@@ -104,8 +114,10 @@ class Collector:
         while True:
             await asyncio.sleep(self.state_interval)
             with contextlib.suppress(MqttError):
-                if self.client.connected:
+                if self.client.connected and self.events:
                     await self._announce()
+            if not self.answers:
+                continue
             try:
                 voided = await self.ledger.requests.run(self.ledger.void_expired_holds)
             except Exception:  # the database's trouble: the next round voids them

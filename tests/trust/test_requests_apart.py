@@ -1,0 +1,76 @@
+"""``posterm-hq collect --member-requests apart``: the tills' lookups and holds answered by a
+process of their own beside the one applying events, on SQLite and PostgreSQL; the member-request
+process dies with the collector, even one SIGKILLed."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from terminal.protocol.messages import MemberRequest, MemberResponse
+from terminal.protocol.topics import Topics
+from tests.sync.conftest import mqtt_client, run
+from tests.sync.harness import until
+
+from .support import ATTACKER, card, collector, drained, honest_till
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.add(int(entry))
+    return found
+
+
+def _gone(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+async def _ask(client: Any, request: MemberRequest) -> MemberResponse:
+    topics = Topics()
+    reply = await client.request(topics.member_request(*ATTACKER), request.to_json(),
+                                 response_topic=topics.member_response(*ATTACKER), timeout=30)
+    return MemberResponse.from_json(reply.payload)
+
+
+def test_member_requests_answered_apart(tmp_path: Path, pki: Any, broker: Any,
+                                        hq_db: str) -> None:
+    member = "8000000600"
+
+    async def scenario() -> None:
+        async with honest_till(tmp_path, pki, broker) as till:
+            await till.register(member)
+            await till.sell(300_000, member)
+            await until(lambda: drained(till), 60)
+            held = await till.link.hold(card(member), 500, "S002-T01-0003")
+            assert not held.offline
+            async with mqtt_client(pki, broker, "/".join(ATTACKER), client_id="ask") as client:
+                looked = await _ask(client, MemberRequest("lookup", card(member)))
+                assert looked.ok and looked.balance == 3100 - 500
+                unknown = await _ask(client, MemberRequest("lookup", card("8000000699")))
+                assert not unknown.ok and unknown.error == "unknown member"
+
+    with collector(tmp_path, pki, broker, hq_db, "--member-requests", "apart") as hq:
+        run(scenario())
+        assert hq.process is not None
+        parent = hq.process.pid
+        children = _children(parent)
+        assert len(children) == 1, children
+        (child,) = children
+        hq.process.send_signal(signal.SIGKILL)
+        hq.process.wait(60)
+        run(until(lambda: _gone(child), 60))
+        log = hq.log()
+    assert "member-request process stopped" in log and "Traceback" not in log
