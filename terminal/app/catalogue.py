@@ -157,6 +157,14 @@ CATALOGUE: dict[str, Message] = {
         "New card: key|phone no. + Enter",
         pole_en16="New card: key|phone + Enter",
     ),
+    "prompt.consent": C(
+        "是否同意接收会员关怀短信？按 1 同意，按 0 不同意，再按确认（清除键跳过）",
+        "SMS member offers? Key 1 = yes, 0 = no, then Enter (Clear skips)",
+        "接收会员关怀短信？|按1同意 按0不同意",
+        "Member SMS offers?|1=yes 0=no, Enter",
+        pole_zh16="接收关怀短信？|1同意 0不同意",
+        pole_en16="SMS offers?|1=yes 0=no+Enter",
+    ),
     "prompt.subtotal": C(
         "输入积分按兑换，或付款：现金/银行卡",
         "Key points + Redeem, or pay: Cash / Card",
@@ -342,6 +350,37 @@ CATALOGUE: dict[str, Message] = {
         "欢迎新会员|积分 {points}",
         "Welcome, new member|Points {points}",
         pole_en16="Welcome, member|Points {points}",
+    ),
+    "member.welcome_consent": C(
+        "注册成功：赠送 {points} 积分。请问顾客是否同意接收会员关怀短信？按 1 同意，按 0 不同意，"
+        "再按确认（清除键跳过）",
+        "Registered: {points} points welcome bonus. Ask the customer: SMS member offers? "
+        "Key 1 = yes, 0 = no, then Enter (Clear skips)",
+        "接收会员关怀短信？|按1同意 按0不同意",
+        "Member SMS offers?|1=yes 0=no, Enter",
+        pole_zh16="接收关怀短信？|1同意 0不同意",
+        pole_en16="SMS offers?|1=yes 0=no+Enter",
+    ),
+    "consent.answer_needed": C(
+        "请顾客回答：按 1 同意接收会员关怀短信，按 0 不同意，再按确认（清除键跳过）",
+        "The customer's answer: 1 = yes to SMS member offers, 0 = no, then Enter "
+        "(Clear skips)",
+        "请按1同意|或按0不同意",
+        "Key 1 = yes|or 0 = no, Enter",
+        pole_en16="Key 1 = yes|or 0 = no",
+    ),
+    "consent.yes": C(
+        "已记录：同意接收会员关怀短信（回复 TD 可随时退订）",
+        "Noted: yes to SMS member offers (reply TD to stop any time)",
+        "已同意接收短信|回复TD可退订",
+        "SMS offers: yes|reply TD to stop",
+    ),
+    "consent.no": C(
+        "已记录：不接收会员关怀短信",
+        "Noted: no SMS member offers",
+        "已记录：不接收|会员关怀短信",
+        "Noted: no SMS|offers will be sent",
+        pole_en16="Noted: no SMS|offers",
     ),
     "member.shown": C(
         "{name}：{points} 积分，{tier}",

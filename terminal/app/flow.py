@@ -133,7 +133,7 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
             self.quote, self.redeem_points = None, 0
             self.switch_to(Mode.READY)
         elif self.mode not in (Mode.READY, Mode.LOCKED):
-            self.new_card = self.refund_sale = None
+            self.new_card = self.refund_sale = self.care_phone = None
             self.units = None
             self.switch_to(Mode.READY)
         await self._prompt()

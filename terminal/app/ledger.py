@@ -92,6 +92,11 @@ class LedgerGateway:
     async def register(self, reg: Registration) -> MemberView:
         return await self._now(self.store.register, reg)
 
+    async def consent(self, card: str, channel: str, granted: bool, address: str | None,
+                      operator: str) -> None:
+        """The member's answer to member care's question, as an event to HQ."""
+        await self._now(self.store.consent, card, channel, granted, address, operator)
+
     async def import_member(self, card: str, remote: RemoteBalance,
                             operator: str) -> MemberView:
         """Record a member HQ knows but this ledger does not (registered at another store)."""

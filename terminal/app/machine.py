@@ -60,6 +60,7 @@ def _build() -> dict[tuple[Mode, str], Handler]:
         (Mode.PRICE_CHECK, "enter"): PriceCheck._price_check_enter,
         # members
         (Mode.REGISTER, "enter"): Members._register_enter,
+        (Mode.CONSENT, "enter"): Members._consent_enter,
         (Mode.READY, "balance"): Members._ready_balance,
         # subtotal, redemption and tender (Subtotal on an empty sale is the Z report)
         (Mode.READY, "subtotal"): Subtotal._ready_subtotal,

@@ -107,9 +107,31 @@ class Members(Subtotal):
         self.link.events_written()
         self.draft.card, self.draft.member = card, view
         self.new_card = None
+        # Member care's question (docs/member-care.md): the customer answers on the keypad,
+        # 1 yes, 0 no; Clear skips it, and no answer is no consent.
+        self.care_phone = phone
+        self.switch_to(Mode.CONSENT)
+        await self.say(said("member.welcome_consent", points=view.balance))
+
+    async def _consent_enter(self) -> None:
+        answer, card, phone = self.keyed.take(), self.draft.card, self.care_phone
+        if answer not in ("0", "1"):
+            await self.refuse(said("consent.answer_needed"))
+            return
+        assert card is not None and phone is not None and self.operator is not None
+        granted = answer == "1"
+        self.care_phone = None
         self.switch_to(Mode.READY)
-        await self.show(*self.displays.pole_lines(said("member.welcome", points=view.balance)),
-                        prompt=said("member.welcome", points=view.balance))
+        try:
+            await self.ledger.consent(card, "sms", granted, phone if granted else None,
+                                      self.operator.name)
+        except Refused as exc:
+            await self.refuse(exc)
+            return
+        self.link.events_written()
+        log.info("member ****%s answered care's SMS question: %s", card[-4:],
+                 "yes" if granted else "no")
+        await self.say(said("consent.yes" if granted else "consent.no"))
 
     async def _ready_balance(self) -> None:
         if not self.keyed.empty:

@@ -14,6 +14,7 @@ class Mode(enum.StrEnum):
     MANAGER = "manager"  # waiting for a manager's number to authorise an action
     MANAGER_PIN = "manager_pin"  # the manager's number keyed: their PIN
     REGISTER = "register"  # an unknown card: phone number keyed to register it
+    CONSENT = "consent"  # just registered: the customer's yes (1) or no (0) to care messages
     SUBTOTAL = "subtotal"  # the quote is shown: redemption and tender
     REFUND_FIND = "refund_find"  # which sale: scan its receipt or key its number
     REFUND_LINES = "refund_lines"  # the whole sale or one line

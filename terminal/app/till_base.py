@@ -98,6 +98,9 @@ class TillBase:
         self.signing: int | None = None  # the operator number keyed to sign in
         self.approving: int | None = None  # the manager number keyed to authorise ``pending``
         self.new_card: str | None = None  # the unknown card offered registration
+        # The phone a member just registered with, until they answer member care's question
+        # (then it goes with a yes to HQ, and is forgotten here either way).
+        self.care_phone: str | None = None
         self.refund_sale: str | None = None
         self.refund_lines: list[SoldLine] = []
         self.units: int | None = None  # keyed before Quantity in refund and exchange

@@ -27,6 +27,7 @@ from peewee import Database, PeeweeException, PostgresqlDatabase, fn
 
 from terminal.hq import adjustments, day_reports, holds, lookups
 from terminal.hq.batch import BatchStatements
+from terminal.hq.care.till import record_from_till
 from terminal.hq.database import (
     lock_free_members,
     member_key,
@@ -440,6 +441,13 @@ class ChainLedger:
         self.sql.insert_rows(MemberHome._meta.table_name, ("member", "store", "since_us"),
                              [(view.id, event.store, to_micros(moment.at))])
         return f"registered at {where}"
+
+    def _replay_consent(self, event: Event, body: dict[str, Any], where: str,
+                        moment: Moment) -> str:
+        """A member's answer at a till to member care's question: recorded by care
+        (:mod:`terminal.hq.care.till`), nothing of the ledger changes."""
+        return record_from_till(body, event.store, event.terminal, moment.at,
+                                self.store.card_key)
 
     def _replay_import(self, event: Event, body: dict[str, Any], where: str,
                        moment: Moment) -> str:

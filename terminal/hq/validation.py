@@ -170,6 +170,13 @@ BODIES: dict[str, dict[str, tuple[Check, bool]]] = {
                "points": (number(-MAX_POINTS, MAX_POINTS), True),
                "reason": (text(empty=False), True), "operator": (_operator, False)},
 }
+# The member's answer at a till to member care's question: a yes with the address (the
+# member's registered phone; terminal.hq.care.till checks it), a no without.
+BODIES["consent"] = {"member": (_id, False), "card_hash": (_hash, True),
+                     "card_last4": (_last4, False),
+                     "channel": (text(SHORT_MAX, choices=("sms", "email")), True),
+                     "granted": (flag, True), "address": (text(254, empty=False), False),
+                     "operator": (_operator, False)}
 BODIES["void"] = BODIES["refund"]
 # A till's X or Z report: the day's figures as it printed them (reports.daily), its own sums.
 _total, _signed = number(0, INT64), number(-INT64, INT64)

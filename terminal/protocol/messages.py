@@ -16,8 +16,11 @@ from terminal.protocol import canonical
 
 # The kinds the terminal's ledger store writes to its outbox (LedgerStore._event).
 # ``import``: a till recorded a member HQ already knows (registered at another store).
+# ``consent``: the member's answer at the till to member care's question (a till before it
+# sends none: no answer is no consent).
 EVENT_KINDS = frozenset({"register", "import", "sale", "refund", "void", "exchange", "adjust",
-                         "day_report"})  # day_report: an X or Z report as printed
+                         "day_report",  # day_report: an X or Z report as printed
+                         "consent"})
 COMMAND_NAMES = frozenset({"resync", "print_status", "reload_rules", "report_health"})
 MEMBER_OPS = frozenset({"lookup", "hold", "post", "void"})
 STATUS_STATES = frozenset({"online", "offline"})

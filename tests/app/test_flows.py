@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 from terminal.loyalty.store.eod import reports_for
 
 from .conftest import TillBench, check_golden
+
+
+def outbox_events(bench: TillBench, kind: str) -> list[dict]:
+    """The till's outbox events of ``kind``, oldest first, as they are published."""
+    store = bench.terminal.ledger.store
+    rows = bench.runner.run(bench.terminal.ledger.executor.run(
+        lambda: store.db.execute_sql("SELECT payload FROM outbox WHERE kind = ? ORDER BY seq",
+                                     (kind,)).fetchall()))
+    return [json.loads(payload) for (payload,) in rows]
 
 
 def test_sign_in_and_out(bench: TillBench) -> None:
@@ -60,9 +71,54 @@ def test_unknown_card_registers_with_bonus(cashier: TillBench) -> None:
     cashier.do("s 8000999999")
     assert cashier.till.mode == "register"
     cashier.do("13900000002 enter")
-    assert cashier.till.mode == "ready"
-    assert cashier.pole == ("Welcome, new member", "Points 100")
     assert cashier.balance("8000999999") == 100
+    # Member care's question, on the pole for the customer (ASCII here) and the cashier.
+    assert cashier.till.mode == "consent"
+    assert cashier.pole == ("Member SMS offers?", "1=yes 0=no, Enter")
+    assert cashier.till.message.startswith("Registered: 100 points welcome bonus.")
+    cashier.do("1 enter")
+    assert cashier.till.mode == "ready" and cashier.till.refused is None
+    assert cashier.pole == ("SMS offers: yes", "reply TD to stop")
+    (consent,) = outbox_events(cashier, "consent")
+    assert consent["body"]["granted"] is True and consent["body"]["channel"] == "sms"
+    assert consent["body"]["address"] == "13900000002"
+    assert consent["body"]["operator"] == "cashier"
+    register = outbox_events(cashier, "register")[-1]  # after the demo's own members
+    assert consent["body"]["member"] == register["body"]["member"]
+    assert consent["body"]["card_hash"] == register["body"]["card_hash"]
+    assert consent["seq"] > register["seq"]
+    # The member is the sale's, as before the question.
+    cashier.do("b 6900000000014", "cash")
+    assert cashier.till.refused is None and cashier.balance("8000999999") > 100
+
+
+def test_the_consent_answer_no_a_wrong_key_and_skipping(cashier: TillBench) -> None:
+    cashier.do("s 8000999999", "13900000002 enter", "5 enter")
+    assert cashier.till.mode == "consent"  # only 1 or 0 answers
+    assert cashier.till.refused.startswith("The customer's answer: 1 = yes")
+    assert cashier.pole == ("Key 1 = yes", "or 0 = no, Enter")
+    cashier.do("enter")
+    assert cashier.till.mode == "consent" and outbox_events(cashier, "consent") == []
+    cashier.do("0 enter")
+    assert cashier.till.mode == "ready" and cashier.pole == ("Noted: no SMS", "offers will be sent")
+    (consent,) = outbox_events(cashier, "consent")
+    assert consent["body"]["granted"] is False and consent["body"].get("address") is None
+    # Clear skips the question: nothing is sent, and no answer is no consent at HQ.
+    cashier.do("s 8000888888", "13900000003 enter", "clear")
+    assert cashier.till.mode == "ready" and cashier.till.care_phone is None
+    assert len(outbox_events(cashier, "consent")) == 1
+    assert cashier.balance("8000888888") == 100
+
+
+def test_the_question_in_chinese_on_a_gb18030_pole(tmp_path, examples) -> None:
+    bench = TillBench(tmp_path, examples, {"pole": {"backend": "pty", "charset": "gb18030"}})
+    try:
+        bench.do("1 enter 1234 enter", "s 8000999999", "13900000002 enter")
+        assert bench.pole == ("接收会员关怀短信？", "按1同意 按0不同意")
+        bench.do("1 enter")
+        assert bench.pole == ("已同意接收短信", "回复TD可退订")
+    finally:
+        bench.close()
 
 
 def test_refund_whole_and_by_line_with_manager(cashier: TillBench) -> None:

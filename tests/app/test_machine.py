@@ -24,6 +24,7 @@ REACH = {
     Mode.READY: (CASHIER,),
     Mode.MANAGER: (CASHIER, "refund"),
     Mode.REGISTER: (CASHIER, "s 8000999999"),
+    Mode.CONSENT: (CASHIER, "s 8000999999", "13900000002 enter"),
     Mode.SUBTOTAL: (CASHIER, "s", "5 dept1", "subtotal"),
     Mode.REFUND_FIND: (MANAGER, "refund"),
     Mode.REFUND_LINES: (CASHIER, "5 dept1", "cash", "refund", MANAGER, "1 enter"),
@@ -40,7 +41,7 @@ ENTRY = {action for action in KEYMAP_ACTIONS if action.startswith("digit_")} | {
 def _state(till: Till) -> tuple[object, ...]:
     return (till.mode, till.operator, list(till.draft.lines), till.draft.card, till.quote,
             till.redeem_points, till.pending, till.new_card, till.refund_sale, till.units,
-            till.keyed.text)
+            till.care_phone, till.keyed.text)
 
 
 class _Walk:

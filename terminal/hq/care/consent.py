@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from terminal.hq.care.models import CHANNELS, CareConsent, CareContact, CareMessage
 from terminal.loyalty.cards import phone_hash
-from terminal.loyalty.clock import to_micros
+from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.store.members import PHONE
 from terminal.loyalty.store.models import Member
 
@@ -47,9 +48,12 @@ def _check(channel: str, address: str | None, member: Member, card_key: bytes | 
 
 
 def record(member_id: str, channel: str, granted: bool, *, source: str, actor: str,
-           at: datetime, address: str | None = None, card_key: bytes | None = None) -> None:
-    """Record the member's yes (with ``address``) or no to ``channel``. With ``card_key`` a
-    mobile number must be the member's registered phone, when one is registered."""
+           at: datetime, address: str | None = None, card_key: bytes | None = None,
+           store: str | None = None, terminal: str | None = None) -> bool:
+    """Record the member's yes (with ``address``) or no to ``channel``, given at ``at`` (at a
+    till: ``store`` and ``terminal``). With ``card_key`` a mobile number must be the member's
+    registered phone, when one is registered. An answer older than one already recorded (a
+    till's, reaching HQ late) is kept as a record but changes nothing: returns False."""
     if channel not in CHANNELS:
         raise ConsentError(f"no channel {channel!r}; known: {', '.join(CHANNELS)}")
     if source not in SOURCES:
@@ -59,18 +63,23 @@ def record(member_id: str, channel: str, granted: bool, *, source: str, actor: s
         raise ConsentError("no such member")
     value = _check(channel, address, member, card_key) if granted else None
     now = to_micros(at)
-    column = CareContact.phone if channel == "sms" else CareContact.email
-    (CareContact.insert(member=member_id, updated_us=now, **{column.name: value})
-     .on_conflict(conflict_target=[CareContact.member],
-                  update={column: value, CareContact.updated_us: now}).execute())
+    newer = CareConsent.select().where((CareConsent.member == member_id)
+                                       & (CareConsent.channel == channel)
+                                       & (CareConsent.at_us > now)).exists()
+    if not newer:
+        column = CareContact.phone if channel == "sms" else CareContact.email
+        (CareContact.insert(member=member_id, updated_us=now, **{column.name: value})
+         .on_conflict(conflict_target=[CareContact.member],
+                      update={column: value, CareContact.updated_us: now}).execute())
     CareConsent.create(member=member_id, channel=channel, granted=granted, source=source,
-                       actor=actor, at_us=now)
+                       actor=actor, at_us=now, store=store, terminal=terminal)
+    return not newer
 
 
 def granted(member_id: str, channel: str) -> bool:
     newest = (CareConsent.select(CareConsent.granted)
               .where((CareConsent.member == member_id) & (CareConsent.channel == channel))
-              .order_by(CareConsent.id.desc()).first())
+              .order_by(CareConsent.at_us.desc(), CareConsent.id.desc()).first())
     return newest is not None and bool(newest.granted)
 
 
@@ -99,7 +108,7 @@ def addresses(member_ids: list[str], channel: str) -> dict[str, str]:
         for member, agreed in (CareConsent.select(CareConsent.member, CareConsent.granted)
                                .where(CareConsent.member.in_(chunk)
                                       & (CareConsent.channel == channel))
-                               .order_by(CareConsent.id).tuples()):
+                               .order_by(CareConsent.at_us, CareConsent.id).tuples()):
             newest[member] = bool(agreed)
         agreeing = [member for member, agreed in newest.items() if agreed]
         if agreeing:
@@ -124,6 +133,17 @@ def state(member_id: str) -> dict[str, dict[str, object]]:
         result[channel] = {"granted": granted(member_id, channel) and bool(value),
                            "hint": _hint(value)}
     return result
+
+
+def history(member_id: str, zone: Any) -> list[dict[str, Any]]:
+    """Every answer the member gave, newest first: channel, yes or no, how (till, console,
+    cli), where (a till's store and terminal), who recorded it and when (in ``zone``)."""
+    rows = (CareConsent.select().where(CareConsent.member == member_id)
+            .order_by(CareConsent.at_us.desc(), CareConsent.id.desc()))
+    return [{"channel": row.channel, "granted": bool(row.granted), "source": row.source,
+             "store": row.store, "terminal": row.terminal, "actor": row.actor,
+             "at": from_micros(row.at_us).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")}
+            for row in rows]
 
 
 def _hint(value: str | None) -> str:

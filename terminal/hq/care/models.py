@@ -3,8 +3,10 @@
 - ``care_contact``: the address a member gave for care messages (a phone number, an email).
   HQ keeps a member's registered phone only as a keyed hash, so a number to text is kept here,
   and only for a member who agreed; an erasure removes the row.
-- ``care_consent``: every opt-in and opt-out, per channel, who recorded it and how (append-only:
-  the proof of consent). A member's consent for a channel is its newest row.
+- ``care_consent``: every opt-in and opt-out, per channel, who recorded it, how and where (the
+  store and terminal of an answer given at a till; append-only: the proof of consent). A
+  member's consent for a channel is its newest row by the time it was given (``at_us``, then
+  id): a till's answer that reaches HQ late does not undo a later one.
 - ``care_campaign``: a campaign: its segment and parameters, channel, optional bonus, state.
 - ``care_message``: the outbox. One row per member of the campaign's segment, minted with its id
   (a UUID the SMS gateway receives as ``Idempotency-Key``, the email as its ``Message-ID``) and
@@ -35,7 +37,9 @@ class CareConsent(BaseModel):
     granted = BooleanField()
     source = TextField()  # till | console | cli
     actor = TextField()
-    at_us = BigIntegerField()
+    at_us = BigIntegerField()  # when the member answered (a till's: HQ's reckoning of it)
+    store = TextField(null=True)  # source till: where (HQ migration 15)
+    terminal = TextField(null=True)
 
 
 class CareCampaign(BaseModel):

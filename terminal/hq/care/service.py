@@ -103,3 +103,7 @@ class Care:
     def consent_state(self, member: str) -> dict[str, dict[str, object]]:
         with self._transaction():
             return consent.state(member)
+
+    def consent_history(self, member: str) -> list[dict[str, Any]]:
+        with self._transaction():
+            return consent.history(member, self.rules.zone)

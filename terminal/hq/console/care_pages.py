@@ -111,8 +111,9 @@ async def _consent_page(request: Request, error: str | None = None,
     member_id = request.path_params["member"]
     member, _ = await visible_or_404(request, console_of(request).reader.visible, member_id)
     state = await _call(request, "consent_state", member_id)
+    history = await _call(request, "consent_history", member_id)
     return render(request, "care/consent.html", status_code, nav="members", m=member,
-                  consent=state, channels=CHANNELS, error=error,
+                  consent=state, history=history, channels=CHANNELS, error=error,
                   done=request.query_params.get("done"))
 
 

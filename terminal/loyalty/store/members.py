@@ -22,6 +22,7 @@ from terminal.loyalty.store.member_tiers import MemberTiers
 from terminal.loyalty.store.models import Member
 
 PHONE = re.compile(r"\+?[0-9]{5,15}")
+CONSENT_CHANNELS = ("sms",)  # what a till asks: a keypad has no email address
 
 
 def check_phone(phone: object, field: str) -> str:
@@ -117,6 +118,32 @@ class Members(MemberTiers):
             self._event(w, "import", {"member": member.id, "card_hash": ref.hash, "tier": tier})
             self._audit(w, operator, "import", member.id, f"known at HQ, tier {tier}")
         return self.member_view(member, moment)
+
+    def consent(self, card: str | CardRef, channel: str, granted: bool, address: str | None,
+                operator: str, moment: Moment) -> None:
+        """The member's answer at the till to member care's question (may HQ send them
+        ``channel``'s care messages?): a ``consent`` event to HQ, which records it with its
+        source (docs/member-care.md). A yes carries the address, which must be the member's
+        registered phone for ``sms``; the till keeps it only in the event's outbox row, and
+        drops it from there once HQ has acknowledged the event (outbox.mark_acked). A no
+        carries none. Nothing else is kept here: HQ's consent record is the one that counts."""
+        if channel not in CONSENT_CHANNELS:
+            raise InvalidInput(f"no care channel {channel!r} at a till", "consent.channel")
+        ref = member_ref(self.card_key, card)
+        member = self._member(ref)
+        if granted:
+            phone = check_phone(address, "consent.address")
+            if member.phone_hash is None or phone_hash(self.card_key, phone) != member.phone_hash:
+                raise InvalidInput("an SMS opt-in needs the member's registered phone",
+                                   "consent.address")
+        with self._writing(moment) as w:
+            self._event(w, "consent", {
+                "member": member.id, "card_hash": ref.hash, "card_last4": ref.last4,
+                "channel": channel, "granted": granted,
+                "address": address if granted else None, "operator": operator,
+            })
+            self._audit(w, operator, "consent", member.id,
+                        f"{channel} {'opt-in' if granted else 'opt-out'}")
 
     def balance(self, card: str) -> Balance:
         """The member's balance and tier as stored: the fast path for a swipe or a scan."""

@@ -23,6 +23,13 @@ _UNACKED_AFTER = ("SELECT id, seq, CAST(payload AS BLOB) FROM outbox "
                   "WHERE seq > ? AND +acked_us IS NULL ORDER BY seq LIMIT ?")
 _OLDEST_UNACKED = "SELECT min(seq) FROM outbox WHERE acked_us IS NULL"
 _MARK_MAX = 500  # ids per UPDATE, under SQLite's bound-parameter limit
+# A consent event's address (the member's phone, given for care messages) is what HQ needs of
+# it; once HQ has the event the till has no use for the number, so the ack drops it from the
+# row, in the same statement (SQLite rewrites the whole row on any UPDATE: no extra cost for
+# the other kinds). The rest of the event stays as the till's record.
+_ACK = ("UPDATE outbox SET acked_us = ?, payload = CASE kind WHEN 'consent' "
+        "THEN json_remove(payload, '$.body.address') ELSE payload END "
+        "WHERE id IN ({ids}) AND +acked_us IS NULL")
 
 
 def unacked_after(db: Database, after_seq: int | None,
@@ -50,8 +57,7 @@ def mark_acked(store: LedgerStore, ids: list[str], hq_time: datetime | None) -> 
         for start in range(0, len(ids), _MARK_MAX):
             chunk = ids[start:start + _MARK_MAX]
             marked += store.db.execute_sql(
-                f"UPDATE outbox SET acked_us = ? WHERE id IN ({', '.join('?' * len(chunk))}) "
-                "AND +acked_us IS NULL", (now, *chunk)).rowcount
+                _ACK.format(ids=", ".join("?" * len(chunk))), (now, *chunk)).rowcount
         if hq_time is not None:
             store.observe_trusted_time(hq_time)
     return marked
