@@ -202,7 +202,7 @@ def test_a_merge_sums_the_points_at_hq_and_at_the_tills(
         async with _stores(tmp_path, chain) as (s1, s2):
             # S002 holds both memberships; S001 holds only the second one.
             await _register_and_earn(s2, CARD)
-            await s2.do(f"s {SECOND}", f"{phones[SECOND]} enter", "200 dept1", "cash")
+            await s2.do(f"s {SECOND}", f"{phones[SECOND]} enter", "0 enter", "200 dept1", "cash")
             # HQ holds the registration before S001 asks for the member: a lookup no longer
             # waits behind ingest batches, so it answers from what HQ has committed.
             await until(s2.drained, 20)
