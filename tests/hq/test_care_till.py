@@ -39,11 +39,11 @@ PHONES = {YES: "13700000001", NO: "13700000002", SILENT: "13700000003"}
 class Setting:
     """A till at S003/T02 on a SQLite file and HQ's ledger on another."""
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, hq_url: str | None = None) -> None:
         self.rules = Rules.from_mapping(rules_data())
         self.till = LedgerStore.open(tmp / "till.db", self.rules, CARD_KEY,
                                      Identity("S003", "T02"))
-        self.hq_db = open_hq_database(str(tmp / "hq.db"))
+        self.hq_db = open_hq_database(hq_url or str(tmp / "hq.db"))
         self.ledger = ChainLedger(self.hq_db, self.rules, CARD_KEY)
         self.sent = 0  # outbox rows already applied
 
@@ -86,6 +86,19 @@ def setting(tmp_path: Path) -> Iterator[Setting]:
     made = Setting(tmp_path)
     yield made
     made.close()
+
+
+@pytest.mark.slow  # PostgreSQL
+def test_answers_at_the_till_on_postgresql(postgres, tmp_path: Path) -> None:
+    """HQ's production database: the batch's member rows (kept in memory, written through the
+    store's statements in pipeline mode) are what care's ORM reads find."""
+    from tests.hq.test_postgres_collector import fresh_database
+
+    made = Setting(tmp_path, fresh_database(postgres))
+    try:
+        test_answers_at_the_till_reach_care_with_their_source(made)
+    finally:
+        made.close()
 
 
 def test_answers_at_the_till_reach_care_with_their_source(setting: Setting) -> None:
