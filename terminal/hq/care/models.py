@@ -38,7 +38,7 @@ class CareConsent(BaseModel):
     source = TextField()  # till | console | cli
     actor = TextField()
     at_us = BigIntegerField()  # when the member answered (a till's: HQ's reckoning of it)
-    store = TextField(null=True)  # source till: where (HQ migration 16)
+    store = TextField(null=True)  # source till: where (HQ migration 17)
     terminal = TextField(null=True)
 
 

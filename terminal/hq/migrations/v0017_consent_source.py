@@ -1,4 +1,4 @@
-"""Version 16: a consent record names the till it was given at (``care_consent.store`` and
+"""Version 17: a consent record names the till it was given at (``care_consent.store`` and
 ``terminal``; NULL for one recorded in the console or by command): the member's answer at a
 till's registration reaches HQ as a ``consent`` event (terminal.hq.care.till)."""
 
