@@ -21,7 +21,9 @@ is stored, and another zone rebuilds every roll-up from the ledger.
 
 The reports (:mod:`terminal.hq.analytics`, :mod:`terminal.hq.points_reports`) run a catch-up
 before they read, so they are exact; ``posterm-hq rollup --every 10`` (its own service beside the
-collectors, never in their batches) keeps what that catch-up has to read small.
+collectors, never in their batches) keeps what that catch-up has to read small. On a PostgreSQL
+hot standby (read-only) a catch-up does nothing: the roll-ups there are the primary's, as fresh
+as its last run.
 """
 
 from __future__ import annotations
@@ -84,6 +86,8 @@ def catch_up(db: Database, zone: ZoneInfo) -> Caught:
     if db.in_transaction():
         raise RuntimeError("rollup.catch_up runs its own transaction, not inside another")
     postgres = isinstance(db, PostgresqlDatabase)
+    if postgres and db.execute_sql("SELECT pg_is_in_recovery()").fetchone()[0]:
+        return Caught(0, 0, 0, False)  # a standby: the roll-ups come from the primary's runs
     if postgres:  # before the snapshot: the previous run's rows are then seen by this one
         db.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_ROLLUP_LOCK,))
     try:

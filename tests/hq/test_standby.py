@@ -31,10 +31,10 @@ def primary() -> Iterator[Postgres]:
         yield server
 
 
-def report(url: str) -> dict[str, Any]:
+def report(url: str, *view: str) -> dict[str, Any]:
     """`posterm-hq report` in its own process, as it runs beside the collectors (in this one it
     would bind the models to its database under the writer's feet)."""
-    done = subprocess.run([sys.executable, "-m", "terminal.hq.cli", "report", "--db", url,
+    done = subprocess.run([sys.executable, "-m", "terminal.hq.cli", "report", *view, "--db", url,
                            "--json"], capture_output=True, text=True, timeout=60, check=True)
     return json.loads(done.stdout)
 
@@ -81,6 +81,13 @@ def test_reports_read_the_standby_while_hq_writes_the_primary(
             standby.caught_up()
             assert report(standby.url(name)) == report(url)
             assert set(report(standby.url(name))["stores"]) == set(stores)
+            # A report that reads the roll-ups catches them up on the primary; on the standby
+            # it reads them as the primary's last catch-up left them (it cannot write).
+            points = ("points", "--from", "2020-01-01", "--to", "2030-01-01", "--by", "month")
+            on_primary = report(url, *points)
+            assert sum(row["chain"]["issued"] for row in on_primary["periods"]) > 0
+            standby.caught_up()
+            assert report(standby.url(name), *points) == on_primary
             # The standby takes no writes: HQ's writers go to the primary.
             with pytest.raises(Exception, match="read-only"):
                 on_standby = ChainLedger(open_hq_database(standby.url(name), migrate=False),
