@@ -38,6 +38,7 @@ from terminal.loyalty.store.models import (
 from terminal.loyalty.store.models import Lot as LotRow
 
 SPEND_LOOKBACK_DAYS = 3700  # qualifying spend looks back at most tiers.window_months <= 120
+PAST_CHUNK = 500  # earlier sales read a statement (SQLite allows 999 parameters at the least)
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,11 @@ def newest_us() -> int:
                for model in (Sale, Refund, Exchange, LedgerEntry))
 
 
-def load_history(days: int, zone: ZoneInfo, until: datetime | None = None) -> History:
+def load_history(days: int, zone: ZoneInfo, until: datetime | None = None, *,
+                 past_chunk: int = PAST_CHUNK) -> History:
     """Read the window (run with the models bound to HQ's database); ``zone`` is the
-    programme's, in which the day caps of the window's first day are counted."""
+    programme's, in which the day caps of the window's first day are counted; ``past_chunk``
+    earlier sales are read a statement."""
     if days < 1:
         raise ValueError("--days must be at least 1")
     until_us = to_micros(until) if until is not None else newest_us()
@@ -192,7 +195,7 @@ def load_history(days: int, zone: ZoneInfo, until: datetime | None = None) -> Hi
     history.homes = dict(MemberHome.select(MemberHome.member, MemberHome.store).tuples())
     _opening(history, first)
     _events(history, first, stores)
-    _past(history, first, start_us)
+    _past(history, first, start_us, past_chunk)
     _day_earned(history, first, start_us, zone)
     return history
 
@@ -221,19 +224,20 @@ def _recorded(first: int, until_us: int) -> Recorded:
 def _opening(history: History, first: int) -> None:
     taken: dict[str, int] = defaultdict(int)
     for lot_id, points in (Allocation.select(Allocation.lot, Allocation.points)
-                           .join(LedgerEntry).where(LedgerEntry.seq < first).tuples()):
+                           .join(LedgerEntry).where(LedgerEntry.seq < first).tuples().iterator()):
         taken[lot_id] += points
     rows = (LotRow.select(LotRow.id, LotRow.member, LotRow.earned_us, LotRow.expires_us,
                           LotRow.points, LedgerEntry.seq)
             .join(LedgerEntry, on=(LedgerEntry.id == LotRow.id))
-            .where(LedgerEntry.seq < first).order_by(LedgerEntry.seq).tuples())
+            .where(LedgerEntry.seq < first).order_by(LedgerEntry.seq).tuples().iterator())
     for lot_id, member, earned_us, expires_us, points, seq in rows:
         remaining = points + taken.get(lot_id, 0)
         history.lots[member].append(Lot(
             lot_id, from_micros(earned_us), from_micros(expires_us) if expires_us else None,
             points, remaining, seq))
     for member, debt in (LedgerEntry.select(LedgerEntry.member, fn.SUM(LedgerEntry.debt_delta))
-                         .where(LedgerEntry.seq < first).group_by(LedgerEntry.member).tuples()):
+                         .where(LedgerEntry.seq < first).group_by(LedgerEntry.member)
+                         .tuples().iterator()):
         if debt:
             history.debt[member] = int(debt)
 
@@ -245,26 +249,28 @@ def _events(history: History, first: int, stores: EntryStores) -> None:
             SaleLine.select(SaleLine.sale, SaleLine.sku, SaleLine.name, SaleLine.category,
                             SaleLine.qty, SaleLine.price_fen)
             .join(Sale).where(Sale.seq >= first).order_by(SaleLine.sale, SaleLine.line_no)
-            .tuples()):
+            .tuples().iterator()):
         lines[sale].append(SoldItem(sku, name, category, qty, price))
     for seq, us, trusted, sale, member, redeemed in (
             Sale.select(Sale.seq, Sale.wall_us, Sale.trusted, Sale.id, Sale.member,
-                        Sale.points_redeemed).where(Sale.seq >= first).tuples()):
+                        Sale.points_redeemed).where(Sale.seq >= first).tuples().iterator()):
         events.append(SaleEvent(seq, from_micros(us), trusted, sale, member, stores.of(seq),
                                 tuple(lines[sale]), redeemed))
     units: dict[str, list[tuple[int, int]]] = defaultdict(list)
     for refund, line_no, qty in (
             RefundLine.select(RefundLine.refund, RefundLine.line_no, RefundLine.qty)
-            .join(Refund).where(Refund.seq >= first).order_by(RefundLine.line_no).tuples()):
+            .join(Refund).where(Refund.seq >= first).order_by(RefundLine.line_no)
+            .tuples().iterator()):
         units[refund].append((line_no, qty))
     for seq, us, trusted, refund, sale in (
             Refund.select(Refund.seq, Refund.wall_us, Refund.trusted, Refund.id, Refund.sale)
-            .where(Refund.seq >= first).tuples()):
+            .where(Refund.seq >= first).tuples().iterator()):
         events.append(RefundEvent(seq, from_micros(us), trusted, sale, stores.of(seq),
                                   tuple(units[refund])))
     for seq, us, trusted, member, sku, qty in (
             Exchange.select(Exchange.seq, Exchange.wall_us, Exchange.trusted, Exchange.member,
-                            Exchange.sku, Exchange.qty).where(Exchange.seq >= first).tuples()):
+                            Exchange.sku, Exchange.qty).where(Exchange.seq >= first)
+            .tuples().iterator()):
         events.append(ExchangeEvent(seq, from_micros(us), trusted, member, stores.of(seq), sku,
                                     qty))
     for seq, us, trusted, member, kind, points, reason in (
@@ -272,14 +278,14 @@ def _events(history: History, first: int, stores: EntryStores) -> None:
                                LedgerEntry.member, LedgerEntry.kind, LedgerEntry.points,
                                LedgerEntry.reason)
             .where((LedgerEntry.seq >= first) & LedgerEntry.kind.in_([BONUS, ADJUST])
-                   & LedgerEntry.sale_id.is_null()).tuples()):
+                   & LedgerEntry.sale_id.is_null()).tuples().iterator()):
         events.append(EntryEvent(seq, from_micros(us), trusted, member, stores.of(seq), kind,
                                  points, reason))
     events.sort(key=lambda event: event.seq)
     history.events = events
 
 
-def _past(history: History, first: int, start_us: int) -> None:
+def _past(history: History, first: int, start_us: int, chunk: int) -> None:
     """Sales before the window: their spend, and what refunds in the window need of them."""
     since = start_us - SPEND_LOOKBACK_DAYS * 86_400_000_000
     for member, us, paid in (Sale.select(Sale.member, Sale.wall_us, Sale.paid_fen)
@@ -294,25 +300,47 @@ def _past(history: History, first: int, start_us: int) -> None:
         history.spend_back[member].append((from_micros(us), fen, from_micros(sale_us)))
     wanted = {event.sale for event in history.events if isinstance(event, RefundEvent)}
     wanted -= {event.id for event in history.events if isinstance(event, SaleEvent)}
-    if not wanted:
-        return
-    for sale in Sale.select().where(Sale.id.in_(sorted(wanted))):
-        history.past_sales[sale.id] = SaleState(
-            sale.member_id, from_micros(sale.wall_us), sale.paid_fen, sale.list_fen,
-            sale.points_earned, sale.points_redeemed,
-            [(line.line_no, line.sku, line.qty, line.paid_fen, line.list_fen)
-             for line in sale.lines.order_by(SaleLine.line_no)], sale.earn_entry)
-    for refund in (Refund.select().where(Refund.sale.in_(sorted(wanted)) & (Refund.seq < first))
-                   .order_by(Refund.seq)):
-        history.past_sales[refund.sale_id].refunds.append((
-            tuple((line.line_no, line.qty, line.fen)
-                  for line in refund.lines.order_by(RefundLine.line_no)),
-            refund.points_reversed, refund.points_restored))
+    # Set-based, a chunk of sales a statement (not a statement per sale and per refund: a
+    # month's window refunds tens of thousands of earlier sales at chain scale), each chunk
+    # within SQLite's limit on a statement's parameters.
+    ordered = sorted(wanted)
+    for start in range(0, len(ordered), chunk):
+        _past_sales(history, first, ordered[start:start + chunk])
+
+
+def _past_sales(history: History, first: int, chunk: list[str]) -> None:
+    lines: dict[str, list[tuple[int, str, int, int, int]]] = defaultdict(list)
+    for sale_id, line_no, sku, qty, paid, listed in (
+            SaleLine.select(SaleLine.sale, SaleLine.line_no, SaleLine.sku, SaleLine.qty,
+                            SaleLine.paid_fen, SaleLine.list_fen)
+            .where(SaleLine.sale.in_(chunk)).order_by(SaleLine.sale, SaleLine.line_no)
+            .tuples().iterator()):
+        lines[sale_id].append((line_no, sku, qty, paid, listed))
+    for sale_id, member, us, paid, listed, earned, redeemed, earn_entry in (
+            Sale.select(Sale.id, Sale.member, Sale.wall_us, Sale.paid_fen, Sale.list_fen,
+                        Sale.points_earned, Sale.points_redeemed, Sale.earn_entry)
+            .where(Sale.id.in_(chunk)).tuples().iterator()):
+        history.past_sales[sale_id] = SaleState(member, from_micros(us), paid, listed, earned,
+                                                redeemed, lines[sale_id], earn_entry)
+    handed: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for refund_id, line_no, qty, fen in (
+            RefundLine.select(RefundLine.refund, RefundLine.line_no, RefundLine.qty,
+                              RefundLine.fen).join(Refund)
+            .where(Refund.sale.in_(chunk) & (Refund.seq < first))
+            .order_by(RefundLine.refund, RefundLine.line_no).tuples().iterator()):
+        handed[refund_id].append((line_no, qty, fen))
+    for refund_id, sale_id, reversed_, restored in (
+            Refund.select(Refund.id, Refund.sale, Refund.points_reversed,
+                          Refund.points_restored)
+            .where(Refund.sale.in_(chunk) & (Refund.seq < first)).order_by(Refund.seq)
+            .tuples().iterator()):
+        history.past_sales[sale_id].refunds.append((tuple(handed[refund_id]), reversed_,
+                                                    restored))
     for sale_id, lot, points in (Allocation.select(LedgerEntry.sale_id, Allocation.lot,
                                                    Allocation.points).join(LedgerEntry)
-                                 .where(LedgerEntry.sale_id.in_(sorted(wanted))
+                                 .where(LedgerEntry.sale_id.in_(chunk)
                                         & LedgerEntry.kind.in_(["redeem", "restore"])
-                                        & (LedgerEntry.seq < first)).tuples()):
+                                        & (LedgerEntry.seq < first)).tuples().iterator()):
         taken = history.past_sales[sale_id].redeemed_from
         taken[lot] = taken.get(lot, 0) - points
 
