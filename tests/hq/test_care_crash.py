@@ -88,7 +88,10 @@ def test_sigkill_mid_campaign_sends_each_message_once(tmp_path: Path) -> None:
     created = json.loads(hq("campaign", "create", "--name", "唤醒", "--segment", "dormant",
                             "--days", "30", "--channel", "sms", *common).stdout)
     preview = json.loads(hq("campaign", "preview", str(created["id"]), *common).stdout)
+    sample = preview.pop("sample")
     assert preview == {"campaign": created["id"], "segment": MEMBERS, "reachable": MEMBERS}
+    assert sample["reachable"]
+    assert sample["text"].startswith(f"【会员中心】{sample['name']}，好久不见")
     with gateway() as server:
         config = tmp_path / "care.toml"
         config.write_text(f'[sms]\nurl = "{server.url}"\napi_key = "{Gateway.API_KEY}"\n'
