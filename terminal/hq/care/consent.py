@@ -14,6 +14,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from terminal.hq.care.chunks import chunks
 from terminal.hq.care.models import CHANNELS, CareConsent, CareContact, CareMessage
 from terminal.loyalty.cards import phone_hash
 from terminal.loyalty.clock import from_micros, to_micros
@@ -93,17 +94,12 @@ def address(member_id: str, channel: str) -> str | None:
     return contact.phone if channel == "sms" else contact.email
 
 
-CHUNK = 5_000  # member ids per query (SQLite binds at most 32,766 parameters)
-
-
 def addresses(member_ids: list[str], channel: str) -> dict[str, str]:
-    """:func:`address` for many members at once (two queries per :data:`CHUNK` of them): those
-    who agreed to ``channel`` and gave its address, with the address."""
+    """:func:`address` for many members at once (two queries per chunk of them): those who
+    agreed to ``channel`` and gave its address, with the address."""
     column = CareContact.phone if channel == "sms" else CareContact.email
     found: dict[str, str] = {}
-    wanted = sorted(set(member_ids))
-    for start in range(0, len(wanted), CHUNK):
-        chunk = wanted[start:start + CHUNK]
+    for chunk in chunks(member_ids):
         newest: dict[str, bool] = {}
         for member, agreed in (CareConsent.select(CareConsent.member, CareConsent.granted)
                                .where(CareConsent.member.in_(chunk)

@@ -31,6 +31,7 @@ from typing import Any
 from peewee import fn
 
 from terminal.hq.analytics import Period, dormant_members, near_tier
+from terminal.hq.care.chunks import chunks
 from terminal.hq.models import MemberHome, MemberOp
 from terminal.loyalty.calendar import local_day
 from terminal.loyalty.clock import from_micros, to_micros
@@ -92,13 +93,12 @@ def is_excluded(member_id: str) -> bool:
             .where((Member.id == member_id) & (CardState.state == RETIRED)).exists())
 
 
-def _members(ids: set[str] | None = None) -> dict[str, Any]:
-    """id -> (name, balance, tier) of the members not excluded (``ids``: only those)."""
+def _members(ids: set[str]) -> dict[str, Any]:
+    """id -> (name, balance, tier) of those of ``ids`` not excluded."""
     query = Member.select(Member.id, Member.name, Member.balance, Member.tier)
-    if ids is not None:
-        query = query.where(Member.id.in_(sorted(ids)))
     gone = excluded()
-    return {row[0]: row[1:] for row in query.tuples() if row[0] not in gone}
+    return {row[0]: row[1:] for chunk in chunks(ids)
+            for row in query.where(Member.id.in_(chunk)).tuples() if row[0] not in gone}
 
 
 def _anniversary(birthday: date, today: date) -> date:

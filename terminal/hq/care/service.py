@@ -75,7 +75,7 @@ class Care:
 
     def queue(self, who: Principal, campaign: int) -> dict[str, int]:
         with self._transaction():
-            counts = campaigns.queue(self.ops, self.rules, campaign, actor=who.name,
+            counts = campaigns.queue(self.db, self.ops, self.rules, campaign, actor=who.name,
                                      at=self.clock())
             audit.record(who, "care.campaign.queue", str(campaign), "",
                          ", ".join(f"{key} {value}" for key, value in counts.items()))
