@@ -3,6 +3,9 @@ part replayed alone (and in real worker processes), the parts added up."""
 
 from __future__ import annotations
 
+import threading
+
+from terminal.hq.rules_studio import parallel
 from terminal.hq.rules_studio.backtest import backtest, most_affected, side
 from terminal.hq.rules_studio.parallel import merge, partition, replay_both, replay_pair
 from terminal.hq.rules_studio.validate import validate
@@ -56,3 +59,20 @@ def test_a_backtest_reports_events_replayed_up_to_the_window() -> None:
     assert {total for _, _, total in seen} == {len(made.events)}
     assert done[0] == 0 and done[-1] == len(made.events) and done == sorted(done)
     assert len(done) > 3  # along the way, not only at the ends
+
+
+def test_beside_other_threads_the_workers_are_spawned_with_the_same_numbers() -> None:
+    """The console runs a backtest in a thread of its own: its workers are spawned (a fork of
+    a threaded process may inherit a held lock), each part pickled to them; one thread alone
+    forks them, the parts in their memory. The same figures either way."""
+    made = history(200, 3, seed=3)
+    found: dict[str, object] = {}
+
+    def job() -> None:
+        found["forked"] = parallel._context()[1]
+        found["report"] = _report(replay_both(made, IN_FORCE, TRIPLED, 2, min_events=0), made)
+    thread = threading.Thread(target=job)
+    thread.start()
+    thread.join(120)
+    assert found["forked"] is False
+    assert found["report"] == _report(replay_pair(made, IN_FORCE, TRIPLED), made)
