@@ -61,9 +61,12 @@ CARD_HASHES = "SELECT card_hash FROM member WHERE id = ANY(?)"
 # sweep's thousand lots and members a chunk: a statement each instead of one a row).
 SET_BASED = {
     hotpath.EMPTY_LOT: "UPDATE lot SET remaining = 0 WHERE id = ANY(%s::text[])",
+    # The members' ids again as "= ANY": the rows found by the primary key, not by scanning
+    # the member table for the join (its estimate of unnest is 100 rows). A chunk names each
+    # member once (Accounts._record_expiries sums per member).
     hotpath.TAKE_FROM_BALANCE: (
         "UPDATE member m SET balance = m.balance - v.points FROM unnest(%s::int[], %s::text[]) "
-        "AS v(points, id) WHERE m.id = v.id"),
+        "AS v(points, id) WHERE m.id = v.id AND m.id = ANY(%s::text[])"),
 }
 # The counters but the sequence, which a ledger on PostgreSQL takes from its block.
 META_FLAGS = "SELECT key, value FROM meta WHERE key IN ('trusted_floor_us', 'undated_lots')"
@@ -303,7 +306,8 @@ class BatchStatements(hotpath.Statements):
         db = self.db
         whole = SET_BASED.get(sql) if self.pipelines and len(rows) > 1 else None
         if whole is not None:  # one statement for the rows (their order changes nothing)
-            self._write_set(whole, [list(column) for column in zip(*rows, strict=True)])
+            columns = [list(column) for column in zip(*rows, strict=True)]
+            self._write_set(whole, columns + columns[-1:] * (whole.count("%s") - len(columns)))
             return
         insert = _INSERT.fullmatch(sql)
         if insert is None or len(rows) < COPY_FROM or not isinstance(db, HqPostgresDatabase) \
