@@ -133,19 +133,8 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool) -> Caught:
     for low, high in spans:
         db.execute_sql(f"INSERT INTO agg_span (lo, hi) VALUES ({p}, {p})", (low, high))
     _analyze(db, postgres, "agg_span")
-    bounds = db.execute_sql(
-        "SELECT MIN(w), MAX(w) FROM ("
-        "SELECT MIN(s.wall_us) AS w FROM sale s JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi"
-        " UNION ALL SELECT MAX(s.wall_us) FROM sale s "
-        "JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi "
-        " UNION ALL SELECT MIN(e.wall_us) FROM ledger_entry e "
-        "JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi "
-        " UNION ALL SELECT MAX(e.wall_us) FROM ledger_entry e "
-        "JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi) x").fetchone()
     members = _members(db, zone, postgres)
-    entries = 0
-    if bounds[0] is not None:
-        entries = _entries(db, zone, int(bounds[0]), int(bounds[1]))
+    entries = _entries(db, zone)
     _drop(db)
     return Caught(len(spans), members, entries, rebuild)
 
@@ -255,10 +244,14 @@ def _products(db: Database, zone: ZoneInfo, postgres: bool) -> None:
         GROUP BY 1, 2, 3, 4""")
 
 
-def _entries(db: Database, zone: ZoneInfo, low: int, high: int) -> int:
+def _entries(db: Database, zone: ZoneInfo) -> int:
     """Add the new entries' points and the new redemptions' allocations."""
     sql, p = db.execute_sql, db.param
-    day = day_expression(zone, low, high, "e.wall_us")
+    low, high = sql("SELECT MIN(e.wall_us), MAX(e.wall_us) FROM ledger_entry e "
+                    "JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi").fetchone()
+    if low is None:
+        return 0
+    day = day_expression(zone, int(low), int(high), "e.wall_us")
     cursor = sql(f"""INSERT INTO agg_points_day (day, store, kind, points)
         SELECT {day}, {store_of("e.seq")}, e.kind, SUM(e.points)
         FROM ledger_entry e JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi
