@@ -22,8 +22,8 @@ from zoneinfo import ZoneInfo
 from peewee import Database, PostgresqlDatabase, __exception_wrapper__
 
 from terminal.hq.care import consent
-from terminal.hq.care.chunks import chunks
 from terminal.hq.care.config import CareConfig
+from terminal.hq.care.member_ids import among
 from terminal.hq.care.models import CHANNELS, CareCampaign, CareMessage
 from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, check_store, select
 from terminal.hq.database import lock_members
@@ -126,9 +126,9 @@ def queue(db: Database, ops: MemberOps | None, rules: Rules, campaign_id: int, *
     reach = consent.addresses([target.member for target in targets], row.channel)
     bonus_ops: dict[str, int] = {}
     if row.bonus_points and ops is not None:
-        cards = {member: card for chunk in chunks(target.member for target in targets)
-                 for member, card in Member.select(Member.id, Member.card_hash)
-                 .where(Member.id.in_(chunk)).tuples()}
+        condition, param = among(db, "id", (target.member for target in targets))
+        cards = dict(db.execute_sql(f"SELECT id, card_hash FROM {Member._meta.table_name} "
+                                    f"WHERE {condition}", (param,)).fetchall())
         # Every member's lock at once, in key order, as the collectors' batches take theirs:
         # one by one in the segment's order, a batch holding one and waiting for another the
         # queue holds would deadlock with it.
