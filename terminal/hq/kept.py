@@ -141,7 +141,7 @@ class Kept:
             counts = self._day(params[0], params[1])
             return [tuple(counts)] if counts is not None else []
         if sql == hotpath.DUE_LOTS_OF_MEMBER:
-            lots = self.lots.get(params[0])
+            lots = self._lots_of(params[0])
             if lots is None:
                 return None
             due = sorted((lot for lot in lots.values() if lot[_REMAINING] > 0
@@ -149,7 +149,7 @@ class Kept:
                          key=lambda lot: (lot[_EXPIRES], lot[_SEQ]))
             return [(lot[0], lot[1], lot[_REMAINING]) for lot in due]
         if sql == hotpath.DUE_POINTS_OF_MEMBER:
-            lots = self.lots.get(params[0])
+            lots = self._lots_of(params[0])
             if lots is None:
                 return None
             due = [lot[_REMAINING] for lot in lots.values() if lot[_REMAINING] > 0
@@ -157,17 +157,32 @@ class Kept:
                    and (lot[_TRUSTED] or params[2])]
             return [(sum(due) if due else None,)]
         if sql == hotpath.OPEN_LOTS:
-            lots = self.lots.get(params[0])
+            lots = self._lots_of(params[0])
             if lots is None:
                 return None
             return [(lot[0], lot[2], lot[3], lot[4], lot[_REMAINING], lot[_SEQ])
                     for lot in lots.values() if lot[_REMAINING] != 0]
         if sql == hotpath.SPEND:
-            spend = self.spend.get(params[0])
+            spend = self._spend_of(params[0])
             if spend is None or params[1] < spend.since:
                 return None
             return [(spend.within(params[1], params[2], params[3]),)]
         return None
+
+    def _lots_of(self, member_id: str) -> dict[str, list[Any]] | None:
+        """The member's lots kept; forgotten (a write the store's statements did not say, a
+        refund restoring an emptied lot), the lots of every member kept are read again at once:
+        one query, not one for each member the rest of the batch names."""
+        if member_id not in self.lots and member_id in self._hashes:
+            self._load_lots(sorted(set(self._hashes) - self.lots.keys()))
+        return self.lots.get(member_id)
+
+    def _spend_of(self, member_id: str) -> Spend | None:
+        """The member's sales kept; forgotten (a refund recorded), read again for every member
+        kept at once."""
+        if member_id not in self.spend and member_id in self._hashes and self.since is not None:
+            self._load_spend(sorted(set(self._hashes) - self.spend.keys()), self.since)
+        return self.spend.get(member_id)
 
     def _member(self, card_hash: str) -> list[tuple[Any, ...]]:
         if card_hash not in self.members:
