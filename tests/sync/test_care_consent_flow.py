@@ -20,7 +20,9 @@ from terminal.hq.collector import Collector
 from terminal.hq.console.app import build
 from terminal.loyalty.store.models import Member
 from tests.console.chain import add_user_at
+from tests.console.test_browser import signed_in
 from tests.console.test_http import BASE, login
+from tests.support.browser import CHROMIUM, browser, serving, shot
 from tests.sync.conftest import run
 from tests.sync.harness import CARD_KEY, Chain, until
 from tests.sync.test_across_stores import _stores
@@ -93,3 +95,11 @@ def test_the_till_asks_and_hq_records_the_answers(hq_chain: tuple[Chain, Collect
         assert "退订" in refused.split('id="consent-history"')[1]
         silent = svc.get(f"/care/consent/{members['8000555503']}").text
         assert "未回答即不同意" in silent
+    assert CHROMIUM.exists(), "Debian's chromium is missing: run scripts/setup.sh"
+    with serving(app) as site, browser() as chromium:  # what member service sees
+        context, page = signed_in((site, chromium), "svc")
+        page.goto(f"{site}/care/consent/{members['8000555501']}")
+        page.wait_for_selector("#consent-history >> text=S002/T01")
+        assert "收银机" in page.inner_text("#consent-history")
+        shot(page, "care-consent-from-till")
+        context.close()
