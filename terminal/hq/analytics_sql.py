@@ -293,20 +293,34 @@ def _none_since(db: Database, store: str | None, negate: bool) -> tuple[str, lis
             f"WHERE md.member = ms.member{at_store} AND md.day >= {p} AND md.day < {p})", params)
 
 
+LATER_PROBES = 10_000  # past this many members with a sale after ``to``, scan the days instead
+
+
 def rolled_active(db: Database, store: str | None, cut_day: int, end_day: int) -> int:
     """Members with a counted sale (at ``store``) on a day in [cut_day, end_day): those whose
-    last is there, and of those with a later one (``to`` in the past) those with one there."""
+    last is there, and of those with a later one (``to`` in the past) those with one there:
+    probed one by one when they are few (``to`` about today), else the days' rows counted."""
     p = db.param
     key = store or ""
+    later = int(db.execute_sql(
+        f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND last_day >= {p} "
+        f"AND first_day < {p}", (key, end_day, end_day)).fetchone()[0])
+    if later > LATER_PROBES:
+        at_store = f" AND store = {p}" if store is not None else ""
+        return int(db.execute_sql(
+            f"SELECT COUNT(DISTINCT member) FROM agg_member_day WHERE day >= {p} "
+            f"AND day < {p}{at_store}",
+            [cut_day, end_day, *([store] if store is not None else [])]).fetchone()[0])
     last_there = int(db.execute_sql(
         f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND last_day >= {p} "
         f"AND last_day < {p}", (key, cut_day, end_day)).fetchone()[0])
+    if not later:
+        return last_there
     exists, params = _none_since(db, store, negate=False)
-    later = int(db.execute_sql(
+    return last_there + int(db.execute_sql(
         f"SELECT COUNT(*) FROM agg_member ms WHERE ms.store = {p} AND ms.last_day >= {p} "
         f"AND ms.first_day < {p} AND {exists}",
         [key, end_day, end_day, *params, cut_day, end_day]).fetchone()[0])
-    return last_there + later
 
 
 def rolled_dormant(db: Database, store: str | None, cut_day: int, end_day: int

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from peewee import Database, fn
 
-from terminal.hq import analytics, points_reports, rollup
+from terminal.hq import analytics, analytics_sql, points_reports, rollup
 from terminal.hq.analytics import Period, Thresholds
 from terminal.hq.bundles import read_toml
 from terminal.hq.cli import main
@@ -47,6 +47,7 @@ from terminal.loyalty.store.models import (
 from tests.hq.test_analytics import RULES
 
 ZONE_RULES = load_rules(RULES)
+LATER_PROBES = analytics_sql.LATER_PROBES
 def _low_tiers() -> Rules:
     """The example rules with tiers a few sales reach: silver 5,000 fen, gold 20,000, diamond
     60,000 (near the next one: 4,500, 18,000, 54,000 and up)."""
@@ -248,6 +249,11 @@ def compare(db: Database) -> None:
     with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
         for (start, end), store in itertools.product(PERIODS, (None, *STORES)):
             period = Period(start, end, ZONE_RULES.zone)
+            for probes in (0, 1_000_000):  # members active after ``to`` counted both ways
+                analytics_sql.LATER_PROBES = probes
+                assert analytics.buyers(period, store, 30) == analytics.buyers(
+                    period, store, 30, rolled=False)
+            analytics_sql.LATER_PROBES = LATER_PROBES
             for days in (1, 14, 90):
                 assert analytics.analytics(NEAR_RULES, period, store, days, thresholds) == \
                     analytics.analytics(NEAR_RULES, period, store, days, thresholds,
