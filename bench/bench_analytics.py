@@ -208,8 +208,8 @@ def main() -> int:
         print(f"  {'roll-ups built':<14} {time.perf_counter() - started:6.1f} s "
               f"({built.members:,} members, {built.entries:,} entry groups)", flush=True)
         started = time.perf_counter()
-        db.execute_sql("ANALYZE " + ", ".join(rollup.TABLES))
-        print(f"  {'analyze them':<14} {time.perf_counter() - started:6.1f} s", flush=True)
+        db.execute_sql("VACUUM ANALYZE " + ", ".join(rollup.TABLES))  # as autovacuum would
+        print(f"  {'vacuum them':<14} {time.perf_counter() - started:6.1f} s", flush=True)
         catch_ups = []
         for minute in range(3):
             add_minute(db, members, 2 * members * k + 1_000_000 * (minute + 1))

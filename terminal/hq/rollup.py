@@ -149,12 +149,16 @@ def _temporary(db: Database, postgres: bool) -> None:
     db.execute_sql("CREATE TEMPORARY TABLE agg_days (day INTEGER PRIMARY KEY, lo BIGINT, "
                    f"hi BIGINT){extra}")
     db.execute_sql(f"CREATE TEMPORARY TABLE agg_whole (id TEXT PRIMARY KEY){extra}")
+    for table in ("agg_msales", "agg_dsales"):  # the dirty members' sales, the days' sales
+        db.execute_sql(f"CREATE TEMPORARY TABLE {table} (id TEXT PRIMARY KEY, member TEXT, "
+                       f"seq BIGINT, wall_us BIGINT, paid BIGINT, day INTEGER){extra}")
     db.execute_sql("CREATE TEMPORARY TABLE agg_sales (member TEXT, store TEXT, day INTEGER, "
                    f"wall_us BIGINT, net BIGINT){extra}")
 
 
 def _drop(db: Database) -> None:
-    for table in ("agg_span", "agg_dirty", "agg_sales", "agg_touched", "agg_days", "agg_whole"):
+    for table in ("agg_span", "agg_dirty", "agg_sales", "agg_touched", "agg_days", "agg_whole",
+                  "agg_msales", "agg_dsales"):
         db.execute_sql(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -182,21 +186,25 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool) -> int:
     _analyze(db, postgres, "agg_touched")
     _analyze(db, postgres, "agg_dirty")
     _products(db, zone, postgres)
-    low, high = sql("SELECT MIN(s.wall_us), MAX(s.wall_us) FROM sale s "
-                    "JOIN agg_dirty d ON d.member = s.member_id").fetchone()
-    day = day_expression(zone, int(low), int(high), "s.wall_us")
+    # The dirty members' sales first (their (member, wall_us) index), then what refunds left
+    # of them: each statement joins a few thousand rows through indexes.
+    sql("""INSERT INTO agg_msales (id, member, seq, wall_us, paid)
+        SELECT s.id, s.member_id, s.seq, s.wall_us, s.paid_fen
+        FROM agg_dirty d JOIN sale s ON s.member_id = d.member""")
+    _analyze(db, postgres, "agg_msales")
+    low, high = sql("SELECT MIN(wall_us), MAX(wall_us) FROM agg_msales").fetchone()
+    day = day_expression(zone, int(low), int(high), "x.wall_us")
     # A member's counted sales: all but those wholly refunded (every unit brought back), each
     # for its paid fen less what refunds gave back (analytics_sql.counted_sales).
     sql(f"""INSERT INTO agg_sales (member, store, day, wall_us, net)
-        SELECT s.member_id, {store_of("s.seq")}, {day}, s.wall_us,
-               s.paid_fen - COALESCE(b.fen, 0)
-        FROM sale s JOIN agg_dirty d ON d.member = s.member_id
+        SELECT x.member, {store_of("x.seq")}, {day}, x.wall_us, x.paid - COALESCE(b.fen, 0)
+        FROM agg_msales x
         LEFT JOIN (SELECT r.sale_id, SUM(rl.fen) AS fen, SUM(rl.qty) AS qty
-                   FROM refund r JOIN refund_line rl ON rl.refund_id = r.id
-                   JOIN sale s2 ON s2.id = r.sale_id JOIN agg_dirty d2 ON d2.member = s2.member_id
-                   GROUP BY r.sale_id) b ON b.sale_id = s.id
+                   FROM agg_msales y JOIN refund r ON r.sale_id = y.id
+                   JOIN refund_line rl ON rl.refund_id = r.id
+                   GROUP BY r.sale_id) b ON b.sale_id = x.id
         WHERE b.sale_id IS NULL OR b.qty <= 0
-              OR b.qty < COALESCE((SELECT SUM(sl.qty) FROM sale_line sl WHERE sl.sale_id = s.id),
+              OR b.qty < COALESCE((SELECT SUM(sl.qty) FROM sale_line sl WHERE sl.sale_id = x.id),
                                   b.qty + 1)""")
     _analyze(db, postgres, "agg_sales")
     for table in ("agg_member_day", "agg_member"):
@@ -224,23 +232,27 @@ def _products(db: Database, zone: ZoneInfo, postgres: bool) -> None:
         hi = to_micros(datetime.combine(first + timedelta(days=1), time(), zone))
         sql(f"INSERT INTO agg_days (day, lo, hi) VALUES ({p}, {p}, {p})", (int(number), lo, hi))
     _analyze(db, postgres, "agg_days")
-    in_days = "JOIN agg_days d ON s.wall_us >= d.lo AND s.wall_us < d.hi"
-    sql(f"""INSERT INTO agg_whole (id)
-        SELECT r.sale_id FROM refund r JOIN refund_line rl ON rl.refund_id = r.id
-        JOIN sale s ON s.id = r.sale_id {in_days} WHERE s.member_id IS NOT NULL
+    sql("""INSERT INTO agg_dsales (id, seq, day)
+        SELECT s.id, s.seq, d.day FROM agg_days d
+        JOIN sale s ON s.wall_us >= d.lo AND s.wall_us < d.hi WHERE s.member_id IS NOT NULL""")
+    _analyze(db, postgres, "agg_dsales")
+    sql("""INSERT INTO agg_whole (id)
+        SELECT r.sale_id FROM agg_dsales x JOIN refund r ON r.sale_id = x.id
+        JOIN refund_line rl ON rl.refund_id = r.id
         GROUP BY r.sale_id HAVING SUM(rl.qty) > 0
         AND SUM(rl.qty) >= (SELECT SUM(sl.qty) FROM sale_line sl WHERE sl.sale_id = r.sale_id)""")
+    _analyze(db, postgres, "agg_whole")
     sql("DELETE FROM agg_sku_day WHERE day IN (SELECT day FROM agg_days)")
     sql(f"""INSERT INTO agg_sku_day (day, store, sku, category, name, qty, fen)
-        SELECT d.day, {store_of("s.seq")}, sl.sku, sl.category, MIN(sl.name),
+        SELECT x.day, {store_of("x.seq")}, sl.sku, sl.category, MIN(sl.name),
                SUM(sl.qty - COALESCE(b.qty, 0)), SUM(sl.paid_fen - COALESCE(b.fen, 0))
-        FROM sale s {in_days} JOIN sale_line sl ON sl.sale_id = s.id
+        FROM agg_dsales x JOIN sale_line sl ON sl.sale_id = x.id
         LEFT JOIN (SELECT r.sale_id, rl.line_no, SUM(rl.qty) AS qty, SUM(rl.fen) AS fen
-                   FROM refund r JOIN refund_line rl ON rl.refund_id = r.id
-                   JOIN sale s ON s.id = r.sale_id {in_days}
+                   FROM agg_dsales y JOIN refund r ON r.sale_id = y.id
+                   JOIN refund_line rl ON rl.refund_id = r.id
                    GROUP BY r.sale_id, rl.line_no) b
                ON b.sale_id = sl.sale_id AND b.line_no = sl.line_no
-        WHERE s.member_id IS NOT NULL AND s.id NOT IN (SELECT id FROM agg_whole)
+        WHERE NOT EXISTS (SELECT 1 FROM agg_whole w WHERE w.id = x.id)
         GROUP BY 1, 2, 3, 4""")
 
 
