@@ -78,8 +78,13 @@ sleep 5
   echo "user: $(id posterm)"
   echo "posterm: started $(systemctl show -P ExecMainStartTimestampMonotonic posterm.service), $(systemctl show -P NRestarts posterm.service) restarts, $(systemctl show -P ActiveState posterm.service)"
   echo "timer: $(systemctl is-enabled posterm-update-check.timer)"
+  # The visit on the box's side, from the kernel's start (CLOCK_MONOTONIC, microseconds): the
+  # provisioning unit done, posterm started.
+  echo "visit: provisioned $(systemctl show -P ExecMainExitTimestampMonotonic posterm-provision.service) us, posterm started $(systemctl show -P ExecMainStartTimestampMonotonic posterm.service) us, userspace from $(systemctl show -P UserspaceTimestampMonotonic) us"
   echo "timesyncd: $(systemctl is-active systemd-timesyncd.service)"
   echo "rauc: booted $(rauc status --output-format=shell 2>/dev/null | sed -n "s/^RAUC_SYSTEM_BOOTED_BOOTNAME='\{0,1\}\([AB]\)'\{0,1\}$/\1/p"), primary $(/usr/lib/posterm/ab-boot get-primary)"
+  echo "rauc-said: $(rauc status --output-format=shell 2>&1 | grep -v "^RAUC_SLOT" | tail -n 4 | tr '\n' ' ')"
+  echo "rauc-log: $(journalctl -b -u rauc.service -o cat --no-pager | tail -n 4 | tr '\n' ' ')"
   echo "ab-confirm: $(journalctl -b -u posterm-ab-confirm.service -o cat --no-pager | grep '^ab-boot:' | tail -n1)"
   echo "failed units: $(systemctl list-units --failed --plain --no-legend | cut -d' ' -f1 | tr '\n' ' ')"
   journalctl -b -u posterm-provision.service -u posterm.service --no-pager | tail -n 8

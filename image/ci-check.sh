@@ -41,6 +41,8 @@ for unit in posterm.service posterm-provision.service posterm-update-check.timer
             posterm-os-update.path posterm-ab-confirm.service systemd-timesyncd.service fake-hwclock.service; do
   check "$unit enabled" sh -c "systemctl is-enabled $unit | grep -Fx enabled"
 done
+check "RAUC's D-Bus service is installed (rauc-service)" test -f \
+  /usr/share/dbus-1/system-services/de.pengutronix.rauc.service
 check "rauc and the A/B backend (ab-boot) run on arm64" sh -c \
   'rauc --version && { /usr/bin/python3 /usr/lib/posterm/ab-boot frob 2>&1 | grep -q "^ab-boot: usage"; }'
 # Any line verify prints is a failure, not only its exit status.
