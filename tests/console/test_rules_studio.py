@@ -111,6 +111,20 @@ def test_a_running_backtest_says_how_many_events_it_has_replayed(chain) -> None:
         assert "Replaying 41,000 / 110,034 events (37%)" in page.text
 
 
+def test_a_job_whose_figures_are_not_in_place_yet_is_still_polled(chain) -> None:
+    """The page read a job between its last replayed event and its figures being stored (the
+    CI's rare 500 with nothing left polling): it is not finished until its result is there."""
+    studio = studio_of(chain)
+    job = Job("d" * 32, "mkt", 30, TRIPLE, "done", done=110_034, total=110_034)
+    studio.jobs.jobs[job.id] = job
+    assert not job.finished
+    with client(chain, studio) as c:
+        login(c, "mkt")
+        for headers in ({}, {"hx-request": "true"}):
+            page = c.get(f"/rules/backtests/{job.id}", headers=headers)
+            assert page.status_code == 200 and "hx-trigger" in page.text
+
+
 def test_a_backtest_no_console_runs_any_more_shows_as_interrupted(chain) -> None:
     db = ConsoleDb(chain.url)
     try:

@@ -35,9 +35,7 @@ def run_backtest(db_url: str, in_force: Rules, candidate: Rules, days: int,
             history = load_history(days, in_force.zone, until)
     finally:
         db.close()
-    result = backtest(history, in_force, candidate, progress)
-    progress("done", len(history.events), len(history.events))
-    return result
+    return backtest(history, in_force, candidate, progress)
 
 
 @dataclass
@@ -61,7 +59,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.step == "done" or bool(self.error)
+        return (self.step == "done" and self.result is not None) or bool(self.error)
 
 
 @dataclass
@@ -93,10 +91,16 @@ class Jobs:
                     job.step = name
                     _keep(db, job)
             try:
-                job.result = run_backtest(self.db_url, in_force, candidate, job.days, None,
-                                          step)
+                result = run_backtest(self.db_url, in_force, candidate, job.days, None, step)
             except Exception as exc:  # shown on the job's page: the job is the report
                 job.error = f"{type(exc).__name__}: {exc}"
+            else:
+                # The result first, then the step: a page reading the job from another thread
+                # between the two must never see a finished job without its figures (it
+                # rendered a 500 with no polling left, and the page waited forever).
+                job.result = result
+                job.done = job.total
+                job.step = "done"
             _keep(db, job, ended=True)
         finally:
             db.close()
