@@ -28,8 +28,8 @@ install -D -m 0644 "$PAYLOAD/systemd/sysusers.d/posterm.conf" /usr/lib/sysusers.
 install -D -m 0644 "$PAYLOAD/systemd/tmpfiles.d/posterm.conf" /usr/lib/tmpfiles.d/posterm.conf
 install -D -m 0644 "$PAYLOAD/systemd/udev/99-posterm.rules" /etc/udev/rules.d/99-posterm.rules
 systemd-sysusers
-systemd-tmpfiles --create --prefix=/var/lib/posterm --prefix=/var/opt/posterm \
-  --prefix=/var/cache/posterm --prefix=/var/lib/fake-hwclock
+systemd-tmpfiles --create --prefix=/var/lib/posterm --prefix=/var/lib/posterm-trust \
+  --prefix=/var/opt/posterm --prefix=/var/cache/posterm --prefix=/var/lib/fake-hwclock
 
 if [ -d /boot/firmware ]; then
   install -m 0644 "$PAYLOAD/posterm-provision.example.toml" /boot/firmware/

@@ -10,9 +10,11 @@ HQ's CA. Two halves on the box, as for application updates:
   (:func:`fetch`: at most the announced size, the sha256 checked) and leaves bundle and
   announcement in ``{state_dir}/updates/os-ready/``, which ``posterm-os-update.path`` watches;
 - the root installer (:func:`install_ready`, ``posterm update os-install``) copies them away from
-  the daemon's reach, verifies the announcement and the digest again, writes RAUC's keyring (HQ's
-  CA chain as provisioned plus the announced CRLs: RAUC's ``check-crl`` refuses a bundle signed
-  by a revoked signer, and every bundle once a CRL has expired) and runs ``rauc install``, which
+  the daemon's reach, verifies the announcement and the digest again against the root-owned
+  anchors (terminal.field.anchors), writes RAUC's keyring (HQ's CA chain from those anchors plus
+  the announced CRLs, trusted only because the announcement carrying them verified: RAUC's
+  ``check-crl`` refuses a bundle signed by a revoked signer, and every bundle once a CRL has
+  expired) and runs ``rauc install``, which
   checks the bundle's own signature against that keyring, writes the other slot and puts it on
   trial (ab-boot). The box then reboots into it once (``ab-boot reboot``).
 """
@@ -43,7 +45,6 @@ BUNDLE = "os.raucb"
 INSTALLED = "os-installed.json"  # in the state directory: the last OS release installed
 COMPATIBLE = "posterm-rpi-arm64"  # image/config POSTERM_RAUC_COMPATIBLE, system.conf's
 KEYRING = Path("/var/lib/rauc/posterm-keyring.pem")  # system.conf's [keyring] path (root's)
-BROKER_CA = Path("/var/lib/posterm/credentials/broker-ca.pem")  # HQ's chain, as provisioned
 FETCH_TIMEOUT = 60.0  # seconds without a byte before a download is given up
 
 
@@ -173,12 +174,15 @@ class Done:
     rauc_output: str
 
 
-def install_ready(ready: Path, trust: TrustStore, state_dir: Path, *, now: datetime | None = None,
-                  chain: Path = BROKER_CA, keyring_file: Path = KEYRING,
+def install_ready(ready: Path, trust: TrustStore, state_dir: Path, *, chain: bytes,
+                  now: datetime | None = None, keyring_file: Path = KEYRING,
                   rauc: tuple[str, ...] = ("rauc",), compatible: str = COMPATIBLE,
                   timeout: float = 3600.0) -> Done:
     """Root side: take what the daemon left in ``ready`` (emptied either way), check it again,
-    write RAUC's keyring and run ``rauc install``. OsUpdateError when anything is refused."""
+    write RAUC's keyring and run ``rauc install``. OsUpdateError when anything is refused.
+
+    ``trust`` and ``chain`` (HQ's CA chain, PEM) are the root-owned anchors
+    (terminal.field.anchors), never the daemon's copies."""
     now = now or datetime.now(UTC)
     with tempfile.TemporaryDirectory(dir=state_dir, prefix=".os-install-") as private:
         work = Path(private)
@@ -194,7 +198,7 @@ def install_ready(ready: Path, trust: TrustStore, state_dir: Path, *, now: datet
         bundle = work / BUNDLE
         if bundle.stat().st_size != release.size or sha256_file(bundle) != release.sha256:
             raise OsUpdateError(f"{ready / BUNDLE} is not the announced bundle (size or sha256)")
-        write_atomic(keyring_file, keyring(chain.read_bytes(), release.crls, now), 0o644)
+        write_atomic(keyring_file, keyring(chain, release.crls, now), 0o644)
         result = subprocess.run([*rauc, "install", str(bundle)], capture_output=True,
                                 text=True, timeout=timeout, check=False)
         said = (result.stdout + result.stderr).strip()

@@ -42,7 +42,10 @@ Everything is validated before anything is written; a bad file is refused with a
 the key and the last good config stays. The daemon config lands in ``{state_dir}/posterm.toml``
 (``/var/lib/posterm/posterm.toml``) with sections ``[terminal] store, terminal_id``, ``[broker]
 host, port, ca_file, cert_file, key_file``, ``[hq] root_public_key_file`` and the device
-sections; the credentials in ``{state_dir}/credentials/``.
+sections; the credentials in ``{state_dir}/credentials/``. Run as root, it also writes root's
+own copy of HQ's root key and CA chain (``--trust-dir``, ``/var/lib/posterm-trust``, root:root,
+terminal.field.anchors): the root installers of releases and OS bundles trust only that copy, never
+the daemon's.
 """
 
 from __future__ import annotations
@@ -74,7 +77,7 @@ from cryptography.x509.oid import NameOID
 from terminal import __version__
 from terminal.core.atomic import write_atomic
 from terminal.core.subcommands import run_alone
-from terminal.field import enroll
+from terminal.field import anchors, enroll
 from terminal.protocol.enrollment import EnrollRequest
 from terminal.protocol.mqtt import TlsFiles
 
@@ -341,10 +344,13 @@ def provision(
     state_dir: Path,
     owner: tuple[int, int] | None = None,
     udev_rules: Path | None = None,
+    trust_dir: Path | None = None,
 ) -> Outcome:
     """Write credentials and the daemon config for ``prov``; the config's rename commits it.
 
     ``owner`` (uid, gid) is given to every file written (the posterm user when run as root).
+    ``trust_dir`` gets root's own copy of HQ's root key and CA chain (terminal.field.anchors),
+    which the root installers trust instead of the daemon's; written before the config.
     """
     credentials = state_dir / CREDENTIALS
     credentials.mkdir(parents=True, exist_ok=True)
@@ -383,6 +389,11 @@ def provision(
         (credentials / "terminal.csr").unlink(missing_ok=True)
     if udev_rules is not None and prov.usb_ids:
         write_atomic(udev_rules, render_udev_rules(prov.usb_ids).encode(), 0o644, None)
+    if trust_dir is not None:
+        try:
+            anchors.write(trust_dir, prov.hq_root_public_key, prov.broker_ca)
+        except anchors.AnchorError as exc:
+            raise ProvisionError(str(exc)) from None
     config = state_dir / CONFIG_NAME
     write_atomic(config, daemon_config(prov, credentials).encode(), 0o640, owner)
     # The daemon prints its status page once at its next start, so the technician sees it work.
@@ -636,6 +647,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="user to own the files (default: posterm when run as root)",
     )
     parser.add_argument(
+        "--trust-dir",
+        type=Path,
+        default=anchors.TRUST_DIR if os.geteuid() == 0 else None,
+        help="write root's copy of HQ's root key and CA chain here, the only one the root "
+        f"installers trust (default {anchors.TRUST_DIR} when run as root, else none)",
+    )
+    parser.add_argument(
         "--keep-file", action="store_true", help="do not remove the provisioning file after success"
     )
     parser.add_argument(
@@ -670,7 +688,8 @@ def run(args: argparse.Namespace) -> int:
         if prov.enrollment is not None:
             prov = enroll_provisioning(prov, args.state_dir, _owner(args.owner),
                                        args.enroll_timeout)
-        outcome = provision(prov, args.state_dir, _owner(args.owner), args.udev_rules)
+        outcome = provision(prov, args.state_dir, _owner(args.owner), args.udev_rules,
+                            args.trust_dir)
     except (ProvisionError, OSError, UnicodeDecodeError) as exc:
         message = f"provisioning refused, the last good config is kept: {exc}"
         print(message, file=sys.stderr)

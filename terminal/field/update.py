@@ -7,11 +7,12 @@ release sign`` makes it). It comes as a directory or a tar file, announced over 
 stick.
 
 On the terminal (root): the update is copied to a private staging directory, the signature chain
-is checked against the provisioned HQ root key and ``[hq] revoked_keys`` before the manifest is
-used, the release must not have expired (by the later of the clock and the running release's issue
-time) nor be issued before the running one, every file's hash is checked and unlisted files are
-refused (pip would otherwise pick them up), and the version must be newer than the running one
-and not one that failed before. Then a venv is built offline in
+is checked against HQ's root key as root keeps it (terminal.field.anchors: never the daemon's
+copy) and ``[hq] revoked_keys`` of the daemon's config (which can only refuse more) before the
+manifest is used, the release must not have expired (by the later of the clock and the running
+release's issue time) nor be issued before the running one, every file's hash is checked and
+unlisted files are refused (pip would otherwise pick them up), and the version must be newer than
+the running one and not one that failed before. Then a venv is built offline in
 ``{home}/releases/<version>/``, ``previous`` is pointed at the running release and ``current`` is
 switched atomically (a symlink under a temporary name renamed over the old one).
 
@@ -44,7 +45,9 @@ from pathlib import Path
 from terminal.core.atomic import fsync_dir, write_atomic
 from terminal.core.digest import sha256_file
 from terminal.core.subcommands import run_alone
-from terminal.field.os_update import OsUpdateError, install_ready
+from terminal.field.anchors import TRUST_DIR, AnchorError, Anchors
+from terminal.field.anchors import load as load_anchors
+from terminal.field.os_update import ANNOUNCEMENT, BUNDLE, OsUpdateError, install_ready
 from terminal.protocol.bundle import BundleRejected, TrustStore
 from terminal.protocol.release import MANIFEST, verify_release
 
@@ -368,6 +371,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=f"where the daemon writes healthy-<version> (default {STATE_DIR})",
     )
     common.add_argument(
+        "--trust-dir",
+        type=Path,
+        default=TRUST_DIR,
+        help=f"HQ's anchors as root keeps them, the only keys trusted (default {TRUST_DIR})",
+    )
+    common.add_argument(
         "--restart", action="store_true", help=f"restart {SERVICE} after a switch (as the units do)"
     )
     sub = parser.add_subparsers(dest="action", required=True)
@@ -379,7 +388,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         default=CONFIG,
-        help=f"daemon config naming the HQ key (default {CONFIG})",
+        help=f"daemon config: its [hq] revoked_keys are refused too (default {CONFIG})",
     )
     inst.add_argument(
         "--trial-seconds",
@@ -403,7 +412,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         default=CONFIG,
-        help=f"daemon config naming the HQ key (default {CONFIG})",
+        help=f"daemon config: its [hq] revoked_keys are refused too (default {CONFIG})",
     )
     os_inst.add_argument(
         "--reboot",
@@ -418,7 +427,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         message, switched = _act(args)
-    except (UpdateError, OsUpdateError, OSError) as exc:
+    except (UpdateError, OsUpdateError, AnchorError, OSError) as exc:
         print(f"update {args.action}: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -434,14 +443,20 @@ def run(args: argparse.Namespace) -> int:
 def _act(args: argparse.Namespace) -> tuple[str, bool]:
     """Runs the action; returns what to say and whether ``current`` changed."""
     if args.action == "install":
-        key = _trust(args.config)
+        key, _anchors = _trust(args.trust_dir, args.config)
         clock = Clock.system()
         version = install(
             args.source, args.home, args.state_dir, key, clock, args.python, args.trial_seconds
         )
         return f"switched to {version}; on trial until healthy", True
     if args.action == "os-install":
-        done = install_ready(args.source, _trust(args.config), args.state_dir)
+        try:
+            trust, anchors = _trust(args.trust_dir, args.config)
+        except (UpdateError, AnchorError):
+            for name in (ANNOUNCEMENT, BUNDLE):  # else posterm-os-update.path fires again
+                (args.source / name).unlink(missing_ok=True)
+            raise
+        done = install_ready(args.source, trust, args.state_dir, chain=anchors.chain_pem)
         if args.reboot:
             subprocess.run([AB_BOOT, "reboot"], check=True)
         version = done.release.version
@@ -467,23 +482,22 @@ def _empty(directory: Path) -> None:
             entry.unlink()
 
 
-def _trust(config: Path) -> TrustStore:
-    """The provisioned HQ root key and the signing keys HQ revoked (``[hq] revoked_keys``)."""
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
+def _trust(trust_dir: Path, config: Path) -> tuple[TrustStore, Anchors]:
+    """HQ's root key from the root-owned anchors (terminal.field.anchors), never from the
+    daemon's files, and the signing keys revoked: the daemon config's ``[hq] revoked_keys``, if
+    it has any, which can only make the installer refuse more."""
+    anchors = load_anchors(trust_dir)
     try:
-        hq = tomllib.loads(config.read_text())["hq"]
-        key_file = hq["root_public_key_file"]
-        key = load_pem_public_key(Path(key_file).read_bytes())
-    except (OSError, KeyError, tomllib.TOMLDecodeError, ValueError) as exc:
-        raise UpdateError(f"{config}: no usable [hq] root_public_key_file ({exc!r})") from None
-    if not isinstance(key, Ed25519PublicKey):
-        raise UpdateError(f"{key_file}: not an Ed25519 public key")
-    revoked = hq.get("revoked_keys", [])
+        hq = tomllib.loads(config.read_text()).get("hq", {})
+    except FileNotFoundError:
+        hq = {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UpdateError(f"{config}: unreadable ({exc!r}); its revocations cannot be honoured"
+                          ) from None
+    revoked = hq.get("revoked_keys", []) if isinstance(hq, dict) else None
     if not isinstance(revoked, list) or not all(isinstance(k, str) for k in revoked):
         raise UpdateError(f"{config}: [hq] revoked_keys must be a list of key ids")
-    return TrustStore.of([key], revoked)
+    return TrustStore.of([anchors.root_key], revoked), anchors
 
 
 def main(argv: list[str] | None = None) -> int:

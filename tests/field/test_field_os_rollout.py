@@ -29,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from terminal.core.digest import sha256_file
-from terminal.field import os_update
+from terminal.field import anchors, os_update
 from terminal.hq.cli import main as posterm_hq
 from terminal.hq.member_ops.publish import Signer
 from terminal.hq.os_release import announce
@@ -178,8 +178,13 @@ def test_hq_rolls_an_os_update_out_and_the_box_installs_it(hq: Chain, box: RaucB
     assert terminal.reports == []
     assert (ready / os_update.BUNDLE).read_bytes() == raucb.read_bytes()
 
-    done = os_update.install_ready(ready, hq.trust, terminal.state, chain=hq.chain,
-                                   keyring_file=box.keyring, rauc=rauc_cmd(box))
+    # As the root installer runs it: key and chain from root's anchors (provisioning's copy).
+    anchors.write(tmp_path / "trust", (hq.dir / "keys/root.pub").read_bytes(),
+                  hq.chain.read_bytes())
+    root = anchors.load(tmp_path / "trust")
+    done = os_update.install_ready(ready, TrustStore.of([root.root_key]), terminal.state,
+                                   chain=root.chain_pem, keyring_file=box.keyring,
+                                   rauc=rauc_cmd(box))
     assert done.release.version == "2026.12.2" and "succeeded" in done.rauc_output
     assert not any(ready.iterdir())  # taken from the daemon's reach
     assert box.slot("root-b").read_bytes() == (hq.dir / "slot-root.ext4").read_bytes()
@@ -251,7 +256,7 @@ def test_a_bundle_of_a_revoked_signer_is_refused_by_rauc_with_the_announced_crl(
     asyncio.run(terminal.receive(lambda: (ready / os_update.ANNOUNCEMENT).exists()
                                  or terminal.reports))
     with pytest.raises(os_update.OsUpdateError, match="certificate revoked"):
-        os_update.install_ready(ready, hq.trust, terminal.state, chain=hq.chain,
+        os_update.install_ready(ready, hq.trust, terminal.state, chain=hq.chain.read_bytes(),
                                 keyring_file=box.keyring, rauc=rauc_cmd(box))
     assert box.status()["RAUC_BOOT_PRIMARY"] == "rootfs.0"
     assert not any(box.slot("root-b").read_bytes())

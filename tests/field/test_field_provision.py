@@ -130,6 +130,8 @@ def run_cli(tmp_path: Path, source: Path, *extra: str) -> int:
             str(source.with_name("posterm-provision-error.txt")),
             "--udev-rules",
             str(tmp_path / "90-posterm-devices.rules"),
+            # As root the default is the box's /var/lib/posterm-trust: keep the test's own.
+            *(["--trust-dir", str(tmp_path / "trust")] if os.geteuid() == 0 else []),
             *extra,
         ]
     )

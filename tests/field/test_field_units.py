@@ -187,3 +187,6 @@ def test_sysusers_and_tmpfiles_create_user_groups_and_directories(staged_root: P
         st = (staged_root / path).stat()
         assert (st.st_uid, st.st_mode & 0o777) == (uid, mode), path
     assert (staged_root / "var/opt/posterm/releases").stat().st_uid == 0
+    # Root's copy of HQ's anchors (terminal/field/anchors.py): root's, writable by root only.
+    trust = (staged_root / "var/lib/posterm-trust").stat()
+    assert (trust.st_uid, trust.st_gid, trust.st_mode & 0o777) == (0, 0, 0o755)

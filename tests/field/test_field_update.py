@@ -17,9 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.x509.oid import NameOID
 
-from terminal.field import update
+from terminal.field import anchors, update
 from terminal.hq.release import write_release
 from terminal.protocol import bundle
 from terminal.protocol.bundle import TrustStore
@@ -279,18 +283,39 @@ def test_tarball_with_a_link_is_refused(
         install(tarball, tree, hq_key)
 
 
-def daemon_config(state: Path, keys: ReleaseKeys, revoked: str | None = None) -> Path:
-    """The provisioned config's [hq] section, as `posterm update install` reads it."""
-    from cryptography.hazmat.primitives import serialization
+def ca_chain_pem() -> bytes:
+    """A stand-in for HQ's CA chain (the anchors hold one; the application installer ignores it)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "HQ root")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1)).not_valid_after(now + timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
 
-    key_file = state / "hq-root.pub"
+
+def public_pem(key: ReleaseKeys) -> bytes:
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
-    key_file.write_bytes(keys.public_key().public_bytes(serialization.Encoding.PEM, spki))
+    return key.public_key().public_bytes(serialization.Encoding.PEM, spki)
+
+
+def daemon_config(state: Path, keys: ReleaseKeys, revoked: str | None = None) -> Path:
+    """The provisioned config's [hq] section and the daemon's copy of the key, as provisioning
+    leaves them, with root's anchors (``{state}/../trust``, root-owned) beside them."""
+    key_file = state / "hq-root.pub"
+    key_file.write_bytes(public_pem(keys))
     config = state / "posterm.toml"
     lines = ["[hq]", f'root_public_key_file = "{key_file}"']
     lines += [f'revoked_keys = ["{revoked}"]'] if revoked else []
     config.write_text("\n".join(lines) + "\n")
+    anchors.write(trust_dir(state), public_pem(keys), ca_chain_pem())
     return config
+
+
+def trust_dir(state: Path) -> Path:
+    return state.parent / "trust"
 
 
 def test_cli_consumes_a_refused_update_and_installs_a_tarball_with_the_provisioned_key(
@@ -301,7 +326,7 @@ def test_cli_consumes_a_refused_update_and_installs_a_tarball_with_the_provision
     config = daemon_config(state, hq_key)
     parser = argparse.ArgumentParser()
     update.configure(parser)
-    common = ["--home", str(home), "--state-dir", str(state)]
+    common = ["--home", str(home), "--state-dir", str(state), "--trust-dir", str(trust_dir(state))]
 
     # What the daemon left in ready/ is signed by someone else: refused, and ready/ emptied so
     # posterm-update.path does not fire again.
@@ -378,6 +403,7 @@ def test_the_cli_takes_revoked_keys_from_the_daemon_config(
     update.configure(parser)
     source = make_update(tmp_path, "1.1.0", hq_key)
     args = parser.parse_args(["install", "--home", str(home), "--state-dir", str(state),
-                              str(source), "--config", str(config)])
+                              "--trust-dir", str(trust_dir(state)), str(source), "--config",
+                              str(config)])
     assert update.run(args) == 1
     assert os.readlink(home / "current") == "releases/1.0.0"

@@ -140,7 +140,10 @@ def box(source: Path, state: Path) -> int:
     """What the box runs at boot: `posterm provision` on the boot partition's file."""
     return provision.main(["--from", str(source), "--state-dir", str(state), "--error-file",
                            str(source.with_name("posterm-provision-error.txt")),
-                           "--enroll-timeout", "20", "--owner", pwd.getpwuid(os.getuid()).pw_name])
+                           "--enroll-timeout", "20", "--owner", pwd.getpwuid(os.getuid()).pw_name,
+                           # as root the default is the box's /var/lib/posterm-trust
+                           *(["--trust-dir", str(state.parent / "trust")] if os.geteuid() == 0
+                             else [])])
 
 
 class EnrolledPki:
