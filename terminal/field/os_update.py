@@ -16,7 +16,9 @@ HQ's CA. Two halves on the box, as for application updates:
   ``check-crl`` refuses a bundle signed by a revoked signer, and every bundle once a CRL has
   expired) and runs ``rauc install``, which
   checks the bundle's own signature against that keyring, writes the other slot and puts it on
-  trial (ab-boot). The box then reboots into it once (``ab-boot reboot``).
+  trial (ab-boot). The box then reboots into it once (``ab-boot reboot``). It judges an
+  announcement's age by its own record of the release installed last (:data:`ROOT_RECORD_DIR`),
+  never by the daemon's copy, which a compromised daemon could delete to replay an older one.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from terminal.protocol.release import OsRelease, verify_os_release
 ANNOUNCEMENT = "os-release.json"  # the signed announcement, beside the bundle it names
 BUNDLE = "os.raucb"
 INSTALLED = "os-installed.json"  # in the state directory: the last OS release installed
+ROOT_RECORD_DIR = Path("/var/lib/rauc")  # root's copy of INSTALLED: the root installer's floor
 COMPATIBLE = "posterm-rpi-arm64"  # image/config POSTERM_RAUC_COMPATIBLE, system.conf's
 KEYRING = Path("/var/lib/rauc/posterm-keyring.pem")  # system.conf's [keyring] path (root's)
 FETCH_TIMEOUT = 60.0  # seconds without a byte before a download is given up
@@ -177,12 +180,15 @@ class Done:
 def install_ready(ready: Path, trust: TrustStore, state_dir: Path, *, chain: bytes,
                   now: datetime | None = None, keyring_file: Path = KEYRING,
                   rauc: tuple[str, ...] = ("rauc",), compatible: str = COMPATIBLE,
-                  timeout: float = 3600.0) -> Done:
+                  timeout: float = 3600.0, record_dir: Path | None = None) -> Done:
     """Root side: take what the daemon left in ``ready`` (emptied either way), check it again,
     write RAUC's keyring and run ``rauc install``. OsUpdateError when anything is refused.
 
     ``trust`` and ``chain`` (HQ's CA chain, PEM) are the root-owned anchors
-    (terminal.field.anchors), never the daemon's copies."""
+    (terminal.field.anchors), never the daemon's copies. ``record_dir`` (root's,
+    :data:`ROOT_RECORD_DIR` from the command line) keeps the record of the release installed last
+    that the announcement must not be older than; the daemon's ``state_dir`` gets a copy for its
+    own check, never read here when ``record_dir`` is given."""
     now = now or datetime.now(UTC)
     with tempfile.TemporaryDirectory(dir=state_dir, prefix=".os-install-") as private:
         work = Path(private)
@@ -194,7 +200,7 @@ def install_ready(ready: Path, trust: TrustStore, state_dir: Path, *, chain: byt
         finally:
             for leftover in (ready / ANNOUNCEMENT, ready / BUNDLE):
                 leftover.unlink(missing_ok=True)
-        release = check(wire, trust, state_dir, now, compatible)
+        release = check(wire, trust, record_dir or state_dir, now, compatible)
         bundle = work / BUNDLE
         if bundle.stat().st_size != release.size or sha256_file(bundle) != release.sha256:
             raise OsUpdateError(f"{ready / BUNDLE} is not the announced bundle (size or sha256)")
@@ -205,6 +211,8 @@ def install_ready(ready: Path, trust: TrustStore, state_dir: Path, *, chain: byt
         if result.returncode != 0:
             last = said.splitlines()[-3:] if said else [f"exit {result.returncode}"]
             raise OsUpdateError(f"rauc install refused {release.version}: " + " / ".join(last))
-    write_atomic(state_dir / INSTALLED, json.dumps(
-        {"version": release.version, "issued_at": release.issued_at.isoformat()}).encode(), 0o644)
+    record = json.dumps(
+        {"version": release.version, "issued_at": release.issued_at.isoformat()}).encode()
+    for directory in {record_dir or state_dir, state_dir}:
+        write_atomic(directory / INSTALLED, record, 0o644)
     return Done(release, said)

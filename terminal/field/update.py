@@ -47,7 +47,13 @@ from terminal.core.digest import sha256_file
 from terminal.core.subcommands import run_alone
 from terminal.field.anchors import TRUST_DIR, AnchorError, Anchors
 from terminal.field.anchors import load as load_anchors
-from terminal.field.os_update import ANNOUNCEMENT, BUNDLE, OsUpdateError, install_ready
+from terminal.field.os_update import (
+    ANNOUNCEMENT,
+    BUNDLE,
+    ROOT_RECORD_DIR,
+    OsUpdateError,
+    install_ready,
+)
 from terminal.protocol.bundle import BundleRejected, TrustStore
 from terminal.protocol.release import MANIFEST, verify_release
 
@@ -456,7 +462,8 @@ def _act(args: argparse.Namespace) -> tuple[str, bool]:
             for name in (ANNOUNCEMENT, BUNDLE):  # else posterm-os-update.path fires again
                 (args.source / name).unlink(missing_ok=True)
             raise
-        done = install_ready(args.source, trust, args.state_dir, chain=anchors.chain_pem)
+        done = install_ready(args.source, trust, args.state_dir, chain=anchors.chain_pem,
+                             record_dir=ROOT_RECORD_DIR)
         if args.reboot:
             subprocess.run([AB_BOOT, "reboot"], check=True)
         version = done.release.version

@@ -268,3 +268,38 @@ def test_anchors_written_by_provisioning_load_and_a_chain_must_be_certificates(
         anchors.write(tmp_path / "link", public_pem(hq), ca_chain_pem())
     with pytest.raises(anchors.AnchorError, match="link: not a directory"):
         anchors.load(tmp_path / "link")
+
+
+def test_the_os_installer_judges_age_by_roots_record_not_the_daemons(
+        tmp_path: Path, hq_key: ReleaseKeys) -> None:
+    """The daemon deleting its os-installed.json cannot lower the floor: root keeps its own."""
+    state, root_record = tmp_path / "state", tmp_path / "rauc"
+    state.mkdir()
+    root_record.mkdir()
+    now = datetime.now(UTC).replace(microsecond=0)
+    (root_record / os_update.INSTALLED).write_text(
+        f'{{"version": "2026.12.2", "issued_at": "{(now - timedelta(hours=1)).isoformat()}"}}')
+    bundle = b"an older root file system HQ once signed"
+    older = OsRelease(os_update.COMPATIBLE, "2026.12.1", "http://127.0.0.1:9/os.raucb",
+                      len(bundle), hashlib.sha256(bundle).hexdigest(),
+                      "-----BEGIN X509 CRL-----\n-----END X509 CRL-----\n",
+                      now - timedelta(hours=2), now + timedelta(days=7), "")
+    wire = sign_os_release(older, hq_key.signing, hq_key.delegation.to_wire())
+
+    def ready() -> Path:
+        directory = tmp_path / "os-ready"
+        directory.mkdir(exist_ok=True)
+        (directory / os_update.BUNDLE).write_bytes(bundle)
+        (directory / os_update.ANNOUNCEMENT).write_bytes(wire)
+        return directory
+
+    keyring = tmp_path / "keyring.pem"
+    with pytest.raises(os_update.OsUpdateError, match="stale_version"):
+        os_update.install_ready(ready(), hq_key.trust(), state, chain=ca_chain_pem(),
+                                keyring_file=keyring, rauc=("false",), record_dir=root_record)
+    assert not keyring.exists() and not (state / os_update.INSTALLED).exists()
+    # Judged by the daemon's (deleted) record instead, the replay gets past the age check: only
+    # its CRL (a stand-in here) stops it.
+    with pytest.raises(os_update.OsUpdateError, match="CRL"):
+        os_update.install_ready(ready(), hq_key.trust(), state, chain=ca_chain_pem(),
+                                keyring_file=keyring, rauc=("false",))
