@@ -436,17 +436,9 @@ async def under_backlog(broker: Mosquitto, ca: CertificateAuthority, members: in
 
 # -- chain scale ----------------------------------------------------------------------------------
 
-def chain_scale(postgres: Postgres, members: int, per_member: int) -> None:
-    """``members`` members with ``per_member`` entries each and one lot each, due now (made by
-    generate_series in the database), then in-process on a ChainLedger: member lookups and
-    statements (p50/p99 of 1,000 and 300 random members) and the expiry sweep of every lot."""
-    from terminal.hq.chain_ledger import ChainLedger
-    from terminal.hq.policy import TrustPolicy
-    from terminal.loyalty.clock import Moment
-    from terminal.loyalty.rules import Rules
-    from terminal.loyalty.store.ledger_store import CardRef
-    from tests.sync.harness import rules_data
-
+def make_chain(postgres: Postgres, members: int, per_member: int) -> str:
+    """A new database of HQ's schema with ``members`` members, ``per_member`` entries each and
+    one lot each, due an hour ago (made by generate_series in the database); returns its DSN."""
     name = f"chain_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name} ENCODING 'UTF8'")
@@ -477,6 +469,21 @@ def chain_scale(postgres: Postgres, members: int, per_member: int) -> None:
         conn.execute("VACUUM ANALYZE")
     print(f"chain scale: {members} members, {members * per_member} entries, {members} lots "
           f"due, made in {time.perf_counter() - start:.0f} s")
+    return dsn
+
+
+def chain_scale(postgres: Postgres, members: int, per_member: int) -> None:
+    """``members`` members with ``per_member`` entries each and one lot each, due now (made by
+    generate_series in the database), then in-process on a ChainLedger: member lookups and
+    statements (p50/p99 of 1,000 and 300 random members) and the expiry sweep of every lot."""
+    from terminal.hq.chain_ledger import ChainLedger
+    from terminal.hq.policy import TrustPolicy
+    from terminal.loyalty.clock import Moment
+    from terminal.loyalty.rules import Rules
+    from terminal.loyalty.store.ledger_store import CardRef
+    from tests.sync.harness import rules_data
+
+    dsn = make_chain(postgres, members, per_member)
     ledger = ChainLedger(open_hq_database(dsn), Rules.from_mapping(rules_data()), CARD_KEY,
                          trust=TrustPolicy())
     rng = random.Random(7)

@@ -53,8 +53,11 @@ DUE_LOTS_BY_INDEX = (
     "AND l.earned_seq IS NOT NULL AND l.expires_us <= ? ORDER BY l.expires_us, l.earned_seq "
     "LIMIT ?"
 )
-# The sweep's chunk of due lots, of the members it has locked only (see BatchStatements.run).
-DUE_LOTS_OF_MEMBERS = hotpath.DUE_LOTS.replace(
+# The sweep's chunk of due lots, of the members it has locked only (see BatchStatements.run),
+# in the same order and without the join either: with the join PostgreSQL hashed the whole
+# ledger_entry table for every chunk (a seq scan of it: 1.12 s of a 8.2 s sweep of 100,000 lots,
+# and ten times the entries at chain scale; bench/sweep_probe.py).
+DUE_LOTS_OF_MEMBERS = DUE_LOTS_BY_INDEX.replace(
     "WHERE l.remaining > 0", "WHERE l.member_id = ANY(?) AND l.remaining > 0")
 CARD_HASHES = "SELECT card_hash FROM member WHERE id = ANY(?)"
 # On PostgreSQL, writes of many rows as one statement over arrays of their parameters (the
