@@ -58,13 +58,18 @@ def slot_images(directory: Path) -> tuple[Path, Path]:
     return boot, root
 
 
+def ca_with_bundle_signer(directory: Path) -> None:
+    """HQ's CA in ``directory/ca`` and a bundle signer under it in ``directory/signer``."""
+    assert posterm_hq(["ca", "init", str(directory / "ca")]) == 0
+    assert posterm_hq(["ca", "bundle-signer", "--ca", str(directory / "ca"), "-o",
+                       str(directory / "signer")]) == 0
+
+
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """HQ's CA with a bundle signer, an hq client identity, and images to pack."""
     directory = tmp_path_factory.mktemp("os")
-    assert posterm_hq(["ca", "init", str(directory / "ca")]) == 0
-    assert posterm_hq(["ca", "bundle-signer", "--ca", str(directory / "ca"), "-o",
-                       str(directory / "signer")]) == 0
+    ca_with_bundle_signer(directory)
     assert posterm_hq(["ca", "identity", "hq", "--ca", str(directory / "ca"), "-o",
                        str(directory / "hq")]) == 0
     slot_images(directory)

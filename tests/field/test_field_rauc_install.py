@@ -28,7 +28,7 @@ from terminal.field.os_update import keyring
 from terminal.hq.cli import main as posterm_hq
 from terminal.hq.pki import authority
 from tests.field.rauc_box import REPO, RaucBox, missing
-from tests.field.test_field_os_update import slot_images
+from tests.field.test_field_os_update import ca_with_bundle_signer, slot_images
 
 pytestmark = pytest.mark.skipif(missing() is not None, reason=str(missing()))
 
@@ -58,9 +58,7 @@ def write_keyring(box: RaucBox, chain: Path) -> None:
 @pytest.fixture(scope="module")
 def chain(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("rauc")
-    assert posterm_hq(["ca", "init", str(directory / "ca")]) == 0
-    assert posterm_hq(["ca", "bundle-signer", "--ca", str(directory / "ca"), "-o",
-                       str(directory / "signer")]) == 0
+    ca_with_bundle_signer(directory)
     slot_images(directory)
     build(directory, directory / "signer", directory / "good.raucb")
     return directory
