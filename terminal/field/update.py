@@ -45,8 +45,7 @@ from pathlib import Path
 from terminal.core.atomic import fsync_dir, write_atomic
 from terminal.core.digest import sha256_file
 from terminal.core.subcommands import run_alone
-from terminal.field.anchors import TRUST_DIR, AnchorError, Anchors
-from terminal.field.anchors import load as load_anchors
+from terminal.field.anchors import TRUST_DIR, AnchorError, Anchors, load_or_seed
 from terminal.field.os_update import (
     ANNOUNCEMENT,
     BUNDLE,
@@ -449,7 +448,7 @@ def run(args: argparse.Namespace) -> int:
 def _act(args: argparse.Namespace) -> tuple[str, bool]:
     """Runs the action; returns what to say and whether ``current`` changed."""
     if args.action == "install":
-        key, _anchors = _trust(args.trust_dir, args.config)
+        key, _anchors = _trust(args)
         clock = Clock.system()
         version = install(
             args.source, args.home, args.state_dir, key, clock, args.python, args.trial_seconds
@@ -457,7 +456,7 @@ def _act(args: argparse.Namespace) -> tuple[str, bool]:
         return f"switched to {version}; on trial until healthy", True
     if args.action == "os-install":
         try:
-            trust, anchors = _trust(args.trust_dir, args.config)
+            trust, anchors = _trust(args)
         except (UpdateError, AnchorError):
             for name in (ANNOUNCEMENT, BUNDLE):  # else posterm-os-update.path fires again
                 (args.source / name).unlink(missing_ok=True)
@@ -489,11 +488,16 @@ def _empty(directory: Path) -> None:
             entry.unlink()
 
 
-def _trust(trust_dir: Path, config: Path) -> tuple[TrustStore, Anchors]:
+def _trust(args: argparse.Namespace) -> tuple[TrustStore, Anchors]:
     """HQ's root key from the root-owned anchors (terminal.field.anchors), never from the
     daemon's files, and the signing keys revoked: the daemon config's ``[hq] revoked_keys``, if
-    it has any, which can only make the installer refuse more."""
-    anchors = load_anchors(trust_dir)
+    it has any, which can only make the installer refuse more. On a box provisioned before the
+    anchors existed, the anchors are seeded once from the daemon's copy (anchors.load_or_seed);
+    that is said on stderr (the journal), whatever the install then decides."""
+    config = args.config
+    anchors, seeded = load_or_seed(args.trust_dir, args.home, args.state_dir)
+    if seeded:
+        print(f"update {args.action}: {seeded}", file=sys.stderr)
     try:
         hq = tomllib.loads(config.read_text()).get("hq", {})
     except FileNotFoundError:

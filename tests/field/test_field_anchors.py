@@ -5,13 +5,15 @@ the root installers read those, a compromised daemon could put its own key there
 install its own release or OS bundle. These tests run as root (the checks are on real owners and
 modes): provisioning writes root's copy root-owned; the installers refuse a missing, daemon-owned,
 writable or linked anchor with nothing installed, and refuse a release or OS announcement signed
-by a key the attacker put into the daemon's files.
+by a key the attacker put into the daemon's files. A box provisioned before the anchors existed is
+seeded once from the daemon's copy, and never again.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import stat
@@ -93,7 +95,9 @@ def test_provisioning_from_the_cli_as_root_writes_the_anchors(tmp_path: Path) ->
 
 
 def tamper_missing(trust: Path) -> None:
-    shutil.rmtree(trust)
+    # The directory stays: an image with the anchors makes it at every boot (tmpfiles).
+    for name in (anchors.ROOT_KEY, anchors.CHAIN):
+        (trust / name).unlink()
 
 
 def tamper_key_owned_by_daemon(trust: Path) -> None:
@@ -303,3 +307,166 @@ def test_the_os_installer_judges_age_by_roots_record_not_the_daemons(
     with pytest.raises(os_update.OsUpdateError, match="CRL"):
         os_update.install_ready(ready(), hq_key.trust(), state, chain=ca_chain_pem(),
                                 keyring_file=keyring, rauc=("false",))
+
+
+def old_box(tmp_path: Path, hq_key: ReleaseKeys) -> tuple[Path, Path]:
+    """A box provisioned before root's anchors existed, running 1.0.0: the daemon's copy of HQ's
+    key and chain as provisioning wrote it (credentials/, the posterm user's, 0640), root's
+    releases tree (0755), and no trust directory at all (its image neither makes nor fills one)."""
+    home, state = tmp_path / "home", tmp_path / "state"
+    home.mkdir(mode=0o755)
+    state.mkdir(mode=0o750)
+    seed(home, "1.0.0")
+    credentials = state / "credentials"
+    credentials.mkdir(mode=0o750)
+    for name, pem in {"hq-root.pub": public_pem(hq_key), "broker-ca.pem": ca_chain_pem()}.items():
+        (credentials / name).write_bytes(pem)
+        os.chown(credentials / name, *DAEMON)
+        os.chmod(credentials / name, 0o640)
+    os.chown(credentials, *DAEMON)
+    os.chown(state, *DAEMON)
+    (state / "posterm.toml").write_text(
+        f'[hq]\nroot_public_key_file = "{credentials / "hq-root.pub"}"\n')
+    return home, state
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_a_box_from_before_the_anchors_is_seeded_once_and_then_trusts_roots_copy_only(
+        tmp_path: Path, hq_key: ReleaseKeys, capsys: pytest.CaptureFixture[str]) -> None:
+    home, state = old_box(tmp_path, hq_key)
+    chain = (state / "credentials/broker-ca.pem").read_bytes()
+    seeded, record = home / anchors.SEEDED, home / anchors.SEED_RECORD
+
+    # The first install by this code: the anchors seeded from the daemon's copy, then HQ's release.
+    assert cli(home, state, "install", str(make_update(tmp_path / "a", "1.1.0", hq_key))) == 0
+    err = capsys.readouterr().err
+    assert f"{seeded} seeded once from the daemon's copy in {state / 'credentials'}" in err, err
+    assert not trust_dir(state).exists()
+    assert mode_and_owner(seeded) == (0o755, 0, 0)
+    assert sorted(p.name for p in seeded.iterdir()) == [anchors.CHAIN, anchors.ROOT_KEY]
+    for name in (anchors.ROOT_KEY, anchors.CHAIN):
+        assert mode_and_owner(seeded / name) == (0o644, 0, 0), name
+    assert (seeded / anchors.ROOT_KEY).read_bytes() == public_pem(hq_key)
+    assert (seeded / anchors.CHAIN).read_bytes() == chain
+    assert mode_and_owner(record) == (0o644, 0, 0)
+    facts = json.loads(record.read_text())
+    assert facts["sha256"] == {anchors.ROOT_KEY: sha256(public_pem(hq_key)),
+                               anchors.CHAIN: sha256(chain)}
+    assert facts["into"] == str(seeded)
+    assert run_posterm(home) == "fakepos 1.1.0"
+    update.Releases(home).end_trial()
+    recorded = record.read_bytes()
+
+    # Later the daemon's copy and config are the attacker's: root's seeded copy is what counts.
+    attacker = ReleaseKeys.new()
+    attacker_takes_the_daemon_files(state, attacker)
+    ready = ready_with(tmp_path, make_update(tmp_path / "forged", "6.6.6", attacker))
+    assert cli(home, state, "install", str(ready), "--consume") == 1
+    err = capsys.readouterr().err
+    assert "release.json refused: unknown_key" in err and "seeded" not in err, err
+    assert (seeded / anchors.ROOT_KEY).read_bytes() == public_pem(hq_key)
+    assert record.read_bytes() == recorded
+    assert not (home / "releases/6.6.6").exists()
+    assert cli(home, state, "install", str(make_update(tmp_path / "b", "1.2.0", hq_key))) == 0
+    assert run_posterm(home) == "fakepos 1.2.0"
+    update.Releases(home).end_trial()
+
+    # Root's seeded copy gone: never seeded again, whatever the daemon's files hold.
+    shutil.rmtree(seeded)
+    source = make_update(tmp_path / "c", "1.3.0", hq_key)
+    assert cli(home, state, "install", str(source)) == 1
+    err = capsys.readouterr().err
+    assert "it is never seeded again; provision the box again as root" in err, err
+    assert not seeded.exists() and record.read_bytes() == recorded
+    assert run_posterm(home) == "fakepos 1.2.0"
+
+    # Provisioning as root writes root's anchors, which the installers take from then on.
+    anchors.write(trust_dir(state), public_pem(hq_key), ca_chain_pem())
+    assert cli(home, state, "install", str(source)) == 0
+    assert run_posterm(home) == "fakepos 1.3.0"
+
+
+def test_the_os_installer_seeds_a_box_from_before_the_anchors_too(
+        tmp_path: Path, hq_key: ReleaseKeys, capsys: pytest.CaptureFixture[str]) -> None:
+    home, state = old_box(tmp_path, hq_key)
+    ready = tmp_path / "os-ready"
+    ready.mkdir()
+    bundle = b"a root file system"
+    now = datetime.now(UTC).replace(microsecond=0)
+    forged = OsRelease(os_update.COMPATIBLE, "2099.1.1", "http://127.0.0.1:9/os.raucb",
+                       len(bundle), hashlib.sha256(bundle).hexdigest(),
+                       "-----BEGIN X509 CRL-----\n-----END X509 CRL-----\n", now,
+                       now + timedelta(days=7), "")
+    attacker = ReleaseKeys.new()
+    (ready / os_update.BUNDLE).write_bytes(bundle)
+    (ready / os_update.ANNOUNCEMENT).write_bytes(
+        sign_os_release(forged, attacker.signing, attacker.delegation.to_wire()))
+    assert cli(home, state, "os-install", str(ready)) == 1
+    err = capsys.readouterr().err
+    assert "seeded once from the daemon's copy" in err and "refused: unknown_key" in err, err
+    assert (home / anchors.SEEDED / anchors.ROOT_KEY).read_bytes() == public_pem(hq_key)
+    assert not (state / os_update.INSTALLED).exists()
+
+
+def test_no_seeding_on_an_image_with_the_anchors_directory(
+        tmp_path: Path, hq_key: ReleaseKeys, capsys: pytest.CaptureFixture[str]) -> None:
+    """An image with the anchors makes the directory at boot and its provisioning fills it: an
+    empty one means provision again, never the daemon's copy."""
+    home, state = old_box(tmp_path, hq_key)
+    trust_dir(state).mkdir(mode=0o755)
+    ready = ready_with(tmp_path, make_update(tmp_path / "good", "1.1.0", hq_key))
+    assert cli(home, state, "install", str(ready), "--consume") == 1
+    err = capsys.readouterr().err
+    assert "hq-root.pub is missing: HQ's anchors are written by provisioning" in err, err
+    assert not (home / anchors.SEEDED).exists() and not (home / anchors.SEED_RECORD).exists()
+    assert os.readlink(home / "current") == "releases/1.0.0"
+
+
+def unfit_key_missing(home: Path, credentials: Path) -> None:
+    (credentials / "hq-root.pub").unlink()
+
+
+def unfit_key_a_link(home: Path, credentials: Path) -> None:
+    (credentials / "hq-root.pub").rename(home.parent / "elsewhere.pub")
+    (credentials / "hq-root.pub").symlink_to(home.parent / "elsewhere.pub")
+
+
+def unfit_chain_not_certificates(home: Path, credentials: Path) -> None:
+    (credentials / "broker-ca.pem").write_bytes(b"no chain")
+
+
+def unfit_credentials_a_link(home: Path, credentials: Path) -> None:
+    credentials.rename(home.parent / "real-credentials")
+    credentials.symlink_to(home.parent / "real-credentials")
+
+
+def unfit_releases_tree_writable(home: Path, credentials: Path) -> None:
+    os.chmod(home, 0o777)
+
+
+UNFIT = {
+    "key missing": (unfit_key_missing, "hq-root.pub is missing"),
+    "key a link": (unfit_key_a_link, "cannot be opened safely"),
+    "chain not certificates": (unfit_chain_not_certificates, "not a PEM certificate chain"),
+    "credentials a link": (unfit_credentials_a_link, "not the daemon's credentials directory"),
+    "releases tree world-writable": (unfit_releases_tree_writable, "home: mode 0777"),
+}
+
+
+@pytest.mark.parametrize("unfit", list(UNFIT))
+def test_nothing_is_seeded_from_an_unfit_daemon_copy_or_into_an_unsafe_tree(
+        unfit: str, tmp_path: Path, hq_key: ReleaseKeys,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    home, state = old_box(tmp_path, hq_key)
+    change, said = UNFIT[unfit]
+    change(home, state / "credentials")
+    ready = ready_with(tmp_path, make_update(tmp_path / "good", "1.1.0", hq_key))
+    assert cli(home, state, "install", str(ready), "--consume") == 1
+    err = capsys.readouterr().err
+    assert err.startswith("update install: ") and said in err, err
+    # Nothing seeded and nothing recorded: once the box is fit, a later install may seed.
+    assert not (home / anchors.SEEDED).exists() and not (home / anchors.SEED_RECORD).exists()
+    assert os.readlink(home / "current") == "releases/1.0.0"
