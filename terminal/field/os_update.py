@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from terminal.core.atomic import fsync_dir, write_atomic
 from terminal.core.digest import sha256_file
-from terminal.protocol.bundle import BundleRejected, TrustStore
+from terminal.protocol.bundle import BundleRejected, StaleVersion, TrustStore
 from terminal.protocol.release import OsRelease, verify_os_release
 
 ANNOUNCEMENT = "os-release.json"  # the signed announcement, beside the bundle it names
@@ -58,6 +58,12 @@ class OsUpdateError(ValueError):
 class AlreadyInstalled(OsUpdateError):
     """The announced release is the one installed last (kept, or fallen back from): not again,
     so a slot that failed its trial is not retried in a loop; HQ announces a newer one."""
+
+
+class Superseded(OsUpdateError):
+    """The announcement was issued before the release installed last: refused, and for the daemon
+    no fault to report (a store staged ahead of the chain installs a release the chain-wide
+    announcement then trails)."""
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,9 @@ def check(wire: bytes, trust: TrustStore, state_dir: Path, now: datetime,
     last = installed(state_dir)
     try:
         release = verify_os_release(wire, trust, now, last.issued_at if last else None)
+    except StaleVersion as exc:
+        raise Superseded(f"announcement refused: {exc} (OS release {last.version if last else '?'}"
+                         " is installed)") from None
     except BundleRejected as exc:
         raise OsUpdateError(f"announcement refused: {exc}") from None
     if release.compatible != compatible:

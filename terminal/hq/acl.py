@@ -131,11 +131,13 @@ def render(static: str, terminals: Iterable[Terminal], topics: Topics, source: s
     ordered = sorted(set(terminals))
     lines = [static.rstrip("\n"), "", f"{MARKER} from {source} ({len(ordered)} terminals) ---",
              "# Do not edit: change the register and run `posterm-hq acl` again.",
-             "# Each terminal also reads the bundles of its store; chain-wide ones are above."]
+             "# Each terminal also reads the bundles and the OS announcement staged to its store;",
+             "# chain-wide ones are above."]
     for terminal in ordered:
         lines.extend(["", f"user {terminal.identity}"])
         lines.extend(f"topic read {topics.bundle(scope)}"
                      for scope in topics.scopes_for(terminal.store) if scope not in CHAIN_WIDE)
+        lines.append(f"topic read {topics.os_release(terminal.store)}")
     body = "\n".join(lines) + "\n"
     return body + "\n".join([
         "", "# This file's generation: HQ publishes to it to learn that the broker runs this ACL.",

@@ -9,6 +9,12 @@ and installs it with RAUC into its other slot (terminal/field/os_update.py). Ref
 anything is published: a CRL missing, not of HQ's chain, or ending before the announcement does
 (RAUC would refuse the bundle on the boxes), or a bundle RAUC itself (with the boxes' config and
 that keyring) does not accept.
+
+Staged to one store first (``--store S001``), like rules bundles: retained on
+``{root}/os/store/{store}``, which the broker ACL lets only that store's terminals read; they take
+the newest of their store's and the chain's announcements (terminal.sync.os_releases). Once the
+chain has it too, ``posterm-hq os withdraw --store S001`` clears the staged one (a box in that
+store that installed it passes over the older chain-wide one quietly either way).
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ SYSTEM_CONF = Path(__file__).resolve().parents[2] / "image/filesystem/etc/rauc/s
 
 def configure(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", required=True)
-    publish = actions.add_parser("publish", help="announce an OS bundle to every box, retained")
+    publish = actions.add_parser("publish", help="announce an OS bundle to every box (or to one "
+                                 "store's first, --store), retained")
     publish.add_argument("bundle", type=Path, help="the RAUC bundle (image/os-bundle.sh)")
     publish.add_argument("--url", required=True, help="where the boxes download it (http/https)")
     publish.add_argument("--version", required=True, help="the OS release's version")
@@ -54,12 +61,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
                          help="the root's CRL (ca/root.crl, renewed by ca root-crl)")
     publish.add_argument("--days", type=int, default=DAYS,
                          help=f"how long boxes may install it (default {DAYS})")
+    publish.add_argument("--store", help="stage it to this store's boxes only (os/store/STORE); "
+                         "default: every box (os/chain)")
     publish.add_argument("--compatible", default=COMPATIBLE)
     publish.add_argument("--rauc-conf", type=Path, default=SYSTEM_CONF,
                          help="the boxes' RAUC config, to check the bundle as they will "
                          "(default: the checkout's image/filesystem/etc/rauc/system.conf)")
     publish.add_argument("--timeout", type=float, default=30.0)
     add_broker_options(publish, "posterm-hq-os", ca="--broker-ca")
+    withdraw = actions.add_parser("withdraw", help="clear a retained announcement: one store's "
+                                  "staged one (--store), or the chain's")
+    withdraw.add_argument("--store", help="the store whose staged announcement goes (default: "
+                          "the chain-wide one)")
+    withdraw.add_argument("--timeout", type=float, default=30.0)
+    add_broker_options(withdraw, "posterm-hq-os", ca="--broker-ca")
 
 
 def announce(bundle: Path, url: str, version: str, signer: Signer, chain: Path, crls: str,
@@ -103,14 +118,16 @@ def _rauc_accepts(bundle: Path, ring: bytes, conf: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.action == "withdraw":
+        return _withdraw(args)
     try:
+        topic = Topics(args.topic_root).os_release(args.store)
         signer = Signer.load(args.keys)
         crls = args.crl.read_text() + args.root_crl.read_text()
         release, wire = announce(args.bundle, args.url, args.version, signer, args.chain, crls,
                                  args.days, args.compatible, args.rauc_conf)
         trust = TrustStore.of([load_public(args.keys / "root.pub")])
         verify_os_release(wire, trust, datetime.now(UTC))  # what the boxes check, first here
-        topic = Topics(args.topic_root).os_release()
         asyncio.run(publish_retained(mqtt_config(args, backoff_max=2.0, ca=args.broker_ca),
                                      [(topic, wire)], args.timeout))
     except (OSError, ValueError, MqttError, BundleRejected) as exc:
@@ -118,4 +135,17 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(f"announced OS {release.version} ({release.size} bytes, sha256 {release.sha256[:12]}…) "
           f"on {topic}, retained, until {release.expires_at:%Y-%m-%d %H:%M}Z", file=sys.stderr)
+    return 0
+
+
+def _withdraw(args: argparse.Namespace) -> int:
+    """An empty retained message clears the announcement; boxes ignore an empty one."""
+    try:
+        topic = Topics(args.topic_root).os_release(args.store)
+        asyncio.run(publish_retained(mqtt_config(args, backoff_max=2.0, ca=args.broker_ca),
+                                     [(topic, b"")], args.timeout))
+    except (OSError, ValueError, MqttError) as exc:
+        print(f"os withdraw: failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"withdrew the OS announcement on {topic}", file=sys.stderr)
     return 0

@@ -88,10 +88,18 @@ class Topics:
     def bundle(self, scope: str) -> str:
         return f"{self.root}/bundles/{check_scope(scope)}"
 
-    def os_release(self) -> str:
-        """HQ's signed announcement of the operating-system bundle, retained, chain-wide
-        (terminal.protocol.release.OsRelease)."""
-        return f"{self.root}/os/chain"
+    def os_release(self, store: str | None = None) -> str:
+        """HQ's signed announcement of the operating-system bundle, retained
+        (terminal.protocol.release.OsRelease): chain-wide, or staged to one store first
+        (``os/store/{store}``, which the broker ACL lets only that store's terminals read)."""
+        if store is None:
+            return f"{self.root}/os/chain"
+        return f"{self.root}/os/store/{check_id(store, 'store')}"
+
+    def os_releases_for(self, store: str) -> tuple[str, str]:
+        """The OS announcements a terminal of ``store`` follows: its store's first, then the
+        chain's (the newest of them wins: terminal.sync.os_releases)."""
+        return (self.os_release(store), self.os_release())
 
     def member_state(self, card_hash: str) -> str:
         """Where HQ keeps a card's signed member state, retained (protocol.member_state)."""

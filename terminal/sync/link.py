@@ -141,8 +141,9 @@ class MqttHqLink:
         for scope in self.scopes:
             await self.client.subscribe(self.topics.bundle(scope), self._on_bundle)
         await self.client.subscribe(self.topics.member_states(), self._on_member_state)
-        if self.os_releases is not None:
-            await self.client.subscribe(self.topics.os_release(), self.os_releases.handle)
+        if self.os_releases is not None:  # the store's staged announcement first, then the chain's
+            for topic in self.topics.os_releases_for(ident.store):
+                await self.client.subscribe(topic, self.os_releases.handle)
         self.client.on_ready(self._on_ready)
         await self.outbox.start()
         await self.client.start()

@@ -9,6 +9,10 @@ announced CRLs and runs `rauc install` against RAUC's service on a private D-Bus
 
 Refused, with RAUC never called or refusing: an announcement not signed under HQ's root, a
 download that is not the announced bundle, a bundle whose signer HQ revoked (the announced CRL).
+
+Staged to one store first (`posterm-hq os publish --store`): only that store's boxes receive it
+(the broker ACL), they take it over the older chain-wide one, and pass over the chain-wide one
+once they installed the staged one; `os withdraw --store` clears it.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from terminal.protocol import bundle
 from terminal.protocol.bundle import TrustStore
 from terminal.protocol.keys import load_public
 from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, TlsFiles
-from terminal.protocol.release import sign_os_release
+from terminal.protocol.release import sign_os_release, verify_os_release
 from terminal.protocol.topics import Topics
 from terminal.sync.os_releases import OsReleases
 from tests.field.rauc_box import RaucBox, missing
@@ -48,6 +52,12 @@ from tests.support.mosquitto import BrokerTls, Mosquitto
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(missing() is not None, reason=str(missing()))]
 TIMEOUT = 120.0  # failure guards only
+TERMINALS = ("S001/T01", "S001/T02", "S002/T01")  # HQ's register: the broker ACL grants these
+
+
+def tls_name(identity: str) -> str:
+    """The files of a terminal's certificate and key in HQ's directory."""
+    return "terminal" if identity == "S001/T01" else "terminal-" + identity.replace("/", "-")
 
 
 class Chain:
@@ -62,21 +72,22 @@ class Chain:
         for name, args in (("server", ["server", "127.0.0.1"]), ("hq", ["identity", "hq"]),
                            ("signer", ["bundle-signer"])):
             assert posterm_hq(["ca", *args, "--ca", str(ca_dir), "-o", str(directory / name)]) == 0
-        key = ec.generate_private_key(ec.SECP256R1())
-        csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name(
-            [x509.NameAttribute(NameOID.COMMON_NAME, "S001/T01")])).sign(key, hashes.SHA256()))
-        (directory / "terminal.crt").write_bytes(
-            self.ca.sign(csr).public_bytes(serialization.Encoding.PEM))
-        (directory / "terminal.key").write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption()))
+        for identity in TERMINALS:
+            key = ec.generate_private_key(ec.SECP256R1())
+            csr = (x509.CertificateSigningRequestBuilder().subject_name(x509.Name(
+                [x509.NameAttribute(NameOID.COMMON_NAME, identity)])).sign(key, hashes.SHA256()))
+            (directory / f"{tls_name(identity)}.crt").write_bytes(
+                self.ca.sign(csr).public_bytes(serialization.Encoding.PEM))
+            (directory / f"{tls_name(identity)}.key").write_bytes(key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption()))
         self.crl = directory / "crl.pem"
         authority.write_crl(self.ca, self.crl)
         assert posterm_hq(["keygen", str(directory / "keys")]) == 0
         self.trust = TrustStore.of([load_public(directory / "keys/root.pub")])
         self.broker = Mosquitto(directory / "broker", BrokerTls(
             self.chain, directory / "server.crt", directory / "server.key", self.crl),
-            terminals=("S001/T01",))
+            terminals=TERMINALS)
         self.web = directory / "web"
         self.web.mkdir()
         handler = functools.partial(_Quiet, directory=str(self.web))
@@ -92,15 +103,20 @@ class Chain:
     def crls(self) -> str:
         return self.crl.read_text() + (self.dir / "ca/root.crl").read_text()
 
-    def publish(self, bundle_file: Path, version: str, rauc_conf: Path) -> None:
-        """`posterm-hq os publish`, as HQ runs it."""
+    def broker_options(self) -> list[str]:
+        return ["--host", self.broker.host, "--port", str(self.broker.port), "--broker-ca",
+                str(self.chain), "--cert", str(self.dir / "hq.crt"), "--key",
+                str(self.dir / "hq.key")]
+
+    def publish(self, bundle_file: Path, version: str, rauc_conf: Path,
+                store: str | None = None) -> None:
+        """`posterm-hq os publish`, as HQ runs it (``store``: staged to that store first)."""
         assert posterm_hq([
             "os", "publish", str(bundle_file), "--url", self.url(bundle_file.name),
             "--version", version, "--keys", str(self.dir / "keys"), "--chain", str(self.chain),
             "--crl", str(self.crl), "--root-crl", str(self.dir / "ca/root.crl"),
-            "--rauc-conf", str(rauc_conf), "--host", self.broker.host, "--port",
-            str(self.broker.port), "--broker-ca", str(self.chain), "--cert",
-            str(self.dir / "hq.crt"), "--key", str(self.dir / "hq.key")]) == 0
+            "--rauc-conf", str(rauc_conf), *(["--store", store] if store else []),
+            *self.broker_options()]) == 0
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
@@ -130,14 +146,20 @@ def box(tmp_path: Path) -> Iterator[RaucBox]:
 
 
 class Terminal:
-    """The daemon's half, on the terminal's own MQTT identity; refusals as it reports them."""
+    """The daemon's half, on the terminal's own MQTT identity; refusals as it reports them.
+    It follows its store's staged announcement and the chain's, as the daemon does
+    (terminal.sync.link), or the ``topics`` given."""
 
-    def __init__(self, hq: Chain, state: Path) -> None:
+    def __init__(self, hq: Chain, state: Path, identity: str = "S001/T01",
+                 topics: tuple[str, ...] | None = None) -> None:
         self.state = state
         self.reports: list[tuple[str, str, str, str]] = []
+        self.received: list[str] = []  # the topics of the announcements delivered, in order
         self.releases = OsReleases(hq.trust, state, self._report)
-        self.client = MqttClient(MqttConfig(hq.broker.host, hq.broker.port, "S001-T01",
-                                            tls=hq.tls("terminal"), backoff_initial=0.05,
+        self.topics = topics or Topics().os_releases_for(identity.split("/")[0])
+        self.client = MqttClient(MqttConfig(hq.broker.host, hq.broker.port,
+                                            identity.replace("/", "-"),
+                                            tls=hq.tls(tls_name(identity)), backoff_initial=0.05,
                                             backoff_max=0.3))
         self.seen = asyncio.Event()
 
@@ -145,13 +167,16 @@ class Terminal:
         self.reports.append((what, reason, detail, ref))
 
     async def _handle(self, message: Message) -> None:
+        if message.payload:
+            self.received.append(message.topic)
         await self.releases.handle(message)
         self.seen.set()
 
     async def receive(self, until: object) -> None:
-        """Subscribe (the retained announcement arrives) until ``until()`` holds."""
+        """Subscribe (the retained announcements arrive) until ``until()`` holds."""
         assert callable(until)
-        await self.client.subscribe(Topics().os_release(), self._handle)
+        for topic in self.topics:
+            await self.client.subscribe(topic, self._handle)
         await self.client.start()
         try:
             async with asyncio.timeout(TIMEOUT):
@@ -261,6 +286,63 @@ def test_a_bundle_of_a_revoked_signer_is_refused_by_rauc_with_the_announced_crl(
     assert box.status()["RAUC_BOOT_PRIMARY"] == "rootfs.0"
     assert not any(box.slot("root-b").read_bytes())
     assert os_update.installed(terminal.state) is None
+
+
+def announced_version(hq: Chain, ready: Path) -> str:
+    """The version of the announcement the daemon left for the installer, checked as HQ's."""
+    wire = (ready / os_update.ANNOUNCEMENT).read_bytes()
+    return verify_os_release(wire, hq.trust, datetime.now(UTC)).version
+
+
+def test_an_os_update_staged_to_one_store_reaches_its_boxes_before_the_chain(
+        hq: Chain, box: RaucBox, tmp_path: Path) -> None:
+    conf = box.dir / "system.conf"
+    chain_wide = build(hq.dir, hq.dir / "signer", hq.web / "os-2026.12.2.raucb", ca=hq.dir / "ca")
+    hq.publish(chain_wide, "2026.12.2", conf)
+    staged = build(hq.dir, hq.dir / "signer", hq.web / "os-2026.12.3.raucb", ca=hq.dir / "ca")
+    hq.publish(staged, "2026.12.3", conf, store="S001")
+    topics = Topics()
+
+    # A box of S001 gets both; the store's, newer, is the one it fetches.
+    s001 = Terminal(hq, tmp_path / "s001")
+    ready = s001.state / "updates/os-ready"
+    asyncio.run(s001.receive(lambda: len(s001.received) == 2 or s001.reports))
+    assert s001.reports == []
+    assert s001.received == [topics.os_release("S001"), topics.os_release()]
+    assert announced_version(hq, ready) == "2026.12.3"
+    assert (ready / os_update.BUNDLE).read_bytes() == staged.read_bytes()
+    # ... and the root installer puts it into slot B with RAUC.
+    anchors.write(tmp_path / "trust", (hq.dir / "keys/root.pub").read_bytes(),
+                  hq.chain.read_bytes())
+    root = anchors.load(tmp_path / "trust")
+    done = os_update.install_ready(ready, TrustStore.of([root.root_key]), s001.state,
+                                   chain=root.chain_pem, keyring_file=box.keyring,
+                                   rauc=rauc_cmd(box))
+    assert done.release.version == "2026.12.3" and "succeeded" in done.rauc_output
+    assert box.status()["RAUC_BOOT_PRIMARY"] == "rootfs.1"
+
+    # A box of another store: the staged announcement is never delivered to it, even asked for
+    # (the broker ACL; asked first, it would arrive first); it fetches the chain's.
+    s002 = Terminal(hq, tmp_path / "s002", "S002/T01",
+                    topics=(topics.os_release("S001"), *topics.os_releases_for("S002")))
+    asyncio.run(s002.receive(lambda: s002.received or s002.reports))
+    assert s002.reports == [] and s002.received == [topics.os_release()]
+    assert announced_version(hq, s002.state / "updates/os-ready") == "2026.12.2"
+    assert (s002.state / "updates/os-ready" / os_update.BUNDLE).read_bytes() == \
+        chain_wide.read_bytes()
+
+    # The S001 box again (a reconnect): it runs 2026.12.3; the chain's 2026.12.2 is older and
+    # the store's installed: both passed over, nothing fetched, nothing reported.
+    again = Terminal(hq, s001.state)
+    asyncio.run(again.receive(lambda: len(again.received) == 2))
+    assert again.reports == [] and not (ready / os_update.ANNOUNCEMENT).exists()
+
+    # Withdrawn once the chain has it: a new box of S001 follows the chain's announcement alone.
+    assert posterm_hq(["os", "withdraw", "--store", "S001", *hq.broker_options()]) == 0
+    fresh = Terminal(hq, tmp_path / "s001-new", "S001/T02")
+    asyncio.run(fresh.receive(lambda: fresh.received or fresh.reports))
+    assert fresh.reports == [] and fresh.received == [topics.os_release()]
+    assert announced_version(hq, fresh.state / "updates/os-ready") == "2026.12.2"
 
 
 def _retain(hq: Chain, wire: bytes) -> None:

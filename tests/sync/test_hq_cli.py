@@ -148,10 +148,13 @@ def test_acl_keeps_the_static_part_and_grants_each_terminal_its_store(tmp_path: 
     assert acl.startswith(STATIC.read_text())
     assert "bundles/#" not in acl.split("user hq", 1)[0]  # only HQ reads every bundle
     assert "pattern read posterm/v1/bundles/chain" in acl
-    assert blocks(acl) == {
-        "S001/T01": ["topic read posterm/v1/bundles/store/S001"],
-        "S001/T02": ["topic read posterm/v1/bundles/store/S001"],
-        "S002/T01": ["topic read posterm/v1/bundles/store/S002"],
+    assert blocks(acl) == {  # its store's bundles and the OS update staged to its store
+        "S001/T01": ["topic read posterm/v1/bundles/store/S001",
+                     "topic read posterm/v1/os/store/S001"],
+        "S001/T02": ["topic read posterm/v1/bundles/store/S001",
+                     "topic read posterm/v1/os/store/S001"],
+        "S002/T01": ["topic read posterm/v1/bundles/store/S002",
+                     "topic read posterm/v1/os/store/S002"],
     }
     assert list(blocks(acl)) == sorted(blocks(acl))
     first = (tmp_path / "acl").read_text()
