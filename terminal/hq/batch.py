@@ -8,9 +8,10 @@ terminal's store reads and writes around every event:
   written once at its end, instead of read, upserted twice and re-read for the floor per event;
 * whether a sale id is already recorded is answered from one query for the batch's sales and
   the sales the batch itself inserted;
-* on PostgreSQL the store's inserts and updates, whose results it never reads, are sent without
-  waiting (:meth:`HqPostgresDatabase.send`, in pipeline mode): they are answered with the next
-  read or the COMMIT;
+* on PostgreSQL the store's inserts and updates, whose results it never reads, are kept and
+  sent a statement per table before the next statement that reaches the database
+  (:mod:`terminal.hq.buffered`), without waiting (:meth:`HqPostgresDatabase.send`, in pipeline
+  mode): they are answered with the next read or the COMMIT;
 * on PostgreSQL the batch's members, their day counters, open lots and tier-window spend are
   read in a few queries at its start (:meth:`BatchStatements.prefetch`, :mod:`terminal.hq.kept`)
   and moved by the store's own writes; a write of the ORM's (a registration, a tier change)
@@ -30,6 +31,7 @@ from typing import Any
 
 from peewee import Database, __exception_wrapper__
 
+from terminal.hq import buffered
 from terminal.hq.database import SEQ_BLOCK, HqPostgresDatabase, lock_members
 from terminal.hq.kept import Kept
 from terminal.loyalty.store import hotpath
@@ -98,10 +100,11 @@ _NOTHING = _Rows([])
 class Mark:
     """The caches as they were before an event (see :meth:`BatchStatements.mark`)."""
 
-    __slots__ = ("dirty", "meta", "sales")
+    __slots__ = ("dirty", "meta", "sales", "writes")
 
-    def __init__(self, meta: dict[str, str | None], dirty: set[str], sales: int) -> None:
-        self.meta, self.dirty, self.sales = meta, dirty, sales
+    def __init__(self, meta: dict[str, str | None], dirty: set[str], sales: int,
+                 writes: dict[buffered.Key, tuple[int, int]] | None) -> None:
+        self.meta, self.dirty, self.sales, self.writes = meta, dirty, sales, writes
 
 
 class BatchStatements(hotpath.Statements):
@@ -121,6 +124,10 @@ class BatchStatements(hotpath.Statements):
         # hands out (database.SEQ_BLOCK): its transactions go on where the last one stopped,
         # so one collector numbers as SQLite's one writer does, and collectors never collide.
         self._block: list[int] | None = None
+        # PostgreSQL, during a batch: the writes kept to be sent a statement per table
+        # (terminal.hq.buffered); the column types its statements cast to, read once.
+        self.writes: buffered.Writes | None = None
+        self._types: dict[str, dict[str, str]] | None = None
 
     # -- the batch -----------------------------------------------------------------------------
 
@@ -134,16 +141,24 @@ class BatchStatements(hotpath.Statements):
         self._sales = self.existing("sale", self._asked)
         self._inserted, self._dirty, self._meta = [], set(), meta
         if self.pipelines:
+            if self._types is None:
+                self._types = buffered.column_types(super().run(
+                    buffered.TYPES, (buffered.TABLES,)).fetchall())
+            self.writes = buffered.Writes(self._send, self._types)
             self.db.on_write = self.kept.written  # type: ignore[attr-defined]
+            self.db.before = self.flush  # type: ignore[attr-defined]
         try:
             yield
             meta = self._meta  # restore() replaces it
             changed = [(key, meta[key]) for key in sorted(self._dirty)]
+            self.flush()
         finally:
             self._meta, self._asked, self._sales, self._inserted = None, set(), set(), []
             self._forget()
             if self.pipelines:
                 self.db.on_write = None  # type: ignore[attr-defined]
+                self.db.before = None  # type: ignore[attr-defined]
+                self.writes = None
         for row in changed:
             self._write(hotpath.SET_META, row)
 
@@ -156,11 +171,14 @@ class BatchStatements(hotpath.Statements):
 
     def mark(self) -> Mark:
         assert self._meta is not None
-        return Mark(dict(self._meta), set(self._dirty), len(self._inserted))
+        return Mark(dict(self._meta), set(self._dirty), len(self._inserted),
+                    self.writes.mark() if self.writes is not None else None)
 
     def restore(self, mark: Mark) -> None:
         """Undo the caches' changes since ``mark``: its event was rolled back."""
         self._meta, self._dirty = mark.meta, mark.dirty
+        if self.writes is not None and mark.writes is not None:
+            self.writes.restore(mark.writes)
         for sale_id in self._inserted[mark.sales:]:
             self._sales.discard(sale_id)
         del self._inserted[mark.sales:]
@@ -177,6 +195,11 @@ class BatchStatements(hotpath.Statements):
             self._block = [start + 1, start + SEQ_BLOCK]
             return rows
         return [*super().run(META_FLAGS).fetchall(), ("seq", str(block[0] - 1))]
+
+    def flush(self) -> None:
+        """Send the batch's kept writes (terminal.hq.buffered), before anything else runs."""
+        if self.writes is not None:
+            self.writes.flush()
 
     def _forget(self) -> None:
         """Forget the rows kept: read them again when asked."""
@@ -218,6 +241,9 @@ class BatchStatements(hotpath.Statements):
         """Insert ``rows``: without waiting on PostgreSQL (ROWS_PER_INSERT rows a statement),
         at once on SQLite."""
         if not rows:
+            return
+        if self.writes is not None:  # sent with the batch's other kept writes
+            self.writes.add_rows(table, columns, rows)
             return
         names = ", ".join(columns)
         one = "(" + ", ".join([self.db.param] * len(columns)) + ")"
@@ -283,6 +309,7 @@ class BatchStatements(hotpath.Statements):
         return super().run(DUE_LOTS_OF_MEMBERS, (members, *params))
 
     def _write_set(self, sql: str, params: Sequence[Any]) -> None:
+        self.flush()
         if self.db.in_pipeline:  # type: ignore[attr-defined]
             self._send(sql, params)
         else:
@@ -294,7 +321,11 @@ class BatchStatements(hotpath.Statements):
         if self.pipelines and sql == hotpath.SET_META and params[0] == "seq" \
                 and self._block is not None:  # the numbers up to it are used
             self._block[0] = max(self._block[0], int(params[1]) + 1)
+        if self.writes is not None and sql in buffered.KEPT:
+            self.writes.add(sql, params)
+            return _NOTHING
         if self.pipelines and sql in DEFERRABLE:
+            self.flush()
             self._send(self._sql(sql), params)
             return _NOTHING
         return super().run(sql, params)
@@ -306,7 +337,14 @@ class BatchStatements(hotpath.Statements):
         if self.pipelines and self._meta is not None:
             for row in rows:
                 self.kept.track(sql, row)
+        if self.writes is not None and sql in buffered.KEPT:
+            for row in rows:
+                self.writes.add(sql, row)
+            return
+        self.flush()
         db = self.db
+        if isinstance(db, HqPostgresDatabase):
+            db.open_savepoint()  # the cursor's executemany and COPY below write
         whole = SET_BASED.get(sql) if self.pipelines and len(rows) > 1 else None
         if whole is not None:  # one statement for the rows (their order changes nothing)
             columns = [list(column) for column in zip(*rows, strict=True)]

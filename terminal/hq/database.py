@@ -64,6 +64,9 @@ STATEMENTS = {
 
 # Statements that change no row a batch keeps (a rolled-back savepoint forgets them itself).
 _READS_AND_SAVEPOINTS = frozenset({"SELECT", "SAVEPOINT", "RELEASE"})
+# Statements before which a batch need not send the writes it kept (terminal.hq.buffered): its
+# events' savepoints (a rolled-back event's kept rows are dropped, not sent).
+_SAVEPOINTS = frozenset({"SAVEPOINT", "RELEASE", "ROLLBACK"})
 
 
 class EncodingError(ValueError):
@@ -99,6 +102,16 @@ class HqPostgresDatabase(PostgresqlDatabase):
         return conn
 
     @property
+    def before(self) -> Callable[[], None] | None:
+        """Called (on this thread) before any statement but a savepoint's runs through
+        execute_sql: a batch sends the writes it kept (terminal.hq.buffered) first."""
+        return self._thread.before
+
+    @before.setter
+    def before(self, hook: Callable[[], None] | None) -> None:
+        self._thread.before = hook
+
+    @property
     def on_write(self) -> Callable[[str], None] | None:
         """Called (on this thread) with the statement's text before any statement but a read or
         a savepoint runs through execute_sql (not for those sent by :meth:`send`): what a batch
@@ -121,13 +134,47 @@ class HqPostgresDatabase(PostgresqlDatabase):
         transactions its code opens inside (the store's, per operation) nest flat in it, as
         nobody inside catches a failure and goes on. Each SAVEPOINT and RELEASE is a statement
         psycopg sends and waits to send (a poll and a send), and they were a third of an
-        anonymous sale's statements."""
+        anonymous sale's statements.
+
+        In a batch that keeps its writes (:attr:`before` set, terminal.hq.buffered) the
+        savepoint is opened only once the unit sends something that writes
+        (:meth:`open_savepoint`), and released or rolled back only then: a member sale whose
+        reads the batch answers from memory and whose writes it keeps sends nothing, and the
+        batch drops its kept rows itself when the unit fails (BatchStatements.restore)."""
+        state = self._thread
+        if state.before is not None:
+            yield from self._lazy_unit()
+            return
         with super().atomic():
             self._thread.flat_from = self.transaction_depth()
             try:
                 yield
             finally:
                 self._thread.flat_from = None
+
+    def _lazy_unit(self) -> Iterator[None]:
+        state = self._thread
+        state.flat_from = self.transaction_depth()
+        state.savepoint = [f"hq{state.flat_from}u", False]  # [name, opened]
+        try:
+            yield
+        except BaseException:
+            if state.savepoint[1]:
+                self.execute_sql(f"ROLLBACK TO SAVEPOINT {state.savepoint[0]}")
+            raise
+        else:
+            if state.savepoint[1]:
+                self.execute_sql(f"RELEASE SAVEPOINT {state.savepoint[0]}")
+        finally:
+            state.flat_from, state.savepoint = None, None
+
+    def open_savepoint(self) -> None:
+        """Open the unit's savepoint if it is waiting for a write (see :meth:`unit`): called
+        before anything that writes is sent."""
+        pending = self._thread.savepoint
+        if pending is not None and not pending[1]:
+            pending[1] = True
+            super().execute_sql(f"SAVEPOINT {pending[0]}")
 
     def savepoint(self) -> _savepoint:
         # Peewee names each savepoint by a uuid4, so every SAVEPOINT and RELEASE is new SQL text:
@@ -145,6 +192,7 @@ class HqPostgresDatabase(PostgresqlDatabase):
     def send(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Execute ``sql`` without the :attr:`on_write` hook: the store's own writes, whose
         effect on the rows a batch keeps it accounts for itself. Pipelined, nothing waits."""
+        self.open_savepoint()
         conn, state = self.connection(), self._thread
         if state.sender is None or state.sender.connection is not conn:
             state.sender = conn.cursor()  # one per connection: nobody reads what it answers
@@ -152,9 +200,15 @@ class HqPostgresDatabase(PostgresqlDatabase):
             state.sender.execute(sql, params)
 
     def execute_sql(self, sql: str, params: Any = None) -> Any:
-        if self.on_write is not None and sql.lstrip()[:9].upper().split(" ", 1)[0] not in \
-                _READS_AND_SAVEPOINTS:
-            self.on_write(sql)
+        state = self._thread
+        if state.before is not None or state.on_write is not None:
+            verb = sql.lstrip()[:9].upper().split(" ", 1)[0]
+            if state.before is not None and verb not in _SAVEPOINTS:
+                state.before()
+                if verb != "SELECT":
+                    self.open_savepoint()
+            if state.on_write is not None and verb not in _READS_AND_SAVEPOINTS:
+                state.on_write(sql)
         return super().execute_sql(sql, params)
 
     @property
@@ -168,6 +222,8 @@ class _ThreadState(threading.local):
     request threads share the database object, each on its own connection)."""
 
     on_write: Callable[[str], None] | None = None
+    before: Callable[[], None] | None = None  # see HqPostgresDatabase.before
+    savepoint: list[Any] | None = None  # a unit's savepoint not yet opened: [name, opened]
     flat_from: int | None = None  # transactions this deep or deeper are flat (unit())
     sender: Any = None  # the cursor send() uses on this thread's connection
 

@@ -1,0 +1,196 @@
+"""An ingest batch's writes on PostgreSQL, kept per statement and sent a statement per table.
+
+Each event of a batch wrote its rows one statement a row (savepoint, sale, sale line, entry,
+lot, allocation, day count, balance: about 7.5 an event), and each statement cost the collector
+about 0.1-0.4 ms of Python in psycopg's pipelined ``execute`` (cProfile, bench_ingest.py
+--in-process) where psycopg writing the same rows by ``executemany`` (the database's limit,
+figure (a)) pays that once per statement. So inside a batch the store's inserts and its moves
+of balances, day counters and lots are kept here, in the order made, and :meth:`Writes.flush`
+sends them as one statement per table over arrays of their columns (``unnest``), in an order
+the foreign keys and the lot's trigger allow (members, entries, lots, allocations, sales ...),
+then the moves: day counters summed per member and day, lot movements summed per lot, each
+member's last balance.
+
+A flush happens before anything else reaches the database (any read, any other write: the
+database's ``before`` hook, :meth:`HqPostgresDatabase.execute_sql`), so what the batch reads
+and what it writes by other means sees every write before it, as if each had run at once; and
+at the batch's end, before its meta counters and COMMIT.
+
+An event that fails is rolled back to its savepoint (ChainLedger._apply_one): the rows it added
+here are dropped (:meth:`restore`), and rows of earlier events that a flush inside it sent
+after the savepoint (so the rollback undid them) are kept to be sent again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from terminal.loyalty.store import hotpath
+
+Send = Callable[[str, Sequence[Any]], None]  # a statement sent without waiting for its answer
+
+_INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([?, ]+\)")
+# The store's statements kept until the next flush (inserts, and moves that add up or set).
+INSERTS = (hotpath.INSERT_MEMBER, hotpath.INSERT_AUDIT, hotpath.INSERT_SALE,
+           hotpath.INSERT_SALE_LINE, hotpath.INSERT_ENTRY, hotpath.INSERT_LOT,
+           hotpath.INSERT_ALLOCATION)
+KEPT = frozenset({*INSERTS, hotpath.COUNT_DAY, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE})
+# Tables in the order their rows go: each after the tables its foreign keys name, lots after
+# entries (migration 14's trigger reads the lot's earning entry as the lot is inserted).
+ORDER = ("member", "member_home", "audit", "sale", "sale_line", "ledger_entry", "lot",
+         "allocation", "applied_event")
+TYPES = ("SELECT c.relname, a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a "
+         "JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = ANY(%s) AND c.relkind = 'r' "
+         "AND pg_table_is_visible(c.oid) AND a.attnum > 0 AND NOT a.attisdropped")
+_DAY_HEAD = hotpath.COUNT_DAY.split(" VALUES ")[0]
+_DAY_TAIL = hotpath.COUNT_DAY[hotpath.COUNT_DAY.index(" ON CONFLICT"):]
+_DAY_COLUMNS = ("member_id", "day", "earned", "redeemed", "offline_redeemed")
+
+Key = tuple[str, tuple[str, ...]]  # (table, columns) of an insert; ("", (statement,)) a move
+
+
+def _insert_key(sql: str) -> Key:
+    found = _INSERT.fullmatch(sql)
+    if found is None:
+        raise ValueError(f"not a plain INSERT: {sql}")
+    table, columns = found.groups()
+    return table, tuple(column.strip() for column in columns.split(","))
+
+
+_KEYS: dict[str, Key] = {sql: _insert_key(sql) for sql in INSERTS}
+_KEYS.update({sql: ("", (sql,)) for sql in (hotpath.COUNT_DAY, hotpath.MOVE_LOT,
+                                             hotpath.SAVE_BALANCE)})
+_MOVES = (hotpath.COUNT_DAY, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE)  # after the inserts, so
+
+
+class Writes:
+    """A batch's kept writes (see the module's doc): rows per statement, and how many of each
+    list a flush has sent."""
+
+    def __init__(self, send: Send, types: dict[str, dict[str, str]]) -> None:
+        self._send = send
+        self._types = types  # table -> column -> SQL type (format_type), read once (TYPES)
+        self._rows: dict[Key, list[Sequence[Any]]] = {}
+        self._sent: dict[Key, int] = {}
+        self.statements = 0  # sent by flushes
+
+    def add(self, sql: str, params: Sequence[Any]) -> None:
+        """Keep one of the store's statements (one in :data:`KEPT`)."""
+        self._keep(_KEYS[sql], params)
+
+    def add_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Keep rows for ``table`` (HQ's own inserts: applied events, member homes)."""
+        if table not in ORDER:
+            raise ValueError(f"no place for {table} among the kept tables")
+        key = (table, tuple(columns))
+        for row in rows:
+            self._keep(key, row)
+
+    def _keep(self, key: Key, params: Sequence[Any]) -> None:
+        if key not in self._rows:
+            self._rows[key], self._sent[key] = [], 0
+        self._rows[key].append(params)
+
+    @property
+    def pending(self) -> bool:
+        return any(len(rows) > self._sent[key] for key, rows in self._rows.items())
+
+    def mark(self) -> dict[Key, tuple[int, int]]:
+        return {key: (len(rows), self._sent[key]) for key, rows in self._rows.items()}
+
+    def restore(self, mark: dict[Key, tuple[int, int]]) -> None:
+        """The event after ``mark`` was rolled back to its savepoint: drop its rows, and send
+        again the earlier ones sent since (the rollback undid them)."""
+        for key, rows in self._rows.items():
+            kept, sent = mark.get(key, (0, 0))
+            del rows[kept:]
+            self._sent[key] = min(self._sent[key], sent, kept)
+
+    def flush(self) -> None:
+        """Send every row kept and not sent yet: inserts table by table (:data:`ORDER`), then
+        the day counters, lot movements and balances."""
+        pending = {key: rows[self._sent[key]:] for key, rows in self._rows.items()
+                   if len(rows) > self._sent[key]}
+        if not pending:
+            return
+        for key in self._rows:
+            self._sent[key] = len(self._rows[key])
+        inserts = sorted((key for key in pending if key[0]), key=lambda key: ORDER.index(key[0]))
+        for table, columns in inserts:
+            self._insert(table, columns, pending[(table, columns)])
+        for sql in _MOVES:
+            rows = pending.get(("", (sql,)))
+            if rows:
+                {hotpath.COUNT_DAY: self._count_days, hotpath.MOVE_LOT: self._move_lots,
+                 hotpath.SAVE_BALANCE: self._balances}[sql](rows)
+
+    def _arrays(self, table: str, columns: Sequence[str]) -> str:
+        types = self._types[table]
+        return ", ".join(f"%s::{types[column]}[]" for column in columns)
+
+    def _go(self, sql: str, params: Sequence[Any]) -> None:
+        self.statements += 1
+        self._send(sql, params)
+
+    def _insert(self, table: str, columns: tuple[str, ...], rows: list[Sequence[Any]]) -> None:
+        names = ", ".join(columns)
+        if len(rows) == 1:
+            marks = ", ".join(["%s"] * len(columns))
+            self._go(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows[0])
+            return
+        # unnest yields the arrays' elements in order: the rows go in as they were made.
+        self._go(f"INSERT INTO {table} ({names}) SELECT * FROM unnest("
+                 f"{self._arrays(table, columns)})",
+                 [list(column) for column in zip(*rows, strict=True)])
+
+    def _count_days(self, rows: list[Sequence[Any]]) -> None:
+        """One row per member and day (an upsert may not touch a row twice), the counts summed:
+        the upsert adds them, so their sum is what the rows one by one would add."""
+        summed: dict[tuple[str, str], list[int]] = {}
+        for member, day, *counts in rows:
+            total = summed.setdefault((member, day), [0, 0, 0])
+            for n, count in enumerate(counts):
+                total[n] += int(count)
+        keys = sorted(summed)
+        columns = [[member for member, _ in keys], [day for _, day in keys],
+                   *([summed[key][n] for key in keys] for n in range(3))]
+        self._go(f"{_DAY_HEAD} SELECT * FROM unnest({self._arrays('member_day', _DAY_COLUMNS)})"
+                 f"{_DAY_TAIL}", columns)
+
+    def _move_lots(self, rows: list[Sequence[Any]]) -> None:
+        """Each lot's movements summed (remaining = remaining + delta adds up)."""
+        moved: dict[str, int] = {}
+        for delta, lot_id in rows:
+            moved[lot_id] = moved.get(lot_id, 0) + int(delta)
+        ids = sorted(moved)
+        types = self._types["lot"]
+        # The ids again as "= ANY": found by the primary key, not by a join's scan (batch.py).
+        self._go(f"UPDATE lot l SET remaining = l.remaining + v.delta FROM unnest("
+                 f"%s::{types['remaining']}[], %s::{types['id']}[]) AS v(delta, id) "
+                 f"WHERE l.id = v.id AND l.id = ANY(%s::{types['id']}[])",
+                 [[moved[lot_id] for lot_id in ids], ids, ids])
+
+    def _balances(self, rows: list[Sequence[Any]]) -> None:
+        """Each member's last balance and debt (the statement sets them whole)."""
+        last: dict[str, tuple[Any, Any]] = {}
+        for balance, debt, member in rows:
+            last[member] = (balance, debt)
+        ids = sorted(last)
+        types = self._types["member"]
+        self._go(f"UPDATE member m SET balance = v.balance, debt = v.debt FROM unnest("
+                 f"%s::{types['balance']}[], %s::{types['debt']}[], %s::{types['id']}[]) "
+                 f"AS v(balance, debt, id) WHERE m.id = v.id AND m.id = ANY(%s::{types['id']}[])",
+                 [[last[m][0] for m in ids], [last[m][1] for m in ids], ids, ids])
+
+
+def column_types(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, str]]:
+    """TYPES' rows as table -> column -> type."""
+    types: dict[str, dict[str, str]] = {}
+    for table, column, kind in rows:
+        types.setdefault(table, {})[column] = kind
+    return types
+
+
+TABLES = sorted({*ORDER, "member_day"})
