@@ -13,6 +13,17 @@ load left us, the CPU seconds what the replay costs.
 
 Run: ``.venv/bin/python bench/bench_backtest.py [--members N] [--sales-per-member K]
 [--workers W] [--rounds R]``
+
+``--chain MEMBERS`` measures instead the whole backtest from HQ's database, as ``posterm-hq rules
+backtest --days 30`` runs it (:mod:`terminal.hq.rules_studio.stream`: read a span of members at a
+time, replay, keep the sums): a private PostgreSQL server (fsync off) holding
+``bench_analytics.populate``'s chain (MEMBERS members, ten ledger entries each, half of them
+sales' earnings, over two years; ``--keep DIR`` keeps its data directory for the next run and
+reuses it). Each run prints the wall time, the CPU seconds of this process and its workers, of
+the PostgreSQL server, the time this process waited for a CPU (``/proc/self/schedstat``: the
+load's share of the wall time) and the largest resident memory of this process and of a worker.
+(That chain's ledger is not what the rules would have recorded: the in-force check's result is
+printed, not required.)
 """
 
 from __future__ import annotations
@@ -23,13 +34,18 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_analytics import populate
+from terminal.hq.database import open_hq_database
+from terminal.hq.rules_studio import stream
 from terminal.hq.rules_studio.parallel import default_workers, replay_both
 from terminal.hq.rules_studio.validate import validate
 from terminal.loyalty.rules import load_rules
 from tests.rules_studio.synthetic import history
+from tests.support.postgres import Postgres
 from tests.support.shared import EXAMPLES
 
 
@@ -42,11 +58,19 @@ def main() -> None:
                         help="times to run each, alternating (the machine's load moves)")
     parser.add_argument("--target", type=int, default=10_000_000,
                         help="events in the window to project to")
+    parser.add_argument("--chain", type=int, default=0, metavar="MEMBERS",
+                        help="the backtest from a PostgreSQL chain of MEMBERS members instead")
+    parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="with --chain: the server's directory, kept and reused")
+    parser.add_argument("--days", type=int, default=30)
     args = parser.parse_args()
     rules = load_rules(EXAMPLES / "rules.toml")
     text = (EXAMPLES / "rules.toml").read_text(encoding="utf-8")
     candidate = validate(text.replace("points_per_yuan = 1 ", "points_per_yuan = 3 ")).rules
     assert candidate is not None
+    if args.chain:
+        from_database(args, rules, candidate)
+        return
     made = history(args.members, args.sales_per_member)
     events = len(made.events)
     print(f"window: {events:,} events of {args.members:,} members; load average "
@@ -69,6 +93,62 @@ def main() -> None:
                for a, b in zip(one, many, strict=True))
     print(f"parallel figures equal the one-process ones: {same}; candidate issued "
           f"{many[1].chain.points_issued}, liability {many[1].chain.liability_end}")
+
+
+def from_database(args: argparse.Namespace, rules: Any, candidate: Any) -> None:
+    server = Postgres(args.keep)
+    server.start()
+    try:
+        db = open_hq_database(server.dsn)
+        members = db.execute_sql("SELECT count(*) FROM member").fetchone()[0]
+        if not members:
+            print(f"building the chain: {args.chain:,} members, {args.chain * 10:,} entries",
+                  flush=True)
+            populate(db, args.chain, 10)
+            members = args.chain
+        entries = db.execute_sql("SELECT count(*) FROM ledger_entry").fetchone()[0]
+        db.close()
+        time.sleep(1)  # the server reaps the closed backend, whose CPU is then not the runs'
+        print(f"chain: {members:,} members, {entries:,} ledger entries; {args.days}-day "
+              f"backtest; load average {os.getloadavg()[0]:.1f}", flush=True)
+        assert server.process is not None
+        results = []
+        for workers in [args.workers] * args.rounds:  # --workers 1: one process
+            began, cpu, server_cpu, waited = (time.perf_counter(), _cpu(),
+                                              _tree_cpu(server.process.pid), _waited())
+            result = stream.run(server.dsn, rules, candidate, args.days, workers=workers)
+            took = time.perf_counter() - began
+            events = result["window"]["events"]
+            print(f"{workers} process(es): {events:,} window events in {took:.1f} s "
+                  f"({took / 600:.2f}x the 10-minute budget); CPU {_cpu() - cpu:.1f} s here "
+                  f"and in the workers, {_tree_cpu(server.process.pid) - server_cpu:.1f} s "
+                  f"PostgreSQL; this process waited {_waited() - waited:.1f} s for a CPU; "
+                  f"max RSS {_rss(resource.RUSAGE_SELF):.0f} MB here, "
+                  f"{_rss(resource.RUSAGE_CHILDREN):.0f} MB a worker; check matches: "
+                  f"{result['check']['matches']}; load average {os.getloadavg()[0]:.1f}",
+                  flush=True)
+            del result["check"]
+            results.append(result)
+        print(f"figures equal run to run: {all(r == results[0] for r in results)}; candidate "
+              f"issued {results[0]['candidate']['points_issued']:,}, in force "
+              f"{results[0]['in_force']['points_issued']:,}")
+    finally:
+        server.stop()
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its ended children (the server and its closed backends)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def _waited() -> float:
+    """Seconds this process has waited on a run queue (ready, no CPU free)."""
+    return int(Path("/proc/self/schedstat").read_text().split()[1]) / 1e9
+
+
+def _rss(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
 
 
 def _cpu() -> float:

@@ -16,13 +16,16 @@ HQ = "HQ"
 
 
 class EntryStores:
-    """The spans, read once (run with the models bound, inside the reader's snapshot)."""
+    """The spans, read once (run with the models bound, inside the reader's snapshot); with
+    ``since``, only those reaching it (a backtest's window: the chain's every span is millions
+    of rows at chain scale, its last month a twentieth of them)."""
 
-    def __init__(self) -> None:
+    def __init__(self, since: int | None = None) -> None:
         rows = (AppliedEvent.select(AppliedEvent.first_seq, AppliedEvent.last_seq,
                                     AppliedEvent.store)
-                .where(AppliedEvent.first_seq.is_null(False))
-                .order_by(AppliedEvent.first_seq).tuples())
+                .where(AppliedEvent.first_seq.is_null(False),
+                       *([AppliedEvent.last_seq >= since] if since is not None else []))
+                .order_by(AppliedEvent.first_seq).tuples().iterator())
         self.firsts: list[int] = []
         self.spans: list[tuple[int, str]] = []
         for first, last, store in rows:

@@ -18,7 +18,8 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.models import Member
 
 CARD_KEY = bytes(range(32))
-CARDS = {"wang": "6201000000000001", "li": "6201000000000019"}
+CARDS = {"wang": "6201000000000001", "li": "6201000000000019", "zhao": "6201000000000035",
+         "qian": "6201000000000043", "sun": "6201000000000050", "zhou": "6201000000000068"}
 
 
 class HandChain:

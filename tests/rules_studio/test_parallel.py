@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from terminal.hq.rules_studio import parallel
-from terminal.hq.rules_studio.backtest import backtest, most_affected, side
+from terminal.hq.rules_studio.backtest import backtest, report, tally
 from terminal.hq.rules_studio.parallel import merge, partition, replay_both, replay_pair
 from terminal.hq.rules_studio.validate import validate
 from tests.rules_studio.edits import BASE, edited
@@ -17,10 +17,10 @@ TRIPLED = validate(edited(("points_per_yuan = 1 ", "points_per_yuan = 3 "))).rul
 assert IN_FORCE is not None and TRIPLED is not None
 
 
-def _report(pair, made) -> tuple:
+def _report(pair, made) -> dict:
     old, new = pair
-    return (side(old, IN_FORCE), side(new, TRIPLED), most_affected(old, new, made.homes),
-            dict(old.skipped), dict(new.skipped))
+    return report(tally(old, new, made.homes, IN_FORCE, TRIPLED, len(made.events)), made.start,
+                  made.until, made.first_seq, made.recorded, IN_FORCE, TRIPLED)
 
 
 def test_parts_replayed_alone_add_up_to_the_whole() -> None:

@@ -4,10 +4,11 @@ side by side, with the check that the in-force replay gives what the ledger reco
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
-from terminal.hq.rules_studio.history import History
+from terminal.hq.rules_studio.history import History, Recorded
 from terminal.hq.rules_studio.parallel import replay_both
 from terminal.hq.rules_studio.replay import Figures, Replayed
 from terminal.loyalty.rules import Rules
@@ -34,34 +35,99 @@ def figures(row: Figures, rules: Rules) -> dict[str, Any]:
     return out
 
 
-def side(replayed: Replayed, rules: Rules) -> dict[str, Any]:
-    by_tier: dict[str, Figures] = {tier.name: Figures() for tier in rules.tiers}
-    for member, row in replayed.members.items():
-        total = by_tier.setdefault(replayed.tier_end.get(member, rules.tiers[0].name), Figures())
-        for name in (f.name for f in fields(Figures)):
-            total.add(name, getattr(row, name))
+@dataclass
+class Tally:
+    """What a backtest keeps of some members' two replays: sums by chain, store and tier, how
+    many members end in each tier, how many change tier, the most affected rows; never a
+    row per member. Tallies of disjoint parts of the members add up (:meth:`add`) to the
+    whole's, in the order of the parts (members in id order)."""
+
+    old: Replayed
+    new: Replayed
+    old_tiers: dict[str, Figures]
+    new_tiers: dict[str, Figures]
+    old_counts: dict[str, int]
+    new_counts: dict[str, int]
+    tier_changes: int
+    affected: list[tuple[int, int, str, dict[str, Any]]]  # the MOST_AFFECTED first rows
+    events: int
+
+    def add(self, other: Tally) -> None:
+        for mine, theirs in ((self.old, other.old), (self.new, other.new)):
+            _add(mine.chain, theirs.chain)
+            for store, row in theirs.stores.items():
+                _add(mine.stores[store], row)
+            for why, count in theirs.skipped.items():
+                mine.skipped[why] += count
+        for mine_tiers, theirs_tiers in ((self.old_tiers, other.old_tiers),
+                                         (self.new_tiers, other.new_tiers)):
+            for tier, row in theirs_tiers.items():
+                _add(mine_tiers.setdefault(tier, Figures()), row)
+        for mine_counts, theirs_counts in ((self.old_counts, other.old_counts),
+                                           (self.new_counts, other.new_counts)):
+            for tier, count in theirs_counts.items():
+                mine_counts[tier] = mine_counts.get(tier, 0) + count
+        self.tier_changes += other.tier_changes
+        self.affected = sorted(self.affected + other.affected, key=lambda row: row[:3])[
+            :MOST_AFFECTED]
+        self.events += other.events
+
+
+def _add(total: Figures, row: Figures) -> None:
+    total.add_all(row)
+
+
+def tally(old: Replayed, new: Replayed, homes: dict[str, str], in_force: Rules,
+          candidate: Rules, events: int) -> Tally:
+    """The two replays of some members (``old`` under the rules in force) reduced to a
+    :class:`Tally`; ``homes``: their home stores."""
+    def tiers(replayed: Replayed, rules: Rules) -> dict[str, Figures]:
+        by_tier: dict[str, Figures] = {tier.name: Figures() for tier in rules.tiers}
+        for member, row in replayed.members.items():
+            _add(by_tier.setdefault(replayed.tier_end.get(member, rules.tiers[0].name),
+                                    Figures()), row)
+        return by_tier
+
+    def counts(replayed: Replayed, rules: Rules) -> dict[str, int]:
+        return {tier.name: sum(1 for t in replayed.tier_end.values() if t == tier.name)
+                for tier in rules.tiers}
+
+    def bare(replayed: Replayed) -> Replayed:
+        out = Replayed(chain=replayed.chain)
+        out.stores.update(replayed.stores)
+        out.skipped.update(replayed.skipped)
+        return out
+
+    return Tally(bare(old), bare(new), tiers(old, in_force), tiers(new, candidate),
+                 counts(old, in_force), counts(new, candidate),
+                 sum(1 for member in old.tier_end
+                     if old.tier_end[member] != new.tier_end.get(member)),
+                 _affected(old, new, homes), events)
+
+
+def side(replayed: Replayed, by_tier: dict[str, Figures], counts: dict[str, int],
+         rules: Rules) -> dict[str, Any]:
     return {
         "rules": rules.name,
         **figures(replayed.chain, rules),
         "stores": {store: figures(row, rules) for store, row in sorted(replayed.stores.items())},
         "tiers": {tier: figures(row, rules) for tier, row in by_tier.items()},
-        "members_by_tier": {tier.name: sum(1 for t in replayed.tier_end.values()
-                                           if t == tier.name) for tier in rules.tiers},
+        "members_by_tier": {tier.name: counts.get(tier.name, 0) for tier in rules.tiers},
         "skipped": dict(sorted(replayed.skipped.items())),
     }
 
 
-def check(history: History, in_force: Replayed) -> dict[str, Any]:
+def check(recorded: Recorded, in_force: Replayed) -> dict[str, Any]:
     """The in-force replay against what the ledger recorded over the same window."""
-    recorded = asdict(history.recorded)
+    found = asdict(recorded)
     replayed = {name: getattr(in_force.chain, name) for name in CHECKED}
-    differences = {name: {"recorded": recorded[name], "replayed": replayed[name]}
-                   for name in CHECKED if recorded[name] != replayed[name]}
-    return {"matches": not differences, "recorded": recorded, "differences": differences}
+    differences = {name: {"recorded": found[name], "replayed": replayed[name]}
+                   for name in CHECKED if found[name] != replayed[name]}
+    return {"matches": not differences, "recorded": found, "differences": differences}
 
 
-def most_affected(in_force: Replayed, candidate: Replayed, homes: dict[str, str]
-                  ) -> list[dict[str, Any]]:
+def _affected(in_force: Replayed, candidate: Replayed, homes: dict[str, str]
+              ) -> list[tuple[int, int, str, dict[str, Any]]]:
     """The members whose balance at the end moves most (then whose points issued do), with
     the member id to break ties: a fixed order."""
     rows = []
@@ -78,20 +144,40 @@ def most_affected(in_force: Replayed, candidate: Replayed, homes: dict[str, str]
                 "balance_change": moved,
                 "issued_in_force": old.points_issued, "issued_candidate": new.points_issued}))
     rows.sort(key=lambda row: row[:3])
-    return [row[3] for row in rows[:MOST_AFFECTED]]
+    return rows[:MOST_AFFECTED]
 
 
 Progress = Callable[[str, int, int], None]  # (step, events done, events in all)
 
 
+def report(whole: Tally, start: datetime, until: datetime, first_seq: int, recorded: Recorded,
+           in_force: Rules, candidate: Rules) -> dict[str, Any]:
+    """A backtest's figures, from the tally of all its members."""
+    change_fen = (liability_fen(whole.new.chain.liability_end, candidate)
+                  - liability_fen(whole.old.chain.liability_end, in_force))
+    return {
+        "window": {"from": start.astimezone(in_force.zone).isoformat("T", "seconds"),
+                   "until": until.astimezone(in_force.zone).isoformat("T", "seconds"),
+                   "first_seq": first_seq, "events": whole.events},
+        "candidate": side(whole.new, whole.new_tiers, whole.new_counts, candidate),
+        "in_force": side(whole.old, whole.old_tiers, whole.old_counts, in_force),
+        "liability_change_fen": change_fen,
+        "liability_change_yuan": yuan(change_fen),
+        "tier_changes": whole.tier_changes,
+        "most_affected": [row[3] for row in whole.affected],
+        "check": check(recorded, whole.old),
+    }
+
+
 def backtest(history: History, in_force: Rules, candidate: Rules,
              progress: Progress = lambda step, done, total: None,
              workers: int | None = None) -> dict[str, Any]:
-    """``workers`` processes replay parts of the members (:mod:`parallel`; default: one per
-    CPU, one for a small window); the figures do not depend on it. ``progress`` is told
-    ``("replaying", done, total)`` as the window's events are replayed: an event counts half
-    once the rules in force have replayed it and whole once the candidate has too, so ``done``
-    runs from 0 to the window's events as the work does."""
+    """A window held in memory whole (the database's backtest streams it by member:
+    :mod:`stream`). ``workers`` processes replay parts of the members (:mod:`parallel`;
+    default: one per CPU, one for a small window); the figures do not depend on it.
+    ``progress`` is told ``("replaying", done, total)`` as the window's events are replayed:
+    an event counts half once the rules in force have replayed it and whole once the
+    candidate has too, so ``done`` runs from 0 to the window's events as the work does."""
     total = len(history.events)
     replays = 0
 
@@ -102,19 +188,6 @@ def backtest(history: History, in_force: Rules, candidate: Rules,
 
     progress("replaying", 0, total)
     old, new = replay_both(history, in_force, candidate, workers, tick=tick)
-    tier_changes = sorted(member for member in old.tier_end
-                          if old.tier_end[member] != new.tier_end.get(member))
-    change_fen = (liability_fen(new.chain.liability_end, candidate)
-                  - liability_fen(old.chain.liability_end, in_force))
-    return {
-        "window": {"from": history.start.astimezone(in_force.zone).isoformat("T", "seconds"),
-                   "until": history.until.astimezone(in_force.zone).isoformat("T", "seconds"),
-                   "first_seq": history.first_seq, "events": len(history.events)},
-        "candidate": side(new, candidate),
-        "in_force": side(old, in_force),
-        "liability_change_fen": change_fen,
-        "liability_change_yuan": yuan(change_fen),
-        "tier_changes": len(tier_changes),
-        "most_affected": most_affected(old, new, history.homes),
-        "check": check(history, old),
-    }
+    whole = tally(old, new, history.homes, in_force, candidate, total)
+    return report(whole, history.start, history.until, history.first_seq, history.recorded,
+                  in_force, candidate)

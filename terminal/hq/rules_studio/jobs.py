@@ -13,14 +13,12 @@ from typing import Any
 from peewee import Database
 
 from terminal.hq.database import open_hq_database
-from terminal.hq.models import HQ_MODELS
-from terminal.hq.rules_studio.backtest import Progress, backtest
-from terminal.hq.rules_studio.history import load_history
+from terminal.hq.rules_studio import stream
+from terminal.hq.rules_studio.backtest import Progress
 from terminal.hq.rules_studio.models import BacktestJob
 from terminal.loyalty.clock import to_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.binding import bound
-from terminal.loyalty.store.models import MODELS
 
 STEPS = ("reading", "replaying", "done")  # a job's steps, in order
 
@@ -28,14 +26,9 @@ STEPS = ("reading", "replaying", "done")  # a job's steps, in order
 def run_backtest(db_url: str, in_force: Rules, candidate: Rules, days: int,
                  until: datetime | None = None,
                  progress: Progress = lambda step, done, total: None) -> dict[str, Any]:
-    progress("reading", 0, 0)
-    db = open_hq_database(db_url, migrate=False)
-    try:
-        with db.bind_ctx(MODELS + HQ_MODELS):
-            history = load_history(days, in_force.zone, until)
-    finally:
-        db.close()
-    return backtest(history, in_force, candidate, progress)
+    """Read from the database a span of members at a time and replayed as read
+    (:mod:`stream`)."""
+    return stream.run(db_url, in_force, candidate, days, until, progress)
 
 
 @dataclass
