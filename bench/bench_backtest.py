@@ -116,7 +116,8 @@ def from_database(args: argparse.Namespace, rules: Any, candidate: Any) -> None:
         for workers in [args.workers] * args.rounds:  # --workers 1: one process
             began, cpu, server_cpu, waited = (time.perf_counter(), _cpu(),
                                               _tree_cpu(server.process.pid), _waited())
-            result = stream.run(server.dsn, rules, candidate, args.days, workers=workers)
+            result = stream.run(server.dsn, rules, candidate, args.days, workers=workers,
+                                progress=_every_minute(began))
             took = time.perf_counter() - began
             events = result["window"]["events"]
             print(f"{workers} process(es): {events:,} window events in {took:.1f} s "
@@ -134,6 +135,19 @@ def from_database(args: argparse.Namespace, rules: Any, candidate: Any) -> None:
               f"{results[0]['in_force']['points_issued']:,}")
     finally:
         server.stop()
+
+
+def _every_minute(began: float) -> Any:
+    """A progress that prints how far the replay is once a minute."""
+    told = [began]
+
+    def progress(step: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - told[0] >= 60:
+            told[0] = now
+            print(f"  {now - began:5.0f} s: {step} {done:,} / {total:,} events; load average "
+                  f"{os.getloadavg()[0]:.1f}", flush=True)
+    return progress
 
 
 def _tree_cpu(pid: int) -> float:

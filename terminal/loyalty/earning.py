@@ -201,6 +201,10 @@ class Earner:
                         for category, ratio in ratios.items()}
         self.plain = plain.numerator * (denominator // plain.denominator)
         self.weekdays = any(promo.weekdays for promo in earn.promotions)
+        # birthday_in_window by (birthday's month and day, local day): it reads nothing else
+        # of the birthday, so a month's window meets each key again and again (cProfile,
+        # 8,208 sales: its three dates and monthrange calls 1.1 of 2.3 s of the earning)
+        self._in_window: dict[tuple[int, int, date], bool] = {}
 
     def points(self, pricing: Pricing, tier: Tier, moment: Moment, birthday: date | None,
                earned_today: int) -> int:
@@ -225,7 +229,7 @@ class Earner:
             numerator *= best.numerator
             denominator *= best.denominator
         if earn.birthday is not None and birthday is not None \
-                and birthday_applies(birthday, moment, self.rules):
+                and self._birthday(birthday, moment, earn.birthday.window):
             numerator *= earn.birthday.multiplier.numerator
             denominator *= earn.birthday.multiplier.denominator
         if earn.rounding == "floor":
@@ -240,6 +244,22 @@ class Earner:
         if earn.cap_per_member_per_day is not None:
             points = min(points, max(0, earn.cap_per_member_per_day - earned_today))
         return points
+
+    def _birthday(self, birthday: date, moment: Moment, window: str) -> bool:
+        """:func:`birthday_applies`, each (month, day, local day) reckoned once."""
+        checks = moment.window_checks
+        if not checks:
+            return False
+        zone, known = self.rules.zone, self._in_window
+        for at in checks:
+            day = at.astimezone(zone).date()
+            key = (birthday.month, birthday.day, day)
+            hit = known.get(key)
+            if hit is None:
+                hit = known[key] = birthday_in_window(birthday, day, window)
+            if not hit:
+                return False
+        return True
 
     def _best_promotion(self, moment: Moment) -> Fraction | None:
         """The highest multiplier among the promotions in force (as :func:`promotion_in_force`
