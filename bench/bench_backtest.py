@@ -63,6 +63,9 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="with --chain: the server's directory, kept and reused")
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--statements", action="store_true",
+                        help="with --chain: the server's ten costliest statements of each run "
+                             "(pg_stat_statements)")
     args = parser.parse_args()
     rules = load_rules(EXAMPLES / "rules.toml")
     text = (EXAMPLES / "rules.toml").read_text(encoding="utf-8")
@@ -97,6 +100,8 @@ def main() -> None:
 
 def from_database(args: argparse.Namespace, rules: Any, candidate: Any) -> None:
     server = Postgres(args.keep)
+    if args.statements:  # as bench/sweep_probe.py does
+        server._settings += ["-c", "shared_preload_libraries=pg_stat_statements"]
     server.start()
     try:
         db = open_hq_database(server.dsn)
@@ -107,6 +112,8 @@ def from_database(args: argparse.Namespace, rules: Any, candidate: Any) -> None:
             populate(db, args.chain, 10)
             members = args.chain
         entries = db.execute_sql("SELECT count(*) FROM ledger_entry").fetchone()[0]
+        if args.statements:
+            db.execute_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         db.close()
         time.sleep(1)  # the server reaps the closed backend, whose CPU is then not the runs'
         print(f"chain: {members:,} members, {entries:,} ledger entries; {args.days}-day "
@@ -114,6 +121,8 @@ def from_database(args: argparse.Namespace, rules: Any, candidate: Any) -> None:
         assert server.process is not None
         results = []
         for workers in [args.workers] * args.rounds:  # --workers 1: one process
+            if args.statements:
+                _statements(server.dsn, reset=True)
             began, cpu, server_cpu, waited = (time.perf_counter(), _cpu(),
                                               _tree_cpu(server.process.pid), _waited())
             result = stream.run(server.dsn, rules, candidate, args.days, workers=workers,
@@ -130,11 +139,28 @@ def from_database(args: argparse.Namespace, rules: Any, candidate: Any) -> None:
                   flush=True)
             del result["check"]
             results.append(result)
+            if args.statements:
+                _statements(server.dsn)
         print(f"figures equal run to run: {all(r == results[0] for r in results)}; candidate "
               f"issued {results[0]['candidate']['points_issued']:,}, in force "
               f"{results[0]['in_force']['points_issued']:,}")
     finally:
         server.stop()
+
+
+def _statements(dsn: str, reset: bool = False) -> None:
+    db = open_hq_database(dsn, migrate=False)
+    try:
+        if reset:
+            db.execute_sql("SELECT pg_stat_statements_reset()")
+            return
+        rows = db.execute_sql(
+            "SELECT calls, total_exec_time, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), "
+            "150) FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10").fetchall()
+        for calls, ms, count, query in rows:
+            print(f"  {ms / 1000:7.1f} s {calls:5d} calls {count:9,} rows  {query}")
+    finally:
+        db.close()
 
 
 def _every_minute(began: float) -> Any:

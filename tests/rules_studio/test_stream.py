@@ -96,5 +96,5 @@ def test_worker_processes_on_postgresql_share_one_snapshot_and_the_figures(
         seen: list[tuple[str, int, int]] = []
         assert stream.run(url, IN_FORCE, TRIPLE_EARN, 30,
                           progress=lambda *told, into=seen: into.append(told),
-                          workers=workers, chunk=chunk) == whole
+                          workers=workers, chunk=chunk, min_events=0) == whole
         assert seen[-1] == ("replaying", whole["window"]["events"], whole["window"]["events"])

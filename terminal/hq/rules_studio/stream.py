@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -127,15 +127,27 @@ def _replay_span(span: Span) -> Tally:
     return _reading.replay(span, parallel._count)
 
 
+def _one_moment(db: Database) -> AbstractContextManager[object]:
+    """The run's read transaction: REPEATABLE READ on PostgreSQL (its snapshot exported to the
+    workers); on SQLite a DEFERRED one (HQ's SQLite begins IMMEDIATE by default: a backtest
+    holding the write lock made the console's job fail to record its progress, 'database is
+    locked'), which in WAL mode reads one moment and lets writers on."""
+    if isinstance(db, PostgresqlDatabase):
+        return snapshot(db)
+    return db.atomic("DEFERRED")
+
+
 def run(url: str, in_force: Rules, candidate: Rules, days: int, until: datetime | None = None,
         progress: Progress = lambda step, done, total: None, workers: int | None = None,
-        chunk: int = CHUNK) -> dict[str, Any]:
-    """The backtest of the last ``days`` days before ``until`` at ``url`` (see the module)."""
+        chunk: int = CHUNK, min_events: int = parallel.MIN_PARALLEL_EVENTS) -> dict[str, Any]:
+    """The backtest of the last ``days`` days before ``until`` at ``url`` (see the module).
+    A window of fewer than ``min_events`` events stays in this process (starting a worker
+    costs more)."""
     progress("reading", 0, 0)
     db = open_hq_database(url, migrate=False)
     try:
         postgres = isinstance(db, PostgresqlDatabase)
-        with db.bind_ctx(MODELS), snapshot(db):
+        with db.bind_ctx(MODELS), _one_moment(db):
             fixed = window(days, until, max(in_force.tier_window_months,
                                             candidate.tier_window_months))
             figures = recorded(fixed)
@@ -153,7 +165,7 @@ def run(url: str, in_force: Rules, candidate: Rules, days: int, until: datetime 
 
             progress("replaying", 0, total)
             workers = parallel.default_workers() if workers is None else workers
-            if not postgres or workers <= 1 or len(cut) == 1:
+            if not postgres or workers <= 1 or len(cut) == 1 or total < min_events:
                 # SQLite, or one process: this connection, this transaction, span by span
                 here = _Reading(Reader(url, fixed, in_force.zone, in_force, candidate, None),
                                 db)
