@@ -23,7 +23,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +226,11 @@ def main() -> int:
               f"with nothing new: {statistics.median(idle) * 1000:.0f} ms", flush=True)
         month = Period(date(2026, 10, 1), date(2026, 11, 1), rules.zone)
         year = Period(date(2025, 11, 1), date(2026, 11, 1), rules.zone)
+        today = datetime.now(rules.zone).date()  # the console's default: 30 days to today
+        recent = Period(today - timedelta(days=29), today + timedelta(days=1), rules.zone)
+        with db.bind_ctx(MODELS + HQ_MODELS):
+            first = analytics.dormant_members(month, None, 90, limit=500)
+        deep = (first[-1][1], first[-1][0]) if first else None
         work: dict[str, Callable[[], Any]] = {
             "report analytics, chain, a month": lambda: analytics.analytics(rules, month),
             "report analytics, one store, a month": lambda: analytics.analytics(
@@ -235,8 +240,15 @@ def main() -> int:
                 db, month.start_day, month.end_day, None, by, 10) for by in ("sku", "category")],
             "  tiers and new members": lambda: (analytics.tiers(rules, None),
                                                 analytics._members(None).count()),
-            "dormant members list (chain)": lambda: analytics.dormant_members(month, None, 90),
+            "report analytics, chain, 30 days to today": lambda: analytics.analytics(
+                rules, recent),
+            "  member figures, 30 days to today": lambda: analytics.buyers(recent),
+            "dormant list, a page of 500 (chain)": lambda: analytics.dormant_members(
+                month, None, 90, limit=500),
+            "dormant list, the next page": lambda: analytics.dormant_members(
+                month, None, 90, limit=500, after=deep),
             "near next tier list (chain)": lambda: analytics.near_tier(rules, month, None),
+            "near next tier list, to today": lambda: analytics.near_tier(rules, recent, None),
             "report points, a year by month": lambda: points_reports.points_flow(
                 rules, year, "month"),
             "report expiring 30/60/90": lambda: points_reports.expiring(

@@ -48,7 +48,7 @@ from zoneinfo import ZoneInfo
 from peewee import fn
 
 from terminal.daemon.sim.demo import demo_rules
-from terminal.hq import analytics_sql
+from terminal.hq import analytics_sql, rollup
 from terminal.hq.bundles import read_toml
 from terminal.hq.database import open_hq_database
 from terminal.hq.db import print_json, read_once
@@ -165,9 +165,15 @@ def near_tier(rules: Rules, period: Period, store: str | None, rolled: bool = Tr
     (caught up by the caller), or with ``rolled=False`` from the ledger itself."""
     since = add_months(datetime.combine(period.end, time(), period.zone),
                        -rules.tier_window_months)
-    days = (day_number(since.date()), period.end_day) if rolled else None
+    db = Sale._meta.database
+    days = None
+    if rolled:
+        kept = rollup.stored_window(db)
+        days = (day_number(since.date()), period.end_day,
+                (kept.since, kept.end) if kept and kept.months == rules.tier_window_months
+                else None)
     return [(member, following, int(fen)) for member, following, fen in analytics_sql.near_tier(
-        Sale._meta.database, to_micros(since), period.end_us, store,
+        db, to_micros(since), period.end_us, store,
         [(level.name, level.qualify_spend_fen) for level in rules.tiers], NEAR_TIER, days)]
 
 
@@ -179,17 +185,26 @@ def dormancy_cut(period: Period, dormant_days: int) -> int:
 
 
 def dormant_members(period: Period, store: str | None, dormant_days: int,
-                    rolled: bool = True) -> list[tuple[str, int]]:
+                    rolled: bool = True, limit: int | None = None,
+                    after: tuple[int, str] | None = None) -> list[tuple[str, int]]:
     """(member, last counted sale µs) of the dormant members, longest gone first: from the
-    roll-ups (caught up by the caller), or with ``rolled=False`` from the ledger itself."""
+    roll-ups (caught up by the caller), a page of ``limit`` after the (µs, member) ``after``
+    when given, or with ``rolled=False`` from the ledger itself (the whole list)."""
     db = Sale._meta.database
     if rolled:
-        found = analytics_sql.rolled_dormant(db, store, period.end_day - (dormant_days - 1),
-                                             period.end_day)
+        found = analytics_sql.rolled_dormant(db, store, dormancy_cut(period, dormant_days),
+                                             period.end_day, limit, after)
     else:
         found = analytics_sql.dormant(db, period.end_us, dormancy_cut(period, dormant_days),
                                       store)
     return [(member, int(at)) for member, at in found]
+
+
+def dormant_count(period: Period, store: str | None, dormant_days: int) -> int:
+    """How many members :func:`dormant_members` lists (from the roll-ups, caught up)."""
+    return analytics_sql.rolled_dormancy(
+        Sale._meta.database, store, period.end_day - (dormant_days - 1),
+        dormancy_cut(period, dormant_days), period.end_day)[1]
 
 
 @dataclass(frozen=True)
@@ -242,11 +257,10 @@ def _rolled_buyers(period: Period, store: str | None, dormant_days: int,
         segments[f"R{r}F{f}M{m}"] = int(buying)
     # A member whose first counted sale ever is in the period is one of its purchasers.
     new = analytics_sql.rolled_first_between(db, store, period.start_day, period.end_day)
-    with_sale = analytics_sql.rolled_first_between(db, store, None, period.end_day)
-    active = analytics_sql.rolled_active(db, store, period.end_day - (dormant_days - 1),
-                                         period.end_day)
-    return Buyers(purchasers, repeat, new, dict(sorted(segments.items())), with_sale,
-                  with_sale - active)
+    with_sale, dormant = analytics_sql.rolled_dormancy(
+        db, store, period.end_day - (dormant_days - 1), dormancy_cut(period, dormant_days),
+        period.end_day)
+    return Buyers(purchasers, repeat, new, dict(sorted(segments.items())), with_sale, dormant)
 
 
 def rates(period: Period, store: str | None = None, dormant_days: int = 90) -> dict[str, float]:
@@ -331,7 +345,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"posterm-hq report analytics: {exc}", file=sys.stderr)
         return 2
     data = read_once(db, lambda: analytics(rules, period, args.store, args.dormant_days,
-                                           thresholds), rules.zone)
+                                           thresholds), rules.zone, rules.tier_window_months)
     if args.json:
         print_json(data)
         return 0

@@ -172,13 +172,17 @@ def top_sold(db: Database, start_us: int, end_us: int, store: str | None, by: st
 
 def near_tier(db: Database, since_us: int, end_us: int, store: str | None,
               tiers: list[tuple[str, int]], near: tuple[int, int],
-              rolled: tuple[int, int] | None = None) -> list[tuple[Any, ...]]:
+              rolled: tuple[int, int, tuple[int, int] | None] | None = None
+              ) -> list[tuple[Any, ...]]:
     """(member, next tier, spend) of the members (at home in ``store``, or all) whose counted
     spend chain-wide after ``since_us`` is at least near[0]/near[1] of their next tier's and
     below it, by member. ``tiers``: the rules' (name, qualifying fen), lowest first; a tier the
     rules lack counts as the lowest. With ``rolled`` (the local days of ``since_us`` and
-    ``end_us``) the spend is read from ``agg_member_day`` less the counted sales at ``since_us``
-    itself (its day's first instant, which the window leaves out)."""
+    ``end_us``, and the window of local days [since, end) kept in ``agg_member.window_fen``,
+    if any) the spend is the kept window's, moved by the chain's ``agg_member_day`` rows of the
+    days between it and this one (none when ``to`` is the kept window's end: today's), less
+    the counted sales at ``since_us`` itself (its day's first instant, which the window leaves
+    out); without a kept window it is the sum of the window's rows."""
     if len(tiers) < 2:
         return []
     p = db.param
@@ -196,33 +200,82 @@ def near_tier(db: Database, since_us: int, end_us: int, store: str | None,
         sales, sale_params = counted_sales(db, end_us, None, since_us + 1)  # after since_us
         spend = f"SELECT c.member_id, SUM(c.net) AS fen FROM ({sales}) c GROUP BY c.member_id"
         params += sale_params
-    else:
+    elif rolled[2] is None:
         # Only a member whose spend reaches the nearness of the lowest next tier can be near.
         least = min(int(bound) for _, bound in tiers[1:])
         at_since, sale_params = counted_sales(db, since_us + 1, None, since_us)
         spend = f"""SELECT x.member_id, SUM(x.fen) AS fen FROM (
                 SELECT md.member AS member_id, md.fen FROM agg_member_day md
-                WHERE md.day >= {p} AND md.day < {p}
+                WHERE md.store = '' AND md.day >= {p} AND md.day < {p}
                 UNION ALL SELECT c.member_id, -c.net FROM ({at_since}) c) x
             GROUP BY x.member_id HAVING SUM(x.fen) * {int(near[1])} >= {least * int(near[0])}"""
         params += [rolled[0], rolled[1], *sale_params]
+    else:
+        spend, spend_params = _kept_spend(db, since_us, (rolled[0], rolled[1]), rolled[2],
+                                          [int(bound) for _, bound in tiers[1:]], near)
+        params += spend_params
     home = ""
     if store is not None:
         home = f"WHERE m.id IN (SELECT member FROM member_home WHERE store = {p})"
         params.append(store)
-    join = "LEFT JOIN" if rolled is None else "JOIN"  # a member without spend is near none
+    members = f"member m LEFT JOIN ({spend}) s ON s.member_id = m.id {home}"
+    if rolled is not None:
+        # The candidates first, each member's tier read through its key: a few tens of
+        # thousands of probes rather than every member in key order.
+        home = home.replace("m.id IN", "s.member_id IN")
+        members = f"""(SELECT s.member_id AS id, s.fen,
+                              (SELECT t.tier FROM member t WHERE t.id = s.member_id) AS tier
+                       FROM ({spend}) s {home}) m"""
     sql = f"""
         SELECT x.member_id, x.next_tier, x.fen FROM (
             SELECT m.id AS member_id,
                    CASE m.tier {next_name} ELSE {p} END AS next_tier,
                    CASE m.tier {next_bound} ELSE {int(tiers[1][1])} END AS bound,
-                   COALESCE(s.fen, 0) AS fen
-            FROM member m {join} ({spend}) s ON s.member_id = m.id
-            {home}) x
+                   COALESCE({"m" if rolled is not None else "s"}.fen, 0) AS fen
+            FROM {members}) x
         WHERE x.bound IS NOT NULL AND x.fen < x.bound
               AND x.fen * {int(near[1])} >= x.bound * {int(near[0])}
         ORDER BY x.member_id"""
     return db.execute_sql(sql, params).fetchall()
+
+
+def _kept_spend(db: Database, since_us: int, wanted: tuple[int, int], kept: tuple[int, int],
+                bounds: list[int], near: tuple[int, int]) -> tuple[str, list[Any]]:
+    """SQL (member_id, fen) of the members whose spend in the ``wanted`` window of local days
+    may be near one of ``bounds`` (the next tiers' spend), from ``agg_member.window_fen`` (the
+    ``kept`` window): the members whose kept spend lies in a band [bound * near, bound), and
+    every member with a row on a day in one window and not the other, or a counted sale at
+    ``since_us`` itself, with its spend moved by them."""
+    (since, end), (kept_since, kept_end) = wanted, kept
+    inside = "(CASE WHEN md.day >= {0} AND md.day < {1} THEN 1 ELSE 0 END)"
+    change = (f"{inside.format(int(since), int(end))} - "
+              f"{inside.format(int(kept_since), int(kept_end))}")
+    at_since, params = counted_sales(db, since_us + 1, None, since_us)
+    bands = " OR ".join(
+        f"(a.window_fen >= {-(-bound * int(near[0]) // int(near[1]))} "
+        f"AND a.window_fen < {bound})" for bound in sorted(set(bounds)))
+    moved = ""
+    if (since, end) != (kept_since, kept_end):
+        moved = f"""SELECT md.member AS member_id, md.fen * ({change}) AS fen
+                FROM agg_member_day md WHERE md.store = ''
+                AND ((md.day >= {min(since, kept_since)} AND md.day < {max(since, kept_since)})
+                     OR (md.day >= {min(end, kept_end)} AND md.day < {max(end, kept_end)}))
+                UNION ALL """
+    moved_bands = bands.replace("a.window_fen", "(COALESCE(a.window_fen, 0) + d.fen)")
+    # A range of the (store, window_fen, member) index per band, read from the index alone.
+    kept_in_bands = " UNION ALL ".join(
+        f"""SELECT a.member AS member_id, a.window_fen AS fen FROM agg_member a
+            WHERE a.store = '' AND {band}
+                  AND NOT EXISTS (SELECT 1 FROM d WHERE d.member_id = a.member)"""
+        for band in bands.split(" OR "))
+    sql = f"""{kept_in_bands}
+        UNION ALL
+        SELECT d.member_id, COALESCE(a.window_fen, 0) + d.fen FROM d
+            LEFT JOIN agg_member a ON a.store = '' AND a.member = d.member_id
+            WHERE {moved_bands}"""
+    delta = f"""SELECT x.member_id, SUM(x.fen) AS fen FROM ({moved}
+                SELECT c.member_id, -c.net AS fen FROM ({at_since}) c) x GROUP BY x.member_id"""
+    return f"SELECT * FROM (WITH d AS ({delta}) {sql}) k", params
 
 
 def dormant(db: Database, end_us: int, cut_us: int, store: str | None
@@ -253,16 +306,12 @@ def rolled_segments(db: Database, start_day: int, end_day: int, store: str | Non
                             for b in frequency_days)
     m_ = "1 + " + " + ".join(f"CASE WHEN {int(b)} <= m.fen THEN 1 ELSE 0 END"
                              for b in monetary_fen)
-    params: list[Any] = [start_day, end_day]
-    at_store = ""
-    if store is not None:
-        at_store = f" AND md.store = {p}"
-        params.append(store)
+    params: list[Any] = [store or "", start_day, end_day]
+    # One row per member and day at the store ('' the chain's days): the period's rows.
     sql = f"""
         SELECT {r}, {f}, {m_}, COUNT(*), SUM(CASE WHEN m.days >= 2 THEN 1 ELSE 0 END)
-        FROM (SELECT md.member, COUNT(DISTINCT md.day) AS days, MAX(md.day) AS last_in,
-                     SUM(md.fen) AS fen
-              FROM agg_member_day md WHERE md.day >= {p} AND md.day < {p}{at_store}
+        FROM (SELECT md.member, COUNT(*) AS days, MAX(md.day) AS last_in, SUM(md.fen) AS fen
+              FROM agg_member_day md WHERE md.store = {p} AND md.day >= {p} AND md.day < {p}
               GROUP BY md.member) m
         GROUP BY 1, 2, 3"""
     return db.execute_sql(sql, params).fetchall()
@@ -281,68 +330,51 @@ def rolled_first_between(db: Database, store: str | None, start_day: int | None,
     return int(db.execute_sql(sql, params).fetchone()[0])
 
 
-def _none_since(db: Database, store: str | None, negate: bool) -> tuple[str, list[Any]]:
-    """SQL on ``agg_member ms``: (not) EXISTS a counted sale day in [cut_day, end_day) (the two
-    next parameters) at the store."""
-    p = db.param
-    at_store, params = "", []
-    if store is not None:
-        at_store = f" AND md.store = {p}"
-        params.append(store)
-    return (f"{'NOT ' if negate else ''}EXISTS (SELECT 1 FROM agg_member_day md "
-            f"WHERE md.member = ms.member{at_store} AND md.day >= {p} AND md.day < {p})", params)
-
-
-LATER_PROBES = 10_000  # past this many members with a sale after ``to``, scan the days instead
-
-
-def rolled_active(db: Database, store: str | None, cut_day: int, end_day: int) -> int:
-    """Members with a counted sale (at ``store``) on a day in [cut_day, end_day): those whose
-    last is there, and of those with a later one (``to`` in the past) those with one there:
-    probed one by one when they are few (``to`` about today), else the days' rows counted."""
+def rolled_dormancy(db: Database, store: str | None, cut_day: int, cut_us: int,
+                    end_day: int) -> tuple[int, int]:
+    """(members with a counted sale (at ``store``) before ``end_day``, those of them whose last
+    one before it is before ``cut_day``, starting at ``cut_us``): the dormant are those whose
+    last day is before the cut, and of those who bought again from ``end_day`` on, those whose
+    first row from then on follows a day before the cut (its ``prev_us``)."""
     p = db.param
     key = store or ""
-    later = int(db.execute_sql(
-        f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND last_day >= {p} "
-        f"AND first_day < {p}", (key, end_day, end_day)).fetchone()[0])
-    if later > LATER_PROBES:
-        at_store = f" AND store = {p}" if store is not None else ""
-        return int(db.execute_sql(
-            f"SELECT COUNT(DISTINCT member) FROM agg_member_day WHERE day >= {p} "
-            f"AND day < {p}{at_store}",
-            [cut_day, end_day, *([store] if store is not None else [])]).fetchone()[0])
-    last_there = int(db.execute_sql(
-        f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND last_day >= {p} "
-        f"AND last_day < {p}", (key, cut_day, end_day)).fetchone()[0])
-    if not later:
-        return last_there
-    exists, params = _none_since(db, store, negate=False)
-    return last_there + int(db.execute_sql(
-        f"SELECT COUNT(*) FROM agg_member ms WHERE ms.store = {p} AND ms.last_day >= {p} "
-        f"AND ms.first_day < {p} AND {exists}",
-        [key, end_day, end_day, *params, cut_day, end_day]).fetchone()[0])
+    with_sale = int(db.execute_sql(
+        f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND first_day < {p}",
+        (key, end_day)).fetchone()[0])
+    gone = int(db.execute_sql(
+        f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND last_day < {p}",
+        (key, cut_day)).fetchone()[0])
+    back = int(db.execute_sql(
+        f"SELECT COUNT(*) FROM agg_member_day WHERE store = {p} AND day >= {p} "
+        f"AND prev_us < {p}", (key, end_day, cut_us)).fetchone()[0])
+    return with_sale, gone + back
 
 
-def rolled_dormant(db: Database, store: str | None, cut_day: int, end_day: int
+def rolled_dormant(db: Database, store: str | None, cut_us: int, end_day: int,
+                   limit: int | None = None, after: tuple[int, str] | None = None
                    ) -> list[tuple[Any, ...]]:
     """(member, last counted sale µs before ``end_day``) of the members with a counted sale
-    before ``end_day`` and none from ``cut_day`` on, longest gone first."""
+    (at ``store``) before ``end_day`` and none from ``cut_us`` on, longest gone first; with
+    ``limit``, that many after the (µs, member) ``after``: a page, read in the index's order."""
     p = db.param
     key = store or ""
-    none, params = _none_since(db, store, negate=True)
-    at_store = f" AND md.store = {p}" if store is not None else ""
-    last_params = [store] if store is not None else []
-    sql = f"""
-        SELECT ms.member, ms.last_us FROM agg_member ms
-        WHERE ms.store = {p} AND ms.last_day < {p}
+    page = f" LIMIT {int(limit)}" if limit is not None else ""
+    since, since_params = "", []
+    if after is not None:
+        since = f" AND (ms.last_us, ms.member) > ({p}, {p})"
+        since_params = [int(after[0]), str(after[1])]
+    back = since.replace("ms.last_us", "md.prev_us").replace("ms.member", "md.member")
+    sql = f"""SELECT x.member, x.at FROM (
+        SELECT * FROM (SELECT ms.member, ms.last_us AS at FROM agg_member ms
+                       WHERE ms.store = {p} AND ms.last_us < {p}{since}
+                       ORDER BY ms.last_us, ms.member{page}) gone
         UNION ALL
-        SELECT ms.member, (SELECT MAX(md.last_us) FROM agg_member_day md
-                           WHERE md.member = ms.member{at_store} AND md.day < {p})
-        FROM agg_member ms
-        WHERE ms.store = {p} AND ms.last_day >= {p} AND ms.first_day < {p} AND {none}
-        ORDER BY 2, 1"""
-    return db.execute_sql(sql, [key, cut_day, *last_params, end_day, key, end_day, cut_day,
-                                *params, cut_day, end_day]).fetchall()
+        SELECT * FROM (SELECT md.member, md.prev_us AS at FROM agg_member_day md
+                       WHERE md.store = {p} AND md.day >= {p} AND md.prev_us < {p}{back}
+                       ORDER BY md.prev_us, md.member{page}) came_back
+        ) x ORDER BY 2, 1{page}"""
+    return db.execute_sql(sql, [key, cut_us, *since_params, key, end_day, cut_us,
+                                *since_params]).fetchall()
 
 
 def rolled_top_sold(db: Database, start_day: int, end_day: int, store: str | None, by: str,

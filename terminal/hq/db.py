@@ -36,13 +36,15 @@ def open_or_say(url: str, command: str) -> Database | None:
         return None
 
 
-def read_once(db: Database, read: Callable[[], T], zone: ZoneInfo | None = None) -> T:
+def read_once(db: Database, read: Callable[[], T], zone: ZoneInfo | None = None,
+              window_months: int = rollup.WINDOW_MONTHS) -> T:
     """``read()`` with HQ's models bound, in one snapshot of the ledger (a report's figures agree
     with each other while collectors write), then ``db`` closed: a report command's one read.
-    With the rules' ``zone``, the roll-ups catch up first (a report that reads them)."""
+    With the rules' ``zone`` (and tier window), the roll-ups catch up first (a report that
+    reads them)."""
     try:
         if zone is not None:
-            rollup.catch_up(db, zone)
+            rollup.catch_up(db, zone, window_months)
         with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
             return read()
     finally:

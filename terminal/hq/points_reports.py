@@ -149,20 +149,34 @@ def points_flow(rules: Rules, period: Period, by: str, store: str | None = None,
             "points_per_yuan": rules.redeem.points_per_yuan, "periods": rows}
 
 
-def expiring(rules: Rules, at: date, store: str | None = None) -> dict[str, Any]:
-    """Points expiring within 30, 60 and 90 days of ``at`` (run with the models bound): the
-    lots grouped by issuing store and band in the database."""
+def expiring(rules: Rules, at: date, store: str | None = None, rolled: bool = True
+             ) -> dict[str, Any]:
+    """Points expiring within 30, 60 and 90 days of ``at`` (run with the models bound): from
+    ``agg_lot_day`` (caught up by the caller) and the few lots not yet dated on a trusted clock,
+    or with ``rolled=False`` the lots grouped by issuing store and band in the database. A band
+    ends at a local midnight, so a lot is in it when the last instant before its expiry is on
+    one of the band's days."""
     db = Lot._meta.database
     start = datetime.combine(at, time(), rules.zone)
     bounds = [to_micros(start + timedelta(days=days)) for days in BANDS]
     band = " ".join(f"WHEN l.expires_us <= {int(bound)} THEN {index}"
                     for index, bound in enumerate(bounds[:-1]))
     p = db.param
-    rows = db.execute_sql(
-        f"SELECT {rollup.store_of('e.seq')}, CASE {band} ELSE {len(BANDS) - 1} END, "
-        f"SUM(l.remaining) FROM lot l JOIN ledger_entry e ON e.id = l.id "
-        f"WHERE l.remaining > 0 AND l.expires_us > {p} AND l.expires_us <= {p} GROUP BY 1, 2",
-        (to_micros(start), bounds[-1])).fetchall()
+    lots = (f"SELECT {rollup.store_of('e.seq')}, CASE {band} ELSE {len(BANDS) - 1} END, "
+            f"SUM(l.remaining) FROM lot l JOIN ledger_entry e ON e.id = l.id "
+            f"WHERE l.remaining > 0 AND l.expires_us > {p} AND l.expires_us <= {p}")
+    if rolled:
+        first = day_number(at)
+        day_band = " ".join(f"WHEN day < {first + days} THEN {index}"
+                            for index, days in enumerate(BANDS[:-1]))
+        rows = db.execute_sql(
+            f"SELECT store, CASE {day_band} ELSE {len(BANDS) - 1} END, SUM(points) "
+            f"FROM agg_lot_day WHERE day >= {p} AND day < {p} GROUP BY 1, 2 "
+            "HAVING SUM(points) <> 0 "
+            f"UNION ALL {lots} AND NOT l.dated_trusted GROUP BY 1, 2",
+            (first, first + BANDS[-1], to_micros(start), bounds[-1])).fetchall()
+    else:
+        rows = db.execute_sql(f"{lots} GROUP BY 1, 2", (to_micros(start), bounds[-1])).fetchall()
     by_store: dict[str, list[int]] = defaultdict(lambda: [0] * len(BANDS))
     for owner, index, remaining in rows:
         for within in range(int(index), len(BANDS)):  # the bands are cumulative
@@ -266,7 +280,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError) as exc:  # RulesError and BuildError are ValueErrors
         print(f"{where}: {exc}", file=sys.stderr)
         return 2
-    data = read_once(db, compute, rules.zone)
+    data = read_once(db, compute, rules.zone, rules.tier_window_months)
     if args.json:
         print_json(data)
     else:

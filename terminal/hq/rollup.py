@@ -11,8 +11,16 @@ roll-up tables, in one transaction, one run at a time:
   commit order), taken in the same snapshot as the rows they name;
 - the members of the new sales and of the sales new refunds are for have their ``agg_member_day``
   and ``agg_member`` rows computed again from all their sales (a refund that makes a sale wholly
-  refunded takes it out, as the analytics' definitions say); the new entries add their points to
-  ``agg_points_day``, and the allocations of new redemptions and restores to ``agg_settle_day``.
+  refunded takes it out, as the analytics' definitions say): a row per store and local day and
+  one for the chain (store ``''``), each naming the member's previous day there (``prev_us``),
+  and per store and the chain the first and last day and, on the chain's row, the spend in the
+  tier window kept (``window_fen``); the new entries add their points to ``agg_points_day``, and
+  the allocations of new redemptions and restores to ``agg_settle_day``;
+- the tier window kept ends with the zone's today: when the day changes, every member's
+  ``window_fen`` moves by the chain's rows of the days that left it and came in;
+- ``agg_lot_day`` (points left in lots by the local day of their last instant and issuing
+  store) adds new lots' points left, the new entries' allocations from older lots, and lots
+  dated now on a trusted clock (queued by a trigger on ``lot``, migration 19).
 
 Which store wrote a row is found in the database, set-based: the applied event whose span of the
 sequence holds the row's number (one probe of ``applied_event.last_seq``'s index per row),
@@ -35,6 +43,7 @@ import time as clock
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from peewee import Database, PostgresqlDatabase
@@ -42,13 +51,17 @@ from peewee import Database, PostgresqlDatabase
 from terminal.hq.analytics_sql import day_expression
 from terminal.hq.entry_stores import HQ
 from terminal.loyalty import ledger
+from terminal.loyalty.calendar import add_months
 from terminal.loyalty.clock import to_micros
 
 log = logging.getLogger(__name__)
 _PG_ROLLUP_LOCK = 0x726F6C6C  # "roll": one catch-up at a time
-TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day", "agg_sku_day")
+TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day", "agg_sku_day",
+          "agg_lot_day")
 # What the roll-ups hold; a database rolled up by another version is rolled up again.
-VERSION = "2"
+VERSION = "3"
+WINDOW_MONTHS = 12  # the tier window kept in agg_member.window_fen unless told another
+REBUILD_WORK_MEM = "256MB"  # PostgreSQL: a rebuild's sorts (the server's default is 4MB)
 SETTLING = (ledger.REDEEM, ledger.RESTORE)
 EPOCH = date(1970, 1, 1)  # day 0 of the roll-ups' local days
 
@@ -80,23 +93,55 @@ def _merge(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     return [(low, high) for low, high in merged]
 
 
-def catch_up(db: Database, zone: ZoneInfo) -> Caught:
+def catch_up(db: Database, zone: ZoneInfo, window_months: int = WINDOW_MONTHS,
+             today: date | None = None) -> Caught:
     """Fold what was committed since the last run into the roll-ups (models need not be bound;
-    not inside a transaction: the run is its own)."""
+    not inside a transaction: the run is its own). ``window_months``: the rules' tier window,
+    kept in ``agg_member.window_fen`` as it ends with ``today`` (the zone's, by the clock)."""
     if db.in_transaction():
         raise RuntimeError("rollup.catch_up runs its own transaction, not inside another")
     postgres = isinstance(db, PostgresqlDatabase)
     if postgres and db.execute_sql("SELECT pg_is_in_recovery()").fetchone()[0]:
         return Caught(0, 0, 0, False)  # a standby: the roll-ups come from the primary's runs
+    window = kept_window(today or datetime.now(zone).date(), window_months)
     if postgres:  # before the snapshot: the previous run's rows are then seen by this one
         db.execute_sql("SELECT pg_advisory_lock(%s)", (_PG_ROLLUP_LOCK,))
     try:
         with (db.atomic(isolation_level="REPEATABLE READ") if postgres
               else db.atomic("IMMEDIATE")):
-            return _run(db, zone, postgres)
+            return _run(db, zone, postgres, window)
     finally:
         if postgres:
             db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_ROLLUP_LOCK,))
+
+
+@dataclass(frozen=True)
+class Window:
+    """The tier window ``agg_member.window_fen`` holds: local days [since, end) (``end`` the
+    day after the last), ``months`` long."""
+
+    since: int
+    end: int
+    months: int
+
+    def text(self) -> str:
+        return f"{self.since}:{self.end}:{self.months}"
+
+
+def kept_window(last: date, months: int) -> Window:
+    """The window of ``months`` ending with the day ``last`` (the one a report whose ``to`` is
+    the next day reads: the console's default)."""
+    end = last + timedelta(days=1)
+    return Window((add_months(end, -months) - EPOCH).days, (end - EPOCH).days, months)
+
+
+def stored_window(db: Database) -> Window | None:
+    """The window the roll-ups hold (None before the first run)."""
+    row = db.execute_sql("SELECT value FROM agg_state WHERE key = 'window'").fetchone()
+    if not row:
+        return None
+    since, end, months = (int(part) for part in row[0].split(":"))
+    return Window(since, end, months)
 
 
 def _state(db: Database) -> dict[str, str]:
@@ -109,14 +154,20 @@ def _set_state(db: Database, key: str, value: str) -> None:
     db.execute_sql(f"INSERT INTO agg_state (key, value) VALUES ({p}, {p})", (key, value))
 
 
-def _run(db: Database, zone: ZoneInfo, postgres: bool) -> Caught:
+def _run(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> Caught:
     state = _state(db)
     rebuild = (state.get("zone"), state.get("version")) != (zone.key, VERSION)
     if rebuild:
+        if postgres:  # one session's sorts of every sale, once: in memory rather than on disk
+            db.execute_sql(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'")
         for table in TABLES:
             db.execute_sql(f"DELETE FROM {table}")
+        db.execute_sql("DELETE FROM agg_lot_dated")
         _set_state(db, "zone", zone.key)
         _set_state(db, "version", VERSION)
+    else:  # before the members are computed again: theirs are then computed for the new one
+        _move_window(db, stored_window(db), window)
+    _set_state(db, "window", window.text())
     if postgres:
         rows = db.execute_sql("DELETE FROM agg_queue RETURNING first_seq, last_seq").fetchall()
         spans = [(0, 2**62)] if rebuild else _merge([(int(a), int(b)) for a, b in rows])
@@ -126,17 +177,45 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool) -> Caught:
         done = 0 if rebuild else int(state.get("seq", "0"))
         spans = [(done + 1, top_seq)] if top_seq > done else []
         _set_state(db, "seq", str(max(top_seq, done)))
-    if not spans:
+    dated = db.execute_sql("DELETE FROM agg_lot_dated RETURNING lot_id, moved").fetchall()
+    if not spans and not dated:
         return Caught(0, 0, 0, rebuild)
     _temporary(db, postgres)
     p = db.param
     for low, high in spans:
         db.execute_sql(f"INSERT INTO agg_span (lo, hi) VALUES ({p}, {p})", (low, high))
     _analyze(db, postgres, "agg_span")
-    members = _members(db, zone, postgres)
+    members = _members(db, zone, postgres, window)
     entries = _entries(db, zone)
+    _lots(db, zone, postgres, rebuild or any(bool(moved) for _, moved in dated),
+          sorted({str(lot) for lot, _ in dated}))
     _drop(db)
     return Caught(len(spans), members, entries, rebuild)
+
+
+def _move_window(db: Database, old: Window | None, new: Window) -> None:
+    """Move every member's ``window_fen`` from the ``old`` window to ``new``: by the days that
+    left it and the days that came in (the chain's rows of those days, a day's members each),
+    or computed again from every row when the months changed or it moved far."""
+    if old == new:
+        return
+    if old is None or old.months != new.months or abs(new.end - old.end) > 62:
+        db.execute_sql(f"""UPDATE agg_member SET window_fen = COALESCE(
+            (SELECT SUM(md.fen) FROM agg_member_day md WHERE md.member = agg_member.member
+             AND md.store = '' AND md.day >= {int(new.since)} AND md.day < {int(new.end)}), 0)
+            WHERE store = ''""")
+        return
+    inside = "(CASE WHEN day >= {0} AND day < {1} THEN 1 ELSE 0 END)"
+    change = (f"{inside.format(int(new.since), int(new.end))} - "
+              f"{inside.format(int(old.since), int(old.end))}")
+    db.execute_sql(f"""UPDATE agg_member SET window_fen = window_fen + d.fen
+        FROM (SELECT member, SUM(fen * ({change})) AS fen FROM agg_member_day
+              WHERE store = '' AND ((day >= {min(old.since, new.since)}
+                                     AND day < {max(old.since, new.since)})
+                                    OR (day >= {min(old.end, new.end)}
+                                        AND day < {max(old.end, new.end)}))
+              GROUP BY member) d
+        WHERE agg_member.store = '' AND agg_member.member = d.member""")
 
 
 def _temporary(db: Database, postgres: bool) -> None:
@@ -154,11 +233,13 @@ def _temporary(db: Database, postgres: bool) -> None:
                        f"seq BIGINT, wall_us BIGINT, paid BIGINT, day INTEGER){extra}")
     db.execute_sql("CREATE TEMPORARY TABLE agg_sales (member TEXT, store TEXT, day INTEGER, "
                    f"wall_us BIGINT, net BIGINT){extra}")
+    for table in ("agg_lot_new", "agg_lot_now"):  # lots new in the spans, lots dated now
+        db.execute_sql(f"CREATE TEMPORARY TABLE {table} (id TEXT PRIMARY KEY){extra}")
 
 
 def _drop(db: Database) -> None:
     for table in ("agg_span", "agg_dirty", "agg_sales", "agg_touched", "agg_days", "agg_whole",
-                  "agg_msales", "agg_dsales"):
+                  "agg_msales", "agg_dsales", "agg_lot_new", "agg_lot_now"):
         db.execute_sql(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -169,7 +250,7 @@ def _analyze(db: Database, postgres: bool, table: str) -> None:
         db.execute_sql(f"ANALYZE {table}")
 
 
-def _members(db: Database, zone: ZoneInfo, postgres: bool) -> int:
+def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> int:
     """Recompute the roll-up rows of the members whose sales or refunds are new, and of the
     days of those sales by product."""
     sql = db.execute_sql
@@ -209,14 +290,22 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool) -> int:
     _analyze(db, postgres, "agg_sales")
     for table in ("agg_member_day", "agg_member"):
         sql(f"DELETE FROM {table} WHERE member IN (SELECT member FROM agg_dirty)")
-    sql("""INSERT INTO agg_member_day (member, store, day, fen, last_us)
-        SELECT member, store, day, SUM(net), MAX(wall_us) FROM agg_sales
-        GROUP BY member, store, day""")
-    sql("""INSERT INTO agg_member (member, store, first_day, last_day, last_us)
-        SELECT member, store, MIN(day), MAX(day), MAX(wall_us) FROM agg_sales
+    # Each store's days and the chain's (store ''), each row with the time of the member's
+    # last counted sale on an earlier day there.
+    sql("""INSERT INTO agg_member_day (member, store, day, fen, last_us, prev_us)
+        SELECT member, store, day, fen, last_us,
+               LAG(last_us) OVER (PARTITION BY member, store ORDER BY day)
+        FROM (SELECT member, store, day, SUM(net) AS fen, MAX(wall_us) AS last_us
+              FROM agg_sales GROUP BY member, store, day
+              UNION ALL SELECT member, '', day, SUM(net), MAX(wall_us) FROM agg_sales
+              GROUP BY member, day) x""")
+    sql(f"""INSERT INTO agg_member (member, store, first_day, last_day, last_us, window_fen)
+        SELECT member, store, MIN(day), MAX(day), MAX(wall_us), 0 FROM agg_sales
         GROUP BY member, store
-        UNION ALL SELECT member, '', MIN(day), MAX(day), MAX(wall_us) FROM agg_sales
-        GROUP BY member""")
+        UNION ALL SELECT member, '', MIN(day), MAX(day), MAX(wall_us),
+               SUM(CASE WHEN day >= {int(window.since)} AND day < {int(window.end)}
+                        THEN net ELSE 0 END)
+        FROM agg_sales GROUP BY member""")
     return count
 
 
@@ -282,10 +371,60 @@ def _entries(db: Database, zone: ZoneInfo) -> int:
     return max(added, 0)
 
 
+def _add_lots(db: Database, zone: ZoneInfo, select: str, params: tuple[Any, ...] = ()) -> None:
+    """Add to ``agg_lot_day`` the (expires µs, store, points) rows ``select`` gives, each on
+    the local day of its lot's last instant (an expiry at midnight is the day before's)."""
+    sql = db.execute_sql
+    low, high = sql(f"SELECT MIN(x.expires_us), MAX(x.expires_us) FROM ({select}) x",
+                    params).fetchone()
+    if low is None:
+        return
+    day = day_expression(zone, int(low) - 1, int(high), "(x.expires_us - 1)")
+    sql(f"""INSERT INTO agg_lot_day (day, store, points)
+        SELECT {day}, x.store, SUM(x.points) FROM ({select}) x GROUP BY 1, 2
+        ON CONFLICT (day, store) DO UPDATE SET points = agg_lot_day.points + excluded.points""",
+        params)
+
+
+def _lots(db: Database, zone: ZoneInfo, postgres: bool, again: bool, dated: list[str]) -> None:
+    """Keep ``agg_lot_day``, the points left in lots by expiry day and issuing store (lots dated
+    on a trusted clock, with an expiry): a new lot adds what it has left; a new entry's
+    allocations move the points of older lots; a lot dated now (it was not counted while
+    undated) adds what it has left. ``again``: computed again from every lot (a rebuild, or a
+    dated lot's expiry moved)."""
+    sql, p = db.execute_sql, db.param
+    dated_lot = "l.dated_trusted AND l.expires_us IS NOT NULL"
+    if again:
+        sql("DELETE FROM agg_lot_day")
+        _add_lots(db, zone, f"""SELECT l.expires_us, {store_of("e.seq")} AS store,
+            l.remaining AS points FROM lot l JOIN ledger_entry e ON e.id = l.id
+            WHERE {dated_lot} AND l.remaining <> 0""")
+        return
+    for start in range(0, len(dated), 500):
+        chunk = dated[start:start + 500]
+        sql(f"INSERT INTO agg_lot_now (id) VALUES {', '.join(f'({p})' for _ in chunk)}", chunk)
+    sql("""INSERT INTO agg_lot_new (id) SELECT l.id FROM ledger_entry e
+        JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi JOIN lot l ON l.id = e.id""")
+    _analyze(db, postgres, "agg_lot_new")
+    _analyze(db, postgres, "agg_lot_now")
+    # New lots and lots dated now: what they have left (every allocation of theirs so far).
+    _add_lots(db, zone, f"""SELECT l.expires_us, {store_of("e.seq")} AS store,
+        l.remaining AS points FROM (SELECT id FROM agg_lot_new UNION SELECT id FROM agg_lot_now) n
+        JOIN lot l ON l.id = n.id JOIN ledger_entry e ON e.id = l.id WHERE {dated_lot}""")
+    # Older lots counted before: the new entries' allocations from them.
+    _add_lots(db, zone, f"""SELECT l.expires_us, {store_of("i.seq")} AS store, a.points
+        FROM ledger_entry e JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi
+        JOIN allocation a ON a.entry_id = e.id JOIN lot l ON l.id = a.lot_id
+        JOIN ledger_entry i ON i.id = l.id
+        WHERE {dated_lot} AND l.id NOT IN (SELECT id FROM agg_lot_new)
+              AND l.id NOT IN (SELECT id FROM agg_lot_now)""")
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
     parser.add_argument("--rules", type=Path, default=None,
-                        help="the chain's rules TOML: its zone (default: the example rules)")
+                        help="the chain's rules TOML: its zone and tier window "
+                             "(default: the example rules)")
     parser.add_argument("--every", type=float, default=0.0,
                         help="run again after this many seconds, until stopped (0: once)")
 
@@ -306,7 +445,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         while True:
             started = clock.monotonic()
-            caught = catch_up(db, rules.zone)
+            caught = catch_up(db, rules.zone, rules.tier_window_months)
             if caught.spans:
                 log.info("rolled up %d spans: %d members, %d entry groups%s in %.2f s",
                          caught.spans, caught.members, caught.entries,

@@ -5,13 +5,17 @@ cells guarded), the lists name the right members, and roles and stores scope wha
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
+import re
+from urllib.parse import parse_qsl
 
 import pytest
 from starlette.testclient import TestClient
 
 from terminal.hq.cli import main
+from terminal.hq.console import insights, report_pages
 from terminal.hq.console.audit import AuditQuery, search
 from terminal.hq.console.db import ConsoleDb
 from tests.console.report_chain import FORMULA, PERIOD, report_app
@@ -144,6 +148,32 @@ def test_the_lists_and_formula_names_in_their_csv(report_chain) -> None:
     finally:
         db.close()
     assert {row["subject"] for row in lists} == {"birthdays", "near_tier", "dormant"}
+
+
+def test_a_list_pages_and_its_csv_streams_every_page(report_chain, monkeypatch) -> None:
+    """A list shows a page at a time with a link to the next (a list of half a million is not
+    rendered at once); its CSV streams every page (here pages of one member)."""
+    monkeypatch.setattr(insights, "LIST_LIMIT", 1)
+    monkeypatch.setattr(report_pages, "CSV_PAGE", 1)
+    with client(report_chain) as c:
+        login(c, "svc")
+        for which, query in (("birthdays", QUERY), ("dormant", {**QUERY, "dormant_days": "1"})):
+            whole = table(c, f"/reports/lists/{which}.csv", "members", **query)
+            assert len(whole) >= 2
+            seen, params = [], dict(query)
+            while True:
+                page = c.get(f"/reports/lists/{which}", params=params)
+                assert page.status_code == 200
+                assert f"共 {len(whole)} 位会员" in page.text
+                shown = [row for row in whole if f">{row['卡号后四位']}<" in page.text]
+                assert len(shown) == 1
+                seen += shown
+                link = re.search(r'id="next-page" href="\?([^"]+)"', page.text)
+                if link is None:
+                    break
+                params = dict(parse_qsl(html.unescape(link.group(1))))
+            assert seen == whole
+        assert c.get("/reports/lists/dormant", params={"after": "x"}).status_code == 400
 
 
 def test_roles_and_stores_scope_the_reports(report_chain) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from peewee import Database, fn
 
-from terminal.hq import analytics, analytics_sql, points_reports, rollup
+from terminal.hq import analytics, points_reports, rollup
 from terminal.hq.analytics import Period, Thresholds
 from terminal.hq.bundles import read_toml
 from terminal.hq.cli import main
@@ -47,7 +47,8 @@ from terminal.loyalty.store.models import (
 from tests.hq.test_analytics import RULES
 
 ZONE_RULES = load_rules(RULES)
-LATER_PROBES = analytics_sql.LATER_PROBES
+
+
 def _low_tiers() -> Rules:
     """The example rules with tiers a few sales reach: silver 5,000 fen, gold 20,000, diamond
     60,000 (near the next one: 4,500, 18,000, 54,000 and up)."""
@@ -133,8 +134,14 @@ class Writer:
         self.members.append(member)
 
     def _lot(self, member: str, entry: str, points: int, at_us: int) -> None:
-        Lot.create(id=entry, member=member, earned_us=at_us, expires_us=at_us + 365 * DAY_US,
-                   points=points, remaining=points)
+        """A lot expiring a year on, or (every third) at the local midnight a year and a day
+        on; every fourth dated on an untrusted clock (till :meth:`date_lots`)."""
+        count = len(self.lots)
+        expires = at_us + 365 * DAY_US
+        if count % 3 == 1:
+            expires = at_us - (at_us - T0_US) % DAY_US + 366 * DAY_US
+        Lot.create(id=entry, member=member, earned_us=at_us, expires_us=expires,
+                   points=points, remaining=points, dated_trusted=count % 4 != 3)
         self.lots.append((entry, member))
 
     def sell(self, store: str, member: str | None, at_us: int, lines: list[tuple[int, int]]
@@ -170,12 +177,18 @@ class Writer:
         self.event(store, at_us, write)
 
     def redeem(self, store: str, which: int, points: int, at_us: int) -> None:
+        """Take up to ``points`` from a lot, as the ledger does: an allocation, and the lot's
+        points left moved by it."""
         lot, member = self.lots[which % len(self.lots)]
 
         def write() -> None:
-            entry = self.entry(member, ledger.REDEEM, -points, at_us)
-            Allocation.create(entry=entry, lot=lot, points=-points)
-            self.redemptions.append((entry, member, lot, points))
+            taken = min(points, Lot.get_by_id(lot).remaining)
+            if taken <= 0:
+                return
+            entry = self.entry(member, ledger.REDEEM, -taken, at_us)
+            Allocation.create(entry=entry, lot=lot, points=-taken)
+            Lot.update(remaining=Lot.remaining - taken).where(Lot.id == lot).execute()
+            self.redemptions.append((entry, member, lot, taken))
 
         self.event(store, at_us, write)
 
@@ -185,8 +198,22 @@ class Writer:
         def write() -> None:
             entry = self.entry(member, ledger.RESTORE, points, at_us)
             Allocation.create(entry=entry, lot=lot, points=points)
+            Lot.update(remaining=Lot.remaining + points).where(Lot.id == lot).execute()
 
         self.event(store, at_us, write)
+
+    def date_lots(self, at_us: int, move: bool) -> None:
+        """Date the lots earned on an untrusted clock, as the store does once the clock is
+        trusted (their expiry at least a year from ``at_us``); with ``move``, also move a
+        dated lot's expiry by a day (nothing does; the roll-up of lots is computed again)."""
+        with self.db.bind_ctx(MODELS + HQ_MODELS), self.db.atomic():
+            floor = at_us + 365 * DAY_US
+            for lot in Lot.select().where(~Lot.dated_trusted):
+                Lot.update(expires_us=max(lot.expires_us, floor), dated_trusted=True).where(
+                    Lot.id == lot.id).execute()
+            if move and self.lots:
+                Lot.update(expires_us=Lot.expires_us + DAY_US).where(
+                    Lot.id == self.lots[0][0]).execute()
 
     def hq_entry(self, which: int, kind: str, at_us: int) -> None:
         _, member = self.lots[which % len(self.lots)]
@@ -209,6 +236,7 @@ step = st.one_of(
     st.tuples(st.just("restore"), st.sampled_from(STORES), st.integers(0, 50), moment),
     st.tuples(st.just("hq"), st.integers(0, 50), st.sampled_from((ledger.EXPIRE, ledger.ADJUST)),
               moment),
+    st.tuples(st.just("date lots"), moment, st.booleans()),
     st.just(("catch up",)),
 )
 
@@ -235,6 +263,8 @@ def play(writer: Writer, steps: list[tuple]) -> None:
             writer.restore(*args)
         elif action == "hq" and writer.lots:
             writer.hq_entry(*args)
+        elif action == "date lots":
+            writer.date_lots(*args)
 
 
 PERIODS = [(date(2026, 10, 2), date(2026, 11, 1)), (date(2026, 10, 15), date(2026, 10, 16)),
@@ -243,27 +273,51 @@ PERIODS = [(date(2026, 10, 2), date(2026, 11, 1)), (date(2026, 10, 15), date(202
 LATE = (date(2027, 10, 1), date(2027, 11, 2))
 
 
+EXPIRING = [date(2027, 9, 1), date(2027, 10, 1), date(2027, 10, 2), date(2027, 11, 15),
+            date(2026, 10, 1)]
+
+
+def pages(read: Callable[[tuple[int, str] | None], list[tuple[str, int]]]
+          ) -> list[tuple[str, int]]:
+    """Every page of a list read ``read(after)`` at a time, joined."""
+    found: list[tuple[str, int]] = []
+    while True:
+        page = read((found[-1][1], found[-1][0]) if found else None)
+        if not page:
+            return found
+        found += page
+
+
 def compare(db: Database) -> None:
     rollup.catch_up(db, ZONE_RULES.zone)
     thresholds = Thresholds((1, 7, 30, 60), (2, 3, 4, 5), (500, 1000, 5000, 20000))
     with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
         for (start, end), store in itertools.product(PERIODS, (None, *STORES)):
             period = Period(start, end, ZONE_RULES.zone)
-            for probes in (0, 1_000_000):  # members active after ``to`` counted both ways
-                analytics_sql.LATER_PROBES = probes
-                assert analytics.buyers(period, store, 30) == analytics.buyers(
-                    period, store, 30, rolled=False)
-            analytics_sql.LATER_PROBES = LATER_PROBES
+            assert analytics.buyers(period, store, 30) == analytics.buyers(
+                period, store, 30, rolled=False)
             for days in (1, 14, 90):
                 assert analytics.analytics(NEAR_RULES, period, store, days, thresholds) == \
                     analytics.analytics(NEAR_RULES, period, store, days, thresholds,
                                         rolled=False), (start, end, store, days)
-                assert analytics.dormant_members(period, store, days) == \
-                    analytics.dormant_members(period, store, days, rolled=False)
-        for (start, end), store in itertools.product([*PERIODS, LATE], (None, *STORES)):
-            period = Period(start, end, ZONE_RULES.zone)
-            assert analytics.near_tier(NEAR_RULES, period, store) == \
-                analytics.near_tier(NEAR_RULES, period, store, rolled=False)
+                whole = analytics.dormant_members(period, store, days, rolled=False)
+                assert analytics.dormant_members(period, store, days) == whole
+                assert pages(lambda after, p=period, s=store, d=days:
+                             analytics.dormant_members(p, s, d, limit=3, after=after)) == whole
+        for at in EXPIRING:
+            for store in (None, *STORES):
+                assert points_reports.expiring(ZONE_RULES, at, store) == \
+                    points_reports.expiring(ZONE_RULES, at, store, rolled=False), (at, store)
+    # The tier window kept by the catch-ups (moved to each period's ``to``, so read as kept),
+    # and moved away from it (read from the kept window and the days between).
+    for (start, end), kept in itertools.product([*PERIODS, LATE], (True, False)):
+        period = Period(start, end, ZONE_RULES.zone)
+        rollup.catch_up(db, ZONE_RULES.zone, today=end - timedelta(days=1 if kept else 40))
+        with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
+            for store in (None, *STORES):
+                assert analytics.near_tier(NEAR_RULES, period, store) == \
+                    analytics.near_tier(NEAR_RULES, period, store, rolled=False)
+    with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
         for start, end in PERIODS:
             period = Period(start, end, ZONE_RULES.zone)
             for by, store in itertools.product(points_reports.BY, (None, "S001", "HQ")):
@@ -280,6 +334,91 @@ def test_the_roll_ups_equal_the_reference_whatever_the_catch_ups(hq: Database,
                                                                   steps: list[tuple]) -> None:
     play(Writer(hq), steps)
     compare(hq)
+    assert_rebuilt_equal(hq)
+
+
+def rolled_rows(db: Database) -> dict[str, list[tuple]]:
+    """Every roll-up's rows, sorted (a lot day's points that came to nothing left out: only
+    catch-ups keep those)."""
+    found = {}
+    for table in rollup.TABLES:
+        rows = sorted(tuple(row) for row in db.execute_sql(f"SELECT * FROM {table}").fetchall())
+        found[table] = [row for row in rows if table != "agg_lot_day" or row[-1]]
+    return found
+
+
+def assert_rebuilt_equal(db: Database) -> None:
+    """The roll-ups kept by catch-ups equal those rolled up again from the ledger."""
+    today = date(2027, 3, 1)
+    rollup.catch_up(db, ZONE_RULES.zone, today=today)
+    kept = rolled_rows(db)
+    db.execute_sql("UPDATE agg_state SET value = 'again' WHERE key = 'version'")
+    assert rollup.catch_up(db, ZONE_RULES.zone, today=today).rebuilt
+    assert rolled_rows(db) == kept
+
+
+def test_the_lots_left_by_expiry_day(hq: Database) -> None:
+    """``expiring`` from the roll-up: a lot expiring at a local midnight is in the band ending
+    then, not the next; a lot earned on an untrusted clock counts from the ledger until dated,
+    then from the roll-up at its new expiry; redemptions and restores move what is left."""
+    writer = Writer(hq)
+    zone = ZONE_RULES.zone
+    for _ in range(4):  # lots 0-3: a year on, midnight a year and a day on, a year, undated
+        writer.register("S001", T0_US + 8 * 3_600_000_000)  # 08:00 local, 2 October 2026
+    rollup.catch_up(hq, zone)
+
+    def both(at: date) -> list[int]:
+        rollup.catch_up(hq, zone)
+        with hq.bind_ctx(MODELS + HQ_MODELS), snapshot(hq):
+            rolled = points_reports.expiring(ZONE_RULES, at, None)
+            assert rolled == points_reports.expiring(ZONE_RULES, at, None, rolled=False)
+        return [figures["points"] for figures in rolled["chain"].values()]
+
+    # Lots 0, 2 and 3 expire at 08:00 on 2 October 2027, lot 1 at midnight that night: from
+    # the 3rd on, it is gone, though the 3rd is the day of its expiry instant.
+    assert both(date(2027, 10, 2)) == [400, 400, 400]
+    assert both(date(2027, 10, 3)) == [0, 0, 0]
+    writer.redeem("S002", 0, 30, T0_US + 40 * DAY_US)
+    writer.redeem("S002", 1, 100, T0_US + 40 * DAY_US)
+    assert both(date(2027, 10, 2)) == [270, 270, 270]
+    writer.restore("S001", 1, T0_US + 41 * DAY_US)
+    writer.redeem("S001", 3, 50, T0_US + 41 * DAY_US)  # from the undated lot
+    assert both(date(2027, 10, 2)) == [320, 320, 320]
+    writer.date_lots(T0_US + 100 * DAY_US, move=False)  # lot 3 now expires in January 2028
+    assert both(date(2027, 10, 2)) == [270, 270, 270]
+    assert both(date(2027, 11, 2)) == [0, 0, 50]
+    writer.date_lots(T0_US + 100 * DAY_US, move=True)  # lot 0 a day later: computed again
+    assert both(date(2027, 10, 3)) == [70, 70, 70]
+    assert_rebuilt_equal(hq)
+
+
+def test_near_the_next_tier_from_the_kept_window(hq: Database) -> None:
+    """The spend near the next tier read from the window the catch-ups keep and move: on the
+    day it ends (nothing read but the members in a band), and a day on, when a sale leaves it."""
+    writer = Writer(hq)
+    zone = ZONE_RULES.zone
+    writer.register("S001", T0_US)
+    member = writer.members[0]  # tier "member": silver at 5,000 fen, near from 4,500
+    writer.sell("S001", member, T0_US + DAY_US + 3_600_000_000, [(1, 1000)])  # 3 Oct, 01:00
+    writer.sell("S002", member, T0_US + 40 * DAY_US, [(1, 4000)])
+    last = date(2027, 10, 2)  # the window after 3 October 2026 00:00 up to 3 October 2027
+
+    def near(day: date) -> list:
+        period = Period(day, day + timedelta(days=1), zone)
+        with hq.bind_ctx(MODELS + HQ_MODELS), snapshot(hq):
+            found = analytics.near_tier(NEAR_RULES, period, None)
+            assert found == analytics.near_tier(NEAR_RULES, period, None, rolled=False)
+        return found
+
+    rollup.catch_up(hq, zone, today=last)
+    assert rollup.stored_window(hq) == rollup.kept_window(last, 12)
+    assert near(last) == []  # 5,000: silver reached
+    rollup.catch_up(hq, zone, today=last + timedelta(days=1))
+    assert near(last + timedelta(days=1)) == []  # 4,000: the sale of 3 October left the window
+    writer.sell("S001", member, T0_US + 50 * DAY_US, [(1, 500)])
+    rollup.catch_up(hq, zone, today=last + timedelta(days=1))
+    assert near(last + timedelta(days=1)) == [(member, "silver", 4_500)]
+    assert near(last) == []  # a day back, from the kept window and that day: 5,500
 
 
 def test_a_later_refund_of_every_unit_takes_the_sale_out(hq: Database) -> None:
@@ -303,8 +442,9 @@ def test_a_later_refund_of_every_unit_takes_the_sale_out(hq: Database) -> None:
 
 
 def test_a_member_without_sales_and_another_zone_rebuild(hq: Database) -> None:
-    """A member who never bought is in no roll-up; rolling up for another zone rebuilds every
-    roll-up in that zone's days (in UTC, 16:00 UTC on 1 October is still the 1st)."""
+    """A member who never bought is in no roll-up (a buyer has a day at the store and in the
+    chain, store ''); rolling up for another zone rebuilds every roll-up in that zone's days
+    (in UTC, 16:00 UTC on 1 October is still the 1st)."""
     writer = Writer(hq)
     writer.register("S001", T0_US)
     writer.register("S002", T0_US)
@@ -314,16 +454,16 @@ def test_a_member_without_sales_and_another_zone_rebuild(hq: Database) -> None:
 
     def days() -> list[tuple]:
         return hq.execute_sql("SELECT member, store, day FROM agg_member_day WHERE member IN "
-                              f"('{never}', '{bought}')").fetchall()
+                              f"('{never}', '{bought}') ORDER BY store").fetchall()
 
     def number(day: date) -> int:
         return (day - date(1970, 1, 1)).days
 
-    assert days() == [(bought, "S002", number(date(2026, 10, 2)))]
+    assert days() == [(bought, store, number(date(2026, 10, 2))) for store in ("", "S002")]
     assert rollup.catch_up(hq, ZoneInfo("UTC")).rebuilt
-    assert days() == [(bought, "S002", number(date(2026, 10, 1)))]
+    assert days() == [(bought, store, number(date(2026, 10, 1))) for store in ("", "S002")]
     assert rollup.catch_up(hq, ZONE_RULES.zone).rebuilt
-    assert days() == [(bought, "S002", number(date(2026, 10, 2)))]
+    assert days() == [(bought, store, number(date(2026, 10, 2))) for store in ("", "S002")]
     compare(hq)
 
 

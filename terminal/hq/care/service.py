@@ -44,7 +44,8 @@ class Care:
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
-        rollup.catch_up(self.db, self.rules.zone)  # the dormant segment reads the roll-ups
+        # The dormant and near-tier segments read the roll-ups.
+        rollup.catch_up(self.db, self.rules.zone, self.rules.tier_window_months)
         with bound(self.db, MODELS), writing(self.db):
             yield
 

@@ -20,11 +20,18 @@ def guard(text: str) -> str:
 
 def to_csv(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
     """The table as CSV bytes; numbers stay numbers, every text cell is guarded."""
+    return csv_text(rows, header).encode("utf-8")
+
+
+def csv_text(rows: Iterable[Sequence[Any]], header: Sequence[str] | None = None) -> str:
+    """CSV lines of ``rows``, after the byte-order mark and ``header`` when one is given (the
+    start of a file; a stream's later parts have none)."""
     out = io.StringIO()
-    out.write(BOM)
     writer = csv.writer(out)
-    writer.writerow([guard(name) for name in header])
+    if header is not None:
+        out.write(BOM)
+        writer.writerow([guard(name) for name in header])
     for row in rows:
         writer.writerow(["" if cell is None else guard(cell) if isinstance(cell, str) else cell
                          for cell in row])
-    return out.getvalue().encode("utf-8")
+    return out.getvalue()

@@ -41,10 +41,11 @@ class ConsoleDb:
         """:meth:`call` on the console's database thread."""
         return await self.thread.run(self._in_transaction, fn, *args)
 
-    def caught_up(self, zone: ZoneInfo) -> _CaughtUp:
+    def caught_up(self, zone: ZoneInfo, window_months: int = rollup.WINDOW_MONTHS
+                  ) -> _CaughtUp:
         """This database, whose ``run`` first catches the reports' roll-ups up (in their own
         transaction, terminal.hq.rollup), then reads as :meth:`run` does."""
-        return _CaughtUp(self, zone)
+        return _CaughtUp(self, zone, window_months)
 
     async def run_own(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(*args)`` on the database thread as it is: for code that binds the models
@@ -57,11 +58,11 @@ class ConsoleDb:
 
 
 class _CaughtUp:
-    def __init__(self, console: ConsoleDb, zone: ZoneInfo) -> None:
-        self.console, self.zone = console, zone
+    def __init__(self, console: ConsoleDb, zone: ZoneInfo, window_months: int) -> None:
+        self.console, self.zone, self.window_months = console, zone, window_months
 
     def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        rollup.catch_up(self.console.db, self.zone)
+        rollup.catch_up(self.console.db, self.zone, self.window_months)
         return self.console._in_transaction(fn, *args)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:

@@ -30,7 +30,18 @@ from terminal.loyalty.store.models import Member, Sale
 
 BUCKET_US = 15 * 60 * 1_000_000  # every zone's offset is whole quarter hours
 MONTHS = 6  # repeat and churn by month: this many months ending with the period's last
-LIST_LIMIT = 500  # rows a list page shows (its CSV has them all)
+LIST_LIMIT = 500  # rows a list page shows (its CSV streams every page)
+CSV_PAGE = 5_000  # rows a list's CSV reads at a time
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """A page of a list to act on: its rows, how many the whole list holds, and the cursor of
+    the next page (None on the last)."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    after: str | None
 
 
 @dataclass(frozen=True)
@@ -164,14 +175,20 @@ class Insights:
     # -- lists to act on -----------------------------------------------------------------------
 
     def members_list(self, who: Principal, which: str, scope: Scope,
-                     dormant_days: int = 90) -> list[dict[str, Any]]:
-        """The members of one list (``dormant``, ``near_tier``, ``birthdays``) in the scope's
-        store (None: every store the person sees), audited."""
-        rows = LISTS[which](self, scope, dormant_days)
-        audit.record(who, "member.list", which,
-                     detail=f"{scope.store or 'chain'} {scope.period.start}..{scope.period.end}:"
-                     f" {len(rows)} members")
-        return rows
+                     dormant_days: int = 90, after: str | None = None, limit: int | None = None,
+                     audited: str | None = "page") -> ListPage:
+        """A page of one list (``dormant``, ``near_tier``, ``birthdays``) in the scope's store
+        (None: every store the person sees), from ``after`` (a page's ``after``; None: the
+        first), audited (``audited``: how it was read; None for a CSV's later pages, its
+        first being audited as the export)."""
+        page = LISTS[which](self, scope, dormant_days, after,
+                            LIST_LIMIT if limit is None else limit)
+        if audited is not None:
+            audit.record(who, "member.list", which,
+                         detail=f"{scope.store or 'chain'} {scope.period.start}.."
+                         f"{scope.period.end} {audited}: {len(page.rows)} of {page.total} "
+                         "members")
+        return page
 
     def _profiles(self, ids: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
@@ -184,31 +201,62 @@ class Insights:
             found.update({row["id"]: row for row in query})
         return found
 
-    def _dormant(self, scope: Scope, dormant_days: int) -> list[dict[str, Any]]:
+    def _dormant(self, scope: Scope, dormant_days: int, after: str | None, limit: int
+                 ) -> ListPage:
+        """Read from the roll-ups a page at a time, in the order of their index (longest gone
+        first, then by member): ``after`` is the last row's ``µs:member``."""
         period = scope.period
-        gone = analytics.dormant_members(period, scope.store, dormant_days)
+        cursor = None
+        if after:
+            at, _, member = after.partition(":")
+            if not at.isdigit() or not member:
+                raise ValueError(f"after {after!r}: a page's cursor")
+            cursor = (int(at), member)
+        gone = analytics.dormant_members(period, scope.store, dormant_days, limit=limit + 1,
+                                         after=cursor)  # one more: is there a next page?
+        more, gone = len(gone) > limit, gone[:limit]
+        total = analytics.dormant_count(period, scope.store, dormant_days)
         profiles = self._profiles([member for member, _ in gone])
-        return [{**profiles[member], "last_sale": period.day(at).isoformat(),
+        rows = [{**profiles[member], "last_sale": period.day(at).isoformat(),
                  "days_since": (period.end - period.day(at)).days}
                 for member, at in gone if member in profiles]
+        last = f"{gone[-1][1]}:{gone[-1][0]}" if more else None
+        return ListPage(rows, total, last)
 
-    def _near_tier(self, scope: Scope, _: int) -> list[dict[str, Any]]:
+    @staticmethod
+    def _offset(after: str | None) -> int:
+        if after and not after.isdigit():
+            raise ValueError(f"after {after!r}: a page's cursor")
+        return int(after or 0)
+
+    def _near_tier(self, scope: Scope, _: int, after: str | None, limit: int) -> ListPage:
+        """The whole list is the members in a band below a tier (read from the kept window):
+        ordered by what each has to go, a page of it shown."""
         near = analytics.near_tier(self.rules, scope.period, scope.store)
         bounds = {level.name: level.qualify_spend_fen for level in self.rules.tiers}
-        profiles = self._profiles([member for member, _, _ in near])
+        ordered = sorted(near, key=lambda row: (bounds[row[1]] - row[2], row[0]))
+        start = self._offset(after)
+        page = ordered[start:start + limit]
+        profiles = self._profiles([member for member, _, _ in page])
         rows = [{**profiles[member], "next_tier": following, "spend_fen": spend,
                  "to_go_fen": bounds[following] - spend}
-                for member, following, spend in near if member in profiles]
-        return sorted(rows, key=lambda row: (row["to_go_fen"], row["id"]))
+                for member, following, spend in page if member in profiles]
+        return ListPage(rows, len(ordered),
+                        str(start + limit) if start + limit < len(ordered) else None)
 
-    def _birthdays(self, scope: Scope, _: int) -> list[dict[str, Any]]:
+    def _birthdays(self, scope: Scope, _: int, after: str | None, limit: int) -> ListPage:
         month = f"{scope.period.start.month:02d}"
         query = (Member.select(Member.id).where(fn.SUBSTR(Member.birthday, 6, 2) == month))
         if scope.store is not None:
             query = (query.join(MemberHome, on=(MemberHome.member == Member.id))
                      .where(MemberHome.store == scope.store))
-        profiles = self._profiles([member_id for (member_id,) in query.tuples()])
-        return sorted(profiles.values(), key=lambda row: (row["birthday"][5:], row["id"]))
+        total = query.count()
+        start = self._offset(after)
+        ids = [member_id for (member_id,) in query.order_by(
+            fn.SUBSTR(Member.birthday, 6), Member.id).offset(start).limit(limit).tuples()]
+        profiles = self._profiles(ids)
+        return ListPage([profiles[member] for member in ids if member in profiles], total,
+                        str(start + limit) if start + limit < total else None)
 
 
 LISTS = {"dormant": Insights._dormant, "near_tier": Insights._near_tier,

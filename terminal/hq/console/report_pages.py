@@ -4,21 +4,22 @@ lists to act on, each with charts (ECharts) and a CSV download of each of its ta
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from peewee import fn
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from terminal.hq.analytics import parse_period
 from terminal.hq.console import report_tables
-from terminal.hq.console.csv_out import MEDIA_TYPE, to_csv
+from terminal.hq.console.csv_out import MEDIA_TYPE, csv_text, to_csv
 from terminal.hq.console.db import ConsoleDb
-from terminal.hq.console.insights import LISTS, Insights, Scope
+from terminal.hq.console.insights import CSV_PAGE, LISTS, Insights, Scope
 from terminal.hq.console.roles import Principal
 from terminal.hq.console.web import NotFound, console_of, page, render, translator
 from terminal.hq.models import MemberHome
@@ -38,7 +39,8 @@ def insights(request: Request) -> Insights:
 
 def caught_up(request: Request) -> ConsoleDb:
     """The console's database, for a read of the roll-ups: they catch up first."""
-    return console_of(request).db.caught_up(console_of(request).reader.rules.zone)
+    rules = console_of(request).reader.rules
+    return console_of(request).db.caught_up(rules.zone, rules.tier_window_months)
 
 
 def _today(request: Request) -> date:
@@ -124,7 +126,7 @@ async def _points(request: Request, who: Principal) -> dict[str, Any]:
 async def _expiring(request: Request, who: Principal) -> dict[str, Any]:
     at = _day_param(request, "at")
     store = store_param(request, who)
-    data = await console_of(request).db.run(insights(request).expiring, who, at, store)
+    data = await caught_up(request).run(insights(request).expiring, who, at, store)
     return {"data": data, "at": at.isoformat(), "store": store}
 
 
@@ -140,7 +142,8 @@ async def _days(request: Request, who: Principal) -> dict[str, Any]:
     return {"scope": scope, "data": data}
 
 
-async def _list(request: Request, who: Principal) -> dict[str, Any]:
+def _list_query(request: Request, who: Principal) -> tuple[str, Scope, int]:
+    """The list, its scope (the day ``at``) and the dormancy days a list's query asks for."""
     which = request.path_params["which"]
     if which not in LISTS:
         raise NotFound()
@@ -154,10 +157,55 @@ async def _list(request: Request, who: Principal) -> dict[str, Any]:
     scope = Scope(store_param(request, who),
                   parse_period(day.isoformat(), (day + timedelta(days=1)).isoformat(),
                                console_of(request).reader.rules.zone))
-    rows = await caught_up(request).run(insights(request).members_list, who, which, scope,
-                                            dormant_days)
-    return {"which": which, "rows": rows, "scope": scope, "dormant_days": dormant_days,
-            "month": day.month, "at": day.isoformat()}
+    return which, scope, dormant_days
+
+
+async def _list(request: Request, who: Principal) -> dict[str, Any]:
+    """A page of a list: 500 rows from ``after`` (the previous page's last), the next page's
+    link, and how many the whole list holds."""
+    which, scope, dormant_days = _list_query(request, who)
+    after = request.query_params.get("after") or None
+    try:
+        found = await caught_up(request).run(insights(request).members_list, who, which, scope,
+                                             dormant_days, after)
+    except ValueError as exc:
+        raise BadQuery(str(exc)) from None
+    day = scope.period.start
+    following = (urlencode({**request.query_params, "after": found.after})
+                 if found.after is not None else None)
+    return {"which": which, "rows": found.rows, "total": found.total, "next_query": following,
+            "scope": scope, "dormant_days": dormant_days, "month": day.month,
+            "at": day.isoformat()}
+
+
+async def _list_csv(request: Request) -> Response:
+    """A whole list as CSV, streamed a page of 5,000 at a time (half a million dormant members
+    are not read, rendered or held at once); audited once, as an export."""
+    who: Principal = request.scope["principal"]
+    who.require("lists.read")
+    try:
+        which, scope, dormant_days = _list_query(request, who)
+    except BadQuery as exc:
+        return Response(str(exc), 400, media_type="text/plain; charset=utf-8")
+    t = translator(request)
+    read = insights(request).members_list
+    first = await caught_up(request).run(read, who, which, scope, dormant_days, None, CSV_PAGE,
+                                         "csv")
+
+    def lines(rows: list[dict[str, Any]], header: bool) -> str:
+        table = report_tables.TABLES["list"]({"which": which, "rows": rows}, t)["members"]
+        return csv_text(table.rows, table.header if header else None)
+
+    async def stream() -> AsyncIterator[bytes]:
+        page = first
+        yield lines(page.rows, True).encode("utf-8")
+        while page.after is not None:
+            page = await console_of(request).db.run(read, who, which, scope, dormant_days,
+                                                    page.after, CSV_PAGE, None)
+            yield lines(page.rows, False).encode("utf-8")
+
+    return StreamingResponse(stream(), media_type=MEDIA_TYPE, headers={
+        "content-disposition": f'attachment; filename="{which}-members.csv"'})
 
 
 VIEWS: dict[str, View] = {
@@ -219,6 +267,6 @@ ROUTES = [
     *[route for name in ("points", "expiring", "settlement", "days")
       for route in (Route(f"/reports/{name}", _PAGES[name][0]),
                     Route(f"/reports/{name}.csv", _PAGES[name][1]))],
-    Route("/reports/lists/{which}.csv", _PAGES["list"][1]),
+    Route("/reports/lists/{which}.csv", page()(_list_csv)),
     Route("/reports/lists/{which}", _PAGES["list"][0]),
 ]
