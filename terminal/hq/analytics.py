@@ -257,9 +257,10 @@ def _rolled_buyers(period: Period, store: str | None, dormant_days: int,
         segments[f"R{r}F{f}M{m}"] = int(buying)
     # A member whose first counted sale ever is in the period is one of its purchasers.
     new = analytics_sql.rolled_first_between(db, store, period.start_day, period.end_day)
+    kept = rollup.stored_window(db)
     with_sale, dormant = analytics_sql.rolled_dormancy(
         db, store, period.end_day - (dormant_days - 1), dormancy_cut(period, dormant_days),
-        period.end_day)
+        period.end_day, kept.end if kept is not None else None)
     return Buyers(purchasers, repeat, new, dict(sorted(segments.items())), with_sale, dormant)
 
 

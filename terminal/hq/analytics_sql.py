@@ -331,16 +331,25 @@ def rolled_first_between(db: Database, store: str | None, start_day: int | None,
 
 
 def rolled_dormancy(db: Database, store: str | None, cut_day: int, cut_us: int,
-                    end_day: int) -> tuple[int, int]:
+                    end_day: int, last_day: int | None = None) -> tuple[int, int]:
     """(members with a counted sale (at ``store``) before ``end_day``, those of them whose last
     one before it is before ``cut_day``, starting at ``cut_us``): the dormant are those whose
     last day is before the cut, and of those who bought again from ``end_day`` on, those whose
-    first row from then on follows a day before the cut (its ``prev_us``)."""
+    first row from then on follows a day before the cut (its ``prev_us``). When the days from
+    ``end_day`` to ``last_day`` (the roll-up's today) outnumber the dormancy's, the members
+    with a sale in [cut, end) are counted instead (a row there whose previous day is before the
+    cut is a member's first there), and the dormant are the others."""
     p = db.param
     key = store or ""
     with_sale = int(db.execute_sql(
         f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND first_day < {p}",
         (key, end_day)).fetchone()[0])
+    if last_day is not None and last_day - end_day > end_day - cut_day:
+        active = int(db.execute_sql(
+            f"SELECT COUNT(*) FROM agg_member_day WHERE store = {p} AND day >= {p} "
+            f"AND day < {p} AND (prev_us IS NULL OR prev_us < {p})",
+            (key, cut_day, end_day, cut_us)).fetchone()[0])
+        return with_sale, with_sale - active
     gone = int(db.execute_sql(
         f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND last_day < {p}",
         (key, cut_day)).fetchone()[0])

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from peewee import Database, fn
 
-from terminal.hq import analytics, points_reports, rollup
+from terminal.hq import analytics, analytics_sql, points_reports, rollup
 from terminal.hq.analytics import Period, Thresholds
 from terminal.hq.bundles import read_toml
 from terminal.hq.cli import main
@@ -296,6 +296,10 @@ def compare(db: Database) -> None:
             period = Period(start, end, ZONE_RULES.zone)
             assert analytics.buyers(period, store, 30) == analytics.buyers(
                 period, store, 30, rolled=False)
+            for days in (1, 30, 90):  # dormancy counted from the rows after ``to`` or before
+                cut = (period.end_day - (days - 1), analytics.dormancy_cut(period, days))
+                assert analytics_sql.rolled_dormancy(db, store, *cut, period.end_day) == \
+                    analytics_sql.rolled_dormancy(db, store, *cut, period.end_day, 10**6)
             for days in (1, 14, 90):
                 assert analytics.analytics(NEAR_RULES, period, store, days, thresholds) == \
                     analytics.analytics(NEAR_RULES, period, store, days, thresholds,
