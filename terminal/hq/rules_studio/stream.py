@@ -9,7 +9,9 @@ The spans cut the members in id order, ``chunk`` members each (the first also ta
 without a member, which count only as skipped). On PostgreSQL the spans are shared out among
 ``workers`` processes, each with its own connection; every one of them reads in the snapshot the
 first connection exported (``pg_export_snapshot``), so all read the same moment of a ledger the
-collectors keep writing. On SQLite (one shop) one process reads every span in one transaction.
+collectors keep writing. On SQLite (one shop) one process reads every span in one DEFERRED read
+transaction. The spans' bounds and the conditions on them are the database's own comparisons of
+the ids, so the spans cut the members exactly whatever its collation.
 """
 
 from __future__ import annotations
