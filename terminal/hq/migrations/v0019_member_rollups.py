@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from peewee import Database
 
+COLUMNS = (("agg_member_day", "prev_us", "BIGINT"),
+           ("agg_member", "window_fen", "BIGINT NOT NULL DEFAULT 0"))
 STATEMENTS = (
-    "ALTER TABLE agg_member_day ADD COLUMN prev_us BIGINT",
-    "ALTER TABLE agg_member ADD COLUMN window_fen BIGINT NOT NULL DEFAULT 0",
     "DROP INDEX IF EXISTS agg_member_day_by_day",
     "DROP INDEX IF EXISTS agg_member_day_by_store",
     """CREATE INDEX IF NOT EXISTS agg_member_day_by_store
@@ -43,7 +43,16 @@ WHEN = ("OLD.dated_trusted IS DISTINCT FROM NEW.dated_trusted "
 MOVED = "NOT (NOT OLD.dated_trusted AND NEW.dated_trusted)"
 
 
+def _columns(db: Database) -> None:
+    """The new columns, unless a run beside this one added them (ALTER TABLE ... ADD COLUMN
+    has no IF NOT EXISTS on SQLite)."""
+    for table, column, kind in COLUMNS:
+        if column not in {found.name for found in db.get_columns(table)}:
+            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
 def sqlite(db: Database) -> None:
+    _columns(db)
     for statement in STATEMENTS:
         db.execute_sql(statement)
     db.execute_sql("CREATE INDEX IF NOT EXISTS lot_undated ON lot (id) WHERE dated_trusted = 0")
@@ -54,6 +63,7 @@ def sqlite(db: Database) -> None:
 
 
 def postgresql(db: Database) -> None:
+    _columns(db)
     for statement in STATEMENTS:
         db.execute_sql(statement)
     db.execute_sql("CREATE INDEX IF NOT EXISTS lot_undated ON lot (id) WHERE NOT dated_trusted")
