@@ -338,6 +338,8 @@ class LockSampler:
 
     def __init__(self, dsn: str, connections: str = "posterm-hq-ledger%") -> None:
         self.dsn, self.waiting, self.busy, self.connections = dsn, 0, 0, connections
+        self.kinds: dict[str, int] = {}  # what the waiting connections wait for (pg_locks)
+        self.states: dict[str, int] = {}  # the connections' states (active: the server works)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lock-sampler")
 
@@ -351,6 +353,17 @@ class LockSampler:
                     "AND application_name LIKE %s", (self.connections,)).fetchone()
                 self.waiting += waiting
                 self.busy += busy
+                for (state,) in conn.execute(
+                        "SELECT state FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND application_name LIKE %s", (self.connections,)):
+                    self.states[state] = self.states.get(state, 0) + 1
+                if waiting:
+                    for (kind,) in conn.execute(
+                            "SELECT l.locktype FROM pg_locks l JOIN pg_stat_activity a "
+                            "ON a.pid = l.pid WHERE NOT l.granted AND a.datname = "
+                            "current_database() AND a.application_name LIKE %s",
+                            (self.connections,)):
+                        self.kinds[kind] = self.kinds.get(kind, 0) + 1
 
     def __enter__(self) -> LockSampler:
         self._thread.start()
@@ -694,6 +707,7 @@ def main() -> int:
                     rates.append(asyncio.run(publish(mq, ca, mix(args.events, args.members,
                                                                  count, f"b{count}"))))
                 shares.append(locks.share)
+                print(f"      ingest connections' states sampled every 10 ms: {locks.states}")
                 if count == 1:
                     tables = added_rows(dsn, args.members)
             if "b" in args.parts:
@@ -722,7 +736,8 @@ def main() -> int:
                                                  if name == "hold" else ""))
             print(f"    median hold under backlog {statistics.median(busy[1]) * 1000:.1f} ms; "
                   f"hold connections inside a transaction in {holding.busy} samples of 10 ms, "
-                  f"waiting for a lock in {holding.waiting} ({holding.share:.1%})")
+                  f"waiting for a lock in {holding.waiting} ({holding.share:.1%}: "
+                  f"{holding.kinds})")
     finally:
         postgres.stop()
     return 0
