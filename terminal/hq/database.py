@@ -14,10 +14,12 @@ the COMMIT. An error in one of them surfaces there, in the same transaction, and
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -282,13 +284,32 @@ def open_hq_database(url: str, *, migrate: bool = True) -> Database:
             raise
         db.execute_sql("SELECT pg_advisory_unlock(%s)", (_PG_SCHEMA_LOCK,))
         return db
-    db = open_database(url.removeprefix("sqlite:///"))
-    try:
-        _schema(db, migrate)
-    except BaseException:
-        db.close()
-        raise
+    path = url.removeprefix("sqlite:///")
+    with _sqlite_schema_lock(path):
+        db = open_database(path)
+        try:
+            _schema(db, migrate)
+        except BaseException:
+            db.close()
+            raise
     return db
+
+
+@contextmanager
+def _sqlite_schema_lock(path: str) -> Iterator[None]:
+    """SQLite's counterpart of the schema advisory lock: an exclusive ``flock`` on a file beside
+    the database while it is opened, upgraded or checked. Without it a process opening a new
+    database could find another half-way through the migrations (a version stored, not the
+    latest) and refuse it as older than its own (a collector's member-request process, forked
+    as the collector starts, did)."""
+    if path in ("", ":memory:") or path.startswith("file:"):
+        yield
+        return
+    lock_path = Path(f"{path}.schema-lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+        yield
 
 
 def _schema(db: Database, migrate: bool) -> None:

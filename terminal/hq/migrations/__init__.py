@@ -19,10 +19,11 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from types import ModuleType
 
-from peewee import Database, Field, Model, PostgresqlDatabase
+from peewee import Database, Field, Model, PostgresqlDatabase, SqliteDatabase
 from playhouse.migrate import PostgresqlMigrator, SqliteMigrator, migrate
 
 from terminal.loyalty.store import hotpath
@@ -87,16 +88,31 @@ def stored_version(db: Database) -> int | None:
 
 def upgrade(db: Database) -> int:
     """Run every migration above the stored version, each in its own transaction; return the
-    version the database is at. Refuses a database newer than this software."""
+    version the database is at. Refuses a database newer than this software.
+
+    Several processes may upgrade one database at once (a collector and its member-request
+    process starting on a new SQLite file): each migration's transaction takes the write lock
+    first (IMMEDIATE on SQLite; PostgreSQL's callers hold the schema advisory lock) and reads the
+    version again under it, so a migration another process applied meanwhile is passed over,
+    never run twice."""
     current = stored_version(db) or 0
     migrations = history()
     if current > len(migrations):
         raise SchemaMismatch(_newer(current, len(migrations)))
     for migration in migrations[current:]:
-        with db.atomic():
+        with _migrating(db):
+            if (stored_version(db) or 0) >= migration.version:
+                continue
             migration.run(db)
             db.execute_sql(_sql(hotpath.SET_META, db), (VERSION_KEY, str(migration.version)))
     return len(migrations)
+
+
+def _migrating(db: Database) -> AbstractContextManager[object]:
+    """A migration's transaction, holding the write lock from its first statement on SQLite."""
+    if isinstance(db, SqliteDatabase):
+        return db.atomic("IMMEDIATE")
+    return db.atomic()
 
 
 def check(db: Database) -> int:

@@ -205,7 +205,9 @@ def schema_version(db: SqliteDatabase) -> int:
 def upgrade(
     db: SqliteDatabase, migrations: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]]
 ) -> int:
-    """Apply every migration above the stored version, each in its own transaction."""
+    """Apply every migration above the stored version, each in its own transaction. The version
+    is read again under each transaction's write lock: a migration another process applied
+    meanwhile (two processes opening one new file) is passed over, never run twice."""
     current = schema_version(db)
     target = max(migrations)
     if current > target:
@@ -216,6 +218,8 @@ def upgrade(
     migrator = SqliteMigrator(db)
     for version in range(current + 1, target + 1):
         with write_transaction(db):
+            if schema_version(db) >= version:
+                continue
             migrations[version](db, migrator)
             Meta.replace(key="schema_version", value=str(version)).execute()
     return target
