@@ -10,7 +10,7 @@ from typing import Any
 
 from terminal.hq.rules_studio.history import History, Recorded
 from terminal.hq.rules_studio.parallel import replay_both
-from terminal.hq.rules_studio.replay import Figures, Replayed
+from terminal.hq.rules_studio.replay import Figures, Replayed, Tick
 from terminal.loyalty.rules import Rules
 
 MOST_AFFECTED = 20
@@ -169,6 +169,20 @@ def report(whole: Tally, start: datetime, until: datetime, first_seq: int, recor
     }
 
 
+def progress_ticks(progress: Progress, total: int) -> Tick:
+    """Reports ``("replaying", 0, total)`` and returns the replays' tick: each rule set's replay
+    of an event counts half, so ``done`` runs from 0 to ``total`` as the work does."""
+    replays = 0
+
+    def tick(events: int) -> None:
+        nonlocal replays
+        replays += events
+        progress("replaying", replays // 2, total)
+
+    progress("replaying", 0, total)
+    return tick
+
+
 def backtest(history: History, in_force: Rules, candidate: Rules,
              progress: Progress = lambda step, done, total: None,
              workers: int | None = None) -> dict[str, Any]:
@@ -179,14 +193,7 @@ def backtest(history: History, in_force: Rules, candidate: Rules,
     an event counts half once the rules in force have replayed it and whole once the
     candidate has too, so ``done`` runs from 0 to the window's events as the work does."""
     total = len(history.events)
-    replays = 0
-
-    def tick(events: int) -> None:
-        nonlocal replays
-        replays += events
-        progress("replaying", replays // 2, total)
-
-    progress("replaying", 0, total)
+    tick = progress_ticks(progress, total)
     old, new = replay_both(history, in_force, candidate, workers, tick=tick)
     whole = tally(old, new, history.homes, in_force, candidate, total)
     return report(whole, history.start, history.until, history.first_seq, history.recorded,

@@ -31,7 +31,7 @@ from terminal.hq.database import open_hq_database, snapshot
 from terminal.hq.entry_stores import EntryStores
 from terminal.hq.models import HQ_MODELS
 from terminal.hq.rules_studio import parallel
-from terminal.hq.rules_studio.backtest import Progress, Tally, report, tally
+from terminal.hq.rules_studio.backtest import Progress, Tally, progress_ticks, report, tally
 from terminal.hq.rules_studio.history import Span, Window, load_part, recorded, window
 from terminal.hq.rules_studio.parallel import replay_pair
 from terminal.hq.rules_studio.replay import Tick
@@ -158,14 +158,7 @@ def run(url: str, in_force: Rules, candidate: Rules, days: int, until: datetime 
             exported = (db.execute_sql("SELECT pg_export_snapshot()").fetchone()[0]
                         if postgres else None)
             reader = Reader(url, fixed, in_force.zone, in_force, candidate, exported)
-            replays = 0
-
-            def tick(events: int) -> None:
-                nonlocal replays
-                replays += events
-                progress("replaying", replays // 2, total)
-
-            progress("replaying", 0, total)
+            tick = progress_ticks(progress, total)
             workers = parallel.default_workers() if workers is None else workers
             if not postgres or workers <= 1 or len(cut) == 1 or total < min_events:
                 # SQLite, or one process: this connection, this transaction, span by span
