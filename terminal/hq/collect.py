@@ -22,12 +22,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 import multiprocessing
 import os
-import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -87,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     apart = None
     if args.member_requests == "apart":  # forked before this process opens anything
         apart = multiprocessing.get_context("fork").Process(
-            target=_answer_requests, args=(args,), name="posterm-hq-requests")
+            target=_answer_requests, args=(args, os.getpid()), name="posterm-hq-requests")
         apart.start()
         if args.ingest_nice:
             os.nice(args.ingest_nice)  # this process only: the child keeps its priority
@@ -99,27 +96,25 @@ def run(args: argparse.Namespace) -> int:
             apart.join(30)
 
 
-def _answer_requests(args: argparse.Namespace) -> None:
-    """The member-request process: dies with its parent, answers until SIGTERM."""
-    _die_with_parent()
+def _answer_requests(args: argparse.Namespace, parent: int) -> None:
+    """The member-request process: answers until SIGTERM or until ``parent`` is gone (even
+    SIGKILLed: this process is then handed to another, and its parent pid changes).
+
+    Polled (every half second) rather than asked of the kernel by PR_SET_PDEATHSIG: that
+    signal comes again each time the dying parent's threads hand this process on, and one
+    arriving after asyncio closed its loop (which restores SIGTERM's default action) ended this
+    process before it closed its database and said it stopped (seen with strace in
+    tests/trust/test_requests_apart.py: two SIGTERMs from the parent's pid)."""
     ledger = open_ledger(args.db, args.rules, args.card_key_file, args.trust)
     args.client_id = f"{args.client_id}-requests"
     collector = Collector(ledger, mqtt_config(args, backoff_max=10.0), Topics(args.topic_root),
                           serves="requests")
     try:
-        asyncio.run(run_until_signal(collector))
+        asyncio.run(run_until_signal(collector, lambda: os.getppid() == parent))
     finally:
         ledger.close()
         logging.getLogger(__name__).info("member-request process stopped: %s",
                                          dict(collector.counts))
-
-
-def _die_with_parent() -> None:
-    """SIGTERM this process when its parent dies (Linux prctl PR_SET_PDEATHSIG)."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() == 1:  # the parent died before the call
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _collect(args: argparse.Namespace, apart: multiprocessing.Process | None) -> int:
