@@ -10,9 +10,9 @@ bytes the terminals hash card numbers with, at least 16).
 ``--member-requests apart`` answers the tills' lookups and holds in a process of its own (forked
 at start, its own ledger, database connections and MQTT client ``CLIENT-ID-requests``, in the same
 shared subscription), so they do not share the interpreter's lock and its CPU with the ingest
-batches (measured in bench_ingest: a hold's p99 beside the batches about halved). The child dies
-with the collector (PR_SET_PDEATHSIG) and the collector stops if the child dies (systemd restarts
-both). Once the child is forked the ingest process lowers its own CPU priority by
+batches (measured in bench_ingest: a hold's p99 beside the batches about halved). The child stops
+when the collector is gone (it watches its parent's pid) and the collector stops if the child dies
+(systemd restarts both). Once the child is forked the ingest process lowers its own CPU priority by
 ``--ingest-nice`` (default INGEST_NICE): on a loaded machine a till's hold, a few short round
 trips, then waits less for a CPU behind the batches (an unprivileged process may lower its own
 priority, not raise another's).
