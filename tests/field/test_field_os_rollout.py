@@ -192,6 +192,17 @@ def rauc_cmd(box: RaucBox) -> tuple[str, ...]:
     return ("env", f"DBUS_SYSTEM_BUS_ADDRESS={box.env['DBUS_SYSTEM_BUS_ADDRESS']}", "rauc")
 
 
+def root_install(hq: Chain, box: RaucBox, ready: Path, state: Path,
+                 trust: Path) -> os_update.Done:
+    """What the root installer does with the fetched release: HQ's key and chain from root's
+    anchors (written here as provisioning writes them), RAUC on the box's private bus."""
+    anchors.write(trust, (hq.dir / "keys/root.pub").read_bytes(), hq.chain.read_bytes())
+    root = anchors.load(trust)
+    return os_update.install_ready(ready, TrustStore.of([root.root_key]), state,
+                                   chain=root.chain_pem, keyring_file=box.keyring,
+                                   rauc=rauc_cmd(box))
+
+
 def test_hq_rolls_an_os_update_out_and_the_box_installs_it(hq: Chain, box: RaucBox,
                                                            tmp_path: Path) -> None:
     raucb = build(hq.dir, hq.dir / "signer", hq.web / "os-2026.12.2.raucb", ca=hq.dir / "ca")
@@ -204,12 +215,7 @@ def test_hq_rolls_an_os_update_out_and_the_box_installs_it(hq: Chain, box: RaucB
     assert (ready / os_update.BUNDLE).read_bytes() == raucb.read_bytes()
 
     # As the root installer runs it: key and chain from root's anchors (provisioning's copy).
-    anchors.write(tmp_path / "trust", (hq.dir / "keys/root.pub").read_bytes(),
-                  hq.chain.read_bytes())
-    root = anchors.load(tmp_path / "trust")
-    done = os_update.install_ready(ready, TrustStore.of([root.root_key]), terminal.state,
-                                   chain=root.chain_pem, keyring_file=box.keyring,
-                                   rauc=rauc_cmd(box))
+    done = root_install(hq, box, ready, terminal.state, tmp_path / "trust")
     assert done.release.version == "2026.12.2" and "succeeded" in done.rauc_output
     assert not any(ready.iterdir())  # taken from the daemon's reach
     assert box.slot("root-b").read_bytes() == (hq.dir / "slot-root.ext4").read_bytes()
@@ -312,12 +318,7 @@ def test_an_os_update_staged_to_one_store_reaches_its_boxes_before_the_chain(
     assert announced_version(hq, ready) == "2026.12.3"
     assert (ready / os_update.BUNDLE).read_bytes() == staged.read_bytes()
     # ... and the root installer puts it into slot B with RAUC.
-    anchors.write(tmp_path / "trust", (hq.dir / "keys/root.pub").read_bytes(),
-                  hq.chain.read_bytes())
-    root = anchors.load(tmp_path / "trust")
-    done = os_update.install_ready(ready, TrustStore.of([root.root_key]), s001.state,
-                                   chain=root.chain_pem, keyring_file=box.keyring,
-                                   rauc=rauc_cmd(box))
+    done = root_install(hq, box, ready, s001.state, tmp_path / "trust")
     assert done.release.version == "2026.12.3" and "succeeded" in done.rauc_output
     assert box.status()["RAUC_BOOT_PRIMARY"] == "rootfs.1"
 

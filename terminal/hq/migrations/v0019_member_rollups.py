@@ -51,10 +51,15 @@ def _columns(db: Database) -> None:
             db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
 
-def sqlite(db: Database) -> None:
+def _both(db: Database) -> None:
+    """What the two kinds share: the columns and the statements."""
     _columns(db)
     for statement in STATEMENTS:
         db.execute_sql(statement)
+
+
+def sqlite(db: Database) -> None:
+    _both(db)
     db.execute_sql("CREATE INDEX IF NOT EXISTS lot_undated ON lot (id) WHERE dated_trusted = 0")
     db.execute_sql(
         "CREATE TRIGGER IF NOT EXISTS lot_agg_dated AFTER UPDATE OF dated_trusted, expires_us "
@@ -63,9 +68,7 @@ def sqlite(db: Database) -> None:
 
 
 def postgresql(db: Database) -> None:
-    _columns(db)
-    for statement in STATEMENTS:
-        db.execute_sql(statement)
+    _both(db)
     db.execute_sql("CREATE INDEX IF NOT EXISTS lot_undated ON lot (id) WHERE NOT dated_trusted")
     db.execute_sql(
         "CREATE OR REPLACE FUNCTION posterm_agg_lot_dated() RETURNS trigger LANGUAGE plpgsql "
