@@ -14,7 +14,7 @@ out="$POSTERM_BUILD/out"
 img="${1:-$out/posterm-arm64.img}"
 [ -f "$img" ] && [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ] || die "run image/build.sh first"
 command -v qemu-system-aarch64 >/dev/null || {
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends qemu-system-arm; }
+  bash "$IMAGE_DIR/../scripts/apt-install.sh" qemu-system-arm; }
 for tool in mcopy mtype openssl python3; do command -v "$tool" >/dev/null || die "$tool is missing"; done
 
 work="$POSTERM_BUILD/boot-test"

@@ -20,8 +20,7 @@ python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "host-deps: installing ${need[*]}" >&2
-  DEBIAN_FRONTEND=noninteractive apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+  bash "$(dirname "$0")/../scripts/apt-install.sh" "${need[@]}"
 fi
 
 # Containers and CI runners often start without binfmt_misc mounted; without it the first arm64

@@ -29,11 +29,8 @@ have fusefat || need+=(fusefat)
 [ -x /usr/bin/chromium ] || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "setup: installing ${need[*]}" >&2
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${need[@]}"
+  bash scripts/apt-install.sh "${need[@]}"
 fi
 
 python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
