@@ -42,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -113,16 +114,24 @@ def _parse(key_pem: bytes, chain_pem: bytes, directory: Path) -> Anchors:
 
 
 def _read(path: Path) -> bytes:
+    with _open_unlinked(
+            path,
+            missing=f"{path} is missing: HQ's anchors are written by provisioning "
+                    "(posterm provision, as root); provision the box again",
+            unsafe=lambda why: f"{path}: cannot be opened safely ({why})") as file:
+        _check(path, lambda _: os.fstat(file.fileno()), stat.S_ISREG, "regular file")
+        return file.read()
+
+
+def _open_unlinked(path: Path, missing: str, unsafe: Callable[[str], str]) -> BinaryIO:
+    """``path`` opened for reading without following a link; refusals in the caller's words."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise AnchorError(f"{path} is missing: HQ's anchors are written by provisioning "
-                          "(posterm provision, as root); provision the box again") from None
+        raise AnchorError(missing) from None
     except OSError as exc:  # ELOOP: a symbolic link
-        raise AnchorError(f"{path}: cannot be opened safely ({exc.strerror})") from None
-    with os.fdopen(fd, "rb") as file:
-        _check(path, lambda _: os.fstat(file.fileno()), stat.S_ISREG, "regular file")
-        return file.read()
+        raise AnchorError(unsafe(exc.strerror)) from None
+    return os.fdopen(fd, "rb")
 
 
 def _check(path: Path, stat_of: Callable[[Path], os.stat_result], is_kind: Callable[[int], bool],
@@ -226,15 +235,12 @@ def _seed(seeded: Path, record: Path, state_dir: Path) -> tuple[Anchors, str]:
 
 def _read_daemon_copy(path: Path) -> bytes:
     """A file of the daemon's copy: opened without following a link, a regular file, bounded."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise AnchorError(f"no anchors to trust and nothing to seed them from: {path} is "
-                          "missing; provision the box again") from None
-    except OSError as exc:
-        raise AnchorError(f"no anchors to trust and {path}, the daemon's copy, cannot be opened "
-                          f"safely ({exc.strerror}); provision the box again") from None
-    with os.fdopen(fd, "rb") as file:
+    with _open_unlinked(
+            path,
+            missing=f"no anchors to trust and nothing to seed them from: {path} is missing; "
+                    "provision the box again",
+            unsafe=lambda why: f"no anchors to trust and {path}, the daemon's copy, cannot be "
+                               f"opened safely ({why}); provision the box again") as file:
         if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
             raise AnchorError(f"{path}: not a regular file; not seeded from it")
         data = file.read(MAX_ANCHOR_BYTES + 1)
