@@ -37,7 +37,6 @@ from __future__ import annotations
 import argparse
 import bisect
 import sys
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from itertools import pairwise
@@ -163,18 +162,36 @@ def near_tier(rules: Rules, period: Period, store: str | None, rolled: bool = Tr
     """(member, next tier, qualifying spend) of the members within 10% of the next tier's
     spend (the rules' window ending at ``to``, chain-wide), by member id: from the roll-ups
     (caught up by the caller), or with ``rolled=False`` from the ledger itself."""
+    return [(member, following, int(fen))
+            for member, following, fen in _near_tier(rules, period, store, rolled)]
+
+
+def near_tier_counts(rules: Rules, period: Period, store: str | None, rolled: bool = True
+                     ) -> dict[str, int]:
+    """How many of :func:`near_tier`'s members each next tier has (every tier above the
+    lowest, 0 when none)."""
+    found = dict(_near_tier(rules, period, store, rolled, count=True))
+    return {level.name: int(found.get(level.name, 0)) for level in rules.tiers[1:]}
+
+
+def _near_tier(rules: Rules, period: Period, store: str | None, rolled: bool,
+               count: bool = False) -> list[tuple[Any, ...]]:
     since = add_months(datetime.combine(period.end, time(), period.zone),
                        -rules.tier_window_months)
     db = Sale._meta.database
     days = None
     if rolled:
-        kept = rollup.stored_window(db)
-        days = (day_number(since.date()), period.end_day,
-                (kept.since, kept.end) if kept and kept.months == rules.tier_window_months
-                else None)
-    return [(member, following, int(fen)) for member, following, fen in analytics_sql.near_tier(
+        today = rollup.stored_window(db)
+        kept = []
+        if today is not None and today.months == rules.tier_window_months:
+            kept = [analytics_sql.Kept(today.since, today.end, False),
+                    *(analytics_sql.Kept(month.since, month.end, True)
+                      for month in rollup.month_windows(today))]
+        days = (day_number(since.date()), period.end_day, kept)
+    return analytics_sql.near_tier(
         db, to_micros(since), period.end_us, store,
-        [(level.name, level.qualify_spend_fen) for level in rules.tiers], NEAR_TIER, days)]
+        [(level.name, level.qualify_spend_fen) for level in rules.tiers], NEAR_TIER, days,
+        count)
 
 
 def dormancy_cut(period: Period, dormant_days: int) -> int:
@@ -279,7 +296,7 @@ def analytics(rules: Rules, period: Period, store: str | None = None, dormant_da
     in Python."""
     db = Sale._meta.database
     found = buyers(period, store, dormant_days, thresholds, rolled)
-    near = Counter(following for _, following, _ in near_tier(rules, period, store, rolled))
+    near = near_tier_counts(rules, period, store, rolled)
 
     def top(by: str) -> list[tuple[Any, ...]]:
         if rolled:
@@ -306,7 +323,7 @@ def analytics(rules: Rules, period: Period, store: str | None = None, dormant_da
                 "segments": found.segments},
         "top_products": top_products, "top_categories": top_categories,
         "tiers": tiers(rules, store), "near_next_tier": sum(near.values()),
-        "near_next_tier_by_tier": {level.name: near[level.name] for level in rules.tiers[1:]},
+        "near_next_tier_by_tier": near,
     }
 
 

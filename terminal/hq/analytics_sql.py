@@ -21,6 +21,7 @@ index per sale).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -36,9 +37,11 @@ def _offset_us(zone: ZoneInfo, at: datetime) -> int:
     return int(offset.total_seconds()) * 1_000_000
 
 
-def day_expression(zone: ZoneInfo, first_us: int, end_us: int, column: str) -> str:
+def day_expression(zone: ZoneInfo, first_us: int, end_us: int, column: str, param: str = "?"
+                   ) -> tuple[str, list[int]]:
     """SQL giving ``column``'s (µs since the epoch, non-negative) local day number in ``zone``
-    for times in [first_us, end_us]: the offsets the zone used there, found day by day."""
+    for times in [first_us, end_us] (the offsets the zone used there, found day by day), with
+    ``param`` (the database's mark) where it takes each of the parameters it comes with."""
     start = datetime.fromtimestamp(first_us / 1e6, UTC) - timedelta(days=1)
     end = datetime.fromtimestamp(end_us / 1e6, UTC) + timedelta(days=1)
     segments: list[tuple[int, int]] = [(0, _offset_us(zone, start))]  # (from µs, offset µs)
@@ -55,11 +58,15 @@ def day_expression(zone: ZoneInfo, first_us: int, end_us: int, column: str) -> s
                     high = middle
             segments.append((int(high.timestamp()) * 1_000_000, _offset_us(zone, high)))
         at = after
+    p = param
+    plain = f"(({column} + {p}) / {p})"
     if len(segments) == 1:
-        return f"(({column} + {segments[0][1]}) / {DAY_US})"
-    cases = " ".join(f"WHEN {column} < {until} THEN (({column} + {offset}) / {DAY_US})"
-                     for (_, offset), (until, _) in pairwise(segments))
-    return f"(CASE {cases} ELSE (({column} + {segments[-1][1]}) / {DAY_US}) END)"
+        return plain, [segments[0][1], DAY_US]
+    params: list[int] = []
+    for (_, offset), (until, _) in pairwise(segments):
+        params += [until, offset, DAY_US]
+    cases = " ".join(f"WHEN {column} < {p} THEN {plain}" for _ in segments[1:])
+    return f"(CASE {cases} ELSE {plain} END)", [*params, segments[-1][1], DAY_US]
 
 
 def store_filter(db: Database, column: str) -> str:
@@ -111,10 +118,10 @@ def segments(db: Database, zone: ZoneInfo, start_us: int, end_us: int, store: st
     """The period's purchasers grouped by RFM segment, from the period's counted sales only:
     (r, f, m, purchasers, repeat purchasers, new purchasers: none of their counted sales before
     the period)."""
-    day = day_expression(zone, start_us, end_us, "c.wall_us")
+    p = db.param
+    day, day_params = day_expression(zone, start_us, end_us, "c.wall_us", p)
     end_day = (end_us + _offset_us(zone, datetime.fromtimestamp(end_us / 1e6, UTC))) // DAY_US
     sales, params = counted_sales(db, end_us, store, start_us, "c0")
-    p = db.param
     store_e = store_w = ""
     earlier_params: list[Any] = [start_us]
     whole_params: list[Any] = [start_us]
@@ -122,16 +129,11 @@ def segments(db: Database, zone: ZoneInfo, start_us: int, end_us: int, store: st
         store_e, store_w = " AND " + store_filter(db, "e.seq"), " AND " + store_filter(db, "w.seq")
         earlier_params.append(store)
         whole_params.append(store)
-    recency_days, frequency_days, monetary_fen = bounds
-    r = "5 - (" + " + ".join(f"CASE WHEN {b} < {end_day} - m.last_in THEN 1 ELSE 0 END"
-                             for b in recency_days) + ")"
-    f = "1 + " + " + ".join(f"CASE WHEN {b} <= m.days THEN 1 ELSE 0 END"
-                            for b in frequency_days)
-    m_ = "1 + " + " + ".join(f"CASE WHEN {b} <= m.fen THEN 1 ELSE 0 END" for b in monetary_fen)
+    scores, score_params = rfm_scores(db, end_day, bounds)
     # New purchasers: every sale before the period wholly refunded (each member's earlier
     # sales counted through the (member, wall_us) index, less its wholly refunded ones).
     sql = f"""
-        SELECT {r}, {f}, {m_}, COUNT(*), SUM(CASE WHEN m.days >= 2 THEN 1 ELSE 0 END),
+        SELECT {scores}, COUNT(*), SUM(CASE WHEN m.days >= 2 THEN 1 ELSE 0 END),
                SUM(CASE WHEN (SELECT COUNT(*) FROM sale e WHERE e.member_id = m.member_id
                                   AND e.wall_us < {p}{store_e}) = COALESCE(w.n, 0)
                         THEN 1 ELSE 0 END)
@@ -142,7 +144,27 @@ def segments(db: Database, zone: ZoneInfo, start_us: int, end_us: int, store: st
                    WHERE w.id IN ({WHOLE}) AND w.wall_us < {p}{store_w}
                    GROUP BY w.member_id) w ON w.member_id = m.member_id
         GROUP BY 1, 2, 3"""
-    return db.execute_sql(sql, [*earlier_params, *params, *whole_params]).fetchall()
+    return db.execute_sql(sql, [*score_params, *earlier_params, *day_params, *day_params,
+                                *params, *whole_params]).fetchall()
+
+
+def rfm_scores(db: Database, end_day: int, bounds: tuple[tuple[int, ...], ...]
+               ) -> tuple[str, list[Any]]:
+    """SQL of the three RFM scores of a member ``m`` (last_in: the day of its last sale, days:
+    its days with a sale, fen: its spend) at ``end_day`` by the ``bounds`` (recency days,
+    frequency days, monetary fen; four rising numbers each), and their parameters."""
+    p = db.param
+    recency_days, frequency_days, monetary_fen = bounds
+    r = "5 - (" + " + ".join(f"CASE WHEN {p} < {p} - m.last_in THEN 1 ELSE 0 END"
+                             for _ in recency_days) + ")"
+    f = "1 + " + " + ".join(f"CASE WHEN {p} <= m.days THEN 1 ELSE 0 END"
+                            for _ in frequency_days)
+    m_ = "1 + " + " + ".join(f"CASE WHEN {p} <= m.fen THEN 1 ELSE 0 END" for _ in monetary_fen)
+    params: list[Any] = []
+    for bound in recency_days:
+        params += [int(bound), int(end_day)]
+    params += [int(bound) for bound in (*frequency_days, *monetary_fen)]
+    return f"{r}, {f}, {m_}", params
 
 
 def with_sales(db: Database, end_us: int, store: str | None, start_us: int | None = None
@@ -166,41 +188,139 @@ def top_sold(db: Database, start_us: int, end_us: int, store: str | None, by: st
                    FROM refund r JOIN refund_line rl ON rl.refund_id = r.id
                    GROUP BY r.sale_id, rl.line_no) b
                ON b.sale_id = sl.sale_id AND b.line_no = sl.line_no
-        GROUP BY 1 ORDER BY {fen_column} DESC, 1 LIMIT {int(top)}"""
-    return db.execute_sql(sql, params).fetchall()
+        GROUP BY 1 ORDER BY {fen_column} DESC, 1 LIMIT {db.param}"""
+    return db.execute_sql(sql, [*params, top]).fetchall()
+
+
+def window_delta(db: Database, old: tuple[int, int], new: tuple[int, int]
+                 ) -> tuple[str, list[Any]]:
+    """SQL (member, fen) moving each member's spend in the window of local days ``old``
+    ([since, end)) to ``new``: the chain's ``agg_member_day`` rows of the days in one window and
+    not the other (a day's members each), and its parameters."""
+    p = db.param
+    inside = f"(CASE WHEN day >= {p} AND day < {p} THEN 1 ELSE 0 END)"
+    sql = f"""SELECT member, SUM(fen * ({inside} - {inside})) AS fen FROM agg_member_day
+        WHERE store = '' AND ((day >= {p} AND day < {p}) OR (day >= {p} AND day < {p}))
+        GROUP BY member"""
+    (old_since, old_end), (since, end) = old, new
+    return sql, [since, end, old_since, old_end, min(old_since, since), max(old_since, since),
+                 min(old_end, end), max(old_end, end)]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """A tier window whose spend per member the roll-ups keep: local days [since, end), in
+    ``agg_member.window_fen`` (``month`` false: today's, moved daily) or in
+    ``agg_member_window`` (a month start's)."""
+
+    since: int
+    end: int
+    month: bool
+
+    def distance(self, since: int, end: int) -> int:
+        return abs(self.since - since) + abs(self.end - end)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a kept window's spend and tier are read: the table (aliased ``a``), the condition
+    naming the window and its parameters, the spend's column."""
+
+    table: str
+    where: str
+    params: tuple[Any, ...]
+    fen: str
+
+
+def _source(db: Database, kept: Kept) -> Source:
+    if kept.month:
+        return Source("agg_member_window", f"a.end_day = {db.param}", (kept.end,), "a.fen")
+    return Source("agg_member", "a.store = ''", (), "a.window_fen")
+
+
+def _tiers_in(db: Database, source: Source) -> list[str]:
+    """The tiers the window's members have, found by skipping through its index (a probe a
+    tier rather than a read of every member)."""
+    first = (f"SELECT a.tier FROM {source.table} a WHERE {source.where} AND a.tier IS NOT NULL "
+             "ORDER BY a.tier LIMIT 1")
+    later = first.replace("a.tier IS NOT NULL", "a.tier > t.tier")
+    sql = f"""WITH RECURSIVE t(tier) AS (SELECT ({first})
+        UNION ALL SELECT ({later}) FROM t WHERE t.tier IS NOT NULL)
+        SELECT tier FROM t WHERE tier IS NOT NULL"""
+    return [tier for (tier,) in db.execute_sql(sql, [*source.params, *source.params])]
+
+
+def _next_tiers(db: Database, tiers: list[tuple[str, int]], column: str
+                ) -> tuple[str, str, list[Any]]:
+    """SQL of the next tier's name and qualifying spend after the tier in ``column`` (a tier
+    the rules lack counts as the lowest; none after the top), and their parameters."""
+    p = db.param
+    nexts = [*tiers[1:], None]
+    name = " ".join(f"WHEN {p} THEN {p if after else 'NULL'}" for after in nexts)
+    bound = name
+    params: list[Any] = []
+    for (tier, _), after in zip(tiers, nexts, strict=True):
+        params += [tier, after[0]] if after else [tier]
+    params.append(tiers[1][0])
+    for (tier, _), after in zip(tiers, nexts, strict=True):
+        params += [tier, int(after[1])] if after else [tier]
+    params.append(int(tiers[1][1]))
+    return (f"CASE {column} {name} ELSE {p} END", f"CASE {column} {bound} ELSE {p} END",
+            params)
 
 
 def near_tier(db: Database, since_us: int, end_us: int, store: str | None,
               tiers: list[tuple[str, int]], near: tuple[int, int],
-              rolled: tuple[int, int, tuple[int, int] | None] | None = None
+              rolled: tuple[int, int, list[Kept]] | None = None, count: bool = False
               ) -> list[tuple[Any, ...]]:
     """(member, next tier, spend) of the members (at home in ``store``, or all) whose counted
     spend chain-wide after ``since_us`` is at least near[0]/near[1] of their next tier's and
-    below it, by member. ``tiers``: the rules' (name, qualifying fen), lowest first; a tier the
-    rules lack counts as the lowest. With ``rolled`` (the local days of ``since_us`` and
-    ``end_us``, and the window of local days [since, end) kept in ``agg_member.window_fen``,
-    if any) the spend is the kept window's, moved by the chain's ``agg_member_day`` rows of the
-    days between it and this one (none when ``to`` is the kept window's end: today's), less
-    the counted sales at ``since_us`` itself (its day's first instant, which the window leaves
-    out); without a kept window it is the sum of the window's rows."""
+    below it, by member; with ``count``, (next tier, members) instead. ``tiers``: the rules'
+    (name, qualifying fen), lowest first; a tier the rules lack counts as the lowest.
+
+    With ``rolled`` (the local days of ``since_us`` and ``end_us``, and the windows whose
+    spend the roll-ups keep) the spend is the nearest kept window's, moved by the chain's
+    ``agg_member_day`` rows of the days between it and this one (none when ``to`` is a kept
+    window's end: today's or a month start's), less the counted sales at ``since_us`` itself
+    (its day's first instant, which the window leaves out); without a kept window it is the
+    sum of the window's rows; without ``rolled``, of the ledger's counted sales."""
     if len(tiers) < 2:
         return []
+    if rolled is not None and rolled[2]:
+        since, end, kept = rolled
+        sql, params = _kept_near(db, since_us, (since, end),
+                                 min(kept, key=lambda k: k.distance(since, end)), store, tiers,
+                                 near)
+    else:
+        sql, params = _summed_near(db, since_us, end_us, store, tiers, near,
+                                   rolled[:2] if rolled is not None else None)
+    if count:
+        return db.execute_sql(f"SELECT n.next_tier, COUNT(*) FROM ({sql}) n "
+                              "GROUP BY n.next_tier", params).fetchall()
+    return db.execute_sql(f"SELECT n.member, n.next_tier, n.fen FROM ({sql}) n "
+                          "ORDER BY n.member", params).fetchall()
+
+
+def _near(db: Database, rows: str, near: tuple[int, int]) -> tuple[str, list[Any]]:
+    """SQL (member, next_tier, fen) of the ``rows`` (member, next_tier, bound, fen) near their
+    bound, and the parameters that adds."""
     p = db.param
-    nexts = [*tiers[1:], None]  # the tier after each one; none after the top
-    next_name = " ".join(f"WHEN {p} THEN {p if after else 'NULL'}"
-                         for after in nexts)
-    next_bound = " ".join(f"WHEN {p} THEN {int(after[1]) if after else 'NULL'}"
-                          for after in nexts)
-    params: list[Any] = []
-    for (name, _), after in zip(tiers, nexts, strict=True):
-        params += [name, after[0]] if after else [name]
-    params.append(tiers[1][0])
-    params += [name for name, _ in tiers]
-    if rolled is None:
-        sales, sale_params = counted_sales(db, end_us, None, since_us + 1)  # after since_us
+    return (f"""SELECT x.member, x.next_tier, x.fen FROM ({rows}) x
+        WHERE x.bound IS NOT NULL AND x.fen < x.bound AND x.fen * {p} >= x.bound * {p}""",
+            [near[1], near[0]])
+
+
+def _summed_near(db: Database, since_us: int, end_us: int, store: str | None,
+                 tiers: list[tuple[str, int]], near: tuple[int, int],
+                 days: tuple[int, int] | None) -> tuple[str, list[Any]]:
+    """:func:`near_tier`'s SQL when no window is kept: every member's spend summed from the
+    window's days of ``agg_member_day`` (``days``) or from the ledger's counted sales."""
+    p = db.param
+    next_name, next_bound, params = _next_tiers(db, tiers, "m.tier")
+    if days is None:
+        sales, spend_params = counted_sales(db, end_us, None, since_us + 1)  # after since_us
         spend = f"SELECT c.member_id, SUM(c.net) AS fen FROM ({sales}) c GROUP BY c.member_id"
-        params += sale_params
-    elif rolled[2] is None:
+    else:
         # Only a member whose spend reaches the nearness of the lowest next tier can be near.
         least = min(int(bound) for _, bound in tiers[1:])
         at_since, sale_params = counted_sales(db, since_us + 1, None, since_us)
@@ -208,74 +328,69 @@ def near_tier(db: Database, since_us: int, end_us: int, store: str | None,
                 SELECT md.member AS member_id, md.fen FROM agg_member_day md
                 WHERE md.store = '' AND md.day >= {p} AND md.day < {p}
                 UNION ALL SELECT c.member_id, -c.net FROM ({at_since}) c) x
-            GROUP BY x.member_id HAVING SUM(x.fen) * {int(near[1])} >= {least * int(near[0])}"""
-        params += [rolled[0], rolled[1], *sale_params]
-    else:
-        spend, spend_params = _kept_spend(db, since_us, (rolled[0], rolled[1]), rolled[2],
-                                          [int(bound) for _, bound in tiers[1:]], near)
-        params += spend_params
+            GROUP BY x.member_id HAVING SUM(x.fen) * {p} >= {p}"""
+        spend_params = [*days, *sale_params, near[1], least * near[0]]
     home = ""
+    home_params: list[Any] = []
     if store is not None:
         home = f"WHERE m.id IN (SELECT member FROM member_home WHERE store = {p})"
-        params.append(store)
-    members = f"member m LEFT JOIN ({spend}) s ON s.member_id = m.id {home}"
-    if rolled is not None:
-        # The candidates first, each member's tier read through its key: a few tens of
-        # thousands of probes rather than every member in key order.
-        home = home.replace("m.id IN", "s.member_id IN")
-        members = f"""(SELECT s.member_id AS id, s.fen,
-                              (SELECT t.tier FROM member t WHERE t.id = s.member_id) AS tier
-                       FROM ({spend}) s {home}) m"""
-    sql = f"""
-        SELECT x.member_id, x.next_tier, x.fen FROM (
-            SELECT m.id AS member_id,
-                   CASE m.tier {next_name} ELSE {p} END AS next_tier,
-                   CASE m.tier {next_bound} ELSE {int(tiers[1][1])} END AS bound,
-                   COALESCE({"m" if rolled is not None else "s"}.fen, 0) AS fen
-            FROM {members}) x
-        WHERE x.bound IS NOT NULL AND x.fen < x.bound
-              AND x.fen * {int(near[1])} >= x.bound * {int(near[0])}
-        ORDER BY x.member_id"""
-    return db.execute_sql(sql, params).fetchall()
+        home_params = [store]
+    rows = f"""SELECT m.id AS member, {next_name} AS next_tier, {next_bound} AS bound,
+                      COALESCE(s.fen, 0) AS fen
+               FROM member m LEFT JOIN ({spend}) s ON s.member_id = m.id {home}"""
+    sql, near_params = _near(db, rows, near)
+    return sql, [*params, *spend_params, *home_params, *near_params]
 
 
-def _kept_spend(db: Database, since_us: int, wanted: tuple[int, int], kept: tuple[int, int],
-                bounds: list[int], near: tuple[int, int]) -> tuple[str, list[Any]]:
-    """SQL (member_id, fen) of the members whose spend in the ``wanted`` window of local days
-    may be near one of ``bounds`` (the next tiers' spend), from ``agg_member.window_fen`` (the
-    ``kept`` window): the members whose kept spend lies in a band [bound * near, bound), and
-    every member with a row on a day in one window and not the other, or a counted sale at
-    ``since_us`` itself, with its spend moved by them."""
-    (since, end), (kept_since, kept_end) = wanted, kept
-    inside = "(CASE WHEN md.day >= {0} AND md.day < {1} THEN 1 ELSE 0 END)"
-    change = (f"{inside.format(int(since), int(end))} - "
-              f"{inside.format(int(kept_since), int(kept_end))}")
+def _kept_near(db: Database, since_us: int, wanted: tuple[int, int], kept: Kept,
+               store: str | None, tiers: list[tuple[str, int]], near: tuple[int, int]
+               ) -> tuple[str, list[Any]]:
+    """:func:`near_tier`'s SQL from the ``kept`` window: per tier the window's members have, a
+    range of its (tier, spend) index below the next tier's spend ([bound * near, bound)); and
+    the members whose spend differs from the kept one (a row on a day in one window and not
+    the other, or a counted sale at ``since_us`` itself), with their spend moved by that."""
+    p = db.param
+    source = _source(db, kept)
     at_since, params = counted_sales(db, since_us + 1, None, since_us)
-    bands = " OR ".join(
-        f"(a.window_fen >= {-(-bound * int(near[0]) // int(near[1]))} "
-        f"AND a.window_fen < {bound})" for bound in sorted(set(bounds)))
     moved = ""
-    if (since, end) != (kept_since, kept_end):
-        moved = f"""SELECT md.member AS member_id, md.fen * ({change}) AS fen
-                FROM agg_member_day md WHERE md.store = ''
-                AND ((md.day >= {min(since, kept_since)} AND md.day < {max(since, kept_since)})
-                     OR (md.day >= {min(end, kept_end)} AND md.day < {max(end, kept_end)}))
-                UNION ALL """
-    moved_bands = bands.replace("a.window_fen", "(COALESCE(a.window_fen, 0) + d.fen)")
-    # A range of the (store, window_fen, member) index per band, read from the index alone.
-    kept_in_bands = " UNION ALL ".join(
-        f"""SELECT a.member AS member_id, a.window_fen AS fen FROM agg_member a
-            WHERE a.store = '' AND {band}
-                  AND NOT EXISTS (SELECT 1 FROM d WHERE d.member_id = a.member)"""
-        for band in bands.split(" OR "))
-    sql = f"""{kept_in_bands}
-        UNION ALL
-        SELECT d.member_id, COALESCE(a.window_fen, 0) + d.fen FROM d
-            LEFT JOIN agg_member a ON a.store = '' AND a.member = d.member_id
-            WHERE {moved_bands}"""
-    delta = f"""SELECT x.member_id, SUM(x.fen) AS fen FROM ({moved}
-                SELECT c.member_id, -c.net AS fen FROM ({at_since}) c) x GROUP BY x.member_id"""
-    return f"SELECT * FROM (WITH d AS ({delta}) {sql}) k", params
+    if (kept.since, kept.end) != wanted:
+        delta, delta_params = window_delta(db, (kept.since, kept.end), wanted)
+        moved = f"{delta} UNION ALL "
+        params = [*delta_params, *params]
+    home, home_params = "", []
+    if store is not None:
+        home = f" AND {{0}} IN (SELECT member FROM member_home WHERE store = {p})"
+        home_params = [store]
+    names = [name for name, _ in tiers]
+    bands, band_params = [], []
+    for tier in _tiers_in(db, source):
+        index = names.index(tier) + 1 if tier in names else 1  # unknown: the lowest's next
+        if index == len(tiers):
+            continue  # the top tier: none after it
+        after = tiers[index]
+        bands.append(f"""SELECT a.member, CAST({p} AS TEXT) AS next_tier, {source.fen} AS fen
+            FROM {source.table} a WHERE {source.where} AND a.tier = {p}
+            AND {source.fen} >= {p} AND {source.fen} < {p}{home.format("a.member")}
+            AND NOT EXISTS (SELECT 1 FROM d WHERE d.member = a.member)""")
+        band_params += [after[0], *source.params, tier,
+                        -(-int(after[1]) * near[0] // near[1]), int(after[1]), *home_params]
+    next_name, next_bound, next_params = _next_tiers(db, tiers, "t.tier")
+    window, window_params = "t.window_fen", []
+    if kept.month:
+        window = (f"(SELECT a.fen FROM agg_member_window a WHERE a.member = d.member "
+                  f"AND a.end_day = {p})")
+        window_params = [kept.end]
+    moved_rows, near_params = _near(db, f"""
+        SELECT d.member, {next_name} AS next_tier, {next_bound} AS bound,
+               COALESCE({window}, 0) + d.fen AS fen
+        FROM d JOIN agg_member t ON t.store = '' AND t.member = d.member
+        WHERE 1 = 1{home.format("d.member")}""", near)
+    delta = f"""SELECT x.member, SUM(x.fen) AS fen FROM ({moved}
+                SELECT c.member_id AS member, -c.net AS fen FROM ({at_since}) c) x
+                GROUP BY x.member"""
+    sql = f"WITH d AS ({delta}) " + " UNION ALL ".join([*bands, moved_rows])
+    return sql, [*params, *band_params, *next_params, *window_params, *home_params,
+                 *near_params]
 
 
 def dormant(db: Database, end_us: int, cut_us: int, store: str | None
@@ -299,17 +414,11 @@ def rolled_segments(db: Database, start_day: int, end_day: int, store: str | Non
                     bounds: tuple[tuple[int, ...], ...]) -> list[tuple[Any, ...]]:
     """(r, f, m, purchasers, repeat purchasers) per RFM segment of the period's purchasers."""
     p = db.param
-    recency_days, frequency_days, monetary_fen = bounds
-    r = "5 - (" + " + ".join(f"CASE WHEN {int(b)} < {int(end_day)} - m.last_in THEN 1 ELSE 0 END"
-                             for b in recency_days) + ")"
-    f = "1 + " + " + ".join(f"CASE WHEN {int(b)} <= m.days THEN 1 ELSE 0 END"
-                            for b in frequency_days)
-    m_ = "1 + " + " + ".join(f"CASE WHEN {int(b)} <= m.fen THEN 1 ELSE 0 END"
-                             for b in monetary_fen)
-    params: list[Any] = [store or "", start_day, end_day]
+    scores, params = rfm_scores(db, end_day, bounds)
+    params += [store or "", start_day, end_day]
     # One row per member and day at the store ('' the chain's days): the period's rows.
     sql = f"""
-        SELECT {r}, {f}, {m_}, COUNT(*), SUM(CASE WHEN m.days >= 2 THEN 1 ELSE 0 END)
+        SELECT {scores}, COUNT(*), SUM(CASE WHEN m.days >= 2 THEN 1 ELSE 0 END)
         FROM (SELECT md.member, COUNT(*) AS days, MAX(md.day) AS last_in, SUM(md.fen) AS fen
               FROM agg_member_day md WHERE md.store = {p} AND md.day >= {p} AND md.day < {p}
               GROUP BY md.member) m
@@ -367,7 +476,7 @@ def rolled_dormant(db: Database, store: str | None, cut_us: int, end_day: int,
     ``limit``, that many after the (µs, member) ``after``: a page, read in the index's order."""
     p = db.param
     key = store or ""
-    page = f" LIMIT {int(limit)}" if limit is not None else ""
+    page, page_params = (f" LIMIT {p}", [limit]) if limit is not None else ("", [])
     since, since_params = "", []
     if after is not None:
         since = f" AND (ms.last_us, ms.member) > ({p}, {p})"
@@ -382,8 +491,8 @@ def rolled_dormant(db: Database, store: str | None, cut_us: int, end_day: int,
                        WHERE md.store = {p} AND md.day >= {p} AND md.prev_us < {p}{back}
                        ORDER BY md.prev_us, md.member{page}) came_back
         ) x ORDER BY 2, 1{page}"""
-    return db.execute_sql(sql, [key, cut_us, *since_params, key, end_day, cut_us,
-                                *since_params]).fetchall()
+    return db.execute_sql(sql, [key, cut_us, *since_params, *page_params, key, end_day, cut_us,
+                                *since_params, *page_params, *page_params]).fetchall()
 
 
 def rolled_top_sold(db: Database, start_day: int, end_day: int, store: str | None, by: str,
@@ -398,5 +507,5 @@ def rolled_top_sold(db: Database, start_day: int, end_day: int, store: str | Non
         params.append(store)
     sql = f"""SELECT {key}, SUM(qty), SUM(fen) FROM agg_sku_day
         WHERE day >= {p} AND day < {p}{at_store}
-        GROUP BY 1 ORDER BY {fen_column} DESC, 1 LIMIT {int(top)}"""
-    return db.execute_sql(sql, params).fetchall()
+        GROUP BY 1 ORDER BY {fen_column} DESC, 1 LIMIT {p}"""
+    return db.execute_sql(sql, [*params, top]).fetchall()

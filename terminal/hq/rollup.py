@@ -17,7 +17,11 @@ roll-up tables, in one transaction, one run at a time:
   tier window kept (``window_fen``); the new entries add their points to ``agg_points_day``, and
   the allocations of new redemptions and restores to ``agg_settle_day``;
 - the tier window kept ends with the zone's today: when the day changes, every member's
-  ``window_fen`` moves by the chain's rows of the days that left it and came in;
+  ``window_fen`` moves by the chain's rows of the days that left it and came in; the windows
+  ending at the last month starts (``MONTH_STARTS``) are kept per member in
+  ``agg_member_window`` (migration 20), one more made from today's when a month begins;
+- a member whose tier changed (queued in ``agg_tier_changed`` by a trigger on ``member``) has
+  it copied to its chain row of ``agg_member`` and its ``agg_member_window`` rows;
 - ``agg_lot_day`` (points left in lots by the local day of their last instant and issuing
   store) adds new lots' points left, the new entries' allocations from older lots, and lots
   dated now on a trusted clock (queued by a trigger on ``lot``, migration 19).
@@ -48,7 +52,7 @@ from zoneinfo import ZoneInfo
 
 from peewee import Database, PostgresqlDatabase
 
-from terminal.hq.analytics_sql import day_expression
+from terminal.hq.analytics_sql import day_expression, window_delta
 from terminal.hq.entry_stores import HQ
 from terminal.loyalty import ledger
 from terminal.loyalty.calendar import add_months
@@ -57,10 +61,12 @@ from terminal.loyalty.clock import to_micros
 log = logging.getLogger(__name__)
 _PG_ROLLUP_LOCK = 0x726F6C6C  # "roll": one catch-up at a time
 TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day", "agg_sku_day",
-          "agg_lot_day")
+          "agg_lot_day", "agg_member_window")
 # What the roll-ups hold; a database rolled up by another version is rolled up again.
-VERSION = "3"
+VERSION = "4"
 WINDOW_MONTHS = 12  # the tier window kept in agg_member.window_fen unless told another
+MONTH_STARTS = 3  # tier windows kept ending at today's month's start and the two before
+MOVE_DAYS = 62  # a kept window moved further than this is summed again from the days
 REBUILD_WORK_MEM = "256MB"  # PostgreSQL: a rebuild's sorts (the server's default is 4MB)
 SETTLING = (ledger.REDEEM, ledger.RESTORE)
 EPOCH = date(1970, 1, 1)  # day 0 of the roll-ups' local days
@@ -131,8 +137,23 @@ class Window:
 def kept_window(last: date, months: int) -> Window:
     """The window of ``months`` ending with the day ``last`` (the one a report whose ``to`` is
     the next day reads: the console's default)."""
-    end = last + timedelta(days=1)
-    return Window((add_months(end, -months) - EPOCH).days, (end - EPOCH).days, months)
+    return _ending(last + timedelta(days=1), months)
+
+
+def _ending(end: date, months: int) -> Window:
+    return Window((_months_back(end, months) - EPOCH).days, (end - EPOCH).days, months)
+
+
+def _months_back(day: date, months: int) -> date:
+    return add_months(datetime.combine(day, time()), -months).date()
+
+
+def month_windows(today: Window) -> list[Window]:
+    """The windows kept in ``agg_member_window`` beside ``today``'s (the kept window): those of
+    its length ending at the start of its last day's month and of the ``MONTH_STARTS - 1``
+    months before."""
+    first = (EPOCH + timedelta(days=today.end - 1)).replace(day=1)
+    return [_ending(_months_back(first, back), today.months) for back in range(MONTH_STARTS)]
 
 
 def stored_window(db: Database) -> Window | None:
@@ -159,14 +180,17 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> Caught
     rebuild = (state.get("zone"), state.get("version")) != (zone.key, VERSION)
     if rebuild:
         if postgres:  # one session's sorts of every sale, once: in memory rather than on disk
-            db.execute_sql(f"SET LOCAL work_mem = '{REBUILD_WORK_MEM}'")
+            db.execute_sql("SELECT set_config('work_mem', %s, true)", (REBUILD_WORK_MEM,))
         for table in TABLES:
             db.execute_sql(f"DELETE FROM {table}")
         db.execute_sql("DELETE FROM agg_lot_dated")
         _set_state(db, "zone", zone.key)
         _set_state(db, "version", VERSION)
+        db.execute_sql("DELETE FROM agg_tier_changed")  # every tier is read again
     else:  # before the members are computed again: theirs are then computed for the new one
-        _move_window(db, stored_window(db), window)
+        old = stored_window(db)
+        _move_window(db, old, window)
+        _move_months(db, old, window)
     _set_state(db, "window", window.text())
     if postgres:
         rows = db.execute_sql("DELETE FROM agg_queue RETURNING first_seq, last_seq").fetchall()
@@ -178,12 +202,16 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> Caught
         spans = [(done + 1, top_seq)] if top_seq > done else []
         _set_state(db, "seq", str(max(top_seq, done)))
     dated = db.execute_sql("DELETE FROM agg_lot_dated RETURNING lot_id, moved").fetchall()
+    _tiers(db)
     if not spans and not dated:
         return Caught(0, 0, 0, rebuild)
     _temporary(db, postgres)
     p = db.param
     for low, high in spans:
         db.execute_sql(f"INSERT INTO agg_span (lo, hi) VALUES ({p}, {p})", (low, high))
+    for kept in month_windows(window):
+        db.execute_sql(f"INSERT INTO agg_months (since, end_day) VALUES ({p}, {p})",
+                       (kept.since, kept.end))
     _analyze(db, postgres, "agg_span")
     members = _members(db, zone, postgres, window)
     entries = _entries(db, zone)
@@ -193,35 +221,76 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> Caught
     return Caught(len(spans), members, entries, rebuild)
 
 
+def _near(old: Window | None, new: Window) -> bool:
+    """Whether ``new`` is moved from ``old`` by the days between (else summed again)."""
+    return (old is not None and old.months == new.months
+            and abs(new.end - old.end) <= MOVE_DAYS)
+
+
 def _move_window(db: Database, old: Window | None, new: Window) -> None:
     """Move every member's ``window_fen`` from the ``old`` window to ``new``: by the days that
     left it and the days that came in (the chain's rows of those days, a day's members each),
     or computed again from every row when the months changed or it moved far."""
     if old == new:
         return
-    if old is None or old.months != new.months or abs(new.end - old.end) > 62:
+    p = db.param
+    if old is None or not _near(old, new):
         db.execute_sql(f"""UPDATE agg_member SET window_fen = COALESCE(
             (SELECT SUM(md.fen) FROM agg_member_day md WHERE md.member = agg_member.member
-             AND md.store = '' AND md.day >= {int(new.since)} AND md.day < {int(new.end)}), 0)
-            WHERE store = ''""")
+             AND md.store = '' AND md.day >= {p} AND md.day < {p}), 0)
+            WHERE store = ''""", (new.since, new.end))
         return
-    inside = "(CASE WHEN day >= {0} AND day < {1} THEN 1 ELSE 0 END)"
-    change = (f"{inside.format(int(new.since), int(new.end))} - "
-              f"{inside.format(int(old.since), int(old.end))}")
-    db.execute_sql(f"""UPDATE agg_member SET window_fen = window_fen + d.fen
-        FROM (SELECT member, SUM(fen * ({change})) AS fen FROM agg_member_day
-              WHERE store = '' AND ((day >= {min(old.since, new.since)}
-                                     AND day < {max(old.since, new.since)})
-                                    OR (day >= {min(old.end, new.end)}
-                                        AND day < {max(old.end, new.end)}))
-              GROUP BY member) d
-        WHERE agg_member.store = '' AND agg_member.member = d.member""")
+    delta, params = window_delta(db, (old.since, old.end), (new.since, new.end))
+    db.execute_sql(f"""UPDATE agg_member SET window_fen = window_fen + d.fen FROM ({delta}) d
+        WHERE agg_member.store = '' AND agg_member.member = d.member""", params)
+
+
+def _move_months(db: Database, old: Window | None, new: Window) -> None:
+    """Keep ``agg_member_window`` at the month starts of ``new``'s (today's) window: drop those
+    no longer kept, and make each new one from the kept window (``agg_member.window_fen``,
+    moved to ``new`` before) moved by the days between, or summed from the days when far."""
+    p = db.param
+    had = month_windows(old) if old is not None and old.months == new.months else []
+    if not had:
+        db.execute_sql("DELETE FROM agg_member_window")
+    wanted = month_windows(new)
+    for gone in set(had) - set(wanted):
+        db.execute_sql(f"DELETE FROM agg_member_window WHERE end_day = {p}", (gone.end,))
+    for kept in sorted(set(wanted) - set(had), key=lambda w: w.end):
+        if _near(new, kept):
+            delta, params = window_delta(db, (new.since, new.end), (kept.since, kept.end))
+            db.execute_sql(f"""INSERT INTO agg_member_window (member, end_day, tier, fen)
+                SELECT a.member, {p}, a.tier, a.window_fen + COALESCE(d.fen, 0)
+                FROM agg_member a LEFT JOIN ({delta}) d ON d.member = a.member
+                WHERE a.store = '' AND a.window_fen + COALESCE(d.fen, 0) <> 0""",
+                           [kept.end, *params])
+        else:
+            db.execute_sql(f"""INSERT INTO agg_member_window (member, end_day, tier, fen)
+                SELECT md.member, {p}, a.tier, SUM(md.fen) FROM agg_member_day md
+                JOIN agg_member a ON a.store = '' AND a.member = md.member
+                WHERE md.store = '' AND md.day >= {p} AND md.day < {p}
+                GROUP BY md.member, a.tier HAVING SUM(md.fen) <> 0""",
+                           (kept.end, kept.since, kept.end))
+
+
+def _tiers(db: Database) -> None:
+    """Copy the tiers of the members queued in ``agg_tier_changed`` (their tier changed since)
+    to their roll-up rows."""
+    if db.execute_sql("SELECT 1 FROM agg_tier_changed LIMIT 1").fetchone():
+        now = "(SELECT m.tier FROM member m WHERE m.id = {0}.member)"
+        changed = "member IN (SELECT member FROM agg_tier_changed)"
+        db.execute_sql(f"UPDATE agg_member SET tier = {now.format('agg_member')} "
+                       f"WHERE store = '' AND {changed}")
+        db.execute_sql(f"UPDATE agg_member_window SET tier = {now.format('agg_member_window')} "
+                       f"WHERE {changed}")
+        db.execute_sql("DELETE FROM agg_tier_changed")
 
 
 def _temporary(db: Database, postgres: bool) -> None:
     _drop(db)
     extra = " ON COMMIT DROP" if postgres else ""
     db.execute_sql(f"CREATE TEMPORARY TABLE agg_span (lo BIGINT, hi BIGINT){extra}")
+    db.execute_sql(f"CREATE TEMPORARY TABLE agg_months (since INTEGER, end_day INTEGER){extra}")
     db.execute_sql(f"CREATE TEMPORARY TABLE agg_dirty (member TEXT PRIMARY KEY){extra}")
     db.execute_sql("CREATE TEMPORARY TABLE agg_touched (id TEXT PRIMARY KEY, member TEXT, "
                    f"wall_us BIGINT){extra}")
@@ -238,8 +307,8 @@ def _temporary(db: Database, postgres: bool) -> None:
 
 
 def _drop(db: Database) -> None:
-    for table in ("agg_span", "agg_dirty", "agg_sales", "agg_touched", "agg_days", "agg_whole",
-                  "agg_msales", "agg_dsales", "agg_lot_new", "agg_lot_now"):
+    for table in ("agg_span", "agg_months", "agg_dirty", "agg_sales", "agg_touched", "agg_days",
+                  "agg_whole", "agg_msales", "agg_dsales", "agg_lot_new", "agg_lot_now"):
         db.execute_sql(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -274,7 +343,7 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
         FROM agg_dirty d JOIN sale s ON s.member_id = d.member""")
     _analyze(db, postgres, "agg_msales")
     low, high = sql("SELECT MIN(wall_us), MAX(wall_us) FROM agg_msales").fetchone()
-    day = day_expression(zone, int(low), int(high), "x.wall_us")
+    day, day_params = day_expression(zone, int(low), int(high), "x.wall_us", db.param)
     # A member's counted sales: all but those wholly refunded (every unit brought back), each
     # for its paid fen less what refunds gave back (analytics_sql.counted_sales).
     sql(f"""INSERT INTO agg_sales (member, store, day, wall_us, net)
@@ -286,9 +355,9 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
                    GROUP BY r.sale_id) b ON b.sale_id = x.id
         WHERE b.sale_id IS NULL OR b.qty <= 0
               OR b.qty < COALESCE((SELECT SUM(sl.qty) FROM sale_line sl WHERE sl.sale_id = x.id),
-                                  b.qty + 1)""")
+                                  b.qty + 1)""", day_params)
     _analyze(db, postgres, "agg_sales")
-    for table in ("agg_member_day", "agg_member"):
+    for table in ("agg_member_day", "agg_member", "agg_member_window"):
         sql(f"DELETE FROM {table} WHERE member IN (SELECT member FROM agg_dirty)")
     # Each store's days and the chain's (store ''), each row with the time of the member's
     # last counted sale on an earlier day there.
@@ -299,13 +368,23 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
               FROM agg_sales GROUP BY member, store, day
               UNION ALL SELECT member, '', day, SUM(net), MAX(wall_us) FROM agg_sales
               GROUP BY member, day) x""")
-    sql(f"""INSERT INTO agg_member (member, store, first_day, last_day, last_us, window_fen)
-        SELECT member, store, MIN(day), MAX(day), MAX(wall_us), 0 FROM agg_sales
+    # The chain's row carries the spend in the kept window and the member's tier.
+    p = db.param
+    sql(f"""INSERT INTO agg_member (member, store, first_day, last_day, last_us, window_fen,
+                                    tier)
+        SELECT member, store, MIN(day), MAX(day), MAX(wall_us), 0, NULL FROM agg_sales
         GROUP BY member, store
-        UNION ALL SELECT member, '', MIN(day), MAX(day), MAX(wall_us),
-               SUM(CASE WHEN day >= {int(window.since)} AND day < {int(window.end)}
-                        THEN net ELSE 0 END)
-        FROM agg_sales GROUP BY member""")
+        UNION ALL SELECT s.member, '', MIN(s.day), MAX(s.day), MAX(s.wall_us),
+               SUM(CASE WHEN s.day >= {p} AND s.day < {p} THEN s.net ELSE 0 END),
+               COALESCE(m.tier, '')
+        FROM agg_sales s LEFT JOIN member m ON m.id = s.member GROUP BY s.member, m.tier""",
+        (window.since, window.end))
+    # And in each window kept at a month start, its spend there (when not 0) and its tier.
+    sql("""INSERT INTO agg_member_window (member, end_day, tier, fen)
+        SELECT s.member, w.end_day, a.tier, SUM(s.net) FROM agg_sales s
+        JOIN agg_months w ON s.day >= w.since AND s.day < w.end_day
+        JOIN agg_member a ON a.store = '' AND a.member = s.member
+        GROUP BY s.member, w.end_day, a.tier HAVING SUM(s.net) <> 0""")
     return count
 
 
@@ -314,8 +393,8 @@ def _products(db: Database, zone: ZoneInfo, postgres: bool) -> None:
     refund): every counted member sale of those days, as analytics_sql.top_sold counts it."""
     sql, p = db.execute_sql, db.param
     low, high = sql("SELECT MIN(wall_us), MAX(wall_us) FROM agg_touched").fetchone()
-    day = day_expression(zone, int(low), int(high), "wall_us")
-    for (number,) in sql(f"SELECT DISTINCT {day} FROM agg_touched").fetchall():
+    day, day_params = day_expression(zone, int(low), int(high), "wall_us", p)
+    for (number,) in sql(f"SELECT DISTINCT {day} FROM agg_touched", day_params).fetchall():
         first = EPOCH + timedelta(days=int(number))
         lo = to_micros(datetime.combine(first, time(), zone))
         hi = to_micros(datetime.combine(first + timedelta(days=1), time(), zone))
@@ -352,13 +431,14 @@ def _entries(db: Database, zone: ZoneInfo) -> int:
                     "JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi").fetchone()
     if low is None:
         return 0
-    day = day_expression(zone, int(low), int(high), "e.wall_us")
+    day, day_params = day_expression(zone, int(low), int(high), "e.wall_us", p)
     cursor = sql(f"""INSERT INTO agg_points_day (day, store, kind, points)
         SELECT {day}, {store_of("e.seq")}, e.kind, SUM(e.points)
         FROM ledger_entry e JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi
         WHERE e.seq IS NOT NULL GROUP BY 1, 2, 3
         ON CONFLICT (day, store, kind) DO UPDATE SET points = agg_points_day.points
-                                                               + excluded.points""")
+                                                               + excluded.points""",
+                 day_params)
     added = cursor.rowcount
     sql(f"""INSERT INTO agg_settle_day (day, issued, redeemed, points)
         SELECT {day}, {store_of("i.seq")}, {store_of("e.seq")}, SUM(a.points)
@@ -367,7 +447,7 @@ def _entries(db: Database, zone: ZoneInfo) -> int:
         WHERE e.kind IN ({p}, {p}) GROUP BY 1, 2, 3
         ON CONFLICT (day, issued, redeemed) DO UPDATE SET points = agg_settle_day.points
                                                                     + excluded.points""",
-        SETTLING)
+        [*day_params, *SETTLING])
     return max(added, 0)
 
 
@@ -379,11 +459,12 @@ def _add_lots(db: Database, zone: ZoneInfo, select: str, params: tuple[Any, ...]
                     params).fetchone()
     if low is None:
         return
-    day = day_expression(zone, int(low) - 1, int(high), "(x.expires_us - 1)")
+    day, day_params = day_expression(zone, int(low) - 1, int(high), "(x.expires_us - 1)",
+                                     db.param)
     sql(f"""INSERT INTO agg_lot_day (day, store, points)
         SELECT {day}, x.store, SUM(x.points) FROM ({select}) x GROUP BY 1, 2
         ON CONFLICT (day, store) DO UPDATE SET points = agg_lot_day.points + excluded.points""",
-        params)
+        [*day_params, *params])
 
 
 def _lots(db: Database, zone: ZoneInfo, postgres: bool, again: bool, dated: list[str]) -> None:

@@ -5,7 +5,8 @@ Hypothesis writes a chain event by event straight into HQ's tables, each event i
 transaction with its applied event's span of the sequence, as the collectors commit them: member
 sales at two stores (and a few without a member), refunds of a unit or of every unit (some long
 after the sale, some of a sale already partly refunded), redemptions from lots issued at either
-store, restores of them, and HQ's own entries (an expiry, an adjustment: no store's). Times fall
+store, restores of them, HQ's own entries (an expiry, an adjustment: no store's) and members' tier
+changes (an upgrade, a review, one to a tier the rules lack), which no event carries. Times fall
 on either side of Shanghai's midnight (16:00 UTC). Between any two events a catch-up may run, so
 the roll-ups are checked after runs split at arbitrary points of the sequence. The database
 keeps every example's rows (ids are new each time): the comparison is over all of them.
@@ -24,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from peewee import Database, fn
 
-from terminal.hq import analytics, analytics_sql, points_reports, rollup
+from terminal.hq import analytics, analytics_sql, migrations, points_reports, rollup
 from terminal.hq.analytics import Period, Thresholds
 from terminal.hq.bundles import read_toml
 from terminal.hq.cli import main
@@ -215,6 +216,13 @@ class Writer:
                 Lot.update(expires_us=Lot.expires_us + DAY_US).where(
                     Lot.id == self.lots[0][0]).execute()
 
+    def tier(self, which: int, tier: str) -> None:
+        """A member's tier changed, as a till's upgrade, a tier review or an HQ merge writes
+        it (no event of its own: the roll-up learns it from the trigger's queue)."""
+        with self.db.bind_ctx(MODELS + HQ_MODELS), self.db.atomic():
+            Member.update(tier=tier).where(
+                Member.id == self.members[which % len(self.members)]).execute()
+
     def hq_entry(self, which: int, kind: str, at_us: int) -> None:
         _, member = self.lots[which % len(self.lots)]
         self.event(None, at_us, lambda: self.entry(member, kind, -3 if kind == ledger.EXPIRE
@@ -237,6 +245,7 @@ step = st.one_of(
     st.tuples(st.just("hq"), st.integers(0, 50), st.sampled_from((ledger.EXPIRE, ledger.ADJUST)),
               moment),
     st.tuples(st.just("date lots"), moment, st.booleans()),
+    st.tuples(st.just("tier"), st.integers(0, 30), st.sampled_from(TIERS)),
     st.just(("catch up",)),
 )
 
@@ -265,6 +274,8 @@ def play(writer: Writer, steps: list[tuple]) -> None:
             writer.hq_entry(*args)
         elif action == "date lots":
             writer.date_lots(*args)
+        elif action == "tier":
+            writer.tier(*args)
 
 
 PERIODS = [(date(2026, 10, 2), date(2026, 11, 1)), (date(2026, 10, 15), date(2026, 10, 16)),
@@ -313,10 +324,11 @@ def compare(db: Database) -> None:
                 assert points_reports.expiring(ZONE_RULES, at, store) == \
                     points_reports.expiring(ZONE_RULES, at, store, rolled=False), (at, store)
     # The tier window kept by the catch-ups (moved to each period's ``to``, so read as kept),
-    # and moved away from it (read from the kept window and the days between).
-    for (start, end), kept in itertools.product([*PERIODS, LATE], (True, False)):
+    # moved away from it (read from the nearest kept window and the days between), and kept
+    # at the month start that is ``to`` (most of the periods end on one).
+    for (start, end), today in itertools.product([*PERIODS, LATE], (-1, -40, 35)):
         period = Period(start, end, ZONE_RULES.zone)
-        rollup.catch_up(db, ZONE_RULES.zone, today=end - timedelta(days=1 if kept else 40))
+        rollup.catch_up(db, ZONE_RULES.zone, today=end + timedelta(days=today))
         with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
             for store in (None, *STORES):
                 assert analytics.near_tier(NEAR_RULES, period, store) == \
@@ -423,6 +435,103 @@ def test_near_the_next_tier_from_the_kept_window(hq: Database) -> None:
     rollup.catch_up(hq, zone, today=last + timedelta(days=1))
     assert near(last + timedelta(days=1)) == [(member, "silver", 4_500)]
     assert near(last) == []  # a day back, from the kept window and that day: 5,500
+
+
+def test_near_the_next_tier_at_a_kept_month_start(hq: Database) -> None:
+    """A report whose ``to`` is a month start reads the window kept there: a sale at 23:59 on
+    its last evening in Shanghai is in it, one at its midnight is not; a member with no sale,
+    one of the top tier and one above the band are not near; a tier the rules lack counts as
+    the lowest; a member's tier changed later and a sale wholly refunded later (after the
+    month start) both move the answer, as the reference from the ledger says."""
+    writer = Writer(hq)
+    zone = ZONE_RULES.zone
+    for _ in range(7):
+        writer.register("S001", T0_US - 30 * DAY_US)
+    late, midnight, moving, refunded, idle, unknown, top = writer.members
+    for which, tier in enumerate(("member", "member", "silver", "member", "member", "retired",
+                                  "diamond")):
+        writer.tier(which, tier)
+    november = T0_US + 30 * DAY_US  # 1 November 2026, 00:00 in Shanghai (16:00 UTC)
+    writer.sell("S001", late, november - 60_000_000, [(1, 4_600)])  # 23:59 on 31 October
+    writer.sell("S002", midnight, november, [(1, 4_600)])  # midnight: after the window
+    writer.sell("S001", moving, november - 5 * DAY_US, [(1, 18_500)])  # silver: near gold
+    writer.sell("S001", refunded, november - 9 * DAY_US, [(2, 2_400)])
+    writer.sell("S002", unknown, november - DAY_US, [(1, 4_700)])  # counted as the lowest
+    writer.sell("S001", top, november - DAY_US, [(1, 59_000)])  # diamond: nothing after it
+    today = date(2026, 12, 5)
+    october = Period(date(2026, 10, 1), date(2026, 11, 1), zone)
+
+    def near() -> tuple[list, dict]:
+        rollup.catch_up(hq, zone, today=today)
+        with hq.bind_ctx(MODELS + HQ_MODELS), snapshot(hq):
+            found = analytics.near_tier(NEAR_RULES, october, None)
+            assert found == analytics.near_tier(NEAR_RULES, october, None, rolled=False)
+            counts = analytics.near_tier_counts(NEAR_RULES, october, None)
+            assert counts == analytics.near_tier_counts(NEAR_RULES, october, None,
+                                                        rolled=False)
+        return found, counts
+
+    assert near() == (sorted([(late, "silver", 4_600), (refunded, "silver", 4_800),
+                              (moving, "gold", 18_500), (unknown, "silver", 4_700)]),
+                      {"silver": 3, "gold": 1, "diamond": 0})
+    # Read from the month start's kept window, whose rows hold each member's tier.
+    kept = {row[0]: row[1:] for row in hq.execute_sql(
+        "SELECT member, tier, fen FROM agg_member_window WHERE end_day = "
+        f"{hq.param}", (october.end_day,)).fetchall()}
+    assert kept[late] == ("member", 4_600) and midnight not in kept and idle not in kept
+    assert october.end_day in {w.end for w in rollup.month_windows(rollup.stored_window(hq))}
+    writer.tier(2, "gold")  # `moving` reached gold: now far below diamond
+    writer.refund("S002", 3, True, november + 20 * DAY_US)  # every unit, in November
+    assert near() == (sorted([(late, "silver", 4_600), (unknown, "silver", 4_700)]),
+                      {"silver": 2, "gold": 0, "diamond": 0})
+    assert hq.execute_sql("SELECT COUNT(*) FROM agg_tier_changed").fetchone()[0] == 0
+    assert_rebuilt_equal(hq)
+
+
+def test_a_new_month_keeps_its_window_and_drops_the_oldest(hq: Database) -> None:
+    """When the day passes into a new month the catch-up makes that month start's window from
+    today's (moved by the days between) and drops the oldest, each row equal to one summed
+    from the days."""
+    writer = Writer(hq)
+    zone = ZONE_RULES.zone
+    writer.register("S001", T0_US)
+    for day in range(0, 120, 9):
+        writer.sell(STORES[day % 2], writer.members[0], T0_US + day * DAY_US, [(1, 1_000)])
+    rollup.catch_up(hq, zone, today=date(2027, 1, 30))
+    before = {w.end for w in rollup.month_windows(rollup.stored_window(hq))}
+    rollup.catch_up(hq, zone, today=date(2027, 2, 1))
+    after = rollup.month_windows(rollup.stored_window(hq))
+    assert len(after) == rollup.MONTH_STARTS and {w.end for w in after} != before
+    ends = {row[0] for row in hq.execute_sql("SELECT end_day FROM agg_member_window")}
+    assert ends <= {w.end for w in after}
+    for window in after:
+        summed = hq.execute_sql(
+            f"SELECT COALESCE(SUM(fen), 0) FROM agg_member_day WHERE store = '' "
+            f"AND day >= {hq.param} AND day < {hq.param}", (window.since, window.end)).fetchone()
+        kept = hq.execute_sql(f"SELECT COALESCE(SUM(fen), 0) FROM agg_member_window "
+                              f"WHERE end_day = {hq.param}", (window.end,)).fetchone()
+        assert int(kept[0]) == int(summed[0]) > 0
+    assert_rebuilt_equal(hq)
+
+
+def test_migration_20_passes_over_a_database_that_has_it(hq: Database) -> None:
+    """Run again on a database at version 20 (two processes upgrading at once), migration 20
+    changes nothing: one trigger, which queues a member once for each change of its tier and
+    not for a write that leaves the tier as it was."""
+    again = next(m for m in migrations.history() if m.name == "v0020_tier_windows")
+    for _ in range(2):
+        with hq.atomic():
+            again.run(hq)
+    writer = Writer(hq)
+    writer.register("S001", T0_US)
+    writer.tier(0, "gold")
+    writer.tier(0, "gold")
+    with hq.bind_ctx(MODELS + HQ_MODELS), hq.atomic():
+        Member.update(balance=Member.balance + 1).execute()
+    assert hq.execute_sql("SELECT member FROM agg_tier_changed").fetchall() == [
+        (writer.members[0],)]
+    rollup.catch_up(hq, ZONE_RULES.zone)
+    assert hq.execute_sql("SELECT COUNT(*) FROM agg_tier_changed").fetchone()[0] == 0
 
 
 def test_a_later_refund_of_every_unit_takes_the_sale_out(hq: Database) -> None:

@@ -145,3 +145,12 @@ def add_columns(db: Database, model: type[Model], *fields: Field) -> None:
         return
     migrator = (PostgresqlMigrator if isinstance(db, PostgresqlDatabase) else SqliteMigrator)(db)
     migrate(*(migrator.add_column(table, field.column_name, field) for field in fields))
+
+
+def add_table_columns(db: Database, columns: tuple[tuple[str, str, str], ...]) -> None:
+    """Add each (table, column, SQL type) the table lacks: for tables without a model (the
+    roll-ups'), and so a run beside this one that added them is passed over (ALTER TABLE ...
+    ADD COLUMN has no IF NOT EXISTS on SQLite)."""
+    for table, column, kind in columns:
+        if column not in {found.name for found in db.get_columns(table)}:
+            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from peewee import Database
 
+from terminal.hq.migrations import add_table_columns
+
 COLUMNS = (("agg_member_day", "prev_us", "BIGINT"),
            ("agg_member", "window_fen", "BIGINT NOT NULL DEFAULT 0"))
 STATEMENTS = (
@@ -43,17 +45,9 @@ WHEN = ("OLD.dated_trusted IS DISTINCT FROM NEW.dated_trusted "
 MOVED = "NOT (NOT OLD.dated_trusted AND NEW.dated_trusted)"
 
 
-def _columns(db: Database) -> None:
-    """The new columns, unless a run beside this one added them (ALTER TABLE ... ADD COLUMN
-    has no IF NOT EXISTS on SQLite)."""
-    for table, column, kind in COLUMNS:
-        if column not in {found.name for found in db.get_columns(table)}:
-            db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-
-
 def _both(db: Database) -> None:
     """What the two kinds share: the columns and the statements."""
-    _columns(db)
+    add_table_columns(db, COLUMNS)
     for statement in STATEMENTS:
         db.execute_sql(statement)
 
