@@ -205,7 +205,7 @@ def mix(count: int, members: int, seed: int, prefix: str) -> list[Till]:
 @contextmanager
 def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
                directory: Path, requests: str = "here",
-               ingest_nice: int | None = None) -> Iterator[None]:
+               ingest_nice: int | None = None, batch_ms: int | None = None) -> Iterator[None]:
     tls = files(ca, "hq")
     key, trust = directory / "card.key", directory / "trust.toml"
     key.write_bytes(CARD_KEY)
@@ -218,7 +218,8 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
              "--ca", str(tls.ca), "--cert", str(tls.cert), "--key", str(tls.key),
              "--client-id", f"bench-hq-{n}", "--batch", str(BATCH), "--trust", str(trust),
              "--member-requests", requests,
-             *(["--ingest-nice", str(ingest_nice)] if ingest_nice is not None else [])],
+             *(["--ingest-nice", str(ingest_nice)] if ingest_nice is not None else []),
+             *(["--batch-ms", str(batch_ms)] if batch_ms is not None else [])],
             stderr=log, stdout=log)
         for n, log in enumerate(logs)]
     try:
@@ -544,7 +545,7 @@ def chain_scale(postgres: Postgres, members: int, per_member: int) -> None:
 
 
 def in_process(postgres: Postgres, events: int, members: int, profile: Path | None,
-               holds_apart: bool = False) -> None:
+               holds_apart: bool = False, batch_ms: int | None = None) -> None:
     """The mix applied in-process by one ChainLedger (no broker, no MQTT), in batches of BATCH:
     the apply path's own rate, and where its time goes (cProfile, with ``profile``). A hold a
     redemption names is asked first, as a till does."""
@@ -562,6 +563,7 @@ def in_process(postgres: Postgres, events: int, members: int, profile: Path | No
     trust.write_text(TRUST)
     ledger = ChainLedger(open_hq_database(dsn, migrate=False), Rules.from_mapping(rules_data()),
                          CARD_KEY, trust=TrustPolicy.load(trust))
+    ledger.batch_seconds = batch_ms / 1000 if batch_ms else None
     queue = [item for round_ in zip(*(till.events for till in mix(events, members, 1, "p")),
                                     strict=False) for item in round_]
     profiler = cProfile.Profile() if profile is not None else None
@@ -679,6 +681,9 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, help="with --in-process: cProfile to this file")
     parser.add_argument("--holds-apart", action="store_true",
                         help="with --in-process: the holds timed from another process")
+    parser.add_argument("--batch-ms", type=int,
+                        help="the collectors' --batch-ms (default: their own default; with "
+                             "--in-process: one transaction a batch unless given)")
     parser.add_argument("--switch-interval", type=float,
                         help="with --in-process: sys.setswitchinterval (seconds) first")
     args = parser.parse_args()
@@ -688,7 +693,8 @@ def main() -> int:
         sys.setswitchinterval(args.switch_interval)
     if args.in_process:
         try:
-            in_process(postgres, args.events, args.members, args.profile, args.holds_apart)
+            in_process(postgres, args.events, args.members, args.profile, args.holds_apart,
+                       args.batch_ms)
         finally:
             postgres.stop()
         return 0
@@ -703,7 +709,8 @@ def main() -> int:
             rates, shares = [], []
             for count in (1, 2) if "b" in args.parts else ():
                 dsn = new_database(postgres, args.members)
-                with collectors(count, dsn, mq, ca, directory), LockSampler(dsn) as locks:
+                with collectors(count, dsn, mq, ca, directory, batch_ms=args.batch_ms), \
+                        LockSampler(dsn) as locks:
                     rates.append(asyncio.run(publish(mq, ca, mix(args.events, args.members,
                                                                  count, f"b{count}"))))
                 shares.append(locks.share)
@@ -717,7 +724,7 @@ def main() -> int:
                 return 0
             dsn = new_database(postgres, args.members)
             with collectors(1, dsn, mq, ca, directory, args.member_requests,
-                            args.ingest_nice):
+                            args.ingest_nice, args.batch_ms):
                 idle = asyncio.run(round_trips(mq, ca, args.members, None, args.idle))
                 # What a hold's connection waits on while in a transaction: a lock (a batch
                 # holding its member) or nothing (the CPU, the network).

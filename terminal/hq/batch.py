@@ -100,11 +100,12 @@ _NOTHING = _Rows([])
 class Mark:
     """The caches as they were before an event (see :meth:`BatchStatements.mark`)."""
 
-    __slots__ = ("dirty", "meta", "sales", "writes")
+    __slots__ = ("dirty", "entries", "meta", "sales", "writes")
 
-    def __init__(self, meta: dict[str, str | None], dirty: set[str], sales: int,
+    def __init__(self, meta: dict[str, str | None], dirty: set[str], sales: int, entries: int,
                  writes: dict[buffered.Key, tuple[int, int]] | None) -> None:
         self.meta, self.dirty, self.sales, self.writes = meta, dirty, sales, writes
+        self.entries = entries
 
 
 class BatchStatements(hotpath.Statements):
@@ -118,6 +119,9 @@ class BatchStatements(hotpath.Statements):
         self._asked: set[str] = set()  # sale ids whose existence is known here
         self._sales: set[str] = set()  # of those, the ones recorded
         self._inserted: list[str] = []  # sales inserted in this batch, in order
+        # (seq, points) of the ledger entries this batch inserted, in order: what each event
+        # moved, without reading the entries back (ChainLedger._count_points).
+        self.entries: list[tuple[int, int]] = []
         # PostgreSQL, during a batch: its members' rows (terminal.hq.kept).
         self.kept = Kept(lambda sql, params: hotpath.Statements.run(self, sql, params))
         # PostgreSQL: [next number, last number] of the block of the chain sequence this ledger
@@ -139,7 +143,7 @@ class BatchStatements(hotpath.Statements):
         meta.update(self._counters())
         self._asked = set(sale_ids)
         self._sales = self.existing("sale", self._asked)
-        self._inserted, self._dirty, self._meta = [], set(), meta
+        self._inserted, self._dirty, self._meta, self.entries = [], set(), meta, []
         if self.pipelines:
             if self._types is None:
                 self._types = buffered.column_types(super().run(
@@ -154,6 +158,7 @@ class BatchStatements(hotpath.Statements):
             self.flush()
         finally:
             self._meta, self._asked, self._sales, self._inserted = None, set(), set(), []
+            self.entries = []
             self._forget()
             if self.pipelines:
                 self.db.on_write = None  # type: ignore[attr-defined]
@@ -171,7 +176,7 @@ class BatchStatements(hotpath.Statements):
 
     def mark(self) -> Mark:
         assert self._meta is not None
-        return Mark(dict(self._meta), set(self._dirty), len(self._inserted),
+        return Mark(dict(self._meta), set(self._dirty), len(self._inserted), len(self.entries),
                     self.writes.mark() if self.writes is not None else None)
 
     def restore(self, mark: Mark) -> None:
@@ -182,6 +187,7 @@ class BatchStatements(hotpath.Statements):
         for sale_id in self._inserted[mark.sales:]:
             self._sales.discard(sale_id)
         del self._inserted[mark.sales:]
+        del self.entries[mark.entries:]
         self._forget()
 
     def _counters(self) -> list[tuple[str, str]]:
@@ -290,7 +296,9 @@ class BatchStatements(hotpath.Statements):
             if rows is not None:
                 return _Rows(rows)
             self.kept.track(sql, params)
-        if sql == hotpath.INSERT_SALE:
+        if sql == hotpath.INSERT_ENTRY:
+            self.entries.append((params[1], params[4]))
+        elif sql == hotpath.INSERT_SALE:
             self._asked.add(params[0])
             self._sales.add(params[0])
             self._inserted.append(params[0])
@@ -334,6 +342,8 @@ class BatchStatements(hotpath.Statements):
         """Run ``sql`` once per row: on PostgreSQL a large insert goes by COPY (outside a
         pipeline) and the rest by psycopg's executemany, itself pipelined."""
         rows = list(rows)
+        if self._meta is not None and sql == hotpath.INSERT_ENTRY:
+            self.entries += [(row[1], row[4]) for row in rows]
         if self.pipelines and self._meta is not None:
             for row in rows:
                 self.kept.track(sql, row)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -53,7 +54,7 @@ from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.card_states import FROZEN, RETIRED
 from terminal.loyalty.store.ledger_store import CardRef
 from terminal.loyalty.store.ledger_thread import LedgerThread
-from terminal.loyalty.store.models import CardState, LedgerEntry, Member
+from terminal.loyalty.store.models import CardState, Member
 from terminal.protocol import ids
 from terminal.protocol.messages import Event, MemberRequest, MemberResponse
 
@@ -65,6 +66,10 @@ HQ_IDENTITY = Identity("hq", "hq")
 SWEEP_CHUNK = 1_000  # lots per transaction of HQ's expiry sweep (see ChainLedger.expire)
 HOLD_THREADS = 4  # threads answering holds and voids, each member's on one (ChainLedger.holding)
 RETRIES = 5  # times a batch runs again after PostgreSQL broke a deadlock (database.retryable)
+# With a time bound (ChainLedger.batch_seconds): events in the first transaction of a ledger, and
+# the fewest in any (a transaction's own statements cost about 16 ms at 2.5 load: fewer events
+# would spend most of it there).
+FIRST_SLICE, MIN_SLICE = 50, 10
 HOLD_INSERT = ("INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
                "created_us, expires_us) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)")
 _chain_sale_id = lru_cache(maxsize=4096)(ids.chain_sale_id)
@@ -124,6 +129,11 @@ class ChainLedger:
         # Called inside each batch's transaction once its members are locked (tests hold a
         # batch open here to show what does not wait for it).
         self.in_batch: Callable[[list[Event]], None] | None = None
+        # How long one ingest transaction should take (None: a batch is one transaction): the
+        # members it locks are held that long, so a hold on one of them waits at most about
+        # that (see apply). The collector sets it (posterm-hq collect --batch-ms).
+        self.batch_seconds: float | None = None
+        self._per_event: float | None = None  # seconds an event took, the last transactions
         self.hold_ttl = hold_ttl
         self._received = _now()  # when the batch being applied arrived (hq/reckoning.py)
         self._review: list[str] = []  # what the event being replayed is flagged for
@@ -154,10 +164,32 @@ class ChainLedger:
     # -- events --------------------------------------------------------------------------------
 
     def apply(self, events: list[Event]) -> list[Outcome]:
-        """Apply a batch (:meth:`_apply_batch`). If it fails for any reason but the database's
-        own (:func:`refusals.transient`), each event is applied again in a transaction of its
-        own, so the one that fails is refused alone (recorded, acked) and the others commit.
-        A batch PostgreSQL rolled back to break a deadlock runs again, up to RETRIES times."""
+        """Apply a batch: in one transaction, or with :attr:`batch_seconds` in consecutive
+        transactions of as many events as that time allows, each committed before the next
+        (the seconds an event took in the transactions before, the transaction's own
+        statements included, say how many). A transaction locks its events' members until it
+        commits, so a till's hold on one of them waits about that long at most instead of a
+        whole batch (seconds under a backlog; bench_ingest.py part (c)). The events are
+        applied in their order either way, and their rows are the same."""
+        if self.batch_seconds is None:
+            return self._apply_one_transaction(events)
+        outcomes: list[Outcome] = []
+        while events:
+            size = FIRST_SLICE if self._per_event is None else int(
+                self.batch_seconds / self._per_event)
+            part, events = events[:max(MIN_SLICE, size)], events[max(MIN_SLICE, size):]
+            began = time.perf_counter()
+            outcomes += self._apply_one_transaction(part)
+            took = (time.perf_counter() - began) / len(part)
+            self._per_event = took if self._per_event is None else (self._per_event + took) / 2
+        return outcomes
+
+    def _apply_one_transaction(self, events: list[Event]) -> list[Outcome]:
+        """Apply events in one transaction (:meth:`_apply_batch`). If it fails for any reason
+        but the database's own (:func:`refusals.transient`), each event is applied again in a
+        transaction of its own, so the one that fails is refused alone (recorded, acked) and
+        the others commit. A batch PostgreSQL rolled back to break a deadlock runs again, up to
+        RETRIES times."""
         try:
             return self._apply_retrying(events)
         except Exception as exc:
@@ -330,14 +362,12 @@ class ChainLedger:
         return Outcome(event, "refused", storable(str(exc)) if refused else detail)
 
     def _count_points(self, spans: list[tuple[int, int, list[Any]]]) -> None:
-        """Each applied event's points in and out: the entries in its span of the sequence."""
+        """Each applied event's points in and out: the entries in its span of the sequence,
+        as the batch inserted them (BatchStatements.entries; read back from the table they
+        were a round trip a batch, waiting for all its writes)."""
         if not spans:
             return
-        moved = self.db.execute_sql(
-            f"SELECT seq, points FROM {LedgerEntry._meta.table_name} "
-            f"WHERE seq > {self.db.param} AND seq <= {self.db.param} ORDER BY seq",
-            (spans[0][0], spans[-1][1])).fetchall()
-        entries = iter(moved)
+        entries = iter(sorted(self.sql.entries))
         entry = next(entries, None)
         for after, upto, record in spans:
             while entry is not None and entry[0] <= upto:

@@ -42,6 +42,16 @@ from terminal.loyalty.rules import Rules
 from terminal.protocol.topics import Topics
 
 INGEST_NICE = 0  # niceness the ingest process adds once member requests are apart
+# How long one ingest transaction should take (ChainLedger.batch_seconds): a hold on a member a
+# batch holds waits about that long at most (bench_ingest.py part (c)).
+BATCH_MS = 100
+
+
+def _milliseconds(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} ms is negative")
+    return value
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +59,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rules", type=Path, required=True, help="the chain's rules TOML")
     parser.add_argument("--card-key-file", type=Path, required=True)
     add_broker_options(parser, "posterm-hq-collect")
-    parser.add_argument("--batch", type=int, default=500, help="events per transaction")
+    parser.add_argument("--batch", type=int, default=500, help="events per batch at most")
+    parser.add_argument("--batch-ms", type=_milliseconds, default=BATCH_MS, metavar="MS",
+                        help="how long one transaction of a batch should take: a batch goes in "
+                             "consecutive transactions of as many events as that allows, so a "
+                             "hold on a member a batch holds waits about that long at most; 0: "
+                             f"a batch is one transaction (default {BATCH_MS})")
     parser.add_argument("--trust", type=Path, help="HQ's trust policy TOML: operators and their "
                         "roles, adjustment, hold and rate limits (terminal/hq/policy.py); "
                         "without it no till adjustment is applied")
@@ -123,6 +138,7 @@ def _collect(args: argparse.Namespace, apart: multiprocessing.Process | None) ->
     except (BuildError, OSError, ValueError) as exc:
         print(f"collect: {exc}", file=sys.stderr)
         return 1
+    ledger.batch_seconds = args.batch_ms / 1000 if args.batch_ms > 0 else None
     try:
         signer = Signer.load(args.keys) if args.keys else None
     except (OSError, ValueError) as exc:

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from peewee import Database, PostgresqlDatabase
 
+from terminal.hq import chain_ledger
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import HqPostgresDatabase, open_hq_database
 from terminal.hq.models import HQ_MODELS, AppliedEvent
@@ -149,6 +150,33 @@ def test_batches_apply_each_event_once_and_count_its_points(new_url, tmp_path) -
         assert ledger.thread.call(ledger.store.check_invariants) == []
     finally:
         ledger.close()
+
+
+def test_a_time_bound_splits_a_batch_into_transactions_that_leave_the_same_rows(
+        new_url, tmp_path, monkeypatch) -> None:
+    """With ``batch_seconds`` a batch goes in consecutive transactions (each locks only its own
+    events' members until it commits: a hold waits for one of them, not the whole batch), sized
+    by the time the events before took; the rows are those of one transaction."""
+    events = till_events(tmp_path) + till_events(tmp_path, "S002")
+    rules = Rules.from_mapping(rules_data())
+    whole, split = (ChainLedger(open_hq_database(new_url()), rules, CARD_KEY, trust=TRUST)
+                    for _ in range(2))
+    monkeypatch.setattr(chain_ledger, "FIRST_SLICE", 4)
+    monkeypatch.setattr(chain_ledger, "MIN_SLICE", 3)
+    split.batch_seconds = 1e-9  # less than any event takes: the fewest events a transaction
+    transactions: list[int] = []
+    split.in_batch = lambda part: transactions.append(len(part))
+    try:
+        results = [whole.thread.call(whole.apply, events), split.thread.call(split.apply, events)]
+        assert [(o.event.id, o.result) for o in results[1]] == [
+            (o.event.id, o.result) for o in results[0]]
+        assert transactions == [4] + [3] * ((len(events) - 4) // 3) + (
+            [(len(events) - 4) % 3] if (len(events) - 4) % 3 else [])
+        assert snapshot(split) == snapshot(whole)
+        assert split.thread.call(split.store.check_invariants) == []
+    finally:
+        whole.close()
+        split.close()
 
 
 class _RefusingLate(ChainLedger):
@@ -370,3 +398,20 @@ def test_every_copy_of_the_ledger_sweeps_alike(tmp_path, monkeypatch) -> None:
             ledger.close()
     assert len({card for *_, card in swept[0]}) == len(swept[0]) == 3
     assert all(copy == swept[0] for copy in swept[1:])
+
+
+def test_collect_bounds_its_transactions_by_batch_ms() -> None:
+    """``posterm-hq collect --batch-ms`` (ChainLedger.batch_seconds): 100 ms unless told, 0 for a
+    batch in one transaction, a negative time refused by name."""
+    import argparse
+
+    from terminal.hq import collect
+
+    parser = argparse.ArgumentParser()
+    collect.configure(parser)
+    needed = ["--db", "x", "--rules", "r", "--card-key-file", "k", "--ca", "c", "--cert", "c",
+              "--key", "k"]
+    assert parser.parse_args(needed).batch_ms == collect.BATCH_MS == 100
+    assert parser.parse_args([*needed, "--batch-ms", "0"]).batch_ms == 0
+    with pytest.raises(SystemExit):
+        parser.parse_args([*needed, "--batch-ms", "-5"])
