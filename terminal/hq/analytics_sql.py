@@ -509,3 +509,17 @@ def rolled_top_sold(db: Database, start_day: int, end_day: int, store: str | Non
         WHERE day >= {p} AND day < {p}{at_store}
         GROUP BY 1 ORDER BY {fen_column} DESC, 1 LIMIT {p}"""
     return db.execute_sql(sql, [*params, top]).fetchall()
+
+
+def rolled_sales_by_day(db: Database, start_day: int, end_day: int, store: str | None
+                        ) -> list[tuple[Any, ...]]:
+    """(day, member sales, paid fen) of each day in [start_day, end_day) with a member sale (at
+    ``store``), refunds not taken off, from ``agg_sale_day``."""
+    p = db.param
+    params: list[Any] = [start_day, end_day]
+    at_store = ""
+    if store is not None:
+        at_store = f" AND store = {p}"
+        params.append(store)
+    return db.execute_sql(f"""SELECT day, SUM(sales), SUM(fen) FROM agg_sale_day
+        WHERE day >= {p} AND day < {p}{at_store} GROUP BY day""", params).fetchall()

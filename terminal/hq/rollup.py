@@ -15,7 +15,8 @@ roll-up tables, in one transaction, one run at a time:
   one for the chain (store ``''``), each naming the member's previous day there (``prev_us``),
   and per store and the chain the first and last day and, on the chain's row, the spend in the
   tier window kept (``window_fen``); the new entries add their points to ``agg_points_day``, and
-  the allocations of new redemptions and restores to ``agg_settle_day``;
+  the allocations of new redemptions and restores to ``agg_settle_day``; new member sales add
+  themselves to ``agg_sale_day`` (per day and store, refunds not taken off: migration 21);
 - the tier window kept ends with the zone's today: when the day changes, every member's
   ``window_fen`` moves by the chain's rows of the days that left it and came in; the windows
   ending at the last month starts (``MONTH_STARTS``) are kept per member in
@@ -61,9 +62,9 @@ from terminal.loyalty.clock import to_micros
 log = logging.getLogger(__name__)
 _PG_ROLLUP_LOCK = 0x726F6C6C  # "roll": one catch-up at a time
 TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day", "agg_sku_day",
-          "agg_lot_day", "agg_member_window")
+          "agg_lot_day", "agg_member_window", "agg_sale_day")
 # What the roll-ups hold; a database rolled up by another version is rolled up again.
-VERSION = "4"
+VERSION = "5"
 WINDOW_MONTHS = 12  # the tier window kept in agg_member.window_fen unless told another
 MONTH_STARTS = 3  # tier windows kept ending at today's month's start and the two before
 MOVE_DAYS = 62  # a kept window moved further than this is summed again from the days
@@ -214,6 +215,7 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> Caught
                        (kept.since, kept.end))
     _analyze(db, postgres, "agg_span")
     members = _members(db, zone, postgres, window)
+    _sales(db, zone)
     entries = _entries(db, zone)
     _lots(db, zone, postgres, rebuild or any(bool(moved) for _, moved in dated),
           sorted({str(lot) for lot, _ in dated}))
@@ -422,6 +424,22 @@ def _products(db: Database, zone: ZoneInfo, postgres: bool) -> None:
                ON b.sale_id = sl.sale_id AND b.line_no = sl.line_no
         WHERE NOT EXISTS (SELECT 1 FROM agg_whole w WHERE w.id = x.id)
         GROUP BY 1, 2, 3, 4""")
+
+
+def _sales(db: Database, zone: ZoneInfo) -> None:
+    """Add the new member sales to their day's and store's count and paid fen."""
+    sql, p = db.execute_sql, db.param
+    new = ("FROM sale s JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi "
+           "WHERE s.member_id IS NOT NULL")
+    low, high = sql(f"SELECT MIN(s.wall_us), MAX(s.wall_us) {new}").fetchone()
+    if low is None:
+        return
+    day, day_params = day_expression(zone, int(low), int(high), "s.wall_us", p)
+    sql(f"""INSERT INTO agg_sale_day (day, store, sales, fen)
+        SELECT {day}, {store_of("s.seq")}, COUNT(*), SUM(s.paid_fen) {new} GROUP BY 1, 2
+        ON CONFLICT (day, store) DO UPDATE SET sales = agg_sale_day.sales + excluded.sales,
+                                               fen = agg_sale_day.fen + excluded.fen""",
+        day_params)
 
 
 def _entries(db: Database, zone: ZoneInfo) -> int:

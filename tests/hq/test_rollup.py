@@ -29,6 +29,7 @@ from terminal.hq import analytics, analytics_sql, migrations, points_reports, ro
 from terminal.hq.analytics import Period, Thresholds
 from terminal.hq.bundles import read_toml
 from terminal.hq.cli import main
+from terminal.hq.console.insights import Scope, daily_sales
 from terminal.hq.database import open_hq_database, snapshot
 from terminal.hq.models import HQ_MODELS, AppliedEvent, MemberHome
 from terminal.loyalty import ledger
@@ -307,6 +308,8 @@ def compare(db: Database) -> None:
             period = Period(start, end, ZONE_RULES.zone)
             assert analytics.buyers(period, store, 30) == analytics.buyers(
                 period, store, 30, rolled=False)
+            scope = Scope(store, period)  # the dashboard's member sales per day
+            assert daily_sales(scope) == daily_sales(scope, rolled=False)
             for days in (1, 30, 90):  # dormancy counted from the rows after ``to`` or before
                 cut = (period.end_day - (days - 1), analytics.dormancy_cut(period, days))
                 assert analytics_sql.rolled_dormancy(db, store, *cut, period.end_day) == \

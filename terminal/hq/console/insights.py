@@ -18,7 +18,7 @@ from typing import Any
 
 from peewee import JOIN, SQL, Value, fn
 
-from terminal.hq import analytics, day_reports, points_reports
+from terminal.hq import analytics, analytics_sql, day_reports, points_reports
 from terminal.hq.analytics import Period
 from terminal.hq.console import audit
 from terminal.hq.console.roles import Principal
@@ -84,9 +84,16 @@ def _per_day(period: Period, rows: list[tuple[int, int, int]]) -> list[list[int]
     return out
 
 
-def daily_sales(scope: Scope) -> list[list[int]]:
-    """Member sales rung up per day (count, paid fen), refunds not taken off."""
+def daily_sales(scope: Scope, rolled: bool = True) -> list[list[int]]:
+    """Member sales rung up per day (count, paid fen), refunds not taken off: from the roll-up
+    (``agg_sale_day``, caught up by the caller), or with ``rolled=False`` from the sales."""
     period = scope.period
+    if rolled:
+        out = [[0, 0] for _ in day_cuts(period)]
+        for day, count, fen in analytics_sql.rolled_sales_by_day(
+                Sale._meta.database, period.start_day, period.end_day, scope.store):
+            out[int(day) - period.start_day] = [int(count), int(fen)]
+        return out
     bucket = (Sale.wall_us - period.start_us) / BUCKET_US
     query = (Sale.select(bucket, fn.COUNT(Sale.id), fn.SUM(Sale.paid_fen))
              .where(Sale.member.is_null(False) & (Sale.wall_us >= period.start_us)
