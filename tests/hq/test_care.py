@@ -18,7 +18,7 @@ import pytest
 from peewee import Database
 
 from terminal.hq import rollup
-from terminal.hq.care import segments
+from terminal.hq.care import consent, segments
 from terminal.hq.care.channels import SmsGateway, SmtpMail
 from terminal.hq.care.config import CareConfig, ConfigError, EmailSection, SmsSection, parse
 from terminal.hq.care.consent import ConsentError
@@ -31,6 +31,7 @@ from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.publish import pending
 from terminal.hq.member_ops.service import MemberOps
 from terminal.hq.models import MemberHome, MemberOp
+from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.store.binding import bound, bound_call
 from terminal.loyalty.store.models import Member
 from tests.hq.care_chain import C1, C2, C3, C4, NOW, PEOPLE, build_care_chain, clock, rules
@@ -354,6 +355,52 @@ def test_opt_out_and_erasure_stop_queued_messages(db: Database) -> None:
     assert (erased.state, erased.why, erased.fields) == ("skipped", "erased", "{}")
     assert bound_call(db, lambda: CareContact.get_or_none(
         CareContact.member == ids(db)[C4])) is None
+
+
+def test_a_td_reply_to_the_gateway_opts_the_member_out(db: Database) -> None:
+    """A member texting 回复TD退订's TD back (from +86 and its number, any case) is opted out of
+    SMS before the sender sends anything, its number dropped, recorded as a reply; a reply of
+    other words changes nothing; a reply read again, or one older than a yes given since,
+    changes nothing; a gateway whose replies cannot be read leaves them for the next run."""
+    service = care(db)
+    opt_in_all(service, db)
+    campaign = service.create(ANN, "唤醒", "dormant", 90, "sms")
+    service.queue(ANN, campaign)
+    member = ids(db)
+    later = to_micros(NOW) + 60_000_000  # a minute after the yes each gave
+    with gateway() as server:
+        config = replace(sms_config(server),
+                         sms=replace(sms_config(server).sms, replies_url=server.replies_url))
+        server.reply("+8613800000001", " td ", later)  # 张伟: stop
+        server.reply("13900000002", "谢谢", later)  # 李娜: thanks, nothing else
+        server.reply("13700000003", "退订", later - 86_400_000_000)  # 王芳, before her yes
+        sender = dispatcher(db, config)
+        run = sender.run()
+        # The dormant are 张伟 and 赵六: only 赵六 is texted.
+        assert [r.body["to"] for r in server.requests] == ["13600000004"]
+        assert run.skipped == {"opted_out": 1}
+        assert not bound_call(db, consent.granted, member[C1], "sms")
+        newest = bound_call(db, lambda: CareConsent.select().where(
+            CareConsent.member == member[C1]).order_by(CareConsent.id.desc()).get())
+        assert (newest.granted, newest.source, newest.at_us) == (False, "reply", later)
+        assert bound_call(db, lambda: CareContact.get(CareContact.member == member[C1]).phone
+                          ) is None
+        for card in (C2, C3):
+            assert bound_call(db, consent.granted, member[card], "sms")
+        rows = bound_call(db, lambda: CareConsent.select().count())
+        assert sender.read_replies() == 0  # read again from the start: nothing changes
+        assert dispatcher(db, config).read_replies() == 0
+        assert bound_call(db, lambda: CareConsent.select().count()) == rows
+        with bound(db, ALL_MODELS), db.atomic():  # yes again, after the reply
+            consent.record(member[C1], "sms", True, source="console", actor="ann",
+                           at=from_micros(later + 60_000_000), address="13800000001")
+        server.reply("13800000001", "TD", later)  # an old reply arriving late
+        assert dispatcher(db, config).read_replies() == 0
+        assert bound_call(db, consent.granted, member[C1], "sms")
+    with gateway() as gone:
+        url = gone.replies_url
+    broken = replace(config, sms=replace(config.sms, replies_url=url))
+    assert dispatcher(db, broken).read_replies() == 0  # unreachable: logged, nothing changed
 
 
 def test_frequency_cap_and_quiet_hours(db: Database) -> None:

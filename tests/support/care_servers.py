@@ -18,6 +18,7 @@ from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
 
@@ -43,9 +44,17 @@ class Gateway:
         self._hold_at: int | None = None
         self.holding = threading.Event()
         self._release = threading.Event()
+        self.replies: list[dict[str, Any]] = []  # members' texts back, in the order received
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/send"
+        self.replies_url = f"http://127.0.0.1:{self.server.server_port}/replies"
+
+    def reply(self, phone: str, text: str, at_us: int) -> None:
+        """A member texts ``text`` back from ``phone``: listed at ``replies_url``."""
+        with self.lock:
+            self.replies.append({"id": str(len(self.replies) + 1), "from": phone,
+                                 "text": text, "at_us": at_us})
 
     def fail(self, count: int, status: int = 503) -> None:
         with self.lock:
@@ -63,6 +72,21 @@ class Gateway:
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                """The replies after ``?after=N`` (their ids are 1, 2, ...), two at a time."""
+                after = int(parse_qs(urlsplit(self.path).query).get("after", ["0"])[0] or 0)
+                if self.headers.get("Authorization") != f"Bearer {gateway.API_KEY}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                with gateway.lock:
+                    page = gateway.replies[after:after + 2]
+                body = json.dumps({"replies": page, "next": str(after + len(page))}).encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 request = GatewayRequest(self.headers.get("Idempotency-Key", ""),

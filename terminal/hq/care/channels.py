@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import smtplib
 import urllib.error
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Protocol
@@ -56,6 +58,46 @@ class SmsGateway:
                                exc.code in (408, 429) or exc.code >= 500) from None
         except (urllib.error.URLError, OSError) as exc:
             raise ChannelError(f"unreachable:{type(exc).__name__}", True) from None
+
+    def replies(self, after: str) -> tuple[list[Reply], str]:
+        """Members' replies after the cursor ``after`` and the next cursor (none read when no
+        ``replies_url`` is configured)."""
+        if not self.section.replies_url:
+            return [], after
+        return read_replies(self.section, after)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A member's text back to the gateway: the gateway's id for it (the cursor to read after),
+    the number it came from, its text and when (µs)."""
+
+    id: str
+    phone: str
+    text: str
+    at_us: int
+
+
+def read_replies(section: SmsSection, after: str) -> tuple[list[Reply], str]:
+    """GET ``replies_url?after=CURSOR`` (bearer key): ``{"replies": [{"id", "from", "text",
+    "at_us"}], "next": CURSOR}``, the replies after the cursor ("" from the first) in the order
+    received, and the cursor to read after them; a reply of another form is refused, whole."""
+    request = urllib.request.Request(
+        f"{section.replies_url}?{urllib.parse.urlencode({'after': after})}",
+        headers={"Authorization": f"Bearer {section.api_key}"})
+    try:
+        with urllib.request.urlopen(request, timeout=section.timeout) as response:
+            data = json.loads(response.read())
+        replies = [Reply(str(row["id"]), str(row["from"]), str(row["text"]), int(row["at_us"]))
+                   for row in data["replies"]]
+        return replies, str(data.get("next") or (replies[-1].id if replies else after))
+    except urllib.error.HTTPError as exc:
+        exc.close()
+        raise ChannelError(f"http_{exc.code}", True) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ChannelError(f"unreachable:{type(exc).__name__}", True) from None
+    except (ValueError, KeyError, TypeError):
+        raise ChannelError("bad_replies", True) from None
 
 
 class SmtpMail:

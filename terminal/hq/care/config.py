@@ -44,6 +44,9 @@ class SmsSection:
     url: str = setting("", doc="the SMS gateway's send URL (http or https); empty: no SMS")
     api_key: str = setting("", doc="the gateway's key, sent as Authorization: Bearer")
     timeout: float = setting(10.0, doc="seconds to wait for the gateway", min=0.5, max=120)
+    replies_url: str = setting("", doc="the gateway's URL of members' replies (GET, JSON: "
+                                       "replies after a cursor); empty: replies not read, so "
+                                       "a 回复TD退订 reply is not taken as an opt-out")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.store.members import PHONE
 from terminal.loyalty.store.models import Member
 
-SOURCES = ("till", "console", "cli")
+SOURCES = ("till", "console", "cli", "reply")
+# A member's text back that stops its SMS (the templates end 回复TD退订), case and spaces aside.
+STOP_WORDS = ("TD", "T", "退订", "N", "STOP")
 EMAIL = re.compile(r"[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}")
 OPEN = ("pending", "sending")
 
@@ -75,6 +77,28 @@ def record(member_id: str, channel: str, granted: bool, *, source: str, actor: s
     CareConsent.create(member=member_id, channel=channel, granted=granted, source=source,
                        actor=actor, at_us=now, store=store, terminal=terminal)
     return not newer
+
+
+def stop_by_reply(phone: str, text: str, at: datetime) -> list[str]:
+    """A reply to the gateway from ``phone``: when its text is a stop word, record the opt-out
+    from SMS of the members who agreed at that number (source ``reply``), unless one of them
+    answered again at or after ``at`` (a reply read twice, or a yes given since); the members
+    opted out. The number is compared by its last 11 digits (the gateway may prefix +86)."""
+    if text.strip().upper() not in STOP_WORDS:
+        return []
+    digits = re.sub(r"\D", "", phone)[-11:]
+    if not PHONE.fullmatch(digits):
+        return []
+    now = to_micros(at)
+    stopped = []
+    for contact in CareContact.select().where(CareContact.phone.endswith(digits)):
+        if contact.phone[-11:] != digits or CareConsent.select().where(
+                (CareConsent.member == contact.member) & (CareConsent.channel == "sms")
+                & (CareConsent.at_us >= now)).exists():
+            continue
+        record(contact.member, "sms", False, source="reply", actor="sms-reply", at=at)
+        stopped.append(contact.member)
+    return stopped
 
 
 def granted(member_id: str, channel: str) -> bool:

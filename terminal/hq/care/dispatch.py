@@ -34,13 +34,13 @@ from typing import Any
 from peewee import Database, PostgresqlDatabase, fn
 
 from terminal.hq.care import consent
-from terminal.hq.care.channels import Channel, ChannelError
+from terminal.hq.care.channels import Channel, ChannelError, SmsGateway
 from terminal.hq.care.config import CareConfig
 from terminal.hq.care.models import CARE_MODELS, CareCampaign, CareMessage
 from terminal.hq.care.segments import is_excluded
 from terminal.hq.database import writing
 from terminal.hq.models import HQ_MODELS
-from terminal.loyalty.clock import to_micros
+from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.binding import bound
 from terminal.loyalty.store.models import MODELS
@@ -125,6 +125,7 @@ class Dispatcher:
                  channels: Mapping[str, Channel], clock: Callable[[], datetime]) -> None:
         self.db, self.rules, self.config = db, rules, config
         self.channels, self.clock = channels, clock
+        self.after = ""  # the gateway's cursor of the replies read so far
 
     def run(self, campaign: int | None = None) -> Run:
         """Send every message due now (of ``campaign``, or of all), until none is. What a send
@@ -132,6 +133,7 @@ class Dispatcher:
         message); a sender stopped in between leaves that message ``sending``, sent again with
         its id by the next run."""
         outcome = Run()
+        self.read_replies()
         done: tuple[Job, ChannelError | None] | None = None
         while True:
             now = self.clock()
@@ -150,6 +152,29 @@ class Dispatcher:
                 outcome.skipped[job] = outcome.skipped.get(job, 0) + 1
                 continue
             done = (job, self._send(job))
+
+    def read_replies(self) -> int:
+        """Record the opt-outs members texted back to the SMS gateway (回复TD退订) before
+        anything is sent; how many members opted out. A gateway that does not answer leaves
+        them for the next run (each reply is taken once: one read twice changes nothing)."""
+        gateway = self.channels.get("sms")
+        stopped = 0
+        while isinstance(gateway, SmsGateway):
+            try:
+                replies, after = gateway.replies(self.after)
+            except ChannelError as exc:
+                log.warning("SMS replies not read: %s", exc.code)
+                break
+            with bound(self.db, ALL_MODELS), writing(self.db):
+                for reply in replies:
+                    stopped += len(consent.stop_by_reply(reply.phone, reply.text,
+                                                         from_micros(reply.at_us)))
+            if not replies or after == self.after:
+                break
+            self.after = after
+        if stopped:
+            log.info("%d member(s) opted out of SMS by replying", stopped)
+        return stopped
 
     def _due(self, now_us: int, campaign: int | None) -> CareMessage | None:
         query = CareMessage.select().where(CareMessage.state.in_(consent.OPEN)
