@@ -267,6 +267,23 @@ def pipelined(db: Database) -> AbstractContextManager[None]:
     return db.pipelined() if isinstance(db, HqPostgresDatabase) else nullcontext()
 
 
+@contextmanager
+def pipelined_writing(db: Database, card_hashes: Iterable[str] = ()) -> Iterator[None]:
+    """:func:`member_writing` inside :func:`pipelined`: the BEGIN goes out with the block's
+    first statements and the COMMIT with its last writes, instead of a wait each. After a
+    failure the transaction is rolled back once the pipeline is left: inside it, PostgreSQL
+    skips everything sent after the error up to the pipeline's sync, the ROLLBACK too."""
+    try:
+        with pipelined(db), member_writing(db, card_hashes):
+            yield
+    except BaseException:
+        if isinstance(db, HqPostgresDatabase) and not db.is_closed():
+            conn = db.connection()
+            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                conn.rollback()
+        raise
+
+
 def open_hq_database(url: str, *, migrate: bool = True) -> Database:
     """Open HQ's database at ``url`` and bring its schema to this software's version
     (:mod:`terminal.hq.migrations`). With ``migrate=False`` (a collector, a report) a schema of
