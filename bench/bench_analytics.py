@@ -43,7 +43,12 @@ from terminal.hq import (  # noqa: E402
     rollup,
 )
 from terminal.hq.analytics import Period  # noqa: E402
-from terminal.hq.database import open_hq_database, snapshot  # noqa: E402
+from terminal.hq.database import (  # noqa: E402
+    REPORT_WORK_MEM,
+    open_hq_database,
+    snapshot,
+    tune_for_reports,
+)
 from terminal.hq.models import HQ_MODELS  # noqa: E402
 from terminal.loyalty.rules import load_rules  # noqa: E402
 from terminal.loyalty.store.models import MODELS  # noqa: E402
@@ -180,6 +185,7 @@ def timed(db: Any, work: Callable[[], Any]) -> tuple[float, int, Any]:
     result = None
     while len(times) < RUNS and sum(times) < 10:
         with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
+            tune_for_reports(db)  # as `posterm-hq report` and the console read
             started = time.perf_counter()
             result = work()
             times.append(time.perf_counter() - started)
@@ -203,9 +209,6 @@ def main() -> int:
     parser.add_argument("--skip", default="", help="analytics not to run, comma-separated")
     parser.add_argument("--keep", type=Path, default=None, metavar="DIR",
                         help="the server's directory, kept and reused (its chain, roll-ups)")
-    parser.add_argument("--work-mem", default="",
-                        help="the session's work_mem for the analytics (e.g. 256MB; default: "
-                             "the server's, 4MB), as a reporting standby would be set")
     args = parser.parse_args()
     if args.entries_per_member < 4 or args.entries_per_member % 2:
         parser.error("--entries-per-member is an even number from 4")
@@ -287,10 +290,8 @@ def main() -> int:
             "report z, a month": lambda: day_reports.day_reports(month),
         }
         skip = {name.strip() for name in args.skip.split(",") if name.strip()}
-        if args.work_mem:
-            db.execute_sql("SELECT set_config('work_mem', %s, false)", (args.work_mem,))
-        memory = db.execute_sql("SHOW work_mem").fetchone()[0]
-        print(f"work_mem {memory}", flush=True)
+        print(f"server work_mem {db.execute_sql('SHOW work_mem').fetchone()[0]}; each report's "
+              f"transaction: jit off, work_mem {REPORT_WORK_MEM} (tune_for_reports)", flush=True)
         scan, _, counted = timed(db, lambda: db.execute_sql(
             "SELECT count(*), sum(points) FROM ledger_entry").fetchone())
         print(f"\ntrivial full scan of ledger_entry ({counted[0]:,} rows): {scan * 1000:.0f} ms "

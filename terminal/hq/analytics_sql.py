@@ -375,15 +375,16 @@ def _kept_near(db: Database, since_us: int, wanted: tuple[int, int], kept: Kept,
         band_params += [after[0], *source.params, tier,
                         -(-int(after[1]) * near[0] // near[1]), int(after[1]), *home_params]
     next_name, next_bound, next_params = _next_tiers(db, tiers, "t.tier")
-    window, window_params = "t.window_fen", []
+    window, window_join, window_params = "t.window_fen", "", []
     if kept.month:
-        window = (f"(SELECT a.fen FROM agg_member_window a WHERE a.member = d.member "
-                  f"AND a.end_day = {p})")
+        window = "s.fen"
+        window_join = (" LEFT JOIN agg_member_window s ON s.member = d.member "
+                       f"AND s.end_day = {p}")
         window_params = [kept.end]
     moved_rows, near_params = _near(db, f"""
         SELECT d.member, {next_name} AS next_tier, {next_bound} AS bound,
                COALESCE({window}, 0) + d.fen AS fen
-        FROM d JOIN agg_member t ON t.store = '' AND t.member = d.member
+        FROM d JOIN agg_member t ON t.store = '' AND t.member = d.member{window_join}
         WHERE 1 = 1{home.format("d.member")}""", near)
     delta = f"""SELECT x.member, SUM(x.fen) AS fen FROM ({moved}
                 SELECT c.member_id AS member, -c.net AS fen FROM ({at_since}) c) x
@@ -429,12 +430,21 @@ def rolled_segments(db: Database, start_day: int, end_day: int, store: str | Non
 def rolled_first_between(db: Database, store: str | None, start_day: int | None,
                          end_day: int) -> int:
     """Members whose first counted sale (at ``store``) is before ``end_day`` (from
-    ``start_day``): with both, the period's new purchasers; with no start, those with a sale."""
+    ``start_day``): with both, the period's new purchasers; with no start, those with a sale
+    (summed from ``agg_member_count``'s days, not counted member by member)."""
+    return _members_by_day(db, "firsts", store, start_day, end_day)
+
+
+def _members_by_day(db: Database, which: str, store: str | None, start_day: int | None,
+                    end_day: int) -> int:
+    """``agg_member_count``'s ``which`` (firsts or lasts) summed over the days before
+    ``end_day`` (from ``start_day``) at ``store`` (None: the chain)."""
     p = db.param
-    sql = f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND first_day < {p}"
+    column = {"firsts": "firsts", "lasts": "lasts"}[which]
+    sql = f"SELECT COALESCE(SUM({column}), 0) FROM agg_member_count WHERE store = {p} AND day < {p}"
     params: list[Any] = [store or "", end_day]
     if start_day is not None:
-        sql += f" AND first_day >= {p}"
+        sql += f" AND day >= {p}"
         params.append(start_day)
     return int(db.execute_sql(sql, params).fetchone()[0])
 
@@ -450,18 +460,14 @@ def rolled_dormancy(db: Database, store: str | None, cut_day: int, cut_us: int,
     cut is a member's first there), and the dormant are the others."""
     p = db.param
     key = store or ""
-    with_sale = int(db.execute_sql(
-        f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND first_day < {p}",
-        (key, end_day)).fetchone()[0])
+    with_sale = _members_by_day(db, "firsts", store, None, end_day)
     if last_day is not None and last_day - end_day > end_day - cut_day:
         active = int(db.execute_sql(
             f"SELECT COUNT(*) FROM agg_member_day WHERE store = {p} AND day >= {p} "
             f"AND day < {p} AND (prev_us IS NULL OR prev_us < {p})",
             (key, cut_day, end_day, cut_us)).fetchone()[0])
         return with_sale, with_sale - active
-    gone = int(db.execute_sql(
-        f"SELECT COUNT(*) FROM agg_member WHERE store = {p} AND last_day < {p}",
-        (key, cut_day)).fetchone()[0])
+    gone = _members_by_day(db, "lasts", store, None, cut_day)
     back = int(db.execute_sql(
         f"SELECT COUNT(*) FROM agg_member_day WHERE store = {p} AND day >= {p} "
         f"AND prev_us < {p}", (key, end_day, cut_us)).fetchone()[0])

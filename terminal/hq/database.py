@@ -366,6 +366,19 @@ def snapshot(db: Database) -> AbstractContextManager[object]:
     return db.atomic()  # SQLite (WAL): a read transaction is one snapshot
 
 
+REPORT_WORK_MEM = "64MB"
+
+
+def tune_for_reports(db: Database) -> None:
+    """Inside a report's transaction on PostgreSQL, for that transaction only: no JIT (a
+    report's statements are short, and compiling one took longer than running it: 3.0 s of a
+    7.3 s near-tier statement at a million members) and ``work_mem`` 64 MB for its groupings (a
+    month's member days grouped by member spilled 14 MB to disk at the default 4 MB: 0.71 s)."""
+    if isinstance(db, PostgresqlDatabase):
+        db.execute_sql("SELECT set_config('jit', 'off', true), set_config('work_mem', %s, true)",
+                       (REPORT_WORK_MEM,))
+
+
 def writing(db: Database) -> AbstractContextManager[object]:
     """A write transaction one at a time: IMMEDIATE on SQLite, under the chain-wide advisory
     lock on PostgreSQL (HQ's member operations; ingest and member requests use

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from peewee import Database
 
 from terminal.hq import migrations, rollup
-from terminal.hq.database import open_hq_database, snapshot
+from terminal.hq.database import open_hq_database, snapshot, tune_for_reports
 from terminal.hq.models import HQ_MODELS
 from terminal.loyalty.store.models import MODELS
 
@@ -46,6 +46,7 @@ def read_once(db: Database, read: Callable[[], T], zone: ZoneInfo | None = None,
         if zone is not None:
             rollup.catch_up(db, zone, window_months)
         with db.bind_ctx(MODELS + HQ_MODELS), snapshot(db):
+            tune_for_reports(db)
             return read()
     finally:
         db.close()

@@ -62,9 +62,9 @@ from terminal.loyalty.clock import to_micros
 log = logging.getLogger(__name__)
 _PG_ROLLUP_LOCK = 0x726F6C6C  # "roll": one catch-up at a time
 TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day", "agg_sku_day",
-          "agg_lot_day", "agg_member_window", "agg_sale_day")
+          "agg_lot_day", "agg_member_window", "agg_sale_day", "agg_member_count")
 # What the roll-ups hold; a database rolled up by another version is rolled up again.
-VERSION = "5"
+VERSION = "6"
 WINDOW_MONTHS = 12  # the tier window kept in agg_member.window_fen unless told another
 MONTH_STARTS = 3  # tier windows kept ending at today's month's start and the two before
 MOVE_DAYS = 62  # a kept window moved further than this is summed again from the days
@@ -359,6 +359,7 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
               OR b.qty < COALESCE((SELECT SUM(sl.qty) FROM sale_line sl WHERE sl.sale_id = x.id),
                                   b.qty + 1)""", day_params)
     _analyze(db, postgres, "agg_sales")
+    _count_members(db, -1)  # the dirty members' days counted before, taken off
     for table in ("agg_member_day", "agg_member", "agg_member_window"):
         sql(f"DELETE FROM {table} WHERE member IN (SELECT member FROM agg_dirty)")
     # Each store's days and the chain's (store ''), each row with the time of the member's
@@ -381,6 +382,7 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
                COALESCE(m.tier, '')
         FROM agg_sales s LEFT JOIN member m ON m.id = s.member GROUP BY s.member, m.tier""",
         (window.since, window.end))
+    _count_members(db, 1)
     # And in each window kept at a month start, its spend there (when not 0) and its tier.
     sql("""INSERT INTO agg_member_window (member, end_day, tier, fen)
         SELECT s.member, w.end_day, a.tier, SUM(s.net) FROM agg_sales s
@@ -388,6 +390,24 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
         JOIN agg_member a ON a.store = '' AND a.member = s.member
         GROUP BY s.member, w.end_day, a.tier HAVING SUM(s.net) <> 0""")
     return count
+
+
+def _count_members(db: Database, sign: int) -> None:
+    """Add ``sign`` times the dirty members' first and last days (per store and the chain's)
+    to ``agg_member_count``; days left with no member are dropped."""
+    p = db.param
+    db.execute_sql(f"""INSERT INTO agg_member_count (store, day, firsts, lasts)
+        SELECT store, day, SUM(f) * {p}, SUM(l) * {p} FROM (
+            SELECT a.store, a.first_day AS day, 1 AS f, 0 AS l FROM agg_member a
+            WHERE a.member IN (SELECT member FROM agg_dirty)
+            UNION ALL SELECT a.store, a.last_day, 0, 1 FROM agg_member a
+            WHERE a.member IN (SELECT member FROM agg_dirty)) x
+        WHERE 1 = 1 GROUP BY store, day
+        ON CONFLICT (store, day) DO UPDATE SET firsts = agg_member_count.firsts + excluded.firsts,
+                                               lasts = agg_member_count.lasts + excluded.lasts""",
+                   (sign, sign))
+    if sign < 0:
+        db.execute_sql("DELETE FROM agg_member_count WHERE firsts = 0 AND lasts = 0")
 
 
 def _products(db: Database, zone: ZoneInfo, postgres: bool) -> None:

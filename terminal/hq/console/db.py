@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from peewee import Database, SqliteDatabase
 
 from terminal.hq import rollup
-from terminal.hq.database import open_hq_database
+from terminal.hq.database import open_hq_database, tune_for_reports
 from terminal.loyalty.store.ledger_thread import LedgerThread
 
 T = TypeVar("T")
@@ -63,7 +63,11 @@ class _CaughtUp:
 
     def _read(self, fn: Callable[..., T], *args: Any) -> T:
         rollup.catch_up(self.console.db, self.zone, self.window_months)
-        return self.console._in_transaction(fn, *args)
+        return self.console._in_transaction(self._tuned, fn, *args)
+
+    def _tuned(self, fn: Callable[..., T], *args: Any) -> T:
+        tune_for_reports(self.console.db)
+        return fn(*args)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await self.console.thread.run(self._read, fn, *args)
