@@ -102,6 +102,12 @@ class Period:
         return local_day(from_micros(us), self.zone)
 
     @property
+    def is_month(self) -> bool:
+        """Whether the period is one calendar month (the roll-ups keep each member's)."""
+        return self.start.day == 1 and self.end == (self.start + timedelta(days=32)).replace(
+            day=1)
+
+    @property
     def start_day(self) -> int:
         """The first day as the roll-ups number days (local days since 1970-01-01)."""
         return day_number(self.start)
@@ -269,7 +275,8 @@ def _rolled_buyers(period: Period, store: str | None, dormant_days: int,
     segments: dict[str, int] = {}
     for r, f, m, buying, repeating in analytics_sql.rolled_segments(
             db, period.start_day, period.end_day, store,
-            (thresholds.recency_days, thresholds.frequency_days, thresholds.monetary_fen)):
+            (thresholds.recency_days, thresholds.frequency_days, thresholds.monetary_fen),
+            month=period.is_month):
         purchasers += int(buying)
         repeat += int(repeating)
         segments[f"R{r}F{f}M{m}"] = int(buying)

@@ -412,17 +412,27 @@ def dormant(db: Database, end_us: int, cut_us: int, store: str | None
 
 
 def rolled_segments(db: Database, start_day: int, end_day: int, store: str | None,
-                    bounds: tuple[tuple[int, ...], ...]) -> list[tuple[Any, ...]]:
-    """(r, f, m, purchasers, repeat purchasers) per RFM segment of the period's purchasers."""
+                    bounds: tuple[tuple[int, ...], ...], month: bool = False
+                    ) -> list[tuple[Any, ...]]:
+    """(r, f, m, purchasers, repeat purchasers) per RFM segment of the period's purchasers;
+    ``month``: the period is one calendar month, whose purchasers ``agg_member_month`` holds
+    one row each."""
     p = db.param
     scores, params = rfm_scores(db, end_day, bounds)
-    params += [store or "", start_day, end_day]
-    # One row per member and day at the store ('' the chain's days): the period's rows.
+    if month:
+        params += [store or "", start_day]
+        members = f"""SELECT mm.days, mm.last_day AS last_in, mm.fen FROM agg_member_month mm
+              WHERE mm.store = {p} AND mm.month = {p}"""
+    else:
+        # One row per member and day at the store ('' the chain's days): the period's rows.
+        params += [store or "", start_day, end_day]
+        members = f"""SELECT md.member, COUNT(*) AS days, MAX(md.day) AS last_in,
+                     SUM(md.fen) AS fen
+              FROM agg_member_day md WHERE md.store = {p} AND md.day >= {p} AND md.day < {p}
+              GROUP BY md.member"""
     sql = f"""
         SELECT {scores}, COUNT(*), SUM(CASE WHEN m.days >= 2 THEN 1 ELSE 0 END)
-        FROM (SELECT md.member, COUNT(*) AS days, MAX(md.day) AS last_in, SUM(md.fen) AS fen
-              FROM agg_member_day md WHERE md.store = {p} AND md.day >= {p} AND md.day < {p}
-              GROUP BY md.member) m
+        FROM ({members}) m
         GROUP BY 1, 2, 3"""
     return db.execute_sql(sql, params).fetchall()
 

@@ -62,9 +62,10 @@ from terminal.loyalty.clock import to_micros
 log = logging.getLogger(__name__)
 _PG_ROLLUP_LOCK = 0x726F6C6C  # "roll": one catch-up at a time
 TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day", "agg_sku_day",
-          "agg_lot_day", "agg_member_window", "agg_sale_day", "agg_member_count")
+          "agg_lot_day", "agg_member_window", "agg_sale_day", "agg_member_count",
+          "agg_member_month")
 # What the roll-ups hold; a database rolled up by another version is rolled up again.
-VERSION = "6"
+VERSION = "7"
 WINDOW_MONTHS = 12  # the tier window kept in agg_member.window_fen unless told another
 MONTH_STARTS = 3  # tier windows kept ending at today's month's start and the two before
 MOVE_DAYS = 62  # a kept window moved further than this is summed again from the days
@@ -293,6 +294,7 @@ def _temporary(db: Database, postgres: bool) -> None:
     extra = " ON COMMIT DROP" if postgres else ""
     db.execute_sql(f"CREATE TEMPORARY TABLE agg_span (lo BIGINT, hi BIGINT){extra}")
     db.execute_sql(f"CREATE TEMPORARY TABLE agg_months (since INTEGER, end_day INTEGER){extra}")
+    db.execute_sql(f"CREATE TEMPORARY TABLE agg_calendar (since INTEGER, end_day INTEGER){extra}")
     db.execute_sql(f"CREATE TEMPORARY TABLE agg_dirty (member TEXT PRIMARY KEY){extra}")
     db.execute_sql("CREATE TEMPORARY TABLE agg_touched (id TEXT PRIMARY KEY, member TEXT, "
                    f"wall_us BIGINT){extra}")
@@ -309,8 +311,9 @@ def _temporary(db: Database, postgres: bool) -> None:
 
 
 def _drop(db: Database) -> None:
-    for table in ("agg_span", "agg_months", "agg_dirty", "agg_sales", "agg_touched", "agg_days",
-                  "agg_whole", "agg_msales", "agg_dsales", "agg_lot_new", "agg_lot_now"):
+    for table in ("agg_span", "agg_months", "agg_calendar", "agg_dirty", "agg_sales",
+                  "agg_touched", "agg_days", "agg_whole", "agg_msales", "agg_dsales",
+                  "agg_lot_new", "agg_lot_now"):
         db.execute_sql(f"DROP TABLE IF EXISTS {table}")
 
 
@@ -360,7 +363,7 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
                                   b.qty + 1)""", day_params)
     _analyze(db, postgres, "agg_sales")
     _count_members(db, -1)  # the dirty members' days counted before, taken off
-    for table in ("agg_member_day", "agg_member", "agg_member_window"):
+    for table in ("agg_member_day", "agg_member", "agg_member_window", "agg_member_month"):
         sql(f"DELETE FROM {table} WHERE member IN (SELECT member FROM agg_dirty)")
     # Each store's days and the chain's (store ''), each row with the time of the member's
     # last counted sale on an earlier day there.
@@ -383,6 +386,7 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
         FROM agg_sales s LEFT JOIN member m ON m.id = s.member GROUP BY s.member, m.tier""",
         (window.since, window.end))
     _count_members(db, 1)
+    _member_months(db, postgres)
     # And in each window kept at a month start, its spend there (when not 0) and its tier.
     sql("""INSERT INTO agg_member_window (member, end_day, tier, fen)
         SELECT s.member, w.end_day, a.tier, SUM(s.net) FROM agg_sales s
@@ -390,6 +394,29 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
         JOIN agg_member a ON a.store = '' AND a.member = s.member
         GROUP BY s.member, w.end_day, a.tier HAVING SUM(s.net) <> 0""")
     return count
+
+
+def _member_months(db: Database, postgres: bool) -> None:
+    """The dirty members' calendar months at each store and in the chain: days with a counted
+    sale, the last of them, the spend (``agg_member_month``)."""
+    sql, p = db.execute_sql, db.param
+    low, high = sql("SELECT MIN(day), MAX(day) FROM agg_sales").fetchone()
+    if low is None:
+        return
+    month = (EPOCH + timedelta(days=int(low))).replace(day=1)
+    while (month - EPOCH).days <= int(high):
+        following = (month + timedelta(days=32)).replace(day=1)
+        sql(f"INSERT INTO agg_calendar (since, end_day) VALUES ({p}, {p})",
+            ((month - EPOCH).days, (following - EPOCH).days))
+        month = following
+    _analyze(db, postgres, "agg_calendar")
+    sql("""INSERT INTO agg_member_month (member, store, month, days, last_day, fen)
+        SELECT s.member, s.store, c.since, COUNT(DISTINCT s.day), MAX(s.day), SUM(s.net)
+        FROM agg_sales s JOIN agg_calendar c ON s.day >= c.since AND s.day < c.end_day
+        GROUP BY s.member, s.store, c.since
+        UNION ALL SELECT s.member, '', c.since, COUNT(DISTINCT s.day), MAX(s.day), SUM(s.net)
+        FROM agg_sales s JOIN agg_calendar c ON s.day >= c.since AND s.day < c.end_day
+        GROUP BY s.member, c.since""")
 
 
 def _count_members(db: Database, sign: int) -> None:

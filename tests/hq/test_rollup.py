@@ -280,7 +280,8 @@ def play(writer: Writer, steps: list[tuple]) -> None:
 
 
 PERIODS = [(date(2026, 10, 2), date(2026, 11, 1)), (date(2026, 10, 15), date(2026, 10, 16)),
-           (date(2026, 11, 1), date(2027, 2, 1)), (date(2026, 9, 1), date(2026, 10, 3))]
+           (date(2026, 11, 1), date(2027, 2, 1)), (date(2026, 9, 1), date(2026, 10, 3)),
+           (date(2026, 10, 1), date(2026, 11, 1))]  # a calendar month: agg_member_month
 # The tier window (12 months) of this one starts at midnight of 2 November 2026 (T0 + 31 days).
 LATE = (date(2027, 10, 1), date(2027, 11, 2))
 
