@@ -25,7 +25,7 @@ the expiry sweep go by COPY on PostgreSQL (outside a pipeline, where COPY cannot
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -139,10 +139,11 @@ class BatchStatements(hotpath.Statements):
     def batch(self, sale_ids: Iterable[str] = ()) -> Iterator[None]:
         """Keep the counters and the given sale ids' existence in memory until the end, then
         write the counters that changed (inside the caller's transaction)."""
+        asked = set(sale_ids)
+        recorded = self.existing_later("sale", asked)  # answered with the counters' read
         meta: dict[str, str | None] = dict.fromkeys(COUNTERS)
         meta.update(self._counters())
-        self._asked = set(sale_ids)
-        self._sales = self.existing("sale", self._asked)
+        self._asked, self._sales = asked, recorded()
         self._inserted, self._dirty, self._meta, self.entries = [], set(), meta, []
         if self.pipelines:
             if self._types is None:
@@ -223,16 +224,21 @@ class BatchStatements(hotpath.Statements):
 
     def existing(self, table: str, ids: Iterable[str]) -> set[str]:
         """Which of ``ids`` are primary keys of ``table``: one query (per 500 on SQLite)."""
+        return self.existing_later(table, ids)()
+
+    def existing_later(self, table: str, ids: Iterable[str]) -> Callable[[], set[str]]:
+        """:meth:`existing` asked now (PostgreSQL: sent, in pipeline mode without waiting),
+        its answer read when called."""
         wanted, found = sorted(ids), set()
         if self.pipelines:  # one array parameter, one statement for the server to prepare
-            return {row for (row,) in self.db.execute_sql(
-                f"SELECT id FROM {table} WHERE id = ANY(%s)", (wanted,)).fetchall()}
+            cursor = self.db.execute_sql(f"SELECT id FROM {table} WHERE id = ANY(%s)", (wanted,))
+            return lambda: {row for (row,) in cursor.fetchall()}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]
             marks = ", ".join([self.db.param] * len(chunk))
             found.update(row for (row,) in self.db.execute_sql(
                 f"SELECT id FROM {table} WHERE id IN ({marks})", chunk).fetchall())
-        return found
+        return lambda: found
 
     def write(self, sql: str, params: Sequence[Any]) -> None:
         """Run a write whose result nobody reads (no ``?``: the database's own parameter marks):

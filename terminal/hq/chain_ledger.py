@@ -30,7 +30,7 @@ from terminal.hq import adjustments, day_reports, holds, lookups
 from terminal.hq.batch import BatchStatements
 from terminal.hq.care.till import record_from_till
 from terminal.hq.database import (
-    lock_free_members,
+    lock_free_members_later,
     member_key,
     member_writing,
     pipelined_writing,
@@ -247,22 +247,25 @@ class ChainLedger:
         # another collector's batch holds is not waited for: its events come back "busy", for
         # the collector's next batch (so a batch never waits for another's COMMIT). The
         # pipeline first: the BEGIN goes with the locks and the COMMIT with the last writes
-        # (each was a round trip of its own, a transaction's fixed cost; see apply).
+        # (each was a round trip of its own, a transaction's fixed cost; see apply). The ids
+        # applied before and the sales recorded are asked with the locks, of every event, and
+        # answered in the same wait (busy events' answers go unused).
         with pipelined_writing(self.db):
-            busy = lock_free_members(self.db, self._lock_keys(events))
-            if busy:
-                outcomes += [Outcome(event, "busy") for event in events
-                             if self._lock_keys([event]) & busy]
-                events = [event for event in events if not self._lock_keys([event]) & busy]
-            if self.in_batch is not None:
-                self.in_batch(events)
-            seen = self.sql.existing(AppliedEvent._meta.table_name,
-                                     [event.id for event in events])
-            sales = {self._sale_id(event) for event in events if event.id not in seen
-                     and event.kind == "sale"} - {None}
+            locked = lock_free_members_later(self.db, self._lock_keys(events))
+            applied = self.sql.existing_later(AppliedEvent._meta.table_name,
+                                              [event.id for event in events])
+            sales = {self._sale_id(event) for event in events if event.kind == "sale"} - {None}
             records: list[list[Any]] = []
             spans: list[tuple[int, int, list[Any]]] = []  # (after seq, up to seq, its record)
             with self.sql.batch(sales):  # type: ignore[arg-type]
+                busy = locked()
+                if busy:
+                    outcomes += [Outcome(event, "busy") for event in events
+                                 if self._lock_keys([event]) & busy]
+                    events = [event for event in events if not self._lock_keys([event]) & busy]
+                if self.in_batch is not None:
+                    self.in_batch(events)
+                seen = applied()
                 self._prefetch([event for event in events if event.id not in seen])
                 for event in events:
                     if event.id in seen:

@@ -420,16 +420,20 @@ def lock_members(db: Database, card_hashes: Iterable[str]) -> None:
 def lock_free_members(db: Database, keys: Iterable[str]) -> set[str]:
     """Take those of the keys' advisory locks no other transaction holds, without waiting;
     return the keys whose lock another holds (PostgreSQL; none on SQLite, one writer)."""
-    if not isinstance(db, PostgresqlDatabase):
-        return set()
+    return lock_free_members_later(db, keys)()
+
+
+def lock_free_members_later(db: Database, keys: Iterable[str]) -> Callable[[], set[str]]:
+    """:func:`lock_free_members` sent now, its answer read when called: in pipeline mode
+    the reads sent after it are answered in the same wait for the server."""
     named = sorted(set(keys))
-    if not named:
-        return set()
-    rows = db.execute_sql(
+    if not isinstance(db, PostgresqlDatabase) or not named:
+        return set
+    cursor = db.execute_sql(
         "SELECT key FROM unnest(%s::int[], %s::text[]) AS t(k, key) "
         "WHERE NOT pg_try_advisory_xact_lock(%s, k)",
-        ([member_key(key) for key in named], named, _PG_MEMBER_LOCKS)).fetchall()
-    return {key for (key,) in rows}
+        ([member_key(key) for key in named], named, _PG_MEMBER_LOCKS))
+    return lambda: {key for (key,) in cursor.fetchall()}
 
 
 class _LockedAtomic:
