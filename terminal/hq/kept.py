@@ -10,7 +10,7 @@ read at the start changes only by what it writes itself:
 
 * :meth:`Kept.load` reads the members by card hash, their day counters for the batch's days,
   their lots with points left (with the earning entry's sequence number) and their sales and
-  refunds in the tier window: four queries for the batch;
+  refunds in the tier window: five queries for the batch, answered in one wait;
 * :meth:`Kept.answer` answers the store's reads from those rows (a member or day not loaded is
   read, alone, then kept);
 * :meth:`Kept.track` moves them by each of the store's writes (balances, day counts, new lots,
