@@ -154,3 +154,29 @@ def add_table_columns(db: Database, columns: tuple[tuple[str, str, str], ...]) -
     for table, column, kind in columns:
         if column not in {found.name for found in db.get_columns(table)}:
             db.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def apply(db: Database, columns: tuple[tuple[str, str, str], ...] = (),
+          statements: tuple[str, ...] = ()) -> None:
+    """The columns a table lacks (:func:`add_table_columns`), then each statement, in order:
+    what a migration's two database kinds share."""
+    add_table_columns(db, columns)
+    for statement in statements:
+        db.execute_sql(statement)
+
+
+def queue_on_update(db: Database, *, trigger: str, function: str, table: str, columns: str,
+                    when: str, insert: str) -> None:
+    """A row trigger on ``table`` running ``insert`` (a queue's INSERT naming ``OLD``/``NEW``)
+    after an UPDATE OF ``columns`` for which ``when`` (written with ``IS DISTINCT FROM``) holds;
+    on PostgreSQL through the plpgsql ``function`` (triggers there run functions only)."""
+    if isinstance(db, PostgresqlDatabase):
+        db.execute_sql(f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger "
+                       f"LANGUAGE plpgsql AS $$ BEGIN {insert}; RETURN NULL; END $$")
+        db.execute_sql(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
+        db.execute_sql(f"CREATE TRIGGER {trigger} AFTER UPDATE OF {columns} ON {table} "
+                       f"FOR EACH ROW WHEN ({when}) EXECUTE FUNCTION {function}()")
+    else:
+        db.execute_sql(f"CREATE TRIGGER IF NOT EXISTS {trigger} AFTER UPDATE OF {columns} "
+                       f"ON {table} FOR EACH ROW "
+                       f"WHEN {when.replace('IS DISTINCT FROM', 'IS NOT')} BEGIN {insert}; END")

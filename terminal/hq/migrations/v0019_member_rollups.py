@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from peewee import Database
 
-from terminal.hq.migrations import add_table_columns
+from terminal.hq.migrations import apply, queue_on_update
 
 COLUMNS = (("agg_member_day", "prev_us", "BIGINT"),
            ("agg_member", "window_fen", "BIGINT NOT NULL DEFAULT 0"))
@@ -46,28 +46,18 @@ MOVED = "NOT (NOT OLD.dated_trusted AND NEW.dated_trusted)"
 
 
 def _both(db: Database) -> None:
-    """What the two kinds share: the columns and the statements."""
-    add_table_columns(db, COLUMNS)
-    for statement in STATEMENTS:
-        db.execute_sql(statement)
+    """What the two kinds share: the columns, the statements and the queue's trigger."""
+    apply(db, COLUMNS, STATEMENTS)
+    queue_on_update(db, trigger="lot_agg_dated", function="posterm_agg_lot_dated", table="lot",
+                    columns="dated_trusted, expires_us", when=WHEN,
+                    insert=f"INSERT INTO agg_lot_dated (lot_id, moved) VALUES (NEW.id, {MOVED})")
 
 
 def sqlite(db: Database) -> None:
     _both(db)
     db.execute_sql("CREATE INDEX IF NOT EXISTS lot_undated ON lot (id) WHERE dated_trusted = 0")
-    db.execute_sql(
-        "CREATE TRIGGER IF NOT EXISTS lot_agg_dated AFTER UPDATE OF dated_trusted, expires_us "
-        f"ON lot FOR EACH ROW WHEN {WHEN.replace('IS DISTINCT FROM', 'IS NOT')} BEGIN "
-        f"INSERT INTO agg_lot_dated (lot_id, moved) VALUES (NEW.id, {MOVED}); END")
 
 
 def postgresql(db: Database) -> None:
     _both(db)
     db.execute_sql("CREATE INDEX IF NOT EXISTS lot_undated ON lot (id) WHERE NOT dated_trusted")
-    db.execute_sql(
-        "CREATE OR REPLACE FUNCTION posterm_agg_lot_dated() RETURNS trigger LANGUAGE plpgsql "
-        "AS $$ BEGIN INSERT INTO agg_lot_dated (lot_id, moved) "
-        f"VALUES (NEW.id, {MOVED}); RETURN NULL; END $$")
-    db.execute_sql("DROP TRIGGER IF EXISTS lot_agg_dated ON lot")
-    db.execute_sql("CREATE TRIGGER lot_agg_dated AFTER UPDATE OF dated_trusted, expires_us "
-                   f"ON lot FOR EACH ROW WHEN ({WHEN}) EXECUTE FUNCTION posterm_agg_lot_dated()")

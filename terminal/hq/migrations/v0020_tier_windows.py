@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from peewee import Database
 
-from terminal.hq.migrations import add_table_columns
+from terminal.hq.migrations import apply, queue_on_update
 
 COLUMNS = (("agg_member", "tier", "TEXT"),)
 STATEMENTS = (
@@ -34,23 +34,11 @@ STATEMENTS = (
 INSERT = "INSERT INTO agg_tier_changed (member) VALUES (NEW.id)"
 
 
-def _both(db: Database) -> None:
-    add_table_columns(db, COLUMNS)
-    for statement in STATEMENTS:
-        db.execute_sql(statement)
-
-
 def sqlite(db: Database) -> None:
-    _both(db)
-    db.execute_sql("CREATE TRIGGER IF NOT EXISTS member_agg_tier AFTER UPDATE OF tier ON member "
-                   f"FOR EACH ROW WHEN OLD.tier IS NOT NEW.tier BEGIN {INSERT}; END")
+    apply(db, COLUMNS, STATEMENTS)
+    queue_on_update(db, trigger="member_agg_tier", function="posterm_agg_tier", table="member",
+                    columns="tier", when="OLD.tier IS DISTINCT FROM NEW.tier", insert=INSERT)
 
 
 def postgresql(db: Database) -> None:
-    _both(db)
-    db.execute_sql("CREATE OR REPLACE FUNCTION posterm_agg_tier() RETURNS trigger "
-                   f"LANGUAGE plpgsql AS $$ BEGIN {INSERT}; RETURN NULL; END $$")
-    db.execute_sql("DROP TRIGGER IF EXISTS member_agg_tier ON member")
-    db.execute_sql("CREATE TRIGGER member_agg_tier AFTER UPDATE OF tier ON member FOR EACH ROW "
-                   "WHEN (OLD.tier IS DISTINCT FROM NEW.tier) "
-                   "EXECUTE FUNCTION posterm_agg_tier()")
+    sqlite(db)
