@@ -25,6 +25,9 @@ have mcopy || need+=(mtools)
 # container's), the boot slot is mounted through FUSE (tests/field/rauc_box.py).
 have dbus-daemon || need+=(dbus-daemon)
 have fusefat || need+=(fusefat)
+# The A/B boot test's stand-in for the Pi firmware sets the tryboot flag in a device tree
+# (image/pi-firmware.sh; tests/field/test_field_pi_firmware.py).
+have fdtput || need+=(device-tree-compiler)
 # The console's browser tests drive Debian's Chromium (Playwright's own download is unreachable).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 
