@@ -4,7 +4,7 @@
 #
 #   pi-firmware.sh flag SERIAL_LOG
 #       How the boot on that console ended, as the firmware learns it: "tryboot" (the kernel
-#       restarted with a command holding "tryboot": `reboot "0 tryboot"`), "reboot" (a restart
+#       restarted with a command holding " tryboot": `reboot "0 tryboot"`), "reboot" (a restart
 #       without it), "poweroff", or "hang" (neither: the board's watchdog would reset it, which the
 #       firmware takes as an ordinary boot).
 #   pi-firmware.sh boot DISK normal|tryboot OUTDIR [BASE_DTB]
@@ -17,10 +17,10 @@
 #       sets them (ab-boot reads the flag from /proc/device-tree). Prints "partition N".
 #
 # What stands in for the real thing: on a Pi, the tryboot flag reaches the firmware through its
-# mailbox, which the Raspberry Pi kernel's firmware driver sends when the restart command holds
-# "tryboot"; here it is read from the kernel's own console line for the restart ("reboot:
-# Restarting system with command '0 tryboot'"). Debian's mainline kernel prints that line but
-# sends nothing (docs/field.md, section 6).
+# mailbox (RPI_FIRMWARE_SET_REBOOT_FLAGS), which the Raspberry Pi kernel's firmware driver sends
+# when the restart command holds " tryboot"; here it is read from the kernel's own console line for
+# the restart ("reboot: Restarting system with command '0 tryboot'"). Debian's kernel (mainline)
+# prints that line but sends no flag: docs/field.md, section 6.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -44,7 +44,7 @@ case "${1:-}" in
     [ $# -eq 2 ] || die "usage: pi-firmware.sh flag SERIAL_LOG"
     last="$(grep -aoE "reboot: (Restarting system( with command '[^']*')?|Power down)" "$2" | tail -n1 || true)"
     case "$last" in
-      *"with command '"*tryboot*) echo tryboot ;;
+      *"with command '"*" tryboot"*) echo tryboot ;;
       *Restarting*) echo reboot ;;
       *"Power down"*) echo poweroff ;;
       *) echo hang ;;

@@ -80,7 +80,7 @@ case "$step" in
       mkdir -p /run/ab-bundle
       mount -o ro LABEL=ABBUNDLE /run/ab-bundle || return 1
       # The keyring an OS update over MQTT writes (HQ's chain and CRLs; docs/field.md, section 6).
-      install -m 0644 /run/ab-bundle/keyring.pem /var/lib/rauc/posterm-keyring.pem || return 1
+      install -D -m 0644 /run/ab-bundle/keyring.pem /var/lib/rauc/posterm-keyring.pem || return 1
       started=$(date +%s)
       if rauc install /run/ab-bundle/posterm-os.raucb > /run/ab-install.log 2>&1; then
         echo "install: done in $(( $(date +%s) - started )) s"
