@@ -8,7 +8,8 @@
 #      writes slot B and puts it on trial; `ab-boot reboot` restarts with "0 tryboot"
 #   2  tryboot of B: posterm READY, the boot check commits B (autoboot.txt [all] -> B); the bundle
 #      is installed again, into A, which goes on trial; reboot "0 tryboot"
-#      (the host then breaks A's new root: a posterm drop-in that never sends READY)
+#      (the host then breaks A's new root: a posterm drop-in that never sends READY, and its boot
+#      check waits POSTERM_AB_TRIAL_WAIT s, 120, instead of 300)
 #   3  tryboot of A: posterm never READY, so the boot check marks A bad and reboots plainly
 #   4  normal boot: the firmware starts B, still the committed slot; A is bad
 # Each boot is checked on the box's findings (vm-guest.sh, left on the first FAT), on its serial
@@ -33,7 +34,8 @@ bundle="${3:-$out/posterm-os.raucb}"
 hq="$(command -v posterm-hq || echo "$REPO_DIR/.venv/bin/posterm-hq")"
 [ -x "$hq" ] || die "posterm-hq is missing (scripts/setup.sh)"
 boot_test_tools
-LIMIT="${POSTERM_AB_BOOT_LIMIT:-1500}"  # seconds a boot may take, the install or the wait included
+LIMIT="${POSTERM_AB_BOOT_LIMIT:-2400}"  # seconds a boot may take, the install or the wait included
+TRIAL_WAIT="${POSTERM_AB_TRIAL_WAIT:-120}"  # the broken slot's boot check's wait for READY (ab-boot: 300)
 
 work="$POSTERM_BUILD/ab-boot-test"
 rm -rf "$work" && mkdir -p "$work/bundle-disk"
@@ -74,6 +76,12 @@ ExecStart=/bin/sh -c 'echo "ab-boot-test: this slot never gets READY"; exec slee
 CONF
   debugfs -w -R "mkdir $dir" "$disk?offset=$offset" >/dev/null 2>&1 || true
   debugfs -w -R "write $dropin $dir/${dropin##*/}" "$disk?offset=$offset" >/dev/null 2>&1
+  # Its boot check waits POSTERM_AB_TRIAL_WAIT seconds for READY instead of ab-boot's 300, to
+  # keep the run short under emulation (the decision is the same, only later).
+  printf '[Service]\nEnvironment=POSTERM_AB_WAIT=%s\n' "$TRIAL_WAIT" > "$work/ab-boot-test-wait.conf"
+  debugfs -w -R "mkdir ${dir%/*}/posterm-ab-confirm.service.d" "$disk?offset=$offset" >/dev/null 2>&1 || true
+  debugfs -w -R "write $work/ab-boot-test-wait.conf ${dir%/*}/posterm-ab-confirm.service.d/ab-boot-test-wait.conf" \
+    "$disk?offset=$offset" >/dev/null 2>&1
   debugfs -R "cat $dir/${dropin##*/}" "$disk?offset=$offset" 2>/dev/null | grep -q 'never gets READY' \
     || die "could not write the drop-in into slot A's root (partition 5)"
   log "slot A's root (partition 5): posterm.service.d/${dropin##*/} written (never READY)"
@@ -94,7 +102,7 @@ for n in 1 2 3 4; do
   host="$work/boot-$n.host"
   echo "firmware: $started" > "$host"
   log "boot $n: the firmware starts $started (autoboot.txt: $(autoboot)); serial console in $work/serial-$n.log"
-  append="$(cat "$firmware/cmdline.txt") console=ttyAMA0 systemd.journald.forward_to_console=1"
+  append="$(cat "$firmware/cmdline.txt") $VM_CMDLINE systemd.journald.forward_to_console=1"
   append+=" systemd.run=\"/bin/bash /boot/firmware/vm-guest.sh start ${steps[$i]} $n\" systemd.run_success_action=none"
   seconds="$(run_qemu "$work/serial-$n.log" "$LIMIT" "$firmware/vmlinuz" "$firmware/initrd.img" "$append" \
     "$disk" -dtb "$firmware/firmware.dtb" -drive if=virtio,format=raw,readonly=on,file="$work/bundle.ext4")"

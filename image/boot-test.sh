@@ -27,7 +27,7 @@ mcopy -i "$fat" "$IMAGE_DIR/vm-guest.sh" ::vm-guest.sh
 
 log "booting (serial console in $work/serial.log)"
 seconds="$(run_qemu "$work/serial.log" 900 "$out/vmlinuz" "$out/initrd.img" \
-  "root=PARTUUID=$POSTERM_DISK_SIGNATURE-05 rootflags=noatime,commit=60 rauc.slot=A rw console=ttyAMA0 systemd.run=\"/bin/bash /boot/firmware/vm-guest.sh start visit 1\" systemd.run_success_action=none" \
+  "root=PARTUUID=$POSTERM_DISK_SIGNATURE-05 rootflags=noatime,commit=60 rauc.slot=A rw $VM_CMDLINE systemd.run=\"/bin/bash /boot/firmware/vm-guest.sh start visit 1\" systemd.run_success_action=none" \
   "$work/disk.img")"
 log "powered off after $seconds s"
 

@@ -109,6 +109,10 @@ TOML
 
 # The machine both boot tests start: -M virt, 2 cores, 1 GiB, the disk on virtio, user network.
 QEMU_MACHINE=(-M virt -cpu cortex-a72 -smp 2 -m 1024)
+# What the host adds to the kernel command line of each boot: the serial console, and patience
+# with devices: under TCG on a loaded host, udev's coldplug took more than systemd's default 90 s
+# and /var's device timed out into emergency mode (2026-12-05, load average 12).
+VM_CMDLINE="console=ttyAMA0 systemd.default_device_timeout_sec=600"
 
 # run_qemu LOG SECONDS KERNEL INITRD APPEND DISK [QEMU ARGS...]: one boot until the guest powers off
 # or resets (-no-reboot), at most SECONDS. The serial console goes to LOG, each line prefixed with
