@@ -78,7 +78,7 @@ boot_test_tools() {
 }
 
 # The provisioning file a technician would write, for a throw-away broker CA and HQ key made in
-# DIR: DIR/posterm-provision.toml (store S001, terminal T42, simulated printer).
+# DIR: DIR/posterm-provision.toml (store S001, terminal T42, the dummy printer: python-escpos's, in memory).
 write_provisioning() {
   local dir="$1"
   openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=boot-test-ca \
@@ -103,7 +103,7 @@ $(cat "$dir/hq.pub")
 '''
 
 [printer]
-backend = "simulated"
+backend = "dummy"
 TOML
 }
 
