@@ -10,7 +10,9 @@ bytes the terminals hash card numbers with, at least 16).
 ``--member-requests apart`` answers the tills' lookups and holds in a process of its own (forked
 at start, its own ledger, database connections and MQTT client ``CLIENT-ID-requests``, in the same
 shared subscription), so they do not share the interpreter's lock and its CPU with the ingest
-batches (measured in bench_ingest: a hold's p99 beside the batches about halved). The child stops
+batches (measured in bench_ingest: a hold's p99 beside the batches about halved). HQ's retained
+state says online only once the child is subscribed (a shared Event): a till takes "online" to
+mean its holds are answered. The child stops
 when the collector is gone (it watches its parent's pid) and the collector stops if the child dies
 (systemd restarts both). Once the child is forked the ingest process lowers its own CPU priority by
 ``--ingest-nice`` (default INGEST_NICE): on a loaded machine a till's hold, a few short round
@@ -31,7 +33,7 @@ from pathlib import Path
 
 from terminal.hq.bundles import BuildError, read_toml
 from terminal.hq.chain_ledger import ChainLedger
-from terminal.hq.collector import Collector
+from terminal.hq.collector import Collector, Flag
 from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.publish import Signer
 from terminal.hq.mqtt_options import add_broker_options, mqtt_config
@@ -96,22 +98,24 @@ def open_ledger(db_url: str, rules_path: Path, card_key_path: Path,
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    apart = None
+    apart, answering = None, None
     if args.member_requests == "apart":  # forked before this process opens anything
-        apart = multiprocessing.get_context("fork").Process(
-            target=_answer_requests, args=(args, os.getpid()), name="posterm-hq-requests")
+        fork = multiprocessing.get_context("fork")
+        answering = fork.Event()
+        apart = fork.Process(target=_answer_requests, args=(args, os.getpid(), answering),
+                             name="posterm-hq-requests")
         apart.start()
         if args.ingest_nice:
             os.nice(args.ingest_nice)  # this process only: the child keeps its priority
     try:
-        return _collect(args, apart)
+        return _collect(args, apart, answering)
     finally:
         if apart is not None and apart.is_alive():
             apart.terminate()
             apart.join(30)
 
 
-def _answer_requests(args: argparse.Namespace, parent: int) -> None:
+def _answer_requests(args: argparse.Namespace, parent: int, answering: Flag) -> None:
     """The member-request process: answers until SIGTERM or until ``parent`` is gone (even
     SIGKILLed: this process is then handed to another, and its parent pid changes).
 
@@ -123,7 +127,7 @@ def _answer_requests(args: argparse.Namespace, parent: int) -> None:
     ledger = open_ledger(args.db, args.rules, args.card_key_file, args.trust)
     args.client_id = f"{args.client_id}-requests"
     collector = Collector(ledger, mqtt_config(args, backoff_max=10.0), Topics(args.topic_root),
-                          serves="requests")
+                          serves="requests", answering=answering)
     try:
         asyncio.run(run_until_signal(collector, lambda: os.getppid() == parent))
     finally:
@@ -132,7 +136,8 @@ def _answer_requests(args: argparse.Namespace, parent: int) -> None:
                                          dict(collector.counts))
 
 
-def _collect(args: argparse.Namespace, apart: multiprocessing.Process | None) -> int:
+def _collect(args: argparse.Namespace, apart: multiprocessing.Process | None,
+             answering: Flag | None) -> int:
     try:
         ledger = open_ledger(args.db, args.rules, args.card_key_file, args.trust)
     except (BuildError, OSError, ValueError) as exc:
@@ -149,7 +154,8 @@ def _collect(args: argparse.Namespace, apart: multiprocessing.Process | None) ->
     try:
         asyncio.run(serve(Collector(ledger, config, Topics(args.topic_root),
                                     batch_max=args.batch, signer=signer,
-                                    serves="all" if apart is None else "events"),
+                                    serves="all" if apart is None else "events",
+                                    answering=answering),
                           None if apart is None else apart.is_alive))
     finally:
         ledger.close()

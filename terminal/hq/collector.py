@@ -17,6 +17,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable
 from datetime import UTC, datetime
+from typing import Protocol
 
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.limits import MAX_EVENT_BYTES, MAX_REQUEST_BYTES, RateLimiter
@@ -40,16 +41,30 @@ MAX_ANSWERING = 256  # member requests waiting for the requests thread, all term
 
 
 SERVES = ("all", "events", "requests")
+ANSWERING_POLL = 0.05  # seconds between looks at whether the member-request process answers
+
+
+class Flag(Protocol):
+    """What the two processes of ``--member-requests apart`` share (a multiprocessing Event)."""
+
+    def set(self) -> None: ...
+
+    def is_set(self) -> bool: ...
 
 
 class Collector:
     def __init__(self, ledger: ChainLedger, config: MqttConfig, topics: Topics | None = None, *,
                  batch_max: int = 500, state_interval: float = 10.0,
-                 signer: Signer | None = None, serves: str = "all") -> None:
+                 signer: Signer | None = None, serves: str = "all",
+                 answering: Flag | None = None) -> None:
         """With a ``signer`` (HQ's signing key) the collector also publishes the member states
         HQ's member operations changed (:mod:`terminal.hq.member_ops.publish`). ``serves``:
         ``events`` (events, statuses, HQ's state; no member requests), ``requests`` (member
-        requests only: a process of their own, see terminal.hq.collect) or ``all``."""
+        requests only: a process of their own, see terminal.hq.collect) or ``all``. When the
+        two are apart, ``answering`` is set by the requests' side once it is subscribed, and
+        the events' side says HQ is online only then: a till takes "online" to mean its lookups
+        and holds are answered (else a hold sent in between falls back to the offline
+        allowance)."""
         if serves not in SERVES:
             raise ValueError(f"serves is one of {', '.join(SERVES)}, not {serves!r}")
         self.events, self.answers = serves != "requests", serves != "events"
@@ -58,6 +73,7 @@ class Collector:
         self.publisher = None if signer is None else MemberStatePublisher(
             self.client, ledger.thread, self.topics, signer)
         self.batch_max, self.state_interval = batch_max, state_interval
+        self.answering = answering
         # What one terminal may ask of HQ (hq/limits.py): the queue of events waiting to be
         # applied is bounded, and each terminal's events and member requests are rate-limited.
         limits = ledger.trust.limits
@@ -75,12 +91,14 @@ class Collector:
             await self.client.subscribe(self.topics.all_terminals("events"), self._on_event,
                                         retain_as_published=True)
             await self.client.subscribe(self.topics.all_terminals("status"), self._on_status)
-            self.client.on_ready(self._announce)
+            self.client.on_ready(self._announce_when_answered)
             self._tasks = [asyncio.create_task(self._apply_batches(), name="hq-apply")]
         if self.answers:
             await self.client.subscribe(self.topics.all_terminals("members/req"),
                                         self._on_request, retain_as_published=True)
             self._tasks.append(asyncio.create_task(self._audit(), name="hq-audit"))
+            if self.answering is not None:
+                self.client.on_ready(self.answering.set)
         self._tasks.append(asyncio.create_task(self._upkeep(), name="hq-upkeep"))
         if self.publisher is not None and self.events:
             self._tasks.append(asyncio.create_task(self.publisher.run(), name="hq-member-states"))
@@ -96,6 +114,18 @@ class Collector:
                     self.topics.hq_state(), HqState("offline", datetime.now(UTC)).to_json(),
                     retain=True), 2.0)
         await self.client.stop()
+
+    def _announce_when_answered(self) -> None:
+        """After each (re)connection: HQ's state is online, once member requests are answered
+        too (a task: the MQTT client's other ready work does not wait for the other process)."""
+        self._tasks = [task for task in self._tasks if not task.done()]
+        self._tasks.append(asyncio.create_task(self._announce_online(), name="hq-announce"))
+
+    async def _announce_online(self) -> None:
+        while self.answering is not None and not self.answering.is_set():
+            await asyncio.sleep(ANSWERING_POLL)
+        with contextlib.suppress(MqttError):  # lost meanwhile: the next connection announces
+            await self._announce()
 
     async def _announce(self) -> None:
         await self.client.publish(self.topics.hq_state(),
@@ -114,7 +144,8 @@ class Collector:
         while True:
             await asyncio.sleep(self.state_interval)
             with contextlib.suppress(MqttError):
-                if self.client.connected and self.events:
+                if self.client.connected and self.events and (
+                        self.answering is None or self.answering.is_set()):
                     await self._announce()
             if not self.answers:
                 continue

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from terminal.hq.bundles import read_toml
 from terminal.hq.chain_ledger import ChainLedger
-from terminal.hq.collector import Collector
+from terminal.hq.collector import Collector, Flag
 from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.publish import Signer
 from terminal.hq.models import AppliedEvent
@@ -147,9 +147,11 @@ class Chain:
         return till
 
     def hq(self, db_url: str | None = None, client_id: str = "hq-1",
-           ledger: ChainLedger | None = None, member_states: bool = False) -> Collector:
+           ledger: ChainLedger | None = None, member_states: bool = False,
+           serves: str = "all", answering: Flag | None = None) -> Collector:
         """A collector; with ``member_states`` it also publishes the member states HQ's member
-        operations change, signed with the chain's signing key."""
+        operations change, signed with the chain's signing key; ``serves`` and ``answering``
+        as ``Collector`` takes them (the two sides of ``--member-requests apart``)."""
         if ledger is None:
             db = open_hq_database(db_url or str(self.tmp / "hq.db"))
             ledger = ChainLedger(db, self.rules, CARD_KEY)
@@ -159,7 +161,7 @@ class Chain:
         collector = Collector(ledger, MqttConfig(self.broker.host, self.broker.port, client_id,
                                                  tls=files, backoff_initial=0.05,
                                                  backoff_max=0.3), state_interval=0.5,
-                              signer=signer)
+                              signer=signer, serves=serves, answering=answering)
         self.hqs.append(collector)
         return collector
 
