@@ -175,9 +175,9 @@ class ChainLedger:
             return self._apply_one_transaction(events)
         outcomes: list[Outcome] = []
         while events:
-            size = FIRST_SLICE if self._per_event is None else int(
-                self.batch_seconds / self._per_event)
-            part, events = events[:max(MIN_SLICE, size)], events[max(MIN_SLICE, size):]
+            size = max(MIN_SLICE, FIRST_SLICE if self._per_event is None
+                       else int(self.batch_seconds / self._per_event))
+            part, events = events[:size], events[size:]
             began = time.perf_counter()
             outcomes += self._apply_one_transaction(part)
             took = (time.perf_counter() - began) / len(part)
