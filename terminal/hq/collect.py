@@ -7,17 +7,16 @@
 PostgreSQL database to share the load. ``--card-key-file`` holds the chain's card key (the same
 bytes the terminals hash card numbers with, at least 16).
 
-``--member-requests apart`` answers the tills' lookups and holds in a process of its own (forked
-at start, its own ledger, database connections and MQTT client ``CLIENT-ID-requests``, in the same
+``--member-requests apart`` answers the tills' lookups and holds in a process of its own (forked at
+start, its own ledger, database connections and MQTT client ``CLIENT-ID-requests``, in the same
 shared subscription), so they do not share the interpreter's lock and its CPU with the ingest
 batches (measured in bench_ingest: a hold's p99 beside the batches about halved). HQ's retained
-state says online only once the child is subscribed (a shared Event): a till takes "online" to
-mean its holds are answered. The child stops
-when the collector is gone (it watches its parent's pid) and the collector stops if the child dies
-(systemd restarts both). Once the child is forked the ingest process lowers its own CPU priority by
-``--ingest-nice`` (default INGEST_NICE): on a loaded machine a till's hold, a few short round
-trips, then waits less for a CPU behind the batches (an unprivileged process may lower its own
-priority, not raise another's).
+state says online only once the child is subscribed (a shared Event): a till takes "online" to mean
+its holds are answered. The child stops when the collector is gone (it watches its parent's pid)
+and the collector stops if the child dies (systemd restarts both). Once the child is forked the
+ingest process lowers its own CPU priority by ``--ingest-nice`` (default INGEST_NICE): on a loaded
+machine a till's hold, a few short round trips, then waits less for a CPU behind the batches (an
+unprivileged process may lower its own priority, not raise another's).
 """
 
 from __future__ import annotations
