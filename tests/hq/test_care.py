@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from peewee import Database
 
-from terminal.hq import rollup
+from terminal.hq import migrations, rollup
 from terminal.hq.care import consent, segments
 from terminal.hq.care.channels import SmsGateway, SmtpMail
 from terminal.hq.care.config import CareConfig, ConfigError, EmailSection, SmsSection, parse
 from terminal.hq.care.consent import ConsentError
 from terminal.hq.care.dispatch import ALL_MODELS, Dispatcher, quiet_until
-from terminal.hq.care.models import CareConsent, CareContact, CareMessage
+from terminal.hq.care.models import CareConsent, CareContact, CareMessage, CareState
 from terminal.hq.care.service import Care
 from terminal.hq.console.models import ConsoleAudit
 from terminal.hq.console.roles import Principal
@@ -388,8 +388,12 @@ def test_a_td_reply_to_the_gateway_opts_the_member_out(db: Database) -> None:
         for card in (C2, C3):
             assert bound_call(db, consent.granted, member[card], "sms")
         rows = bound_call(db, lambda: CareConsent.select().count())
-        assert sender.read_replies() == 0  # read again from the start: nothing changes
+        assert sender.read_replies() == 0  # read on from the saved cursor: nothing new
         assert dispatcher(db, config).read_replies() == 0
+        assert server.reads[-1] == "3"
+        bound_call(db, lambda: CareState.delete().execute())  # the cursor lost: read again
+        assert dispatcher(db, config).read_replies() == 0  # from the start, changing nothing
+        assert server.reads[-3:] == ["", "2", "3"]
         assert bound_call(db, lambda: CareConsent.select().count()) == rows
         with bound(db, ALL_MODELS), db.atomic():  # yes again, after the reply
             consent.record(member[C1], "sms", True, source="console", actor="ann",
@@ -401,6 +405,95 @@ def test_a_td_reply_to_the_gateway_opts_the_member_out(db: Database) -> None:
         url = gone.replies_url
     broken = replace(config, sms=replace(config.sms, replies_url=url))
     assert dispatcher(db, broken).read_replies() == 0  # unreachable: logged, nothing changed
+
+
+def test_the_replies_cursor_is_kept_across_a_restart(db: Database, monkeypatch) -> None:
+    """The gateway's cursor of the replies applied is saved with their opt-outs: a sender
+    killed while applying a page leaves that page to the next one, which reads on from the last
+    page saved (not from the first reply) and applies each reply once; another replies URL is
+    read from its first reply."""
+    service = care(db)
+    opt_in_all(service, db)
+    member = ids(db)
+    later = to_micros(NOW) + 60_000_000
+    with gateway() as server:
+        config = replace(sms_config(server),
+                         sms=replace(sms_config(server).sms, replies_url=server.replies_url))
+        server.reply("13800000001", "TD", later)  # 张伟
+        server.reply("13900000002", "谢谢", later)  # 李娜: nothing
+        server.reply("+86 137-0000-0003", "STOP", later)  # 王芳, on the second page
+        applying = consent.stop_by_reply
+
+        def dies_at_wang(phone: str, text: str, at: datetime) -> list[str]:
+            if phone.endswith("0003"):
+                raise RuntimeError("killed")
+            return applying(phone, text, at)
+
+        monkeypatch.setattr(consent, "stop_by_reply", dies_at_wang)
+        with pytest.raises(RuntimeError):
+            dispatcher(db, config).read_replies()
+        assert server.reads == ["", "2"]
+        assert not bound_call(db, consent.granted, member[C1], "sms")
+        assert bound_call(db, consent.granted, member[C3], "sms")  # its page rolled back
+        monkeypatch.setattr(consent, "stop_by_reply", applying)
+        server.reply("13600000004", "退订", later)  # 赵六, while HQ was down
+        restarted = dispatcher(db, config)  # a new process: nothing in memory
+        assert restarted.replies_after() == "2"
+        assert restarted.read_replies() == 2
+        assert server.reads[2:] == ["2", "4"]  # on from the saved page, then nothing new
+        for card in (C1, C3, C4):
+            assert not bound_call(db, consent.granted, member[card], "sms")
+        replies = bound_call(db, lambda: CareConsent.select().where(
+            CareConsent.source == "reply").count())
+        assert replies == 3  # one each, none applied twice
+        with gateway() as other:  # another gateway: its replies from the first
+            moved = replace(config, sms=replace(config.sms, replies_url=other.replies_url))
+            assert dispatcher(db, moved).replies_after() == ""
+            dispatcher(db, moved).read_replies()
+            assert other.reads == [""]
+        assert dispatcher(db, config).replies_after() == "4"
+
+
+def test_a_reply_finds_its_contacts_by_the_number_s_last_digits(db: Database) -> None:
+    """The number a reply comes from is compared by its last 11 digits through
+    ``care_contact.phone_tail`` (HQ migration 24), kept as the contact's number changes; a
+    number of other digits or a contact without a number is not matched."""
+    service = care(db)
+    opt_in_all(service, db)
+    member = ids(db)
+    tails = bound_call(db, lambda: dict(CareContact.select(CareContact.member,
+                                                           CareContact.phone_tail).tuples()))
+    assert tails[member[C1]] == "13800000001"
+    at = from_micros(to_micros(NOW) + 60_000_000)
+    with bound(db, ALL_MODELS), db.atomic():
+        assert consent.stop_by_reply("+86 139 0000 0001", "TD", at) == []  # other digits
+        assert consent.stop_by_reply("0013800000001", "td", at) == [member[C1]]
+        assert consent.stop_by_reply("13800000001", "TD", at) == []  # answered at that time
+        assert CareContact.get(CareContact.member == member[C1]).phone_tail is None
+        consent.record(member[C2], "sms", True, source="console", actor="ann",
+                       at=from_micros(to_micros(NOW) + 1), address="+8613900000009")
+    assert bound_call(db, lambda: CareContact.get(CareContact.member == member[C2]).phone_tail
+                      ) == "13900000009"
+    with bound(db, ALL_MODELS), db.atomic():
+        assert consent.stop_by_reply("13900000002", "TD", at) == []  # the old number
+        assert consent.stop_by_reply("13900000009", "TD", at) == [member[C2]]
+
+
+def test_migration_24_fills_the_number_tails_of_the_contacts_kept(db: Database) -> None:
+    """Contacts kept before HQ migration 24 get their numbers' last 11 digits; run again, it
+    changes nothing."""
+    service = care(db)
+    opt_in_all(service, db)
+    db.execute_sql("UPDATE care_contact SET phone_tail = NULL")
+    db.execute_sql("UPDATE care_contact SET phone = '+8613900000002' "
+                   "WHERE phone = '13900000002'")  # as a console yes may keep it
+    upgrade = next(m for m in migrations.history() if m.name == "v0024_care_replies")
+    for _ in range(2):
+        with db.atomic():
+            upgrade.run(db)
+        assert dict(db.execute_sql("SELECT phone, phone_tail FROM care_contact").fetchall()) == {
+            "13800000001": "13800000001", "+8613900000002": "13900000002",
+            "13700000003": "13700000003", "13600000004": "13600000004"}
 
 
 def test_frequency_cap_and_quiet_hours(db: Database) -> None:

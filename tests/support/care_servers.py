@@ -45,6 +45,7 @@ class Gateway:
         self.holding = threading.Event()
         self._release = threading.Event()
         self.replies: list[dict[str, Any]] = []  # members' texts back, in the order received
+        self.reads: list[str] = []  # the ``after`` of each read of the replies, in order
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_port}/send"
@@ -74,7 +75,10 @@ class Gateway:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 """The replies after ``?after=N`` (their ids are 1, 2, ...), two at a time."""
-                after = int(parse_qs(urlsplit(self.path).query).get("after", ["0"])[0] or 0)
+                asked = parse_qs(urlsplit(self.path).query).get("after", [""])[0]
+                after = int(asked or 0)
+                with gateway.lock:
+                    gateway.reads.append(asked)
                 if self.headers.get("Authorization") != f"Bearer {gateway.API_KEY}":
                     self.send_response(401)
                     self.end_headers()

@@ -14,8 +14,16 @@ import re
 from datetime import datetime
 from typing import Any
 
+from peewee import fn
+
 from terminal.hq.care.member_ids import among
-from terminal.hq.care.models import CHANNELS, CareConsent, CareContact, CareMessage
+from terminal.hq.care.models import (
+    CHANNELS,
+    CareConsent,
+    CareContact,
+    CareMessage,
+    number_tail,
+)
 from terminal.loyalty.cards import phone_hash
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.store.members import PHONE
@@ -70,10 +78,13 @@ def record(member_id: str, channel: str, granted: bool, *, source: str, actor: s
                                        & (CareConsent.channel == channel)
                                        & (CareConsent.at_us > now)).exists()
     if not newer:
-        column = CareContact.phone if channel == "sms" else CareContact.email
-        (CareContact.insert(member=member_id, updated_us=now, **{column.name: value})
+        values: dict[Any, Any] = ({CareContact.phone: value,
+                                   CareContact.phone_tail: number_tail(value)}
+                                  if channel == "sms" else {CareContact.email: value})
+        (CareContact.insert({CareContact.member: member_id, CareContact.updated_us: now,
+                             **values})
          .on_conflict(conflict_target=[CareContact.member],
-                      update={column: value, CareContact.updated_us: now}).execute())
+                      update={**values, CareContact.updated_us: now}).execute())
     CareConsent.create(member=member_id, channel=channel, granted=granted, source=source,
                        actor=actor, at_us=now, store=store, terminal=terminal)
     return not newer
@@ -86,19 +97,21 @@ def stop_by_reply(phone: str, text: str, at: datetime) -> list[str]:
     opted out. The number is compared by its last 11 digits (the gateway may prefix +86)."""
     if text.strip().upper() not in STOP_WORDS:
         return []
-    digits = re.sub(r"\D", "", phone)[-11:]
+    digits = number_tail(phone) or ""
     if not PHONE.fullmatch(digits):
         return []
     now = to_micros(at)
-    stopped = []
-    for contact in CareContact.select().where(CareContact.phone.endswith(digits)):
-        if contact.phone[-11:] != digits or CareConsent.select().where(
-                (CareConsent.member == contact.member) & (CareConsent.channel == "sms")
-                & (CareConsent.at_us >= now)).exists():
-            continue
-        record(contact.member, "sms", False, source="reply", actor="sms-reply", at=at)
-        stopped.append(contact.member)
-    return stopped
+    # One query, through the index on the number's last digits (HQ migration 24): the contacts
+    # at that number with no SMS answer at or after the reply's time.
+    newer = CareConsent.select(CareConsent.id).where(
+        (CareConsent.member == CareContact.member) & (CareConsent.channel == "sms")
+        & (CareConsent.at_us >= now))
+    members = [member for (member,) in CareContact.select(CareContact.member).where(
+        (CareContact.phone_tail == digits) & ~fn.EXISTS(newer))
+        .order_by(CareContact.member).tuples()]
+    for member in members:
+        record(member, "sms", False, source="reply", actor="sms-reply", at=at)
+    return members
 
 
 def granted(member_id: str, channel: str) -> bool:

@@ -36,7 +36,7 @@ from peewee import Database, PostgresqlDatabase, fn
 from terminal.hq.care import consent
 from terminal.hq.care.channels import Channel, ChannelError, SmsGateway
 from terminal.hq.care.config import CareConfig
-from terminal.hq.care.models import CARE_MODELS, CareCampaign, CareMessage
+from terminal.hq.care.models import CARE_MODELS, CareCampaign, CareMessage, CareState
 from terminal.hq.care.segments import is_excluded
 from terminal.hq.database import writing
 from terminal.hq.models import HQ_MODELS
@@ -48,6 +48,11 @@ from terminal.loyalty.store.models import MODELS
 log = logging.getLogger(__name__)
 ALL_MODELS = MODELS + HQ_MODELS + CARE_MODELS
 _PG_SENDER_LOCK = 0x63617265  # "care": one sender per database (database.py has the others)
+REPLIES_AFTER = "sms_replies_after"  # care_state's key of the SMS replies' cursor, + the URL
+
+
+def _replies_key(gateway: SmsGateway) -> str:
+    return f"{REPLIES_AFTER} {gateway.section.replies_url}"
 
 
 class SenderBusy(RuntimeError):
@@ -125,7 +130,6 @@ class Dispatcher:
                  channels: Mapping[str, Channel], clock: Callable[[], datetime]) -> None:
         self.db, self.rules, self.config = db, rules, config
         self.channels, self.clock = channels, clock
-        self.after = ""  # the gateway's cursor of the replies read so far
 
     def run(self, campaign: int | None = None) -> Run:
         """Send every message due now (of ``campaign``, or of all), until none is. What a send
@@ -153,15 +157,30 @@ class Dispatcher:
                 continue
             done = (job, self._send(job))
 
+    def replies_after(self) -> str:
+        """The SMS gateway's cursor of the replies applied so far ("" before the first, or with
+        no gateway): kept in ``care_state`` (HQ migration 24) per replies URL, so a sender
+        started again reads on from it, and another gateway's replies are read from their
+        first."""
+        gateway = self.channels.get("sms")
+        if not isinstance(gateway, SmsGateway):
+            return ""
+        with bound(self.db, ALL_MODELS):
+            row = CareState.get_or_none(CareState.key == _replies_key(gateway))
+        return row.value if row is not None else ""
+
     def read_replies(self) -> int:
         """Record the opt-outs members texted back to the SMS gateway (回复TD退订) before
-        anything is sent; how many members opted out. A gateway that does not answer leaves
-        them for the next run (each reply is taken once: one read twice changes nothing)."""
+        anything is sent; how many members opted out. Each page's opt-outs and the cursor after
+        it commit together, so a sender killed mid-way reads that page again and one started
+        again reads on from the saved cursor: every reply is applied once. A gateway that does
+        not answer leaves them for the next run."""
         gateway = self.channels.get("sms")
         stopped = 0
         while isinstance(gateway, SmsGateway):
+            before = self.replies_after()
             try:
-                replies, after = gateway.replies(self.after)
+                replies, after = gateway.replies(before)
             except ChannelError as exc:
                 log.warning("SMS replies not read: %s", exc.code)
                 break
@@ -169,9 +188,12 @@ class Dispatcher:
                 for reply in replies:
                     stopped += len(consent.stop_by_reply(reply.phone, reply.text,
                                                          from_micros(reply.at_us)))
-            if not replies or after == self.after:
+                if after != before:
+                    (CareState.insert(key=_replies_key(gateway), value=after)
+                     .on_conflict(conflict_target=[CareState.key],
+                                  update={CareState.value: after}).execute())
+            if not replies or after == before:
                 break
-            self.after = after
         if stopped:
             log.info("%d member(s) opted out of SMS by replying", stopped)
         return stopped

@@ -3,6 +3,7 @@
 - ``care_contact``: the address a member gave for care messages (a phone number, an email).
   HQ keeps a member's registered phone only as a keyed hash, so a number to text is kept here,
   and only for a member who agreed; an erasure removes the row.
+- ``care_state``: named values kept across restarts: the SMS replies' cursor.
 - ``care_consent``: every opt-in and opt-out, per channel, who recorded it, how and where (the
   store and terminal of an answer given at a till; append-only: the proof of consent). A
   member's consent for a channel is its newest row by the time it was given (``at_us``, then
@@ -16,11 +17,21 @@
 
 from __future__ import annotations
 
+import re
+
 from peewee import AutoField, BigIntegerField, BooleanField, IntegerField, TextField
 
 from terminal.loyalty.store.models import BaseModel
 
 CHANNELS = ("sms", "email")
+TAIL_DIGITS = 11  # a number is compared by its last 11 digits: a gateway may prefix +86
+
+
+def number_tail(phone: str | None) -> str | None:
+    """The last 11 digits of ``phone`` (``care_contact.phone_tail``), None without any."""
+    if not phone:
+        return None
+    return re.sub(r"\D", "", phone)[-TAIL_DIGITS:] or None
 
 
 class CareContact(BaseModel):
@@ -28,6 +39,16 @@ class CareContact(BaseModel):
     phone = TextField(null=True)
     email = TextField(null=True)
     updated_us = BigIntegerField()
+    # The number's last 11 digits, indexed (HQ migration 24): what a reply is looked up by.
+    phone_tail = TextField(null=True)
+
+
+class CareState(BaseModel):
+    """Small named values member care keeps across restarts (HQ migration 24), such as the SMS
+    gateway's cursor of the replies already applied (``sms_replies_after``)."""
+
+    key = TextField(primary_key=True)
+    value = TextField()
 
 
 class CareConsent(BaseModel):
@@ -73,5 +94,5 @@ class CareMessage(BaseModel):
         indexes = ((("campaign", "member"), True), (("state", "due_us"), False))
 
 
-CARE_MODELS = (CareContact, CareConsent, CareCampaign, CareMessage)
+CARE_MODELS = (CareContact, CareConsent, CareCampaign, CareMessage, CareState)
 APPEND_ONLY = (CareConsent,)
