@@ -19,6 +19,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -157,16 +158,16 @@ class HqPostgresDatabase(PostgresqlDatabase):
     def _lazy_unit(self) -> Iterator[None]:
         state = self._thread
         state.flat_from = self.transaction_depth()
-        state.savepoint = [f"hq{state.flat_from}u", False]  # [name, opened]
+        pending = state.savepoint = _LazySavepoint(f"hq{state.flat_from}u")
         try:
             yield
         except BaseException:
-            if state.savepoint[1]:
-                self.execute_sql(f"ROLLBACK TO SAVEPOINT {state.savepoint[0]}")
+            if pending.opened:
+                self.execute_sql(f"ROLLBACK TO SAVEPOINT {pending.name}")
             raise
         else:
-            if state.savepoint[1]:
-                self.execute_sql(f"RELEASE SAVEPOINT {state.savepoint[0]}")
+            if pending.opened:
+                self.execute_sql(f"RELEASE SAVEPOINT {pending.name}")
         finally:
             state.flat_from, state.savepoint = None, None
 
@@ -174,9 +175,9 @@ class HqPostgresDatabase(PostgresqlDatabase):
         """Open the unit's savepoint if it is waiting for a write (see :meth:`unit`): called
         before anything that writes is sent."""
         pending = self._thread.savepoint
-        if pending is not None and not pending[1]:
-            pending[1] = True
-            super().execute_sql(f"SAVEPOINT {pending[0]}")
+        if pending is not None and not pending.opened:
+            pending.opened = True
+            super().execute_sql(f"SAVEPOINT {pending.name}")
 
     def savepoint(self) -> _savepoint:
         # Peewee names each savepoint by a uuid4, so every SAVEPOINT and RELEASE is new SQL text:
@@ -219,13 +220,22 @@ class HqPostgresDatabase(PostgresqlDatabase):
         return conn is not None and conn.pgconn.pipeline_status != psycopg.pq.PipelineStatus.OFF
 
 
+@dataclass
+class _LazySavepoint:
+    """A unit's savepoint (:meth:`HqPostgresDatabase.unit`): its name, and whether it has been
+    opened (only once the unit sends something that writes)."""
+
+    name: str
+    opened: bool = False
+
+
 class _ThreadState(threading.local):
     """What each thread's use of the database sets for itself (a collector's ingest and member
     request threads share the database object, each on its own connection)."""
 
     on_write: Callable[[str], None] | None = None
     before: Callable[[], None] | None = None  # see HqPostgresDatabase.before
-    savepoint: list[Any] | None = None  # a unit's savepoint not yet opened: [name, opened]
+    savepoint: _LazySavepoint | None = None  # the unit's savepoint, opened at its first write
     flat_from: int | None = None  # transactions this deep or deeper are flat (unit())
     sender: Any = None  # the cursor send() uses on this thread's connection
 
