@@ -34,6 +34,7 @@ from terminal.hq.database import (
     member_key,
     member_writing,
     pipelined_writing,
+    plan_for_parameters,
     retryable,
     snapshot,
     unit,
@@ -251,6 +252,7 @@ class ChainLedger:
         # applied before and the sales recorded are asked with the locks, of every event, and
         # answered in the same wait (busy events' answers go unused).
         with pipelined_writing(self.db):
+            plan_for_parameters(self.db)  # its reads over arrays, for the arrays at hand
             locked = lock_free_members_later(self.db, self._lock_keys(events))
             applied = self.sql.existing_later(AppliedEvent._meta.table_name,
                                               [event.id for event in events])

@@ -389,6 +389,23 @@ def tune_for_reports(db: Database) -> None:
                        (REPORT_WORK_MEM,))
 
 
+CUSTOM_PLANS = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
+
+
+def plan_for_parameters(db: Database) -> None:
+    """Inside a transaction on PostgreSQL, for that transaction only: every statement planned
+    for the parameters it is run with, never by a cached generic plan. psycopg prepares a
+    statement on the server from its fifth run, and PostgreSQL then keeps a generic plan made
+    for the tables as they were: an ingest batch's reads over arrays (kept.py) planned while
+    ``sale`` and ``refund`` were nearly empty went on scanning them as they grew (the refunds'
+    read took 49 ms a batch, 12.5 s of the server's 17.2 s for 4,000 events of the bench's mix;
+    with custom plans 0.7 ms: bench_ingest.py --parts ab with pg_stat_statements, docs/hq.md).
+    The statements stay prepared: only the planning is done again, for the arrays at hand.
+    Sent without waiting in pipeline mode."""
+    if isinstance(db, PostgresqlDatabase):
+        db.execute_sql(CUSTOM_PLANS)
+
+
 def writing(db: Database) -> AbstractContextManager[object]:
     """A write transaction one at a time: IMMEDIATE on SQLite, under the chain-wide advisory
     lock on PostgreSQL (HQ's member operations; ingest and member requests use

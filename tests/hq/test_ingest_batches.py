@@ -415,3 +415,27 @@ def test_collect_bounds_its_transactions_by_batch_ms() -> None:
     assert parser.parse_args([*needed, "--batch-ms", "0"]).batch_ms == 0
     with pytest.raises(SystemExit):
         parser.parse_args([*needed, "--batch-ms", "-5"])
+
+
+def test_a_batch_plans_its_statements_for_their_parameters_on_postgresql(
+        postgres, tmp_path) -> None:
+    """Inside an ingest transaction on PostgreSQL every statement is planned for the arrays it
+    is run with (plan_cache_mode force_custom_plan, for that transaction only): a generic plan
+    psycopg's prepared statement kept from when ``sale`` and ``refund`` were empty scanned them
+    whole as they grew (database.plan_for_parameters). Other transactions keep the default."""
+    events = till_events(tmp_path)
+    ledger = ChainLedger(open_hq_database(fresh_database(postgres)),
+                         Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
+    seen: list[str] = []
+
+    def setting() -> str:
+        return ledger.db.execute_sql("SELECT current_setting('plan_cache_mode')").fetchone()[0]
+
+    ledger.in_batch = lambda part: seen.append(setting())
+    try:
+        outcomes = ledger.thread.call(ledger.apply, events)
+        assert {o.result for o in outcomes} <= {"applied", "flagged"}
+        assert seen and set(seen) == {"force_custom_plan"}
+        assert ledger.thread.call(setting) == "auto"  # the transaction's own, gone with it
+    finally:
+        ledger.close()
