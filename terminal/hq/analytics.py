@@ -102,10 +102,16 @@ class Period:
         return local_day(from_micros(us), self.zone)
 
     @property
-    def is_month(self) -> bool:
-        """Whether the period is one calendar month (the roll-ups keep each member's)."""
-        return self.start.day == 1 and self.end == (self.start + timedelta(days=32)).replace(
-            day=1)
+    def month_days(self) -> list[tuple[int, int]]:
+        """The calendar months the period overlaps, each as the roll-ups' day numbers of its
+        first day and of the day after its last."""
+        months = []
+        first = self.start.replace(day=1)
+        while first < self.end:
+            following = (first + timedelta(days=32)).replace(day=1)
+            months.append((day_number(first), day_number(following)))
+            first = following
+        return months
 
     @property
     def start_day(self) -> int:
@@ -276,7 +282,7 @@ def _rolled_buyers(period: Period, store: str | None, dormant_days: int,
     for r, f, m, buying, repeating in analytics_sql.rolled_segments(
             db, period.start_day, period.end_day, store,
             (thresholds.recency_days, thresholds.frequency_days, thresholds.monetary_fen),
-            month=period.is_month):
+            period.month_days):
         purchasers += int(buying)
         repeat += int(repeating)
         segments[f"R{r}F{f}M{m}"] = int(buying)

@@ -412,29 +412,84 @@ def dormant(db: Database, end_us: int, cut_us: int, store: str | None
 
 
 def rolled_segments(db: Database, start_day: int, end_day: int, store: str | None,
-                    bounds: tuple[tuple[int, ...], ...], month: bool = False
-                    ) -> list[tuple[Any, ...]]:
-    """(r, f, m, purchasers, repeat purchasers) per RFM segment of the period's purchasers;
-    ``month``: the period is one calendar month, whose purchasers ``agg_member_month`` holds
-    one row each."""
-    p = db.param
+                    bounds: tuple[tuple[int, ...], ...],
+                    months: list[tuple[int, int]] | None = None) -> list[tuple[Any, ...]]:
+    """(r, f, m, purchasers, repeat purchasers) per RFM segment of the period's purchasers.
+    ``months``: the calendar months ([first day, day after the last)) the period overlaps;
+    with them the members' figures are summed from ``agg_member_month`` (one row a member and
+    month) for the months the period holds whole and for a month it ends inside when little of
+    that month comes after it, and grouped from ``agg_member_day`` only for the other days
+    (:func:`member_figures`); without them, from the period's days alone."""
     scores, params = rfm_scores(db, end_day, bounds)
-    if month:
-        params += [store or "", start_day]
-        members = f"""SELECT mm.days, mm.last_day AS last_in, mm.fen FROM agg_member_month mm
-              WHERE mm.store = {p} AND mm.month = {p}"""
-    else:
-        # One row per member and day at the store ('' the chain's days): the period's rows.
-        params += [store or "", start_day, end_day]
-        members = f"""SELECT md.member, COUNT(*) AS days, MAX(md.day) AS last_in,
-                     SUM(md.fen) AS fen
-              FROM agg_member_day md WHERE md.store = {p} AND md.day >= {p} AND md.day < {p}
-              GROUP BY md.member"""
+    members, member_params = member_figures(db, start_day, end_day, store, months or [])
     sql = f"""
         SELECT {scores}, COUNT(*), SUM(CASE WHEN m.days >= 2 THEN 1 ELSE 0 END)
         FROM ({members}) m
         GROUP BY 1, 2, 3"""
-    return db.execute_sql(sql, params).fetchall()
+    return db.execute_sql(sql, [*params, *member_params]).fetchall()
+
+
+def _sales_between(db: Database, key: str, first: int, end: int) -> int:
+    """Member sales (not less refunds) on the days [first, end) at store ``key`` ('' the
+    chain), from ``agg_sale_day``: what a range of ``agg_member_day`` costs to read, roughly."""
+    p = db.param
+    at = f" AND store = {p}" if key else ""
+    row = db.execute_sql(f"SELECT COALESCE(SUM(sales), 0) FROM agg_sale_day "
+                         f"WHERE day >= {p} AND day < {p}{at}",
+                         [first, end, *([key] if key else [])]).fetchone()
+    return int(row[0])
+
+
+def member_figures(db: Database, start_day: int, end_day: int, store: str | None,
+                   months: list[tuple[int, int]]) -> tuple[str, list[Any]]:
+    """SQL (member, days, last_in, fen) of the period's purchasers at ``store`` (None: the
+    chain): their days with a counted sale, the last of them, their spend; and its parameters.
+
+    Built from parts, summed per member: the calendar months of ``months`` the period holds
+    whole, from ``agg_member_month``; the month it ends inside ([its first day, ``end_day``)),
+    from that month's rows too when fewer sales come after ``end_day`` in it than before (the
+    month to date: a dashboard's last month, the days to today), a member whose month goes on
+    past ``end_day`` taking its days before it instead; every other day from
+    ``agg_member_day``, a row a member and day."""
+    p = db.param
+    key = store or ""
+    day_rows = f"""SELECT md.member, 1 AS days, md.day AS last_in, md.fen FROM agg_member_day md
+        WHERE md.store = {p} AND md.day >= {p} AND md.day < {p}"""
+    parts: list[str] = []
+    params: list[Any] = []
+    days: list[tuple[int, int]] = []  # ranges read day by day
+    whole = [(a, b) for a, b in months if a >= start_day and b <= end_day]
+    if whole:
+        parts.append(f"""SELECT mm.member, mm.days, mm.last_day AS last_in, mm.fen
+            FROM agg_member_month mm WHERE mm.store = {p} AND mm.month >= {p} AND mm.month < {p}""")
+        params += [key, whole[0][0], whole[-1][1]]
+    for a, b in months:
+        if (a, b) in whole:
+            continue
+        first, end = max(a, start_day), min(b, end_day)
+        if a == first < end < b and _sales_between(db, key, end, b) < _sales_between(
+                db, key, a, end):
+            # The month to ``end_day``: the rows of members whose month ends before it, and the
+            # days before it of those whose month goes on (found from its days after it).
+            parts.append(f"""SELECT mm.member, mm.days, mm.last_day AS last_in, mm.fen
+                FROM agg_member_month mm WHERE mm.store = {p} AND mm.month = {p}
+                AND mm.last_day < {p}""")
+            parts.append(f"""{day_rows}
+                AND md.member IN (SELECT l.member FROM agg_member_day l WHERE l.store = {p}
+                                  AND l.day >= {p} AND l.day < {p})""")
+            params += [key, a, end, key, a, end, key, end, b]
+        else:
+            days.append((first, end))
+    if not parts and not days:  # no month given: the period's days
+        days.append((start_day, end_day))
+    for first, end in days:
+        parts.append(day_rows)
+        params += [key, first, end]
+    if len(parts) == 1 and len(whole) == 1:  # one calendar month: a row a purchaser already
+        return parts[0], params
+    return (f"""SELECT x.member, SUM(x.days) AS days, MAX(x.last_in) AS last_in,
+            SUM(x.fen) AS fen FROM ({" UNION ALL ".join(parts)}) x
+            GROUP BY x.member""", params)
 
 
 def rolled_first_between(db: Database, store: str | None, start_day: int | None,

@@ -280,6 +280,7 @@ def play(writer: Writer, steps: list[tuple]) -> None:
 
 
 PERIODS = [(date(2026, 10, 2), date(2026, 11, 1)), (date(2026, 10, 15), date(2026, 10, 16)),
+           (date(2026, 10, 1), date(2026, 10, 25)), (date(2026, 9, 20), date(2026, 11, 20)),
            (date(2026, 11, 1), date(2027, 2, 1)), (date(2026, 9, 1), date(2026, 10, 3)),
            (date(2026, 10, 1), date(2026, 11, 1))]  # a calendar month: agg_member_month
 # The tier window (12 months) of this one starts at midnight of 2 November 2026 (T0 + 31 days).
@@ -582,6 +583,53 @@ def test_a_member_without_sales_and_another_zone_rebuild(hq: Database) -> None:
     assert rollup.catch_up(hq, ZONE_RULES.zone).rebuilt
     assert days() == [(bought, store, number(date(2026, 10, 2))) for store in ("", "S002")]
     compare(hq)
+
+
+def local(month: int, day: int, minutes: int = 0) -> int:
+    """µs of ``minutes`` after midnight (Shanghai) of the day in 2026."""
+    return T0_US + (date(2026, month, day) - date(2026, 10, 2)).days * DAY_US \
+        + minutes * 60_000_000
+
+
+def test_a_period_sums_its_months_and_the_days_at_its_ends(hq: Database) -> None:
+    """A period that is not a calendar month reads the months it holds whole, and the month it
+    ends inside, from each member's month rows, and only its other days day by day: the same
+    figures as the ledger's, with a sale at 23:59 and one at midnight on the period's last
+    edge, a sale wholly refunded, a member whose month goes on past ``to`` and one who never
+    bought."""
+    writer = Writer(hq)
+    zone = ZONE_RULES.zone
+    for store in ("S001", "S001", "S002", "S002"):
+        writer.register(store, local(9, 1))
+    a, b, c, _never = writer.members
+    writer.sell("S001", a, local(9, 20, 600), [(1, 1000)])
+    writer.sell("S001", a, local(10, 5, 600), [(1, 1000)])
+    writer.sell("S002", a, local(10, 12, 600), [(2, 250)])
+    writer.sell("S001", a, local(10, 25, 600), [(1, 5000)])  # A's October goes on past the 20th
+    writer.sell("S001", a, local(11, 3, 600), [(1, 1000)])
+    writer.sell("S002", b, local(10, 3, 23 * 60 + 59), [(1, 1000)])  # 23:59 on the 3rd
+    writer.sell("S002", b, local(10, 8, 600), [(3, 250)])
+    writer.refund("S002", len(writer.sales) - 1, True, local(10, 9, 600))  # wholly refunded
+    writer.sell("S001", c, local(10, 19, 23 * 60 + 59), [(1, 250)])  # the last minute in
+    writer.sell("S001", c, local(10, 20), [(1, 250)])  # midnight: the first one out
+    rollup.catch_up(hq, zone)
+    periods = [(date(2026, 10, 1), date(2026, 10, 20)), (date(2026, 9, 15), date(2026, 10, 20)),
+               (date(2026, 9, 15), date(2026, 11, 10)), (date(2026, 10, 10), date(2026, 10, 20)),
+               (date(2026, 10, 2), date(2026, 11, 1)), (date(2026, 11, 1), date(2026, 11, 10)),
+               (date(2026, 9, 1), date(2026, 12, 1))]  # three whole months: A in each
+    with hq.bind_ctx(MODELS + HQ_MODELS), snapshot(hq):
+        first = Period(*periods[0], zone)
+        sql, _ = analytics_sql.member_figures(hq, first.start_day, first.end_day, None,
+                                              first.month_days)
+        assert "agg_member_month" in sql  # October to the 20th read from the month's rows
+        found = analytics.buyers(first)
+        assert (found.purchasers, found.repeat) == (3, 1)  # A twice; B once (the 8th refunded)
+        for (start, end), store in itertools.product(periods, (None, *STORES)):
+            period = Period(start, end, zone)
+            assert analytics.buyers(period, store, 30) == analytics.buyers(
+                period, store, 30, rolled=False), (start, end, store)
+            assert analytics.analytics(NEAR_RULES, period, store) == analytics.analytics(
+                NEAR_RULES, period, store, rolled=False), (start, end, store)
 
 
 def test_near_the_next_tier_leaves_out_the_window_s_first_instant(hq: Database) -> None:
