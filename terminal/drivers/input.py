@@ -37,7 +37,8 @@ class InputDeviceConfig:
                            choices=("evdev", "simulated"))
     role: str = setting("keypad", doc="msr (card reader), scanner or keypad", choices=ROLES)
     match: str = setting(
-        "", doc="/dev/input/by-id/... path, vendor:product (0c2e:0b61) or a name pattern (*MSR*)"
+        "", doc="/dev/input/by-id/... or by-path/... path, vendor:product (0c2e:0b61) or a name "
+                "pattern (*MSR*; several as *MSR*|*swipe*)"
     )
     layout: str = setting("us", doc="keyboard layout the device types in", choices=tuple(LAYOUTS))
     grab: bool = setting(True, doc="take the device exclusively so keys never reach a console")
@@ -68,7 +69,10 @@ def device_matches(match: str, device: SeenDevice) -> bool:
     ids = _VID_PID.fullmatch(match)
     if ids:
         return (device.vendor, device.product) == (int(ids[1], 16), int(ids[2], 16))
-    return fnmatch.fnmatchcase(device.name.lower(), match.lower())
+    # A name pattern, or several separated by "|" (any of them matches).
+    name = device.name.lower()
+    return any(fnmatch.fnmatchcase(name, pattern.strip())
+               for pattern in match.lower().split("|") if pattern.strip())
 
 
 def guess_role(name: str, key_codes: Iterable[int]) -> str | None:

@@ -96,11 +96,12 @@ FILES = {
     "hq-root.pub": 0o640,
     "claim.crt": 0o640,
     "claim.key": 0o600,
+    "card.key": 0o600,
 }
 KNOWN = {
     "terminal": {"store", "terminal_id"},
     "broker": {"host", "port", "ca", "certificate", "private_key"},
-    "hq": {"root_public_key"},
+    "hq": {"root_public_key", "card_key"},
     "udev": {"printer", "pole_display"},
     "enroll": {"code", "claim_certificate", "claim_private_key"},
 }
@@ -140,6 +141,7 @@ class Provisioning:
     usb_ids: dict[str, tuple[str, str]]
     devices: dict[str, Any]
     enrollment: Enrollment | None = None
+    card_key: bytes | None = None  # the chain's card key (HQ's template carries it)
 
     @property
     def identity(self) -> str:
@@ -191,8 +193,11 @@ def parse(text: str, source: str) -> Provisioning:
             claim_key.private_bytes(serialization.Encoding.PEM,
                                     serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption()))
+    devices = {name: value for name, value in data.items() if name not in KNOWN}
+    _check_devices(devices, source)
     return Provisioning(
         enrollment=enrollment,
+        card_key=fields.optional("hq", "card_key", _card_key),
         store=fields.required("terminal", "store", _name),
         terminal_id=fields.required("terminal", "terminal_id", _name),
         broker_host=fields.required("broker", "host", _host),
@@ -206,8 +211,42 @@ def parse(text: str, source: str) -> Provisioning:
             for role in sorted(KNOWN["udev"])
             if (ids := fields.optional("udev", role, _usb_id)) is not None
         },
-        devices={name: value for name, value in data.items() if name not in KNOWN},
+        devices=devices,
     )
+
+
+# What a file without any [input.NAME] section gets: the till's three input roles, found by the
+# evdev device name (`posterm doctor` lists every device with its name, by-id path and the role
+# it would suit; give `match` as that path, vendor:product or another name pattern to pin one).
+# A device not plugged in is waited for; the till sells meanwhile (keys from the others).
+DEFAULT_INPUTS: dict[str, dict[str, Any]] = {
+    "keypad": {"backend": "evdev", "role": "keypad", "match": "*keypad*|*numeric*|*numpad*"},
+    "card_reader": {"backend": "evdev", "role": "msr",
+                    "match": "*msr*|*magnetic*|*card reader*|*swipe*|*magtek*"},
+    "scanner": {"backend": "evdev", "role": "scanner",
+                "match": "*scanner*|*barcode*|*honeywell*|*symbol*|*zebra*|*datalogic*"
+                         "|*newland*"},
+}
+
+
+def with_default_inputs(devices: dict[str, Any]) -> dict[str, Any]:
+    """``devices`` with :data:`DEFAULT_INPUTS` when it names no input device."""
+    if devices.get("input"):
+        return devices
+    return {**devices, "input": {name: dict(table) for name, table in DEFAULT_INPUTS.items()}}
+
+
+def _check_devices(devices: dict[str, Any], source: str) -> None:
+    """The device sections as the daemon will read them (its own parser), so a mistake is
+    refused here, naming the key, not by a daemon that never starts."""
+    from terminal.core.configfile import ConfigError
+    from terminal.daemon.config import parse_config
+
+    try:
+        parse_config({"terminal": {"store": "S", "terminal_id": "T"},
+                      **with_default_inputs(devices)}, source)
+    except ConfigError as exc:
+        raise ProvisionError(str(exc)) from None
 
 
 class _Fields:
@@ -298,6 +337,14 @@ def _private_key(value: Any) -> ec.EllipticCurvePrivateKey:
     return key
 
 
+def _card_key(value: Any) -> bytes:
+    text = _text(value).strip()
+    if len(text) < 16 or not text.isascii() or not text.isprintable() or " " in text:
+        raise ValueError("the chain's card key: 16 or more printable ASCII characters without "
+                         "spaces (HQ's card key file, as `posterm-hq enroll template` copies it)")
+    return text.encode("ascii")
+
+
 def _ed25519_public_pem(value: Any) -> bytes:
     text = _text(value)
     try:
@@ -377,6 +424,8 @@ def provision(
             serialization.NoEncryption(),
         ),
     }
+    if prov.card_key is not None:
+        writes["card.key"] = prov.card_key
     csr_path = None
     if prov.certificate is None:
         writes["terminal.csr"] = _csr(key, prov).public_bytes(serialization.Encoding.PEM)
@@ -455,7 +504,7 @@ def daemon_config(prov: Provisioning, credentials: Path) -> str:
             "key_file": str(credentials / "terminal.key"),
         },
         "hq": {"root_public_key_file": str(credentials / "hq-root.pub")},
-        **prov.devices,
+        **with_default_inputs(prov.devices),
     }
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     header = (

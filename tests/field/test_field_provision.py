@@ -95,16 +95,19 @@ pole_display = "067b:2303"
 
 [printer]
 backend = "usb"
-columns = 48
-cut = true
+paper_mm = 58
+read_status = true
 
-[pole_display]
+[pole]
+backend = "serial"
 port = "/dev/posterm/pole-display"
-protocol = "cd5220"
+command_set = "cd5220"
 
-[[keymap.keys]]
-code = "KEY_KP1"
-action = "digit"
+[input.keypad]
+backend = "evdev"
+role = "keypad"
+match = "/dev/input/by-path/platform-xhci-hcd.0-usb-0:1:1.0-event-kbd"
+keymap = {{ KEY_F1 = "member" }}
 """
 
 
@@ -160,8 +163,10 @@ def test_good_file_writes_config_credentials_and_removes_the_file(
     }
     assert config["hq"] == {"root_public_key_file": str(creds / "hq-root.pub")}
     # Device sections pass through unchanged, arrays of tables included.
-    assert config["printer"] == {"backend": "usb", "columns": 48, "cut": True}
-    assert config["keymap"] == {"keys": [{"code": "KEY_KP1", "action": "digit"}]}
+    assert config["printer"] == {"backend": "usb", "paper_mm": 58, "read_status": True}
+    assert config["input"] == {"keypad": {
+        "backend": "evdev", "role": "keypad", "keymap": {"KEY_F1": "member"},
+        "match": "/dev/input/by-path/platform-xhci-hcd.0-usb-0:1:1.0-event-kbd"}}
     assert "udev" not in config
     assert not source.exists()
     assert (creds / "hq-root.pub").read_text() == hq_public_pem
@@ -306,3 +311,79 @@ def test_not_provisioned_without_config(tmp_path: Path) -> None:
     assert provision.status_facts(tmp_path) == {}
     (tmp_path / "posterm.toml").write_text("not toml [")
     assert not provision.is_provisioned(tmp_path)
+
+
+def test_a_file_without_input_sections_gets_the_tills_inputs_and_the_daemon_starts_on_it(
+    tmp_path: Path, pki: Pki, hq_public_pem: str
+) -> None:
+    """The template and the example file name no keypad: the box got a config the daemon refused
+    ("no [input.NAME] section: the till needs a keypad"). Provisioning gives it the keypad, card
+    reader and scanner, found by their evdev names as the drivers match them."""
+    from terminal.daemon.config import load_config
+    from terminal.drivers.input import SeenDevice, device_matches
+
+    text = good_file(pki, hq_public_pem)
+    text = text[:text.index("[input.keypad]")]
+    source = on_boot(tmp_path, text)
+    assert run_cli(tmp_path, source) == 0
+    config = load_config(tmp_path / "state" / "posterm.toml")
+    roles = {name: (c.backend, c.role) for name, c in config.inputs.items()}
+    assert roles == {"keypad": ("evdev", "keypad"), "card_reader": ("evdev", "msr"),
+                     "scanner": ("evdev", "scanner")}
+
+    def device(name: str) -> SeenDevice:
+        return SeenDevice("/dev/input/event3", name, 0x1234, 0x5678, None)
+
+    def role_of(name: str) -> list[str]:
+        return [c.role for c in config.inputs.values() if device_matches(c.match, device(name))]
+
+    assert role_of("Genius Numeric Keypad") == ["keypad"]
+    assert role_of("MagTek USB Swipe Reader") == ["msr"]
+    assert role_of("Honeywell Imaging 1900 Barcode Scanner") == ["scanner"]
+    assert role_of("Logitech USB Keyboard") == []  # a full keyboard is no till device
+
+
+def test_device_sections_the_daemon_would_refuse_are_refused_at_provisioning(
+    tmp_path: Path, pki: Pki, hq_public_pem: str
+) -> None:
+    for bad, named in (('[pole_display]\nport = "/dev/ttyUSB0"\n',
+                        "unknown section [pole_display]"),
+                       ('[printer]\nbackend = "simulated"\n', "backend"),
+                       ('[input.keypad]\nrole = "keypad"\nmatch = 5\n', "match")):
+        text = good_file(pki, hq_public_pem)
+        text = text[:text.index("[printer]")] + bad
+        source = tmp_path / "boot" / "posterm-provision.toml"
+        source.parent.mkdir(exist_ok=True)
+        source.write_text(text)
+        assert run_cli(tmp_path, source) == 1
+        error = source.with_name("posterm-provision-error.txt").read_text()
+        assert named in error, error
+        assert not (tmp_path / "state" / "posterm.toml").exists()
+
+
+def test_the_chain_card_key_is_installed_for_the_daemon_alone(
+    tmp_path: Path, pki: Pki, hq_public_pem: str
+) -> None:
+    text = good_file(pki, hq_public_pem).replace(
+        "[udev]", "card_key = 'c0ffee00c0ffee00c0ffee00c0ffee00'\n\n[udev]", 1)
+    assert run_cli(tmp_path, on_boot(tmp_path, text)) == 0
+    key = tmp_path / "state" / "credentials" / "card.key"
+    assert key.read_bytes() == b"c0ffee00c0ffee00c0ffee00c0ffee00"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    short = good_file(pki, hq_public_pem).replace("[udev]", "card_key = 'short'\n\n[udev]", 1)
+    source = tmp_path / "again" / "posterm-provision.toml"
+    source.parent.mkdir()
+    source.write_text(short)
+    assert run_cli(tmp_path / "again", source) == 1
+    assert "[hq] card_key" in source.with_name("posterm-provision-error.txt").read_text()
+
+
+def test_the_example_files_device_sections_are_what_the_daemon_reads() -> None:
+    """image/posterm-provision.example.toml, on every card's boot partition: its device sections
+    pass the daemon's parser and give the till its keypad (they once named [pole_display])."""
+    example = Path(__file__).parents[2] / "image" / "posterm-provision.example.toml"
+    data = tomllib.loads(example.read_text())
+    devices = {name: table for name, table in data.items() if name not in provision.KNOWN}
+    provision._check_devices(devices, str(example))
+    assert {t["role"] for t in devices["input"].values()} == {"keypad", "msr", "scanner"}
+    assert "card_key" in data["hq"]

@@ -104,7 +104,8 @@ class Hq:
             return codes.issue(Terminal(store, terminal), datetime.now(UTC) - timedelta(hours=2),
                                timedelta(hours=1)).code
 
-    def provisioning_file(self, directory: Path, identity: str, code: str) -> Path:
+    def provisioning_file(self, directory: Path, identity: str, code: str,
+                          *extra: str) -> Path:
         """HQ's template (`posterm-hq enroll template`) with what the technician writes: store,
         terminal and code."""
         store, terminal = identity.split("/")
@@ -116,7 +117,7 @@ class Hq:
             assert posterm_hq(["enroll", "template", "--ca", str(self.directory / "ca"),
                                "--claim", str(self.directory / "pki" / "claim"), "--root-pub",
                                str(root), "--host", self.broker.host, "--port",
-                               str(self.broker.port)]) == 0
+                               str(self.broker.port), *extra]) == 0
         text = (template.getvalue().replace('store = ""', f'store = "{store}"', 1)
                 .replace('terminal_id = ""', f'terminal_id = "{terminal}"', 1)
                 .replace('code = ""', f'code = "{code}"', 1))

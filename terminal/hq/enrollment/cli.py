@@ -59,6 +59,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     template.add_argument("--root-pub", type=Path, required=True, help="keygen's root.pub")
     template.add_argument("--host", required=True, help="the broker's host name")
     template.add_argument("--port", type=int, default=8883)
+    template.add_argument("--card-key-file", type=Path,
+                          help="the chain's card key (as the console's --card-key-file): the "
+                               "box hashes card numbers with it; without it, none is written")
     serve = actions.add_parser("serve", help="answer boxes redeeming their codes")
     serve.add_argument("--db", required=True)
     serve.add_argument("--ca", type=Path, required=True, help="the CA directory (ca init)")
@@ -90,7 +93,7 @@ ca = '''
 [hq]
 root_public_key = '''
 {root}'''
-
+{card_key}
 [enroll]
 code = ""           # from `posterm-hq enroll issue STORE/TERMINAL`, once, before it expires
 claim_certificate = '''
@@ -105,7 +108,10 @@ def _template(args: argparse.Namespace) -> int:
         return path.read_text(encoding="ascii")
 
     try:
-        text = TEMPLATE.format(
+        card_key = ""
+        if args.card_key_file is not None:
+            card_key = f"card_key = '{args.card_key_file.read_text(encoding='ascii').strip()}'\n"
+        text = TEMPLATE.format(card_key=card_key,
             host=args.host, port=args.port, ca=pem(args.ca / "chain.pem"), root=pem(args.root_pub),
             claim_cert=pem(args.claim.with_name(args.claim.name + ".crt")),
             claim_key=pem(args.claim.with_name(args.claim.name + ".key")))
