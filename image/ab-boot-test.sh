@@ -129,6 +129,7 @@ for n in 1 2 3 4; do
                   'mounts: / POSTERM-ROOT /var POSTERM-DATA /boot/firmware POSTERMBOOT' '^user: .*\(input\)' \
                   '^root: /dev/vda5$' '^tryboot-flag: 0 0 0 0 $' '^ab-confirm: ab-boot: normal boot of A$' \
                   '^rauc: booted A, primary A$' '^posterm: started [1-9].* active$' '^ready: [1-9]' \
+                  "^posterm-status: waiting for HQ's rules" '^inputs: keypad$' \
                   '^install: done in ' \
                   '^after-install: primary B, autoboot \[all\] boot_partition=2 \[tryboot\] boot_partition=3 $'; do
         expect "$findings" "$line"

@@ -101,7 +101,11 @@ $(cat "$dir/ca.pem")
 root_public_key = '''
 $(cat "$dir/hq.pub")
 '''
+card_key = '$(openssl rand -hex 32)'
 
+# No [input.NAME] section, as in HQ's template: provisioning gives the box its keypad, card
+# reader and scanner (evdev, by name). No rules either: they come in HQ's signed bundle, and
+# posterm waits for it (READY, "waiting for HQ's rules"); the emulator has no broker.
 [printer]
 backend = "dummy"
 TOML

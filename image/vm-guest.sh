@@ -42,6 +42,8 @@ findings() {
   echo "user: $(id posterm)"
   echo "posterm: started $(show posterm.service ExecMainStartTimestampMonotonic), $(show posterm.service NRestarts) restarts, $(show posterm.service ActiveState)"
   echo "timer: $(systemctl is-enabled posterm-update-check.timer)"
+  echo "posterm-status: $(show posterm.service StatusText)"
+  if grep -q '^\[input\.keypad\]' /var/lib/posterm/posterm.toml; then echo "inputs: keypad"; fi
   # The visit on the box's side, from the kernel's start (CLOCK_MONOTONIC, microseconds): the
   # provisioning unit done, posterm started, posterm active (Type=notify: READY=1).
   echo "visit: provisioned $(show posterm-provision.service ExecMainExitTimestampMonotonic) us, posterm started $(show posterm.service ExecMainStartTimestampMonotonic) us, userspace from $(systemctl show -P UserspaceTimestampMonotonic) us"

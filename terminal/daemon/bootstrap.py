@@ -51,6 +51,10 @@ class StartupError(RuntimeError):
     """The terminal cannot start; the message says what to fix."""
 
 
+class RulesNotYet(StartupError):
+    """No rules file and no held bundle, but a link to HQ: the daemon waits for HQ's bundle."""
+
+
 def system_clock(zone: ZoneInfo, trust: Callable[[], bool] = TIMESYNC_FLAG.exists) -> Clock:
     """The wall clock in the programme's zone, trusted once NTP has synchronised it."""
     def now() -> tuple[datetime, bool]:
@@ -256,6 +260,65 @@ def hq_link(config: Config, ledger: LedgerGateway, desk: ReceiptDesk, displays: 
     return link
 
 
+def held_rules(config: Config) -> Rules | None:
+    """The rules of the signed bundle the terminal holds (the narrowest scope), or None."""
+    if config.broker is None or not config.database.exists():
+        return None
+    from terminal.loyalty.store.database import open_database
+    from terminal.protocol.topics import Topics
+    from terminal.sync.bundle_store import BadPayload, effective
+
+    db = open_database(config.database)
+    try:
+        found = effective(Topics(config.broker.topic_root).scopes_for(config.terminal.store))
+    except BadPayload as exc:  # held by an older release, no longer parsed by this one
+        log.warning("the held bundle's rules are not usable here: %s", exc)
+        return None
+    finally:
+        db.close()
+    if found is not None:
+        log.info("rules: HQ's %s bundle v%d, held", found.scope, found.version)
+    return found.rules if found is not None else None
+
+
+def startup_rules(config: Config) -> Rules:
+    """The rules the till starts with: its held bundle's when it holds one, else the rules
+    file; a box linked to HQ with neither raises RulesNotYet (the daemon waits for HQ's)."""
+    rules = held_rules(config)
+    if rules is not None:
+        return rules
+    linked = config.broker is not None and config.hq is not None
+    if linked and not config.rules_file.exists():
+        raise RulesNotYet(f"{config.source}: no rules yet: no {config.rules_file} and no "
+                          "bundle from HQ held")
+    try:
+        return load_rules(config.rules_file)
+    except (OSError, ValueError) as exc:
+        raise StartupError(f"{config.source}: rules {config.rules_file}: {exc}") from None
+
+
+def keep_first_bundles(config: Config, bundles: list[Any], trust: Any,
+                       clock_trusted: bool) -> None:
+    """Store HQ's first verified bundles (terminal.sync.first_bundle, broadest scope first) in
+    the ledger as any bundle is (``bundle_store.receive``: verified again, catalogue loaded, the
+    version kept), so that this and every later start takes its rules from the held bundle.
+    Raises StartupError (a card key missing) or BundleRejected, having kept nothing more."""
+    from terminal.protocol.topics import Topics
+    from terminal.sync.bundle_store import receive
+
+    assert config.broker is not None
+    scopes = Topics(config.broker.topic_root).scopes_for(config.terminal.store)
+    key = read_card_key(config.card_key_file)
+    identity = Identity(config.terminal.store, config.terminal.terminal_id)
+    store = LedgerStore.open(config.database, bundles[-1].rules, key, identity,
+                             new_session=False)
+    try:
+        for found in bundles:
+            receive(store, found.wire, found.scope, trust, scopes, clock_trusted)
+    finally:
+        store.close()
+
+
 async def build(config: Config, link: HqLink | None = None, clock: Clock | None = None,
                 operator: SignedIn | None = None,
                 prepare: Callable[[LedgerGateway], Awaitable[None]] | None = None) -> Terminal:
@@ -264,10 +327,7 @@ async def build(config: Config, link: HqLink | None = None, clock: Clock | None 
     ``link`` is the one way HQ comes in (``terminal.sync``'s MQTT link, or None for the
     standalone ledger). ``prepare(ledger)`` runs once the ledger is open, before any device.
     """
-    try:
-        rules = load_rules(config.rules_file)
-    except (OSError, ValueError) as exc:
-        raise StartupError(f"{config.source}: rules {config.rules_file}: {exc}") from None
+    rules = startup_rules(config)
     if not config.inputs:
         raise ConfigError(f"{config.source}: no [input.NAME] section: the till needs a keypad")
     ledger = await open_ledger(config, rules, clock or system_clock(rules.zone))

@@ -52,7 +52,7 @@ class Effective:
     settings: dict[str, Any]
 
 
-__all__ = ["BadPayload", "Effective", "effective", "held", "receive", "rejection",
+__all__ = ["BadPayload", "Effective", "effective", "held", "parse_rules", "receive", "rejection",
            "restore_catalogue", "seed_catalogue"]
 
 
@@ -62,7 +62,7 @@ def _payload(wire: str) -> dict[str, Any]:
     return canonical.loads(base64.b64decode(outer["bundle"]))["payload"]
 
 
-def _parse(bundle_payload: dict[str, Any]) -> Rules:
+def parse_rules(bundle_payload: dict[str, Any]) -> Rules:
     try:
         return Rules.from_mapping(bundle_payload["rules"])
     except RulesError as exc:
@@ -76,7 +76,7 @@ def effective(scopes: tuple[str, ...]) -> Effective | None:
         row = rows.get(scope)
         if row is not None:
             payload = _payload(row.wire)
-            return Effective(scope, row.version, _parse(payload), payload["catalogue"],
+            return Effective(scope, row.version, parse_rules(payload), payload["catalogue"],
                              payload["settings"])
     return None
 
@@ -119,7 +119,7 @@ def receive(store: LedgerStore, wire: bytes, topic_scope: str, trust: TrustStore
 
 def _apply(store: LedgerStore, bundle: Bundle, wire: bytes,
            scopes: tuple[str, ...]) -> Effective | None:
-    rules = _parse(bundle.payload)
+    rules = parse_rules(bundle.payload)
     narrower = scopes[scopes.index(bundle.scope) + 1:]
     with write_transaction(store.db):
         current = held_bundles.version_held(bundle.scope)

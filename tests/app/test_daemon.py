@@ -169,3 +169,60 @@ def test_freshly_provisioned_terminal_prints_its_status_page(tmp_path: Path) -> 
     text = page.read_text(encoding="utf-8")
     assert "S001 / T01" in text and "software" in text and "keypad" in text, text
     assert not (state / STATUS_PAGE_MARKER).exists()  # once only
+
+
+def test_a_box_without_rules_or_certificate_is_ready_and_says_what_it_waits_for(
+        tmp_path: Path) -> None:
+    """Provisioned offline, before HQ signed its request: no rules, no certificate. The daemon
+    is up (READY=1, watchdog), says what it waits for, and stops cleanly; it does not fail in a
+    restart loop that would make an OS update's boot check give up on the slot."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from terminal.protocol.keys import public_pem
+
+    (tmp_path / "root.pub").write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
+    config = tmp_path / "posterm.toml"
+    config.write_text(f"""
+[terminal]
+store = "S001"
+terminal_id = "T42"
+[paths]
+state_dir = "{tmp_path / 'state'}"
+[broker]
+host = "127.0.0.1"
+port = 1
+ca_file = "{tmp_path / 'ca.pem'}"
+cert_file = "{tmp_path / 'terminal.crt'}"
+key_file = "{tmp_path / 'terminal.key'}"
+[hq]
+root_public_key_file = "{tmp_path / 'root.pub'}"
+[input.keypad]
+backend = "evdev"
+role = "keypad"
+match = "*keypad*"
+[printer]
+backend = "dummy"
+""")
+    address = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(address)
+    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000",
+           "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen([sys.executable, "-m", "terminal.daemon.cli", "run", "--config",
+                             str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        seen = _collect(sock, "WATCHDOG=1", time.monotonic() + 60)
+        seen += _collect(sock, "WATCHDOG=1", time.monotonic() + 10)
+        assert any("READY=1" in m.split("\n") for m in seen), seen
+        assert any("STATUS=waiting for HQ's rules" in m for m in seen), seen
+        assert any("no certificate yet" in m for m in seen), seen
+        assert proc.poll() is None
+        _out, err = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    assert proc.returncode == 0, err.decode()
+    assert b"stopped cleanly while waiting for HQ's rules" in err
+    assert not (tmp_path / "state" / "rules.toml").exists()

@@ -40,6 +40,8 @@ tryboot-flag: 0 0 0 $flag
 ab-confirm: ab-boot: normal boot of $slot
 rauc: booted $slot, primary A
 posterm: started 12345, 0 restarts, active
+posterm-status: waiting for HQ's rules (no rules file, no bundle held): not selling yet
+inputs: keypad
 ready: 23000000 us
 install: done in 100 s
 after-install: primary B, autoboot [all] boot_partition=2 [tryboot] boot_partition=3 
