@@ -192,6 +192,8 @@ async def assemble(config: Config, rules: Rules, ledger: LedgerGateway, link: Hq
     ports: dict[str, InputPort] = {}
     link = link or hq_link(config, ledger, desk, displays, ports)
     till = Till(ledger, displays, desk, link, rules, setup, operator)
+    if hasattr(link, "on_rules"):  # the MQTT link: a bundle put in force reaches the till too
+        link.on_rules = lambda new: setattr(till, "rules", new)
     inputs = TillInputs(till)
     terminal = Terminal(config, rules, ledger, link, till, inputs, displays, desk, pole, lcd,
                         ports, notices)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from terminal.app.hqlink import Hold, RemoteBalance
+from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore, held_bundles
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.protocol.bundle import BundleRejected, TrustStore
@@ -111,6 +112,9 @@ class MqttHqLink:
         self.os_releases = (OsReleases(self.trust, state_dir, self.report)
                             if state_dir is not None else None)
         self.rule_version = 0
+        # The till's own copy of the rules (redemption, goods, receipt header) follows too; the
+        # composition root sets this once the till exists.
+        self.on_rules: Callable[[Rules], None] = lambda rules: None
         self.rejected: dict[str, str] | None = None
         self.done: dict[str, str] | None = None  # the latest command carried out
         self._status_lock = asyncio.Lock()
@@ -301,5 +305,6 @@ class MqttHqLink:
         # After the commit: the till's next operation uses the new rules.
         self.store.rules = found.rules
         self.rule_version = found.version
+        self.on_rules(found.rules)
         self.on_settings(found.settings)
         log.info("rules %s v%d in force", found.scope, found.version)

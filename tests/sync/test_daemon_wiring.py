@@ -102,3 +102,32 @@ def test_daemon_config_with_broker_sells_and_hq_applies_every_event(pki, broker,
         hq.send_signal(signal.SIGTERM)
         output = hq.communicate(timeout=20)[0].decode(errors="replace")
     assert hq.returncode == 0, output
+
+
+def test_a_bundle_put_in_force_reaches_the_till_not_only_the_ledger(pki, broker,
+                                                                      tmp_path) -> None:
+    """The link put a new bundle's rules into the ledger store, while the till kept the rules it
+    was built with for its redemption checks, goods and receipt header until a restart."""
+    from terminal.protocol.topics import Topics
+    from tests.sync.conftest import mqtt_client
+    from tests.sync.harness import rules_data
+
+    (tmp_path / "card.key").write_bytes(CARD_KEY)
+    keys = Keys(tmp_path / "keys")
+
+    async def scenario() -> None:
+        terminal = await build(_till_config(tmp_path, keys, pki, broker), prepare=seed_demo)
+        try:
+            before = terminal.till.rules.name
+            data = rules_data()
+            data["program"]["name"] = "HQ's rules v1"
+            wire = keys.bundle("chain", 1, {"rules": data, "catalogue": [], "settings": {}})
+            async with mqtt_client(pki, broker, "hq") as hq:
+                await hq.publish(Topics().bundle("chain"), wire, retain=True)
+                await until(lambda: terminal.link.rule_version == 1, 20)
+            assert terminal.ledger.store.rules.name == "HQ's rules v1"
+            assert terminal.till.rules.name == "HQ's rules v1" != before
+        finally:
+            await terminal.close()
+
+    run(scenario(), timeout=90)
