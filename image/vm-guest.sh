@@ -29,6 +29,11 @@ findings() {
     [ "$(show posterm.service ExecMainStartTimestampMonotonic)" != 0 ] && break
     sleep 2
   done
+  # Type=notify: "activating" until READY=1 (Python's imports take a while under TCG).
+  for _ in $(seq 60); do
+    [ "$(show posterm.service ActiveState)" != activating ] && break
+    sleep 2
+  done
   sleep 5
   echo "provision: $(show posterm-provision.service Result) $(show posterm-provision.service ExecMainStatus)"
   if [ -e "$fw/posterm-provision.toml" ]; then echo "provision-file: kept"; else echo "provision-file: removed"; fi
