@@ -63,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' broke
 
 from bench_sync import files, tls_broker
 
+from terminal.hq.chain_ledger import SWEEP_CHUNK, SWEEP_WORKERS
 from terminal.hq.database import SEQ_BLOCK, open_hq_database
 from terminal.hq.models import HQ_MODELS
 from terminal.loyalty.store.models import MODELS
@@ -500,7 +501,8 @@ def make_chain(postgres: Postgres, members: int, per_member: int) -> str:
     return dsn
 
 
-def chain_scale(postgres: Postgres, members: int, per_member: int) -> None:
+def chain_scale(postgres: Postgres, members: int, per_member: int,
+                workers: int = SWEEP_WORKERS) -> None:
     """``members`` members with ``per_member`` entries each and one lot each, due now (made by
     generate_series in the database), then in-process on a ChainLedger: member lookups and
     statements (p50/p99 of 1,000 and 300 random members) and the expiry sweep of every lot."""
@@ -537,9 +539,10 @@ def chain_scale(postgres: Postgres, members: int, per_member: int) -> None:
         print(f"    statement p50 {pct(statements, 0.5):6.2f} ms  p99 "
               f"{pct(statements, 0.99):6.2f} ms (target p99 < 20 ms)")
         began = time.perf_counter()
-        swept = ledger.thread.call(ledger.expire, datetime.now(UTC))
+        swept = ledger.thread.call(ledger.expire, datetime.now(UTC), SWEEP_CHUNK, workers)
         took = time.perf_counter() - began
-        print(f"    expiry sweep of {swept.lots} lots: {took:.1f} s (target < 60 s)")
+        print(f"    expiry sweep of {swept.lots} lots, {workers} connection(s): {took:.1f} s "
+              f"(target < 60 s)")
     finally:
         ledger.close()
 
@@ -669,6 +672,9 @@ def main() -> int:
     parser.add_argument("--chain-scale", type=int, metavar="MEMBERS",
                         help="instead: lookups, statements and the sweep at MEMBERS members "
                              "with 10 entries each (the issue's 1,000,000)")
+    parser.add_argument("--sweep-workers", type=int, default=SWEEP_WORKERS,
+                        help="with --chain-scale: the sweep's connections (posterm-hq expire "
+                             "--workers)")
     parser.add_argument("--parts", default="abc", help="which of (a)/(b) and (c) to run: "
                         "abc (all), ab or c")
     parser.add_argument("--member-requests", choices=("here", "apart"), default="apart",
@@ -700,7 +706,7 @@ def main() -> int:
         return 0
     if args.chain_scale:
         try:
-            chain_scale(postgres, args.chain_scale, 10)
+            chain_scale(postgres, args.chain_scale, 10, args.sweep_workers)
         finally:
             postgres.stop()
         return 0

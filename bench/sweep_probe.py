@@ -1,6 +1,7 @@
 """Where the chain-scale expiry sweep's time goes on PostgreSQL (issue 11).
 
     .venv/bin/python bench/sweep_probe.py --members 100000 [--fillfactor 80] [--chunk 10000]
+        [--workers 2]
 
 Makes the chain of ``bench_ingest.py --chain-scale`` (one lot a member, all due), prints the
 indexes and size of ``lot`` and ``member``, EXPLAIN (ANALYZE, BUFFERS) of one chunk's statements
@@ -84,7 +85,7 @@ def counts(conn: psycopg.Connection) -> dict[str, tuple[int, int]]:
         "WHERE relname = ANY(%s)", (list(TABLES),))}
 
 
-def sweep(dsn: str, chunk: int) -> None:
+def sweep(dsn: str, chunk: int, workers: int) -> None:
     from terminal.hq.chain_ledger import ChainLedger
     from terminal.hq.policy import TrustPolicy
     from terminal.loyalty.rules import Rules
@@ -98,11 +99,12 @@ def sweep(dsn: str, chunk: int) -> None:
                          trust=TrustPolicy())
     try:
         began = time.perf_counter()
-        swept = ledger.thread.call(ledger.expire, datetime.now(UTC), chunk)
+        swept = ledger.thread.call(ledger.expire, datetime.now(UTC), chunk, workers)
         took = time.perf_counter() - began
     finally:
         ledger.close()
-    print(f"-- sweep of {swept.lots} lots in chunks of {chunk}: {took:.1f} s")
+    print(f"-- sweep of {swept.lots} lots in chunks of {chunk}, {workers} connection(s): "
+          f"{took:.1f} s")
     time.sleep(1)  # the statistics collector's report interval (PostgreSQL 15: at idle)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table, (upd, hot) in sorted(counts(conn).items()):
@@ -123,6 +125,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=1, help="the sweep's connections")
     parser.add_argument("--fillfactor", type=int, help="set on member, then rewrite it")
     parser.add_argument("--lot-fillfactor", type=int, help="set on lot, then rewrite it")
     args = parser.parse_args()
@@ -140,7 +143,7 @@ def main() -> int:
                     conn.execute(f"ANALYZE {table}")
             describe(conn)
         one_chunk(dsn, args.chunk)
-        sweep(dsn, args.chunk)
+        sweep(dsn, args.chunk, args.workers)
     finally:
         postgres.stop()
     return 0

@@ -203,6 +203,18 @@ class BatchStatements(hotpath.Statements):
             return rows
         return [*super().run(META_FLAGS).fetchall(), ("seq", str(block[0] - 1))]
 
+    def reserve(self, count: int) -> int:
+        """The first of ``count`` consecutive numbers of the chain sequence, handed out from this
+        ledger's block (PostgreSQL; a new block taken when this one has fewer left): HQ's
+        parallel sweep numbers each chunk's entries before a worker writes them."""
+        block = self._block
+        if block is None or block[1] - block[0] + 1 < count:
+            start = int(dict(super().run(hotpath.META_COUNTERS).fetchall())["seq"])
+            block = self._block = [start + 1, start + SEQ_BLOCK]
+        first = block[0]
+        block[0] += count
+        return first
+
     def flush(self) -> None:
         """Send the batch's kept writes (terminal.hq.buffered), before anything else runs."""
         if self.writes is not None:

@@ -26,7 +26,7 @@ from typing import Any
 
 from peewee import Database, PeeweeException, PostgresqlDatabase, fn
 
-from terminal.hq import adjustments, day_reports, holds, lookups
+from terminal.hq import adjustments, day_reports, holds, lookups, parallel_sweep
 from terminal.hq.batch import BatchStatements
 from terminal.hq.care.till import record_from_till
 from terminal.hq.database import (
@@ -65,6 +65,7 @@ HQ_IDENTITY = Identity("hq", "hq")
 # A sale's chain-wide id (a uuid5) is wanted twice per event: for the batch's query of the sales
 # already recorded, and by its replay.
 SWEEP_CHUNK = 1_000  # lots per transaction of HQ's expiry sweep (see ChainLedger.expire)
+SWEEP_WORKERS = 2  # connections the sweep writes through at once on PostgreSQL (parallel_sweep)
 HOLD_THREADS = 4  # threads answering holds and voids, each member's on one (ChainLedger.holding)
 RETRIES = 5  # times a batch runs again after PostgreSQL broke a deadlock (database.retryable)
 # With a time bound (ChainLedger.batch_seconds): events in the first transaction of a ledger, and
@@ -149,7 +150,8 @@ class ChainLedger:
             thread.close()
         self.db.close()
 
-    def expire(self, at: datetime, chunk: int = SWEEP_CHUNK) -> ExpiryResult:
+    def expire(self, at: datetime, chunk: int = SWEEP_CHUNK,
+               workers: int = SWEEP_WORKERS) -> ExpiryResult:
         """The chain-wide expiry sweep as of ``at`` (HQ's clock is NTP-synchronised: trusted).
 
         Each chunk of ``chunk`` lots is one HQ write transaction, committed before the next:
@@ -159,8 +161,14 @@ class ChainLedger:
         members only (:meth:`BatchStatements.run` on the due lots). A sweep killed midway keeps
         the chunks it committed (the next run expires the rest). On PostgreSQL a chunk's
         entries and allocations go by COPY and its lot and balance updates by psycopg's
-        pipelined executemany (:meth:`BatchStatements.many`)."""
-        return self.store.expire(Moment(at, True, None), chunk, lambda: member_writing(self.db))
+        pipelined executemany (:meth:`BatchStatements.many`), and its chunks go to ``workers``
+        connections at once (:mod:`terminal.hq.parallel_sweep`: the same entries, numbered
+        alike); SQLite's one writer sweeps alone."""
+        moment = Moment(at, True, None)
+        if workers > 1 and isinstance(self.db, PostgresqlDatabase):
+            return parallel_sweep.expire(self.db, self.sql, self.store._writing, moment, chunk,
+                                         workers)
+        return self.store.expire(moment, chunk, lambda: member_writing(self.db))
 
     # -- events --------------------------------------------------------------------------------
 

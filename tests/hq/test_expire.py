@@ -65,3 +65,12 @@ def test_bad_time_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["expire", "--db", db, "--rules", str(EXAMPLES / "rules.toml"),
                  "--card-key-file", str(key), "--at", "2027-03-05"]) == 2
     assert "carries no zone" in capsys.readouterr().err
+
+
+def test_bad_workers_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db, key = _chain_with_a_member(tmp_path)
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(SystemExit):
+            main(["expire", "--db", db, "--rules", str(EXAMPLES / "rules.toml"),
+                  "--card-key-file", str(key), "--workers", bad])
+        assert "--workers" in capsys.readouterr().err

@@ -439,3 +439,38 @@ def test_a_batch_plans_its_statements_for_their_parameters_on_postgresql(
         assert ledger.thread.call(setting) == "auto"  # the transaction's own, gone with it
     finally:
         ledger.close()
+
+
+def test_the_parallel_sweep_numbers_its_entries_as_one_sweep_does(postgres, tmp_path) -> None:
+    """PostgreSQL's sweep through several connections (parallel_sweep: chunks numbered before
+    they are handed out) leaves the entries, numbers, balances and counters of one sweep and
+    of SQLite's, with chunks of two lots so members span chunks that commit in any order."""
+    events = till_events(tmp_path) + till_events(tmp_path, "S002")
+    rules = Rules.from_mapping(rules_data())
+    urls = (str(tmp_path / "hq.db"), fresh_database(postgres), fresh_database(postgres))
+    ledgers = [ChainLedger(open_hq_database(url), rules, CARD_KEY, trust=TRUST) for url in urls]
+    at = datetime.now(UTC) + timedelta(days=1200)
+    try:
+        results = []
+        for ledger, workers in zip(ledgers, (1, 1, 3), strict=True):
+            outcomes = apply(ledger, events)
+            assert outcomes["applied"] + outcomes["flagged"] == len(events)
+            swept = ledger.thread.call(ledger.expire, at, 2, workers)
+            with bound(ledger.db):
+                expired = list(
+                    LedgerEntry.select(LedgerEntry.seq, LedgerEntry.points, Member.card_hash)
+                    .join(Member).where(LedgerEntry.kind == "expire")
+                    .order_by(LedgerEntry.seq).tuples())
+            results.append(((swept.lots, swept.points, swept.members), expired,
+                            snapshot(ledger)[1:]))
+            assert ledger.thread.call(ledger.store.check_invariants) == []
+        assert results[0][0][0] > 4 and len(results[0][1]) > 4
+        assert results[2] == results[1] == results[0]
+        # Once only: a second parallel sweep finds nothing due and numbers nothing.
+        again = ledgers[2].thread.call(ledgers[2].expire, at, 2, 3)
+        assert (again.lots, again.points) == (0, 0)
+        assert snapshot(ledgers[2])[1:] == results[2][2]
+    finally:
+        for ledger in ledgers:
+            ledger.close()
+

@@ -133,25 +133,7 @@ class Accounts(LedgerCore):
             self.sql.run(hotpath.SAVE_BALANCE, (member.balance, member.debt, member.id))
 
     def _record_expiries(self, w: Writer, due: list[tuple[str, str, int]]) -> list[tuple[int, str]]:
-        """One ``expire`` entry per member for the due lots (lot id, member id, remaining),
-        given soonest-expiring first and in credit order: members in the order of their first
-        due lot, so the same ledger gets the same entries. Returns (points, member id) to take
-        from each member's balance."""
-        by_member: dict[str, list[tuple[str, int]]] = {}
-        for lot_id, member_id, remaining in due:
-            by_member.setdefault(member_id, []).append((lot_id, remaining))
-        entry_rows, alloc_rows, member_rows = [], [], []
-        for member_id, member_lots in by_member.items():
-            entry_id = new_id()
-            total = sum(r for _, r in member_lots)
-            entry_rows.append((entry_id, w.next_seq(), member_id, ledger.EXPIRE, -total, 0, None,
-                               None, "", "", w.us, w.moment.trusted))
-            alloc_rows.extend((entry_id, lot_id, -r) for lot_id, r in member_lots)
-            member_rows.append((total, member_id))
-        self.sql.many(hotpath.INSERT_ENTRY, entry_rows)
-        self.sql.many(hotpath.INSERT_ALLOCATION, alloc_rows)
-        self.sql.many(hotpath.EMPTY_LOT, sorted((lot_id,) for lot_id, *_ in due))
-        return member_rows
+        return record_expiries(self.sql, w, due)
 
     def _due_unswept(self, member: Member | MemberRow, moment: Moment) -> int:
         """Points in the member's lots expired by the moment that no entry has recorded yet."""
@@ -215,3 +197,27 @@ class Accounts(LedgerCore):
     def _today(self, member: Member | MemberRow, moment: Moment) -> DayCounts:
         return hotpath.day_counts(self.sql.one(hotpath.DAY_COUNTS,
                                                (member.id, self._day(moment))))
+
+
+def record_expiries(sql: hotpath.Statements, w: Writer,
+                    due: list[tuple[str, str, int]]) -> list[tuple[int, str]]:
+    """One ``expire`` entry per member for the due lots (lot id, member id, remaining),
+    given soonest-expiring first and in credit order: members in the order of their first
+    due lot, so the same ledger gets the same entries. Returns (points, member id) to take
+    from each member's balance. Written through ``sql`` (HQ's parallel sweep passes each
+    worker's own)."""
+    by_member: dict[str, list[tuple[str, int]]] = {}
+    for lot_id, member_id, remaining in due:
+        by_member.setdefault(member_id, []).append((lot_id, remaining))
+    entry_rows, alloc_rows, member_rows = [], [], []
+    for member_id, member_lots in by_member.items():
+        entry_id = new_id()
+        total = sum(r for _, r in member_lots)
+        entry_rows.append((entry_id, w.next_seq(), member_id, ledger.EXPIRE, -total, 0, None,
+                           None, "", "", w.us, w.moment.trusted))
+        alloc_rows.extend((entry_id, lot_id, -r) for lot_id, r in member_lots)
+        member_rows.append((total, member_id))
+    sql.many(hotpath.INSERT_ENTRY, entry_rows)
+    sql.many(hotpath.INSERT_ALLOCATION, alloc_rows)
+    sql.many(hotpath.EMPTY_LOT, sorted((lot_id,) for lot_id, *_ in due))
+    return member_rows
