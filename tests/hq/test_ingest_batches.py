@@ -474,3 +474,37 @@ def test_the_parallel_sweep_numbers_its_entries_as_one_sweep_does(postgres, tmp_
         for ledger in ledgers:
             ledger.close()
 
+
+def test_a_batch_sends_its_kept_writes_as_it_goes_and_leaves_the_same_rows(
+        postgres, tmp_path, monkeypatch) -> None:
+    """On PostgreSQL a batch sends the writes it kept every SEND_EVERY events, without waiting
+    (the server inserts them while the next events are replayed, instead of all at the
+    COMMIT); the rows are those of SQLite's ledger."""
+    from terminal.hq import buffered
+
+    events = till_events(tmp_path) + till_events(tmp_path, "S002")
+    rules = Rules.from_mapping(rules_data())
+    sent: list[int] = []
+    flush = buffered.Writes.flush
+
+    def counting(self: buffered.Writes) -> None:
+        sent.append(self.pending)
+        flush(self)
+
+    monkeypatch.setattr(buffered.Writes, "flush", counting)
+    results, sends = [], []
+    for url, every in ((str(tmp_path / "hq.db"), 2), (fresh_database(postgres), 10**9),
+                       (fresh_database(postgres), 2)):
+        monkeypatch.setattr(chain_ledger, "SEND_EVERY", every)
+        ledger = ChainLedger(open_hq_database(url), rules, CARD_KEY, trust=TRUST)
+        sent.clear()
+        try:
+            outcomes = apply(ledger, events)
+            assert outcomes["applied"] + outcomes["flagged"] == len(events)
+            results.append(snapshot(ledger)[1:])
+            assert ledger.thread.call(ledger.store.check_invariants) == []
+        finally:
+            ledger.close()
+        sends.append(sum(sent))
+    assert results[0] == results[1] == results[2]
+    assert sends[2] > sends[1]  # sent as it went, not only before a read and at the end
