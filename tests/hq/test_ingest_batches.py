@@ -508,3 +508,44 @@ def test_a_batch_sends_its_kept_writes_as_it_goes_and_leaves_the_same_rows(
         sends.append(sum(sent))
     assert results[0] == results[1] == results[2]
     assert sends[2] > sends[1]  # sent as it went, not only before a read and at the end
+
+
+def test_a_parallel_sweep_whose_chunk_fails_raises_and_the_next_run_expires_the_rest(
+        postgres, tmp_path, monkeypatch) -> None:
+    """A worker's failure stops the parallel sweep and is raised once every worker has stopped;
+    the chunks committed stay, and the next sweep expires the rest, ending where one sweep
+    does (entries, balances, invariants)."""
+    from terminal.hq import parallel_sweep
+
+    events = till_events(tmp_path)
+    rules = Rules.from_mapping(rules_data())
+    ledgers = [ChainLedger(open_hq_database(fresh_database(postgres)), rules, CARD_KEY,
+                           trust=TRUST) for _ in range(2)]
+    at = datetime.now(UTC) + timedelta(days=1200)
+    chunk = parallel_sweep._expire_chunk
+    calls: list[int] = []
+
+    def failing(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("the second chunk fails")
+        return chunk(*args)
+
+    try:
+        for ledger in ledgers:
+            apply(ledger, events)
+        whole = ledgers[0].thread.call(ledgers[0].expire, at, 2, 1)
+        monkeypatch.setattr(parallel_sweep, "_expire_chunk", failing)
+        with pytest.raises(RuntimeError, match="second chunk"):
+            ledgers[1].thread.call(ledgers[1].expire, at, 2, 2)
+        monkeypatch.setattr(parallel_sweep, "_expire_chunk", chunk)
+        rest = ledgers[1].thread.call(ledgers[1].expire, at, 2, 2)
+        assert 0 < rest.lots < whole.lots
+        with bound(ledgers[1].db):
+            balances = sorted(Member.select(Member.card_hash, Member.balance).tuples())
+        with bound(ledgers[0].db):
+            assert balances == sorted(Member.select(Member.card_hash, Member.balance).tuples())
+        assert ledgers[1].thread.call(ledgers[1].store.check_invariants) == []
+    finally:
+        for ledger in ledgers:
+            ledger.close()
