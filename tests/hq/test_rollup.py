@@ -591,12 +591,12 @@ def local(month: int, day: int, minutes: int = 0) -> int:
         + minutes * 60_000_000
 
 
-def test_a_period_sums_its_months_and_the_days_at_its_ends(hq: Database) -> None:
-    """A period that is not a calendar month reads the months it holds whole, and the month it
-    ends inside, from each member's month rows, and only its other days day by day: the same
-    figures as the ledger's, with a sale at 23:59 and one at midnight on the period's last
-    edge, a sale wholly refunded, a member whose month goes on past ``to`` and one who never
-    bought."""
+def test_a_month_to_date_reads_the_month_rows(hq: Database) -> None:
+    """A month to a day after which the month has no member sale yet (the dashboard's last
+    month) reads each member's month row; a month that goes on past ``to``, and any other
+    period, groups its days: the same figures as the ledger's either way, with a sale at 23:59
+    and one at midnight on the period's last edge, a sale wholly refunded, a member whose month
+    goes on past ``to`` and one who never bought."""
     writer = Writer(hq)
     zone = ZONE_RULES.zone
     for store in ("S001", "S001", "S002", "S002"):
@@ -618,10 +618,16 @@ def test_a_period_sums_its_months_and_the_days_at_its_ends(hq: Database) -> None
                (date(2026, 10, 2), date(2026, 11, 1)), (date(2026, 11, 1), date(2026, 11, 10)),
                (date(2026, 9, 1), date(2026, 12, 1))]  # three whole months: A in each
     with hq.bind_ctx(MODELS + HQ_MODELS), snapshot(hq):
+        def reads_months(period: Period, store: str | None = None) -> bool:
+            sql, _ = analytics_sql.member_figures(hq, period.start_day, period.end_day, store,
+                                                  period.month_days)
+            return "agg_member_month" in sql
+
+        to_date = Period(date(2026, 11, 1), date(2026, 11, 10), zone)  # nothing after the 3rd
+        assert reads_months(to_date) and reads_months(to_date, "S001")
         first = Period(*periods[0], zone)
-        sql, _ = analytics_sql.member_figures(hq, first.start_day, first.end_day, None,
-                                              first.month_days)
-        assert "agg_member_month" in sql  # October to the 20th read from the month's rows
+        assert not reads_months(first)  # October goes on: C at midnight, A on the 25th
+        assert reads_months(Period(date(2026, 10, 1), date(2026, 10, 20), zone), "S002")
         found = analytics.buyers(first)
         assert (found.purchasers, found.repeat) == (3, 1)  # A twice; B once (the 8th refunded)
         for (start, end), store in itertools.product(periods, (None, *STORES)):
