@@ -10,6 +10,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -103,7 +104,15 @@ class Postgres:
     def stop(self, timeout: float = 10.0) -> None:
         process, self.process = self.process, None
         if process is not None:
-            stop_process(process, timeout)  # SIGTERM: "smart" shutdown
+            # Fast shutdown (SIGINT): it rolls back what runs and closes every session. "Smart"
+            # (SIGTERM) waits for the clients to leave, a timed-out test's runaway query
+            # included, and a SIGKILL of the postmaster alone would leave its backends running;
+            # so immediate shutdown (SIGQUIT, which stops them too) comes before that.
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                stop_process(process, timeout, signal.SIGQUIT)
         if self._owned:
             shutil.rmtree(self.directory, ignore_errors=True)
 
