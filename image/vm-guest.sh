@@ -107,13 +107,20 @@ case "$step" in
     "$ab" reboot
     ;;
   check)
+    set +e  # whatever a finding says, the box must power off (the host waits for it)
     {
       findings || echo "findings: stopped at $?"
       # The boot before this one: the journal is on /var, shared by both slots, but each root
-      # slot has its own machine id (so its own journal directory): -m reads them all.
-      echo "previous-cmdline: $(journalctl -m -b -1 -k -o cat --no-pager | grep -m1 '^Kernel command line:')"
-      journalctl -m -b -1 -u posterm-ab-confirm.service -o cat --no-pager | grep '^ab-boot:' | sed 's/^/previous-ab-confirm: /'
-      echo "previous-posterm: $(journalctl -m -b -1 -u posterm.service -o cat --no-pager | grep -c 'never gets READY') starts that never got READY"
+      # slot has its own machine id (so its own journal directory): -m reads them all. This
+      # journalctl refuses -b with -m ("Using --boot or --list-boots with --merge is not
+      # supported", which ended the script before its power-off; -k means this boot only), so the
+      # previous boot is the latest boot id in the merged kernel log other than this one's.
+      this="$(tr -d - < /proc/sys/kernel/random/boot_id)"
+      prev="$(journalctl -m _TRANSPORT=kernel -o export --output-fields=_BOOT_ID --no-pager | sed -n 's/^_BOOT_ID=//p' | uniq | grep -vx "$this" | tail -n1)"
+      echo "previous-boot: ${prev:-none}"
+      echo "previous-cmdline: $(journalctl -m "_BOOT_ID=$prev" _TRANSPORT=kernel -o cat --no-pager | grep -m1 '^Kernel command line:')"
+      journalctl -m "_BOOT_ID=$prev" -u posterm-ab-confirm.service -o cat --no-pager | grep '^ab-boot:' | sed 's/^/previous-ab-confirm: /'
+      echo "previous-posterm: $(journalctl -m "_BOOT_ID=$prev" -u posterm.service -o cat --no-pager | grep -c 'never gets READY') starts that never got READY"
     } > "$out" 2>&1
     sync
     systemctl poweroff
