@@ -48,7 +48,8 @@ async def wait_for_rules(config: Config, notifier: Notifier, stop: asyncio.Event
     from terminal.drivers.pole import open_pole
     from terminal.protocol.bundle import BundleRejected
     from terminal.protocol.mqtt import TlsFiles
-    from terminal.sync.first_bundle import BrokerAccess, await_first_bundles, trust_store
+    from terminal.sync.bundle_store import trust_store
+    from terminal.sync.first_bundle import BrokerAccess, await_first_bundles
 
     assert config.broker is not None and config.hq is not None
     broker, hq = config.broker, config.hq

@@ -10,8 +10,10 @@ held, else from the chain's: a store bundle replaces the chain's rules, catalogu
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from peewee import Database
@@ -33,6 +35,7 @@ from terminal.protocol.bundle import (
     WrongScope,
     verify_bundle,
 )
+from terminal.protocol.keys import load_public
 
 
 class BadPayload(BundleRejected):
@@ -53,7 +56,7 @@ class Effective:
 
 
 __all__ = ["BadPayload", "Effective", "effective", "held", "parse_rules", "receive", "rejection",
-           "restore_catalogue", "seed_catalogue"]
+           "restore_catalogue", "seed_catalogue", "trust_store"]
 
 
 def _payload(wire: str) -> dict[str, Any]:
@@ -99,6 +102,11 @@ def restore_catalogue(store: LedgerStore, found: Effective) -> None:
         load_catalogue(store.db, found.catalogue)
     except Refused as exc:
         raise BadPayload(f"catalogue: {exc}") from None
+
+
+def trust_store(root_keys: Sequence[Path], revoked_keys: Sequence[str]) -> TrustStore:
+    """What bundles are verified against: HQ's root public keys (files) and the revoked ones."""
+    return TrustStore.of([load_public(path) for path in root_keys], revoked_keys)
 
 
 def receive(store: LedgerStore, wire: bytes, topic_scope: str, trust: TrustStore,

@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from terminal.loyalty.rules import Rules
 from terminal.protocol.bundle import BundleRejected, TrustStore, WrongScope, verify_bundle
-from terminal.protocol.keys import load_public
 from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, TlsFiles
 from terminal.protocol.topics import DEFAULT_ROOT, TopicError, Topics
 from terminal.sync import bundle_store
@@ -50,10 +48,6 @@ class BrokerAccess:
     tls: TlsFiles
     client_id: str
     topic_root: str = DEFAULT_ROOT
-
-
-def trust_store(root_keys: Sequence[Path], revoked_keys: Sequence[str]) -> TrustStore:
-    return TrustStore.of([load_public(path) for path in root_keys], revoked_keys)
 
 
 def check(wire: bytes, topic_scope: str, trust: TrustStore, scopes: tuple[str, ...],

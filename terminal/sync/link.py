@@ -23,8 +23,7 @@ from terminal.app.hqlink import Hold, RemoteBalance
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore, held_bundles
 from terminal.loyalty.store.ledger_thread import LedgerThread
-from terminal.protocol.bundle import BundleRejected, TrustStore
-from terminal.protocol.keys import load_public
+from terminal.protocol.bundle import BundleRejected
 from terminal.protocol.messages import Command, HqState, MessageError, Status
 from terminal.protocol.mqtt import (
     Backoff,
@@ -84,7 +83,7 @@ class MqttHqLink:
         ident = store.identity
         self.topics = Topics(topic_root)
         self.scopes = self.topics.scopes_for(ident.store)
-        self.trust = TrustStore.of([load_public(path) for path in root_keys], revoked_keys)
+        self.trust = bundle_store.trust_store(root_keys, revoked_keys)
         self.software_version = software_version
         self.device_health, self.print_status = device_health, print_status
         self.clock_trusted, self.on_settings = clock_trusted, on_settings
