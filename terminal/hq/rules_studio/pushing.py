@@ -24,6 +24,7 @@ from typing import Any
 
 from peewee import IntegrityError
 
+from terminal.hq.console.audit import now_us
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.member_ops.publish import Signer
 from terminal.hq.rules_studio.models import BundleRelease
@@ -100,11 +101,12 @@ async def push(db: ConsoleDb, keys: Keys, topics: Topics, publish: Publish,
 async def published(db: ConsoleDb, trust: bundle.TrustStore, topics: Topics, publish: Publish,
                     row: BundleRelease) -> BundleRelease:
     """Publish a release made (``row``), recording the outcome."""
+    sent_us = now_us()  # before the publish: a refusal may be recorded before it returns
     try:
         found = verified(row, trust)
         await publish([(topics.bundle(scope), message) for scope, message in found])
     except (bundle.BundleRejected, MqttError, TimeoutError, OSError) as exc:
         await db.run(mark_failed, row.version, str(exc) or type(exc).__name__)
         raise ReleaseError(f"v{row.version} was signed but not pushed: {exc}") from None
-    await db.run(mark_pushed, row.version)
+    await db.run(mark_pushed, row.version, sent_us)
     return await db.run(BundleRelease.get_by_id, row.version)

@@ -291,8 +291,10 @@ def messages(row: BundleRelease) -> list[tuple[str, bytes]]:
     return [(scope, wire.encode("utf-8")) for scope, wire in json.loads(row.wires).items()]
 
 
-def mark_pushed(version: int) -> None:
-    BundleRelease.update(state="pushed", pushed_us=audit.now_us()).where(
+def mark_pushed(version: int, sent_us: int | None = None) -> None:
+    """``sent_us``: when the publish began. A terminal can refuse the bundle, and HQ record the
+    refusal, before the publish returns; the rollout counts refusals from this time on."""
+    BundleRelease.update(state="pushed", pushed_us=sent_us).where(
         BundleRelease.version == version).execute()
 
 
