@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -168,3 +169,17 @@ def test_every_migration_has_both_kinds_and_the_versions_run_without_a_gap() -> 
     history = migrations.history()
     assert [m.version for m in history] == list(range(1, len(history) + 1))
     assert all(m.name.startswith(f"v{m.version:04d}_") for m in history)
+
+
+def test_a_migration_is_both_or_one_step_a_kind_never_a_mix() -> None:
+    def step(db: Database) -> None:
+        return None
+
+    both = migrations._load(SimpleNamespace(__name__="v0099_same", both=step), 99, "v0099_same")
+    assert both.sqlite is step and both.postgresql is step
+    kinds = migrations._load(SimpleNamespace(__name__="v0099_kinds", sqlite=step,
+                                             postgresql=step), 99, "v0099_kinds")
+    assert kinds.sqlite is step and kinds.postgresql is step
+    for wrong in ({"sqlite": step}, {"both": step, "postgresql": step}, {}):
+        with pytest.raises(TypeError, match="must define both"):
+            migrations._load(SimpleNamespace(__name__="v0099_wrong", **wrong), 99, "v0099_wrong")

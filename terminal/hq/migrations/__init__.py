@@ -2,12 +2,12 @@
 
 A migration is a module ``vNNNN_what.py`` in this package with two functions, ``sqlite(db)`` and
 ``postgresql(db)``, each taking the schema of its kind of database from version NNNN - 1 to NNNN
-(either may do nothing). Adding one is adding that file: it is found by its name, run once, in
-order, each in its own transaction, and the version is stored in ``meta`` under
-``hq_schema_version``. Write each step so it also passes over a database that already has what it
-makes (``CREATE ... IF NOT EXISTS``, ``safe=True``): version 1 creates today's tables, and a
-database made by a release before this history (no version stored) is brought in by the same
-steps. docs/hq.md says how, with an example.
+(either may do nothing), or with one function ``both(db)`` when the step is the same on both.
+Adding one is adding that file: it is found by its name, run once, in order, each in its own
+transaction, and the version is stored in ``meta`` under ``hq_schema_version``. Write each step
+so it also passes over a database that already has what it makes (``CREATE ... IF NOT EXISTS``,
+``safe=True``): version 1 creates today's tables, and a database made by a release before this
+history (no version stored) is brought in by the same steps. docs/hq.md says how, with an example.
 
 On SQLite the loyalty store's own history (terminal.loyalty.store.database, ``schema_version``)
 runs first, as on every terminal; on PostgreSQL the store's tables are HQ's to create, here.
@@ -48,10 +48,17 @@ class Migration:
 
 
 def _load(module: ModuleType, version: int, name: str) -> Migration:
-    missing = [kind for kind in ("sqlite", "postgresql") if not callable(getattr(module, kind,
-                                                                                None))]
-    if missing:
-        raise TypeError(f"migration {module.__name__} defines no {' or '.join(missing)}(db)")
+    """A migration is ``both(db)``, the same step on either kind, or ``sqlite(db)`` and
+    ``postgresql(db)``: one of the two forms, never a mix."""
+    both = getattr(module, "both", None)
+    kinds = [kind for kind in ("sqlite", "postgresql") if hasattr(module, kind)]
+    if callable(both) and not kinds:
+        return Migration(version, name, both, both)
+    missing = [kind for kind in ("sqlite", "postgresql")
+               if not callable(getattr(module, kind, None))]
+    if both is not None or missing:
+        raise TypeError(f"migration {module.__name__} must define both(db), or sqlite(db) and "
+                        "postgresql(db)")
     return Migration(version, name, module.sqlite, module.postgresql)
 
 

@@ -10,9 +10,5 @@ from terminal.hq.migrations import add_columns
 from terminal.hq.models import AppliedEvent
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     add_columns(db, AppliedEvent, AppliedEvent.first_seq, AppliedEvent.last_seq)
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

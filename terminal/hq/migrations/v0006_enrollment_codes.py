@@ -9,10 +9,6 @@ from terminal.hq.models import EnrollmentCode
 from terminal.loyalty.store.binding import bound
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     with bound(db, [EnrollmentCode]):
         db.create_tables([EnrollmentCode], safe=True)
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)  # the same DDL on both

@@ -9,9 +9,5 @@ from terminal.hq.migrations import add_columns
 from terminal.hq.models import EnrollmentCode
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     add_columns(db, EnrollmentCode, EnrollmentCode.revoked_us, EnrollmentCode.revoked_by)
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

@@ -9,10 +9,6 @@ from terminal.hq.rules_studio.models import BacktestJob
 from terminal.loyalty.store.binding import bound
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     with bound(db, [BacktestJob]):
         db.create_tables([BacktestJob], safe=True)
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

@@ -10,11 +10,7 @@ from terminal.hq.database import append_only
 from terminal.loyalty.store.binding import bound
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     with bound(db, CARE_MODELS):
         db.create_tables(CARE_MODELS, safe=True)
     append_only(db, APPEND_ONLY)
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

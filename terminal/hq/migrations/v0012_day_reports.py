@@ -10,11 +10,7 @@ from terminal.hq.models import DayReport
 from terminal.loyalty.store.binding import bound
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     with bound(db, [DayReport]):
         db.create_tables([DayReport], safe=True)
     append_only(db, [DayReport])
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)  # the same DDL on both; append_only writes each engine's triggers

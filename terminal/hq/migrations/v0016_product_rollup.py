@@ -12,12 +12,8 @@ from __future__ import annotations
 from peewee import Database
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     db.execute_sql("""CREATE TABLE IF NOT EXISTS agg_sku_day (day INTEGER NOT NULL,
         store TEXT NOT NULL, sku TEXT NOT NULL, category TEXT NOT NULL, name TEXT NOT NULL,
         qty BIGINT NOT NULL, fen BIGINT NOT NULL, PRIMARY KEY (day, store, sku, category))""")
     db.execute_sql("CREATE INDEX IF NOT EXISTS agg_sku_day_by_store ON agg_sku_day (store, day)")
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

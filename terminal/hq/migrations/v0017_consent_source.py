@@ -10,9 +10,5 @@ from terminal.hq.care.models import CareConsent
 from terminal.hq.migrations import add_columns
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     add_columns(db, CareConsent, CareConsent.store, CareConsent.terminal)
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

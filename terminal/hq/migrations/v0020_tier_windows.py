@@ -34,11 +34,7 @@ STATEMENTS = (
 INSERT = "INSERT INTO agg_tier_changed (member) VALUES (NEW.id)"
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     apply(db, COLUMNS, STATEMENTS)
     queue_on_update(db, trigger="member_agg_tier", function="posterm_agg_tier", table="member",
                     columns="tier", when="OLD.tier IS DISTINCT FROM NEW.tier", insert=INSERT)
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from peewee import Database
 
+from terminal.hq.migrations import apply
+
 STATEMENTS = (
     """CREATE TABLE IF NOT EXISTS agg_sale_day (day INTEGER NOT NULL, store TEXT NOT NULL,
         sales BIGINT NOT NULL, fen BIGINT NOT NULL, PRIMARY KEY (day, store))""",
@@ -21,10 +23,5 @@ STATEMENTS = (
 )
 
 
-def sqlite(db: Database) -> None:
-    for statement in STATEMENTS:
-        db.execute_sql(statement)
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)
+def both(db: Database) -> None:
+    apply(db, statements=STATEMENTS)

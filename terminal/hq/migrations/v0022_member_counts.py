@@ -13,11 +13,7 @@ from __future__ import annotations
 from peewee import Database
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     db.execute_sql("""CREATE TABLE IF NOT EXISTS agg_member_count (store TEXT NOT NULL,
         day INTEGER NOT NULL, firsts BIGINT NOT NULL, lasts BIGINT NOT NULL,
         PRIMARY KEY (store, day))""")
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

@@ -13,13 +13,9 @@ from __future__ import annotations
 from peewee import Database
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     db.execute_sql("""CREATE TABLE IF NOT EXISTS agg_member_month (member TEXT NOT NULL,
         store TEXT NOT NULL, month INTEGER NOT NULL, days INTEGER NOT NULL,
         last_day INTEGER NOT NULL, fen BIGINT NOT NULL, PRIMARY KEY (member, store, month))""")
     db.execute_sql("""CREATE INDEX IF NOT EXISTS agg_member_month_by_store
         ON agg_member_month (store, month, days, last_day, fen)""")
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

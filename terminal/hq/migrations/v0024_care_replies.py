@@ -18,7 +18,7 @@ from terminal.hq.migrations import add_columns
 from terminal.loyalty.store.binding import bound
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     with bound(db, (CareState,)):
         db.create_tables([CareState], safe=True)
     add_columns(db, CareContact, CareContact.phone_tail)
@@ -29,7 +29,3 @@ def sqlite(db: Database) -> None:
                        (number_tail(phone), member))
     db.execute_sql("CREATE INDEX IF NOT EXISTS care_contact_phone_tail "
                    "ON care_contact (phone_tail)")
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)

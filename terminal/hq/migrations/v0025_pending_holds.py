@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from peewee import Database
 
+from terminal.hq.migrations import apply
+
 INDEXES = (
     "CREATE INDEX IF NOT EXISTS member_hold_till_pending ON member_hold (store, terminal) "
     "WHERE state = 'pending'",
@@ -23,10 +25,5 @@ INDEXES = (
 )
 
 
-def sqlite(db: Database) -> None:
-    for sql in INDEXES:
-        db.execute_sql(sql)
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)
+def both(db: Database) -> None:
+    apply(db, statements=INDEXES)
