@@ -57,6 +57,10 @@ def test_dashboard_charts_and_csv_download(site) -> None:
     assert len(drawn["sales"][0]) == 61
     assert [point["name"] for point in drawn["tiers"][0]][:2] == ["member", "silver"]
     assert page.inner_text("#kpi-purchasers .figure") == "4"
+    # A column of figures is headed on the right, where its figures stand; a date column left.
+    aligned = page.evaluate("""() => [...document.querySelectorAll('#table-days th')]
+        .map(th => getComputedStyle(th).textAlign)""")
+    assert aligned == ["left", "right", "right", "right"]
     shot(page, "reports-dashboard")
     with page.expect_download() as download:
         page.click("#csv-days")
