@@ -84,7 +84,7 @@ def test_the_chain_on_one_machine_carries_a_till_sale_to_hq_and_stops_on_ctrl_c(
     assert code == 0, text[-3000:]
     assert "posterm: stopped cleanly" in text
     stopped = next(line for line in err if line.startswith("stopped: "))
-    assert stopped.startswith("stopped: till 0, console ") and stopped.rstrip().endswith(
+    assert stopped.startswith("stopped: till 0, console 0, ") and stopped.rstrip().endswith(
         "collect 0"), stopped
     assert "Finished server process" in (files.logs / "console.log").read_text()
     assert "collector stopped" in (files.logs / "collect.log").read_text()

@@ -16,9 +16,12 @@ on this machine only (demos, tests): the cookies then lack the Secure flag.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 from terminal.hq import acl
 from terminal.hq.broker_acl import BrokerAcl
@@ -117,5 +120,14 @@ def run(args: argparse.Namespace) -> int:
                 topics=topics, health_interval=args.health_interval,
                 thresholds=Thresholds(offline_after=timedelta(minutes=args.offline_after)),
                 studio=studio, revoker=_revoker(args), care_config=care)
+    # uvicorn shuts down gracefully on SIGTERM or SIGINT, then raises the signal again under the
+    # handler that was there before it: this one, so that a stop asked for ends with status 0
+    # rather than as killed by the signal.
+    for asked in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(asked, _stopped_as_asked)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
     return 0
+
+
+def _stopped_as_asked(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
