@@ -43,7 +43,7 @@ DEFERRABLE = frozenset({
     hotpath.INSERT_SALE, hotpath.INSERT_SALE_LINE, hotpath.INSERT_ENTRY, hotpath.INSERT_LOT,
     hotpath.INSERT_ALLOCATION, hotpath.MOVE_LOT, hotpath.COUNT_DAY, hotpath.SAVE_BALANCE,
     hotpath.EMPTY_LOT, hotpath.TAKE_FROM_BALANCE, hotpath.SET_META, hotpath.INSERT_MEMBER,
-    hotpath.INSERT_AUDIT,
+    hotpath.INSERT_AUDIT, hotpath.INSERT_REFUND, hotpath.INSERT_REFUND_LINE,
 })
 ROWS_PER_INSERT = 100  # rows per multi-row INSERT: bound parameters stay few
 COPY_FROM = 1_000  # from this many rows on, an insert goes by COPY where it can
@@ -224,13 +224,14 @@ class BatchStatements(hotpath.Statements):
         """Forget the rows kept: read them again when asked."""
         self.kept.forget()
 
-    def prefetch(self, card_hashes: Iterable[str], days: Iterable[str],
-                 since: int | None) -> None:
+    def prefetch(self, card_hashes: Iterable[str], days: Iterable[str], since: int | None,
+                 refunds: Sequence[str] = (), refund_ids: Sequence[str] = ()) -> None:
         """Inside :meth:`batch` on PostgreSQL: read the members with these card hashes, their
         counters for ``days``, their open lots and their sales since ``since`` (the earliest
-        tier window's start) in a few queries, for the batch's events to read from memory."""
+        tier window's start) in a few queries, for the batch's events to read from memory; with
+        ``refunds`` (sale ids) and ``refund_ids``, what refunding those sales reads."""
         if self.pipelines and self._meta is not None:
-            self.kept.load(card_hashes, days, since)
+            self.kept.load(card_hashes, days, since, refunds, refund_ids)
 
     # -- queries for the batch as a whole ------------------------------------------------------
 

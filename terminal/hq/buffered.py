@@ -34,13 +34,13 @@ Send = Callable[[str, Sequence[Any]], None]  # a statement sent without waiting 
 _INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([?, ]+\)")
 # The store's statements kept until the next flush (inserts, and moves that add up or set).
 INSERTS = (hotpath.INSERT_MEMBER, hotpath.INSERT_AUDIT, hotpath.INSERT_SALE,
-           hotpath.INSERT_SALE_LINE, hotpath.INSERT_ENTRY, hotpath.INSERT_LOT,
-           hotpath.INSERT_ALLOCATION)
+           hotpath.INSERT_SALE_LINE, hotpath.INSERT_REFUND, hotpath.INSERT_REFUND_LINE,
+           hotpath.INSERT_ENTRY, hotpath.INSERT_LOT, hotpath.INSERT_ALLOCATION)
 KEPT = frozenset({*INSERTS, hotpath.COUNT_DAY, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE})
 # Tables in the order their rows go: each after the tables its foreign keys name, lots after
 # entries (migration 14's trigger reads the lot's earning entry as the lot is inserted).
-ORDER = ("member", "member_home", "audit", "sale", "sale_line", "ledger_entry", "lot",
-         "allocation", "applied_event")
+ORDER = ("member", "member_home", "audit", "sale", "sale_line", "refund", "refund_line",
+         "ledger_entry", "lot", "allocation", "applied_event")
 TYPES = ("SELECT c.relname, a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a "
          "JOIN pg_class c ON c.oid = a.attrelid WHERE c.relname = ANY(%s) AND c.relkind = 'r' "
          "AND pg_table_is_visible(c.oid) AND a.attnum > 0 AND NOT a.attisdropped")

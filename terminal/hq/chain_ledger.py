@@ -66,6 +66,7 @@ HQ_IDENTITY = Identity("hq", "hq")
 # already recorded, and by its replay.
 SWEEP_CHUNK = 1_000  # lots per transaction of HQ's expiry sweep (see ChainLedger.expire)
 SWEEP_WORKERS = 2  # connections the sweep writes through at once on PostgreSQL (parallel_sweep)
+PRUNE_HOLDS = 5_000  # settled holds deleted a round at most (ChainLedger.prune_holds)
 HOLD_THREADS = 4  # threads answering holds and voids, each member's on one (ChainLedger.holding)
 RETRIES = 5  # times a batch runs again after PostgreSQL broke a deadlock (database.retryable)
 # With a time bound (ChainLedger.batch_seconds): events in the first transaction of a ledger, and
@@ -310,12 +311,27 @@ class ChainLedger:
         times = [min(event.wall_time, self._received) for event in events]
         days = {local_day(at, zone).isoformat() for at in [*times, self._received]}
         since = to_micros(self.store._window_start(min(times)))
-        self.sql.prefetch(cards, days, since)
+        refunds = [found for event in events if (found := self._refund_named(event))]
+        self.sql.prefetch(cards, days, since, [sale for sale, _ in refunds],
+                          [refund for _, refund in refunds])
         wanted = sorted({hold for event in events if (hold := self._hold_named(event))})
         self._holds = dict.fromkeys(wanted)
         if wanted:
             self._holds.update((hold.id, hold) for hold in
                                MemberHold.select().where(MemberHold.id.in_(wanted)))
+
+    @staticmethod
+    def _refund_named(event: Event) -> tuple[str, str] | None:
+        """The chain ids of the sale a refund or void refunds and of the refund itself (see
+        :meth:`_replay_refund`)."""
+        if event.kind not in ("refund", "void"):
+            return None
+        body = event.body
+        try:
+            return (ids.chain_sale_id(event.store, event.terminal, body["sale"]),
+                    ids.chain_sale_id(event.store, event.terminal, f"refund:{body['refund']}"))
+        except (KeyError, TypeError, ValueError):
+            return None  # malformed: its replay refuses it
 
     @staticmethod
     def _hold_named(event: Event) -> str | None:
@@ -779,6 +795,22 @@ class ChainLedger:
     def _post(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         # Holds are posted by their sale's event, in the transaction that records the sale.
         return self._refuse(request, "holds are posted by the sale's event, not on request")
+
+    def prune_holds(self, now_us: int | None = None) -> int:
+        """Delete up to ``PRUNE_HOLDS`` holds settled (posted or voided) more than the trust
+        policy's ``[holds] keep_days`` ago, oldest first (migration 26's index): holds are not
+        the ledger (a redemption's record is its entries and its applied event), and kept for
+        ever they grew by one row a redemption. A pending hold is never deleted. On PostgreSQL a
+        hold a writer has locked is skipped (the next round finds it)."""
+        now_us = to_micros(_now()) if now_us is None else now_us
+        cutoff = now_us - self.trust.holds.keep_days * 86_400_000_000
+        old = (MemberHold.select(MemberHold.id)
+               .where((MemberHold.state != "pending") & (MemberHold.settled_us < cutoff))
+               .order_by(MemberHold.settled_us).limit(PRUNE_HOLDS))
+        with member_writing(self.db):
+            if isinstance(self.db, PostgresqlDatabase):
+                old = old.for_update("FOR UPDATE SKIP LOCKED")
+            return MemberHold.delete().where(MemberHold.id.in_(old)).execute()
 
     def void_expired_holds(self) -> int:
         """Void the holds that timed out. On PostgreSQL without any member's lock, skipping a

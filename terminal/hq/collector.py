@@ -93,12 +93,16 @@ class Collector:
             await self.client.subscribe(self.topics.all_terminals("status"), self._on_status)
             self.client.on_ready(self._announce_when_answered)
             self._tasks = [asyncio.create_task(self._apply_batches(), name="hq-apply")]
+            if self.answering is not None:
+                self._tasks.append(asyncio.create_task(self._follow_answering(),
+                                                       name="hq-answering"))
         if self.answers:
             await self.client.subscribe(self.topics.all_terminals("members/req"),
                                         self._on_request, retain_as_published=True)
             self._tasks.append(asyncio.create_task(self._audit(), name="hq-audit"))
-            if self.answering is not None:
+            if self.answering is not None:  # answered while connected, and only then
                 self.client.on_ready(self.answering.set)
+                self.client.on_lost(self.answering.clear)
         self._tasks.append(asyncio.create_task(self._upkeep(), name="hq-upkeep"))
         if self.publisher is not None and self.events:
             self._tasks.append(asyncio.create_task(self.publisher.run(), name="hq-member-states"))
@@ -127,6 +131,30 @@ class Collector:
         with contextlib.suppress(MqttError):  # lost meanwhile: the next connection announces
             await self._announce()
 
+    async def _follow_answering(self) -> None:
+        """While connected, HQ's state follows the member-request process: offline when it
+        stops answering (lost its broker connection: holds would go unanswered while this
+        process's own connection stays up), online again once it answers. A state that could
+        not be published is tried again at the next look."""
+        said = None  # what this connection was last told here (None: nothing yet)
+        while True:
+            await asyncio.sleep(ANSWERING_POLL)
+            if not self.client.connected:
+                said = None
+                continue
+            answering = self.answering is not None and self.answering.is_set()
+            if answering == said:
+                continue
+            with contextlib.suppress(MqttError):
+                if answering:
+                    await self._announce()
+                else:
+                    log.warning("the member-request process is not answering: HQ says offline")
+                    await self.client.publish(
+                        self.topics.hq_state(),
+                        HqState("offline", datetime.now(UTC)).to_json(), retain=True)
+                said = answering
+
     async def _announce(self) -> None:
         await self.client.publish(self.topics.hq_state(),
                                   HqState("online", datetime.now(UTC)).to_json(), retain=True)
@@ -151,11 +179,14 @@ class Collector:
                 continue
             try:
                 voided = await self.ledger.requests.run(self.ledger.void_expired_holds)
+                pruned = await self.ledger.requests.run(self.ledger.prune_holds)
             except Exception:  # the database's trouble: the next round voids them
-                log.exception("voiding the holds that timed out failed")
+                log.exception("the holds' upkeep (voiding, pruning) failed")
                 continue
             if voided:
                 log.info("voided %d holds that timed out", voided)
+            if pruned:
+                log.info("deleted %d holds settled before the policy's keep_days", pruned)
 
     # -- events --------------------------------------------------------------------------------
 

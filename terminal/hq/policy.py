@@ -67,6 +67,10 @@ class HoldRules:
     # Renewing a hold on one member for ever (squatting their points) stops here; a till that
     # rings a member's sale asks once or twice (a cleared redemption, a retry).
     max_per_till_member_per_hour: int = 6
+    # Settled holds (posted, voided) are deleted this many days after they settled
+    # (ChainLedger.prune_holds): a sale that names a hold pruned is taken as one without a hold
+    # (the offline allowance), so this is longer than any till stays offline with a sale.
+    keep_days: int = 35
 
 
 @dataclass(frozen=True)

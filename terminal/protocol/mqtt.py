@@ -220,6 +220,7 @@ class MqttClient:
         self._routes = MQTTMatcher()  # match filter -> the subscriptions with that filter
         self._idents = 0  # the last subscription identifier given
         self._ready_callbacks: list[Callable[[], Awaitable[None] | None]] = []
+        self._lost_callbacks: list[Callable[[], None]] = []
         self._pending_pub: dict[int, asyncio.Future[None]] = {}
         self._pending_sub: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._requests: dict[bytes, asyncio.Future[Message]] = {}
@@ -258,6 +259,11 @@ class MqttClient:
     def on_ready(self, callback: Callable[[], Awaitable[None] | None]) -> None:
         """Run ``callback`` after each (re)connection, once subscriptions are renewed."""
         self._ready_callbacks.append(callback)
+
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` when a connection that was ready (its ``on_ready`` callbacks ran)
+        ends, lost or stopped, before any reconnection."""
+        self._lost_callbacks.append(callback)
 
     async def start(self) -> None:
         """Begin connecting (and reconnecting) in the background; returns at once."""
@@ -392,6 +398,7 @@ class MqttClient:
     async def _supervise(self) -> None:
         loop = self._running_loop()
         first = True
+        ready = False  # the connection now ending had been ready (its callbacks ran)
         while not self._stopping:
             self._lost.clear()
             self._connack = loop.create_future()
@@ -407,12 +414,16 @@ class MqttClient:
                     self.backoff.reset()
                     await self._renew_subscriptions()
                     self._ready.set()
+                    ready = True
                     await self._run_ready_callbacks()
                 await self._lost.wait()
             except (OSError, ssl.SSLError, TimeoutError, MqttError) as exc:
                 log.warning("MQTT %s:%s: %s", self.config.host, self.config.port, exc)
                 self._drop_socket()
             self._ready.clear()
+            if ready:
+                ready = False
+                self._run_lost_callbacks()
             if not self._stopping:
                 delay = self.backoff.next()
                 log.info("MQTT reconnect in %.1fs", delay)
@@ -460,6 +471,13 @@ class MqttClient:
         if not codes or codes[0].is_failure:
             raise SubscribeRefused(f"broker refused subscription to {sub.topic_filter}: "
                                    f"{codes[0] if codes else 'no reason code'}")
+
+    def _run_lost_callbacks(self) -> None:
+        for callback in self._lost_callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("MQTT on_lost callback failed")
 
     async def _run_ready_callbacks(self) -> None:
         for callback in self._ready_callbacks:

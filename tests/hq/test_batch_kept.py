@@ -19,7 +19,7 @@ from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import HqPostgresDatabase, open_hq_database
 from terminal.hq.models import MemberHold
 from terminal.loyalty.rules import Rules
-from terminal.loyalty.store.models import Lot, Member, MemberDay, Sale
+from terminal.loyalty.store.models import Lot, Member, MemberDay, Refund, Sale
 from terminal.protocol.messages import Event, MemberRequest
 from tests.hq.test_ingest_batches import TRUST, bound, snapshot
 from tests.hq.test_postgres_collector import fresh_database
@@ -203,6 +203,95 @@ def test_a_batch_reads_no_more_for_more_events(postgres) -> None:
         counts = []
         for size in (4, 40):
             batch = [till.sale(n % 40, 20_000 + n) for n in range(size)]
+            reads.clear()
+            db.execute_sql = counting  # type: ignore[method-assign]
+            try:
+                outcomes = ledger.thread.call(ledger.apply, batch)
+            finally:
+                db.execute_sql = execute  # type: ignore[method-assign]
+            assert Counter(o.result for o in outcomes) == {"applied": size}
+            counts.append(len(reads))
+        assert counts[0] == counts[1], counts
+    finally:
+        ledger.close()
+
+
+def refunding(now: datetime) -> list[tuple[dict[str, tuple[int, int]], list[Event]]]:
+    """Refunds read per batch (terminal.hq.kept, hotpath.REFUND_EXISTS ... EMPTIED_LOT): a sale
+    refunded in two parts in one batch, a sale refunded in the batch that records it, a
+    redemption refunded whose lot the redemption emptied, the same refund delivered again
+    under another event id, a refund of a sale never recorded, and sales of the refunds'
+    members between them (their tier window's spend moves with each refund)."""
+    till = Till("S001", now - timedelta(hours=3))
+    first = [till.register(n) for n in (20, 21, 22)]
+    second = [till.sale(20, 40_000, sale="r-1"), till.sale(21, 300_000, sale="r-2"),
+              till.sale(22, 50_000, sale="r-3")]
+    two = till.sale(20, 60_000, sale="r-4")
+    two.body["lines"][0]["qty"] = 2
+    second.append(two)
+    third = [till.sale(21, 20_000, redeem=500, hold_id=hold(20), sale="r-5")]
+    part = till.refund(20, "r-4", 30_000)
+    again = till.refund(20, "r-4", 30_000)
+    again.body["refund"] = part.body["refund"]  # the same refund, delivered as another event
+    fourth = [part, till.sale(20, 9_000), till.refund(20, "r-4", 30_000), again,
+              till.sale(22, 7_000, sale="r-6"), till.refund(22, "r-6", 7_000),
+              till.refund(21, "r-5", 20_000), till.refund(21, "never-sold", 1_000),
+              till.refund(22, "r-3", 50_000), till.sale(21, 3_000), till.sale(22, 4_000)]
+    return [({}, first), ({}, second), ({hold(20): (21, 500)}, third), ({}, fourth)]
+
+
+def refund_rows(db: Database) -> list[tuple[Any, ...]]:
+    with bound(db):
+        return sorted(Refund.select(Refund.id, Refund.sale, Refund.kind, Refund.refunded_fen,
+                                    Refund.points_reversed, Refund.points_restored).tuples())
+
+
+def test_refunds_read_for_the_batch_leave_the_ledger_sqlite_leaves(postgres, tmp_path) -> None:
+    now = datetime.now(UTC)
+    url = fresh_database(postgres)
+    sqlite = run(str(tmp_path / "hq.db"), now, refunding)
+    pg = run(url, now, refunding)
+    assert sqlite == pg
+    outcomes, (entries, _), _ = pg
+    assert outcomes == {"applied": 18, "deferred": 1}
+    kinds = Counter(kind for _, kind, *_ in entries)
+    assert kinds["reverse"] == 5 and kinds["restore"] == 1
+    ledger = ChainLedger(open_hq_database(url), Rules.from_mapping(rules_data()), CARD_KEY,
+                         trust=TRUST)
+    try:
+        refunds = refund_rows(ledger.db)
+    finally:
+        ledger.close()
+    assert len(refunds) == 5  # the refund delivered again recorded nothing more
+    assert Counter(sale for _, sale, *_ in refunds).most_common(1)[0][1] == 2  # r-4, twice
+
+
+def test_a_batch_reads_no_more_for_more_refunds(postgres) -> None:
+    """A batch's refunds read their sales, lines, refunds before and lots for the batch at
+    once: ten times the refunds, the same number of reads."""
+    ledger = ChainLedger(open_hq_database(fresh_database(postgres)),
+                         Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
+    db = ledger.db
+    assert isinstance(db, HqPostgresDatabase)
+    till = Till("S001", datetime.now(UTC) - timedelta(hours=1))
+    reads: list[str] = []
+    execute = db.execute_sql
+
+    def counting(sql: str, params: Any = None) -> Any:
+        if sql.lstrip().upper().startswith("SELECT"):
+            reads.append(sql)
+        return execute(sql, params)
+
+    try:
+        assert Counter(o.result for o in ledger.thread.call(
+            ledger.apply, [till.register(n) for n in range(40)])) == {"applied": 40}
+        sales = [till.sale(n % 40, 20_000 + n, sale=f"refunded-{n}") for n in range(44)]
+        assert Counter(o.result for o in ledger.thread.call(
+            ledger.apply, sales)) == {"applied": 44}
+        counts = []
+        for first, size in ((0, 4), (4, 40)):
+            batch = [till.refund(n % 40, f"refunded-{n}", 20_000 + n)
+                     for n in range(first, first + size)]
             reads.clear()
             db.execute_sql = counting  # type: ignore[method-assign]
             try:

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from peewee import PostgresqlDatabase
 
+from terminal.hq import chain_ledger
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import open_hq_database
 from terminal.hq.models import MemberHold
@@ -125,5 +127,44 @@ def test_pending_holds_are_read_through_indexes_not_every_hold(
 
     try:
         assert ledger.requests.call(plans) == []
+    finally:
+        ledger.close()
+
+
+def test_settled_holds_are_pruned_after_the_policys_days(
+        new_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """Holds settled (posted, voided) more than [holds] keep_days ago are deleted by the
+    upkeep's prune_holds, a round's worth at a time, oldest first; pending holds, however old,
+    and holds settled since stay. Holds are not the ledger (no append-only trigger refuses)."""
+    policy = TrustPolicy.from_mapping({"holds": {"keep_days": 10}})
+    ledger = ChainLedger(open_hq_database(new_url()), Rules.from_mapping(rules_data()), CARD_KEY,
+                         trust=policy)
+    now = to_micros(datetime.now(UTC))
+    day = 86_400_000_000
+
+    def hold(name: str, state: str, settled_days_ago: int | None) -> dict[str, object]:
+        created = now - 40 * day
+        return {"id": name, "card_hash": card(1), "points": 100, "state": state,
+                "store": "S001", "terminal": "T01", "created_us": created,
+                "expires_us": created + 600_000_000,
+                "settled_us": None if settled_days_ago is None else now - settled_days_ago * day}
+
+    rows = [hold("old-posted", "posted", 30), hold("old-voided", "voided", 11),
+            hold("old-pending", "pending", None), hold("recent-posted", "posted", 9),
+            hold("recent-voided", "voided", 1),
+            *(hold(f"older-{n}", "voided", 20 + n) for n in range(3))]
+
+    def left() -> list[str]:
+        return sorted(h.id for h in MemberHold.select(MemberHold.id))
+
+    try:
+        ledger.requests.call(lambda: MemberHold.insert_many(rows).execute())
+        monkeypatch.setattr(chain_ledger, "PRUNE_HOLDS", 2)  # a round deletes so many at most
+        assert ledger.requests.call(ledger.prune_holds, now) == 2  # the oldest settled first
+        assert not {"old-posted", "older-2"} & set(ledger.requests.call(left))
+        monkeypatch.undo()
+        assert ledger.requests.call(ledger.prune_holds, now) == 3
+        assert ledger.requests.call(ledger.prune_holds, now) == 0
+        assert ledger.requests.call(left) == ["old-pending", "recent-posted", "recent-voided"]
     finally:
         ledger.close()

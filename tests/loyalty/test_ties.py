@@ -29,7 +29,7 @@ class _FallingRandom:
 
 @pytest.fixture
 def falling_ids(same_millisecond: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(ids, "os", _FallingRandom())
+    monkeypatch.setattr(ids, "_random_bytes", _FallingRandom().urandom)
     yield
 
 

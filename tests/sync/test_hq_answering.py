@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from terminal.protocol.messages import HqState, MemberRequest, MemberResponse
+from terminal.protocol.mqtt import MqttClient
 from terminal.protocol.topics import Topics
 
 from .conftest import Inbox, mqtt_client, run
@@ -62,5 +64,104 @@ def test_online_is_said_once_member_requests_are_answered(tmp_path: Path, pki: A
                 assert not answer.ok and answer.error == "unknown member"
             finally:
                 await chain.stop()
+
+    run(scenario())
+
+
+class Cut:
+    """A TCP relay to the broker that a test can cut (closing its connections and refusing new
+    ones) and mend: one client's link to the broker fails while others' stay up."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port, self.listen_port = host, port, 0
+        self.open = True
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.listen_port = self._server.sockets[0].getsockname()[1]
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.open:
+            writer.close()
+            return
+        up_reader, up_writer = await asyncio.open_connection(self.host, self.port)
+        self._links.update((writer, up_writer))
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            try:
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    def cut(self) -> None:
+        self.open = False
+        for writer in self._links:
+            writer.close()
+        self._links.clear()
+
+    def mend(self) -> None:
+        self.open = True
+
+    async def stop(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+
+def test_hq_says_offline_while_member_requests_lose_their_broker(tmp_path: Path, pki: Any,
+                                                                 broker: Any) -> None:
+    """The member-request process loses its broker connection while the events' process keeps
+    its own: HQ's state goes offline (a till's holds would go unanswered, so it falls back to
+    the offline allowance at once instead of timing out), and online again once it is back."""
+    topics = Topics()
+
+    async def scenario() -> None:
+        chain = Chain(tmp_path, pki, broker)
+        answering = threading.Event()
+        events = chain.hq(client_id="hq-events", serves="events", answering=answering)
+        requests = chain.hq(client_id="hq-requests", serves="requests", answering=answering)
+        relay = Cut(broker.host, broker.port)
+        await relay.start()
+        requests.client = MqttClient(replace(requests.client.config, host="127.0.0.1",
+                                             port=relay.listen_port))
+        states = Inbox()
+
+        async def state_becomes(state: str) -> None:
+            async with asyncio.timeout(30):
+                while not _states(states) or _states(states)[-1] != state:
+                    await states.wait_for(len(states.messages) + 1, 30)
+
+        async with mqtt_client(pki, broker, "/".join(TILL)) as till:
+            await till.subscribe(topics.hq_state(), states)
+            try:
+                await chain.start()
+                await chain.ready()
+                await state_becomes("online")
+
+                relay.cut()  # the requests' connection fails; the events' stays
+                await state_becomes("offline")
+                assert not answering.is_set()
+                assert events.client.connected
+
+                relay.mend()  # it reconnects (backoff), subscribes, answers: online again
+                await state_becomes("online")
+                assert answering.is_set()
+                reply = await till.request(
+                    topics.member_request(*TILL),
+                    MemberRequest("lookup", "0" * 64).to_json(),
+                    response_topic=topics.member_response(*TILL), timeout=30)
+                assert MemberResponse.from_json(reply.payload).error == "unknown member"
+            finally:
+                await chain.stop()
+                await relay.stop()
 
     run(scenario())

@@ -16,7 +16,7 @@ from terminal.loyalty.errors import InvalidInput, UnknownCard
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.store import hotpath
 from terminal.loyalty.store.hotpath import DayCounts, MemberRow
-from terminal.loyalty.store.models import LedgerEntry, Lot, Member
+from terminal.loyalty.store.models import Member
 from terminal.loyalty.store.writer import LedgerCore, Writer
 
 
@@ -88,20 +88,16 @@ class Accounts(LedgerCore):
     def _unknown(card: str | CardRef, ref: CardRef) -> UnknownCard:
         return UnknownCard(f"card {shown_card(card, ref)} belongs to no member", "card")
 
-    def _account(self, member: Member, also: list[str] | tuple[str, ...] = ()) -> ledger.Account:
+    def _account(self, member: Member | MemberRow,
+                 also: list[str] | tuple[str, ...] = ()) -> ledger.Account:
         """The member's open lots (and the lots in ``also``), each with its credit's sequence
         number: the order of lots that expire together."""
-        if also:
-            query = (
-                Lot.select(Lot.id, Lot.earned_us, Lot.expires_us, Lot.points, Lot.remaining,
-                           LedgerEntry.seq)
-                .join(LedgerEntry, on=(LedgerEntry.id == Lot.id))
-                .where((Lot.member == member.id) & ((Lot.remaining != 0) | Lot.id.in_(list(also))))
-                .tuples()
-            )
-            rows = list(query)
-        else:  # the common case, on the statements HQ's batches answer from memory
-            rows = self.sql.run(hotpath.OPEN_LOTS, (member.id,)).fetchall()
+        rows = self.sql.run(hotpath.OPEN_LOTS, (member.id,)).fetchall()
+        if also:  # lots the caller may give back to that have no points left (one each)
+            have = {row[0] for row in rows}
+            for lot_id in dict.fromkeys(also):
+                if lot_id and lot_id not in have:
+                    rows += self.sql.run(hotpath.EMPTIED_LOT, (member.id, lot_id)).fetchall()
         return ledger.Account(
             (
                 ledger.Lot(

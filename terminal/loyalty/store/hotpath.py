@@ -153,6 +153,43 @@ OPEN_LOTS = (
     "SELECT l.id, l.earned_us, l.expires_us, l.points, l.remaining, e.seq FROM lot l "
     "JOIN ledger_entry e ON e.id = l.id WHERE l.member_id = ? AND l.remaining <> 0"
 )
+# A refund's reads and writes (store/refunds.py): on HQ a batch reads them for all its refunds
+# at once and answers these from memory (terminal.hq.kept); a refund through the ORM read one
+# statement at a time, each a round trip waiting for every write before it.
+MEMBER_BY_ID = f"SELECT {', '.join(MEMBER_COLUMNS)} FROM member WHERE id = ?"
+REFUND_EXISTS = "SELECT 1 FROM refund WHERE id = ?"
+SALE_TO_REFUND = (
+    "SELECT id, member_id, wall_us, paid_fen, list_fen, points_earned, points_redeemed, "
+    "earn_entry, redeem_entry FROM sale WHERE id = ?"
+)
+SALE_LINES_TO_REFUND = (
+    "SELECT line_no, sku, qty, paid_fen FROM sale_line WHERE sale_id = ? ORDER BY line_no"
+)
+REFUNDS_OF_SALE = (
+    "SELECT seq, refunded_fen, points_reversed, points_restored FROM refund WHERE sale_id = ? "
+    "ORDER BY seq"
+)
+REFUNDED_LINES = (
+    "SELECT rl.line_no, SUM(rl.qty), SUM(rl.fen) FROM refund_line rl JOIN refund r "
+    "ON r.id = rl.refund_id WHERE r.sale_id = ? GROUP BY rl.line_no ORDER BY rl.line_no"
+)
+# What a sale's redemption took from each lot, and what refunds gave back (negative: restored).
+TAKEN_BY_SALE = (
+    "SELECT a.lot_id, a.points FROM allocation a JOIN ledger_entry e ON e.id = a.entry_id "
+    "WHERE e.sale_id = ? AND e.kind IN ('redeem', 'restore') ORDER BY e.seq, a.lot_id"
+)
+# A lot of the member with no points left (OPEN_LOTS' columns): one a refund may give back to.
+EMPTIED_LOT = (
+    "SELECT l.id, l.earned_us, l.expires_us, l.points, l.remaining, e.seq FROM lot l "
+    "JOIN ledger_entry e ON e.id = l.id WHERE l.member_id = ? AND l.id = ? AND l.remaining = 0"
+)
+INSERT_REFUND = (
+    "INSERT INTO refund (id, seq, sale_id, kind, wall_us, trusted, refunded_fen, "
+    "points_reversed, points_restored, operator) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+INSERT_REFUND_LINE = (
+    "INSERT INTO refund_line (refund_id, line_no, qty, fen) VALUES (?, ?, ?, ?)"
+)
 EMPTY_LOT = "UPDATE lot SET remaining = 0 WHERE id = ?"
 TAKE_FROM_BALANCE = "UPDATE member SET balance = balance - ? WHERE id = ?"
 EXPIRING = (

@@ -5,25 +5,33 @@ restored, by the proportional formulas of :mod:`terminal.loyalty.refunds`.
 from __future__ import annotations
 
 from collections import defaultdict
-
-from peewee import fn
+from dataclasses import dataclass
 
 from terminal.loyalty import ledger, refunds
 from terminal.loyalty.clock import Moment
 from terminal.loyalty.errors import DuplicateId, InvalidInput, UnknownSale
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.operations import RefundResult
+from terminal.loyalty.store import hotpath
+from terminal.loyalty.store.hotpath import MemberRow
 from terminal.loyalty.store.members import Members
-from terminal.loyalty.store.models import (
-    Allocation,
-    LedgerEntry,
-    Member,
-    Refund,
-    RefundLine,
-    Sale,
-    SaleLine,
-)
+from terminal.loyalty.store.models import Member, Refund, RefundLine, SaleLine
 from terminal.loyalty.store.writer import ID, Writer
+
+
+@dataclass(frozen=True, slots=True)
+class SaleToRefund:
+    """A recorded sale as a refund reads it (hotpath.SALE_TO_REFUND)."""
+
+    id: str
+    member_id: str | None
+    wall_us: int
+    paid_fen: int
+    list_fen: int
+    points_earned: int
+    points_redeemed: int
+    earn_entry: str | None
+    redeem_entry: str | None
 
 
 class Refunds(Members):
@@ -49,69 +57,52 @@ class Refunds(Members):
         if kind not in ("refund", "void"):
             raise InvalidInput(f"unknown refund kind {kind!r}", "refund.kind")
         # A repeated refund id answers what was recorded and writes nothing at all.
-        done = Refund.get_or_none(Refund.id == refund_id) if refund_id is not None else None
-        if done is not None:
-            return self._refund_result(done, moment, repeated=True)
+        if refund_id is not None and self.sql.one(hotpath.REFUND_EXISTS, (refund_id,)):
+            return self._refund_result(Refund.get_by_id(refund_id), moment, repeated=True)
+        # Read through the store's statements, not the ORM: HQ's batches answer them from rows
+        # read for all their refunds at once (terminal.hq.kept).
         with self._writing(moment) as w:
-            if refund_id is not None and Refund.get_or_none(Refund.id == refund_id):
+            if refund_id is not None and self.sql.one(hotpath.REFUND_EXISTS, (refund_id,)):
                 raise DuplicateId(f"refund {refund_id} was recorded meanwhile", "refund.id")
-            sale = Sale.get_or_none(Sale.id == sale_id)
-            if sale is None:
+            found = self.sql.one(hotpath.SALE_TO_REFUND, (sale_id,))
+            if found is None:
                 raise UnknownSale(f"sale {sale_id} is not recorded on this terminal", "refund.sale")
-            before = list(sale.refunds)
+            sale = SaleToRefund(*found)
+            before = self.sql.run(hotpath.REFUNDS_OF_SALE, (sale.id,)).fetchall()
             given = {} if not before else {  # units refunded before (one query fewer if none)
-                row.line_no: (row.qty, row.fen)
-                for row in RefundLine.select(
-                    RefundLine.line_no,
-                    fn.SUM(RefundLine.qty).alias("qty"),
-                    fn.SUM(RefundLine.fen).alias("fen"),
-                )
-                .join(Refund)
-                .where(Refund.sale == sale.id)
-                .group_by(RefundLine.line_no)
+                line_no: (int(qty), int(fen)) for line_no, qty, fen  # PostgreSQL: numeric sums
+                in self.sql.run(hotpath.REFUNDED_LINES, (sale.id,)).fetchall()
             }
             sold = [
-                refunds.SoldLine(
-                    line.line_no, line.sku, line.qty, line.paid_fen,
-                    *given.get(line.line_no, (0, 0)),
-                )
-                for line in sale.lines.order_by(SaleLine.line_no)
+                refunds.SoldLine(line_no, sku, qty, paid, *given.get(line_no, (0, 0)))
+                for line_no, sku, qty, paid
+                in self.sql.run(hotpath.SALE_LINES_TO_REFUND, (sale.id,)).fetchall()
             ]
             plan = refunds.plan_refund_lines(sale.id, sold, lines)
-            refunded_before = sum(r.refunded_fen for r in before)
+            refunded_before = sum(fen for _, fen, _, _ in before)
             refunded_after = refunded_before + sum(line.fen for line in plan)
             planned = {line.line_no: line.qty for line in plan}
             all_units = all(s.left == planned.get(s.line_no, 0) for s in sold)
             whole, part = sale.paid_fen, refunded_after
             if whole == 0:  # paid wholly with points: the same formulas on list amounts
-                whole, part = self._list_reckoning(sale, before, plan)
+                whole, part = self._list_reckoning(sale, plan)
             reverse = restore = 0
             if self.rules.refund.reverse_earned:
                 reverse = refunds.proportional_so_far(
                     sale.points_earned, whole, part, all_units
-                ) - sum(r.points_reversed for r in before)
+                ) - sum(reversed_ for _, _, reversed_, _ in before)
             if self.rules.refund.restore_redeemed:
                 restore = refunds.proportional_so_far(
                     sale.points_redeemed, whole, part, all_units
-                ) - sum(r.points_restored for r in before)
+                ) - sum(restored for _, _, _, restored in before)
             refund_row_id = refund_id or new_id()
-            row = Refund.create(
-                id=refund_row_id,
-                seq=w.next_seq(),
-                sale=sale.id,
-                kind=kind,
-                wall_us=w.us,
-                trusted=moment.trusted,
-                refunded_fen=refunded_after - refunded_before,
-                points_reversed=reverse,
-                points_restored=restore,
-                operator=operator,
-            )
-            RefundLine.insert_many(
-                [{"refund": refund_row_id, "line_no": p.line_no, "qty": p.qty, "fen": p.fen}
-                 for p in plan]
-            ).execute()
-            member = Member.get_by_id(sale.member_id) if sale.member_id else None
+            refunded_fen = refunded_after - refunded_before
+            self.sql.run(hotpath.INSERT_REFUND, (
+                refund_row_id, w.next_seq(), sale.id, kind, w.us, moment.trusted, refunded_fen,
+                reverse, restore, operator))
+            for p in plan:
+                self.sql.run(hotpath.INSERT_REFUND_LINE, (refund_row_id, p.line_no, p.qty, p.fen))
+            member = self._member_by_id(sale.member_id) if sale.member_id else None
             if member is not None:
                 self._expire_due(w, member)
             if member is not None and (reverse or restore):
@@ -123,16 +114,16 @@ class Refunds(Members):
                 "card_hash": member.card_hash if member else None,
                 "lines": [{"line_no": p.line_no, "sku": p.sku, "qty": p.qty, "fen": p.fen}
                           for p in plan],
-                "refunded_fen": row.refunded_fen,
+                "refunded_fen": refunded_fen,
                 "points_reversed": reverse,
                 "points_restored": restore,
                 "operator": operator,
             })
-            self._audit(w, operator, kind, sale.id, f"{refund_row_id} {row.refunded_fen} fen")
+            self._audit(w, operator, kind, sale.id, f"{refund_row_id} {refunded_fen} fen")
         # From what this call holds, not read again: on HQ's PostgreSQL each read is a round
         # trip (four of a refund's fourteen).
         return RefundResult(
-            id=row.id, sale=sale.id, kind=kind, refunded_fen=row.refunded_fen,
+            id=refund_row_id, sale=sale.id, kind=kind, refunded_fen=refunded_fen,
             points_reversed=reverse, points_restored=restore,
             lines=[(p.sku, p.qty, p.fen) for p in sorted(plan, key=lambda p: p.line_no)],
             member=self.member_view(Member.get_by_id(member.id), moment)
@@ -140,27 +131,31 @@ class Refunds(Members):
         )
 
     @staticmethod
-    def _list_reckoning(sale: Sale, before: list[Refund],
-                        plan: list[refunds.RefundLine]) -> tuple[int, int]:
-        """The sale's list total and the list amount refunded so far, this refund included."""
-        lines = [(line.line_no, line.qty, line.list_fen) for line in sale.lines]
+    def _list_reckoning(sale: SaleToRefund, plan: list[refunds.RefundLine]) -> tuple[int, int]:
+        """The sale's list total and the list amount refunded so far, this refund included (a
+        sale paid wholly with points, rare: read through the ORM)."""
+        lines = [(line.line_no, line.qty, line.list_fen)
+                 for line in SaleLine.select().where(SaleLine.sale == sale.id)]
+        before = Refund.select().where(Refund.sale == sale.id).order_by(Refund.seq)
         parts = [[(line.line_no, line.qty)
                   for line in refund.lines.order_by(RefundLine.line_no)]
-                 for refund in sorted(before, key=lambda refund: refund.seq)]
+                 for refund in before]
         parts.append([(line.line_no, line.qty) for line in plan])
         return sale.list_fen, refunds.list_refunded(lines, parts)
 
+    def _member_by_id(self, member_id: str) -> MemberRow | None:
+        row = self.sql.one(hotpath.MEMBER_BY_ID, (member_id,))
+        return MemberRow(*row) if row is not None else None
+
     def _move_refund_points(
-        self, w: Writer, member: Member, sale: Sale, reverse: int, restore: int, operator: str
+        self, w: Writer, member: MemberRow, sale: SaleToRefund, reverse: int, restore: int,
+        operator: str,
     ) -> None:
         taken: dict[str, int] = defaultdict(int)
         if restore:
             # What this sale's redemption took from each lot, less what refunds gave back.
-            for alloc in Allocation.select().join(LedgerEntry).where(
-                (LedgerEntry.sale_id == sale.id)
-                & (LedgerEntry.kind.in_([ledger.REDEEM, ledger.RESTORE]))
-            ):
-                taken[alloc.lot_id] -= alloc.points
+            for lot_id, points in self.sql.run(hotpath.TAKEN_BY_SALE, (sale.id,)).fetchall():
+                taken[lot_id] -= points
         account = self._account(member, also=[*taken, sale.earn_entry or ""])
         if reverse:
             entry = account.debit(
