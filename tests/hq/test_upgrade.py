@@ -146,6 +146,7 @@ def test_postgresql_refuses_to_rewrite_history(postgres: Any, tmp_path: Path) ->
         "TRUNCATE audit",
         "UPDATE lot SET points = points + 1",
         "UPDATE lot SET member_id = member_id || 'x'",
+        "UPDATE lot SET earned_us = earned_us + 1, remaining = 0",
         "DELETE FROM lot",
     ]
     with plain(url) as db:
@@ -158,6 +159,7 @@ def test_postgresql_refuses_to_rewrite_history(postgres: Any, tmp_path: Path) ->
         indexes = {row[0] for row in db.execute_sql(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'lot'").fetchall()}
         assert "lot_open_by_expiry" in indexes
+        assert "lot_member_id" not in indexes  # lot_member_id_expires_us serves (migration 27)
         # Room on member's pages for its balance updates to stay HOT (migration 18; pages
         # filled from the upgrade on).
         (options,) = db.execute_sql(
