@@ -181,14 +181,10 @@ def test_a_refused_event_after_a_flush_leaves_the_rows_before_it(postgres, tmp_p
     assert Counter(kind for _, kind, *_ in entries)["reverse"] == 1
 
 
-def test_a_batch_reads_no_more_for_more_events(postgres) -> None:
-    """On PostgreSQL a batch of member sales reads its members, day counters, lots and spend
-    in a few queries, not per event: ten times the sales, the same number of reads."""
-    ledger = ChainLedger(open_hq_database(fresh_database(postgres)),
-                         Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
+def reads_of(ledger: ChainLedger, batch: list[Event]) -> int:
+    """How many SELECTs applying ``batch`` sends (PostgreSQL), every event applied."""
     db = ledger.db
     assert isinstance(db, HqPostgresDatabase)
-    till = Till("S001", datetime.now(UTC) - timedelta(hours=1))
     reads: list[str] = []
     execute = db.execute_sql
 
@@ -197,20 +193,32 @@ def test_a_batch_reads_no_more_for_more_events(postgres) -> None:
             reads.append(sql)
         return execute(sql, params)
 
+    db.execute_sql = counting  # type: ignore[method-assign]
     try:
-        assert Counter(o.result for o in ledger.thread.call(
-            ledger.apply, [till.register(n) for n in range(40)])) == {"applied": 40}
-        counts = []
-        for size in (4, 40):
-            batch = [till.sale(n % 40, 20_000 + n) for n in range(size)]
-            reads.clear()
-            db.execute_sql = counting  # type: ignore[method-assign]
-            try:
-                outcomes = ledger.thread.call(ledger.apply, batch)
-            finally:
-                db.execute_sql = execute  # type: ignore[method-assign]
-            assert Counter(o.result for o in outcomes) == {"applied": size}
-            counts.append(len(reads))
+        outcomes = ledger.thread.call(ledger.apply, batch)
+    finally:
+        db.execute_sql = execute  # type: ignore[method-assign]
+    assert Counter(o.result for o in outcomes) == {"applied": len(batch)}
+    return len(reads)
+
+
+def a_chain_of_40(postgres: Any) -> tuple[ChainLedger, Till]:
+    """A ledger on a fresh PostgreSQL database with 40 members, and their till."""
+    ledger = ChainLedger(open_hq_database(fresh_database(postgres)),
+                         Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
+    till = Till("S001", datetime.now(UTC) - timedelta(hours=1))
+    assert Counter(o.result for o in ledger.thread.call(
+        ledger.apply, [till.register(n) for n in range(40)])) == {"applied": 40}
+    return ledger, till
+
+
+def test_a_batch_reads_no_more_for_more_events(postgres) -> None:
+    """On PostgreSQL a batch of member sales reads its members, day counters, lots and spend
+    in a few queries, not per event: ten times the sales, the same number of reads."""
+    ledger, till = a_chain_of_40(postgres)
+    try:
+        counts = [reads_of(ledger, [till.sale(n % 40, 20_000 + n) for n in range(size)])
+                  for size in (4, 40)]
         assert counts[0] == counts[1], counts
     finally:
         ledger.close()
@@ -269,37 +277,14 @@ def test_refunds_read_for_the_batch_leave_the_ledger_sqlite_leaves(postgres, tmp
 def test_a_batch_reads_no_more_for_more_refunds(postgres) -> None:
     """A batch's refunds read their sales, lines, refunds before and lots for the batch at
     once: ten times the refunds, the same number of reads."""
-    ledger = ChainLedger(open_hq_database(fresh_database(postgres)),
-                         Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
-    db = ledger.db
-    assert isinstance(db, HqPostgresDatabase)
-    till = Till("S001", datetime.now(UTC) - timedelta(hours=1))
-    reads: list[str] = []
-    execute = db.execute_sql
-
-    def counting(sql: str, params: Any = None) -> Any:
-        if sql.lstrip().upper().startswith("SELECT"):
-            reads.append(sql)
-        return execute(sql, params)
-
+    ledger, till = a_chain_of_40(postgres)
     try:
-        assert Counter(o.result for o in ledger.thread.call(
-            ledger.apply, [till.register(n) for n in range(40)])) == {"applied": 40}
         sales = [till.sale(n % 40, 20_000 + n, sale=f"refunded-{n}") for n in range(44)]
         assert Counter(o.result for o in ledger.thread.call(
             ledger.apply, sales)) == {"applied": 44}
-        counts = []
-        for first, size in ((0, 4), (4, 40)):
-            batch = [till.refund(n % 40, f"refunded-{n}", 20_000 + n)
-                     for n in range(first, first + size)]
-            reads.clear()
-            db.execute_sql = counting  # type: ignore[method-assign]
-            try:
-                outcomes = ledger.thread.call(ledger.apply, batch)
-            finally:
-                db.execute_sql = execute  # type: ignore[method-assign]
-            assert Counter(o.result for o in outcomes) == {"applied": size}
-            counts.append(len(reads))
+        counts = [reads_of(ledger, [till.refund(n % 40, f"refunded-{n}", 20_000 + n)
+                                    for n in range(first, first + size)])
+                  for first, size in ((0, 4), (4, 40))]
         assert counts[0] == counts[1], counts
     finally:
         ledger.close()
