@@ -78,6 +78,7 @@ async def serve(config: Config, link: HqLink | None = None, clock: Clock | None 
     """
     from terminal.core.systemd import Notifier, watchdog_interval, watchdog_loop
     from terminal.daemon.bootstrap import RulesNotYet, StartupError, build
+    from terminal.daemon.waiting_for_card_key import wait_for_card_key
     from terminal.daemon.waiting_for_rules import wait_for_rules
     from terminal.loyalty.store import StorageError
 
@@ -89,6 +90,11 @@ async def serve(config: Config, link: HqLink | None = None, clock: Clock | None 
     terminal = None
     try:
         while terminal is None:
+            # Without the card key neither the till nor HQ's bundle can be kept: wait for it
+            # here, READY and saying so, rather than fail into systemd's restart loop.
+            if link is None and not await wait_for_card_key(config, notifier, stop):
+                log.info("stopped cleanly while waiting for the card key")
+                return 0
             try:
                 terminal = await build(config, link, clock, prepare=prepare)
             except RulesNotYet as exc:
@@ -148,15 +154,24 @@ async def _follow_status(till: Till, notifier: Notifier) -> None:
 async def confirm_release(terminal: Terminal, state_dir: Path, every: float = 1.0) -> None:
     """Tell the update check this release works: it is ready and, when HQ is configured, it
     reached the broker. Without this mark an update on trial is rolled back (docs/field.md)."""
+    while not terminal.link.connected:
+        await asyncio.sleep(every)
+    await mark_release_healthy(state_dir, "ready")
+
+
+async def mark_release_healthy(state_dir: Path, why: str) -> None:
+    """The mark the update check keeps an application release on trial by (``healthy-VERSION``):
+    the till ready and linked, or, on a box waiting for HQ's first rules, READY and linked to
+    HQ's broker (terminal.daemon.waiting_for_rules)."""
     from terminal import __version__
     from terminal.field.update import mark_healthy
 
-    while not terminal.link.connected:
-        await asyncio.sleep(every)
     try:
         await asyncio.to_thread(mark_healthy, state_dir, __version__)
     except OSError as exc:
         log.warning("cannot mark release %s healthy in %s: %s", __version__, state_dir, exc)
+        return
+    log.info("release %s healthy (%s)", __version__, why)
 
 
 async def first_status_page(terminal: Terminal) -> None:

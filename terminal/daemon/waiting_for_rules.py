@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,7 @@ from terminal.daemon.config import Config
 
 if TYPE_CHECKING:
     from terminal.core.systemd import Notifier
+    from terminal.daemon.waiting_screens import WaitingScreens
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,37 @@ async def wait_for_rules(config: Config, notifier: Notifier, stop: asyncio.Event
     READY while waiting: the daemon is up and doing what its state allows, as a box that is not
     provisioned yet is (docs/field.md, "Ready"); the A/B boot check's READY means "the new slot
     runs posterm as far as the box's own data lets it", not "selling"."""
-    from terminal.core.systemd import watchdog_interval
+    from terminal.daemon.waiting_screens import WaitingScreens
+
+    loop = asyncio.get_running_loop()
+    shown: set[asyncio.Task[None]] = set()
+    async with WaitingScreens(config, notifier) as screens:
+
+        def refused(reason: str, detail: str) -> None:
+            status = f"HQ's rules bundle refused ({reason}: {detail[:200]}); still waiting"
+            prompt = {"zh": f"总部规则被拒绝 · HQ's rules refused: {reason}",
+                      "en": f"HQ's rules refused: {reason}; still waiting"}
+            task = loop.create_task(screens.show(REFUSED_POLE, status, prompt))
+            shown.add(task)  # keep a reference until it is done
+            task.add_done_callback(shown.discard)
+
+        async def linked() -> None:
+            # Connected to HQ's broker under this box's certificate and subscribed: as far as
+            # this release can go without rules, so an application update on trial is kept
+            # (terminal.field.update; the till's own mark is confirm_release, after the link).
+            from terminal.daemon.run import mark_release_healthy
+
+            await mark_release_healthy(Path(config.paths.state_dir), "linked to HQ's broker, "
+                                       "waiting for its rules")
+
+        notifier.ready(WAITING_STATUS)
+        await screens.show(WAITING_POLE, WAITING_STATUS, WAITING_LCD)
+        return await _wait(config, screens, refused, linked, stop)
+
+
+async def _wait(config: Config, screens: WaitingScreens, refused: Callable[[str, str], None],
+                linked: Callable[[], Awaitable[None]], stop: asyncio.Event) -> bool:
     from terminal.daemon.bootstrap import TIMESYNC_FLAG, keep_first_bundles
-    from terminal.drivers.lcd import LcdFrame, open_lcd
-    from terminal.drivers.pole import open_pole
     from terminal.protocol.bundle import BundleRejected
     from terminal.protocol.mqtt import TlsFiles
     from terminal.sync.bundle_store import trust_store
@@ -53,44 +82,6 @@ async def wait_for_rules(config: Config, notifier: Notifier, stop: asyncio.Event
 
     assert config.broker is not None and config.hq is not None
     broker, hq = config.broker, config.hq
-    pole_lang = "en" if config.pole.charset == "ascii" else "zh"
-    lcd_lang = config.lcd.language if config.lcd is not None else "zh"
-    pole = open_pole(config.pole)
-    lcd = open_lcd(config.lcd) if config.lcd is not None else None
-    for device in (pole, lcd):
-        if device is not None:
-            with contextlib.suppress(OSError):
-                await device.connect()
-
-    async def show(lines: tuple[str, str], status: str, prompt: str) -> None:
-        notifier.status(status)
-        with contextlib.suppress(OSError):
-            await pole.update(*lines)
-        if lcd is not None:
-            with contextlib.suppress(OSError):
-                await lcd.update(LcdFrame(None, None, None, prompt))
-
-    loop = asyncio.get_running_loop()
-    shown: set[asyncio.Task[None]] = set()
-
-    def refused(reason: str, detail: str) -> None:
-        status = f"HQ's rules bundle refused ({reason}: {detail[:200]}); still waiting"
-        prompt = (f"总部规则被拒绝 · HQ's rules refused: {reason}" if lcd_lang == "zh"
-                  else f"HQ's rules refused: {reason}; still waiting")
-        task = loop.create_task(show(REFUSED_POLE[pole_lang], status, prompt))
-        shown.add(task)  # keep a reference until it is done
-        task.add_done_callback(shown.discard)
-
-    notifier.ready(WAITING_STATUS)
-    await show(WAITING_POLE[pole_lang], WAITING_STATUS, WAITING_LCD[lcd_lang])
-    pings = None
-    interval = watchdog_interval()
-    if interval is not None:
-        async def ping() -> None:
-            while True:
-                notifier.watchdog()
-                await asyncio.sleep(interval)
-        pings = loop.create_task(ping(), name="watchdog-waiting")
     trust = trust_store([Path(hq.root_public_key_file)], hq.revoked_keys)
     access = BrokerAccess(broker.host, broker.port,
                           TlsFiles(Path(broker.ca_file), Path(broker.cert_file),
@@ -103,48 +94,42 @@ async def wait_for_rules(config: Config, notifier: Notifier, stop: asyncio.Event
             await asyncio.wait_for(stop.wait(), seconds)
 
     said = ""
-    try:
-        while not stop.is_set():
-            if not access.tls.cert.exists():
-                # Provisioned offline without a certificate: the request waits for HQ's signature
-                # (docs/field.md, section 2); `posterm provision` installs it when it comes.
-                status = (f"{WAITING_STATUS}; no certificate yet ({access.tls.cert}): HQ signs "
-                          "the request this box left on the boot partition (posterm-hq ca sign)")
-                if status != said:
-                    log.warning("%s", status)
-                    await show(WAITING_POLE[pole_lang], status, WAITING_LCD[lcd_lang])
-                    said = status
-                await pause(5.0)
-                continue
-            try:
-                bundles = await await_first_bundles(
-                    access, config.terminal.store, trust,
-                    clock_trusted=TIMESYNC_FLAG.exists, on_refused=refused, stop=stop)
-            except (OSError, ssl.SSLError, ValueError) as exc:
-                status = f"{WAITING_STATUS}; cannot use this terminal's credentials: {exc}"
-                log.error("%s; trying again in %.0f s", status, RETRY_SECONDS)
-                await show(REFUSED_POLE[pole_lang], status, WAITING_LCD[lcd_lang])
-                await pause(RETRY_SECONDS)
-                continue
-            if not bundles:
-                return False
-            try:
-                await asyncio.to_thread(keep_first_bundles, config, bundles, trust,
-                                        TIMESYNC_FLAG.exists())
-            except BundleRejected as exc:
-                log.error("HQ's rules bundle not kept (%s): %s; trying again in %.0f s",
-                          exc.reason_code, exc.message, RETRY_SECONDS)
-                refused(exc.reason_code, exc.message)
-                await pause(RETRY_SECONDS)
-                continue
-            newest = bundles[-1]
-            log.info("rules: HQ's %s bundle v%d kept; starting the till", newest.scope,
-                     newest.version)
-            return True
-        return False
-    finally:
-        if pings is not None:
-            pings.cancel()
-        for device in (pole, lcd):
-            if device is not None:
-                await device.aclose()
+    while not stop.is_set():
+        if not access.tls.cert.exists():
+            # Provisioned offline without a certificate: the request waits for HQ's signature
+            # (docs/field.md, section 2); `posterm provision` installs it when it comes.
+            status = (f"{WAITING_STATUS}; no certificate yet ({access.tls.cert}): HQ signs "
+                      "the request this box left on the boot partition (posterm-hq ca sign)")
+            if status != said:
+                log.warning("%s", status)
+                await screens.show(WAITING_POLE, status, WAITING_LCD)
+                said = status
+            await pause(5.0)
+            continue
+        try:
+            bundles = await await_first_bundles(
+                access, config.terminal.store, trust,
+                clock_trusted=TIMESYNC_FLAG.exists, on_refused=refused, on_linked=linked,
+                stop=stop)
+        except (OSError, ssl.SSLError, ValueError) as exc:
+            status = f"{WAITING_STATUS}; cannot use this terminal's credentials: {exc}"
+            log.error("%s; trying again in %.0f s", status, RETRY_SECONDS)
+            await screens.show(REFUSED_POLE, status, WAITING_LCD)
+            await pause(RETRY_SECONDS)
+            continue
+        if not bundles:
+            return False
+        try:
+            await asyncio.to_thread(keep_first_bundles, config, bundles, trust,
+                                    TIMESYNC_FLAG.exists())
+        except BundleRejected as exc:
+            log.error("HQ's rules bundle not kept (%s): %s; trying again in %.0f s",
+                      exc.reason_code, exc.message, RETRY_SECONDS)
+            refused(exc.reason_code, exc.message)
+            await pause(RETRY_SECONDS)
+            continue
+        newest = bundles[-1]
+        log.info("rules: HQ's %s bundle v%d kept; starting the till", newest.scope,
+                 newest.version)
+        return True
+    return False

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -64,12 +64,14 @@ async def await_first_bundles(
     broker: BrokerAccess, store: str, trust: TrustStore, *,
     clock_trusted: Callable[[], bool],
     on_refused: Callable[[str, str], None] = lambda reason, detail: None,
+    on_linked: Callable[[], Awaitable[None] | None] | None = None,
     stop: asyncio.Event | None = None, settle: float = 1.0,
     backoff_initial: float = 0.5, backoff_max: float = 30.0,
 ) -> list[FirstBundle]:
     """Wait for HQ's retained bundles of ``store``'s scopes; the verified ones, broadest scope
     first, or an empty list when ``stop`` is set first. ``on_refused(reason, detail)`` hears
-    every refusal (the box keeps waiting)."""
+    every refusal (the box keeps waiting); ``on_linked()`` runs each time the box is connected
+    under its certificate and subscribed (the daemon marks its release healthy there)."""
     topics = Topics(broker.topic_root)
     scopes = topics.scopes_for(store)
     found: dict[str, FirstBundle] = {}
@@ -98,6 +100,8 @@ async def await_first_bundles(
                                    backoff_initial=backoff_initial, backoff_max=backoff_max))
     for scope in scopes:
         await client.subscribe(topics.bundle(scope), on_bundle)
+    if on_linked is not None:
+        client.on_ready(on_linked)
     await client.start()
     try:
         waits = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(stop.wait())]

@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 
 def _collect(sock: socket.socket, until: str, deadline: float) -> list[str]:
     seen: list[str] = []
@@ -52,18 +54,24 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> tuple[bytes, by
                              f"{err.decode(errors='replace')[-6000:]}") from None
 
 
-def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
+def _run_under_systemd(tmp_path: Path, *args: str, stdin: int | None = None
+                       ) -> tuple[subprocess.Popen[bytes], socket.socket]:
+    """`posterm run ARGS` as systemd starts it: its notify socket (bound here, to read), a
+    watchdog of 0.4 s."""
     address = str(tmp_path / "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(address)
     env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000",
            "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
     env.pop("WATCHDOG_PID", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--state-dir",
-         str(tmp_path / "sim")],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )
+    proc = subprocess.Popen([sys.executable, "-m", "terminal.daemon.cli", "run", *args],
+                            stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    return proc, sock
+
+
+def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
+    proc, sock = _run_under_systemd(tmp_path, "--simulate", "--state-dir", str(tmp_path / "sim"),
+                                    stdin=subprocess.PIPE)
     try:
         ready = _collect(sock, "READY=1", time.monotonic() + 60)
         assert any("READY=1" in m.split("\n") for m in ready), ready
@@ -181,6 +189,8 @@ def test_a_box_without_rules_or_certificate_is_ready_and_says_what_it_waits_for(
     from terminal.protocol.keys import public_pem
 
     (tmp_path / "root.pub").write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
+    (tmp_path / "state/credentials").mkdir(parents=True)  # the card key, as provisioning writes
+    (tmp_path / "state/credentials/card.key").write_bytes(b"k" * 32)
     config = tmp_path / "posterm.toml"
     config.write_text(f"""
 [terminal]
@@ -203,14 +213,7 @@ match = "*keypad*"
 [printer]
 backend = "dummy"
 """)
-    address = str(tmp_path / "notify.sock")
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(address)
-    env = {**os.environ, "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "400000",
-           "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
-    env.pop("WATCHDOG_PID", None)
-    proc = subprocess.Popen([sys.executable, "-m", "terminal.daemon.cli", "run", "--config",
-                             str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc, sock = _run_under_systemd(tmp_path, "--config", str(config))
     try:
         seen = _collect(sock, "WATCHDOG=1", time.monotonic() + 60)
         seen += _collect(sock, "WATCHDOG=1", time.monotonic() + 10)
@@ -226,3 +229,100 @@ backend = "dummy"
     assert proc.returncode == 0, err.decode()
     assert b"stopped cleanly while waiting for HQ's rules" in err
     assert not (tmp_path / "state" / "rules.toml").exists()
+    # Not linked to HQ (no certificate): nothing shows this release can reach HQ, so an
+    # application update on trial is not kept on its account.
+    from terminal import __version__
+    assert not (tmp_path / "state" / f"healthy-{__version__}").exists()
+
+
+def _standalone_config(tmp_path: Path, card_key: Path, extra: str = "") -> Path:
+    from terminal.daemon.sim.demo import demo_rules
+
+    config = tmp_path / "posterm.toml"
+    config.write_text(f"""
+[terminal]
+store = "S001"
+terminal_id = "T43"
+[paths]
+state_dir = "{tmp_path / 'state'}"
+[loyalty]
+rules_file = "{demo_rules().resolve()}"
+card_key_file = "{card_key}"
+departments = ["fresh", "household"]
+[input.keypad]
+backend = "simulated"
+role = "keypad"
+[printer]
+backend = "dummy"
+{extra}""")
+    return config
+
+
+def test_a_box_without_its_card_key_is_ready_says_so_and_goes_on_when_it_comes(
+        tmp_path: Path) -> None:
+    """Provisioned without the chain's card key: no exit into systemd's restart loop (which an
+    A/B boot check would take for a broken slot) but READY, saying what is missing, watchdog
+    fed; once the key file is there the same process starts the till."""
+    card_key = tmp_path / "credentials" / "card.key"
+    config = _standalone_config(tmp_path, card_key)
+    proc, sock = _run_under_systemd(tmp_path, "--config", str(config))
+    try:
+        seen = _collect(sock, "WATCHDOG=1", time.monotonic() + 60)
+        seen += _collect(sock, "WATCHDOG=1", time.monotonic() + 10)
+        assert any("READY=1" in m.split("\n") for m in seen), seen
+        status = [m for m in seen if "STATUS=no card key" in m]
+        assert status and f"{card_key}: cannot read the card key" in status[0], seen
+        assert "[hq] card_key in posterm-provision.toml" in status[0]
+        assert proc.poll() is None
+        card_key.parent.mkdir()
+        card_key.write_bytes(b"k" * 32)
+        deadline = time.monotonic() + 60
+        while not any("STATUS=ready:" in m for m in seen):
+            assert proc.poll() is None and time.monotonic() < deadline, seen[-5:]
+            seen += _collect(sock, "WATCHDOG=1", min(deadline, time.monotonic() + 5))
+        _out, err = _stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        sock.close()
+    assert proc.returncode == 0, err.decode()
+    text = err.decode()
+    assert "cannot start" not in text and text.count("no card key") == 1
+    assert f"card key: {card_key} is there now; going on" in text
+    assert "terminal S001/T43 ready" in text
+
+
+@pytest.mark.parametrize(("charset", "language"), [("gb18030", "zh"), ("ascii", "en")])
+def test_the_missing_card_key_is_on_the_pole_display_in_its_language(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, charset: str, language: str) -> None:
+    import asyncio
+
+    from terminal.core.systemd import Notifier
+    from terminal.daemon.config import load_config
+    from terminal.daemon.waiting_for_card_key import NO_KEY_POLE, wait_for_card_key
+    from terminal.drivers import pole
+
+    config = load_config(_standalone_config(
+        tmp_path, tmp_path / "card.key", f'[pole]\nbackend = "pty"\ncharset = "{charset}"\n'))
+    opened: list[pole.PoleDisplay] = []
+
+    def spy(pole_config: pole.PoleConfig) -> pole.PoleDisplay:
+        opened.append(pole.PoleDisplay(pole_config))  # the real display, on a pty
+        return opened[-1]
+
+    monkeypatch.setattr(pole, "open_pole", spy)
+
+    async def wait() -> bool:
+        stop = asyncio.Event()
+        waiting = asyncio.create_task(wait_for_card_key(config, Notifier(None), stop))
+        async def shown_once() -> None:
+            while not (opened and opened[0].lines[0]):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(shown_once(), 30)
+        shown = opened[0].lines
+        stop.set()
+        assert shown == NO_KEY_POLE[language], shown
+        return await waiting
+
+    assert asyncio.run(wait()) is False  # stopped while waiting

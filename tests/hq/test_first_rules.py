@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from terminal import __version__
 from terminal.field import provision
 from terminal.hq.models import AppliedEvent
 from terminal.protocol.mqtt import MqttClient, MqttConfig
@@ -203,8 +204,14 @@ def test_malformed_and_foreign_bundles_are_refused_and_stop_while_waiting_is_cle
         chain = Chain(tmp_path / "chain", EnrolledPki(hq.hq_tls, {}), hq.broker)
         # No keypad section in the file: provisioning gave the box its evdev inputs.
         daemon = Daemon(tmp_path, state / provision.CONFIG_NAME, simulate=False)
+        healthy = state / f"healthy-{__version__}"
+        assert not healthy.exists()
         try:
             await daemon.until(lambda: daemon.said("STATUS=waiting for HQ's rules"), "waiting")
+            # READY and linked to HQ's broker: as far as a release can go without rules, so an
+            # application update on trial is kept (it would roll back after 10 minutes else).
+            await daemon.until(healthy.exists, "the release marked healthy while waiting")
+            assert "healthy (linked to HQ's broker, waiting for its rules)" in daemon.text()
             await publish(hq, "chain", b'{"bundle": "not base64!", "signature": ""}')
             # and a bundle for another store, on this store's topic
             await publish(hq, "store/S001", keys.bundle("store/S002", 3, payload(chain)))
@@ -215,5 +222,48 @@ def test_malformed_and_foreign_bundles_are_refused_and_stop_while_waiting_is_cle
             code = await daemon.stop()
         assert code == 0, daemon.text()[-3000:]
         assert "stopped cleanly while waiting for HQ's rules" in daemon.text()
+
+    asyncio.run(scenario())
+
+
+def test_a_box_provisioned_without_the_card_key_says_so_and_goes_on_once_it_is_there(
+        hq: Hq, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: F811
+    """Provisioned from a template without the chain's card key: the daemon used to wait for
+    HQ's rules, fail on the missing key once the bundle came, exit, and be restarted by systemd
+    into the same failure. Now it is READY and says the card key is missing, HQ's bundle meanwhile
+    changes nothing, and once the key is there the same process takes the bundle and sells."""
+    keys = Keys(tmp_path / "keys")
+    (hq.directory / "root.pub").write_bytes(keys.root_pub.read_bytes())
+    code = hq.code("S001/T06", capsys=capsys)
+    state = tmp_path / "state"
+    source = hq.provisioning_file(tmp_path / "boot", "S001/T06", code)  # no --card-key-file
+    source.write_text(source.read_text() + f'\n[paths]\nstate_dir = "{state}"\n'
+                      '[printer]\nbackend = "dummy"\n')
+    assert box(source, state) == 0
+    card_key = state / provision.CREDENTIALS / "card.key"
+    assert not card_key.exists()
+
+    async def scenario() -> None:
+        chain = Chain(tmp_path / "chain", EnrolledPki(hq.hq_tls, {}), hq.broker)
+        daemon = Daemon(tmp_path, state / provision.CONFIG_NAME, simulate=False)
+        try:
+            await daemon.until(lambda: daemon.said("STATUS=no card key"), "the missing key said")
+            assert daemon.said("READY=1")
+            assert f"{card_key}: cannot read the card key" in daemon.text()
+            assert "provision the box again with the chain's card key ([hq] card_key" in \
+                daemon.text()
+            await publish(hq, "chain", keys.bundle("chain", 1, payload(chain)))
+            # Still the same process, still saying it (it does not take the bundle without the
+            # key it would store the members under).
+            assert daemon.proc.poll() is None and "cannot start" not in daemon.text()
+            card_key.write_bytes(CARD_KEY)
+            await daemon.until(lambda: "rules: HQ's chain bundle v1 kept" in daemon.text(),
+                               "the bundle taken once the key is there")
+            await daemon.until(lambda: "terminal S001/T06 ready" in daemon.text(),
+                               "the till started in the same process")
+            assert daemon.text().count("no card key") == 1  # said once, not in a loop
+        finally:
+            code = await daemon.stop()
+        assert code == 0, daemon.text()[-3000:]
 
     asyncio.run(scenario())
