@@ -16,11 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from terminal.core.configfile import ConfigError, load_section, load_toml, section_from, setting
-from terminal.drivers.drawer import DrawerConfig
-from terminal.drivers.input import InputDeviceConfig
-from terminal.drivers.lcd import LcdConfig
-from terminal.drivers.pole import PoleConfig
-from terminal.drivers.printer import PrinterConfig
+
+# The drivers' config classes alone: checking a config loads none of what the drivers run on.
+from terminal.drivers.settings import (
+    DrawerConfig,
+    InputDeviceConfig,
+    LcdConfig,
+    PoleConfig,
+    PrinterConfig,
+)
 
 SECTIONS = ("terminal", "paths", "loyalty", "input", "printer", "drawer", "pole", "lcd", "broker",
             "hq")

@@ -25,7 +25,6 @@ Encoding = Literal["gb18030", "cp437"]
 Fallback = Literal["image", "replace"]
 
 # Font A is 12 dots wide: 384 dots on 58 mm paper, 576 on 80 mm.
-WIDTH_CHARS = {58: 32, 80: 48}
 DOT_PER_CHAR = 12
 _BARCODES = {"EAN13": 13, "EAN8": 8, "UPC-A": 12, "CODE128": 0, "CODE39": 0}
 

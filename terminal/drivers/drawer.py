@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from terminal.core.configfile import setting
 from terminal.drivers.printer import Printer
-
-
-@dataclass(frozen=True)
-class DrawerConfig:
-    enabled: bool = setting(True, doc="a drawer is connected to the printer")
-    pin: int = setting(2, doc="drawer-kick connector pin the solenoid is on", choices=(2, 5))
-    pulse_ms: int = setting(100, doc="solenoid pulse length in ms", min=10, max=510)
+from terminal.drivers.settings import DrawerConfig
 
 
 class DrawerError(OSError):

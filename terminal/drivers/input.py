@@ -14,42 +14,21 @@ import fnmatch
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from evdev import InputEvent, ecodes
 
-from terminal.core.configfile import ConfigError, setting
+from terminal.core.configfile import ConfigError
 from terminal.drivers.keymap import KeypadMapper, load_keymap
 from terminal.drivers.keys import KeyDecoder, WedgeAssembler, WedgeInput
-from terminal.drivers.layouts import LAYOUTS, get_layout
+from terminal.drivers.layouts import get_layout
+from terminal.drivers.settings import InputDeviceConfig
 
 log = logging.getLogger(__name__)
 
-ROLES = ("msr", "scanner", "keypad")
 _VID_PID = re.compile(r"([0-9a-fA-F]{4}):([0-9a-fA-F]{4})")
-
-
-@dataclass(frozen=True)
-class InputDeviceConfig:
-    backend: str = setting("simulated", doc="evdev (real device) or simulated",
-                           choices=("evdev", "simulated"))
-    role: str = setting("keypad", doc="msr (card reader), scanner or keypad", choices=ROLES)
-    match: str = setting(
-        "", doc="/dev/input/by-id/... or by-path/... path, vendor:product (0c2e:0b61) or a name "
-                "pattern (*MSR*; several as *MSR*|*swipe*)"
-    )
-    layout: str = setting("us", doc="keyboard layout the device types in", choices=tuple(LAYOUTS))
-    grab: bool = setting(True, doc="take the device exclusively so keys never reach a console")
-    numlock: bool = setting(True, doc="num lock state assumed at start")
-    max_burst_gap_ms: int = setting(35, doc="longest gap between keys of a machine burst",
-                                     min=5, max=200)
-    idle_complete_ms: int = setting(300, doc="complete an input without Enter after this idle",
-                                    min=50, max=5000)
-    rescan_seconds: float = setting(1.0, doc="how often to look for an absent device",
-                                    min=0.1, max=60)
-    keymap: Mapping[str, str] | None = setting(None, doc="keypad: key name -> action overrides")
 
 
 @dataclass(frozen=True)

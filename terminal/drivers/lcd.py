@@ -14,27 +14,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from terminal.core.configfile import setting
 from terminal.drivers.fonts import cjk_font
 from terminal.drivers.reconnect import OutputDevice
-
-_PANELS = ("st7735", "st7789", "ili9341")
-
-
-@dataclass(frozen=True)
-class LcdConfig:
-    backend: str = setting("dummy", doc="st7735, st7789, ili9341 (SPI panels) or dummy (simulated)",
-                           choices=(*_PANELS, "dummy"))
-    width: int = setting(160, doc="panel width in pixels", min=64, max=480)
-    height: int = setting(128, doc="panel height in pixels", min=64, max=480)
-    rotate: int = setting(0, doc="quarter turns clockwise", choices=(0, 1, 2, 3))
-    spi_port: int = setting(0, doc="SPI bus", min=0, max=6)
-    spi_device: int = setting(0, doc="SPI chip select", min=0, max=2)
-    gpio_dc: int = setting(24, doc="BCM pin for data/command", min=0, max=27)
-    gpio_rst: int = setting(25, doc="BCM pin for reset", min=0, max=27)
-    bus_speed_hz: int = setting(16_000_000, doc="SPI clock", min=500_000, max=64_000_000)
-    language: str = setting("zh", doc="the prompt's language: zh (Chinese) or en (English)",
-                            choices=("zh", "en"))
+from terminal.drivers.settings import LcdConfig
 
 
 @dataclass(frozen=True)

@@ -15,31 +15,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from terminal.core.configfile import setting
 from terminal.drivers.reconnect import OutputDevice
+from terminal.drivers.settings import PoleConfig
 from terminal.drivers.textwidth import align
 from terminal.drivers.transliterate import ascii_only, degrade
 
 ESC, US, CLR, CR, LF = 0x1B, 0x1F, 0x0C, 0x0D, 0x0A
-
-
-@dataclass(frozen=True)
-class PoleConfig:
-    backend: str = setting("pty", doc="serial (a real display) or pty (simulated)",
-                           choices=("serial", "pty"))
-    port: str = setting("/dev/ttyUSB0", doc="serial device (prefer /dev/serial/by-id/...)")
-    baudrate: int = setting(9600, doc="serial speed", choices=(2400, 4800, 9600, 19200, 38400))
-    command_set: str = setting("escpos", doc="escpos (Epson DM-D) or cd5220",
-                               choices=("escpos", "cd5220"))
-    columns: int = setting(20, doc="characters per line (a Chinese character takes two)",
-                           min=16, max=40)
-    charset: str = setting(
-        "ascii", doc="ascii, or gb2312 / gb18030 for Chinese displays (text sent as GB bytes)",
-        choices=("ascii", "gb2312", "gb18030"),
-    )
-    placeholder: str = setting("*", doc="shown per column for characters the display lacks",
-                               choices=("*", "?", "#", " ", "_"))
-    brightness: int = setting(4, doc="brightness level at start, 1 (dim) to 4", min=1, max=4)
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from terminal.core.configfile import setting
-from terminal.drivers.document import DOT_PER_CHAR, WIDTH_CHARS, Document, render_escpos
+from terminal.drivers.document import DOT_PER_CHAR, Document, render_escpos
 from terminal.drivers.escpos_setup import prepare_escpos
 from terminal.drivers.reconnect import OutputDevice
+from terminal.drivers.settings import PrinterConfig
 
 log = logging.getLogger(__name__)
 
@@ -31,39 +31,6 @@ _OFFLINE = 0x08
 _DRAWER_PIN3 = 0x04
 _NEAR_END = 0x0C
 _PAPER_OUT = 0x60
-
-
-@dataclass(frozen=True)
-class PrinterConfig:
-    backend: str = setting(
-        "dummy",
-        doc="usb, serial, network (raw port 9100), file (/dev/usb/lp0) or dummy (simulated)",
-        choices=("usb", "serial", "network", "file", "dummy"),
-    )
-    paper_mm: int = setting(80, doc="paper width in mm", choices=(58, 80))
-    encoding: str = setting(
-        "gb18030", doc="gb18030 for printers with Chinese firmware, cp437 for those without",
-        choices=("gb18030", "cp437"),
-    )
-    cjk_fallback: str = setting(
-        "image",
-        doc="without Chinese firmware: print such lines as bitmaps (image) or as * (replace)",
-        choices=("image", "replace"),
-    )
-    profile: str = setting("default", doc="python-escpos printer profile name")
-    usb_vendor: int = setting(0x0416, doc="USB vendor id (usb)", min=0, max=0xFFFF)
-    usb_product: int = setting(0x5011, doc="USB product id (usb)", min=0, max=0xFFFF)
-    serial_port: str = setting("/dev/ttyUSB0", doc="serial device (prefer /dev/serial/by-id/...)")
-    baudrate: int = setting(19200, doc="serial speed", choices=(9600, 19200, 38400, 57600, 115200))
-    host: str = setting("", doc="printer address (network)")
-    port: int = setting(9100, doc="raw printing port (network)", min=1, max=65535)
-    file_path: str = setting("/dev/usb/lp0", doc="device or file to write to (file)")
-    timeout: float = setting(5.0, doc="seconds to wait for the printer", min=0.1, max=60)
-    read_status: bool = setting(True, doc="ask the printer for online/paper status (DLE EOT)")
-
-    @property
-    def width_chars(self) -> int:
-        return WIDTH_CHARS[self.paper_mm]
 
 
 @dataclass(frozen=True)

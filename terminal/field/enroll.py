@@ -11,11 +11,10 @@ and the pole display (the daemon waiting for its config shows it) and raised.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -30,8 +29,11 @@ from terminal.protocol.enrollment import (
     EnrollmentMessageError,
     EnrollRequest,
 )
-from terminal.protocol.mqtt import MqttClient, MqttConfig, MqttError, TlsFiles
 from terminal.protocol.topics import Topics
+
+if TYPE_CHECKING:  # the MQTT stack (asyncio, paho) loads only for an exchange with HQ: provisioning
+    # from a file with a certificate, or a request for the technician, never needs it
+    from terminal.protocol.mqtt import TlsFiles
 
 REFUSED_FILE = "enrollment-refused.json"
 TIMEOUT = 60.0
@@ -85,6 +87,10 @@ def clear_refusal(state_dir: Path) -> None:
 async def exchange(host: str, port: int, claim: TlsFiles, request: EnrollRequest,
                    timeout: float = TIMEOUT, topics: Topics | None = None) -> EnrollAnswer:
     """Send ``request`` under the claim identity and return HQ's answer."""
+    import asyncio
+
+    from terminal.protocol.mqtt import MqttClient, MqttConfig, MqttError
+
     topics = topics or Topics()
     nonce = secrets.token_hex(16)
     client = MqttClient(MqttConfig(host, port, f"enroll-{nonce[:12]}", tls=claim,

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import pwd
 import stat
+import subprocess
+import sys
 import tomllib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
 from terminal.field import provision
+
+REPO = Path(__file__).resolve().parents[2]
 
 OWNER = (4242, 4243) if os.geteuid() == 0 else (os.getuid(), os.getgid())
 
@@ -387,3 +392,37 @@ def test_the_example_files_device_sections_are_what_the_daemon_reads() -> None:
     provision._check_devices(devices, str(example))
     assert {t["role"] for t in devices["input"].values()} == {"keypad", "msr", "scanner"}
     assert "card_key" in data["hq"]
+
+
+def test_provisioning_loads_nothing_the_drivers_or_enrollment_run_on(
+        tmp_path: Path, pki: Pki, hq_public_pem: str) -> None:
+    """posterm-provision.service holds the first boot up, and under emulation (and on a Pi's
+    card) every module imported costs: a file with device sections is checked by the daemon's
+    own parser without evdev, Pillow, python-escpos or asyncio, and one without [enroll] loads
+    no MQTT stack. Run as the service runs it (python -I -m terminal.provision)."""
+    source = on_boot(tmp_path, good_file(pki, hq_public_pem))
+    code = (
+        "import runpy, sys\n"
+        "try:\n"
+        "    runpy.run_module('terminal.provision', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "heavy = {'evdev', 'PIL', 'escpos', 'usb', 'serial', 'paho', 'asyncio', 'ssl', 'luma'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-I", "-c", code, "--from", str(source), "--state-dir",
+         str(tmp_path / "state"), "--udev-rules", str(tmp_path / "90.rules"),
+         "--owner", pwd.getpwuid(os.getuid()).pw_name,
+         *(["--trust-dir", str(tmp_path / "trust")] if os.geteuid() == 0 else [])],
+        capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "provisioned S001/T01" in result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_config_sections_name_the_layouts_the_input_driver_has() -> None:
+    from terminal.drivers.layouts import LAYOUTS
+    from terminal.drivers.settings import LAYOUT_NAMES
+
+    assert tuple(LAYOUTS) == LAYOUT_NAMES
