@@ -35,6 +35,12 @@ hq="$(command -v posterm-hq || echo "$REPO_DIR/.venv/bin/posterm-hq")"
 [ -x "$hq" ] || die "posterm-hq is missing (scripts/setup.sh)"
 boot_test_tools
 LIMIT="${POSTERM_AB_BOOT_LIMIT:-2400}"  # seconds a boot may take, the install or the wait included
+# The posterm-tryboot module in each slot: built by DKMS for the slot's kernel, loaded at boot,
+# and its reboot notifier run at `reboot "0 tryboot"` (its line on the console before the kernel's;
+# pi-firmware.sh starts [tryboot] only after it).
+TRYBOOT_MODULE='^tryboot-module: loaded; posterm_tryboot: loaded: no Raspberry Pi firmware'
+TRYBOOT_DKMS='^dkms: posterm-tryboot/[^,]*, [^,]*, aarch64: installed'
+TRYBOOT_NOTIFIED="posterm_tryboot: restart with command '0 tryboot': no Raspberry Pi firmware"
 TRIAL_WAIT="${POSTERM_AB_TRIAL_WAIT:-120}"  # the broken slot's boot check's wait for READY (ab-boot: 300)
 
 work="$POSTERM_BUILD/ab-boot-test"
@@ -131,9 +137,11 @@ for n in 1 2 3 4; do
                   '^rauc: booted A, primary A$' '^posterm: started [1-9].* active$' '^ready: [1-9]' \
                   "^posterm-status: waiting for HQ's rules" '^inputs: keypad$' \
                   '^install: done in ' \
-                  '^after-install: primary B, autoboot \[all\] boot_partition=2 \[tryboot\] boot_partition=3 $'; do
+                  '^after-install: primary B, autoboot \[all\] boot_partition=2 \[tryboot\] boot_partition=3 $' \
+                  "$TRYBOOT_MODULE" "$TRYBOOT_DKMS"; do
         expect "$findings" "$line"
       done
+      expect "$work/serial-$n.log" "$TRYBOOT_NOTIFIED"
       expect "$host" '^autoboot-after: \[all\] boot_partition=2 \[tryboot\] boot_partition=3 $'
       ;;
     2)
@@ -142,9 +150,11 @@ for n in 1 2 3 4; do
                   '^rauc: booted B, primary B$' '^posterm: started [1-9].* active$' \
                   '^autoboot: \[all\] boot_partition=3 \[tryboot\] boot_partition=2 $' \
                   '^rauc-slot: B booted boot-status good' '^install: done in ' \
-                  '^after-install: primary A, autoboot \[all\] boot_partition=3 \[tryboot\] boot_partition=2 $'; do
+                  '^after-install: primary A, autoboot \[all\] boot_partition=3 \[tryboot\] boot_partition=2 $' \
+                  "$TRYBOOT_MODULE" "$TRYBOOT_DKMS"; do
         expect "$findings" "$line"
       done
+      expect "$work/serial-$n.log" "$TRYBOOT_NOTIFIED"
       expect "$work/serial-$n.log" 'ab-boot: committed B'
       expect "$host" '^autoboot-after: \[all\] boot_partition=3 \[tryboot\] boot_partition=2 $'
       ;;

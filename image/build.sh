@@ -21,6 +21,13 @@ cmdline="$root/boot/firmware/cmdline.txt"
 grep -q "root=LABEL=$POSTERM_ROOT_LABEL" "$cmdline" || die "$cmdline does not boot LABEL=$POSTERM_ROOT_LABEL: $(cat "$cmdline")"
 ls "$root"/boot/firmware/bcm27*-rpi-*.dtb >/dev/null 2>&1 || die "no Raspberry Pi device trees in /boot/firmware"
 
+# The tryboot module (chroot-script.sh, DKMS) must be built for the kernel the image boots, or
+# every OS update would be tried never (docs/field.md, section 6).
+for modules in "$root"/lib/modules/*/; do
+  find "$modules" -name 'posterm_tryboot.ko*' | grep -q . || die "no posterm_tryboot module for $(basename "$modules")"
+done
+grep -qx posterm_tryboot "$root/etc/modules-load.d/posterm-tryboot.conf" || die "posterm_tryboot is not loaded at boot"
+
 out="$POSTERM_BUILD/out"
 bash "$IMAGE_DIR/genimage.sh" "$root" "$out"
 # Kept beside the image for boot-test.sh (qemu -M virt boots Debian's kernel directly).

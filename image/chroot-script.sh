@@ -44,6 +44,31 @@ if [ ! -e /usr/lib/systemd/system/NetworkManager.service ]; then
   systemctl enable systemd-networkd.service systemd-resolved.service
   ln -sf /run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
 fi
+# The posterm-tryboot module (docs/field.md, section 6: Debian's kernel does not pass
+# `reboot "0 tryboot"` to the Pi firmware), built by DKMS against every kernel whose headers are
+# here; only the kernel base (base.sh --kernel) has dkms and headers, CI's root has neither.
+# /etc/modules-load.d/posterm-tryboot.conf (filesystem/) loads it at boot.
+if command -v dkms >/dev/null; then
+  module_version="$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$PAYLOAD/tryboot-module/dkms.conf")"
+  rm -rf "/usr/src/posterm-tryboot-$module_version"
+  cp -a "$PAYLOAD/tryboot-module" "/usr/src/posterm-tryboot-$module_version"
+  dkms add "posterm-tryboot/$module_version"
+  built=0
+  for build in /lib/modules/*/build; do
+    [ -e "$build" ] || continue
+    kernel="$(basename "$(dirname "$build")")"
+    # -k: the chroot's uname -r is the build host's kernel.
+    dkms install "posterm-tryboot/$module_version" -k "$kernel"
+    echo "chroot: $(modinfo -k "$kernel" -F filename posterm_tryboot) for $kernel" >&2
+    built=$((built + 1))
+  done
+  [ "$built" -gt 0 ] || { echo "chroot: dkms is installed but no kernel headers are" >&2; exit 1; }
+  dkms status posterm-tryboot >&2
+  # A module signing key DKMS may have made here would be the same on every box flashed from
+  # this image; the Pi boots without Secure Boot, so the kernel loads the module unsigned too.
+  rm -f /var/lib/dkms/mok.key /var/lib/dkms/mok.pub
+fi
+
 # Host keys are made per box on first boot (ssh.service drop-in); none ship in the image.
 rm -f /etc/ssh/ssh_host_*
 # Nothing of the build's package caches stays in the image.

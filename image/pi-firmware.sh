@@ -4,9 +4,11 @@
 #
 #   pi-firmware.sh flag SERIAL_LOG
 #       How the boot on that console ended, as the firmware learns it: "tryboot" (the kernel
-#       restarted with a command holding " tryboot": `reboot "0 tryboot"`), "reboot" (a restart
-#       without it), "poweroff", or "hang" (neither: the board's watchdog would reset it, which the
-#       firmware takes as an ordinary boot).
+#       restarted with a command holding "tryboot", `reboot "0 tryboot"`, and the posterm-tryboot
+#       module's notifier said it passed that on), "reboot" (a restart without it, or with it but
+#       without the module's line: a Pi's firmware would not have been told), "poweroff", or
+#       "hang" (neither: the board's watchdog would reset it, which the firmware takes as an
+#       ordinary boot).
 #   pi-firmware.sh boot DISK normal|tryboot OUTDIR [BASE_DTB]
 #       What the firmware starts: reads autoboot.txt from partition 1 (FAT), takes [tryboot]'s
 #       boot_partition on a tryboot, else [all]'s, and from that FAT partition the kernel=
@@ -17,10 +19,13 @@
 #       sets them (ab-boot reads the flag from /proc/device-tree). Prints "partition N".
 #
 # What stands in for the real thing: on a Pi, the tryboot flag reaches the firmware through its
-# mailbox (RPI_FIRMWARE_SET_REBOOT_FLAGS), which the Raspberry Pi kernel's firmware driver sends
-# when the restart command holds " tryboot"; here it is read from the kernel's own console line for
-# the restart ("reboot: Restarting system with command '0 tryboot'"). Debian's kernel (mainline)
-# prints that line but sends no flag: docs/field.md, section 6.
+# mailbox (RPI_FIRMWARE_SET_REBOOT_FLAGS), which Debian's kernel (mainline) never sends; the
+# posterm-tryboot module (image/tryboot-module/, docs/field.md section 6) sends it from its reboot
+# notifier when the restart command holds "tryboot". qemu's virt machine has no such firmware, so
+# the module's notifier only logs ("posterm_tryboot: restart with command '0 tryboot': no
+# Raspberry Pi firmware ... to tell"); here the flag is read from that line followed by the
+# kernel's own for the restart ("reboot: Restarting system with command '0 tryboot'"). Without
+# the module's line the restart counts as a plain one, as it would on a Pi.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -44,7 +49,14 @@ case "${1:-}" in
     [ $# -eq 2 ] || die "usage: pi-firmware.sh flag SERIAL_LOG"
     last="$(grep -aoE "reboot: (Restarting system( with command '[^']*')?|Power down)" "$2" | tail -n1 || true)"
     case "$last" in
-      *"with command '"*" tryboot"*) echo tryboot ;;
+      *"with command '"*"tryboot"*)
+        command="${last#*with command \'}"; command="${command%\'}"
+        if grep -aqF "posterm_tryboot: restart with command '$command': " "$2"; then
+          echo tryboot
+        else
+          log "restart with command '$command' but no posterm_tryboot line: the firmware was not told, a plain restart"
+          echo reboot
+        fi ;;
       *Restarting*) echo reboot ;;
       *"Power down"*) echo poweroff ;;
       *) echo hang ;;

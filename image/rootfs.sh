@@ -16,6 +16,7 @@ payload="$root/tmp/posterm-payload"
 mkdir -p "$payload"
 cp -a "$wheelhouse" "$payload/wheelhouse"
 cp -a "$REPO_DIR/systemd" "$payload/systemd"
+cp -a "$IMAGE_DIR/tryboot-module" "$payload/tryboot-module"
 cp "$IMAGE_DIR/posterm-provision.example.toml" "$IMAGE_DIR/chroot-script.sh" "$payload/"
 cp "$wheelhouse/version" "$payload/version"
 

@@ -60,6 +60,10 @@ findings() {
   # The A/B state: the tryboot flag the firmware set in the device tree, what the boot check
   # decided, autoboot.txt's two sections, RAUC's view of the root slots.
   echo "tryboot-flag: $(od -An -tu1 /proc/device-tree/chosen/bootloader/tryboot 2>/dev/null | tr -s ' ' | sed 's/^ //') "
+  # The posterm-tryboot module (DKMS; docs/field.md, section 6): built for this kernel, loaded
+  # at boot (modules-load.d), and what it said on loading (under qemu: no Pi firmware to tell).
+  echo "tryboot-module: $([ -d /sys/module/posterm_tryboot ] && echo loaded || echo 'not loaded'); $(journalctl -b -k -o cat --no-pager | grep -m1 '^posterm_tryboot: ')"
+  echo "dkms: $(dkms status posterm-tryboot 2>&1 | tr '\n' ' ')"
   echo "ab-confirm: $(journalctl -b -u posterm-ab-confirm.service -o cat --no-pager | grep '^ab-boot:' | tail -n1)"
   echo "autoboot: $(grep -E '^\[|boot_partition' "$fw/autoboot.txt" | tr '\n' ' ')"
   rauc status --detailed --output-format=json 2>/dev/null | python3 -c '

@@ -38,6 +38,7 @@ import tarfile
 import tempfile
 import time
 import tomllib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -463,9 +464,9 @@ def _act(args: argparse.Namespace) -> tuple[str, bool]:
             raise
         done = install_ready(args.source, trust, args.state_dir, chain=anchors.chain_pem,
                              record_dir=ROOT_RECORD_DIR)
-        if args.reboot:
-            subprocess.run([AB_BOOT, "reboot"], check=True)
         version = done.release.version
+        if args.reboot:
+            reboot_into_trial(version)
         return f"OS {version} written to the other slot, on trial from the next boot", False
     if args.action == "check":
         outcome = check(args.home, args.state_dir, Clock.system())
@@ -477,6 +478,16 @@ def _act(args: argparse.Namespace) -> tuple[str, bool]:
     lines = [f"current: {releases.version('current')}", f"previous: {releases.version('previous')}"]
     lines.append(f"trial: {trial.version} ({trial.boots} boot(s))" if trial else "trial: none")
     return "\n".join(lines), False
+
+
+def reboot_into_trial(version: str, ab_boot: Sequence[str] = (AB_BOOT,)) -> None:
+    """``ab-boot reboot``; its refusal (no posterm-tryboot module: the firmware would never try
+    the slot) is the install's failure, said with ab-boot's reason, not a traceback."""
+    result = subprocess.run([*ab_boot, "reboot"], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        said = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
+        raise OsUpdateError(f"OS {version} is written to the other slot and on trial, but the "
+                            f"box did not restart into it: {said}")
 
 
 def _empty(directory: Path) -> None:

@@ -23,6 +23,12 @@ flag="$(fdtget "$dtb" /chosen/bootloader tryboot)"
 echo "[    0.000000] Kernel command line: $append"
 ab() { printf '# x\n[all]\ntryboot_a_b=1\nboot_partition=%s\n[tryboot]\nboot_partition=%s\n' "$1" "$2" > "$STUB_DIR"/ab.txt; mcopy -o -i "$fat" "$STUB_DIR"/ab.txt ::autoboot.txt; }
 F="$STUB_DIR"/out.txt
+# The end of a boot whose ab-boot restarted into a trial: the posterm-tryboot module's notifier,
+# then the kernel's line (STUB_NO_MODULE=1: the kernel's line alone, as without the module).
+tryboot_restart() {
+  [ "${STUB_NO_MODULE:-}" = 1 ] || echo "[  300.1] posterm_tryboot: restart with command '0 tryboot': no Raspberry Pi firmware (raspberrypi,bcm2835-firmware) to tell, not a Pi"
+  echo "reboot: Restarting system with command '0 tryboot'"
+}
 if [ "$n" = 3 ] && [ "${STUB_NO_FALLBACK:-}" = 1 ]; then
   echo "root: /dev/vda5" > "$F"; mcopy -o -i "$fat" "$F" ::boot-3.out; echo "reboot: Power down"; exit 0
 fi
@@ -45,9 +51,11 @@ inputs: keypad
 ready: 23000000 us
 install: done in 100 s
 after-install: primary B, autoboot [all] boot_partition=2 [tryboot] boot_partition=3 
+tryboot-module: loaded; posterm_tryboot: loaded: no Raspberry Pi firmware (raspberrypi,bcm2835-firmware) on this board; a tryboot restart has no firmware to tell
+dkms: posterm-tryboot/1, 6.1.0-57-arm64, aarch64: installed 
 O
    echo "   1.00 [  OK  ] Started posterm.service - posterm"
-   mcopy -o -i "$fat" $F ::boot-1.out; echo "reboot: Restarting system with command '0 tryboot'";;
+   mcopy -o -i "$fat" $F ::boot-1.out; tryboot_restart;;
 2) ab 3 2; cat > $F <<O
 root: /dev/vda6
 tryboot-flag: 0 0 0 $flag 
@@ -59,9 +67,11 @@ rauc-slot: B booted boot-status good bundle x
 install: done in 100 s
 after-install: primary A, autoboot [all] boot_partition=3 [tryboot] boot_partition=2 
 ready: 25000000 us
+tryboot-module: loaded; posterm_tryboot: loaded: no Raspberry Pi firmware (raspberrypi,bcm2835-firmware) on this board; a tryboot restart has no firmware to tell
+dkms: posterm-tryboot/1, 6.1.0-57-arm64, aarch64: installed 
 O
    echo "[  OK  ] Started posterm.service - posterm"; echo "python3[1]: ab-boot: committed B: x"
-   mcopy -o -i "$fat" $F ::boot-2.out; echo "reboot: Restarting system with command '0 tryboot'";;
+   mcopy -o -i "$fat" $F ::boot-2.out; tryboot_restart;;
 3) g5="$(part_geometry "$disk" 5)"; debugfs -R "cat /etc/systemd/system/posterm.service.d/ab-boot-test-broken.conf" "$disk?offset=${g5%% *}" 2>/dev/null | grep -q 'never gets READY' && echo "sh[5]: ab-boot-test: this slot never gets READY"
    echo "python3[1]: ab-boot: fell back from A: posterm.service did not reach READY; rebooting into B"; ab 3 2; echo "reboot: Restarting system";;
 4) cat > $F <<O

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from terminal.field.os_update import keyring
+from terminal.field.os_update import OsUpdateError, keyring
+from terminal.field.update import reboot_into_trial
 from terminal.hq.cli import main as posterm_hq
 
 REPO = Path(__file__).resolve().parents[2]
@@ -203,6 +204,8 @@ class Box:
                                  "boot_partition=3\n")  # as image/genimage.sh writes it
         self.calls = directory / "calls.log"
         self.active = directory / "posterm-active"
+        self.module = directory / "sys/module/posterm_tryboot"  # the tryboot module, loaded
+        self.module.mkdir(parents=True)
         self.env = {
             **os.environ,
             "POSTERM_AB_AUTOBOOT": str(self.autoboot),
@@ -219,6 +222,7 @@ slot="$(python3 {AB_BOOT} get-current)"
 case "$2" in mark-good) python3 {AB_BOOT} set-state "$slot" good ;;
              mark-bad) python3 {AB_BOOT} set-state "$slot" bad ;; esac''')),
             "POSTERM_AB_WAIT": "0",
+            "POSTERM_AB_TRYBOOT_MODULE": str(self.module),
         }
         self.boot("A", tryboot=False)
 
@@ -301,6 +305,52 @@ def test_an_update_is_tried_once_and_kept_when_posterm_is_ready(tmp_path: Path) 
     assert box.out("confirm") == "ab-boot: normal boot of B"
     box.install_to("A")  # the next update goes to the other slot, tried the same way
     assert box.firmware_starts(tryboot=True) == "A" and box.firmware_starts(False) == "B"
+
+
+def test_no_trial_is_started_that_the_firmware_would_never_be_told_of(tmp_path: Path) -> None:
+    """Without the posterm-tryboot module, Debian's kernel restarts plainly: the firmware would
+    start A again and its boot check would mark B bad untried. ab-boot refuses instead."""
+    box = Box(tmp_path)
+    box.install_to("B")
+    box.module.rmdir()
+    before = box.autoboot.read_text()
+    result = box.run("reboot")
+    assert result.returncode == 1
+    assert result.stderr.startswith("ab-boot: not restarting into the trial of B: the "
+                                    "posterm-tryboot module is not loaded")
+    assert "modprobe posterm_tryboot" in result.stderr
+    assert box.take_calls() == []  # no restart at all
+    assert box.autoboot.read_text() == before and box.out("get-primary") == "B"  # still on trial
+    box.module.mkdir()  # loaded: the same command starts the trial
+    box.out("reboot")
+    assert box.take_calls() == ["systemctl reboot 0 tryboot"]
+
+
+def test_the_os_installer_says_why_ab_boot_would_not_restart(tmp_path: Path) -> None:
+    """`posterm update os-install --reboot` after RAUC wrote the slot: ab-boot's refusal is the
+    install's failure, with ab-boot's reason (the update CLI prints it and exits 1)."""
+    box = Box(tmp_path)
+    box.install_to("B")
+    box.module.rmdir()
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in box.env.items():
+            patch.setenv(name, value)
+        with pytest.raises(OsUpdateError) as refused:
+            reboot_into_trial("2026.12.9", ("python3", str(AB_BOOT)))
+        assert box.take_calls() == []
+        box.module.mkdir()
+        reboot_into_trial("2026.12.9", ("python3", str(AB_BOOT)))
+    said = str(refused.value)
+    assert said.startswith("OS 2026.12.9 is written to the other slot and on trial, but the box "
+                           "did not restart into it: ab-boot: not restarting into the trial of B")
+    assert box.take_calls() == ["systemctl reboot 0 tryboot"]
+
+
+def test_a_plain_reboot_needs_no_tryboot_module(tmp_path: Path) -> None:
+    box = Box(tmp_path)
+    box.module.rmdir()
+    box.out("reboot")
+    assert box.take_calls() == ["systemctl reboot"]
 
 
 def test_a_slot_whose_posterm_never_gets_ready_falls_back(tmp_path: Path) -> None:

@@ -152,9 +152,20 @@ def test_boot_refuses_a_card_without_autoboot_txt_or_a_boot_partition(tmp_path: 
     assert "names no boot_partition for [all]" in result.stderr
 
 
+MODULE_LINE = ("[   93.100] posterm_tryboot: restart with command '0 tryboot': no Raspberry Pi "
+               "firmware (raspberrypi,bcm2835-firmware) to tell, not a Pi\n")
+
+
 @pytest.mark.parametrize(("console", "flag"), [
+    ("[  OK  ] Reached target reboot.target\n" + MODULE_LINE + "   93.120 reboot: Restarting "
+     "system with command '0 tryboot'\n", "tryboot"),
+    # Debian's kernel without the posterm-tryboot module: the command says tryboot, but nothing
+    # told the firmware, which starts [all] as after any restart.
     ("[  OK  ] Reached target reboot.target\n   93.120 reboot: Restarting system with command "
-     "'0 tryboot'\n", "tryboot"),
+     "'0 tryboot'\n", "reboot"),
+    # The module's line for another command does not count.
+    ("[   93.100] posterm_tryboot: restart with command '1 tryboot': no Raspberry Pi firmware\n"
+     "   93.120 reboot: Restarting system with command '0 tryboot'\n", "reboot"),
     ("ab-boot: fell back from A\n  310.5 reboot: Restarting system\n", "reboot"),
     ("   51.2 reboot: Power down\n", "poweroff"),
     ("[   12.0] Kernel panic - not syncing: VFS: Unable to mount root fs\n", "hang"),
@@ -219,3 +230,15 @@ def test_a_broken_slot_that_does_not_fall_back_fails_the_run(tmp_path: Path) -> 
     assert result.stdout.splitlines()[-1].startswith("image ab-boot-test: FAIL")
     assert "FAILED: boot 3 got as far as its findings" in result.stderr
     assert "FAILED: ^end: reboot " in result.stderr
+
+
+@pytest.mark.skipif(not (shutil.which("debugfs") and shutil.which("dtc")),
+                    reason="e2fsprogs' debugfs and device-tree-compiler are missing")
+def test_a_tryboot_restart_the_module_did_not_pass_on_fails_the_run(tmp_path: Path) -> None:
+    """Without the posterm-tryboot module's line the stand-in restarts plainly, as a Pi's
+    firmware would with Debian's kernel alone: boot 2 starts A again and the run fails."""
+    result = ab_run(tmp_path, STUB_NO_MODULE="1")
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[-1].startswith("image ab-boot-test: FAIL")
+    assert "no posterm_tryboot line: the firmware was not told, a plain restart" in result.stderr
+    assert "boot 2: the firmware starts partition 2 normal" in result.stderr
