@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import tomllib
 import types
 import typing
@@ -164,3 +165,16 @@ def _coerce(value: Any, hint: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected {'true/false' if hint is bool else 'a string'}, "
                           f"got {value!r}")
     raise TypeError(f"{where}: unsupported config type {hint!r}")
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """Tables of strings, numbers, booleans and lists of them, as TOML (JSON's string and list
+    forms are TOML's): how posterm writes the configs it makes (the local chain's till, tests)."""
+    plain = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    lines = [f"[{prefix}]"] if prefix and plain else []
+    lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in plain.items()]
+    text = "\n".join(lines) + ("\n\n" if lines else "")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            text += to_toml(value, f"{prefix}.{key}" if prefix else key)
+    return text

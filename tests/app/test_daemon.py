@@ -10,8 +10,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.support.till_config import KEYPAD_AND_PRINTER, till_config_data, write_config
 
 
 def _collect(sock: socket.socket, until: str, deadline: float) -> list[str]:
@@ -98,29 +101,12 @@ def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
 
 def test_simulation_runs_the_terminal_of_the_given_config(tmp_path: Path) -> None:
     """`posterm run --simulate --config FILE` used to ignore FILE and sell on the demo state."""
-    from terminal.daemon.sim.demo import HERE, demo_rules
+    from terminal.daemon.sim.demo import demo_rules
 
     (tmp_path / "card.key").write_text("k" * 32)
-    config = tmp_path / "till.toml"
-    config.write_text(f"""
-[terminal]
-store = "S042"
-terminal_id = "T07"
-[paths]
-state_dir = "{tmp_path / 'till'}"
-[loyalty]
-rules_file = "{demo_rules().resolve()}"
-card_key_file = "{tmp_path / 'card.key'}"
-catalogue_file = "{HERE / 'demo_catalogue.toml'}"
-departments = ["fresh", "household"]
-[input.keypad]
-backend = "simulated"
-role = "keypad"
-[printer]
-backend = "dummy"
-[pole]
-backend = "pty"
-""")
+    data = till_config_data(tmp_path / "till", tmp_path / "card.key", "S042", "T07")
+    data["loyalty"]["rules_file"] = str(demo_rules().resolve())
+    config = write_config(tmp_path / "till.toml", data)
     result = subprocess.run(
         [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--state-dir",
          str(tmp_path / "demo"), "--config", str(config)],
@@ -191,28 +177,16 @@ def test_a_box_without_rules_or_certificate_is_ready_and_says_what_it_waits_for(
     (tmp_path / "root.pub").write_bytes(public_pem(Ed25519PrivateKey.generate().public_key()))
     (tmp_path / "state/credentials").mkdir(parents=True)  # the card key, as provisioning writes
     (tmp_path / "state/credentials/card.key").write_bytes(b"k" * 32)
-    config = tmp_path / "posterm.toml"
-    config.write_text(f"""
-[terminal]
-store = "S001"
-terminal_id = "T42"
-[paths]
-state_dir = "{tmp_path / 'state'}"
-[broker]
-host = "127.0.0.1"
-port = 1
-ca_file = "{tmp_path / 'ca.pem'}"
-cert_file = "{tmp_path / 'terminal.crt'}"
-key_file = "{tmp_path / 'terminal.key'}"
-[hq]
-root_public_key_file = "{tmp_path / 'root.pub'}"
-[input.keypad]
-backend = "evdev"
-role = "keypad"
-match = "*keypad*"
-[printer]
-backend = "dummy"
-""")
+    config = write_config(tmp_path / "posterm.toml", {
+        "terminal": {"store": "S001", "terminal_id": "T42"},
+        "paths": {"state_dir": str(tmp_path / "state")},
+        "broker": {"host": "127.0.0.1", "port": 1, "ca_file": str(tmp_path / "ca.pem"),
+                   "cert_file": str(tmp_path / "terminal.crt"),
+                   "key_file": str(tmp_path / "terminal.key")},
+        "hq": {"root_public_key_file": str(tmp_path / "root.pub")},
+        "input": {"keypad": {"backend": "evdev", "role": "keypad", "match": "*keypad*"}},
+        "printer": {"backend": "dummy"},
+    })
     proc, sock = _run_under_systemd(tmp_path, "--config", str(config))
     try:
         seen = _collect(sock, "WATCHDOG=1", time.monotonic() + 60)
@@ -235,27 +209,17 @@ backend = "dummy"
     assert not (tmp_path / "state" / f"healthy-{__version__}").exists()
 
 
-def _standalone_config(tmp_path: Path, card_key: Path, extra: str = "") -> Path:
+def _standalone_config(tmp_path: Path, card_key: Path,
+                       devices: dict[str, dict[str, Any]] | None = None) -> Path:
     from terminal.daemon.sim.demo import demo_rules
 
-    config = tmp_path / "posterm.toml"
-    config.write_text(f"""
-[terminal]
-store = "S001"
-terminal_id = "T43"
-[paths]
-state_dir = "{tmp_path / 'state'}"
-[loyalty]
-rules_file = "{demo_rules().resolve()}"
-card_key_file = "{card_key}"
-departments = ["fresh", "household"]
-[input.keypad]
-backend = "simulated"
-role = "keypad"
-[printer]
-backend = "dummy"
-{extra}""")
-    return config
+    return write_config(tmp_path / "posterm.toml", {
+        "terminal": {"store": "S001", "terminal_id": "T43"},
+        "paths": {"state_dir": str(tmp_path / "state")},
+        "loyalty": {"rules_file": str(demo_rules().resolve()), "card_key_file": str(card_key),
+                    "departments": ["fresh", "household"]},
+        **KEYPAD_AND_PRINTER, **(devices or {}),
+    })
 
 
 def test_a_box_without_its_card_key_is_ready_says_so_and_goes_on_when_it_comes(
@@ -303,7 +267,7 @@ def test_the_missing_card_key_is_on_the_pole_display_in_its_language(
     from terminal.drivers import pole
 
     config = load_config(_standalone_config(
-        tmp_path, tmp_path / "card.key", f'[pole]\nbackend = "pty"\ncharset = "{charset}"\n'))
+        tmp_path, tmp_path / "card.key", {"pole": {"backend": "pty", "charset": charset}}))
     opened: list[pole.PoleDisplay] = []
 
     def spy(pole_config: pole.PoleConfig) -> pole.PoleDisplay:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Mapping
 from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from terminal.core.configfile import (
     load_toml,
     section_from,
     setting,
+    to_toml,
 )
 
 
@@ -89,3 +91,10 @@ def test_toml_file_and_sections(tmp_path: Path) -> None:
 def test_describe_lists_documentation() -> None:
     rows = {row[0]: row for row in describe(Sample)}
     assert rows["pulse_ms"] == ("pulse_ms", "int", 100, "pulse")
+
+
+def test_to_toml_reads_back_what_it_wrote_whatever_the_text() -> None:
+    data = {"terminal": {"store": "S001", "name": '王小明 "quoted" \\ back\nline\ttab 🎉'},
+            "input": {"keypad": {"backend": "evdev", "match": "*keypad*", "keymap": ["a", "b"]}},
+            "loyalty": {"departments": [], "receipt_png": False, "rate": 0.5, "width": 58}}
+    assert tomllib.loads(to_toml(data)) == data

@@ -18,11 +18,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from terminal import __version__
+from terminal.core.configfile import to_toml
 from terminal.field import provision
 from terminal.hq.models import AppliedEvent
 from terminal.protocol.mqtt import MqttClient, MqttConfig
 from terminal.protocol.topics import Topics
 from tests.hq.test_enrollment import EnrolledPki, Hq, box, hq  # noqa: F401  (the fixture)
+from tests.support.till_config import KEYPAD_AND_PRINTER
 from tests.sync.harness import CARD_KEY, Chain, Keys
 
 T = Topics()
@@ -113,20 +115,11 @@ def test_a_blank_box_waits_for_hqs_signed_rules_refuses_forged_ones_and_sells(
     source = hq.provisioning_file(boot, "S001/T04", code, "--card-key-file", str(card_key))
     # What the technician adds for this store's hardware (here simulated) and, for the test, a
     # state directory of its own instead of /var/lib/posterm. No rules anywhere.
-    source.write_text(source.read_text() + f"""
-[paths]
-state_dir = "{state}"
-
-[loyalty]
-departments = ["fresh", "household"]
-
-[input.keypad]
-backend = "simulated"
-role = "keypad"
-
-[printer]
-backend = "dummy"
-""")
+    source.write_text(source.read_text() + "\n" + to_toml({
+        "paths": {"state_dir": str(state)},
+        "loyalty": {"departments": ["fresh", "household"]},
+        **KEYPAD_AND_PRINTER,
+    }))
     assert box(source, state) == 0
     config = state / provision.CONFIG_NAME
     assert not (state / "rules.toml").exists()

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from terminal.core.configfile import to_toml
 from terminal.hq.localchain.broker import free_port
-from terminal.hq.localchain.run import ChainFiles, prepare, to_toml
+from terminal.hq.localchain.run import ChainFiles, prepare
 
 pytestmark = pytest.mark.slow  # its own broker, HQ and till processes
 

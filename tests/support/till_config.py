@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from terminal.core.configfile import to_toml
 from terminal.daemon.sim.demo import HERE as SIM_DIR
 from tests.support.shared import EXAMPLES
 
@@ -45,3 +46,16 @@ def till_config_data(
                           "request_timeout": 5.0}
         data["hq"] = {"root_public_key_file": str(root_pub)}
     return data
+
+
+# The fewest devices a till starts with: a keypad (simulated) and a printer (dummy).
+KEYPAD_AND_PRINTER: dict[str, dict[str, Any]] = {
+    "input": {"keypad": {"backend": "simulated", "role": "keypad"}},
+    "printer": {"backend": "dummy"},
+}
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    """``data`` as the TOML file ``path`` (as provisioning or a technician would leave it)."""
+    path.write_text(to_toml(data), encoding="utf-8")
+    return path

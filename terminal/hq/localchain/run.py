@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import secrets
 import signal
 import socket
@@ -30,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from terminal.core.configfile import to_toml
 from terminal.core.processes import stop_process
 from terminal.daemon.sim.demo import (
     DEMO_CARD,
@@ -145,18 +145,6 @@ def till_config(files: ChainFiles, broker_port: int) -> str:
     data["hq"] = {"root_public_key_file": str(files.keys / "root.pub")}
     return to_toml(data)
 
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """Tables of strings, numbers, booleans and lists of them, as TOML (JSON's string and list
-    forms are TOML's)."""
-    plain = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    lines = [f"[{prefix}]"] if prefix and plain else []
-    lines += [f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in plain.items()]
-    text = "\n".join(lines) + ("\n\n" if lines else "")
-    for key, value in data.items():
-        if isinstance(value, dict):
-            text += to_toml(value, f"{prefix}.{key}" if prefix else key)
-    return text
 
 
 class LocalChain:
