@@ -61,8 +61,9 @@ findings() {
   # decided, autoboot.txt's two sections, RAUC's view of the root slots.
   echo "tryboot-flag: $(od -An -tu1 /proc/device-tree/chosen/bootloader/tryboot 2>/dev/null | tr -s ' ' | sed 's/^ //') "
   # The posterm-tryboot module (DKMS; docs/field.md, section 6): built for this kernel, loaded
-  # at boot (modules-load.d), and what it said on loading (under qemu: no Pi firmware to tell).
-  echo "tryboot-module: $([ -d /sys/module/posterm_tryboot ] && echo loaded || echo 'not loaded'); $(journalctl -b -k -o cat --no-pager | grep -m1 '^posterm_tryboot: ')"
+  # at boot (modules-load.d), and what it said on loading (under qemu: no Pi firmware to tell;
+  # the kernel's own lines about the module, "loading out-of-tree module taints kernel", come first).
+  echo "tryboot-module: $([ -d /sys/module/posterm_tryboot ] && echo loaded || echo 'not loaded'); $(journalctl -b -k -o cat --no-pager | grep -m1 '^posterm_tryboot: loaded')"
   echo "dkms: $(dkms status posterm-tryboot 2>&1 | tr '\n' ' ')"
   echo "ab-confirm: $(journalctl -b -u posterm-ab-confirm.service -o cat --no-pager | grep '^ab-boot:' | tail -n1)"
   echo "autoboot: $(grep -E '^\[|boot_partition' "$fw/autoboot.txt" | tr '\n' ' ')"
