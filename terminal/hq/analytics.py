@@ -196,7 +196,9 @@ def _near_tier(rules: Rules, period: Period, store: str | None, rolled: bool,
     if rolled:
         today = rollup.stored_window(db)
         kept = []
-        if today is not None and today.months == rules.tier_window_months:
+        if rollup.spans_kept(db) == rules.tier_window_months:  # any ``to``: its runs
+            kept = [analytics_sql.Kept(day_number(since.date()), period.end_day, False, True)]
+        elif today is not None and today.months == rules.tier_window_months:
             kept = [analytics_sql.Kept(today.since, today.end, False),
                     *(analytics_sql.Kept(month.since, month.end, True)
                       for month in rollup.month_windows(today))]

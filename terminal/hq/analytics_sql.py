@@ -226,12 +226,14 @@ def window_delta(db: Database, old: tuple[int, int], new: tuple[int, int]
 @dataclass(frozen=True)
 class Kept:
     """A tier window whose spend per member the roll-ups keep: local days [since, end), in
-    ``agg_member.window_fen`` (``month`` false: today's, moved daily) or in
-    ``agg_member_window`` (a month start's)."""
+    ``agg_member.window_fen`` (``month`` false: today's, moved daily), in
+    ``agg_member_window`` (a month start's) or, with ``span``, in the run of
+    ``agg_member_span`` holding ``end`` (any window end: HQ migration 26)."""
 
     since: int
     end: int
     month: bool
+    span: bool = False
 
     def distance(self, since: int, end: int) -> int:
         return abs(self.since - since) + abs(self.end - end)
@@ -249,6 +251,9 @@ class Source:
 
 
 def _source(db: Database, kept: Kept) -> Source:
+    if kept.span:
+        return Source("agg_member_span", f"a.from_end <= {db.param} AND a.to_end > {db.param}",
+                      (kept.end, kept.end), "a.fen")
     if kept.month:
         return Source("agg_member_window", f"a.end_day = {db.param}", (kept.end,), "a.fen")
     return Source("agg_member", "a.store = ''", (), "a.window_fen")
@@ -401,7 +406,8 @@ def _kept_near(db: Database, since_us: int, wanted: tuple[int, int], kept: Kept,
         home_params = [store]
     names = [name for name, _ in tiers]
     bands, band_params = [], []
-    for tier in _tiers_in(db, source):
+    # The tiers a run has are its member's chain row's (the catch-up copies both).
+    for tier in _tiers_in(db, _source(db, Kept(0, 0, False)) if kept.span else source):
         index = names.index(tier) + 1 if tier in names else 1  # unknown: the lowest's next
         if index == len(tiers):
             continue  # the top tier: none after it
@@ -413,12 +419,13 @@ def _kept_near(db: Database, since_us: int, wanted: tuple[int, int], kept: Kept,
         band_params += [after[0], *source.params, tier,
                         -(-int(after[1]) * near[0] // near[1]), int(after[1]), *home_params]
     moved_params: list[Any] = []
-    if kept.month:
+    if kept.month or kept.span:
         name, bound, tier_params = _next_tiers(db, tiers, "s.tier")
+        table, where = source.table, source.where.replace("a.", "s.")
         kept_rows = f"""SELECT d.member, {name} AS next_tier, {bound} AS bound, s.fen + d.fen AS fen
-            FROM d JOIN agg_member_window s ON s.member = d.member AND s.end_day = {p}
+            FROM d JOIN {table} s ON s.member = d.member AND {where}
             WHERE 1 = 1{home.format("d.member")}"""
-        moved_params += [*tier_params, kept.end, *home_params]
+        moved_params += [*tier_params, *source.params, *home_params]
         # Without a row in the kept window (no spend there): the move is its spend.
         least = min(int(bound) for _, bound in tiers[1:])
         name, bound, tier_params = _next_tiers(db, tiers, "t.tier")
@@ -426,8 +433,8 @@ def _kept_near(db: Database, since_us: int, wanted: tuple[int, int], kept: Kept,
             SELECT d.member, {name} AS next_tier, {bound} AS bound, d.fen AS fen
             FROM d JOIN agg_member t ON t.store = '' AND t.member = d.member
             WHERE d.fen * {p} >= {p}{home.format("d.member")} AND NOT EXISTS (
-                SELECT 1 FROM agg_member_window s WHERE s.member = d.member AND s.end_day = {p})"""
-        moved_params += [*tier_params, near[1], least * near[0], *home_params, kept.end]
+                SELECT 1 FROM {table} s WHERE s.member = d.member AND {where})"""
+        moved_params += [*tier_params, near[1], least * near[0], *home_params, *source.params]
     else:
         name, bound, tier_params = _next_tiers(db, tiers, "t.tier")
         kept_rows = f"""SELECT d.member, {name} AS next_tier, {bound} AS bound,

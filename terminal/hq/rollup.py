@@ -63,12 +63,13 @@ log = logging.getLogger(__name__)
 _PG_ROLLUP_LOCK = 0x726F6C6C  # "roll": one catch-up at a time
 TABLES = ("agg_member_day", "agg_member", "agg_points_day", "agg_settle_day", "agg_sku_day",
           "agg_lot_day", "agg_member_window", "agg_sale_day", "agg_member_count",
-          "agg_member_month")
+          "agg_member_month", "agg_member_span")
 # What the roll-ups hold; a database rolled up by another version is rolled up again.
 VERSION = "7"
 WINDOW_MONTHS = 12  # the tier window kept in agg_member.window_fen unless told another
 MONTH_STARTS = 3  # tier windows kept ending at today's month's start and the two before
 MOVE_DAYS = 62  # a kept window moved further than this is summed again from the days
+SPAN_END = 2**31 - 1  # agg_member_span: the end of a run with no end (a day number)
 REBUILD_WORK_MEM = "256MB"  # PostgreSQL: a rebuild's sorts (the server's default is 4MB)
 SETTLING = (ledger.REDEEM, ledger.RESTORE)
 EPOCH = date(1970, 1, 1)  # day 0 of the roll-ups' local days
@@ -167,6 +168,13 @@ def stored_window(db: Database) -> Window | None:
     return Window(since, end, months)
 
 
+def spans_kept(db: Database) -> int | None:
+    """The tier window's months ``agg_member_span`` holds the spend in (None before the first
+    catch-up of HQ migration 26's tables)."""
+    row = db.execute_sql("SELECT value FROM agg_state WHERE key = 'spans'").fetchone()
+    return int(row[0]) if row else None
+
+
 def _state(db: Database) -> dict[str, str]:
     return dict(db.execute_sql("SELECT key, value FROM agg_state").fetchall())
 
@@ -205,6 +213,12 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> Caught
         _set_state(db, "seq", str(max(top_seq, done)))
     dated = db.execute_sql("DELETE FROM agg_lot_dated RETURNING lot_id, moved").fetchall()
     _tiers(db)
+    if rebuild or state.get("spans") != str(window.months):  # every member's runs again
+        db.execute_sql("DELETE FROM agg_member_span")
+        _set_state(db, "spans", str(window.months))
+        if not rebuild:  # a rebuild computes every member's below, as a dirty one
+            _spans(db, postgres, window.months, dirty=False)
+            _analyze(db, postgres, "agg_member_span")
     if not spans and not dated:
         return Caught(0, 0, 0, rebuild)
     _temporary(db, postgres)
@@ -284,8 +298,8 @@ def _tiers(db: Database) -> None:
         changed = "member IN (SELECT member FROM agg_tier_changed)"
         db.execute_sql(f"UPDATE agg_member SET tier = {now.format('agg_member')} "
                        f"WHERE store = '' AND {changed}")
-        db.execute_sql(f"UPDATE agg_member_window SET tier = {now.format('agg_member_window')} "
-                       f"WHERE {changed}")
+        for table in ("agg_member_window", "agg_member_span"):
+            db.execute_sql(f"UPDATE {table} SET tier = {now.format(table)} WHERE {changed}")
         db.execute_sql("DELETE FROM agg_tier_changed")
 
 
@@ -363,7 +377,8 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
                                   b.qty + 1)""", day_params)
     _analyze(db, postgres, "agg_sales")
     _count_members(db, -1)  # the dirty members' days counted before, taken off
-    for table in ("agg_member_day", "agg_member", "agg_member_window", "agg_member_month"):
+    for table in ("agg_member_day", "agg_member", "agg_member_window", "agg_member_month",
+                  "agg_member_span"):
         sql(f"DELETE FROM {table} WHERE member IN (SELECT member FROM agg_dirty)")
     # Each store's days and the chain's (store ''), each row with the time of the member's
     # last counted sale on an earlier day there.
@@ -386,6 +401,7 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
         FROM agg_sales s LEFT JOIN member m ON m.id = s.member GROUP BY s.member, m.tier""",
         (window.since, window.end))
     _count_members(db, 1)
+    _spans(db, postgres, window.months, dirty=True)
     _member_months(db, postgres)
     # And in each window kept at a month start, its spend there (when not 0) and its tier.
     sql("""INSERT INTO agg_member_window (member, end_day, tier, fen)
@@ -394,6 +410,62 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
         JOIN agg_member a ON a.store = '' AND a.member = s.member
         GROUP BY s.member, w.end_day, a.tier HAVING SUM(s.net) <> 0""")
     return count
+
+
+def leaves(first: int, last: int, months: int) -> list[tuple[int, int]]:
+    """(day, end) for each local day from ``first`` to ``last``: ``end`` is the first window
+    end (the day after the window's last) whose window of ``months`` no longer holds the day.
+    A day is in the windows ending from the day after it up to that end; the window's start
+    (``months`` back from its end, the rules' calendar arithmetic) never moves back, so the
+    ends are found in one pass."""
+    found = []
+    end = first + 1
+    for day in range(first, last + 1):
+        end = max(end, day + 1)
+        while (_months_back(EPOCH + timedelta(days=end), months) - EPOCH).days <= day:
+            end += 1
+        found.append((day, end))
+    return found
+
+
+def _spans(db: Database, postgres: bool, months: int, dirty: bool) -> None:
+    """Write the ``agg_member_span`` rows of the dirty members (or of every member): from the
+    chain's ``agg_member_day`` rows, each day's spend coming into the window ending the day
+    after it and leaving it at :func:`leaves`' end, summed in order of the window's end; a run
+    of ends whose spend is above 0 is a row, with the member's tier (its chain row of
+    ``agg_member``)."""
+    sql, p = db.execute_sql, db.param
+    which = " AND md.member IN (SELECT member FROM agg_dirty)" if dirty else ""
+    low, high = sql(f"SELECT MIN(md.day), MAX(md.day) FROM agg_member_day md "
+                    f"WHERE md.store = ''{which}").fetchone()
+    if low is None:
+        return
+    sql("DROP TABLE IF EXISTS agg_leave")
+    sql("CREATE TEMPORARY TABLE agg_leave (day INTEGER PRIMARY KEY, end_day INTEGER)"
+        + (" ON COMMIT DROP" if postgres else ""))
+    found = leaves(int(low), int(high), months)
+    for start in range(0, len(found), 500):
+        chunk = found[start:start + 500]
+        values = ", ".join([f"({p}, {p})"] * len(chunk))
+        sql(f"INSERT INTO agg_leave (day, end_day) VALUES {values}",
+            [value for row in chunk for value in row])
+    _analyze(db, postgres, "agg_leave")
+    sql(f"""INSERT INTO agg_member_span (member, from_end, to_end, fen, tier)
+        SELECT c.member, c.from_end, COALESCE(c.to_end, {SPAN_END}), c.fen, a.tier
+        FROM (SELECT g.member, g.at AS from_end,
+                     LEAD(g.at) OVER (PARTITION BY g.member ORDER BY g.at) AS to_end,
+                     CAST(SUM(g.fen) OVER (PARTITION BY g.member ORDER BY g.at ROWS
+                                           BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+                          AS BIGINT) AS fen
+              FROM (SELECT x.member, x.at, CAST(SUM(x.fen) AS BIGINT) AS fen FROM (
+                      SELECT md.member, md.day + 1 AS at, md.fen FROM agg_member_day md
+                      WHERE md.store = ''{which}
+                      UNION ALL SELECT md.member, l.end_day, -md.fen FROM agg_member_day md
+                      JOIN agg_leave l ON l.day = md.day WHERE md.store = ''{which}) x
+                    GROUP BY x.member, x.at) g) c
+        JOIN agg_member a ON a.store = '' AND a.member = c.member
+        WHERE c.fen > 0""")
+    sql("DROP TABLE IF EXISTS agg_leave")
 
 
 def _member_months(db: Database, postgres: bool) -> None:

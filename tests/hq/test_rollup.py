@@ -668,3 +668,98 @@ def test_the_command_rolls_up_once(tmp_path: Path, capsys: pytest.CaptureFixture
         (writer.members[0], ""), (writer.members[0], "S001")]
     assert rollup.catch_up(db, ZONE_RULES.zone).spans == 0
     db.close()
+
+
+def test_a_day_leaves_the_window_where_the_definition_says() -> None:
+    """``rollup.leaves``: a day is in the windows ending from the day after it up to its end,
+    and in no other, for every day of four years (29 February, months of 28 to 31 days) and
+    windows of 1, 12 and 13 months, as the window's definition (its start ``months`` back from
+    its end, the rules' calendar arithmetic) says."""
+    first = (date(2023, 12, 1) - rollup.EPOCH).days
+    last = (date(2028, 3, 31) - rollup.EPOCH).days
+    for months in (1, 12, 13):
+        found = dict(rollup.leaves(first, last, months))
+        for end in range(first + 1, last + 400):
+            since = (rollup._months_back(rollup.EPOCH + timedelta(days=end), months)
+                     - rollup.EPOCH).days
+            for day in range(max(first, since - 3), min(last, end + 2) + 1):
+                assert (day + 1 <= end < found[day]) == (since <= day < end), (months, day, end)
+
+
+def test_near_the_next_tier_at_any_to_from_the_runs(hq: Database) -> None:
+    """A ``to`` that is neither today nor a kept month start reads the members' runs of
+    ``agg_member_span`` (HQ migration 26) as they are, nothing moved: each day of two months
+    about a sale's entry into the window and its leaving a year later, with Shanghai's
+    midnight between a sale at 23:59 and one at 00:00, gives the reference's members; and a
+    member's runs hold its spend only where it is above 0, at most two a day with a sale."""
+    writer = Writer(hq)
+    zone = ZONE_RULES.zone
+    for _ in range(3):
+        writer.register("S001", T0_US - 30 * DAY_US)
+    evening, midnight, silver = writer.members
+    for which, tier in enumerate(("member", "member", "silver")):
+        writer.tier(which, tier)
+    start = T0_US + 14 * DAY_US  # 16 October 2026, 00:00 in Shanghai
+    writer.sell("S001", evening, start - 60_000_000, [(1, 2_300)])  # 23:59 on 15 October
+    writer.sell("S002", evening, start + 3 * DAY_US + 43_200_000_000, [(1, 2_300)])  # 19th
+    writer.sell("S002", midnight, start, [(1, 4_700)])  # 00:00 on 16 October
+    writer.sell("S001", silver, start + 6 * 3_600_000_000, [(1, 18_100)])  # near gold
+    writer.sell("S001", silver, start + DAY_US - 1, [(1, 100)])  # 23:59:59.999999: 18,200
+    rollup.catch_up(hq, zone, today=date(2026, 12, 20))
+    assert rollup.spans_kept(hq) == 12
+    kept = {w.end for w in rollup.month_windows(rollup.stored_window(hq))}
+    runs = hq.execute_sql("SELECT member, from_end, to_end, fen FROM agg_member_span "
+                          "ORDER BY member, from_end").fetchall()
+    assert all(fen > 0 for *_, fen in runs)
+    assert len([row for row in runs if row[0] == midnight]) == 1
+    ends = [date(2026, 10, 10) + timedelta(days=n) for n in range(30)]
+    ends += [date(2027, 10, 10) + timedelta(days=n) for n in range(30)]
+    seen = set()
+    for end in ends:
+        period = Period(end - timedelta(days=7), end, zone)
+        assert period.end_day not in kept or end.day == 1
+        with hq.bind_ctx(MODELS + HQ_MODELS), snapshot(hq):
+            found = analytics.near_tier(NEAR_RULES, period, None)
+            assert found == analytics.near_tier(NEAR_RULES, period, None, rolled=False), end
+            for store in STORES:
+                assert analytics.near_tier_counts(NEAR_RULES, period, store) == \
+                    analytics.near_tier_counts(NEAR_RULES, period, store, rolled=False)
+        seen.update((end, member) for member, *_ in found)
+    # The midnight sale is in the windows ending from the 17th (the 16th their last day) to
+    # the 15th a year on: the window ending on the 16th is after that midnight, its first
+    # instant (counted on the run's day, taken off as a sale at the window's start).
+    assert (date(2026, 10, 16), midnight) not in seen
+    assert (date(2026, 10, 17), midnight) in seen
+    assert (date(2027, 10, 15), midnight) in seen and (date(2027, 10, 16), midnight) not in seen
+    assert (date(2026, 10, 19), evening) not in seen  # 2,300 until the 19th's sale is in
+    assert (date(2026, 10, 20), evening) in seen
+    assert (date(2027, 10, 15), evening) in seen and (date(2027, 10, 16), evening) not in seen
+    assert (date(2026, 10, 17), silver) in seen
+    assert_rebuilt_equal(hq)
+
+
+def test_the_runs_are_built_once_for_a_database_rolled_up_before(hq: Database) -> None:
+    """A database rolled up by the code before HQ migration 26 (no runs, no ``spans`` state)
+    gets every member's runs from its ``agg_member_day`` rows at the next catch-up, without
+    rolling the rest up again; another tier window builds them again."""
+    writer = Writer(hq)
+    writer.register("S001", T0_US)
+    member = writer.members[0]
+    writer.sell("S001", member, T0_US + DAY_US, [(1, 4_600)])
+    rollup.catch_up(hq, ZONE_RULES.zone, today=date(2026, 12, 20))
+    built = hq.execute_sql("SELECT member, from_end, to_end, fen, tier FROM agg_member_span "
+                           "ORDER BY member, from_end").fetchall()
+    assert built
+    hq.execute_sql("DELETE FROM agg_member_span")
+    hq.execute_sql("DELETE FROM agg_state WHERE key = 'spans'")
+    with hq.bind_ctx(MODELS + HQ_MODELS):  # as before: from the kept windows and the days
+        period = Period(date(2026, 11, 20), date(2026, 12, 12), ZONE_RULES.zone)
+        assert analytics.near_tier(NEAR_RULES, period, None) == [(member, "silver", 4_600)]
+    caught = rollup.catch_up(hq, ZONE_RULES.zone, today=date(2026, 12, 20))
+    assert not caught.rebuilt and caught.spans == 0
+    assert hq.execute_sql("SELECT member, from_end, to_end, fen, tier FROM agg_member_span "
+                          "ORDER BY member, from_end").fetchall() == built
+    rollup.catch_up(hq, ZONE_RULES.zone, 1, today=date(2026, 12, 20))
+    assert rollup.spans_kept(hq) == 1
+    assert hq.execute_sql("SELECT MAX(to_end) - MIN(from_end) FROM agg_member_span"
+                          ).fetchone()[0] <= 31
