@@ -19,9 +19,13 @@ in one HQ write transaction); the limit is a bare COPY of the very same outbox r
 of ``care_message`` (same columns and indexes) in one transaction, measured in the same run. The
 segment alone and the consent look-up alone are timed too, to say where the time goes.
 
-Run: ``.venv/bin/python bench/bench_care.py [--members N] [--queue-members M]`` (defaults 500
-and 20,000; ``--queue-members 100000`` for the chain-scale figure, a few minutes; 0 skips (b),
-``--members 0`` skips (a)).
+(c) With ``--bonus POINTS``, the same segment is then queued again by a campaign granting that
+bonus: each member's signed HQ adjustment (``MemberOps.adjust``: its operation, ledger entry,
+lot, audit row and card state) in the queue's one transaction, timed against (b)'s queueing.
+
+Run: ``.venv/bin/python bench/bench_care.py [--members N] [--queue-members M] [--bonus P]``
+(defaults 500, 20,000 and no bonus; ``--queue-members 100000`` for the chain-scale figure, a
+few minutes; 0 skips (b), ``--members 0`` skips (a)).
 """
 
 from __future__ import annotations
@@ -63,11 +67,13 @@ def main() -> int:
     parser.add_argument("--members", type=int, default=500, help="(a) the sender's messages")
     parser.add_argument("--queue-members", type=int, default=20_000,
                         help="(b) the segment queued on PostgreSQL")
+    parser.add_argument("--bonus", type=int, default=0, metavar="POINTS",
+                        help="(c) then the same segment queued again with this bonus")
     args = parser.parse_args()
     if args.members:
         sender(args.members)
     if args.queue_members:
-        queueing(args.queue_members)
+        queueing(args.queue_members, args.bonus)
     return 0
 
 
@@ -157,9 +163,11 @@ def chain(members: int) -> list[tuple[str, str]]:
     ]
 
 
-def queueing(members: int) -> None:
+def queueing(members: int, bonus: int = 0) -> None:
     """(b) ``Care.queue`` of an ``expiring`` campaign to ``members`` on PostgreSQL, against a
-    bare COPY of the same outbox rows."""
+    bare COPY of the same outbox rows; (c) with ``bonus``, a second campaign to the same
+    segment granting it (one signed HQ member operation a member, in the queue's transaction),
+    against (b)'s queueing of the same messages without one."""
     from bench.bench_console import bulk_load
     from terminal.hq.care import consent, segments
     from terminal.hq.care.campaigns import MESSAGE_COLUMNS
@@ -206,6 +214,20 @@ def queueing(members: int) -> None:
         raw = time.perf_counter() - started
         copied = db.execute_sql("SELECT count(*) FROM raw_message").fetchone()[0]
         assert copied == members, copied
+        if bonus:
+            print(f"(c) queueing the same segment with a bonus of {bonus} points ...", flush=True)
+            # The chain was written by the server, not by HQ's writers: number the bonus
+            # entries above it, as migration 13 starts the sequence over an existing chain.
+            from terminal.hq.database import SEQ_BLOCK
+            db.execute_sql(f"SELECT setval('hq_seq_block', {members // SEQ_BLOCK + 1}, false)")
+            granting = care.create(who, "bench bonus", "expiring", 30, "sms", bonus)
+            started = time.perf_counter()
+            granted = care.queue(who, granting)
+            bonus_s = time.perf_counter() - started
+            assert granted["bonus_ops"] == members, granted
+            ops = db.execute_sql("SELECT count(*), count(DISTINCT member) FROM member_op "
+                                 "WHERE kind = 'adjust'").fetchone()
+            states = db.execute_sql("SELECT count(*) FROM card_state").fetchone()[0]
         db.close()
     finally:
         server.stop()
@@ -213,6 +235,12 @@ def queueing(members: int) -> None:
           f"({members / took:,.0f} messages/s; the segment alone {segment_s:.2f} s, its "
           f"consent look-up alone {consent_s:.2f} s), a bare COPY of the same rows "
           f"{raw:.2f} s ({members / raw:,.0f}/s): ratio {raw / took:.2f}")
+    if bonus:
+        print(f"(c) queueing {members:,} messages with a bonus of {bonus} points: Care.queue "
+              f"{bonus_s:.2f} s ({members / bonus_s:,.0f} members/s, "
+              f"{bonus_s / members * 1000:.2f} ms a member; {ops[0]:,} member operations for "
+              f"{ops[1]:,} members, {states:,} card states to publish) against {took:.2f} s "
+              f"without the bonus: {bonus_s / took:.1f} times as long")
 
 
 if __name__ == "__main__":

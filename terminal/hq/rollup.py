@@ -229,7 +229,7 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> Caught
         db.execute_sql(f"INSERT INTO agg_months (since, end_day) VALUES ({p}, {p})",
                        (kept.since, kept.end))
     _analyze(db, postgres, "agg_span")
-    members = _members(db, zone, postgres, window)
+    members = _members(db, zone, postgres, window, rebuild)
     _sales(db, zone)
     entries = _entries(db, zone)
     _lots(db, zone, postgres, rebuild or any(bool(moved) for _, moved in dated),
@@ -315,6 +315,8 @@ def _temporary(db: Database, postgres: bool) -> None:
     db.execute_sql("CREATE TEMPORARY TABLE agg_days (day INTEGER PRIMARY KEY, lo BIGINT, "
                    f"hi BIGINT){extra}")
     db.execute_sql(f"CREATE TEMPORARY TABLE agg_whole (id TEXT PRIMARY KEY){extra}")
+    db.execute_sql("CREATE TEMPORARY TABLE agg_added (id TEXT PRIMARY KEY, seq BIGINT, "
+                   f"day INTEGER){extra}")
     for table in ("agg_msales", "agg_dsales"):  # the dirty members' sales, the days' sales
         db.execute_sql(f"CREATE TEMPORARY TABLE {table} (id TEXT PRIMARY KEY, member TEXT, "
                        f"seq BIGINT, wall_us BIGINT, paid BIGINT, day INTEGER){extra}")
@@ -326,7 +328,8 @@ def _temporary(db: Database, postgres: bool) -> None:
 
 def _drop(db: Database) -> None:
     for table in ("agg_span", "agg_months", "agg_calendar", "agg_dirty", "agg_sales",
-                  "agg_touched", "agg_days", "agg_whole", "agg_msales", "agg_dsales",
+                  "agg_touched", "agg_days", "agg_whole", "agg_added", "agg_msales",
+                  "agg_dsales",
                   "agg_lot_new", "agg_lot_now"):
         db.execute_sql(f"DROP TABLE IF EXISTS {table}")
 
@@ -338,7 +341,8 @@ def _analyze(db: Database, postgres: bool, table: str) -> None:
         db.execute_sql(f"ANALYZE {table}")
 
 
-def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> int:
+def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window, again: bool
+             ) -> int:
     """Recompute the roll-up rows of the members whose sales or refunds are new, and of the
     days of those sales by product."""
     sql = db.execute_sql
@@ -354,7 +358,7 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> in
         return 0
     _analyze(db, postgres, "agg_touched")
     _analyze(db, postgres, "agg_dirty")
-    _products(db, zone, postgres)
+    _products(db, zone, postgres, again)
     # The dirty members' sales first (their (member, wall_us) index), then what refunds left
     # of them: each statement joins a few thousand rows through indexes.
     sql("""INSERT INTO agg_msales (id, member, seq, wall_us, paid)
@@ -509,17 +513,40 @@ def _count_members(db: Database, sign: int) -> None:
         db.execute_sql("DELETE FROM agg_member_count WHERE firsts = 0 AND lasts = 0")
 
 
-def _products(db: Database, zone: ZoneInfo, postgres: bool) -> None:
-    """Compute again the product rows of the days of the touched sales (new, or with a new
-    refund): every counted member sale of those days, as analytics_sql.top_sold counts it."""
+def _products(db: Database, zone: ZoneInfo, postgres: bool, again: bool) -> None:
+    """Keep the product rows of the touched sales' days (new sales, or sales with a new
+    refund): a new sale with no refund adds its lines to its day's rows; a day with any other
+    change (a new refund, a new sale already refunded; every day when ``again``) has its rows
+    computed again from every counted member sale of it, as analytics_sql.top_sold counts
+    them. Adding alone, a busy day is not read again at each catch-up (a catch-up after a
+    minute of 1,000 sales read the whole day's sales so far, and grew with it)."""
     sql, p = db.execute_sql, db.param
     low, high = sql("SELECT MIN(wall_us), MAX(wall_us) FROM agg_touched").fetchone()
-    day, day_params = day_expression(zone, int(low), int(high), "wall_us", p)
-    for (number,) in sql(f"SELECT DISTINCT {day} FROM agg_touched", day_params).fetchall():
+    day, day_params = day_expression(zone, int(low), int(high), "t.wall_us", p)
+    if not again:
+        sql(f"""INSERT INTO agg_added (id, seq, day)
+            SELECT t.id, s.seq, {day} FROM agg_touched t JOIN sale s ON s.id = t.id
+            JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi
+            WHERE NOT EXISTS (SELECT 1 FROM refund r WHERE r.sale_id = t.id)""", day_params)
+    for (number,) in sql(f"""SELECT DISTINCT {day} FROM agg_touched t
+            WHERE NOT EXISTS (SELECT 1 FROM agg_added n WHERE n.id = t.id)""",
+                         day_params).fetchall():
         first = EPOCH + timedelta(days=int(number))
         lo = to_micros(datetime.combine(first, time(), zone))
         hi = to_micros(datetime.combine(first + timedelta(days=1), time(), zone))
         sql(f"INSERT INTO agg_days (day, lo, hi) VALUES ({p}, {p}, {p})", (int(number), lo, hi))
+    # A new sale of a day computed again is counted there.
+    sql("DELETE FROM agg_added WHERE day IN (SELECT day FROM agg_days)")
+    _analyze(db, postgres, "agg_added")
+    least = "LEAST" if postgres else "MIN"  # the rows' name: the least of the day's
+    sql(f"""INSERT INTO agg_sku_day (day, store, sku, category, name, qty, fen)
+        SELECT n.day, {store_of("n.seq")}, sl.sku, sl.category, MIN(sl.name), SUM(sl.qty),
+               SUM(sl.paid_fen)
+        FROM agg_added n JOIN sale_line sl ON sl.sale_id = n.id
+        WHERE 1 = 1 GROUP BY 1, 2, 3, 4
+        ON CONFLICT (day, store, sku, category) DO UPDATE SET
+            name = {least}(agg_sku_day.name, excluded.name), qty = agg_sku_day.qty + excluded.qty,
+            fen = agg_sku_day.fen + excluded.fen""")
     _analyze(db, postgres, "agg_days")
     sql("""INSERT INTO agg_dsales (id, seq, day)
         SELECT s.id, s.seq, d.day FROM agg_days d
