@@ -232,6 +232,10 @@ def main() -> int:
         print(f"  {'roll-ups built' if built.rebuilt else 'roll-ups kept':<14} "
               f"{time.perf_counter() - started:6.1f} s ({built.members:,} members, "
               f"{built.entries:,} entry groups; {load()})", flush=True)
+        runs = db.execute_sql("SELECT count(*), count(DISTINCT member) FROM agg_member_span"
+                              ).fetchone()
+        print(f"  tier-window runs (agg_member_span): {runs[0]:,} rows, {runs[1]:,} members",
+              flush=True)
         if built.rebuilt:
             started = time.perf_counter()
             db.execute_sql("VACUUM ANALYZE " + ", ".join(rollup.TABLES))  # as autovacuum would
@@ -255,6 +259,9 @@ def main() -> int:
         today = datetime.now(rules.zone).date()  # the console's default: 30 days to today
         recent = Period(today - timedelta(days=29), today + timedelta(days=1), rules.zone)
         mid = Period(date(2026, 10, 15), date(2026, 11, 15), rules.zone)  # 14 days from kept
+        # ``to`` days no window was kept at (only agg_member_span's runs: HQ migration 26).
+        between = {day: Period(day - timedelta(days=30), day, rules.zone)
+                   for day in (date(2026, 11, 8), date(2026, 11, 23), date(2025, 12, 10))}
         with db.bind_ctx(MODELS + HQ_MODELS):
             first = analytics.dormant_members(month, None, 90, limit=500)
         deep = (first[-1][1], first[-1][0]) if first else None
@@ -278,8 +285,11 @@ def main() -> int:
                 month, None, 90, limit=500, after=deep),
             "near next tier list (chain)": lambda: analytics.near_tier(rules, month, None),
             "near next tier list, to today": lambda: analytics.near_tier(rules, recent, None),
-            "near next tier list, to mid-month (moved)": lambda: analytics.near_tier(
+            "near next tier list, to 2026-11-15 (mid-month)": lambda: analytics.near_tier(
                 rules, mid, None),
+            **{f"near next tier list, to {day}": (lambda p=period: analytics.near_tier(
+                rules, p, None)) for day, period in between.items()},
+            "report analytics, chain, to 2026-11-15": lambda: analytics.analytics(rules, mid),
             "near next tier counts, one store, a month": lambda: analytics.near_tier_counts(
                 rules, month, "S001"),
             "report points, a year by month": lambda: points_reports.points_flow(

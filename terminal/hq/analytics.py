@@ -196,13 +196,17 @@ def _near_tier(rules: Rules, period: Period, store: str | None, rolled: bool,
     if rolled:
         today = rollup.stored_window(db)
         kept = []
-        if rollup.spans_kept(db) == rules.tier_window_months:  # any ``to``: its runs
-            kept = [analytics_sql.Kept(day_number(since.date()), period.end_day, False, True)]
-        elif today is not None and today.months == rules.tier_window_months:
+        if today is not None and today.months == rules.tier_window_months:
             kept = [analytics_sql.Kept(today.since, today.end, False),
                     *(analytics_sql.Kept(month.since, month.end, True)
                       for month in rollup.month_windows(today))]
-        days = (day_number(since.date()), period.end_day, kept)
+        wanted = (day_number(since.date()), period.end_day)
+        # A ``to`` whose window is kept (today's, a month start's) reads its one row a member;
+        # any other, the members' runs (HQ migration 26) rather than a kept window moved.
+        if rollup.spans_kept(db) == rules.tier_window_months and not any(
+                (window.since, window.end) == wanted for window in kept):
+            kept = [analytics_sql.Kept(*wanted, False, True)]
+        days = (*wanted, kept)
     return analytics_sql.near_tier(
         db, to_micros(since), period.end_us, store,
         [(level.name, level.qualify_spend_fen) for level in rules.tiers], NEAR_TIER, days,

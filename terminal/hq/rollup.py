@@ -188,6 +188,8 @@ def _set_state(db: Database, key: str, value: str) -> None:
 def _run(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> Caught:
     state = _state(db)
     rebuild = (state.get("zone"), state.get("version")) != (zone.key, VERSION)
+    if postgres:  # a few thousand rows a statement: compiling them (JIT) took 0.8 s each
+        db.execute_sql("SELECT set_config('jit', 'off', true)")
     if rebuild:
         if postgres:  # one session's sorts of every sale, once: in memory rather than on disk
             db.execute_sql("SELECT set_config('work_mem', %s, true)", (REBUILD_WORK_MEM,))
@@ -229,10 +231,12 @@ def _run(db: Database, zone: ZoneInfo, postgres: bool, window: Window) -> Caught
         db.execute_sql(f"INSERT INTO agg_months (since, end_day) VALUES ({p}, {p})",
                        (kept.since, kept.end))
     _analyze(db, postgres, "agg_span")
-    members = _members(db, zone, postgres, window, rebuild)
-    _sales(db, zone)
-    entries = _entries(db, zone)
-    _lots(db, zone, postgres, rebuild or any(bool(moved) for _, moved in dated),
+    _analyze(db, postgres, "agg_months")
+    bounds = (min(low for low, _ in spans), max(high for _, high in spans)) if spans else (0, -1)
+    members = _members(db, zone, postgres, window, rebuild, bounds)
+    _sales(db, zone, bounds)
+    entries = _entries(db, zone, bounds)
+    _lots(db, zone, postgres, bounds, rebuild or any(bool(moved) for _, moved in dated),
           sorted({str(lot) for lot, _ in dated}))
     _drop(db)
     return Caught(len(spans), members, entries, rebuild)
@@ -334,6 +338,16 @@ def _drop(db: Database) -> None:
         db.execute_sql(f"DROP TABLE IF EXISTS {table}")
 
 
+def _span_join(column: str, bounds: tuple[int, int]) -> str:
+    """SQL joining ``agg_span`` (aliased ``sp``) on sequence number ``column``, with the spans'
+    lowest and highest numbers as constants too: PostgreSQL then estimates the rows from the
+    column's statistics (a thousand, not a ninth of the table as for the join alone, which
+    made it hash a million lots and compile the statements with JIT)."""
+    low, high = (int(bound) for bound in bounds)
+    return (f"agg_span sp ON {column} BETWEEN sp.lo AND sp.hi "
+            f"AND {column} BETWEEN {low} AND {high}")
+
+
 def _analyze(db: Database, postgres: bool, table: str) -> None:
     """PostgreSQL: the temporary table's statistics, so a few spans or members are joined
     through the indexes (unanalyzed, the planner guesses thousands of rows and scans)."""
@@ -341,16 +355,16 @@ def _analyze(db: Database, postgres: bool, table: str) -> None:
         db.execute_sql(f"ANALYZE {table}")
 
 
-def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window, again: bool
-             ) -> int:
+def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window, again: bool,
+             bounds: tuple[int, int]) -> int:
     """Recompute the roll-up rows of the members whose sales or refunds are new, and of the
     days of those sales by product."""
     sql = db.execute_sql
-    sql("""INSERT INTO agg_touched (id, member, wall_us)
+    sql(f"""INSERT INTO agg_touched (id, member, wall_us)
         SELECT s.id, s.member_id, s.wall_us FROM sale s
-        JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi WHERE s.member_id IS NOT NULL
+        JOIN {_span_join('s.seq', bounds)} WHERE s.member_id IS NOT NULL
         UNION SELECT s.id, s.member_id, s.wall_us FROM refund r
-        JOIN agg_span sp ON r.seq BETWEEN sp.lo AND sp.hi
+        JOIN {_span_join('r.seq', bounds)}
         JOIN sale s ON s.id = r.sale_id WHERE s.member_id IS NOT NULL""")
     sql("INSERT INTO agg_dirty (member) SELECT DISTINCT member FROM agg_touched")
     count = int(sql("SELECT COUNT(*) FROM agg_dirty").fetchone()[0])
@@ -358,7 +372,7 @@ def _members(db: Database, zone: ZoneInfo, postgres: bool, window: Window, again
         return 0
     _analyze(db, postgres, "agg_touched")
     _analyze(db, postgres, "agg_dirty")
-    _products(db, zone, postgres, again)
+    _products(db, zone, postgres, again, bounds)
     # The dirty members' sales first (their (member, wall_us) index), then what refunds left
     # of them: each statement joins a few thousand rows through indexes.
     sql("""INSERT INTO agg_msales (id, member, seq, wall_us, paid)
@@ -513,7 +527,8 @@ def _count_members(db: Database, sign: int) -> None:
         db.execute_sql("DELETE FROM agg_member_count WHERE firsts = 0 AND lasts = 0")
 
 
-def _products(db: Database, zone: ZoneInfo, postgres: bool, again: bool) -> None:
+def _products(db: Database, zone: ZoneInfo, postgres: bool, again: bool,
+              bounds: tuple[int, int]) -> None:
     """Keep the product rows of the touched sales' days (new sales, or sales with a new
     refund): a new sale with no refund adds its lines to its day's rows; a day with any other
     change (a new refund, a new sale already refunded; every day when ``again``) has its rows
@@ -526,7 +541,7 @@ def _products(db: Database, zone: ZoneInfo, postgres: bool, again: bool) -> None
     if not again:
         sql(f"""INSERT INTO agg_added (id, seq, day)
             SELECT t.id, s.seq, {day} FROM agg_touched t JOIN sale s ON s.id = t.id
-            JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi
+            JOIN {_span_join('s.seq', bounds)}
             WHERE NOT EXISTS (SELECT 1 FROM refund r WHERE r.sale_id = t.id)""", day_params)
     for (number,) in sql(f"""SELECT DISTINCT {day} FROM agg_touched t
             WHERE NOT EXISTS (SELECT 1 FROM agg_added n WHERE n.id = t.id)""",
@@ -572,10 +587,10 @@ def _products(db: Database, zone: ZoneInfo, postgres: bool, again: bool) -> None
         GROUP BY 1, 2, 3, 4""")
 
 
-def _sales(db: Database, zone: ZoneInfo) -> None:
+def _sales(db: Database, zone: ZoneInfo, bounds: tuple[int, int]) -> None:
     """Add the new member sales to their day's and store's count and paid fen."""
     sql, p = db.execute_sql, db.param
-    new = ("FROM sale s JOIN agg_span sp ON s.seq BETWEEN sp.lo AND sp.hi "
+    new = (f"FROM sale s JOIN {_span_join('s.seq', bounds)} "
            "WHERE s.member_id IS NOT NULL")
     low, high = sql(f"SELECT MIN(s.wall_us), MAX(s.wall_us) {new}").fetchone()
     if low is None:
@@ -588,17 +603,17 @@ def _sales(db: Database, zone: ZoneInfo) -> None:
         day_params)
 
 
-def _entries(db: Database, zone: ZoneInfo) -> int:
+def _entries(db: Database, zone: ZoneInfo, bounds: tuple[int, int]) -> int:
     """Add the new entries' points and the new redemptions' allocations."""
     sql, p = db.execute_sql, db.param
     low, high = sql("SELECT MIN(e.wall_us), MAX(e.wall_us) FROM ledger_entry e "
-                    "JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi").fetchone()
+                    f"JOIN {_span_join('e.seq', bounds)}").fetchone()
     if low is None:
         return 0
     day, day_params = day_expression(zone, int(low), int(high), "e.wall_us", p)
     cursor = sql(f"""INSERT INTO agg_points_day (day, store, kind, points)
         SELECT {day}, {store_of("e.seq")}, e.kind, SUM(e.points)
-        FROM ledger_entry e JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi
+        FROM ledger_entry e JOIN {_span_join('e.seq', bounds)}
         WHERE e.seq IS NOT NULL GROUP BY 1, 2, 3
         ON CONFLICT (day, store, kind) DO UPDATE SET points = agg_points_day.points
                                                                + excluded.points""",
@@ -606,7 +621,7 @@ def _entries(db: Database, zone: ZoneInfo) -> int:
     added = cursor.rowcount
     sql(f"""INSERT INTO agg_settle_day (day, issued, redeemed, points)
         SELECT {day}, {store_of("i.seq")}, {store_of("e.seq")}, SUM(a.points)
-        FROM ledger_entry e JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi
+        FROM ledger_entry e JOIN {_span_join('e.seq', bounds)}
         JOIN allocation a ON a.entry_id = e.id JOIN ledger_entry i ON i.id = a.lot_id
         WHERE e.kind IN ({p}, {p}) GROUP BY 1, 2, 3
         ON CONFLICT (day, issued, redeemed) DO UPDATE SET points = agg_settle_day.points
@@ -631,7 +646,8 @@ def _add_lots(db: Database, zone: ZoneInfo, select: str, params: tuple[Any, ...]
         [*day_params, *params])
 
 
-def _lots(db: Database, zone: ZoneInfo, postgres: bool, again: bool, dated: list[str]) -> None:
+def _lots(db: Database, zone: ZoneInfo, postgres: bool, bounds: tuple[int, int], again: bool,
+          dated: list[str]) -> None:
     """Keep ``agg_lot_day``, the points left in lots by expiry day and issuing store (lots dated
     on a trusted clock, with an expiry): a new lot adds what it has left; a new entry's
     allocations move the points of older lots; a lot dated now (it was not counted while
@@ -648,8 +664,8 @@ def _lots(db: Database, zone: ZoneInfo, postgres: bool, again: bool, dated: list
     for start in range(0, len(dated), 500):
         chunk = dated[start:start + 500]
         sql(f"INSERT INTO agg_lot_now (id) VALUES {', '.join(f'({p})' for _ in chunk)}", chunk)
-    sql("""INSERT INTO agg_lot_new (id) SELECT l.id FROM ledger_entry e
-        JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi JOIN lot l ON l.id = e.id""")
+    sql(f"""INSERT INTO agg_lot_new (id) SELECT l.id FROM ledger_entry e
+        JOIN {_span_join('e.seq', bounds)} JOIN lot l ON l.id = e.id""")
     _analyze(db, postgres, "agg_lot_new")
     _analyze(db, postgres, "agg_lot_now")
     # New lots and lots dated now: what they have left (every allocation of theirs so far).
@@ -658,7 +674,7 @@ def _lots(db: Database, zone: ZoneInfo, postgres: bool, again: bool, dated: list
         JOIN lot l ON l.id = n.id JOIN ledger_entry e ON e.id = l.id WHERE {dated_lot}""")
     # Older lots counted before: the new entries' allocations from them.
     _add_lots(db, zone, f"""SELECT l.expires_us, {store_of("i.seq")} AS store, a.points
-        FROM ledger_entry e JOIN agg_span sp ON e.seq BETWEEN sp.lo AND sp.hi
+        FROM ledger_entry e JOIN {_span_join('e.seq', bounds)}
         JOIN allocation a ON a.entry_id = e.id JOIN lot l ON l.id = a.lot_id
         JOIN ledger_entry i ON i.id = l.id
         WHERE {dated_lot} AND l.id NOT IN (SELECT id FROM agg_lot_new)
