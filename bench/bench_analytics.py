@@ -259,7 +259,7 @@ def main() -> int:
         today = datetime.now(rules.zone).date()  # the console's default: 30 days to today
         recent = Period(today - timedelta(days=29), today + timedelta(days=1), rules.zone)
         mid = Period(date(2026, 10, 15), date(2026, 11, 15), rules.zone)  # 14 days from kept
-        # ``to`` days no window was kept at (only agg_member_span's runs: HQ migration 26).
+        # ``to`` days no window was kept at (only agg_member_span's runs: HQ migration 28).
         between = {day: Period(day - timedelta(days=30), day, rules.zone)
                    for day in (date(2026, 11, 8), date(2026, 11, 23), date(2025, 12, 10))}
         with db.bind_ctx(MODELS + HQ_MODELS):

@@ -202,7 +202,7 @@ def _near_tier(rules: Rules, period: Period, store: str | None, rolled: bool,
                       for month in rollup.month_windows(today))]
         wanted = (day_number(since.date()), period.end_day)
         # A ``to`` whose window is kept (today's, a month start's) reads its one row a member;
-        # any other, the members' runs (HQ migration 26) rather than a kept window moved.
+        # any other, the members' runs (HQ migration 28) rather than a kept window moved.
         if rollup.spans_kept(db) == rules.tier_window_months and not any(
                 (window.since, window.end) == wanted for window in kept):
             kept = [analytics_sql.Kept(*wanted, False, True)]

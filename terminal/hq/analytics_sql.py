@@ -228,7 +228,7 @@ class Kept:
     """A tier window whose spend per member the roll-ups keep: local days [since, end), in
     ``agg_member.window_fen`` (``month`` false: today's, moved daily), in
     ``agg_member_window`` (a month start's) or, with ``span``, in the run of
-    ``agg_member_span`` holding ``end`` (any window end: HQ migration 26)."""
+    ``agg_member_span`` holding ``end`` (any window end: HQ migration 28)."""
 
     since: int
     end: int

@@ -170,7 +170,7 @@ def stored_window(db: Database) -> Window | None:
 
 def spans_kept(db: Database) -> int | None:
     """The tier window's months ``agg_member_span`` holds the spend in (None before the first
-    catch-up of HQ migration 26's tables)."""
+    catch-up of HQ migration 28's tables)."""
     row = db.execute_sql("SELECT value FROM agg_state WHERE key = 'spans'").fetchone()
     return int(row[0]) if row else None
 

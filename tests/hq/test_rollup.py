@@ -689,7 +689,7 @@ def test_a_day_leaves_the_window_where_the_definition_says() -> None:
 
 def test_near_the_next_tier_at_any_to_from_the_runs(hq: Database) -> None:
     """A ``to`` that is neither today nor a kept month start reads the members' runs of
-    ``agg_member_span`` (HQ migration 26) as they are, nothing moved: each day of two months
+    ``agg_member_span`` (HQ migration 28) as they are, nothing moved: each day of two months
     about a sale's entry into the window and its leaving a year later, with Shanghai's
     midnight between a sale at 23:59 and one at 00:00, gives the reference's members; and a
     member's runs hold its spend only where it is above 0, at most two a day with a sale."""
@@ -740,7 +740,7 @@ def test_near_the_next_tier_at_any_to_from_the_runs(hq: Database) -> None:
 
 
 def test_the_runs_are_built_once_for_a_database_rolled_up_before(hq: Database) -> None:
-    """A database rolled up by the code before HQ migration 26 (no runs, no ``spans`` state)
+    """A database rolled up by the code before HQ migration 28 (no runs, no ``spans`` state)
     gets every member's runs from its ``agg_member_day`` rows at the next catch-up, without
     rolling the rest up again; another tier window builds them again."""
     writer = Writer(hq)

@@ -1,4 +1,4 @@
-"""Version 26: each member's spend in the tier window ending on any day (issue 13), kept by
+"""Version 28: each member's spend in the tier window ending on any day (issue 13), kept by
 ``terminal.hq.rollup`` (built from ``agg_member_day`` by the first catch-up after this version,
 without rolling the rest up again).
 
@@ -17,13 +17,9 @@ from __future__ import annotations
 from peewee import Database
 
 
-def sqlite(db: Database) -> None:
+def both(db: Database) -> None:
     db.execute_sql("""CREATE TABLE IF NOT EXISTS agg_member_span (member TEXT NOT NULL,
         from_end INTEGER NOT NULL, to_end INTEGER NOT NULL, fen BIGINT NOT NULL,
         tier TEXT NOT NULL, PRIMARY KEY (member, from_end))""")
     db.execute_sql("""CREATE INDEX IF NOT EXISTS agg_member_span_by_tier
         ON agg_member_span (tier, fen, from_end, to_end, member)""")
-
-
-def postgresql(db: Database) -> None:
-    sqlite(db)
