@@ -16,11 +16,11 @@ holds are recorded as 0 (the reason says what they were).
 
 from __future__ import annotations
 
-import unicodedata
+import re
 
 from peewee import InterfaceError, OperationalError
 
-from terminal.hq.validation import INT32, INT64
+from terminal.hq.validation import INT32, INT64, REFUSED_CHARS
 
 DETAIL_MAX = 500  # applied_event.detail, as the ledger records it
 
@@ -32,13 +32,11 @@ def transient(exc: BaseException) -> bool:
 
 def storable(text: str) -> str:
     """``text`` bounded, its control characters and lone surrogates written as escapes."""
-    out = []
-    for char in text[:DETAIL_MAX]:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            out.append(f"\\u{ord(char):04x}")
-        else:
-            out.append(char)
-    return "".join(out)[:DETAIL_MAX]
+    return REFUSED_CHARS.sub(_escape, text[:DETAIL_MAX])[:DETAIL_MAX]
+
+
+def _escape(found: re.Match[str]) -> str:
+    return f"\\u{ord(found.group()):04x}"
 
 
 def column(value: int, bits: int) -> int:

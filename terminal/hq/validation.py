@@ -50,7 +50,7 @@ class BadEvent(InvalidInput):
 Check = Callable[[str, Any], None]
 # Unicode's control characters (category Cc: U+0000-U+001F, U+007F-U+009F) and surrogates (Cs):
 # found by one search, where a loop asked unicodedata.category of every character.
-_REFUSED_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+REFUSED_CHARS = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 def text(maximum: int = TEXT_MAX, *, empty: bool = True,
@@ -62,7 +62,7 @@ def text(maximum: int = TEXT_MAX, *, empty: bool = True,
             raise BadEvent(name, f"is {len(value)} characters long; at most {maximum}")
         if not empty and not value.strip():
             raise BadEvent(name, "must not be empty")
-        found = _REFUSED_CHARS.search(value)
+        found = REFUSED_CHARS.search(value)
         if found is not None:
             char = found.group()
             what = "a lone surrogate" if "\ud800" <= char <= "\udfff" else "a control character"

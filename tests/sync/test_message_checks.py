@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from terminal.hq.refusals import DETAIL_MAX, storable
 from terminal.hq.validation import BadEvent, validate
 from terminal.protocol import canonical
 from terminal.protocol import messages as m
@@ -67,3 +68,9 @@ def test_control_characters_and_lone_surrogates_are_refused(char: str, what: str
                    parsed.epoch, parsed.wall_time, parsed.time_trusted,
                    {**parsed.body, "name": "会员 \xa0\u200b😀 \\ '%s"})
     validate(fine)
+
+
+def test_a_refusals_reason_escapes_what_a_column_cannot_hold() -> None:
+    assert storable("bad \x00 \x9f \ud800 会员 😀") == "bad \\u0000 \\u009f \\ud800 会员 😀"
+    assert storable("\x01" * 600) == "\\u0001" * 83 + "\\u"  # bounded before and after
+    assert storable("x" * 600) == "x" * DETAIL_MAX
