@@ -39,7 +39,7 @@ LIMIT="${POSTERM_AB_BOOT_LIMIT:-2400}"  # seconds a boot may take, the install o
 # and its reboot notifier run at `reboot "0 tryboot"` (its line on the console before the kernel's;
 # pi-firmware.sh starts [tryboot] only after it).
 TRYBOOT_MODULE='^tryboot-module: loaded; posterm_tryboot: loaded: no Raspberry Pi firmware'
-TRYBOOT_DKMS='^dkms: posterm-tryboot/[^,]*, [^,]*, aarch64: installed'
+TRYBOOT_DKMS='^dkms: .*posterm-tryboot/[^,]*, [^,]*, aarch64: installed'
 TRYBOOT_NOTIFIED="posterm_tryboot: restart with command '0 tryboot': no Raspberry Pi firmware"
 TRIAL_WAIT="${POSTERM_AB_TRIAL_WAIT:-120}"  # the broken slot's boot check's wait for READY (ab-boot: 300)
 

@@ -64,7 +64,8 @@ findings() {
   # at boot (modules-load.d), and what it said on loading (under qemu: no Pi firmware to tell;
   # the kernel's own lines about the module, "loading out-of-tree module taints kernel", come first).
   echo "tryboot-module: $([ -d /sys/module/posterm_tryboot ] && echo loaded || echo 'not loaded'); $(journalctl -b -k -o cat --no-pager | grep -m1 '^posterm_tryboot: loaded')"
-  echo "dkms: $(dkms status posterm-tryboot 2>&1 | tr '\n' ' ')"
+  # (stderr dropped: dkms 3.0.10 says "echo: write error: Broken pipe" from a pipe of its own)
+  echo "dkms: $(dkms status posterm-tryboot 2>/dev/null | tr '\n' ' ')"
   echo "ab-confirm: $(journalctl -b -u posterm-ab-confirm.service -o cat --no-pager | grep '^ab-boot:' | tail -n1)"
   echo "autoboot: $(grep -E '^\[|boot_partition' "$fw/autoboot.txt" | tr '\n' ' ')"
   rauc status --detailed --output-format=json 2>/dev/null | python3 -c '
