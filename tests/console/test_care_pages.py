@@ -112,7 +112,7 @@ def test_a_campaign_from_the_console(fresh_chain) -> None:
     finally:
         db.close()
     assert actions == ["care.consent", "care.campaign.create", "care.campaign.create",
-                       "care.campaign.queue"]
+                       "care.campaign.queue", "care.campaign.bonus"]
 
 
 def test_store_managers_and_auditors(chain) -> None:

@@ -18,7 +18,7 @@ import pytest
 from peewee import Database
 
 from terminal.hq import migrations, rollup
-from terminal.hq.care import consent, segments
+from terminal.hq.care import campaigns, consent, segments
 from terminal.hq.care.channels import SmsGateway, SmtpMail
 from terminal.hq.care.config import CareConfig, ConfigError, EmailSection, SmsSection, parse
 from terminal.hq.care.consent import ConsentError
@@ -336,6 +336,59 @@ def test_email_expiring_campaign_with_a_bonus(db: Database,
     assert rows["张伟"].id in ours  # (mail.log is the test's SMTP server)
     for card, (name, _, _) in PEOPLE.items():
         assert f"m{card[-4:]}@example.cn" not in ours and name not in ours
+
+
+def test_a_bonus_is_granted_in_chunks_exactly_once_and_a_cut_off_grant_goes_on(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A campaign's bonus is granted a chunk of members to a transaction (never the whole
+    segment's locks in one), each message recording its member's operation: cut off after the
+    first chunk, the granted member's message may go out and the others wait; a member merged
+    away meanwhile gets no bonus (and no message); run again, the grant goes on and no member
+    gets the bonus twice."""
+    service = care(db)
+    opt_in_all(service, db)
+    before = bound_call(db, lambda: {m.id: m.balance for m in Member.select()})
+    campaign = service.create(ANN, "生日", "birthday", 7, "sms", bonus=30)
+    monkeypatch.setattr(campaigns, "GRANT_CHUNK", 1)
+    assert service.ops is not None
+    adjust, calls = service.ops.adjust, []
+
+    def cut_after_one(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise RuntimeError("power cut")
+        return adjust(*args, **kwargs)
+
+    monkeypatch.setattr(service.ops, "adjust", cut_after_one)
+    with pytest.raises(RuntimeError, match="power cut"):
+        service.queue(ANN, campaign)
+    monkeypatch.setattr(service.ops, "adjust", adjust)
+    rows = messages(db)
+    granted = [name for name, row in rows.items() if row.bonus_op]
+    waiting = [name for name, row in rows.items() if row.bonus_op is None]
+    assert len(granted) == 1 and len(waiting) == 2  # the first chunk's commit stands
+    with gateway() as server:
+        run = dispatcher(db, sms_config(server)).run()
+        assert run.sent == 1 and len(server.delivered) == 1  # only the granted member's
+    cards = {PEOPLE[card][0]: card for card in PEOPLE}
+    service.ops.merge(C2, cards[waiting[0]], actor="ann", reason="one person, two cards")
+    assert service.grant(ANN, campaign) == 2 and service.grant(ANN, campaign) == 0
+    rows = messages(db)
+    assert (rows[waiting[0]].state, rows[waiting[0]].why) == ("skipped", "bonus_refused")
+    assert rows[waiting[0]].bonus_op == campaigns.NOT_GRANTED
+    with bound(db, (*ALL_MODELS, ConsoleAudit, MemberOp)):
+        bonuses = list(MemberOp.select().where((MemberOp.kind == "adjust")
+                                               & MemberOp.reason.contains("campaign")))
+        assert sorted(op.member for op in bonuses) == sorted(
+            rows[name].member for name in (granted[0], waiting[1]))  # once each
+        assert ConsoleAudit.get(ConsoleAudit.action == "care.campaign.bonus").detail \
+            == "bonus to 2 members"
+    after = bound_call(db, lambda: {m.id: m.balance for m in Member.select()})
+    for name in (granted[0], waiting[1]):
+        assert after[rows[name].member] == before[rows[name].member] + 30
+    with gateway() as server:
+        run = dispatcher(db, sms_config(server)).run()
+        assert run.sent == 1 and len(server.delivered) == 1  # the rest, the merged one not
 
 
 def test_opt_out_and_erasure_stop_queued_messages(db: Database) -> None:

@@ -6,13 +6,18 @@ Queueing mints one message per member of the segment, each with its id and the t
 about that member, pending for the sender (:mod:`.dispatch`), or skipped at once for a member
 who has not agreed to the channel. A bonus is a signed HQ adjustment per member
 (:meth:`MemberOps.adjust`: a ``member_op`` row, a ledger entry, a card state the collectors
-publish to every till), made in the queueing transaction, so a campaign is queued with all its
-bonuses or not at all, and never twice.
+publish to every till), granted after the queueing by :func:`grant`, a few hundred members to a
+transaction: each message records its member's operation (``bonus_op``) in the transaction that
+makes it, so every member gets the bonus exactly once, a grant cut off resumes where it stopped,
+and a collector's batch never waits for more than one such transaction's members (a bonus to a
+whole segment in the queueing transaction held every member's lock for minutes: 13 at 10,000
+members). The sender sends a bonus campaign's message only once its bonus is granted.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections import Counter
 from datetime import datetime
@@ -27,11 +32,14 @@ from terminal.hq.care.member_ids import among
 from terminal.hq.care.models import CHANNELS, CareCampaign, CareMessage
 from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, check_store, select
 from terminal.hq.database import lock_members
+from terminal.hq.member_ops.errors import MemberOpError, UnknownMember
 from terminal.hq.member_ops.service import MemberOps
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.accounts import CardRef
 from terminal.loyalty.store.models import Member
+
+log = logging.getLogger(__name__)
 
 MAX_BONUS = 100_000
 STATES = ("pending", "sending", "sent", "skipped", "failed")
@@ -112,10 +120,10 @@ def preview(rules: Rules, campaign_id: int, at: datetime,
 
 def queue(db: Database, ops: MemberOps | None, rules: Rules, campaign_id: int, *, actor: str,
           at: datetime) -> dict[str, int]:
-    """Fill the outbox for a draft campaign (and grant its bonus through ``ops``), in the
-    caller's transaction on ``db``: the segment, its members' consent in a few queries
-    (:func:`consent.addresses`), the bonus operations one per member, then every message in
-    one bulk insert (COPY on PostgreSQL)."""
+    """Fill the outbox for a draft campaign, in the caller's transaction on ``db``: the
+    segment, its members' consent in a few queries (:func:`consent.addresses`), then every
+    message in one bulk insert (COPY on PostgreSQL). A bonus (``ops`` needed) is granted after,
+    by :func:`grant`."""
     row = get(campaign_id)
     if row.state != "draft":
         raise CampaignError(f"campaign {row.id} is already queued")
@@ -124,20 +132,6 @@ def queue(db: Database, ops: MemberOps | None, rules: Rules, campaign_id: int, *
                             "card key)")
     targets = _targets(rules, row, at)
     reach = consent.addresses([target.member for target in targets], row.channel)
-    bonus_ops: dict[str, int] = {}
-    if row.bonus_points and ops is not None:
-        condition, param = among(db, "id", (target.member for target in targets))
-        cards = dict(db.execute_sql(f"SELECT id, card_hash FROM {Member._meta.table_name} "
-                                    f"WHERE {condition}", (param,)).fetchall())
-        # Every member's lock at once, in key order, as the collectors' batches take theirs:
-        # one by one in the segment's order, a batch holding one and waiting for another the
-        # queue holds would deadlock with it.
-        lock_members(ops.db, cards.values())
-        reason = f"会员关怀 campaign {row.id}: {row.name}"[:200]
-        for target in targets:
-            bonus_ops[target.member] = ops.adjust(CardRef(cards[target.member]),
-                                                  row.bonus_points, actor=actor,
-                                                  reason=reason).seq
     due = to_micros(at)
     messages = []
     for target in targets:
@@ -145,13 +139,54 @@ def queue(db: Database, ops: MemberOps | None, rules: Rules, campaign_id: int, *
         fields = json.dumps(_fields(row, target), ensure_ascii=False) if reachable else "{}"
         messages.append((str(uuid.uuid4()), row.id, target.member, row.channel, fields,
                          "pending" if reachable else "skipped",
-                         "" if reachable else "no_consent", 0, due, None,
-                         bonus_ops.get(target.member)))
+                         "" if reachable else "no_consent", 0, due, None, None))
     insert_messages(db, messages)
     row.state, row.queued_by, row.queued_us = "queued", actor, due
     row.save()
     counts = Counter(message[5] for message in messages)
-    return {"members": len(targets), **counts, "bonus_ops": len(bonus_ops)}
+    return {"members": len(targets), **counts}
+
+
+GRANT_CHUNK = 200  # members a grant transaction locks and adjusts
+NOT_GRANTED = 0  # bonus_op of a member the bonus could not be granted to (gone since queueing)
+
+
+def grant(db: Database, ops: MemberOps | None, campaign_id: int, *, actor: str,
+          limit: int = GRANT_CHUNK) -> int:
+    """Grant a queued campaign's bonus to up to ``limit`` of its members still without it, in
+    the caller's transaction; return how many were taken (0: none left). A member merged, erased
+    or retired since the queueing gets none: its message is skipped (``bonus_refused``)."""
+    row = get(campaign_id)
+    if not row.bonus_points or row.state == "draft":
+        return 0
+    waiting = list(CareMessage.select(CareMessage.id, CareMessage.member)
+                   .where((CareMessage.campaign == row.id) & CareMessage.bonus_op.is_null())
+                   .order_by(CareMessage.member).limit(limit))
+    if not waiting:
+        return 0
+    if ops is None:
+        raise CampaignError(f"campaign {row.id}: {len(waiting)}+ members still wait for its "
+                            "bonus, which needs HQ's member operations (rules and card key)")
+    condition, param = among(db, "id", (message.member for message in waiting))
+    cards = dict(db.execute_sql(f"SELECT id, card_hash FROM {Member._meta.table_name} "
+                                f"WHERE {condition}", (param,)).fetchall())
+    # The chunk's locks at once, in key order, as the collectors' batches take theirs: one by
+    # one, a batch holding one and waiting for another this grant holds would deadlock with it.
+    lock_members(ops.db, cards.values())
+    reason = f"会员关怀 campaign {row.id}: {row.name}"[:200]
+    for message in waiting:
+        try:
+            if message.member not in cards:
+                raise UnknownMember("the member is gone", "card")
+            seq = ops.adjust(CardRef(cards[message.member]), row.bonus_points, actor=actor,
+                             reason=reason).seq
+        except MemberOpError as exc:  # its own savepoint rolled back; the others go on
+            CareMessage.update(bonus_op=NOT_GRANTED, state="skipped", why="bonus_refused",
+                               fields="{}").where(CareMessage.id == message.id).execute()
+            log.info("care message %s: no bonus (%s)", message.id, exc.__class__.__name__)
+            continue
+        CareMessage.update(bonus_op=seq).where(CareMessage.id == message.id).execute()
+    return len(waiting)
 
 
 MESSAGE_COLUMNS = ("id", "campaign", "member", "channel", "fields", "state", "why", "attempts",

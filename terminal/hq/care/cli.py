@@ -110,6 +110,8 @@ def _send(care: Care, who: Principal, args: argparse.Namespace) -> dict[str, Any
                              f"{args.care_config} configures no [{campaign['channel']}]")
         if campaign["state"] == "draft":
             result["queued"] = care.queue(who, args.id)
+        elif granted := care.grant(who, args.id):  # a grant cut off goes on first
+            result["bonus_ops"] = granted
     dispatcher = Dispatcher(care.db, care.rules, config, channels, care.clock)
     with one_sender(care.db):
         result["run"] = dispatcher.run(args.id).as_dict()

@@ -199,8 +199,12 @@ class Dispatcher:
         return stopped
 
     def _due(self, now_us: int, campaign: int | None) -> CareMessage | None:
-        query = CareMessage.select().where(CareMessage.state.in_(consent.OPEN)
-                                           & (CareMessage.due_us <= now_us))
+        # A bonus campaign's message waits for its member's bonus (campaigns.grant): the text
+        # may name it.
+        granting = CareCampaign.select(CareCampaign.id).where(CareCampaign.bonus_points > 0)
+        query = CareMessage.select().where(
+            CareMessage.state.in_(consent.OPEN) & (CareMessage.due_us <= now_us)
+            & (CareMessage.bonus_op.is_null(False) | CareMessage.campaign.not_in(granting)))
         if campaign is not None:
             query = query.where(CareMessage.campaign == campaign)
         else:

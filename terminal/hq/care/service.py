@@ -75,12 +75,31 @@ class Care:
             return segments.stores()
 
     def queue(self, who: Principal, campaign: int) -> dict[str, int]:
+        """Queue a draft campaign (its messages), then grant its bonus (:meth:`grant`)."""
         with self._transaction():
             counts = campaigns.queue(self.db, self.ops, self.rules, campaign, actor=who.name,
                                      at=self.clock())
             audit.record(who, "care.campaign.queue", str(campaign), "",
                          ", ".join(f"{key} {value}" for key, value in counts.items()))
-            return counts
+        return {**counts, "bonus_ops": self.grant(who, campaign)}
+
+    def grant(self, who: Principal, campaign: int) -> int:
+        """Grant a queued campaign's bonus to every member still without it, a transaction of
+        ``campaigns.GRANT_CHUNK`` members at a time; return how many were taken. Cut off (a
+        crash, a stop), it is run again (``campaign send`` does) and goes on from there."""
+        taken = 0
+        while True:
+            with bound(self.db, MODELS), writing(self.db):
+                chunk = campaigns.grant(self.db, self.ops, campaign, actor=who.name,
+                                        limit=campaigns.GRANT_CHUNK)
+            if not chunk:
+                break
+            taken += chunk
+        if taken:
+            with bound(self.db, MODELS), writing(self.db):
+                audit.record(who, "care.campaign.bonus", str(campaign), "",
+                             f"bonus to {taken} members")
+        return taken
 
     def status(self, campaign: int) -> dict[str, Any]:
         with self._transaction():
