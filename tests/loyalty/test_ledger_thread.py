@@ -58,3 +58,17 @@ def test_two_ledgers_take_turns_and_never_cross(tmp_path: Path, rules: Rules) ->
             await thread.run(stores[name].close)
             thread.close()
     asyncio.run(scenario())
+
+
+def test_a_model_listed_twice_is_put_back_after_the_block(tmp_path: Path) -> None:
+    """``bound`` with a model twice in its list (a caller adding one already in a group) left it
+    bound to the block's database afterwards: a later test's ledger then read another file."""
+    from peewee import SqliteDatabase
+
+    from terminal.loyalty.store.binding import bound
+
+    before = Meta._meta.database
+    other = SqliteDatabase(str(tmp_path / "other.db"))
+    with bound(other, (Meta, Meta)):
+        assert Meta._meta.database is other
+    assert Meta._meta.database is before

@@ -118,5 +118,7 @@ def bound_call(db: Database, fn: Callable[..., T], *args: Any) -> T:
 @contextmanager
 def bound(db: Database, models: Iterable[type[Model]]) -> Iterator[None]:
     """``models`` bound to ``db`` for the block, other ledgers' calls waiting meanwhile."""
-    with LOCK, db.bind_ctx(list(models)):
+    # Once each: peewee's bind_ctx puts each listed model back in order, so a model listed
+    # twice would be put back to ``db`` by its second entry and stay bound to it after the block.
+    with LOCK, db.bind_ctx(list(dict.fromkeys(models))):
         yield
