@@ -57,6 +57,14 @@ def _stop(proc: subprocess.Popen[bytes], timeout: float = 60) -> tuple[bytes, by
                              f"{err.decode(errors='replace')[-6000:]}") from None
 
 
+def _ready_and_fed(sock: socket.socket) -> list[str]:
+    """What a waiting daemon told systemd up to its watchdog's second ping, READY=1 among it."""
+    seen = _collect(sock, "WATCHDOG=1", time.monotonic() + 60)
+    seen += _collect(sock, "WATCHDOG=1", time.monotonic() + 10)
+    assert any("READY=1" in m.split("\n") for m in seen), seen
+    return seen
+
+
 def _run_under_systemd(tmp_path: Path, *args: str, stdin: int | None = None
                        ) -> tuple[subprocess.Popen[bytes], socket.socket]:
     """`posterm run ARGS` as systemd starts it: its notify socket (bound here, to read), a
@@ -189,9 +197,7 @@ def test_a_box_without_rules_or_certificate_is_ready_and_says_what_it_waits_for(
     })
     proc, sock = _run_under_systemd(tmp_path, "--config", str(config))
     try:
-        seen = _collect(sock, "WATCHDOG=1", time.monotonic() + 60)
-        seen += _collect(sock, "WATCHDOG=1", time.monotonic() + 10)
-        assert any("READY=1" in m.split("\n") for m in seen), seen
+        seen = _ready_and_fed(sock)
         assert any("STATUS=waiting for HQ's rules" in m for m in seen), seen
         assert any("no certificate yet" in m for m in seen), seen
         assert proc.poll() is None
@@ -231,9 +237,7 @@ def test_a_box_without_its_card_key_is_ready_says_so_and_goes_on_when_it_comes(
     config = _standalone_config(tmp_path, card_key)
     proc, sock = _run_under_systemd(tmp_path, "--config", str(config))
     try:
-        seen = _collect(sock, "WATCHDOG=1", time.monotonic() + 60)
-        seen += _collect(sock, "WATCHDOG=1", time.monotonic() + 10)
-        assert any("READY=1" in m.split("\n") for m in seen), seen
+        seen = _ready_and_fed(sock)
         status = [m for m in seen if "STATUS=no card key" in m]
         assert status and f"{card_key}: cannot read the card key" in status[0], seen
         assert "[hq] card_key in posterm-provision.toml" in status[0]
