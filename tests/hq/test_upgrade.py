@@ -167,6 +167,51 @@ def test_postgresql_refuses_to_rewrite_history(postgres: Any, tmp_path: Path) ->
         assert options == ["fillfactor=50"]
 
 
+def test_postgresql_checks_the_ledgers_references_once_a_statement(postgres: Any) -> None:
+    """Migration 29: an allocation's entry and lot and an entry's member are checked by a
+    statement trigger instead of foreign keys (no row locks), by INSERT and by COPY; members,
+    which entries name without a foreign key now, are never deleted nor renumbered."""
+    url = release_postgresql(postgres)
+    assert main(["db", "upgrade", "--db", url]) == 0
+    with plain(url) as db:
+        entry, lot, member = db.execute_sql(
+            "SELECT e.id, l.id, e.member_id FROM ledger_entry e, lot l "
+            "WHERE l.member_id = e.member_id LIMIT 1").fetchone()
+        columns = "id, seq, member_id, kind, points, debt_delta, reason, operator, wall_us, trusted"
+        refused = {
+            f"INSERT INTO allocation (entry_id, lot_id, points) VALUES ('none', '{lot}', -1)":
+                "allocation names an entry that is not in the ledger",
+            f"INSERT INTO allocation (entry_id, lot_id, points) VALUES ('{entry}', '{lot}', -1), "
+            f"('{entry}', 'none', -1)": "allocation names a lot that is not in the ledger",
+            f"INSERT INTO ledger_entry ({columns}) VALUES "
+            "('e-none', 999999, 'none', 'adjust', 1, 0, '', '', 1, true)":
+                "ledger_entry names a member that is not in the ledger",
+            "DELETE FROM member": "a member is never deleted nor renumbered",
+            "TRUNCATE member CASCADE": "a member is never deleted nor renumbered",
+            f"UPDATE member SET id = id || 'x' WHERE id = '{member}'":
+                "a member is never deleted nor renumbered",
+        }
+        for statement, error in refused.items():
+            with pytest.raises(Exception, match=error), db.atomic():
+                db.execute_sql(statement)
+        cursor = db.connection().cursor()
+        with pytest.raises(Exception, match="allocation names a lot"), db.atomic(), \
+                cursor.copy("COPY allocation (entry_id, lot_id, points) FROM STDIN") as copy:
+            copy.write_row((entry, lot, -1))
+            copy.write_row((entry, "none", -1))
+        with db.atomic() as allowed:  # what writers do: rows naming what is there
+            with cursor.copy("COPY allocation (entry_id, lot_id, points) FROM STDIN") as copy:
+                copy.write_row((entry, lot, -1))
+            db.execute_sql(f"INSERT INTO ledger_entry ({columns}) VALUES "
+                           "('e-new', 999999, %s, 'adjust', 1, 0, '', '', 1, true)", (member,))
+            db.execute_sql("UPDATE member SET balance = balance, id = id")
+            allowed.rollback()
+        keys = {name for (name,) in db.execute_sql(
+            "SELECT conname FROM pg_constraint WHERE contype = 'f' "
+            "AND conrelid IN ('allocation'::regclass, 'ledger_entry'::regclass)").fetchall()}
+        assert keys == set()
+
+
 def test_every_migration_has_both_kinds_and_the_versions_run_without_a_gap() -> None:
     history = migrations.history()
     assert [m.version for m in history] == list(range(1, len(history) + 1))
