@@ -311,6 +311,7 @@ async def publish(broker: Mosquitto, ca: CertificateAuthority, tills: list[Till]
 
     start = time.perf_counter()
     await asyncio.gather(*(run(till) for till in tills))
+    published = time.perf_counter() - start
     # What HQ deferred (a refund that overtook its sale on another collector) comes again.
     for _ in range(20):
         before, waited = len(acked), 0.0
@@ -327,6 +328,8 @@ async def publish(broker: Mosquitto, ca: CertificateAuthority, tills: list[Till]
     elapsed = time.perf_counter() - start
     for mqtt in clients.values():
         await mqtt.stop()
+    print(f"      tills published all {total} events in {published:.2f} s, the last acked at "
+          f"{elapsed:.2f} s")
     if refused:
         print(f"      holds refused: {len(refused)} (first: {refused[0]})")
     if len(acked) < total:

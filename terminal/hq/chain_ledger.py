@@ -145,7 +145,7 @@ class ChainLedger:
         self._received = _now()  # when the batch being applied arrived (hq/reckoning.py)
         self._review: list[str] = []  # what the event being replayed is flagged for
         self._lookups: list[dict[str, Any]] = []  # answered, not yet in lookup_audit
-        self._retired: dict[str, str] = {}  # the batch's retired cards (see _retired_cards)
+        self._retired: dict[str, str] = {}  # the batch's retired cards (see _retired_later)
         self._holds: dict[str, MemberHold | None] = {}  # the batch's holds (see _prefetch)
 
     def close(self) -> None:
@@ -253,8 +253,7 @@ class ChainLedger:
         moved (the entries in its span of the sequence) and one insert records every outcome."""
         outcomes = []
         self._received = _now()  # bounds what this batch's events may claim (hq/reckoning.py)
-        self._retired = self._retired_cards(events)
-        self._holds = {}
+        self._retired, self._holds = {}, {}
         # What the batch writes, locked before anything is read: its members, sales and events
         # (database.lock_free_members). A hold on one of its members waits for this batch, a
         # hold on any other does not, and batches of other members commit side by side. What
@@ -263,10 +262,13 @@ class ChainLedger:
         # pipeline first: the BEGIN goes with the locks and the COMMIT with the last writes
         # (each was a round trip of its own, a transaction's fixed cost; see apply). The ids
         # applied before and the sales recorded are asked with the locks, of every event, and
-        # answered in the same wait (busy events' answers go unused).
+        # answered in the same wait (busy events' answers go unused), and so are the retired
+        # cards among those the events name (a wait of its own before the transaction, one of
+        # five a transaction: the cards that carry them on are locked once they are known).
         with pipelined_writing(self.db):
             plan_for_parameters(self.db)  # its reads over arrays, for the arrays at hand
             locked = lock_free_members_later(self.db, self._lock_keys(events))
+            retired = self._retired_later(events)
             applied = self.sql.existing_later(AppliedEvent._meta.table_name,
                                               [event.id for event in events])
             sales = {self._sale_id(event) for event in events if event.kind == "sale"} - {None}
@@ -274,6 +276,9 @@ class ChainLedger:
             spans: list[tuple[int, int, list[Any]]] = []  # (after seq, up to seq, its record)
             with self.sql.batch(sales):  # type: ignore[arg-type]
                 busy = locked()
+                self._retired = retired()
+                if self._retired:  # rare: a retired card named; lock the cards carrying them
+                    busy |= lock_free_members_later(self.db, set(self._retired.values()))()
                 if busy:
                     outcomes += [Outcome(event, "busy") for event in events
                                  if self._lock_keys([event]) & busy]
@@ -312,13 +317,14 @@ class ChainLedger:
         days = {local_day(at, zone).isoformat() for at in [*times, self._received]}
         since = to_micros(self.store._window_start(min(times)))
         refunds = [found for event in events if (found := self._refund_named(event))]
+        # The holds the redemptions post are asked first and read after: on PostgreSQL, in
+        # the same wait as the members (a wait of their own before).
+        wanted = sorted({hold for event in events if (hold := self._hold_named(event))})
+        found = MemberHold.select().where(MemberHold.id.in_(wanted)).execute() if wanted else ()
         self.sql.prefetch(cards, days, since, [sale for sale, _ in refunds],
                           [refund for _, refund in refunds])
-        wanted = sorted({hold for event in events if (hold := self._hold_named(event))})
         self._holds = dict.fromkeys(wanted)
-        if wanted:
-            self._holds.update((hold.id, hold) for hold in
-                               MemberHold.select().where(MemberHold.id.in_(wanted)))
+        self._holds.update((hold.id, hold) for hold in found)
 
     @staticmethod
     def _refund_named(event: Event) -> tuple[str, str] | None:
@@ -421,16 +427,19 @@ class ChainLedger:
                 column(event.epoch, 32), event.kind, to_micros(event.wall_time),
                 to_micros(_now()), outcome, storable(detail), 0, 0, None, None]
 
-    def _retired_cards(self, events: list[Event]) -> dict[str, str]:
+    def _retired_later(self, events: list[Event]) -> Callable[[], dict[str, str]]:
         """Of the cards the batch names, those HQ retired (lost, merged away) -> the card that
-        carries their member now: one query per batch, none when no card was retired."""
+        carries their member now: one query per batch (none when no card is named), asked now
+        (PostgreSQL: sent in the batch's pipeline) and read when called; the cards carrying
+        them on are read then, one query each (none when no card was retired)."""
         named = {value for event in events for key in _CARD_KEYS
                  if isinstance(value := event.body.get(key), str) and CARD_HASH.fullmatch(value)}
         if not named:
-            return {}
+            return dict
         rows = (CardState.select(CardState.card_hash).where(
-            (CardState.state == RETIRED) & CardState.card_hash.in_(sorted(named))).tuples())
-        return {card_hash: self.store.successor(card_hash) for (card_hash,) in rows}
+            (CardState.state == RETIRED) & CardState.card_hash.in_(sorted(named))).tuples()
+            .execute())
+        return lambda: {card_hash: self.store.successor(card_hash) for (card_hash,) in rows}
 
     def _lock_keys(self, events: list[Event]) -> set[str]:
         """What the events write, as lock keys: the card hashes they name and the cards

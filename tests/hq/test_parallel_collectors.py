@@ -14,15 +14,20 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from terminal.hq.chain_ledger import ChainLedger, Outcome
 from terminal.hq.database import open_hq_database
 from terminal.hq.models import HQ_MODELS, AppliedEvent
+from terminal.loyalty.cards import card_hash
+from terminal.loyalty.clock import Moment
 from terminal.loyalty.operations import Registration, SaleRequest
 from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.card_states import RETIRED, CardUpdate
 from terminal.loyalty.store.models import MODELS, LedgerEntry, Lot, Member
 from terminal.protocol.messages import Event
 from tests.hq.test_ingest_batches import TRUST, a_till, outbox_events
@@ -207,6 +212,55 @@ def test_a_batch_never_waits_for_another_collectors_batch(postgres, tmp_path) ->
         first.join(WAIT)
         again = two.thread.call(two.apply, of(mixed, card[0]))
         assert {o.result for o in held + again} == {"applied"}
+        assert one.thread.call(one.store.check_invariants) == []
+
+
+def test_a_batch_naming_a_retired_card_locks_the_card_carrying_its_member(
+        postgres, tmp_path) -> None:
+    """A batch naming a card HQ retired writes to the member of the card that replaced it, so it
+    locks that card too (read with the batch's locks): another collector's batch holding the
+    new card's member open makes its events come back busy; once that commits they apply, to
+    the new card's member."""
+    s1, s2 = _till_events(tmp_path, "S001"), _till_events(tmp_path, "S002")
+    card = [e.body["card_hash"] for e in s1 if e.kind == "register"]
+    new = card_hash(CARD_KEY, "6200000000000059")
+    with _ledgers(fresh_database(postgres)) as (one, two):
+        assert {o.result for o in one.thread.call(
+            one.apply, [e for e in s1 if e.kind == "register"])} == {"applied"}
+        assert one.thread.call(one.store.apply_card_update, CardUpdate(
+            card[0], 1, RETIRED, "lost", replaced_by=new), Moment(datetime.now(UTC)))
+        to_new = [replace(e, body={**e.body, "card_hash": new})
+                  for e in s1 if e.kind == "sale" and e.body.get("card_hash") == card[1]][:2]
+        to_old = [e for e in s2 if e.kind == "sale" and e.body.get("card_hash") == card[0]]
+        to_other = [e for e in s2 if e.kind == "sale" and e.body.get("card_hash") == card[2]]
+        inside, release = threading.Event(), threading.Event()
+
+        def hold_open(events: list[Event]) -> None:
+            inside.set()
+            assert release.wait(WAIT), "the test never released the batch"
+
+        one.in_batch = hold_open
+        held: list[Outcome] = []
+        first = threading.Thread(target=lambda: held.extend(one.thread.call(
+            one.apply, to_new)), name="test-open")
+        try:
+            first.start()
+            assert inside.wait(WAIT), "the batch never started"
+            outcomes = two.thread.call(two.apply, to_old + to_other)
+            assert {o.event.id for o in outcomes if o.result == "busy"} == \
+                {e.id for e in to_old}
+            assert {o.result for o in outcomes if o.event in to_other} == {"applied"}
+        finally:
+            release.set()
+        first.join(WAIT)
+        again = two.thread.call(two.apply, to_old)
+        assert {o.result for o in held + again} == {"applied"}
+        with one.db.bind_ctx(MODELS + HQ_MODELS):
+            carried = {entry.member.card_hash for entry in LedgerEntry.select().join(
+                AppliedEvent, on=(LedgerEntry.seq.between(AppliedEvent.first_seq,
+                                                          AppliedEvent.last_seq)))
+                .where(AppliedEvent.id.in_([e.id for e in to_old]))}
+        assert carried == {new}
         assert one.thread.call(one.store.check_invariants) == []
 
 
