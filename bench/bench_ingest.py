@@ -12,7 +12,9 @@ the last ack arrives.
     table the run added, each member's balance updated once per ledger entry, as the store
     does), table by table in the same number of transactions as (b1)'s batches, to a fresh
     database of the same server loaded with the same chain;
-(b) the mix through one collector (b1) and two (b2) sharing the subscription; lock waits
+(b) the mix through one collector (b1) and two (b2) sharing the subscription, each run as the
+    systemd unit runs it (--member-requests apart, the ingest process niced by its default
+    --ingest-nice; --member-requests here to compare); lock waits
     sampled every 10 ms from pg_stat_activity: backends waiting for a lock, as a share of the
     backends inside a transaction (each collector's batch);
 (c) a till's member lookup and hold round trips (p50, p99) while BACKLOG events are ingested,
@@ -657,7 +659,7 @@ def report_ab(args: argparse.Namespace, rates: list[float], shares: list[float],
               limit: float) -> None:
     one, two = rates
     print(f"mix of {args.events} events, {args.members} members, {TILLS} tills, "
-          f"batch {BATCH}:")
+          f"batch {BATCH}, member requests {args.member_requests}:")
     print(f"(a) psycopg writing the rows:        {limit:8.0f} events/s")
     print(f"(b1) one collector:                  {one:8.0f} events/s  ratio to (a) "
           f"{one / limit:.2f} (target >= 0.50); lock waits {shares[0]:.1%} of batch time")
@@ -681,9 +683,9 @@ def main() -> int:
     parser.add_argument("--parts", default="abc", help="which of (a)/(b) and (c) to run: "
                         "abc (all), ab or c")
     parser.add_argument("--member-requests", choices=("here", "apart"), default="apart",
-                        help="(c): the collector's --member-requests")
+                        help="the collectors' --member-requests (default: the systemd unit's)")
     parser.add_argument("--ingest-nice", type=int,
-                        help="(c): the collector's --ingest-nice (default: its own default)")
+                        help="the collectors' --ingest-nice (default: their own default)")
     parser.add_argument("--in-process", action="store_true",
                         help="instead: the mix applied by one ChainLedger in this process "
                              "(no broker): the apply path's own rate")
@@ -718,8 +720,8 @@ def main() -> int:
             rates, shares = [], []
             for count in (1, 2) if "b" in args.parts else ():
                 dsn = new_database(postgres, args.members)
-                with collectors(count, dsn, mq, ca, directory, batch_ms=args.batch_ms), \
-                        LockSampler(dsn) as locks:
+                with collectors(count, dsn, mq, ca, directory, args.member_requests,
+                                args.ingest_nice, args.batch_ms), LockSampler(dsn) as locks:
                     rates.append(asyncio.run(publish(mq, ca, mix(args.events, args.members,
                                                                  count, f"b{count}"))))
                 shares.append(locks.share)

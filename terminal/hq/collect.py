@@ -14,9 +14,12 @@ batches (measured in bench_ingest: a hold's p99 beside the batches about halved)
 state says online only once the child is subscribed (a shared Event): a till takes "online" to mean
 its holds are answered. The child stops when the collector is gone (it watches its parent's pid)
 and the collector stops if the child dies (systemd restarts both). Once the child is forked the
-ingest process lowers its own CPU priority by ``--ingest-nice`` (default INGEST_NICE): on a loaded
-machine a till's hold, a few short round trips, then waits less for a CPU behind the batches (an
-unprivileged process may lower its own priority, not raise another's).
+ingest process lowers its own CPU priority by ``--ingest-nice`` (default INGEST_NICE): a till's
+hold, a few short round trips with a customer at the counter, then gets a CPU before the backlog's
+batches (an unprivileged process may lower its own priority, not raise another's). A niceness
+weighs against the processes of the same scheduling group: the service's cgroup with the CPU
+controller on, else its session's autogroup (a systemd service is a session of its own), so the
+ingest process yields to its own member-request process, not to the rest of the host.
 """
 
 from __future__ import annotations
@@ -42,7 +45,9 @@ from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
 from terminal.protocol.topics import Topics
 
-INGEST_NICE = 0  # niceness the ingest process adds once member requests are apart
+# Niceness the ingest process adds once member requests are apart: a hold before the backlog
+# (bench_ingest.py (c), docs/hq.md "Figures", sessions 9-10).
+INGEST_NICE = 10
 # How long one ingest transaction should take (ChainLedger.batch_seconds): a hold on a member a
 # batch holds waits about that long at most (bench_ingest.py part (c)).
 BATCH_MS = 100
@@ -74,8 +79,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "process of their own (apart)")
     parser.add_argument("--ingest-nice", type=int, default=INGEST_NICE, choices=range(20),
                         metavar="0-19", help="with --member-requests apart: niceness the ingest "
-                        "process adds to itself after forking the member-request process "
-                        f"(default {INGEST_NICE})")
+                        "process adds to itself after forking the member-request process, so "
+                        "a till's hold gets a CPU before the backlog's batches; 0: the same "
+                        f"priority (default {INGEST_NICE})")
     parser.add_argument("--keys", type=Path,
                         help="directory made by keygen (signing.key, delegation.json): publish "
                              "the member states HQ's member operations change, signed")

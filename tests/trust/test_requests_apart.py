@@ -9,6 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from terminal.hq.collect import INGEST_NICE
 from terminal.protocol.messages import MemberRequest, MemberResponse
 from terminal.protocol.topics import Topics
 from tests.sync.conftest import mqtt_client, run
@@ -28,6 +29,10 @@ def _children(pid: int) -> set[int]:
             if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
                 found.add(int(entry))
     return found
+
+
+def _nice(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
 
 
 def _gone(pid: int) -> bool:
@@ -69,6 +74,8 @@ def test_member_requests_answered_apart(tmp_path: Path, pki: Any, broker: Any,
         children = _children(parent)
         assert len(children) == 1, children
         (child,) = children
+        # The ingest process yields the CPU to the member requests (collect.INGEST_NICE).
+        assert _nice(parent) == min(19, _nice(child) + INGEST_NICE) > _nice(child)
         hq.process.send_signal(signal.SIGKILL)
         hq.process.wait(60)
         run(until(lambda: _gone(child), 60))
