@@ -233,6 +233,15 @@ class BatchStatements(hotpath.Statements):
         if self.pipelines and self._meta is not None:
             self.kept.load(card_hashes, days, since, refunds, refund_ids)
 
+    def prefetch_later(self, card_hashes: Iterable[str], days: Iterable[str],
+                       since: int | None, refunds: Sequence[str] = (),
+                       refund_ids: Sequence[str] = ()) -> Callable[[], None]:
+        """:meth:`prefetch` asked now, before :meth:`batch` (PostgreSQL: sent in the pipeline,
+        answered in the wait for the counters), its rows kept when called inside it."""
+        if not self.pipelines:
+            return lambda: None
+        return self.kept.ask(card_hashes, days, since, refunds, refund_ids)
+
     # -- queries for the batch as a whole ------------------------------------------------------
 
     def existing(self, table: str, ids: Iterable[str]) -> set[str]:

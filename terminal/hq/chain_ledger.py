@@ -146,7 +146,7 @@ class ChainLedger:
         self._review: list[str] = []  # what the event being replayed is flagged for
         self._lookups: list[dict[str, Any]] = []  # answered, not yet in lookup_audit
         self._retired: dict[str, str] = {}  # the batch's retired cards (see _retired_later)
-        self._holds: dict[str, MemberHold | None] = {}  # the batch's holds (see _prefetch)
+        self._holds: dict[str, MemberHold | None] = {}  # the batch's holds (see _prefetch_later)
 
     def close(self) -> None:
         self.thread.close()
@@ -271,6 +271,7 @@ class ChainLedger:
             retired = self._retired_later(events)
             applied = self.sql.existing_later(AppliedEvent._meta.table_name,
                                               [event.id for event in events])
+            prefetched = self._prefetch_later(events)
             sales = {self._sale_id(event) for event in events if event.kind == "sale"} - {None}
             records: list[list[Any]] = []
             spans: list[tuple[int, int, list[Any]]] = []  # (after seq, up to seq, its record)
@@ -279,6 +280,7 @@ class ChainLedger:
                 self._retired = retired()
                 if self._retired:  # rare: a retired card named; lock the cards carrying them
                     busy |= lock_free_members_later(self.db, set(self._retired.values()))()
+                prefetched()
                 if busy:
                     outcomes += [Outcome(event, "busy") for event in events
                                  if self._lock_keys([event]) & busy]
@@ -286,7 +288,6 @@ class ChainLedger:
                 if self.in_batch is not None:
                     self.in_batch(events)
                 seen = applied()
-                self._prefetch([event for event in events if event.id not in seen])
                 for n, event in enumerate(events, 1):
                     if event.id in seen:
                         outcomes.append(Outcome(event, "duplicate"))
@@ -303,28 +304,36 @@ class ChainLedger:
                 # are the one thing every batch writes, locked from there to the COMMIT.
         return outcomes
 
-    def _prefetch(self, events: list[Event]) -> None:
-        """What the events' replays read, read for the batch at once (PostgreSQL): the members
-        they name, those members' counters for the events' days, open lots and sales in the
-        earliest tier window (:meth:`BatchStatements.prefetch`)."""
+    def _prefetch_later(self, events: list[Event]) -> Callable[[], None]:
+        """What the events' replays read, asked for the batch at once and kept when the
+        returned function is called (PostgreSQL; :meth:`BatchStatements.prefetch_later`): the
+        members they name, those members' counters for the events' days, open lots and sales
+        in the earliest tier window, the refunds' rows, and the holds the redemptions post.
+        Asked with the locks, before it is known which events are busy or applied already
+        (their rows are read and go unused), and answered in the same wait as the locks: that
+        was a wait of its own, and the holds another (two of a transaction's five). The cards
+        retired cards carry on to are known only then: read after, a wait when there are any."""
         if not events:
-            return
+            return lambda: None
         cards = {value for event in events for key in _CARD_KEYS
                  if isinstance(value := event.body.get(key), str)}
-        cards.update(self._retired.values())
         zone = self.store.rules.zone
         times = [min(event.wall_time, self._received) for event in events]
         days = {local_day(at, zone).isoformat() for at in [*times, self._received]}
         since = to_micros(self.store._window_start(min(times)))
         refunds = [found for event in events if (found := self._refund_named(event))]
-        # The holds the redemptions post are asked first and read after: on PostgreSQL, in
-        # the same wait as the members (a wait of their own before).
         wanted = sorted({hold for event in events if (hold := self._hold_named(event))})
         found = MemberHold.select().where(MemberHold.id.in_(wanted)).execute() if wanted else ()
-        self.sql.prefetch(cards, days, since, [sale for sale, _ in refunds],
-                          [refund for _, refund in refunds])
-        self._holds = dict.fromkeys(wanted)
-        self._holds.update((hold.id, hold) for hold in found)
+        kept = self.sql.prefetch_later(cards, days, since, [sale for sale, _ in refunds],
+                                       [refund for _, refund in refunds])
+
+        def take() -> None:
+            kept()
+            self._holds = dict.fromkeys(wanted)
+            self._holds.update((hold.id, hold) for hold in found)
+            if self._retired:  # their members are written too
+                self.sql.prefetch(self._retired.values(), days, since)
+        return take
 
     @staticmethod
     def _refund_named(event: Event) -> tuple[str, str] | None:
@@ -576,7 +585,7 @@ class ChainLedger:
         return None, points
 
     def _batch_hold(self, hold_id: str) -> MemberHold | None:
-        """The hold as this batch knows it (:meth:`_prefetch`), else as stored."""
+        """The hold as this batch knows it (:meth:`_prefetch_later`), else as stored."""
         if hold_id not in self._holds:
             self._holds[hold_id] = MemberHold.get_or_none(MemberHold.id == hold_id)
         return self._holds[hold_id]

@@ -135,34 +135,43 @@ class Kept:
         The five queries are sent together and answered in one wait (in pipeline mode each
         read waits for the server; sent one after another they waited five times, a batch's
         largest fixed cost after its COMMIT: bench_ingest.py --in-process --batch-ms)."""
+        self.ask(card_hashes, days, since, refunds, refund_ids)()
+
+    def ask(self, card_hashes: Iterable[str], days: Iterable[str], since: int | None,
+            refunds: Sequence[str] = (), refund_ids: Sequence[str] = ()) -> Callable[[], None]:
+        """:meth:`load`'s queries sent now (in pipeline mode without waiting), their rows kept
+        when the returned function is called: a batch asks with its locks and reads the
+        answers in the same wait (ChainLedger._apply_batch)."""
         wanted = sorted(set(card_hashes) - self.members.keys())
         refunding = self._ask_refunds(refunds, refund_ids) if refunds else None
         if not wanted:
-            if refunding is not None:
-                self._take_refunds(*refunding)
-            return
+            return (lambda: None) if refunding is None else (
+                lambda: self._take_refunds(*refunding))
         days = sorted(set(days))
         members = self._run(MEMBERS, (wanted,))
         rest = [self._run(DAYS_BY_CARD, (wanted, days)) if days else None,
                 self._run(LOTS_BY_CARD, (wanted,)),
                 *((self._run(SALES_BY_CARD, (wanted, since)),
                    self._run(REFUNDS_BY_CARD, (wanted, since))) if since is not None else ())]
-        found = members.fetchall()
-        self.members.update(dict.fromkeys(wanted))
-        for row in found:
-            self.members[row[_CARD]] = row
-            self._hashes[row[_ID]] = row[_CARD]
-        ids = sorted(row[_ID] for row in found)
-        answers = [cursor.fetchall() if cursor is not None else [] for cursor in rest]
-        if not ids:
-            return
-        self.since = since
-        self._take_days(ids, days, answers[0])
-        self._take_lots(ids, answers[1])
-        if since is not None:
-            self._take_spend(ids, since, answers[2], answers[3])
-        if refunding is not None:
-            self._take_refunds(*refunding)
+
+        def take() -> None:
+            found = members.fetchall()
+            self.members.update(dict.fromkeys(wanted))
+            for row in found:
+                self.members[row[_CARD]] = row
+                self._hashes[row[_ID]] = row[_CARD]
+            ids = sorted(row[_ID] for row in found)
+            answers = [cursor.fetchall() if cursor is not None else [] for cursor in rest]
+            if not ids:
+                return
+            self.since = since
+            self._take_days(ids, days, answers[0])
+            self._take_lots(ids, answers[1])
+            if since is not None:
+                self._take_spend(ids, since, answers[2], answers[3])
+            if refunding is not None:
+                self._take_refunds(*refunding)
+        return take
 
     def _ask_refunds(self, sales: Sequence[str], refund_ids: Sequence[str]) -> tuple[Any, ...]:
         """Send the refunds' reads (answered by :meth:`_take_refunds`, in the same wait)."""
