@@ -50,9 +50,10 @@ DUE_AFTER = (
     "SELECT l.id, l.member_id, l.remaining, l.expires_us, l.earned_seq FROM lot l "
     "WHERE l.remaining > 0 AND l.earned_seq IS NOT NULL AND l.expires_us <= %s "
     "AND (l.expires_us, l.earned_seq) > (%s, %s) ORDER BY l.expires_us, l.earned_seq LIMIT %s")
-# A chunk's lots again, once its members are locked: those still due, in the same order.
+# A chunk's lots again, once its members are locked: those still due, in the same order. Its
+# arrays go binary (%b), as batch.SET_BASED's do.
 DUE_OF_CHUNK = (
-    "SELECT l.id, l.member_id, l.remaining FROM lot l WHERE l.id = ANY(%s) AND l.remaining > 0 "
+    "SELECT l.id, l.member_id, l.remaining FROM lot l WHERE l.id = ANY(%b) AND l.remaining > 0 "
     "AND l.earned_seq IS NOT NULL AND l.expires_us <= %s ORDER BY l.expires_us, l.earned_seq")
 _LOWEST = -(2**63)
 _DONE = None
@@ -135,7 +136,7 @@ def _expire_chunk(db: Database, item: _Chunk, moment: Moment,
     """One chunk in one transaction on this thread's connection: its members locked, its lots
     read again among them, their entries numbered from the chunk's first number."""
     sql = BatchStatements(db)  # this thread's: outside a batch it keeps nothing
-    cards = [card for (card,) in db.execute_sql(CARD_HASHES.replace("?", "%s"),
+    cards = [card for (card,) in db.execute_sql(CARD_HASHES.replace("?", "%b"),
                                                 (item.members,)).fetchall()]
     with member_writing(db, cards):
         due = db.execute_sql(DUE_OF_CHUNK, (item.lots, as_of_us)).fetchall()

@@ -212,6 +212,30 @@ def test_postgresql_checks_the_ledgers_references_once_a_statement(postgres: Any
         assert keys == set()
 
 
+def test_postgresql_reads_entries_by_sale_through_the_partial_index(postgres: Any) -> None:
+    """Migration 30: the entries' index by sale holds the entries of a sale only, and the reads
+    by sale use it, with a generic plan (the server's prepared statements) too."""
+    url = release_postgresql(postgres)
+    assert main(["db", "upgrade", "--db", url]) == 0
+    with plain(url) as db, db.atomic():
+        (definition,) = db.execute_sql(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'ledger_entry_by_sale'").fetchone()
+        assert definition.endswith("(sale_id) WHERE (sale_id IS NOT NULL)")
+        assert not db.execute_sql(
+            "SELECT 1 FROM pg_indexes WHERE indexname = 'ledger_entry_sale_id'").fetchall()
+        db.execute_sql("SET LOCAL enable_seqscan = off")
+        db.execute_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        for condition, value in (("e.sale_id = $1", "'s1'"),
+                                 ("e.sale_id = ANY($1)", "'{s1,s2}'::text[]")):
+            kind = "text[]" if "ANY" in condition else "text"
+            db.execute_sql(f"PREPARE by_sale ({kind}) AS SELECT e.id FROM ledger_entry e "
+                           f"WHERE {condition} AND e.kind IN ('redeem', 'restore')")
+            plan = " ".join(row[0] for row in db.execute_sql(
+                f"EXPLAIN EXECUTE by_sale ({value})").fetchall())
+            db.execute_sql("DEALLOCATE by_sale")
+            assert "ledger_entry_by_sale" in plan, plan
+
+
 def test_every_migration_has_both_kinds_and_the_versions_run_without_a_gap() -> None:
     history = migrations.history()
     assert [m.version for m in history] == list(range(1, len(history) + 1))
