@@ -223,7 +223,10 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
              "--member-requests", requests,
              *(["--ingest-nice", str(ingest_nice)] if ingest_nice is not None else []),
              *(["--batch-ms", str(batch_ms)] if batch_ms is not None else [])],
-            stderr=log, stdout=log)
+            # A session of its own, as systemd starts a service: the ingest process's
+            # niceness then weighs against its member-request process only, not against the
+            # bench's tills, broker and PostgreSQL (docs/hq.md, "Member requests beside ingest").
+            stderr=log, stdout=log, start_new_session=True)
         for n, log in enumerate(logs)]
     try:
         asyncio.run(wait_online(broker, ca, count))

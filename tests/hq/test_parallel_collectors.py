@@ -116,6 +116,29 @@ def _ledger_rows(ledger: ChainLedger) -> dict[str, Any]:
     return ledger.thread.call(read)
 
 
+@contextmanager
+def _held_open(ledger: ChainLedger, events: list[Event], held: list[Outcome]) -> Iterator[None]:
+    """``ledger`` applies ``events`` on a thread of the test's, its batch held open inside its
+    transaction (ChainLedger.in_batch) while the block runs; ``held`` gets its outcomes once
+    it has committed."""
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_open(batch: list[Event]) -> None:
+        inside.set()
+        assert release.wait(WAIT), "the test never released the batch"
+
+    ledger.in_batch = hold_open
+    first = threading.Thread(target=lambda: held.extend(ledger.thread.call(
+        ledger.apply, events)), name="test-open")
+    try:
+        first.start()
+        assert inside.wait(WAIT), "the batch never started"
+        yield
+    finally:
+        release.set()
+        first.join(WAIT)
+
+
 def _once_each(outcomes: list[Outcome]) -> Counter[str]:
     """How many times each event was applied (or refused), whichever collector did it."""
     return Counter(o.event.id for o in outcomes if o.result != "duplicate")
@@ -183,21 +206,10 @@ def test_a_batch_never_waits_for_another_collectors_batch(postgres, tmp_path) ->
         return [e for e in events if e.body.get("card_hash") == member]
 
     with _ledgers(fresh_database(postgres)) as (one, two):
-        inside, release = threading.Event(), threading.Event()
         assert {o.result for o in one.thread.call(
             one.apply, [e for e in s1 if e.kind == "register"])} == {"applied"}
-
-        def hold_open(events: list[Event]) -> None:
-            inside.set()
-            assert release.wait(WAIT), "the test never released the batch"
-
-        one.in_batch = hold_open
         held: list[Outcome] = []
-        first = threading.Thread(target=lambda: held.extend(one.thread.call(
-            one.apply, of(sales[:len(sales) // 2], card[0]))), name="test-open")
-        try:
-            first.start()
-            assert inside.wait(WAIT), "the batch never started"
+        with _held_open(one, of(sales[:len(sales) // 2], card[0]), held):
             others = two.thread.call(two.apply, of(sales, card[1]))
             assert {o.result for o in others} == {"applied"}
             mixed = of(sales[len(sales) // 2:], card[0]) + of(sales, card[2])
@@ -207,9 +219,6 @@ def test_a_batch_never_waits_for_another_collectors_batch(postgres, tmp_path) ->
             assert all(not o.ack for o in busy if o.result == "busy")
             assert {o.result for o in busy if o.event.body["card_hash"] == card[2]} == \
                 {"applied"}
-        finally:
-            release.set()
-        first.join(WAIT)
         again = two.thread.call(two.apply, of(mixed, card[0]))
         assert {o.result for o in held + again} == {"applied"}
         assert one.thread.call(one.store.check_invariants) == []
@@ -233,26 +242,12 @@ def test_a_batch_naming_a_retired_card_locks_the_card_carrying_its_member(
                   for e in s1 if e.kind == "sale" and e.body.get("card_hash") == card[1]][:2]
         to_old = [e for e in s2 if e.kind == "sale" and e.body.get("card_hash") == card[0]]
         to_other = [e for e in s2 if e.kind == "sale" and e.body.get("card_hash") == card[2]]
-        inside, release = threading.Event(), threading.Event()
-
-        def hold_open(events: list[Event]) -> None:
-            inside.set()
-            assert release.wait(WAIT), "the test never released the batch"
-
-        one.in_batch = hold_open
         held: list[Outcome] = []
-        first = threading.Thread(target=lambda: held.extend(one.thread.call(
-            one.apply, to_new)), name="test-open")
-        try:
-            first.start()
-            assert inside.wait(WAIT), "the batch never started"
+        with _held_open(one, to_new, held):
             outcomes = two.thread.call(two.apply, to_old + to_other)
             assert {o.event.id for o in outcomes if o.result == "busy"} == \
                 {e.id for e in to_old}
             assert {o.result for o in outcomes if o.event in to_other} == {"applied"}
-        finally:
-            release.set()
-        first.join(WAIT)
         again = two.thread.call(two.apply, to_old)
         assert {o.result for o in held + again} == {"applied"}
         with one.db.bind_ctx(MODELS + HQ_MODELS):

@@ -9,7 +9,6 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from terminal.hq.collect import INGEST_NICE
 from terminal.protocol.messages import MemberRequest, MemberResponse
 from terminal.protocol.topics import Topics
 from tests.sync.conftest import mqtt_client, run
@@ -67,15 +66,17 @@ def test_member_requests_answered_apart(tmp_path: Path, pki: Any, broker: Any,
                 unknown = await _ask(client, MemberRequest("lookup", card("8000000699")))
                 assert not unknown.ok and unknown.error == "unknown member"
 
-    with collector(tmp_path, pki, broker, hq_db, "--member-requests", "apart") as hq:
+    with collector(tmp_path, pki, broker, hq_db, "--member-requests", "apart",
+                   "--ingest-nice", "5") as hq:
         run(scenario())
         assert hq.process is not None
         parent = hq.process.pid
         children = _children(parent)
         assert len(children) == 1, children
         (child,) = children
-        # The ingest process yields the CPU to the member requests (collect.INGEST_NICE).
-        assert _nice(parent) == min(19, _nice(child) + INGEST_NICE) > _nice(child)
+        # The ingest process yields the CPU to the member requests (--ingest-nice), they keep
+        # their priority.
+        assert _nice(parent) == min(19, _nice(child) + 5) > _nice(child)
         hq.process.send_signal(signal.SIGKILL)
         hq.process.wait(60)
         run(until(lambda: _gone(child), 60))
