@@ -19,6 +19,7 @@ from peewee import Database
 
 from terminal.hq import migrations, rollup
 from terminal.hq.care import campaigns, consent, segments
+from terminal.hq.care import service as care_service
 from terminal.hq.care.channels import SmsGateway, SmtpMail
 from terminal.hq.care.config import CareConfig, ConfigError, EmailSection, SmsSection, parse
 from terminal.hq.care.consent import ConsentError
@@ -367,6 +368,8 @@ def test_a_bonus_is_granted_in_chunks_exactly_once_and_a_cut_off_grant_goes_on(
     granted = [name for name, row in rows.items() if row.bonus_op]
     waiting = [name for name, row in rows.items() if row.bonus_op is None]
     assert len(granted) == 1 and len(waiting) == 2  # the first chunk's commit stands
+    # The audit log holds what committed: the first chunk's row, in its own transaction.
+    assert bonus_audit(db) == ["bonus of 30 points to 1 member"]
     with gateway() as server:
         run = dispatcher(db, sms_config(server)).run()
         assert run.sent == 1 and len(server.delivered) == 1  # only the granted member's
@@ -381,14 +384,45 @@ def test_a_bonus_is_granted_in_chunks_exactly_once_and_a_cut_off_grant_goes_on(
                                                & MemberOp.reason.contains("campaign")))
         assert sorted(op.member for op in bonuses) == sorted(
             rows[name].member for name in (granted[0], waiting[1]))  # once each
-        assert ConsoleAudit.get(ConsoleAudit.action == "care.campaign.bonus").detail \
-            == "bonus to 2 members"
+    # A row a chunk: the cut-off run's, then the resumption's (the merged member refused).
+    assert bonus_audit(db) == [
+        "bonus of 30 points to 1 member",
+        "bonus of 30 points to 0 members; 1 member refused (merged, erased or retired since "
+        "queueing)",
+        "bonus of 30 points to 1 member"]
     after = bound_call(db, lambda: {m.id: m.balance for m in Member.select()})
     for name in (granted[0], waiting[1]):
         assert after[rows[name].member] == before[rows[name].member] + 30
     with gateway() as server:
         run = dispatcher(db, sms_config(server)).run()
         assert run.sent == 1 and len(server.delivered) == 1  # the rest, the merged one not
+
+
+def bonus_audit(db: Database) -> list[str]:
+    """The details of the ``care.campaign.bonus`` audit rows, oldest first."""
+    with bound(db, (ConsoleAudit,)):
+        return [row.detail for row in ConsoleAudit.select().where(
+            ConsoleAudit.action == "care.campaign.bonus").order_by(ConsoleAudit.id)]
+
+
+def test_a_grant_without_bonus_waiting_takes_no_write_transaction(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``campaign send ID`` runs :meth:`Care.grant` on a queued campaign: with no bonus, or
+    every member granted, that is a read alone (no write transaction, on PostgreSQL no
+    chain-wide lock), and no audit row."""
+    service = care(db)
+    opt_in_all(service, db)
+    plain = service.create(ANN, "生日", "birthday", 7, "sms")
+    service.queue(ANN, plain)
+    generous = service.create(ANN, "生日礼", "birthday", 7, "sms", bonus=5)
+    assert service.queue(ANN, generous)["bonus_ops"] == 3
+
+    def no_write(_db: Database) -> None:
+        raise AssertionError("a write transaction was taken")
+
+    monkeypatch.setattr(care_service, "writing", no_write)
+    assert service.grant(ANN, plain) == 0 and service.grant(ANN, generous) == 0
+    assert bonus_audit(db) == ["bonus of 5 points to 3 members"]
 
 
 def test_opt_out_and_erasure_stop_queued_messages(db: Database) -> None:

@@ -20,6 +20,7 @@ import json
 import logging
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -151,19 +152,50 @@ GRANT_CHUNK = 200  # members a grant transaction locks and adjusts
 NOT_GRANTED = 0  # bonus_op of a member the bonus could not be granted to (gone since queueing)
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """What one grant transaction did: members taken, of them granted the bonus (the others
+    refused: gone since the queueing)."""
+
+    taken: int = 0
+    granted: int = 0
+
+    def detail(self, points: int) -> str:
+        """The chunk's audit row: how many members got how many points, how many none."""
+        refused = self.taken - self.granted
+        return (f"bonus of {points} points to {_members(self.granted)}"
+                + (f"; {_members(refused)} refused (merged, erased or retired since queueing)"
+                   if refused else ""))
+
+
+def _members(count: int) -> str:
+    return f"{count} member" + ("" if count == 1 else "s")
+
+
+def _waiting(campaign_id: int) -> Any:
+    return CareMessage.select(CareMessage.id, CareMessage.member).where(
+        (CareMessage.campaign == campaign_id) & CareMessage.bonus_op.is_null())
+
+
+def bonus_waiting(campaign_id: int) -> bool:
+    """Whether a queued campaign has a bonus some member still waits for (a read: no write
+    transaction, no lock, for a campaign with no bonus or one granted to the end)."""
+    row = get(campaign_id)
+    return bool(row.bonus_points) and row.state != "draft" and _waiting(row.id).exists()
+
+
 def grant(db: Database, ops: MemberOps | None, campaign_id: int, *, actor: str,
-          limit: int = GRANT_CHUNK) -> int:
+          limit: int = GRANT_CHUNK) -> Chunk:
     """Grant a queued campaign's bonus to up to ``limit`` of its members still without it, in
-    the caller's transaction; return how many were taken (0: none left). A member merged, erased
-    or retired since the queueing gets none: its message is skipped (``bonus_refused``)."""
+    the caller's transaction; say how many were taken (0: none left) and granted. A member
+    merged, erased or retired since the queueing gets none: its message is skipped
+    (``bonus_refused``)."""
     row = get(campaign_id)
     if not row.bonus_points or row.state == "draft":
-        return 0
-    waiting = list(CareMessage.select(CareMessage.id, CareMessage.member)
-                   .where((CareMessage.campaign == row.id) & CareMessage.bonus_op.is_null())
-                   .order_by(CareMessage.member).limit(limit))
+        return Chunk()
+    waiting = list(_waiting(row.id).order_by(CareMessage.member).limit(limit))
     if not waiting:
-        return 0
+        return Chunk()
     if ops is None:
         raise CampaignError(f"campaign {row.id}: {len(waiting)}+ members still wait for its "
                             "bonus, which needs HQ's member operations (rules and card key)")
@@ -174,6 +206,7 @@ def grant(db: Database, ops: MemberOps | None, campaign_id: int, *, actor: str,
     # one, a batch holding one and waiting for another this grant holds would deadlock with it.
     lock_members(ops.db, cards.values())
     reason = f"会员关怀 campaign {row.id}: {row.name}"[:200]
+    granted = 0
     for message in waiting:
         try:
             if message.member not in cards:
@@ -186,7 +219,8 @@ def grant(db: Database, ops: MemberOps | None, campaign_id: int, *, actor: str,
             log.info("care message %s: no bonus (%s)", message.id, exc.__class__.__name__)
             continue
         CareMessage.update(bonus_op=seq).where(CareMessage.id == message.id).execute()
-    return len(waiting)
+        granted += 1
+    return Chunk(len(waiting), granted)
 
 
 MESSAGE_COLUMNS = ("id", "campaign", "member", "channel", "fields", "state", "why", "attempts",

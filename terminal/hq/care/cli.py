@@ -110,7 +110,8 @@ def _send(care: Care, who: Principal, args: argparse.Namespace) -> dict[str, Any
                              f"{args.care_config} configures no [{campaign['channel']}]")
         if campaign["state"] == "draft":
             result["queued"] = care.queue(who, args.id)
-        elif granted := care.grant(who, args.id):  # a grant cut off goes on first
+        elif campaign["bonus_points"] and (granted := care.grant(who, args.id)):
+            # a grant cut off goes on first; a campaign without a bonus takes no write
             result["bonus_ops"] = granted
     dispatcher = Dispatcher(care.db, care.rules, config, channels, care.clock)
     with one_sender(care.db):

@@ -86,19 +86,28 @@ class Care:
     def grant(self, who: Principal, campaign: int) -> int:
         """Grant a queued campaign's bonus to every member still without it, a transaction of
         ``campaigns.GRANT_CHUNK`` members at a time; return how many were taken. Cut off (a
-        crash, a stop), it is run again (``campaign send`` does) and goes on from there."""
+        crash, a stop), it is run again (``campaign send`` does) and goes on from there.
+
+        Each chunk's transaction writes its own audit row (``care.campaign.bonus``: how many
+        members got the bonus, how many were refused), so the audit log holds exactly the
+        bonuses committed: a grant cut off leaves the rows of its chunks that committed, and
+        its resumption adds the rest, never a summary of what did not happen. A campaign with
+        no bonus, or one granted to the end, is found so by a read: no write transaction (on
+        PostgreSQL the chain-wide lock) is taken."""
+        with bound(self.db, MODELS):
+            if not campaigns.bonus_waiting(campaign):
+                return 0
         taken = 0
         while True:
             with bound(self.db, MODELS), writing(self.db):
                 chunk = campaigns.grant(self.db, self.ops, campaign, actor=who.name,
                                         limit=campaigns.GRANT_CHUNK)
-            if not chunk:
+                if chunk.taken:
+                    audit.record(who, "care.campaign.bonus", str(campaign), "",
+                                 chunk.detail(campaigns.get(campaign).bonus_points))
+            if not chunk.taken:
                 break
-            taken += chunk
-        if taken:
-            with bound(self.db, MODELS), writing(self.db):
-                audit.record(who, "care.campaign.bonus", str(campaign), "",
-                             f"bonus to {taken} members")
+            taken += chunk.taken
         return taken
 
     def status(self, campaign: int) -> dict[str, Any]:
