@@ -198,6 +198,15 @@ def top_seq(db: Any) -> int:
         (SELECT max(seq) FROM sale), (SELECT max(seq) FROM refund))""").fetchone()[0] or 0)
 
 
+def segments_of(db: Any, period: Period, start_us: int | None) -> Any:
+    """The period's RFM segments of the chain, by :func:`analytics_sql.member_figures`'s
+    first days (``start_us``) or with its days grouped (None)."""
+    bounds = (analytics.Thresholds().recency_days, analytics.Thresholds().frequency_days,
+              analytics.Thresholds().monetary_fen)
+    return analytics_sql.rolled_segments(db, period.start_day, period.end_day, None, bounds,
+                                         period.month_days, start_us)
+
+
 def load() -> str:
     return f"load {os.getloadavg()[0]:.1f}"
 
@@ -290,6 +299,11 @@ def main() -> int:
             **{f"near next tier list, to {day}": (lambda p=period: analytics.near_tier(
                 rules, p, None)) for day, period in between.items()},
             "report analytics, chain, to 2026-11-15": lambda: analytics.analytics(rules, mid),
+            "  member figures, to 2026-11-15": lambda: analytics.buyers(mid),
+            # Its purchasers' RFM segments both ways in the same run: each purchaser's first
+            # day in the period (now), and every day grouped by member (before session 10).
+            "  its segments, first days (now)": lambda: segments_of(db, mid, mid.start_us),
+            "  its segments, days grouped (before)": lambda: segments_of(db, mid, None),
             "near next tier counts, one store, a month": lambda: analytics.near_tier_counts(
                 rules, month, "S001"),
             "report points, a year by month": lambda: points_reports.points_flow(

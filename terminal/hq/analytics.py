@@ -288,7 +288,7 @@ def _rolled_buyers(period: Period, store: str | None, dormant_days: int,
     for r, f, m, buying, repeating in analytics_sql.rolled_segments(
             db, period.start_day, period.end_day, store,
             (thresholds.recency_days, thresholds.frequency_days, thresholds.monetary_fen),
-            period.month_days):
+            period.month_days, period.start_us):
         purchasers += int(buying)
         repeat += int(repeating)
         segments[f"R{r}F{f}M{m}"] = int(buying)

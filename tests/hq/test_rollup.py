@@ -639,6 +639,61 @@ def test_a_month_to_date_reads_the_month_rows(hq: Database) -> None:
                 NEAR_RULES, period, store, rolled=False), (start, end, store)
 
 
+def test_any_period_reads_each_purchaser_s_first_day_as_the_ledger_counts(
+        hq: Database) -> None:
+    """A period neither a calendar month nor a month to date reads each purchaser's first day
+    in it (the row whose previous day is before the period) and groups only the later days of
+    the members who have some: the same figures as the ledger's (``rolled=False``) over odd
+    periods, with sales at 23:59 and at midnight on both edges (Shanghai), a member's earlier
+    day wholly refunded after a later one (its later row then follows a day before the
+    period), a unit refunded, two days at two stores, a day with two sales, a member whose
+    only sale is refunded and one who never bought."""
+    writer = Writer(hq)
+    zone = ZONE_RULES.zone
+    for store in ("S001", "S001", "S002", "S002", "S001", "S002"):
+        writer.register(store, local(9, 1))
+    a, b, c, d, e, _never = writer.members
+    writer.sell("S001", a, local(10, 14, 23 * 60 + 59), [(1, 1000)])  # the eve of the 15th
+    writer.sell("S001", a, local(10, 15), [(1, 1000)])  # midnight: the first one in
+    writer.sell("S002", a, local(10, 20, 600), [(2, 250)])
+    writer.sell("S001", a, local(10, 20, 900), [(1, 5000)])  # a day with two sales
+    writer.sell("S001", a, local(11, 14, 23 * 60 + 59), [(1, 250)])  # the last minute in
+    writer.sell("S002", a, local(11, 15), [(1, 250)])  # midnight: the first one out
+    writer.sell("S002", b, local(10, 10, 600), [(1, 1000)])
+    writer.sell("S002", b, local(10, 16, 600), [(3, 250)])
+    writer.sell("S002", b, local(11, 2, 600), [(1, 5000)])
+    writer.refund("S002", len(writer.sales) - 2, True, local(11, 20, 600))  # B's 16th: all
+    writer.sell("S001", c, local(10, 30, 600), [(2, 1000)])
+    writer.refund("S001", len(writer.sales) - 1, False, local(11, 1, 600))  # a unit back
+    writer.sell("S002", d, local(10, 18, 600), [(1, 1000)])
+    writer.refund("S002", len(writer.sales) - 1, True, local(10, 19, 600))  # D's only sale
+    writer.sell("S001", e, local(9, 28, 600), [(1, 1000)])
+    writer.sell("S002", e, local(11, 10, 600), [(1, 250)])
+    rollup.catch_up(hq, zone)
+    periods = [(date(2026, 10, 15), date(2026, 11, 15)), (date(2026, 10, 16), date(2026, 11, 3)),
+               (date(2026, 10, 20), date(2026, 10, 21)), (date(2026, 9, 28), date(2026, 11, 11)),
+               (date(2026, 10, 15), date(2026, 10, 20)), (date(2026, 11, 14), date(2026, 11, 16)),
+               (date(2026, 9, 29), date(2026, 10, 15))]
+    thresholds = Thresholds((1, 7, 30, 60), (2, 3, 4, 5), (500, 1000, 5000, 20000))
+    with hq.bind_ctx(MODELS + HQ_MODELS), snapshot(hq):
+        mid = Period(*periods[0], zone)
+        sql, _ = analytics_sql.member_figures(hq, mid.start_day, mid.end_day, None,
+                                              mid.month_days, mid.start_us)
+        assert "agg_member_month" not in sql and "prev_us" in sql  # the first days' path
+        found = analytics.buyers(mid)
+        # A: the 15th, the 20th and 14 November; B: 2 November alone (its 16th wholly
+        # refunded: 2 November's row follows the 10th again); C: the 30th; E: 10 November;
+        # D none, its one sale refunded.
+        assert (found.purchasers, found.repeat) == (4, 1)
+        for (start, end), store in itertools.product(periods, (None, *STORES)):
+            period = Period(start, end, zone)
+            assert analytics.buyers(period, store, 30, thresholds) == analytics.buyers(
+                period, store, 30, thresholds, rolled=False), (start, end, store)
+            assert analytics.analytics(NEAR_RULES, period, store, 30, thresholds) == \
+                analytics.analytics(NEAR_RULES, period, store, 30, thresholds,
+                                    rolled=False), (start, end, store)
+
+
 def test_near_the_next_tier_leaves_out_the_window_s_first_instant(hq: Database) -> None:
     """The tier window is after its start: a sale at the very midnight it starts on is not in
     it, though the roll-up's day holds it."""
