@@ -8,6 +8,8 @@ allowance (tests/trust/test_requests_apart.py, now and then on a loaded machine)
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 from dataclasses import replace
 from pathlib import Path
@@ -163,5 +165,48 @@ def test_hq_says_offline_while_member_requests_lose_their_broker(tmp_path: Path,
             finally:
                 await chain.stop()
                 await relay.stop()
+
+    run(scenario())
+
+
+def test_hq_says_offline_after_an_online_sent_while_its_offline_awaited_the_broker(
+        tmp_path: Path, pki: Any, broker: Any) -> None:
+    """What HQ last said is what it last sent, whatever PUBACK came when: the member-request
+    process stops answering (HQ sends "offline"; the broker, stopped, acks nothing), answers
+    again (the upkeep sends "online"), then stops again: HQ must say "offline" again. Before,
+    the "offline"'s late PUBACK made HQ think it had said offline last and it kept quiet, the
+    tills' last word being "online" (seen once at load 13 in the test above)."""
+    topics = Topics()
+
+    async def scenario() -> None:
+        chain = Chain(tmp_path, pki, broker)
+        answering = threading.Event()
+        answering.set()
+        events = chain.hq(client_id="hq-events", serves="events", answering=answering)
+        states = Inbox()
+
+        async def until(condition: Any) -> None:
+            async with asyncio.timeout(30):
+                while not condition():
+                    await asyncio.sleep(0.01)
+
+        async with mqtt_client(pki, broker, "/".join(TILL)) as till:
+            await till.subscribe(topics.hq_state(), states)
+            try:
+                await events.start()
+                await until(lambda: _states(states)[-1:] == ["online"])
+                os.kill(broker.process.pid, signal.SIGSTOP)  # takes packets, answers none
+                try:
+                    answering.clear()
+                    await until(lambda: events._said == "offline")  # sent, not acked
+                    answering.set()
+                    await until(lambda: events._said == "online")  # the upkeep's, sent after
+                finally:
+                    os.kill(broker.process.pid, signal.SIGCONT)
+                await until(lambda: _states(states)[-2:] == ["offline", "online"])
+                answering.clear()
+                await until(lambda: _states(states)[-1:] == ["offline"])
+            finally:
+                await chain.stop()
 
     run(scenario())
