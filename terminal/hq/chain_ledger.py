@@ -444,7 +444,7 @@ class ChainLedger:
         named = {value for event in events for key in _CARD_KEYS
                  if isinstance(value := event.body.get(key), str) and CARD_HASH.fullmatch(value)}
         if not named:
-            return dict
+            return lambda: {}
         rows = (CardState.select(CardState.card_hash).where(
             (CardState.state == RETIRED) & CardState.card_hash.in_(sorted(named))).tuples()
             .execute())

@@ -159,11 +159,12 @@ class Chunk:
 
     taken: int = 0
     granted: int = 0
+    points: int = 0  # the campaign's bonus to each member
 
-    def detail(self, points: int) -> str:
+    def detail(self) -> str:
         """The chunk's audit row: how many members got how many points, how many none."""
         refused = self.taken - self.granted
-        return (f"bonus of {points} points to {_members(self.granted)}"
+        return (f"bonus of {self.points} points to {_members(self.granted)}"
                 + (f"; {_members(refused)} refused (merged, erased or retired since queueing)"
                    if refused else ""))
 
@@ -220,7 +221,7 @@ def grant(db: Database, ops: MemberOps | None, campaign_id: int, *, actor: str,
             continue
         CareMessage.update(bonus_op=seq).where(CareMessage.id == message.id).execute()
         granted += 1
-    return Chunk(len(waiting), granted)
+    return Chunk(len(waiting), granted, row.bonus_points)
 
 
 MESSAGE_COLUMNS = ("id", "campaign", "member", "channel", "fields", "state", "why", "attempts",

@@ -103,8 +103,7 @@ class Care:
                 chunk = campaigns.grant(self.db, self.ops, campaign, actor=who.name,
                                         limit=campaigns.GRANT_CHUNK)
                 if chunk.taken:
-                    audit.record(who, "care.campaign.bonus", str(campaign), "",
-                                 chunk.detail(campaigns.get(campaign).bonus_points))
+                    audit.record(who, "care.campaign.bonus", str(campaign), "", chunk.detail())
             if not chunk.taken:
                 break
             taken += chunk.taken
