@@ -178,22 +178,23 @@ def test_postgresql_checks_the_ledgers_references_once_a_statement(postgres: Any
             "SELECT e.id, l.id, e.member_id FROM ledger_entry e, lot l "
             "WHERE l.member_id = e.member_id LIMIT 1").fetchone()
         columns = "id, seq, member_id, kind, points, debt_delta, reason, operator, wall_us, trusted"
-        refused = {
-            f"INSERT INTO allocation (entry_id, lot_id, points) VALUES ('none', '{lot}', -1)":
-                "allocation names an entry that is not in the ledger",
-            f"INSERT INTO allocation (entry_id, lot_id, points) VALUES ('{entry}', '{lot}', -1), "
-            f"('{entry}', 'none', -1)": "allocation names a lot that is not in the ledger",
-            f"INSERT INTO ledger_entry ({columns}) VALUES "
-            "('e-none', 999999, 'none', 'adjust', 1, 0, '', '', 1, true)":
-                "ledger_entry names a member that is not in the ledger",
-            "DELETE FROM member": "a member is never deleted nor renumbered",
-            "TRUNCATE member CASCADE": "a member is never deleted nor renumbered",
-            f"UPDATE member SET id = id || 'x' WHERE id = '{member}'":
-                "a member is never deleted nor renumbered",
-        }
-        for statement, error in refused.items():
+        refused: list[tuple[str, tuple[Any, ...], str]] = [
+            ("INSERT INTO allocation (entry_id, lot_id, points) VALUES ('none', %s, -1)",
+             (lot,), "allocation names an entry that is not in the ledger"),
+            ("INSERT INTO allocation (entry_id, lot_id, points) VALUES (%s, %s, -1), "
+             "(%s, 'none', -1)", (entry, lot, entry),
+             "allocation names a lot that is not in the ledger"),
+            (f"INSERT INTO ledger_entry ({columns}) VALUES "
+             "('e-none', 999999, 'none', 'adjust', 1, 0, '', '', 1, true)", (),
+             "ledger_entry names a member that is not in the ledger"),
+            ("DELETE FROM member", (), "a member is never deleted nor renumbered"),
+            ("TRUNCATE member CASCADE", (), "a member is never deleted nor renumbered"),
+            ("UPDATE member SET id = id || 'x' WHERE id = %s", (member,),
+             "a member is never deleted nor renumbered"),
+        ]
+        for statement, params, error in refused:
             with pytest.raises(Exception, match=error), db.atomic():
-                db.execute_sql(statement)
+                db.execute_sql(statement, params)
         cursor = db.connection().cursor()
         with pytest.raises(Exception, match="allocation names a lot"), db.atomic(), \
                 cursor.copy("COPY allocation (entry_id, lot_id, points) FROM STDIN") as copy:
