@@ -75,8 +75,9 @@ def test_member_requests_answered_apart(tmp_path: Path, pki: Any, broker: Any,
         assert len(children) == 1, children
         (child,) = children
         # The ingest process yields the CPU to the member requests (--ingest-nice), they keep
-        # their priority.
-        assert _nice(parent) == min(19, _nice(child) + 5) > _nice(child)
+        # their priority (a runner already at niceness 19 has no lower one to give).
+        assert _nice(parent) == min(19, _nice(child) + 5)
+        assert _nice(parent) > _nice(child) or _nice(child) == 19
         hq.process.send_signal(signal.SIGKILL)
         hq.process.wait(60)
         run(until(lambda: _gone(child), 60))
