@@ -20,10 +20,16 @@ of ``care_message`` (same columns and indexes) in one transaction, measured in t
 segment alone and the consent look-up alone are timed too, to say where the time goes.
 
 (c) With ``--bonus POINTS``, the same segment is then queued again by a campaign granting that
-bonus: each member's signed HQ adjustment (``MemberOps.adjust``: its operation, ledger entry,
-lot, audit row and card state) in the queue's one transaction, timed against (b)'s queueing.
+bonus to every member (``Care.queue``, then ``Care.grant``: a chunk of ``GRANT_CHUNK`` members
+a transaction, each member's signed HQ adjustment, its operation, ledger entry, lot, audit rows
+and card state, made set-based: terminal/hq/member_ops/bulk.py), timed against (b)'s queueing;
+the limit: a bare COPY of the very rows the grant wrote (entries, lots, audit rows, member
+operations, card states, meta rows) into twins of their tables in one transaction, measured in
+the same run. ``--one-by-one`` grants it one ``MemberOps.adjust`` a member instead (before
+session 11's set-based grant: about 39 statements a member).
 
-Run: ``.venv/bin/python bench/bench_care.py [--members N] [--queue-members M] [--bonus P]``
+Run: ``.venv/bin/python bench/bench_care.py [--members N] [--queue-members M] [--bonus P]
+[--one-by-one]``
 (defaults 500, 20,000 and no bonus; ``--queue-members 100000`` for the chain-scale figure, a
 few minutes; 0 skips (b), ``--members 0`` skips (a)).
 """
@@ -69,7 +75,15 @@ def main() -> int:
                         help="(b) the segment queued on PostgreSQL")
     parser.add_argument("--bonus", type=int, default=0, metavar="POINTS",
                         help="(c) then the same segment queued again with this bonus")
+    parser.add_argument("--one-by-one", action="store_true",
+                        help="(c) granted by MemberOps.adjust, one member at a time")
     args = parser.parse_args()
+    if args.one_by_one:
+        import functools
+
+        from terminal.hq.care import campaigns
+
+        campaigns.grant = functools.partial(campaigns.grant, one_by_one=True)  # type: ignore[assignment]
     if args.members:
         sender(args.members)
     if args.queue_members:
@@ -221,6 +235,9 @@ def queueing(members: int, bonus: int = 0) -> None:
             from terminal.hq.database import SEQ_BLOCK
             db.execute_sql(f"SELECT setval('hq_seq_block', {members // SEQ_BLOCK + 1}, false)")
             granting = care.create(who, "bench bonus", "expiring", 30, "sms", bonus)
+            before = {table: db.execute_sql(f"SELECT COALESCE(max(seq), 0) FROM {table}"
+                                            ).fetchone()[0]
+                      for table in ("ledger_entry", "audit", "member_op")}
             started = time.perf_counter()
             granted = care.queue(who, granting)
             bonus_s = time.perf_counter() - started
@@ -228,6 +245,7 @@ def queueing(members: int, bonus: int = 0) -> None:
             ops = db.execute_sql("SELECT count(*), count(DISTINCT member) FROM member_op "
                                  "WHERE kind = 'adjust'").fetchone()
             states = db.execute_sql("SELECT count(*) FROM card_state").fetchone()[0]
+            copy_s, copied_rows = bare_copy(db, before)
         db.close()
     finally:
         server.stop()
@@ -241,6 +259,35 @@ def queueing(members: int, bonus: int = 0) -> None:
               f"{bonus_s / members * 1000:.2f} ms a member; {ops[0]:,} member operations for "
               f"{ops[1]:,} members, {states:,} card states to publish) against {took:.2f} s "
               f"without the bonus: {bonus_s / took:.1f} times as long")
+        print(f"(c) a bare COPY of the {copied_rows:,} rows the grant wrote {copy_s:.2f} s: "
+              f"ratio {copy_s / bonus_s:.2f} (the grant includes the queueing's "
+              f"{took:.2f} s)")
+
+
+def bare_copy(db: Any, before: dict[str, int]) -> tuple[float, int]:
+    """The rows a bonus grant wrote, read back, then COPYed into twins of their tables (same
+    columns and indexes, no triggers) in one transaction: the database's limit for them."""
+    wheres = {
+        "ledger_entry": f"seq > {before['ledger_entry']}",
+        "lot": f"id IN (SELECT id FROM ledger_entry WHERE seq > {before['ledger_entry']})",
+        "audit": f"seq > {before['audit']}",
+        "member_op": f"seq > {before['member_op']}",
+        "card_state": f"version > {before['member_op']}",
+        "meta": "starts_with(key, 'hq_tier:')",
+    }
+    tables = {}
+    for table, where in wheres.items():
+        cursor = db.execute_sql(f"SELECT * FROM {table} WHERE {where}")
+        columns = [column[0] for column in cursor.description]
+        tables[table] = (columns, cursor.fetchall())
+        db.execute_sql(f"CREATE TABLE raw_{table} (LIKE {table} INCLUDING ALL)")
+    started = time.perf_counter()
+    with db.atomic():
+        for table, (columns, rows) in tables.items():
+            with db.cursor().copy(f"COPY raw_{table} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+    return time.perf_counter() - started, sum(len(rows) for _, rows in tables.values())
 
 
 if __name__ == "__main__":

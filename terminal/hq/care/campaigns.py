@@ -33,12 +33,15 @@ from terminal.hq.care.member_ids import among
 from terminal.hq.care.models import CHANNELS, CareCampaign, CareMessage
 from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, check_store, select
 from terminal.hq.database import lock_members
-from terminal.hq.member_ops.errors import MemberOpError, UnknownMember
+from terminal.hq.member_ops.bulk import Granted, adjust_many
+from terminal.hq.member_ops.errors import MemberOpError, UnknownMember, WrongState
 from terminal.hq.member_ops.service import MemberOps
+from terminal.hq.models import MemberOp
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.accounts import CardRef
-from terminal.loyalty.store.models import Member
+from terminal.loyalty.store.card_states import FROZEN
+from terminal.loyalty.store.models import CardState, Member
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +163,14 @@ class Chunk:
     taken: int = 0
     granted: int = 0
     points: int = 0  # the campaign's bonus to each member
+    last: str = ""  # the last member taken (the next chunk's members come after it)
 
     def detail(self) -> str:
         """The chunk's audit row: how many members got how many points, how many none."""
         refused = self.taken - self.granted
         return (f"bonus of {self.points} points to {_members(self.granted)}"
-                + (f"; {_members(refused)} refused (merged, erased or retired since queueing)"
+                + (f"; {_members(refused)} refused (merged, erased, frozen or retired since "
+                   "queueing)"
                    if refused else ""))
 
 
@@ -186,15 +191,22 @@ def bonus_waiting(campaign_id: int) -> bool:
 
 
 def grant(db: Database, ops: MemberOps | None, campaign_id: int, *, actor: str,
-          limit: int = GRANT_CHUNK) -> Chunk:
+          limit: int = GRANT_CHUNK, after: str = "", one_by_one: bool = False) -> Chunk:
     """Grant a queued campaign's bonus to up to ``limit`` of its members still without it, in
     the caller's transaction; say how many were taken (0: none left) and granted. A member
-    merged, erased or retired since the queueing gets none: its message is skipped
-    (``bonus_refused``)."""
+    merged, erased or retired since the queueing, or on a frozen card, gets none: its message
+    is skipped (``bonus_refused``). The adjustments are made set-based (:func:`adjust_many`: a few
+    statements for the chunk, the rows the members' adjustments one by one would write);
+    ``one_by_one`` makes them by :meth:`MemberOps.adjust`, one member at a time (what the
+    set-based grant is checked against: tests/hq/test_care_bulk.py). ``after``: the last
+    member of the chunk before (each chunk's members in member order, read from there rather
+    than from the campaign's first message: one chunk's read no longer grows with the
+    segment)."""
     row = get(campaign_id)
     if not row.bonus_points or row.state == "draft":
         return Chunk()
-    waiting = list(_waiting(row.id).order_by(CareMessage.member).limit(limit))
+    waiting = list(_waiting(row.id).where(CareMessage.member > after)
+                   .order_by(CareMessage.member).limit(limit))
     if not waiting:
         return Chunk()
     if ops is None:
@@ -207,21 +219,84 @@ def grant(db: Database, ops: MemberOps | None, campaign_id: int, *, actor: str,
     # one, a batch holding one and waiting for another this grant holds would deadlock with it.
     lock_members(ops.db, cards.values())
     reason = f"会员关怀 campaign {row.id}: {row.name}"[:200]
-    granted = 0
-    for message in waiting:
-        try:
-            if message.member not in cards:
-                raise UnknownMember("the member is gone", "card")
-            seq = ops.adjust(CardRef(cards[message.member]), row.bonus_points, actor=actor,
-                             reason=reason).seq
-        except MemberOpError as exc:  # its own savepoint rolled back; the others go on
-            CareMessage.update(bonus_op=NOT_GRANTED, state="skipped", why="bonus_refused",
-                               fields="{}").where(CareMessage.id == message.id).execute()
-            log.info("care message %s: no bonus (%s)", message.id, exc.__class__.__name__)
+    blocked = _blocked(db, list(cards))
+    eligible = [message for message in waiting if message.member not in blocked]
+    refs = [CardRef(cards[message.member]) if message.member in cards else None
+            for message in eligible]
+    if one_by_one:
+        made = [_adjust_one(ops, ref, row.bonus_points, actor, reason) for ref in refs]
+    else:
+        made = adjust_many(ops, refs, row.bonus_points, actor=actor, reason=reason)
+    outcome_of: dict[str, Granted | MemberOpError] = dict(
+        zip((message.id for message in eligible), made, strict=True))
+    outcomes = [outcome_of.get(message.id) or blocked[message.member] for message in waiting]
+    granted, refused = [], []
+    for message, outcome in zip(waiting, outcomes, strict=True):
+        if isinstance(outcome, Granted):
+            granted.append((message.id, outcome.seq))
             continue
-        CareMessage.update(bonus_op=seq).where(CareMessage.id == message.id).execute()
-        granted += 1
-    return Chunk(len(waiting), granted, row.bonus_points)
+        refused.append(message.id)
+        log.info("care message %s: no bonus (%s)", message.id, outcome.__class__.__name__)
+    _record_bonus_ops(db, granted)
+    if refused:
+        condition, param = among(db, "id", refused)
+        db.execute_sql(f"UPDATE {CareMessage._meta.table_name} SET bonus_op = {NOT_GRANTED}, "
+                       f"state = 'skipped', why = 'bonus_refused', fields = '{{}}' "
+                       f"WHERE {condition}", (param,))
+    return Chunk(len(waiting), len(granted), row.bonus_points, waiting[-1].member)
+
+
+def _blocked(db: Database, members: list[str]) -> dict[str, MemberOpError]:
+    """Those of ``members`` a bonus is not for, whatever the segment said at the queueing:
+    erased since (their newest profile operation is an erasure: segments.excluded) or on a
+    card HQ froze (it neither earns nor redeems at any till), each with why."""
+    if not members:
+        return {}
+    condition, param = among(db, "member", members)
+    last: dict[str, str] = {}
+    for member, kind in db.execute_sql(
+            f"SELECT member, kind FROM {MemberOp._meta.table_name} WHERE {condition} "
+            "AND kind IN ('edit', 'erase') ORDER BY seq", (param,)).fetchall():
+        last[member] = kind
+    blocked: dict[str, MemberOpError] = {
+        member: WrongState("the member's personal data was erased", "card")
+        for member, kind in last.items() if kind == "erase"}
+    condition, param = among(db, "m.id", members)
+    for (member,) in db.execute_sql(
+            f"SELECT m.id FROM {Member._meta.table_name} m JOIN "
+            f"{CardState._meta.table_name} c ON c.card_hash = m.card_hash "
+            f"WHERE {condition} AND c.state = {db.param}",
+            (param, FROZEN)).fetchall():
+        blocked.setdefault(member, WrongState("the member's card is frozen", "card"))
+    return blocked
+
+
+def _adjust_one(ops: MemberOps, ref: CardRef | None, points: int, actor: str,
+                reason: str) -> Granted | MemberOpError:
+    """One member's bonus by :meth:`MemberOps.adjust` (its own savepoint: a refusal rolls back
+    that member's rows only)."""
+    try:
+        if ref is None:
+            raise UnknownMember("the member is gone", "card")
+        done = ops.adjust(ref, points, actor=actor, reason=reason)
+    except MemberOpError as exc:
+        return exc
+    return Granted(done.seq, done.member)
+
+
+def _record_bonus_ops(db: Database, granted: list[tuple[str, int]]) -> None:
+    """Each message's bonus operation (message id, its ``member_op`` seq): one statement."""
+    if not granted:
+        return
+    table = CareMessage._meta.table_name
+    if isinstance(db, PostgresqlDatabase):
+        ids = [message for message, _ in granted]
+        db.execute_sql(f"UPDATE {table} c SET bonus_op = v.op FROM unnest(%b::text[], "
+                       f"%b::bigint[]) AS v(id, op) WHERE c.id = v.id AND c.id = ANY(%b::text[])",
+                       (ids, [op for _, op in granted], ids))
+        return
+    db.cursor().executemany(f"UPDATE {table} SET bonus_op = ? WHERE id = ?",
+                            [(op, message) for message, op in granted])
 
 
 MESSAGE_COLUMNS = ("id", "campaign", "member", "channel", "fields", "state", "why", "attempts",

@@ -97,16 +97,16 @@ class Care:
         with bound(self.db, MODELS):
             if not campaigns.bonus_waiting(campaign):
                 return 0
-        taken = 0
+        taken, last = 0, ""
         while True:
             with bound(self.db, MODELS), writing(self.db):
                 chunk = campaigns.grant(self.db, self.ops, campaign, actor=who.name,
-                                        limit=campaigns.GRANT_CHUNK)
+                                        limit=campaigns.GRANT_CHUNK, after=last)
                 if chunk.taken:
                     audit.record(who, "care.campaign.bonus", str(campaign), "", chunk.detail())
             if not chunk.taken:
                 break
-            taken += chunk.taken
+            taken, last = taken + chunk.taken, chunk.last
         return taken
 
     def status(self, campaign: int) -> dict[str, Any]:

@@ -286,19 +286,13 @@ class MemberOps:
         lock_members(self.db, [ref.hash])
         member = Member.get_or_none(Member.card_hash == ref.hash)
         if member is None:
-            row = CardState.get_or_none(CardState.card_hash == ref.hash)
-            if row is not None and row.state == RETIRED:
-                raise CardRetired(f"card ****{ref.last4 or '?'} is retired ({row.reason}); "
-                                  "operate on the member's current card", "card")
-            raise UnknownMember(f"card ****{ref.last4 or '?'} belongs to no member", "card")
+            refuse_absent(ref, CardState.get_or_none(CardState.card_hash == ref.hash))
         return member
 
     def _live_member(self, card: str | CardRef) -> Member:
         """The member on a card that is not retired."""
         member = self._member(card)
-        if self._state(member.card_hash) == RETIRED:
-            raise CardRetired(f"card ****{member.card_last4} is retired; operate on the "
-                              "member's current card", "card")
+        refuse_retired(member.card_last4, self._state(member.card_hash))
         return member
 
     def _unused(self, card: str | CardRef) -> CardRef:
@@ -338,30 +332,65 @@ class MemberOps:
              profile: Profile | None = None, reason: str | None = None) -> None:
         """Card ``card_hash`` at version ``op.seq``, through the store code tills run too."""
         member = Member.get_or_none(Member.card_hash == card_hash)
-        self.store.apply_card_update(CardUpdate(
-            card_hash=card_hash, version=op.seq, state=state,
-            reason=op.reason if reason is None else reason,
-            replaced_by=replaced_by.hash if replaced_by else None,
-            replaced_by_last4=replaced_by.last4 if replaced_by else "",
-            tier=member.tier if member is not None and state != RETIRED else None,
+        self.store.apply_card_update(card_update(
+            op.seq, card_hash, state, op.reason if reason is None else reason,
+            member.tier if member is not None else None, replaced_by=replaced_by,
             profile=profile), op.moment, op.actor)
 
     def _done(self, op: _Op, kind: str, member: Member, detail: dict[str, Any], *,
               state: str | None = None, profile: Profile | None = None) -> OpResult:
         """Record the operation and set the member's card to its version (publishing it)."""
-        current = self._state(member.card_hash)
-        state = state or current
-        # A frozen card keeps the freeze's reason through later operations (the till shows it).
-        kept = None if state != current or state == ACTIVE else \
-            CardState.get_by_id(member.card_hash).reason
+        current = CardState.get_or_none(CardState.card_hash == member.card_hash)
+        state, kept = state_kept(current, state)
         self._set(op, member.card_hash, state, profile=profile, reason=kept)
-        MemberOp.create(seq=op.seq, kind=kind, member=member.id, card_hash=member.card_hash,
-                        actor=op.actor, reason=op.reason,
-                        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True),
-                        at_us=to_micros(op.moment.at))
+        MemberOp.create(**op_row(op.seq, kind, member.id, member.card_hash, op.actor,
+                                 op.reason, detail, to_micros(op.moment.at)))
         member = Member.get_by_id(member.id)
         return OpResult(op.seq, kind, member.id, member.card_hash, member.card_last4, state,
                         member.balance, member.tier, detail)
+
+
+def refuse_absent(ref: CardRef, state: CardState | None) -> None:
+    """No member holds card ``ref`` (whose ``card_state`` row is ``state``): say why."""
+    if state is not None and state.state == RETIRED:
+        raise CardRetired(f"card ****{ref.last4 or '?'} is retired ({state.reason}); "
+                          "operate on the member's current card", "card")
+    raise UnknownMember(f"card ****{ref.last4 or '?'} belongs to no member", "card")
+
+
+def refuse_retired(last4: str, state: str) -> None:
+    """A member's card in ``state`` may take no operation when retired."""
+    if state == RETIRED:
+        raise CardRetired(f"card ****{last4} is retired; operate on the member's current card",
+                          "card")
+
+
+def state_kept(current: CardState | None, state: str | None = None) -> tuple[str, str | None]:
+    """The state an operation leaves a card in (``state``, else the card's ``current`` one) and
+    the reason it keeps (None: the operation's own): a frozen card keeps the freeze's reason
+    through later operations (the till shows it)."""
+    now = current.state if current is not None else ACTIVE
+    state = state or now
+    kept = None if state != now or state == ACTIVE else current.reason  # type: ignore[union-attr]
+    return state, kept
+
+
+def card_update(seq: int, card_hash: str, state: str, reason: str, tier: str | None, *,
+                replaced_by: CardRef | None = None, profile: Profile | None = None) -> CardUpdate:
+    """Card ``card_hash``'s state at operation ``seq`` (``tier``: its member's, None if none)."""
+    return CardUpdate(
+        card_hash=card_hash, version=seq, state=state, reason=reason,
+        replaced_by=replaced_by.hash if replaced_by else None,
+        replaced_by_last4=replaced_by.last4 if replaced_by else "",
+        tier=tier if state != RETIRED else None, profile=profile)
+
+
+def op_row(seq: int, kind: str, member: str, card_hash: str, actor: str, reason: str,
+           detail: dict[str, Any], at_us: int) -> dict[str, Any]:
+    """A ``member_op`` row."""
+    return {"seq": seq, "kind": kind, "member": member, "card_hash": card_hash, "actor": actor,
+            "reason": reason, "detail": json.dumps(detail, ensure_ascii=False, sort_keys=True),
+            "at_us": at_us}
 
 
 def check_phone(phone: str) -> str:

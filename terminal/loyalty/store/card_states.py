@@ -110,26 +110,31 @@ class CardStates(MemberTiers):
         """Record HQ's state of a card (see the module docstring). Returns False, changing
         nothing, when the ledger holds that version or a newer one already."""
         with self._writing(moment) as w:
-            if self.card_version(update.card_hash) >= update.version:
-                return False
-            self._set_card_state(w, update.card_hash, update.state, update.reason,
-                                 update.replaced_by, update.version)
-            member = self.sql.member(update.card_hash)
-            if member is None:
-                return True
-            if update.state == RETIRED and update.replaced_by is not None:
-                kept = self._carry_over(w, member, CardRef(update.replaced_by,
-                                                           update.replaced_by_last4),
-                                        operator, update.reason)
-                if update.forget_merged and kept.id != member.id:
-                    self._set_profile(member, Profile())
-                return True
-            if update.profile is not None:
-                self._set_profile(member, update.profile)
-            if update.tier is not None and update.tier in {t.name for t in self.rules.tiers}:
-                self._record_hq_tier(w, member, update.tier)
-            self._audit(w, operator, f"card_{update.state}", member.id,
-                        f"v{update.version} {update.reason}"[:200])
+            return self._apply_card_update(w, update, operator)
+
+    def _apply_card_update(self, w: Writer, update: CardUpdate, operator: str) -> bool:
+        """:meth:`apply_card_update` inside the write transaction ``w`` (HQ's grant of a
+        campaign's bonus runs it for many cards in one: terminal.hq.member_ops.bulk)."""
+        if self.card_version(update.card_hash) >= update.version:
+            return False
+        self._set_card_state(w, update.card_hash, update.state, update.reason,
+                             update.replaced_by, update.version)
+        member = self.sql.member(update.card_hash)
+        if member is None:
+            return True
+        if update.state == RETIRED and update.replaced_by is not None:
+            kept = self._carry_over(w, member, CardRef(update.replaced_by,
+                                                       update.replaced_by_last4),
+                                    operator, update.reason)
+            if update.forget_merged and kept.id != member.id:
+                self._set_profile(member, Profile())
+            return True
+        if update.profile is not None:
+            self._set_profile(member, update.profile)
+        if update.tier is not None and update.tier in {t.name for t in self.rules.tiers}:
+            self._record_hq_tier(w, member, update.tier)
+        self._audit(w, operator, f"card_{update.state}", member.id,
+                    f"v{update.version} {update.reason}"[:200])
         return True
 
     def open_account(self, card: str | CardRef, profile: Profile, tier: str, points: int,

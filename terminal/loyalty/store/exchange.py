@@ -10,10 +10,11 @@ from terminal.loyalty.errors import AdjustRefused, DuplicateId, InvalidInput
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.operations import ExchangeResult, MemberView
 from terminal.loyalty.store.accounts import CardRef
+from terminal.loyalty.store.hotpath import MemberRow
 from terminal.loyalty.store.members import Members
-from terminal.loyalty.store.models import Exchange
+from terminal.loyalty.store.models import Exchange, Member
 from terminal.loyalty.store.redeeming import HeldAtHq, Redeeming
-from terminal.loyalty.store.writer import ID
+from terminal.loyalty.store.writer import ID, Writer
 
 MAX_ADJUST = 10_000_000
 
@@ -77,40 +78,53 @@ class Exchanges(Members, Redeeming):
         """A manual adjustment with its reason and operator; it may not overdraw the member,
         except when HQ posts (``reconcile``) one a till already made: then the part beyond the
         chain balance becomes debt and the reason says so."""
-        if isinstance(points, bool) or not isinstance(points, int) or points == 0:
-            raise InvalidInput(f"an adjustment is a non-zero whole number of points, not "
-                               f"{points!r}", "adjust.points")
-        if abs(points) > MAX_ADJUST:
-            raise InvalidInput(f"an adjustment of {points} is over the limit of {MAX_ADJUST}",
-                               "adjust.points")
-        if not (reason or "").strip():
-            raise InvalidInput("an adjustment needs a reason", "adjust.reason")
-        if not (operator or "").strip():
-            raise InvalidInput("an adjustment needs the operator's name", "adjust.operator")
+        check_adjustment(points, reason, operator)
         with self._writing(moment) as w:
             member = self._member(card)
-            self._expire_due(w, member)
-            account = self._account(member)
-            if points > 0:
-                entry = self._credit(w, member, account, ledger.ADJUST, points,
-                                     reason=reason, operator=operator)
-            else:
-                if reconcile and -points > account.balance:
-                    reason = f"{reason} (overdraft: {reconcile})"
-                elif -points > account.balance:
-                    raise AdjustRefused(
-                        f"an adjustment of {points} would overdraw the balance "
-                        f"({account.balance})", "adjust.points",
-                    )
-                entry = account.debit(
-                    ledger.Entry(kind=ledger.ADJUST, points=points, reason=reason,
-                                 operator=operator),
-                    allow_debt=bool(reconcile),
-                )
-                self._write_entry(w, member, entry)
-            self._save_account(member, account)
-            self._event(w, "adjust", {"entry": entry.id, "member": member.id,
-                                      "card_hash": member.card_hash, "points": points,
-                                      "reason": reason, "operator": operator})
-            self._audit(w, operator, "adjust", member.id, f"{points} {reason}")
+            self._adjust(w, member, points, reason, operator, reconcile)  # type: ignore[arg-type]
         return self.member_view(member, moment)
+
+    def _adjust(self, w: Writer, member: Member | MemberRow, points: int, reason: str,
+                operator: str, reconcile: str = "") -> None:
+        """:meth:`adjust`'s rows for one member inside the write transaction ``w``: the
+        member's due expiries first, then the entry (a credit's lot expiring by the rules), the
+        balance, the event and the audit row. HQ's grant of a campaign's bonus runs it for many
+        members in one transaction (terminal.hq.member_ops.bulk)."""
+        self._expire_due(w, member)
+        account = self._account(member)
+        if points > 0:
+            entry = self._credit(w, member, account, ledger.ADJUST, points,
+                                 reason=reason, operator=operator)
+        else:
+            if reconcile and -points > account.balance:
+                reason = f"{reason} (overdraft: {reconcile})"
+            elif -points > account.balance:
+                raise AdjustRefused(
+                    f"an adjustment of {points} would overdraw the balance "
+                    f"({account.balance})", "adjust.points",
+                )
+            entry = account.debit(
+                ledger.Entry(kind=ledger.ADJUST, points=points, reason=reason,
+                             operator=operator),
+                allow_debt=bool(reconcile),
+            )
+            self._write_entry(w, member, entry)
+        self._save_account(member, account)
+        self._event(w, "adjust", {"entry": entry.id, "member": member.id,
+                                  "card_hash": member.card_hash, "points": points,
+                                  "reason": reason, "operator": operator})
+        self._audit(w, operator, "adjust", member.id, f"{points} {reason}")
+
+
+def check_adjustment(points: object, reason: str, operator: str) -> None:
+    """What :meth:`Exchanges.adjust` refuses before anything is read or written."""
+    if isinstance(points, bool) or not isinstance(points, int) or points == 0:
+        raise InvalidInput(f"an adjustment is a non-zero whole number of points, not "
+                           f"{points!r}", "adjust.points")
+    if abs(points) > MAX_ADJUST:
+        raise InvalidInput(f"an adjustment of {points} is over the limit of {MAX_ADJUST}",
+                           "adjust.points")
+    if not (reason or "").strip():
+        raise InvalidInput("an adjustment needs a reason", "adjust.reason")
+    if not (operator or "").strip():
+        raise InvalidInput("an adjustment needs the operator's name", "adjust.operator")
