@@ -14,9 +14,16 @@ the last ack arrives.
     database of the same server loaded with the same chain;
 (b) the mix through one collector (b1) and two (b2) sharing the subscription, each run as the
     systemd unit runs it (--member-requests apart, the ingest process niced by its default
-    --ingest-nice; --member-requests here to compare); lock waits
-    sampled every 10 ms from pg_stat_activity: backends waiting for a lock, as a share of the
-    backends inside a transaction (each collector's batch);
+    --ingest-nice; --member-requests here to compare); timed from a backlog in the broker, as
+    after an outage: the collectors subscribed and online, their ingest processes stopped
+    (SIGSTOP; their member-request processes answer the tills' holds), the tills publish every
+    event, and the clock runs from the SIGCONT to the last ack (the broker's max_queued_messages
+    raised for it, --backlog-queue: the shipped 1,000 drops the rest of a collector's share).
+    Then "live" (the figure before session 11), on the same database with fresh collectors on
+    the shipped broker: the tills publishing while the collectors take their events (with
+    --member-requests here, only live). The broker's drop notices are counted for both; lock
+    waits sampled every 10 ms from pg_stat_activity: backends waiting for a lock, as a share of
+    the backends inside a transaction (each collector's batch);
 (c) a till's member lookup and hold round trips (p50, p99) while BACKLOG events are ingested,
     and with HQ idle.
 Targets: (b1) >= 0.5 x (a); (b2) >= 1.0 x (b1); lock waits < 5%; (c) hold p99 under backlog
@@ -44,6 +51,8 @@ import hashlib
 import json
 import os
 import random
+import re
+import signal
 import statistics
 import subprocess
 import sys
@@ -51,7 +60,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -72,7 +81,7 @@ from terminal.loyalty.store.models import MODELS
 from terminal.protocol.messages import Ack, HqState, MemberRequest, MemberResponse
 from terminal.protocol.mqtt import Message, MqttClient, MqttConfig
 from terminal.protocol.topics import Topics
-from tests.support.mosquitto import Mosquitto
+from tests.support.mosquitto import BrokerTls, Mosquitto
 from tests.support.pki import CertificateAuthority
 from tests.support.postgres import Postgres
 from tests.support.shared import EXAMPLES
@@ -208,7 +217,8 @@ def mix(count: int, members: int, seed: int, prefix: str) -> list[Till]:
 @contextmanager
 def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
                directory: Path, requests: str = "here",
-               ingest_nice: int | None = None, batch_ms: int | None = None) -> Iterator[None]:
+               ingest_nice: int | None = None,
+               batch_ms: int | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
     tls = files(ca, "hq")
     key, trust = directory / "card.key", directory / "trust.toml"
     key.write_bytes(CARD_KEY)
@@ -231,7 +241,7 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
     try:
         asyncio.run(wait_online(broker, ca, count))
         started = [cpu_seconds(process.pid) for process in running]
-        yield
+        yield running
     finally:
         if "started" in locals():  # each collector's CPU while the tills published
             print("      collectors' CPU: " + ", ".join(
@@ -286,8 +296,11 @@ async def ask(mqtt: MqttClient, store: str, request: MemberRequest) -> MemberRes
     return MemberResponse.from_json(reply.payload)
 
 
-async def publish(broker: Mosquitto, ca: CertificateAuthority, tills: list[Till]) -> float:
-    """Events per second from the first publish to the last ack."""
+async def publish(broker: Mosquitto, ca: CertificateAuthority, tills: list[Till],
+                  held: tuple[Callable[[], None], Callable[[], None]] | None = None) -> float:
+    """Events per second from the first publish to the last ack; with ``held`` (stop, resume
+    the collectors' ingest), from a backlog: ``stop()`` before the tills publish, every event
+    in the broker (PUBACKed) before ``resume()``, timed from it to the last ack."""
     acked: set[str] = set()
     clients = {}
     for till in tills:
@@ -305,7 +318,7 @@ async def publish(broker: Mosquitto, ca: CertificateAuthority, tills: list[Till]
         nonlocal sent
         mqtt, topic = clients[till.store], T.events(till.store, "T01")
         for item in till.events:
-            while sent - len(acked) > WINDOW:
+            while held is None and sent - len(acked) > WINDOW:
                 await asyncio.sleep(0.002)
             if item.hold is not None:
                 answer = await ask(mqtt, till.store, item.hold)
@@ -314,9 +327,14 @@ async def publish(broker: Mosquitto, ca: CertificateAuthority, tills: list[Till]
             await mqtt.publish(topic, item.payload)
             sent += 1
 
+    if held is not None:
+        held[0]()
     start = time.perf_counter()
     await asyncio.gather(*(run(till) for till in tills))
     published = time.perf_counter() - start
+    if held is not None:  # every event is in the broker, queued for the stopped collectors
+        held[1]()
+        start = time.perf_counter()
     # What HQ deferred (a refund that overtook its sale on another collector) comes again.
     for _ in range(20):
         before, waited = len(acked), 0.0
@@ -333,8 +351,12 @@ async def publish(broker: Mosquitto, ca: CertificateAuthority, tills: list[Till]
     elapsed = time.perf_counter() - start
     for mqtt in clients.values():
         await mqtt.stop()
-    print(f"      tills published all {total} events in {published:.2f} s, the last acked at "
-          f"{elapsed:.2f} s")
+    if held is None:
+        print(f"      tills published all {total} events in {published:.2f} s, the last acked "
+              f"at {elapsed:.2f} s")
+    else:
+        print(f"      backlog: tills published all {total} events in {published:.2f} s to the "
+              f"stopped collectors; the last acked {elapsed:.2f} s after they resumed")
     if refused:
         print(f"      holds refused: {len(refused)} (first: {refused[0]})")
     if len(acked) < total:
@@ -386,6 +408,51 @@ class LockSampler:
     @property
     def share(self) -> float:
         return self.waiting / self.busy if self.busy else 0.0
+
+
+# -- (b) from a backlog ---------------------------------------------------------------------------
+
+@contextmanager
+def backlog_broker(ca: CertificateAuthority, directory: Path, queue: int) -> Iterator[Mosquitto]:
+    """The shipped broker config with ``max_queued_messages`` raised to ``queue``, for (b)'s
+    backlog. Mosquitto hands each message of a shared subscription to the next member of the
+    group in turn, connected or not, and queues it for that client past ``max_inflight_messages``
+    up to ``max_queued_messages`` (the shipped 1,000), dropping the rest: a collector stopped
+    while the tills publish 4,000 events would lose most of its share (they would come again
+    only when the tills publish again). (c) keeps the shipped broker."""
+    server = ca.server()
+    broker = Mosquitto(directory / f"broker-backlog-{uuid.uuid4().hex[:6]}",
+                       BrokerTls(ca.ca_file, server.cert, server.key))
+    text, count = re.subn(r"(?m)^max_queued_messages \d+$", f"max_queued_messages {queue}",
+                          broker.conf.read_text())
+    if count != 1:
+        raise RuntimeError("the shipped broker config has no max_queued_messages line")
+    broker.conf.write_text(text)
+    with broker:
+        yield broker
+
+
+def dropped(broker: Mosquitto) -> int:
+    """How many times the broker started dropping a client's messages (its queue full: the
+    shipped max_queued_messages), from its log (a notice each time a client's queue fills)."""
+    return broker.log_text().count("Outgoing messages are being dropped for client")
+
+
+def stopping(processes: list[subprocess.Popen[bytes]],
+            cpu: list[float]) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Stop and resume the collectors' ingest processes (SIGSTOP, SIGCONT; their member-request
+    processes go on answering the tills' holds): connected and subscribed, they take nothing
+    while stopped, so the tills' events wait in the broker as after an outage. ``cpu`` gets each
+    process's CPU at the resume."""
+    def stop() -> None:
+        for process in processes:
+            os.kill(process.pid, signal.SIGSTOP)
+
+    def resume() -> None:
+        cpu[:] = [cpu_seconds(process.pid) for process in processes]
+        for process in processes:
+            os.kill(process.pid, signal.SIGCONT)
+    return stop, resume
 
 
 # -- (a) the database's limit ---------------------------------------------------------------------
@@ -669,16 +736,21 @@ def pct(values: list[float], q: float) -> float:
 
 
 def report_ab(args: argparse.Namespace, rates: list[float], shares: list[float],
-              limit: float) -> None:
+              limit: float, live: list[float]) -> None:
     one, two = rates
     print(f"mix of {args.events} events, {args.members} members, {TILLS} tills, "
-          f"batch {BATCH}, member requests {args.member_requests}:")
+          f"batch {BATCH}, member requests {args.member_requests}; (b) timed "
+          + ("from a backlog in the broker (the collectors' ingest stopped while the tills "
+             "published)" if args.member_requests == "apart" else "live") + ":")
     print(f"(a) psycopg writing the rows:        {limit:8.0f} events/s")
     print(f"(b1) one collector:                  {one:8.0f} events/s  ratio to (a) "
           f"{one / limit:.2f} (target >= 0.50); lock waits {shares[0]:.1%} of batch time")
     print(f"(b2) two collectors:                 {two:8.0f} events/s  ratio to (a) "
           f"{two / limit:.2f}, to one {two / one:.2f} (target >= 1.00); lock waits "
           f"{shares[1]:.1%} (target < 5%)")
+    print(f"     live, the tills publishing meanwhile (the figure before session 11): one "
+          f"{live[0]:.0f} ({live[0] / limit:.2f} of (a)), two {live[1]:.0f} "
+          f"({live[1] / live[0]:.2f}x one)")
 
 
 def main() -> int:
@@ -708,6 +780,9 @@ def main() -> int:
     parser.add_argument("--batch-ms", type=int,
                         help="the collectors' --batch-ms (default: their own default; with "
                              "--in-process: one transaction a batch unless given)")
+    parser.add_argument("--backlog-queue", type=int, metavar="N",
+                        help="(b)'s backlog broker's max_queued_messages (default: twice "
+                             "--events; the shipped config's 1000 drops most of a backlog)")
     parser.add_argument("--switch-interval", type=float,
                         help="with --in-process: sys.setswitchinterval (seconds) first")
     args = parser.parse_args()
@@ -730,20 +805,52 @@ def main() -> int:
         return 0
     try:
         with tls_broker("bench-ingest-") as (mq, ca, directory):
-            rates, shares = [], []
+            rates, shares, live = [], [], []
             for count in (1, 2) if "b" in args.parts else ():
                 dsn = new_database(postgres, args.members)
+                print(f"    (b{count}) {count} collector(s), 1-minute load "
+                      f"{os.getloadavg()[0]:.1f}:")
+                rows = None
+                if args.member_requests == "apart":  # timed from a backlog
+                    tills = mix(args.events, args.members, count, f"b{count}")
+                    with backlog_broker(ca, directory, args.backlog_queue or 2 * args.events
+                                        ) as queueing, collectors(
+                            count, dsn, queueing, ca, directory, args.member_requests,
+                            args.ingest_nice, args.batch_ms) as running:
+                        resumed: list[float] = []
+                        with LockSampler(dsn) as locks:
+                            rates.append(asyncio.run(publish(queueing, ca, tills,
+                                                             stopping(running, resumed))))
+                        used = sum(cpu_seconds(p.pid) for p in running) - sum(resumed)
+                        print(f"      ingest processes' CPU from the resume: {used:.2f} s, "
+                              f"{used * 1e3 / args.events:.2f} ms an event; the broker dropped "
+                              f"{dropped(queueing)} times")
+                    shares.append(locks.share)
+                    print(f"      ingest connections' states sampled every 10 ms: {locks.states}")
+                    # The rows (a) writes: the backlog's, before the live run adds more.
+                    rows = added_rows(dsn, args.members) if count == 1 else None
+                # Live, on the shipped broker config (max_queued_messages 1,000), as before
+                # session 11: the tills publishing while the collectors take their events.
+                tills = mix(args.events, args.members, count + 10, f"l{count}")
+                drops_before = dropped(mq)
                 with collectors(count, dsn, mq, ca, directory, args.member_requests,
-                                args.ingest_nice, args.batch_ms), LockSampler(dsn) as locks:
-                    rates.append(asyncio.run(publish(mq, ca, mix(args.events, args.members,
-                                                                 count, f"b{count}"))))
-                shares.append(locks.share)
-                print(f"      ingest connections' states sampled every 10 ms: {locks.states}")
+                                args.ingest_nice, args.batch_ms) as running:
+                    began = [cpu_seconds(p.pid) for p in running]
+                    with LockSampler(dsn) as live_locks:
+                        live.append(asyncio.run(publish(mq, ca, tills)))
+                    used = sum(cpu_seconds(p.pid) for p in running) - sum(began)
+                print(f"      live (the tills publishing meanwhile): {live[-1]:.0f} events/s; "
+                      f"ingest processes' CPU {used * 1e3 / args.events:.2f} ms an event; "
+                      f"lock waits {live_locks.share:.1%}; the broker dropped messages for a "
+                      f"collector {dropped(mq) - drops_before} times")
+                if args.member_requests != "apart":
+                    rates.append(live[-1])
+                    shares.append(live_locks.share)
                 if count == 1:
-                    tables = added_rows(dsn, args.members)
+                    tables = rows if rows is not None else added_rows(dsn, args.members)
             if "b" in args.parts:
                 report_ab(args, rates, shares, database_limit(
-                    new_database(postgres, args.members), tables, args.events))
+                    new_database(postgres, args.members), tables, args.events), live)
             if "c" not in args.parts:
                 return 0
             dsn = new_database(postgres, args.members)

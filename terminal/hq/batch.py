@@ -32,6 +32,7 @@ from typing import Any
 from peewee import Database, __exception_wrapper__
 
 from terminal.hq import buffered
+from terminal.hq.arrays import array
 from terminal.hq.database import SEQ_BLOCK, HqPostgresDatabase, lock_members
 from terminal.hq.kept import Kept
 from terminal.loyalty.store import hotpath
@@ -255,7 +256,8 @@ class BatchStatements(hotpath.Statements):
         its answer read when called."""
         wanted, found = sorted(ids), set()
         if self.pipelines:  # one array parameter, one statement for the server to prepare
-            cursor = self.db.execute_sql(f"SELECT id FROM {table} WHERE id = ANY(%s)", (wanted,))
+            cursor = self.db.execute_sql(f"SELECT id FROM {table} WHERE id = ANY(%b::text[])",
+                                         (array(wanted, "text"),))
             return lambda: {row for (row,) in cursor.fetchall()}
         for start in range(0, len(wanted), 500):
             chunk = wanted[start:start + 500]

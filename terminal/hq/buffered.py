@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from terminal.hq.arrays import array
 from terminal.loyalty.store import hotpath
 
 Send = Callable[[str, Sequence[Any]], None]  # a statement sent without waiting for its answer
@@ -143,9 +144,11 @@ class Writes:
             self._go(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows[0])
             return
         # unnest yields the arrays' elements in order: the rows go in as they were made.
+        types = self._types[table]
         self._go(f"INSERT INTO {table} ({names}) SELECT * FROM unnest("
                  f"{self._arrays(table, columns)})",
-                 [list(column) for column in zip(*rows, strict=True)])
+                 [array(column, types[name])
+                  for name, column in zip(columns, zip(*rows, strict=True), strict=True)])
 
     def _count_days(self, rows: list[Sequence[Any]]) -> None:
         """One row per member and day (an upsert may not touch a row twice), the counts summed:
@@ -158,8 +161,10 @@ class Writes:
         keys = sorted(summed)
         columns = [[member for member, _ in keys], [day for _, day in keys],
                    *([summed[key][n] for key in keys] for n in range(3))]
+        types = self._types["member_day"]
         self._go(f"{_DAY_HEAD} SELECT * FROM unnest({self._arrays('member_day', _DAY_COLUMNS)})"
-                 f"{_DAY_TAIL}", columns)
+                 f"{_DAY_TAIL}", [array(column, types[name])
+                                  for name, column in zip(_DAY_COLUMNS, columns, strict=True)])
 
     def _move_lots(self, rows: list[Sequence[Any]]) -> None:
         """Each lot's movements summed (remaining = remaining + delta adds up)."""
@@ -172,7 +177,8 @@ class Writes:
         self._go(f"UPDATE lot l SET remaining = l.remaining + v.delta FROM unnest("
                  f"%b::{types['remaining']}[], %b::{types['id']}[]) AS v(delta, id) "
                  f"WHERE l.id = v.id AND l.id = ANY(%b::{types['id']}[])",
-                 [[moved[lot_id] for lot_id in ids], ids, ids])
+                 [array([moved[lot_id] for lot_id in ids], types["remaining"]),
+                  *[array(ids, types["id"])] * 2])
 
     def _balances(self, rows: list[Sequence[Any]]) -> None:
         """Each member's last balance and debt (the statement sets them whole)."""
@@ -184,7 +190,8 @@ class Writes:
         self._go(f"UPDATE member m SET balance = v.balance, debt = v.debt FROM unnest("
                  f"%b::{types['balance']}[], %b::{types['debt']}[], %b::{types['id']}[]) "
                  f"AS v(balance, debt, id) WHERE m.id = v.id AND m.id = ANY(%b::{types['id']}[])",
-                 [[last[m][0] for m in ids], [last[m][1] for m in ids], ids, ids])
+                 [array([last[m][0] for m in ids], types["balance"]),
+                  array([last[m][1] for m in ids], types["debt"]), *[array(ids, types["id"])] * 2])
 
 
 def column_types(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, str]]:

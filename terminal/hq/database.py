@@ -34,7 +34,8 @@ from peewee import (
 )
 from playhouse.db_url import parse
 
-from terminal.hq import migrations
+from terminal.hq import arrays, migrations
+from terminal.hq.arrays import array
 from terminal.loyalty.store import hotpath
 from terminal.loyalty.store.database import open_database
 
@@ -93,6 +94,7 @@ class HqPostgresDatabase(PostgresqlDatabase):
 
     def _connect(self) -> Any:
         conn = super()._connect()
+        arrays.register(conn.adapters)  # lists dumped by terminal.hq.arrays
         try:
             check_utf8(conn, self.database)
             # pg_stat_activity names each connection by its thread (a collector's ingest,
@@ -457,9 +459,10 @@ def lock_free_members_later(db: Database, keys: Iterable[str]) -> Callable[[], s
     if not isinstance(db, PostgresqlDatabase) or not named:
         return set
     cursor = db.execute_sql(
-        "SELECT key FROM unnest(%s::int[], %s::text[]) AS t(k, key) "
+        "SELECT key FROM unnest(%b::int[], %b::text[]) AS t(k, key) "
         "WHERE NOT pg_try_advisory_xact_lock(%s, k)",
-        ([member_key(key) for key in named], named, _PG_MEMBER_LOCKS))
+        (array([member_key(key) for key in named], "integer"), array(named, "text"),
+         _PG_MEMBER_LOCKS))
     return lambda: {key for (key,) in cursor.fetchall()}
 
 

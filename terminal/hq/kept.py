@@ -28,42 +28,47 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+from terminal.hq.arrays import array
 from terminal.loyalty.store import hotpath
 
 Run = Callable[[str, Sequence[Any]], Any]  # a statement run on the database (its own text)
 
 _COLUMNS = ", ".join(hotpath.MEMBER_COLUMNS)
-MEMBERS = f"SELECT {_COLUMNS} FROM member WHERE card_hash = ANY(%s)"
+# The arrays go binary (%b), dumped by terminal.hq.arrays, as the batch's writes do (buffered.py):
+# psycopg's text dump of a list searches every element for characters to quote (py-spy of one
+# collector, session 11: the text dumps of these reads and of the locks, 4% of its ledger thread).
+MEMBERS = f"SELECT {_COLUMNS} FROM member WHERE card_hash = ANY(%b::text[])"
 DAYS = ("SELECT member_id, day, earned, redeemed, offline_redeemed FROM member_day "
-        "WHERE member_id = ANY(%s) AND day = ANY(%s)")
+        "WHERE member_id = ANY(%b::text[]) AND day = ANY(%b::text[])")
 LOTS = ("SELECT l.id, l.member_id, l.earned_us, l.expires_us, l.points, l.remaining, "
         "l.dated_trusted, e.seq FROM lot l JOIN ledger_entry e ON e.id = l.id "
-        "WHERE l.member_id = ANY(%s) AND l.remaining <> 0")
-SALES = "SELECT member_id, wall_us, paid_fen FROM sale WHERE member_id = ANY(%s) AND wall_us > %s"
+        "WHERE l.member_id = ANY(%b::text[]) AND l.remaining <> 0")
+SALES = ("SELECT member_id, wall_us, paid_fen FROM sale WHERE member_id = ANY(%b::text[]) "
+         "AND wall_us > %s")
 REFUNDS = ("SELECT s.member_id, s.wall_us, r.wall_us, r.refunded_fen FROM refund r "
-           "JOIN sale s ON s.id = r.sale_id WHERE s.member_id = ANY(%s) AND s.wall_us > %s")
+           "JOIN sale s ON s.id = r.sale_id WHERE s.member_id = ANY(%b::text[]) AND s.wall_us > %s")
 # A batch's refunds (store/refunds.py's statements, hotpath.REFUND_EXISTS ... EMPTIED_LOT): the
 # sales they refund, those sales' lines, refunds before and what their redemptions took, and the
 # lots with no points left a refund may give back to; the refund ids already recorded. A refund
 # read them one statement at a time, each waiting for the batch's writes: 33 ms a refund
 # (cProfile of bench_ingest.py --in-process, 64 refunds in 2.1 s of 9.1).
-REFUND_IDS = "SELECT id FROM refund WHERE id = ANY(%s)"
+REFUND_IDS = "SELECT id FROM refund WHERE id = ANY(%b::text[])"
 REFUND_SALES = ("SELECT id, member_id, wall_us, paid_fen, list_fen, points_earned, "
-                "points_redeemed, earn_entry, redeem_entry FROM sale WHERE id = ANY(%s)")
+                "points_redeemed, earn_entry, redeem_entry FROM sale WHERE id = ANY(%b::text[])")
 REFUND_SALE_LINES = ("SELECT sale_id, line_no, sku, qty, paid_fen FROM sale_line "
-                     "WHERE sale_id = ANY(%s) ORDER BY sale_id, line_no")
+                     "WHERE sale_id = ANY(%b::text[]) ORDER BY sale_id, line_no")
 REFUNDS_BEFORE = ("SELECT sale_id, seq, refunded_fen, points_reversed, points_restored "
-                  "FROM refund WHERE sale_id = ANY(%s) ORDER BY seq")
+                  "FROM refund WHERE sale_id = ANY(%b::text[]) ORDER BY seq")
 REFUNDED_BEFORE = ("SELECT r.sale_id, rl.line_no, SUM(rl.qty), SUM(rl.fen) FROM refund_line rl "
-                   "JOIN refund r ON r.id = rl.refund_id WHERE r.sale_id = ANY(%s) "
+                   "JOIN refund r ON r.id = rl.refund_id WHERE r.sale_id = ANY(%b::text[]) "
                    "GROUP BY r.sale_id, rl.line_no ORDER BY r.sale_id, rl.line_no")
-_TAKEN_WHERE = "e.sale_id = ANY(%s) AND e.kind IN ('redeem', 'restore')"
+_TAKEN_WHERE = "e.sale_id = ANY(%b::text[]) AND e.kind IN ('redeem', 'restore')"
 REFUND_TAKEN = ("SELECT e.sale_id, a.lot_id, a.points FROM allocation a JOIN ledger_entry e "
                 f"ON e.id = a.entry_id WHERE {_TAKEN_WHERE} ORDER BY e.seq, a.lot_id")
 REFUND_EMPTIED = (
     "SELECT l.id, l.member_id, l.earned_us, l.expires_us, l.points, l.remaining, "
     "l.dated_trusted, x.seq FROM lot l JOIN ledger_entry x ON x.id = l.id WHERE l.remaining = 0 "
-    "AND l.id IN (SELECT earn_entry FROM sale WHERE id = ANY(%s) UNION SELECT a.lot_id "
+    "AND l.id IN (SELECT earn_entry FROM sale WHERE id = ANY(%b::text[]) UNION SELECT a.lot_id "
     f"FROM allocation a JOIN ledger_entry e ON e.id = a.entry_id WHERE {_TAKEN_WHERE})")
 _SALE_KEYED = (hotpath.SALE_TO_REFUND, hotpath.SALE_LINES_TO_REFUND, hotpath.REFUNDS_OF_SALE,
                hotpath.REFUNDED_LINES, hotpath.TAKEN_BY_SALE)
@@ -73,9 +78,9 @@ _REFUND_SALE, _REFUND_US, _REFUND_FEN = 2, 4, 6  # in INSERT_REFUND's parameters
 # MEMBERS, before its ids are known, and are answered in one wait (see Kept.load). The ids as an
 # array computed first, so each is read by the member's index as above (as "IN (SELECT ...)" the
 # counters' query hashed the whole member_day table: 7 ms a batch, pg_stat_statements).
-_BY_CARD = "= ANY(ARRAY(SELECT id FROM member WHERE card_hash = ANY(%s)))"
+_BY_CARD = "= ANY(ARRAY(SELECT id FROM member WHERE card_hash = ANY(%b::text[])))"
 DAYS_BY_CARD, LOTS_BY_CARD, SALES_BY_CARD, REFUNDS_BY_CARD = (
-    sql.replace("member_id = ANY(%s)", f"member_id {_BY_CARD}", 1)
+    sql.replace("member_id = ANY(%b::text[])", f"member_id {_BY_CARD}", 1)
     for sql in (DAYS, LOTS, SALES, REFUNDS))
 
 _ID, _CARD = hotpath.MEMBER_COLUMNS.index("id"), hotpath.MEMBER_COLUMNS.index("card_hash")
@@ -110,7 +115,9 @@ class Kept:
     """What a batch knows of its members (see the module's doc). Empty between batches."""
 
     def __init__(self, run: Run) -> None:
-        self._run = run
+        # Every list these reads send is an array of text (``%b::text[]``): dumped here.
+        self._run: Run = lambda sql, params: run(sql, [
+            array(param, "text") if isinstance(param, list) else param for param in params])
         self.members: dict[str, tuple[Any, ...] | None] = {}  # card hash -> member row
         self._hashes: dict[str, str] = {}  # member id -> card hash, of the rows kept
         self.days: dict[tuple[str, str], list[int] | None] = {}  # (member, day) -> counts
