@@ -501,17 +501,16 @@ def database_limit(dsn: str, tables: dict[str, tuple[list[str], list[tuple[Any, 
 # -- (c) a till's requests ------------------------------------------------------------------------
 
 async def round_trips(broker: Mosquitto, ca: CertificateAuthority, members: int,
-                      until: asyncio.Event | None, rounds: int) -> tuple[list[float], list[float]]:
-    """Lookup and hold round trips (seconds) of one till, until ``until`` is set (or
-    ``rounds`` rounds); each hold is voided after."""
+                      done: Any, rounds: int) -> tuple[list[float], list[float]]:
+    """Lookup and hold round trips (seconds) of one till, until ``done()`` says so (or
+    ``rounds`` rounds with ``done`` None); each hold is voided after."""
     mqtt = await client(broker, ca, "S099")
     await mqtt.start()
     await mqtt.wait_ready(10)
     rng = random.Random(99)
     lookups, holds = [], []
     try:
-        while (until is not None and not until.is_set()) or (until is None and
-                                                              len(holds) < rounds):
+        while (done is not None and not done()) or (done is None and len(holds) < rounds):
             card = card_hash(rng.randrange(members))
             start = time.perf_counter()
             assert (await ask(mqtt, "S099", MemberRequest("lookup", card))).ok
@@ -528,13 +527,44 @@ async def round_trips(broker: Mosquitto, ca: CertificateAuthority, members: int,
     return lookups, holds
 
 
-async def under_backlog(broker: Mosquitto, ca: CertificateAuthority, members: int,
-                        tills: list[Till]) -> tuple[float, list[float], list[float]]:
-    done = asyncio.Event()
-    requests = asyncio.create_task(round_trips(broker, ca, members, done, 0))
-    rate = await publish(broker, ca, tills)
-    done.set()
-    lookups, holds = await requests
+class TillApart:
+    """The till whose round trips (c) measures, in a process of its own: a till is a machine of
+    its own, and in the bench's process its requests and answers waited for the event loop the
+    ten tills publishing the backlog keep busy (TLS, acks, their window's polling). Started
+    with ``rounds`` (idle: that many rounds) or with none (until :meth:`result`)."""
+
+    def __init__(self, broker: Mosquitto, ca: CertificateAuthority, members: int,
+                 rounds: int | None = None) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("fork")
+        self._stop = context.Event()
+        self._results = context.Queue()
+        self._process = context.Process(
+            target=self._run, args=(broker, ca, members, rounds), name="bench-till-S099")
+        self._process.start()
+
+    def _run(self, broker: Mosquitto, ca: CertificateAuthority, members: int,
+             rounds: int | None) -> None:
+        done = None if rounds is not None else self._stop.is_set
+        self._results.put(asyncio.run(round_trips(broker, ca, members, done, rounds or 0)))
+
+    def result(self) -> tuple[list[float], list[float]]:
+        self._stop.set()
+        try:
+            lookups, holds = self._results.get(timeout=600)
+        finally:
+            self._process.join(60)
+        return lookups, holds
+
+
+def under_backlog(broker: Mosquitto, ca: CertificateAuthority, members: int,
+                  tills: list[Till]) -> tuple[float, list[float], list[float]]:
+    till = TillApart(broker, ca, members)  # forked before this process runs an event loop
+    try:
+        rate = asyncio.run(publish(broker, ca, tills))
+    finally:
+        lookups, holds = till.result()
     return rate, lookups, holds
 
 
@@ -856,12 +886,12 @@ def main() -> int:
             dsn = new_database(postgres, args.members)
             with collectors(1, dsn, mq, ca, directory, args.member_requests,
                             args.ingest_nice, args.batch_ms):
-                idle = asyncio.run(round_trips(mq, ca, args.members, None, args.idle))
+                idle = TillApart(mq, ca, args.members, args.idle).result()
                 # What a hold's connection waits on while in a transaction: a lock (a batch
                 # holding its member) or nothing (the CPU, the network).
                 with LockSampler(dsn, "posterm-hq-holds%") as holding:
-                    rate, *busy = asyncio.run(under_backlog(
-                        mq, ca, args.members, mix(args.backlog, args.members, 3, "c")))
+                    rate, *busy = under_backlog(
+                        mq, ca, args.members, mix(args.backlog, args.members, 3, "c"))
             print(f"(c) member requests {args.member_requests}; a till's round trips, ms "
                   f"(p50 / p99), {len(busy[1])} holds under a "
                   f"backlog of {args.backlog} events ingested at {rate:.0f} events/s, "
