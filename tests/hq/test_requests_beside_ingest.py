@@ -5,6 +5,8 @@ waits for the batch's lock on that member, then answers once the batch commits."
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import threading
 from collections import Counter
 from typing import Any
@@ -93,6 +95,63 @@ def test_member_requests_are_answered_while_a_batch_holds_its_transaction_open(
         assert len(outcomes) == len(batch)
         assert {o.result for o in outcomes} <= {"applied", "flagged"}
         assert ledger.thread.call(ledger.store.check_invariants) == []
+    finally:
+        release.set()
+        ledger.close()
+
+
+def _same_thread_card(ledger: ChainLedger, member: str) -> str:
+    """A card hash HQ does not know whose own hold thread is ``member``'s."""
+    own = ledger.request_thread(MemberRequest("hold", member, 100, "x"))
+    for n in range(1000):
+        card = hashlib.sha256(f"unknown-{n}".encode()).hexdigest()
+        if ledger.request_thread(MemberRequest("hold", card, 100, "x")) is own:
+            return card
+    raise AssertionError("no card hash on the member's thread")
+
+
+def test_a_hold_waiting_for_a_batch_holds_up_no_other_members_hold(postgres, tmp_path) -> None:
+    """The collector's way (request_thread, then run on that thread): a hold on a member a
+    batch holds waits on one holding thread; a hold on another member whose own thread that
+    is goes to an idle one and is answered meanwhile (it queued behind the waiting one)."""
+    first = till_events(tmp_path)
+    named = next(e.body["card_hash"] for e in first if e.kind == "register")
+    batch = [e for e in till_events(tmp_path, "S002")
+             if e.body.get("card_hash") is not None and e.kind != "adjust"]
+    assert any(e.body["card_hash"] == named for e in batch)
+    ledger = ChainLedger(open_hq_database(fresh_database(postgres)),
+                         Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
+    inside, release = threading.Event(), threading.Event()
+
+    def hold_open(events: list[Event]) -> None:
+        inside.set()
+        assert release.wait(WAIT), "the test never released the batch"
+
+    async def ask(member: str, hold: str) -> Any:
+        request = MemberRequest("hold", member, 100, hold)
+        return await ledger.request_thread(request).run(ledger.answer, request, "S001", "T01")
+
+    async def scenario() -> None:
+        waiting = asyncio.ensure_future(ask(named, "hold-named"))
+        await asyncio.to_thread(_until, lambda: _waiting_for_advisory_locks(ledger.db) >= 1,
+                                "the hold waits for the batch")
+        other = await asyncio.wait_for(ask(_same_thread_card(ledger, named), "hold-other"),
+                                       WAIT / 4)
+        assert not other.ok and other.error == "unknown member"  # answered
+        assert not waiting.done()  # the batch still holds the named member
+        release.set()
+        assert (await asyncio.wait_for(waiting, WAIT)).ok
+
+    try:
+        ledger.thread.call(ledger.apply, first)
+        ledger.in_batch = hold_open
+        worker = threading.Thread(target=lambda: ledger.thread.call(ledger.apply, batch),
+                                  name="test-ingest")
+        worker.start()
+        assert inside.wait(WAIT), "the batch never started"
+        asyncio.run(scenario())
+        worker.join(WAIT)
+        assert not worker.is_alive()
     finally:
         release.set()
         ledger.close()

@@ -34,6 +34,7 @@ class LedgerThread(DeviceExecutor):
     def __init__(self, db: Database | None = None, *, name: str = "ledger") -> None:
         super().__init__(name)
         self.db = db
+        self.pending = 0  # calls awaited through run() and not yet done (running or queued)
 
     async def open(self, opener: Callable[[], Opened]) -> Opened:
         """Open the ledger here (``opener`` returns what holds it, e.g. a ``LedgerStore``), so
@@ -55,7 +56,11 @@ class LedgerThread(DeviceExecutor):
         return bound_call(self.db, fn, *args)
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
-        return await super().run(self.call, function, *args)
+        self.pending += 1
+        try:
+            return await super().run(self.call, function, *args)
+        finally:
+            self.pending -= 1
 
     def close(self) -> None:
         self.shutdown()
