@@ -705,6 +705,37 @@ def test_the_command_refuses_bad_input_and_changes_nothing(
     assert "(birthday, sms, draft)" in capsys.readouterr().out  # not queued by the bad send
 
 
+def test_campaign_send_reads_the_campaign_not_its_messages(
+        db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``campaign send ID`` needs the campaign's channel and state, not the status of each of
+    its messages (Care.status reads them all, in a write transaction)."""
+    from terminal.hq.cli import main
+
+    service = care(db)
+    opt_in_all(service, db)
+    campaign = service.create(ANN, "生日", "birthday", 7, "sms")
+    service.queue(ANN, campaign)
+    assert service.campaign(campaign) == {
+        "id": campaign, "name": "生日", "segment": "birthday", "channel": "sms",
+        "state": "queued", "bonus_points": 0}
+    with pytest.raises(campaigns.CampaignError, match="no campaign 99"):
+        service.campaign(99)
+
+    def no_status(*_: object) -> None:
+        raise AssertionError("campaign send read every message's status")
+
+    monkeypatch.setattr(Care, "status", no_status)
+    config = tmp_path / "care.toml"
+    config.write_text('[sms]\nurl = "http://127.0.0.1:9/"\n[policy]\nquiet_start = "00:00"\n'
+                      'quiet_end = "00:00"\n', encoding="utf-8")
+    url = db.database
+    db.close()
+    assert main(["campaign", "send", str(campaign), "--care-config", str(config), "--db", url,
+                 "--rules", str(RULES)]) == 0
+    assert json.loads(capsys.readouterr().out)["run"]
+
+
 def test_a_second_sender_is_refused(db: Database, capsys: pytest.CaptureFixture[str],
                                     tmp_path: Path) -> None:
     from terminal.hq.care.dispatch import SenderBusy, one_sender

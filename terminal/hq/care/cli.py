@@ -104,7 +104,7 @@ def _send(care: Care, who: Principal, args: argparse.Namespace) -> dict[str, Any
     channels = _channels(config)
     result: dict[str, Any] = {}
     if args.id is not None:
-        campaign = care.status(args.id)
+        campaign = care.campaign(args.id)  # its channel and state, not its messages
         if campaign["channel"] not in channels:
             raise ValueError(f"campaign {args.id} goes by {campaign['channel']}: "
                              f"{args.care_config} configures no [{campaign['channel']}]")

@@ -109,6 +109,16 @@ class Care:
             taken, last = taken + chunk.taken, chunk.last
         return taken
 
+    def campaign(self, campaign: int) -> dict[str, Any]:
+        """The campaign's own row (id, name, segment, channel, state, bonus): a read, with no
+        write transaction, roll-up catch-up or message counts (``campaign send`` asks it on
+        every run; :meth:`status` reads every message)."""
+        with bound(self.db, MODELS):
+            row = campaigns.get(campaign)
+            return {"id": row.id, "name": row.name, "segment": row.segment,
+                    "channel": row.channel, "state": row.state,
+                    "bonus_points": row.bonus_points}
+
     def status(self, campaign: int) -> dict[str, Any]:
         with self._transaction():
             zone = self.rules.zone
