@@ -118,17 +118,22 @@ def test_a_lookup_flood_leaves_honest_lookups_and_sales_answered(
 retries: list[int] = []  # honest lookups asked again (the till's timeout passed once)
 
 
+LOOKUP_ATTEMPTS = 5
+
+
 async def _lookup(till: Any, card_hash: str) -> Any:
-    """The member as HQ answers, asked at most 3 times: on the 2-core machine under other suites
-    a lookup may miss the till's 1.5 s once; without the limits every one is lost for the
-    flood's whole length, as HQ's backlog of requests only grows."""
-    for attempt in range(3):
+    """The member as HQ answers, asked at most ``LOOKUP_ATTEMPTS`` times: on the 2-core machine
+    under other suites (load 12-15) a lookup missed the till's 1.5 s three times running once
+    (session 11); without the limits every one is lost for the flood's whole length (90 s,
+    against 5 x 1.5 s here), as HQ's backlog of requests only grows; fewer misses in all than
+    honest lookups is asserted by the test."""
+    for attempt in range(LOOKUP_ATTEMPTS):
         till.link.members.forget(card_hash)
         try:
             return await till.link.find_member(card_hash)
         except HqUnreachable:
             retries.append(attempt)
-    raise HqUnreachable("HQ did not answer the member lookup 3 times running")
+    raise HqUnreachable(f"HQ did not answer the member lookup {LOOKUP_ATTEMPTS} times running")
 
 
 
