@@ -223,6 +223,8 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
     key, trust = directory / "card.key", directory / "trust.toml"
     key.write_bytes(CARD_KEY)
     trust.write_text(TRUST)
+    log_subscriptions(broker)
+    since = len(broker.log_text())  # the log of this run's collectors only
     logs = [(directory / f"collect-{n}.log").open("w") for n in range(count)]
     running = [
         subprocess.Popen(
@@ -240,6 +242,7 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
         for n, log in enumerate(logs)]
     try:
         asyncio.run(wait_online(broker, ca, count))
+        wait_subscribed(broker, [f"bench-hq-{n}" for n in range(count)], since)
         started = [cpu_seconds(process.pid) for process in running]
         yield running
     finally:
@@ -256,6 +259,36 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
             last = [line for line in text.splitlines() if "collector stopped" in line]
             counts = last[-1].split("stopped: ")[-1] if last else text[-300:]
             print(f"      collector {n}: {counts}")
+
+
+def log_subscriptions(broker: Mosquitto) -> None:
+    """Have the broker log each subscription (``log_type subscribe``, taken on a SIGHUP):
+    :func:`wait_subscribed` reads them."""
+    text = broker.conf.read_text()
+    if "\nlog_type subscribe\n" in text:
+        return
+    broker.conf.write_text(text + "log_type subscribe\n")
+    if broker.process is not None:
+        broker.reload()
+
+
+def wait_subscribed(broker: Mosquitto, clients: list[str], since: int,
+                    timeout: float = 60) -> None:
+    """Until every one of ``clients`` has subscribed to the terminals' events (in the broker's
+    log from offset ``since``: the same client ids subscribed in an earlier run). HQ's retained
+    "online" cannot say which collector said it (every collector says it, and says it again),
+    so counting it let (b2) start with one collector subscribed: its twin then took none of
+    the backlog (seen in session 11: "collector 1: {}")."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = broker.log_text()[since:].splitlines()
+        missing = [client for client in clients if not any(
+            f" {client} " in line and line.rstrip().endswith(T.all_terminals("events")) for line in lines)]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not subscribed to the events after {timeout} s: {missing}")
+        time.sleep(0.05)
 
 
 def cpu_seconds(pid: int) -> float:
