@@ -81,8 +81,9 @@ META_FLAGS = "SELECT key, value FROM meta WHERE key IN ('trusted_floor_us', 'und
 RESERVE = SEQ_BLOCK // 10  # with fewer numbers left in its block, a transaction takes a new one
 
 
-class _Rows:
-    """What a cursor answers, for a statement answered from memory."""
+class Rows:
+    """What a cursor answers, for a statement answered from memory (the batch's, and the
+    bonus grant's: terminal.hq.member_ops.bulk)."""
 
     def __init__(self, rows: list[tuple[Any, ...]]) -> None:
         self.rows = rows
@@ -97,7 +98,7 @@ class _Rows:
         return iter(self.rows)
 
 
-_NOTHING = _Rows([])
+_NOTHING = Rows([])
 
 
 class Mark:
@@ -304,29 +305,29 @@ class BatchStatements(hotpath.Statements):
     def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
         meta = self._meta
         if self.pipelines and meta is None and sql == hotpath.META_COUNTERS:
-            return _Rows(self._counters())
+            return Rows(self._counters())
         if sql == hotpath.DUE_LOTS and self.pipelines:
             return self._due_locked(params)
         if meta is None:
             return self._write(sql, params)
         if sql == hotpath.META_COUNTERS:
-            return _Rows([(key, meta[key]) for key in COUNTERS if meta[key] is not None])
+            return Rows([(key, meta[key]) for key in COUNTERS if meta[key] is not None])
         if sql == hotpath.GET_META:
             key = params[0]
             if key not in meta:
                 row = super().run(sql, params).fetchone()
                 meta[key] = row[0] if row else None
-            return _Rows([(meta[key],)]) if meta[key] is not None else _NOTHING
+            return Rows([(meta[key],)]) if meta[key] is not None else _NOTHING
         if sql == hotpath.SET_META:
             meta[params[0]] = params[1]
             self._dirty.add(params[0])
             return _NOTHING
         if sql == hotpath.SALE_EXISTS and params[0] in self._asked:
-            return _Rows([(1,)]) if params[0] in self._sales else _NOTHING
+            return Rows([(1,)]) if params[0] in self._sales else _NOTHING
         if self.pipelines:
             rows = self.kept.answer(sql, params)
             if rows is not None:
-                return _Rows(rows)
+                return Rows(rows)
             self.kept.track(sql, params)
         if sql == hotpath.INSERT_ENTRY:
             self.entries.append((params[1], params[4]))
@@ -344,7 +345,7 @@ class BatchStatements(hotpath.Statements):
         due = super().run(DUE_LOTS_BY_INDEX, params).fetchall()
         members = sorted({member_id for _, member_id, _ in due})
         if not members:
-            return _Rows(due)
+            return Rows(due)
         lock_members(self.db, [card for (card,) in super().run(CARD_HASHES, (members,))])
         return super().run(DUE_LOTS_OF_MEMBERS, (members, *params))
 

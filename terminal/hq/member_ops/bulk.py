@@ -32,13 +32,14 @@ do: each is signed and sent to every till.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from peewee import Database, PostgresqlDatabase, fn
 
 from terminal.hq import buffered
+from terminal.hq.batch import Rows
 from terminal.hq.database import lock_members
 from terminal.hq.member_ops.errors import (
     InvalidRequest,
@@ -77,22 +78,6 @@ _OP_COLUMNS = ("seq", "kind", "member", "card_hash", "actor", "reason", "detail"
 _STATE_ROW = "SELECT card_hash, state, reason, replaced_by, version, updated_us FROM card_state"
 
 
-class _Rows:
-    """What a cursor answers, for a read answered from memory."""
-
-    def __init__(self, rows: list[tuple[Any, ...]]) -> None:
-        self.rows = rows
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self.rows
-
-    def fetchone(self) -> tuple[Any, ...] | None:
-        return self.rows[0] if self.rows else None
-
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:
-        return iter(self.rows)
-
-
 class Gathered(hotpath.Statements):
     """The store's statements for a chunk's adjustments: the reads one adjustment makes answered
     from the chunk's rows (read in one query each), its writes kept in the order made
@@ -116,14 +101,14 @@ class Gathered(hotpath.Statements):
             self.rows[sql].append(params)
             if sql == hotpath.EMPTY_LOT:
                 self.emptied.add(params[0])
-            return _Rows([])
+            return Rows([])
         if sql == hotpath.SET_META:
             self.meta[params[0]] = params[1]
-            return _Rows([])
+            return Rows([])
         if sql == hotpath.DUE_LOTS_OF_MEMBER and params[1] == self.as_of_us:
-            return _Rows(self.due.get(params[0], []))
+            return Rows(self.due.get(params[0], []))
         if sql == hotpath.OPEN_LOTS:
-            return _Rows([row for row in self.lots.get(params[0], [])
+            return Rows([row for row in self.lots.get(params[0], [])
                           if row[0] not in self.emptied])
         raise RuntimeError(f"a bulk adjustment does not expect this statement: {sql}")
 
