@@ -282,8 +282,9 @@ def wait_subscribed(broker: Mosquitto, clients: list[str], since: int,
     deadline = time.monotonic() + timeout
     while True:
         lines = broker.log_text()[since:].splitlines()
+        events = T.all_terminals("events")
         missing = [client for client in clients if not any(
-            f" {client} " in line and line.rstrip().endswith(T.all_terminals("events")) for line in lines)]
+            f" {client} " in line and line.rstrip().endswith(events) for line in lines)]
         if not missing:
             return
         if time.monotonic() > deadline:
