@@ -179,11 +179,11 @@ def _collect(args: argparse.Namespace, apart: multiprocessing.Process | None,
         ledger.close()
         return 1
     config = mqtt_config(args, backoff_max=10.0)
-    collector = Collector(ledger, config, Topics(args.topic_root), batch_max=args.batch,
-                          signer=signer, serves="all" if apart is None else "events",
-                          answering=answering)
-    settle_heap("collect")
     try:
+        collector = Collector(ledger, config, Topics(args.topic_root), batch_max=args.batch,
+                              signer=signer, serves="all" if apart is None else "events",
+                              answering=answering)
+        settle_heap("collect")
         asyncio.run(serve(collector, None if apart is None else apart.is_alive))
     finally:
         ledger.close()
