@@ -75,6 +75,9 @@ _KEPT = (hotpath.INSERT_ENTRY, hotpath.INSERT_LOT, hotpath.INSERT_ALLOCATION,
          hotpath.EMPTY_LOT, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE, hotpath.INSERT_AUDIT)
 _CARD_COLUMNS = ("card_hash", "state", "reason", "replaced_by", "version", "updated_us")
 _OP_COLUMNS = ("seq", "kind", "member", "card_hash", "actor", "reason", "detail", "at_us")
+# What :func:`_write` sends as a batch's writes are sent (on PostgreSQL, buffered.Writes).
+_BUFFERED = (hotpath.INSERT_ENTRY, hotpath.INSERT_LOT, hotpath.INSERT_ALLOCATION,
+             hotpath.INSERT_AUDIT, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE)
 _STATE_ROW = "SELECT card_hash, state, reason, replaced_by, version, updated_us FROM card_state"
 
 
@@ -195,9 +198,6 @@ def _adjust_many(ops: MemberOps, cards: Sequence[CardRef | None], points: int, a
     sql = Gathered(db, members, as_of_us, due, lots)
     store = GrantStore(ops, sql, {card: row[4] for card, row in states.items()})
     seq = int(MemberOp.select(fn.COALESCE(fn.MAX(MemberOp.seq), 0)).scalar()) + 1
-    results: list[Granted | MemberOpError] = []
-    op_rows: list[tuple[Any, ...]] = []
-    at_us = to_micros(moment.at)
     checked: list[tuple[MemberRow, CardState | None] | MemberOpError] = []
     for card in cards:  # an adjustment leaves a card's state as it was: checked once
         try:
@@ -270,16 +270,26 @@ def _write(db: Database, sql: Gathered, cards: dict[str, tuple[Any, ...]],
     trigger allow (entries before their lots and allocations)."""
     rows = sql.rows
     table = _Tables(db)
-    for statement in (hotpath.INSERT_ENTRY, hotpath.INSERT_LOT, hotpath.INSERT_ALLOCATION):
-        name, columns = buffered._insert_key(statement)
-        table.insert(name, columns, rows[statement])
+    if table.pg:
+        # As an ingest batch's are sent (terminal.hq.buffered.Writes): a table's rows in one
+        # INSERT over binary arrays, tables in an order the foreign keys and the lot's trigger
+        # allow, then each member's last balance.
+        writes = buffered.Writes(table.send, table.all_types())
+        for statement in _BUFFERED:
+            for row in rows[statement]:
+                writes.add(statement, row)
+        writes.flush()
+    else:
+        for statement in (hotpath.INSERT_ENTRY, hotpath.INSERT_LOT, hotpath.INSERT_ALLOCATION,
+                          hotpath.INSERT_AUDIT):
+            name, columns = buffered._insert_key(statement)
+            table.insert(name, columns, rows[statement])
+        statements = hotpath.Statements(db)
+        statements.many(hotpath.MOVE_LOT, rows[hotpath.MOVE_LOT])  # none: a credit takes none
+        # Each member's last balance (the statement sets it whole).
+        last = {member: (balance, debt) for balance, debt, member in rows[hotpath.SAVE_BALANCE]}
+        statements.many(hotpath.SAVE_BALANCE, [(*last[member], member) for member in sorted(last)])
     table.empty_lots([lot_id for (lot_id,) in rows[hotpath.EMPTY_LOT]])
-    if rows[hotpath.MOVE_LOT]:  # a credit takes from no lot: not made by a bonus
-        hotpath.Statements(db).many(hotpath.MOVE_LOT, rows[hotpath.MOVE_LOT])
-    last = {member: (balance, debt) for balance, debt, member in rows[hotpath.SAVE_BALANCE]}
-    table.balances(last)
-    name, columns = buffered._insert_key(hotpath.INSERT_AUDIT)
-    table.insert(name, columns, rows[hotpath.INSERT_AUDIT])
     table.meta(sql.meta)
     table.insert(CardState._meta.table_name, _CARD_COLUMNS, list(cards.values()),
                  "ON CONFLICT (card_hash) DO UPDATE SET " + ", ".join(
@@ -299,12 +309,18 @@ class _Tables:
         self.pg = isinstance(db, PostgresqlDatabase)
         self._types: dict[str, dict[str, str]] | None = None
 
-    def types(self, table: str) -> dict[str, str]:
-        """The table's column types (PostgreSQL), read for all :attr:`TABLES` at the first."""
+    def all_types(self) -> dict[str, dict[str, str]]:
+        """Each table's column types (PostgreSQL), read for all :attr:`TABLES` at the first."""
         if self._types is None:
             self._types = buffered.column_types(self.db.execute_sql(
                 buffered.TYPES, (list(self.TABLES),)).fetchall())
-        return self._types[table]
+        return self._types
+
+    def types(self, table: str) -> dict[str, str]:
+        return self.all_types()[table]
+
+    def send(self, statement: str, params: Sequence[Any]) -> None:
+        self.db.execute_sql(statement, params)
 
     def arrays(self, table: str, columns: Sequence[str]) -> str:
         types = self.types(table)
@@ -332,22 +348,6 @@ class _Tables:
             return
         self.db.execute_sql(f"UPDATE lot SET remaining = 0 WHERE id = ANY("
                             f"{self.arrays('lot', ('id',))})", (sorted(ids),))
-
-    def balances(self, last: dict[str, tuple[int, int]]) -> None:
-        """Each member's balance and debt as the last of its adjustments left them."""
-        if not last:
-            return
-        ids = sorted(last)
-        if not self.pg:
-            self.db.cursor().executemany(hotpath.SAVE_BALANCE,
-                                         [(*last[member], member) for member in ids])
-            return
-        types = self.types("member")
-        self.db.execute_sql(
-            f"UPDATE member m SET balance = v.balance, debt = v.debt FROM unnest("
-            f"%b::{types['balance']}[], %b::{types['debt']}[], %b::{types['id']}[]) "
-            f"AS v(balance, debt, id) WHERE m.id = v.id AND m.id = ANY(%b::{types['id']}[])",
-            ([last[m][0] for m in ids], [last[m][1] for m in ids], ids, ids))
 
     def meta(self, values: dict[str, str]) -> None:
         """The meta keys upserted as the store's SET_META does (on PostgreSQL HQ's own text:
