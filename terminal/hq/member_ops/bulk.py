@@ -207,7 +207,6 @@ def _adjust_many(ops: MemberOps, cards: Sequence[CardRef | None], points: int, a
             state = _state(states.get(card.hash))
             if member is None:
                 refuse_absent(card, state)
-                raise AssertionError("refuse_absent returns only by raising")
             refuse_retired(member.card_last4, state.state if state else ACTIVE)
             checked.append((member, state))
         except MemberOpError as exc:

@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from peewee import Database, fn
 
@@ -350,7 +350,7 @@ class MemberOps:
                         member.balance, member.tier, detail)
 
 
-def refuse_absent(ref: CardRef, state: CardState | None) -> None:
+def refuse_absent(ref: CardRef, state: CardState | None) -> NoReturn:
     """No member holds card ``ref`` (whose ``card_state`` row is ``state``): say why."""
     if state is not None and state.state == RETIRED:
         raise CardRetired(f"card ****{ref.last4 or '?'} is retired ({state.reason}); "
