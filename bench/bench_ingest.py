@@ -218,7 +218,9 @@ def mix(count: int, members: int, seed: int, prefix: str) -> list[Till]:
 def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
                directory: Path, requests: str = "here",
                ingest_nice: int | None = None,
-               batch_ms: int | None = None) -> Iterator[list[subprocess.Popen[bytes]]]:
+               batch_ms: int | None = None) -> Iterator[list[list[int]]]:
+    """``count`` collectors running, online and subscribed; yields each one's ingest pids: its
+    own and, with ``requests`` apart, its event reader's (terminal/hq/event_reader.py)."""
     tls = files(ca, "hq")
     key, trust = directory / "card.key", directory / "trust.toml"
     key.write_bytes(CARD_KEY)
@@ -226,7 +228,7 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
     log_subscriptions(broker)
     since = len(broker.log_text())  # the log of this run's collectors only
     logs = [(directory / f"collect-{n}.log").open("w") for n in range(count)]
-    running = [
+    processes = [
         subprocess.Popen(
             [str(HQ_CLI), "collect", "--db", db, "--rules", str(EXAMPLES / "rules.toml"),
              "--card-key-file", str(key), "--host", broker.host, "--port", str(broker.port),
@@ -242,23 +244,31 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
         for n, log in enumerate(logs)]
     try:
         asyncio.run(wait_online(broker, ca, count))
-        wait_subscribed(broker, [f"bench-hq-{n}" for n in range(count)], since)
-        started = [cpu_seconds(process.pid) for process in running]
+        reading = "-events" if requests == "apart" else ""  # who subscribes to the events
+        wait_subscribed(broker, [f"bench-hq-{n}{reading}" for n in range(count)], since)
+        running = [[process.pid, *readers(directory / f"collect-{n}.log")]
+                   for n, process in enumerate(processes)]
+        started = [sum(map(cpu_seconds, pids)) for pids in running]
         yield running
     finally:
         if "started" in locals():  # each collector's CPU while the tills published
-            print("      collectors' CPU: " + ", ".join(
-                f"{cpu_seconds(process.pid) - before:.1f} s"
-                for process, before in zip(running, started, strict=True)))
-        for process in running:
+            print("      collectors' CPU (ingest and event reader): " + ", ".join(
+                f"{sum(map(cpu_seconds, pids)) - before:.1f} s"
+                for pids, before in zip(running, started, strict=True)))
+        for process in processes:
             process.terminate()
-        for n, process in enumerate(running):
+        for n, process in enumerate(processes):
             process.wait(60)
             logs[n].close()
             text = (directory / f"collect-{n}.log").read_text()
             last = [line for line in text.splitlines() if "collector stopped" in line]
             counts = last[-1].split("stopped: ")[-1] if last else text[-300:]
             print(f"      collector {n}: {counts}")
+
+
+def readers(log: Path) -> list[int]:
+    """The pid of the event reader a collector's log names (none with member requests here)."""
+    return [int(pid) for pid in re.findall(r"event reader \(pid (\d+)\)", log.read_text())]
 
 
 def log_subscriptions(broker: Mosquitto) -> None:
@@ -288,7 +298,8 @@ def wait_subscribed(broker: Mosquitto, clients: list[str], since: int,
         if not missing:
             return
         if time.monotonic() > deadline:
-            raise TimeoutError(f"not subscribed to the events after {timeout} s: {missing}")
+            raise TimeoutError(f"not subscribed to the events after {timeout} s: {missing}; "
+                               f"the broker's log since: {lines[-20:]}")
         time.sleep(0.05)
 
 
@@ -472,20 +483,22 @@ def dropped(broker: Mosquitto) -> int:
     return broker.log_text().count("Outgoing messages are being dropped for client")
 
 
-def stopping(processes: list[subprocess.Popen[bytes]],
-            cpu: list[float]) -> tuple[Callable[[], None], Callable[[], None]]:
-    """Stop and resume the collectors' ingest processes (SIGSTOP, SIGCONT; their member-request
-    processes go on answering the tills' holds): connected and subscribed, they take nothing
-    while stopped, so the tills' events wait in the broker as after an outage. ``cpu`` gets each
-    process's CPU at the resume."""
+def stopping(running: list[list[int]],
+             cpu: list[float]) -> tuple[Callable[[], None], Callable[[], None]]:
+    """Stop and resume the collectors' ingest processes and event readers (SIGSTOP, SIGCONT;
+    their member-request processes go on answering the tills' holds): connected and subscribed,
+    they take nothing while stopped, so the tills' events wait in the broker as after an
+    outage. ``cpu`` gets each process's CPU at the resume."""
+    pids = [pid for group in running for pid in group]
+
     def stop() -> None:
-        for process in processes:
-            os.kill(process.pid, signal.SIGSTOP)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
 
     def resume() -> None:
-        cpu[:] = [cpu_seconds(process.pid) for process in processes]
-        for process in processes:
-            os.kill(process.pid, signal.SIGCONT)
+        cpu[:] = [cpu_seconds(pid) for pid in pids]
+        for pid in pids:
+            os.kill(pid, signal.SIGCONT)
     return stop, resume
 
 
@@ -885,7 +898,8 @@ def main() -> int:
                         with LockSampler(dsn) as locks:
                             rates.append(asyncio.run(publish(queueing, ca, tills,
                                                              stopping(running, resumed))))
-                        used = sum(cpu_seconds(p.pid) for p in running) - sum(resumed)
+                        used = sum(cpu_seconds(pid) for pids in running
+                                   for pid in pids) - sum(resumed)
                         print(f"      ingest processes' CPU from the resume: {used:.2f} s, "
                               f"{used * 1e3 / args.events:.2f} ms an event; the broker dropped "
                               f"{dropped(queueing)} times")
@@ -899,10 +913,10 @@ def main() -> int:
                 drops_before = dropped(mq)
                 with collectors(count, dsn, mq, ca, directory, args.member_requests,
                                 args.ingest_nice, args.batch_ms) as running:
-                    began = [cpu_seconds(p.pid) for p in running]
+                    began = [cpu_seconds(pid) for pids in running for pid in pids]
                     with LockSampler(dsn) as live_locks:
                         live.append(asyncio.run(publish(mq, ca, tills)))
-                    used = sum(cpu_seconds(p.pid) for p in running) - sum(began)
+                    used = sum(cpu_seconds(pid) for pids in running for pid in pids) - sum(began)
                 print(f"      live (the tills publishing meanwhile): {live[-1]:.0f} events/s; "
                       f"ingest processes' CPU {used * 1e3 / args.events:.2f} ms an event; "
                       f"lock waits {live_locks.share:.1%}; the broker dropped messages for a "

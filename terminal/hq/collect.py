@@ -20,6 +20,12 @@ batches (an unprivileged process may lower its own priority, not raise another's
 weighs against the processes of the same scheduling group: the service's cgroup with the CPU
 controller on, else its session's autogroup (a systemd service is a session of its own), so the
 ingest process yields to its own member-request process, not to the rest of the host.
+
+With ``apart`` the terminals' events are read by a third process too (terminal/hq/event_reader.py,
+MQTT client ``CLIENT-ID-events``): it drains the broker's queue as fast as events come and hands
+them to the ingest process over a pipe, so a burst waits in the collector rather than past the
+broker's ``max_queued_messages``, which drops it. It runs at the collector's own priority (forked
+before the ingest process lowers its own), and either process stops when the other is gone.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ from pathlib import Path
 
 from terminal.hq.bundles import BuildError, read_toml
 from terminal.hq.chain_ledger import ChainLedger
-from terminal.hq.collector import Collector, Flag
+from terminal.hq.collector import AllSet, Collector, Flag
 from terminal.hq.database import open_hq_database
+from terminal.hq.event_reader import EventReader
 from terminal.hq.member_ops.publish import Signer
 from terminal.hq.mqtt_options import add_broker_options, mqtt_config
 from terminal.hq.policy import PolicyError, TrustPolicy
@@ -122,24 +129,56 @@ def settle_heap(what: str) -> int:
     return kept
 
 
+class Apart:
+    """The processes ``--member-requests apart`` forks: the member-request process, which sets
+    ``answering`` while it answers, and the event reader, which sets ``reading`` while it reads
+    and writes to ``events_from``. ``ready`` is set when both are."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        fork = multiprocessing.get_context("fork")
+        parent = os.getpid()
+        self.answering, self.reading = fork.Event(), fork.Event()
+        self.requests = fork.Process(target=_answer_requests,
+                                     args=(args, parent, self.answering),
+                                     name="posterm-hq-requests")
+        self.requests.start()
+        # The pipe is made after the member-request process is forked: it holds neither end.
+        self.events_from, writing = os.pipe()
+        self.reader = fork.Process(target=_read_events,
+                                   args=(args, parent, self.reading, self.events_from,
+                                         writing),
+                                   name="posterm-hq-events")
+        self.reader.start()
+        os.close(writing)  # the reader's end only: its exit closes the pipe
+        self.ready = AllSet(self.answering, self.reading)
+
+    def processes(self) -> tuple[multiprocessing.Process, ...]:
+        return self.requests, self.reader
+
+    def alive(self) -> bool:
+        return all(process.is_alive() for process in self.processes())
+
+    def stop(self) -> None:
+        for process in self.processes():
+            if process.is_alive():
+                process.terminate()
+        for process in self.processes():
+            process.join(30)
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    apart, answering = None, None
+    apart = None
     if args.member_requests == "apart":  # forked before this process opens anything
         settle_heap("collect (before the fork)")
-        fork = multiprocessing.get_context("fork")
-        answering = fork.Event()
-        apart = fork.Process(target=_answer_requests, args=(args, os.getpid(), answering),
-                             name="posterm-hq-requests")
-        apart.start()
+        apart = Apart(args)
         if args.ingest_nice:
-            os.nice(args.ingest_nice)  # this process only: the child keeps its priority
+            os.nice(args.ingest_nice)  # this process only: the children keep their priority
     try:
-        return _collect(args, apart, answering)
+        return _collect(args, apart)
     finally:
-        if apart is not None and apart.is_alive():
-            apart.terminate()
-            apart.join(30)
+        if apart is not None:
+            apart.stop()
 
 
 def _answer_requests(args: argparse.Namespace, parent: int, answering: Flag) -> None:
@@ -164,8 +203,28 @@ def _answer_requests(args: argparse.Namespace, parent: int, answering: Flag) -> 
                                          dict(collector.counts))
 
 
-def _collect(args: argparse.Namespace, apart: multiprocessing.Process | None,
-             answering: Flag | None) -> int:
+def _read_events(args: argparse.Namespace, parent: int, subscribed: Flag, reading: int,
+                 writing: int) -> None:
+    """The event reader's process: reads until SIGTERM, or until ``parent`` is gone (polled, as
+    the member-request process does) or has closed the pipe."""
+    os.close(reading)
+    try:
+        trust = TrustPolicy.load(args.trust) if args.trust is not None else TrustPolicy()
+    except PolicyError as exc:
+        print(f"collect: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    args.client_id = f"{args.client_id}-events"
+    reader = EventReader(mqtt_config(args, backoff_max=10.0), Topics(args.topic_root),
+                         trust.limits, writing, subscribed)
+    settle_heap("event reader")
+    try:
+        asyncio.run(run_until_signal(
+            reader, lambda: os.getppid() == parent and not reader.lost))
+    finally:
+        logging.getLogger(__name__).info("event reader stopped: %s", dict(reader.counts))
+
+
+def _collect(args: argparse.Namespace, apart: Apart | None) -> int:
     try:
         ledger = open_ledger(args.db, args.rules, args.card_key_file, args.trust)
     except (BuildError, OSError, ValueError) as exc:
@@ -182,13 +241,17 @@ def _collect(args: argparse.Namespace, apart: multiprocessing.Process | None,
     try:
         collector = Collector(ledger, config, Topics(args.topic_root), batch_max=args.batch,
                               signer=signer, serves="all" if apart is None else "events",
-                              answering=answering)
+                              answering=None if apart is None else apart.ready,
+                              events_from=None if apart is None else apart.events_from)
         settle_heap("collect")
-        asyncio.run(serve(collector, None if apart is None else apart.is_alive))
+        asyncio.run(serve(collector, None if apart is None else apart.alive))
     finally:
         ledger.close()
-    if apart is not None and not apart.is_alive():
-        print(f"collect: the member-request process exited ({apart.exitcode})", file=sys.stderr)
+    if apart is not None and not apart.alive():
+        for process in apart.processes():
+            if not process.is_alive():
+                print(f"collect: the {process.name} process exited ({process.exitcode})",
+                      file=sys.stderr)
         return 1
     return 0
 

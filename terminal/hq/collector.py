@@ -19,7 +19,9 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Protocol
 
+from terminal.hq.admission import Admission
 from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.event_pipe import FrameReader
 from terminal.hq.limits import MAX_EVENT_BYTES, MAX_REQUEST_BYTES, RateLimiter
 from terminal.hq.member_ops.publish import MemberStatePublisher, Signer
 from terminal.hq.models import BundleRefusal, TerminalSeen
@@ -34,7 +36,7 @@ from terminal.protocol.messages import (
     Status,
 )
 from terminal.protocol.mqtt import Message, MqttClient, MqttConfig, MqttError, Will
-from terminal.protocol.topics import TerminalTopic, TopicError, Topics
+from terminal.protocol.topics import TerminalTopic, Topics
 
 log = logging.getLogger(__name__)
 MAX_ANSWERING = 256  # member requests waiting for the requests thread, all terminals together
@@ -49,14 +51,35 @@ class Flag(Protocol):
 
     def set(self) -> None: ...
 
+    def clear(self) -> None: ...
+
     def is_set(self) -> bool: ...
+
+
+class AllSet:
+    """Set when every one of ``flags`` is (the ingest process's view of the processes beside
+    it: HQ is online once its member requests are answered and its events read)."""
+
+    def __init__(self, *flags: Flag) -> None:
+        self.flags = flags
+
+    def set(self) -> None:
+        for flag in self.flags:
+            flag.set()
+
+    def clear(self) -> None:
+        for flag in self.flags:
+            flag.clear()
+
+    def is_set(self) -> bool:
+        return all(flag.is_set() for flag in self.flags)
 
 
 class Collector:
     def __init__(self, ledger: ChainLedger, config: MqttConfig, topics: Topics | None = None, *,
                  batch_max: int = 500, state_interval: float = 10.0,
                  signer: Signer | None = None, serves: str = "all",
-                 answering: Flag | None = None) -> None:
+                 answering: Flag | None = None, events_from: int | None = None) -> None:
         """With a ``signer`` (HQ's signing key) the collector also publishes the member states
         HQ's member operations changed (:mod:`terminal.hq.member_ops.publish`). ``serves``:
         ``events`` (events, statuses, HQ's state; no member requests), ``requests`` (member
@@ -64,9 +87,13 @@ class Collector:
         two are apart, ``answering`` is set by the requests' side once it is subscribed, and
         the events' side says HQ is online only then: a till takes "online" to mean its lookups
         and holds are answered (else a hold sent in between falls back to the offline
-        allowance)."""
+        allowance). ``events_from``: the reading end of the event reader's pipe
+        (terminal/hq/event_reader.py): the events come from there, admitted, instead of from
+        this collector's own subscription."""
         if serves not in SERVES:
             raise ValueError(f"serves is one of {', '.join(SERVES)}, not {serves!r}")
+        if events_from is not None and serves != "events":
+            raise ValueError("events from a reader's pipe are for a collector serving events")
         self.events, self.answers = serves != "requests", serves != "events"
         self.ledger, self.topics = ledger, topics or Topics()
         self.client = MqttClient(config)
@@ -84,13 +111,18 @@ class Collector:
         self._said: str | None = None  # HQ's state this connection last published
         self._tasks: list[asyncio.Task[None]] = []
         self.counts: dict[str, int] = defaultdict(int)  # outcomes, and refused messages
+        self.admission = Admission(self.topics, self.counts, self.client)
+        self._events_from = events_from
 
     async def start(self) -> None:
         if self.events:
             self.client.set_will(Will(self.topics.hq_state(),
                                       HqState("offline", datetime.now(UTC)).to_json()))
-            await self.client.subscribe(self.topics.all_terminals("events"), self._on_event,
-                                        retain_as_published=True)
+            if self._events_from is None:
+                await self.client.subscribe(self.topics.all_terminals("events"),
+                                            self._on_event, retain_as_published=True)
+            else:
+                await FrameReader.open(self._events_from, self._on_frame, self._reader_lost)
             await self.client.subscribe(self.topics.all_terminals("status"), self._on_status)
             self.client.on_ready(self._announce_when_answered)
             self.client.on_lost(self._forget_said)
@@ -150,7 +182,8 @@ class Collector:
                 if answering:
                     await self._announce()
                 else:
-                    log.warning("the member-request process is not answering: HQ says offline")
+                    log.warning("the member-request process is not answering, or the event "
+                                "reader not reading: HQ says offline")
                     await self._say("offline")
 
     async def _announce(self) -> None:
@@ -205,67 +238,35 @@ class Collector:
 
     # -- events --------------------------------------------------------------------------------
 
-    def _source(self, message: Message) -> TerminalTopic | None:
-        try:
-            return self.topics.parse_terminal(message.topic)
-        except TopicError as exc:
-            log.warning("ignored a message on %s: %s", message.topic, exc)
-            return None
-
-    def _admitted(self, message: Message, limiter: RateLimiter, size: int) -> TerminalTopic | None:
-        """The message's terminal, or None for a message HQ drops unread: one left retained
-        on a terminal's events or requests (cleared: Mosquitto cannot refuse retain per topic),
-        one over ``size`` bytes, or one over its terminal's rate."""
-        if message.retain:
-            if message.payload:
-                log.warning("cleared a message retained on %s", message.topic)
-                self.counts["retained"] += 1
-                self._spawn_clear(message.topic)
-            return None
-        source = self._source(message)
-        if source is None:
-            return None
-        if len(message.payload) > size:
-            self._refuse_message(source, f"{len(message.payload)} bytes on {source.channel}; "
-                                 f"at most {size}")
-            return None
-        if not limiter.allow((source.store, source.terminal)):
-            self.counts["throttled"] += 1
-            if limiter.dropped % 1000 == 1:
-                log.warning("%s/%s is over its rate on %s: dropped (%d so far)", source.store,
-                            source.terminal, source.channel, limiter.dropped)
-            return None
-        return source
-
-    def _spawn_clear(self, topic: str) -> None:
-        async def clear() -> None:
-            with contextlib.suppress(MqttError):
-                await self.client.publish(topic, b"", retain=True)
-        self._tasks.append(asyncio.create_task(clear()))
-        self._tasks = [task for task in self._tasks if not task.done()]
-
     def _on_event(self, message: Message) -> None:
-        source = self._admitted(message, self._events, MAX_EVENT_BYTES)
-        if source is None:
-            return
+        source = self.admission.admit(message, self._events, MAX_EVENT_BYTES)
+        if source is not None:
+            self._take_event(source, message.payload)
+
+    def _on_frame(self, topic: str, payload: bytes) -> None:
+        """An event the reader admitted (its topic is the broker's: it names a terminal)."""
+        source = self.admission.source(topic)
+        if source is not None:
+            self._take_event(source, payload)
+
+    def _reader_lost(self) -> None:
+        log.warning("the event reader closed its pipe: no events come in until it is back")
+
+    def _take_event(self, source: TerminalTopic, payload: bytes) -> None:
         try:
-            event = Event.from_json(message.payload)
+            event = Event.from_json(payload)
         except MessageError as exc:
-            self._refuse_message(source, f"malformed event: {exc}")
+            self.admission.refuse(source, f"malformed event: {exc}")
             return
         if (event.store, event.terminal) != (source.store, source.terminal):
             # The broker vouches for the topic, not for what a message says about itself.
-            self._refuse_message(source, f"event {event.id} claims {event.store}/"
-                                 f"{event.terminal} on another terminal's topic")
+            self.admission.refuse(source, f"event {event.id} claims {event.store}/"
+                                  f"{event.terminal} on another terminal's topic")
             return
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:  # not acked: the till publishes it again
             self.counts["shed"] += 1
-
-    def _refuse_message(self, source: TerminalTopic, why: str) -> None:
-        self.counts["malformed"] += 1
-        log.warning("refused a message from %s/%s: %s", source.store, source.terminal, why)
 
     async def _apply_batches(self) -> None:
         busy: list[Event] = []  # held by another collector's batch: first in the next one
@@ -300,16 +301,16 @@ class Collector:
     # -- status and member requests ------------------------------------------------------------
 
     async def _on_status(self, message: Message) -> None:
-        source = self._source(message)
+        source = self.admission.source(message.topic)
         if source is None or not message.payload:
             return
         if len(message.payload) > MAX_REQUEST_BYTES * 4:
-            self._refuse_message(source, f"a status of {len(message.payload)} bytes")
+            self.admission.refuse(source, f"a status of {len(message.payload)} bytes")
             return
         try:
             status = Status.from_json(message.payload)
         except MessageError as exc:
-            self._refuse_message(source, f"malformed status: {exc}")
+            self.admission.refuse(source, f"malformed status: {exc}")
             return
         if status.rejected:
             log.warning("%s/%s refused %s: %s", source.store, source.terminal,
@@ -321,7 +322,7 @@ class Collector:
         terminal's rate, or with too many waiting) costs no task, no parse, no database."""
         if not message.response_topic:
             return None
-        source = self._admitted(message, self._requests, MAX_REQUEST_BYTES)
+        source = self.admission.admit(message, self._requests, MAX_REQUEST_BYTES)
         if source is None or self._answering >= MAX_ANSWERING:
             return None  # unanswered: the till times out and keeps to its offline allowance
         self._answering += 1
@@ -337,7 +338,7 @@ class Collector:
         try:
             request = MemberRequest.from_json(message.payload)
         except MessageError as exc:
-            self._refuse_message(source, f"malformed member request: {exc}")
+            self.admission.refuse(source, f"malformed member request: {exc}")
             response = MemberResponse("lookup", False, datetime.now(UTC), error=str(exc)[:200])
         else:
             # On a request thread and its own connection: never behind an ingest batch.

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from terminal.app.hqlink import HqUnreachable
 from terminal.protocol.messages import MemberRequest
 from terminal.protocol.topics import Topics
@@ -137,10 +139,12 @@ async def _lookup(till: Any, card_hash: str) -> Any:
 
 
 
+@pytest.mark.parametrize("requests", ["here", "apart"])
 def test_retained_and_oversized_messages_are_cleared_or_refused(
-        tmp_path: Path, pki: Any, broker: Any) -> None:
+        tmp_path: Path, pki: Any, broker: Any, requests: str) -> None:
     """A message left retained on a terminal's events is cleared by HQ and not applied; an
-    event over HQ's 256 KiB is refused unread; one over the broker's 8 MiB never arrives."""
+    event over HQ's 256 KiB is refused unread; one over the broker's 8 MiB never arrives. With
+    ``--member-requests apart`` the event reader's process is the one that does it."""
     db = HqDatabase(str(tmp_path / "hq.db"))
     retained = envelope("sale", sale_body("KEPT"), seq=1)
     big = envelope("sale", sale_body("BIG", operator="x" * 300_000), seq=2)
@@ -165,10 +169,12 @@ def test_retained_and_oversized_messages_are_cleared_or_refused(
             await until(lambda: any(m.payload == b"marker" for m in left.messages), 10)
         return [m for m in left.messages if m.payload not in (b"", b"marker")]
 
-    with collector(tmp_path, pki, broker, db.url.removeprefix("sqlite:///")) as hq:
+    with collector(tmp_path, pki, broker, db.url.removeprefix("sqlite:///"),
+                   "--member-requests", requests) as hq:
         still_retained = run(scenario())
         log = hq.log()
-        record("hq-retained-oversized", log, inputs=4)
+        record("hq-retained-oversized" + ("" if requests == "here" else "-apart"), log,
+               inputs=4)
     assert still_retained == []
     outcomes = db.outcomes()
     assert set(outcomes) == {honest["id"]}
