@@ -30,6 +30,7 @@ from terminal.hq import adjustments, day_reports, holds, lookups, parallel_sweep
 from terminal.hq.batch import BatchStatements
 from terminal.hq.care.till import record_from_till
 from terminal.hq.database import (
+    HqPostgresDatabase,
     lock_free_members_later,
     member_key,
     member_writing,
@@ -45,7 +46,7 @@ from terminal.hq.reckoning import reckon
 from terminal.hq.refusals import column, failure, storable, transient
 from terminal.hq.validation import CARD_HASH, BadEvent, validate
 from terminal.loyalty import tiers
-from terminal.loyalty.calendar import local_day
+from terminal.loyalty.calendar import local_day, month_start
 from terminal.loyalty.clock import Moment, from_micros, to_micros
 from terminal.loyalty.errors import Refused, UnknownCard, UnknownSale
 from terminal.loyalty.operations import ExpiryResult, Registration, SaleRequest
@@ -53,6 +54,7 @@ from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.card_states import FROZEN, RETIRED
+from terminal.loyalty.store.hotpath import MemberRow
 from terminal.loyalty.store.ledger_store import CardRef
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.models import CardState, Member
@@ -675,10 +677,11 @@ class ChainLedger:
             if response is None:  # a tier review is due: the full way, in one snapshot
                 with snapshot(self.db):
                     response = handler(request, store, terminal)
+        elif request.op == "hold" and isinstance(self.db, HqPostgresDatabase):
+            response = self._hold_at_once(request, store, terminal)
         else:
-            # Pipelined (PostgreSQL): the BEGIN, the member's lock and the hold's read go out
-            # together and are answered at once, then its writes with the COMMIT: three waits
-            # for the server where there were six, each a wait for a CPU on a loaded host.
+            # Pipelined (PostgreSQL): the BEGIN, the member's lock and the first read go out
+            # together and are answered at once, then the writes with the COMMIT.
             with pipelined_writing(self.db, self._request_members(request)):
                 response = handler(request, store, terminal)
         if request.op == "lookup":  # audited: who looked up whom, written by write_audit()
@@ -775,10 +778,87 @@ class ChainLedger:
 
     def _hold(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         """A hold: one statement reads what it needs (:func:`holds.read`), then the till's
-        older pending holds on the member are voided and this one inserted."""
+        older pending holds on the member are voided and this one inserted (SQLite, and
+        PostgreSQL's full way: see :meth:`_hold_at_once`)."""
         now = _now()
         now_us = to_micros(now)
         found = holds.read(self.db, request, store, terminal, now_us)
+        answered = self._hold_refused(request, store, terminal, found, now)
+        if answered is not None:
+            return answered
+        member = found.member
+        assert member is not None  # refused above when unknown
+        if self._review_due(member, now):  # the tier by the window's spend (the engine's way)
+            tier, balance = self._standing(member)  # type: ignore[arg-type]
+        else:
+            tier, balance = member.tier, member.balance - found.unswept
+        granted = self._hold_granted(request, found, now, tier, balance)
+        if granted.ok:
+            holds.supersede(member.card_hash, store, terminal, now_us)
+            self.db.execute_sql(HOLD_INSERT.replace("?", self.db.param), (
+                request.hold_id, member.card_hash, request.points, store, terminal, now_us,
+                to_micros(now + self.hold_ttl)))
+        return granted
+
+    def _hold_at_once(self, request: MemberRequest, store: str,
+                      terminal: str) -> MemberResponse:
+        """A hold on PostgreSQL in one wait for the server: the BEGIN, the member's lock, one
+        statement that reads, decides and writes (:data:`holds.ASK`) and the COMMIT go out
+        together. Under a backlog each wait is also a wait for a CPU (the server's backend,
+        then this thread); a hold waited twice (the read, then the writes with the COMMIT).
+
+        The statement grants only what :meth:`_hold` would; the answer is then decided here
+        from the row it read, by the same code as :meth:`_hold`'s, so the words of a refusal
+        are the same. Where the statement cannot decide (the member's monthly tier review is
+        due) or the two differ (logged as an error: a bug), the hold goes the full way
+        (:meth:`_hold`) in a transaction of its own; a hold the statement granted and the
+        ledger refuses is voided and refused."""
+        now = _now()
+        now_us = to_micros(now)
+        this_month = to_micros(month_start(now, self.store.rules.zone))
+        with pipelined_writing(self.db, self._request_members(request)):
+            cursor = holds.ask(self.db, request, store, terminal, now_us,
+                               to_micros(now + self.hold_ttl), this_month,
+                               self.trust.holds, self.store.rules)
+        found, inserted = holds.asked(cursor, request)
+        answered, grants = self._hold_refused(request, store, terminal, found, now), False
+        if answered is None:
+            member = found.member
+            assert member is not None  # refused above when unknown
+            if not self._review_due(member, now):
+                answered = self._hold_granted(request, found, now, member.tier,
+                                              member.balance - found.unswept)
+                grants = answered.ok
+        if answered is not None and grants == inserted:
+            return answered
+        if answered is not None or inserted:
+            log.error("hold %s: the one statement %s it, the ledger %s; taken the full way",
+                      request.hold_id, "granted" if inserted else "refused",
+                      "refuses it" if answered is not None and not grants else
+                      "grants it" if grants else "takes the full way (tier review due)")
+        if inserted:  # strict: what the statement granted is not granted
+            with pipelined_writing(self.db, self._request_members(request)):
+                MemberHold.update(state="voided", settled_us=now_us).where(
+                    (MemberHold.id == request.hold_id) & (MemberHold.state == "pending")
+                ).execute()
+            if answered is not None:
+                return answered
+        return self._hold_full_way(request, store, terminal)
+
+    def _hold_full_way(self, request: MemberRequest, store: str,
+                       terminal: str) -> MemberResponse:
+        with pipelined_writing(self.db, self._request_members(request)):
+            return self._hold(request, store, terminal)
+
+    def _review_due(self, member: MemberRow, now: datetime) -> bool:
+        reviewed = member.tier_reviewed_us
+        return tiers.due_review(self.store.rules, from_micros(reviewed) if reviewed else None,
+                                now) is not None
+
+    def _hold_refused(self, request: MemberRequest, store: str, terminal: str,
+                      found: holds.Read, now: datetime) -> MemberResponse | None:
+        """The answer to a hold that :func:`holds.read`'s row decides alone (a blocked card, a
+        repeat, an unknown member, HQ's bounds), or None when the points available decide."""
         if found.card_state in (FROZEN, RETIRED):  # HQ's word holds before the till has it
             return self._refuse(request, f"card {found.card_state} at HQ: "
                                          f"{found.card_reason}"[:200])
@@ -788,25 +868,20 @@ class ChainLedger:
                 return self._refuse(request, problem)
             return MemberResponse("hold", True, now, member=request.member,
                                   hold_id=found.existing.id, balance=None)
-        member = found.member
-        if member is None:
+        if found.member is None:
             return self._refuse(request, "unknown member")
         problem = holds.over_bounds(self.trust.holds, self.store.rules, request, found)
         if problem:
             return self._refuse(request, problem)
-        reviewed = member.tier_reviewed_us
-        if tiers.due_review(self.store.rules, from_micros(reviewed) if reviewed else None,
-                            now) is None:
-            tier, balance = member.tier, member.balance - found.unswept
-        else:  # the month's review is due: the tier by the window's spend (the engine's way)
-            tier, balance = self._standing(member)  # type: ignore[arg-type]
+        return None
+
+    def _hold_granted(self, request: MemberRequest, found: holds.Read, now: datetime,
+                      tier: str, balance: int) -> MemberResponse:
+        """The hold granted, or refused when the member's ``balance`` (less their pending
+        holds, the till's own on them set aside) does not cover it."""
         available = balance - found.pending + found.replaced
         if request.points is None or request.points > available:
             return self._refuse(request, f"insufficient points: {max(available, 0)} available")
-        holds.supersede(member.card_hash, store, terminal, now_us)
-        self.db.execute_sql(HOLD_INSERT.replace("?", self.db.param), (
-            request.hold_id, member.card_hash, request.points, store, terminal, now_us,
-            to_micros(now + self.hold_ttl)))
         return MemberResponse("hold", True, now, member=request.member, hold_id=request.hold_id,
                               balance=available - request.points, tier=tier)
 

@@ -34,6 +34,7 @@ from terminal.hq.models import MemberHold
 from terminal.hq.policy import HoldRules
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import hotpath
+from terminal.loyalty.store.card_states import FROZEN, RETIRED
 from terminal.loyalty.store.hotpath import MemberRow
 from terminal.protocol.messages import MemberRequest
 
@@ -108,29 +109,69 @@ def supersede(card_hash: str, store: str, terminal: str, now_us: int) -> int:
 _MEMBER = ", ".join(f"m.{column}" for column in hotpath.MEMBER_COLUMNS)
 _PENDING = "h.state = 'pending' AND h.expires_us > q.at_us"
 _TILL = "h.store = q.store AND h.terminal = q.terminal"
-READ = (
-    f"SELECT {_MEMBER}, c.state, c.reason, e.store, e.terminal, e.card_hash, e.points, e.state, "
+_READ_COLUMNS = (
+    f"{_MEMBER}, c.state AS card_state, c.reason AS card_reason, e.store AS e_store, "
+    "e.terminal AS e_terminal, e.card_hash AS e_card_hash, e.points AS e_points, "
+    "e.state AS e_state, "
     f"(SELECT COUNT(*) FROM member_hold h WHERE {_TILL} AND h.card_hash <> q.card_hash "
-    f"AND {_PENDING}), "
+    f"AND {_PENDING}) AS till_count, "
     f"(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE {_TILL} "
-    f"AND h.card_hash <> q.card_hash AND {_PENDING}), "
+    f"AND h.card_hash <> q.card_hash AND {_PENDING}) AS till_points, "
     f"(SELECT COUNT(*) FROM member_hold h WHERE h.card_hash = q.card_hash AND {_PENDING} "
-    f"AND NOT ({_TILL})), "
+    f"AND NOT ({_TILL})) AS member_count, "
     f"(SELECT COUNT(*) FROM member_hold h WHERE {_TILL} AND h.card_hash = q.card_hash "
-    "AND h.created_us > q.at_us - 3600000000), "
+    "AND h.created_us > q.at_us - 3600000000) AS asked, "
     f"(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE h.card_hash = q.card_hash "
-    f"AND {_PENDING}), "
+    f"AND {_PENDING}) AS pending, "
     f"(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE h.card_hash = q.card_hash "
-    f"AND {_TILL} AND {_PENDING}), "
+    f"AND {_TILL} AND {_PENDING}) AS replaced, "
     "(SELECT COALESCE(SUM(l.remaining), 0) FROM lot l WHERE l.member_id = m.id "
-    "AND l.remaining > 0 AND l.expires_us <= q.at_us AND l.dated_trusted) "
-    "FROM (SELECT CAST(? AS TEXT) AS card_hash, CAST(? AS TEXT) AS hold_id, "
-    "CAST(? AS TEXT) AS store, CAST(? AS TEXT) AS terminal, CAST(? AS BIGINT) AS at_us) q "
-    "LEFT JOIN member m ON m.card_hash = q.card_hash "
-    "LEFT JOIN card_state c ON c.card_hash = q.card_hash "
-    "LEFT JOIN member_hold e ON e.id = q.hold_id"
+    "AND l.remaining > 0 AND l.expires_us <= q.at_us AND l.dated_trusted) AS unswept"
 )
+_REQUEST = ("CAST(? AS TEXT) AS card_hash, CAST(? AS TEXT) AS hold_id, "
+            "CAST(? AS TEXT) AS store, CAST(? AS TEXT) AS terminal, CAST(? AS BIGINT) AS at_us")
+_JOINS = ("LEFT JOIN member m ON m.card_hash = q.card_hash "
+          "LEFT JOIN card_state c ON c.card_hash = q.card_hash "
+          "LEFT JOIN member_hold e ON e.id = q.hold_id")
+READ = f"SELECT {_READ_COLUMNS} FROM (SELECT {_REQUEST}) q {_JOINS}"
 _WIDTH = len(hotpath.MEMBER_COLUMNS)
+
+# A hold in one wait for the server (PostgreSQL; ChainLedger._hold_at_once): the read above,
+# HQ's decision on it, the till's older pending holds on the member voided (supersede) and the
+# new hold inserted, in one statement, sent with the BEGIN and the member's lock before it and
+# the COMMIT after it, all answered together. It grants only what :func:`over_bounds`,
+# :func:`same_request` and the ledger's checks would (the same read, the same comparisons, in
+# numeric as Python's integers); the ledger then decides again in Python from the row it
+# returns, for the refusal's words, and takes the full way when the two differ (logged) or when
+# the statement cannot decide (a tier review due: the tier needs the window's spend).
+_GRANTED = (
+    "(r.card_state IS NULL OR r.card_state NOT IN (q.frozen, q.retired)) "
+    "AND r.e_store IS NULL AND r.id IS NOT NULL "
+    "AND (q.day_cap IS NULL OR COALESCE(q.points, 0) <= q.day_cap) "
+    "AND r.till_count < q.max_per_till "
+    "AND r.till_points + COALESCE(q.points, 0) <= q.max_points_per_till "
+    "AND r.member_count < q.max_per_member "
+    "AND r.asked < q.max_per_till_member_per_hour "
+    "AND r.tier_reviewed_us >= q.month_start "
+    "AND q.points <= r.balance - r.unswept - r.pending + r.replaced"
+)
+ASK = (
+    f"WITH q AS (SELECT {_REQUEST}, CAST(? AS NUMERIC) AS points, "
+    "CAST(? AS BIGINT) AS expires_us, CAST(? AS BIGINT) AS month_start, "
+    "CAST(? AS NUMERIC) AS day_cap, CAST(? AS NUMERIC) AS max_per_till, "
+    "CAST(? AS NUMERIC) AS max_points_per_till, CAST(? AS NUMERIC) AS max_per_member, "
+    "CAST(? AS NUMERIC) AS max_per_till_member_per_hour, CAST(? AS TEXT) AS frozen, "
+    "CAST(? AS TEXT) AS retired), "
+    f"r AS (SELECT {_READ_COLUMNS} FROM q {_JOINS}), "
+    f"g AS (SELECT COALESCE({_GRANTED}, FALSE) AS granted FROM q, r), "
+    "v AS (UPDATE member_hold h SET state = 'voided', settled_us = q.at_us FROM q, g "
+    "WHERE g.granted AND h.card_hash = q.card_hash AND h.store = q.store "
+    "AND h.terminal = q.terminal AND h.state = 'pending'), "
+    "i AS (INSERT INTO member_hold (id, card_hash, points, state, store, terminal, created_us, "
+    "expires_us) SELECT q.hold_id, q.card_hash, q.points, 'pending', q.store, q.terminal, "
+    "q.at_us, q.expires_us FROM q, g WHERE g.granted RETURNING 1) "
+    "SELECT r.*, (SELECT COUNT(*) FROM i) FROM r"
+)
 
 
 @dataclass(frozen=True)
@@ -154,6 +195,28 @@ def read(db: Database, request: MemberRequest, store: str, terminal: str,
          now_us: int) -> Read:
     row: Any = db.execute_sql(READ.replace("?", db.param), (
         request.member or "", request.hold_id or "", store, terminal, now_us)).fetchone()
+    return _found(row, request)
+
+
+def ask(db: Database, request: MemberRequest, store: str, terminal: str, now_us: int,
+        expires_us: int, month_start_us: int, bounds: HoldRules, loyalty: Rules) -> Any:
+    """Send :data:`ASK` (PostgreSQL, pipelined: nothing waits) and return its cursor, read by
+    :func:`asked` once the transaction's COMMIT is answered."""
+    return db.execute_sql(ASK.replace("?", db.param), (
+        request.member or "", request.hold_id or "", store, terminal, now_us, request.points,
+        expires_us, month_start_us, loyalty.redeem.per_member_per_day, bounds.max_per_till,
+        bounds.max_points_per_till, bounds.max_per_member, bounds.max_per_till_member_per_hour,
+        FROZEN, RETIRED))
+
+
+def asked(cursor: Any, request: MemberRequest) -> tuple[Read, bool]:
+    """What :data:`ASK` read, and whether it granted the hold (voided the till's older ones on
+    the member and inserted it)."""
+    row = cursor.fetchone()
+    return _found(row[:-1], request), bool(row[-1])
+
+
+def _found(row: Any, request: MemberRequest) -> Read:
     member = MemberRow(*row[:_WIDTH]) if row[0] is not None else None
     state, reason, *held, till_count, till_points, member_count, asked, pending, replaced, \
         unswept = row[_WIDTH:]

@@ -1,0 +1,170 @@
+"""A hold on PostgreSQL in one wait for the server (ChainLedger._hold_at_once: one statement
+reads, decides and writes, sent with the BEGIN, the member's lock and the COMMIT) answers and
+writes exactly what the full way does (ChainLedger._hold: the read, HQ's bounds in Python, then
+the writes): two ledgers on two databases take the same random requests, sales and changes of
+state, one each way, and every answer and every hold row must agree, without the one statement
+and the ledger ever deciding differently (which the ledger logs as an error)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.database import open_hq_database
+from terminal.hq.models import MemberHold
+from terminal.hq.policy import TrustPolicy
+from terminal.loyalty.calendar import month_start
+from terminal.loyalty.clock import to_micros
+from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.models import CardState, Member
+from terminal.protocol.messages import MemberRequest, MemberResponse
+from tests.hq.test_batch_kept import Till, card
+from tests.hq.test_postgres_collector import fresh_database
+from tests.sync.harness import CARD_KEY, rules_data
+
+POLICY = TrustPolicy.from_mapping({"holds": {
+    "max_per_till": 3, "max_per_member": 2, "max_points_per_till": 5000,
+    "max_per_till_member_per_hour": 4}})
+MEMBERS = 6  # registered 0-5; 6 is unknown
+TILLS = ("T01", "T02", "T03")
+POINTS = (None, 1, 100, 500, 1000, 2000, 2900, 3500, 10**20)
+# Every kind of answer the run should have met (the words of the refusals).
+KINDS = ("granted", "repeat", "insufficient points", "holds.max_per_till:",
+         "holds.max_points_per_till", "holds.max_per_member", "max_per_till_member_per_hour",
+         "card frozen", "card retired", "unknown member", "another till",
+         "another member or other points", "the hold was")
+
+
+@pytest.fixture
+def two_ledgers(postgres: Any) -> Iterator[Callable[[int | None], tuple[ChainLedger,
+                                                                          ChainLedger]]]:
+    made: list[ChainLedger] = []
+
+    def make(day_cap: int | None) -> tuple[ChainLedger, ChainLedger]:
+        rules = Rules.from_mapping(rules_data(per_member_per_day=day_cap))
+        pair = tuple(ChainLedger(open_hq_database(fresh_database(postgres)), rules, CARD_KEY,
+                                 hold_ttl=timedelta(hours=1), trust=POLICY) for _ in range(2))
+        made.extend(pair)
+        return pair  # type: ignore[return-value]
+
+    yield make
+    for ledger in made:
+        ledger.close()
+
+
+def kind(response: MemberResponse, request: MemberRequest) -> str:
+    if response.ok:
+        return "granted" if response.balance is not None else "repeat"
+    for name in KINDS:
+        if name in (response.error or ""):
+            return name
+    return response.error or ""
+
+
+@pytest.mark.parametrize(("seed", "day_cap"), [(1, 3000), (2, None)])
+def test_a_hold_in_one_statement_answers_and_writes_as_the_full_way(
+        two_ledgers: Callable[[int | None], tuple[ChainLedger, ChainLedger]],
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, seed: int,
+        day_cap: int | None) -> None:
+    at_once, full_way = two_ledgers(day_cap)
+    went_full_way: list[MemberRequest] = []  # by the one-statement ledger: tier reviews due
+
+    def counted(request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+        went_full_way.append(request)
+        return ChainLedger._hold_full_way(at_once, request, store, terminal)
+
+    monkeypatch.setattr(at_once, "_hold_full_way", counted)
+    rng = random.Random(seed)
+    till = Till("S001", datetime.now(UTC) - timedelta(hours=1))
+    events = [till.register(n) for n in range(MEMBERS)]
+    events += [till.sale(n, 300_000) for n in range(MEMBERS)]  # 3,000 points each, +100 bonus
+    for ledger in (at_once, full_way):
+        assert {o.result for o in ledger.thread.call(ledger.apply, events)} == {"applied"}
+    asked: list[tuple[MemberRequest, str]] = []  # holds asked so far and by which till
+    seen: set[str] = set()
+
+    def both(arrange: Callable[[], object]) -> None:
+        for ledger in (at_once, full_way):
+            ledger.requests.call(lambda ledger=ledger: ledger.db.atomic()(arrange)())
+
+    def card_state(n: int, state: str | None) -> Callable[[], object]:
+        def arrange() -> None:
+            CardState.delete().where(CardState.card_hash == card(n)).execute()
+            if state is not None:
+                CardState.insert(card_hash=card(n), state=state, reason="checking", version=1,
+                                 updated_us=to_micros(datetime.now(UTC))).execute()
+        return arrange
+
+    def expire(n: int) -> Callable[[], object]:
+        past = to_micros(datetime.now(UTC) - timedelta(hours=2))
+        return lambda: MemberHold.update(expires_us=past).where(
+            MemberHold.card_hash == card(n)).execute()
+
+    def review_due(n: int) -> Callable[[], object]:
+        before = to_micros(month_start(datetime.now(UTC), at_once.store.rules.zone)) - 1
+        value = rng.choice((None, before))
+        return lambda: Member.update(tier_reviewed_us=value).where(
+            Member.card_hash == card(n)).execute()
+
+    caplog.set_level(logging.ERROR, logger="terminal.hq.chain_ledger")
+    for _ in range(400):
+        roll = rng.random()
+        if roll < 0.04:
+            both(card_state(rng.randrange(MEMBERS), rng.choice(("frozen", "retired", None))))
+            continue
+        if roll < 0.08:
+            both(expire(rng.randrange(MEMBERS)))
+            continue
+        if roll < 0.10:
+            both(review_due(rng.randrange(MEMBERS)))
+            continue
+        if roll < 0.16 and asked:  # a sale posts a hold of T01's (or redeems without one)
+            held, _ = rng.choice(asked)
+            n = next((n for n in range(MEMBERS + 1) if card(n) == held.member), 0)
+            sale = [till.sale(n, 100_000, redeem=min(held.points or 0, 1000),
+                              hold_id=held.hold_id)]
+            outcomes = [ledger.thread.call(ledger.apply, sale) for ledger in (at_once, full_way)]
+            assert [o.result for o in outcomes[0]] == [o.result for o in outcomes[1]]
+            continue
+        terminal = rng.choice(TILLS)
+        if roll < 0.24 and asked:  # the same request again (a timeout): a repeat if pending
+            request, terminal = rng.choice(asked)
+        elif roll < 0.30 and asked:  # the same id: another till's, member's or points
+            old, by = rng.choice(asked)
+            terminal = rng.choice((by, terminal))
+            request = MemberRequest("hold", rng.choice((old.member, card(rng.randrange(7)))),
+                                    rng.choice((old.points, *POINTS)), old.hold_id)
+        else:
+            request = MemberRequest("hold", card(rng.randrange(MEMBERS + 1)),
+                                    rng.choice(POINTS), str(uuid.uuid4()))
+        one = at_once.holding[0].call(at_once.answer, request, "S001", terminal)
+        other = full_way.holding[0].call(full_way._hold_full_way, request, "S001", terminal)
+        assert (one.ok, one.error, one.balance, one.tier, one.hold_id, one.member) == \
+            (other.ok, other.error, other.balance, other.tier, other.hold_id, other.member), \
+            request
+        seen.add(kind(one, request))
+        if one.ok or rng.random() < 0.3:
+            asked.append((request, terminal))
+
+    def holds() -> list[tuple[Any, ...]]:
+        return sorted(MemberHold.select(MemberHold.id, MemberHold.card_hash, MemberHold.points,
+                                        MemberHold.state, MemberHold.store,
+                                        MemberHold.terminal).tuples())
+
+    assert at_once.requests.call(holds) == full_way.requests.call(holds)
+    balances = [ledger.requests.call(lambda: sorted(
+        Member.select(Member.card_hash, Member.balance).tuples()))
+        for ledger in (at_once, full_way)]
+    assert balances[0] == balances[1]
+    assert [record.getMessage() for record in caplog.records] == []  # never decided apart
+    assert 0 < len(went_full_way) < len(asked) / 4  # tier reviews due (any other way logs)
+    assert set(KINDS) - seen == set(), seen
+    assert any("more than a member may redeem in a day" in name for name in seen) == \
+        (day_cap is not None)
