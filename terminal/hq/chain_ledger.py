@@ -40,6 +40,7 @@ from terminal.hq.database import (
     snapshot,
     unit,
 )
+from terminal.hq.member_ops import publish
 from terminal.hq.models import AppliedEvent, LookupAudit, MemberHold, MemberHome
 from terminal.hq.policy import TrustPolicy
 from terminal.hq.reckoning import reckon
@@ -667,7 +668,12 @@ class ChainLedger:
 
     def answer(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         """A till's member request (on :attr:`requests`): a lookup reads one snapshot and
-        waits for no writer; a hold or void locks only its member (database.member_writing)."""
+        waits for no writer, and so does a catch-up of member states (one statement); a hold or
+        void locks only its member (database.member_writing)."""
+        if request.op == "states":  # a till's catch-up: a read of what was published
+            page = publish.catch_up(self.db, request.since or 0)
+            return MemberResponse("states", True, _now(), states=tuple(page.states),
+                                  through=page.through, more=page.more)
         handler = {"lookup": self._lookup, "hold": self._hold, "void": self._void,
                    "post": self._post}[request.op]
         if request.member is not None and not CARD_HASH.fullmatch(request.member):

@@ -102,11 +102,13 @@ class MemberOp(BaseModel):
 
 class PublishedState(BaseModel):
     """The newest member-state version of each card published to the tills (retained); a card
-    whose ``card_state.version`` is above it waits for the publisher."""
+    whose ``card_state.version`` is above it waits for the publisher. ``payload``: the signed
+    state as published, which a till's catch-up is answered with."""
 
     card_hash = TextField(primary_key=True)
     version = BigIntegerField()
     published_us = BigIntegerField()
+    payload = TextField(null=True)
 
 
 class MemberHome(BaseModel):

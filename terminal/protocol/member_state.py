@@ -9,8 +9,10 @@ The state is a snapshot, not a delta: ``{card_hash, version, issued_at, key_id, 
 replaced_by, replaced_by_last4, card_last4, tier, profile}``. ``version`` is HQ's member-operation
 sequence, so a till applies a state only when it is newer than the one it holds for that card:
 messages may arrive in any order, twice, or replayed by an attacker, and the newest always wins.
-Because it is retained per card, a till that was offline reads every card's latest state when it
-subscribes again.
+The broker queues a bounded number of messages for each subscriber and drops the rest, so a
+till that reads slower than HQ publishes, or was offline, also asks HQ for the states above the
+version it holds them all up to (a ``states`` member request: terminal.sync.member_states), and
+takes no retained copies when it subscribes.
 
 ``state`` is ``active``, ``frozen`` (neither earns nor redeems; ``reason`` says why on the till's
 display) or ``retired`` (reported lost, or merged into another member: ``replaced_by`` names the

@@ -23,7 +23,7 @@ EVENT_KINDS = frozenset({"register", "import", "sale", "refund", "void", "exchan
                          "day_report",  # day_report: an X or Z report as printed
                          "consent"})
 COMMAND_NAMES = frozenset({"resync", "print_status", "reload_rules", "report_health"})
-MEMBER_OPS = frozenset({"lookup", "hold", "post", "void"})
+MEMBER_OPS = frozenset({"lookup", "hold", "post", "void", "states"})
 STATUS_STATES = frozenset({"online", "offline"})
 
 
@@ -275,10 +275,12 @@ class Command(_Message):
 
 @dataclass(frozen=True)
 class MemberRequest(_Message):
-    """lookup(member) | hold(member, points, hold_id) | post(hold_id) | void(hold_id).
+    """lookup(member) | hold(member, points, hold_id) | post(hold_id) | void(hold_id) |
+    states(since).
 
     The terminal mints ``hold_id`` so a retried hold is the same hold; MQTT 5 correlation data
-    pairs each request with its response.
+    pairs each request with its response. ``states``: the signed member states of the cards HQ
+    changed after version ``since`` (the till's catch-up, terminal.sync.member_states).
     """
 
     KIND: ClassVar[str] = "member_request"
@@ -286,6 +288,7 @@ class MemberRequest(_Message):
     member: str | None = None
     points: int | None = None
     hold_id: str | None = None
+    since: int | None = None
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
@@ -294,21 +297,25 @@ class MemberRequest(_Message):
         need_member = op in ("lookup", "hold")
         msg = cls(op=op, member=f.text("member", optional=not need_member),
                   points=f.int("points", minimum=1, optional=op != "hold"),
-                  hold_id=f.uuid("hold_id", optional=op == "lookup"))
+                  hold_id=f.uuid("hold_id", optional=op in ("lookup", "states")),
+                  since=f.int("since", optional=op != "states"))
         f.finish()
-        for name in ("member", "points", "hold_id"):
+        for name in ("member", "points", "hold_id", "since"):
             if getattr(msg, name) is not None and name not in _MEMBER_FIELDS[op]:
                 raise f.error(name, f"does not belong in a {op} request")
         return msg
 
 
 _MEMBER_FIELDS = {"lookup": {"member"}, "hold": {"member", "points", "hold_id"},
-                  "post": {"hold_id"}, "void": {"hold_id"}}
+                  "post": {"hold_id"}, "void": {"hold_id"}, "states": {"since"}}
 
 
 @dataclass(frozen=True)
 class MemberResponse(_Message):
-    """HQ's answer: the authoritative balance and tier, or a refusal with its reason."""
+    """HQ's answer: the authoritative balance and tier, or a refusal with its reason. To
+    ``states``: the signed member states (each as published on its card's topic), ``through``
+    the version up to which the till now holds every state HQ published, ``more`` whether
+    another page follows."""
 
     KIND: ClassVar[str] = "member_response"
     op: str
@@ -319,16 +326,25 @@ class MemberResponse(_Message):
     tier: str | None = None
     hold_id: str | None = None
     error: str | None = None
+    states: tuple[str, ...] | None = None
+    through: int | None = None
+    more: bool | None = None
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
         f = _Fields(cls.KIND, raw)
         ok = f.get("ok", bool)
         balance = f.get("balance", int, optional=True)  # may be negative after an overdraft
+        states = f.get("states", list, optional=True)
+        if states is not None and not all(isinstance(state, str) for state in states):
+            raise f.error("states", "must be a list of strings")
         msg = cls(op=f.text("op", choices=MEMBER_OPS), ok=ok, hq_time=f.time("hq_time"),
                   member=f.text("member", optional=True), balance=balance,
                   tier=f.text("tier", optional=True), hold_id=f.uuid("hold_id", optional=True),
-                  error=f.text("error", optional=ok))
+                  error=f.text("error", optional=ok),
+                  states=None if states is None else tuple(states),
+                  through=f.int("through", optional=True),
+                  more=f.get("more", bool, optional=True))
         f.finish()
         return msg
 

@@ -161,6 +161,8 @@ class _Subscription:
     # MQTT 5 "retain as published": live messages keep their retain flag, so a subscriber can
     # tell (and clear) a message someone left retained where nothing should be.
     as_published: bool = False
+    # Whether the broker sends the retained messages matching the filter when it is subscribed.
+    retained: bool = True
 
 
 def _match_filter(topic_filter: str) -> str:
@@ -329,18 +331,19 @@ class MqttClient:
         return future
 
     async def subscribe(self, topic_filter: str, handler: Handler, qos: int = 1,
-                        retain_as_published: bool = False) -> None:
+                        retain_as_published: bool = False, retained: bool = True) -> None:
         """Call ``handler`` on the loop for each message matching ``topic_filter``.
 
         Remembered across reconnects; while connected, waits for the broker's SUBACK.
         ``retain_as_published``: live messages keep the retain flag they were published with.
+        ``retained=False``: live messages only, never the retained copies on subscribing.
         """
         sub = self._subscriptions.get(topic_filter)
         if sub is not None:
             sub.handlers.append(handler)
             return
         sub = _Subscription(topic_filter, _match_filter(topic_filter), qos, [handler],
-                            as_published=retain_as_published)
+                            as_published=retain_as_published, retained=retained)
         overlapping = [other for other in self._subscriptions.values()
                        if _overlap(other.match_filter, sub.match_filter)]
         if overlapping:  # identifiers, so that each copy of a message finds its own filter
@@ -454,6 +457,8 @@ class MqttClient:
     async def _send_subscribe(
             self, sub: _Subscription,
             retain_handling: int = SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE) -> None:
+        if not sub.retained:
+            retain_handling = SubscribeOptions.RETAIN_DO_NOT_SEND
         props = Properties(PacketTypes.SUBSCRIBE)
         if sub.ident is not None:
             props.SubscriptionIdentifier = sub.ident

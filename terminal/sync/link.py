@@ -7,7 +7,11 @@ composition root makes and shares with the till.
 
 On each connection the client renews its subscriptions first (HQ state, acks, commands, the
 bundles of both scopes, every card's member state) and only then publishes the birth and the
-backlog, so retained bundles and member states are taken after subscribing (DESIGN promise 5).
+backlog, so retained bundles are taken after subscribing (DESIGN promise 5). Member states come
+live, without the retained copies (a chain's worth of them overflowed the broker's queue for
+the till, acks and HQ's answers with them), and by the till's own catch-up by version after each
+connection, when HQ comes online and every ``state_catch_up`` seconds
+(:class:`member_states.CatchUp`): what the broker dropped is taken there.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore, held_bundles
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.protocol.bundle import BundleRejected
+from terminal.protocol.member_state import MemberState
 from terminal.protocol.messages import Command, HqState, MessageError, Status
 from terminal.protocol.mqtt import (
     Backoff,
@@ -78,6 +83,7 @@ class MqttHqLink:
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         state_dir: Path | None = None,
+        state_catch_up: float = 30.0,
     ) -> None:
         self.store = store
         ident = store.identity
@@ -101,6 +107,10 @@ class MqttHqLink:
             self.client, self.topics, ident.store, ident.terminal, timeout=request_timeout,
             cache_ttl=balance_cache_ttl, reachable=lambda: self.reachable,
             on_hq_time=self._hq_time)
+        self.catch_up = member_states.CatchUp(
+            self.members, self.ledger, store, self.trust, self.clock_trusted,
+            self._state_applied, self.report, interval=state_catch_up)
+        self._catching_up: asyncio.Task[None] | None = None
         self.commands = CommandDispatcher({
             "resync": self.resync,
             "print_status": self._print_status,
@@ -143,15 +153,21 @@ class MqttHqLink:
                                     self.commands.handle)
         for scope in self.scopes:
             await self.client.subscribe(self.topics.bundle(scope), self._on_bundle)
-        await self.client.subscribe(self.topics.member_states(), self._on_member_state)
+        await self.client.subscribe(self.topics.member_states(), self._on_member_state,
+                                    retained=False)
         if self.os_releases is not None:  # the store's staged announcement first, then the chain's
             for topic in self.topics.os_releases_for(ident.store):
                 await self.client.subscribe(topic, self.os_releases.handle)
         self.client.on_ready(self._on_ready)
         await self.outbox.start()
+        self._catching_up = asyncio.create_task(self.catch_up.run(), name="state-catch-up")
         await self.client.start()
 
     async def stop(self) -> None:
+        if self._catching_up is not None:
+            self._catching_up.cancel()
+            await asyncio.gather(self._catching_up, return_exceptions=True)
+            self._catching_up = None
         await self.outbox.stop()
         if self.client.connected:
             # A clean disconnect sends no will, so say goodbye ourselves.
@@ -249,6 +265,7 @@ class MqttHqLink:
 
     async def _on_ready(self) -> None:
         self.outbox.rewind()  # paho's queue died with the connection: publish again from the DB
+        self.catch_up.wake()  # what was published while this till was away
         await self.publish_status()
 
     def _on_hq_state(self, message: Message) -> None:
@@ -261,6 +278,8 @@ class MqttHqLink:
         online = state.state == "online"
         if online != self.outbox.hq_online:
             log.info("HQ is %s", "online" if online else "offline")  # what a technician asks first
+            if online:
+                self.catch_up.wake()  # HQ answers again: ask for what it published meanwhile
         self.outbox.set_hq_online(online)
 
     def _hq_time(self, at: datetime) -> None:
@@ -294,11 +313,14 @@ class MqttHqLink:
             await self.report("member_state", reason, detail, message.topic)
             return
         if state is not None:
-            self.members.forget(state.card_hash)  # HQ's balance or tier may have changed
-            if state.replaced_by is not None:
-                self.members.forget(state.replaced_by)
+            self._state_applied(state)
             log.info("card %s… is %s at HQ (v%d)", state.card_hash[:12], state.state,
                      state.version)
+
+    def _state_applied(self, state: MemberState) -> None:
+        self.members.forget(state.card_hash)  # HQ's balance or tier may have changed
+        if state.replaced_by is not None:
+            self.members.forget(state.replaced_by)
 
     def _put_in_force(self, found: bundle_store.Effective) -> None:
         # After the commit: the till's next operation uses the new rules.

@@ -4,16 +4,38 @@ Each message on ``{root}/members/state/{card_hash}`` is verified against the ter
 (:func:`terminal.protocol.member_state.verify_member_state`), checked against its topic, and applied
 in one ledger transaction by :meth:`LedgerStore.apply_card_update` only if its version is newer
 than the one held for that card (so a replayed or reordered message changes nothing).
+
+Those live messages can be lost: the broker queues at most ``max_queued_messages`` (1,000) past
+the 100 in flight for a subscriber and drops the rest, so a campaign's bonus to 100,000 members
+(a state each) reaches a till that reads slower than HQ publishes only in part, and a till that
+subscribed again used to get some 1,100 of the retained states and never the others
+(tests/sync/test_state_catch_up.py). So the till also catches up by version (:class:`CatchUp`):
+it keeps the version up to which it holds every state HQ published (``meta``,
+:data:`THROUGH_KEY`) and asks HQ for the states above it, a page at a time at its own pace
+(a ``states`` member request, answered from what HQ's publishers sent:
+terminal.hq.member_ops.publish), after each connection, when HQ comes online, and every
+``interval`` while connected. A page is applied in one transaction, then the version it covers is
+kept; a till cut off half-way asks again from there.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.card_states import CardUpdate, Profile
-from terminal.protocol.bundle import TrustStore, WrongScope, latest_trusted
+from terminal.loyalty.store.ledger_thread import LedgerThread
+from terminal.loyalty.store.models import Meta
+from terminal.protocol.bundle import BundleRejected, TrustStore, WrongScope, latest_trusted
 from terminal.protocol.member_state import MemberState, verify_member_state
+from terminal.sync.members import MemberClient
+
+log = logging.getLogger(__name__)
+
+THROUGH_KEY = "member_states_through"  # every state HQ published up to this version is held
 
 
 def as_update(state: MemberState) -> CardUpdate:
@@ -28,19 +50,112 @@ def as_update(state: MemberState) -> CardUpdate:
         forget_merged=True)
 
 
+def _verify(store: LedgerStore, wire: bytes, trust: TrustStore,
+            clock_trusted: bool) -> MemberState:
+    return verify_member_state(
+        wire, trust, latest_trusted=latest_trusted(datetime.now(UTC), clock_trusted,
+                                                   store.floor))
+
+
 def receive(store: LedgerStore, wire: bytes, topic_card_hash: str, trust: TrustStore,
             clock_trusted: bool) -> MemberState | None:
     """Verify and apply one member-state message (on the ledger thread). Returns the state if
     it changed anything, None if the ledger held it (or a newer one) already; raises a
     ``BundleRejected`` subclass, having changed nothing, when it is refused."""
-    now = datetime.now(UTC)
-    state = verify_member_state(
-        wire, trust, latest_trusted=latest_trusted(now, clock_trusted, store.floor))
+    state = _verify(store, wire, trust, clock_trusted)
     if state.card_hash != topic_card_hash:
         raise WrongScope(f"the state of card {state.card_hash[:12]}… arrived on the topic of "
                          f"card {topic_card_hash[:12]}…")
-    moment = store.moment(now, clock_trusted)
+    moment = store.moment(datetime.now(UTC), clock_trusted)
     if not store.apply_card_update(as_update(state), moment):
         return None
     # The signed issue time moves no floor: only what HQ's acks vouch for does (as for bundles).
     return state
+
+
+def held_through() -> int:
+    """The version up to which this ledger holds every state HQ published (on the thread)."""
+    row = Meta.get_or_none(Meta.key == THROUGH_KEY)
+    return int(row.value) if row is not None else 0
+
+
+def receive_page(store: LedgerStore, wires: list[bytes], through: int, trust: TrustStore,
+                 clock_trusted: bool) -> tuple[list[MemberState], list[BundleRejected]]:
+    """Verify a catch-up page, apply the states it may in one transaction, then keep
+    ``through`` (on the ledger thread). Returns the states that changed something and the
+    refusals (a refused state is reported, not asked for again: HQ would send the same)."""
+    states, refused = [], []
+    for wire in wires:
+        try:
+            states.append(_verify(store, wire, trust, clock_trusted))
+        except BundleRejected as exc:
+            refused.append(exc)
+    moment = store.moment(datetime.now(UTC), clock_trusted)
+    changed = store.apply_card_updates([as_update(state) for state in states], moment)
+    with store.db.atomic("IMMEDIATE"):
+        if held_through() < through:
+            (Meta.insert(key=THROUGH_KEY, value=str(through))
+             .on_conflict(conflict_target=[Meta.key], update={Meta.value: str(through)})
+             .execute())
+    return [state for state, done in zip(states, changed, strict=True) if done], refused
+
+
+class CatchUp:
+    """Asks HQ for the member states the till lacks, a page at a time (see the module).
+
+    ``on_state`` is called for each state that changed the ledger, ``report`` for each refusal
+    (what, reason code, detail, ref), as for the live messages. ``pace``: seconds between two
+    pages, so a long catch-up leaves most of the till's request rate at HQ
+    (``requests_per_second``, 5 by default) to its lookups and holds."""
+
+    def __init__(self, members: MemberClient, ledger: LedgerThread, store: LedgerStore,
+                 trust: TrustStore, clock_trusted: Callable[[], bool],
+                 on_state: Callable[[MemberState], None],
+                 report: Callable[[str, str, str, str], Awaitable[None]], *,
+                 interval: float = 30.0, pace: float = 0.5, timeout: float = 5.0) -> None:
+        self.members, self.ledger, self.store, self.trust = members, ledger, store, trust
+        self.clock_trusted, self.on_state, self.report = clock_trusted, on_state, report
+        self.interval, self.pace, self.timeout = interval, pace, timeout
+        self._wake = asyncio.Event()
+        self.applied = 0  # states a catch-up applied (they changed the ledger)
+
+    def wake(self) -> None:
+        """Catch up now (a new connection, HQ online again)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.once()
+            except Exception:  # the ledger's trouble: the next round asks again
+                log.exception("member states: the catch-up failed")
+
+    async def once(self) -> bool:
+        """Ask until HQ has no more or stops answering; whether HQ answered every page."""
+        since = await self.ledger.run(held_through)
+        while True:
+            page = await self.members.states(since, self.timeout)
+            if page is None:
+                return False
+            wires = [state.encode() for state in page.states or ()]
+            applied, refused = await self.ledger.run(
+                receive_page, self.store, wires, page.through or since, self.trust,
+                self.clock_trusted())
+            for exc in refused:
+                await self.report("member_state", exc.reason_code, exc.message, "catch-up")
+            for state in applied:
+                self.on_state(state)
+            self.applied += len(applied)
+            if applied:
+                log.info("member states: %d applied from HQ's catch-up, up to v%d",
+                         len(applied), page.through)
+            since = max(since, page.through or since)
+            if not page.more:
+                return True
+            await asyncio.sleep(self.pace)

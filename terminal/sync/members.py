@@ -34,14 +34,15 @@ class MemberClient:
         self.reachable, self.on_hq_time = reachable, on_hq_time
         self._cache: dict[str, tuple[float, RemoteBalance]] = {}
 
-    async def _ask(self, request: MemberRequest) -> MemberResponse | None:
+    async def _ask(self, request: MemberRequest,
+                   timeout: float | None = None) -> MemberResponse | None:
         """HQ's answer, or None when HQ cannot be asked or did not answer in time."""
         if not self.reachable():
             return None
         try:
             reply = await self.client.request(self.request_topic, request.to_json(),
                                               response_topic=self.response_topic,
-                                              timeout=self.timeout)
+                                              timeout=timeout or self.timeout)
             response = MemberResponse.from_json(reply.payload)
         except MqttError as exc:
             log.info("member %s: HQ did not answer: %s", request.op, exc)
@@ -76,6 +77,15 @@ class MemberClient:
         found = RemoteBalance(response.balance, response.tier or "")
         self._cache[card_hash] = (time.monotonic(), found)
         return found
+
+    async def states(self, since: int, timeout: float) -> MemberResponse | None:
+        """A page of the member states HQ published above version ``since``
+        (terminal.sync.member_states); None when HQ could not be asked, did not answer in time
+        or refused."""
+        response = await self._ask(MemberRequest("states", since=since), timeout)
+        if response is None or not response.ok or response.through is None:
+            return None
+        return response
 
     def forget(self, card_hash: str) -> None:
         """Drop the cached answer for a card (HQ announced a change to it)."""

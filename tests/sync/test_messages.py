@@ -27,6 +27,9 @@ def test_round_trips() -> None:
     round_trip(m.Command(ID, "resync"))
     round_trip(m.MemberRequest("hold", member="M1", points=500, hold_id=ID))
     round_trip(m.MemberRequest("void", hold_id=ID))
+    round_trip(m.MemberRequest("states", since=0))
+    round_trip(m.MemberResponse("states", True, NOW, states=('{"signed":1}', "{}"), through=9,
+                                more=False))
     round_trip(m.MemberResponse("lookup", True, NOW, member="M1", balance=-20, tier="gold"))
     round_trip(m.MemberResponse("hold", False, NOW, hold_id=ID, error="insufficient points"))
 
@@ -82,6 +85,10 @@ def test_ack_ids_checked_one_by_one() -> None:
     ({"op": "post"}, "hold_id"),
     ({"op": "post", "hold_id": ID, "points": 5}, "points"),
     ({"op": "lookup", "member": "M1\n"}, "member"),
+    ({"op": "states"}, "since"),
+    ({"op": "states", "since": -1}, "since"),
+    ({"op": "states", "since": 3, "member": "M1"}, "member"),
+    ({"op": "lookup", "member": "M1", "since": 3}, "since"),
 ])
 def test_member_request_fields_per_op(data: dict, field: str) -> None:
     with pytest.raises(m.MessageError) as info:
@@ -93,6 +100,13 @@ def test_refusal_needs_a_reason() -> None:
     with pytest.raises(m.MessageError, match="error: is required"):
         m.MemberResponse.from_json(json.dumps({"op": "hold", "ok": False,
                                                "hq_time": NOW.isoformat()}))
+
+
+def test_catch_up_states_are_strings() -> None:
+    with pytest.raises(m.MessageError) as info:
+        m.MemberResponse.from_json(json.dumps({"op": "states", "ok": True, "through": 2,
+                                               "hq_time": NOW.isoformat(), "states": [1]}))
+    assert info.value.field == "states"
 
 
 def test_status_devices_are_text() -> None:

@@ -4,9 +4,20 @@ A collector started with ``--keys`` runs a :class:`MemberStatePublisher`: every 
 reads the cards whose ``card_state.version`` is above the version last published
 (``published_state``), builds each one's snapshot (:func:`snapshot`), signs it with HQ's signing
 key and publishes it retained on ``{root}/members/state/{card_hash}``, then records the version
-once the broker has it. Whatever process made the operation (the console, ``posterm-hq
-member``), the collectors carry it to the tills; several collectors may publish the same state
-twice, which tills ignore (the version is not newer).
+once the broker has it, with the signed message. Whatever process made the operation (the
+console, ``posterm-hq member``), the collectors carry it to the tills; several collectors may
+publish the same state twice, which tills ignore (the version is not newer).
+
+The live messages are not enough on their own: the broker queues at most
+``max_queued_messages`` (1,000) for a subscriber past the 100 in flight and drops the rest, so a
+till reading slower than a campaign's stream of states (or a slow link), or one subscribing again
+to many retained states, loses states for good (tests/sync/test_state_catch_up.py). So each till
+also asks for what it lacks, by version, at its own pace (``states`` member requests,
+terminal.sync.member_states): :func:`catch_up` answers with the published messages above the
+till's version, in version order. A version is HQ's operation sequence (``member_op.seq``,
+taken as the highest committed plus one, and unique), so a version becomes visible only once
+every lower one has committed; the page stops before the first state not yet published, and
+``through`` tells the till up to which version it now holds them all.
 """
 
 from __future__ import annotations
@@ -84,12 +95,52 @@ def pending(limit: int = 200) -> list[MemberState]:
     return [snapshot(row, now) for row in rows]
 
 
-def mark_published(card_hash: str, version: int) -> None:
+def mark_published(card_hash: str, version: int, payload: bytes) -> None:
     now = to_micros(datetime.now(UTC))
-    (PublishedState.insert(card_hash=card_hash, version=version, published_us=now)
+    text = payload.decode()
+    (PublishedState.insert(card_hash=card_hash, version=version, published_us=now,
+                           payload=text)
      .on_conflict(conflict_target=[PublishedState.card_hash],
-                  update={PublishedState.version: version, PublishedState.published_us: now})
+                  update={PublishedState.version: version, PublishedState.published_us: now,
+                          PublishedState.payload: text})
      .execute())
+
+
+CATCH_UP_PAGE = 200  # states a catch-up answer carries at most (about 1.2 KB each)
+_CATCH_UP = ("SELECT c.version, p.version, p.payload FROM card_state c LEFT JOIN "
+             "published_state p ON p.card_hash = c.card_hash WHERE c.version > {0} "
+             "ORDER BY c.version, c.card_hash LIMIT {0}")
+
+
+@dataclass(frozen=True)
+class CatchUp:
+    """A page of a till's catch-up: the signed states, the version up to which the till holds
+    every published state once it applied them, and whether another page follows."""
+
+    states: list[str]
+    through: int
+    more: bool
+
+
+def catch_up(db: Database, since: int, limit: int = CATCH_UP_PAGE) -> CatchUp:
+    """The published states of the cards whose version is above ``since``, oldest first, up to
+    ``limit`` (at least 3: an operation changes one card, two for a merge or a replacement).
+
+    The page stops before the first card whose newest state is not published yet (it waits for
+    the publisher; the till asks again later) and, when it is full, before the last version it
+    reached, whose cards may go on into the next page: ``through`` is then that version less
+    one, so no card of it is skipped."""
+    if limit < 3:
+        raise ValueError(f"a catch-up page holds at least 3 states, not {limit}")
+    rows = db.execute_sql(_CATCH_UP.format(db.param), (since, limit + 1)).fetchall()
+    states: list[str] = []
+    for index, (version, published, payload) in enumerate(rows):
+        if index == limit or published != version or payload is None:
+            stop = version  # nothing of this version in the page: the next asks from it on
+            kept = [row[2] for row in rows[:index] if row[0] < stop]
+            return CatchUp(kept, stop - 1, index == limit)
+        states.append(payload)
+    return CatchUp(states, rows[-1][0] if rows else since, False)
 
 
 def forget_published(db: Database) -> int:
@@ -125,9 +176,10 @@ class MemberStatePublisher:
             if not states:
                 return count
             for state in states:
-                await self.client.publish(self.topics.member_state(state.card_hash),
-                                          self.signer.sign(state), qos=1, retain=True)
-                await self.thread.run(mark_published, state.card_hash, state.version)
+                wire = self.signer.sign(state)
+                await self.client.publish(self.topics.member_state(state.card_hash), wire,
+                                          qos=1, retain=True)
+                await self.thread.run(mark_published, state.card_hash, state.version, wire)
                 count += 1
                 self.published += 1
                 log.info("member state of card %s… v%d published (%s)", state.card_hash[:12],

@@ -112,6 +112,12 @@ class CardStates(MemberTiers):
         with self._writing(moment) as w:
             return self._apply_card_update(w, update, operator)
 
+    def apply_card_updates(self, updates: list[CardUpdate], moment: Moment) -> list[bool]:
+        """:meth:`apply_card_update` for each of ``updates`` in turn, in one transaction (a
+        till's catch-up applies a page of HQ's states with one commit, not one a card)."""
+        with self._writing(moment) as w:
+            return [self._apply_card_update(w, update, "hq") for update in updates]
+
     def _apply_card_update(self, w: Writer, update: CardUpdate, operator: str) -> bool:
         """:meth:`apply_card_update` inside the write transaction ``w`` (HQ's grant of a
         campaign's bonus runs it for many cards in one: terminal.hq.member_ops.bulk)."""
