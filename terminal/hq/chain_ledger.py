@@ -818,7 +818,7 @@ class ChainLedger:
         are the same. Where the statement cannot decide (the member's monthly tier review is
         due) or the two differ (logged as an error: a bug), the hold goes the full way
         (:meth:`_hold`) in a transaction of its own; a hold the statement granted and the
-        ledger refuses is voided and refused."""
+        ledger refuses is deleted and refused (a voided one would still cover a redemption)."""
         now = _now()
         now_us = to_micros(now)
         this_month = to_micros(month_start(now, self.store.rules.zone))
@@ -843,8 +843,10 @@ class ChainLedger:
                       "refuses it" if answered is not None and not grants else
                       "grants it" if grants else "takes the full way (tier review due)")
         if inserted:  # strict: what the statement granted is not granted
+            # Deleted, not voided: a voided hold still covers its till's redemption (HQ said
+            # yes and the till sold, holds.covering), and HQ says no to this one.
             with pipelined_writing(self.db, self._request_members(request)):
-                MemberHold.update(state="voided", settled_us=now_us).where(
+                MemberHold.delete().where(
                     (MemberHold.id == request.hold_id) & (MemberHold.state == "pending")
                 ).execute()
             if answered is not None:

@@ -168,3 +168,25 @@ def test_a_hold_in_one_statement_answers_and_writes_as_the_full_way(
     assert set(KINDS) - seen == set(), seen
     assert any("more than a member may redeem in a day" in name for name in seen) == \
         (day_cap is not None)
+
+
+def test_a_hold_the_statement_granted_and_the_ledger_refuses_is_not_kept(
+        two_ledgers: Callable[[int | None], tuple[ChainLedger, ChainLedger]],
+        caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Were the two ever to decide apart (a bug), the ledger's refusal stands and the hold the
+    statement wrote is deleted, not voided: a voided hold still covers its till's redemption
+    (HQ said yes, the till sold), and here HQ said no."""
+    ledger, _ = two_ledgers(None)
+    till = Till("S001", datetime.now(UTC) - timedelta(hours=1))
+    assert {o.result for o in ledger.thread.call(
+        ledger.apply, [till.register(0), till.sale(0, 300_000)])} == {"applied"}
+    monkeypatch.setattr(ledger, "_hold_granted", lambda request, *_: ledger._refuse(
+        request, "refused by the ledger (this test)"))
+    caplog.set_level(logging.ERROR, logger="terminal.hq.chain_ledger")
+    request = MemberRequest("hold", card(0), 500, str(uuid.uuid4()))
+    response = ledger.holding[0].call(ledger.answer, request, "S001", "T01")
+    assert not response.ok and response.error == "refused by the ledger (this test)"
+    assert ledger.requests.call(lambda: MemberHold.get_or_none(
+        MemberHold.id == request.hold_id)) is None
+    assert any("the one statement granted it, the ledger refuses it" in record.getMessage()
+               for record in caplog.records)
