@@ -27,12 +27,13 @@ from zoneinfo import ZoneInfo
 
 from peewee import Database, PostgresqlDatabase, __exception_wrapper__
 
+from terminal.hq import arrays
 from terminal.hq.care import consent
 from terminal.hq.care.config import CareConfig
-from terminal.hq.care.member_ids import among
 from terminal.hq.care.models import CHANNELS, CareCampaign, CareMessage
 from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, check_store, select
 from terminal.hq.database import lock_members
+from terminal.hq.member_ids import among
 from terminal.hq.member_ops.bulk import Granted, adjust_many
 from terminal.hq.member_ops.errors import MemberOpError, UnknownMember, WrongState
 from terminal.hq.member_ops.service import MemberOps
@@ -217,6 +218,8 @@ def grant(db: Database, ops: MemberOps | None, campaign_id: int, *, actor: str,
                                 f"WHERE {condition}", (param,)).fetchall())
     # The chunk's locks at once, in key order, as the collectors' batches take theirs: one by
     # one, a batch holding one and waiting for another this grant holds would deadlock with it.
+    # Taken before the members are read (_blocked, then the adjustments): a till's event for one
+    # of them, or a freeze, waits for this transaction. The adjustments take no lock again.
     lock_members(ops.db, cards.values())
     reason = f"会员关怀 campaign {row.id}: {row.name}"[:200]
     blocked = _blocked(db, list(cards))
@@ -226,7 +229,8 @@ def grant(db: Database, ops: MemberOps | None, campaign_id: int, *, actor: str,
     if one_by_one:
         made = [_adjust_one(ops, ref, row.bonus_points, actor, reason) for ref in refs]
     else:
-        made = adjust_many(ops, refs, row.bonus_points, actor=actor, reason=reason)
+        made = adjust_many(ops, refs, row.bonus_points, actor=actor, reason=reason,
+                           locked=True)
     outcome_of: dict[str, Granted | MemberOpError] = dict(
         zip((message.id for message in eligible), made, strict=True))
     outcomes = [outcome_of.get(message.id) or blocked[message.member] for message in waiting]
@@ -285,15 +289,21 @@ def _adjust_one(ops: MemberOps, ref: CardRef | None, points: int, actor: str,
 
 
 def _record_bonus_ops(db: Database, granted: list[tuple[str, int]]) -> None:
-    """Each message's bonus operation (message id, its ``member_op`` seq): one statement."""
+    """Each message's bonus operation (message id, its ``member_op`` seq): one statement.
+
+    On PostgreSQL an ``UPDATE ... FROM unnest`` over binary arrays (:func:`arrays.array`, as an
+    ingest batch sends its moves), the ids again as ``= ANY`` so the rows are found by the
+    primary key. Not through :class:`terminal.hq.buffered.Writes`: it keeps the store's own
+    statements (inserts in its tables' order, lot moves, balances) until a flush, and a care
+    message is none of them; one statement sent at once needs no keeping."""
     if not granted:
         return
     table = CareMessage._meta.table_name
     if isinstance(db, PostgresqlDatabase):
-        ids = [message for message, _ in granted]
+        ids = arrays.array([message for message, _ in granted], "text")
         db.execute_sql(f"UPDATE {table} c SET bonus_op = v.op FROM unnest(%b::text[], "
                        f"%b::bigint[]) AS v(id, op) WHERE c.id = v.id AND c.id = ANY(%b::text[])",
-                       (ids, [op for _, op in granted], ids))
+                       (ids, arrays.array([op for _, op in granted], "bigint"), ids))
         return
     db.cursor().executemany(f"UPDATE {table} SET bonus_op = ? WHERE id = ?",
                             [(op, message) for message, op in granted])

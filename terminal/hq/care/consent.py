@@ -16,7 +16,6 @@ from typing import Any
 
 from peewee import fn
 
-from terminal.hq.care.member_ids import among
 from terminal.hq.care.models import (
     CHANNELS,
     CareConsent,
@@ -24,6 +23,7 @@ from terminal.hq.care.models import (
     CareMessage,
     number_tail,
 )
+from terminal.hq.member_ids import among
 from terminal.loyalty.cards import phone_hash
 from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.store.members import PHONE

@@ -29,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from terminal.hq.analytics import Period, dormant_members, near_tier
-from terminal.hq.care.member_ids import among
+from terminal.hq.member_ids import among
 from terminal.hq.models import MemberHome, MemberOp
 from terminal.loyalty.calendar import local_day
 from terminal.loyalty.clock import from_micros, to_micros

@@ -23,15 +23,15 @@ by the same code:
 * then everything is written a statement per table: on PostgreSQL ``INSERT ... SELECT FROM
   unnest`` over binary arrays (and ``UPDATE ... FROM unnest``), on SQLite ``executemany``.
 
-The caller holds the write transaction (``database.writing``) and the members' locks, taken in
-key order (:func:`adjust_many` takes them again, which costs nothing more). The card states
+The caller holds the write transaction (``database.writing``); :func:`adjust_many` takes the
+members' locks in key order, unless the caller holds them already (``locked``: a campaign's grant
+locks its whole chunk before it reads which of its members the bonus is for). The card states
 changed wait for the collectors' member-state publisher (:mod:`.publish`) as every operation's
 do: each is signed and sent to every till.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +41,7 @@ from peewee import Database, PostgresqlDatabase, fn
 from terminal.hq import buffered
 from terminal.hq.batch import Rows
 from terminal.hq.database import lock_members
+from terminal.hq.member_ids import among
 from terminal.hq.member_ops.errors import (
     InvalidRequest,
     LedgerRefused,
@@ -155,16 +156,18 @@ class Granted:
 
 
 def adjust_many(ops: MemberOps, cards: Sequence[CardRef | None], points: int, *, actor: str,
-                reason: str) -> list[Granted | MemberOpError]:
+                reason: str, locked: bool = False) -> list[Granted | MemberOpError]:
     """Adjust each card's member by ``points`` (> 0), as :meth:`MemberOps.adjust` would one
     after another in this order, inside the caller's write transaction; for each card its
-    :class:`Granted`, or the refusal :meth:`MemberOps.adjust` would raise (None: no member)."""
+    :class:`Granted`, or the refusal :meth:`MemberOps.adjust` would raise (None: no member).
+    ``locked``: the caller holds the cards' member locks already, taken in this transaction in
+    key order (:func:`lock_members`), so none is taken here."""
     with bound(ops.db, MODELS + HQ_MODELS):
-        return _adjust_many(ops, cards, points, actor, reason)
+        return _adjust_many(ops, cards, points, actor, reason, locked)
 
 
 def _adjust_many(ops: MemberOps, cards: Sequence[CardRef | None], points: int, actor: str,
-                 reason: str) -> list[Granted | MemberOpError]:
+                 reason: str, locked: bool) -> list[Granted | MemberOpError]:
     if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
         raise InvalidRequest(f"a bonus is a positive whole number of points, not {points!r}",
                              "points")
@@ -176,7 +179,8 @@ def _adjust_many(ops: MemberOps, cards: Sequence[CardRef | None], points: int, a
         raise LedgerRefused(str(exc), "points") from None
     db = ops.db
     hashes = sorted({card.hash for card in cards if card is not None})
-    lock_members(db, hashes)
+    if not locked:  # before the members are read: a till's event for one waits for the grant
+        lock_members(db, hashes)
     moment = Moment(ops.clock(), True, None)
     as_of = moment.expiry_as_of
     as_of_us = to_micros(as_of) if as_of is not None else None
@@ -250,15 +254,13 @@ def _members(db: Database, hashes: list[str]) -> list[MemberRow]:
 
 def _select(db: Database, sql: str, column: str, keys: list[str],
             params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """``sql`` with ``{}`` the condition that ``column`` is one of ``keys`` (one array
-    parameter on PostgreSQL, a JSON array on SQLite), its ``?`` the other ``params``."""
+    """``sql`` (written with ``?``) with ``{}`` the condition that ``column`` is one of
+    ``keys`` (:func:`among`: one parameter), its ``?`` the other ``params``."""
     if not keys:
         return []
-    if isinstance(db, PostgresqlDatabase):
-        text = sql.replace("?", "%s").format(f"{column} = ANY(%s)")
-        return db.execute_sql(text, (keys, *params)).fetchall()
-    text = sql.format(f"{column} IN (SELECT value FROM json_each(?))")
-    return db.execute_sql(text, (json.dumps(keys), *params)).fetchall()
+    condition, param = among(db, column, keys)
+    return db.execute_sql(sql.replace("?", db.param).format(condition),
+                          (param, *params)).fetchall()
 
 
 # -- the writes, a statement per table -------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A campaign's segment may hold every member of the chain: its ids go to the database as one
+"""Many members' keys in one statement (a campaign's segment, which may hold every member of the
+chain; a bonus grant's chunk: terminal/hq/member_ops/bulk.py): the keys go to the database as one
 parameter, never one per id (an ``IN (...)`` binds one parameter per id: PostgreSQL takes at
 most 65,535, SQLite 32,766, and building and sending 100,000 of them cost more than the query;
 bench/bench_care.py). PostgreSQL gets an array (``= ANY(%s)``), SQLite a JSON array read by its
