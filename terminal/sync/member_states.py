@@ -91,7 +91,8 @@ def receive_page(store: LedgerStore, wires: list[bytes], through: int, trust: Tr
         except BundleRejected as exc:
             refused.append(exc)
     moment = store.moment(datetime.now(UTC), clock_trusted)
-    changed = store.apply_card_updates([as_update(state) for state in states], moment)
+    changed = (store.apply_card_updates([as_update(state) for state in states], moment)
+               if states else [])  # an empty page (nothing new) writes no transaction
     with store.db.atomic("IMMEDIATE"):
         if held_through() < through:
             (Meta.insert(key=THROUGH_KEY, value=str(through))

@@ -59,3 +59,33 @@ def test_a_member_state_issued_in_the_future_moves_no_floor(till: LedgerStore) -
     assert member_states.receive(till, signed(ahead, signing, delegation), CARD, trust,
                                  clock_trusted=False) is not None
     assert till.floor == acked
+
+
+def test_a_catch_up_page_applies_what_verifies_and_reports_the_rest(till: LedgerStore) -> None:
+    """A catch-up page (member_states.receive_page) is judged state by state as the live
+    messages are: a forged one is refused and reported, the others applied (a state the ledger
+    holds already changes nothing), and the version the page covers is kept either way: HQ
+    would answer the same page again."""
+    root, signing = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    delegation = b.delegate(root, signing.public_key(), now() - timedelta(days=1),
+                            now() + timedelta(days=200)).to_wire()
+    trust = b.TrustStore.of([root.public_key()])
+
+    def state(card: str, version: int, key: Ed25519PrivateKey = signing) -> bytes:
+        return signed(MemberState(card, version, now(), "frozen", f"v{version}",
+                                  card_last4="1122", tier="member", profile=Profile()),
+                      key, delegation)
+
+    assert member_states.held_through() == 0
+    applied, refused = member_states.receive_page(
+        till, [state("b" * 64, 3), state("c" * 64, 4, Ed25519PrivateKey.generate()),
+               state(CARD, 5)], 6, trust, clock_trusted=True)
+    assert [(s.card_hash, s.version) for s in applied] == [("b" * 64, 3), (CARD, 5)]
+    assert [exc.reason_code for exc in refused] == ["bad_signature"]
+    assert member_states.held_through() == 6
+    assert till.card_version("b" * 64) == 3 and till.card_version("c" * 64) == 0
+    # Again (a page asked twice), and an older page: nothing changes, nothing goes back.
+    applied, refused = member_states.receive_page(till, [state(CARD, 5)], 5, trust,
+                                                  clock_trusted=True)
+    assert (applied, refused) == ([], [])
+    assert member_states.held_through() == 6
