@@ -1,0 +1,135 @@
+"""A till's hold taken apart, stage by stage, in a real bench_ingest.py (c) run (session 12).
+
+Loaded as ``sitecustomize`` by every Python process of the run (the bench, its tills, the
+collector's processes) when ``PYTHONPATH`` has this directory and ``HOLD_STAGES`` names an
+output directory; nothing happens without it. Each process appends to ``PID.txt`` there the
+CLOCK_MONOTONIC time (shared by all processes) of each stage of a hold, keyed by hold id: the
+till's publish, the collector's task parsing the request, the hold thread entering and leaving
+``ChainLedger.answer`` (with that thread's and its server backend's run-queue waits from
+/proc schedstat, and each psycopg wait over 0.2 ms), the response built, the till parsing the
+answer; and every full (generation 2) collection. ``stages.py DIR`` joins them:
+
+    HOLD_STAGES=/tmp/stages PYTHONPATH=bench/hold_stages .venv/bin/python \
+        bench/bench_ingest.py --parts c --backlog 100000 --idle 300
+    .venv/bin/python bench/hold_stages/stages.py /tmp/stages
+"""
+
+import os
+
+OUT = os.environ.get("HOLD_STAGES")
+
+
+def _install() -> None:
+    import gc
+    import threading
+    import time
+
+    files: dict[int, object] = {}
+
+    def rec(*fields: object) -> None:
+        pid = os.getpid()
+        f = files.get(pid)
+        if f is None:
+            f = files[pid] = open(f"{OUT}/{pid}.txt", "a", buffering=1)  # noqa: SIM115
+        f.write(" ".join(str(x) for x in (time.monotonic_ns(), threading.current_thread().name,
+                                           *fields)) + "\n")
+
+    def runq(path: str = "/proc/thread-self/schedstat") -> int:
+        try:
+            with open(path) as s:
+                return int(s.read().split()[1])
+        except OSError:
+            return -1
+
+    gen2: dict[int, int] = {}
+
+    def on_gc(phase: str, info: dict) -> None:
+        if info["generation"] != 2:
+            return
+        if phase == "start":
+            gen2[os.getpid()] = time.monotonic_ns()
+        else:
+            start = gen2.pop(os.getpid(), None)
+            if start is not None:
+                rec("gc2", start, time.monotonic_ns() - start, info.get("collected"))
+
+    gc.callbacks.append(on_gc)
+
+    import psycopg
+
+    from terminal.hq import chain_ledger, holds
+    from terminal.protocol import messages
+
+    req_to_json = messages.MemberRequest.to_json
+    req_from_json = messages.MemberRequest.from_json.__func__
+    resp_to_json = messages.MemberResponse.to_json
+    resp_from_json = messages.MemberResponse.from_json.__func__
+
+    def to_json(self):  # the till: about to publish
+        if self.op == "hold":
+            rec("pub", self.hold_id)
+        return req_to_json(self)
+
+    def from_json(cls, raw):  # the collector: the request's task parses it
+        request = req_from_json(cls, raw)
+        if request.op == "hold":
+            rec("recv", request.hold_id)
+        return request
+
+    def r_to_json(self):  # the collector: answered, about to publish
+        if self.op == "hold":
+            rec("resp", self.hold_id)
+        return resp_to_json(self)
+
+    def r_from_json(cls, raw):  # the till: the answer parsed
+        response = resp_from_json(cls, raw)
+        if response.op == "hold":
+            rec("ans", response.hold_id)
+        return response
+
+    messages.MemberRequest.to_json = to_json
+    messages.MemberRequest.from_json = classmethod(from_json)
+    messages.MemberResponse.to_json = r_to_json
+    messages.MemberResponse.from_json = classmethod(r_from_json)
+
+    local = threading.local()
+    answer = chain_ledger.ChainLedger.answer
+
+    def traced_answer(self, request, store, terminal):
+        if request.op != "hold":
+            return answer(self, request, store, terminal)
+        local.hold = request.hold_id
+        local.waits = []
+        conn = self.db.connection()
+        backend = f"/proc/{conn.info.backend_pid}/schedstat"
+        q0, b0 = runq(), runq(backend)
+        rec("in", request.hold_id)
+        try:
+            return answer(self, request, store, terminal)
+        finally:
+            q1, b1 = runq(), runq(backend)
+            rec("out", request.hold_id, q1 - q0, b1 - b0,
+                ",".join(f"{w}" for w in local.waits))
+            local.hold = None
+
+    chain_ledger.ChainLedger.answer = traced_answer
+
+    wait = psycopg.Connection.wait
+
+    def traced_wait(self, gen, *args, **kwargs):
+        if getattr(local, "hold", None) is None:
+            return wait(self, gen, *args, **kwargs)
+        start = time.monotonic_ns()
+        try:
+            return wait(self, gen, *args, **kwargs)
+        finally:
+            took = time.monotonic_ns() - start
+            if took > 200_000:
+                local.waits.append(f"{took / 1e6:.2f}")
+
+    psycopg.Connection.wait = traced_wait
+    _ = holds
+
+
+if OUT:
+    _install()
