@@ -96,16 +96,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "the member states HQ's member operations change, signed")
 
 
+def load_trust(path: Path | None) -> TrustPolicy:
+    """HQ's trust policy from ``path`` (the defaults without one); BuildError names what is
+    wrong with it."""
+    try:
+        return TrustPolicy.load(path) if path is not None else TrustPolicy()
+    except PolicyError as exc:
+        raise BuildError(str(exc)) from None
+
+
 def open_ledger(db_url: str, rules_path: Path, card_key_path: Path,
                 trust_path: Path | None = None) -> ChainLedger:
     try:
         rules = Rules.from_mapping(read_toml(rules_path))
     except RulesError as exc:
         raise BuildError(f"{rules_path}: {exc}") from None
-    try:
-        trust = TrustPolicy.load(trust_path) if trust_path is not None else TrustPolicy()
-    except PolicyError as exc:
-        raise BuildError(str(exc)) from None
+    trust = load_trust(trust_path)
     return ChainLedger(open_hq_database(db_url, migrate=False), rules,
                        card_key_path.read_bytes().strip(), trust=trust)
 
@@ -209,8 +215,8 @@ def _read_events(args: argparse.Namespace, parent: int, subscribed: Flag, readin
     the member-request process does) or has closed the pipe."""
     os.close(reading)
     try:
-        trust = TrustPolicy.load(args.trust) if args.trust is not None else TrustPolicy()
-    except PolicyError as exc:
+        trust = load_trust(args.trust)
+    except BuildError as exc:
         print(f"collect: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
     args.client_id = f"{args.client_id}-events"
