@@ -247,7 +247,7 @@ def _collect(args: argparse.Namespace, apart: Apart | None) -> int:
     try:
         collector = Collector(ledger, config, Topics(args.topic_root), batch_max=args.batch,
                               signer=signer, serves="all" if apart is None else "events",
-                              answering=None if apart is None else apart.ready,
+                              ready=None if apart is None else apart.ready,
                               events_from=None if apart is None else apart.events_from)
         settle_heap("collect")
         asyncio.run(serve(collector, None if apart is None else apart.alive))

@@ -46,30 +46,27 @@ SERVES = ("all", "events", "requests")
 ANSWERING_POLL = 0.05  # seconds between looks at whether the member-request process answers
 
 
-class Flag(Protocol):
-    """What the two processes of ``--member-requests apart`` share (a multiprocessing Event)."""
+class Ready(Protocol):
+    """What the ingest side watches of the processes beside it: whether they are ready."""
+
+    def is_set(self) -> bool: ...
+
+
+class Flag(Ready, Protocol):
+    """What the two processes of ``--member-requests apart`` share (a multiprocessing Event):
+    the member-request side sets it while it answers."""
 
     def set(self) -> None: ...
 
     def clear(self) -> None: ...
 
-    def is_set(self) -> bool: ...
-
 
 class AllSet:
-    """Set when every one of ``flags`` is (the ingest process's view of the processes beside
+    """Ready when every one of ``flags`` is (the ingest process's view of the processes beside
     it: HQ is online once its member requests are answered and its events read)."""
 
-    def __init__(self, *flags: Flag) -> None:
+    def __init__(self, *flags: Ready) -> None:
         self.flags = flags
-
-    def set(self) -> None:
-        for flag in self.flags:
-            flag.set()
-
-    def clear(self) -> None:
-        for flag in self.flags:
-            flag.clear()
 
     def is_set(self) -> bool:
         return all(flag.is_set() for flag in self.flags)
@@ -79,28 +76,33 @@ class Collector:
     def __init__(self, ledger: ChainLedger, config: MqttConfig, topics: Topics | None = None, *,
                  batch_max: int = 500, state_interval: float = 10.0,
                  signer: Signer | None = None, serves: str = "all",
-                 answering: Flag | None = None, events_from: int | None = None) -> None:
+                 answering: Flag | None = None, ready: Ready | None = None,
+                 events_from: int | None = None) -> None:
         """With a ``signer`` (HQ's signing key) the collector also publishes the member states
         HQ's member operations changed (:mod:`terminal.hq.member_ops.publish`). ``serves``:
         ``events`` (events, statuses, HQ's state; no member requests), ``requests`` (member
         requests only: a process of their own, see terminal.hq.collect) or ``all``. When the
-        two are apart, ``answering`` is set by the requests' side once it is subscribed, and
-        the events' side says HQ is online only then: a till takes "online" to mean its lookups
-        and holds are answered (else a hold sent in between falls back to the offline
-        allowance). ``events_from``: the reading end of the event reader's pipe
-        (terminal/hq/event_reader.py): the events come from there, admitted, instead of from
-        this collector's own subscription."""
+        two are apart, the requests' side sets ``answering`` while it is subscribed, and the
+        events' side says HQ is online only while ``ready`` is set (that flag, and the event
+        reader's): a till takes "online" to mean its lookups and holds are answered (else a
+        hold sent in between falls back to the offline allowance). ``events_from``: the
+        reading end of the event reader's pipe (terminal/hq/event_reader.py): the events come
+        from there, admitted, instead of from this collector's own subscription."""
         if serves not in SERVES:
             raise ValueError(f"serves is one of {', '.join(SERVES)}, not {serves!r}")
         if events_from is not None and serves != "events":
             raise ValueError("events from a reader's pipe are for a collector serving events")
+        if answering is not None and serves != "requests":
+            raise ValueError("answering is set by a collector serving member requests only")
+        if ready is not None and serves != "events":
+            raise ValueError("ready is watched by a collector serving events only")
         self.events, self.answers = serves != "requests", serves != "events"
         self.ledger, self.topics = ledger, topics or Topics()
         self.client = MqttClient(config)
         self.publisher = None if signer is None else MemberStatePublisher(
             self.client, ledger.thread, self.topics, signer)
         self.batch_max, self.state_interval = batch_max, state_interval
-        self.answering = answering
+        self.answering, self.ready = answering, ready
         # What one terminal may ask of HQ (hq/limits.py): the queue of events waiting to be
         # applied is bounded, and each terminal's events and member requests are rate-limited.
         limits = ledger.trust.limits
@@ -127,7 +129,7 @@ class Collector:
             self.client.on_ready(self._announce_when_answered)
             self.client.on_lost(self._forget_said)
             self._tasks = [asyncio.create_task(self._apply_batches(), name="hq-apply")]
-            if self.answering is not None:
+            if self.ready is not None:
                 self._tasks.append(asyncio.create_task(self._follow_answering(),
                                                        name="hq-answering"))
         if self.answers:
@@ -160,7 +162,7 @@ class Collector:
         self._tasks.append(asyncio.create_task(self._announce_online(), name="hq-announce"))
 
     async def _announce_online(self) -> None:
-        while self.answering is not None and not self.answering.is_set():
+        while self.ready is not None and not self.ready.is_set():
             await asyncio.sleep(ANSWERING_POLL)
         with contextlib.suppress(MqttError):  # lost meanwhile: the next connection announces
             await self._announce()
@@ -175,7 +177,7 @@ class Collector:
             if not self.client.connected:
                 self._said = None
                 continue
-            answering = self.answering is not None and self.answering.is_set()
+            answering = self.ready is not None and self.ready.is_set()
             if self._said == ("online" if answering else "offline"):
                 continue
             with contextlib.suppress(MqttError):
@@ -221,7 +223,7 @@ class Collector:
             await asyncio.sleep(self.state_interval)
             with contextlib.suppress(MqttError):
                 if self.client.connected and self.events and (
-                        self.answering is None or self.answering.is_set()):
+                        self.ready is None or self.ready.is_set()):
                     await self._announce()
             if not self.answers:
                 continue

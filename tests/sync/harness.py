@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from terminal.hq.bundles import read_toml
 from terminal.hq.chain_ledger import ChainLedger
-from terminal.hq.collector import Collector, Flag
+from terminal.hq.collector import Collector, Flag, Ready
 from terminal.hq.database import open_hq_database
 from terminal.hq.member_ops.publish import Signer
 from terminal.hq.models import AppliedEvent
@@ -148,10 +148,11 @@ class Chain:
 
     def hq(self, db_url: str | None = None, client_id: str = "hq-1",
            ledger: ChainLedger | None = None, member_states: bool = False,
-           serves: str = "all", answering: Flag | None = None) -> Collector:
+           serves: str = "all", answering: Flag | None = None,
+           ready: Ready | None = None) -> Collector:
         """A collector; with ``member_states`` it also publishes the member states HQ's member
-        operations change, signed with the chain's signing key; ``serves`` and ``answering``
-        as ``Collector`` takes them (the two sides of ``--member-requests apart``)."""
+        operations change, signed with the chain's signing key; ``serves``, ``answering`` and
+        ``ready`` as ``Collector`` takes them (the two sides of ``--member-requests apart``)."""
         if ledger is None:
             db = open_hq_database(db_url or str(self.tmp / "hq.db"))
             ledger = ChainLedger(db, self.rules, CARD_KEY)
@@ -161,7 +162,8 @@ class Chain:
         collector = Collector(ledger, MqttConfig(self.broker.host, self.broker.port, client_id,
                                                  tls=files, backoff_initial=0.05,
                                                  backoff_max=0.3), state_interval=0.5,
-                              signer=signer, serves=serves, answering=answering)
+                              signer=signer, serves=serves, answering=answering,
+                              ready=ready)
         self.hqs.append(collector)
         return collector
 

@@ -37,7 +37,7 @@ def test_online_is_said_once_member_requests_are_answered(tmp_path: Path, pki: A
     async def scenario() -> None:
         chain = Chain(tmp_path, pki, broker)
         answering = threading.Event()  # what the two processes share (a multiprocessing Event)
-        events = chain.hq(client_id="hq-events", serves="events", answering=answering)
+        events = chain.hq(client_id="hq-events", serves="events", ready=answering)
         requests = chain.hq(client_id="hq-requests", serves="requests", answering=answering)
         states = Inbox()
         async with mqtt_client(pki, broker, "/".join(TILL)) as till:
@@ -129,7 +129,7 @@ def test_hq_says_offline_while_member_requests_lose_their_broker(tmp_path: Path,
     async def scenario() -> None:
         chain = Chain(tmp_path, pki, broker)
         answering = threading.Event()
-        events = chain.hq(client_id="hq-events", serves="events", answering=answering)
+        events = chain.hq(client_id="hq-events", serves="events", ready=answering)
         requests = chain.hq(client_id="hq-requests", serves="requests", answering=answering)
         relay = Cut(broker.host, broker.port)
         await relay.start()
@@ -182,7 +182,7 @@ def test_hq_says_offline_after_an_online_sent_while_its_offline_awaited_the_brok
         chain = Chain(tmp_path, pki, broker)
         answering = threading.Event()
         answering.set()
-        events = chain.hq(client_id="hq-events", serves="events", answering=answering)
+        events = chain.hq(client_id="hq-events", serves="events", ready=answering)
         states = Inbox()
 
         async def until(condition: Any) -> None:
