@@ -14,7 +14,10 @@ bench_care.py's chain writes: member, ledger entry, lot) and a bonus to every on
     (how the publisher sent them before this bench), and (b2) pipelined (1,000 handed to paho at
     once, 100 of them in flight), what the broker and the machine allow;
 (c) HQ's side of one till's catch-up of every state (``publish.catch_up``, page after page from
-    version 0, as the member-request side answers ``states`` requests).
+    version 0, as the member-request side answers ``states`` requests);
+(d) a publisher's round once every state is published: with nothing pending (the median of
+    ``ROUNDS`` rounds, what a collector does every half second) and with one card changed (one
+    member's adjustment), against the same round's bare read of that one card's row by its key.
 
 Run: ``.venv/bin/python bench/bench_states.py [--members N]`` (default 100,000: the bonus to a
 whole chain's segment; a few minutes).
@@ -60,6 +63,7 @@ from tests.support.postgres import Postgres  # noqa: E402
 
 CHUNK = 2_000  # members a grant transaction adjusts here (the figure is the publishing's)
 WINDOW = 1_000  # (b2): messages handed to paho at once, 100 of them in flight
+ROUNDS = 21  # (d): publisher rounds with nothing pending
 
 
 def main() -> int:
@@ -88,7 +92,7 @@ def main() -> int:
                     db.close()
     finally:
         server.stop()
-    (a, b1, b2, c, pages) = figures
+    (a, b1, b2, c, pages, idle, one, bare) = figures
     print(f"(a) the publisher: {granted:,} states in {a:.2f} s ({granted / a:,.0f}/s, "
           f"{a / granted * 1000:.2f} ms a state)")
     print(f"(b1) bare, one at a time to its PUBACK: {b1:.2f} s ({granted / b1:,.0f}/s): "
@@ -97,6 +101,9 @@ def main() -> int:
           f"ratio {b2 / a:.3f}")
     print(f"(c) one till's catch-up, HQ's side: {pages:,} pages of up to "
           f"{publish.CATCH_UP_PAGE} in {c:.2f} s ({c / pages * 1000:.1f} ms a page)")
+    print(f"(d) a round with nothing pending: {idle * 1000:.2f} ms (median of {ROUNDS}); with "
+          f"one card changed: {one * 1000:.2f} ms; one card_state row read by its key: "
+          f"{bare * 1000:.3f} ms: ratio {bare / one:.4f}")
     print(f"load {os.getloadavg()[0]:.1f}, {time.strftime('%H:%M:%S', time.gmtime())} UTC")
     return 0
 
@@ -120,7 +127,7 @@ def grant(db: Database, rules: Rules, members: int) -> int:
 
 
 async def measure(db: Database, broker: Mosquitto, ca: CertificateAuthority,
-                  states: int) -> tuple[float, float, float, float, int]:
+                  states: int) -> tuple[float, float, float, float, int, float, float, float]:
     topics = Topics()
     root = Ed25519PrivateKey.generate()
     signing = Ed25519PrivateKey.generate()
@@ -162,10 +169,34 @@ async def measure(db: Database, broker: Mosquitto, ca: CertificateAuthority,
         c = time.perf_counter() - started
         held = db.execute_sql("SELECT max(version) FROM card_state").fetchone()[0]
         assert since == held, (since, held)
-        return a, b1, b2, c, pages
+        idle, one, bare = await rounds(db, publisher)
+        return a, b1, b2, c, pages, idle, one, bare
     finally:
         await client.stop()
         thread.close()
+
+
+async def rounds(db: Database, publisher: publish.MemberStatePublisher
+                 ) -> tuple[float, float, float]:
+    """(d): a round with nothing pending (median), one with one card changed, and the bare
+    read of that card's row."""
+    times = []
+    for _ in range(ROUNDS):
+        started = time.perf_counter()
+        assert await publisher.publish_pending() == 0
+        times.append(time.perf_counter() - started)
+    card = db.execute_sql("SELECT card_hash FROM member ORDER BY id DESC LIMIT 1").fetchone()[0]
+    rules = Rules.from_mapping(read_toml(ROOT.parent / "shared" / "examples" / "rules.toml"))
+    ops = MemberOps(db, rules, KEY, lambda: NOW + timedelta(days=1))
+    with bound(db, MODELS + HQ_MODELS), writing(db):
+        adjust_many(ops, [CardRef(card)], 1, actor="bench", reason="one more")
+    started = time.perf_counter()
+    assert await publisher.publish_pending() == 1
+    one = time.perf_counter() - started
+    started = time.perf_counter()
+    db.execute_sql("SELECT * FROM card_state WHERE card_hash = %s", (card,)).fetchone()
+    bare = time.perf_counter() - started
+    return sorted(times)[ROUNDS // 2], one, bare
 
 
 if __name__ == "__main__":

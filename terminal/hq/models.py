@@ -101,7 +101,7 @@ class MemberOp(BaseModel):
 
 
 class PublishedState(BaseModel):
-    """The newest member-state version of each card published to the tills (retained); a card
+    """The newest member-state version of each card published to the tills; a card
     whose ``card_state.version`` is above it waits for the publisher. ``payload``: the signed
     state as published, which a till's catch-up is answered with."""
 

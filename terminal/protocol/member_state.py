@@ -1,7 +1,8 @@
 """Signed member states: what HQ's member operations tell every till about one card.
 
-HQ publishes one retained message per card on ``{root}/members/state/{card_hash}``, signed like a
-bundle (the signing key vouched for by a root key's delegation; :mod:`terminal.protocol.bundle`):
+HQ publishes one message per card on ``{root}/members/state/{card_hash}`` (not retained), signed
+like a bundle (the signing key vouched for by a root key's delegation;
+:mod:`terminal.protocol.bundle`):
 
     {"member_state": b64(canonical state), "signature": b64(Ed25519), "delegation": {...}}
 
@@ -12,7 +13,11 @@ messages may arrive in any order, twice, or replayed by an attacker, and the new
 The broker queues a bounded number of messages for each subscriber and drops the rest, so a
 till that reads slower than HQ publishes, or was offline, also asks HQ for the states above the
 version it holds them all up to (a ``states`` member request: terminal.sync.member_states), and
-takes no retained copies when it subscribes.
+takes no retained copies when it subscribes. A round of more states than HQ sends one by one (a
+campaign's bonus) goes out as one :class:`StatesNotice` on ``{root}/members/states`` instead,
+signed the same way with a context of its own: "every state up to version ``through`` is
+published, take it by your catch-up" (and, after ``posterm-hq member republish``, "take every
+state above ``since`` again").
 
 ``state`` is ``active``, ``frozen`` (neither earns nor redeems; ``reason`` says why on the till's
 display) or ``retired`` (reported lost, or merged into another member: ``replaced_by`` names the
@@ -49,6 +54,8 @@ _LAST4 = re.compile(r"[0-9A-Za-z]{0,4}")
 _STATE_KEYS = ("card_hash", "version", "issued_at", "key_id", "state", "reason", "replaced_by",
                "replaced_by_last4", "card_last4", "tier", "profile")
 _PROFILE_KEYS = ("name", "birthday", "phone_hash", "phone_last4", "erased")
+NOTICE_CONTEXT = b"posterm member-states notice v1\x00"
+_NOTICE_KEYS = ("through", "since", "issued_at", "key_id")
 MAX_REASON = 200
 
 
@@ -114,6 +121,58 @@ def verify_member_state(wire: bytes, trust: TrustStore, *,
     return state
 
 
+@dataclass(frozen=True)
+class StatesNotice:
+    """HQ published every member state up to version ``through``: a till takes what it lacks
+    by its catch-up. ``since``: not None after a reissue (every state signed again), when every
+    till takes every state above it again, whatever it holds."""
+
+    through: int
+    issued_at: datetime
+    since: int | None = None
+    key_id: str = ""
+
+
+def signed_notice(notice: StatesNotice, signing: Ed25519PrivateKey,
+                  delegation: dict[str, str]) -> bytes:
+    """The wire message for ``notice``, signed by ``signing`` (whose delegation is given)."""
+    raw = canonical.dumps({"through": notice.through, "since": notice.since,
+                           "issued_at": _iso(notice.issued_at),
+                           "key_id": key_id(signing.public_key())})
+    _parse_notice(raw)
+    return seal_signed("states_notice", NOTICE_CONTEXT, raw, signing, delegation)
+
+
+def verify_notice(wire: bytes, trust: TrustStore, *,
+                  latest_trusted: datetime | None = None) -> StatesNotice:
+    """The notice in ``wire`` if HQ's key chain vouches for it, else a ``BundleRejected``
+    subclass, as :func:`verify_member_state`."""
+    delegation, raw = open_signed(wire, trust, "states_notice", NOTICE_CONTEXT)
+    notice = _parse_notice(raw)
+    check_signing_key(delegation, trust, notice.key_id, notice.issued_at,
+                      "member-states notice", latest_trusted=latest_trusted)
+    return notice
+
+
+def _version(value: Any, name: str, *, least: int = 1, optional: bool = False) -> Any:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value < 2**63:
+        raise BundleMalformed(f"member state {name} must be an integer of at least {least}, "
+                              f"not {value!r}")
+    return value
+
+
+def _parse_notice(raw: bytes) -> StatesNotice:
+    data = _object(raw, "member-states notice", _NOTICE_KEYS)
+    if not isinstance(data["key_id"], str):
+        raise BundleMalformed("member-states notice key_id must be a string")
+    return StatesNotice(_version(data["through"], "notice through", least=0),
+                        _time(data["issued_at"], "issued_at"),
+                        _version(data["since"], "notice since", least=0, optional=True),
+                        data["key_id"])
+
+
 def _text(data: dict[str, Any], name: str, limit: int, *, optional: bool = False) -> Any:
     value = data[name]
     if value is None and optional:
@@ -158,10 +217,7 @@ def _profile(value: Any) -> Profile | None:
 
 def _parse(raw: bytes) -> MemberState:
     data = _object(raw, "member state", _STATE_KEYS)
-    version = data["version"]
-    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**63:
-        raise BundleMalformed(f"member state version must be a positive integer, not "
-                              f"{version!r}")
+    version = _version(data["version"], "version")
     state = data["state"]
     if state not in STATES:
         raise BundleMalformed(f"member state state must be one of {', '.join(STATES)}")

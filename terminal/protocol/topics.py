@@ -102,7 +102,7 @@ class Topics:
         return (self.os_release(store), self.os_release())
 
     def member_state(self, card_hash: str) -> str:
-        """Where HQ keeps a card's signed member state, retained (protocol.member_state)."""
+        """Where HQ publishes a card's signed member state (protocol.member_state)."""
         if not isinstance(card_hash, str) or not _CARD_HASH.fullmatch(card_hash):
             raise TopicError(f"card hash {card_hash!r} must be 64 lower-case hex digits")
         return f"{self.root}/members/state/{card_hash}"
@@ -110,6 +110,11 @@ class Topics:
     def member_states(self) -> str:
         """Every card's member state: what a terminal subscribes to."""
         return f"{self.root}/members/state/+"
+
+    def states_notice(self) -> str:
+        """Where HQ says it published many member states at once (protocol.member_state's
+        ``StatesNotice``): tills take them by their catch-up."""
+        return f"{self.root}/members/states"
 
     def parse_member_state(self, topic: str) -> str:
         """The card hash of a member-state topic."""

@@ -8,10 +8,11 @@ composition root makes and shares with the till.
 On each connection the client renews its subscriptions first (HQ state, acks, commands, the
 bundles of both scopes, every card's member state) and only then publishes the birth and the
 backlog, so retained bundles are taken after subscribing (DESIGN promise 5). Member states come
-live, without the retained copies (a chain's worth of them overflowed the broker's queue for
-the till, acks and HQ's answers with them), and by the till's own catch-up by version after each
-connection, when HQ comes online and every ``state_catch_up`` seconds
-(:class:`member_states.CatchUp`): what the broker dropped is taken there.
+live (a few at a time; HQ retains none) and by the till's own catch-up by version after each
+connection, when HQ comes online, when HQ's notice says it published many at once (a
+campaign's bonus: they would fill the broker's queue for the till, its acks and HQ's answers
+with them) and every ``state_catch_up`` seconds (:class:`member_states.CatchUp`): what the
+broker dropped is taken there.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ class MqttHqLink:
         for scope in self.scopes:
             await self.client.subscribe(self.topics.bundle(scope), self._on_bundle)
         await self.client.subscribe(self.topics.member_states(), self._on_member_state,
+                                    retained=False)
+        await self.client.subscribe(self.topics.states_notice(), self._on_states_notice,
                                     retained=False)
         if self.os_releases is not None:  # the store's staged announcement first, then the chain's
             for topic in self.topics.os_releases_for(ident.store):
@@ -316,6 +319,19 @@ class MqttHqLink:
             self._state_applied(state)
             log.info("card %s… is %s at HQ (v%d)", state.card_hash[:12], state.state,
                      state.version)
+
+    async def _on_states_notice(self, message: Message) -> None:
+        if not message.payload:
+            return
+        try:
+            lacking = await self.ledger.run(member_states.receive_notice, self.store,
+                                            message.payload, self.trust, self.clock_trusted())
+        except BundleRejected as exc:
+            reason, detail = bundle_store.rejection(exc)
+            await self.report("member_state", reason, detail, message.topic)
+            return
+        if lacking:
+            self.catch_up.wake()  # HQ published many at once: take them at the till's pace
 
     def _state_applied(self, state: MemberState) -> None:
         self.members.forget(state.card_hash)  # HQ's balance or tier may have changed

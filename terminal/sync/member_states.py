@@ -13,9 +13,11 @@ subscribed again used to get some 1,100 of the retained states and never the oth
 it keeps the version up to which it holds every state HQ published (``meta``,
 :data:`THROUGH_KEY`) and asks HQ for the states above it, a page at a time at its own pace
 (a ``states`` member request, answered from what HQ's publishers sent:
-terminal.hq.member_ops.publish), after each connection, when HQ comes online, and every
-``interval`` while connected. A page is applied in one transaction, then the version it covers is
-kept; a till cut off half-way asks again from there.
+terminal.hq.member_ops.publish), after each connection, when HQ comes online, when HQ's signed
+notice says it published many states at once (a campaign's bonus: :func:`receive_notice`), and
+every ``interval`` while connected. A page's states and the version it covers are kept in one
+transaction; a till cut off half-way asks again from there. A reissue's notice (``posterm-hq
+member republish``) sets the version back, and the till takes every state again.
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from datetime import UTC, datetime
 
 from terminal.loyalty.store import LedgerStore
 from terminal.loyalty.store.card_states import CardUpdate, Profile
+from terminal.loyalty.store.database import write_transaction
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.models import Meta
 from terminal.protocol.bundle import BundleRejected, TrustStore, WrongScope, latest_trusted
-from terminal.protocol.member_state import MemberState, verify_member_state
+from terminal.protocol.member_state import MemberState, verify_member_state, verify_notice
 from terminal.sync.members import MemberClient
 
 log = logging.getLogger(__name__)
@@ -79,11 +82,16 @@ def held_through() -> int:
     return int(row.value) if row is not None else 0
 
 
-def receive_page(store: LedgerStore, wires: list[bytes], through: int, trust: TrustStore,
-                 clock_trusted: bool) -> tuple[list[MemberState], list[BundleRejected]]:
-    """Verify a catch-up page, apply the states it may in one transaction, then keep
-    ``through`` (on the ledger thread). Returns the states that changed something and the
-    refusals (a refused state is reported, not asked for again: HQ would send the same)."""
+def receive_page(store: LedgerStore, wires: list[bytes], since: int, through: int,
+                 trust: TrustStore, clock_trusted: bool
+                 ) -> tuple[list[MemberState], list[BundleRejected]]:
+    """Verify a catch-up page (asked from version ``since``), apply the states it may and keep
+    ``through``, in one transaction: one commit (one fsync) a page, and a till stopped at any
+    point holds the page's states and its bookmark together or neither (on the ledger thread).
+    The bookmark moves only on from where it was (``since`` at or below it): a notice that
+    set it back (a reissue) is not undone by a page asked before it. Returns the states that
+    changed something and the refusals (a refused state is reported, not asked for again:
+    HQ would send the same)."""
     states, refused = [], []
     for wire in wires:
         try:
@@ -91,14 +99,35 @@ def receive_page(store: LedgerStore, wires: list[bytes], through: int, trust: Tr
         except BundleRejected as exc:
             refused.append(exc)
     moment = store.moment(datetime.now(UTC), clock_trusted)
-    changed = (store.apply_card_updates([as_update(state) for state in states], moment)
-               if states else [])  # an empty page (nothing new) writes no transaction
-    with store.db.atomic("IMMEDIATE"):
-        if held_through() < through:
-            (Meta.insert(key=THROUGH_KEY, value=str(through))
-             .on_conflict(conflict_target=[Meta.key], update={Meta.value: str(through)})
-             .execute())
+    with write_transaction(store.db):
+        changed = (store.apply_card_updates([as_update(state) for state in states], moment)
+                   if states else [])
+        if since <= held_through() < through:
+            _keep(through)
     return [state for state, done in zip(states, changed, strict=True) if done], refused
+
+
+def _keep(through: int) -> None:
+    (Meta.insert(key=THROUGH_KEY, value=str(through))
+     .on_conflict(conflict_target=[Meta.key], update={Meta.value: str(through)})
+     .execute())
+
+
+def receive_notice(store: LedgerStore, wire: bytes, trust: TrustStore,
+                   clock_trusted: bool) -> bool:
+    """Verify HQ's notice of many states published at once (on the ledger thread); whether the
+    till should catch up now (it lacks some). A reissue's notice (``since`` set) sets the
+    bookmark back to ``since``: every state above it is taken again. Raises a
+    ``BundleRejected`` subclass, having changed nothing, when it is refused."""
+    notice = verify_notice(wire, trust, latest_trusted=latest_trusted(
+        datetime.now(UTC), clock_trusted, store.floor))
+    if notice.since is not None:
+        with write_transaction(store.db):
+            if notice.since < held_through():
+                _keep(notice.since)
+                log.info("member states: HQ signed every state again, taking those above "
+                         "v%d again", notice.since)
+    return held_through() < notice.through
 
 
 class CatchUp:
@@ -146,7 +175,7 @@ class CatchUp:
                 return False
             wires = [state.encode() for state in page.states or ()]
             applied, refused = await self.ledger.run(
-                receive_page, self.store, wires, page.through or since, self.trust,
+                receive_page, self.store, wires, since, page.through or since, self.trust,
                 self.clock_trusted())
             for exc in refused:
                 await self.report("member_state", exc.reason_code, exc.message, "catch-up")
@@ -156,7 +185,7 @@ class CatchUp:
             if applied:
                 log.info("member states: %d applied from HQ's catch-up, up to v%d",
                          len(applied), page.through)
-            since = max(since, page.through or since)
             if not page.more:
                 return True
+            since = await self.ledger.run(held_through)  # set back by a reissue meanwhile?
             await asyncio.sleep(self.pace)

@@ -1,5 +1,5 @@
 """HQ's member operations reaching real tills: the operation made at HQ (``MemberOps`` on the
-collector's database), published signed and retained by the real collector through a real
+collector's database), published signed by the real collector through a real
 Mosquitto, applied by tills built as the daemon builds them and driven through the simulation
 console."""
 
@@ -307,10 +307,15 @@ def test_a_freeze_arriving_mid_sale_stops_the_sale_from_earning(
     run(scenario(), timeout=120)
 
 
-def test_republish_sends_every_card_state_again(chain_and_ops: Any, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
-    """A broker that lost its retained messages gets every state again from the collectors."""
+def test_republish_signs_every_state_again_and_every_till_takes_them_again(
+        chain_and_ops: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``posterm-hq member republish``: the collectors sign every card's state again and every
+    till takes every state again, whatever its bookmark says: here a till whose ledger lost a
+    state it had (as one that refused it under a key it did not trust yet would lack it)
+    holds it again, and its bookmark is back at HQ's version."""
     from terminal.hq.cli import main
+    from terminal.loyalty.store.models import CardState
+    from terminal.sync.member_states import held_through
 
     chain, hq, ops = chain_and_ops
 
@@ -319,14 +324,20 @@ def test_republish_sends_every_card_state_again(chain_and_ops: Any, tmp_path: Pa
         async with chain:
             await till.register(CARD)
             await chain.drained()
-            await _op(ops, "freeze", CARD, actor="ann", reason="stolen")
+            frozen = await _op(ops, "freeze", CARD, actor="ann", reason="stolen")
             assert hq.publisher is not None
             await until(lambda: hq.publisher.published == 1, 20)
+            await until(lambda: till.run(till.store.card_block, CARD), 20)
+            assert await till.link.catch_up.once()  # its bookmark past the state, then lost
+            assert await till.run(held_through) == frozen.seq
+            await till.run(lambda: CardState.delete().execute())
+            assert await till.run(till.store.card_block, CARD) is None
             code = await asyncio.to_thread(main, ["member", "republish", "--db",
                                                   str(tmp_path / "hq.db")])
             assert code == 0
             await until(lambda: hq.publisher.published == 2, 20)
-            assert await till.run(till.store.card_block, CARD) is not None
+            await until(lambda: till.run(till.store.card_block, CARD), 20)
+            assert await till.run(held_through) == frozen.seq
 
     run(scenario(), timeout=60)
     assert "1 card states to publish again" in capsys.readouterr().out

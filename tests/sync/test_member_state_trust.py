@@ -14,7 +14,13 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.protocol import bundle as b
 from terminal.protocol.bundle import BundleRejected
-from terminal.protocol.member_state import MemberState, Profile, signed
+from terminal.protocol.member_state import (
+    MemberState,
+    Profile,
+    StatesNotice,
+    signed,
+    signed_notice,
+)
 from terminal.sync import member_states
 from tests.sync.harness import CARD_KEY, now, rules_data
 
@@ -79,13 +85,75 @@ def test_a_catch_up_page_applies_what_verifies_and_reports_the_rest(till: Ledger
     assert member_states.held_through() == 0
     applied, refused = member_states.receive_page(
         till, [state("b" * 64, 3), state("c" * 64, 4, Ed25519PrivateKey.generate()),
-               state(CARD, 5)], 6, trust, clock_trusted=True)
+               state(CARD, 5)], 0, 6, trust, clock_trusted=True)
     assert [(s.card_hash, s.version) for s in applied] == [("b" * 64, 3), (CARD, 5)]
     assert [exc.reason_code for exc in refused] == ["bad_signature"]
     assert member_states.held_through() == 6
     assert till.card_version("b" * 64) == 3 and till.card_version("c" * 64) == 0
     # Again (a page asked twice), and an older page: nothing changes, nothing goes back.
-    applied, refused = member_states.receive_page(till, [state(CARD, 5)], 5, trust,
+    applied, refused = member_states.receive_page(till, [state(CARD, 5)], 4, 5, trust,
                                                   clock_trusted=True)
     assert (applied, refused) == ([], [])
+    assert member_states.held_through() == 6
+
+
+def _keys() -> tuple[Ed25519PrivateKey, dict[str, str], b.TrustStore]:
+    root, signing = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    delegation = b.delegate(root, signing.public_key(), now() - timedelta(days=1),
+                            now() + timedelta(days=200)).to_wire()
+    return signing, delegation, b.TrustStore.of([root.public_key()])
+
+
+def _state(card: str, version: int, signing: Ed25519PrivateKey,
+           delegation: dict[str, str]) -> bytes:
+    return signed(MemberState(card, version, now(), "frozen", f"v{version}", card_last4="1122",
+                              tier="member", profile=Profile()), signing, delegation)
+
+
+def test_a_page_and_its_bookmark_are_kept_together_or_not_at_all(till: LedgerStore) -> None:
+    """A page's states and the version it covers are one transaction: when the bookmark's
+    write fails (a trigger refuses it, as a full disk or a crash between the two would), no
+    state of the page is left applied, so the till never holds states past a bookmark it
+    lacks, nor a bookmark past states it lacks; once writes succeed the page goes in whole."""
+    signing, delegation, trust = _keys()
+    page = [_state(f"{n:x}" * 64, n, signing, delegation) for n in (3, 4, 5)]
+    till.db.execute_sql(
+        "CREATE TRIGGER no_bookmark BEFORE INSERT ON meta "
+        "WHEN NEW.key = 'member_states_through' BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    with pytest.raises(Exception, match="disk full"):
+        member_states.receive_page(till, page, 0, 5, trust, clock_trusted=True)
+    assert [till.card_version(f"{n:x}" * 64) for n in (3, 4, 5)] == [0, 0, 0]
+    assert member_states.held_through() == 0
+    till.db.execute_sql("DROP TRIGGER no_bookmark")
+    applied, _ = member_states.receive_page(till, page, 0, 5, trust, clock_trusted=True)
+    assert len(applied) == 3 and member_states.held_through() == 5
+
+
+def test_a_reissue_notice_sets_the_bookmark_back_and_a_forged_one_nothing(
+        till: LedgerStore) -> None:
+    """HQ's notice of many states published (member_states.receive_notice): the till catches
+    up only when it lacks some; a reissue's notice (``since``) sets its bookmark back, and a
+    page asked before it does not move it on again; a notice not signed by HQ's key chain is
+    refused and changes nothing."""
+    signing, delegation, trust = _keys()
+    member_states.receive_page(till, [_state(CARD, 5, signing, delegation)], 0, 6, trust,
+                               clock_trusted=True)
+
+    def notice(through: int, since: int | None, key: Ed25519PrivateKey = signing) -> bytes:
+        return signed_notice(StatesNotice(through, now().replace(microsecond=0), since), key,
+                             delegation)
+
+    assert not member_states.receive_notice(till, notice(6, None), trust, clock_trusted=True)
+    assert member_states.receive_notice(till, notice(9, None), trust, clock_trusted=True)
+    with pytest.raises(BundleRejected) as refused:
+        member_states.receive_notice(till, notice(9, 0, Ed25519PrivateKey.generate()), trust,
+                                     clock_trusted=True)
+    assert refused.value.reason_code == "bad_signature"
+    assert member_states.held_through() == 6
+    assert member_states.receive_notice(till, notice(6, 0), trust, clock_trusted=True)
+    assert member_states.held_through() == 0
+    member_states.receive_page(till, [], 6, 9, trust, clock_trusted=True)  # asked before it
+    assert member_states.held_through() == 0
+    member_states.receive_page(till, [_state(CARD, 5, signing, delegation)], 0, 6, trust,
+                               clock_trusted=True)
     assert member_states.held_through() == 6

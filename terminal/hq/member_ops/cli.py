@@ -9,7 +9,7 @@
     posterm-hq member edit CARD [--name 李四] [--phone 139...] [--birthday 1990-05-01] ...
     posterm-hq member erase CARD --reason "erasure request of 2026-12-01" --actor ann ...
     posterm-hq member import members.csv --reason "moving from SystemX" --actor ann ...
-    posterm-hq member republish --db hq.db   # the broker lost its retained states
+    posterm-hq member republish --db hq.db   # every state signed again, taken again by every till
 
 Each prints the operation's result as JSON; a refusal prints its reason on stderr, exits 1 and
 changes nothing. A running ``posterm-hq collect --keys DIR`` publishes the change to every till.
@@ -103,8 +103,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
         action.add_argument("--rules", type=Path, required=True, help="the chain's rules TOML")
         action.add_argument("--card-key-file", type=Path, required=True)
-    again = sub.add_parser("republish", help="publish every card's member state again (a broker "
-                           "that lost its retained messages): the running collectors do it")
+    again = sub.add_parser("republish", help="sign every card's member state again with the "
+                           "collectors' key and have every till take every state again (a key "
+                           "rotated, a till that refused states): the running collectors do it")
     again.add_argument("--db", required=True, help="SQLite path or postgresql:// URL")
 
 
@@ -118,8 +119,9 @@ def _republish(args: argparse.Namespace) -> int:
         cards = bound_call(db, forget_published, db)
     finally:
         db.close()
-    print(f"{cards} card states to publish again: a collector started with --keys publishes "
-          "them")
+    print(f"{cards} card states to publish again: a collector started with --keys signs them "
+          "again and tells every till to take them all again, at its own pace (200 a page, two "
+          "pages a second)")
     return 0
 
 

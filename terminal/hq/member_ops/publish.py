@@ -1,23 +1,26 @@
-"""Publishing member states: every card whose state HQ changed, signed, retained, to every till.
+"""Publishing member states: every card whose state HQ changed, signed, to every till.
 
 A collector started with ``--keys`` runs a :class:`MemberStatePublisher`: every ``interval`` it
 reads the cards whose ``card_state.version`` is above the version last published
-(``published_state``), builds each one's snapshot (:func:`snapshot`), signs it with HQ's signing
-key and publishes it retained on ``{root}/members/state/{card_hash}``, then records the version
-once the broker has it, with the signed message. Whatever process made the operation (the
-console, ``posterm-hq member``), the collectors carry it to the tills; several collectors may
-publish the same state twice, which tills ignore (the version is not newer).
+(``published_state``), from the watermark up to which every state is published on (HQ's
+``meta``, :func:`watermark`), builds each one's snapshot (:func:`snapshot`), signs it with HQ's
+signing key and records it with the signed message. A round of a few (``live``) publishes each
+on ``{root}/members/state/{card_hash}`` (not retained); a bigger one (a campaign's bonus)
+publishes one signed notice on ``{root}/members/states`` instead, and the tills take the states
+by their catch-up: one message a state would fill each till's queue at the broker (at most
+``max_queued_messages``, 1,000, past the 100 in flight; the rest dropped), its acks and HQ's
+answers to its holds behind them. Whatever process made the operation (the console,
+``posterm-hq member``), the collectors carry it to the tills; several collectors may publish the
+same state twice, which tills ignore (the version is not newer).
 
-The live messages are not enough on their own: the broker queues at most
-``max_queued_messages`` (1,000) for a subscriber past the 100 in flight and drops the rest, so a
-till reading slower than a campaign's stream of states (or a slow link), or one subscribing again
-to many retained states, loses states for good (tests/sync/test_state_catch_up.py). So each till
-also asks for what it lacks, by version, at its own pace (``states`` member requests,
-terminal.sync.member_states): :func:`catch_up` answers with the published messages above the
-till's version, in version order. A version is HQ's operation sequence (``member_op.seq``,
-taken as the highest committed plus one, and unique), so a version becomes visible only once
-every lower one has committed; the page stops before the first state not yet published, and
-``through`` tells the till up to which version it now holds them all.
+The live messages are not enough on their own (a till offline, or reading slower than they
+come): each till also asks for what it lacks, by version, at its own pace (``states`` member
+requests, terminal.sync.member_states): :func:`catch_up` answers with the published messages
+above the till's version, in version order. A version is HQ's operation sequence
+(``member_op.seq``, taken as the highest committed plus one, and unique), so a version becomes
+visible only once every lower one has committed; the page stops before the first state not yet
+published, and ``through`` tells the till up to which version it now holds them all. HQ retains
+nothing there: a new till takes every state by its catch-up.
 """
 
 from __future__ import annotations
@@ -25,22 +28,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from peewee import JOIN, Database
+from peewee import JOIN, Database, fn
 
 from terminal.hq.database import writing
 from terminal.hq.models import MemberOp, PublishedState
 from terminal.loyalty.clock import to_micros
 from terminal.loyalty.store.card_states import RETIRED
 from terminal.loyalty.store.ledger_thread import LedgerThread
-from terminal.loyalty.store.models import CardState, Member
+from terminal.loyalty.store.models import CardState, Member, Meta
 from terminal.protocol import canonical
 from terminal.protocol.keys import load_private
-from terminal.protocol.member_state import MemberState, Profile, signed
+from terminal.protocol.member_state import (
+    MemberState,
+    Profile,
+    StatesNotice,
+    signed,
+    signed_notice,
+)
 from terminal.protocol.mqtt import MqttClient, MqttError
 from terminal.protocol.topics import Topics
 
@@ -172,23 +182,63 @@ def catch_up(db: Database, since: int, limit: int = CATCH_UP_PAGE) -> CatchUp:
     return CatchUp(states, rows[-1][0] if rows else since, False)
 
 
+WATERMARK_KEY = "member_states_published_through"  # HQ's meta: every state up to it is published
+REISSUE = -1  # the watermark while every state is to be signed and taken again
+
+
+def watermark() -> int:
+    """The version up to which every card's state is published (so a round reads only the
+    states above it: its work grows with what changed, not with the cards), or
+    :data:`REISSUE` (models bound by the caller)."""
+    row = Meta.get_or_none(Meta.key == WATERMARK_KEY)
+    return int(row.value) if row is not None else 0
+
+
+def move_watermark(was: int, to: int) -> None:
+    """Set the watermark to ``to`` if it is still ``was`` (another collector may have moved
+    it, or a reissue set it back meanwhile: then it stays)."""
+    if was == 0 and Meta.get_or_none(Meta.key == WATERMARK_KEY) is None:
+        Meta.insert(key=WATERMARK_KEY, value=str(to)).on_conflict_ignore().execute()
+        return
+    (Meta.update(value=str(to))
+     .where((Meta.key == WATERMARK_KEY) & (Meta.value == str(was))).execute())
+
+
+def highest() -> int:
+    """The highest card-state version (models bound by the caller)."""
+    return int(CardState.select(fn.COALESCE(fn.MAX(CardState.version), 0)).scalar())
+
+
 def forget_published(db: Database) -> int:
-    """Every card's state becomes pending again (a broker that lost its retained messages, a
-    new one): the publishers send them all. Returns how many cards have a state (models bound
-    by the caller)."""
+    """Every card's state is signed again by the collectors' publishers (with the key they
+    hold now) and every till takes every state again, whatever it holds (a notice with
+    ``since`` 0; ``posterm-hq member republish``). Returns how many cards have a state
+    (models bound by the caller)."""
     with writing(db):
         PublishedState.delete().execute()
+        (Meta.insert(key=WATERMARK_KEY, value=str(REISSUE))
+         .on_conflict(conflict_target=[Meta.key], update={Meta.value: str(REISSUE)})
+         .execute())
     return CardState.select().count()
 
 
 class MemberStatePublisher:
-    """Publishes pending member states on ``client`` (run beside a collector)."""
+    """Publishes pending member states on ``client`` (run beside a collector).
+
+    A round of at most ``live`` states sends each on its card's topic; a bigger one (a
+    campaign's bonus) signs and records them all for the tills' catch-up and sends a notice
+    (``StatesNotice``) after its first page, at most every ``notice_every`` seconds after that
+    and at its end: the broker queues at most 1,000 messages for a till, and a till's acks and
+    HQ's answers to its holds share that queue with them."""
 
     def __init__(self, client: MqttClient, thread: LedgerThread, topics: Topics,
-                 signer: Signer, interval: float = 0.5) -> None:
+                 signer: Signer, interval: float = 0.5, live: int = 20,
+                 notice_every: float = 1.0) -> None:
         self.client, self.thread, self.topics = client, thread, topics
         self.signer, self.interval = signer, interval
-        self.published = 0
+        self.live, self.notice_every = live, notice_every
+        self.published = 0  # states published (sent live or recorded for the catch-up)
+        self.notices = 0
 
     async def run(self) -> None:
         while True:
@@ -200,33 +250,65 @@ class MemberStatePublisher:
     async def publish_pending(self) -> int:
         """Publish what is pending now; returns how many states went out.
 
-        A page of states (:func:`pending`) goes out at once, paho keeping up to its window in
-        flight, and is recorded once every PUBACK is in, in one statement: one at a time, each
-        awaited to its PUBACK and recorded by a write of its own, a 5,000-member bonus took
-        8.7 ms a state (bench/bench_states.py, load 7-8). A page cut off by a lost connection
-        is not recorded and goes again (a till ignores a version it holds). Each page after
-        the first reads from the last one's version on: a version is visible only once every
-        lower one is (publish.catch_up), so nothing below it is left behind."""
-        count, after = 0, 0
+        A round reads from the watermark on (:func:`watermark`), a page of states
+        (:func:`pending`) at a time; each page after the first reads from the last one's
+        version on: a version is visible only once every lower one is (:func:`catch_up`), so
+        nothing below it is left behind, and once nothing is pending the watermark moves to
+        the highest version of the round (or of the table when the round began). A live page
+        goes out at once, paho keeping up to its window in flight, and is recorded once every
+        PUBACK is in, in one statement (one at a time, each awaited to its PUBACK and
+        recorded by a write of its own, a 5,000-member bonus took 8.7 ms a state:
+        bench/bench_states.py, load 7-8). A page cut off by a lost connection is not
+        recorded and goes again (a till ignores a version it holds)."""
+        was, top = await self.thread.run(lambda: (watermark(), highest()))
+        reissue = was == REISSUE
+        count, after, notice, told_through = 0, max(was, 0), None, None
+        told = time.monotonic()
         while True:
             states = await self.thread.run(pending, PAGE, after)
             if not states:
-                return count
+                break
+            if notice is None:
+                notice = reissue or len(states) > self.live
             sent = [(state, self.signer.sign(state)) for state in states]
-            acked: list[asyncio.Future[None]] = []
-            try:
-                for state, wire in sent:
-                    acked.append(self.client.publish_nowait(
-                        self.topics.member_state(state.card_hash), wire, 1, True))
-                failed = [outcome for outcome in await asyncio.gather(
-                    *acked, return_exceptions=True) if isinstance(outcome, BaseException)]
-            finally:
-                for future in acked:
-                    future.cancel()  # a cancelled or failed page leaves nothing waiting
-            if failed:
-                raise failed[0]
+            if not notice:
+                await self._send(sent)
             await self.thread.run(mark_published, sent)
             after = states[-1].version
             count += len(sent)
             self.published += len(sent)
-            log.info("%d member states published, up to v%d", len(sent), states[-1].version)
+            log.info("%d member states published%s, up to v%d", len(sent),
+                     " for the tills' catch-up" if notice else "", after)
+            if notice and (count == len(sent) or time.monotonic() - told >= self.notice_every):
+                await self._notice(after, None)
+                told, told_through = time.monotonic(), after
+        # Every version up to ``top`` was visible when the round began, so it is published now.
+        after = max(after, top)
+        if reissue:
+            await self._notice(after, 0)  # every till takes every state again
+        elif notice and told_through != after:
+            await self._notice(after, None)
+        if after != was:
+            await self.thread.run(move_watermark, was, after)
+        return count
+
+    async def _send(self, sent: list[tuple[MemberState, bytes]]) -> None:
+        acked: list[asyncio.Future[None]] = []
+        try:
+            for state, wire in sent:
+                acked.append(self.client.publish_nowait(
+                    self.topics.member_state(state.card_hash), wire, 1, False))
+            failed = [outcome for outcome in await asyncio.gather(
+                *acked, return_exceptions=True) if isinstance(outcome, BaseException)]
+        finally:
+            for future in acked:
+                future.cancel()  # a cancelled or failed page leaves nothing waiting
+        if failed:
+            raise failed[0]
+
+    async def _notice(self, through: int, since: int | None) -> None:
+        issued = datetime.now(UTC).replace(microsecond=0)
+        wire = signed_notice(StatesNotice(through, issued, since), self.signer.key,
+                             self.signer.delegation)
+        await self.client.publish(self.topics.states_notice(), wire, 1, False)
+        self.notices += 1

@@ -11,7 +11,7 @@ write transaction it:
 3. sets the state of every card it touches to version ``seq`` (``card_state``).
 
 The member-state publisher (:mod:`.publish`, run by the collectors) then signs each changed
-card's state and publishes it, retained, to every till; tills apply it through the same store
+card's state and publishes it to every till; tills apply it through the same store
 code (:meth:`LedgerStore.apply_card_update`), so no till disagrees with HQ.
 """
 
