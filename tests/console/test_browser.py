@@ -34,7 +34,7 @@ def signed_in(site, name: str, lang: str = "zh-CN"):
 
 def test_sign_in_and_search_members_in_chinese(site) -> None:
     url, chromium = site
-    context = chromium.new_context(viewport={"width": 1280, "height": 860})
+    context = chromium.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
     page = context.new_page()
     page.goto(f"{url}/")
     page.wait_for_selector("input[name=password]")
@@ -58,7 +58,9 @@ def test_sign_in_and_search_members_in_chinese(site) -> None:
     page.click("text=张三丰")
     page.wait_for_selector("text=积分明细")
     assert page.locator("table.statement tbody tr").count() >= 4
-    assert "王小明" in page.inner_text("table.statement")
+    statement = page.inner_text("table.statement")
+    assert "王小明" in statement and "注册奖励" in statement and "registration" not in statement
+    assert page.inner_text("h1 .tier") == "普通会员"  # the rules' "member", in Chinese
     shot(page, "member-page")
     context.close()
 

@@ -55,7 +55,7 @@ def test_dashboard_charts_and_csv_download(site) -> None:
     drawn = charts(page, "new-members", "sales", "rates", "tiers")
     assert sum(drawn["new-members"][0]) == 4  # B, D (October), 王芳 and the formula (November)
     assert len(drawn["sales"][0]) == 61
-    assert [point["name"] for point in drawn["tiers"][0]][:2] == ["member", "silver"]
+    assert [point["name"] for point in drawn["tiers"][0]][:2] == ["普通会员", "银卡会员"]
     assert page.inner_text("#kpi-purchasers .figure") == "4"
     # A column of figures is headed on the right, where its figures stand; a date column left.
     aligned = page.evaluate("""() => [...document.querySelectorAll('#table-days th')]

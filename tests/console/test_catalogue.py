@@ -10,6 +10,8 @@ from importlib.resources.abc import Traversable
 from terminal.hq.console.i18n import LANGUAGES, Translator, catalogue
 from terminal.hq.console.roles import ROLES
 from terminal.loyalty.ledger import KINDS
+from terminal.loyalty.rules import load_rules
+from tests.support.shared import EXAMPLES
 
 TEMPLATES = resources.files("terminal.hq.console").joinpath("templates")
 
@@ -44,3 +46,26 @@ def test_chinese_is_the_default_and_values_fill_in() -> None:
     assert Translator("fr").language == "zh-CN"
     assert Translator("en")("members.none_found", q="张") == "No member matches “张”."
     assert Translator("zh-CN")("member.debt", n=5) == "欠 5 积分"
+
+
+def test_tiers_and_the_stores_own_reasons_are_shown_in_the_language() -> None:
+    zh, en = Translator("zh-CN"), Translator("en")
+    # The example rules' tiers (../shared/examples/rules.toml); a chain's own name as written.
+    assert [zh.tier(name) for name in ("member", "silver", "gold", "diamond")] == [
+        "普通会员", "银卡会员", "金卡会员", "钻石会员"]
+    assert en.tier("gold") == "Gold"
+    assert zh.tier("黑金") == "黑金" and en.tier("platinum") == "platinum"
+    # The reasons terminal/loyalty/store writes for its bonuses.
+    assert zh.reason("registration") == "注册奖励"
+    assert en.reason("referral:01a2") == "Referral bonus (new member 01a2)"
+    assert zh.reason("referral:{0}") == "推荐奖励（新会员 {0}）"  # a value, not a template
+    # What a person wrote, and what only looks like a bonus's reason, is shown as written.
+    for written in ("店长调整", "registration:x", "referral", "referral:", "overdraft: 300",
+                    "kind.bonus", ""):
+        assert zh.reason(written) == written and en.reason(written) == written
+
+
+def test_every_tier_of_the_example_rules_has_a_name_in_both_languages() -> None:
+    tiers = {f"tier.{level.name}" for level in load_rules(EXAMPLES / "rules.toml").tiers}
+    for language in LANGUAGES:
+        assert tiers - set(catalogue(language)) == set(), language

@@ -36,3 +36,18 @@ class Translator:
     def __call__(self, key: str, **values: Any) -> str:
         text = self._texts.get(key, key)
         return text.format(**values) if values else text
+
+    def tier(self, name: str) -> str:
+        """A tier as the rules name it, in this language where the catalogue knows the name
+        (``tier.silver``: 银卡会员); a chain's own tier name is shown as the rules write it."""
+        return self._texts.get(f"tier.{name}", name)
+
+    def reason(self, text: str) -> str:
+        """An entry's reason: the store's own words for its bonuses (``registration``,
+        ``referral:{member}``, terminal/loyalty/store) in this language; what a person wrote
+        is shown as written."""
+        kind, colon, member = text.partition(":")
+        template = self._texts.get(f"reason.{kind}")
+        if template is None or ("{member}" in template) != bool(colon) or (colon and not member):
+            return text
+        return template.format(member=member) if colon else template

@@ -46,7 +46,7 @@ def dashboard_tables(context: Context, t: Translator) -> dict[str, Table]:
                         [[m["month"], m["repeat_rate"], m["churn_rate"]]
                          for m in data["months"]]),
         "tiers": Table([t("member.tier"), t("report.members")],
-                       [[tier, count] for tier, count in figures["tiers"].items()]),
+                       [[t.tier(tier), count] for tier, count in figures["tiers"].items()]),
     }
 
 
@@ -65,8 +65,9 @@ def dashboard_charts(context: Context, t: Translator) -> dict[str, Any]:
              "data": [m["repeat_rate"] for m in data["months"]]},
             {"name": t("kpi.churn_rate"), "type": "line",
              "data": [m["churn_rate"] for m in data["months"]]}]},
-        "tiers": {"kind": "pie", "x": list(data["figures"]["tiers"]), "series": [
-            {"name": t("member.tier"), "data": list(data["figures"]["tiers"].values())}]},
+        "tiers": {"kind": "pie", "x": [t.tier(tier) for tier in data["figures"]["tiers"]],
+                  "series": [{"name": t("member.tier"),
+                              "data": list(data["figures"]["tiers"].values())}]},
     }
 
 
@@ -209,6 +210,8 @@ def list_tables(context: Context, t: Translator) -> dict[str, Table]:
 
     def cell(row: dict[str, Any], column: str) -> Any:
         value = row.get(column)
+        if column in ("tier", "next_tier") and value:
+            return t.tier(value)
         return _yuan(value) if column.endswith("_fen") else value
 
     return {"members": Table([t(f"list.{column}") for column in columns],
