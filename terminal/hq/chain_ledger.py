@@ -104,6 +104,15 @@ class Outcome:
         return self.result not in ("deferred", "busy")
 
 
+@dataclass(frozen=True)
+class Disputed:
+    """A hold :data:`holds.ASK` did not settle (ChainLedger.judge_ask): the ledger's answer
+    (None: the full way decides) and whether the statement inserted the hold."""
+
+    answered: MemberResponse | None
+    inserted: bool
+
+
 class _Deferred(Exception):
     """The event needs another one first; leave it unacked."""
 
@@ -676,8 +685,9 @@ class ChainLedger:
                                   through=page.through, more=page.more)
         handler = {"lookup": self._lookup, "hold": self._hold, "void": self._void,
                    "post": self._post}[request.op]
-        if request.member is not None and not CARD_HASH.fullmatch(request.member):
-            return self._refuse(request, "member must be a card hash (64 hex digits)")
+        malformed = self.malformed(request)
+        if malformed is not None:
+            return malformed
         if request.op == "lookup":
             response = self._quick_lookup(request)
             if response is None:  # a tier review is due: the full way, in one snapshot
@@ -697,6 +707,12 @@ class ChainLedger:
                                       "at_us": to_micros(response.hq_time),
                                       "found": response.ok})
         return response
+
+    def malformed(self, request: MemberRequest) -> MemberResponse | None:
+        """The refusal of a request that names its member by anything but a card hash."""
+        if request.member is not None and not CARD_HASH.fullmatch(request.member):
+            return self._refuse(request, "member must be a card hash (64 hex digits)")
+        return None
 
     @staticmethod
     def _request_members(request: MemberRequest) -> list[str]:
@@ -820,13 +836,28 @@ class ChainLedger:
         (:meth:`_hold`) in a transaction of its own; a hold the statement granted and the
         ledger refuses is deleted and refused (a voided one would still cover a redemption)."""
         now = _now()
-        now_us = to_micros(now)
-        this_month = to_micros(month_start(now, self.store.rules.zone))
         with pipelined_writing(self.db, self._request_members(request)):
-            cursor = holds.ask(self.db, request, store, terminal, now_us,
-                               to_micros(now + self.hold_ttl), this_month,
-                               self.trust.holds, self.store.rules)
-        found, inserted = holds.asked(cursor, request)
+            cursor = holds.ask(self.db, self.ask_parameters(request, store, terminal, now))
+        found, inserted = holds.asked(cursor.fetchone(), request)
+        judged = self.judge_ask(request, store, terminal, found, inserted, now)
+        if isinstance(judged, MemberResponse):
+            return judged
+        return self.hold_again(request, store, terminal, judged)
+
+    def ask_parameters(self, request: MemberRequest, store: str, terminal: str,
+                       now: datetime) -> tuple[Any, ...]:
+        """:data:`holds.ASK`'s parameters for ``request`` asked at ``now``."""
+        return holds.ask_parameters(request, store, terminal, to_micros(now),
+                                    to_micros(now + self.hold_ttl),
+                                    to_micros(month_start(now, self.store.rules.zone)),
+                                    self.trust.holds, self.store.rules)
+
+    def judge_ask(self, request: MemberRequest, store: str, terminal: str, found: holds.Read,
+                  inserted: bool, now: datetime) -> MemberResponse | Disputed:
+        """The answer to a hold from what :data:`holds.ASK` read (``found``) and whether it
+        granted it (``inserted``), decided by the full way's code (on any thread, or the event
+        loop: it reads nothing); :class:`Disputed` for :meth:`hold_again` where the statement
+        could not decide (a tier review due) or decided otherwise (logged as an error)."""
         answered, grants = self._hold_refused(request, store, terminal, found, now), False
         if answered is None:
             member = found.member
@@ -842,15 +873,21 @@ class ChainLedger:
                       request.hold_id, "granted" if inserted else "refused",
                       "refuses it" if answered is not None and not grants else
                       "grants it" if grants else "takes the full way (tier review due)")
-        if inserted:  # strict: what the statement granted is not granted
+        return Disputed(answered, inserted)
+
+    def hold_again(self, request: MemberRequest, store: str, terminal: str,
+                   disputed: Disputed) -> MemberResponse:
+        """A hold :meth:`judge_ask` did not answer: the full way, in a transaction of its own
+        (on a thread of this ledger's: Peewee's connection)."""
+        if disputed.inserted:  # strict: what the statement granted is not granted
             # Deleted, not voided: a voided hold still covers its till's redemption (HQ said
             # yes and the till sold, holds.covering), and HQ says no to this one.
             with pipelined_writing(self.db, self._request_members(request)):
                 MemberHold.delete().where(
                     (MemberHold.id == request.hold_id) & (MemberHold.state == "pending")
                 ).execute()
-            if answered is not None:
-                return answered
+            if disputed.answered is not None:
+                return disputed.answered
         return self._hold_full_way(request, store, terminal)
 
     def _hold_full_way(self, request: MemberRequest, store: str,
@@ -894,13 +931,21 @@ class ChainLedger:
                               balance=available - request.points, tier=tier)
 
     def _void(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
-        hold = MemberHold.get_or_none(MemberHold.id == request.hold_id)
+        answer = self.void_answer(request, store, terminal, MemberHold.get_or_none(
+            MemberHold.id == request.hold_id))
+        if answer.ok:
+            MemberHold.update(state="voided", settled_us=to_micros(answer.hq_time)).where(
+                MemberHold.id == request.hold_id).execute()
+        return answer
+
+    def void_answer(self, request: MemberRequest, store: str, terminal: str,
+                    hold: MemberHold | None) -> MemberResponse:
+        """The answer to a void of ``hold`` (as read under its member's lock; None: HQ has no
+        such hold): granted, the hold is voided (:data:`holds.VOID` voids just these)."""
         if hold is None or (hold.store, hold.terminal) != (store, terminal):
             return self._refuse(request, "unknown hold")
         if hold.state == "posted":
             return self._refuse(request, "the hold is already posted by its sale")
-        MemberHold.update(state="voided", settled_us=to_micros(_now())).where(
-            MemberHold.id == hold.id).execute()
         return MemberResponse("void", True, _now(), hold_id=hold.id)
 
     def _post(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:

@@ -94,9 +94,8 @@ class HqPostgresDatabase(PostgresqlDatabase):
 
     def _connect(self) -> Any:
         conn = super()._connect()
-        arrays.register(conn.adapters)  # lists dumped by terminal.hq.arrays
         try:
-            check_utf8(conn, self.database)
+            configure_connection(conn, self.database)
             # pg_stat_activity names each connection by its thread (a collector's ingest,
             # "posterm-hq-ledger", and member requests, "posterm-hq-requests").
             conn.execute("SELECT set_config('application_name', %s, false)",
@@ -240,6 +239,13 @@ class _ThreadState(threading.local):
     savepoint: _LazySavepoint | None = None  # the unit's savepoint, opened at its first write
     flat_from: int | None = None  # transactions this deep or deeper are flat (unit())
     sender: Any = None  # the cursor send() uses on this thread's connection
+
+
+def configure_connection(conn: Any, name: str) -> None:
+    """What every connection of HQ's has, Peewee's or psycopg's own (sync or async): lists
+    dumped by terminal.hq.arrays, and UTF8 checked (:func:`check_utf8`)."""
+    arrays.register(conn.adapters)
+    check_utf8(conn, name)
 
 
 def check_utf8(conn: Any, name: str) -> None:
@@ -440,10 +446,21 @@ def lock_members(db: Database, card_hashes: Iterable[str]) -> None:
     wait for each other in a cycle."""
     if not isinstance(db, PostgresqlDatabase):
         return
+    locks = member_locks(card_hashes)
+    if locks is not None:
+        db.execute_sql(*locks)
+
+
+def member_locks(card_hashes: Iterable[str]) -> tuple[str, tuple[int, list[int]]] | None:
+    """The statement and parameters that take the members' advisory locks in key order
+    (:func:`lock_members`; PostgreSQL), or None for no member: for a connection of psycopg's
+    own too (terminal.hq.loop_holds)."""
     keys = sorted({member_key(card_hash) for card_hash in card_hashes})
-    if keys:  # unnest yields in array order, and the locks are taken in it
-        db.execute_sql("SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) k",
-                       (_PG_MEMBER_LOCKS, keys))
+    if not keys:
+        return None
+    # unnest yields in array order, and the locks are taken in it
+    return ("SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) k",
+            (_PG_MEMBER_LOCKS, keys))
 
 
 def lock_free_members(db: Database, keys: Iterable[str]) -> set[str]:

@@ -198,21 +198,25 @@ def read(db: Database, request: MemberRequest, store: str, terminal: str,
     return _found(row, request)
 
 
-def ask(db: Database, request: MemberRequest, store: str, terminal: str, now_us: int,
-        expires_us: int, month_start_us: int, bounds: HoldRules, loyalty: Rules) -> Any:
-    """Send :data:`ASK` (PostgreSQL, pipelined: nothing waits) and return its cursor, read by
-    :func:`asked` once the transaction's COMMIT is answered."""
-    return db.execute_sql(ASK.replace("?", db.param), (
-        request.member or "", request.hold_id or "", store, terminal, now_us, request.points,
-        expires_us, month_start_us, loyalty.redeem.per_member_per_day, bounds.max_per_till,
-        bounds.max_points_per_till, bounds.max_per_member, bounds.max_per_till_member_per_hour,
-        FROZEN, RETIRED))
+def ask_parameters(request: MemberRequest, store: str, terminal: str, now_us: int,
+                   expires_us: int, month_start_us: int, bounds: HoldRules,
+                   loyalty: Rules) -> tuple[Any, ...]:
+    """:data:`ASK`'s parameters (sent through Peewee's connection or psycopg's own)."""
+    return (request.member or "", request.hold_id or "", store, terminal, now_us,
+            request.points, expires_us, month_start_us, loyalty.redeem.per_member_per_day,
+            bounds.max_per_till, bounds.max_points_per_till, bounds.max_per_member,
+            bounds.max_per_till_member_per_hour, FROZEN, RETIRED)
 
 
-def asked(cursor: Any, request: MemberRequest) -> tuple[Read, bool]:
-    """What :data:`ASK` read, and whether it granted the hold (voided the till's older ones on
-    the member and inserted it)."""
-    row = cursor.fetchone()
+def ask(db: Database, parameters: tuple[Any, ...]) -> Any:
+    """Send :data:`ASK` (PostgreSQL, pipelined: nothing waits) and return its cursor, whose row
+    :func:`asked` reads once the transaction's COMMIT is answered."""
+    return db.execute_sql(ASK.replace("?", db.param), parameters)
+
+
+def asked(row: Any, request: MemberRequest) -> tuple[Read, bool]:
+    """What :data:`ASK` read (its ``row``), and whether it granted the hold (voided the till's
+    older ones on the member and inserted it)."""
     return _found(row[:-1], request), bool(row[-1])
 
 
