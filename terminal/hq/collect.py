@@ -57,6 +57,12 @@ from terminal.protocol.topics import Topics
 # the backlog (bench_ingest.py (c)), but one collector's ingest measured 3x slower with it in
 # session 10, not explained yet (docs/hq.md, "Figures", session 10): 0 until it is.
 INGEST_NICE = 0
+# Where a till's holds and voids are answered on PostgreSQL: on the member-request process's
+# event loop (terminal/hq/loop_holds.py, session 13) or on the ledger's holding threads. The loop
+# cut the median by a third under bench_ingest.py (c)'s backlog but lengthened the p99 on the shared
+# 2-core machine (the loop thread waits for a CPU with every hold in flight on it; docs/hq.md,
+# session 13 (c)): threads until it measures better there.
+HOLDS = "threads"
 # How long one ingest transaction should take (ChainLedger.batch_seconds): a hold on a member a
 # batch holds waits about that long at most (bench_ingest.py part (c)).
 BATCH_MS = 100
@@ -91,6 +97,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         "process adds to itself after forking the member-request process, so "
                         "a till's hold gets a CPU before the backlog's batches; 0: the same "
                         f"priority (default {INGEST_NICE})")
+    parser.add_argument("--holds", choices=("loop", "threads"), default=HOLDS,
+                        help="on PostgreSQL, answer the tills' holds and voids on the event loop "
+                             "(psycopg's async connections, no thread hand-off) or on holding "
+                             f"threads (default {HOLDS}); SQLite's are on threads")
     parser.add_argument("--keys", type=Path,
                         help="directory made by keygen (signing.key, delegation.json): publish "
                              "the member states HQ's member operations change, signed")
@@ -199,7 +209,8 @@ def _answer_requests(args: argparse.Namespace, parent: int, answering: Flag) -> 
     ledger = open_ledger(args.db, args.rules, args.card_key_file, args.trust)
     args.client_id = f"{args.client_id}-requests"
     collector = Collector(ledger, mqtt_config(args, backoff_max=10.0), Topics(args.topic_root),
-                          serves="requests", answering=answering)
+                          serves="requests", answering=answering,
+                          holds_on_loop=args.holds == "loop")
     settle_heap("member-request process")
     try:
         asyncio.run(run_until_signal(collector, lambda: os.getppid() == parent))
@@ -248,7 +259,8 @@ def _collect(args: argparse.Namespace, apart: Apart | None) -> int:
         collector = Collector(ledger, config, Topics(args.topic_root), batch_max=args.batch,
                               signer=signer, serves="all" if apart is None else "events",
                               ready=None if apart is None else apart.ready,
-                              events_from=None if apart is None else apart.events_from)
+                              events_from=None if apart is None else apart.events_from,
+                              holds_on_loop=args.holds == "loop")
         settle_heap("collect")
         asyncio.run(serve(collector, None if apart is None else apart.alive))
     finally:

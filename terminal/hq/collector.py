@@ -21,8 +21,10 @@ from typing import Protocol
 
 from terminal.hq.admission import Admission
 from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.database import HqPostgresDatabase
 from terminal.hq.event_pipe import FrameReader
 from terminal.hq.limits import MAX_EVENT_BYTES, MAX_REQUEST_BYTES, RateLimiter
+from terminal.hq.loop_holds import LoopHolds
 from terminal.hq.member_ops.publish import MemberStatePublisher, Signer
 from terminal.hq.models import BundleRefusal, TerminalSeen
 from terminal.loyalty.clock import to_micros
@@ -77,7 +79,7 @@ class Collector:
                  batch_max: int = 500, state_interval: float = 10.0,
                  signer: Signer | None = None, serves: str = "all",
                  answering: Flag | None = None, ready: Ready | None = None,
-                 events_from: int | None = None) -> None:
+                 events_from: int | None = None, holds_on_loop: bool = True) -> None:
         """With a ``signer`` (HQ's signing key) the collector also publishes the member states
         HQ's member operations changed (:mod:`terminal.hq.member_ops.publish`). ``serves``:
         ``events`` (events, statuses, HQ's state; no member requests), ``requests`` (member
@@ -87,7 +89,9 @@ class Collector:
         reader's): a till takes "online" to mean its lookups and holds are answered (else a
         hold sent in between falls back to the offline allowance). ``events_from``: the
         reading end of the event reader's pipe (terminal/hq/event_reader.py): the events come
-        from there, admitted, instead of from this collector's own subscription."""
+        from there, admitted, instead of from this collector's own subscription.
+        ``holds_on_loop``: on PostgreSQL, holds and voids are answered on this loop
+        (:mod:`terminal.hq.loop_holds`), else on the ledger's holding threads."""
         if serves not in SERVES:
             raise ValueError(f"serves is one of {', '.join(SERVES)}, not {serves!r}")
         if events_from is not None and serves != "events":
@@ -115,6 +119,10 @@ class Collector:
         self.counts: dict[str, int] = defaultdict(int)  # outcomes, and refused messages
         self.admission = Admission(self.topics, self.counts, self.client)
         self._events_from = events_from
+        # Holds and voids on this loop (PostgreSQL: psycopg's async connections, opened in
+        # start()); on SQLite, one shop, they stay on the ledger's holding threads.
+        self.loop_holds = LoopHolds(ledger) if holds_on_loop and self.answers and isinstance(
+            ledger.db, HqPostgresDatabase) else None
 
     async def start(self) -> None:
         if self.events:
@@ -132,6 +140,8 @@ class Collector:
             if self.ready is not None:
                 self._tasks.append(asyncio.create_task(self._follow_answering(),
                                                        name="hq-answering"))
+        if self.loop_holds is not None:
+            await self.loop_holds.open()
         if self.answers:
             await self.client.subscribe(self.topics.all_terminals("members/req"),
                                         self._on_request, retain_as_published=True)
@@ -154,6 +164,8 @@ class Collector:
                     self.topics.hq_state(), HqState("offline", datetime.now(UTC)).to_json(),
                     retain=True), 2.0)
         await self.client.stop()
+        if self.loop_holds is not None:
+            await self.loop_holds.close()
 
     def _announce_when_answered(self) -> None:
         """After each (re)connection: HQ's state is online, once member requests are answered
@@ -343,11 +355,17 @@ class Collector:
             self.admission.refuse(source, f"malformed member request: {exc}")
             response = MemberResponse("lookup", False, datetime.now(UTC), error=str(exc)[:200])
         else:
-            # On a request thread and its own connection: never behind an ingest batch.
-            response = await self.ledger.request_thread(request).run(
-                self.ledger.answer, request, source.store, source.terminal)
+            response = await self._respond(request, source)
         with contextlib.suppress(MqttError):
             await self.client.respond(message, response.to_json())
+
+    async def _respond(self, request: MemberRequest, source: TerminalTopic) -> MemberResponse:
+        """Never behind an ingest batch: a hold or void on this loop, on a connection of its
+        own (:mod:`terminal.hq.loop_holds`), the rest on a request thread and its own."""
+        if self.loop_holds is not None and request.op in ("hold", "void"):
+            return await self.loop_holds.answer(request, source.store, source.terminal)
+        return await self.ledger.request_thread(request).run(
+            self.ledger.answer, request, source.store, source.terminal)
 
 
 def _record_status(source: TerminalTopic, status: Status) -> None:

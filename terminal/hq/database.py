@@ -105,6 +105,13 @@ class HqPostgresDatabase(PostgresqlDatabase):
             raise
         return conn
 
+    def connection_kwargs(self) -> dict[str, Any]:
+        """What Peewee's psycopg 3 adapter connects with (the database's name or URL, its
+        connect parameters, UTF8): for connections of psycopg's own beside Peewee's
+        (terminal.hq.loop_holds), configured by :func:`configure_connection`."""
+        named = "conninfo" if self.database.startswith("postgresql://") else "dbname"
+        return {**self.connect_params, named: self.database, "client_encoding": "UTF8"}
+
     @property
     def before(self) -> Callable[[], None] | None:
         """Called (on this thread) before any statement but a savepoint's runs through

@@ -220,6 +220,30 @@ def asked(row: Any, request: MemberRequest) -> tuple[Read, bool]:
     return _found(row[:-1], request), bool(row[-1])
 
 
+# A void in one statement (PostgreSQL, on the event loop: terminal.hq.loop_holds), sent after
+# its member's lock: the hold under the request's id as read then, and the hold voided when the
+# ledger's void would void it (the till's own and not yet posted: ChainLedger.void_answer,
+# which decides again from the row read).
+VOID = (
+    "WITH e AS (SELECT id, store, terminal, state FROM member_hold WHERE id = ?), "
+    "u AS (UPDATE member_hold h SET state = 'voided', settled_us = ? FROM e "
+    "WHERE h.id = e.id AND e.store = ? AND e.terminal = ? AND e.state <> 'posted' RETURNING 1) "
+    "SELECT e.store, e.terminal, e.state, (SELECT COUNT(*) FROM u) "
+    "FROM (SELECT 1) AS one LEFT JOIN e ON TRUE"
+)
+# The member whose lock a void takes: its hold's.
+HOLD_MEMBER = "SELECT card_hash FROM member_hold WHERE id = ?"
+
+
+def voided(row: Any, request: MemberRequest) -> tuple[MemberHold | None, bool]:
+    """The hold :data:`VOID` read (None: no such hold), and whether it voided it."""
+    store, terminal, state, count = row
+    if store is None:
+        return None, False
+    return MemberHold(id=request.hold_id, store=store, terminal=terminal, state=state), \
+        bool(count)
+
+
 def _found(row: Any, request: MemberRequest) -> Read:
     member = MemberRow(*row[:_WIDTH]) if row[0] is not None else None
     state, reason, *held, till_count, till_points, member_count, asked, pending, replaced, \
