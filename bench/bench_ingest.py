@@ -24,8 +24,8 @@ the last ack arrives.
     --member-requests here, only live). The broker's drop notices are counted for both; lock
     waits sampled every 10 ms from pg_stat_activity: backends waiting for a lock, as a share of
     the backends inside a transaction (each collector's batch);
-(c) a till's member lookup and hold round trips (p50, p99) while BACKLOG events are ingested,
-    and with HQ idle.
+(c) a till's member lookup, hold and void round trips (p50, p99) while BACKLOG events are
+    ingested, and with HQ idle (voids timed since session 13).
 Targets: (b1) >= 0.5 x (a); (b2) >= 1.0 x (b1); lock waits < 5%; (c) hold p99 under backlog
 <= 50 ms and <= 3 x idle.
 
@@ -217,8 +217,8 @@ def mix(count: int, members: int, seed: int, prefix: str) -> list[Till]:
 @contextmanager
 def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
                directory: Path, requests: str = "here",
-               ingest_nice: int | None = None,
-               batch_ms: int | None = None) -> Iterator[list[list[int]]]:
+               ingest_nice: int | None = None, batch_ms: int | None = None,
+               holds: str | None = None) -> Iterator[list[list[int]]]:
     """``count`` collectors running, online and subscribed; yields each one's ingest pids: its
     own and, with ``requests`` apart, its event reader's (terminal/hq/event_reader.py)."""
     tls = files(ca, "hq")
@@ -236,7 +236,8 @@ def collectors(count: int, db: str, broker: Mosquitto, ca: CertificateAuthority,
              "--client-id", f"bench-hq-{n}", "--batch", str(BATCH), "--trust", str(trust),
              "--member-requests", requests,
              *(["--ingest-nice", str(ingest_nice)] if ingest_nice is not None else []),
-             *(["--batch-ms", str(batch_ms)] if batch_ms is not None else [])],
+             *(["--batch-ms", str(batch_ms)] if batch_ms is not None else []),
+             *(["--holds", holds] if holds is not None else [])],
             # A session of its own, as systemd starts a service: the ingest process's
             # niceness then weighs against its member-request process only, not against the
             # bench's tills, broker and PostgreSQL (docs/hq.md, "Member requests beside ingest").
@@ -549,13 +550,13 @@ def database_limit(dsn: str, tables: dict[str, tuple[list[str], list[tuple[Any, 
 
 async def round_trips(broker: Mosquitto, ca: CertificateAuthority, members: int,
                       done: Any, rounds: int) -> tuple[list[float], list[float]]:
-    """Lookup and hold round trips (seconds) of one till, until ``done()`` says so (or
+    """Lookup, hold and void round trips (seconds) of one till, until ``done()`` says so (or
     ``rounds`` rounds with ``done`` None); each hold is voided after."""
     mqtt = await client(broker, ca, "S099")
     await mqtt.start()
     await mqtt.wait_ready(10)
     rng = random.Random(99)
-    lookups, holds = [], []
+    lookups, holds, voids = [], [], []
     try:
         while (done is not None and not done()) or (done is None and len(holds) < rounds):
             card = card_hash(rng.randrange(members))
@@ -567,11 +568,14 @@ async def round_trips(broker: Mosquitto, ca: CertificateAuthority, members: int,
             answer = await ask(mqtt, "S099", MemberRequest("hold", card, 500, hold_id))
             holds.append(time.perf_counter() - start)
             assert answer.ok, answer.error
-            await ask(mqtt, "S099", MemberRequest("void", None, None, hold_id))
+            start = time.perf_counter()
+            answer = await ask(mqtt, "S099", MemberRequest("void", None, None, hold_id))
+            voids.append(time.perf_counter() - start)
+            assert answer.ok, answer.error
             await asyncio.sleep(0.02)
     finally:
         await mqtt.stop()
-    return lookups, holds
+    return lookups, holds, voids
 
 
 class TillApart:
@@ -596,23 +600,23 @@ class TillApart:
         done = None if rounds is not None else self._stop.is_set
         self._results.put(asyncio.run(round_trips(broker, ca, members, done, rounds or 0)))
 
-    def result(self) -> tuple[list[float], list[float]]:
+    def result(self) -> tuple[list[float], list[float], list[float]]:
         self._stop.set()
         try:
-            lookups, holds = self._results.get(timeout=600)
+            lookups, holds, voids = self._results.get(timeout=600)
         finally:
             self._process.join(60)
-        return lookups, holds
+        return lookups, holds, voids
 
 
 def under_backlog(broker: Mosquitto, ca: CertificateAuthority, members: int,
-                  tills: list[Till]) -> tuple[float, list[float], list[float]]:
+                  tills: list[Till]) -> tuple[float, list[float], list[float], list[float]]:
     till = TillApart(broker, ca, members)  # forked before this process runs an event loop
     try:
         rate = asyncio.run(publish(broker, ca, tills))
     finally:
-        lookups, holds = till.result()
-    return rate, lookups, holds
+        lookups, holds, voids = till.result()
+    return rate, lookups, holds, voids
 
 
 # -- chain scale ----------------------------------------------------------------------------------
@@ -854,6 +858,8 @@ def main() -> int:
     parser.add_argument("--profile", type=Path, help="with --in-process: cProfile to this file")
     parser.add_argument("--holds-apart", action="store_true",
                         help="with --in-process: the holds timed from another process")
+    parser.add_argument("--holds", choices=("loop", "threads"),
+                        help="(c): the collectors' --holds (default: their own default)")
     parser.add_argument("--batch-ms", type=int,
                         help="the collectors' --batch-ms (default: their own default; with "
                              "--in-process: one transaction a batch unless given)")
@@ -938,18 +944,19 @@ def main() -> int:
                 return 0
             dsn = new_database(postgres, args.members)
             with collectors(1, dsn, mq, ca, directory, args.member_requests,
-                            args.ingest_nice, args.batch_ms):
+                            args.ingest_nice, args.batch_ms, args.holds):
                 idle = TillApart(mq, ca, args.members, args.idle).result()
                 # What a hold's connection waits on while in a transaction: a lock (a batch
                 # holding its member) or nothing (the CPU, the network).
                 with LockSampler(dsn, "posterm-hq-holds%") as holding:
                     rate, *busy = under_backlog(
                         mq, ca, args.members, mix(args.backlog, args.members, 3, "c"))
-            print(f"(c) member requests {args.member_requests}; a till's round trips, ms "
-                  f"(p50 / p99), {len(busy[1])} holds under a "
+            holds_on = f", holds on {args.holds}" if args.holds else ""
+            print(f"(c) member requests {args.member_requests}{holds_on}; a till's round trips, "
+                  f"ms (p50 / p99), {len(busy[1])} holds under a "
                   f"backlog of {args.backlog} events ingested at {rate:.0f} events/s, "
                   f"{len(idle[1])} idle:")
-            for name, n in (("lookup", 0), ("hold", 1)):
+            for name, n in (("lookup", 0), ("hold", 1), ("void", 2)):
                 p99, p99_idle = pct(busy[n], 0.99), pct(idle[n], 0.99)
                 print(f"    {name:7s} backlog {pct(busy[n], 0.5):6.1f} / {p99:6.1f}   idle "
                       f"{pct(idle[n], 0.5):6.1f} / {p99_idle:6.1f}   p99 ratio "

@@ -6,8 +6,9 @@ output directory; nothing happens without it. Each process appends to ``PID.txt`
 CLOCK_MONOTONIC time (shared by all processes) of each stage of a hold, keyed by hold id: the
 till's publish, the collector's task parsing the request, the hold thread entering and leaving
 ``ChainLedger.answer`` (with that thread's and its server backend's run-queue waits from
-/proc schedstat, and each psycopg wait over 0.2 ms), the response built, the till parsing the
-answer; and every full (generation 2) collection. ``stages.py DIR`` joins them:
+/proc schedstat, and each psycopg wait over 0.2 ms) or, since session 13, the loop's
+``LoopHolds.answer`` (the loop thread's run-queue wait), the response built, the till parsing
+the answer; and every full (generation 2) collection. ``stages.py DIR`` joins them:
 
     HOLD_STAGES=/tmp/stages PYTHONPATH=bench/hold_stages .venv/bin/python \
         bench/bench_ingest.py --parts c --backlog 100000 --idle 300
@@ -129,6 +130,49 @@ def _install() -> None:
 
     psycopg.Connection.wait = traced_wait
     _ = holds
+
+    # Since session 13 a hold is answered on the collector's loop (terminal.hq.loop_holds):
+    # "in" and "out" there; the run-queue wait is the loop thread's, the backend's is not
+    # known (0), and each psycopg wait of the hold's task over 0.2 ms is counted as above.
+    try:
+        from terminal.hq import loop_holds
+    except ImportError:  # a tree from before it
+        return
+    import contextvars
+
+    task_hold: contextvars.ContextVar[str | None] = contextvars.ContextVar("hold", default=None)
+    task_waits: contextvars.ContextVar[list[str]] = contextvars.ContextVar("waits")
+    loop_answer = loop_holds.LoopHolds.answer
+
+    async def traced_loop_answer(self, request, store, terminal):
+        if request.op != "hold":
+            return await loop_answer(self, request, store, terminal)
+        task_hold.set(request.hold_id)
+        waits: list[str] = []
+        task_waits.set(waits)
+        q0 = runq()
+        rec("in", request.hold_id)
+        try:
+            return await loop_answer(self, request, store, terminal)
+        finally:
+            rec("out", request.hold_id, runq() - q0, 0, ",".join(waits))
+            task_hold.set(None)
+
+    loop_holds.LoopHolds.answer = traced_loop_answer
+    async_wait = psycopg.AsyncConnection.wait
+
+    async def traced_async_wait(self, gen, *args, **kwargs):
+        if task_hold.get() is None:
+            return await async_wait(self, gen, *args, **kwargs)
+        start = time.monotonic_ns()
+        try:
+            return await async_wait(self, gen, *args, **kwargs)
+        finally:
+            took = time.monotonic_ns() - start
+            if took > 200_000:
+                task_waits.get().append(f"{took / 1e6:.2f}")
+
+    psycopg.AsyncConnection.wait = traced_async_wait
 
 
 if OUT:

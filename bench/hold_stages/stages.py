@@ -49,13 +49,13 @@ def report(till: int, rows: list[dict[str, Record]], every: list[dict[str, Recor
         runq, backend, *waits_field = r["out"][2]
         waits = [float(w) for w in waits_field[0].split(",") if w] if waits_field else []
         stages["1 till publish -> the collector's task parses"].append(ms(r, "pub", "recv"))
-        stages["2 task -> hold thread"].append(ms(r, "recv", "in"))
-        stages["3 on the hold thread"].append(ms(r, "in", "out"))
+        stages["2 task -> hold thread (loop: 0)"].append(ms(r, "recv", "in"))
+        stages["3 on the hold thread (or the loop)"].append(ms(r, "in", "out"))
         stages["3a   psycopg waits (sum)"].append(sum(waits))
         stages["3b   psycopg waits over 0.2 ms (count)"].append(len(waits))
-        stages["3c   the thread's run-queue wait"].append(int(runq) / 1e6)
-        stages["3d   its backend's run-queue wait"].append(int(backend) / 1e6)
-        stages["4 thread -> response built (loop)"].append(ms(r, "out", "resp"))
+        stages["3c   the thread's (loop's) run-queue wait"].append(int(runq) / 1e6)
+        stages["3d   its backend's run-queue wait (loop: 0)"].append(int(backend) / 1e6)
+        stages["4 thread -> response built (loop: 0)"].append(ms(r, "out", "resp"))
         stages["5 response -> the till parses the answer"].append(ms(r, "resp", "ans"))
         stages["= round trip"].append(ms(r, "pub", "ans"))
     for name in sorted(stages):
