@@ -34,7 +34,7 @@ from peewee import Database, __exception_wrapper__
 from terminal.hq import buffered
 from terminal.hq.arrays import array
 from terminal.hq.database import SEQ_BLOCK, HqPostgresDatabase, lock_members
-from terminal.hq.kept import Kept
+from terminal.hq.kept import READS, Kept
 from terminal.loyalty.store import hotpath
 
 COUNTERS = ("seq", "trusted_floor_us", "undated_lots")  # what hotpath.META_COUNTERS reads
@@ -79,6 +79,9 @@ SET_BASED = {
 # The counters but the sequence, which a ledger on PostgreSQL takes from its block.
 META_FLAGS = "SELECT key, value FROM meta WHERE key IN ('trusted_floor_us', 'undated_lots')"
 RESERVE = SEQ_BLOCK // 10  # with fewer numbers left in its block, a transaction takes a new one
+# What BatchStatements.run answers before anything else (see _run_aside).
+_IN_MEMORY = frozenset({hotpath.META_COUNTERS, hotpath.GET_META, hotpath.SET_META,
+                        hotpath.SALE_EXISTS, hotpath.DUE_LOTS})
 
 
 class Rows:
@@ -275,6 +278,16 @@ class BatchStatements(hotpath.Statements):
         else:
             self.db.execute_sql(sql, params)
 
+    def post_hold(self, hold_id: str, at_us: int) -> None:
+        """Settle a hold as posted by its sale's redemption, in the sale's transaction: kept
+        with the batch's writes on PostgreSQL (terminal.hq.buffered; sent alone it was three
+        statements: the event's savepoint opened for it, the update, the savepoint released),
+        run at once on SQLite."""
+        if self.writes is not None:
+            self.writes.add(buffered.POST_HOLD, (at_us, hold_id))
+        else:
+            self.write(self._sql(buffered.POST_HOLD), (at_us, hold_id))
+
     def insert_rows(self, table: str, columns: Sequence[str],
                     rows: Sequence[Sequence[Any]]) -> None:
         """Insert ``rows``: without waiting on PostgreSQL (ROWS_PER_INSERT rows a statement),
@@ -303,6 +316,30 @@ class BatchStatements(hotpath.Statements):
         db.send(sql, params)
 
     def run(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        if self._meta is None or sql in _IN_MEMORY:
+            answered = self._in_memory(sql, params)
+            if answered is not None:
+                return answered
+        # The store's dozen statements a sale in a batch: each found in a table or two (a
+        # chain of comparisons ran for each, about a sixth of the batch's own Python).
+        if self.pipelines:
+            if sql in READS:
+                rows = self.kept.answer(sql, params)
+                if rows is not None:
+                    return Rows(rows)
+            else:
+                self.kept.track(sql, params)
+        if sql == hotpath.INSERT_ENTRY:
+            self.entries.append((params[1], params[4]))
+        elif sql == hotpath.INSERT_SALE:
+            self._asked.add(params[0])
+            self._sales.add(params[0])
+            self._inserted.append(params[0])
+        return self._write(sql, params)
+
+    def _in_memory(self, sql: str, params: Sequence[Any]) -> Any:
+        """:meth:`run` outside a batch, and the statements a batch answers from its meta
+        counters and sale ids (:data:`_IN_MEMORY`); None for a sale id it was not asked."""
         meta = self._meta
         if self.pipelines and meta is None and sql == hotpath.META_COUNTERS:
             return Rows(self._counters())
@@ -324,18 +361,7 @@ class BatchStatements(hotpath.Statements):
             return _NOTHING
         if sql == hotpath.SALE_EXISTS and params[0] in self._asked:
             return Rows([(1,)]) if params[0] in self._sales else _NOTHING
-        if self.pipelines:
-            rows = self.kept.answer(sql, params)
-            if rows is not None:
-                return Rows(rows)
-            self.kept.track(sql, params)
-        if sql == hotpath.INSERT_ENTRY:
-            self.entries.append((params[1], params[4]))
-        elif sql == hotpath.INSERT_SALE:
-            self._asked.add(params[0])
-            self._sales.add(params[0])
-            self._inserted.append(params[0])
-        return self._write(sql, params)
+        return None
 
     def _due_locked(self, params: Sequence[Any]) -> Any:
         """The sweep's next chunk of due lots on PostgreSQL, with their members locked first

@@ -37,7 +37,9 @@ _INSERT = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \([?, ]+\)")
 INSERTS = (hotpath.INSERT_MEMBER, hotpath.INSERT_AUDIT, hotpath.INSERT_SALE,
            hotpath.INSERT_SALE_LINE, hotpath.INSERT_REFUND, hotpath.INSERT_REFUND_LINE,
            hotpath.INSERT_ENTRY, hotpath.INSERT_LOT, hotpath.INSERT_ALLOCATION)
-KEPT = frozenset({*INSERTS, hotpath.COUNT_DAY, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE})
+# A hold its sale's redemption posts (holds.post): (settled_us, hold id), kept like the moves.
+POST_HOLD = "UPDATE member_hold SET state = 'posted', settled_us = ? WHERE id = ?"
+KEPT = frozenset({*INSERTS, hotpath.COUNT_DAY, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE, POST_HOLD})
 # Tables in the order their rows go: each after the tables its foreign keys name, lots after
 # entries (migration 14's trigger reads the lot's earning entry as the lot is inserted).
 ORDER = ("member", "member_home", "audit", "sale", "sale_line", "refund", "refund_line",
@@ -61,9 +63,9 @@ def _insert_key(sql: str) -> Key:
 
 
 _KEYS: dict[str, Key] = {sql: _insert_key(sql) for sql in INSERTS}
-_KEYS.update({sql: ("", (sql,)) for sql in (hotpath.COUNT_DAY, hotpath.MOVE_LOT,
-                                             hotpath.SAVE_BALANCE)})
-_MOVES = (hotpath.COUNT_DAY, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE)  # after the inserts, so
+# The moves, sent after the inserts (a lot is moved once it is in).
+_MOVES = (hotpath.COUNT_DAY, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE, POST_HOLD)
+_KEYS.update({sql: ("", (sql,)) for sql in _MOVES})
 
 
 class Writes:
@@ -125,7 +127,7 @@ class Writes:
             rows = pending.get(("", (sql,)))
             if rows:
                 {hotpath.COUNT_DAY: self._count_days, hotpath.MOVE_LOT: self._move_lots,
-                 hotpath.SAVE_BALANCE: self._balances}[sql](rows)
+                 hotpath.SAVE_BALANCE: self._balances, POST_HOLD: self._post_holds}[sql](rows)
 
     def _arrays(self, table: str, columns: Sequence[str]) -> str:
         types = self._types[table]
@@ -193,6 +195,20 @@ class Writes:
                  [array([last[m][0] for m in ids], types["balance"]),
                   array([last[m][1] for m in ids], types["debt"]), *[array(ids, types["id"])] * 2])
 
+    def _post_holds(self, rows: list[Sequence[Any]]) -> None:
+        """The holds posted, each at its (last) time: one statement, where each was three
+        (the event's savepoint opened for it, the update, the savepoint released)."""
+        posted: dict[str, Any] = {}
+        for settled_us, hold_id in rows:
+            posted[hold_id] = settled_us
+        ids = sorted(posted)
+        types = self._types["member_hold"]
+        self._go(f"UPDATE member_hold h SET state = 'posted', settled_us = v.at FROM unnest("
+                 f"%b::{types['settled_us']}[], %b::{types['id']}[]) AS v(at, id) "
+                 f"WHERE h.id = v.id AND h.id = ANY(%b::{types['id']}[])",
+                 [array([posted[h] for h in ids], types["settled_us"]),
+                  *[array(ids, types["id"])] * 2])
+
 
 def column_types(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, str]]:
     """TYPES' rows as table -> column -> type."""
@@ -202,4 +218,4 @@ def column_types(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, str]]:
     return types
 
 
-TABLES = sorted({*ORDER, "member_day"})
+TABLES = sorted({*ORDER, "member_day", "member_hold"})

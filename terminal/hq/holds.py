@@ -53,14 +53,11 @@ def posted(hold: MemberHold | None) -> bool:
     return hold is not None and hold.state == "posted"
 
 
-POST = "UPDATE member_hold SET state = 'posted', settled_us = {mark} WHERE id = {mark}"
-
-
 def post(sql: BatchStatements, hold: MemberHold, at_us: int) -> None:
     """Settle ``hold`` in the transaction that posts its redemption: the points leave the member
-    by that redemption, so the hold stops counting against what is available. Sent without
-    waiting on PostgreSQL (nothing reads its row count); ``hold`` follows."""
-    sql.write(POST.format(mark=sql.db.param), (at_us, hold.id))
+    by that redemption, so the hold stops counting against what is available. Kept with the
+    batch's writes on PostgreSQL (BatchStatements.post_hold); ``hold`` follows."""
+    sql.post_hold(hold.id, at_us)
     hold.state, hold.settled_us = "posted", at_us
 
 

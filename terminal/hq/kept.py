@@ -248,62 +248,74 @@ class Kept:
     # -- the store's reads ---------------------------------------------------------------------
 
     def answer(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
-        """The rows ``sql`` would return, or None when it must run."""
-        if sql == hotpath.MEMBER_BY_HASH:
-            return self._member(params[0])
-        if sql == hotpath.MEMBER_TODAY_BY_HASH:
-            return self._member_today(params[1], params[0])
-        if sql == hotpath.DAY_COUNTS:
-            counts = self._day(params[0], params[1])
-            return [tuple(counts)] if counts is not None else []
-        if sql == hotpath.DUE_LOTS_OF_MEMBER:
-            lots = self._lots_of(params[0])
-            if lots is None:
-                return None
-            due = sorted((lot for lot in lots.values() if lot[_REMAINING] > 0
-                          and lot[_EXPIRES] is not None and lot[_EXPIRES] <= params[1]),
-                         key=lambda lot: (lot[_EXPIRES], lot[_SEQ]))
-            return [(lot[0], lot[1], lot[_REMAINING]) for lot in due]
-        if sql == hotpath.DUE_POINTS_OF_MEMBER:
-            lots = self._lots_of(params[0])
-            if lots is None:
-                return None
-            due = [lot[_REMAINING] for lot in lots.values() if lot[_REMAINING] > 0
-                   and lot[_EXPIRES] is not None and lot[_EXPIRES] <= params[1]
-                   and (lot[_TRUSTED] or params[2])]
-            return [(sum(due) if due else None,)]
-        if sql == hotpath.OPEN_LOTS:
-            lots = self._lots_of(params[0])
-            if lots is None:
-                return None
-            return [(lot[0], lot[2], lot[3], lot[4], lot[_REMAINING], lot[_SEQ])
-                    for lot in lots.values() if lot[_REMAINING] != 0]
-        if sql == hotpath.SPEND:
-            spend = self._spend_of(params[0])
-            if spend is None or params[1] < spend.since:
-                return None
-            return [(spend.within(params[1], params[2], params[3]),)]
-        return self._answer_refund(sql, params)
+        """The rows ``sql`` would return, or None when it must run (any statement not in
+        :data:`READS` runs)."""
+        found = _ANSWERS.get(sql)
+        return None if found is None else found(self, params)
 
-    def _answer_refund(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
-        """A refund's reads (store/refunds.py), from :meth:`_take_refunds`' rows."""
-        if sql in _SALE_KEYED:
-            rows = self.refunded.get(params[0], {}).get(sql)
-            return list(rows) if rows is not None else None
-        if sql == hotpath.REFUND_EXISTS:
-            recorded = self.refund_ids.get(params[0])
-            return None if recorded is None else [(1,)] if recorded else []
-        if sql == hotpath.MEMBER_BY_ID:
-            card_hash = self._hashes.get(params[0])
-            row = self.members.get(card_hash) if card_hash is not None else None
-            return [row] if row is not None else None
-        if sql == hotpath.EMPTIED_LOT:
-            lot = self.lots.get(params[0], {}).get(params[1])
-            if lot is None:
-                return None
-            return [(lot[0], lot[2], lot[3], lot[4], lot[_REMAINING], lot[_SEQ])] \
-                if lot[_REMAINING] == 0 else []
-        return None
+    def _answer_member(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        return self._member(params[0])
+
+    def _answer_member_today(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        return self._member_today(params[1], params[0])
+
+    def _answer_day(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        counts = self._day(params[0], params[1])
+        return [tuple(counts)] if counts is not None else []
+
+    def _answer_due_lots(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        lots = self._lots_of(params[0])
+        if lots is None:
+            return None
+        due = sorted((lot for lot in lots.values() if lot[_REMAINING] > 0
+                      and lot[_EXPIRES] is not None and lot[_EXPIRES] <= params[1]),
+                     key=lambda lot: (lot[_EXPIRES], lot[_SEQ]))
+        return [(lot[0], lot[1], lot[_REMAINING]) for lot in due]
+
+    def _answer_due_points(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        lots = self._lots_of(params[0])
+        if lots is None:
+            return None
+        due = [lot[_REMAINING] for lot in lots.values() if lot[_REMAINING] > 0
+               and lot[_EXPIRES] is not None and lot[_EXPIRES] <= params[1]
+               and (lot[_TRUSTED] or params[2])]
+        return [(sum(due) if due else None,)]
+
+    def _answer_open_lots(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        lots = self._lots_of(params[0])
+        if lots is None:
+            return None
+        return [(lot[0], lot[2], lot[3], lot[4], lot[_REMAINING], lot[_SEQ])
+                for lot in lots.values() if lot[_REMAINING] != 0]
+
+    def _answer_spend(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        spend = self._spend_of(params[0])
+        if spend is None or params[1] < spend.since:
+            return None
+        return [(spend.within(params[1], params[2], params[3]),)]
+
+    # A refund's reads (store/refunds.py), from :meth:`_take_refunds`' rows.
+
+    def _answer_sale_keyed(self, sql: str, params: Sequence[Any]
+                           ) -> list[tuple[Any, ...]] | None:
+        rows = self.refunded.get(params[0], {}).get(sql)
+        return list(rows) if rows is not None else None
+
+    def _answer_refund_exists(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        recorded = self.refund_ids.get(params[0])
+        return None if recorded is None else [(1,)] if recorded else []
+
+    def _answer_member_by_id(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        card_hash = self._hashes.get(params[0])
+        row = self.members.get(card_hash) if card_hash is not None else None
+        return [row] if row is not None else None
+
+    def _answer_emptied_lot(self, params: Sequence[Any]) -> list[tuple[Any, ...]] | None:
+        lot = self.lots.get(params[0], {}).get(params[1])
+        if lot is None:
+            return None
+        return [(lot[0], lot[2], lot[3], lot[4], lot[_REMAINING], lot[_SEQ])] \
+            if lot[_REMAINING] == 0 else []
 
     def _lots_of(self, member_id: str) -> dict[str, list[Any]] | None:
         """The member's lots kept; forgotten (a write the store's statements did not say, a
@@ -341,49 +353,60 @@ class Kept:
     # -- the store's writes --------------------------------------------------------------------
 
     def track(self, sql: str, params: Sequence[Any]) -> None:
-        """Move the rows kept by one of the store's writes (the write itself runs too)."""
-        if sql == hotpath.INSERT_MEMBER:
-            self.members[params[_CARD]] = tuple(params)
-            self._hashes[params[_ID]] = params[_CARD]
-            self.lots[params[_ID]] = {}  # a new member: no lots, no sales yet
-            if self.since is not None:
-                self.spend[params[_ID]] = Spend(self.since)
-        elif sql == hotpath.SAVE_BALANCE:
-            card_hash = self._hashes.get(params[2])
-            member = self.members.get(card_hash) if card_hash is not None else None
-            if member is not None:
-                row = list(member)
-                row[_BALANCE], row[_DEBT] = params[0], params[1]
-                self.members[card_hash] = tuple(row)  # type: ignore[index]
-        elif sql == hotpath.COUNT_DAY:
-            key = (params[0], params[1])
-            if key in self.days:
-                counts = self.days[key] or [0, 0, 0]
-                self.days[key] = [n + int(d) for n, d in zip(counts, params[2:5], strict=True)]
-        elif sql == hotpath.INSERT_ENTRY:
-            self._entries[params[0]] = params[1]
-            kept = self.refunded.get(params[_ENTRY_SALE])
-            if kept is not None:  # what the sale's redemption took may move
-                kept.pop(hotpath.TAKEN_BY_SALE, None)
-        elif sql == hotpath.INSERT_LOT:
-            lots = self.lots.get(params[1])
-            if lots is not None:
-                lots[params[0]] = [*params, self._entries.get(params[0])]
-                self._owners[params[0]] = params[1]
-                if lots[params[0]][_SEQ] is None:  # its entry went another way: read again
-                    self.forget_lots()
-        elif sql == hotpath.MOVE_LOT:
-            self._move(params[1], lambda lot: lot[_REMAINING] + params[0])
-        elif sql == hotpath.EMPTY_LOT:
-            self._move(params[0], lambda _: 0)
-        elif sql == hotpath.TAKE_FROM_BALANCE:
-            self.forget_members()
-        elif sql == hotpath.INSERT_SALE:
-            spend = self.spend.get(params[2]) if params[2] is not None else None
-            if spend is not None:
-                spend.sales.append((params[3], params[_PAID]))
-        elif sql == hotpath.INSERT_REFUND:
-            self._refunded(params)
+        """Move the rows kept by one of the store's writes (the write itself runs too); any
+        statement not in :data:`WRITES` moves nothing."""
+        found = _TRACKS.get(sql)
+        if found is not None:
+            found(self, params)
+
+    def _track_member(self, params: Sequence[Any]) -> None:
+        self.members[params[_CARD]] = tuple(params)
+        self._hashes[params[_ID]] = params[_CARD]
+        self.lots[params[_ID]] = {}  # a new member: no lots, no sales yet
+        if self.since is not None:
+            self.spend[params[_ID]] = Spend(self.since)
+
+    def _track_balance(self, params: Sequence[Any]) -> None:
+        card_hash = self._hashes.get(params[2])
+        member = self.members.get(card_hash) if card_hash is not None else None
+        if member is not None:
+            row = list(member)
+            row[_BALANCE], row[_DEBT] = params[0], params[1]
+            self.members[card_hash] = tuple(row)  # type: ignore[index]
+
+    def _track_day(self, params: Sequence[Any]) -> None:
+        key = (params[0], params[1])
+        if key in self.days:
+            counts = self.days[key] or [0, 0, 0]
+            self.days[key] = [n + int(d) for n, d in zip(counts, params[2:5], strict=True)]
+
+    def _track_entry(self, params: Sequence[Any]) -> None:
+        self._entries[params[0]] = params[1]
+        kept = self.refunded.get(params[_ENTRY_SALE])
+        if kept is not None:  # what the sale's redemption took may move
+            kept.pop(hotpath.TAKEN_BY_SALE, None)
+
+    def _track_lot(self, params: Sequence[Any]) -> None:
+        lots = self.lots.get(params[1])
+        if lots is not None:
+            lots[params[0]] = [*params, self._entries.get(params[0])]
+            self._owners[params[0]] = params[1]
+            if lots[params[0]][_SEQ] is None:  # its entry went another way: read again
+                self.forget_lots()
+
+    def _track_move(self, params: Sequence[Any]) -> None:
+        self._move(params[1], lambda lot: lot[_REMAINING] + params[0])
+
+    def _track_empty(self, params: Sequence[Any]) -> None:
+        self._move(params[0], lambda _: 0)
+
+    def _track_taken(self, params: Sequence[Any]) -> None:
+        self.forget_members()
+
+    def _track_sale(self, params: Sequence[Any]) -> None:
+        spend = self.spend.get(params[2]) if params[2] is not None else None
+        if spend is not None:
+            spend.sales.append((params[3], params[_PAID]))
 
     def _refunded(self, params: Sequence[Any]) -> None:
         """A refund recorded: its id now is, its sale's refunds are read again when asked, and
@@ -452,3 +475,38 @@ class Kept:
         self.forget_refunds()
         self._entries.clear()
         self.since = None
+
+
+def _sale_keyed(sql: str) -> Callable[[Kept, Sequence[Any]], list[tuple[Any, ...]] | None]:
+    return lambda kept, params: kept._answer_sale_keyed(sql, params)
+
+
+# The store's reads answered from memory and its writes followed, each by its statement (one
+# dictionary look-up where a chain of comparisons ran for each of a sale's dozen statements).
+_ANSWERS: dict[str, Callable[[Kept, Sequence[Any]], list[tuple[Any, ...]] | None]] = {
+    hotpath.MEMBER_BY_HASH: Kept._answer_member,
+    hotpath.MEMBER_TODAY_BY_HASH: Kept._answer_member_today,
+    hotpath.DAY_COUNTS: Kept._answer_day,
+    hotpath.DUE_LOTS_OF_MEMBER: Kept._answer_due_lots,
+    hotpath.DUE_POINTS_OF_MEMBER: Kept._answer_due_points,
+    hotpath.OPEN_LOTS: Kept._answer_open_lots,
+    hotpath.SPEND: Kept._answer_spend,
+    **{sql: _sale_keyed(sql) for sql in _SALE_KEYED},
+    hotpath.REFUND_EXISTS: Kept._answer_refund_exists,
+    hotpath.MEMBER_BY_ID: Kept._answer_member_by_id,
+    hotpath.EMPTIED_LOT: Kept._answer_emptied_lot,
+}
+_TRACKS: dict[str, Callable[[Kept, Sequence[Any]], None]] = {
+    hotpath.INSERT_MEMBER: Kept._track_member,
+    hotpath.SAVE_BALANCE: Kept._track_balance,
+    hotpath.COUNT_DAY: Kept._track_day,
+    hotpath.INSERT_ENTRY: Kept._track_entry,
+    hotpath.INSERT_LOT: Kept._track_lot,
+    hotpath.MOVE_LOT: Kept._track_move,
+    hotpath.EMPTY_LOT: Kept._track_empty,
+    hotpath.TAKE_FROM_BALANCE: Kept._track_taken,
+    hotpath.INSERT_SALE: Kept._track_sale,
+    hotpath.INSERT_REFUND: Kept._refunded,
+}
+READS = frozenset(_ANSWERS)  # what Kept.answer may answer; nothing else is answered
+WRITES = frozenset(_TRACKS)  # what Kept.track follows; nothing else moves the rows kept

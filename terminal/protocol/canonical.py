@@ -65,12 +65,18 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# What json.loads(text, **these) makes for every call (HQ's collector parses each event).
+_DECODER = json.JSONDecoder(parse_float=_refuse_float, parse_constant=_refuse_constant,
+                            object_pairs_hook=_no_duplicates)
+
+
 def loads(raw: bytes | str) -> Any:
     """Parse strict JSON: no floats, NaN or duplicate keys. Any failure is CanonicalError."""
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes | bytearray) else raw
-        return json.loads(text, parse_float=_refuse_float, parse_constant=_refuse_constant,
-                          object_pairs_hook=_no_duplicates)
+        if text.startswith("\ufeff"):  # as json.loads refuses it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except CanonicalError:
         raise
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:

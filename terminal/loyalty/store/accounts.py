@@ -57,6 +57,7 @@ class Accounts(LedgerCore):
     """Finding a member by card and moving their points by ledger entries."""
 
     _last_ref: tuple[str | CardRef, CardRef] | None = None
+    _last_day: tuple[Moment | None, str] = (None, "")
 
     def _ref(self, card: str | CardRef) -> CardRef:
         """The card's hash; the last card's is kept (a till looks a member up, quotes and sells
@@ -187,8 +188,14 @@ class Accounts(LedgerCore):
         self.sql.run(hotpath.COUNT_DAY, (member.id, day, earned, redeemed, offline_redeemed))
 
     def _day(self, moment: Moment) -> str:
-        """The programme-zone day the day counters count the moment in."""
-        return local_day(moment.earn_time, self.rules.zone).isoformat()
+        """The programme-zone day the day counters count the moment in (the last moment's
+        kept: a sale asks it for the member's counters and again to count in them)."""
+        last = self._last_day
+        if last[0] is moment:  # a Moment is immutable: the same object, the same day
+            return last[1]
+        day = local_day(moment.earn_time, self.rules.zone).isoformat()
+        self._last_day = (moment, day)
+        return day
 
     def _today(self, member: Member | MemberRow, moment: Moment) -> DayCounts:
         return hotpath.day_counts(self.sql.one(hotpath.DAY_COUNTS,

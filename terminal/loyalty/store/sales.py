@@ -140,26 +140,27 @@ class Sales(Members, Redeeming):
                 self._save_account(member, account)
                 self._pay_referral(w, member)
                 spend = self._upgrade_tier(member, moment)
-            self._event(w, "sale", {
-                "sale": req.id,
-                "member": member.id if member else None,
-                "card_hash": member.card_hash if member else None,
-                "tender": req.tender,
-                "redeem_points": redeemed,
-                "hold": held_at_hq.hold_id if held_at_hq is not None and redeemed else None,
-                "online": online,
-                "lines": [
-                    {"sku": p.line.sku, "name": p.line.name, "category": p.line.category,
-                     "qty": p.line.qty, "price_fen": p.line.price_fen, "paid_fen": p.paid_fen}
-                    for p in pricing.lines
-                ],
-                "list_fen": pricing.list_fen,
-                "discount_fen": pricing.discount_fen,
-                "deduction_fen": pricing.deduction_fen,
-                "paid_fen": pricing.paid_fen,
-                "points_earned": earned,
-                "operator": req.operator,
-            })
+            if self.outbox:  # HQ's ledger reports to no one: no event body to build
+                self._event(w, "sale", {
+                    "sale": req.id,
+                    "member": member.id if member else None,
+                    "card_hash": member.card_hash if member else None,
+                    "tender": req.tender,
+                    "redeem_points": redeemed,
+                    "hold": held_at_hq.hold_id if held_at_hq is not None and redeemed else None,
+                    "online": online,
+                    "lines": [
+                        {"sku": p.line.sku, "name": p.line.name, "category": p.line.category,
+                         "qty": p.line.qty, "price_fen": p.line.price_fen, "paid_fen": p.paid_fen}
+                        for p in pricing.lines
+                    ],
+                    "list_fen": pricing.list_fen,
+                    "discount_fen": pricing.discount_fen,
+                    "deduction_fen": pricing.deduction_fen,
+                    "paid_fen": pricing.paid_fen,
+                    "points_earned": earned,
+                    "operator": req.operator,
+                })
             # Read before the commit: the same rows, without a read transaction of its own.
             view = self.member_view(member, moment, spend) if member and self.views else None
         return SaleResult(
