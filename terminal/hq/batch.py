@@ -79,7 +79,7 @@ SET_BASED = {
 # The counters but the sequence, which a ledger on PostgreSQL takes from its block.
 META_FLAGS = "SELECT key, value FROM meta WHERE key IN ('trusted_floor_us', 'undated_lots')"
 RESERVE = SEQ_BLOCK // 10  # with fewer numbers left in its block, a transaction takes a new one
-# What BatchStatements.run answers before anything else (see _run_aside).
+# What BatchStatements.run answers before anything else (see _in_memory).
 _IN_MEMORY = frozenset({hotpath.META_COUNTERS, hotpath.GET_META, hotpath.SET_META,
                         hotpath.SALE_EXISTS, hotpath.DUE_LOTS})
 
@@ -321,7 +321,7 @@ class BatchStatements(hotpath.Statements):
             if answered is not None:
                 return answered
         # The store's dozen statements a sale in a batch: each found in a table or two (a
-        # chain of comparisons ran for each, about a sixth of the batch's own Python).
+        # chain of some thirty comparisons ran for each).
         if self.pipelines:
             if sql in READS:
                 rows = self.kept.answer(sql, params)

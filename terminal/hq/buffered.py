@@ -173,41 +173,38 @@ class Writes:
         moved: dict[str, int] = {}
         for delta, lot_id in rows:
             moved[lot_id] = moved.get(lot_id, 0) + int(delta)
-        ids = sorted(moved)
-        types = self._types["lot"]
-        # The ids again as "= ANY": found by the primary key, not by a join's scan (batch.py).
-        self._go(f"UPDATE lot l SET remaining = l.remaining + v.delta FROM unnest("
-                 f"%b::{types['remaining']}[], %b::{types['id']}[]) AS v(delta, id) "
-                 f"WHERE l.id = v.id AND l.id = ANY(%b::{types['id']}[])",
-                 [array([moved[lot_id] for lot_id in ids], types["remaining"]),
-                  *[array(ids, types["id"])] * 2])
+        self._update("lot", "remaining = t.remaining + v.remaining", ("remaining",),
+                     {lot_id: (delta,) for lot_id, delta in moved.items()})
 
     def _balances(self, rows: list[Sequence[Any]]) -> None:
         """Each member's last balance and debt (the statement sets them whole)."""
         last: dict[str, tuple[Any, Any]] = {}
         for balance, debt, member in rows:
             last[member] = (balance, debt)
-        ids = sorted(last)
-        types = self._types["member"]
-        self._go(f"UPDATE member m SET balance = v.balance, debt = v.debt FROM unnest("
-                 f"%b::{types['balance']}[], %b::{types['debt']}[], %b::{types['id']}[]) "
-                 f"AS v(balance, debt, id) WHERE m.id = v.id AND m.id = ANY(%b::{types['id']}[])",
-                 [array([last[m][0] for m in ids], types["balance"]),
-                  array([last[m][1] for m in ids], types["debt"]), *[array(ids, types["id"])] * 2])
+        self._update("member", "balance = v.balance, debt = v.debt", ("balance", "debt"), last)
 
     def _post_holds(self, rows: list[Sequence[Any]]) -> None:
         """The holds posted, each at its (last) time: one statement, where each was three
         (the event's savepoint opened for it, the update, the savepoint released)."""
-        posted: dict[str, Any] = {}
+        posted: dict[str, tuple[Any]] = {}
         for settled_us, hold_id in rows:
-            posted[hold_id] = settled_us
-        ids = sorted(posted)
-        types = self._types["member_hold"]
-        self._go(f"UPDATE member_hold h SET state = 'posted', settled_us = v.at FROM unnest("
-                 f"%b::{types['settled_us']}[], %b::{types['id']}[]) AS v(at, id) "
-                 f"WHERE h.id = v.id AND h.id = ANY(%b::{types['id']}[])",
-                 [array([posted[h] for h in ids], types["settled_us"]),
-                  *[array(ids, types["id"])] * 2])
+            posted[hold_id] = (settled_us,)
+        self._update("member_hold", "state = 'posted', settled_us = v.settled_us",
+                     ("settled_us",), posted)
+
+    def _update(self, table: str, sets: str, columns: tuple[str, ...],
+                values: dict[str, Sequence[Any]]) -> None:
+        """One UPDATE of ``table`` (as ``t``) over arrays: ``sets`` from ``v``, whose
+        ``columns`` hold each id's ``values``, ids in order. The ids again as "= ANY": the
+        rows found by the primary key, not by a join's scan (batch.py)."""
+        ids = sorted(values)
+        types = self._types[table]
+        names = (*columns, "id")
+        self._go(f"UPDATE {table} t SET {sets} FROM unnest("
+                 f"{', '.join(f'%b::{types[name]}[]' for name in names)}) AS v({', '.join(names)}) "
+                 f"WHERE t.id = v.id AND t.id = ANY(%b::{types['id']}[])",
+                 [*(array([values[key][n] for key in ids], types[column])
+                    for n, column in enumerate(columns)), *[array(ids, types["id"])] * 2])
 
 
 def column_types(rows: Sequence[Sequence[Any]]) -> dict[str, dict[str, str]]:
