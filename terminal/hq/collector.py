@@ -79,7 +79,7 @@ class Collector:
                  batch_max: int = 500, state_interval: float = 10.0,
                  signer: Signer | None = None, serves: str = "all",
                  answering: Flag | None = None, ready: Ready | None = None,
-                 events_from: int | None = None, holds_on_loop: bool = True) -> None:
+                 events_from: int | None = None, holds_on_loop: bool = False) -> None:
         """With a ``signer`` (HQ's signing key) the collector also publishes the member states
         HQ's member operations changed (:mod:`terminal.hq.member_ops.publish`). ``serves``:
         ``events`` (events, statuses, HQ's state; no member requests), ``requests`` (member

@@ -2,7 +2,8 @@
 on a member an open ingest batch holds waits for that batch, while other members' holds and
 voids are answered on the same loop meanwhile; a pooled connection the server ended is replaced
 and the request answered on another; one that fails on every attempt is refused with the
-error, not left unanswered. (That they answer and write as the thread's way does:
+error, not left unanswered; a collector with ``holds_on_loop`` answers a real till's hold and
+void through the broker that way. (That they answer and write as the thread's way does:
 tests/hq/test_hold_at_once.py, way "loop".)"""
 
 from __future__ import annotations
@@ -21,11 +22,13 @@ from terminal.hq.database import open_hq_database
 from terminal.hq.loop_holds import APPLICATION, LoopHolds
 from terminal.hq.models import MemberHold
 from terminal.loyalty.rules import Rules
+from terminal.loyalty.store.models import Member
 from terminal.protocol.messages import Event, MemberRequest, MemberResponse
 from tests.hq.test_ingest_batches import TRUST, till_events
 from tests.hq.test_postgres_collector import fresh_database
 from tests.hq.test_requests_beside_ingest import WAIT, _until, _waiting_for_advisory_locks
-from tests.sync.harness import CARD_KEY, rules_data
+from tests.sync.conftest import run
+from tests.sync.harness import CARD_KEY, Chain, rules_data
 
 
 def _ledger(postgres: Any, tmp_path: Any) -> tuple[ChainLedger, list[str]]:
@@ -151,3 +154,40 @@ def test_a_connection_the_server_ended_is_replaced_and_the_request_answered(
                 ("first", "voided"), ("fourth", "pending"), ("second", "pending")]
     finally:
         ledger.close()
+
+
+def test_a_collector_answers_a_tills_hold_and_void_on_its_loop(pki, broker, postgres,
+                                                                tmp_path) -> None:
+    async def scenario() -> None:
+        chain = Chain(tmp_path, pki, broker)
+        till = chain.till("S001", "T01")
+        ledger = ChainLedger(open_hq_database(fresh_database(postgres)), chain.rules, CARD_KEY)
+        hq = chain.hq(ledger=ledger, holds_on_loop=True)
+        assert hq.loop_holds is not None
+        answered: list[str] = []
+        answer = hq.loop_holds.answer
+
+        async def counted(request: MemberRequest, store: str, terminal: str) -> MemberResponse:
+            answered.append(request.op)
+            return await answer(request, store, terminal)
+
+        hq.loop_holds.answer = counted  # type: ignore[method-assign]
+        try:
+            async with chain:
+                await till.register("8000555566")
+                await till.sell(60000, "8000555566")
+                await chain.drained()
+                card_hash = await till.run(
+                    lambda: Member.get(Member.card_last4 == "5566").card_hash)
+                hold = await till.link.hold(card_hash, 100, "sale-1")
+                assert not hold.offline
+                assert await ledger.requests.run(lambda: MemberHold.get(
+                    MemberHold.id == hold.id).state) == "pending"
+                await till.link.void(hold)
+                assert await ledger.requests.run(lambda: MemberHold.get(
+                    MemberHold.id == hold.id).state) == "voided"
+        finally:
+            ledger.close()
+        assert answered == ["hold", "void"]  # on the loop, not on a holding thread
+
+    run(scenario(), timeout=120)

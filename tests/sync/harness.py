@@ -149,10 +149,11 @@ class Chain:
     def hq(self, db_url: str | None = None, client_id: str = "hq-1",
            ledger: ChainLedger | None = None, member_states: bool = False,
            serves: str = "all", answering: Flag | None = None,
-           ready: Ready | None = None) -> Collector:
+           ready: Ready | None = None, holds_on_loop: bool = False) -> Collector:
         """A collector; with ``member_states`` it also publishes the member states HQ's member
         operations change, signed with the chain's signing key; ``serves``, ``answering`` and
-        ``ready`` as ``Collector`` takes them (the two sides of ``--member-requests apart``)."""
+        ``ready`` as ``Collector`` takes them (the two sides of ``--member-requests apart``);
+        ``holds_on_loop`` too (on PostgreSQL only; posterm-hq collect's default is threads)."""
         if ledger is None:
             db = open_hq_database(db_url or str(self.tmp / "hq.db"))
             ledger = ChainLedger(db, self.rules, CARD_KEY)
@@ -163,7 +164,7 @@ class Chain:
                                                  tls=files, backoff_initial=0.05,
                                                  backoff_max=0.3), state_interval=0.5,
                               signer=signer, serves=serves, answering=answering,
-                              ready=ready)
+                              ready=ready, holds_on_loop=holds_on_loop)
         self.hqs.append(collector)
         return collector
 
