@@ -10,8 +10,15 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from terminal.loyalty.clock import Moment
+from terminal.loyalty.operations import Registration
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import Identity, LedgerStore
+from terminal.loyalty.store.accounts import member_ref
+from terminal.loyalty.store.binding import bound
+from terminal.loyalty.store.card_states import CardUpdate
+from terminal.loyalty.store.card_states import Profile as CardProfile
+from terminal.loyalty.store.models import MODELS, CardState, Member
 from terminal.protocol import bundle as b
 from terminal.protocol.bundle import BundleRejected
 from terminal.protocol.member_state import (
@@ -157,3 +164,78 @@ def test_a_reissue_notice_sets_the_bookmark_back_and_a_forged_one_nothing(
     member_states.receive_page(till, [_state(CARD, 5, signing, delegation)], 0, 6, trust,
                                clock_trusted=True)
     assert member_states.held_through() == 6
+
+
+def _ledger(path: Path) -> LedgerStore:
+    store = LedgerStore.open(path, Rules.from_mapping(rules_data()), CARD_KEY,
+                             Identity("S001", "T01"))
+    for number in range(4):
+        store.register(Registration(card=f"81000000{number:02d}", name=f"m{number}",
+                                    operator="ann"), Moment(now()))
+    return store
+
+
+def _page(store: LedgerStore) -> list[CardUpdate]:
+    """A page as a catch-up brings it: cards no member here holds and the members' own, a
+    freeze with profile and tier, a lost card replaced by a card no one holds, a merge into
+    another member, and versions the ledger already holds."""
+    held = [member_ref(CARD_KEY, f"81000000{number:02d}").hash for number in range(4)]
+    other = [f"{n:x}" * 64 for n in range(1, 7)]
+    profile = CardProfile("Ann Lee", "1990-02-03", None, "")
+    return [
+        CardUpdate(other[0], 3, "active", "bonus", tier="member", profile=CardProfile()),
+        CardUpdate(held[0], 4, "frozen", "stolen", tier="member", profile=profile),
+        CardUpdate(other[1], 5, "frozen", "fraud", tier="member", profile=CardProfile()),
+        CardUpdate(held[1], 6, "retired", "lost", replaced_by=other[2], replaced_by_last4="0002"),
+        CardUpdate(other[2], 6, "active", "", tier="member", profile=profile),
+        CardUpdate(held[2], 7, "retired", "merged", replaced_by=held[3], forget_merged=True),
+        CardUpdate(other[3], 8, "active", "bonus", tier="member", profile=CardProfile()),
+        CardUpdate(other[0], 2, "frozen", "older", tier="member", profile=CardProfile()),
+        CardUpdate(held[0], 4, "active", "again", tier="member", profile=CardProfile()),
+    ]
+
+
+def _rows(store: LedgerStore) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    with bound(store.db, MODELS):
+        return (sorted(CardState.select(CardState.card_hash, CardState.state, CardState.reason,
+                                        CardState.replaced_by, CardState.version).tuples()),
+                sorted(Member.select(Member.card_hash, Member.card_last4, Member.name,
+                                     Member.birthday, Member.tier, Member.balance).tuples()))
+
+
+def test_a_page_applies_as_its_states_one_by_one_would(tmp_path: Path) -> None:
+    """``apply_card_updates`` (a catch-up page, set-based) leaves the ledger as
+    ``apply_card_update`` for each state in turn does, and says the same of each."""
+    paged, one_by_one = _ledger(tmp_path / "paged.db"), _ledger(tmp_path / "one.db")
+    try:
+        with bound(paged.db, MODELS):
+            done = paged.apply_card_updates(_page(paged), Moment(now()))
+        with bound(one_by_one.db, MODELS):
+            each = [one_by_one.apply_card_update(update, Moment(now()))
+                    for update in _page(one_by_one)]
+        assert done == each == [True] * 7 + [False] * 2
+        assert _rows(paged) == _rows(one_by_one)
+    finally:
+        paged.close()
+        one_by_one.close()
+
+
+def test_a_page_of_cards_no_member_here_holds_is_a_few_statements(tmp_path: Path) -> None:
+    """A page of 200 states of cards this till holds no member of (a campaign's bonus at a
+    till of another store) is read and written set-based: a few statements, not two or three
+    a card (SQLite's trace of the ledger's connection counts them)."""
+    store = _ledger(tmp_path / "till.db")
+    statements: list[str] = []
+    try:
+        page = [CardUpdate(f"{n:064x}", n, "active", "bonus", tier="member",
+                           profile=CardProfile()) for n in range(1, 201)]
+        with bound(store.db, MODELS):
+            store.db.connection().set_trace_callback(statements.append)
+            try:
+                assert store.apply_card_updates(page, Moment(now())) == [True] * 200
+            finally:
+                store.db.connection().set_trace_callback(None)
+            assert store.card_version(f"{200:064x}") == 200
+    finally:
+        store.close()
+    assert len(statements) < 20, len(statements)

@@ -114,9 +114,44 @@ class CardStates(MemberTiers):
 
     def apply_card_updates(self, updates: list[CardUpdate], moment: Moment) -> list[bool]:
         """:meth:`apply_card_update` for each of ``updates`` in turn, in one transaction (a
-        till's catch-up applies a page of HQ's states with one commit, not one a card)."""
+        till's catch-up applies a page of HQ's states with one commit, not one a card).
+
+        Set-based: the page's versions held and which of its cards a member here holds are
+        read in one query each, and the cards no member holds (most of a chain's: a till holds
+        its store's members), whose update is their row alone, are written together in one
+        statement. A card a member holds goes the whole way (:meth:`_apply_card_update`), the
+        rows before it written first, so the page applies in its order, and the members are
+        read again after it (a replacement or a merge re-keys them). One card at a time through
+        the ORM, a page of 200 took about 100 ms of CPU beside its 60 ms of verifications
+        (bench/bench_state_catch_up.py, this machine, not a Pi)."""
+        cards = {update.card_hash for update in updates}
         with self._writing(moment) as w:
-            return [self._apply_card_update(w, update, "hq") for update in updates]
+            held = dict(CardState.select(CardState.card_hash, CardState.version)
+                        .where(CardState.card_hash.in_(cards)).tuples())
+            members = self._members_of(cards)
+            rows: list[CardUpdate] = []  # their card's row alone, not written yet
+            changed = []
+            for update in updates:
+                if held.get(update.card_hash, 0) >= update.version:
+                    changed.append(False)
+                    continue
+                held[update.card_hash] = update.version
+                if update.card_hash in members:
+                    self._set_card_states(w, rows)
+                    rows = []
+                    self._apply_card_update(w, update, "hq")
+                    members = self._members_of(cards)
+                else:
+                    rows.append(update)
+                changed.append(True)
+            self._set_card_states(w, rows)
+            return changed
+
+    @staticmethod
+    def _members_of(cards: set[str]) -> set[str]:
+        """Which of ``cards`` a member here holds."""
+        return {card for (card,) in Member.select(Member.card_hash)
+                .where(Member.card_hash.in_(cards)).tuples()}
 
     def _apply_card_update(self, w: Writer, update: CardUpdate, operator: str) -> bool:
         """:meth:`apply_card_update` inside the write transaction ``w`` (HQ's grant of a
@@ -173,6 +208,20 @@ class CardStates(MemberTiers):
             self._audit(w, operator, "open_account", member.id,
                         f"tier {tier}, {points} points: {reason}"[:200])
         return member
+
+    @staticmethod
+    def _set_card_states(w: Writer, updates: list[CardUpdate]) -> None:
+        """The cards' rows as :meth:`_set_card_state` writes each, in one statement."""
+        if not updates:
+            return
+        (CardState.insert_many(
+            [(u.card_hash, u.state, u.reason, u.replaced_by, u.version, w.us) for u in updates],
+            fields=[CardState.card_hash, CardState.state, CardState.reason,
+                    CardState.replaced_by, CardState.version, CardState.updated_us])
+         .on_conflict(conflict_target=[CardState.card_hash],
+                      preserve=[CardState.state, CardState.reason, CardState.replaced_by,
+                                CardState.version, CardState.updated_us])
+         .execute())
 
     def _set_card_state(self, w: Writer, card_hash: str, state: str, reason: str,
                         replaced_by: str | None, version: int) -> None:
