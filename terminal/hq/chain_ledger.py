@@ -720,7 +720,7 @@ class ChainLedger:
     def malformed(self, request: MemberRequest) -> MemberResponse | None:
         """The refusal of a request that names its member by anything but a card hash."""
         if request.member is not None and not CARD_HASH.fullmatch(request.member):
-            return self._refuse(request, "member must be a card hash (64 hex digits)")
+            return self.refuse(request, "member must be a card hash (64 hex digits)")
         return None
 
     @staticmethod
@@ -760,7 +760,9 @@ class ChainLedger:
                 LookupAudit.insert_many(rows).execute()
         return len(rows)
 
-    def _refuse(self, request: MemberRequest, error: str) -> MemberResponse:
+    def refuse(self, request: MemberRequest, error: str) -> MemberResponse:
+        """``request`` refused, saying ``error`` (the answers on the event loop too:
+        terminal.hq.loop_holds)."""
         return MemberResponse(request.op, False, _now(), member=request.member,
                               hold_id=request.hold_id, error=error)
 
@@ -787,17 +789,17 @@ class ChainLedger:
         if found is None:
             return None
         if found.error is not None:
-            return self._refuse(request, found.error)
+            return self.refuse(request, found.error)
         return MemberResponse("lookup", True, now, member=request.member,
                               balance=found.available, tier=found.tier)
 
     def _lookup(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         blocked = self._blocked(request.member)
         if blocked is not None and blocked.state == RETIRED:
-            return self._refuse(request, f"card retired at HQ: {blocked.reason}"[:200])
+            return self.refuse(request, f"card retired at HQ: {blocked.reason}"[:200])
         member = Member.get_or_none(Member.card_hash == request.member)
         if member is None:
-            return self._refuse(request, "unknown member")
+            return self.refuse(request, "unknown member")
         tier, available = self._available(member)
         return MemberResponse("lookup", True, _now(), member=request.member,
                               balance=available, tier=tier)
@@ -914,19 +916,19 @@ class ChainLedger:
         """The answer to a hold that :func:`holds.read`'s row decides alone (a blocked card, a
         repeat, an unknown member, HQ's bounds), or None when the points available decide."""
         if found.card_state in (FROZEN, RETIRED):  # HQ's word holds before the till has it
-            return self._refuse(request, f"card {found.card_state} at HQ: "
+            return self.refuse(request, f"card {found.card_state} at HQ: "
                                          f"{found.card_reason}"[:200])
         if found.existing is not None:  # asked again after a timeout: the same hold, if it is
             problem = holds.same_request(found.existing, request, store, terminal)
             if problem:
-                return self._refuse(request, problem)
+                return self.refuse(request, problem)
             return MemberResponse("hold", True, now, member=request.member,
                                   hold_id=found.existing.id, balance=None)
         if found.member is None:
-            return self._refuse(request, "unknown member")
+            return self.refuse(request, "unknown member")
         problem = holds.over_bounds(self.trust.holds, self.store.rules, request, found)
         if problem:
-            return self._refuse(request, problem)
+            return self.refuse(request, problem)
         return None
 
     def _hold_granted(self, request: MemberRequest, found: holds.Read, now: datetime,
@@ -935,7 +937,7 @@ class ChainLedger:
         holds, the till's own on them set aside) does not cover it."""
         available = balance - found.pending + found.replaced
         if request.points is None or request.points > available:
-            return self._refuse(request, f"insufficient points: {max(available, 0)} available")
+            return self.refuse(request, f"insufficient points: {max(available, 0)} available")
         return MemberResponse("hold", True, now, member=request.member, hold_id=request.hold_id,
                               balance=available - request.points, tier=tier)
 
@@ -952,14 +954,14 @@ class ChainLedger:
         """The answer to a void of ``hold`` (as read under its member's lock; None: HQ has no
         such hold): granted, the hold is voided (:data:`holds.VOID` voids just these)."""
         if hold is None or (hold.store, hold.terminal) != (store, terminal):
-            return self._refuse(request, "unknown hold")
+            return self.refuse(request, "unknown hold")
         if hold.state == "posted":
-            return self._refuse(request, "the hold is already posted by its sale")
+            return self.refuse(request, "the hold is already posted by its sale")
         return MemberResponse("void", True, _now(), hold_id=hold.id)
 
     def _post(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         # Holds are posted by their sale's event, in the transaction that records the sale.
-        return self._refuse(request, "holds are posted by the sale's event, not on request")
+        return self.refuse(request, "holds are posted by the sale's event, not on request")
 
     def prune_holds(self, now_us: int | None = None) -> int:
         """Delete up to ``PRUNE_HOLDS`` holds settled (posted or voided) more than the trust

@@ -92,7 +92,7 @@ class LoopHolds:
             except psycopg.Error as exc:
                 problem = exc
             log.error("%s %s not answered: %s", request.op, request.hold_id, problem)
-            return self.ledger._refuse(
+            return self.ledger.refuse(
                 request, f"HQ's database failed: {type(problem).__name__}: {problem}"[:200])
         raise AssertionError("unreachable")
 

@@ -249,7 +249,7 @@ def test_a_hold_the_statement_granted_and_the_ledger_refuses_is_not_kept(
     till = Till("S001", datetime.now(UTC) - timedelta(hours=1))
     assert {o.result for o in ledger.thread.call(
         ledger.apply, [till.register(0), till.sale(0, 300_000)])} == {"applied"}
-    monkeypatch.setattr(ledger, "_hold_granted", lambda request, *_: ledger._refuse(
+    monkeypatch.setattr(ledger, "_hold_granted", lambda request, *_: ledger.refuse(
         request, "refused by the ledger (this test)"))
     caplog.set_level(logging.ERROR, logger="terminal.hq.chain_ledger")
     request = MemberRequest("hold", card(0), 500, str(uuid.uuid4()))
