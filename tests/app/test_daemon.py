@@ -294,3 +294,23 @@ def test_the_missing_card_key_is_on_the_pole_display_in_its_language(
         return await waiting
 
     assert asyncio.run(wait()) is False  # stopped while waiting
+
+
+def test_simulation_with_no_input_stops_cleanly(tmp_path: Path) -> None:
+    """Started with stdin on /dev/null (nohup, a service, `< /dev/null`), the simulation's
+    console used to log epoll's refusal as a traceback and then wait for input for ever; it
+    now takes the empty input as the end of input and stops as at `quit`."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "terminal.daemon.cli", "run", "--simulate", "--state-dir",
+         str(tmp_path / "sim")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()
+    assert b"stopped cleanly" in err
+    assert b"Traceback" not in err, err.decode()
+    assert b"pole display" in out  # the console drew its first screen

@@ -9,12 +9,14 @@ the pole display is read back from its pseudo-terminal, and receipts land in the
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
+from zoneinfo import ZoneInfo
 
 from terminal.core.configfile import ConfigError
 from terminal.daemon.bootstrap import Terminal, system_clock
@@ -141,9 +143,12 @@ class Console:
 
 
 async def _lines(source: TextIO) -> asyncio.StreamReader | list[str]:
-    """A stream over stdin (terminal, pipe, socket); a regular file is read at once."""
-    mode = __import__("os").fstat(source.fileno()).st_mode
-    if stat.S_ISREG(mode):
+    """A stream over stdin when it can be waited on (terminal, pipe, socket); anything else
+    (a regular file, /dev/null under nohup or a service) is read at once: epoll refuses such
+    a file, and the console would wait for input that never comes."""
+    fd = source.fileno()
+    mode = os.fstat(fd).st_mode
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode) or os.isatty(fd)):
         return source.read().splitlines()
     reader = asyncio.StreamReader()
     loop = asyncio.get_running_loop()
@@ -182,7 +187,7 @@ def simulate(state_dir: Path, config_path: Path | None = None) -> int:
         except ConfigError as exc:
             print(f"posterm run: {exc}", file=sys.stderr)
             return 2
-    clock = system_clock(__import__("zoneinfo").ZoneInfo("Asia/Shanghai"), trust=lambda: True)
+    clock = system_clock(ZoneInfo("Asia/Shanghai"), trust=lambda: True)
     return asyncio.run(serve(config, clock=clock,
                              attach=console_task(sys.stdin, sys.stdout),  # type: ignore[arg-type]
                              prepare=seed_demo))
