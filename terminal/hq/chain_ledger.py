@@ -949,6 +949,20 @@ class ChainLedger:
                 MemberHold.id == request.hold_id).execute()
         return answer
 
+    def void_again(self, request: MemberRequest, store: str, terminal: str,
+                   undo: holds.Voided | None) -> MemberResponse:
+        """A void :data:`holds.VOID` and :meth:`void_answer` decided apart (a bug, logged by
+        terminal.hq.loop_holds), as :meth:`hold_again` takes a hold so disputed: what the
+        statement voided (``undo``) is put back as it was, unless something settled the hold
+        since, then the full way decides, in one transaction (on a thread of this ledger's)."""
+        with pipelined_writing(self.db, self._request_members(request)):
+            if undo is not None:
+                MemberHold.update(state=undo.before.state,
+                                  settled_us=undo.before.settled_us).where(
+                    (MemberHold.id == request.hold_id) & (MemberHold.state == "voided")
+                    & (MemberHold.settled_us == undo.settled_us)).execute()
+            return self._void(request, store, terminal)
+
     def void_answer(self, request: MemberRequest, store: str, terminal: str,
                     hold: MemberHold | None) -> MemberResponse:
         """The answer to a void of ``hold`` (as read under its member's lock; None: HQ has no

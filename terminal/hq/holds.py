@@ -222,23 +222,32 @@ def asked(row: Any, request: MemberRequest) -> tuple[Read, bool]:
 # ledger's void would void it (the till's own and not yet posted: ChainLedger.void_answer,
 # which decides again from the row read).
 VOID = (
-    "WITH e AS (SELECT id, store, terminal, state FROM member_hold WHERE id = ?), "
+    "WITH e AS (SELECT id, store, terminal, state, settled_us FROM member_hold WHERE id = ?), "
     "u AS (UPDATE member_hold h SET state = 'voided', settled_us = ? FROM e "
     "WHERE h.id = e.id AND e.store = ? AND e.terminal = ? AND e.state <> 'posted' RETURNING 1) "
-    "SELECT e.store, e.terminal, e.state, (SELECT COUNT(*) FROM u) "
+    "SELECT e.store, e.terminal, e.state, e.settled_us, (SELECT COUNT(*) FROM u) "
     "FROM (SELECT 1) AS one LEFT JOIN e ON TRUE"
 )
 # The member whose lock a void takes: its hold's.
 HOLD_MEMBER = "SELECT card_hash FROM member_hold WHERE id = ?"
 
 
+@dataclass(frozen=True)
+class Voided:
+    """What :data:`VOID` changed, to undo it (ChainLedger.void_again): the hold as it was
+    before (``before``: its state and settled time) and the settled time the statement wrote."""
+
+    before: MemberHold
+    settled_us: int
+
+
 def voided(row: Any, request: MemberRequest) -> tuple[MemberHold | None, bool]:
     """The hold :data:`VOID` read (None: no such hold), and whether it voided it."""
-    store, terminal, state, count = row
+    store, terminal, state, settled_us, count = row
     if store is None:
         return None, False
-    return MemberHold(id=request.hold_id, store=store, terminal=terminal, state=state), \
-        bool(count)
+    return MemberHold(id=request.hold_id, store=store, terminal=terminal, state=state,
+                      settled_us=settled_us), bool(count)
 
 
 def _found(row: Any, request: MemberRequest) -> Read:

@@ -11,7 +11,8 @@ ledger's own code (:meth:`ChainLedger.judge_ask`, the very function the thread's
 hold it cannot settle (a tier review due, or the two deciding apart) goes the full way on a
 holding thread, as before (:meth:`ChainLedger.hold_again`). A void is two waits (three on a
 thread): its hold's member, then that member's lock and :data:`holds.VOID` in one
-transaction; :meth:`ChainLedger.void_answer` decides from the row.
+transaction; :meth:`ChainLedger.void_answer` decides from the row (the two apart, a bug: the
+statement's void undone and the full way on a holding thread, :meth:`ChainLedger.void_again`).
 
 A hold waits for its member's lock (a batch of that member) on a connection of its own, from a
 small pool (psycopg_pool): the other members' holds go on on the others. A connection found
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 # lock keeps its own), and how many it may open past those while all are busy.
 CONNECTIONS, MAX_CONNECTIONS = 4, 8
 APPLICATION = "posterm-hq-holds-loop"  # pg_stat_activity's name (bench_ingest samples holds%)
-ATTEMPTS = 2  # a request sent on a connection that broke goes once more, on another
 _ASK, _VOID, _HOLD_MEMBER = (statement.replace("?", "%s") for statement in (
     holds.ASK, holds.VOID, holds.HOLD_MEMBER))
 
@@ -80,21 +80,17 @@ class LoopHolds:
         if malformed is not None:
             return malformed
         way = {"hold": self._hold, "void": self._void}[request.op]
-        for attempt in range(1, ATTEMPTS + 1):
+        try:
             try:
                 return await way(request, store, terminal)
             except psycopg.OperationalError as exc:  # the connection, or the server
-                if attempt < ATTEMPTS:
-                    log.warning("%s %s: %s; sent again on another connection", request.op,
-                                request.hold_id, exc)
-                    continue
-                problem = exc
-            except psycopg.Error as exc:
-                problem = exc
+                log.warning("%s %s: %s; sent again on another connection", request.op,
+                            request.hold_id, exc)
+            return await way(request, store, terminal)  # once more, on another connection
+        except psycopg.Error as problem:
             log.error("%s %s not answered: %s", request.op, request.hold_id, problem)
             return self.ledger.refuse(
                 request, f"HQ's database failed: {type(problem).__name__}: {problem}"[:200])
-        raise AssertionError("unreachable")
 
     async def _hold(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         ledger, now = self.ledger, datetime.now(UTC)
@@ -122,10 +118,17 @@ class LoopHolds:
             row = await cursor.fetchone()
         hold, voided = holds.voided(row, request)
         answer = ledger.void_answer(request, store, terminal, hold)
-        if answer.ok != voided:  # a bug: the statement and the ledger apart
-            log.error("void %s: the statement %s it, the ledger %s", request.hold_id,
-                      "voided" if voided else "kept", "voids it" if answer.ok else "refuses")
-        return answer
+        if answer.ok == voided:
+            return answer
+        # A bug: the statement and the ledger apart. As a hold so disputed (hold_again): what
+        # the statement did is undone and the full way decides, on a holding thread, so a till
+        # told "refused" finds its hold as before it asked.
+        log.error("void %s: the statement %s it, the ledger %s; taken the full way",
+                  request.hold_id, "voided" if voided else "kept",
+                  "voids it" if answer.ok else "refuses")
+        return await ledger.request_thread(request).run(
+            ledger.void_again, request, store, terminal,
+            holds.Voided(hold, to_micros(now)) if voided and hold is not None else None)
 
 
 async def _locked(conn: psycopg.AsyncConnection[Any], members: Iterable[str], statement: str,

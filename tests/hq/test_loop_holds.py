@@ -191,3 +191,50 @@ def test_a_collector_answers_a_tills_hold_and_void_on_its_loop(pki, broker, post
         assert answered == ["hold", "void"]  # on the loop, not on a holding thread
 
     run(scenario(), timeout=120)
+
+
+@pytest.mark.parametrize("ledger_says", ["refuses", "voids"])
+def test_a_void_the_statement_and_the_ledger_decide_apart_ends_as_the_answer_says(
+        postgres, tmp_path, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch, ledger_says: str) -> None:
+    """A bug planted: the ledger's void_answer decides otherwise than holds.VOID did. The till
+    told "refused" finds its hold as before it asked (pending, not voided by the statement);
+    told "voided", finds it voided (another till's hold, which the statement kept)."""
+    ledger, registered = _ledger(postgres, tmp_path)
+    holds = LoopHolds(ledger)
+    decide = ledger.void_answer
+
+    def planted(request: MemberRequest, store: str, terminal: str,
+                hold: MemberHold | None) -> MemberResponse:
+        if ledger_says == "refuses":
+            return ledger.refuse(request, "planted refusal")
+        assert hold is not None
+        return decide(request, hold.store, hold.terminal, hold)  # as if the till's own
+
+    async def scenario() -> MemberResponse:
+        await holds.open()
+        try:
+            granted = await asyncio.wait_for(holds.answer(hold(registered[0], "h1"), "S001",
+                                                          "T01"), WAIT)
+            assert granted.ok, granted
+            monkeypatch.setattr(ledger, "void_answer", planted)
+            caplog.set_level(logging.ERROR, logger="terminal.hq.loop_holds")
+            voider = "T01" if ledger_says == "refuses" else "T02"  # T02: the statement keeps
+            return await asyncio.wait_for(holds.answer(
+                MemberRequest("void", None, None, "h1"), "S001", voider), WAIT)
+        finally:
+            await holds.close()
+
+    try:
+        answer = asyncio.run(scenario())
+        state, settled = ledger.requests.call(lambda: MemberHold.select(
+            MemberHold.state, MemberHold.settled_us).where(MemberHold.id == "h1").tuples()[0])
+        if ledger_says == "refuses":
+            assert not answer.ok and answer.error == "planted refusal", answer
+            assert (state, settled) == ("pending", None)
+        else:
+            assert answer.ok, answer
+            assert state == "voided" and settled is not None
+        assert any("taken the full way" in record.getMessage() for record in caplog.records)
+    finally:
+        ledger.close()
