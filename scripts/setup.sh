@@ -30,6 +30,9 @@ have fusefat || need+=(fusefat)
 have fdtput || need+=(device-tree-compiler)
 # The console's browser tests drive Debian's Chromium (Playwright's own download is unreachable).
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# Its zh-CN locale: without it Chromium's own language is en-US whatever the tests ask, and a date
+# field shows mm/dd/yyyy to a zh-CN user (tests/support/browser.py says why).
+[ -f /usr/lib/chromium/locales/zh-CN.pak ] || need+=(chromium-l10n)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}" >&2

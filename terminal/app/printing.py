@@ -13,6 +13,7 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from terminal.drivers.document import Document, render_text
 from terminal.drivers.drawer import CashDrawer, DrawerError
@@ -58,6 +59,28 @@ class ReceiptDesk:
         if not self.printer.present:
             return f"{self.printer.state}{'; ' + waiting if waiting else ''}"
         return waiting or "ok"
+
+    @property
+    def printer_state(self) -> dict[str, Any]:
+        """The printer's state as a code beside :attr:`health`'s words, for HQ to show in its
+        reader's language (``Status.printer_state``; no I/O): ``absent`` (not connected: never
+        opened, unplugged, switched off), ``offline`` (connected, but it said it is offline:
+        cover open, paper jam), ``paper_out`` / ``paper_low`` (as its paper sensor last
+        answered), else ``ok``; ``waiting``: the receipts kept for a reprint. The paper and
+        offline states are as the printer answered at the last print (or reprint): a roll
+        loaded since reads ``ok`` at the next one."""
+        status = self.printer.last_status
+        if not self.printer.present:
+            code = "absent"
+        elif status is not None and status.online is False:
+            code = "offline"
+        elif status is not None and status.paper == "out":
+            code = "paper_out"
+        elif status is not None and status.paper == "near_end":
+            code = "paper_low"
+        else:
+            code = "ok"
+        return {"code": code, "waiting": self.pending}
 
     async def print(self, doc: Document, receipt_id: str) -> Printed:
         text = render_text(doc, self.width)

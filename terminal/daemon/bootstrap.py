@@ -255,6 +255,7 @@ def hq_link(config: Config, ledger: LedgerGateway, desk: ReceiptDesk, displays: 
         request_timeout=broker.request_timeout,
         software_version=__version__,
         device_health=lambda: device_health(desk, displays, ports),
+        printer_state=lambda: desk.printer_state,
         print_status=print_status,
         clock_trusted=lambda: ledger.clock()[1],
         state_dir=Path(config.paths.state_dir),

@@ -373,6 +373,8 @@ def _record_status(source: TerminalTopic, status: Status) -> None:
            "rule_version": status.rule_version, "backlog": status.backlog,
            "devices": json.dumps(status.devices, sort_keys=True),
            "bundles": json.dumps(status.bundles, sort_keys=True),
+           "printer_state": json.dumps(status.printer_state, sort_keys=True)
+           if status.printer_state is not None else "",
            "last_seen_us": to_micros(datetime.now(UTC))}
     if status.rejected:
         row["rejected"] = json.dumps(status.rejected, sort_keys=True)

@@ -24,9 +24,23 @@ def fleet() -> list[dict[str, Any]]:
         "terminal": f"{row.store}/{row.terminal}", "online": row.online, "epoch": row.epoch,
         "version": row.version, "rule_version": row.rule_version, "backlog": row.backlog,
         "printer": json.loads(row.devices).get("printer", "?"),
+        # {"code", "waiting"} as the till sent it; None from a till that sends only its words
+        "printer_state": json.loads(row.printer_state) if row.printer_state else None,
         "last_seen": from_micros(row.last_seen_us).isoformat(timespec="seconds"),
         "rejected": json.loads(row.rejected) if row.rejected else None,
     } for row in TerminalSeen.select().order_by(TerminalSeen.store, TerminalSeen.terminal)]
+
+
+def _printer(row: dict[str, Any]) -> str:
+    """The printer's code and the receipts waiting (``paper_out+2``), else the till's words;
+    either with control characters escaped (a terminal's words reach a technician's terminal)."""
+    state = row["printer_state"]
+    if isinstance(state, dict) and isinstance(state.get("code"), str):
+        waiting = state.get("waiting")
+        text = state["code"] + (f"+{waiting}" if isinstance(waiting, int) and waiting else "")
+    else:
+        text = str(row["printer"])
+    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
             if row["rejected"] else ""
         print(f"{row['terminal']:<20} {'online' if row['online'] else 'offline':<8} "
               f"{row['epoch']:>5} {row['version']:<10} {row['rule_version']:>5} "
-              f"{row['backlog']:>7} {row['printer']:<10} {row['last_seen']}{refusal}")
+              f"{row['backlog']:>7} {_printer(row):<10} {row['last_seen']}{refusal}")
     if not rows:
         print("(no terminal has reported yet)", file=sys.stderr)
     return 0

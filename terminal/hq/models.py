@@ -61,6 +61,9 @@ class TerminalSeen(BaseModel):
     rejected = TextField(default="")  # JSON of the latest refusal it reported, if any
     last_seen_us = BigIntegerField()
     bundles = TextField(default="{}")  # JSON {scope: version held} (HQ migration 9)
+    # JSON of the status's printer_state, {"code", "waiting"}; "": its till sent none (an older
+    # till: the printer's state is devices["printer"]'s words alone) (HQ migration 32)
+    printer_state = TextField(default="")
 
     class Meta:
         primary_key = CompositeKey("store", "terminal")

@@ -25,6 +25,11 @@ EVENT_KINDS = frozenset({"register", "import", "sale", "refund", "void", "exchan
 COMMAND_NAMES = frozenset({"resync", "print_status", "reload_rules", "report_health"})
 MEMBER_OPS = frozenset({"lookup", "hold", "post", "void", "states"})
 STATUS_STATES = frozenset({"online", "offline"})
+# A status's ``printer_state.code``: what the till's printer driver last knew of the printer
+# (terminal.app.printing.ReceiptDesk.printer_state). HQ takes any other short code too (a newer
+# till's) and shows the till's own words for it.
+PRINTER_CODES = ("ok", "paper_low", "paper_out", "offline", "absent")
+PRINTER_CODE_MAX = 64
 
 
 class MessageError(ValueError):
@@ -207,6 +212,9 @@ class Status(_Message):
     id), so HQ can show each command's result. ``bundles`` is the version of the bundle it
     holds per scope (``{"chain": 7, "store/S001": 8}``), so HQ sees which terminals applied a
     pushed bundle (the rules studio's fleet status); ``rule_version`` is the one in force.
+    ``printer_state`` is the printer's state as a code beside ``devices["printer"]``'s words,
+    ``{"code": "paper_out", "waiting": 2}`` (one of :data:`PRINTER_CODES`; ``waiting``: receipts
+    kept for a reprint), so HQ can show it in its reader's language; a till before it sends none.
     """
 
     KIND: ClassVar[str] = "status"
@@ -219,6 +227,7 @@ class Status(_Message):
     rejected: dict[str, str] | None = None
     done: dict[str, str] | None = None
     bundles: dict[str, int] = field(default_factory=dict)
+    printer_state: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
@@ -242,12 +251,30 @@ class Status(_Message):
             if isinstance(held, bool) or not isinstance(held, int) or held < 1 \
                     or not isinstance(scope, str) or len(scope) > 64:
                 raise f.error(f"bundles.{str(scope)[:64]}", "must map a scope to a version >= 1")
+        printer = f.get("printer_state", dict, optional=True)
+        if printer is not None:
+            _check_printer_state(f, printer)
         msg = cls(state=f.text("state", choices=STATUS_STATES), epoch=f.int("epoch", minimum=1),
                   version=f.text("version"), rule_version=f.int("rule_version"),
                   backlog=f.int("backlog"), devices=devices, rejected=rejected, done=done,
-                  bundles=bundles)
+                  bundles=bundles, printer_state=printer)
         f.finish()
         return msg
+
+
+def _check_printer_state(f: _Fields, printer: dict[str, Any]) -> None:
+    """``{"code": str, "waiting": int}``: the code any short string (a code HQ does not know is
+    shown by the till's words), ``waiting`` a count; nothing else."""
+    for name in printer:
+        if name not in ("code", "waiting"):
+            raise f.error(f"printer_state.{str(name)[:64]}", "is not a known field (code, waiting)")
+    code = printer.get("code")
+    if not isinstance(code, str) or not 0 < len(code) <= PRINTER_CODE_MAX:
+        raise f.error("printer_state.code", f"must be a string of 1 to {PRINTER_CODE_MAX} "
+                      "characters")
+    waiting = printer.get("waiting", 0)
+    if isinstance(waiting, bool) or not isinstance(waiting, int) or waiting < 0:
+        raise f.error("printer_state.waiting", "must be a whole number >= 0")
 
 
 _REJECTION_FIELDS = frozenset({"what", "reason", "detail", "at", "ref"})

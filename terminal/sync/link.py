@@ -53,8 +53,11 @@ log = logging.getLogger(__name__)
 class MqttHqLink:
     """HQ over MQTT for one terminal. Construct, then ``await start()`` inside the loop.
 
-    ``device_health()`` returns e.g. ``{"printer": "ok" | "paper_out" | "offline", "reader":
-    "present" | "absent"}``; ``print_status()`` prints the status page (HQ's ``print_status``);
+    ``device_health()`` returns the till's words for each device, e.g. ``{"printer": "ok" |
+    "2 receipts waiting" | "absent (lost: ...)", "reader": "present" | "absent"}``;
+    ``printer_state()`` the printer's state as a code, ``{"code": "paper_out", "waiting": 2}``
+    (``Status.printer_state``; None: not known);
+    ``print_status()`` prints the status page (HQ's ``print_status``);
     ``on_settings(settings)`` receives the settings of each bundle put in force.
     """
 
@@ -74,6 +77,7 @@ class MqttHqLink:
         print_status: Callable[[], None],
         clock_trusted: Callable[[], bool],
         on_settings: Callable[[dict[str, Any]], None] = lambda settings: None,
+        printer_state: Callable[[], Mapping[str, Any] | None] = lambda: None,
         revoked_keys: Sequence[str] = (),
         topic_root: str = DEFAULT_ROOT,
         client_id: str | None = None,
@@ -93,6 +97,7 @@ class MqttHqLink:
         self.trust = bundle_store.trust_store(root_keys, revoked_keys)
         self.software_version = software_version
         self.device_health, self.print_status = device_health, print_status
+        self.printer_state = printer_state
         self.clock_trusted, self.on_settings = clock_trusted, on_settings
         self.ledger = ledger  # the ledger's thread, the till's too; its owner closes it
         self.client = MqttClient(MqttConfig(
@@ -233,8 +238,10 @@ class MqttHqLink:
         backlog = await self.outbox.backlog()
         self._reported_backlog = backlog
         held = await self.ledger.run(held_bundles.versions)
+        printer = self.printer_state()
         return Status(state, max(self._epoch, 1), self.software_version, self.rule_version,
-                      backlog, dict(self.device_health()), rejected, self.done, held)
+                      backlog, dict(self.device_health()), rejected, self.done, held,
+                      None if printer is None else dict(printer))
 
     async def _publish_status(self, state: str) -> None:
         # Every refusal gets a status of its own (HQ hears each one, not just the last), and the

@@ -69,3 +69,22 @@ def test_every_tier_of_the_example_rules_has_a_name_in_both_languages() -> None:
     tiers = {f"tier.{level.name}" for level in load_rules(EXAMPLES / "rules.toml").tiers}
     for language in LANGUAGES:
         assert tiers - set(catalogue(language)) == set(), language
+
+
+def test_a_printers_code_and_an_audit_action_are_named_and_the_rest_shown_safely() -> None:
+    from terminal.hq.console.i18n import shown
+
+    zh, en = Translator("zh-CN"), Translator("en")
+    assert zh.printer({"code": "paper_out", "waiting": 0}, "ok") == "缺纸"
+    assert zh.printer({"code": "ok", "waiting": 3}, "3 receipts waiting") == "3 张小票待补打"
+    assert en.printer({"code": "paper_low"}, "ok") == "Paper low"
+    # An older till (no code), a code no catalogue knows, a broken count: the till's words.
+    assert zh.printer(None, "1 receipts waiting") == "1 receipts waiting"
+    assert zh.printer({"code": "__class__"}, "jam\x07") == "jam\\x07"
+    assert zh.printer({"code": "ok", "waiting": "many"}, "ok") == "正常"
+    assert shown("a\u202eb\u3000c" + "x" * 200, 10) == "a\\u202eb\u3000cxxxxx…"
+    assert zh.action("member.freeze.refused") == "冻结（被拒绝）"
+    assert en.action("login") == "Signed in"
+    for code in ("member.points", "member.freeze.x", "tea.time", ""):
+        assert zh.action(code) == code
+    assert zh.device("keypad") == "键盘" and zh.device("drawer2") == "drawer2"

@@ -102,3 +102,64 @@ def test_commands_need_the_role_and_a_broker(fleet_chain) -> None:
         assert response.status_code == 503 and "no broker" in response.json()["detail"]
         assert c.post("/api/v1/fleet/S001/T01/cmd/format_disk",
                       headers={"x-csrftoken": token}).status_code == 404
+
+
+HOSTILE_WORDS = "<img src=x onerror=alert(1)>\x1b[2J\u202e" + "纸" * 5000
+
+
+def _seed_printers() -> None:
+    """As the collector records them: a till with each code, an older till (words only), and
+    hostile ones (an unknown code, control characters, huge words)."""
+    for terminal, status in (
+            ("T01", Status("online", 1, "1.5.0", 9, 0, {"printer": "2 receipts waiting"},
+                           printer_state={"code": "paper_out", "waiting": 2})),
+            ("T02", Status("online", 1, "1.5.0", 9, 0, {"printer": "ok"},
+                           printer_state={"code": "ok", "waiting": 0})),
+            ("T03", Status("online", 1, "1.3.0", 9, 0, {"printer": "1 receipts waiting"})),
+            ("T04", Status("online", 1, "1.5.0", 9, 0, {"printer": HOSTILE_WORDS},
+                           printer_state={"code": "<b>jam\x07</b>", "waiting": 3})),
+            ("T05", Status("online", 1, "1.5.0", 9, 0, {"printer": "absent (lost: gone)"},
+                           printer_state={"code": "absent", "waiting": 1}))):
+        _record_status(TerminalTopic("S003", terminal, "status"), status)
+    # What no collector writes, as a broken or older database could hold it.
+    TerminalSeen.insert(store="S003", terminal="T06", online=True, epoch=1, version="x",
+                        rule_version=9, backlog=0, devices='{"printer": "ok"}',
+                        printer_state='["not", "an object"]', last_seen_us=1).execute()
+
+
+def test_the_printer_is_shown_in_the_pages_language_and_hostile_words_safely(
+        fresh_chain) -> None:
+    db = ConsoleDb(fresh_chain.url)
+    try:
+        db.call(_seed_printers)
+    finally:
+        db.close()
+    with client(fresh_chain) as c:
+        login(c, "admin")
+        api = {r["terminal"]: r for r in c.get("/api/v1/fleet").json()["terminals"]}
+        assert api["T01"]["printer_state"] == {"code": "paper_out", "waiting": 2}
+        assert api["T03"]["printer_state"] is None and api["T03"]["printer"] == \
+            "1 receipts waiting"
+        assert api["T06"]["printer_state"] is None
+        page = c.get("/fleet")
+        assert page.status_code == 200
+
+        def cell(terminal: str, text: str) -> str:
+            row = text.split(f'id="term-S003-{terminal}"')[1].split("</tr>")[0]
+            return row.split('<td class="printer">')[1].split("</td>")[0]
+        assert "缺纸，2 张小票待补打" in cell("T01", page.text)
+        assert ">正常<" in cell("T02", page.text) and "device-ok" in cell("T02", page.text)
+        assert "1 receipts waiting" in cell("T03", page.text)  # an older till's own words
+        assert "未连接，1 张小票待补打" in cell("T05", page.text)
+        hostile = cell("T04", page.text)  # an unknown code: the words, escaped and cut
+        assert "<img" not in hostile and "&lt;img src=x" in hostile and "jam" not in hostile
+        assert "\x1b" not in hostile and "\\x1b[2J\\u202e" in hostile
+        assert len(hostile) < 2000 and "…" in hostile and "device-bad" in hostile
+        assert ">ok<" in cell("T06", page.text)
+        one = c.get("/fleet/S003/T01").text
+        assert "打印机" in one and "缺纸，2 张小票待补打" in one and ">printer<" not in one
+        assert "会员卡读卡器" not in one  # T01 reported no reader
+        c.get("/lang/en?next=/fleet")
+        english = c.get("/fleet").text
+        assert "Out of paper; receipts waiting for a reprint: 2" in cell("T01", english)
+        assert "Not connected; receipts waiting for a reprint: 1" in cell("T05", english)

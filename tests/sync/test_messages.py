@@ -124,3 +124,31 @@ def test_a_status_done_field_is_strict() -> None:
         with pytest.raises(m.MessageError) as caught:
             m.Status.from_json(json.dumps({**good, "done": done}))
         assert caught.value.field == field
+
+
+def test_a_status_carries_the_printers_code_and_an_older_tills_is_still_taken() -> None:
+    printer = {"code": "paper_out", "waiting": 2}
+    status = m.Status("online", 3, "0.2.0", 7, 0, {"printer": "2 receipts waiting"},
+                      printer_state=printer)
+    round_trip(status)
+    assert json.loads(status.to_json())["printer_state"] == printer
+    # A till from before the code: exactly the shape it sends (no printer_state key at all).
+    old = {"state": "online", "epoch": 3, "version": "0.1.0", "rule_version": 7, "backlog": 0,
+           "devices": {"printer": "1 receipts waiting", "reader": "present"}}
+    parsed = m.Status.from_json(json.dumps(old))
+    assert parsed.printer_state is None and parsed.devices["printer"] == "1 receipts waiting"
+    assert "printer_state" not in json.loads(parsed.to_json())
+    # A code HQ does not know (a newer till's), control characters and all, is taken: HQ shows
+    # the till's words for it. The shape is strict.
+    odd = m.Status.from_json(json.dumps({**old, "printer_state": {"code": "cover\x1b[2J"}}))
+    assert odd.printer_state == {"code": "cover\x1b[2J"}
+    for bad, field in (({"code": ""}, "printer_state.code"), ({"code": 5}, "printer_state.code"),
+                       ({"code": "x" * 65}, "printer_state.code"),
+                       ({"waiting": 1}, "printer_state.code"),
+                       ({"code": "ok", "waiting": -1}, "printer_state.waiting"),
+                       ({"code": "ok", "waiting": True}, "printer_state.waiting"),
+                       ({"code": "ok", "extra": 1}, "printer_state.extra"),
+                       ("ok", "printer_state")):
+        with pytest.raises(m.MessageError) as caught:
+            m.Status.from_json(json.dumps({**old, "printer_state": bad}))
+        assert caught.value.field == field, bad

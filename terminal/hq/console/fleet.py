@@ -137,7 +137,9 @@ class FleetReader:
             "store": row.store, "terminal": row.terminal, "online": row.online,
             "epoch": row.epoch, "version": row.version, "rule_version": row.rule_version,
             "newest_rules": newest_rules, "backlog": row.backlog, "devices": devices,
-            "printer": devices.get("printer", "?"), "last_seen": self._local(row.last_seen_us),
+            "printer": devices.get("printer", "?"),
+            "printer_state": _printer_state(row.printer_state),
+            "last_seen": self._local(row.last_seen_us),
             "rejected": json.loads(row.rejected) if row.rejected else None,
             "bundles": json.loads(row.bundles or "{}"),
             "alerts": alerts, "last_command": self._command(last) if last else None,
@@ -156,6 +158,16 @@ class FleetReader:
 
     def _local(self, us: int) -> str:
         return from_micros(us).astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _printer_state(stored: str | None) -> dict[str, Any] | None:
+    """``terminal_seen.printer_state`` as the status carried it, ``{"code", "waiting"}``; None for
+    a till that sent none (or a value that is not such an object)."""
+    try:
+        state = json.loads(stored) if stored else None
+    except ValueError:
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def _latest(model: Any, time_field: Any, count: int,

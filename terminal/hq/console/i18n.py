@@ -8,13 +8,55 @@ shows as the key itself rather than breaking a page.
 from __future__ import annotations
 
 import json
+import unicodedata
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from terminal.protocol.messages import PRINTER_CODES
+
 LANGUAGES = ("zh-CN", "en")
 DEFAULT = "zh-CN"
 LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
+SHOWN_LIMIT = 120  # characters of a till's own words a page shows (the rest: "…")
+# Unicode categories shown as escapes: controls, format characters (bidi overrides, zero-width
+# joiners), surrogates, private use, unassigned, line and paragraph separators.
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def shown(text: object, limit: int = SHOWN_LIMIT) -> str:
+    """What a till (or anyone outside HQ) wrote, made safe to put on a page as text: each
+    control or invisible character as an escape (``\\x1b``, ``\\u202e``), at most ``limit``
+    characters, then "…". The template still escapes HTML."""
+    text = str(text)
+    out = "".join(_escape(ch) if unicodedata.category(ch) in _HIDDEN else ch
+                  for ch in text[:limit])
+    return out + "…" if len(text) > limit else out
+
+
+def _escape(ch: str) -> str:
+    point = ord(ch)
+    return (f"\\x{point:02x}" if point < 0x100 else f"\\u{point:04x}" if point < 0x10000
+            else f"\\U{point:08x}")
+
+
+def printer_code(state: Any) -> tuple[str | None, int]:
+    """A status's ``printer_state`` as HQ stored it: its code when it is one this console
+    knows (None: none sent, or a code of a newer or broken till) and the receipts waiting."""
+    if not isinstance(state, dict):
+        return None, 0
+    code, waiting = state.get("code"), state.get("waiting", 0)
+    if isinstance(waiting, bool) or not isinstance(waiting, int) or waiting < 0:
+        waiting = 0
+    return (code if code in PRINTER_CODES else None), waiting
+
+
+def printer_ok(state: Any, words: str) -> bool:
+    """Whether the printer needs nobody: by its code, else (an older till) by its words."""
+    code, waiting = printer_code(state)
+    if code is None:
+        return words in ("ok", "present")
+    return code == "ok" and not waiting
 
 
 @cache
@@ -41,6 +83,40 @@ class Translator:
         """A tier as the rules name it, in this language where the catalogue knows the name
         (``tier.silver``: 银卡会员); a chain's own tier name is shown as the rules write it."""
         return self._texts.get(f"tier.{name}", name)
+
+    def printer(self, state: Any, words: str) -> str:
+        """The printer's state in this language from the till's code (``printer.paper_out``:
+        缺纸), with the receipts waiting; the till's own words, made safe by :func:`shown`, for
+        a till that sends no code or one this console does not know."""
+        code, waiting = printer_code(state)
+        if code is None:
+            return shown(words or "?")
+        if not waiting:
+            return self(f"printer.{code}")
+        kept = self("printer.waiting", n=waiting)
+        return kept if code == "ok" else self("printer.with_waiting",
+                                              state=self(f"printer.{code}"), waiting=kept)
+
+    def action(self, code: str) -> str:
+        """An audit record's action as a person reads it (``member.view``: 查看会员资料; a
+        member operation by its form's name, ``member.adjust``: 调整积分, refused ones said so);
+        an action this catalogue does not name is shown as its code."""
+        name = self._texts.get(f"action.{code}")
+        if name is not None:
+            return name
+        kind, _, rest = code.partition(".")
+        operation, _, refused = rest.partition(".")
+        if kind != "member" or refused not in ("", "refused"):
+            return code
+        name = self._texts.get(f"op.{operation}")
+        if name is None or f"op.done.{operation}" not in self._texts:  # an operation's form
+            return code
+        return self("action.refused", what=name) if refused else name
+
+    def device(self, name: str) -> str:
+        """A device's name as a till's status names it (``printer``, ``keypad``: 打印机,
+        键盘); a name only this chain's configuration uses is shown as written."""
+        return self._texts.get(f"device.{name}", shown(name, 40))
 
     def reason(self, text: str) -> str:
         """An entry's reason: the store's own words for its bonuses (``registration``,

@@ -19,6 +19,7 @@ from terminal.hq.analytics import parse_period
 from terminal.hq.console import report_tables
 from terminal.hq.console.csv_out import MEDIA_TYPE, csv_text, to_csv
 from terminal.hq.console.db import ConsoleDb
+from terminal.hq.console.i18n import Translator, shown
 from terminal.hq.console.insights import CSV_PAGE, LISTS, Insights, Scope
 from terminal.hq.console.roles import Principal
 from terminal.hq.console.web import NotFound, console_of, page, render, translator
@@ -30,7 +31,25 @@ DEFAULT_DAYS = 30
 
 
 class BadQuery(ValueError):
-    """A report's query the console refuses (the page says why)."""
+    """A report's query the console refuses: the page says why in its language
+    (``report.error.{key}``, each value a person typed shown as typed, cut), nothing is read."""
+
+    def __init__(self, key: str, **values: str | int) -> None:
+        super().__init__(key)
+        self.key, self.values = key, values
+
+    def text(self, t: Translator) -> str:
+        values = {name: shown(value, 40) if isinstance(value, str) else value
+                  for name, value in self.values.items()}
+        if "field" in values:  # the input's label as the page shows it
+            values["field"] = t(str(self.values["field"]))
+        return t(f"report.error.{self.key}", **values)
+
+    def __str__(self) -> str:
+        return self.text(Translator("en"))
+
+
+FROM, TO, AT = "report.from", "report.to_exclusive", "expiring.at"  # the inputs' labels
 
 
 def insights(request: Request) -> Insights:
@@ -66,14 +85,16 @@ def store_param(request: Request, who: Principal) -> str | None:
 def scope_param(request: Request, who: Principal, days: int = DEFAULT_DAYS) -> Scope:
     params = request.query_params
     end = params.get("to") or (_today(request) + timedelta(days=1)).isoformat()
-    start = params.get("from") or (
-        (date.fromisoformat(end) - timedelta(days=days)).isoformat() if _is_date(end) else end)
-    try:
-        period = parse_period(start, end, console_of(request).reader.rules.zone)
-    except ValueError as exc:
-        raise BadQuery(str(exc)) from None
+    if not _is_date(end):
+        raise BadQuery("date", field=TO, value=end)
+    start = params.get("from") or (date.fromisoformat(end) - timedelta(days=days)).isoformat()
+    if not _is_date(start):
+        raise BadQuery("date", field=FROM, value=start)
+    if date.fromisoformat(start) >= date.fromisoformat(end):
+        raise BadQuery("order", start=start, end=end)
+    period = parse_period(start, end, console_of(request).reader.rules.zone)
     if (period.end - period.start).days > 366:
-        raise BadQuery("--from/--to: at most 366 days in one report")
+        raise BadQuery("too_long", days=(period.end - period.start).days)
     return Scope(store_param(request, who), period)
 
 
@@ -81,11 +102,15 @@ def _day_param(request: Request, name: str) -> date:
     """A day parameter (default: today in the programme's zone)."""
     text = request.query_params.get(name) or _today(request).isoformat()
     if not _is_date(text):
-        raise BadQuery(f"{name} {text!r}: a date YYYY-MM-DD")
+        raise BadQuery("date", field=AT, value=text)
     return date.fromisoformat(text)
 
 
 def _is_date(text: str) -> bool:
+    """YYYY-MM-DD, as every browser's date field sends it (``date.fromisoformat`` alone would
+    also take 20261206 and 2026-W49-1)."""
+    if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        return False
     try:
         date.fromisoformat(text)
     except ValueError:
@@ -117,7 +142,7 @@ async def _dashboard(request: Request, who: Principal) -> dict[str, Any]:
 async def _points(request: Request, who: Principal) -> dict[str, Any]:
     by = request.query_params.get("by") or "day"
     if by not in BY:
-        raise BadQuery(f"--by {by!r}: one of day, week, month")
+        raise BadQuery("by", value=by)
     scope = scope_param(request, who)
     data = await caught_up(request).run(insights(request).points, who, scope, by)
     return {"scope": scope, "data": data, "by": by}
@@ -147,12 +172,13 @@ def _list_query(request: Request, who: Principal) -> tuple[str, Scope, int]:
     which = request.path_params["which"]
     if which not in LISTS:
         raise NotFound()
+    text = request.query_params.get("dormant_days") or "90"
     try:
-        dormant_days = int(request.query_params.get("dormant_days") or 90)
+        dormant_days = int(text)
     except ValueError:
-        raise BadQuery("dormant_days: a whole number of days") from None
+        raise BadQuery("dormant_days", value=text) from None
     if not 1 <= dormant_days <= 3650:
-        raise BadQuery("dormant_days: 1 to 3650")
+        raise BadQuery("dormant_days", value=text)
     day = _day_param(request, "at")
     scope = Scope(store_param(request, who),
                   parse_period(day.isoformat(), (day + timedelta(days=1)).isoformat(),
@@ -168,8 +194,8 @@ async def _list(request: Request, who: Principal) -> dict[str, Any]:
     try:
         found = await caught_up(request).run(insights(request).members_list, who, which, scope,
                                              dormant_days, after)
-    except ValueError as exc:
-        raise BadQuery(str(exc)) from None
+    except ValueError:  # a page's cursor not one this list gave
+        raise BadQuery("after", value=after or "") from None
     day = scope.period.start
     following = (urlencode({**request.query_params, "after": found.after})
                  if found.after is not None else None)
@@ -186,7 +212,8 @@ async def _list_csv(request: Request) -> Response:
     try:
         which, scope, dormant_days = _list_query(request, who)
     except BadQuery as exc:
-        return Response(str(exc), 400, media_type="text/plain; charset=utf-8")
+        return Response(exc.text(translator(request)), 400,
+                        media_type="text/plain; charset=utf-8")
     t = translator(request)
     read = insights(request).members_list
     first = await caught_up(request).run(read, who, which, scope, dormant_days, None, CSV_PAGE,
@@ -226,7 +253,7 @@ async def _context(request: Request, name: str) -> tuple[dict[str, Any], int]:
     try:
         context = await view.read(request, who)
     except BadQuery as exc:
-        return {"error": str(exc), "stores": stores, "view": name}, 400
+        return {"error": exc.text(translator(request)), "stores": stores, "view": name}, 400
     return {**context, "stores": stores, "view": name}, 200
 
 

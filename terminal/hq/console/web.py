@@ -33,7 +33,14 @@ from terminal.hq.console import accounts
 from terminal.hq.console.commands import Commander
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.fleet import FleetReader
-from terminal.hq.console.i18n import LANGUAGE_NAMES, LANGUAGES, Translator, pick
+from terminal.hq.console.i18n import (
+    LANGUAGE_NAMES,
+    LANGUAGES,
+    Translator,
+    pick,
+    printer_ok,
+    shown,
+)
 from terminal.hq.console.members import Reader
 from terminal.hq.console.operations import Operator
 from terminal.hq.console.roles import Forbidden, Principal
@@ -233,6 +240,7 @@ def create_app(console: Console, routes: list[Any]) -> ASGIApp:
     )
     app.state.console = console
     app.state.templates = Jinja2Templates(directory=str(PACKAGE.joinpath("templates")))
+    app.state.templates.env.globals.update(shown=shown, printer_ok=printer_ok)
     protected = asgi_csrf(app, signing_secret=secret, cookie_secure=console.secure_cookies,
                           cookie_samesite="Strict", always_protect={"/login"})
     return SecurityHeaders(protected)
