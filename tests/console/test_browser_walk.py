@@ -153,3 +153,32 @@ def test_an_auditor_reads_each_action_by_its_name_with_its_code(site) -> None:
     assert set(page.locator("table.grid tbody td.action").all_inner_texts()) == {
         "添加后台用户\nuser.add"}
     context.close()
+
+
+def test_a_refused_member_operation_says_why_in_chinese_and_changes_nothing(site) -> None:
+    url, _ = site
+    context, page = signed_in(site, "svc", "/members")
+    page.goto(f"{url}/members?q=张三丰")
+    page.click("table.grid tbody td a")
+    page.wait_for_selector("form[action$='/op/adjust']")
+    balance = page.inner_text(".stat .figure")
+    page.fill("form[action$='/op/adjust'] input[name=points]", "0")
+    page.fill("form[action$='/op/adjust'] input[name=reason]", "测试")
+    page.click("form[action$='/op/adjust'] button[type=submit]")
+    page.wait_for_selector("[role=alert]")
+    assert page.inner_text("[role=alert]") == \
+        "操作被拒绝，未做任何更改： 积分应为不为 0 的整数（可为负数）。"
+    assert page.inner_text(".stat .figure") == balance
+    shot(page, "walk-member-op-refused")
+    page.focus("form[action$='/op/edit'] input[name=birthday]")  # 年 / 月 / 日, as shown
+    page.keyboard.type("2099")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.type("0101")
+    page.fill("form[action$='/op/edit'] input[name=reason]", "测试")
+    page.click("#op-edit")
+    page.wait_for_selector("[role=alert]")
+    assert page.inner_text("[role=alert]") == \
+        "操作被拒绝，未做任何更改： 生日应为今天或以前的日期（年-月-日）。"
+    assert "2099" not in page.inner_text("dl.profile")
+    shot(page, "walk-member-birthday-refused")
+    context.close()

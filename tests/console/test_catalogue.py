@@ -88,3 +88,7 @@ def test_a_printers_code_and_an_audit_action_are_named_and_the_rest_shown_safely
     for code in ("member.points", "member.freeze.x", "tea.time", ""):
         assert zh.action(code) == code
     assert zh.device("keypad") == "键盘" and zh.device("drawer2") == "drawer2"
+    # A member operation's refusal by its kind and input, else its kind, else the service's words.
+    assert zh.refusal("invalid", "points", "x") == "积分应为不为 0 的整数（可为负数）。"
+    assert en.refusal("wrong_state", "card", "x").startswith("The card's state")
+    assert zh.refusal("invalid", "csv", "line 2: bad") == "line 2: bad"

@@ -113,6 +113,13 @@ class Translator:
             return code
         return self("action.refused", what=name) if refused else name
 
+    def refusal(self, code: str, field: str, words: str) -> str:
+        """Why a member operation was refused, in this language: by the refusal's kind and the
+        input at fault (``refusal.invalid.points``), else by its kind alone
+        (``refusal.wrong_state``); the service's own words for a refusal no catalogue names."""
+        return self._texts.get(f"refusal.{code}.{field}") or self._texts.get(
+            f"refusal.{code}") or words
+
     def device(self, name: str) -> str:
         """A device's name as a till's status names it (``printer``, ``keypad``: 打印机,
         键盘); a name only this chain's configuration uses is shown as written."""

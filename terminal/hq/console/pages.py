@@ -22,6 +22,7 @@ from terminal.hq.console.web import (
     principal,
     render,
     safe_next,
+    translator,
     visible_or_404,
 )
 from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
@@ -130,7 +131,8 @@ async def member(request: Request) -> Response:
 async def _page_refusing(request: Request, member_id: str, exc: MemberOpError) -> Response:
     """The member's page again, with why the operation was refused (nothing changed)."""
     data = await visible_or_404(request, console_of(request).reader.page, member_id)
-    return render(request, "members/show.html", 400, m=data, op_error=str(exc),
+    op_error = translator(request).refusal(exc.code, exc.field, str(exc))
+    return render(request, "members/show.html", 400, m=data, op_error=op_error,
                   done_keys=OPERATIONS)
 
 
