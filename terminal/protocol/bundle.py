@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -205,7 +206,8 @@ class TrustStore:
         return cls({key_id(key): key for key in roots}, frozenset(revoked))
 
     def delegation(self, wire: Any) -> Delegation:
-        """Check a delegation's root signature and decode it."""
+        """Check a delegation's root signature and decode it (:func:`_verified_delegation`:
+        verified once for the same bytes and root key)."""
         if not isinstance(wire, dict) or set(wire) != {"statement", "signature"}:
             raise BundleMalformed("delegation must be {statement, signature}")
         statement = _unb64(wire["statement"], "delegation statement")
@@ -215,20 +217,41 @@ class TrustStore:
         if root is None:
             raise UnknownKey(f"delegation is signed by root key {data['root_key_id']!r}, "
                              "which this terminal does not trust")
-        try:
-            root.verify(signature, DELEGATION_CONTEXT + statement)
-        except InvalidSignature:
-            raise BadSignature("delegation signature does not verify with the root key") from None
-        raw_key = _unb64(data["public_key"], "delegated public key")
-        if len(raw_key) != 32:
-            raise BundleMalformed("delegated public key must be 32 bytes")
-        public = Ed25519PublicKey.from_public_bytes(raw_key)
-        if data["key_id"] != key_id(public):
-            raise BundleMalformed("delegation key_id does not match its public key")
-        not_before = _time(data["not_before"], "delegation not_before")
-        not_after = _time(data["not_after"], "delegation not_after")
-        return Delegation(data["key_id"], public, not_before, not_after, data["root_key_id"],
-                          statement, signature)
+        return _verified_delegation(public_bytes(root), statement, signature)
+
+
+# Distinct delegations whose verification is remembered (a chain has one signing key at a time,
+# two while it rotates; the rest is headroom, and the least recently used goes first).
+VERIFIED_DELEGATIONS = 32
+
+
+@functools.lru_cache(maxsize=VERIFIED_DELEGATIONS)
+def _verified_delegation(root: bytes, statement: bytes, signature: bytes) -> Delegation:
+    """The delegation of ``statement`` once ``signature`` verifies with the ``root`` key (its
+    raw bytes), decoded; else a ``BundleRejected``.
+
+    Remembered by those exact bytes (lru_cache; never a refusal: an exception is not cached):
+    every message a signing key signs carries the same delegation, so a till's catch-up page
+    of 200 member states verified it 200 times, half the page's Ed25519 verifications. What
+    depends on the message or on the terminal's state is checked for each message, outside:
+    the message's own signature (:func:`open_signed`), the key it names, revocation and the
+    delegation's window against its issue time and the latest trusted time
+    (:func:`check_signing_key`); which roots a terminal trusts is its :class:`TrustStore`'s."""
+    try:
+        Ed25519PublicKey.from_public_bytes(root).verify(signature, DELEGATION_CONTEXT + statement)
+    except InvalidSignature:
+        raise BadSignature("delegation signature does not verify with the root key") from None
+    data = _object(statement, "delegation statement", _STATEMENT_KEYS)
+    raw_key = _unb64(data["public_key"], "delegated public key")
+    if len(raw_key) != 32:
+        raise BundleMalformed("delegated public key must be 32 bytes")
+    public = Ed25519PublicKey.from_public_bytes(raw_key)
+    if data["key_id"] != key_id(public):
+        raise BundleMalformed("delegation key_id does not match its public key")
+    not_before = _time(data["not_before"], "delegation not_before")
+    not_after = _time(data["not_after"], "delegation not_after")
+    return Delegation(data["key_id"], public, not_before, not_after, data["root_key_id"],
+                      statement, signature)
 
 
 # ---------------------------------------------------------------- bundles
