@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
@@ -39,6 +40,10 @@ from terminal.sync.members import MemberClient
 log = logging.getLogger(__name__)
 
 THROUGH_KEY = "member_states_through"  # every state HQ published up to this version is held
+# The least time between two pages' requests: HQ answers a till ``requests_per_second`` member
+# requests (5 by default, in bursts of 10; what is over is dropped), and a catch-up at up to
+# 1/PACE pages a second leaves the rest to the till's lookups and holds.
+PACE = 0.3
 
 
 def as_update(state: MemberState) -> CardUpdate:
@@ -134,18 +139,28 @@ class CatchUp:
     """Asks HQ for the member states the till lacks, a page at a time (see the module).
 
     ``on_state`` is called for each state that changed the ledger, ``report`` for each refusal
-    (what, reason code, detail, ref), as for the live messages. ``pace``: seconds between two
-    pages, so a long catch-up leaves most of the till's request rate at HQ
-    (``requests_per_second``, 5 by default) to its lookups and holds."""
+    (what, reason code, detail, ref), as for the live messages.
+
+    The pace follows a page's own cost: the next page is asked once the ledger thread (the
+    sales' too) has been left for as long as the last page kept it (a page's verifications
+    and its commit: the catch-up takes at most about half of it), no sooner than ``pace``
+    seconds after the last page was asked (HQ's per-till request rate, :data:`PACE`), and
+    not while a lookup, hold or void of the till awaits HQ's answer (up to ``timeout``):
+    the sale's requests go first. It was a fixed half second between pages (two pages a
+    second at most, whatever a page cost). ``clock`` and ``sleep`` are the loop's (a test's
+    fakes)."""
 
     def __init__(self, members: MemberClient, ledger: LedgerThread, store: LedgerStore,
                  trust: TrustStore, clock_trusted: Callable[[], bool],
                  on_state: Callable[[MemberState], None],
                  report: Callable[[str, str, str, str], Awaitable[None]], *,
-                 interval: float = 30.0, pace: float = 0.5, timeout: float = 5.0) -> None:
+                 interval: float = 30.0, pace: float = PACE, timeout: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self.members, self.ledger, self.store, self.trust = members, ledger, store, trust
         self.clock_trusted, self.on_state, self.report = clock_trusted, on_state, report
         self.interval, self.pace, self.timeout = interval, pace, timeout
+        self.clock, self.sleep = clock, sleep
         self._wake = asyncio.Event()
         self.applied = 0  # states a catch-up applied (they changed the ledger)
 
@@ -170,13 +185,16 @@ class CatchUp:
         """Ask until HQ has no more or stops answering; whether HQ answered every page."""
         since = await self.ledger.run(held_through)
         while True:
+            asked = self.clock()
             page = await self.members.states(since, self.timeout)
             if page is None:
                 return False
             wires = [state.encode() for state in page.states or ()]
+            started = self.clock()
             applied, refused = await self.ledger.run(
                 receive_page, self.store, wires, since, page.through or since, self.trust,
                 self.clock_trusted())
+            cost = self.clock() - started  # on the ledger thread, with any wait for it
             for exc in refused:
                 await self.report("member_state", exc.reason_code, exc.message, "catch-up")
             for state in applied:
@@ -188,4 +206,5 @@ class CatchUp:
             if not page.more:
                 return True
             since = await self.ledger.run(held_through)  # set back by a reissue meanwhile?
-            await asyncio.sleep(self.pace)
+            await self.sleep(max(cost, self.pace - (self.clock() - asked)))
+            await self.members.quiet(self.timeout)

@@ -7,6 +7,7 @@ costs one round trip. Every answer carries HQ time, which raises the terminal's 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -33,10 +34,35 @@ class MemberClient:
         self.timeout, self.cache_ttl = timeout, cache_ttl
         self.reachable, self.on_hq_time = reachable, on_hq_time
         self._cache: dict[str, tuple[float, RemoteBalance]] = {}
+        self.asking = 0  # lookups, holds and voids sent and not yet answered (or given up)
+        self._quiet = asyncio.Event()  # set while none is
+        self._quiet.set()
+
+    async def quiet(self, longest: float) -> None:
+        """Return once no lookup, hold or void awaits HQ's answer, or after ``longest`` seconds
+        (a till's catch-up of member states asks its next page then: the sale's requests first)."""
+        try:
+            async with asyncio.timeout(longest):
+                await self._quiet.wait()
+        except TimeoutError:
+            pass
 
     async def _ask(self, request: MemberRequest,
                    timeout: float | None = None) -> MemberResponse | None:
         """HQ's answer, or None when HQ cannot be asked or did not answer in time."""
+        if request.op == "states":
+            return await self._asked(request, timeout)
+        self.asking += 1
+        self._quiet.clear()
+        try:
+            return await self._asked(request, timeout)
+        finally:
+            self.asking -= 1
+            if self.asking == 0:
+                self._quiet.set()
+
+    async def _asked(self, request: MemberRequest,
+                     timeout: float | None) -> MemberResponse | None:
         if not self.reachable():
             return None
         try:
