@@ -166,6 +166,8 @@ class Collector:
         await self.client.stop()
         if self.loop_holds is not None:
             await self.loop_holds.close()
+        if self.publisher is not None:
+            self.publisher.close()
 
     def _announce_when_answered(self) -> None:
         """After each (re)connection: HQ's state is online, once member requests are answered
