@@ -835,10 +835,12 @@ class ChainLedger:
 
     def _hold_at_once(self, request: MemberRequest, store: str,
                       terminal: str) -> MemberResponse:
-        """A hold on PostgreSQL in one wait for the server: the BEGIN, the member's lock, one
-        statement that reads, decides and writes (:data:`holds.ASK`) and the COMMIT go out
-        together. Under a backlog each wait is also a wait for a CPU (the server's backend,
-        then this thread); a hold waited twice (the read, then the writes with the COMMIT).
+        """A hold on PostgreSQL in one statement and one wait for the server: migration 33's
+        function takes the member's lock, then runs the statement that reads, decides and
+        writes (:data:`holds.ASK`), in autocommit (:func:`holds.ask`; until session 14 the
+        BEGIN, the lock, ASK and the COMMIT went out together, pipelined). Under a backlog
+        each wait is also a wait for a CPU (the server's backend, then this thread); a hold
+        waited twice (the read, then the writes with the COMMIT) until session 12.
 
         The statement grants only what :meth:`_hold` would; the answer is then decided here
         from the row it read, by the same code as :meth:`_hold`'s, so the words of a refusal
@@ -847,9 +849,9 @@ class ChainLedger:
         (:meth:`_hold`) in a transaction of its own; a hold the statement granted and the
         ledger refuses is deleted and refused (a voided one would still cover a redemption)."""
         now = _now()
-        with pipelined_writing(self.db, self._request_members(request)):
-            cursor = holds.ask(self.db, self.ask_parameters(request, store, terminal, now))
-        found, inserted = holds.asked(cursor.fetchone(), request)
+        row = holds.ask(self.db, holds.lock_key(request),
+                        self.ask_parameters(request, store, terminal, now))
+        found, inserted = holds.asked(row, request)
         judged = self.judge_ask(request, store, terminal, found, inserted, now)
         if isinstance(judged, MemberResponse):
             return judged

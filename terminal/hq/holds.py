@@ -30,6 +30,7 @@ from typing import Any
 from peewee import Database
 
 from terminal.hq.batch import BatchStatements
+from terminal.hq.database import member_key
 from terminal.hq.models import MemberHold
 from terminal.hq.policy import HoldRules
 from terminal.loyalty.rules import Rules
@@ -133,14 +134,16 @@ _JOINS = ("LEFT JOIN member m ON m.card_hash = q.card_hash "
 READ = f"SELECT {_READ_COLUMNS} FROM (SELECT {_REQUEST}) q {_JOINS}"
 _WIDTH = len(hotpath.MEMBER_COLUMNS)
 
-# A hold in one wait for the server (PostgreSQL; ChainLedger._hold_at_once): the read above,
-# HQ's decision on it, the till's older pending holds on the member voided (supersede) and the
-# new hold inserted, in one statement, sent with the BEGIN and the member's lock before it and
-# the COMMIT after it, all answered together. It grants only what :func:`over_bounds`,
-# :func:`same_request` and the ledger's checks would (the same read, the same comparisons, in
-# numeric as Python's integers); the ledger then decides again in Python from the row it
-# returns, for the refusal's words, and takes the full way when the two differ (logged) or when
-# the statement cannot decide (a tier review due: the tier needs the window's spend).
+# A hold in one wait for the server (PostgreSQL; ChainLedger._hold_at_once, loop_holds): the
+# read above, HQ's decision on it, the till's older pending holds on the member voided
+# (supersede) and the new hold inserted, in one statement, run after the member's lock by
+# migration 33's function (ASK_AT_ONCE, below; until session 14 sent with the BEGIN and the
+# lock before it and the COMMIT after it, all answered together). It grants only what
+# :func:`over_bounds`, :func:`same_request` and the ledger's checks would (the same read, the
+# same comparisons, in numeric as Python's integers); the ledger then decides again in Python
+# from the row it returns, for the refusal's words, and takes the full way when the two differ
+# (logged) or when the statement cannot decide (a tier review due: the tier needs the window's
+# spend).
 _GRANTED = (
     "(r.card_state IS NULL OR r.card_state NOT IN (q.frozen, q.retired)) "
     "AND r.e_store IS NULL AND r.id IS NOT NULL "
@@ -205,10 +208,27 @@ def ask_parameters(request: MemberRequest, store: str, terminal: str, now_us: in
             bounds.max_per_till_member_per_hour, FROZEN, RETIRED)
 
 
-def ask(db: Database, parameters: tuple[Any, ...]) -> Any:
-    """Send :data:`ASK` (PostgreSQL, pipelined: nothing waits) and return its cursor, whose row
-    :func:`asked` reads once the transaction's COMMIT is answered."""
-    return db.execute_sql(ASK.replace("?", db.param), parameters)
+# :data:`ASK` after the member's advisory lock, in one statement (PostgreSQL, migration 33's
+# function hq_hold_ask, which runs ASK as it is here: tests/hq/test_hold_function.py): sent in
+# autocommit, its own transaction, one message and one answer. The first parameter is the
+# member's lock key (database.member_key; NULL: no member, no lock), then ASK's.
+_ASK_TYPES = ("integer", "text", "text", "text", "text", "bigint", "numeric", "bigint", "bigint",
+              "numeric", "numeric", "numeric", "numeric", "numeric", "text", "text")
+ASK_AT_ONCE = ("SELECT * FROM hq_hold_ask("
+               + ", ".join(f"CAST(? AS {kind})" for kind in _ASK_TYPES) + ")")
+
+
+def lock_key(request: MemberRequest) -> int | None:
+    """The advisory lock key :data:`ASK_AT_ONCE` takes for ``request``'s member (None: the
+    request names none)."""
+    return member_key(request.member) if request.member is not None else None
+
+
+def ask(db: Database, key: int | None, parameters: tuple[Any, ...]) -> Any:
+    """:data:`ASK_AT_ONCE` with the member's lock ``key`` and :data:`ASK`'s ``parameters``, in
+    a transaction of its own (PostgreSQL; Peewee's connection is in autocommit outside a
+    transaction): its row, for :func:`asked`."""
+    return db.execute_sql(ASK_AT_ONCE.replace("?", db.param), (key, *parameters)).fetchone()
 
 
 def asked(row: Any, request: MemberRequest) -> tuple[Read, bool]:

@@ -3,10 +3,11 @@
 Until session 13 a hold went from the loop to one of the ledger's holding threads
 (``ChainLedger.request_thread``) and back, each hand-off a wait for a CPU under a backlog
 (bench/hold_stages: 19 and 16 ms at p99). Here the request's own task sends it through
-psycopg's ``AsyncConnection`` in pipeline mode, no thread in between: the member's advisory
-lock (:func:`database.member_locks`, the lock ingest batches take) and one statement that
-reads, decides and writes (:data:`holds.ASK`) go out together, in one transaction, and are
-answered together: one wait (:func:`_locked`). The answer is decided from the row read by the
+psycopg's ``AsyncConnection``, no thread in between: one statement in autocommit (migration
+32's function, :data:`holds.ASK_AT_ONCE`) takes the member's advisory lock (the lock ingest
+batches take) and then reads, decides and writes (:data:`holds.ASK`): one send, one wait, one
+pass through the loop (:func:`_ask`; in session 13 the lock and ASK went out in a pipeline,
+seven passes). The answer is decided from the row read by the
 ledger's own code (:meth:`ChainLedger.judge_ask`, the very function the thread's way runs); a
 hold it cannot settle (a tier review due, or the two deciding apart) goes the full way on a
 holding thread, as before (:meth:`ChainLedger.hold_again`). A void is two waits (three on a
@@ -44,8 +45,8 @@ log = logging.getLogger(__name__)
 # lock keeps its own), and how many it may open past those while all are busy.
 CONNECTIONS, MAX_CONNECTIONS = 4, 8
 APPLICATION = "posterm-hq-holds-loop"  # pg_stat_activity's name (bench_ingest samples holds%)
-_ASK, _VOID, _HOLD_MEMBER = (statement.replace("?", "%s") for statement in (
-    holds.ASK, holds.VOID, holds.HOLD_MEMBER))
+_ASK_AT_ONCE, _VOID, _HOLD_MEMBER = (statement.replace("?", "%s") for statement in (
+    holds.ASK_AT_ONCE, holds.VOID, holds.HOLD_MEMBER))
 
 
 class LoopHolds:
@@ -94,11 +95,9 @@ class LoopHolds:
 
     async def _hold(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         ledger, now = self.ledger, datetime.now(UTC)
-        members = [request.member] if request.member is not None else []
         async with self.pool.connection() as conn:
-            cursor = await _locked(conn, members, _ASK,
-                                   ledger.ask_parameters(request, store, terminal, now))
-            row = await cursor.fetchone()
+            row = await _ask(conn, (holds.lock_key(request),
+                                    *ledger.ask_parameters(request, store, terminal, now)))
         found, inserted = holds.asked(row, request)
         judged = ledger.judge_ask(request, store, terminal, found, inserted, now)
         if isinstance(judged, MemberResponse):
@@ -131,10 +130,18 @@ class LoopHolds:
             holds.Voided(hold, to_micros(now)) if voided and hold is not None else None)
 
 
+async def _ask(conn: psycopg.AsyncConnection[Any], parameters: tuple[Any, ...]) -> Any:
+    """:data:`holds.ASK_AT_ONCE`'s row: the member's lock and :data:`holds.ASK` in one
+    statement (migration 33's function) on a connection in autocommit, its own transaction:
+    one send and one wait, no pipeline (which passed through the loop seven times a hold)."""
+    return await (await conn.execute(_ASK_AT_ONCE, parameters)).fetchone()
+
+
 async def _locked(conn: psycopg.AsyncConnection[Any], members: Iterable[str], statement: str,
                   parameters: tuple[Any, ...]) -> psycopg.AsyncCursor[Any]:
     """``statement`` after the ``members``' advisory locks, in one transaction and one wait for
-    the server; its cursor, read after.
+    the server; its cursor, read after (a void's: a hold's lock and statement are one,
+    :func:`_ask`).
 
     Pipeline mode on a connection in autocommit: the statements sent before the pipeline's
     sync run in one implicit transaction, committed at the sync (the locks held until then,

@@ -131,17 +131,17 @@ def test_a_connection_the_server_ended_is_replaced_and_the_request_answered(
             assert (await ask(MemberRequest("void", None, None, "first"))).ok
 
             # Broken on every attempt: refused, saying why, and nothing written.
-            locked = loop_holds._locked
+            asked = loop_holds._ask
 
             async def ended(conn: psycopg.AsyncConnection[Any], *args: Any) -> Any:
                 await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
-                return await locked(conn, *args)
+                return await asked(conn, *args)
 
-            monkeypatch.setattr(loop_holds, "_locked", ended)
+            monkeypatch.setattr(loop_holds, "_ask", ended)
             refused = await ask(hold(registered[2], "third"))
             assert not refused.ok and refused.error is not None
             assert refused.error.startswith("HQ's database failed: "), refused.error
-            monkeypatch.setattr(loop_holds, "_locked", locked)
+            monkeypatch.setattr(loop_holds, "_ask", asked)
             # The pool has its connection again.
             assert (await ask(hold(registered[2], "fourth"))).ok
         finally:

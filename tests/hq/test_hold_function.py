@@ -1,0 +1,116 @@
+"""A hold in one statement (PostgreSQL, migration 33's ``hq_hold_ask``, session 14): the function
+takes the member's advisory lock and then runs :data:`holds.ASK` with a snapshot taken after the
+lock, so a hold that waited for its member's writer reads what that writer committed, on a
+holding thread and on the event loop alike; and the function runs today's ``holds.ASK`` (a
+change of ASK must come with a migration that replaces the function). That it answers and
+writes as the full way does: tests/hq/test_hold_at_once.py, which takes it both ways."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from terminal.hq import holds
+from terminal.hq.database import _PG_MEMBER_LOCKS, member_key, member_locks
+from terminal.hq.holds import HOUR_US
+from terminal.hq.loop_holds import LoopHolds
+from terminal.loyalty.clock import to_micros
+from terminal.protocol.messages import MemberRequest, MemberResponse
+from tests.hq.test_loop_holds import _ledger
+from tests.hq.test_requests_beside_ingest import WAIT, _until, _waiting_for_advisory_locks
+
+
+def test_the_function_takes_the_members_lock_then_runs_todays_ask(postgres, tmp_path) -> None:
+    ledger, _ = _ledger(postgres, tmp_path)
+    try:
+        source = ledger.requests.call(lambda: ledger.db.execute_sql(
+            "SELECT prosrc FROM pg_proc WHERE proname = 'hq_hold_ask'").fetchone()[0])
+        ask = holds.ASK
+        for number in range(2, ask.count("?") + 2):  # the lock key is $1
+            ask = ask.replace("?", f"${number}", 1)
+        assert f"RETURN QUERY {ask};" in source, "holds.ASK changed: replace the function " \
+            "by a new migration"
+        lock = source.index(f"pg_advisory_xact_lock({_PG_MEMBER_LOCKS}, lock_key)")
+        assert lock < source.index("RETURN QUERY")
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("way", ["thread", "loop"])
+def test_a_hold_reads_what_its_members_writer_committed_while_it_waited(
+        postgres, tmp_path, way: str) -> None:
+    ledger, registered = _ledger(postgres, tmp_path)
+    member = registered[0]
+    looked = ledger.requests.call(ledger.answer, MemberRequest("lookup", member), "S001", "T01")
+    assert looked.ok and looked.balance is not None and looked.balance > 100, looked
+    answers: list[MemberResponse] = []
+
+    def ask_hold() -> None:
+        request = MemberRequest("hold", member, 100, "after-the-writer")
+        if way == "thread":
+            answers.append(ledger.holding[0].call(ledger.answer, request, "S001", "T01"))
+            return
+
+        async def on_a_loop() -> MemberResponse:
+            loop_holds = LoopHolds(ledger, connections=1, max_connections=1)
+            await loop_holds.open()
+            try:
+                return await asyncio.wait_for(loop_holds.answer(request, "S001", "T01"), WAIT)
+            finally:
+                await loop_holds.close()
+
+        answers.append(asyncio.run(on_a_loop()))
+
+    asking = threading.Thread(target=ask_hold, name="test-hold")
+    try:
+        # Another writer of the member (a batch, another till's hold) holds its lock and holds
+        # every point it has; the hold sent meanwhile waits for the lock.
+        with psycopg.connect(**ledger.db.connection_kwargs()) as writer:
+            writer.execute(*member_locks([member]))
+            now_us = to_micros(datetime.now(UTC))
+            writer.execute(
+                "INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
+                "created_us, expires_us) VALUES ('the-writers', %s, %s, 'pending', 'S002', "
+                "'T01', %s, %s)", (member, looked.balance, now_us, now_us + HOUR_US))
+            asking.start()
+            _until(lambda: ledger.requests.call(_waiting_for_advisory_locks, ledger.db) >= 1,
+                   "the hold waits for the member's lock")
+            assert not answers
+            writer.commit()
+        asking.join(WAIT)
+        assert not asking.is_alive()
+        # Read after the lock: the writer's hold counts, nothing is left to hold.
+        [answer] = answers
+        assert not answer.ok and answer.error == "insufficient points: 0 available", answer
+        assert ledger.requests.call(lambda: ledger.db.execute_sql(
+            "SELECT count(*) FROM member_hold WHERE id = 'after-the-writer'").fetchone()[0]) == 0
+        # The statement was its own transaction: nothing holds the member's lock after it.
+        granted = ledger.holding[1].call(ledger.answer, MemberRequest(
+            "hold", registered[1], 100, "another"), "S001", "T01")
+        assert granted.ok, granted
+        assert ledger.requests.call(lambda: ledger.db.execute_sql(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").fetchone()[0]) == 0
+    finally:
+        if asking.is_alive():
+            asking.join(WAIT)
+        ledger.close()
+
+
+def test_a_hold_that_names_no_member_takes_no_lock(postgres, tmp_path) -> None:
+    ledger, registered = _ledger(postgres, tmp_path)
+    try:
+        assert holds.lock_key(MemberRequest("hold", None, 100, "h")) is None
+        assert holds.lock_key(MemberRequest("hold", registered[0], 100, "h")) == \
+            member_key(registered[0])
+        row: Any = ledger.holding[0].call(lambda: holds.ask(
+            ledger.db, None, ledger.ask_parameters(MemberRequest("hold", None, 100, "h"),
+                                                   "S001", "T01", datetime.now(UTC))))
+        found, inserted = holds.asked(row, MemberRequest("hold", None, 100, "h"))
+        assert found.member is None and not inserted
+    finally:
+        ledger.close()
