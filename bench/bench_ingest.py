@@ -610,8 +610,23 @@ class TillApart:
 
 
 def under_backlog(broker: Mosquitto, ca: CertificateAuthority, members: int,
-                  tills: list[Till]) -> tuple[float, list[float], list[float], list[float]]:
+                  tills: list[Till], tills_nice: int = 0
+                  ) -> tuple[float, list[float], list[float], list[float]]:
+    """The backlog's ``tills`` publishing while the measuring till (a process of its own)
+    times its round trips; with ``tills_nice``, the backlog's tills at that niceness.
+
+    The backlog's ten tills stand for other machines: in a chain they take none of HQ's CPU,
+    here they share the 2 cores with the collector, the broker and PostgreSQL. Niced, they
+    yield to what shares their scheduling group (this bench's session: the broker, PostgreSQL's
+    backends and the measuring till, which keep niceness 0: forked before this); the
+    collector, a session of its own, is not weighed against them by niceness at all (its
+    autogroup against the bench's). A model of "elsewhere" that still spends their CPU here,
+    so figures are reported both ways (docs/hq.md, session 14 (c)). Only this thread is niced
+    (Linux: a thread's own priority; the tills' event loop runs on it), and for the rest of
+    the run: the backlog is (c)'s last step."""
     till = TillApart(broker, ca, members)  # forked before this process runs an event loop
+    if tills_nice:
+        os.nice(tills_nice)
     try:
         rate = asyncio.run(publish(broker, ca, tills))
     finally:
@@ -860,6 +875,10 @@ def main() -> int:
                         help="with --in-process: the holds timed from another process")
     parser.add_argument("--holds", choices=("loop", "threads"),
                         help="(c): the collectors' --holds (default: their own default)")
+    parser.add_argument("--tills-nice", type=int, default=0, choices=range(20), metavar="0-19",
+                        help="(c): the backlog's tills (other machines in a chain) at this "
+                             "niceness, the measuring till, broker and PostgreSQL not (default "
+                             "0: all at the same priority, the figures before session 14)")
     parser.add_argument("--batch-ms", type=int,
                         help="the collectors' --batch-ms (default: their own default; with "
                              "--in-process: one transaction a batch unless given)")
@@ -950,8 +969,11 @@ def main() -> int:
                 # holding its member) or nothing (the CPU, the network).
                 with LockSampler(dsn, "posterm-hq-holds%") as holding:
                     rate, *busy = under_backlog(
-                        mq, ca, args.members, mix(args.backlog, args.members, 3, "c"))
+                        mq, ca, args.members, mix(args.backlog, args.members, 3, "c"),
+                        args.tills_nice)
             holds_on = f", holds on {args.holds}" if args.holds else ""
+            if args.tills_nice:
+                holds_on += f", the backlog's tills at nice {args.tills_nice}"
             print(f"(c) member requests {args.member_requests}{holds_on}; a till's round trips, "
                   f"ms (p50 / p99), {len(busy[1])} holds under a "
                   f"backlog of {args.backlog} events ingested at {rate:.0f} events/s, "

@@ -24,8 +24,9 @@ ingest process yields to its own member-request process, not to the rest of the 
 With ``apart`` the terminals' events are read by a third process too (terminal/hq/event_reader.py,
 MQTT client ``CLIENT-ID-events``): it drains the broker's queue as fast as events come and hands
 them to the ingest process over a pipe, so a burst waits in the collector rather than past the
-broker's ``max_queued_messages``, which drops it. It runs at the collector's own priority (forked
-before the ingest process lowers its own), and either process stops when the other is gone.
+broker's ``max_queued_messages``, which drops it. It is bulk work as the ingest is and takes the
+same ``--ingest-nice`` (until session 14 it kept the collector's priority), and either process
+stops when the other is gone.
 """
 
 from __future__ import annotations
@@ -94,9 +95,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "process of their own (apart)")
     parser.add_argument("--ingest-nice", type=int, default=INGEST_NICE, choices=range(20),
                         metavar="0-19", help="with --member-requests apart: niceness the ingest "
-                        "process adds to itself after forking the member-request process, so "
-                        "a till's hold gets a CPU before the backlog's batches; 0: the same "
-                        f"priority (default {INGEST_NICE})")
+                        "process and the event reader add to themselves (the member-request "
+                        "process keeps the collector's), so a till's hold gets a CPU before the "
+                        f"backlog's batches; 0: the same priority (default {INGEST_NICE})")
     parser.add_argument("--holds", choices=("loop", "threads"), default=HOLDS,
                         help="on PostgreSQL, answer the tills' holds and voids on the event loop "
                              "(psycopg's async connections, no thread hand-off) or on holding "
@@ -225,6 +226,8 @@ def _read_events(args: argparse.Namespace, parent: int, subscribed: Flag, readin
     """The event reader's process: reads until SIGTERM, or until ``parent`` is gone (polled, as
     the member-request process does) or has closed the pipe."""
     os.close(reading)
+    if args.ingest_nice:  # bulk work as the ingest is: a till's hold gets a CPU before it
+        os.nice(args.ingest_nice)
     try:
         trust = load_trust(args.trust)
     except BuildError as exc:
