@@ -4,6 +4,8 @@ role's pages. Each step saves a screenshot (var/test-artifacts/screenshots/walk-
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from terminal.hq.console import accounts
@@ -71,6 +73,15 @@ def test_a_date_field_shows_the_zh_cn_order_and_the_server_takes_what_it_sends(s
     # Year, month, day: what a zh-CN person reads (en-US's Chromium showed mm/dd/yyyy).
     assert date_parts(page, "input[name=from]") == [("年", 2026), ("月", 10), ("日", 1)]
     shot(page, "walk-dates-zh-CN")
+    # Rates as the cards show them (75.0%), not 0.75; the CSV keeps the number.
+    rates = {row[0]: row[1] for row in (line.split("\t") for line in page.locator(
+        "#table-kpis tbody tr").all_inner_texts()) if row[0] in ("回购率", "流失率")}
+    assert len(rates) == 2 and all(re.fullmatch(r"\d{1,3}\.\d%", v) for v in rates.values())
+    months = page.locator("#table-months tbody tr td:nth-child(2)").all_inner_texts()
+    assert months and all(re.fullmatch(r"\d{1,3}\.\d%", v) for v in months), months
+    csv = page.request.get(f"{url}/reports/dashboard.csv?from=2026-10-01&to=2026-12-01"
+                           "&table=kpis").text()
+    assert re.search(r"^回购率,(0|1)(\.\d+)?\r?$", csv, re.M), csv
     page.focus("input[name=from]")  # its first part: the year, in zh-CN order
     page.keyboard.type("2026")  # typed as shown: year (a year may have 6 digits: then on),
     page.keyboard.press("ArrowRight")

@@ -21,6 +21,18 @@ class Table:
     rows: list[list[Any]]
 
 
+class Rate(float):
+    """A ratio (0.75) a page shows as a percentage (75.0%, as the dashboard's cards) and a CSV
+    keeps as the number a spreadsheet computes with."""
+
+    @property
+    def percent(self) -> str:
+        return f"{self * 100:.1f}%"
+
+
+RATES = frozenset({"repeat_rate", "churn_rate"})
+
+
 def _yuan(fen: int) -> Decimal:
     """Yuan to the fen, a number (a CSV cell a spreadsheet adds up, negative ones too)."""
     return Decimal(fen).scaleb(-2)
@@ -36,14 +48,15 @@ def dashboard_tables(context: Context, t: Translator) -> dict[str, Table]:
     figures = data["figures"]
     return {
         "kpis": Table([t("report.figure"), t("report.value")],
-                      [[t(f"kpi.{key}"), figures[key]] for key in KPIS]),
+                      [[t(f"kpi.{key}"), Rate(figures[key]) if key in RATES else figures[key]]
+                       for key in KPIS]),
         "days": Table([t("report.day"), t("kpi.new_members"), t("report.sales"),
                        t("report.sales_yuan")],
                       [[day, new, count, _yuan(fen)] for day, new, count, fen in zip(
                           data["days"], data["new_members"], data["sales_count"],
                           data["sales_fen"], strict=True)]),
         "months": Table([t("report.month"), t("kpi.repeat_rate"), t("kpi.churn_rate")],
-                        [[m["month"], m["repeat_rate"], m["churn_rate"]]
+                        [[m["month"], Rate(m["repeat_rate"]), Rate(m["churn_rate"])]
                          for m in data["months"]]),
         "tiers": Table([t("member.tier"), t("report.members")],
                        [[t.tier(tier), count] for tier, count in figures["tiers"].items()]),
