@@ -33,7 +33,14 @@ from peewee import Database, __exception_wrapper__
 
 from terminal.hq import buffered
 from terminal.hq.arrays import array
-from terminal.hq.database import SEQ_BLOCK, HqPostgresDatabase, lock_members
+from terminal.hq.database import (
+    CUSTOM_PLANS,
+    SEQ_BLOCK,
+    SERVER_PLANS,
+    HqPostgresDatabase,
+    lock_members,
+    plan_for_parameters,
+)
 from terminal.hq.kept import READS, Kept
 from terminal.loyalty.store import hotpath
 
@@ -79,6 +86,9 @@ SET_BASED = {
 # The counters but the sequence, which a ledger on PostgreSQL takes from its block.
 META_FLAGS = "SELECT key, value FROM meta WHERE key IN ('trusted_floor_us', 'undated_lots')"
 RESERVE = SEQ_BLOCK // 10  # with fewer numbers left in its block, a transaction takes a new one
+# How the statements a batch sends now are planned (BatchStatements.plan_reads): as the server
+# plans them, every one for its parameters, or not known (an event's savepoint rolled back).
+SERVER, CUSTOM, UNKNOWN = "server", "custom", "unknown"
 # What BatchStatements.run answers before anything else (see _in_memory).
 _IN_MEMORY = frozenset({hotpath.META_COUNTERS, hotpath.GET_META, hotpath.SET_META,
                         hotpath.SALE_EXISTS, hotpath.DUE_LOTS})
@@ -139,6 +149,9 @@ class BatchStatements(hotpath.Statements):
         # (terminal.hq.buffered); the column types its statements cast to, read once.
         self.writes: buffered.Writes | None = None
         self._types: dict[str, dict[str, str]] | None = None
+        # PostgreSQL, during a batch's transaction: how its statements are planned now (SERVER,
+        # CUSTOM, UNKNOWN; "" when plan_reads was not asked: nothing is switched).
+        self._plans = ""
 
     # -- the batch -----------------------------------------------------------------------------
 
@@ -158,7 +171,7 @@ class BatchStatements(hotpath.Statements):
                     buffered.TYPES, (buffered.TABLES,)).fetchall())
             self.writes = buffered.Writes(self._send, self._types)
             self.db.on_write = self.kept.written  # type: ignore[attr-defined]
-            self.db.before = self.flush  # type: ignore[attr-defined]
+            self.db.before = self._before  # type: ignore[attr-defined]
         try:
             yield
             meta = self._meta  # restore() replaces it
@@ -166,7 +179,7 @@ class BatchStatements(hotpath.Statements):
             self.flush()
         finally:
             self._meta, self._asked, self._sales, self._inserted = None, set(), set(), []
-            self.entries = []
+            self.entries, self._plans = [], ""
             self._forget()
             if self.pipelines:
                 self.db.on_write = None  # type: ignore[attr-defined]
@@ -196,6 +209,8 @@ class BatchStatements(hotpath.Statements):
             self._sales.discard(sale_id)
         del self._inserted[mark.sales:]
         del self.entries[mark.entries:]
+        if self._plans:  # a setting sent inside the event's savepoint went back with it
+            self._plans = UNKNOWN
         self._forget()
 
     def _counters(self) -> list[tuple[str, str]]:
@@ -222,10 +237,47 @@ class BatchStatements(hotpath.Statements):
         block[0] += count
         return first
 
+    def plan_reads(self) -> None:
+        """At the start of a batch's transaction, before its reads: every statement planned for
+        the parameters it is run with (database.plan_for_parameters: the reads over arrays
+        of the batch's members, sales and refunds), but most of the batch's kept writes,
+        sent under the server's own setting (buffered.SERVER_PLANNED; PostgreSQL, in a
+        :meth:`batch`).
+
+        Planned for their parameters, those writes gained nothing (inserts from arrays, updates
+        by primary key) and cost the server a new plan every time for each statement and for
+        each foreign-key check and trigger statement they ran (PostgreSQL plans those by the
+        same setting): of 2.7 s of planning for 8,000 events (0.1 s for the same rows written
+        by psycopg alone), 1.6 s went to those, 0.8 s now (pg_stat_statements, bench_ingest.py
+        --parts ab, docs/hq.md "Writes planned by the server")."""
+        plan_for_parameters(self.db)
+        if self.pipelines:
+            self._plans = CUSTOM
+
+    def _plan(self, how: str) -> None:
+        """Switch how the statements sent next are planned (see :meth:`plan_reads`)."""
+        if self._plans and self._plans != how:
+            self._send_setting(SERVER_PLANS if how == SERVER else CUSTOM_PLANS)
+            self._plans = how
+
+    def _send_setting(self, sql: str) -> None:
+        db = self.db
+        assert isinstance(db, HqPostgresDatabase)
+        db.send(sql, writes=False)
+
     def flush(self) -> None:
         """Send the batch's kept writes (terminal.hq.buffered), before anything else runs."""
         if self.writes is not None:
-            self.writes.flush()
+            self.writes.flush(self._plan_write)
+
+    def _plan_write(self, by_server: bool) -> None:
+        self._plan(SERVER if by_server else CUSTOM)
+
+    def _before(self) -> None:
+        """Before any other statement of a batch (HqPostgresDatabase.before): the kept writes
+        sent, and what follows planned for its parameters again (:meth:`plan_reads`)."""
+        self.flush()
+        self._plan(CUSTOM)
 
     def _forget(self) -> None:
         """Forget the rows kept: read them again when asked."""

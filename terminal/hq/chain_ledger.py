@@ -36,7 +36,6 @@ from terminal.hq.database import (
     member_key,
     member_writing,
     pipelined_writing,
-    plan_for_parameters,
     retryable,
     snapshot,
     unit,
@@ -283,7 +282,7 @@ class ChainLedger:
         # cards among those the events name (a wait of its own before the transaction, one of
         # five a transaction: the cards that carry them on are locked once they are known).
         with pipelined_writing(self.db):
-            plan_for_parameters(self.db)  # its reads over arrays, for the arrays at hand
+            self.sql.plan_reads()  # its reads over arrays, for the arrays at hand
             locked = lock_free_members_later(self.db, self._lock_keys(events))
             retired = self._retired_later(events)
             applied = self.sql.existing_later(AppliedEvent._meta.table_name,

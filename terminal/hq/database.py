@@ -200,10 +200,12 @@ class HqPostgresDatabase(PostgresqlDatabase):
         with self.connection().pipeline():
             yield
 
-    def send(self, sql: str, params: Sequence[Any] = ()) -> None:
+    def send(self, sql: str, params: Sequence[Any] = (), *, writes: bool = True) -> None:
         """Execute ``sql`` without the :attr:`on_write` hook: the store's own writes, whose
-        effect on the rows a batch keeps it accounts for itself. Pipelined, nothing waits."""
-        self.open_savepoint()
+        effect on the rows a batch keeps it accounts for itself. Pipelined, nothing waits.
+        ``writes`` False: a statement that writes no row (a setting) opens no savepoint."""
+        if writes:
+            self.open_savepoint()
         conn, state = self.connection(), self._thread
         if state.sender is None or state.sender.connection is not conn:
             state.sender = conn.cursor()  # one per connection: nobody reads what it answers
@@ -405,6 +407,8 @@ def tune_for_reports(db: Database) -> None:
 
 
 CUSTOM_PLANS = "SELECT set_config('plan_cache_mode', 'force_custom_plan', true)"
+# Back to the server's own setting for the rest of the transaction (or up to CUSTOM_PLANS again).
+SERVER_PLANS = "SET LOCAL plan_cache_mode TO DEFAULT"
 
 
 def plan_for_parameters(db: Database) -> None:

@@ -487,9 +487,9 @@ def test_a_batch_sends_its_kept_writes_as_it_goes_and_leaves_the_same_rows(
     sent: list[int] = []
     flush = buffered.Writes.flush
 
-    def counting(self: buffered.Writes) -> None:
+    def counting(self: buffered.Writes, *plan: Any) -> None:
         sent.append(self.pending)
-        flush(self)
+        flush(self, *plan)
 
     monkeypatch.setattr(buffered.Writes, "flush", counting)
     results, sends = [], []
