@@ -54,10 +54,12 @@ from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
 from terminal.protocol.topics import Topics
 
-# Niceness the ingest process adds once member requests are apart. 10 puts a till's hold before
-# the backlog (bench_ingest.py (c)), but one collector's ingest measured 3x slower with it in
-# session 10, not explained yet (docs/hq.md, "Figures", session 10): 0 until it is.
-INGEST_NICE = 0
+# Niceness the ingest process and its event reader add once member requests are apart, so a
+# till's hold gets a CPU before the backlog's bulk work. Session 14 (docs/hq.md, "Bulk work
+# niced, a hold in one statement"; load 12-17): bench_ingest.py (c)'s hold p99 under the backlog
+# 85-91 ms niced against 136-168 not, the backlog in at 144-216 events/s against 212-241; (b1)
+# 1,041 against 875 events/s in one pair. Session 10's 3x slower niced ingest was not seen again.
+INGEST_NICE = 10
 # Where a till's holds and voids are answered on PostgreSQL: on the member-request process's
 # event loop (terminal/hq/loop_holds.py, session 13) or on the ledger's holding threads. The loop
 # cut the median by a third under bench_ingest.py (c)'s backlog but lengthened the p99 on the shared
