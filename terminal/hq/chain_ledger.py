@@ -238,15 +238,15 @@ class ChainLedger:
         return outcomes
 
     def _apply_retrying(self, events: list[Event]) -> list[Outcome]:
-        for attempt in range(RETRIES):
+        for _ in range(RETRIES - 1):
             try:
                 return self._apply_batch(events)
             except Exception as exc:
-                if not retryable(exc) or attempt == RETRIES - 1:
+                if not retryable(exc):
                     raise
                 log.info("a batch of %d events ran into another writer (%s): again",
                          len(events), exc)
-        raise AssertionError("unreachable")
+        return self._apply_batch(events)  # the last attempt: whatever it raises is the caller's
 
     def _refuse_alone(self, event: Event, exc: BaseException) -> Outcome:
         detail = failure(exc)

@@ -269,7 +269,10 @@ def check_utf8(conn: Any, name: str) -> None:
 
 def retryable(exc: BaseException) -> bool:
     """Whether ``exc`` is PostgreSQL undoing a transaction that may simply run again: a
-    deadlock it broke or a serialisation failure (two writers' locks crossed)."""
+    deadlock it broke or a serialisation failure (two writers' locks crossed). Named by
+    class: psycopg 3 makes both OperationalErrors, not subclasses of its TransactionRollback
+    (SQLSTATE 40000), which this once tested and so never matched; other class-40 states
+    (40002, 40003: an integrity violation, a completion unknown) are not run again."""
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -277,7 +280,8 @@ def retryable(exc: BaseException) -> bool:
         if found is None or id(found) in seen:
             continue
         seen.add(id(found))
-        if isinstance(found, psycopg.errors.TransactionRollback):
+        if isinstance(found, psycopg.errors.DeadlockDetected
+                      | psycopg.errors.SerializationFailure):
             return True
         todo += [found.__cause__, found.__context__,
                  *(arg for arg in found.args if isinstance(arg, BaseException))]

@@ -13,10 +13,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import psycopg
 import pytest
-from peewee import Database, PostgresqlDatabase
+from peewee import Database, OperationalError, PostgresqlDatabase, __exception_wrapper__
 
-from terminal.hq import chain_ledger
+from terminal.hq import chain_ledger, database
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import HqPostgresDatabase, open_hq_database
 from terminal.hq.models import HQ_MODELS, AppliedEvent
@@ -228,6 +229,119 @@ class _FailingWrite(ChainLedger):
                 self.db.send("INSERT INTO meta (key, value) VALUES (%s, %s)",  # type: ignore[attr-defined]
                              ("dup", value))
         return detail
+
+
+class _CrossedWriters(ChainLedger):
+    """A batch that PostgreSQL undoes ``crossings`` times (a deadlock broken between two
+    collectors' batches: psycopg's TransactionRollback) before it runs."""
+
+    crossings = 0
+    attempts = 0
+
+    def _apply_batch(self, events: list[Event]) -> list[chain_ledger.Outcome]:
+        self.attempts += 1
+        if self.attempts <= self.crossings:
+            # As peewee raises it: its OperationalError, psycopg's inside.
+            with __exception_wrapper__:
+                raise psycopg.errors.DeadlockDetected("deadlock detected (planted)")
+        return super()._apply_batch(events)
+
+
+def test_a_batch_undone_by_crossed_writers_runs_again(tmp_path) -> None:
+    """Undone fewer than RETRIES times, the batch runs again whole and is applied once; undone
+    every time, it is the database's trouble: nothing is refused, the batch is left unacked
+    (the collector's caller sends it again). Before, psycopg 3's DeadlockDetected was not taken
+    for a deadlock (database.retryable), and the first one ended the batch."""
+    events = till_events(tmp_path)
+    ledger = _CrossedWriters(open_hq_database(str(tmp_path / "hq.db")),
+                             Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
+    try:
+        ledger.crossings = 2
+        assert apply(ledger, events) == {"applied": len(events)}
+        assert ledger.attempts == 3
+        ledger.crossings, ledger.attempts = chain_ledger.RETRIES, 0
+        with pytest.raises(OperationalError, match="planted"):
+            apply(ledger, events)
+        assert ledger.attempts == chain_ledger.RETRIES
+        assert apply(ledger, events) == {"duplicate": len(events)}
+        assert ledger.thread.call(ledger.store.check_invariants) == []
+    finally:
+        ledger.close()
+
+
+def test_a_real_deadlock_is_taken_for_one(postgres) -> None:
+    """Two connections of HQ's database taking two members' locks in crossed order: the one
+    PostgreSQL undoes raises what database.retryable takes for a deadlock (as peewee wraps it)."""
+    url = fresh_database(postgres)
+    first, second = open_hq_database(url), open_hq_database(url)
+    both_hold_one = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def cross(db: Any, mine: int, theirs: int) -> None:
+        try:
+            with db.atomic():
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (mine,))
+                both_hold_one.wait(timeout=30)
+                db.execute_sql("SELECT pg_advisory_xact_lock(%s)", (theirs,))
+        except Exception as exc:  # the one undone; the other then commits
+            failures.append(exc)
+
+    threads = [threading.Thread(target=cross, args=(first, 1, 2)),
+               threading.Thread(target=cross, args=(second, 2, 1))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        first.close()
+        second.close()
+    assert len(failures) == 1, failures
+    assert isinstance(failures[0], OperationalError)
+    assert database.retryable(failures[0])
+    assert not database.retryable(OperationalError(psycopg.errors.QueryCanceled("cancelled")))
+
+
+class _DeadlockOnce(ChainLedger):
+    """The first time ``victim``'s sale is replayed, the server undoes the transaction with
+    SQLSTATE 40P01, as it does to break a deadlock (sent pipelined, among the batch's writes)."""
+
+    victim: str = ""
+
+    def _replay_sale(self, event: Event, body: dict[str, Any], where: str,
+                     moment: Moment) -> str:
+        detail = super()._replay_sale(event, body, where, moment)
+        if event.id == self.victim:
+            self.victim = ""
+            self.db.send("DO $$ BEGIN RAISE EXCEPTION 'deadlock (planted)' "  # type: ignore[attr-defined]
+                         "USING ERRCODE = 'deadlock_detected'; END $$")
+        return detail
+
+
+def test_a_batch_postgresql_undoes_for_a_deadlock_loses_and_refuses_nothing(postgres,
+                                                                            tmp_path) -> None:
+    """On a real server: the batch the server undid mid-way is applied again on the same
+    connection, every event once and none refused, the balances and each event's points those
+    of an undisturbed batch. (Whole when the deadlock's own error reaches the ledger; when the
+    pipeline reports only that it was aborted, the events go one by one.)"""
+    events = till_events(tmp_path)
+    rules = Rules.from_mapping(rules_data())
+    ledger = _DeadlockOnce(open_hq_database(fresh_database(postgres)), rules, CARD_KEY,
+                           trust=TRUST)
+    calm = ChainLedger(open_hq_database(fresh_database(postgres)), rules, CARD_KEY, trust=TRUST)
+    try:
+        ledger.victim = next(e.id for e in events[3:] if e.kind == "sale")
+        assert apply(ledger, events) == {"applied": len(events)}
+        assert not ledger.victim  # the deadlock was raised
+        assert apply(calm, events) == {"applied": len(events)}
+        assert apply(ledger, events) == {"duplicate": len(events)}
+        undone, undisturbed = snapshot(ledger), snapshot(calm)
+        assert undone[0] == undisturbed[0]  # each event's outcome and points
+        assert undone[2] == undisturbed[2]  # each member's balance and debt
+        assert ledger.thread.call(ledger.store.check_invariants) == []
+    finally:
+        ledger.close()
+        calm.close()
 
 
 def test_a_database_error_refuses_its_event_alone(postgres, tmp_path) -> None:
