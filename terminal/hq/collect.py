@@ -24,9 +24,11 @@ ingest process yields to its own member-request process, not to the rest of the 
 With ``apart`` the terminals' events are read by a third process too (terminal/hq/event_reader.py,
 MQTT client ``CLIENT-ID-events``): it drains the broker's queue as fast as events come and hands
 them to the ingest process over a pipe, so a burst waits in the collector rather than past the
-broker's ``max_queued_messages``, which drops it. It is bulk work as the ingest is and takes the
-same ``--ingest-nice`` (until session 14 it kept the collector's priority), and either process
-stops when the other is gone.
+broker's ``max_queued_messages``, which drops it. It keeps the collector's priority (forked before
+the ingest process lowers its own): its work is small (about a fifth of the ingest's CPU an event)
+and its whole point is to drain the broker's queue through a burst; niced with the ingest (for a
+while in session 14) it fell behind a burst on a quiet machine and the broker dropped. Either
+process stops when the other is gone.
 """
 
 from __future__ import annotations
@@ -54,11 +56,12 @@ from terminal.loyalty.errors import RulesError
 from terminal.loyalty.rules import Rules
 from terminal.protocol.topics import Topics
 
-# Niceness the ingest process and its event reader add once member requests are apart, so a
-# till's hold gets a CPU before the backlog's bulk work. Session 14 (docs/hq.md, "Bulk work
-# niced, a hold in one statement"; load 12-17): bench_ingest.py (c)'s hold p99 under the backlog
-# 85-91 ms niced against 136-168 not, the backlog in at 144-216 events/s against 212-241; (b1)
-# 1,041 against 875 events/s in one pair. Session 10's 3x slower niced ingest was not seen again.
+# Niceness the ingest process adds once member requests are apart, so a till's hold gets a CPU
+# before the backlog's bulk work (the event reader keeps the collector's: it drains bursts).
+# Session 14 (docs/hq.md, "Bulk work niced, a hold in one statement"; load 12-17):
+# bench_ingest.py (c)'s hold p99 under the backlog 85-91 ms niced against 136-168 not, the backlog
+# in at 144-216 events/s against 212-241; (b1) 1,041 against 875 events/s in one pair. Session
+# 10's 3x slower niced ingest was not seen again.
 INGEST_NICE = 10
 # Where a till's holds and voids are answered on PostgreSQL: on the member-request process's
 # event loop (terminal/hq/loop_holds.py, session 13) or on the ledger's holding threads. The loop
@@ -97,9 +100,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "process of their own (apart)")
     parser.add_argument("--ingest-nice", type=int, default=INGEST_NICE, choices=range(20),
                         metavar="0-19", help="with --member-requests apart: niceness the ingest "
-                        "process and the event reader add to themselves (the member-request "
-                        "process keeps the collector's), so a till's hold gets a CPU before the "
-                        f"backlog's batches; 0: the same priority (default {INGEST_NICE})")
+                        "process adds to itself (the member-request process and the event reader "
+                        "keep the collector's), so a till's hold gets a CPU before the backlog's "
+                        f"batches; 0: the same priority (default {INGEST_NICE})")
     parser.add_argument("--holds", choices=("loop", "threads"), default=HOLDS,
                         help="on PostgreSQL, answer the tills' holds and voids on the event loop "
                              "(psycopg's async connections, no thread hand-off) or on holding "
@@ -228,8 +231,6 @@ def _read_events(args: argparse.Namespace, parent: int, subscribed: Flag, readin
     """The event reader's process: reads until SIGTERM, or until ``parent`` is gone (polled, as
     the member-request process does) or has closed the pipe."""
     os.close(reading)
-    if args.ingest_nice:  # bulk work as the ingest is: a till's hold gets a CPU before it
-        os.nice(args.ingest_nice)
     try:
         trust = load_trust(args.trust)
     except BuildError as exc:
