@@ -64,11 +64,13 @@ from terminal.protocol.topics import Topics
 # 10's 3x slower niced ingest was not seen again.
 INGEST_NICE = 10
 # Where a till's holds and voids are answered on PostgreSQL: on the member-request process's
-# event loop (terminal/hq/loop_holds.py, session 13) or on the ledger's holding threads. The loop
-# cut the median by a third under bench_ingest.py (c)'s backlog but lengthened the p99 on the shared
-# 2-core machine (the loop thread waits for a CPU with every hold in flight on it; docs/hq.md,
-# session 13 (c)): threads until it measures better there.
-HOLDS = "threads"
+# event loop (terminal/hq/loop_holds.py) or on the ledger's holding threads. In session 13 the
+# loop lengthened the p99 (seven passes through the loop a hold, every hold in flight waiting
+# for the loop thread's CPU); since migration 33 a hold is one statement and one pass, and the
+# loop measured better every time: bench_ingest.py (c) on a quiet machine (docs/hq.md, "On a quiet
+# machine at the end of session 14") hold p99 under the backlog 29.1 ms against the threads'
+# 56.6, at load 12-15 61.7 against 85.4.
+HOLDS = "loop"
 # How long one ingest transaction should take (ChainLedger.batch_seconds): a hold on a member a
 # batch holds waits about that long at most (bench_ingest.py part (c)).
 BATCH_MS = 100

@@ -1,7 +1,7 @@
 """What the shipped systemd unit runs (deploy/hq/posterm-hq-collect@.service): its command line,
 parsed by ``posterm-hq collect``'s own options, asks for member requests apart, and by the
-defaults the ingest process and its event reader are niced (session 14, issue 11 (c): a till's
-hold gets a CPU before the backlog's bulk work) and holds are answered on the holding threads."""
+defaults the ingest process is niced (session 14, issue 11 (c): a till's hold gets a CPU before
+the backlog's bulk work) and holds are answered on the member-request process's event loop."""
 
 from __future__ import annotations
 
@@ -26,4 +26,4 @@ def test_the_units_collector_nices_its_bulk_work_by_default() -> None:
     args = parser.parse_args(argv[2:])
     assert args.member_requests == "apart"
     assert args.ingest_nice == 10
-    assert args.holds == "threads"
+    assert args.holds == "loop"

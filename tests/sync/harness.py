@@ -153,7 +153,8 @@ class Chain:
         """A collector; with ``member_states`` it also publishes the member states HQ's member
         operations change, signed with the chain's signing key; ``serves``, ``answering`` and
         ``ready`` as ``Collector`` takes them (the two sides of ``--member-requests apart``);
-        ``holds_on_loop`` too (on PostgreSQL only; posterm-hq collect's default is threads)."""
+        ``holds_on_loop`` too (on PostgreSQL only; off here, where posterm-hq collect's default
+        is on since session 14)."""
         if ledger is None:
             db = open_hq_database(db_url or str(self.tmp / "hq.db"))
             ledger = ChainLedger(db, self.rules, CARD_KEY)
