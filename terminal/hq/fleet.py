@@ -10,6 +10,7 @@ from typing import Any
 
 from terminal.hq.db import open_or_say
 from terminal.hq.models import HQ_MODELS, TerminalSeen
+from terminal.hq.shown_text import shown
 from terminal.loyalty.clock import from_micros
 
 
@@ -33,14 +34,14 @@ def fleet() -> list[dict[str, Any]]:
 
 def _printer(row: dict[str, Any]) -> str:
     """The printer's code and the receipts waiting (``paper_out+2``), else the till's words;
-    either with control characters escaped (a terminal's words reach a technician's terminal)."""
+    either with its invisible characters escaped (:func:`shown`)."""
     state = row["printer_state"]
     if isinstance(state, dict) and isinstance(state.get("code"), str):
         waiting = state.get("waiting")
         text = state["code"] + (f"+{waiting}" if isinstance(waiting, int) and waiting else "")
     else:
         text = str(row["printer"])
-    return text.encode("unicode_escape").decode("ascii") if not text.isprintable() else text
+    return shown(text, None)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -72,7 +72,7 @@ def test_every_tier_of_the_example_rules_has_a_name_in_both_languages() -> None:
 
 
 def test_a_printers_code_and_an_audit_action_are_named_and_the_rest_shown_safely() -> None:
-    from terminal.hq.console.i18n import shown
+    from terminal.hq.shown_text import shown
 
     zh, en = Translator("zh-CN"), Translator("en")
     assert zh.printer({"code": "paper_out", "waiting": 0}, "ok") == "缺纸"

@@ -163,3 +163,15 @@ def test_the_printer_is_shown_in_the_pages_language_and_hostile_words_safely(
         english = c.get("/fleet").text
         assert "Out of paper; receipts waiting for a reprint: 2" in cell("T01", english)
         assert "Not connected; receipts waiting for a reprint: 1" in cell("T05", english)
+
+
+def test_the_fleet_command_shows_a_tills_chinese_words_and_escapes_only_the_invisible() -> None:
+    """`posterm-hq fleet`'s printer cell takes the console's escaping (shown_text.shown): an
+    escape sequence or a bidi override is written as its code, the Chinese beside it as it is
+    (it used to go through unicode_escape whole as soon as one character was unprintable)."""
+    from terminal.hq.fleet import _printer
+
+    words = {"printer_state": None, "printer": "缺纸\x1b[2J\u202e"}
+    assert _printer(words) == "缺纸\\x1b[2J\\u202e"
+    assert _printer({"printer_state": {"code": "paper_out", "waiting": 2},
+                     "printer": "x"}) == "paper_out+2"

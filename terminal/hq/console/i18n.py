@@ -8,38 +8,16 @@ shows as the key itself rather than breaking a page.
 from __future__ import annotations
 
 import json
-import unicodedata
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from terminal.hq.shown_text import shown
 from terminal.protocol.messages import PRINTER_CODES
 
 LANGUAGES = ("zh-CN", "en")
 DEFAULT = "zh-CN"
 LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
-SHOWN_LIMIT = 120  # characters of a till's own words a page shows (the rest: "…")
-# Unicode categories shown as escapes: controls, format characters (bidi overrides, zero-width
-# joiners), surrogates, private use, unassigned, line and paragraph separators.
-_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-
-
-def shown(text: object, limit: int = SHOWN_LIMIT) -> str:
-    """What a till (or anyone outside HQ) wrote, made safe to put on a page as text: each
-    control or invisible character as an escape (``\\x1b``, ``\\u202e``), at most ``limit``
-    characters, then "…". The template still escapes HTML."""
-    text = str(text)
-    out = "".join(_escape(ch) if unicodedata.category(ch) in _HIDDEN else ch
-                  for ch in text[:limit])
-    return out + "…" if len(text) > limit else out
-
-
-def _escape(ch: str) -> str:
-    point = ord(ch)
-    return (f"\\x{point:02x}" if point < 0x100 else f"\\u{point:04x}" if point < 0x10000
-            else f"\\U{point:08x}")
-
-
 def printer_code(state: Any) -> tuple[str | None, int]:
     """A status's ``printer_state`` as HQ stored it: its code when it is one this console
     knows (None: none sent, or a code of a newer or broken till) and the receipts waiting."""

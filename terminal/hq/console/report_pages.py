@@ -19,12 +19,13 @@ from terminal.hq.analytics import parse_period
 from terminal.hq.console import report_tables
 from terminal.hq.console.csv_out import MEDIA_TYPE, csv_text, to_csv
 from terminal.hq.console.db import ConsoleDb
-from terminal.hq.console.i18n import Translator, shown
+from terminal.hq.console.i18n import Translator
 from terminal.hq.console.insights import CSV_PAGE, LISTS, Insights, Scope
 from terminal.hq.console.roles import Principal
 from terminal.hq.console.web import NotFound, console_of, page, render, translator
 from terminal.hq.models import MemberHome
 from terminal.hq.points_reports import BY
+from terminal.hq.shown_text import shown
 from terminal.protocol.topics import TopicError, check_id
 
 DEFAULT_DAYS = 30

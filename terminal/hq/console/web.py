@@ -39,11 +39,11 @@ from terminal.hq.console.i18n import (
     Translator,
     pick,
     printer_ok,
-    shown,
 )
 from terminal.hq.console.members import Reader
 from terminal.hq.console.operations import Operator
 from terminal.hq.console.roles import Forbidden, Principal
+from terminal.hq.shown_text import shown
 
 SESSION_COOKIE = "posterm_session"
 LANG_COOKIE = "posterm_lang"
