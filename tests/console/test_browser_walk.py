@@ -160,6 +160,11 @@ def test_an_auditor_reads_each_action_by_its_name_with_its_code(site) -> None:
     actions = page.locator("table.grid tbody td.action").all_inner_texts()
     shot(page, "walk-audit-actions")
     assert "查看会员资料\nmember.view" in actions and "登录\nlogin" in actions
+    # Each row's details in words (the search as typed, found by its name), not the stored
+    # English ("name 张三丰: 1 found ...").
+    details = page.locator("table.grid tbody td.detail").all_inner_texts()
+    assert any(d.startswith("查询：姓名以“张三丰”开头；找到 1 位会员：") for d in details), details
+    assert not [d for d in details if "found" in d or "before" in d], details
     page.goto(f"{url}/audit?action=user.add")
     assert set(page.locator("table.grid tbody td.action").all_inner_texts()) == {
         "添加后台用户\nuser.add"}

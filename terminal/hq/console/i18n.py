@@ -12,6 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from terminal.hq.console.audit_words import detail_words
 from terminal.hq.shown_text import shown
 from terminal.protocol.messages import PRINTER_CODES
 
@@ -56,6 +57,15 @@ class Translator:
     def __call__(self, key: str, **values: Any) -> str:
         text = self._texts.get(key, key)
         return text.format(**values) if values else text
+
+    def known(self, key: str) -> str | None:
+        """The catalogue's text for ``key``, None when it has none."""
+        return self._texts.get(key)
+
+    def detail(self, action: str, detail: str) -> str:
+        """An audit row's details in this language (:mod:`terminal.hq.console.audit_words`);
+        as stored, made safe, when no reader knows them."""
+        return detail_words(self, action, detail)
 
     def tier(self, name: str) -> str:
         """A tier as the rules name it, in this language where the catalogue knows the name

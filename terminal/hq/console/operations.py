@@ -91,7 +91,8 @@ class Operator:
         try:
             result = operation.run(self.ops, card, who.name, reason, fields)
         except MemberOpError as exc:
-            self._call(audit.record, who, f"member.{name}.refused", member_id, reason, str(exc))
+            self._call(audit.record, who, f"member.{name}.refused", member_id, reason,
+                       f"[{exc.code}/{exc.field}] {exc}")  # read by console.audit_words
             raise
         self._call(audit.record, who, f"member.{name}", member_id, reason,
                    f"op {result.seq}: {result.detail}")
