@@ -135,3 +135,78 @@ def test_every_writers_detail_reads_as_chinese_words() -> None:
     assert zh.detail("member.adjust", "op 7: {'points': (1,) * 9**9}") == \
         "操作 7；{'points': (1,) * 9**9}"
     assert zh.detail("login", "") == ""
+
+
+BAD_IMPORT = (
+    "card,tier,points,name,phone,birthday,expires,store\n"
+    "7300000001,member,12x,王芳,,,,\n"                          # line 2: points
+    "7300000002,<b>铂金\u202e</b>,5,赵六,,,,\n"                  # line 3: tier, hostile
+    "7300000003,member,5,,137,,,\n"                             # line 4: phone
+    "7300000004,member,5,,,1990/05/01,,\n"                      # line 5: birthday
+    "7300000005,member,5,,,,2020-01-01,\n"                      # line 6: expires
+    "7300000006,member,5,,,,,S/1\n"                             # line 7: store
+    "4111111111111111,member,5,,,,,\n"                          # line 8: a payment card
+    "7100000001,member,5,,,,,\n"                                # line 9: already a member
+    "7300000009,member,5,,,,,\n"
+    "7300000009,member,5,,,,,\n"                                # line 11: twice in the file
+    "7300000012,member\n"                                       # line 12: columns
+)
+
+
+def import_problems(page: str) -> list[tuple[str, str, str]]:
+    rows = re.findall(r'<tr><td class="num">(.*?)</td><td class="column">(.*?)</td>'
+                      r'<td class="problem">(.*?)</td></tr>', page, re.S)
+    return [(line, html.unescape(column), html.unescape(problem))
+            for line, column, problem in rows]
+
+
+def test_a_bad_member_import_says_each_line_and_column_in_chinese_and_changes_nothing(
+        fresh_chain) -> None:
+    with client(fresh_chain) as c:
+        login(c, "svc")
+        token = csrf(c, "/members/import")
+
+        def upload(text: bytes) -> str:
+            response = c.post("/members/import", data={"csrftoken": token, "store": "S002",
+                                                       "reason": "迁移"},
+                              files={"file": ("members.csv", text, "text/csv")})
+            assert response.status_code == 400
+            return response.text
+
+        page = upload(BAD_IMPORT.encode())
+        assert import_problems(page) == [
+            ("2", "积分 (points)", "积分“12x”应为 0 到 10000000 之间的整数。"),
+            ("3", "等级 (tier)", "等级“<b>铂金\\u202e</b>”不存在，应为以下之一："
+                                 "member, silver, gold, diamond。"),
+            ("4", "手机 (phone)", "手机号“137”应为 5 到 15 位数字。"),
+            ("5", "生日 (birthday)", "生日“1990/05/01”不是日期，应为 年-月-日（如 1990-05-01）。"),
+            ("6", "积分到期日 (expires)", "到期日 2020-01-01 应晚于今天。"),
+            ("7", "所属门店 (store)", "门店编号“S/1”无效（如 S001：字母、数字、- 或 _）。"),
+            ("8", "卡号 (card)", "这是银行卡号，不是会员卡号（银行卡号不会被保存）。"),
+            ("9", "卡号 (card)", "重复：尾号 0001 的卡在总部已是会员。"),
+            ("11", "卡号 (card)", "重复：尾号 0009 的卡号在第 10 行也出现了。"),
+            ("12", "整行", "应有 8 列，与首行列名一一对应。"),
+        ]
+        assert "发现 10 个问题，未导入任何会员" in page
+        assert "<b>" not in page and "\u202e" not in page and "4111" not in page
+        assert not re.search(r"\b(is not|duplicate|expected|line)\b", page.split("<h1>")[1])
+        assert "文件不是 UTF-8 编码的文本" in upload("card,tier,points\n".encode("utf-16"))
+        assert import_problems(upload(b"card,tier,colour\n"))[0][:2] == ("1", "表头")
+        assert import_problems(upload(b"card,tier,points\n")) == [
+            ("1", "文件", "文件中没有会员。")]
+        # Nothing of the bad files was imported: not one of its good rows.
+        for card in ("7300000001", "7300000009"):
+            assert c.get("/api/v1/members", params={"q": card}).json()["members"] == []
+        c.cookies.set("posterm_lang", "en")
+        english = import_problems(upload(BAD_IMPORT.encode()))
+        assert english[0] == ("2", "points", "Points “12x” must be a whole number from 0 to "
+                                             "10000000.")
+        assert english[-1] == ("12", "whole row",
+                               "8 columns expected, one for each column of the header.")
+    with client(fresh_chain) as c:
+        login(c, "aud")
+        assert [e["action"] for e in c.get("/api/v1/audit", params={
+            "action": "member.import"}).json()["entries"]] == ["member.import.refused"] * 4
+        refused = details(c.get("/audit", params={"action": "member.import.refused"}).text)
+        assert refused[-1].startswith("发现 10 个问题，未导入任何会员： 第 2 行（积分 (points)）、"
+                                      "第 3 行（等级 (tier)）"), refused

@@ -198,3 +198,28 @@ def test_a_refused_member_operation_says_why_in_chinese_and_changes_nothing(site
     assert "2099" not in page.inner_text("dl.profile")
     shot(page, "walk-member-birthday-refused")
     context.close()
+
+
+def test_a_bad_member_import_lists_each_line_and_column_in_chinese(site, tmp_path) -> None:
+    url, _ = site
+    bad = tmp_path / "members.csv"
+    bad.write_text("card,tier,points,name\n7500000001,member,12x,王芳\n"
+                   "7500000002,<img src=x onerror=alert(1)>\u202e,5,赵六\n", encoding="utf-8")
+    context, page = signed_in(site, "svc", "/members/import")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    page.fill("input[name=store]", "S001")
+    page.fill("input[name=reason]", "迁移")
+    page.set_input_files("input[name=file]", str(bad))
+    page.click("#import-submit")
+    page.wait_for_selector("table.import-problems")
+    rows = page.locator("table.import-problems tbody tr").all_inner_texts()
+    shot(page, "walk-import-problems")
+    assert rows == ["2\t积分 (points)\t积分“12x”应为 0 到 10000000 之间的整数。",
+                    "3\t等级 (tier)\t等级“<img src=x onerror=alert(1)>\\u202e”不存在，"
+                    "应为以下之一：member, silver, gold, diamond。"]
+    assert "发现 2 个问题，未导入任何会员" in page.inner_text("section[role=alert] h2")
+    assert dialogs == [] and page.locator("table.import-problems img").count() == 0
+    page.goto(f"{url}/members?q=王芳")  # nothing imported
+    assert page.locator("table.grid tbody td a").count() == 0
+    context.close()

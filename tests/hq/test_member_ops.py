@@ -334,7 +334,7 @@ def test_a_bad_import_reports_every_problem_and_imports_nothing(ops, text, probl
     before = _rows(ops)
     with pytest.raises(ImportRejected) as refused:
         ops.import_members(text, actor="ann", reason="move")
-    shown = [f"line {line}: {problem}" for line, problem in refused.value.problems]
+    shown = [f"line {p.line}: {p.message}" for p in refused.value.problems]
     assert len(shown) == len(problems)
     for seen, wanted in zip(shown, problems, strict=True):
         assert seen.startswith(wanted), seen

@@ -129,7 +129,8 @@ async def import_members(request: Request) -> Response:
             request.query_params.get("reason", ""), request.query_params.get("store", ""))
     except ImportRejected as exc:
         return JSONResponse({"error": exc.code, "problems": [
-            {"line": line, "problem": problem} for line, problem in exc.problems]}, 400)
+            {"line": p.line, "field": p.field, "code": p.code, "problem": p.message}
+            for p in exc.problems]}, 400)
     except MemberOpError as exc:
         return JSONResponse({"error": exc.code, "detail": str(exc), "field": exc.field}, 400)
     return JSONResponse({"members": result.members, "points": result.points})

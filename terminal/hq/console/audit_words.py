@@ -129,8 +129,18 @@ def _refused(t: Any, m: re.Match[str]) -> str:
     return shown(t.refusal(m["code"], m["field"] or "", m["words"]), None)
 
 
+_IMPORT_PROBLEM = re.compile(r"line (\d+) ([a-z_]+)/([a-z_]+)")
+
+
 def _import_refused(t: Any, m: re.Match[str]) -> str:
-    return t("import.problems", n=int(m["n"])) + " " + _v(m["rest"])
+    """``N problem(s), nothing imported: line 5 points/invalid; ...`` (each problem by its line
+    and column since session 15; an older row's problems in the service's words, as written)."""
+    problems = [_IMPORT_PROBLEM.fullmatch(part) for part in m["rest"].split("; ")]
+    if not all(problems):
+        return t("import.problems", n=int(m["n"])) + " " + shown(m["rest"], None)
+    return t("import.problems", n=int(m["n"])) + " " + t("detail.list_sep").join(
+        t("detail.import_problem", line=p[1], column=t.import_column(p[2]))
+        for p in problems if p is not None)
 
 
 def _list(t: Any, m: re.Match[str]) -> str:

@@ -108,6 +108,22 @@ class Translator:
         return self._texts.get(f"refusal.{code}.{field}") or self._texts.get(
             f"refusal.{code}") or words
 
+    def import_column(self, field: str) -> str:
+        """A member import's column (``points``: 积分 (points)), the header, a row or the file."""
+        return self._texts.get(f"import.col.{field}") or shown(field, 40)
+
+    def import_problem(self, problem: Any) -> str:
+        """A member import's problem (:class:`terminal.hq.member_ops.errors.ImportProblem`) in
+        this language, from its column, code and values (each made safe: they are the file's);
+        the service's words for a problem no catalogue names."""
+        text = self._texts.get(f"import.err.{problem.field}.{problem.code}")
+        if text is None:
+            return shown(problem.message, None)
+        try:
+            return text.format(**{key: shown(value, 40) for key, value in problem.values.items()})
+        except (KeyError, IndexError):
+            return shown(problem.message, None)
+
     def device(self, name: str) -> str:
         """A device's name as a till's status names it (``printer``, ``keypad``: 打印机,
         键盘); a name only this chain's configuration uses is shown as written."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from terminal.hq.console import audit
 from terminal.hq.console.members import Reader
 from terminal.hq.console.roles import Principal
-from terminal.hq.member_ops.errors import InvalidRequest, MemberOpError
+from terminal.hq.member_ops.errors import ImportRejected, InvalidRequest, MemberOpError
 from terminal.hq.member_ops.service import ImportResult, MemberOps, OpResult
 from terminal.hq.models import MemberHome, MemberOp
 from terminal.loyalty.store.accounts import CardRef
@@ -125,6 +125,11 @@ class Operator:
             raise InvalidRequest(str(exc), "store") from None
         try:
             result = self.ops.import_members(text, actor=who.name, reason=reason)
+        except ImportRejected as exc:  # each problem by its line, column and code
+            self._call(audit.record, who, "member.import.refused", store, reason,
+                       f"{len(exc.problems)} problem(s), nothing imported: " + "; ".join(
+                           f"line {p.line} {p.field}/{p.code}" for p in exc.problems[:20]))
+            raise
         except MemberOpError as exc:
             self._call(audit.record, who, "member.import.refused", "", reason, str(exc))
             raise

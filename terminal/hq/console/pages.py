@@ -25,7 +25,7 @@ from terminal.hq.console.web import (
     translator,
     visible_or_404,
 )
-from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
+from terminal.hq.member_ops.errors import ImportProblem, ImportRejected, MemberOpError
 
 
 def is_fragment(request: Request) -> bool:
@@ -215,23 +215,20 @@ async def import_members(request: Request) -> Response:
         upload = form.get("file")
         reason, store = str(form.get("reason", "")), str(form.get("store", "")).strip()
         raw = await upload.read() if isinstance(upload, UploadFile) else b""
-    problems: list[tuple[int, str]] = []
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return render(request, "members/import.html", 400, error=None, reason=reason,
-                      store=store, problems=[(0, "the file is not UTF-8 text")])
+        return render(request, "members/import.html", 400, reason=reason, store=store,
+                      problems=[ImportProblem(0, "file", "not_utf8", "the file is not UTF-8")])
     try:
         result = await console.db.run_own(console.operator.import_members,
                                           request.scope["principal"], text, reason, store)
     except ImportRejected as exc:
-        problems = exc.problems
+        return render(request, "members/import.html", 400, problems=exc.problems,
+                      reason=reason, store=store)
     except MemberOpError as exc:
-        return render(request, "members/import.html", 400, error=str(exc), reason=reason,
-                      store=store)
-    if problems:
-        return render(request, "members/import.html", 400, problems=problems, reason=reason,
-                      store=store)
+        return render(request, "members/import.html", 400, reason=reason, store=store,
+                      error=translator(request).refusal(exc.code, exc.field, str(exc)))
     return render(request, "members/import.html", result=result, store=store)
 
 

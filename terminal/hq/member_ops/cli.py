@@ -138,8 +138,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportRejected as exc:
         print(f"member import: refused, nothing imported: {len(exc.problems)} problem(s)",
               file=sys.stderr)
-        for line, problem in exc.problems:
-            print(f"{args.csv}:{line}: {problem}", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"{args.csv}:{problem.line}: {problem.message}", file=sys.stderr)
         return 1
     except MemberOpError as exc:
         print(f"member {args.action}: refused ({exc.code}): {exc}", file=sys.stderr)

@@ -3,6 +3,9 @@ and API, the command line) can answer precisely. A refused operation changes not
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from dataclasses import field as _field
+
 
 class MemberOpError(Exception):
     """A member operation was refused; ``field`` names the input at fault ("" for none)."""
@@ -54,14 +57,29 @@ class LedgerRefused(MemberOpError):
     code = "ledger_refused"
 
 
+@dataclass(frozen=True)
+class ImportProblem:
+    """One problem of a member import: its line (1 the header, 0 the file as a whole), the
+    column at fault (``points``; ``row`` for a line's shape, ``file`` for the whole file), a
+    code naming the problem within that column (``invalid``, ``duplicate_in_file``, ...), the
+    values its words need, and the words themselves (English: the command line's, the API's
+    ``problem``). A page says it in its own language from the column, code and values."""
+
+    line: int
+    field: str
+    code: str
+    message: str
+    values: dict[str, str] = _field(default_factory=dict)
+
+
 class ImportRejected(MemberOpError):
-    """A member import had problems; ``problems`` lists each (line, message). Nothing was
-    imported."""
+    """A member import had problems; ``problems`` lists each (:class:`ImportProblem`). Nothing
+    was imported."""
 
     code = "import_rejected"
 
-    def __init__(self, problems: list[tuple[int, str]]) -> None:
+    def __init__(self, problems: list[ImportProblem]) -> None:
         self.problems = problems
-        shown = "; ".join(f"line {line}: {problem}" for line, problem in problems[:10])
+        shown = "; ".join(f"line {p.line}: {p.message}" for p in problems[:10])
         more = f" (and {len(problems) - 10} more)" if len(problems) > 10 else ""
         super().__init__(f"{len(problems)} problem(s), nothing imported: {shown}{more}", "csv")
