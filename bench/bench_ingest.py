@@ -473,7 +473,9 @@ def backlog_broker(ca: CertificateAuthority, directory: Path, queue: int) -> Ite
                           broker.conf.read_text())
     if count != 1:
         raise RuntimeError("the shipped broker config has no max_queued_messages line")
-    broker.conf.write_text(text)
+    # The subscriptions logged from the start (log_subscriptions): reloading a broker for it
+    # timed out at times on a loaded machine ("mosquitto did not reload within 5.0s").
+    broker.conf.write_text(text + "log_type subscribe\n")
     with broker:
         yield broker
 

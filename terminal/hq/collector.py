@@ -132,7 +132,8 @@ class Collector:
                 await self.client.subscribe(self.topics.all_terminals("events"),
                                             self._on_event, retain_as_published=True)
             else:
-                await FrameReader.open(self._events_from, self._on_frame, self._reader_lost)
+                await FrameReader.open(self._events_from, self._on_frame, self._reader_lost,
+                                       self._on_parsed)
             await self.client.subscribe(self.topics.all_terminals("status"), self._on_status)
             self.client.on_ready(self._announce_when_answered)
             self.client.on_lost(self._forget_said)
@@ -268,12 +269,21 @@ class Collector:
     def _reader_lost(self) -> None:
         log.warning("the event reader closed its pipe: no events come in until it is back")
 
+    def _on_parsed(self, topic: str, event: Event) -> None:
+        """An event the reader admitted and parsed (event_pipe.parsed)."""
+        source = self.admission.source(topic)
+        if source is not None:
+            self._take(source, event)
+
     def _take_event(self, source: TerminalTopic, payload: bytes) -> None:
         try:
             event = Event.from_json(payload)
         except MessageError as exc:
             self.admission.refuse(source, f"malformed event: {exc}")
             return
+        self._take(source, event)
+
+    def _take(self, source: TerminalTopic, event: Event) -> None:
         if (event.store, event.terminal) != (source.store, source.terminal):
             # The broker vouches for the topic, not for what a message says about itself.
             self.admission.refuse(source, f"event {event.id} claims {event.store}/"

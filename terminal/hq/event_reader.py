@@ -10,8 +10,10 @@ queue drains at the speed of the network, the TLS and paho, and the backlog wait
 instead, bounded (event_pipe.AHEAD_BYTES; past it an event is shed, as the collector's own queue
 sheds past the trust policy's ``queue``: not acked, the till publishes it again).
 
-The reader opens no database: it admits (admission.py: retained, size, each terminal's rate) and
-passes the event's topic and bytes on; the ingest process parses, applies and acks them. It
+The reader opens no database: it admits (admission.py: retained, size, each terminal's rate),
+parses the event (Event.from_json) and passes its topic and fields on (event_pipe.parsed; a
+payload that does not parse goes on as its bytes, for the ingest process to refuse as before);
+the ingest process applies and acks them. It
 subscribes as ``CLIENT-ID-events`` in the same shared subscription, stops when the ingest process
 is gone (its parent's pid changes, or the pipe closes), and the ingest process stops if it dies.
 """
@@ -24,9 +26,10 @@ from collections import defaultdict
 
 from terminal.hq.admission import Admission
 from terminal.hq.collector import Flag
-from terminal.hq.event_pipe import FrameWriter
+from terminal.hq.event_pipe import PARSED, RAW, FrameWriter, parsed
 from terminal.hq.limits import MAX_EVENT_BYTES, RateLimiter
 from terminal.hq.policy import Limits
+from terminal.protocol.messages import Event, MessageError
 from terminal.protocol.mqtt import Message, MqttClient, MqttConfig
 from terminal.protocol.topics import Topics
 
@@ -71,7 +74,11 @@ class EventReader:
         source = self.admission.admit(message, self._rate, MAX_EVENT_BYTES)
         if source is None or self._writer is None:
             return
-        if not self._writer.send(message.topic, message.payload):
+        try:  # parsed here, on the reader's core: the ingest process makes the Event again
+            payload, kind = parsed(Event.from_json(message.payload)), PARSED
+        except MessageError:  # the ingest process refuses it, as it always did
+            payload, kind = message.payload, RAW
+        if not self._writer.send(message.topic, payload, kind):
             self.counts["shed"] += 1  # not acked: the till publishes it again
             if self.counts["shed"] % 1000 == 1:
                 log.warning("the ingest process is %d bytes behind: shed an event from %s/%s "

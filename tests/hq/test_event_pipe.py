@@ -6,11 +6,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from terminal.hq.event_pipe import FrameReader, FrameWriter, frame
+from terminal.hq.event_pipe import (
+    PARSED,
+    RAW,
+    FrameReader,
+    FrameWriter,
+    event_of,
+    frame,
+    parsed,
+)
+from terminal.hq.event_reader import EventReader
+from terminal.hq.policy import Limits
+from terminal.protocol.messages import EVENT_KINDS, Event
+from terminal.protocol.mqtt import Message, MqttConfig
+from terminal.protocol.topics import Topics
 
 TOPIC = "posterm/v1/t/S001/T01/events"
 
@@ -75,3 +90,57 @@ def test_through_a_real_pipe_and_shed_past_the_bound() -> None:
     kept = [n for n, ok in enumerate(sent) if ok]
     assert sent[:kept[-1] + 1] == [True] * (kept[-1] + 1)  # shed only once past the bound
     assert got == [b"x" * 10_000 + str(n).encode() for n in kept]
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-2**70, max_value=2**70)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=20)
+
+
+@settings(max_examples=200, deadline=None)
+@given(body=st.dictionaries(st.text(max_size=10), JSON, max_size=6),
+       offset=st.integers(min_value=-14 * 60, max_value=14 * 60),
+       micros=st.integers(min_value=0, max_value=999_999), trusted=st.booleans(),
+       kind=st.sampled_from(sorted(EVENT_KINDS)))
+def test_a_parsed_event_is_made_again_exactly(body: dict[str, object], offset: int,
+                                              micros: int, trusted: bool, kind: str) -> None:
+    """What the reader hands on (event_pipe.parsed) is the Event the till's bytes parse to:
+    the same fields, types, body order and aware time (its offset kept)."""
+    at = datetime(2026, 12, 6, 17, 45, 1, micros, timezone(timedelta(minutes=offset)))
+    raw = Event(str(uuid.uuid4()), kind, "S001", "门店T1", 7, 2, at, trusted, body).to_json()
+    event = Event.from_json(raw)
+    again = event_of(parsed(event))
+    assert again == event
+    assert again.wall_time.utcoffset() == event.wall_time.utcoffset()
+    assert list(again.body) == list(event.body)
+    assert again.to_json() == raw
+
+
+def test_the_reader_parses_what_it_admits_and_passes_the_malformed_on_as_it_came() -> None:
+    """The event reader parses each event it admits (on its own core, not the ingest's) and
+    the ingest's FrameReader gets the Event; a payload that does not parse goes on as its
+    bytes, for the ingest process to refuse as before."""
+    reader = EventReader(MqttConfig("127.0.0.1", 1, "test-events"), Topics(), Limits(), -1)
+    sent: list[bytes] = []
+
+    class Writer:
+        def send(self, topic: str, payload: bytes, kind: int = RAW) -> bool:
+            sent.append(frame(topic, payload, kind))
+            return True
+
+    reader._writer = Writer()  # type: ignore[assignment]
+    good = Event(str(uuid.uuid4()), "sale", "S001", "T01", 3, 1,
+                 datetime(2026, 12, 6, 9, 30, tzinfo=UTC), True, {"sale": "A1", "lines": []})
+    for payload in (good.to_json(), b'{"id": "not an event"}'):
+        reader._on_event(Message(TOPIC, payload, 1, False))
+    events: list[tuple[str, Event]] = []
+    frames: list[tuple[str, bytes]] = []
+    ingest = FrameReader(lambda topic, payload: frames.append((topic, payload)), lambda: None,
+                         lambda topic, event: events.append((topic, event)))
+    ingest.data_received(b"".join(sent))
+    assert events == [(TOPIC, good)]
+    assert frames == [(TOPIC, b'{"id": "not an event"}')]
+    assert sent[0][0] == PARSED and sent[1][0] == RAW
