@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from peewee import Database, PeeweeException, PostgresqlDatabase, fn
+from peewee import Database, PeeweeException, PostgresqlDatabase, __exception_wrapper__, fn
 
 from terminal.hq import adjustments, day_reports, holds, lookups, parallel_sweep
 from terminal.hq.arrays import array
@@ -240,13 +240,21 @@ class ChainLedger:
     def _apply_retrying(self, events: list[Event]) -> list[Outcome]:
         for _ in range(RETRIES - 1):
             try:
-                return self._apply_batch(events)
+                return self._apply_wrapped(events)
             except Exception as exc:
                 if not retryable(exc):
                     raise
                 log.info("a batch of %d events ran into another writer (%s): again",
                          len(events), exc)
-        return self._apply_batch(events)  # the last attempt: whatever it raises is the caller's
+        return self._apply_wrapped(events)  # the last attempt: whatever it raises is the caller's
+
+    def _apply_wrapped(self, events: list[Event]) -> list[Outcome]:
+        """:meth:`_apply_batch`, the driver's errors raised as Peewee's (:func:`transient` and
+        :meth:`_apply_one` know a database's error by Peewee's classes). In pipeline mode a
+        statement's error reaches whatever fetches next, and the batch's reads fetch from
+        psycopg's cursors themselves (kept.py, batch.py), outside Peewee's execute."""
+        with __exception_wrapper__:
+            return self._apply_batch(events)
 
     def _refuse_alone(self, event: Event, exc: BaseException) -> Outcome:
         detail = failure(exc)
@@ -397,7 +405,9 @@ class ChainLedger:
         mark, before = self.sql.mark(), self.sql.seq
         self._review: list[str] = []  # what the replay found for review: the event is flagged
         try:
-            with unit(self.db):
+            # The driver's errors as Peewee's (see _apply_wrapped): a deadlock that reaches
+            # this event's first read is the database's error, not the event's.
+            with __exception_wrapper__, unit(self.db):
                 detail = self._replay(event)
         except Exception as exc:
             self.sql.restore(mark)  # the savepoint was rolled back: so are the caches

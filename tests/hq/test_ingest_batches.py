@@ -18,7 +18,7 @@ import pytest
 from peewee import Database, OperationalError, PostgresqlDatabase, __exception_wrapper__
 
 from terminal.hq import chain_ledger, database
-from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.chain_ledger import ChainLedger, Outcome
 from terminal.hq.database import HqPostgresDatabase, open_hq_database
 from terminal.hq.models import HQ_MODELS, AppliedEvent
 from terminal.hq.policy import TrustPolicy
@@ -307,6 +307,11 @@ class _DeadlockOnce(ChainLedger):
     SQLSTATE 40P01, as it does to break a deadlock (sent pipelined, among the batch's writes)."""
 
     victim: str = ""
+    batches: list[int]  # each transaction's events
+
+    def _apply_batch(self, events: list[Event]) -> list[Outcome]:
+        self.batches.append(len(events))
+        return super()._apply_batch(events)
 
     def _replay_sale(self, event: Event, body: dict[str, Any], where: str,
                      moment: Moment) -> str:
@@ -315,15 +320,20 @@ class _DeadlockOnce(ChainLedger):
             self.victim = ""
             self.db.send("DO $$ BEGIN RAISE EXCEPTION 'deadlock (planted)' "  # type: ignore[attr-defined]
                          "USING ERRCODE = 'deadlock_detected'; END $$")
+            # The replay's next read fetches the error, by psycopg's own cursor as kept.py's
+            # reads do (without it, it may surface only when the pipeline ends).
+            self.db.connection().execute("SELECT 1").fetchall()  # type: ignore[attr-defined]
         return detail
 
 
 def test_a_batch_postgresql_undoes_for_a_deadlock_loses_and_refuses_nothing(postgres,
                                                                             tmp_path) -> None:
-    """On a real server: the batch the server undid mid-way is applied again on the same
-    connection, every event once and none refused, the balances and each event's points those
-    of an undisturbed batch. (Whole when the deadlock's own error reaches the ledger; when the
-    pipeline reports only that it was aborted, the events go one by one.)"""
+    """On a real server: the batch the server undid mid-way is applied again, whole, on the
+    same connection, every event once and none refused, the balances and each event's points
+    those of an undisturbed batch. The deadlock's error reaches the next fetch, here the
+    replay's own read (before, met there as psycopg's error, not Peewee's, it was taken for
+    that event's own failure, the pipeline then reported only that it was aborted, and the
+    events went one by one)."""
     events = till_events(tmp_path)
     rules = Rules.from_mapping(rules_data())
     ledger = _DeadlockOnce(open_hq_database(fresh_database(postgres)), rules, CARD_KEY,
@@ -331,8 +341,10 @@ def test_a_batch_postgresql_undoes_for_a_deadlock_loses_and_refuses_nothing(post
     calm = ChainLedger(open_hq_database(fresh_database(postgres)), rules, CARD_KEY, trust=TRUST)
     try:
         ledger.victim = next(e.id for e in events[3:] if e.kind == "sale")
+        ledger.batches = []
         assert apply(ledger, events) == {"applied": len(events)}
         assert not ledger.victim  # the deadlock was raised
+        assert ledger.batches == [len(events), len(events)]  # undone, then again whole
         assert apply(calm, events) == {"applied": len(events)}
         assert apply(ledger, events) == {"duplicate": len(events)}
         undone, undisturbed = snapshot(ledger), snapshot(calm)
