@@ -34,7 +34,7 @@ class MemberClient:
         self.timeout, self.cache_ttl = timeout, cache_ttl
         self.reachable, self.on_hq_time = reachable, on_hq_time
         self._cache: dict[str, tuple[float, RemoteBalance]] = {}
-        self.asking = 0  # lookups, holds and voids sent and not yet answered (or given up)
+        self._asking = 0  # lookups, holds and voids sent and not yet answered (or given up)
         self._quiet = asyncio.Event()  # set while none is
         self._quiet.set()
 
@@ -52,13 +52,13 @@ class MemberClient:
         """HQ's answer, or None when HQ cannot be asked or did not answer in time."""
         if request.op == "states":
             return await self._asked(request, timeout)
-        self.asking += 1
+        self._asking += 1
         self._quiet.clear()
         try:
             return await self._asked(request, timeout)
         finally:
-            self.asking -= 1
-            if self.asking == 0:
+            self._asking -= 1
+            if self._asking == 0:
                 self._quiet.set()
 
     async def _asked(self, request: MemberRequest,
