@@ -312,6 +312,7 @@ class ChainLedger:
                 if self.in_batch is not None:
                     self.in_batch(events)
                 seen = applied()
+                recorded = [0, 0, 0]  # records, spans and entries kept for the writes so far
                 for n, event in enumerate(events, 1):
                     if event.id in seen:
                         outcomes.append(Outcome(event, "duplicate"))
@@ -321,9 +322,10 @@ class ChainLedger:
                         seen.add(event.id)
                     outcomes.append(outcome)
                     if n % SEND_EVERY == 0:
+                        if self.sql.writes is not None:  # PostgreSQL: see _record_so_far
+                            self._record_so_far(records, spans, recorded)
                         self.sql.flush()  # inserted while the next events are replayed
-                self._count_points(spans)
-                self.sql.insert_rows(AppliedEvent._meta.table_name, _RECORD_COLUMNS, records)
+                self._record_so_far(records, spans, recorded)
                 # Leaving the batch writes the meta counters, last: on PostgreSQL their rows
                 # are the one thing every batch writes, locked from there to the COMMIT.
         return outcomes
@@ -439,13 +441,30 @@ class ChainLedger:
         records.append(self._record(event, "refused", detail))
         return Outcome(event, "refused", storable(str(exc)) if refused else detail)
 
-    def _count_points(self, spans: list[tuple[int, int, list[Any]]]) -> None:
+    def _record_so_far(self, records: list[list[Any]], spans: list[tuple[int, int, list[Any]]],
+                       recorded: list[int]) -> None:
+        """The ``applied_event`` rows of the events applied since the last call (``recorded``:
+        how many records, spans and entries earlier calls took), their points counted, kept
+        with the batch's writes (PostgreSQL: sent with the next flush, while the next events
+        are replayed; until session 15 every row of a transaction went at its end, and the
+        COMMIT waited for the server to insert them all). Between events only: every entry of
+        the events before is final then (an event rolled back took its own entries with it),
+        and the next events' entries come later in the sequence. The rows, their order and
+        their points are the same as when all went at the end."""
+        first, counted, entries = recorded
+        self._count_points(spans[counted:], self.sql.entries[entries:])
+        self.sql.insert_rows(AppliedEvent._meta.table_name, _RECORD_COLUMNS, records[first:])
+        recorded[:] = [len(records), len(spans), len(self.sql.entries)]
+
+    @staticmethod
+    def _count_points(spans: list[tuple[int, int, list[Any]]],
+                      inserted: list[tuple[int, int]]) -> None:
         """Each applied event's points in and out: the entries in its span of the sequence,
-        as the batch inserted them (BatchStatements.entries; read back from the table they
-        were a round trip a batch, waiting for all its writes)."""
+        as the batch inserted them (``inserted``: BatchStatements.entries, the spans' own; read
+        back from the table they were a round trip a batch, waiting for all its writes)."""
         if not spans:
             return
-        entries = iter(sorted(self.sql.entries))
+        entries = iter(sorted(inserted))
         entry = next(entries, None)
         for after, upto, record in spans:
             while entry is not None and entry[0] <= upto:

@@ -15,9 +15,9 @@ from typing import Any
 
 from peewee import Database
 
-from terminal.hq.chain_ledger import ChainLedger
+from terminal.hq.chain_ledger import SEND_EVERY, ChainLedger
 from terminal.hq.database import HqPostgresDatabase, open_hq_database
-from terminal.hq.models import MemberHold
+from terminal.hq.models import AppliedEvent, MemberHold
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.models import Lot, Member, MemberDay, Refund, Sale
 from terminal.protocol.messages import Event, MemberRequest
@@ -288,3 +288,51 @@ def test_a_batch_reads_no_more_for_more_refunds(postgres) -> None:
         assert counts[0] == counts[1], counts
     finally:
         ledger.close()
+
+
+def applied_rows(db: Database) -> list[tuple[Any, ...]]:
+    with bound(db):
+        return sorted(AppliedEvent.select(
+            AppliedEvent.id, AppliedEvent.kind, AppliedEvent.outcome, AppliedEvent.detail,
+            AppliedEvent.points_in, AppliedEvent.points_out, AppliedEvent.first_seq,
+            AppliedEvent.last_seq).tuples())
+
+
+def counting(send: Any, inserts: list[str]) -> Any:
+    """``send`` (HqPostgresDatabase.send), noting the inserts of applied_event rows."""
+    def sending(sql: str, params: Any = (), *, writes: bool = True) -> None:
+        if sql.startswith("INSERT INTO applied_event"):
+            inserts.append(sql)
+        send(sql, params, writes=writes)
+    return sending
+
+
+def test_applied_events_go_with_the_flushes_and_count_the_same(postgres, tmp_path) -> None:
+    """On PostgreSQL a batch's applied_event rows are sent with its flushes every SEND_EVERY
+    events (while the next events are replayed), not all at the COMMIT: a batch of 2.5 times
+    SEND_EVERY events sends them in three statements. Their points, spans and details are
+    SQLite's, where every row goes at the batch's end, a refused event's record among them."""
+    till = Till("S001", datetime.now(UTC) - timedelta(hours=2))
+    members = [till.register(n) for n in range(10)]
+    size = SEND_EVERY * 5 // 2
+    sales = [till.sale(n % 10, 20_000 + 1_000 * n) for n in range(size)]
+    sales[SEND_EVERY + 3] = till.sale(3, 5_000, redeem=10**6)  # refused: no hold, no points
+    found = []
+    for url in (str(tmp_path / "hq.db"), fresh_database(postgres)):
+        ledger = ChainLedger(open_hq_database(url), Rules.from_mapping(rules_data()), CARD_KEY,
+                             trust=TRUST)
+        try:
+            assert Counter(o.result for o in ledger.thread.call(ledger.apply, members)) == {
+                "applied": 10}
+            inserts: list[str] = []
+            if isinstance(ledger.db, HqPostgresDatabase):
+                ledger.db.send = counting(ledger.db.send, inserts)  # type: ignore[method-assign]
+            outcomes = Counter(o.result for o in ledger.thread.call(ledger.apply, sales))
+            assert outcomes == {"applied": size - 1, "refused": 1}
+            found.append((applied_rows(ledger.db), inserts))
+        finally:
+            ledger.close()
+    (sqlite, _), (pg, inserts) = found
+    assert pg == sqlite
+    assert sum(1 for _, _, _, _, points, _, _, _ in pg if points) >= size - 1
+    assert len(inserts) == 3
