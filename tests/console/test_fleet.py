@@ -100,6 +100,8 @@ def test_commands_need_the_role_and_a_broker(fleet_chain) -> None:
         response = c.post("/api/v1/fleet/S001/T01/cmd/print_status",
                           headers={"x-csrftoken": token})
         assert response.status_code == 503 and "no broker" in response.json()["detail"]
+        assert response.json()["error"] == "unavailable"  # the code, and the words in zh-CN
+        assert response.json()["message"].startswith("此后台未连接消息服务器，不能发送指令")
         assert c.post("/api/v1/fleet/S001/T01/cmd/format_disk",
                       headers={"x-csrftoken": token}).status_code == 404
 

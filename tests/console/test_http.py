@@ -52,7 +52,8 @@ def test_unauthenticated_requests_get_only_the_login_page(chain) -> None:
                      "/api/v1/audit"):
             response = c.get(path)
             assert response.status_code == 401 and response.json() == {
-                "error": "unauthenticated"}, path
+                "error": "unauthenticated",  # the code; the words in the caller's language
+                "message": "请先登录，或在 Authorization 头中提供有效的 API 令牌（Bearer）。"}, path
         page = c.get("/login")
         assert page.status_code == 200 and 'name="password"' in page.text
         assert "张伟" not in page.text

@@ -15,7 +15,14 @@ from starlette.routing import Route
 from terminal.hq.console.members import QueryError
 from terminal.hq.console.operations import OPERATIONS
 from terminal.hq.console.pages import _int, audit_query, search_audited
-from terminal.hq.console.web import NotFound, api, console_of, visible_or_404
+from terminal.hq.console.web import (
+    NotFound,
+    api,
+    api_refused,
+    api_translator,
+    console_of,
+    visible_or_404,
+)
 from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
 
 OPENAPI = json.loads(resources.files("terminal.hq.console").joinpath("openapi.json")
@@ -29,6 +36,18 @@ async def _json_object(request: Request) -> dict[str, Any] | None:
     except ValueError:
         return None
     return body if isinstance(body, dict) else None
+
+
+def _not_an_object(request: Request) -> Response:
+    return api_refused(request, 400, "invalid", "apierr.not_json_object",
+                       detail="the body is a JSON object")
+
+
+def _op_refused(request: Request, exc: MemberOpError, status: int) -> Response:
+    """A member operation refused: its code and field, the service's words (``detail``) and
+    the refusal in the request's language (``message``)."""
+    return api_refused(request, status, exc.code, lambda t: t.refusal(
+        exc.code, exc.field, str(exc)), detail=str(exc), field=exc.field)
 
 
 @api()
@@ -49,7 +68,8 @@ async def members(request: Request) -> Response:
         rows = await console.db.run(console.reader.search, request.scope["principal"],
                                     request.query_params.get("q", ""))
     except QueryError as exc:
-        return JSONResponse({"error": "bad query", "detail": str(exc)}, 400)
+        return api_refused(request, 400, "bad query", f"search.error.{exc.kind}",
+                           detail=str(exc))
     return JSONResponse({"members": rows})
 
 
@@ -78,7 +98,7 @@ async def operate(request: Request) -> Response:
         raise NotFound()
     body = await _json_object(request)
     if body is None:
-        return JSONResponse({"error": "invalid", "detail": "the body is a JSON object"}, 400)
+        return _not_an_object(request)
     fields = {key: str(body[key]) for key in OPERATIONS[name].fields
               if body.get(key) is not None}
     try:
@@ -86,9 +106,8 @@ async def operate(request: Request) -> Response:
                                           request.path_params["member_id"], name,
                                           str(body.get("reason", "")), fields)
     except MemberOpError as exc:
-        return JSONResponse({"error": exc.code, "detail": str(exc), "field": exc.field}, 409
-                            if exc.code in ("wrong_state", "card_retired", "ledger_refused")
-                            else 400)
+        return _op_refused(request, exc, 409 if exc.code in (
+            "wrong_state", "card_retired", "ledger_refused") else 400)
     if result is None:
         raise NotFound()
     return JSONResponse({"seq": result.seq, "kind": result.kind, "member": result.member,
@@ -103,13 +122,13 @@ async def move_home(request: Request) -> Response:
     console = console_of(request)
     body = await _json_object(request)
     if body is None:
-        return JSONResponse({"error": "invalid", "detail": "the body is a JSON object"}, 400)
+        return _not_an_object(request)
     try:
         moved = await console.db.run_own(console.operator.move_home, request.scope["principal"],
                                          request.path_params["member_id"],
                                          str(body.get("store", "")), str(body.get("reason", "")))
     except MemberOpError as exc:
-        return JSONResponse({"error": exc.code, "detail": str(exc), "field": exc.field}, 400)
+        return _op_refused(request, exc, 400)
     if not moved:
         raise NotFound()
     return JSONResponse({"home_store": body["store"]})
@@ -122,17 +141,20 @@ async def import_members(request: Request) -> Response:
     try:
         text = (await request.body()).decode("utf-8-sig")
     except UnicodeDecodeError:
-        return JSONResponse({"error": "invalid", "detail": "the body is not UTF-8 text"}, 400)
+        return api_refused(request, 400, "invalid", "import.err.file.not_utf8",
+                           detail="the body is not UTF-8 text", field="file")
     try:
         result = await console.db.run_own(
             console.operator.import_members, request.scope["principal"], text,
             request.query_params.get("reason", ""), request.query_params.get("store", ""))
     except ImportRejected as exc:
-        return JSONResponse({"error": exc.code, "problems": [
-            {"line": p.line, "field": p.field, "code": p.code, "problem": p.message}
-            for p in exc.problems]}, 400)
+        problems = exc.problems
+        return api_refused(request, 400, exc.code, lambda t: t(
+            "import.problems", n=len(problems)), problems=[
+            {"line": p.line, "field": p.field, "code": p.code, "problem": p.message,
+             "message": api_translator(request).import_problem(p)} for p in problems])
     except MemberOpError as exc:
-        return JSONResponse({"error": exc.code, "detail": str(exc), "field": exc.field}, 400)
+        return _op_refused(request, exc, 400)
     return JSONResponse({"members": result.members, "points": result.points})
 
 

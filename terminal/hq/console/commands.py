@@ -37,7 +37,13 @@ assert set(PERSON_COMMANDS) <= COMMAND_NAMES
 
 
 class CommandError(Exception):
-    """The command could not be sent (the broker is unreachable): recorded as failed."""
+    """The command could not be sent (the broker is unreachable): recorded as failed.
+    ``reason`` names why for a person's words: ``not_taken`` (the broker did not take it) or
+    ``no_broker`` (this console was started without one)."""
+
+    def __init__(self, message: str, reason: str = "not_taken") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class Commander:

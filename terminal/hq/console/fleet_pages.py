@@ -10,7 +10,7 @@ from terminal.hq.console.commands import PERSON_COMMANDS, CommandError
 from terminal.hq.console.fleet import PER_PAGE, FleetView
 from terminal.hq.console.pages import is_fragment
 from terminal.hq.console.release_pages import latest_rollout
-from terminal.hq.console.web import NotFound, api, console_of, page, render
+from terminal.hq.console.web import NotFound, api, api_refused, console_of, page, render
 from terminal.protocol.topics import TopicError, check_id
 
 
@@ -72,7 +72,7 @@ async def _send(request: Request) -> str | None:
         return None
     if console.commander is None:
         raise CommandError("this console has no broker (start it with --host, --ca, --cert, "
-                           "--key)")
+                           "--key)", "no_broker")
     return await console.commander.send(who, request.path_params["store"],
                                         request.path_params["terminal"], name)
 
@@ -117,7 +117,8 @@ async def api_command(request: Request) -> Response:
     try:
         sent = await _send(request)
     except CommandError as exc:
-        return JSONResponse({"error": "unavailable", "detail": str(exc)}, 503)
+        return api_refused(request, 503, "unavailable", f"command.error.{exc.reason}",
+                           detail=str(exc))
     if sent is None:
         raise NotFound()
     return JSONResponse({"id": sent, "state": "sent"}, 202)

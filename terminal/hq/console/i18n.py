@@ -49,6 +49,27 @@ def pick(language: str | None) -> str:
     return language if language in LANGUAGES else DEFAULT
 
 
+def accepted(header: str | None) -> str | None:
+    """The console's language an ``Accept-Language`` header prefers (``en-GB,en;q=0.9``:
+    en; ``zh-TW``: zh-CN, the console's only Chinese), None when it names none of them. Only
+    the first 16 entries are read; a malformed weight counts as 0."""
+    choices: list[tuple[float, int, str]] = []
+    for index, part in enumerate((header or "")[:1000].split(",")[:16]):
+        tag, _, params = part.strip().partition(";")
+        weight = 1.0
+        name, _, value = params.strip().partition("=")
+        if name.strip() == "q":
+            try:
+                weight = float(value)
+            except ValueError:
+                weight = 0.0
+        primary = tag.strip().lower().split("-")[0]
+        language = {"zh": "zh-CN", "en": "en"}.get(primary)
+        if language is not None and 0 < weight <= 1:
+            choices.append((-weight, index, language))
+    return min(choices)[2] if choices else None
+
+
 class Translator:
     def __init__(self, language: str) -> None:
         self.language = pick(language)

@@ -40,7 +40,12 @@ HQ_ORIGIN = "HQ"
 
 
 class QueryError(ValueError):
-    """A search the console refuses (the message says why; nothing is looked up)."""
+    """A search the console refuses (the message says why; nothing is looked up); ``kind``
+    names why for a person's words (``too_long``, ``payment_card``, ``too_short``)."""
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,11 @@ class Reader:
         if not text:
             return []
         if len(text) > 64:
-            raise QueryError("a search is at most 64 characters")
+            raise QueryError("a search is at most 64 characters", "too_long")
         digits = text.lstrip("+")
         if digits.isascii() and digits.isdigit() and is_payment_pan(digits):
             # Never hashed, stored or logged (DESIGN promise 9).
-            raise QueryError("this is a payment card number, not a member card")
+            raise QueryError("this is a payment card number, not a member card", "payment_card")
         matches = []
         how = []
         if CARD_PATTERN.fullmatch(text):
@@ -75,7 +80,8 @@ class Reader:
             matches.append(_name_prefix(text, _name_key(self.store.db)))
             how.append(f"name {text}")
         if not matches:
-            raise QueryError("type a name, at least 4 characters of a card or 5 digits of a phone")
+            raise QueryError("type a name, at least 4 characters of a card or 5 digits of a phone",
+                             "too_short")
         condition = matches[0]
         for extra in matches[1:]:
             condition |= extra

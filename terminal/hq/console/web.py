@@ -37,6 +37,7 @@ from terminal.hq.console.i18n import (
     LANGUAGE_NAMES,
     LANGUAGES,
     Translator,
+    accepted,
     pick,
     printer_ok,
 )
@@ -120,6 +121,26 @@ def translator(request: Request) -> Translator:
     return Translator(pick(request.cookies.get(LANG_COOKIE)))
 
 
+def api_translator(request: Request) -> Translator:
+    """The language of an API answer: the one the pages use (the language cookie a browser's
+    session carries), else the request's ``Accept-Language`` (a token's caller), else zh-CN."""
+    chosen = request.cookies.get(LANG_COOKIE)
+    return Translator(chosen if chosen in LANGUAGES
+                      else accepted(request.headers.get("accept-language")))
+
+
+def api_refused(request: Request, status: int, code: str,
+                message: str | Callable[[Translator], str], *,
+                headers: dict[str, str] | None = None, **fields: Any) -> JSONResponse:
+    """An API call refused: ``error``, the stable code a program reads (unchanged across
+    languages and releases), ``message``, the words in the request's language
+    (:func:`api_translator`; ``message`` a catalogue key or a function of the translator),
+    and the route's own ``fields`` (``field``, ``detail``: the service's English words)."""
+    t = api_translator(request)
+    words = t(message) if isinstance(message, str) else message(t)
+    return JSONResponse({"error": code, "message": words, **fields}, status, headers=headers)
+
+
 def render(request: Request, template: str, status_code: int = 200,
            **context: Any) -> Response:
     t = translator(request)
@@ -157,16 +178,17 @@ def api(permission: str | None = None) -> Callable[[Handler], Handler]:
         async def wrapped(request: Request) -> Response:
             who = await principal(request)
             if who is None:
-                return JSONResponse({"error": "unauthenticated"}, 401,
-                                    headers={"www-authenticate": "Bearer"})
+                return api_refused(request, 401, "unauthenticated", "apierr.unauthenticated",
+                                   headers={"www-authenticate": "Bearer"})
             try:
                 if permission:
                     who.require(permission)
                 return await handler(request)
             except Forbidden as exc:
-                return JSONResponse({"error": "forbidden", "detail": str(exc)}, 403)
+                return api_refused(request, 403, "forbidden", lambda t: t(
+                    "apierr.forbidden", role=t(f"role.{who.role}")), detail=str(exc))
             except NotFound:
-                return JSONResponse({"error": "not found"}, 404)
+                return api_refused(request, 404, "not found", "apierr.not_found")
         return wrapped
     return decorate
 
@@ -208,7 +230,9 @@ class SecurityHeaders:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"error": exc.detail}, exc.status_code)
+        status = exc.status_code
+        return api_refused(request, status, exc.detail, lambda t: t.known(
+            f"apierr.http.{status}") or t("apierr.http", status=status))
     if await principal(request) is None:
         return RedirectResponse("/login", 303)
     key = "error.not_found" if exc.status_code == 404 else "error.generic"
