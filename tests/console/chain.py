@@ -108,6 +108,23 @@ async def sign_in(page: Any, site: str, name: str, then: str = "/members") -> No
     await page.wait_for_url(f"{site}{then}")
 
 
+def signed_in(site: tuple[str, Any], name: str, then: str = "/members",
+              lang: str = "zh-CN") -> tuple[Any, Any]:
+    """The sync twin of :func:`sign_in` (Playwright's sync API): a new browser context of a
+    ``lang`` person on ``site`` (the console's URL and Chromium), ``name`` signed in from the
+    login page that ``then`` sent it to, and waiting on ``then``; the context and its page."""
+    url, chromium = site
+    context = chromium.new_context(viewport={"width": 1280, "height": 860}, locale=lang)
+    page = context.new_page()
+    page.goto(f"{url}{then}")
+    assert page.url.startswith(f"{url}/login")
+    page.fill("input[name=name]", name)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}{then}")
+    return context, page
+
+
 def add_user_at(url: str, name: str, role: str) -> None:
     """One more chain-wide console user (password ``PASSWORD``) in HQ's database at ``url``."""
     db = ConsoleDb(url)

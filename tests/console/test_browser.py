@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console.chain import PASSWORD, console_app
+from tests.console.chain import PASSWORD, console_app, signed_in
 from tests.support.browser import CHROMIUM, browser, serving, shot
 
 pytestmark = [pytest.mark.slow,  # Chromium
@@ -17,19 +17,6 @@ pytestmark = [pytest.mark.slow,  # Chromium
 def site(chain):
     with serving(console_app(chain, secure_cookies=False)) as url, browser() as chromium:
         yield url, chromium
-
-
-def signed_in(site, name: str, lang: str = "zh-CN"):
-    url, chromium = site
-    context = chromium.new_context(viewport={"width": 1280, "height": 860}, locale=lang)
-    page = context.new_page()
-    page.goto(f"{url}/members")
-    assert page.url.startswith(f"{url}/login")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/members")
-    return context, page
 
 
 def test_sign_in_and_search_members_in_chinese(site) -> None:

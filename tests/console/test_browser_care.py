@@ -10,8 +10,7 @@ import sys
 
 import pytest
 
-from tests.console.chain import console_app
-from tests.console.test_browser import signed_in
+from tests.console.chain import console_app, signed_in
 from tests.support.browser import CHROMIUM, browser, serving, shot
 from tests.support.care_servers import Gateway, gateway
 from tests.support.shared import EXAMPLES

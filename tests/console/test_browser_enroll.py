@@ -8,8 +8,7 @@ import re
 
 import pytest
 
-from tests.console.chain import add_user, console_app
-from tests.console.test_browser import signed_in
+from tests.console.chain import add_user, console_app, signed_in
 from tests.support.browser import CHROMIUM, browser, serving, shot
 
 pytestmark = [pytest.mark.slow,  # Chromium
@@ -54,7 +53,7 @@ def test_it_issues_and_revokes_an_enrollment_code(site) -> None:
 
 def test_the_page_in_english(site) -> None:
     url, _ = site
-    context, page = signed_in(site, "itops", "en")
+    context, page = signed_in(site, "itops", lang="en")
     page.goto(f"{url}/lang/en?next=/enroll")
     page.wait_for_selector("text=Terminal enrollment codes")
     page.fill("input[name=store]", "S002")

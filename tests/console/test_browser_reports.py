@@ -11,8 +11,8 @@ import io
 
 import pytest
 
+from tests.console.chain import signed_in
 from tests.console.report_chain import PERIOD, report_app
-from tests.console.test_browser import signed_in
 from tests.support.browser import CHROMIUM, browser, serving
 from tests.support.browser import shot as browser_shot
 

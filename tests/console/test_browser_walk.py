@@ -10,7 +10,7 @@ import pytest
 
 from terminal.hq.console import accounts
 from terminal.hq.console.db import ConsoleDb
-from tests.console.chain import PASSWORD, console_app
+from tests.console.chain import PASSWORD, console_app, signed_in
 from tests.console.test_fleet import _seed_printers
 from tests.support.browser import CHROMIUM, browser, date_parts, serving, shot
 
@@ -30,18 +30,6 @@ def site(chain):
         db.close()
     with serving(console_app(chain, secure_cookies=False)) as url, browser() as chromium:
         yield url, chromium
-
-
-def signed_in(site, name: str, then: str):
-    url, chromium = site
-    context = chromium.new_context(viewport={"width": 1280, "height": 860}, locale="zh-CN")
-    page = context.new_page()
-    page.goto(f"{url}/login?next={then}")
-    page.fill("input[name=name]", name)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}{then}")
-    return context, page
 
 
 def test_it_sees_each_printer_in_chinese_and_hostile_words_as_text(site) -> None:
