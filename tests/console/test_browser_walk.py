@@ -153,6 +153,7 @@ def test_an_auditor_reads_each_action_by_its_name_with_its_code(site) -> None:
     details = page.locator("table.grid tbody td.detail").all_inner_texts()
     assert any(d.startswith("查询：姓名以“张三丰”开头；找到 1 位会员：") for d in details), details
     assert not [d for d in details if "found" in d or "before" in d], details
+    assert set(page.locator("table.grid tbody td.via").all_inner_texts()) == {"网页"}
     page.goto(f"{url}/audit?action=user.add")
     assert set(page.locator("table.grid tbody td.action").all_inner_texts()) == {
         "添加后台用户\nuser.add"}

@@ -36,7 +36,7 @@ def _store(t: Any, store: str) -> str:
     return t("detail.chain") if store in ("chain", "") else _v(store)
 
 
-def _scope(t: Any, scope: str) -> str:
+def scope_words(t: Any, scope: str) -> str:
     """A bundle's scope: ``chain`` or ``store/S001``."""
     kind, _, store = scope.partition("/")
     return t("detail.chain") if scope == "chain" else (
@@ -95,6 +95,32 @@ def _terminal_revoke(t: Any, m: re.Match[str]) -> str:
              broker=broker)
 
 
+def op_words(t: Any, detail: Any) -> list[str]:
+    """A member operation's detail (``member_op.detail``, a dict) as words, one a field: the
+    points it moved, the cards, the fields edited; a card's keyed hash is left out (no words
+    for a person); a field no catalogue names as ``field: value``."""
+    said = []
+    for key, value in (detail.items() if isinstance(detail, dict) else ()):
+        if key.endswith("_hash"):
+            continue
+        if key == "fields" and isinstance(value, list):
+            said.append(t("detail.fields", fields=t("detail.list_sep").join(
+                _named(t, f"member.{field}", str(field)) for field in value)))
+        elif key in ("points", "debt") and isinstance(value, int):
+            said.append(t(f"detail.{key}", n=f"{value:+d}" if key == "points" else value))
+        elif key in ("lost_card", "new_card", "merged_card", "merged_member",
+                     "merged_members", "line"):
+            said.append(t(f"detail.{key}", value=_v(str(value))))
+        elif key == "tier" and isinstance(value, str):
+            said.append(t("detail.tier", value=_v(t.tier(value))))
+        elif key == "store":
+            said.append(t("detail.store", store=_v(str(value))) if value else t(
+                "detail.no_store"))
+        else:
+            said.append(f"{_v(str(key))}: {_v(str(value))}")
+    return said
+
+
 def _operation(t: Any, m: re.Match[str]) -> str:
     """A member operation's ``op SEQ: {...}``: the operation's number and what it moved."""
     try:
@@ -103,21 +129,7 @@ def _operation(t: Any, m: re.Match[str]) -> str:
         detail = None
     if not isinstance(detail, dict):
         return t("detail.op", seq=m["seq"]) + t("detail.sep") + _v(m["detail"])
-    said = [t("detail.op", seq=m["seq"])]
-    for key, value in detail.items():
-        if key.endswith("_hash"):
-            continue  # a card's keyed hash: no words for a person
-        if key == "fields" and isinstance(value, list):
-            said.append(t("detail.fields", fields=t("detail.list_sep").join(
-                _named(t, f"member.{field}", str(field)) for field in value)))
-        elif key in ("points", "debt") and isinstance(value, int):
-            said.append(t(f"detail.{key}", n=f"{value:+d}" if key == "points" else value))
-        elif key in ("lost_card", "new_card", "merged_card", "merged_member",
-                     "merged_members"):
-            said.append(t(f"detail.{key}", value=_v(str(value))))
-        else:
-            said.append(f"{_v(str(key))}: {_v(str(value))}")
-    return t("detail.sep").join(said)
+    return t("detail.sep").join([t("detail.op", seq=m["seq"]), *op_words(t, detail)])
 
 
 def _refused(t: Any, m: re.Match[str]) -> str:
@@ -183,7 +195,7 @@ def _consent(t: Any, m: re.Match[str]) -> str:
 
 def _rules(t: Any, m: re.Match[str]) -> str:
     said = t("detail.rules", scopes=t("detail.list_sep").join(
-        _scope(t, scope) for scope in m["scopes"].split()), sha=m["sha"])
+        scope_words(t, scope) for scope in m["scopes"].split()), sha=m["sha"])
     return said + (t("detail.sep") + t("release.from", v=m["source"]) if m["source"] else "")
 
 
@@ -245,7 +257,7 @@ READERS: dict[str, tuple[str, Said]] = {
     "rules.chain": _RULES,
     "rules.rollback": _RULES,
     "rules.push": (r"(?P<scope>\S+) sha256 (?P<sha>[0-9a-f]+) key (?P<signer>.*)", _said(
-        "detail.push", scope=_scope)),
+        "detail.push", scope=scope_words)),
     "user.add": (r"role (?P<role>[a-z_]+)(?:, stores (?P<stores>.*))?", _user_add),
     "token.issue": (r"for (?P<name>.*)", _said("detail.token_for")),
     "token.revoke": (r"of (?P<name>.*)", _said("detail.token_of")),

@@ -10,7 +10,15 @@ from terminal.hq.console.commands import PERSON_COMMANDS, CommandError
 from terminal.hq.console.fleet import PER_PAGE, FleetView
 from terminal.hq.console.pages import is_fragment
 from terminal.hq.console.release_pages import latest_rollout
-from terminal.hq.console.web import NotFound, api, api_refused, console_of, page, render
+from terminal.hq.console.web import (
+    NotFound,
+    api,
+    api_refused,
+    console_of,
+    page,
+    render,
+    translator,
+)
 from terminal.protocol.topics import TopicError, check_id
 
 
@@ -87,7 +95,8 @@ async def command(request: Request) -> Response:
             raise NotFound() from None
         console = console_of(request)
         return render(request, "fleet/terminal.html", 503, term=data, commands=PERSON_COMMANDS,
-                      can_command=console.commander is not None, error=str(exc))
+                      can_command=console.commander is not None,
+                      error=translator(request)(f"command.error.{exc.reason}"))
     if sent is None:
         raise NotFound()
     return RedirectResponse(f"/fleet/{request.path_params['store']}/"

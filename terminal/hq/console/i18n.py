@@ -12,7 +12,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from terminal.hq.console.audit_words import detail_words
+from terminal.hq.console.audit_words import detail_words, op_words, scope_words
 from terminal.hq.shown_text import shown
 from terminal.protocol.messages import PRINTER_CODES
 
@@ -87,6 +87,19 @@ class Translator:
         """An audit row's details in this language (:mod:`terminal.hq.console.audit_words`);
         as stored, made safe, when no reader knows them."""
         return detail_words(self, action, detail)
+
+    def op_detail(self, pairs: list[tuple[str, Any]]) -> str:
+        """A member operation's detail on the member's page (``(field, value)`` pairs, as
+        :meth:`terminal.hq.console.members.Reader.operations` gives them) as words."""
+        return self("detail.sep").join(op_words(self, dict(pairs))) or "—"
+
+    def scope(self, scope: str) -> str:
+        """A rule bundle's scope (``chain``: 全连锁, ``store/S001``: 门店 S001)."""
+        return scope_words(self, scope)
+
+    def via(self, via: str) -> str:
+        """How an audited action came (``web``, ``api``, ``cli``) in this language."""
+        return self._texts.get(f"via.{via}") or shown(via, 20)
 
     def tier(self, name: str) -> str:
         """A tier as the rules name it, in this language where the catalogue knows the name

@@ -115,7 +115,7 @@ async def members(request: Request) -> Response:
             results = await console_of(request).db.run(console_of(request).reader.search, who,
                                                        text)
         except QueryError as exc:
-            error = str(exc)
+            error = translator(request)(f"search.error.{exc.kind}")
     template = "members/_results.html" if is_fragment(request) else "members/search.html"
     return render(request, template, q=text, results=results, error=error)
 
