@@ -45,7 +45,8 @@ def test_a_campaign_from_the_console(fresh_chain) -> None:
         token = csrf(svc, f"/care/consent/{zhang}")
         wrong = svc.post(f"/care/consent/{zhang}", data={
             "channel": "sms", "answer": "yes", "address": "13800000002", "csrftoken": token})
-        assert wrong.status_code == 422 and "registered phone" in wrong.text
+        assert wrong.status_code == 422 and "registered phone" not in wrong.text
+        assert "该号码不是会员登记的手机号（尾号 0001）。" in wrong.text  # in the page's language
         done = svc.post(f"/care/consent/{zhang}", data={
             "channel": "sms", "answer": "yes", "address": "13800000001", "csrftoken": token})
         assert done.status_code == 303
@@ -60,7 +61,7 @@ def test_a_campaign_from_the_console(fresh_chain) -> None:
         token = csrf(mkt, "/care")
         bad = mkt.post("/care/campaigns", data={"name": "x", "segment": "everyone",
                                                 "channel": "sms", "csrftoken": token})
-        assert bad.status_code == 422 and "no segment" in bad.text
+        assert bad.status_code == 422 and "没有“everyone”这个细分。" in bad.text
         created = mkt.post("/care/campaigns", data={
             "name": "老会员唤醒", "segment": "dormant", "days": "1", "channel": "sms",
             "bonus": "20", "csrftoken": token})
@@ -90,11 +91,12 @@ def test_a_campaign_from_the_console(fresh_chain) -> None:
         unknown = mkt.post("/care/campaigns", data={
             "name": "x", "segment": "dormant", "channel": "sms", "store": "S404",
             "csrftoken": token})
-        assert unknown.status_code == 422 and "no member is at home in store" in unknown.text
+        assert unknown.status_code == 422
+        assert "门店 S404 没有所属会员：请检查门店编号。" in unknown.text
         sent = mkt.post(f"{where}/send", data={"csrftoken": csrf(mkt, where)})
         assert sent.status_code == 303
         again = mkt.post(f"{where}/send", data={"csrftoken": csrf(mkt, where)})
-        assert again.status_code == 422 and "already queued" in again.text
+        assert again.status_code == 422 and "此活动已提交发送，不能再次发送。" in again.text
         queued = mkt.get(where)
         assert queued.text.count("待发送") >= 2 and queued.text.count("未同意接收") == 5
         with gateway() as server:

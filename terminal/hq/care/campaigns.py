@@ -51,7 +51,15 @@ STATES = ("pending", "sending", "sent", "skipped", "failed")
 
 
 class CampaignError(ValueError):
-    """A campaign request that cannot be done (nothing was changed)."""
+    """A campaign request that cannot be done (nothing was changed).
+
+    ``kind`` names the refusal for a person's words in the console (``care.error.KIND``, filled
+    with ``values``); the message is the command line's (English)."""
+
+    def __init__(self, message: str, kind: str = "refused", **values: object) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.values = {key: str(value) for key, value in values.items()}
 
 
 def create(name: str, segment: str, days: int | None, channel: str, bonus: int, *,
@@ -59,19 +67,23 @@ def create(name: str, segment: str, days: int | None, channel: str, bonus: int, 
     """A draft campaign; its id. ``store``: to that store's members only (segments.py)."""
     name = (name or "").strip()
     if not name or len(name) > 80 or not name.isprintable():
-        raise CampaignError("a campaign needs a name of at most 80 printable characters")
+        raise CampaignError("a campaign needs a name of at most 80 printable characters",
+                            "bad_name")
     if segment not in SEGMENTS:
-        raise CampaignError(f"no segment {segment!r}; known: {', '.join(SEGMENTS)}")
+        raise CampaignError(f"no segment {segment!r}; known: {', '.join(SEGMENTS)}",
+                            "unknown_segment", value=segment)
     if channel not in CHANNELS:
-        raise CampaignError(f"no channel {channel!r}; known: {', '.join(CHANNELS)}")
+        raise CampaignError(f"no channel {channel!r}; known: {', '.join(CHANNELS)}",
+                            "unknown_channel", value=channel)
     if days is not None and not 1 <= days <= 366:
-        raise CampaignError(f"days {days}: from 1 to 366")
+        raise CampaignError(f"days {days}: from 1 to 366", "bad_days", value=days)
     if isinstance(bonus, bool) or not 0 <= bonus <= MAX_BONUS:
-        raise CampaignError(f"bonus {bonus}: whole points from 0 to {MAX_BONUS}")
+        raise CampaignError(f"bonus {bonus}: whole points from 0 to {MAX_BONUS}", "bad_bonus",
+                            value=bonus, max=MAX_BONUS)
     try:
         check_store(store)
     except SegmentError as exc:
-        raise CampaignError(str(exc)) from None
+        raise CampaignError(str(exc), "empty_store", value=store) from None
     params: dict[str, Any] = {} if days is None else {"days": days}
     if store is not None:
         params["store"] = store
@@ -84,7 +96,7 @@ def create(name: str, segment: str, days: int | None, channel: str, bonus: int, 
 def get(campaign_id: int) -> CareCampaign:
     row = CareCampaign.get_or_none(CareCampaign.id == campaign_id)
     if row is None:
-        raise CampaignError(f"no campaign {campaign_id}")
+        raise CampaignError(f"no campaign {campaign_id}", "no_campaign", value=campaign_id)
     return row
 
 
@@ -131,7 +143,7 @@ def queue(db: Database, ops: MemberOps | None, rules: Rules, campaign_id: int, *
     by :func:`grant`."""
     row = get(campaign_id)
     if row.state != "draft":
-        raise CampaignError(f"campaign {row.id} is already queued")
+        raise CampaignError(f"campaign {row.id} is already queued", "already_queued")
     if row.bonus_points and ops is None:
         raise CampaignError("a campaign with a bonus needs HQ's member operations (rules and "
                             "card key)")

@@ -37,24 +37,35 @@ OPEN = ("pending", "sending")
 
 
 class ConsentError(ValueError):
-    """A consent change that cannot be made (nothing was changed)."""
+    """A consent change that cannot be made (nothing was changed).
+
+    ``kind`` names the refusal for a person's words in the console (``care.error.KIND``, filled
+    with ``values``); the message is the command line's (English)."""
+
+    def __init__(self, message: str, kind: str = "refused", **values: object) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.values = {key: str(value) for key, value in values.items()}
 
 
 def _check(channel: str, address: str | None, member: Member, card_key: bytes | None) -> str:
     if not address:
         raise ConsentError(f"agreeing to {channel} needs the "
-                           f"{'mobile number' if channel == 'sms' else 'email address'}")
+                           f"{'mobile number' if channel == 'sms' else 'email address'}",
+                           f"address_needed_{'sms' if channel == 'sms' else 'email'}")
     address = address.strip()
     if channel == "email":
         if len(address) > 254 or not EMAIL.fullmatch(address):
-            raise ConsentError("the email address is not of the form name@domain.tld")
+            raise ConsentError("the email address is not of the form name@domain.tld",
+                               "bad_email")
         return address
     if not PHONE.fullmatch(address):
-        raise ConsentError("the mobile number is not 5 to 15 digits")
+        raise ConsentError("the mobile number is not 5 to 15 digits", "bad_phone")
     if card_key is not None and member.phone_hash is not None \
             and phone_hash(card_key, address) != member.phone_hash:
         raise ConsentError(f"the number is not the member's registered phone (ending "
-                           f"{member.phone_last4})")
+                           f"{member.phone_last4})", "not_members_phone",
+                           last4=member.phone_last4)
     return address
 
 
@@ -66,12 +77,13 @@ def record(member_id: str, channel: str, granted: bool, *, source: str, actor: s
     registered phone, when one is registered. An answer older than one already recorded (a
     till's, reaching HQ late) is kept as a record but changes nothing: returns False."""
     if channel not in CHANNELS:
-        raise ConsentError(f"no channel {channel!r}; known: {', '.join(CHANNELS)}")
+        raise ConsentError(f"no channel {channel!r}; known: {', '.join(CHANNELS)}",
+                           "unknown_channel", value=channel)
     if source not in SOURCES:
         raise ConsentError(f"no consent source {source!r}")
     member = Member.get_or_none(Member.id == member_id)
     if member is None:
-        raise ConsentError("no such member")
+        raise ConsentError("no such member", "no_member")
     value = _check(channel, address, member, card_key) if granted else None
     now = to_micros(at)
     newer = CareConsent.select().where((CareConsent.member == member_id)

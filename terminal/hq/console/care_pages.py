@@ -18,7 +18,14 @@ from terminal.hq.care.models import CHANNELS
 from terminal.hq.care.segments import SEGMENTS
 from terminal.hq.care.service import Care
 from terminal.hq.console.pages import is_fragment
-from terminal.hq.console.web import NotFound, console_of, page, render, visible_or_404
+from terminal.hq.console.web import (
+    NotFound,
+    console_of,
+    page,
+    render,
+    translator,
+    visible_or_404,
+)
 from terminal.hq.member_ops.errors import MemberOpError
 
 
@@ -38,6 +45,14 @@ def _campaign_id(request: Request) -> int:
         return int(request.path_params["campaign"])
     except ValueError:
         raise NotFound() from None
+
+
+def _said(request: Request, exc: Exception) -> str:
+    """Why a campaign or consent change was refused, in the page's language."""
+    t = translator(request)
+    if isinstance(exc, MemberOpError):
+        return t.refusal(exc.code, exc.field, str(exc))
+    return t.care_error(exc)
 
 
 @page("care.read")
@@ -61,14 +76,14 @@ async def create(request: Request) -> Response:
         days = int(form["days"]) if form.get("days", "").strip() else None
         bonus = int(form.get("bonus", "").strip() or "0")
     except ValueError:
-        return await _index(request, "days and bonus are whole numbers", 422, form)
+        return await _index(request, translator(request)("care.error.not_whole"), 422, form)
     try:
         campaign = await _call(request, "create", request.scope["principal"],
                                form.get("name", ""), form.get("segment", ""), days,
                                form.get("channel", ""), bonus,
                                form.get("store", "").strip() or None)
     except CampaignError as exc:
-        return await _index(request, str(exc), 422, form)
+        return await _index(request, _said(request, exc), 422, form)
     return RedirectResponse(f"/care/campaigns/{campaign}", 303)
 
 
@@ -97,7 +112,7 @@ async def send(request: Request) -> Response:
     try:
         await _call(request, "queue", request.scope["principal"], campaign)
     except (CampaignError, MemberOpError) as exc:
-        return await _campaign_page(request, str(exc), 422)
+        return await _campaign_page(request, _said(request, exc), 422)
     return RedirectResponse(f"/care/campaigns/{campaign}", 303)
 
 
@@ -127,7 +142,7 @@ async def consent_change(request: Request) -> Response:
         await _call(request, "consent", request.scope["principal"], member_id, channel,
                     answer == "yes", str(form.get("address", "")).strip() or None)
     except ConsentError as exc:
-        return await _consent_page(request, str(exc), 422)
+        return await _consent_page(request, _said(request, exc), 422)
     return RedirectResponse(f"/care/consent/{member_id}?done={channel}", 303)
 
 

@@ -158,6 +158,19 @@ class Translator:
         except (KeyError, IndexError):
             return shown(problem.message, None)
 
+    def care_error(self, exc: Any) -> str:
+        """A refused campaign or consent change (``CampaignError``, ``ConsentError``) in this
+        language by its kind and values (made safe); its own words for a kind no catalogue
+        names."""
+        text = self._texts.get(f"care.error.{getattr(exc, 'kind', '')}")
+        if text is None:
+            return shown(str(exc), None)
+        try:
+            return text.format(**{key: shown(value, 64)
+                                  for key, value in getattr(exc, "values", {}).items()})
+        except (KeyError, IndexError):
+            return shown(str(exc), None)
+
     def device(self, name: str) -> str:
         """A device's name as a till's status names it (``printer``, ``keypad``: 打印机,
         键盘); a name only this chain's configuration uses is shown as written."""
