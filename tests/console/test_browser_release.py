@@ -124,8 +124,8 @@ async def _approve_and_roll_back(page: Any, site: str, s1: Any, s2: Any) -> None
     await page.wait_for_selector("#fleet-release")
     assert "v3" in await page.inner_text("#fleet-release h2")
     assert "已应用" in await _state(page, "S001-T01-store-S001")
-    assert "store/S001 v3" in (await page.inner_text("#term-S001-T01 td.bundles")).replace(
-        "\n", " ")
+    assert "门店 S001 v3" in (await page.inner_text("#term-S001-T01 td.bundles")).replace(
+        "\n", " ")  # the scope in words (its code in the tooltip)
     await _shot(page, "release-5-fleet")
 
     await page.goto(f"{site}/rules/releases")

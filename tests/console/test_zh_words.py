@@ -69,6 +69,13 @@ def test_a_chinese_user_reads_words_where_codes_were_shown(fresh_chain) -> None:
         assert "<dd class=\"small\">规则包</dd>" in panel
         assert "&lt;img src=x onerror=alert(1)&gt;\\x1b[2J\\u202e" in panel
         assert "\u202e" not in terminal and "\x1b" not in terminal
+        assert "<code class=\"muted small\">bad_signature</code>" in panel
+        assert "签名无效" in panel
+        listed = c.get("/fleet", params={"store": "S001"}).text
+        row = listed.split('id="term-S001-T09"')[1].split("</tr>")[0]
+        assert cells(row, "rejected") == ["规则包：签名无效 <img src=x onerror=alert(1)>"
+                                          "\\x1b[2J\\u202e"]
+        assert "\u202e" not in listed and "\x1b" not in listed and "<img" not in listed
         sent = c.post("/fleet/S001/T09/cmd/resync", data={"csrftoken": csrf(c, "/fleet")})
         assert sent.status_code == 503
         assert "此后台未连接消息服务器，不能发送指令" in sent.text

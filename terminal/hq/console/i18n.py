@@ -97,6 +97,17 @@ class Translator:
         """A rule bundle's scope (``chain``: 全连锁, ``store/S001``: 门店 S001)."""
         return scope_words(self, scope)
 
+    def rejection(self, rejected: Any) -> str:
+        """A till's latest refusal as the fleet lists it (``{"what": "bundle", "reason":
+        "bad_signature", ...}``): what it refused and why, in this language; a code this
+        console does not know as the till sent it, made safe."""
+        if not isinstance(rejected, dict):
+            return shown(rejected, 120)
+        what, reason = str(rejected.get("what", "")), str(rejected.get("reason", ""))
+        return self("fleet.rejection", what=self._texts.get(f"fleet.rejected.what.{what}")
+                    or shown(what, 40), reason=self._texts.get(f"fleet.reason.{reason}")
+                    or shown(reason, 40))
+
     def via(self, via: str) -> str:
         """How an audited action came (``web``, ``api``, ``cli``) in this language."""
         return self._texts.get(f"via.{via}") or shown(via, 20)
