@@ -95,3 +95,24 @@ def test_a_releases_scopes_and_an_imports_operation_read_as_words() -> None:
     assert [zh.action(a) for a in ("login.failed", "login.throttled", "member.import",
                                    "member.import.refused", "rules.backtest")] == [
         "登录失败", "登录被限制（失败次数过多）", "导入会员", "导入会员（被拒绝）", "规则回测"]
+
+
+def test_a_releases_rollout_names_scopes_and_refusals_in_words_and_escapes_a_tills() -> None:
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    from terminal.hq.console.web import PACKAGE
+    from terminal.hq.shown_text import shown
+
+    env = Environment(loader=FileSystemLoader(str(PACKAGE.joinpath("templates"))),
+                      autoescape=select_autoescape(["html"]))
+    env.globals.update(shown=shown)
+    release = {"version": 3, "counts": {"applied": 0, "refused": 1, "pending": 0, "newer": 0},
+               "terminals": [{"store": "S001", "terminal": "T01", "scope": "store/S001",
+                              "state": "refused", "held": 2, "reason": "bad_signature",
+                              "detail": HOSTILE}]}
+    page = env.get_template("rules/_rollout.html").render(
+        t=Translator("zh-CN"), release=release, in_fleet=True)
+    assert cells(page, "scope") == ["门店 S001"]
+    assert cells(page, "why") == ["签名无效 bad_signature <img src=x onerror=alert(1)>"
+                                  "\\x1b[2J\\u202e"]
+    assert "<img" not in page and "\u202e" not in page and "\x1b" not in page
