@@ -151,7 +151,7 @@ def _install() -> None:
         waits: list[str] = []
         task_waits.set(waits)
         q0 = runq()
-        rec("in", request.hold_id)
+        rec("in", request.hold_id, holds.lock_key(request))
         try:
             return await loop_answer(self, request, store, terminal)
         finally:
@@ -173,6 +173,25 @@ def _install() -> None:
                 task_waits.get().append(f"{took / 1e6:.2f}")
 
     psycopg.AsyncConnection.wait = traced_async_wait
+
+    # The bench's PostgreSQL log (its lock waits, with PGOPTIONS="-c log_lock_waits=on -c
+    # deadlock_timeout=2ms" in the run's environment) copied to OUT before the server's
+    # directory goes.
+    try:
+        from tests.support import postgres
+    except ImportError:
+        return
+    stop = postgres.Postgres.stop
+
+    def traced_stop(self, *args, **kwargs):
+        try:
+            with open(f"{OUT}/postgres.log", "a") as f:
+                f.write(self.log_text())
+        except OSError:
+            pass
+        return stop(self, *args, **kwargs)
+
+    postgres.Postgres.stop = traced_stop
 
 
 if OUT:

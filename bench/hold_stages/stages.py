@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import itertools
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -37,9 +38,32 @@ def load(directory: Path) -> tuple[dict[str, dict[str, Record]], list[tuple[int,
     return holds, collections_
 
 
+def lock_waits(directory: Path) -> dict[int, list[float]]:
+    """The advisory lock waits PostgreSQL logged (ms, by the lock's key as the holds send it),
+    when the run had ``PGOPTIONS="-c log_lock_waits=on -c deadlock_timeout=2ms"`` (only waits
+    past that are logged)."""
+    path = directory / "postgres.log"
+    waits: dict[int, list[float]] = collections.defaultdict(list)
+    if not path.exists():
+        return waits
+    for match in re.finditer(r"acquired ExclusiveLock on advisory lock \[\d+,\d+,(\d+),\d+\] "
+                             r"after ([\d.]+) ms", path.read_text(errors="replace")):
+        key = int(match[1])
+        waits[key - (1 << 32) if key >= 1 << 31 else key].append(float(match[2]))
+    return waits
+
+
 def report(till: int, rows: list[dict[str, Record]], every: list[dict[str, Record]],
-           gcs: list[tuple[int, int, int]], request_pids: set[int]) -> None:
+           gcs: list[tuple[int, int, int]], request_pids: set[int],
+           locks: dict[int, list[float]] | None = None) -> None:
     print(f"till pid {till}: {len(rows)} holds")
+    if locks:
+        waited = sorted(((max(locks[int(r["in"][2][0])]), (r["ans"][0] - r["pub"][0]) / 1e6)
+                         for r in rows if r["in"][2] and r["in"][2][0] != "None"
+                         and int(r["in"][2][0]) in locks), reverse=True)
+        print(f"  holds whose member's lock was waited for over 2 ms (PostgreSQL's log): "
+              f"{len(waited)}; (wait, round trip) ms: "
+              + ", ".join(f"({w:.1f}, {t:.1f})" for w, t in waited[:12]))
     stages: dict[str, list[float]] = collections.defaultdict(list)
 
     def ms(r: dict[str, Record], a: str, b: str) -> float:
@@ -102,13 +126,16 @@ def report(till: int, rows: list[dict[str, Record]], every: list[dict[str, Recor
 
 def main(argv: list[str]) -> int:
     holds, gcs = load(Path(argv[1]))
+    locks = lock_waits(Path(argv[1]))
+    print(f"advisory lock waits over 2 ms in PostgreSQL's log: "
+          f"{sum(map(len, locks.values()))}")
     every = [r for r in holds.values() if set(STAGES) <= set(r)]
     request_pids = {r["recv"][1] for r in every}
     tills: dict[int, list[Any]] = collections.defaultdict(list)
     for r in every:
         tills[r["pub"][1]].append(r)
     for till, rows in sorted(tills.items(), key=lambda kv: min(r["pub"][0] for r in kv[1])):
-        report(till, rows, every, gcs, request_pids)
+        report(till, rows, every, gcs, request_pids, locks)
     return 0
 
 

@@ -19,7 +19,12 @@ hold, a few short round trips with a customer at the counter, then gets a CPU be
 batches (an unprivileged process may lower its own priority, not raise another's). A niceness
 weighs against the processes of the same scheduling group: the service's cgroup with the CPU
 controller on, else its session's autogroup (a systemd service is a session of its own), so the
-ingest process yields to its own member-request process, not to the rest of the host.
+ingest process yields to its own member-request process, not to the rest of the host. With
+autogroups that was not enough: the collector's group, always runnable under a backlog, waited
+its turn with everything else, and the member-request process with it. So the member-request
+process is a session of its own (an autogroup, as each PostgreSQL backend is) and asks for a short
+slice (Linux 6.12 and later): woken, it gets a CPU before bulk work that has run its fill
+(terminal/hq/scheduling.py; session 15: docs/hq.md, "A hold's wake-ups").
 
 With ``apart`` the terminals' events are read by a third process too (terminal/hq/event_reader.py,
 MQTT client ``CLIENT-ID-events``): it drains the broker's queue as fast as events come and hands
@@ -43,6 +48,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from terminal.hq import scheduling
 from terminal.hq.bundles import BuildError, read_toml
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.collector import AllSet, Collector, Flag
@@ -227,6 +233,7 @@ def _answer_requests(args: argparse.Namespace, parent: int, answering: Flag) -> 
     arriving after asyncio closed its loop (which restores SIGTERM's default action) ended this
     process before it closed its database and said it stopped (seen with strace in
     tests/trust/test_requests_apart.py: two SIGTERMs from the parent's pid)."""
+    scheduling.answer_promptly()
     ledger = open_ledger(args.db, args.rules, args.card_key_file, args.trust)
     args.client_id = f"{args.client_id}-requests"
     collector = Collector(ledger, mqtt_config(args, backoff_max=10.0), Topics(args.topic_root),

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+from terminal.hq.scheduling import SLICE_NS
 from terminal.protocol.messages import MemberRequest, MemberResponse
 from terminal.protocol.topics import Topics
 from tests.sync.conftest import mqtt_client, run
@@ -33,6 +34,16 @@ def _children(pid: int) -> set[int]:
 
 def _nice(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def _slice(pid: int) -> int | None:
+    """The EEVDF slice the kernel keeps for ``pid`` (ns; None where /proc does not say)."""
+    found = re.search(r"^se\.slice\s*:\s*(\d+)", Path(f"/proc/{pid}/sched").read_text(), re.M)
+    return int(found[1]) if found else None
+
+
+def _kernel() -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", os.uname().release)[:2])
 
 
 def _gone(pid: int) -> bool:
@@ -82,6 +93,15 @@ def test_member_requests_answered_apart(tmp_path: Path, pki: Any, broker: Any,
         assert _nice(parent) == min(19, _nice(requests) + 5)
         assert _nice(reader) == _nice(requests)
         assert _nice(parent) > _nice(requests) or _nice(requests) == 19
+        # The member-request process is a session (an autogroup) of its own, the ingest
+        # process and the event reader stay in the collector's (terminal/hq/scheduling.py),
+        # and it runs with a short slice where the kernel takes one (Linux 6.12 and later).
+        assert os.getsid(requests) == requests
+        assert os.getsid(reader) == os.getsid(parent) != requests
+        slices = {pid: _slice(pid) for pid in (parent, reader, requests)}
+        if _kernel() >= (6, 12) and slices[requests] is not None:
+            assert slices[requests] == SLICE_NS, slices
+            assert slices[parent] == slices[reader] != SLICE_NS, slices
         hq.process.send_signal(signal.SIGKILL)
         hq.process.wait(60)
         run(until(lambda: all(_gone(child) for child in children), 60))
