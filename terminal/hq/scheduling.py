@@ -55,7 +55,8 @@ def own_session() -> bool:
 
 def short_slice(slice_ns: int = SLICE_NS) -> bool:
     """Ask the kernel for a slice of ``slice_ns`` for this thread and the threads it starts
-    after (SCHED_OTHER at its current niceness); False where the kernel does not take it."""
+    after (SCHED_OTHER at its current niceness); False where the call fails (kernels before
+    6.12 take it and keep their own slice: /proc/PID/sched's ``se.slice`` says which)."""
     number = _SCHED_SETATTR.get(platform.machine())
     if number is None or not hasattr(os, "sched_getscheduler"):
         return False
