@@ -31,6 +31,7 @@ from terminal.hq import arrays
 from terminal.hq.care import consent
 from terminal.hq.care.config import CareConfig
 from terminal.hq.care.models import CHANNELS, CareCampaign, CareMessage
+from terminal.hq.care.refusal import CareRefusal
 from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, check_store, select
 from terminal.hq.database import lock_members
 from terminal.hq.member_ids import among
@@ -50,16 +51,8 @@ MAX_BONUS = 100_000
 STATES = ("pending", "sending", "sent", "skipped", "failed")
 
 
-class CampaignError(ValueError):
-    """A campaign request that cannot be done (nothing was changed).
-
-    ``kind`` names the refusal for a person's words in the console (``care.error.KIND``, filled
-    with ``values``); the message is the command line's (English)."""
-
-    def __init__(self, message: str, kind: str = "refused", **values: object) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.values = {key: str(value) for key, value in values.items()}
+class CampaignError(CareRefusal):
+    """A campaign request that cannot be made (nothing was changed): :class:`CareRefusal`."""
 
 
 def create(name: str, segment: str, days: int | None, channel: str, bonus: int, *,

@@ -23,6 +23,7 @@ from terminal.hq.care.models import (
     CareMessage,
     number_tail,
 )
+from terminal.hq.care.refusal import CareRefusal
 from terminal.hq.member_ids import among
 from terminal.loyalty.cards import phone_hash
 from terminal.loyalty.clock import from_micros, to_micros
@@ -36,16 +37,8 @@ EMAIL = re.compile(r"[^@\s\x00-\x1f]{1,64}@[A-Za-z0-9.-]{1,189}\.[A-Za-z]{2,63}"
 OPEN = ("pending", "sending")
 
 
-class ConsentError(ValueError):
-    """A consent change that cannot be made (nothing was changed).
-
-    ``kind`` names the refusal for a person's words in the console (``care.error.KIND``, filled
-    with ``values``); the message is the command line's (English)."""
-
-    def __init__(self, message: str, kind: str = "refused", **values: object) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.values = {key: str(value) for key, value in values.items()}
+class ConsentError(CareRefusal):
+    """A consent change that cannot be made (nothing was changed): :class:`CareRefusal`."""
 
 
 def _check(channel: str, address: str | None, member: Member, card_key: bytes | None) -> str:
