@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from terminal.drivers.textwidth import fit, text_width
+from terminal.loyalty.money import yuan
 
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "en")
@@ -90,6 +91,7 @@ SAMPLES: dict[str, object] = {
     "prompt": "Key your PIN, then Enter",
     "prompt_zh": "请输入密码后按确认",
     "detail": "the reader reported a read error",
+    "detail_zh": "读卡器报告读取错误",
     "reason": "tracks disagree",
     "what": "Points adjustment",
     "what_zh": "积分调整",
@@ -718,138 +720,144 @@ CATALOGUE: dict[str, Message] = {
     "device.keypad.back": C("键盘已恢复", "Keypad back", "|键盘已恢复", "|Keypad back"),
     # --- refusals of the points rules, by the rule they name -----------------------------
     "rule.refused": C(
-        "不能办理：{detail}",
+        "不能办理：{detail_zh}",
         "{detail}",
         "不能办理|请看收银屏",
         "Not possible:|see cashier screen",
         pole_en16="Not possible:|see the screen",
     ),
     "rule.balance": C(
-        "积分不够：{detail}",
+        "积分不够：{detail_zh}",
         "{detail}",
         "积分不够",
         "Not enough points",
         pole_en16="Not enough|points",
     ),
     "rule.redeem.min_points": C(
-        "低于最少兑换积分：{detail}",
+        "低于最少兑换积分：{detail_zh}",
         "{detail}",
         "低于最少|兑换积分",
         "Below the least|points to redeem",
     ),
     "rule.redeem.step_points": C(
-        "兑换积分须为整数倍：{detail}",
+        "兑换积分须为整数倍：{detail_zh}",
         "{detail}",
         "兑换积分须为|规定的整数倍",
         "Points must be a|multiple of step",
     ),
     "rule.redeem.max_percent_of_sale": C(
-        "超过本单可抵扣上限：{detail}",
+        "超过本单可抵扣上限：{detail_zh}",
         "{detail}",
         "超过本单|抵扣上限",
         "Over this sale's|points limit",
     ),
     "rule.redeem.per_member_per_day": C(
-        "超过每日兑换上限：{detail}", "{detail}", "超过每日|兑换上限", "Over today's|points limit"
+        "超过每日兑换上限：{detail_zh}",
+        "{detail}",
+        "超过每日|兑换上限",
+        "Over today's|points limit",
     ),
     "rule.redeem.offline_allowance": C(
-        "总部连不上，超过离线兑换额度：{detail}",
+        "总部连不上，超过离线兑换额度：{detail_zh}",
         "{detail}",
         "总部连不上|超过离线额度",
         "HQ offline: over|offline limit",
     ),
     "rule.redeem.goods": C(
-        "不是可兑换的礼品：{detail}", "{detail}", "不是可兑换的|礼品", "Not goods for|points"
+        "不是可兑换的礼品：{detail_zh}", "{detail}", "不是可兑换的|礼品", "Not goods for|points"
     ),
     "rule.redeem.goods.per_sale_limit": C(
-        "超过每单兑换数量：{detail}",
+        "超过每单兑换数量：{detail_zh}",
         "{detail}",
         "超过每单|兑换数量",
         "Over the per-sale|limit",
         pole_en16="Over per-sale|limit",
     ),
     "rule.redeem.goods.per_member_limit": C(
-        "超过每位会员兑换数量：{detail}",
+        "超过每位会员兑换数量：{detail_zh}",
         "{detail}",
         "超过会员|兑换数量",
         "Over the member's|limit",
         pole_en16="Over member's|limit",
     ),
     "rule.refund": C(
-        "这笔已全部退货：{detail}", "{detail}", "这笔已全部|退货", "Already fully|refunded"
+        "这笔已全部退货：{detail_zh}", "{detail}", "这笔已全部|退货", "Already fully|refunded"
     ),
     "rule.refund.lines.sku": C(
-        "这件商品不在该销售单：{detail}", "{detail}", "商品不在|该销售单", "Item not on|that sale"
+        "这件商品不在该销售单：{detail_zh}",
+        "{detail}",
+        "商品不在|该销售单",
+        "Item not on|that sale",
     ),
     "rule.refund.lines.qty": C(
-        "退货数量超过可退数量：{detail}",
+        "退货数量超过可退数量：{detail_zh}",
         "{detail}",
         "退货数量|超过可退数量",
         "More than is left|to refund",
         pole_en16="More than left|to refund",
     ),
     "rule.card": C(
-        "卡号不对：{detail}",
+        "卡号不对：{detail_zh}",
         "{detail}",
         "卡号不对|请重刷或重输",
         "Card no. not valid|swipe or key again",
         pole_en16="Bad card no.:|swipe again",
     ),
     "rule.input": C(
-        "输入不对：{detail}",
+        "输入不对：{detail_zh}",
         "{detail}",
         "输入不对|请看收银屏",
         "Input not valid:|see cashier screen",
         pole_en16="Input not valid|see the screen",
     ),
     "rule.sign_in.pin": C(
-        "密码不对：{detail}",
+        "密码不对：{detail_zh}",
         "{detail}",
         "密码不对|请重新输入",
         "PIN not known:|key it again",
     ),
     "rule.sign_in.lockout": C(
-        "工号已锁定：{detail}",
+        "工号已锁定：{detail_zh}",
         "{detail}",
         "工号已锁定|请等待或找店长",
         "Operator locked:|ask a manager",
     ),
     "rule.sign_in.number": C(
-        "没有这个工号：{detail}",
+        "没有这个工号：{detail_zh}",
         "{detail}",
         "没有这个工号|请重新输入",
         "Operator unknown:|key your no.",
         pole_en16="Unknown operator|key your no.",
     ),
     "rule.card.blocked": C(
-        "此卡不能积分或兑换：{detail}",
+        "此卡不能积分或兑换：{detail_zh}",
         "{detail}",
         "此卡已被冻结|请不用卡结账",
         "Card blocked:|sell without card",
         pole_en16="Card blocked:|sell without it",
     ),
     "rule.report.z": C(
-        "今天的Z报表已打印过：{detail}",
+        "今天的Z报表已打印过：{detail_zh}",
         "{detail}",
         "今日Z报表|已打印过",
         "Z report already|printed today",
     ),
     "rule.sale.hold": C(
-        "总部的积分冻结与本单不符：{detail}",
+        "总部的积分冻结与本单不符：{detail_zh}",
         "{detail}",
         "积分冻结不符|请重新兑换",
         "Points hold stale|redeem again",
         pole_en16="Points hold old:|redeem again",
     ),
     "rule.hq": C(
-        "总部拒绝：{detail}",
+        "总部拒绝：{detail_zh}",
         "{detail}",
         "总部拒绝了|请看收银屏",
         "HQ refused:|see cashier screen",
         pole_en16="HQ refused:|see the screen",
     ),
     "rule.redeem": C(
-        "现在不能兑换这么多积分：{detail}",
+        "现在不能兑换这么多积分：{detail_zh}",
         "{detail}",
         "现在不能兑换|这么多积分",
         "Cannot redeem|that many points",
@@ -1015,18 +1023,60 @@ _RULE_PREFIXES = (
 )
 
 
-def refusal(detail: str, rule: str = "") -> Said:
-    """A refusal of the points rules (``Refused``), by the rule it names; its own exact text
-    (with the numbers) is the English long form and follows the Chinese one."""
+# A refusal's facts in Chinese, by the rule that said no, from the values it names (Refused's
+# ``values``); a rule not here, or a refusal without its values, is followed by its English.
+_DETAILS_ZH: dict[str, Callable[[Mapping[str, object]], str]] = {
+    "balance": lambda v: f"兑换 {v['points']} 积分，积分余额 {v['balance']}",
+    "redeem.min_points": lambda v: f"兑换 {v['points']} 积分，最少 {v['least']} 积分",
+    "redeem.step_points": lambda v: f"兑换 {v['points']} 积分，须为 {v['step']} 的整数倍",
+    "redeem.max_percent_of_sale": lambda v: (
+        f"{v['points']} 积分抵 {_yuan(v['fen'])} 元，本单最多抵应付 {_yuan(v['due_fen'])} 元的 "
+        f"{v['percent']}%，即 {_yuan(v['cap_fen'])} 元"),
+    "redeem.per_member_per_day": lambda v: (
+        f"兑换 {v['points']} 积分，每人每天最多 {v['limit']} 积分，今天还可兑换 {v['left']} 积分"),
+    "redeem.offline_allowance": lambda v: (
+        f"兑换 {v['points']} 积分，离线每天最多 {v['limit']} 积分，今天还可兑换 {v['left']} 积分"),
+    "redeem.goods": lambda v: f"商品编码 {v['sku']}",
+    "redeem.goods.per_sale_limit": lambda v: (
+        f"{v['sku']} 兑换 {v['qty']} 件，每单最多 {v['limit']} 件"),
+    "redeem.goods.per_member_limit": lambda v: (
+        f"{v['sku']} 已兑换 {v['before']} 件，再兑换 {v['qty']} 件超过每位会员 {v['limit']} 件"),
+    "redeem": lambda v: (
+        f"兑换 {v['points']} 积分，现在最多可兑换 {v['most']} 积分" if "points" in v
+        else f"本单没有可兑换的积分（积分余额 {v['balance']}）"),
+}
+
+
+def _yuan(fen: object) -> str:
+    return yuan(fen) if isinstance(fen, int) else str(fen)
+
+
+def _detail_zh(detail: str, rule: str, values: Mapping[str, object]) -> str:
+    """The refusal's facts in Chinese where its rule and values are known, else ``detail``."""
+    words = _DETAILS_ZH.get(rule)
+    if words is None or not values:
+        return detail
+    try:
+        return words(values)
+    except KeyError:  # a value the rule's words need was not given: the engine's own words
+        return detail
+
+
+def refusal(detail: str, rule: str = "", values: Mapping[str, object] | None = None) -> Said:
+    """A refusal of the points rules (``Refused``), by the rule it names. Its own exact text
+    (with the numbers) is the English long form; the Chinese one says the same facts in
+    Chinese where the rule's ``values`` are known (:data:`_DETAILS_ZH`), else it is followed
+    by that English."""
     if rule == "storage.full":
         return said("storage.full")
+    detail_zh = _detail_zh(detail, rule, values or {})
     if rule == "refund":
-        return said("rule.refund", detail=detail)
+        return said("rule.refund", detail=detail, detail_zh=detail_zh)
     if rule.startswith("hq"):
-        return said("rule.hq", detail=detail)
+        return said("rule.hq", detail=detail, detail_zh=detail_zh)
     for known in _RULE_PREFIXES:
         if rule == known or rule.startswith(known + "."):
-            return said(f"rule.{known}", detail=detail)
+            return said(f"rule.{known}", detail=detail, detail_zh=detail_zh)
     if rule:
-        return said("rule.input", detail=detail)
-    return said("rule.refused", detail=detail)
+        return said("rule.input", detail=detail, detail_zh=detail_zh)
+    return said("rule.refused", detail=detail, detail_zh=detail_zh)

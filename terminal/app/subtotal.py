@@ -51,10 +51,11 @@ class Subtotal(HqPoints, DayReports):
             # unreachable, the offline allowance.
             if points > quote.max_redeem_points:
                 raise RedeemRefused(f"{points} points is more than may be redeemed now "
-                                    f"({quote.max_redeem_points})", "redeem")
+                                    f"({quote.max_redeem_points})", "redeem", points=points,
+                                    most=quote.max_redeem_points)
             if not text and not points:
                 raise RedeemRefused(f"no points may be redeemed on this sale (balance "
-                                    f"{quote.balance})", "redeem")
+                                    f"{quote.balance})", "redeem", balance=quote.balance)
         except Refused as exc:
             await self.refuse(exc)
             return

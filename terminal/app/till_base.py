@@ -43,7 +43,7 @@ def refused(exc: Exception) -> Said:
     if isinstance(exc, CardBlocked):  # HQ's word arrived after the card was identified
         return said(exc.rule, card4=exc.card4, reason=exc.block.reason)
     if isinstance(exc, Refused):
-        return refusal(str(exc), exc.rule)
+        return refusal(str(exc), exc.rule, exc.values)
     return refusal(str(exc))
 
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 class Refused(Exception):
     """An operation or an input was refused. ``rule`` names the rule (e.g. ``redeem.min_points``);
-    ``str()`` is the message, fit for the cashier's display."""
+    ``str()`` is the message, fit for the cashier's display (English, with its numbers);
+    ``values`` are those numbers by name, for saying it in another language (the till's
+    Chinese: terminal.app.catalogue.refusal)."""
 
-    def __init__(self, message: str, rule: str = "") -> None:
+    def __init__(self, message: str, rule: str = "", **values: int | str) -> None:
         super().__init__(message)
         self.message = message
         self.rule = rule
+        self.values = values
 
     def __str__(self) -> str:
         return self.message
