@@ -154,6 +154,11 @@ def test_an_auditor_reads_each_action_by_its_name_with_its_code(site) -> None:
     assert any(d.startswith("查询：姓名以“张三丰”开头；找到 1 位会员：") for d in details), details
     assert not [d for d in details if "found" in d or "before" in d], details
     assert set(page.locator("table.grid tbody td.via").all_inner_texts()) == {"网页"}
+    # ...on one line each (a word of two characters was broken over two in session 15's walk)
+    lines = page.eval_on_selector_all("table.grid tbody td.via", """cells => cells.map(cell => {
+        const range = document.createRange(); range.selectNodeContents(cell);
+        return range.getClientRects().length; })""")
+    assert lines and set(lines) == {1}, lines
     page.goto(f"{url}/audit?action=user.add")
     assert set(page.locator("table.grid tbody td.action").all_inner_texts()) == {
         "添加后台用户\nuser.add"}
