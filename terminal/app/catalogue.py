@@ -1041,6 +1041,10 @@ _DETAILS_ZH: dict[str, Callable[[Mapping[str, object]], str]] = {
         f"{v['sku']} 兑换 {v['qty']} 件，每单最多 {v['limit']} 件"),
     "redeem.goods.per_member_limit": lambda v: (
         f"{v['sku']} 已兑换 {v['before']} 件，再兑换 {v['qty']} 件超过每位会员 {v['limit']} 件"),
+    "refund": lambda v: f"销售单 {v['sale']}",
+    "refund.lines.sku": lambda v: f"商品 {v['sku']}，销售单 {v['sale']}",
+    "refund.lines.qty": lambda v: (
+        f"{v['sku']} 要退 {v['units']} 件，销售单 {v['sale']} 还可退 {v['left']} 件"),
     "redeem": lambda v: (
         f"兑换 {v['points']} 积分，现在最多可兑换 {v['most']} 积分" if "points" in v
         else f"本单没有可兑换的积分（积分余额 {v['balance']}）"),

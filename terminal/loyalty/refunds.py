@@ -54,7 +54,8 @@ def plan_refund_lines(
     if request is None:
         wanted = [(line, line.left) for line in sold if line.left]
         if not wanted:
-            raise RefundRefused(f"sale {sale_id} is already fully refunded", "refund")
+            raise RefundRefused(f"sale {sale_id} is already fully refunded", "refund",
+                                sale=sale_id)
     else:
         if not request:
             raise InvalidInput("the refund names no lines", "refund.lines")
@@ -64,12 +65,13 @@ def plan_refund_lines(
                                    "refund.lines.qty")
             matching = [line for line in sold if line.sku == sku]
             if not matching:
-                raise RefundRefused(f"{sku} was not sold on sale {sale_id}", "refund.lines.sku")
+                raise RefundRefused(f"{sku} was not sold on sale {sale_id}", "refund.lines.sku",
+                                    sku=sku, sale=sale_id)
             available = sum(left[line.line_no] for line in matching)
             if units > available:
                 raise RefundRefused(
                     f"{sku}: {units} units asked, {available} left to refund on sale {sale_id}",
-                    "refund.lines.qty",
+                    "refund.lines.qty", sku=sku, units=units, left=available, sale=sale_id,
                 )
             for line in matching:
                 take = min(units, left[line.line_no])

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from terminal.app.catalogue import refusal
-from terminal.loyalty.errors import RedeemRefused
+from terminal.app.till_base import refused
+from terminal.loyalty.errors import RedeemRefused, Refused
+from terminal.loyalty.refunds import SoldLine, plan_refund_lines
 
 from .conftest import TillBench
 
@@ -56,6 +58,25 @@ def test_a_refused_redemption_is_said_in_chinese_on_a_chinese_lcd(zh_till: TillB
     assert frame is not None
     assert frame.prompt == chinese
     assert not LATIN.search(frame.prompt), frame.prompt  # no English left on the Chinese LCD
+
+
+SOLD = [SoldLine(1, "6901234567892", 2, 700, refunded_qty=1)]
+
+
+@pytest.mark.parametrize(("request_", "chinese", "english"), [
+    ([("6901234567892", 2)], "退货数量超过可退数量：6901234567892 要退 2 件，销售单 S001-T01-0001 "
+     "还可退 1 件", "6901234567892: 2 units asked, 1 left to refund on sale S001-T01-0001"),
+    ([("42", 1)], "这件商品不在该销售单：商品 42，销售单 S001-T01-0001",
+     "42 was not sold on sale S001-T01-0001"),
+    (None, "这笔已全部退货：销售单 S001-T01-0001", "sale S001-T01-0001 is already fully refunded"),
+])
+def test_a_refused_refund_is_said_in_chinese(request_: list[tuple[str, object]] | None,
+                                             chinese: str, english: str) -> None:
+    sold = SOLD if request_ is not None else [SoldLine(1, "6901234567892", 1, 350, 1, 350)]
+    with pytest.raises(Refused) as caught:
+        plan_refund_lines("S001-T01-0001", sold, request_)
+    assert refused(caught.value).long("zh") == chinese
+    assert refused(caught.value).long("en") == english
 
 
 def test_a_refusal_without_its_values_is_followed_by_the_engines_words() -> None:
