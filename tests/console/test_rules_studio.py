@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -164,3 +165,11 @@ def test_the_release_history_as_json_for_the_roles_that_author(fresh_chain) -> N
         assert shown["content_sha"] == one["content_sha"] and shown["terminals"] == []
         assert get("/api/v1/rules/releases/2", "mkt").status_code == 404
         assert get("/api/v1/rules/releases", "svc").status_code == 403
+        # The page shows its expiry in the chain's time, as its other times (the stored ISO
+        # text, in UTC, in the tooltip): it showed that text raw until session 15.
+        login(c, "mkt")
+        page = c.get("/rules/releases/1").text
+        local = datetime.fromisoformat(shown["expires_at"]).astimezone(
+            ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%d %H:%M:%S")
+        assert shown["expires"] == local
+        assert f'id="release-expires" title="{shown["expires_at"]}">{local}</dd>' in page

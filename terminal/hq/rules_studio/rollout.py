@@ -11,6 +11,7 @@ Run with the models bound (the console's database thread, or the command line's 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from terminal.hq.models import BundleRefusal, TerminalSeen
@@ -72,7 +73,18 @@ def describe(row: BundleRelease, zone: Any = None) -> dict[str, Any]:
             "approved": when(row.approved_us), "source_version": row.source_version,
             "state": row.state, "detail": row.detail, "pushed": when(row.pushed_us),
             "content_sha": row.content_sha, "expires_at": row.expires_at,
+            "expires": _local(row.expires_at, zone),
             "backtest": json.loads(row.backtest) if row.backtest else None}
+
+
+def _local(iso: str, zone: Any) -> str:
+    """A stored ISO time (a bundle's expiry) as the chain's local time, as the other times are
+    shown; as stored when it does not parse."""
+    try:
+        at = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return iso
+    return (at.astimezone(zone) if zone else at).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def history(zone: Any = None, stores: tuple[str, ...] | None = None,
