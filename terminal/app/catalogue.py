@@ -19,8 +19,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from terminal.app.refusal_words import detail_zh
 from terminal.drivers.textwidth import fit, text_width
-from terminal.loyalty.money import yuan
 
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[Language, ...] = ("zh", "en")
@@ -85,6 +85,7 @@ SAMPLES: dict[str, object] = {
     "sale": "S001-T01-R0001",
     "name": Name("王小明 Wang"),
     "label": "Subtotal",
+    "label_zh": "小计",
     "who": "cashier",
     "done": "99",
     "number": "99",
@@ -93,6 +94,7 @@ SAMPLES: dict[str, object] = {
     "detail": "the reader reported a read error",
     "detail_zh": "读卡器报告读取错误",
     "reason": "tracks disagree",
+    "reason_zh": "各磁道不一致",
     "what": "Points adjustment",
     "what_zh": "积分调整",
     "tender": "card",
@@ -215,7 +217,7 @@ CATALOGUE: dict[str, Message] = {
     ),
     # --- refusals of the till's own -------------------------------------------------------
     "action.not_here": C(
-        "{label}在此不可用：{prompt_zh}",
+        "{label_zh}键在此不可用：{prompt_zh}",
         "{label} does nothing here: {prompt}",
         "此键现在不可用|请看收银屏",
         "{label}:|not now",
@@ -235,7 +237,7 @@ CATALOGUE: dict[str, Message] = {
         pole_en16="Not now: see|cashier screen",
     ),
     "sign_in.bad_number": C(
-        "{detail}：请输入工号后按确认",
+        "{detail_zh}：请输入工号后按确认",
         "{detail}: key your operator no., then Enter",
         "工号不对|请重新输入",
         "Operator no. bad:|key it again",
@@ -321,7 +323,7 @@ CATALOGUE: dict[str, Message] = {
         pole_en16="Card ****{card4}|phone no.+Enter",
     ),
     "member.hq_refused": C(
-        "卡 ****{card4}：总部的会员记录不符合当前规则：{detail}",
+        "卡 ****{card4}：总部的会员记录不符合当前规则：{detail_zh}",
         "Card ****{card4}: HQ's member record refused: {detail}",
         "会员记录有误|请联系总部",
         "Member record bad|please call HQ",
@@ -436,7 +438,7 @@ CATALOGUE: dict[str, Message] = {
         "{units} unit(s):|key goods no.",
     ),
     "exchange.refused": C(
-        "兑换被拒绝：{detail}",
+        "兑换被拒绝：{detail_zh}",
         "Exchange refused: {detail}",
         "兑换被拒绝|请看收银屏",
         "Exchange refused|see cashier screen",
@@ -545,7 +547,7 @@ CATALOGUE: dict[str, Message] = {
         pole_en16="No department|{number}",
     ),
     "sale.department_amount": C(
-        "{detail}，然后按部门键",
+        "{detail_zh}，然后按部门键",
         "{detail}, then the department key",
         "请输入金额|再按部门键",
         "Key the amount|then the dept key",
@@ -559,7 +561,7 @@ CATALOGUE: dict[str, Message] = {
         pole_en16="No item yet:|add one first",
     ),
     "sale.quantity": C(
-        "{detail}；要删除一行请输入行号后按撤销",
+        "{detail_zh}；要删除一行请输入行号后按撤销",
         "{detail}; remove a line with its line no. + Void",
         "数量不对|删行：行号+撤销",
         "Bad quantity|line no.+Void",
@@ -657,7 +659,7 @@ CATALOGUE: dict[str, Message] = {
     ),
     # --- what the card reader, scanner and printer report --------------------------------
     "swipe.unread": C(
-        "读卡失败（{reason}），请重新刷卡",
+        "读卡失败（{reason_zh}），请重新刷卡",
         "Card not read ({reason}), please swipe again",
         "读卡失败|请重新刷卡",
         "Card not read:|please swipe again",
@@ -671,7 +673,7 @@ CATALOGUE: dict[str, Message] = {
         pole_en16="Payment card:|use member card",
     ),
     "scan.unread": C(
-        "条码读取失败（{reason}），请重新扫描",
+        "条码读取失败（{reason_zh}），请重新扫描",
         "Barcode not read ({reason}), please scan again",
         "条码读取失败|请重新扫描",
         "Barcode not read:|please scan again",
@@ -893,6 +895,23 @@ WHAT: dict[str, str] = {
     "Void sale": "撤销销售",
 }
 TENDERS_ZH = {"cash": "现金", "card": "银行卡", "other": "其他方式"}
+# The keypad's actions (terminal.drivers.keymap) as a Chinese message names their keys.
+KEYS_ZH = {
+    "enter": "确认", "backspace": "退格", "clear": "清除", "add": "加入", "discount": "折扣",
+    "quantity": "数量", "price_check": "查价", "member": "会员", "subtotal": "小计",
+    "cash": "现金", "card": "银行卡", "redeem": "兑换", "void": "撤销", "refund": "退货",
+    "reprint": "重印", "sign_in_out": "登录/退出", "balance": "余额", "decimal_point": "小数点",
+    "other_tender": "其他付款",
+}
+
+
+def key_zh(action: str) -> str:
+    """The key of keypad ``action`` in Chinese (a department's by its number); an action a
+    keymap named otherwise by its own name."""
+    department = re.fullmatch(r"department_(\d+)", action)
+    if department:
+        return f"部门{department.group(1)}"
+    return KEYS_ZH.get(action, action)
 REFUND_KINDS = {"refund": ("退货", "Refund"), "void": ("撤销", "Void")}
 
 
@@ -1023,64 +1042,29 @@ _RULE_PREFIXES = (
 )
 
 
-# A refusal's facts in Chinese, by the rule that said no, from the values it names (Refused's
-# ``values``); a rule not here, or a refusal without its values, is followed by its English.
-_DETAILS_ZH: dict[str, Callable[[Mapping[str, object]], str]] = {
-    "balance": lambda v: f"兑换 {v['points']} 积分，积分余额 {v['balance']}",
-    "redeem.min_points": lambda v: f"兑换 {v['points']} 积分，最少 {v['least']} 积分",
-    "redeem.step_points": lambda v: f"兑换 {v['points']} 积分，须为 {v['step']} 的整数倍",
-    "redeem.max_percent_of_sale": lambda v: (
-        f"{v['points']} 积分抵 {_yuan(v['fen'])} 元，本单最多抵应付 {_yuan(v['due_fen'])} 元的 "
-        f"{v['percent']}%，即 {_yuan(v['cap_fen'])} 元"),
-    "redeem.per_member_per_day": lambda v: (
-        f"兑换 {v['points']} 积分，每人每天最多 {v['limit']} 积分，今天还可兑换 {v['left']} 积分"),
-    "redeem.offline_allowance": lambda v: (
-        f"兑换 {v['points']} 积分，离线每天最多 {v['limit']} 积分，今天还可兑换 {v['left']} 积分"),
-    "redeem.goods": lambda v: f"商品编码 {v['sku']}",
-    "redeem.goods.per_sale_limit": lambda v: (
-        f"{v['sku']} 兑换 {v['qty']} 件，每单最多 {v['limit']} 件"),
-    "redeem.goods.per_member_limit": lambda v: (
-        f"{v['sku']} 已兑换 {v['before']} 件，再兑换 {v['qty']} 件超过每位会员 {v['limit']} 件"),
-    "refund": lambda v: f"销售单 {v['sale']}",
-    "refund.lines.sku": lambda v: f"商品 {v['sku']}，销售单 {v['sale']}",
-    "refund.lines.qty": lambda v: (
-        f"{v['sku']} 要退 {v['units']} 件，销售单 {v['sale']} 还可退 {v['left']} 件"),
-    "redeem": lambda v: (
-        f"兑换 {v['points']} 积分，现在最多可兑换 {v['most']} 积分" if "points" in v
-        else f"本单没有可兑换的积分（积分余额 {v['balance']}）"),
-}
-
-
-def _yuan(fen: object) -> str:
-    return yuan(fen) if isinstance(fen, int) else str(fen)
-
-
-def _detail_zh(detail: str, rule: str, values: Mapping[str, object]) -> str:
-    """The refusal's facts in Chinese where its rule and values are known, else ``detail``."""
-    words = _DETAILS_ZH.get(rule)
-    if words is None or not values:
-        return detail
-    try:
-        return words(values)
-    except KeyError:  # a value the rule's words need was not given: the engine's own words
-        return detail
+def refusal_facts(detail: str, rule: str = "",
+                  values: Mapping[str, object] | None = None) -> dict[str, str]:
+    """A refusal's facts as a message's ``detail`` (its own exact English words) and
+    ``detail_zh`` (the same facts in Chinese where its words and values are known, else that
+    English: terminal.app.refusal_words)."""
+    return {"detail": detail, "detail_zh": detail_zh(detail, rule, values or {})}
 
 
 def refusal(detail: str, rule: str = "", values: Mapping[str, object] | None = None) -> Said:
     """A refusal of the points rules (``Refused``), by the rule it names. Its own exact text
     (with the numbers) is the English long form; the Chinese one says the same facts in
-    Chinese where the rule's ``values`` are known (:data:`_DETAILS_ZH`), else it is followed
+    Chinese where the rule's ``values`` are known (terminal.app.refusal_words), else it is followed
     by that English."""
     if rule == "storage.full":
         return said("storage.full")
-    detail_zh = _detail_zh(detail, rule, values or {})
+    facts = refusal_facts(detail, rule, values)
     if rule == "refund":
-        return said("rule.refund", detail=detail, detail_zh=detail_zh)
+        return said("rule.refund", **facts)
     if rule.startswith("hq"):
-        return said("rule.hq", detail=detail, detail_zh=detail_zh)
+        return said("rule.hq", **facts)
     for known in _RULE_PREFIXES:
         if rule == known or rule.startswith(known + "."):
-            return said(f"rule.{known}", detail=detail, detail_zh=detail_zh)
+            return said(f"rule.{known}", **facts)
     if rule:
-        return said("rule.input", detail=detail, detail_zh=detail_zh)
-    return said("rule.refused", detail=detail, detail_zh=detail_zh)
+        return said("rule.input", **facts)
+    return said("rule.refused", **facts)

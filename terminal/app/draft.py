@@ -30,7 +30,8 @@ class Draft:
         """Add a line; the engine's own check refuses an impossible one before it is kept."""
         check_lines([line])
         if len(self.lines) >= MAX_LINES:
-            raise InvalidInput(f"a sale has at most {MAX_LINES} lines", "sale.lines")
+            raise InvalidInput(f"a sale has at most {MAX_LINES} lines", "sale.lines",
+                               why="sale.lines.most", most=MAX_LINES)
         self.lines.append(line)
 
     def set_quantity(self, index: int, qty: int) -> Line:

@@ -9,6 +9,7 @@ from terminal.app.catalogue import prompt, said, with_prompt
 from terminal.app.hq_points import HqPoints
 from terminal.app.keyed import parse_count
 from terminal.app.modes import Mode
+from terminal.app.till_base import facts
 from terminal.loyalty import redemption
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.pricing import MAX_QTY
@@ -75,7 +76,7 @@ class Exchanges(HqPoints):
             hold = await self.link.hold(self.ledger.card_hash(card), points, exchange_id,
                                         "exchange")
         except Refused as exc:  # HQ said no: nothing is written here
-            await self.refuse(said("exchange.refused", detail=str(exc)))
+            await self.refuse(said("exchange.refused", **facts(exc)))
             return
         try:
             result = await self.ledger.exchange(

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 
 from terminal.app.adjust import Adjustments
-from terminal.app.catalogue import with_prompt
+from terminal.app.catalogue import key_zh, with_prompt
 from terminal.app.exchange import Exchanges
 from terminal.app.machine import HANDLERS
 from terminal.app.modes import PROMPTS, Mode
@@ -80,7 +80,8 @@ class Till(SignIn, SaleLines, PriceCheck, Void, Tender, Refunds, Exchanges, Adju
         handler = HANDLERS.get((self.mode, action))
         if handler is None:
             label = _ACTION_LABELS.get(action, action.replace("_", " ").capitalize())
-            await self.refuse(with_prompt("action.not_here", self.mode, label=label))
+            await self.refuse(with_prompt("action.not_here", self.mode, label=label,
+                                          label_zh=key_zh(action)))
             return
         await handler(self)
 

@@ -11,7 +11,7 @@ from terminal.app.catalogue import said, with_prompt
 from terminal.app.hqlink import HqUnreachable, RemoteBalance
 from terminal.app.modes import Mode
 from terminal.app.subtotal import Subtotal
-from terminal.app.till_base import log
+from terminal.app.till_base import facts, log
 from terminal.loyalty.errors import Refused, UnknownCard
 from terminal.loyalty.operations import MemberView, Registration
 
@@ -69,7 +69,7 @@ class Members(Subtotal):
         try:
             view = await self.ledger.import_member(number, remote, self.operator.name)
         except Refused as exc:  # HQ's answer does not fit the rules in force
-            await self.refuse(said("member.hq_refused", card4=number[-4:], detail=str(exc)))
+            await self.refuse(said("member.hq_refused", card4=number[-4:], **facts(exc)))
             return
         self.link.events_written()
         log.info("member ****%s known at HQ: recorded here (tier %s)", number[-4:], remote.tier)

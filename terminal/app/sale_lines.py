@@ -8,6 +8,7 @@ from terminal.app.catalogue import said
 from terminal.app.hqlink import HqUnreachable
 from terminal.app.keyed import parse_amount, parse_count
 from terminal.app.members import Members
+from terminal.app.till_base import facts
 from terminal.core.pan import shown_code
 from terminal.loyalty.errors import Refused, UnknownCard
 from terminal.loyalty.pricing import MAX_QTY, Line
@@ -76,7 +77,7 @@ class SaleLines(Members):
             fen = parse_amount(self.keyed.text, "amount")
         except Refused as exc:
             self.keyed.take()
-            await self.refuse(said("sale.department_amount", detail=str(exc)))
+            await self.refuse(said("sale.department_amount", **facts(exc)))
             return
         self.keyed.take()
         category = self.setup.departments[number - 1]
@@ -97,7 +98,7 @@ class SaleLines(Members):
         try:
             qty = parse_count(self.keyed.take(), "quantity", 1, MAX_QTY)
         except Refused as exc:
-            await self.refuse(said("sale.quantity", detail=str(exc)))
+            await self.refuse(said("sale.quantity", **facts(exc)))
             return
         self.draft.set_quantity(len(self.draft.lines) - 1, qty)
         await self._show_sale()

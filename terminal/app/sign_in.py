@@ -6,7 +6,7 @@ from __future__ import annotations
 from terminal.app.catalogue import prompt, said, what_zh, with_prompt
 from terminal.app.keyed import parse_count
 from terminal.app.modes import Mode
-from terminal.app.till_base import TillBase, log
+from terminal.app.till_base import TillBase, facts, log
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.store.operators import MAX_NUMBER, SignedIn
 
@@ -19,7 +19,7 @@ class SignIn(TillBase):
         try:
             number = parse_count(self.keyed.take(), "operator no.", 1, MAX_NUMBER)
         except Refused as exc:
-            await self.refuse(said("sign_in.bad_number", detail=str(exc)))
+            await self.refuse(said("sign_in.bad_number", **facts(exc)))
             return
         if not await self.ledger.operator_known(number):
             await self.refuse(said("sign_in.unknown_operator", operator=number))

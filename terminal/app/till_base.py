@@ -11,7 +11,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from terminal.app import receipts
-from terminal.app.catalogue import Name, Said, problem_text, prompt, refusal, said, what_zh
+from terminal.app.catalogue import (
+    Name,
+    Said,
+    problem_text,
+    prompt,
+    refusal,
+    refusal_facts,
+    said,
+    what_zh,
+)
 from terminal.app.draft import Draft
 from terminal.app.hqlink import Hold, HqLink
 from terminal.app.keyed import Keyed
@@ -32,14 +41,19 @@ from terminal.loyalty.store.card_states import CardBlocked
 from terminal.loyalty.store.operators import SignedIn
 
 
+def facts(exc: Refused) -> dict[str, str]:
+    """A refusal's facts for a message that words them (``detail`` and ``detail_zh``)."""
+    return refusal_facts(str(exc), exc.rule, exc.values)
+
+
 def refused(exc: Exception) -> Said:
     """The catalogue's message for a refusal raised by the rules or a device."""
     if isinstance(exc, PaymentCardRefused):
         return said("swipe.payment_card")
-    if isinstance(exc, SwipeReadError):
-        return said("swipe.unread", reason=exc.reason)
-    if isinstance(exc, ScanError):
-        return said("scan.unread", reason=exc.reason)
+    if isinstance(exc, SwipeReadError | ScanError):
+        read = refusal_facts(exc.reason, exc.rule, exc.values)
+        key = "swipe.unread" if isinstance(exc, SwipeReadError) else "scan.unread"
+        return said(key, reason=read["detail"], reason_zh=read["detail_zh"])
     if isinstance(exc, CardBlocked):  # HQ's word arrived after the card was identified
         return said(exc.rule, card4=exc.card4, reason=exc.block.reason)
     if isinstance(exc, Refused):

@@ -18,7 +18,7 @@ class Void(HqPoints):
         if not self.keyed.empty:
             try:
                 if not self.draft.lines:
-                    raise InvalidInput("the sale has no lines to remove", "void")
+                    raise InvalidInput("the sale has no lines to remove", "void", why="void.empty")
                 number = parse_count(self.keyed.take(), "line no.", 1, len(self.draft.lines))
             except Refused as exc:
                 self.keyed.take()

@@ -16,8 +16,11 @@ __all__ = ["Scan", "ScanError", "ean_check_digit", "parse_scan"]
 
 
 class ScanError(InputRefused):
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"Barcode not read ({reason}), please scan again")
+    """A scan not read: ``reason`` in English, ``why`` and ``values`` naming it for other
+    languages."""
+
+    def __init__(self, reason: str, why: str, **values: str) -> None:
+        super().__init__(f"Barcode not read ({reason}), please scan again", why=why, **values)
         self.reason = reason
 
 
@@ -47,16 +50,17 @@ def parse_scan(text: str) -> Scan:
         code = code[aim.end():]
         symbology = _AIM_RETAIL.get(aim.group("id"))
     if not code:
-        raise ScanError("empty scan")
+        raise ScanError("empty scan", "scan.empty")
     if len(code) > _MAX_LENGTH:
-        raise ScanError("scan too long")
+        raise ScanError("scan too long", "scan.too_long")
     if not code.isprintable():
-        raise ScanError("unreadable characters")
+        raise ScanError("unreadable characters", "scan.unreadable")
     if code.isascii() and code.isdigit() and len(code) in _BY_LENGTH:
         symbology = _BY_LENGTH[len(code)] if symbology is None else symbology
         if ean_check_digit(code[:-1]) != code[-1]:
-            raise ScanError(f"{symbology} check digit wrong")
+            raise ScanError(f"{symbology} check digit wrong", "scan.check_digit",
+                            symbology=symbology)
         return Scan(symbology, code)
     if symbology is not None:
-        raise ScanError(f"not a valid {symbology}")
+        raise ScanError(f"not a valid {symbology}", "scan.not_valid", symbology=symbology)
     return Scan("TEXT", code)

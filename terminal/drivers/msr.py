@@ -29,8 +29,10 @@ __all__ = [
 
 
 class SwipeReadError(InputRefused):
-    def __init__(self, reason: str) -> None:
-        super().__init__(f"Card not read ({reason}), please swipe again")
+    """A swipe not read: ``reason`` in English, ``why`` naming it for other languages."""
+
+    def __init__(self, reason: str, why: str) -> None:
+        super().__init__(f"Card not read ({reason}), please swipe again", why=why)
         self.reason = reason
 
 
@@ -67,7 +69,7 @@ def parse_swipe(text: str) -> CardRead:
     body = text.rstrip("\r\n")
     start = _first_sentinel(body)
     if start < 0:
-        raise SwipeReadError("no card track found")
+        raise SwipeReadError("no card track found", "swipe.no_track")
     numbers: list[tuple[int, str]] = []
     name: str | None = None
     read_errors = 0
@@ -92,15 +94,17 @@ def parse_swipe(text: str) -> CardRead:
             numbers.append((3 if is_track3 else 2, number))
             position = track.end()
             continue
-        raise SwipeReadError("damaged or incomplete track")
+        raise SwipeReadError("damaged or incomplete track", "swipe.damaged")
+    if not numbers and read_errors:
+        raise SwipeReadError("the reader reported a read error", "swipe.read_error")
     if not numbers:
-        raise SwipeReadError("the reader reported a read error" if read_errors else "empty track")
+        raise SwipeReadError("empty track", "swipe.empty")
     distinct = {number for _track, number in numbers}
     if len(distinct) != 1:
-        raise SwipeReadError("tracks disagree")
+        raise SwipeReadError("tracks disagree", "swipe.disagree")
     (number,) = distinct
     if not number:
-        raise SwipeReadError("no card number on the track")
+        raise SwipeReadError("no card number on the track", "swipe.no_number")
     return CardRead(number=number, name=name, tracks=tuple(t for t, _n in numbers))
 
 
@@ -117,7 +121,7 @@ def _track23_number(track: re.Match[str], seen_track2: bool) -> tuple[str, bool]
     if is_track3:
         # ISO 4909: two-digit format code, then the PAN up to the field separator.
         if len(number) < 3:
-            raise SwipeReadError("damaged track 3")
+            raise SwipeReadError("damaged track 3", "swipe.damaged_3")
         number = number[2:]
     return number, is_track3
 

@@ -20,11 +20,11 @@ CARD_PATTERN = re.compile(r"[0-9A-Za-z]{4,32}")
 def check_card(number: object) -> str:
     """Return a usable loyalty card number or refuse it (the message never echoes a PAN)."""
     if not isinstance(number, str) or not number:
-        raise InvalidInput("no card number was given", "card")
+        raise InvalidInput("no card number was given", "card", why="card.missing")
     if is_payment_pan(number):
         raise PaymentCardRefused("this is a payment card, not a member card", "card")
     if not CARD_PATTERN.fullmatch(number):
-        raise InvalidInput("a card number is 4 to 32 letters or digits", "card")
+        raise InvalidInput("a card number is 4 to 32 letters or digits", "card", why="card.form")
     return number
 
 

@@ -52,19 +52,20 @@ class Pricing:
 def check_lines(lines: list[Line]) -> None:
     """Refuse an impossible basket before anything is computed."""
     if not lines:
-        raise InvalidInput("the sale has no lines", "sale.lines")
+        raise InvalidInput("the sale has no lines", "sale.lines", why="sale.lines.none")
     if len(lines) > MAX_LINES:
-        raise InvalidInput(f"the sale has {len(lines)} lines; at most {MAX_LINES}", "sale.lines")
+        raise InvalidInput(f"the sale has {len(lines)} lines; at most {MAX_LINES}", "sale.lines",
+                           count=len(lines), most=MAX_LINES)
     for number, line in enumerate(lines, 1):
         if not isinstance(line.sku, str) or not line.sku.strip():
-            raise InvalidInput(f"line {number} has no SKU", "sale.lines.sku")
+            raise InvalidInput(f"line {number} has no SKU", "sale.lines.sku", line=number)
         if isinstance(line.qty, bool) or not isinstance(line.qty, int) or not (
             1 <= line.qty <= MAX_QTY
         ):
             raise InvalidInput(
                 f"line {number} ({line.sku}): quantity {line.qty!r} is not a whole number "
                 f"from 1 to {MAX_QTY}",
-                "sale.lines.qty",
+                "sale.lines.qty", line=number, sku=str(line.sku), qty=repr(line.qty), most=MAX_QTY,
             )
         if isinstance(line.price_fen, bool) or not isinstance(line.price_fen, int) or not (
             0 <= line.price_fen <= MAX_UNIT_PRICE_FEN
@@ -72,7 +73,8 @@ def check_lines(lines: list[Line]) -> None:
             raise InvalidInput(
                 f"line {number} ({line.sku}): price {line.price_fen!r} fen is not a whole number "
                 f"from 0 to {MAX_UNIT_PRICE_FEN}",
-                "sale.lines.price_fen",
+                "sale.lines.price_fen", line=number, sku=str(line.sku), fen=repr(line.price_fen),
+                most=MAX_UNIT_PRICE_FEN,
             )
 
 

@@ -40,10 +40,10 @@ def max_redeemable(rules: Rules, ctx: RedeemContext, due_fen: int) -> int:
 def _check_points_value(points: object) -> int:
     if isinstance(points, bool) or not isinstance(points, int):
         raise InvalidInput(f"points to redeem must be a whole number, not {points!r}",
-                           "sale.redeem_points")
+                           "sale.redeem_points", why="redeem.points.whole", points=repr(points))
     if points < 0:
         raise InvalidInput(f"points to redeem cannot be negative ({points})",
-                           "sale.redeem_points")
+                           "sale.redeem_points", why="redeem.points.negative", points=points)
     return points
 
 
@@ -108,7 +108,7 @@ def check_exchange(
         raise RedeemRefused(f"{sku!r} is not in redeem.goods", "redeem.goods", sku=sku)
     if isinstance(qty, bool) or not isinstance(qty, int) or qty < 1:
         raise InvalidInput(f"exchange quantity {qty!r} is not a whole number of 1 or more",
-                           "exchange.qty")
+                           "exchange.qty", qty=repr(qty))
     if goods.per_sale_limit is not None and qty > goods.per_sale_limit:
         raise RedeemRefused(
             f"{qty} x {goods.sku} is over its per_sale_limit ({goods.per_sale_limit})",

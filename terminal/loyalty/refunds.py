@@ -58,11 +58,12 @@ def plan_refund_lines(
                                 sale=sale_id)
     else:
         if not request:
-            raise InvalidInput("the refund names no lines", "refund.lines")
+            raise InvalidInput("the refund names no lines", "refund.lines", why="refund.lines")
         for sku, units in request:
             if isinstance(units, bool) or not isinstance(units, int) or units < 1:
                 raise InvalidInput(f"refund of {sku}: {units!r} is not a whole number of units",
-                                   "refund.lines.qty")
+                                   "refund.lines.qty", why="refund.lines.units", sku=sku,
+                                   units=repr(units))
             matching = [line for line in sold if line.sku == sku]
             if not matching:
                 raise RefundRefused(f"{sku} was not sold on sale {sale_id}", "refund.lines.sku",

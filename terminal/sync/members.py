@@ -130,7 +130,8 @@ class MemberClient:
             # redemption when the sale's (or exchange's) event arrives.
             return Hold(hold_id, points, offline=True)
         if not response.ok:
-            raise RedeemRefused(f"HQ refused the hold: {response.error}", "hq.hold")
+            raise RedeemRefused(f"HQ refused the hold: {response.error}", "hq.hold",
+                                said=response.error or "")
         self._cache.pop(card_hash, None)  # the balance HQ will answer has changed
         return Hold(hold_id, points, offline=False)
 

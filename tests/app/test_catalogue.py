@@ -101,7 +101,8 @@ def test_every_message_fits_the_pole_as_its_short_form(charset: str, columns: in
 def test_the_chinese_and_english_forms_say_the_same_things() -> None:
     chinese_only = {"prompt_zh", "what_zh", "tender_zh", "kind_zh", "discount_zh", "problem_zh"}
     english_only = {"prompt", "what", "tender", "kind", "discount", "problem", "tender_cap"}
-    in_chinese = {"detail_zh": "detail"}  # a refusal's facts said in Chinese (refusal())
+    # a refusal's facts, a device's reason and a key's name said in Chinese
+    in_chinese = {"detail_zh": "detail", "reason_zh": "reason", "label_zh": "label"}
     for key, message in CATALOGUE.items():
         chinese = {in_chinese.get(name, name) for name in FIELDS.findall(message.zh)}
         assert chinese - chinese_only == set(FIELDS.findall(message.en)) - english_only, key

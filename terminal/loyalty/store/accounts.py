@@ -53,6 +53,13 @@ def shown_card(card: str | CardRef, ref: CardRef) -> str:
     return f"ending {ref.last4 or '?'}"
 
 
+def shown_card_values(card: str | CardRef, ref: CardRef) -> dict[str, str]:
+    """The card as :func:`shown_card` shows it, by name: its ``card`` or its ``last4``."""
+    if isinstance(card, str) and len(card) < _SHOWN_WHOLE:
+        return {"card": card}
+    return {"last4": ref.last4 or "?"}
+
+
 class Accounts(LedgerCore):
     """Finding a member by card and moving their points by ledger entries."""
 
@@ -87,7 +94,8 @@ class Accounts(LedgerCore):
 
     @staticmethod
     def _unknown(card: str | CardRef, ref: CardRef) -> UnknownCard:
-        return UnknownCard(f"card {shown_card(card, ref)} belongs to no member", "card")
+        return UnknownCard(f"card {shown_card(card, ref)} belongs to no member", "card",
+                           why="card.unknown", **shown_card_values(card, ref))
 
     def _account(self, member: Member | MemberRow,
                  also: list[str] | tuple[str, ...] = ()) -> ledger.Account:

@@ -41,7 +41,8 @@ def write_report(store: LedgerStore, kind: str, day: date, moment: Moment,
         if kind == "Z" and DailyReport.get_or_none(
             (DailyReport.kind == "Z") & (DailyReport.day == day.isoformat())
         ):
-            raise DuplicateId(f"the Z report for {day} was already printed", "report.z")
+            raise DuplicateId(f"the Z report for {day} was already printed", "report.z",
+                              day=day.isoformat())
         body = store.daily_report(day)
         report_id = new_id()
         DailyReport.insert(

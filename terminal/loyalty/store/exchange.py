@@ -39,7 +39,8 @@ class Exchanges(Members, Redeeming):
                                "._:-", "exchange.id")
         with self._writing(moment) as w:
             if exchange_id is not None and Exchange.get_or_none(Exchange.id == exchange_id):
-                raise DuplicateId(f"exchange {exchange_id} is already recorded", "exchange.id")
+                raise DuplicateId(f"exchange {exchange_id} is already recorded", "exchange.id",
+                                  exchange=exchange_id)
             member = self._member(card)
             self._expire_due(w, member)
             before = (
@@ -101,7 +102,8 @@ class Exchanges(Members, Redeeming):
             elif -points > account.balance:
                 raise AdjustRefused(
                     f"an adjustment of {points} would overdraw the balance "
-                    f"({account.balance})", "adjust.points",
+                    f"({account.balance})", "adjust.points", why="adjust.points.overdraw",
+                    points=points, balance=account.balance,
                 )
             entry = account.debit(
                 ledger.Entry(kind=ledger.ADJUST, points=points, reason=reason,
@@ -120,11 +122,14 @@ def check_adjustment(points: object, reason: str, operator: str) -> None:
     """What :meth:`Exchanges.adjust` refuses before anything is read or written."""
     if isinstance(points, bool) or not isinstance(points, int) or points == 0:
         raise InvalidInput(f"an adjustment is a non-zero whole number of points, not "
-                           f"{points!r}", "adjust.points")
+                           f"{points!r}", "adjust.points", why="adjust.points.whole",
+                           points=repr(points))
     if abs(points) > MAX_ADJUST:
         raise InvalidInput(f"an adjustment of {points} is over the limit of {MAX_ADJUST}",
-                           "adjust.points")
+                           "adjust.points", why="adjust.points.over", points=points,
+                           most=MAX_ADJUST)
     if not (reason or "").strip():
-        raise InvalidInput("an adjustment needs a reason", "adjust.reason")
+        raise InvalidInput("an adjustment needs a reason", "adjust.reason", why="adjust.reason")
     if not (operator or "").strip():
-        raise InvalidInput("an adjustment needs the operator's name", "adjust.operator")
+        raise InvalidInput("an adjustment needs the operator's name", "adjust.operator",
+                           why="adjust.operator")

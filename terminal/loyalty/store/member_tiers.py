@@ -55,7 +55,8 @@ class MemberTiers(Accounts):
         from now), or refused under ``rule`` if the card is a member already (``where``: as
         the message says it)."""
         if self.sql.member(ref.hash) is not None:
-            raise DuplicateId(f"card ending {ref.last4 or '?'} is already a member{where}", rule)
+            raise DuplicateId(f"card ending {ref.last4 or '?'} is already a member{where}", rule,
+                              why="card.member", last4=ref.last4 or "?")
         review = tiers.due_review(self.rules, None, moment.earn_time)
         return Member.create(id=new_id(), card_hash=ref.hash, card_last4=ref.last4,
                              registered_us=w.us, tier=tier,

@@ -16,7 +16,7 @@ from terminal.loyalty.errors import DuplicateId, InvalidInput, PaymentCardRefuse
 from terminal.loyalty.ids import new_id
 from terminal.loyalty.operations import Balance, Expiring, MemberView, Registration
 from terminal.loyalty.store import hotpath
-from terminal.loyalty.store.accounts import CardRef, member_ref, shown_card
+from terminal.loyalty.store.accounts import CardRef, member_ref, shown_card, shown_card_values
 from terminal.loyalty.store.hotpath import MemberRow
 from terminal.loyalty.store.member_tiers import MemberTiers
 from terminal.loyalty.store.models import Member
@@ -30,7 +30,8 @@ def check_phone(phone: object, field: str) -> str:
     number (a Luhn-valid number in a payment range, an Amex's 15 digits too). The refusal never
     repeats what was keyed: it may be a card number, and it shows on the customer's display."""
     if not isinstance(phone, str) or not PHONE.fullmatch(phone):
-        raise InvalidInput("a phone number is 5 to 15 digits, maybe after a +", field)
+        raise InvalidInput("a phone number is 5 to 15 digits, maybe after a +", field,
+                           why="phone.form")
     if is_payment_pan(phone.removeprefix("+")):
         raise PaymentCardRefused("this is a payment card number, not a phone number", field)
     return phone
@@ -46,21 +47,24 @@ class Members(MemberTiers):
         number = shown_card(reg.card, ref)
         name = (reg.name or "").strip()
         if len(name) > 64:
-            raise InvalidInput("a member name is at most 64 characters", "register.name")
+            raise InvalidInput("a member name is at most 64 characters", "register.name",
+                               most=64)
         phone = reg.phone
         if phone is not None:
             check_phone(phone, "register.phone")
         today = local_day(moment.at, self.rules.zone)
         if reg.birthday is not None and not date(1900, 1, 1) <= reg.birthday <= today:
-            raise InvalidInput(f"birthday {reg.birthday} is not a past date", "register.birthday")
+            raise InvalidInput(f"birthday {reg.birthday} is not a past date", "register.birthday",
+                               birthday=str(reg.birthday))
         with self._writing(moment) as w:
             if self.sql.member(hashed) is not None:
-                raise DuplicateId(f"card {number} is already registered", "register.card")
+                raise DuplicateId(f"card {number} is already registered", "register.card",
+                                  why="card.member", **shown_card_values(reg.card, ref))
             phone_key = phone_hash(self.card_key, phone) if phone else None
             if phone_key and Member.get_or_none(Member.phone_hash == phone_key):
                 raise DuplicateId(
                     f"phone ending {phone[-4:]} is already registered to another member",
-                    "register.phone",
+                    "register.phone", why="phone.taken", phone4=phone[-4:],
                 )
             referrer = self._member(reg.referrer_card) if reg.referrer_card else None
             review = tiers.due_review(self.rules, None, moment.earn_time)
@@ -111,7 +115,7 @@ class Members(MemberTiers):
         ref = member_ref(self.card_key, card)
         if tier not in {level.name for level in self.rules.tiers}:
             raise InvalidInput(f"HQ's tier {tier!r} is not a tier of the rules in force",
-                               "import.tier")
+                               "import.tier", tier=tier)
         with self._writing(moment) as w:
             member = self._create_at_tier(w, ref, tier, moment, where=" here", rule="import.card")
             self._record_hq_tier(w, member, tier)
@@ -128,14 +132,15 @@ class Members(MemberTiers):
         drops it from there once HQ has acknowledged the event (outbox.mark_acked). A no
         carries none. Nothing else is kept here: HQ's consent record is the one that counts."""
         if channel not in CONSENT_CHANNELS:
-            raise InvalidInput(f"no care channel {channel!r} at a till", "consent.channel")
+            raise InvalidInput(f"no care channel {channel!r} at a till", "consent.channel",
+                               channel=channel)
         ref = member_ref(self.card_key, card)
         member = self._member(ref)
         if granted:
             phone = check_phone(address, "consent.address")
             if member.phone_hash is None or phone_hash(self.card_key, phone) != member.phone_hash:
                 raise InvalidInput("an SMS opt-in needs the member's registered phone",
-                                   "consent.address")
+                                   "consent.address", why="consent.address")
         with self._writing(moment) as w:
             self._event(w, "consent", {
                 "member": member.id, "card_hash": ref.hash, "card_last4": ref.last4,
@@ -163,7 +168,8 @@ class Members(MemberTiers):
         with self._writing(moment) as w:
             self._audit(w, actor, "lookup_phone", member.id if member else "", phone[-4:])
         if member is None:
-            raise UnknownCard(f"no member has the phone ending {phone[-4:]}", "lookup.phone")
+            raise UnknownCard(f"no member has the phone ending {phone[-4:]}", "lookup.phone",
+                              why="phone.unknown", phone4=phone[-4:])
         return self.member_view(member, moment)
 
     def standing(self, member: Member, moment: Moment) -> tuple[str, int]:

@@ -56,7 +56,8 @@ class SignInRefused(Refused):
 class OperatorLocked(SignInRefused):
     def __init__(self, number: int, until: datetime) -> None:
         super().__init__(f"Operator {number} is locked after {MAX_FAILURES} wrong PINs until "
-                         f"{until:%H:%M}: wait, or a manager unlocks it (Void)", "sign_in.lockout")
+                         f"{until:%H:%M}: wait, or a manager unlocks it (Void)", "sign_in.lockout",
+                         number=number, failures=MAX_FAILURES, until=f"{until:%H:%M}")
         self.number = number
         self.until = until
 
@@ -116,7 +117,7 @@ class Operators(LedgerCore):
         operator = Operator.get_or_none((Operator.number == number) & Operator.active)
         if operator is None:
             raise SignInRefused(f"Operator {number} is not known here: key your operator no., "
-                                "then Enter", "sign_in.number")
+                                "then Enter", "sign_in.number", number=number)
         now_us = to_micros(moment.at)
         if operator.locked_until_us is not None and operator.locked_until_us > now_us:
             raise OperatorLocked(number, from_micros(operator.locked_until_us).astimezone(
@@ -144,7 +145,8 @@ class Operators(LedgerCore):
                 Operator.update(failures=failures).where(Operator.name == operator.name).execute()
             left = MAX_FAILURES - failures
             raise SignInRefused(f"PIN not recognised: key your PIN again, then Enter ({left} "
-                                f"{'try' if left == 1 else 'tries'} left)", "sign_in.pin")
+                                f"{'try' if left == 1 else 'tries'} left)", "sign_in.pin",
+                                left=left)
         until = moment.at + LOCKOUT
         with self._writing(moment) as w:
             Operator.update(failures=0, locked_until_us=to_micros(until)).where(
@@ -157,10 +159,11 @@ class Operators(LedgerCore):
         """A manager lifts operator ``number``'s lockout (audited)."""
         operator = Operator.get_or_none(Operator.number == number)
         if operator is None:
-            raise SignInRefused(f"Operator {number} is not known here", "sign_in.number")
+            raise SignInRefused(f"Operator {number} is not known here", "sign_in.number",
+                                why="sign_in.number.unlock", number=number)
         if not operator.locked_until_us or operator.locked_until_us <= to_micros(moment.at):
             raise SignInRefused(f"Operator {number} is not locked: key the PIN, then Enter",
-                                "sign_in.lockout")
+                                "sign_in.lockout", why="sign_in.lockout.unlock", number=number)
         with self._writing(moment) as w:
             Operator.update(failures=0, locked_until_us=None).where(
                 Operator.name == operator.name).execute()
@@ -178,7 +181,7 @@ class Operators(LedgerCore):
         if not hmac.compare_digest(stored, expected):
             raise SignInRefused("the PIN key is not the one this ledger's operators were set "
                                 "with: restore it, or set every operator's PIN again",
-                                "sign_in.key")
+                                "sign_in.key", why="sign_in.key")
 
 
 def new_pin_key() -> bytes:

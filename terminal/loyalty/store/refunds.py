@@ -63,10 +63,12 @@ class Refunds(Members):
         # read for all their refunds at once (terminal.hq.kept).
         with self._writing(moment) as w:
             if refund_id is not None and self.sql.one(hotpath.REFUND_EXISTS, (refund_id,)):
-                raise DuplicateId(f"refund {refund_id} was recorded meanwhile", "refund.id")
+                raise DuplicateId(f"refund {refund_id} was recorded meanwhile", "refund.id",
+                                  refund=refund_id)
             found = self.sql.one(hotpath.SALE_TO_REFUND, (sale_id,))
             if found is None:
-                raise UnknownSale(f"sale {sale_id} is not recorded on this terminal", "refund.sale")
+                raise UnknownSale(f"sale {sale_id} is not recorded on this terminal", "refund.sale",
+                                  sale=sale_id)
             sale = SaleToRefund(*found)
             before = self.sql.run(hotpath.REFUNDS_OF_SALE, (sale.id,)).fetchall()
             given = {} if not before else {  # units refunded before (one query fewer if none)

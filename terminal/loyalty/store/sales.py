@@ -74,10 +74,11 @@ class Sales(Members, Redeeming):
         spend: int | None = None
         with self._writing(moment) as w:
             if self.sql.one(hotpath.SALE_EXISTS, (req.id,)):
-                raise DuplicateId(f"sale {req.id} is already recorded", "sale.id")
+                raise DuplicateId(f"sale {req.id} is already recorded", "sale.id", sale=req.id)
             member, today = self._member_today(req.card, moment) if req.card else (None, None)
             if member is None and req.redeem_points:
-                raise RedeemRefused("an anonymous sale cannot redeem points", "sale.card")
+                raise RedeemRefused("an anonymous sale cannot redeem points", "sale.card",
+                                    why="sale.card")
             if member is not None:
                 self._expire_due(w, member)
                 self._review_tier(member, moment)
