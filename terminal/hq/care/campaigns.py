@@ -34,12 +34,13 @@ from terminal.hq.care.models import CHANNELS, CareCampaign, CareMessage
 from terminal.hq.care.refusal import CareRefusal
 from terminal.hq.care.segments import SEGMENTS, SegmentError, Target, check_store, select
 from terminal.hq.database import lock_members
+from terminal.hq.local_time import shown_micros
 from terminal.hq.member_ids import among
 from terminal.hq.member_ops.bulk import Granted, adjust_many
 from terminal.hq.member_ops.errors import MemberOpError, UnknownMember, WrongState
 from terminal.hq.member_ops.service import MemberOps
 from terminal.hq.models import MemberOp
-from terminal.loyalty.clock import from_micros, to_micros
+from terminal.loyalty.clock import to_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.accounts import CardRef
 from terminal.loyalty.store.card_states import FROZEN
@@ -341,7 +342,7 @@ def summary(row: CareCampaign, zone: ZoneInfo) -> dict[str, Any]:
     return {"id": row.id, "name": row.name, "segment": row.segment,
             "params": json.loads(row.params), "channel": row.channel,
             "bonus_points": row.bonus_points, "state": row.state, "created_by": row.created_by,
-            "created_at": _local(row.created_us, zone),
+            "created_at": shown_micros(row.created_us, zone),
             "queued_by": row.queued_by,
             "messages": {state: counts.get(state, 0) for state in STATES}}
 
@@ -361,9 +362,5 @@ def messages(campaign_id: int, zone: ZoneInfo) -> list[dict[str, Any]]:
             .where(CareMessage.campaign == campaign_id).order_by(CareMessage.member).tuples())
     keys = ("id", "member", "name", "card_last4", "state", "why", "attempts", "sent_at",
             "bonus_op")
-    return [dict(zip(keys, (*row[:7], _local(row[7], zone) if row[7] else None, row[8]),
+    return [dict(zip(keys, (*row[:7], shown_micros(row[7], zone) if row[7] else None, row[8]),
                      strict=True)) for row in rows]
-
-
-def _local(us: int, zone: ZoneInfo) -> str:
-    return from_micros(us).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")

@@ -24,9 +24,10 @@ from terminal.hq.care.models import (
     number_tail,
 )
 from terminal.hq.care.refusal import CareRefusal
+from terminal.hq.local_time import shown_micros
 from terminal.hq.member_ids import among
 from terminal.loyalty.cards import phone_hash
-from terminal.loyalty.clock import from_micros, to_micros
+from terminal.loyalty.clock import to_micros
 from terminal.loyalty.store.members import PHONE
 from terminal.loyalty.store.models import Member
 
@@ -178,7 +179,7 @@ def history(member_id: str, zone: Any) -> list[dict[str, Any]]:
             .order_by(CareConsent.at_us.desc(), CareConsent.id.desc()))
     return [{"channel": row.channel, "granted": bool(row.granted), "source": row.source,
              "store": row.store, "terminal": row.terminal, "actor": row.actor,
-             "at": from_micros(row.at_us).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")}
+             "at": shown_micros(row.at_us, zone)}
             for row in rows]
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from terminal.hq.console.models import ConsoleAudit
 from terminal.hq.console.roles import Principal
-from terminal.loyalty.clock import from_micros, to_micros
+from terminal.hq.local_time import shown_micros
+from terminal.loyalty.clock import to_micros
 
 
 def now_us() -> int:
@@ -61,6 +62,6 @@ def search(query: AuditQuery) -> list[dict[str, Any]]:
         rows = rows.where(ConsoleAudit.at_us < query.until_us)
     if query.before_id is not None:
         rows = rows.where(ConsoleAudit.id < query.before_id)
-    return [{"id": row.id, "at": from_micros(row.at_us).strftime("%Y-%m-%d %H:%M:%S"),
+    return [{"id": row.id, "at": shown_micros(row.at_us),
              "actor": row.actor, "role": row.role, "via": row.via, "action": row.action,
              "subject": row.subject, "why": row.why, "detail": row.detail} for row in rows]

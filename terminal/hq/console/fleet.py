@@ -26,8 +26,8 @@ from peewee import fn
 from terminal.hq.console import audit
 from terminal.hq.console.models import BacklogSample, ConsoleCommand
 from terminal.hq.console.roles import Principal
+from terminal.hq.local_time import shown_micros
 from terminal.hq.models import TerminalSeen
-from terminal.loyalty.clock import from_micros
 
 SAMPLES_KEPT = 20
 
@@ -157,7 +157,7 @@ class FleetReader:
                 "answered": self._local(row.answered_us) if row.answered_us else None}
 
     def _local(self, us: int) -> str:
-        return from_micros(us).astimezone(self.zone).strftime("%Y-%m-%d %H:%M:%S")
+        return shown_micros(us, self.zone)
 
 
 def _printer_state(stored: str | None) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from terminal.core.pan import is_payment_pan
 from terminal.hq.console import audit
 from terminal.hq.console.csv_out import guard as _cell
 from terminal.hq.console.roles import Principal
+from terminal.hq.local_time import shown_micros
 from terminal.hq.models import AppliedEvent, MemberHome, MemberOp
 from terminal.loyalty.cards import CARD_PATTERN, card_hash, phone_hash
 from terminal.loyalty.clock import Moment, from_micros
@@ -211,7 +212,7 @@ class Reader:
                 "balance_after": balance_after, "time_trusted": entry.trusted}
 
     def _local(self, us: int) -> str:
-        return from_micros(us).astimezone(self.rules.zone).strftime("%Y-%m-%d %H:%M:%S")
+        return shown_micros(us, self.rules.zone)
 
 
 class _Origins:

@@ -14,10 +14,10 @@ import json
 from datetime import datetime
 from typing import Any
 
+from terminal.hq.local_time import shown_micros, shown_time
 from terminal.hq.models import BundleRefusal, TerminalSeen
 from terminal.hq.rules_studio.models import BundleRelease
 from terminal.hq.rules_studio.releases import held_versions
-from terminal.loyalty.clock import from_micros
 
 APPLIED, NEWER, REFUSED, PENDING = "applied", "newer", "refused", "pending"
 
@@ -64,10 +64,7 @@ def counts(lines: list[dict[str, Any]]) -> dict[str, int]:
 def describe(row: BundleRelease, zone: Any = None) -> dict[str, Any]:
     """A release as the history shows it (without its terminals)."""
     def when(us: int | None) -> str:
-        if not us:
-            return ""
-        at = from_micros(us)
-        return (at.astimezone(zone) if zone else at).strftime("%Y-%m-%d %H:%M:%S")
+        return shown_micros(us, zone) if us else ""
     return {"version": row.version, "kind": row.kind, "scopes": json.loads(row.scopes),
             "author": row.author, "created": when(row.created_us), "approver": row.approver,
             "approved": when(row.approved_us), "source_version": row.source_version,
@@ -84,7 +81,7 @@ def _local(iso: str, zone: Any) -> str:
         at = datetime.fromisoformat(iso)
     except (TypeError, ValueError):
         return iso
-    return (at.astimezone(zone) if zone else at).strftime("%Y-%m-%d %H:%M:%S")
+    return shown_time(at, zone)
 
 
 def history(zone: Any = None, stores: tuple[str, ...] | None = None,
