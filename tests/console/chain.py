@@ -5,10 +5,11 @@ as the collector would. Names include Chinese and hostile text."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.types import ASGIApp
 
@@ -25,6 +26,8 @@ from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.models import Outbox
 from terminal.protocol.messages import Event
 from tests.sync.harness import CARD_KEY, rules_data
+
+T = TypeVar("T")
 
 PASSWORD = "correct horse battery"
 
@@ -125,13 +128,19 @@ def signed_in(site: tuple[str, Any], name: str, then: str = "/members",
     return context, page
 
 
-def add_user_at(url: str, name: str, role: str) -> None:
-    """One more chain-wide console user (password ``PASSWORD``) in HQ's database at ``url``."""
+def on_console_db(url: str, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` on HQ's database at ``url`` through the console's own database thread (its
+    models bound), as a page would run it; the connection closed after."""
     db = ConsoleDb(url)
     try:
-        db.call(accounts.add_user, name, role, (), PASSWORD)
+        return db.call(fn, *args)
     finally:
         db.close()
+
+
+def add_user_at(url: str, name: str, role: str) -> None:
+    """One more chain-wide console user (password ``PASSWORD``) in HQ's database at ``url``."""
+    on_console_db(url, accounts.add_user, name, role, (), PASSWORD)
 
 
 def add_user(chain: Chain, name: str, role: str) -> None:

@@ -7,18 +7,15 @@ from __future__ import annotations
 import pytest
 
 from terminal.hq.console import accounts
-from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.i18n import accepted
+from tests.console.chain import on_console_db
 from tests.console.test_http import client, csrf, login, member_id
 
 
 @pytest.fixture(scope="module")
 def tokens(chain) -> dict[str, str]:
-    db = ConsoleDb(chain.url)
-    try:
-        return {name: db.call(accounts.issue_token, name).secret for name in ("svc", "mkt")}
-    finally:
-        db.close()
+    return {name: on_console_db(chain.url, accounts.issue_token, name).secret
+            for name in ("svc", "mkt")}
 
 
 def bearer(token: str, language: str | None = None) -> dict[str, str]:

@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 
 from terminal.hq.console.app import build
-from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.models import ConsoleCommand
 from terminal.hq.models import TerminalSeen
 from terminal.loyalty.rules import Rules
 from terminal.protocol.mqtt import MqttConfig
-from tests.console.chain import add_user_at, sign_in
+from tests.console.chain import add_user_at, on_console_db, sign_in
 from tests.support.browser import CHROMIUM, SCREENSHOTS, async_page, serving
 from tests.sync.conftest import run
 from tests.sync.harness import CARD_KEY, Chain, rules_data, until
@@ -160,22 +159,14 @@ def test_a_command_sent_from_the_fleet_page_is_carried_out_and_its_result_shown(
 
 async def _seen_online(url: str, count: int) -> bool:
     def read() -> int:
-        db = ConsoleDb(url)
-        try:
-            return db.call(lambda: TerminalSeen.select().where(TerminalSeen.online == True)  # noqa: E712
-                           .count())
-        finally:
-            db.close()
+        return on_console_db(url, lambda: TerminalSeen.select()
+                             .where(TerminalSeen.online == True).count())  # noqa: E712
     return await asyncio.to_thread(read) >= count
 
 
 async def _answered(url: str) -> bool:
     def read() -> list[str]:
-        db = ConsoleDb(url)
-        try:
-            return db.call(lambda: [c.state for c in ConsoleCommand.select()])
-        finally:
-            db.close()
+        return on_console_db(url, lambda: [c.state for c in ConsoleCommand.select()])
     return await asyncio.to_thread(read) == ["done"]
 
 

@@ -15,7 +15,7 @@ from terminal.hq.care.dispatch import Dispatcher
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.models import ConsoleAudit
 from terminal.hq.console.web import LANG_COOKIE
-from tests.console.chain import console_app
+from tests.console.chain import console_app, on_console_db
 from tests.console.test_http import BASE, csrf, login, member_id
 from tests.support.care_servers import Gateway, gateway
 
@@ -106,13 +106,9 @@ def test_a_campaign_from_the_console(fresh_chain) -> None:
         fragment = mkt.get(where, headers={"hx-request": "true"})
         assert "<html" not in fragment.text and "已送达" in fragment.text
         assert next(iter(server.delivered)) in fragment.text  # the id the gateway saw
-    db = ConsoleDb(fresh_chain.url)
-    try:
-        actions = db.call(lambda: [row.action for row in ConsoleAudit.select()
-                                   .where(ConsoleAudit.action.startswith("care."))
-                                   .order_by(ConsoleAudit.id)])
-    finally:
-        db.close()
+    actions = on_console_db(fresh_chain.url, lambda: [
+        row.action for row in ConsoleAudit.select()
+        .where(ConsoleAudit.action.startswith("care.")).order_by(ConsoleAudit.id)])
     assert actions == ["care.consent", "care.campaign.create", "care.campaign.create",
                        "care.campaign.queue", "care.campaign.bonus"]
 

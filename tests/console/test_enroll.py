@@ -21,7 +21,7 @@ from terminal.hq.enrollment import codes
 from terminal.hq.models import EnrollmentCode
 from terminal.hq.pki import authority
 from terminal.hq.pki.revocation import Revoker
-from tests.console.chain import add_user
+from tests.console.chain import add_user, on_console_db
 from tests.console.test_http import client, csrf, login
 from tests.hq.test_ca import request
 from tests.support.mosquitto import SHIPPED_ACL
@@ -44,19 +44,11 @@ def shown_code(html: str) -> str:
 
 
 def rows(chain) -> list[EnrollmentCode]:
-    db = ConsoleDb(chain.url)
-    try:
-        return db.call(lambda: list(EnrollmentCode.select()))
-    finally:
-        db.close()
+    return on_console_db(chain.url, lambda: list(EnrollmentCode.select()))
 
 
 def audit_rows(chain, action: str) -> list[dict]:
-    db = ConsoleDb(chain.url)
-    try:
-        return db.call(audit.search, audit.AuditQuery(action=action))
-    finally:
-        db.close()
+    return on_console_db(chain.url, audit.search, audit.AuditQuery(action=action))
 
 
 def test_it_issues_a_code_shown_once_listed_by_reference_and_audited(it_chain) -> None:

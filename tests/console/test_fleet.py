@@ -15,7 +15,7 @@ from terminal.hq.models import TerminalSeen
 from terminal.loyalty.clock import to_micros
 from terminal.protocol.messages import Status
 from terminal.protocol.topics import TerminalTopic
-from tests.console.chain import console_app
+from tests.console.chain import console_app, on_console_db
 from tests.console.test_http import BASE, csrf, login
 
 
@@ -131,11 +131,7 @@ def _seed_printers() -> None:
 
 def test_the_printer_is_shown_in_the_pages_language_and_hostile_words_safely(
         fresh_chain) -> None:
-    db = ConsoleDb(fresh_chain.url)
-    try:
-        db.call(_seed_printers)
-    finally:
-        db.close()
+    on_console_db(fresh_chain.url, _seed_printers)
     with client(fresh_chain) as c:
         login(c, "admin")
         api = {r["terminal"]: r for r in c.get("/api/v1/fleet").json()["terminals"]}

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 
 from terminal.hq.console import accounts
 from terminal.hq.console.db import ConsoleDb
-from tests.console.chain import PASSWORD, Chain, console_app
+from tests.console.chain import PASSWORD, Chain, console_app, on_console_db
 
 BASE = "https://console.test"
 
@@ -230,11 +230,7 @@ def test_a_store_manager_sees_its_stores_only_and_forged_urls_get_404(chain, who
 
 
 def test_api_tokens_authenticate_and_revocation_stops_them(chain) -> None:
-    db = ConsoleDb(chain.url)
-    try:
-        token = db.call(accounts.issue_token, "aud")
-    finally:
-        db.close()
+    token = on_console_db(chain.url, accounts.issue_token, "aud")
     with client(chain) as c:
         headers = {"authorization": f"Bearer {token.secret}"}
         assert c.get("/api/v1/me", headers=headers).json() == {
@@ -246,11 +242,7 @@ def test_api_tokens_authenticate_and_revocation_stops_them(chain) -> None:
         assert c.get("/members", headers=headers).status_code == 303
         assert c.get("/api/v1/me", headers={"authorization": "Bearer pt_x_nope"}
                      ).status_code == 401
-        db = ConsoleDb(chain.url)
-        try:
-            db.call(accounts.revoke_token, token.id)
-        finally:
-            db.close()
+        on_console_db(chain.url, accounts.revoke_token, token.id)
         assert c.get("/api/v1/me", headers=headers).status_code == 401
 
 
@@ -413,11 +405,7 @@ def test_members_imported_from_csv_belong_to_the_chosen_store(fresh_chain) -> No
 
 
 def test_the_api_imports_csv_all_or_nothing(fresh_chain) -> None:
-    db = ConsoleDb(fresh_chain.url)
-    try:
-        token = db.call(accounts.issue_token, "svc").secret
-    finally:
-        db.close()
+    token = on_console_db(fresh_chain.url, accounts.issue_token, "svc").secret
     headers = {"authorization": f"Bearer {token}", "content-type": "text/csv"}
     with client(fresh_chain) as c:
         bad = c.post("/api/v1/members/import?store=S001&reason=x", headers=headers,

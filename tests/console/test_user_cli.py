@@ -8,14 +8,11 @@ from terminal.hq.cli import main
 from terminal.hq.console import accounts
 from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.models import ApiToken, ConsoleAudit, ConsoleUser
+from tests.console.chain import on_console_db
 
 
 def users(url: str) -> dict[str, tuple[str, str]]:
-    db = ConsoleDb(url)
-    try:
-        return db.call(lambda: {u.name: (u.role, u.stores) for u in ConsoleUser.select()})
-    finally:
-        db.close()
+    return on_console_db(url, lambda: {u.name: (u.role, u.stores) for u in ConsoleUser.select()})
 
 
 def test_add_a_user_from_a_password_file_then_a_token(tmp_path, capsys) -> None:

@@ -9,10 +9,10 @@ import html
 import re
 
 from terminal.hq.collector import _record_status
-from terminal.hq.console.db import ConsoleDb
 from terminal.hq.console.i18n import Translator
 from terminal.protocol.messages import Status
 from terminal.protocol.topics import TerminalTopic
+from tests.console.chain import on_console_db
 from tests.console.test_http import client, csrf, login, member_id
 
 HOSTILE = "<img src=x onerror=alert(1)>\x1b[2J\u202e"
@@ -31,11 +31,7 @@ def _seed_refusal() -> None:
 
 
 def test_a_chinese_user_reads_words_where_codes_were_shown(fresh_chain) -> None:
-    db = ConsoleDb(fresh_chain.url)
-    try:
-        db.call(_seed_refusal)
-    finally:
-        db.close()
+    on_console_db(fresh_chain.url, _seed_refusal)
     with client(fresh_chain) as c:
         assert c.post("/login", data={"name": "svc", "password": "wrong",
                                       "csrftoken": csrf(c)}).status_code == 401
