@@ -28,7 +28,14 @@ __all__ = [
 
 
 class RulesError(ValueError):
-    """The rules file is malformed; the message names the key."""
+    """The rules file is malformed; the message names the key. ``code`` names the problem and
+    ``values`` what it names (the key among them), for saying it in another language (the
+    console's rules studio: terminal.hq.console.rules_words)."""
+
+    def __init__(self, message: str, code: str = "", **values: object) -> None:
+        super().__init__(message)
+        self.code = code
+        self.values = values
 
 
 class InvalidInput(Refused):

@@ -120,7 +120,8 @@ class Rules:
         for level in self.tiers:
             if level.name == name:
                 return level
-        raise RulesError(f"tiers.level: no tier named {name!r}")
+        raise RulesError(f"tiers.level: no tier named {name!r}", "no_tier_named",
+                         key="tiers.level", name=name)
 
 
 def load_rules(path: str | Path) -> Rules:
@@ -135,7 +136,7 @@ def load_rules(path: str | Path) -> Rules:
     try:
         return Rules.from_mapping(data)
     except RulesError as exc:
-        raise RulesError(f"{path}: {exc}") from exc
+        raise RulesError(f"{path}: {exc}", exc.code, **exc.values) from exc
 
 
 _MISSING = object()
@@ -146,7 +147,7 @@ class _Reader:
 
     def __init__(self, data: Any, where: str, unknown: list[str]) -> None:
         if not isinstance(data, Mapping):
-            raise RulesError(f"{where or 'rules'}: expected a table")
+            raise RulesError(f"{where or 'rules'}: expected a table", "table", key=where or "rules")
         self.data = data
         self.where = where
         self.used: set[str] = set()
@@ -160,7 +161,7 @@ class _Reader:
         if name in self.data:
             return self.data[name]
         if default is _MISSING:
-            raise RulesError(f"{self.key(name)}: missing")
+            raise RulesError(f"{self.key(name)}: missing", "missing", key=self.key(name))
         return default
 
     def int(self, name: str, default: Any = _MISSING, lo: int = 0, hi: int = 10**12) -> Any:
@@ -168,36 +169,45 @@ class _Reader:
         if value is None and default is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int):
-            raise RulesError(f"{self.key(name)}: expected a whole number, got {value!r}")
+            raise RulesError(f"{self.key(name)}: expected a whole number, got {value!r}", "whole",
+                             key=self.key(name), got=repr(value))
         if not lo <= value <= hi:
-            raise RulesError(f"{self.key(name)}: {value} is outside {lo}..{hi}")
+            raise RulesError(f"{self.key(name)}: {value} is outside {lo}..{hi}", "range",
+                             key=self.key(name), value=str(value), lo=str(lo), hi=str(hi))
         return value
 
     def str(self, name: str, default: Any = _MISSING, choices: tuple[str, ...] = ()) -> Any:
         value = self.raw(name, default)
         if not isinstance(value, str) or not value.strip():
-            raise RulesError(f"{self.key(name)}: expected text, got {value!r}")
+            raise RulesError(f"{self.key(name)}: expected text, got {value!r}", "text",
+                             key=self.key(name), got=repr(value))
         if choices and value not in choices:
-            raise RulesError(f"{self.key(name)}: {value!r} is not one of {', '.join(choices)}")
+            raise RulesError(f"{self.key(name)}: {value!r} is not one of {', '.join(choices)}",
+                             "choice", key=self.key(name), value=repr(value),
+                             choices=", ".join(choices))
         return value
 
     def bool(self, name: str, default: Any = _MISSING) -> bool:
         value = self.raw(name, default)
         if not isinstance(value, bool):
-            raise RulesError(f"{self.key(name)}: expected true or false, got {value!r}")
+            raise RulesError(f"{self.key(name)}: expected true or false, got {value!r}", "bool",
+                             key=self.key(name), got=repr(value))
         return value
 
     def ratio(self, name: str, default: Any = _MISSING, lo: int = 0, hi: int = 1000) -> Fraction:
         value = self.raw(name, default)
         if isinstance(value, bool) or not isinstance(value, int | float | str | Fraction):
-            raise RulesError(f"{self.key(name)}: expected a number, got {value!r}")
+            raise RulesError(f"{self.key(name)}: expected a number, got {value!r}", "number",
+                             key=self.key(name), got=repr(value))
         try:
             # str() of a float is its shortest decimal text, so 1.2 becomes exactly 6/5.
             exact = value if isinstance(value, Fraction) else Fraction(Decimal(str(value)))
         except (InvalidOperation, ValueError) as exc:
-            raise RulesError(f"{self.key(name)}: {value!r} is not a number") from exc
+            raise RulesError(f"{self.key(name)}: {value!r} is not a number", "number",
+                             key=self.key(name), got=repr(value)) from exc
         if not lo <= exact <= hi:
-            raise RulesError(f"{self.key(name)}: {value} is outside {lo}..{hi}")
+            raise RulesError(f"{self.key(name)}: {value} is outside {lo}..{hi}", "range",
+                             key=self.key(name), value=str(value), lo=str(lo), hi=str(hi))
         return exact
 
     def time(self, name: str) -> datetime | None:
@@ -208,17 +218,21 @@ class _Reader:
             try:
                 value = datetime.fromisoformat(value)
             except ValueError as exc:
-                raise RulesError(f"{self.key(name)}: {value!r} is not an ISO 8601 time") from exc
+                raise RulesError(f"{self.key(name)}: {value!r} is not an ISO 8601 time",
+                                 "iso_time", key=self.key(name), got=repr(value)) from exc
         if not isinstance(value, datetime):
-            raise RulesError(f"{self.key(name)}: expected a date and time, got {value!r}")
+            raise RulesError(f"{self.key(name)}: expected a date and time, got {value!r}",
+                             "datetime", key=self.key(name), got=repr(value))
         if value.tzinfo is None:
-            raise RulesError(f"{self.key(name)}: the time {value.isoformat()} carries no zone")
+            raise RulesError(f"{self.key(name)}: the time {value.isoformat()} carries no zone",
+                             "zoneless", key=self.key(name), time=value.isoformat())
         return value
 
     def list(self, name: str) -> list[Any]:
         value = self.raw(name, [])
         if not isinstance(value, list):
-            raise RulesError(f"{self.key(name)}: expected a list, got {value!r}")
+            raise RulesError(f"{self.key(name)}: expected a list, got {value!r}", "list",
+                             key=self.key(name), got=repr(value))
         return value
 
     def table(self, name: str, required: bool = True) -> _Reader | None:
@@ -244,7 +258,8 @@ def _parse(top: _Reader) -> Rules:
     try:
         zone = ZoneInfo(zone_name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise RulesError(f"program.timezone: unknown zone {zone_name!r}") from exc
+        raise RulesError(f"program.timezone: unknown zone {zone_name!r}", "zone",
+                         key="program.timezone", zone=repr(zone_name)) from exc
     name = program.str("name")
     program.done()
     earn = _parse_earn(top)
@@ -285,10 +300,13 @@ def _parse_earn(top: _Reader) -> Earn:
         days = p.list("weekdays")
         for d in days:
             if d not in WEEKDAYS:
-                raise RulesError(f"{p.key('weekdays')}: {d!r} is not one of {', '.join(WEEKDAYS)}")
+                raise RulesError(f"{p.key('weekdays')}: {d!r} is not one of {', '.join(WEEKDAYS)}",
+                                 "choice", key=p.key("weekdays"), value=repr(d),
+                                 choices=", ".join(WEEKDAYS))
         starts, ends = p.time("from"), p.time("to")
         if starts and ends and ends <= starts:
-            raise RulesError(f"{p.key('to')}: ends at or before it starts")
+            raise RulesError(f"{p.key('to')}: ends at or before it starts", "ends_first",
+                             key=p.key("to"))
         promotions.append(
             Promotion(
                 name=p.str("name"),
@@ -319,7 +337,8 @@ def _parse_earn(top: _Reader) -> Earn:
         bonus.done()
     excluded = t.list("exclude_categories")
     if not all(isinstance(c, str) for c in excluded):
-        raise RulesError(f"{t.key('exclude_categories')}: expected a list of category names")
+        raise RulesError(f"{t.key('exclude_categories')}: expected a list of category names",
+                         "category_names", key=t.key("exclude_categories"))
     earn = Earn(
         points_per_yuan=t.ratio("points_per_yuan"),
         basis=t.str("basis", choices=("paid", "list")),
@@ -357,13 +376,15 @@ def _parse_tiers(top: _Reader) -> tuple[int, tuple[Tier, ...]]:
         lv.done()
     t.done()
     if not levels:
-        raise RulesError("tiers.level: at least one tier is needed")
+        raise RulesError("tiers.level: at least one tier is needed", "no_tiers", key="tiers.level")
     levels.sort(key=lambda lv: lv.qualify_spend_fen)
     if levels[0].qualify_spend_fen != 0:
-        raise RulesError("tiers.level: the lowest tier must qualify at 0 fen")
+        raise RulesError("tiers.level: the lowest tier must qualify at 0 fen", "lowest_tier",
+                         key="tiers.level")
     names = [lv.name for lv in levels]
     if len(set(names)) != len(names):
-        raise RulesError("tiers.level: tier names must be unique")
+        raise RulesError("tiers.level: tier names must be unique", "tier_names",
+                         key="tiers.level")
     return window, tuple(levels)
 
 
@@ -396,7 +417,8 @@ def _parse_redeem(top: _Reader) -> Redeem:
         raise RulesError(
             f"redeem.step_points ({redeem.step_points}) is not worth a whole number of fen at "
             f"redeem.points_per_yuan ({redeem.points_per_yuan}): step_points x 100 must be a "
-            "multiple of points_per_yuan")
+            "multiple of points_per_yuan", "step_fen", key="redeem.step_points",
+            step=str(redeem.step_points), per_yuan=str(redeem.points_per_yuan))
     t.done()
     return redeem
 

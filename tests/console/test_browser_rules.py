@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.console.chain import PASSWORD
+from tests.console.chain import PASSWORD, signed_in
 from tests.console.rules_studio import IN_FORCE_TEXT, studio_app, studio_of
 from tests.support.browser import CHROMIUM, browser, serving, shot
 
@@ -57,4 +57,37 @@ def test_edit_error_fix_diff_backtest(chain) -> None:
         assert "发放积分" in chain_table and "期末负债（元）" in chain_table
         assert page.locator("#backtest-members tbody tr").count() >= 1
         shot(page, "rules-backtest")
+        context.close()
+
+
+def _checked(page, text: str, faulty: str) -> tuple[str, int]:
+    """``text`` checked in the studio: its problem as the page reads, and the line that starts
+    with ``faulty``."""
+    page.fill("textarea[name=rules]", text)
+    page.click("#rules-check")
+    page.wait_for_selector("#rules-problem")
+    line = next(n for n, written in enumerate(text.splitlines(), 1)
+                if written.startswith(faulty))
+    return page.inner_text("#rules-problem"), line
+
+
+def test_a_bad_rule_reads_in_chinese_with_what_was_written_made_safe(chain) -> None:
+    """On a Chinese page the engine's problem is worded in Chinese from its code and values;
+    a hostile value (HTML, U+202E, ESC) shows as text, its invisible characters as escapes."""
+    hostile = IN_FORCE_TEXT.replace('timezone = "Asia/Shanghai"',
+                                    'timezone = "<b>x</b>\\u202e\\u001b"')
+    off_choice = IN_FORCE_TEXT.replace('rounding = "floor"', 'rounding = "sideways"')
+    with serving(studio_app(chain, studio_of(chain), secure_cookies=False)) as url, \
+            browser() as chromium:
+        context, page = signed_in((url, chromium), "mkt", "/rules")
+        problem, line = _checked(page, off_choice, "rounding")
+        assert problem == (
+            f"第 {line} 行：earn.rounding：'sideways' 不是可选的值（floor, round, ceil）")
+        shot(page, "rules-error-zh")
+
+        problem, line = _checked(page, hostile, "timezone")
+        assert problem == f"第 {line} 行：program.timezone：没有 '<b>x</b>\\u202e\\x1b' 这个时区"
+        assert page.locator("#rules-problem b").count() == 0  # the HTML is text
+        assert "\u202e" not in page.inner_text("body")
+        shot(page, "rules-error-zh-hostile")
         context.close()

@@ -13,6 +13,7 @@ from importlib import resources
 from typing import Any
 
 from terminal.hq.console.audit_words import detail_words, op_words, scope_words
+from terminal.hq.console.rules_words import problem_words
 from terminal.hq.shown_text import shown
 from terminal.protocol.messages import PRINTER_CODES
 
@@ -181,6 +182,12 @@ class Translator:
                                   for key, value in getattr(exc, "values", {}).items()})
         except (KeyError, IndexError):
             return shown(str(exc), None)
+
+    def rules_problem(self, problem: Any) -> str:
+        """Why the rules studio refused a rules text: its line (第 3 行：) and the problem in
+        this language (:mod:`terminal.hq.console.rules_words`), made safe."""
+        where = self("rules.at_line", n=problem.line) if problem.line else ""
+        return where + problem_words(self.language, problem)
 
     def device(self, name: str) -> str:
         """A device's name as a till's status names it (``printer``, ``keypad``: 打印机,

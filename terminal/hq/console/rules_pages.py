@@ -9,18 +9,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from terminal.hq.console import audit
+from terminal.hq.console.i18n import Translator
 from terminal.hq.console.pages import is_fragment
-from terminal.hq.console.web import NotFound, console_of, page, render
+from terminal.hq.console.web import (
+    NotFound,
+    api,
+    api_refused,
+    api_translator,
+    console_of,
+    page,
+    render,
+)
 from terminal.hq.rules_studio import releases
 from terminal.hq.rules_studio.cli import finding_json
 from terminal.hq.rules_studio.diff import diff
 from terminal.hq.rules_studio.jobs import Job, Jobs, stored
 from terminal.hq.rules_studio.lint import lint
 from terminal.hq.rules_studio.pushing import Keys
+from terminal.hq.rules_studio.source import Problem
 from terminal.hq.rules_studio.validate import Validation, validate
 
 MAX_TEXT = 200_000  # characters of TOML a form may send
@@ -140,9 +150,41 @@ def can_push(request: Request) -> bool:
         and console.commander is not None
 
 
+def problem_json(problem: Problem, t: Translator) -> dict[str, Any]:
+    """A refused rules text's problem for the API: where, its code and values, the engine's
+    English (``problem``) and the words in the caller's language (``message``)."""
+    return {"key": problem.key, "line": problem.line, "code": problem.code,
+            "values": {name: str(value) for name, value in problem.values.items()},
+            "problem": problem.message, "message": t.rules_problem(problem)}
+
+
+@api("rules.author")
+async def api_check(request: Request) -> Response:
+    """POST a candidate rules text (UTF-8 TOML) as the body: its warnings and its diff
+    against the rules in force, or 422 with why the engine refuses it."""
+    studio = studio_of(request)
+    try:
+        text = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        return api_refused(request, 400, "invalid", "rules.err.not_utf8",
+                           detail="the body is not UTF-8 text")
+    if len(text) > MAX_TEXT:
+        return api_refused(request, 413, "invalid", lambda t: t("rules.err.too_long",
+                                                                n=MAX_TEXT),
+                           detail=f"the rules text is over {MAX_TEXT} characters")
+    result = review(await studio.current(request), text, api_translator(request).language)
+    problem = result["problem"]
+    if problem is not None:
+        return api_refused(request, 422, "rules_refused", lambda t: t.rules_problem(problem),
+                           problems=[problem_json(problem, api_translator(request))])
+    return JSONResponse({"ok": True, "warnings": result["warnings"],
+                         "changes": result["changes"]})
+
+
 ROUTES = [
     Route("/rules", editor),
     Route("/rules/check", check, methods=["POST"]),
     Route("/rules/backtests", start_backtest, methods=["POST"]),
     Route("/rules/backtests/{job}", backtest_page),
+    Route("/api/v1/rules/check", api_check, methods=["POST"]),
 ]

@@ -9,23 +9,26 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([A-Za-z0-9_.\- ]+?)\s*\]\]?\s*(#.*)?$")
 _ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-]+)\s*=")
 _KEY_PREFIX = re.compile(r"^([A-Za-z0-9_]+(?:\[\d+\])?(?:\.[A-Za-z0-9_]+(?:\[\d+\])?)*)")
-_TOML_LINE = re.compile(r"at line (\d+)")
+_TOML_AT = re.compile(r"at line (\d+)(?:, column (\d+))?")
 
 
 @dataclass(frozen=True)
 class Problem:
     """One reason a rules text is refused: the key (when known), its line (1-based, 0 when
-    unknown) and the engine's own message."""
+    unknown) and the engine's own message; ``code`` names the problem and ``values`` what it
+    names, for saying it in another language (terminal.hq.console.rules_words)."""
 
     key: str
     line: int
     message: str
+    code: str = ""
+    values: dict[str, object] = field(default_factory=dict)
 
     def __str__(self) -> str:
         where = f"line {self.line}: " if self.line else ""
@@ -44,9 +47,11 @@ def parse(text: str) -> dict[str, Any]:
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        found = _TOML_LINE.search(str(exc))
-        raise SourceError(Problem("", int(found.group(1)) if found else 0,
-                                  f"not valid TOML: {exc}")) from None
+        found = _TOML_AT.search(str(exc))
+        line = int(found.group(1)) if found else 0
+        column = (found.group(2) or "") if found else ""
+        raise SourceError(Problem("", line, f"not valid TOML: {exc}", "toml",
+                                  {"column": column})) from None
 
 
 def key_lines(text: str) -> dict[str, int]:

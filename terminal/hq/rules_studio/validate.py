@@ -33,5 +33,6 @@ def validate(text: str) -> Validation:
         rules = Rules.from_mapping(mapping)
     except RulesError as exc:
         key, line = locate(str(exc), lines)
-        return Validation(None, mapping, (Problem(key, line, str(exc)),), lines)
+        return Validation(None, mapping, (Problem(key, line, str(exc), exc.code, exc.values),),
+                          lines)
     return Validation(rules, mapping, (), lines)
