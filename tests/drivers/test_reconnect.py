@@ -76,9 +76,12 @@ def test_pole_display_on_a_replugged_port_shows_the_current_lines(
         after = PtyPole(config)  # plugged back: a new tty, the same stable name
         try:
             link_to(link, after.slave_path)
-            await until(lambda: after.lines == shown(config, "Change 0.50", "Thank you"),
-                        BACK_WITHIN, "the display to show the current lines again")
-            assert display.present and display.state == "present"
+            # The reopening writes the lines, then marks the display present: wait for both
+            # (the lines alone were seen a moment before ``present``, on a loaded machine).
+            await until(lambda: display.present
+                        and after.lines == shown(config, "Change 0.50", "Thank you"),
+                        BACK_WITHIN, "the display to be back, showing the current lines")
+            assert display.state == "present"
             assert after.decoder.brightness == 2 and after.decoder.unknown == []
 
             await display.aclose()  # a closed display can be started again
