@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from terminal.app.refusal_words import detail_zh
+from terminal.app.tier_words import TierName, tier_said
 from terminal.drivers.textwidth import fit, text_width
 
 Language = Literal["zh", "en"]
@@ -928,14 +929,14 @@ class Said:
 
     def long(self, language: Language) -> str:
         template = self.message.zh if language == "zh" else self.message.en
-        return template.format_map(_Values(self.params, None))
+        return template.format_map(_Values(self.params, None, language))
 
     def pole(
         self, language: Language, columns: int, show_name: NameShower = str
     ) -> tuple[str, str]:
         """The two pole lines; ``show_name`` shows a :class:`Name` as the pole can (pinyin)."""
         template = self.message.pole(language, columns)
-        values = _Values(self.params, show_name)
+        values = _Values(self.params, show_name, language)
         first, _, second = template.partition("|")
         return _line(first, values, columns), _line(second, values, columns)
 
@@ -953,14 +954,19 @@ def _line(template: str, values: _Values, columns: int) -> str:
 
 
 class _Values(dict[str, object]):
-    """Template values; on the pole (``shower`` given) each is held to its width."""
+    """Template values in ``language`` (a :class:`TierName` said in it); on the pole
+    (``shower`` given) each is held to its width."""
 
-    def __init__(self, params: Mapping[str, object], shower: NameShower | None) -> None:
+    def __init__(self, params: Mapping[str, object], shower: NameShower | None,
+                 language: Language) -> None:
         super().__init__(params)
         self.shower = shower
+        self.language = language
 
     def __getitem__(self, key: str) -> object:
         value = super().__getitem__(key)
+        if isinstance(value, TierName):
+            value = tier_said(value, self.language)
         if self.shower is None:
             return value
         text = self.shower(value) if isinstance(value, Name) else str(value)

@@ -11,6 +11,7 @@ from terminal.app.catalogue import said, with_prompt
 from terminal.app.hqlink import HqUnreachable, RemoteBalance
 from terminal.app.modes import Mode
 from terminal.app.subtotal import Subtotal
+from terminal.app.tier_words import TierName
 from terminal.app.till_base import facts, log
 from terminal.loyalty.errors import Refused, UnknownCard
 from terminal.loyalty.operations import MemberView, Registration
@@ -151,7 +152,7 @@ class Members(Subtotal):
         # The phone gives the balance, not the card: a sale still needs the card itself.
         await self.say(said("member.by_phone", name=view.name or self._label("MEMBER"),
                             phone4=view.phone_last4, card4=view.card_last4,
-                            points=view.balance, tier=view.tier))
+                            points=view.balance, tier=TierName(view.tier)))
 
     async def _statement(self, card: str) -> None:
         try:

@@ -10,6 +10,7 @@ from fractions import Fraction
 from typing import Any
 
 from terminal.app.pole_text import chinese_name
+from terminal.app.tier_words import tier_both, tier_zh
 from terminal.drivers.document import Document
 from terminal.loyalty.earning import EarnSteps
 from terminal.loyalty.money import yuan
@@ -56,9 +57,9 @@ def _member_block(doc: Document, view: MemberView) -> None:
     doc.columns("积分余额 Balance", f"{view.balance}")
     if view.debt:
         doc.columns("欠分 Owed", f"{view.debt}")
-    doc.columns("等级 Tier", view.tier)
+    doc.columns("等级 Tier", tier_both(view.tier), weights=(2, 3))  # 钻石会员 diamond: 16
     if view.next_tier is not None and view.spend_to_next_fen is not None:
-        doc.line(f"再消费 {yuan(view.spend_to_next_fen)} 元升级 {view.next_tier}")
+        doc.line(f"再消费 {yuan(view.spend_to_next_fen)} 元升级{tier_zh(view.next_tier)}")
         doc.line(f"Spend {yuan(view.spend_to_next_fen)} more for {view.next_tier}")
     for soon in view.expiring:
         doc.line(f"{soon.points} 积分将于 {soon.expires_at:%Y-%m-%d} 到期")
@@ -74,7 +75,7 @@ def sale_receipt(head: Header, req: SaleRequest, result: SaleResult, tendered_fe
     doc.separator("=")
     doc.columns("合计 Total", yuan(result.list_fen))
     if result.discount_fen:
-        tier = result.member.tier if result.member else ""
+        tier = tier_zh(result.member.tier) if result.member else ""
         doc.columns(f"会员折扣 Discount {tier}", f"-{yuan(result.discount_fen)}")
     if result.deduction_fen:
         doc.columns(f"积分抵扣 {result.points_redeemed} pts", f"-{yuan(result.deduction_fen)}")
@@ -149,8 +150,9 @@ def explain_points(doc: Document, steps: EarnSteps) -> None:
             if kind == "promotion":  # a promotion's name is long: a line of its own
                 doc.line(f"{_MULTIPLIER[kind]}: {name}")
                 doc.columns("  倍数 times", f"x{number(times)}")
-            else:
-                doc.columns(f"{_MULTIPLIER[kind]} {name}".rstrip(), f"x{number(times)}")
+            else:  # a tier by its Chinese word (the English one would not fit beside it)
+                shown = tier_zh(name) if kind == "tier" else name
+                doc.columns(f"{_MULTIPLIER[kind]} {shown}".rstrip(), f"x{number(times)}")
     doc.columns("积分合计 Points", number(steps.total), weights=(2, 1))
     if steps.total != steps.rounded:
         doc.columns(_ROUNDING[steps.rounding], str(steps.rounded))

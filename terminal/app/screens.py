@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from terminal.app.catalogue import LABELS, Language, Said
 from terminal.app.pole_text import name_for, pole_language
+from terminal.app.tier_words import tier_said
 from terminal.drivers.lcd import Lcd, LcdFrame
 from terminal.drivers.pole import PoleDisplay
 from terminal.loyalty.operations import MemberView
@@ -177,7 +178,7 @@ class Displays:
         self.lines = (line1, line2)
         self.frame = LcdFrame(
             member=(member.name or f"****{member.card_last4}") if member else None,
-            tier=member.tier if member else None,
+            tier=tier_said(member.tier, self.lcd_language) if member else None,
             balance=member.balance if member else None,
             prompt=self._lcd_prompt(),
         )

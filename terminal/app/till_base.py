@@ -28,6 +28,7 @@ from terminal.app.ledger import LedgerGateway, SoldLine
 from terminal.app.modes import MASKED, Mode
 from terminal.app.printing import ReceiptDesk
 from terminal.app.screens import Displays
+from terminal.app.tier_words import TierName
 from terminal.drivers.barcode import ScanError
 from terminal.drivers.document import Document
 from terminal.drivers.msr import SwipeReadError
@@ -64,8 +65,10 @@ def refused(exc: Exception) -> Said:
 def member_said(view: MemberView) -> Said:
     """The member, their points and tier: by name, or by card where the name is not known."""
     if view.name:
-        return said("member.shown", name=Name(view.name), points=view.balance, tier=view.tier)
-    return said("member.card", card4=view.card_last4, points=view.balance, tier=view.tier)
+        return said("member.shown", name=Name(view.name), points=view.balance,
+                    tier=TierName(view.tier))
+    return said("member.card", card4=view.card_last4, points=view.balance,
+                tier=TierName(view.tier))
 
 
 # The till's log keeps one name, whichever module an operation lives in.

@@ -51,7 +51,8 @@ def test_the_words_name_every_step_and_add_up(rules: Rules) -> None:
                              birthday=date(1990, 10, 7))
     check_golden("points_explained.txt", text)
     assert points == 462
-    for words in ("积分计算 How the points add up", "香烟 不积分 no points", "会员等级 Tier silver",
+    for words in ("积分计算 How the points add up", "香烟 不积分 no points",
+                  "会员等级 Tier 银卡会员",
                   "促销 Promotion: National Day double points", "生日 Birthday",
                   "积分合计 Points          362.064", "舍去小数 Rounded down        362",
                   "指定商品奖励 Bonus items    +100"):
