@@ -19,8 +19,8 @@ from terminal.hq.console.web import (
     NotFound,
     api,
     api_refused,
-    api_translator,
     console_of,
+    translator,
     visible_or_404,
 )
 from terminal.hq.member_ops.errors import ImportRejected, MemberOpError
@@ -152,7 +152,7 @@ async def import_members(request: Request) -> Response:
         return api_refused(request, 400, exc.code, lambda t: t(
             "import.problems", n=len(problems)), problems=[
             {"line": p.line, "field": p.field, "code": p.code, "problem": p.message,
-             "message": api_translator(request).import_problem(p)} for p in problems])
+             "message": translator(request).import_problem(p)} for p in problems])
     except MemberOpError as exc:
         return _op_refused(request, exc, 400)
     return JSONResponse({"members": result.members, "points": result.points})

@@ -19,10 +19,10 @@ from terminal.hq.console.web import (
     NotFound,
     api,
     api_refused,
-    api_translator,
     console_of,
     page,
     render,
+    translator,
 )
 from terminal.hq.rules_studio import releases
 from terminal.hq.rules_studio.cli import finding_json
@@ -103,8 +103,7 @@ async def editor(request: Request) -> Response:
 async def check(request: Request) -> Response:
     studio = studio_of(request)
     text, days = await _form(request)
-    lang = request.cookies.get("posterm_lang", "zh-CN")
-    result = review(await studio.current(request), text, lang)
+    result = review(await studio.current(request), text, translator(request).language)
     return render(request, "rules/index.html", 200 if result["problem"] is None else 422,
                   nav="rules", text=text, days=days, checked=result)
 
@@ -116,9 +115,8 @@ async def start_backtest(request: Request) -> Response:
     candidate = validate(text)
     in_force = await studio.current(request)
     if not candidate.ok:
-        lang = request.cookies.get("posterm_lang", "zh-CN")
         return render(request, "rules/index.html", 422, nav="rules", text=text, days=days,
-                      checked=review(in_force, text, lang))
+                      checked=review(in_force, text, translator(request).language))
     assert candidate.rules is not None and in_force.rules is not None
     who = request.scope["principal"]
     job = studio.jobs.start(who.name, in_force.rules, candidate.rules, days, text)
@@ -172,11 +170,11 @@ async def api_check(request: Request) -> Response:
         return api_refused(request, 413, "invalid", lambda t: t("rules.err.too_long",
                                                                 n=MAX_TEXT),
                            detail=f"the rules text is over {MAX_TEXT} characters")
-    result = review(await studio.current(request), text, api_translator(request).language)
+    result = review(await studio.current(request), text, translator(request).language)
     problem = result["problem"]
     if problem is not None:
         return api_refused(request, 422, "rules_refused", lambda t: t.rules_problem(problem),
-                           problems=[problem_json(problem, api_translator(request))])
+                           problems=[problem_json(problem, translator(request))])
     return JSONResponse({"ok": True, "warnings": result["warnings"],
                          "changes": result["changes"]})
 

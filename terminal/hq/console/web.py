@@ -118,15 +118,12 @@ async def principal(request: Request) -> Principal | None:
 
 
 def translator(request: Request) -> Translator:
-    return Translator(pick(request.cookies.get(LANG_COOKIE)))
-
-
-def api_translator(request: Request) -> Translator:
-    """The language of an API answer: the one the pages use (the language cookie a browser's
-    session carries), else the request's ``Accept-Language`` (a token's caller), else zh-CN."""
+    """The language of a page or an API answer: the one the pages were switched to (the
+    language cookie a browser carries), else the request's ``Accept-Language`` (a browser's
+    or a token caller's), else zh-CN."""
     chosen = request.cookies.get(LANG_COOKIE)
     return Translator(chosen if chosen in LANGUAGES
-                      else accepted(request.headers.get("accept-language")))
+                      else pick(accepted(request.headers.get("accept-language"))))
 
 
 def api_refused(request: Request, status: int, code: str,
@@ -134,9 +131,9 @@ def api_refused(request: Request, status: int, code: str,
                 headers: dict[str, str] | None = None, **fields: Any) -> JSONResponse:
     """An API call refused: ``error``, the stable code a program reads (unchanged across
     languages and releases), ``message``, the words in the request's language
-    (:func:`api_translator`; ``message`` a catalogue key or a function of the translator),
+    (:func:`translator`; ``message`` a catalogue key or a function of the translator),
     and the route's own ``fields`` (``field``, ``detail``: the service's English words)."""
-    t = api_translator(request)
+    t = translator(request)
     words = t(message) if isinstance(message, str) else message(t)
     return JSONResponse({"error": code, "message": words, **fields}, status, headers=headers)
 
