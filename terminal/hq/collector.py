@@ -295,7 +295,14 @@ class Collector:
             self.counts["shed"] += 1
 
     async def _apply_batches(self) -> None:
+        """Batches off the queue, each applied on the ledger thread and its events acked once
+        committed. A batch's acks are handed to the client and the next batch goes to the
+        ledger thread at once; their PUBACKs are awaited after that batch (they have come by
+        then, as a rule), so at most two batches' acks are in flight. Until session 16 the ten
+        tills' PUBACKs were awaited one after another before the next batch began, the ledger
+        thread idle meanwhile (docs/hq.md, "Acks beside the next batch")."""
         busy: list[Event] = []  # held by another collector's batch: first in the next one
+        acking: list[asyncio.Future[None]] = []  # the last batch's acks, until their PUBACKs
         while True:
             batch, busy = busy, []
             if not batch:
@@ -316,13 +323,24 @@ class Collector:
                     busy.append(outcome.event)
                 if outcome.ack:
                     acks[(outcome.event.store, outcome.event.terminal)].append(outcome.event.id)
+            await _acked(acking)
+            acking = self._send_acks(acks)
             if len(busy) == len(batch):
                 await asyncio.sleep(0.05)  # all of it held elsewhere: let that batch commit
-            now = datetime.now(UTC)
-            for (store, terminal), event_ids in acks.items():
-                with contextlib.suppress(MqttError):  # unacked events come again
-                    await self.client.publish(self.topics.acks(store, terminal),
-                                              Ack(tuple(event_ids), now).to_json())
+
+    def _send_acks(self, acks: dict[tuple[str, str], list[str]]) -> list[asyncio.Future[None]]:
+        """Hand a committed batch's acks to the client, one message a terminal; the futures
+        resolve on their PUBACKs (see :meth:`_apply_batches`)."""
+        now, sent = datetime.now(UTC), []
+        for (store, terminal), event_ids in acks.items():
+            try:
+                future = self.client.publish_nowait(self.topics.acks(store, terminal),
+                                                    Ack(tuple(event_ids), now).to_json())
+            except MqttError:  # not connected: unacked events come again
+                continue
+            future.add_done_callback(_retrieved)
+            sent.append(future)
+        return sent
 
     # -- status and member requests ------------------------------------------------------------
 
@@ -378,6 +396,20 @@ class Collector:
             return await self.loop_holds.answer(request, source.store, source.terminal)
         return await self.ledger.request_thread(request).run(
             self.ledger.answer, request, source.store, source.terminal)
+
+
+async def _acked(sent: list[asyncio.Future[None]]) -> None:
+    """Until the acks handed to the client are answered; one refused or lost is not waited for
+    again (its events are unacked: the terminal publishes them again)."""
+    for future in sent:
+        with contextlib.suppress(MqttError):
+            await future
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    """An ack nobody awaits any more (the collector stopped) has its error taken, unlogged."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _record_status(source: TerminalTopic, status: Status) -> None:
