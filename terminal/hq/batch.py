@@ -89,6 +89,10 @@ RESERVE = SEQ_BLOCK // 10  # with fewer numbers left in its block, a transaction
 # How the statements a batch sends now are planned (BatchStatements.plan_reads): as the server
 # plans them, every one for its parameters, or not known (an event's savepoint rolled back).
 SERVER, CUSTOM, UNKNOWN = "server", "custom", "unknown"
+# ... or as the server plans them with sequential scans off (buffered.INDEX_PLANNED).
+INDEXED = "indexed"
+SEQSCAN_OFF = "SET LOCAL enable_seqscan TO off"
+SEQSCAN_BACK = "SET LOCAL enable_seqscan TO DEFAULT"
 # What BatchStatements.run answers before anything else (see _in_memory).
 _IN_MEMORY = frozenset({hotpath.META_COUNTERS, hotpath.GET_META, hotpath.SET_META,
                         hotpath.SALE_EXISTS, hotpath.DUE_LOTS})
@@ -255,10 +259,17 @@ class BatchStatements(hotpath.Statements):
             self._plans = CUSTOM
 
     def _plan(self, how: str) -> None:
-        """Switch how the statements sent next are planned (see :meth:`plan_reads`)."""
-        if self._plans and self._plans != how:
-            self._send_setting(SERVER_PLANS if how == SERVER else CUSTOM_PLANS)
-            self._plans = how
+        """Switch how the statements sent next are planned (see :meth:`plan_reads`): the plan
+        cache's mode (for the parameters, CUSTOM; else the server's) and, for INDEXED, the
+        sequential scans, each sent only when it changes."""
+        was = self._plans
+        if not was or was == how:
+            return
+        if was == UNKNOWN or (was == CUSTOM) != (how == CUSTOM):
+            self._send_setting(CUSTOM_PLANS if how == CUSTOM else SERVER_PLANS)
+        if was == UNKNOWN or (was == INDEXED) != (how == INDEXED):
+            self._send_setting(SEQSCAN_OFF if how == INDEXED else SEQSCAN_BACK)
+        self._plans = how
 
     def _send_setting(self, sql: str) -> None:
         db = self.db
@@ -270,8 +281,9 @@ class BatchStatements(hotpath.Statements):
         if self.writes is not None:
             self.writes.flush(self._plan_write)
 
-    def _plan_write(self, by_server: bool) -> None:
-        self._plan(SERVER if by_server else CUSTOM)
+    def _plan_write(self, key: str) -> None:
+        self._plan(SERVER if key in buffered.SERVER_PLANNED
+                   else INDEXED if key in buffered.INDEX_PLANNED else CUSTOM)
 
     def _before(self) -> None:
         """Before any other statement of a batch (HqPostgresDatabase.before): the kept writes

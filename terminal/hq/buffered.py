@@ -63,7 +63,15 @@ Key = tuple[str, tuple[str, ...]]  # (table, columns) of an insert; ("", (statem
 # holds posted (``member_hold``, where a chain's holds come and go).
 SERVER_PLANNED = frozenset({"ledger_entry", "lot", "allocation", "applied_event",
                             hotpath.COUNT_DAY, hotpath.MOVE_LOT, hotpath.SAVE_BALANCE})
-Plan = Callable[[bool], None]  # called before each statement: whether it is SERVER_PLANNED
+# Since session 16 the sales, their lines and the refunds are planned by the server's setting
+# too, with sequential scans off while they run (BatchStatements.plan_reads): their checks of
+# ``sale`` and ``refund`` get a generic plan that finds the row by its key whatever the table's
+# size when it was made, instead of a new plan every check (0.06 ms each at load 11 in
+# bench_ingest.py, docs/hq.md "session 16 (b1)").
+INDEX_PLANNED = frozenset({"sale", "sale_line", "refund", "refund_line"})
+# Called before each statement with its table (an insert) or its SQL (a move): how it is planned
+# (SERVER_PLANNED, INDEX_PLANNED, else for its parameters).
+Plan = Callable[[str], None]
 
 
 def _insert_key(sql: str) -> Key:
@@ -126,7 +134,7 @@ class Writes:
     def flush(self, plan: Plan | None = None) -> None:
         """Send every row kept and not sent yet: inserts table by table (:data:`ORDER`), then
         the day counters, lot movements and balances; ``plan`` told before each statement
-        whether the server may plan it by its own setting (:data:`SERVER_PLANNED`)."""
+        which it is (:data:`Plan`)."""
         pending = {key: rows[self._sent[key]:] for key, rows in self._rows.items()
                    if len(rows) > self._sent[key]}
         if not pending:
@@ -136,13 +144,13 @@ class Writes:
         inserts = sorted((key for key in pending if key[0]), key=lambda key: ORDER.index(key[0]))
         for table, columns in inserts:
             if plan is not None:
-                plan(table in SERVER_PLANNED)
+                plan(table)
             self._insert(table, columns, pending[(table, columns)])
         for sql in _MOVES:
             rows = pending.get(("", (sql,)))
             if rows:
                 if plan is not None:
-                    plan(sql in SERVER_PLANNED)
+                    plan(sql)
                 {hotpath.COUNT_DAY: self._count_days, hotpath.MOVE_LOT: self._move_lots,
                  hotpath.SAVE_BALANCE: self._balances, POST_HOLD: self._post_holds}[sql](rows)
 

@@ -1,9 +1,10 @@
 """How an ingest batch's statements are planned on PostgreSQL (BatchStatements.plan_reads): its
 reads over arrays for the arrays at hand, its kept writes of entries, lots, applied events and
 day counters (and the foreign-key checks and trigger statements they run) by the server's own
-setting, its sales and their lines for their parameters (buffered.SERVER_PLANNED); a read after a
-flush planned for its parameters again, also after an event's savepoint took a setting back
-with it."""
+setting (buffered.SERVER_PLANNED), its sales and their lines by the server's setting too but with
+sequential scans off (buffered.INDEX_PLANNED: since session 16; for their parameters before); a
+read after a flush planned for its parameters again with sequential scans on, also after an
+event's savepoint took a setting back with it."""
 
 from __future__ import annotations
 
@@ -16,17 +17,20 @@ from terminal.protocol.messages import Event
 from tests.hq.test_batch_kept import a_chain_of_40
 
 MODE = "SELECT current_setting('plan_cache_mode')"
+MODE_AND_SCANS = ("SELECT current_setting('plan_cache_mode') || ' ' || "
+                  "current_setting('enable_seqscan')")
 # A statement trigger on the tables a sale writes records the setting its statements ran under.
 PROBE = """
 CREATE TABLE plan_probe (tbl text, mode text);
 CREATE FUNCTION plan_probe() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-  INSERT INTO plan_probe VALUES (TG_TABLE_NAME, current_setting('plan_cache_mode'));
+  INSERT INTO plan_probe VALUES (TG_TABLE_NAME,
+      current_setting('plan_cache_mode') || ' ' || current_setting('enable_seqscan'));
   RETURN NULL;
 END $$;
 """
 BY_SERVER = ("ledger_entry", "lot", "applied_event", "member_day")
-FOR_PARAMETERS = ("sale", "sale_line")
+BY_SERVER_INDEXED = ("sale", "sale_line")
 
 
 def modes_of_reads(ledger: ChainLedger, batch: list[Event]) -> list[tuple[bool, str]]:
@@ -42,7 +46,7 @@ def modes_of_reads(ledger: ChainLedger, batch: list[Event]) -> list[tuple[bool, 
         if sql.lstrip().upper().startswith("SELECT"):
             writes = ledger.sql.writes
             seen.append((writes is not None and writes.statements > 0,
-                         execute(MODE).fetchone()[0]))
+                         execute(MODE_AND_SCANS).fetchone()[0]))
         return cursor
 
     db.execute_sql = probing  # type: ignore[method-assign]
@@ -59,7 +63,7 @@ def test_kept_writes_planned_by_the_server_and_reads_for_their_arrays(postgres) 
     try:
         def install() -> str:
             ledger.db.execute_sql(PROBE)
-            for table in (*BY_SERVER, *FOR_PARAMETERS):
+            for table in (*BY_SERVER, *BY_SERVER_INDEXED):
                 ledger.db.execute_sql(
                     f"CREATE TRIGGER plan_probe AFTER INSERT ON {table} "
                     "FOR EACH STATEMENT EXECUTE FUNCTION plan_probe()")
@@ -74,12 +78,12 @@ def test_kept_writes_planned_by_the_server_and_reads_for_their_arrays(postgres) 
         batch += [till.refund(n % 40, f"plans-{n}", 20_000 + n) for n in (3, 45)]
         batch.append(till.sale(7, 30_000))
         reads = modes_of_reads(ledger, batch)
-        assert {mode for _, mode in reads} == {"force_custom_plan"}, reads
+        assert {mode for _, mode in reads} == {"force_custom_plan on"}, reads
         assert any(after for after, _ in reads), "no read after a flush"
         written = ledger.thread.call(lambda: ledger.db.execute_sql(
             "SELECT tbl, mode FROM plan_probe").fetchall())
-        expected = {table: server for table in BY_SERVER}
-        expected.update((table, "force_custom_plan") for table in FOR_PARAMETERS)
+        expected = {table: f"{server} on" for table in BY_SERVER}
+        expected.update((table, f"{server} off") for table in BY_SERVER_INDEXED)
         assert set(written) == set(expected.items()), written
     finally:
         ledger.close()
