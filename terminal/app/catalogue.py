@@ -54,6 +54,7 @@ class Message:
 WIDTHS: dict[str, int] = {
     "card4": 4,
     "amount": 9,
+    "total": 9,
     "points": 7,
     "balance": 7,
     "units": 3,
@@ -79,6 +80,9 @@ IDENTIFIERS = {"code", "sale", "refund", "keyed"}
 SAMPLES: dict[str, object] = {
     "card4": "3456",
     "amount": "99999.99",
+    "total": "99999.99",
+    "name_zh": "2x 可口可乐",
+    "name_en": "2x Coca-Cola",
     "points": "9999999",
     "units": "999",
     "count": "9999",
@@ -622,6 +626,20 @@ CATALOGUE: dict[str, Message] = {
         "({deduction}) may be redeemed",
         "应付 {amount}|积分 {balance}",
         "Due {amount}|Points {balance}",
+    ),
+    # A line keyed, scanned or removed: the LCD's words (the pole shows the name and the
+    # amount right-aligned, laid out by the till).
+    "sale.item": C(
+        "{name_zh} {amount}，合计 {total}",
+        "{name_en} {amount}, total {total}",
+        "{name}|合计 {total}",
+        "{name}|TOTAL {total}",
+    ),
+    "sale.removed": C(
+        "已删除 {name_zh} -{amount}，合计 {total}",
+        "Removed {name_en} -{amount}, total {total}",
+        "删除 {name}|合计 {total}",
+        "VOID {name}|TOTAL {total}",
     ),
     "sale.change": C(
         "销售 {sale}：找零 {amount}",

@@ -26,6 +26,7 @@ from terminal.app.hqlink import Hold, HqLink
 from terminal.app.keyed import Keyed
 from terminal.app.ledger import LedgerGateway, SoldLine
 from terminal.app.modes import MASKED, Mode
+from terminal.app.pole_text import chinese_name, latin_name
 from terminal.app.printing import ReceiptDesk
 from terminal.app.screens import Displays
 from terminal.app.tier_words import TierName
@@ -37,6 +38,7 @@ from terminal.loyalty import redemption
 from terminal.loyalty.errors import PaymentCardRefused, Refused
 from terminal.loyalty.money import yuan
 from terminal.loyalty.operations import MemberView, Quote
+from terminal.loyalty.pricing import Line
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.card_states import CardBlocked
 from terminal.loyalty.store.operators import SignedIn
@@ -206,7 +208,17 @@ class TillBase:
         name = self.displays.show_name(last.name or last.sku)
         item = f"{last.qty}x {name}" if last.qty > 1 else name
         await self.show(self._pair(item, yuan(last.list_fen)),
-                        self._pair(self._label("TOTAL"), yuan(self.draft.total_fen)))
+                        self._pair(self._label("TOTAL"), yuan(self.draft.total_fen)),
+                        prompt=self._line_said("sale.item", last))
+
+    def _line_said(self, key: str, line: Line) -> Said:
+        """A sale's line, with the sale's total after it, for the LCD: its name's Chinese or
+        Latin words (a bilingual name, 可口可乐 Coca-Cola), as the LCD's language needs."""
+        name = line.name or line.sku
+        count = f"{line.qty}x " if line.qty > 1 else ""
+        return said(key, name=Name(name), name_zh=count + chinese_name(name),
+                    name_en=count + latin_name(name), amount=yuan(line.list_fen),
+                    total=yuan(self.draft.total_fen))
 
     async def _show_quote(self) -> None:
         quote = self.quote

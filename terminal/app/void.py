@@ -28,7 +28,8 @@ class Void(HqPoints):
             name = self.displays.show_name(removed.name or removed.sku)
             await self.show(self._pair(f"{self._label('VOID')} {name}",
                                        f"-{yuan(removed.list_fen)}"),
-                            self._pair(self._label("TOTAL"), yuan(self.draft.total_fen)))
+                            self._pair(self._label("TOTAL"), yuan(self.draft.total_fen)),
+                            prompt=self._line_said("sale.removed", removed))
             return
         if self.draft.empty:
             await self.refuse(said("void.nothing"))

@@ -102,7 +102,8 @@ def test_the_chinese_and_english_forms_say_the_same_things() -> None:
     chinese_only = {"prompt_zh", "what_zh", "tender_zh", "kind_zh", "discount_zh", "problem_zh"}
     english_only = {"prompt", "what", "tender", "kind", "discount", "problem", "tender_cap"}
     # a refusal's facts, a device's reason and a key's name said in Chinese
-    in_chinese = {"detail_zh": "detail", "reason_zh": "reason", "label_zh": "label"}
+    in_chinese = {"detail_zh": "detail", "reason_zh": "reason", "label_zh": "label",
+                  "name_zh": "name_en"}  # and a bilingual name's Chinese words
     for key, message in CATALOGUE.items():
         chinese = {in_chinese.get(name, name) for name in FIELDS.findall(message.zh)}
         assert chinese - chinese_only == set(FIELDS.findall(message.en)) - english_only, key
