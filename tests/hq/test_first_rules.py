@@ -203,8 +203,11 @@ def test_malformed_and_foreign_bundles_are_refused_and_stop_while_waiting_is_cle
             await daemon.until(lambda: daemon.said("STATUS=waiting for HQ's rules"), "waiting")
             # READY and linked to HQ's broker: as far as a release can go without rules, so an
             # application update on trial is kept (it would roll back after 10 minutes else).
-            await daemon.until(healthy.exists, "the release marked healthy while waiting")
-            assert "healthy (linked to HQ's broker, waiting for its rules)" in daemon.text()
+            # The mark is written, then logged: wait for both (the file alone was seen a moment
+            # before the log line reached the pipe, at load 10-13).
+            await daemon.until(lambda: healthy.exists() and "healthy (linked to HQ's broker, "
+                               "waiting for its rules)" in daemon.text(),
+                               "the release marked healthy while waiting, and said so")
             await publish(hq, "chain", b'{"bundle": "not base64!", "signature": ""}')
             # and a bundle for another store, on this store's topic
             await publish(hq, "store/S001", keys.bundle("store/S002", 3, payload(chain)))
