@@ -33,6 +33,9 @@ import platform
 log = logging.getLogger(__name__)
 
 SLICE_NS = 100_000  # the shortest the kernel allows (0.1 ms; at most 100 ms)
+# sched_setattr(2) by its number: glibc has no wrapper before 2.41 (Debian 12 ships 2.36) and
+# Python's os module none at all. The numbers are the kernel's own, fixed per architecture
+# (arch/*/kernel syscall tables; aarch64 and riscv64 share the generic table).
 _SCHED_SETATTR = {"x86_64": 314, "aarch64": 274, "armv7l": 380, "riscv64": 274}
 
 
