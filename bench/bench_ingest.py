@@ -25,7 +25,12 @@ the last ack arrives.
     waits sampled every 10 ms from pg_stat_activity: backends waiting for a lock, as a share of
     the backends inside a transaction (each collector's batch);
 (c) a till's member lookup, hold and void round trips (p50, p99) while BACKLOG events are
-    ingested, and with HQ idle (voids timed since session 13).
+    ingested, and with HQ idle (voids timed since session 13). By default (--c-backlog broker,
+    since session 17) the backlog is in the broker, as (b)'s: ten tills publish it to the
+    collector with its ingest stopped, and the measuring till's round trips are timed from the
+    SIGCONT to the last ack, while the collector drains it; the backlog's tills then only take
+    their acks. With --c-backlog live (the figure before session 17) the ten tills publish the
+    backlog meanwhile, on this machine's two cores, and their TLS and Python compete with HQ's.
 Targets: (b1) >= 0.5 x (a); (b2) >= 1.0 x (b1); lock waits < 5%; (c) hold p99 under backlog
 <= 50 ms and <= 3 x idle.
 
@@ -61,7 +66,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -587,19 +592,27 @@ class TillApart:
     with ``rounds`` (idle: that many rounds) or with none (until :meth:`result`)."""
 
     def __init__(self, broker: Mosquitto, ca: CertificateAuthority, members: int,
-                 rounds: int | None = None) -> None:
+                 rounds: int | None = None, held: bool = False) -> None:
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
         self._stop = context.Event()
+        self._go = context.Event()
+        if not held:
+            self._go.set()
         self._results = context.Queue()
         self._process = context.Process(
             target=self._run, args=(broker, ca, members, rounds), name="bench-till-S099")
         self._process.start()
 
+    def go(self) -> None:
+        """Start timing (a till made with ``held`` waits for this before it connects)."""
+        self._go.set()
+
     def _run(self, broker: Mosquitto, ca: CertificateAuthority, members: int,
              rounds: int | None) -> None:
         done = None if rounds is not None else self._stop.is_set
+        self._go.wait()
         self._results.put(asyncio.run(round_trips(broker, ca, members, done, rounds or 0)))
 
     def result(self) -> tuple[list[float], list[float], list[float]]:
@@ -632,6 +645,28 @@ def under_backlog(broker: Mosquitto, ca: CertificateAuthority, members: int,
     try:
         rate = asyncio.run(publish(broker, ca, tills))
     finally:
+        lookups, holds, voids = till.result()
+    return rate, lookups, holds, voids
+
+
+def draining_backlog(broker: Mosquitto, ca: CertificateAuthority, members: int,
+                     tills: list[Till], running: list[list[int]]
+                     ) -> tuple[float, list[float], list[float], list[float]]:
+    """(c) from a backlog in the broker: the ``tills`` publish every event to the collector
+    with its ingest stopped (as (b)), then the measuring till (a process of its own) times its
+    round trips from the resume until the last event is acked. The backlog's tills stand for
+    other machines and publish before the clock starts, so what the measuring till meets is
+    HQ's work alone: the collector, its event reader, PostgreSQL and the broker draining."""
+    till = TillApart(broker, ca, members, held=True)  # forked before any event loop runs
+    stop, resume = stopping(running, [])
+
+    def resume_and_time() -> None:
+        resume()
+        till.go()
+    try:
+        rate = asyncio.run(publish(broker, ca, tills, (stop, resume_and_time)))
+    finally:
+        till.go()  # so that it ends even if publishing failed before the resume
         lookups, holds, voids = till.result()
     return rate, lookups, holds, voids
 
@@ -881,6 +916,9 @@ def main() -> int:
                         help="(c): the backlog's tills (other machines in a chain) at this "
                              "niceness, the measuring till, broker and PostgreSQL not (default "
                              "0: all at the same priority, the figures before session 14)")
+    parser.add_argument("--c-backlog", choices=("broker", "live"), default="broker",
+                        help="(c)'s backlog: in the broker before the clock starts (default), "
+                             "or published by the ten tills meanwhile (before session 17)")
     parser.add_argument("--batch-ms", type=int,
                         help="the collectors' --batch-ms (default: their own default; with "
                              "--in-process: one transaction a batch unless given)")
@@ -890,6 +928,9 @@ def main() -> int:
     parser.add_argument("--switch-interval", type=float,
                         help="with --in-process: sys.setswitchinterval (seconds) first")
     args = parser.parse_args()
+    if "c" in args.parts and args.c_backlog == "broker" and args.member_requests != "apart":
+        parser.error("--c-backlog broker stops the ingest process: it needs --member-requests "
+                     "apart (use --c-backlog live with here)")
     postgres = Postgres()
     postgres.start()
     if args.switch_interval:
@@ -964,16 +1005,25 @@ def main() -> int:
             if "c" not in args.parts:
                 return 0
             dsn = new_database(postgres, args.members)
-            with collectors(1, dsn, mq, ca, directory, args.member_requests,
-                            args.ingest_nice, args.batch_ms, args.holds):
-                idle = TillApart(mq, ca, args.members, args.idle).result()
+            backlog = mix(args.backlog, args.members, 3, "c")
+            from_broker = args.c_backlog == "broker"
+            with ExitStack() as stack:
+                broker = stack.enter_context(backlog_broker(
+                    ca, directory, 2 * args.backlog)) if from_broker else mq
+                running = stack.enter_context(collectors(
+                    1, dsn, broker, ca, directory, args.member_requests, args.ingest_nice,
+                    args.batch_ms, args.holds))
+                idle = TillApart(broker, ca, args.members, args.idle).result()
                 # What a hold's connection waits on while in a transaction: a lock (a batch
                 # holding its member) or nothing (the CPU, the network).
                 with LockSampler(dsn, "posterm-hq-holds%") as holding:
-                    rate, *busy = under_backlog(
-                        mq, ca, args.members, mix(args.backlog, args.members, 3, "c"),
-                        args.tills_nice)
-            holds_on = f", holds on {args.holds}" if args.holds else ""
+                    rate, *busy = (
+                        draining_backlog(broker, ca, args.members, backlog, running)
+                        if from_broker else
+                        under_backlog(broker, ca, args.members, backlog, args.tills_nice))
+            holds_on = (", the backlog in the broker first" if from_broker
+                        else ", the backlog's tills publishing meanwhile")
+            holds_on += f", holds on {args.holds}" if args.holds else ""
             if args.tills_nice:
                 holds_on += f", the backlog's tills at nice {args.tills_nice}"
             print(f"(c) member requests {args.member_requests}{holds_on}; a till's round trips, "
