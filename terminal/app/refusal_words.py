@@ -5,14 +5,13 @@ the log keep them exactly) and the values they name. Its Chinese words are chose
 among those values where a rule refuses in more than one way, else by the rule; a refusal with
 no words here, or without the values its words need, is followed by its English as before.
 
-HQ's refusal of a hold reaches the till as HQ's English sentence only; :func:`hq_says_zh`
-words the sentences HQ says (terminal.hq.chain_ledger, terminal.hq.holds), each by its
-pattern, so a sentence an older or newer HQ says otherwise keeps its English.
+HQ's refusal of a hold reaches the till as HQ's English sentence with its code and values
+(terminal.protocol.hq_refusals); :data:`HQ_ZH` words each code. A refusal without a code (an
+HQ before codes) or with a code not known here keeps HQ's English sentence.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 
 from terminal.loyalty.money import yuan
@@ -75,42 +74,36 @@ def _card(v: Mapping[str, object]) -> str:
 _HQ_STATES_ZH = {"frozen": "冻结", "retired": "停用", "posted": "入账", "voided": "作废",
                  "expired": "过期", "pending": "待结"}
 
-# HQ's sentences refusing a hold, each with its Chinese (the groups by name).
-_HQ_SAYS: tuple[tuple[re.Pattern[str], Words], ...] = tuple(
-    (re.compile(pattern), words) for pattern, words in (
-        (r"insufficient points: (?P<n>-?\d+) available", lambda g: f"积分不够，可用 {g['n']} 积分"),
-        (r"unknown member", lambda g: "总部没有这位会员"),
-        (r"card (?P<state>frozen|retired) at HQ: (?P<reason>.*)",
-         lambda g: f"此卡已在总部{_HQ_STATES_ZH[str(g['state'])]}（{g['reason']}）"),
-        (r"card retired at HQ: (?P<reason>.*)", lambda g: f"此卡已在总部停用（{g['reason']}）"),
-        (r"member must be a card hash \(64 hex digits\)", lambda g: "会员须以卡号摘要指明"),
-        (r"the hold id belongs to another till", lambda g: "冻结编号属于另一台收银机"),
-        (r"the hold id was used for another member or other points",
-         lambda g: "冻结编号已用于另一位会员或另一积分数"),
-        (r"the hold was (?P<state>\w+)",
-         lambda g: f"该冻结已{_HQ_STATES_ZH[str(g['state'])]}"),
-        (r"a hold of (?P<points>\d+) is more than a member may redeem in a day \((?P<cap>\d+)\)",
-         lambda g: f"冻结 {g['points']} 积分超过会员每天可兑换的 {g['cap']} 积分"),
-        (r"holds\.max_per_till: the till has (?P<n>\d+) holds pending",
-         lambda g: f"本机已有 {g['n']} 笔冻结未结，达到上限"),
-        (r"holds\.max_points_per_till: the till holds (?P<held>\d+) points; (?P<points>\d+) "
-         r"more is over (?P<cap>\d+)",
-         lambda g: f"本机已冻结 {g['held']} 积分，再冻结 {g['points']} 积分超过上限 {g['cap']}"),
-        (r"holds\.max_per_member: the member has (?P<n>\d+) holds pending",
-         lambda g: f"该会员已有 {g['n']} 笔冻结未结，达到上限"),
-        (r"holds\.max_per_till_member_per_hour: the till asked (?P<n>\d+) holds on the member "
-         r"in the last hour", lambda g: f"本机过去一小时已为该会员申请 {g['n']} 笔冻结，达到上限"),
-        (r"HQ's database failed: .*", lambda g: "总部数据库出错（详情见日志）"),
-    ))
+# HQ's refusals by their code (terminal.protocol.hq_refusals: HQ's one table of codes, with
+# its English), each said from the values HQ sent with it.
+HQ_ZH: dict[str, str | Words] = {
+    "member.form": "会员须以卡号摘要指明",
+    "member.unknown": "总部没有这位会员",
+    "card.frozen": "此卡已在总部冻结（{reason}）",
+    "card.retired": "此卡已在总部停用（{reason}）",
+    "hold.points": "积分不够，可用 {available} 积分",
+    "redeem.per_member_per_day": "冻结 {points} 积分超过会员每天可兑换的 {cap} 积分",
+    "holds.max_per_till": "本机已有 {count} 笔冻结未结，达到上限",
+    "holds.max_points_per_till": "本机已冻结 {held} 积分，再冻结 {points} 积分超过上限 {cap}",
+    "holds.max_per_member": "该会员已有 {count} 笔冻结未结，达到上限",
+    "holds.max_per_till_member_per_hour": "本机过去一小时已为该会员申请 {count} 笔冻结，达到上限",
+    "hold.other_till": "冻结编号属于另一台收银机",
+    "hold.other_request": "冻结编号已用于另一位会员或另一积分数",
+    "hold.settled": lambda v: f"该冻结已{_HQ_STATES_ZH[str(v['state'])]}",
+    "hold.unknown": "总部没有这笔冻结",
+    "hold.posted": "该冻结已由其销售入账",
+    "hold.post": "冻结由销售记录入账，不能单独请求",
+    "hq.database": "总部数据库出错（详情见日志）",
+    "request.malformed": "总部看不懂本机的请求（详情见日志）",
+}
 
 
-def hq_says_zh(said: str) -> str:
-    """HQ's refusal ``said`` in Chinese; KeyError for a sentence not known here."""
-    for pattern, words in _HQ_SAYS:
-        found = pattern.fullmatch(said)
-        if found:
-            return words(found.groupdict())
-    raise KeyError(said)
+def hq_zh(values: Mapping[str, object]) -> str:
+    """HQ's refusal in Chinese, by the ``code`` HQ sent and its values; KeyError where HQ sent
+    no code (an HQ before codes), a code not known here (a newer HQ's) or not the values its
+    words need: the till then shows HQ's English sentence."""
+    words = HQ_ZH[str(values["code"])]
+    return words.format(**values) if isinstance(words, str) else words(values)
 
 
 # Refusals' words from their values: by ``why`` where given, else by the rule that said no.
@@ -184,7 +177,7 @@ DETAILS_ZH: dict[str, str | Words] = {
     "adjust.points.over": "调整 {points} 积分超过上限 {most}",
     "adjust.points.overdraw": "调整 {points} 积分会透支余额（{balance}）",
     # --- HQ's refusals ---------------------------------------------------------------------
-    "hq.hold": lambda v: f"积分冻结：{hq_says_zh(str(v['said']))}",
+    "hq.hold": lambda v: f"积分冻结：{hq_zh(v)}",
     "scan.check_digit": "{symbology} 条码校验位不对",
     "scan.not_valid": "不是有效的 {symbology} 条码",
 }

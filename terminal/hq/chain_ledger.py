@@ -60,6 +60,7 @@ from terminal.loyalty.store.ledger_store import CardRef
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.models import CardState, Member
 from terminal.protocol import ids
+from terminal.protocol.hq_refusals import Refusal, refusal
 from terminal.protocol.messages import Event, MemberRequest, MemberResponse
 
 log = logging.getLogger(__name__)
@@ -753,7 +754,7 @@ class ChainLedger:
     def malformed(self, request: MemberRequest) -> MemberResponse | None:
         """The refusal of a request that names its member by anything but a card hash."""
         if request.member is not None and not CARD_HASH.fullmatch(request.member):
-            return self.refuse(request, "member must be a card hash (64 hex digits)")
+            return self.refuse(request, refusal("member.form"))
         return None
 
     @staticmethod
@@ -793,11 +794,13 @@ class ChainLedger:
                 LookupAudit.insert_many(rows).execute()
         return len(rows)
 
-    def refuse(self, request: MemberRequest, error: str) -> MemberResponse:
-        """``request`` refused, saying ``error`` (the answers on the event loop too:
-        terminal.hq.loop_holds)."""
+    def refuse(self, request: MemberRequest, why: Refusal) -> MemberResponse:
+        """``request`` refused for ``why``: its English sentence, its code and values (the
+        answers on the event loop too: terminal.hq.loop_holds). The collector leaves the code
+        and values out for a till that did not ask for them (terminal.hq.collector.for_till)."""
         return MemberResponse(request.op, False, _now(), member=request.member,
-                              hold_id=request.hold_id, error=error)
+                              hold_id=request.hold_id, error=why.error, code=why.code,
+                              values=why.values or None)
 
     def _standing(self, member: Member) -> tuple[str, int]:
         """The member's tier and balance now, as the engine shows them: every review due by now
@@ -829,10 +832,10 @@ class ChainLedger:
     def _lookup(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         blocked = self._blocked(request.member)
         if blocked is not None and blocked.state == RETIRED:
-            return self.refuse(request, f"card retired at HQ: {blocked.reason}"[:200])
+            return self.refuse(request, refusal("card.retired", reason=blocked.reason or ""))
         member = Member.get_or_none(Member.card_hash == request.member)
         if member is None:
-            return self.refuse(request, "unknown member")
+            return self.refuse(request, refusal("member.unknown"))
         tier, available = self._available(member)
         return MemberResponse("lookup", True, _now(), member=request.member,
                               balance=available, tier=tier)
@@ -951,18 +954,18 @@ class ChainLedger:
         """The answer to a hold that :func:`holds.read`'s row decides alone (a blocked card, a
         repeat, an unknown member, HQ's bounds), or None when the points available decide."""
         if found.card_state in (FROZEN, RETIRED):  # HQ's word holds before the till has it
-            return self.refuse(request, f"card {found.card_state} at HQ: "
-                                         f"{found.card_reason}"[:200])
+            return self.refuse(request, refusal(f"card.{found.card_state}",
+                                                reason=found.card_reason))
         if found.existing is not None:  # asked again after a timeout: the same hold, if it is
             problem = holds.same_request(found.existing, request, store, terminal)
-            if problem:
+            if problem is not None:
                 return self.refuse(request, problem)
             return MemberResponse("hold", True, now, member=request.member,
                                   hold_id=found.existing.id, balance=None)
         if found.member is None:
-            return self.refuse(request, "unknown member")
+            return self.refuse(request, refusal("member.unknown"))
         problem = holds.over_bounds(self.trust.holds, self.store.rules, request, found)
-        if problem:
+        if problem is not None:
             return self.refuse(request, problem)
         return None
 
@@ -972,7 +975,7 @@ class ChainLedger:
         holds, the till's own on them set aside) does not cover it."""
         available = balance - found.pending + found.replaced
         if request.points is None or request.points > available:
-            return self.refuse(request, f"insufficient points: {max(available, 0)} available")
+            return self.refuse(request, refusal("hold.points", available=max(available, 0)))
         return MemberResponse("hold", True, now, member=request.member, hold_id=request.hold_id,
                               balance=available - request.points, tier=tier)
 
@@ -1003,14 +1006,14 @@ class ChainLedger:
         """The answer to a void of ``hold`` (as read under its member's lock; None: HQ has no
         such hold): granted, the hold is voided (:data:`holds.VOID` voids just these)."""
         if hold is None or (hold.store, hold.terminal) != (store, terminal):
-            return self.refuse(request, "unknown hold")
+            return self.refuse(request, refusal("hold.unknown"))
         if hold.state == "posted":
-            return self.refuse(request, "the hold is already posted by its sale")
+            return self.refuse(request, refusal("hold.posted"))
         return MemberResponse("void", True, _now(), hold_id=hold.id)
 
     def _post(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         # Holds are posted by their sale's event, in the transaction that records the sale.
-        return self.refuse(request, "holds are posted by the sale's event, not on request")
+        return self.refuse(request, refusal("hold.post"))
 
     def prune_holds(self, now_us: int | None = None) -> int:
         """Delete up to ``PRUNE_HOLDS`` holds settled (posted or voided) more than the trust

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 from collections import defaultdict
@@ -28,6 +29,7 @@ from terminal.hq.loop_holds import LoopHolds
 from terminal.hq.member_ops.publish import MemberStatePublisher, Signer
 from terminal.hq.models import BundleRefusal, TerminalSeen
 from terminal.loyalty.clock import to_micros
+from terminal.protocol.hq_refusals import refusal
 from terminal.protocol.messages import (
     Ack,
     Event,
@@ -383,9 +385,11 @@ class Collector:
             request = MemberRequest.from_json(message.payload)
         except MessageError as exc:
             self.admission.refuse(source, f"malformed member request: {exc}")
-            response = MemberResponse("lookup", False, datetime.now(UTC), error=str(exc)[:200])
+            # No code: whether the till reads one is in the request it could not parse.
+            response = MemberResponse("lookup", False, datetime.now(UTC),
+                                      error=refusal("request.malformed", problem=str(exc)).error)
         else:
-            response = await self._respond(request, source)
+            response = for_till(await self._respond(request, source), request)
         with contextlib.suppress(MqttError):
             await self.client.respond(message, response.to_json())
 
@@ -396,6 +400,15 @@ class Collector:
             return await self.loop_holds.answer(request, source.store, source.terminal)
         return await self.ledger.request_thread(request).run(
             self.ledger.answer, request, source.store, source.terminal)
+
+
+def for_till(response: MemberResponse, request: MemberRequest) -> MemberResponse:
+    """``response`` as the till that sent ``request`` can read it: a refusal's ``code`` and
+    ``values`` only if it asked for them (``codes``); a till before them refuses an answer with
+    fields it does not know, and would take a refused hold for HQ not answering."""
+    if request.codes or (response.code is None and response.values is None):
+        return response
+    return dataclasses.replace(response, code=None, values=None)
 
 
 async def _acked(sent: list[asyncio.Future[None]]) -> None:

@@ -37,6 +37,7 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import hotpath
 from terminal.loyalty.store.card_states import FROZEN, RETIRED
 from terminal.loyalty.store.hotpath import MemberRow
+from terminal.protocol.hq_refusals import Refusal, refusal
 from terminal.protocol.messages import MemberRequest
 
 
@@ -76,15 +77,16 @@ def over_allowance(points: int, allowance: int, used_today: int) -> str:
 HOUR_US = 3_600_000_000
 
 
-def same_request(hold: MemberHold, request: MemberRequest, store: str, terminal: str) -> str:
-    """Why ``request`` is not a repeat of ``hold``'s request ("" when it is)."""
+def same_request(hold: MemberHold, request: MemberRequest, store: str,
+                 terminal: str) -> Refusal | None:
+    """Why ``request`` is not a repeat of ``hold``'s request (None when it is)."""
     if (hold.store, hold.terminal) != (store, terminal):
-        return "the hold id belongs to another till"
+        return refusal("hold.other_till")
     if (hold.card_hash, hold.points) != (request.member, request.points):
-        return "the hold id was used for another member or other points"
+        return refusal("hold.other_request")
     if hold.state != "pending":
-        return f"the hold was {hold.state}"
-    return ""
+        return refusal("hold.settled", state=hold.state)
+    return None
 
 
 def _own(card_hash: str, store: str, terminal: str) -> Any:
@@ -282,23 +284,23 @@ def _found(row: Any, request: MemberRequest) -> Read:
                 int(member_count), int(asked), int(pending), int(replaced), int(unswept))
 
 
-def over_bounds(rules: HoldRules, loyalty: Rules, request: MemberRequest, found: Read) -> str:
-    """Why HQ's bounds refuse the hold ("" when they allow it)."""
+def over_bounds(rules: HoldRules, loyalty: Rules, request: MemberRequest,
+                found: Read) -> Refusal | None:
+    """Why HQ's bounds refuse the hold (None when they allow it)."""
     points = request.points or 0
     day_cap = loyalty.redeem.per_member_per_day
     if day_cap is not None and points > day_cap:
-        return f"a hold of {points} is more than a member may redeem in a day ({day_cap})"
+        return refusal("redeem.per_member_per_day", points=points, cap=day_cap)
     # The till's own pending holds on this member are replaced if this one is granted.
     count, held = found.till_count, found.till_points
     if count >= rules.max_per_till:
-        return f"holds.max_per_till: the till has {count} holds pending"
+        return refusal("holds.max_per_till", count=count)
     if held + points > rules.max_points_per_till:
-        return (f"holds.max_points_per_till: the till holds {held} points; {points} more is "
-                f"over {rules.max_points_per_till}")
+        return refusal("holds.max_points_per_till", held=held, points=points,
+                       cap=rules.max_points_per_till)
     if found.member_count >= rules.max_per_member:
-        return f"holds.max_per_member: the member has {rules.max_per_member} holds pending"
+        return refusal("holds.max_per_member", count=rules.max_per_member)
     asked = found.asked
     if asked >= rules.max_per_till_member_per_hour:
-        return (f"holds.max_per_till_member_per_hour: the till asked {asked} holds on the "
-                f"member in the last hour")
-    return ""
+        return refusal("holds.max_per_till_member_per_hour", count=asked)
+    return None

@@ -22,6 +22,7 @@ from terminal.loyalty.clock import from_micros, to_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import hotpath
 from terminal.loyalty.store.card_states import RETIRED
+from terminal.protocol.hq_refusals import Refusal, refusal
 
 _MEMBER = ", ".join(f"m.{column}" for column in hotpath.MEMBER_COLUMNS)
 LOOKUP = (
@@ -40,12 +41,12 @@ _BALANCE = hotpath.MEMBER_COLUMNS.index("balance")
 
 
 class Found:
-    """What the lookup statement found: refused (``error``), or the tier and the points the
-    member may redeem now."""
+    """What the lookup statement found: refused (``error``, HQ's refusal), or the tier and the
+    points the member may redeem now."""
 
     __slots__ = ("available", "error", "tier")
 
-    def __init__(self, error: str | None = None, tier: str | None = None,
+    def __init__(self, error: Refusal | None = None, tier: str | None = None,
                  available: int | None = None) -> None:
         self.error, self.tier, self.available = error, tier, available
 
@@ -59,9 +60,9 @@ def lookup(db: Database, rules: Rules, card_hash: str, now: datetime) -> Found |
     row: Any = db.execute_sql(sql, (now_us, now_us, card_hash)).fetchone()
     state, reason = row[_WIDTH], row[_WIDTH + 1]
     if state == RETIRED:
-        return Found(error=f"card retired at HQ: {reason}"[:200])
+        return Found(error=refusal("card.retired", reason=reason or ""))
     if row[_ID] is None:
-        return Found(error="unknown member")
+        return Found(error=refusal("member.unknown"))
     reviewed = row[_REVIEWED]
     if tiers.due_review(rules, from_micros(reviewed) if reviewed else None, now) is not None:
         return None

@@ -37,6 +37,7 @@ from terminal.hq import holds
 from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.database import HqPostgresDatabase, configure_connection, member_locks
 from terminal.loyalty.clock import to_micros
+from terminal.protocol.hq_refusals import refusal
 from terminal.protocol.messages import MemberRequest, MemberResponse
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,8 @@ class LoopHolds:
             return await way(request, store, terminal)  # once more, on another connection
         except psycopg.Error as problem:
             log.error("%s %s not answered: %s", request.op, request.hold_id, problem)
-            return self.ledger.refuse(
-                request, f"HQ's database failed: {type(problem).__name__}: {problem}"[:200])
+            return self.ledger.refuse(request, refusal(
+                "hq.database", problem=f"{type(problem).__name__}: {problem}"))
 
     async def _hold(self, request: MemberRequest, store: str, terminal: str) -> MemberResponse:
         ledger, now = self.ledger, datetime.now(UTC)

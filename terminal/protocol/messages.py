@@ -308,6 +308,8 @@ class MemberRequest(_Message):
     The terminal mints ``hold_id`` so a retried hold is the same hold; MQTT 5 correlation data
     pairs each request with its response. ``states``: the signed member states of the cards HQ
     changed after version ``since`` (the till's catch-up, terminal.sync.member_states).
+    ``codes``: true when the till reads a refusal's ``code`` and ``values`` (a till before
+    them sends none, and HQ answers it without them: its strict parser would refuse them).
     """
 
     KIND: ClassVar[str] = "member_request"
@@ -316,6 +318,7 @@ class MemberRequest(_Message):
     points: int | None = None
     hold_id: str | None = None
     since: int | None = None
+    codes: bool | None = None
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
@@ -325,7 +328,8 @@ class MemberRequest(_Message):
         msg = cls(op=op, member=f.text("member", optional=not need_member),
                   points=f.int("points", minimum=1, optional=op != "hold"),
                   hold_id=f.uuid("hold_id", optional=op in ("lookup", "states")),
-                  since=f.int("since", optional=op != "states"))
+                  since=f.int("since", optional=op != "states"),
+                  codes=f.get("codes", bool, optional=True))
         f.finish()
         for name in ("member", "points", "hold_id", "since"):
             if getattr(msg, name) is not None and name not in _MEMBER_FIELDS[op]:
@@ -342,7 +346,12 @@ class MemberResponse(_Message):
     """HQ's answer: the authoritative balance and tier, or a refusal with its reason. To
     ``states``: the signed member states (each as published on its card's topic), ``through``
     the version up to which the till now holds every state HQ published, ``more`` whether
-    another page follows."""
+    another page follows.
+
+    A refusal's ``error`` is HQ's English sentence; ``code`` names the refusal
+    (terminal.protocol.hq_refusals.ENGLISH) and ``values`` are its facts by name, a flat object
+    of integers and short printable strings, so a till words it in its own language. Sent only
+    to a till whose request said ``codes``; a refusal from an older HQ carries neither."""
 
     KIND: ClassVar[str] = "member_response"
     op: str
@@ -356,11 +365,25 @@ class MemberResponse(_Message):
     states: tuple[str, ...] | None = None
     through: int | None = None
     more: bool | None = None
+    code: str | None = None
+    values: dict[str, int | str] | None = None
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Self:
         f = _Fields(cls.KIND, raw)
         ok = f.get("ok", bool)
+        code = f.get("code", str, optional=True)
+        if code is not None:
+            if ok:
+                raise f.error("code", "belongs to a refusal only (ok is true)")
+            if not REFUSAL_CODE.fullmatch(code):
+                raise f.error("code", f"must be 1 to {REFUSAL_CODE_MAX} characters of a-z, 0-9, "
+                              "'.' and '_', starting with a letter")
+        values = f.get("values", dict, optional=True)
+        if values is not None:
+            if code is None:
+                raise f.error("values", "belong to a refusal's code (no code given)")
+            _check_refusal_values(f, values)
         balance = f.get("balance", int, optional=True)  # may be negative after an overdraft
         states = f.get("states", list, optional=True)
         if states is not None and not all(isinstance(state, str) for state in states):
@@ -371,9 +394,38 @@ class MemberResponse(_Message):
                   error=f.text("error", optional=ok),
                   states=None if states is None else tuple(states),
                   through=f.int("through", optional=True),
-                  more=f.get("more", bool, optional=True))
+                  more=f.get("more", bool, optional=True), code=code, values=values)
         f.finish()
         return msg
+
+
+# A refusal's code (MemberResponse.code) and its values: a flat object of at most
+# REFUSAL_VALUES_MAX names (identifiers) to integers (within JSON's safe range, never booleans)
+# or strings of at most REFUSAL_TEXT_MAX printable characters (no control characters).
+REFUSAL_CODE_MAX = 64
+REFUSAL_CODE = re.compile(r"[a-z][a-z0-9_.]{0,63}")
+REFUSAL_VALUES_MAX = 16
+REFUSAL_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+REFUSAL_TEXT_MAX = 200
+_SAFE_INT = 2**53 - 1
+
+
+def _check_refusal_values(f: _Fields, values: dict[str, Any]) -> None:
+    if len(values) > REFUSAL_VALUES_MAX:
+        raise f.error("values", f"must hold at most {REFUSAL_VALUES_MAX} values")
+    for name, value in values.items():
+        if not REFUSAL_NAME.fullmatch(name):
+            raise f.error(f"values.{name[:32]!r}", "a value's name must be 1 to 32 characters "
+                          "of a-z, 0-9 and '_', starting with a letter")
+        where = f"values.{name}"
+        if isinstance(value, bool) or not isinstance(value, int | str):
+            raise f.error(where, "must be an integer or a string, not "
+                          f"{'a boolean' if isinstance(value, bool) else type(value).__name__}")
+        if isinstance(value, int) and not -_SAFE_INT <= value <= _SAFE_INT:
+            raise f.error(where, f"must be within +-{_SAFE_INT}")
+        if isinstance(value, str) and (len(value) > REFUSAL_TEXT_MAX or not value.isprintable()):
+            raise f.error(where, f"must be at most {REFUSAL_TEXT_MAX} printable characters "
+                          "(no control characters)")
 
 
 @dataclass(frozen=True)

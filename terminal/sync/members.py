@@ -95,7 +95,7 @@ class MemberClient:
         cached = self._cache.get(card_hash)
         if cached is not None and time.monotonic() - cached[0] < self.cache_ttl:
             return cached[1]
-        response = await self._ask(MemberRequest("lookup", member=card_hash))
+        response = await self._ask(MemberRequest("lookup", member=card_hash, codes=True))
         if response is None:
             raise HqUnreachable("HQ did not answer the member lookup")
         if not response.ok or response.balance is None:
@@ -124,20 +124,36 @@ class MemberClient:
         hold_id = ids.new_hold_id()
         log.debug("hold %s for %s %s", hold_id, kind, sale_id)
         response = await self._ask(MemberRequest("hold", member=card_hash, points=points,
-                                                 hold_id=hold_id))
+                                                 hold_id=hold_id, codes=True))
         if response is None:
             # HQ unreachable: the caller keeps to the rules' offline allowance; HQ posts the
             # redemption when the sale's (or exchange's) event arrives.
             return Hold(hold_id, points, offline=True)
         if not response.ok:
             raise RedeemRefused(f"HQ refused the hold: {response.error}", "hq.hold",
-                                said=response.error or "")
+                                **hq_refusal_values(response))
         self._cache.pop(card_hash, None)  # the balance HQ will answer has changed
         return Hold(hold_id, points, offline=False)
 
     async def void(self, hold: Hold) -> None:
         if hold.offline:
             return
-        response = await self._ask(MemberRequest("void", hold_id=hold.id))
+        response = await self._ask(MemberRequest("void", hold_id=hold.id, codes=True))
         if response is not None and not response.ok:
             log.warning("HQ did not void hold %s: %s", hold.id, response.error)
+
+
+# The names a till's refusal of HQ's words uses itself (terminal.app.refusal_words): HQ's values
+# never take their place, whatever a newer or faulty HQ names them.
+_OWN = frozenset({"why", "said", "code"})
+
+
+def hq_refusal_values(response: MemberResponse) -> dict[str, int | str]:
+    """A refusal's values for the till's words: HQ's English as ``said``, its ``code`` if it
+    sent one (an older HQ does not) and the values it sent with it."""
+    values: dict[str, int | str] = {name: value for name, value in (response.values or {}).items()
+                                    if name not in _OWN}
+    values["said"] = response.error or ""
+    if response.code is not None:
+        values["code"] = response.code
+    return values

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 import pytest
 
 from terminal.app.hqlink import Hold, Standalone
+from terminal.app.refusal_words import hq_zh
+from terminal.protocol.hq_refusals import ENGLISH, Refusal, refusal
 from terminal.protocol.messages import MemberResponse
 from terminal.protocol.topics import Topics
 from terminal.sync.members import MemberClient
@@ -102,11 +104,14 @@ class _HqAnswers:
 
 
 class _HqRefusesHolds(Standalone):
-    """The standalone ledger, with holds asked of an HQ that refuses them saying ``error``
-    (through the till's own MemberClient, as an MQTT link asks)."""
+    """The standalone ledger, with holds asked of an HQ that refuses them with ``why`` (HQ's
+    own refusal: its English, code and values), through the till's own MemberClient, as an
+    MQTT link asks; ``coded=False``: an HQ before codes, saying only its English."""
 
-    def __init__(self, error: str) -> None:
-        answer = MemberResponse("hold", False, datetime.now(UTC), error=error)
+    def __init__(self, why: Refusal, coded: bool = True) -> None:
+        answer = MemberResponse("hold", False, datetime.now(UTC), error=why.error,
+                                code=why.code if coded else None,
+                                values=(why.values or None) if coded else None)
         self.client = MemberClient(_HqAnswers(answer), Topics(),  # type: ignore[arg-type]
                                    "S001", "T01")
 
@@ -114,34 +119,96 @@ class _HqRefusesHolds(Standalone):
         return await self.client.hold(card_hash, points, sale_id, kind)
 
 
-@pytest.mark.parametrize(("hq_says", "chinese"), [
-    ("insufficient points: 300 available", "积分不够，可用 300 积分"),
-    ("card frozen at HQ: reported lost", "此卡已在总部冻结（reported lost）"),
-    ("holds.max_per_member: the member has 3 holds pending", "该会员已有 3 笔冻结未结，达到上限"),
-    ("a hold of 3000 is more than a member may redeem in a day (2000)",
+def _redeem(bench: TillBench) -> None:
+    bench.do(CASHIER, "s", "90 dept1", "subtotal", "500 redeem")
+
+
+@pytest.mark.parametrize(("why", "chinese"), [
+    (refusal("hold.points", available=300), "积分不够，可用 300 积分"),
+    (refusal("card.frozen", reason="reported lost"), "此卡已在总部冻结（reported lost）"),
+    (refusal("holds.max_per_member", count=3), "该会员已有 3 笔冻结未结，达到上限"),
+    (refusal("redeem.per_member_per_day", points=3000, cap=2000),
      "冻结 3000 积分超过会员每天可兑换的 2000 积分"),
+    (refusal("hold.settled", state="voided"), "该冻结已作废"),
+    (refusal("hq.database", problem="OperationalError: server closed the connection"),
+     "总部数据库出错（详情见日志）"),
 ])
-def test_a_hold_hq_refused_is_said_in_chinese(tmp_path: Path, examples: Path, hq_says: str,
-                                              chinese: str) -> None:
-    """HQ's reason (what HQ staff typed, as a card's freezing reason, is data: shown as typed)."""
-    bench = _chinese_lcd(tmp_path, examples, link=_HqRefusesHolds(hq_says))
+def test_a_hold_hq_refused_is_said_in_chinese_by_its_code(
+        tmp_path: Path, examples: Path, why: Refusal, chinese: str) -> None:
+    """HQ's reason (what HQ staff typed, as a card's freezing reason, is data: shown as typed);
+    the log and an English LCD keep HQ's English sentence."""
+    bench = _chinese_lcd(tmp_path, examples, link=_HqRefusesHolds(why))
     try:
-        bench.do(CASHIER, "s", "90 dept1", "subtotal", "500 redeem")
+        _redeem(bench)
         frame = bench.terminal.displays.frame
         assert frame is not None and frame.prompt == f"总部拒绝：积分冻结：{chinese}"
-        assert bench.till.refused == f"HQ refused the hold: {hq_says}"
-        if "reported lost" not in hq_says:
+        assert bench.till.refused == f"HQ refused the hold: {why.error}"
+        if "reported lost" not in why.error:
             assert not LATIN.search(frame.prompt), frame.prompt
     finally:
         bench.close()
 
 
-def test_a_sentence_hq_says_otherwise_keeps_its_english(tmp_path: Path, examples: Path) -> None:
-    bench = _chinese_lcd(tmp_path, examples, link=_HqRefusesHolds("a reason not known yet"))
+def test_a_hold_hq_refused_keeps_hqs_english_on_an_english_lcd(
+        tmp_path: Path, examples: Path) -> None:
+    bench = TillBench(tmp_path, examples, {"lcd": {"backend": "dummy", "language": "en"}},
+                      link=_HqRefusesHolds(refusal("hold.points", available=300)))
     try:
-        bench.do(CASHIER, "s", "90 dept1", "subtotal", "500 redeem")
+        _redeem(bench)
         assert bench.terminal.displays.frame.prompt == (  # type: ignore[union-attr]
-            "总部拒绝：HQ refused the hold: a reason not known yet")
+            "HQ refused the hold: insufficient points: 300 available")
     finally:
         bench.close()
 
+
+@pytest.mark.parametrize("why", [
+    Refusal("hold.wobbly", {"n": 2}, "a reason not known yet"),  # a newer HQ's code
+    Refusal("hold.points", {"points": 300}, "insufficient points: 300 available"),  # values short
+    Refusal("hold.settled", {"state": "melted"}, "the hold was melted"),  # a value not known
+])
+def test_a_code_not_known_here_keeps_hqs_english(tmp_path: Path, examples: Path,
+                                                 why: Refusal) -> None:
+    bench = _chinese_lcd(tmp_path, examples, link=_HqRefusesHolds(why))
+    try:
+        _redeem(bench)
+        assert bench.terminal.displays.frame.prompt == (  # type: ignore[union-attr]
+            f"总部拒绝：HQ refused the hold: {why.error}")
+    finally:
+        bench.close()
+
+
+def test_an_hq_before_codes_is_followed_in_its_english(tmp_path: Path, examples: Path) -> None:
+    """An HQ that sends no code: its English sentence, as it said it (the rollout upgrades HQ
+    before the tills, so this till meets one only when that order was not kept)."""
+    why = refusal("hold.points", available=300)
+    bench = _chinese_lcd(tmp_path, examples, link=_HqRefusesHolds(why, coded=False))
+    try:
+        _redeem(bench)
+        assert bench.terminal.displays.frame.prompt == (  # type: ignore[union-attr]
+            "总部拒绝：HQ refused the hold: insufficient points: 300 available")
+    finally:
+        bench.close()
+
+
+def test_hqs_values_never_take_the_tills_own_names(tmp_path: Path, examples: Path) -> None:
+    """A value HQ names ``why``, ``said`` or ``code`` does not choose the till's words."""
+    why = Refusal("hold.points", {"available": 300, "why": "sign_in.key", "said": "x",
+                                  "code": "member.unknown"}, "insufficient points: 300 available")
+    bench = _chinese_lcd(tmp_path, examples, link=_HqRefusesHolds(why))
+    try:
+        _redeem(bench)
+        assert bench.terminal.displays.frame.prompt == (  # type: ignore[union-attr]
+            "总部拒绝：积分冻结：积分不够，可用 300 积分")
+    finally:
+        bench.close()
+
+
+@pytest.mark.parametrize("code", sorted(ENGLISH))
+def test_every_code_hq_may_send_has_chinese_words(code: str) -> None:
+    """terminal.protocol.hq_refusals is HQ's one table of codes: the till words each, with no
+    English left (values as HQ makes them; a reason typed at HQ aside)."""
+    sample: dict[str, int | str] = {"reason": "挂失", "state": "posted", "problem": "x"}
+    names = set(re.findall(r"{(\w+)}", ENGLISH[code]))
+    why = refusal(code, **{name: sample.get(name, 7) for name in names})
+    words = hq_zh({**why.values, "code": why.code})
+    assert words and not LATIN.search(words), (code, words)

@@ -29,6 +29,7 @@ from terminal.loyalty.calendar import month_start
 from terminal.loyalty.clock import to_micros
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.models import CardState, Member
+from terminal.protocol.hq_refusals import ENGLISH, Refusal
 from terminal.protocol.messages import MemberRequest, MemberResponse
 from tests.hq.test_batch_kept import Till, card
 from tests.hq.test_postgres_collector import fresh_database
@@ -166,7 +167,8 @@ def test_a_hold_in_one_statement_answers_and_writes_as_the_full_way(
         void = MemberRequest("void", None, None, hold_id)
         one = ask(void, "S001", terminal)
         other = full_way.holding[0].call(full_way.answer, void, "S001", terminal)
-        assert (one.ok, one.error, one.hold_id) == (other.ok, other.error, other.hold_id)
+        assert (one.ok, one.error, one.hold_id, one.code, one.values) == \
+            (other.ok, other.error, other.hold_id, other.code, other.values)
         seen.add("void " + (one.error or "granted"))
 
     caplog.set_level(logging.ERROR, logger="terminal.hq.chain_ledger")
@@ -208,9 +210,10 @@ def test_a_hold_in_one_statement_answers_and_writes_as_the_full_way(
                                     rng.choice(POINTS), str(uuid.uuid4()))
         one = ask(request, "S001", terminal)
         other = full_way.holding[0].call(full_way._hold_full_way, request, "S001", terminal)
-        assert (one.ok, one.error, one.balance, one.tier, one.hold_id, one.member) == \
-            (other.ok, other.error, other.balance, other.tier, other.hold_id, other.member), \
-            request
+        assert (one.ok, one.error, one.balance, one.tier, one.hold_id, one.member, one.code,
+                one.values) == (other.ok, other.error, other.balance, other.tier, other.hold_id,
+                                other.member, other.code, other.values), request
+        assert one.ok or one.code in ENGLISH, one  # every refusal carries its code
         seen.add(kind(one, request))
         if one.ok or rng.random() < 0.3:
             asked.append((request, terminal))
@@ -250,7 +253,7 @@ def test_a_hold_the_statement_granted_and_the_ledger_refuses_is_not_kept(
     assert {o.result for o in ledger.thread.call(
         ledger.apply, [till.register(0), till.sale(0, 300_000)])} == {"applied"}
     monkeypatch.setattr(ledger, "_hold_granted", lambda request, *_: ledger.refuse(
-        request, "refused by the ledger (this test)"))
+        request, Refusal("test.refused", {}, "refused by the ledger (this test)")))
     caplog.set_level(logging.ERROR, logger="terminal.hq.chain_ledger")
     request = MemberRequest("hold", card(0), 500, str(uuid.uuid4()))
     response = ledger.holding[0].call(ledger.answer, request, "S001", "T01")

@@ -23,6 +23,7 @@ from terminal.hq.loop_holds import APPLICATION, LoopHolds
 from terminal.hq.models import MemberHold
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store.models import Member
+from terminal.protocol.hq_refusals import Refusal
 from terminal.protocol.messages import Event, MemberRequest, MemberResponse
 from tests.hq.test_ingest_batches import TRUST, till_events
 from tests.hq.test_postgres_collector import fresh_database
@@ -141,6 +142,8 @@ def test_a_connection_the_server_ended_is_replaced_and_the_request_answered(
             refused = await ask(hold(registered[2], "third"))
             assert not refused.ok and refused.error is not None
             assert refused.error.startswith("HQ's database failed: "), refused.error
+            # Its code for the till's words; the database's own words stay in the English.
+            assert (refused.code, refused.values) == ("hq.database", None)
             monkeypatch.setattr(loop_holds, "_ask", asked)
             # The pool has its connection again.
             assert (await ask(hold(registered[2], "fourth"))).ok
@@ -207,7 +210,7 @@ def test_a_void_the_statement_and_the_ledger_decide_apart_ends_as_the_answer_say
     def planted(request: MemberRequest, store: str, terminal: str,
                 hold: MemberHold | None) -> MemberResponse:
         if ledger_says == "refuses":
-            return ledger.refuse(request, "planted refusal")
+            return ledger.refuse(request, Refusal("test.planted", {}, "planted refusal"))
         assert hold is not None
         return decide(request, hold.store, hold.terminal, hold)  # as if the till's own
 

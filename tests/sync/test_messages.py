@@ -152,3 +152,61 @@ def test_a_status_carries_the_printers_code_and_an_older_tills_is_still_taken() 
         with pytest.raises(m.MessageError) as caught:
             m.Status.from_json(json.dumps({**old, "printer_state": bad}))
         assert caught.value.field == field, bad
+
+
+def refusal(**changes: object) -> bytes:
+    data: dict[str, object] = {"op": "hold", "ok": False, "hq_time": NOW.isoformat(),
+                               "hold_id": ID, "error": "insufficient points: 300 available",
+                               "code": "hold.points", "values": {"available": 300}}
+    data.update(changes)
+    return json.dumps({k: v for k, v in data.items() if v is not ...}).encode()
+
+
+def test_a_refusal_carries_its_code_and_values() -> None:
+    round_trip(m.MemberResponse("hold", False, NOW, hold_id=ID, error="card frozen at HQ: 挂失",
+                                code="card.frozen", values={"reason": "挂失", "n": -3}))
+    round_trip(m.MemberRequest("lookup", member="M1", codes=True))
+    parsed = m.MemberResponse.from_json(refusal())
+    assert (parsed.code, parsed.values) == ("hold.points", {"available": 300})
+    assert m.MemberResponse.from_json(refusal(values=...)).values is None  # a code alone
+    old = m.MemberResponse.from_json(refusal(code=..., values=...))  # an HQ before codes
+    assert (old.code, old.values, old.error) == (None, None, "insufficient points: 300 available")
+
+
+@pytest.mark.parametrize(("raw", "field"), [
+    (refusal(code=7), "code"),
+    (refusal(code=""), "code"),
+    (refusal(code="Hold.Points"), "code"),
+    (refusal(code="hold points"), "code"),
+    (refusal(code="hold.\npoints"), "code"),
+    (refusal(code="a" * 65), "code"),
+    (refusal(ok=True, error=...), "code"),  # a code on an answer that is no refusal
+    (refusal(code=...), "values"),  # values without a code
+    (refusal(values=[300]), "values"),
+    (refusal(values="available=300"), "values"),
+    (refusal(values={"available": {"points": 300}}), "values.available"),  # nested
+    (refusal(values={"available": [300]}), "values.available"),
+    (refusal(values={"available": True}), "values.available"),
+    (refusal(values={"available": None}), "values.available"),
+    (refusal(values={"available": 2**53}), "values.available"),
+    (refusal(values={"reason": "x" * 201}), "values.reason"),
+    (refusal(values={"reason": "lost\x00"}), "values.reason"),
+    (refusal(values={"reason": "line\nbreak"}), "values.reason"),
+    (refusal(values={"reason": "\x1b[2J"}), "values.reason"),
+    (refusal(values={"reason": "\u202e"}), "values.reason"),
+    (refusal(values={"Reason": "x"}), "values.'Reason'"),
+    (refusal(values={"": "x"}), "values.''"),
+    (refusal(values={"re\nason": "x"}), "values.'re\\nason'"),
+    (refusal(values={f"v{n}": n for n in range(17)}), "values"),
+])
+def test_a_refusals_code_and_values_are_strict(raw: bytes, field: str) -> None:
+    with pytest.raises(m.MessageError) as info:
+        m.MemberResponse.from_json(raw)
+    assert info.value.field == field
+    assert str(info.value).startswith(f"member_response.{field}: ")
+
+
+def test_a_requests_codes_is_a_boolean() -> None:
+    with pytest.raises(m.MessageError) as info:
+        m.MemberRequest.from_json(json.dumps({"op": "lookup", "member": "M1", "codes": 1}))
+    assert info.value.field == "codes"
