@@ -123,6 +123,16 @@ class Disputed:
     inserted: bool
 
 
+@dataclass
+class _Recorded:
+    """How far :meth:`ChainLedger._record_so_far` has taken a transaction's records, spans and
+    the batch's entries: the next call starts there."""
+
+    records: int = 0
+    spans: int = 0
+    entries: int = 0
+
+
 class _Deferred(Exception):
     """The event needs another one first; leave it unacked."""
 
@@ -318,7 +328,7 @@ class ChainLedger:
                 if self.in_batch is not None:
                     self.in_batch(events)
                 seen = applied()
-                recorded = [0, 0, 0]  # records, spans and entries kept for the writes so far
+                recorded = _Recorded()  # records, spans and entries kept for the writes so far
                 for n, event in enumerate(events, 1):
                     if event.id in seen:
                         outcomes.append(Outcome(event, "duplicate"))
@@ -448,19 +458,20 @@ class ChainLedger:
         return Outcome(event, "refused", storable(str(exc)) if refused else detail)
 
     def _record_so_far(self, records: list[list[Any]], spans: list[tuple[int, int, list[Any]]],
-                       recorded: list[int]) -> None:
+                       recorded: _Recorded) -> None:
         """The ``applied_event`` rows of the events applied since the last call (``recorded``:
-        how many records, spans and entries earlier calls took), their points counted, kept
-        with the batch's writes (PostgreSQL: sent with the next flush, while the next events
-        are replayed; until session 15 every row of a transaction went at its end, and the
-        COMMIT waited for the server to insert them all). Between events only: every entry of
-        the events before is final then (an event rolled back took its own entries with it),
-        and the next events' entries come later in the sequence. The rows, their order and
-        their points are the same as when all went at the end."""
-        first, counted, entries = recorded
-        self._count_points(spans[counted:], self.sql.entries[entries:])
-        self.sql.insert_rows(AppliedEvent._meta.table_name, _RECORD_COLUMNS, records[first:])
-        recorded[:] = [len(records), len(spans), len(self.sql.entries)]
+        how many records, spans and entries earlier calls took, moved on here), their points
+        counted, kept with the batch's writes (PostgreSQL: sent with the next flush, while the
+        next events are replayed; until session 15 every row of a transaction went at its end,
+        and the COMMIT waited for the server to insert them all). Between events only: every
+        entry of the events before is final then (an event rolled back took its own entries
+        with it), and the next events' entries come later in the sequence. The rows, their
+        order and their points are the same as when all went at the end."""
+        self._count_points(spans[recorded.spans:], self.sql.entries[recorded.entries:])
+        self.sql.insert_rows(AppliedEvent._meta.table_name, _RECORD_COLUMNS,
+                             records[recorded.records:])
+        recorded.records, recorded.spans = len(records), len(spans)
+        recorded.entries = len(self.sql.entries)
 
     @staticmethod
     def _count_points(spans: list[tuple[int, int, list[Any]]],
