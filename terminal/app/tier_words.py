@@ -1,12 +1,14 @@
 """A tier as the till says it. The rules name tiers by code (``member``, ``silver``, ``gold``,
 ``diamond`` in shared/examples/rules.toml); a Chinese LCD, pole or receipt line says the
-conventional tiers in Chinese, the console's words (its locale's ``tier.*``; the test
-tests/app/test_tier_words.py keeps the two the same). A chain's own tier name is said as its
-rules write it, in every language."""
+conventional tiers in Chinese, in the words of terminal.loyalty.tier_words, the table the HQ
+console's catalogues take theirs from. A chain's own tier name is said as its rules write it,
+in every language."""
 
 from __future__ import annotations
 
-TIERS_ZH = {"member": "普通会员", "silver": "银卡会员", "gold": "金卡会员", "diamond": "钻石会员"}
+from terminal.loyalty.tier_words import TIER_WORDS
+
+TIERS_ZH = TIER_WORDS["zh-CN"]
 
 
 class TierName(str):

@@ -1,19 +1,16 @@
-"""A tier on a Chinese LCD, pole and receipt is said in Chinese (the rules name it by code); the
-console says the same words."""
+"""A tier on a Chinese LCD, pole and receipt is said in Chinese (the rules name it by code), in
+the words of terminal.loyalty.tier_words, the one table the console says them by too."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from terminal.app.catalogue import said
-from terminal.app.tier_words import TIERS_ZH, TierName, tier_both, tier_said
+from terminal.app.tier_words import TierName, tier_both, tier_said
 
 from .conftest import TillBench
-
-LOCALE = Path(__file__).parents[2] / "terminal/hq/console/locales/zh_CN.json"
 
 
 @pytest.mark.parametrize(("language", "prompt", "tier"), [
@@ -44,8 +41,9 @@ def test_a_chains_own_tier_is_said_as_its_rules_write_it() -> None:
     assert tier_both("diamond") == "钻石会员 diamond"
 
 
-def test_the_till_and_the_console_say_a_tier_in_the_same_words() -> None:
-    console = {key.removeprefix("tier."): words
-               for key, words in json.loads(LOCALE.read_text(encoding="utf-8")).items()
-               if key.startswith("tier.")}
-    assert console == TIERS_ZH
+def test_the_conventional_tiers_are_said_in_chinese_on_a_chinese_till() -> None:
+    """The till's words (terminal.loyalty.tier_words, which the console's catalogues take too:
+    tests/console/test_catalogue.py)."""
+    assert [tier_said(code, "zh") for code in ("member", "silver", "gold", "diamond")] == [
+        "普通会员", "银卡会员", "金卡会员", "钻石会员"]
+    assert [tier_both(code) for code in ("member", "gold")] == ["普通会员 member", "金卡会员 gold"]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
+
+import pytest
 
 from terminal.hq.console.i18n import LANGUAGES, Translator, catalogue
 from terminal.hq.console.roles import ROLES
 from terminal.loyalty.ledger import KINDS
 from terminal.loyalty.rules import load_rules
+from terminal.loyalty.tier_words import TIER_WORDS
 from tests.support.shared import EXAMPLES
 
 TEMPLATES = resources.files("terminal.hq.console").joinpath("templates")
@@ -69,6 +74,35 @@ def test_every_tier_of_the_example_rules_has_a_name_in_both_languages() -> None:
     tiers = {f"tier.{level.name}" for level in load_rules(EXAMPLES / "rules.toml").tiers}
     for language in LANGUAGES:
         assert tiers - set(catalogue(language)) == set(), language
+
+
+def test_the_tiers_names_come_from_the_one_table_the_tills_say_them_by() -> None:
+    """terminal.loyalty.tier_words: the locale files repeat none of it (a copy would drift from
+    the tills' words), and a file that does is refused when it is read."""
+    for language in LANGUAGES:
+        name = language.replace("-", "_") + ".json"
+        text = resources.files("terminal.hq.console").joinpath("locales", name).read_text("utf-8")
+        assert [key for key in json.loads(text) if key.startswith("tier.")] == [], name
+        words = {key.removeprefix("tier."): said for key, said in catalogue(language).items()
+                 if key.startswith("tier.")}
+        assert words == dict(TIER_WORDS[language]), language
+        assert Translator(language).tier("silver") == TIER_WORDS[language]["silver"]
+
+
+def test_a_locale_file_repeating_a_tiers_name_is_refused(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    from terminal.hq.console import i18n
+
+    (tmp_path / "locales").mkdir()
+    (tmp_path / "locales" / "en.json").write_text('{"tier.gold": "Golden"}', encoding="utf-8")
+    monkeypatch.setattr(i18n.resources, "files", lambda package: tmp_path)
+    i18n.catalogue.cache_clear()
+    try:
+        with pytest.raises(ValueError, match=r"tier\.gold come from terminal\.loyalty\.tier_words"):
+            i18n.catalogue("en")
+    finally:
+        monkeypatch.undo()
+        i18n.catalogue.cache_clear()
 
 
 def test_a_printers_code_and_an_audit_action_are_named_and_the_rest_shown_safely() -> None:

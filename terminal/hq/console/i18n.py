@@ -15,6 +15,7 @@ from typing import Any
 from terminal.hq.console.audit_words import detail_words, op_words, scope_words
 from terminal.hq.console.rules_words import problem_words
 from terminal.hq.shown_text import shown
+from terminal.loyalty.tier_words import TIER_WORDS
 from terminal.protocol.messages import PRINTER_CODES
 
 LANGUAGES = ("zh-CN", "en")
@@ -41,9 +42,17 @@ def printer_ok(state: Any, words: str) -> bool:
 
 @cache
 def catalogue(language: str) -> dict[str, str]:
+    """The language's texts: its locale file, and the tiers' names (``tier.*``) from the one
+    table the tills say them by (terminal.loyalty.tier_words), which the file does not repeat."""
     name = language.replace("-", "_") + ".json"
     text = resources.files("terminal.hq.console").joinpath("locales", name).read_text("utf-8")
-    return json.loads(text)
+    texts: dict[str, str] = json.loads(text)
+    repeated = sorted(key for key in texts if key.startswith("tier."))
+    if repeated:  # a second copy would drift from the tills' words
+        raise ValueError(f"locales/{name}: {', '.join(repeated)} come from "
+                         "terminal.loyalty.tier_words, not from this file")
+    texts.update({f"tier.{code}": words for code, words in TIER_WORDS[language].items()})
+    return texts
 
 
 def pick(language: str | None) -> str:
