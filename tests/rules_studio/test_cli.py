@@ -33,6 +33,24 @@ def test_validate_says_ok_or_the_key_and_line(tmp_path: Path,
     assert BASE.splitlines()[problem["line"] - 1].startswith("rounding = ")
 
 
+def test_validate_json_carries_each_problems_code_and_values(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """As ``POST /api/v1/rules/check`` does (tests/console/test_rules_words.py): the code and its
+    values (each as text) beside the key, the line and the engine's English."""
+    bad = write(tmp_path, edited(('rounding = "floor"', 'rounding = "sideways"')))
+    assert main(["rules", "validate", bad, "--json"]) == 1
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem == {"key": "earn.rounding", "line": problem["line"], "code": "choice",
+                       "values": {"key": "earn.rounding", "value": "'sideways'",
+                                  "choices": "floor, round, ceil"},
+                       "message": "earn.rounding: 'sideways' is not one of floor, round, ceil"}
+    not_toml = write(tmp_path, BASE + "\n[earn\n", "broken.toml")
+    assert main(["rules", "validate", not_toml, "--json"]) == 1
+    (problem,) = json.loads(capsys.readouterr().out)["problems"]
+    assert problem["code"] == "toml" and set(problem["values"]) >= {"column"}, problem
+    assert problem["line"] == len(BASE.splitlines()) + 2, problem
+
+
 def test_validate_refuses_a_missing_file(tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["rules", "validate", str(tmp_path / "nothing.toml")]) == 1

@@ -151,9 +151,7 @@ def can_push(request: Request) -> bool:
 def problem_json(problem: Problem, t: Translator) -> dict[str, Any]:
     """A refused rules text's problem for the API: where, its code and values, the engine's
     English (``problem``) and the words in the caller's language (``message``)."""
-    return {"key": problem.key, "line": problem.line, "code": problem.code,
-            "values": {name: str(value) for name, value in problem.values.items()},
-            "problem": problem.message, "message": t.rules_problem(problem)}
+    return {**problem.located(), "problem": problem.message, "message": t.rules_problem(problem)}
 
 
 @api("rules.author")

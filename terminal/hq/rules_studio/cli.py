@@ -101,7 +101,7 @@ def _validate(args: argparse.Namespace) -> int:
     result = validate(read_text(args.rules))
     if args.json:
         print(json.dumps({"ok": result.ok, "problems": [
-            {"key": p.key, "line": p.line, "message": p.message} for p in result.problems],
+            {**p.located(), "message": p.message} for p in result.problems],
             "unknown_keys": list(result.rules.unknown_keys) if result.rules else []},
             ensure_ascii=False))
     elif result.ok:

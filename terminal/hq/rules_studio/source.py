@@ -34,6 +34,12 @@ class Problem:
         where = f"line {self.line}: " if self.line else ""
         return f"{where}{self.message}"
 
+    def located(self) -> dict[str, Any]:
+        """Where the problem is, its code and its values (each as text), as JSON: what
+        ``POST /api/v1/rules/check`` and ``posterm-hq rules validate --json`` both say of it."""
+        return {"key": self.key, "line": self.line, "code": self.code,
+                "values": {name: str(value) for name, value in self.values.items()}}
+
 
 class SourceError(ValueError):
     """The text is not TOML at all; ``problem`` says where."""
