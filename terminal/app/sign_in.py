@@ -3,7 +3,7 @@ pending action, and a manager unlocking an operator locked after wrong PINs."""
 
 from __future__ import annotations
 
-from terminal.app.catalogue import prompt, said, what_zh, with_prompt
+from terminal.app.catalogue import Name, prompt, said, what_zh, with_prompt
 from terminal.app.keyed import parse_count
 from terminal.app.modes import Mode
 from terminal.app.till_base import TillBase, facts, log
@@ -54,7 +54,7 @@ class SignIn(TillBase):
         self.operator, self.signing = who, None
         self.switch_to(Mode.READY)
         log.info("%s %s signed in", who.role, who.name)
-        await self.say(with_prompt("sign_in.done", Mode.READY, who=who.name))
+        await self.say(with_prompt("sign_in.done", Mode.READY, who=Name(who.greeted)))
 
     async def _pin_void(self) -> None:
         number = self.signing

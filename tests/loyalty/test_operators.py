@@ -116,6 +116,25 @@ def test_a_manager_unlocks_a_locked_operator(staffed: LedgerStore) -> None:
     assert _sign_in(staffed, 1, "1234") == "li"
 
 
+def test_an_operator_is_greeted_by_the_name_they_were_set_with(store: LedgerStore) -> None:
+    set_operator(store.db, PIN_KEY, 1, "li", "cashier", "1234", shown="李娜")
+    set_operator(store.db, PIN_KEY, 2, "boss", "manager", "9876")
+    signed = store.sign_in(PIN_KEY, 1, "1234", store.moment(at("2026-03-05 10:00")))
+    assert (signed.name, signed.shown, signed.greeted) == ("li", "李娜", "李娜")
+    boss = store.sign_in(PIN_KEY, 2, "9876", store.moment(at("2026-03-05 10:00")))
+    assert (boss.name, boss.shown, boss.greeted) == ("boss", "", "boss")  # the id
+    set_operator(store.db, PIN_KEY, 1, "li", "cashier", "1234")  # set again without: cleared
+    assert store.sign_in(PIN_KEY, 1, "1234", store.moment(at("2026-03-05 10:01"))).greeted == "li"
+
+
+@pytest.mark.parametrize("shown", ["李娜\n", "\x00", "Li\x1bNa", " 李娜", "李娜 ", "名" * 17,
+                                   "\u202e李娜"])
+def test_a_shown_name_is_short_printable_text(store: LedgerStore, shown: str) -> None:
+    with pytest.raises(InvalidInput, match="shown name"):
+        set_operator(store.db, PIN_KEY, 1, "li", "cashier", "1234", shown=shown)
+    assert Operator.select().count() == 0  # nothing written
+
+
 def test_the_pin_key_is_the_one_the_operators_were_set_with(staffed: LedgerStore) -> None:
     staffed.check_pin_key(PIN_KEY)
     staffed.check_pin_key(PIN_KEY)
@@ -130,8 +149,9 @@ def test_a_schema_1_ledger_migrates(tmp_path: Path, open_store: Callable[..., Le
         made.executescript(SCHEMA_1.read_text())
         made.execute("PRAGMA journal_mode=wal")
     store = open_store(rules)
-    assert schema_version(store.db) == max(MIGRATIONS) >= 5
+    assert schema_version(store.db) == max(MIGRATIONS) >= 6
     assert "held_bundle" in store.db.get_tables()  # schema 5: the sync link's table
+    assert "operator_name" in store.db.get_tables()  # schema 6: operators' greeted names
     # Numbered in name order; roles, the member and its points kept.
     assert [(o.number, o.name, o.role) for o in Operator.select().order_by(Operator.number)] \
         == [(1, "li", "cashier"), (2, "manager", "manager"), (3, "wang", "cashier")]

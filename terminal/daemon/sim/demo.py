@@ -64,8 +64,8 @@ async def seed_demo(ledger: LedgerGateway) -> None:
     def operators() -> None:
         if Operator.select().count() == 0:
             db, key = ledger.store.db, ledger.pin_key
-            set_operator(db, key, CASHIER, "cashier", "cashier", CASHIER_PIN)
-            set_operator(db, key, MANAGER, "manager", "manager", MANAGER_PIN)
+            set_operator(db, key, CASHIER, "cashier", "cashier", CASHIER_PIN, shown="李娜")
+            set_operator(db, key, MANAGER, "manager", "manager", MANAGER_PIN, shown="王强")
     await ledger.executor.run(operators)
     try:
         await ledger.member(DEMO_CARD)

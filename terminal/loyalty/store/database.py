@@ -26,6 +26,7 @@ from terminal.loyalty.store.models import (
     Lot,
     Meta,
     Operator,
+    OperatorName,
     db_proxy,
 )
 
@@ -88,6 +89,12 @@ def operators_sign_in(db: Database, migrator: SchemaMigrator) -> None:
 def _held_bundle_v5(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
     # The terminal's held bundles, created by the sync link at start until this version.
     db.create_tables([HeldBundle], safe=True)
+
+
+def _operator_names_v6(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
+    # The names operators are greeted by (a table of its own: the operator table is HQ's too,
+    # and a column there would need HQ's schema to follow).
+    db.create_tables([OperatorName], safe=True)
 
 
 @contextmanager
@@ -159,6 +166,7 @@ MIGRATIONS: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]] = {
     3: operators_sign_in,
     4: _index_open_lots_by_member_v4,
     5: _held_bundle_v5,
+    6: _operator_names_v6,
 }
 
 

@@ -223,6 +223,16 @@ class Operator(BaseModel):
     active = BooleanField(default=True)
 
 
+class OperatorName(BaseModel):
+    """The name an operator is greeted by at the till (``store.operators.set_operator``'s
+    ``shown``: a person's name, Chinese or Latin), beside their id (``Operator.name``, what
+    events and the audit carry). An operator with no row is greeted by their id. A terminal's
+    table (schema 6): HQ's databases never use it."""
+
+    name = TextField(primary_key=True)  # Operator.name
+    shown = TextField()
+
+
 class CardState(BaseModel):
     """What HQ last said about a card (frozen, retired and replaced, active again), applied from
     its signed member-state messages (``version`` is HQ's operation sequence; an older version

@@ -25,13 +25,14 @@ from peewee import SqliteDatabase
 from terminal.loyalty.clock import Moment, from_micros, to_micros
 from terminal.loyalty.errors import InvalidInput, Refused
 from terminal.loyalty.store.database import write_transaction
-from terminal.loyalty.store.models import Operator
+from terminal.loyalty.store.models import Operator, OperatorName
 from terminal.loyalty.store.writer import LedgerCore
 
 ROLES = ("cashier", "manager")
 PIN = re.compile(r"[0-9]{4,8}")
 MAX_NUMBER = 9999
 MAX_FAILURES = 5
+SHOWN_MAX = 16  # an operator's shown name, in characters (the LCD's line; the pole shortens)
 LOCKOUT = timedelta(minutes=15)
 PIN_KEY_BYTES = 32
 _KEY_CHECK = b"posterm operator PIN key check"
@@ -41,12 +42,21 @@ _LEGACY_SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
 @dataclass(frozen=True)
 class SignedIn:
+    """The operator signed in: ``name`` their id (events, the audit), ``shown`` the name they
+    are greeted by ("" when none was set: the id is shown)."""
+
     name: str
     role: str
+    shown: str = ""
 
     @property
     def is_manager(self) -> bool:
         return self.role == "manager"
+
+    @property
+    def greeted(self) -> str:
+        """The name the till greets them by: their shown name, else their id."""
+        return self.shown or self.name
 
 
 class SignInRefused(Refused):
@@ -77,12 +87,19 @@ def _check_number(number: int) -> None:
 
 
 def set_operator(db: SqliteDatabase, key: bytes, number: int, name: str, role: str,
-                 pin: str) -> None:
-    """Add an operator or change their number, role and PIN (which clears a lockout)."""
+                 pin: str, shown: str = "") -> None:
+    """Add an operator or change their number, role and PIN (which clears a lockout). ``name``
+    is their id (1-32 of ``0-9 A-Z a-z _ . -``: events and the audit carry it); ``shown`` the
+    name the till greets them by at sign-in (a person's name, Chinese or Latin, at most
+    :data:`SHOWN_MAX` characters; "" greets them by their id)."""
     _check_number(number)
     if not re.fullmatch(r"[0-9A-Za-z_.-]{1,32}", name or ""):
         raise InvalidInput(f"operator name {name!r} is not 1-32 letters, digits or _.-",
                            "operator.name")
+    if not isinstance(shown, str) or len(shown) > SHOWN_MAX or not shown.isprintable() \
+            or shown != shown.strip():
+        raise InvalidInput(f"an operator's shown name is at most {SHOWN_MAX} printable "
+                           "characters, without spaces around", "operator.shown")
     if role not in ROLES:
         raise InvalidInput(f"role {role!r} is not one of {', '.join(ROLES)}", "operator.role")
     if not PIN.fullmatch(pin or ""):
@@ -94,6 +111,10 @@ def set_operator(db: SqliteDatabase, key: bytes, number: int, name: str, role: s
         Operator.replace(name=name, number=number, role=role, pin_mac=pin_mac(key, number, pin),
                          pin_salt=None, pin_hash=None, failures=0, locked_until_us=None,
                          active=True).execute()
+        if shown:
+            OperatorName.replace(name=name, shown=shown).execute()
+        else:
+            OperatorName.delete().where(OperatorName.name == name).execute()
 
 
 def _legacy_match(operator: Operator, pin: str) -> bool:
@@ -135,7 +156,9 @@ class Operators(LedgerCore):
                         Operator.name == operator.name).execute()
                     if operator.pin_mac is None:
                         self._audit(w, operator.name, "pin_rehashed", str(number), "")
-            return SignedIn(operator.name, operator.role)
+            greeted = OperatorName.get_or_none(OperatorName.name == operator.name)
+            return SignedIn(operator.name, operator.role,
+                            greeted.shown if greeted is not None else "")
         return self._wrong_pin(operator, moment)
 
     def _wrong_pin(self, operator: Operator, moment: Moment) -> SignedIn:
