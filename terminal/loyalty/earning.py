@@ -107,7 +107,10 @@ def compute_earning(
     moment: Moment,
     birthday: date | None,
     earned_today: int,
+    explained: bool = True,
 ) -> Earning:
+    """The sale's points and their words; with ``explained`` the steps too (EarnSteps: what a
+    till's receipt explains; HQ replaying a till's sale reads only the points and the words)."""
     earn = rules.earn
     if pricing.paid_fen < earn.min_sale_fen:
         return Earning(0, [f"paid {pricing.paid_fen} fen is below earn.min_sale_fen "
@@ -124,7 +127,9 @@ def compute_earning(
         line = priced.line
         if line.category in earn.exclude_categories:
             why.append(f"{line.sku} {line.category} excluded")
-            lines.append(EarnedLine(line.sku, line.name, 0, _ONE, Fraction(0), excluded=True))
+            if explained:
+                lines.append(EarnedLine(line.sku, line.name, 0, _ONE, Fraction(0),
+                                        excluded=True))
             continue
         amount = priced.paid_fen if earn.basis == "paid" else line.list_fen
         multiplier = earn.categories.get(line.category, _ONE)
@@ -138,8 +143,9 @@ def compute_earning(
             base_d = common
         why.append(f"{line.sku} {_fmt_ratio(amount, 100)} yuan x{_fmt(multiplier)}"
                    f" = {_fmt_ratio(points_n, points_d)}")
-        lines.append(EarnedLine(line.sku, line.name, amount, multiplier,
-                                Fraction(points_n, points_d)))
+        if explained:
+            lines.append(EarnedLine(line.sku, line.name, amount, multiplier,
+                                    Fraction(points_n, points_d)))
         fixed += earn.sku_points.get(line.sku, 0) * line.qty
     total = Fraction(base_n, base_d) * tier.earn_multiplier
     if tier.earn_multiplier != 1:
@@ -172,7 +178,8 @@ def compute_earning(
             points, capped = room, "per_member_per_day"
             why.append(f"capped by earn.caps.per_member_per_day ({room} left today)")
     steps = EarnSteps(tuple(lines), earn.basis, earn.points_per_yuan, tuple(multipliers), total,
-                      earn.rounding, rounded, fixed, (capped, points) if capped else None)
+                      earn.rounding, rounded, fixed, (capped, points) if capped else None
+                      ) if explained else None
     return Earning(points, why, best.name if best else None, on_birthday, capped, steps)
 
 

@@ -53,8 +53,11 @@ class TerminalTopic:
 class Topics:
     """Builders and the parser for one topic root."""
 
+    PARSED_KEPT = 65_536  # terminal topics parsed and kept (see parse_terminal)
+
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
         self.root = check_root(root)
+        self._parsed: dict[str, TerminalTopic] = {}
 
     def terminal_base(self, store: str, terminal: str) -> str:
         return f"{self.root}/t/{check_id(store, 'store')}/{check_id(terminal, 'terminal')}"
@@ -152,7 +155,22 @@ class Topics:
         return f"$share/{SHARED_GROUP}/{topic}" if shared else topic
 
     def parse_terminal(self, topic: str) -> TerminalTopic:
-        """Parse a terminal topic; raise TopicError for anything outside the scheme."""
+        """Parse a terminal topic; raise TopicError for anything outside the scheme.
+
+        A topic parsed once is answered from memory after (HQ parses the topic of every event
+        it reads, in the event reader and again in the ingest process, and a chain has one
+        events topic a terminal): its TerminalTopic is immutable, and a topic refused is
+        parsed, and refused, every time. At most PARSED_KEPT are kept (then forgotten all)."""
+        found = self._parsed.get(topic) if isinstance(topic, str) else None
+        if found is not None:
+            return found
+        found = self._parse_terminal(topic)
+        if len(self._parsed) >= self.PARSED_KEPT:
+            self._parsed.clear()
+        self._parsed[topic] = found
+        return found
+
+    def _parse_terminal(self, topic: str) -> TerminalTopic:
         prefix = f"{self.root}/t/"
         if not isinstance(topic, str) or not topic.startswith(prefix):
             raise TopicError(f"topic {topic!r} is not under {prefix}")

@@ -28,6 +28,26 @@ def test_parser_round_trips() -> None:
     assert t.parse_bundle("posterm/v1/bundles/chain") == "chain"
 
 
+def test_a_terminal_topic_is_parsed_once_and_a_refused_one_every_time(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """HQ parses the topic of every event twice (event reader, ingest process): a topic parsed
+    once is answered from memory, the same immutable TerminalTopic; a refused one is refused
+    every time; past PARSED_KEPT topics the memory starts again."""
+    t = Topics()
+    first = t.parse_terminal("posterm/v1/t/S001/T01/events")
+    assert t.parse_terminal("posterm/v1/t/S001/T01/events") is first
+    assert t.parse_terminal("posterm/v1/t/S001/T02/events") == TerminalTopic("S001", "T02",
+                                                                             "events")
+    for _ in range(2):
+        with pytest.raises(TopicError):
+            t.parse_terminal("posterm/v1/t/S001/+/events")
+    monkeypatch.setattr(Topics, "PARSED_KEPT", 2)
+    third = t.parse_terminal("posterm/v1/t/S001/T03/events")  # the memory was full: cleared
+    assert t.parse_terminal("posterm/v1/t/S001/T03/events") is third
+    again = t.parse_terminal("posterm/v1/t/S001/T01/events")
+    assert again == first and again is not first
+
+
 @pytest.mark.parametrize("bad", ["", "+", "#", "a/b", "a b", "a\x00", "é", "x" * 65])
 def test_bad_ids_refused(bad: str) -> None:
     with pytest.raises(TopicError, match="id"):

@@ -19,6 +19,8 @@ from terminal.loyalty.store.hotpath import DayCounts, MemberRow
 from terminal.loyalty.store.models import Member
 from terminal.loyalty.store.writer import LedgerCore, Writer
 
+_CARD_HASH = re.compile(r"[0-9a-f]{64}")  # compiled once: a CardRef is made for every sale at HQ
+
 
 @dataclass(frozen=True)
 class CardRef:
@@ -29,7 +31,7 @@ class CardRef:
     last4: str = ""
 
     def __post_init__(self) -> None:
-        if not re.fullmatch(r"[0-9a-f]{64}", self.hash or ""):
+        if not _CARD_HASH.fullmatch(self.hash or ""):
             raise InvalidInput("a card hash is 64 lower-case hex digits", "card_hash")
 
 

@@ -93,7 +93,8 @@ class Sales(Members, Redeeming):
             earning = None
             if member is not None and today is not None:
                 birthday = date.fromisoformat(member.birthday) if member.birthday else None
-                earning = compute_earning(rules, pricing, tier, moment, birthday, today.earned)
+                earning = compute_earning(rules, pricing, tier, moment, birthday, today.earned,
+                                          self.explained)
             account = None
             if member is not None:
                 # Only a redemption needs the lots; an earning sale credits on top of them.

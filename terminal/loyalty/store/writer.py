@@ -73,6 +73,9 @@ class LedgerCore:
         # Whether a sale or refund returns the member's view (a till shows it; HQ replaying a
         # till's event reads nothing of it, and it costs four reads a sale).
         self.views = True
+        # Whether a sale returns its earning step by step (SaleResult.earned: a till's receipt
+        # explains it; HQ replaying a till's sale reads only its points).
+        self.explained = True
         self._epoch = 0  # this session's epoch, read once at open
         self._last_micros: tuple[datetime | None, int] = (None, 0)
         self.sql = hotpath.Statements(db)
