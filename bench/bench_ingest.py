@@ -66,7 +66,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -315,6 +315,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def server_cpu(postmaster: int) -> float:
+    """PostgreSQL's CPU so far: the postmaster's own, its children's that ended (the kernel adds
+    a waited child's to its parent's cutime and cstime) and its live children's (the collectors'
+    backends)."""
+    fields = Path(f"/proc/{postmaster}/stat").read_text().rsplit(")", 1)[1].split()
+    ended = (int(fields[13]) + int(fields[14])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{postmaster}/task/{postmaster}/children").read_text().split()
+    live = 0.0
+    for child in children:
+        with suppress(FileNotFoundError, ProcessLookupError):
+            live += cpu_seconds(int(child))
+    return cpu_seconds(postmaster) + ended + live
+
+
 async def wait_online(broker: Mosquitto, ca: CertificateAuthority, count: int) -> None:
     online, announced = 0, asyncio.Event()
 
@@ -491,12 +505,13 @@ def dropped(broker: Mosquitto) -> int:
     return broker.log_text().count("Outgoing messages are being dropped for client")
 
 
-def stopping(running: list[list[int]],
-             cpu: list[float]) -> tuple[Callable[[], None], Callable[[], None]]:
+def stopping(running: list[list[int]], cpu: list[float], postmaster: int | None = None
+             ) -> tuple[Callable[[], None], Callable[[], None]]:
     """Stop and resume the collectors' ingest processes and event readers (SIGSTOP, SIGCONT;
     their member-request processes go on answering the tills' holds): connected and subscribed,
     they take nothing while stopped, so the tills' events wait in the broker as after an
-    outage. ``cpu`` gets each process's CPU at the resume."""
+    outage. ``cpu`` gets each process's CPU at the resume, then PostgreSQL's (``postmaster``'s
+    :func:`server_cpu`) if given."""
     pids = [pid for group in running for pid in group]
 
     def stop() -> None:
@@ -505,6 +520,8 @@ def stopping(running: list[list[int]],
 
     def resume() -> None:
         cpu[:] = [cpu_seconds(pid) for pid in pids]
+        if postmaster is not None:
+            cpu.append(server_cpu(postmaster))
         for pid in pids:
             os.kill(pid, signal.SIGCONT)
     return stop, resume
@@ -963,9 +980,12 @@ def main() -> int:
                             count, dsn, queueing, ca, directory, args.member_requests,
                             args.ingest_nice, args.batch_ms) as running:
                         resumed: list[float] = []
+                        postmaster = postgres.process.pid if postgres.process else None
                         with LockSampler(dsn) as locks:
-                            rates.append(asyncio.run(publish(queueing, ca, tills,
-                                                             stopping(running, resumed))))
+                            rates.append(asyncio.run(publish(
+                                queueing, ca, tills, stopping(running, resumed, postmaster))))
+                        server = (server_cpu(postmaster) - resumed.pop()
+                                  if postmaster is not None else 0.0)
                         pids = [pid for group in running for pid in group]
                         spent = [cpu_seconds(pid) - before
                                  for pid, before in zip(pids, resumed, strict=True)]
@@ -974,7 +994,8 @@ def main() -> int:
                         print(f"      ingest processes' CPU from the resume: {used:.2f} s, "
                               f"{used * 1e3 / args.events:.2f} ms an event (the ingest "
                               f"processes {ingest * 1e3 / args.events:.2f}, their event readers "
-                              f"{(used - ingest) * 1e3 / args.events:.2f}); the broker dropped "
+                              f"{(used - ingest) * 1e3 / args.events:.2f}); PostgreSQL's "
+                              f"{server * 1e3 / args.events:.2f} ms an event; the broker dropped "
                               f"{dropped(queueing)} times")
                     shares.append(locks.share)
                     print(f"      ingest connections' states sampled every 10 ms: {locks.states}")
