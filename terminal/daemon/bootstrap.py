@@ -26,9 +26,9 @@ from terminal.app.ledger import Clock, LedgerGateway
 from terminal.app.printing import ReceiptDesk
 from terminal.app.screens import Displays
 from terminal.app.status_page import status_page
-from terminal.core.atomic import write_atomic
 from terminal.core.configfile import ConfigError
 from terminal.daemon.config import Config
+from terminal.daemon.keys import StartupError, read_card_key, read_pin_key
 from terminal.drivers.drawer import open_drawer
 from terminal.drivers.input import InputPort
 from terminal.drivers.lcd import Lcd, open_lcd
@@ -38,17 +38,13 @@ from terminal.loyalty.errors import Refused
 from terminal.loyalty.rules import Rules, load_rules
 from terminal.loyalty.store import Identity, LedgerStore
 from terminal.loyalty.store.ledger_thread import LedgerThread
-from terminal.loyalty.store.operators import SignedIn, SignInRefused, new_pin_key
+from terminal.loyalty.store.operators import SignedIn, SignInRefused
 from terminal.sync.bundle_store import seed_catalogue
 
 log = logging.getLogger(__name__)
 
 # systemd-timesyncd creates this file once the clock has been synchronised (DESIGN promise 6).
 TIMESYNC_FLAG = Path("/run/systemd/timesync/synchronized")
-
-
-class StartupError(RuntimeError):
-    """The terminal cannot start; the message says what to fix."""
 
 
 class RulesNotYet(StartupError):
@@ -98,33 +94,6 @@ class Terminal:
             if device is not None:
                 await device.aclose()
         await self.ledger.close()
-
-
-def _read_secret(path: Path, what: str, minimum: int) -> bytes:
-    try:
-        key = path.read_bytes().strip()
-    except OSError as exc:
-        raise StartupError(f"{path}: cannot read the {what}: {exc.strerror}") from None
-    if len(key) < minimum:
-        raise StartupError(f"{path}: the {what} must be at least {minimum} bytes")
-    return key
-
-
-def read_card_key(path: Path) -> bytes:
-    return _read_secret(path, "card key", 16)
-
-
-def read_pin_key(path: Path) -> bytes:
-    """The terminal's own secret for operators' PIN hashes, made on first start (0600, beside
-    the terminal's other credentials)."""
-    if not path.exists():
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(path, new_pin_key(), 0o600)
-        except OSError as exc:
-            raise StartupError(f"{path}: cannot make the PIN key: {exc.strerror}") from None
-        log.info("%s: a new PIN key for this terminal", path)
-    return _read_secret(path, "PIN key", 32)
 
 
 def read_catalogue(path: Path) -> list[dict[str, Any]]:

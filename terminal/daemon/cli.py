@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("terminal.daemon.run", "run the terminal (add --simulate for simulated hardware)"),
     "provision": ("terminal.field.provision", "provision this terminal from the technician's file"),
     "update": ("terminal.field.update", "install, check or roll back an application update"),
+    "operator": ("terminal.field.operators", "list, add, change or retire the till's operators"),
 }
 
 

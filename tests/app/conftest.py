@@ -36,12 +36,19 @@ def check_golden(name: str, actual: str) -> None:
 def till_config(tmp: Path, examples: Path, devices: dict[str, dict[str, Any]] | None = None,
                 **printer: Any) -> Any:
     """The test till's config: ``printer`` options on the dummy printer, ``devices`` added."""
+    return parse_config(till_config_table(tmp, examples, devices, **printer), "test.toml")
+
+
+def till_config_table(tmp: Path, examples: Path,
+                      devices: dict[str, dict[str, Any]] | None = None,
+                      **printer: Any) -> dict[str, dict[str, Any]]:
+    """:func:`till_config` as its TOML tables (for a config file a command reads)."""
     key = tmp / "card.key"
     key.write_text("test-card-key-0123456789abcdef")
     data = till_config_data(tmp, key, devices={
         "printer": {"backend": "dummy", "paper_mm": 58, **printer}, **(devices or {})})
     data["loyalty"]["rules_file"] = str(examples / "rules.toml")
-    return parse_config(data, "test.toml")
+    return data
 
 
 class TillBench(TerminalView):

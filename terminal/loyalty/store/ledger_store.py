@@ -32,10 +32,10 @@ from terminal.loyalty.store.card_states import CardStates
 from terminal.loyalty.store.database import open_database, write_transaction
 from terminal.loyalty.store.exchange import MAX_ADJUST, Exchanges
 from terminal.loyalty.store.members import PHONE
-from terminal.loyalty.store.operators import Operators
 from terminal.loyalty.store.redeeming import HeldAtHq
 from terminal.loyalty.store.refunds import Refunds
 from terminal.loyalty.store.sales import Sales
+from terminal.loyalty.store.staff import Staff
 from terminal.loyalty.store.sweep import SWEEP_CHUNK, Sweep
 from terminal.loyalty.store.writer import ID, Identity
 
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 
-class LedgerStore(Sales, Refunds, Exchanges, Sweep, CardStates, Operators):
+class LedgerStore(Sales, Refunds, Exchanges, Sweep, CardStates, Staff):
     """One terminal's ledger. Open with :meth:`open`; every write is one transaction."""
 
     @classmethod

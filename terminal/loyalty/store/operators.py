@@ -88,12 +88,21 @@ def _check_number(number: int) -> None:
 
 def set_operator(db: SqliteDatabase, key: bytes, number: int, name: str, role: str,
                  pin: str, shown: str = "") -> None:
-    """Add an operator or change their number, role and PIN (which clears a lockout). ``name``
-    is their id (1-32 of ``0-9 A-Z a-z _ . -``: events and the audit carry it); ``shown`` the
-    name the till greets them by at sign-in (a person's name, Chinese or Latin, at most
+    """Add an operator or change their number, role and PIN (which clears a lockout), unaudited
+    (a ledger's first staff, as the simulation seeds them; a technician's changes go through
+    :meth:`terminal.loyalty.store.staff.Staff.put_operator`, which audits them). ``name`` is
+    their id (1-32 of ``0-9 A-Z a-z _ . -``: events and the audit carry it); ``shown`` the name
+    the till greets them by at sign-in (a person's name, Chinese or Latin, at most
     :data:`SHOWN_MAX` characters; "" greets them by their id)."""
+    check_operator(number, name, role, pin, shown)
+    with write_transaction(db):
+        write_operator(key, number, name, role, pin, shown)
+
+
+def check_operator(number: int, name: str, role: str, pin: str, shown: str) -> None:
+    """Refuse, naming the field, an operator that cannot be set (before anything is written)."""
     _check_number(number)
-    if not re.fullmatch(r"[0-9A-Za-z_.-]{1,32}", name or ""):
+    if not isinstance(name, str) or not re.fullmatch(r"[0-9A-Za-z_.-]{1,32}", name):
         raise InvalidInput(f"operator name {name!r} is not 1-32 letters, digits or _.-",
                            "operator.name")
     if not isinstance(shown, str) or len(shown) > SHOWN_MAX or not shown.isprintable() \
@@ -102,19 +111,24 @@ def set_operator(db: SqliteDatabase, key: bytes, number: int, name: str, role: s
                            "characters, without spaces around", "operator.shown")
     if role not in ROLES:
         raise InvalidInput(f"role {role!r} is not one of {', '.join(ROLES)}", "operator.role")
-    if not PIN.fullmatch(pin or ""):
+    if not isinstance(pin, str) or not PIN.fullmatch(pin):
         raise InvalidInput("a PIN is 4 to 8 digits", "operator.pin")
-    with write_transaction(db):
-        taken = Operator.get_or_none(Operator.number == number)
-        if taken is not None and taken.name != name:
-            raise InvalidInput(f"operator number {number} is {taken.name}'s", "operator.number")
-        Operator.replace(name=name, number=number, role=role, pin_mac=pin_mac(key, number, pin),
-                         pin_salt=None, pin_hash=None, failures=0, locked_until_us=None,
-                         active=True).execute()
-        if shown:
-            OperatorName.replace(name=name, shown=shown).execute()
-        else:
-            OperatorName.delete().where(OperatorName.name == name).execute()
+
+
+def write_operator(key: bytes, number: int, name: str, role: str, pin: str, shown: str) -> bool:
+    """Write a checked operator inside the caller's write transaction; True if they are new."""
+    taken = Operator.get_or_none(Operator.number == number)
+    if taken is not None and taken.name != name:
+        raise InvalidInput(f"operator number {number} is {taken.name}'s", "operator.number")
+    new = Operator.get_or_none(Operator.name == name) is None
+    Operator.replace(name=name, number=number, role=role, pin_mac=pin_mac(key, number, pin),
+                     pin_salt=None, pin_hash=None, failures=0, locked_until_us=None,
+                     active=True).execute()
+    if shown:
+        OperatorName.replace(name=name, shown=shown).execute()
+    else:
+        OperatorName.delete().where(OperatorName.name == name).execute()
+    return new
 
 
 def _legacy_match(operator: Operator, pin: str) -> bool:
