@@ -123,6 +123,20 @@ def _redeem(bench: TillBench) -> None:
     bench.do(CASHIER, "s", "90 dept1", "subtotal", "500 redeem")
 
 
+def _prompt_after_redeem(tmp_path: Path, examples: Path, why: Refusal, coded: bool = True,
+                         language: str = "zh") -> str:
+    """What the LCD says after a redemption whose hold HQ refused with ``why``."""
+    bench = TillBench(tmp_path, examples, {"lcd": {"backend": "dummy", "language": language}},
+                      link=_HqRefusesHolds(why, coded))
+    try:
+        _redeem(bench)
+        frame = bench.terminal.displays.frame
+        assert frame is not None
+        return frame.prompt
+    finally:
+        bench.close()
+
+
 @pytest.mark.parametrize(("why", "chinese"), [
     (refusal("hold.points", available=300), "积分不够，可用 300 积分"),
     (refusal("card.frozen", reason="reported lost"), "此卡已在总部冻结（reported lost）"),
@@ -151,14 +165,9 @@ def test_a_hold_hq_refused_is_said_in_chinese_by_its_code(
 
 def test_a_hold_hq_refused_keeps_hqs_english_on_an_english_lcd(
         tmp_path: Path, examples: Path) -> None:
-    bench = TillBench(tmp_path, examples, {"lcd": {"backend": "dummy", "language": "en"}},
-                      link=_HqRefusesHolds(refusal("hold.points", available=300)))
-    try:
-        _redeem(bench)
-        assert bench.terminal.displays.frame.prompt == (  # type: ignore[union-attr]
-            "HQ refused the hold: insufficient points: 300 available")
-    finally:
-        bench.close()
+    assert _prompt_after_redeem(tmp_path, examples, refusal("hold.points", available=300),
+                                language="en") == (
+        "HQ refused the hold: insufficient points: 300 available")
 
 
 @pytest.mark.parametrize("why", [
@@ -168,39 +177,24 @@ def test_a_hold_hq_refused_keeps_hqs_english_on_an_english_lcd(
 ])
 def test_a_code_not_known_here_keeps_hqs_english(tmp_path: Path, examples: Path,
                                                  why: Refusal) -> None:
-    bench = _chinese_lcd(tmp_path, examples, link=_HqRefusesHolds(why))
-    try:
-        _redeem(bench)
-        assert bench.terminal.displays.frame.prompt == (  # type: ignore[union-attr]
-            f"总部拒绝：HQ refused the hold: {why.error}")
-    finally:
-        bench.close()
+    assert _prompt_after_redeem(tmp_path, examples, why) == (
+        f"总部拒绝：HQ refused the hold: {why.error}")
 
 
 def test_an_hq_before_codes_is_followed_in_its_english(tmp_path: Path, examples: Path) -> None:
     """An HQ that sends no code: its English sentence, as it said it (the rollout upgrades HQ
     before the tills, so this till meets one only when that order was not kept)."""
-    why = refusal("hold.points", available=300)
-    bench = _chinese_lcd(tmp_path, examples, link=_HqRefusesHolds(why, coded=False))
-    try:
-        _redeem(bench)
-        assert bench.terminal.displays.frame.prompt == (  # type: ignore[union-attr]
-            "总部拒绝：HQ refused the hold: insufficient points: 300 available")
-    finally:
-        bench.close()
+    assert _prompt_after_redeem(tmp_path, examples, refusal("hold.points", available=300),
+                                coded=False) == (
+        "总部拒绝：HQ refused the hold: insufficient points: 300 available")
 
 
 def test_hqs_values_never_take_the_tills_own_names(tmp_path: Path, examples: Path) -> None:
     """A value HQ names ``why``, ``said`` or ``code`` does not choose the till's words."""
     why = Refusal("hold.points", {"available": 300, "why": "sign_in.key", "said": "x",
                                   "code": "member.unknown"}, "insufficient points: 300 available")
-    bench = _chinese_lcd(tmp_path, examples, link=_HqRefusesHolds(why))
-    try:
-        _redeem(bench)
-        assert bench.terminal.displays.frame.prompt == (  # type: ignore[union-attr]
-            "总部拒绝：积分冻结：积分不够，可用 300 积分")
-    finally:
-        bench.close()
+    assert _prompt_after_redeem(tmp_path, examples, why) == (
+        "总部拒绝：积分冻结：积分不够，可用 300 积分")
 
 
 @pytest.mark.parametrize("code", sorted(ENGLISH))
