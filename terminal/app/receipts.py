@@ -40,7 +40,7 @@ class Header:
     programme: str
     store: str
     terminal: str
-    operator: str
+    operator: str  # the name the operator is greeted by (their id when none is set)
     at: datetime
 
 

@@ -261,7 +261,7 @@ class TillBase:
     def _head(self) -> receipts.Header:
         at, _trusted = self.ledger.clock()
         return receipts.Header(self.rules.name, self.setup.store, self.setup.terminal,
-                               self.operator.name if self.operator else "", at)
+                               self.operator.greeted if self.operator else "", at)
 
     def _stamp(self) -> str:
         return f"{self.ledger.clock()[0]:%Y%m%d%H%M%S}"

@@ -52,3 +52,21 @@ def test_an_operator_set_without_a_name_is_greeted_by_their_id(tmp_path: Path,
         assert frame is not None and frame.prompt.startswith("已登录：zhou。"), frame.prompt
     finally:
         bench.close()
+
+
+def test_a_receipt_names_who_printed_it_as_they_are_greeted(tmp_path: Path,
+                                                            examples: Path) -> None:
+    """The header's 收银: the shown name (李娜, cashier no. 1), else the id; the sale's event and
+    the audit keep the id either way."""
+    bench = _lcd(tmp_path, examples, "zh")
+    ledger = bench.terminal.ledger
+    try:
+        bench.do("1 enter 1234 enter", "10 dept1", "subtotal", "10 cash")
+        assert "收银 李娜" in bench.receipts[-1] and "cashier" not in bench.receipts[-1]
+        bench.do("sign_in_out")
+        bench.runner.run(ledger.executor.run(lambda: set_operator(
+            ledger.store.db, ledger.pin_key, NUMBER, "zhou", "cashier", PIN)))
+        bench.do(f"{NUMBER} enter {PIN} enter", "10 dept1", "subtotal", "10 cash")
+        assert "收银 zhou" in bench.receipts[-1]
+    finally:
+        bench.close()
