@@ -8,6 +8,7 @@ topic, which the broker enforces, which terminal asked.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -57,7 +58,8 @@ class Topics:
 
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
         self.root = check_root(root)
-        self._parsed: dict[str, TerminalTopic] = {}
+        # lru_cache keeps no exception: a refused topic is parsed, and refused, every time.
+        self._kept = functools.lru_cache(maxsize=self.PARSED_KEPT)(self._parse_terminal)
 
     def terminal_base(self, store: str, terminal: str) -> str:
         return f"{self.root}/t/{check_id(store, 'store')}/{check_id(terminal, 'terminal')}"
@@ -160,15 +162,11 @@ class Topics:
         A topic parsed once is answered from memory after (HQ parses the topic of every event
         it reads, in the event reader and again in the ingest process, and a chain has one
         events topic a terminal): its TerminalTopic is immutable, and a topic refused is
-        parsed, and refused, every time. At most PARSED_KEPT are kept (then forgotten all)."""
-        found = self._parsed.get(topic) if isinstance(topic, str) else None
-        if found is not None:
-            return found
-        found = self._parse_terminal(topic)
-        if len(self._parsed) >= self.PARSED_KEPT:
-            self._parsed.clear()
-        self._parsed[topic] = found
-        return found
+        parsed, and refused, every time. At most PARSED_KEPT are kept, the least recently
+        used forgotten first."""
+        if not isinstance(topic, str):  # unhashable, maybe: refused unkept
+            return self._parse_terminal(topic)
+        return self._kept(topic)
 
     def _parse_terminal(self, topic: str) -> TerminalTopic:
         prefix = f"{self.root}/t/"

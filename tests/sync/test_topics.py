@@ -32,20 +32,24 @@ def test_a_terminal_topic_is_parsed_once_and_a_refused_one_every_time(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """HQ parses the topic of every event twice (event reader, ingest process): a topic parsed
     once is answered from memory, the same immutable TerminalTopic; a refused one is refused
-    every time; past PARSED_KEPT topics the memory starts again."""
+    every time (and one that is not text at all, unkept); past PARSED_KEPT topics the least
+    recently used is forgotten."""
+    monkeypatch.setattr(Topics, "PARSED_KEPT", 2)
     t = Topics()
     first = t.parse_terminal("posterm/v1/t/S001/T01/events")
     assert t.parse_terminal("posterm/v1/t/S001/T01/events") is first
     assert t.parse_terminal("posterm/v1/t/S001/T02/events") == TerminalTopic("S001", "T02",
                                                                              "events")
-    for _ in range(2):
+    for bad in ("posterm/v1/t/S001/+/events", "posterm/v1/t/S001/+/events", ["a"], None):
         with pytest.raises(TopicError):
-            t.parse_terminal("posterm/v1/t/S001/+/events")
-    monkeypatch.setattr(Topics, "PARSED_KEPT", 2)
-    third = t.parse_terminal("posterm/v1/t/S001/T03/events")  # the memory was full: cleared
+            t.parse_terminal(bad)  # type: ignore[arg-type]
+    assert t.parse_terminal("posterm/v1/t/S001/T01/events") is first  # used last: T02 goes
+    third = t.parse_terminal("posterm/v1/t/S001/T03/events")
     assert t.parse_terminal("posterm/v1/t/S001/T03/events") is third
-    again = t.parse_terminal("posterm/v1/t/S001/T01/events")
-    assert again == first and again is not first
+    assert t.parse_terminal("posterm/v1/t/S001/T01/events") is first  # still kept
+    t.parse_terminal("posterm/v1/t/S001/T02/events")  # T03 was the least recently used: gone
+    again = t.parse_terminal("posterm/v1/t/S001/T03/events")
+    assert again == third and again is not third
 
 
 @pytest.mark.parametrize("bad", ["", "+", "#", "a/b", "a b", "a\x00", "é", "x" * 65])
