@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from peewee import Database
@@ -18,6 +18,8 @@ from terminal.hq import migrations
 from terminal.hq.database import open_hq_database
 from terminal.loyalty.store import database as store_database
 from tests.hq.test_postgres_collector import fresh_database
+
+T = TypeVar("T")
 
 PROCESSES = 4
 
@@ -96,13 +98,12 @@ def test_processes_opening_one_new_postgresql_database_at_once_all_open_it(
     assert _open_at_once(fresh_database(postgres)) == [migrations.latest()] * PROCESSES
 
 
-def _stale_first(real: Callable[[Database], int | None], stale: int
-                 ) -> Callable[[Database], int | None]:
-    """``stored_version`` answering ``stale`` once (the read before another process's
-    migration committed), then the truth."""
+def _stale_first(real: Callable[[Database], T], stale: T) -> Callable[[Database], T]:
+    """``real`` (a reader of the stored schema) answering ``stale`` once (the read before another
+    process's migration committed), then the truth."""
     calls = [0]
 
-    def version(db: Database) -> int | None:
+    def version(db: Database) -> T:
         calls[0] += 1
         return stale if calls[0] == 1 else real(db)
 
@@ -129,10 +130,12 @@ def test_a_store_migration_applied_meanwhile_is_not_run_again(
     db = store_database.open_database(tmp_path / "till.db")
     latest = max(store_database.MIGRATIONS)
     ran: list[int] = []
-    steps = {version: (lambda _db, _migrator, v=version: ran.append(v))
-             for version in store_database.MIGRATIONS}
-    monkeypatch.setattr(store_database, "schema_version",
-                        _stale_first(store_database.schema_version, latest - 1))
+    steps = {version: replace(step, run=lambda _db, _migrator, v=version: ran.append(v))
+             for version, step in store_database.MIGRATIONS.items()}
+    stale = store_database.StoredSchema(
+        latest - 1, store_database.compatible_from(store_database.MIGRATIONS, latest - 1))
+    monkeypatch.setattr(store_database, "stored_schema",
+                        _stale_first(store_database.stored_schema, stale))
     assert store_database.upgrade(db, steps) == latest
     assert ran == []
     db.close()

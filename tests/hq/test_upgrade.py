@@ -18,6 +18,7 @@ from terminal.hq.chain_ledger import ChainLedger
 from terminal.hq.cli import main
 from terminal.hq.database import open_hq_database
 from terminal.loyalty.rules import Rules
+from terminal.loyalty.store import database as store_database
 from tests.hq.test_ingest_batches import apply, till_events
 from tests.hq.test_postgres_collector import fresh_database
 from tests.support.postgres import _binary
@@ -27,7 +28,8 @@ RELEASE = Path(__file__).parent / "release"
 Rows = dict[str, tuple[list[str], list[tuple[Any, ...]]]]
 
 
-VERSIONS = ("schema_version", migrations.VERSION_KEY)  # in meta: what an upgrade moves
+VERSIONS = (store_database.VERSION_KEY, store_database.APPLIED_KEY,  # in meta: what an
+            migrations.VERSION_KEY)  # upgrade moves
 
 
 def rows(db: Database) -> Rows:

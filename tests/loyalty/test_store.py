@@ -24,7 +24,7 @@ from terminal.loyalty.errors import (
 from terminal.loyalty.operations import Registration
 from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import LedgerStore, StorageError, open_database
-from terminal.loyalty.store.database import MIGRATIONS, upgrade
+from terminal.loyalty.store.database import MIGRATIONS, Migration, upgrade
 from terminal.loyalty.store.models import Member
 
 from .conftest import at, register, sell
@@ -263,7 +263,8 @@ def test_schema_migrates_and_refuses_newer(tmp_path: Path) -> None:
         migrate(migrator.add_column("member", "note", peewee.TextField(default="")))
 
     following = max(MIGRATIONS) + 1  # the next migration anyone adds, whatever exists now
-    assert upgrade(db, {**MIGRATIONS, following: add_note}) == following
+    assert upgrade(db, {**MIGRATIONS, following: Migration(add_note, additive=False)}) \
+        == following
     columns = [c.name for c in db.get_columns("member")]
     assert "note" in columns
     db.close()

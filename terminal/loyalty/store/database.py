@@ -2,15 +2,23 @@
 
 The pragmas are what promise 1 rests on: WAL so readers never block the till, and
 ``synchronous=FULL`` so a committed sale survives power loss (in WAL mode NORMAL would not).
+
+Two schema numbers are stored in ``meta``: ``schema_version``, the lowest software schema that
+may run on the ledger (what every release, the shipped ones too, compares its own against and
+refuses to run above), and ``schema_applied``, the last migration applied (a ledger without it
+has applied its ``schema_version``). An additive migration raises the second only, so a release
+rolled back to after it still opens the ledger (docs/field.md section 5).
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import peewee
 from peewee import Database, IntegerField, OperationalError, SqliteDatabase
@@ -37,8 +45,29 @@ PRAGMAS = {
     "busy_timeout": 5000,
 }
 
+VERSION_KEY = "schema_version"  # in meta: the lowest software schema that may run on it
+APPLIED_KEY = "schema_applied"  # in meta: the last migration applied
+
+_log = logging.getLogger(__name__)
+
+
 class StorageError(RuntimeError):
     """The database cannot be opened safely: wrong pragmas, newer schema, damaged file."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """Migration N takes the schema from N - 1 to N. ``additive``: software of schema N - 1 may
+    still run on the result (see the rule above :data:`MIGRATIONS`); otherwise it is breaking
+    and the ledger then needs software of schema N or newer."""
+
+    run: Callable[[SqliteDatabase, SqliteMigrator], None]
+    additive: bool
+
+
+class StoredSchema(NamedTuple):
+    applied: int  # the last migration applied
+    compatible: int  # the lowest software schema that may run on the ledger
 
 
 def _create_v1(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
@@ -95,6 +124,19 @@ def _operator_names_v6(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
     # The names operators are greeted by (a table of its own: the operator table is HQ's too,
     # and a column there would need HQ's schema to follow).
     db.create_tables([OperatorName], safe=True)
+
+
+def _operator_names_follow_v7(db: SqliteDatabase, migrator: SqliteMigrator) -> None:
+    # A release from before schema 6 (rolled back to, migration 6 being additive) sets an
+    # operator without their greeted name; the greeting set before would then be the wrong
+    # person's, so whoever (re)writes an operator row drops it: greeted by their id until set
+    # again. INSERT covers every writer: set_operator, old or new, REPLACEs the row (today's
+    # writes the name after it), and sign-in's UPDATEs keep the person.
+    db.execute_sql(
+        f"CREATE TRIGGER IF NOT EXISTS operator_name_follows_operator AFTER INSERT ON "
+        f"{Operator._meta.table_name} BEGIN DELETE FROM {OperatorName._meta.table_name} "
+        "WHERE name = NEW.name; END"
+    )
 
 
 @contextmanager
@@ -160,13 +202,25 @@ def _index_open_lots_by_member_v4(db: SqliteDatabase, migrator: SqliteMigrator) 
 # Migration N takes the schema from version N - 1 to N. Devices in the field upgrade with data
 # on them, so a new column is a new function here (playhouse.migrate), never an edit of models
 # alone.
-MIGRATIONS: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]] = {
-    1: _create_v1,
-    2: _add_card_state_v2,
-    3: operators_sign_in,
-    4: _index_open_lots_by_member_v4,
-    5: _held_bundle_v5,
-    6: _operator_names_v6,
+#
+# A migration may be additive only if software of the schema before it runs correctly on the
+# result: it adds a table or an index that older software never reads, or a trigger (on any
+# table) that writes only such tables; and newer software is right when those tables' rows are
+# missing or stale after older software ran (where they derive from rows older software
+# writes, a trigger keeps them in step, as 7 does for 6). A release rolled back to after an
+# additive step opens the ledger. Anything else (a column, a changed meaning, a NOT NULL, a
+# dropped table) is breaking: the ledger then refuses every older release, so a breaking step
+# must not ship before the update agent refuses a rollback to a release below the ledger's
+# schema_version (docs/field.md section 5: not yet).
+# 1-5 were written before this rule and count as breaking (ledgers in the field say 5).
+MIGRATIONS: dict[int, Migration] = {
+    1: Migration(_create_v1, additive=False),
+    2: Migration(_add_card_state_v2, additive=False),
+    3: Migration(operators_sign_in, additive=False),
+    4: Migration(_index_open_lots_by_member_v4, additive=False),
+    5: Migration(_held_bundle_v5, additive=False),
+    6: Migration(_operator_names_v6, additive=True),
+    7: Migration(_operator_names_follow_v7, additive=True),
 }
 
 
@@ -203,33 +257,57 @@ def check_pragmas(db: SqliteDatabase) -> None:
         )
 
 
-def schema_version(db: SqliteDatabase) -> int:
+def stored_schema(db: SqliteDatabase) -> StoredSchema:
+    """The ledger's two schema numbers; (0, 0) for a new file."""
     if not db.table_exists(Meta._meta.table_name):
-        return 0
-    row = Meta.get_or_none(Meta.key == "schema_version")
-    return int(row.value) if row else 0
+        return StoredSchema(0, 0)
+    values = dict(Meta.select(Meta.key, Meta.value).where(
+        Meta.key.in_((VERSION_KEY, APPLIED_KEY))).tuples())
+    compatible = int(values.get(VERSION_KEY, 0))
+    return StoredSchema(int(values.get(APPLIED_KEY, compatible)), compatible)
 
 
-def upgrade(
-    db: SqliteDatabase, migrations: dict[int, Callable[[SqliteDatabase, SqliteMigrator], None]]
-) -> int:
-    """Apply every migration above the stored version, each in its own transaction. The version
-    is read again under each transaction's write lock: a migration another process applied
-    meanwhile (two processes opening one new file) is passed over, never run twice."""
-    current = schema_version(db)
-    target = max(migrations)
-    if current > target:
+def compatible_from(migrations: Mapping[int, Migration], applied: int) -> int:
+    """The lowest software schema that may run on a ledger with migrations 1..``applied``: the
+    last breaking one's."""
+    return max((version for version, step in migrations.items()
+                if version <= applied and not step.additive), default=0)
+
+
+def _openable(db: SqliteDatabase, target: int) -> StoredSchema:
+    stored = stored_schema(db)
+    if stored.compatible > target:
         raise StorageError(
-            f"{db.database}: schema version {current} is newer than this software ({target}); "
-            "install the newer release or restore its database"
+            f"{db.database}: schema version {stored.compatible} is newer than this software "
+            f"({target}): a release of schema {stored.applied} migrated the ledger so that "
+            f"only software of schema {stored.compatible} or newer runs on it; install that "
+            "release or restore its database"
         )
+    return stored
+
+
+def upgrade(db: SqliteDatabase, migrations: Mapping[int, Migration]) -> int:
+    """Apply every migration above the applied one, each in its own transaction; return the
+    ledger's applied schema. The numbers are read again under each transaction's write lock: a
+    migration another process applied meanwhile (two processes opening one new file) is passed
+    over, never run twice. A ledger needing newer software is refused; one that a newer release
+    migrated only additively is opened as it is."""
+    target = max(migrations)
+    applied = _openable(db, target).applied
+    if applied > target:
+        _log.warning(
+            "%s: ledger schema %d, applied by a newer release, is above this software's (%d); "
+            "its steps above %d are additive: opened without migrating", db.database, applied,
+            target, target)
+        return applied
     migrator = SqliteMigrator(db)
-    for version in range(current + 1, target + 1):
+    for version in range(applied + 1, target + 1):
         with write_transaction(db):
-            if schema_version(db) >= version:
+            if _openable(db, target).applied >= version:
                 continue
-            migrations[version](db, migrator)
-            Meta.replace(key="schema_version", value=str(version)).execute()
+            migrations[version].run(db, migrator)
+            Meta.replace_many([
+                {"key": APPLIED_KEY, "value": str(version)},
+                {"key": VERSION_KEY, "value": str(compatible_from(migrations, version))},
+            ]).execute()
     return target
-
-
