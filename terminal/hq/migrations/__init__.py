@@ -9,8 +9,9 @@ so it also passes over a database that already has what it makes (``CREATE ... I
 ``safe=True``): version 1 creates today's tables, and a database made by a release before this
 history (no version stored) is brought in by the same steps. docs/hq.md says how, with an example.
 
-On SQLite the loyalty store's own history (terminal.loyalty.store.database, ``schema_version``)
-runs first, as on every terminal; on PostgreSQL the store's tables are HQ's to create, here.
+On SQLite the loyalty store's own history (terminal.loyalty.store.database, ``schema_version``
+and ``schema_applied``) runs first, as on every terminal; on PostgreSQL the store's tables are
+HQ's to create, here.
 """
 
 from __future__ import annotations
