@@ -34,9 +34,11 @@ from terminal.drivers.input import InputPort
 from terminal.drivers.lcd import Lcd, open_lcd
 from terminal.drivers.pole import PoleDisplay, open_pole
 from terminal.drivers.printer import open_printer
+from terminal.field.ledger_guard import recorder
 from terminal.loyalty.errors import Refused
 from terminal.loyalty.rules import Rules, load_rules
 from terminal.loyalty.store import Identity, LedgerStore
+from terminal.loyalty.store.database import Record
 from terminal.loyalty.store.ledger_thread import LedgerThread
 from terminal.loyalty.store.operators import SignedIn, SignInRefused
 from terminal.sync.bundle_store import seed_catalogue
@@ -110,13 +112,20 @@ def read_catalogue(path: Path) -> list[dict[str, Any]]:
     return products
 
 
+def ledger_recorder(config: Config) -> Record:
+    """The ledger's schema numbers for the update agent, in the state directory, written before
+    any migration runs (docs/field.md section 5)."""
+    return recorder(Path(config.paths.state_dir))
+
+
 async def open_ledger(config: Config, rules: Rules, clock: Clock) -> LedgerGateway:
     key = read_card_key(config.card_key_file)
     pin_key = read_pin_key(config.pin_key_file)
     identity = Identity(config.terminal.store, config.terminal.terminal_id)
     # The ledger's one thread: the till and the HQ link both run their ledger calls on it.
     ledger = await LedgerGateway.open(
-        lambda: LedgerStore.open(config.database, rules, key, identity), clock, pin_key,
+        lambda: LedgerStore.open(config.database, rules, key, identity,
+                                 record=ledger_recorder(config)), clock, pin_key,
         LedgerThread(name="ledger"))
     try:
         await ledger.executor.run(ledger.store.check_pin_key, pin_key)
@@ -240,7 +249,7 @@ def held_rules(config: Config) -> Rules | None:
     from terminal.protocol.topics import Topics
     from terminal.sync.bundle_store import BadPayload, effective
 
-    db = open_database(config.database)
+    db = open_database(config.database, ledger_recorder(config))
     try:
         found = effective(Topics(config.broker.topic_root).scopes_for(config.terminal.store))
     except BadPayload as exc:  # held by an older release, no longer parsed by this one
@@ -283,7 +292,7 @@ def keep_first_bundles(config: Config, bundles: list[Any], trust: Any,
     key = read_card_key(config.card_key_file)
     identity = Identity(config.terminal.store, config.terminal.terminal_id)
     store = LedgerStore.open(config.database, bundles[-1].rules, key, identity,
-                             new_session=False)
+                             new_session=False, record=ledger_recorder(config))
     try:
         for found in bundles:
             receive(store, found.wire, found.scope, trust, scopes, clock_trusted)

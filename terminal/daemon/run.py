@@ -165,9 +165,10 @@ async def mark_release_healthy(state_dir: Path, why: str) -> None:
     HQ's broker (terminal.daemon.waiting_for_rules)."""
     from terminal import __version__
     from terminal.field.update import mark_healthy
+    from terminal.loyalty.store.database import MIGRATIONS
 
-    try:
-        await asyncio.to_thread(mark_healthy, state_dir, __version__)
+    try:  # with the highest ledger schema this release runs, for a later rollback to it
+        await asyncio.to_thread(mark_healthy, state_dir, __version__, max(MIGRATIONS))
     except OSError as exc:
         log.warning("cannot mark release %s healthy in %s: %s", __version__, state_dir, exc)
         return

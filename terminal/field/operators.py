@@ -27,6 +27,7 @@ from terminal.core.configfile import ConfigError
 from terminal.daemon.config import load_config
 from terminal.daemon.keys import StartupError, read_card_key, read_pin_key
 from terminal.field.doctor import PROVISIONED
+from terminal.field.ledger_guard import recorder
 from terminal.loyalty.errors import Refused, RulesError
 from terminal.loyalty.rules import load_rules
 from terminal.loyalty.store import Identity, LedgerStore, StorageError
@@ -102,8 +103,8 @@ def _open(config_path: Path) -> tuple[LedgerStore, bytes]:
     card_key = read_card_key(config.card_key_file)
     pin_key = read_pin_key(config.pin_key_file)
     identity = Identity(config.terminal.store, config.terminal.terminal_id)
-    return LedgerStore.open(config.database, rules, card_key, identity,
-                            new_session=False), pin_key
+    return LedgerStore.open(config.database, rules, card_key, identity, new_session=False,
+                            record=recorder(Path(config.paths.state_dir))), pin_key
 
 
 def _check_owner(database: Path) -> None:

@@ -21,6 +21,9 @@ sent READY=1 and connected to the broker. ``posterm update check`` (posterm-upda
 run from the *previous* release) keeps the release when the marker is there, and switches back by
 itself when the trial time passes on one boot, or the box was rebooted too often, without it. The
 trial time counts CLOCK_BOOTTIME, never the wall clock, which a Pi without RTC cannot trust.
+A rollback, by the check or by hand, is refused (:class:`RollbackRefused`, the current release
+kept) when the previous release cannot run on the ledger as the daemon recorded it
+(terminal.field.ledger_guard; docs/field.md section 5).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import json
 import os
 import re
@@ -47,6 +51,7 @@ from terminal.core.atomic import fsync_dir, write_atomic
 from terminal.core.digest import sha256_file
 from terminal.core.subcommands import run_alone
 from terminal.field.anchors import TRUST_DIR, AnchorError, Anchors, load_or_seed
+from terminal.field.ledger_guard import health_mark, read_level, release_schema, rollback_refusal
 from terminal.field.os_update import (
     ANNOUNCEMENT,
     BUNDLE,
@@ -75,6 +80,10 @@ Version = tuple[int, ...]
 
 class UpdateError(ValueError):
     """An update that is refused; nothing was installed or switched."""
+
+
+class RollbackRefused(UpdateError):
+    """The previous release cannot run on the ledger (terminal.field.ledger_guard)."""
 
 
 def parse_version(text: str) -> Version:
@@ -200,6 +209,7 @@ class Releases:
         self.releases = home / "releases"
         self.trial_file = home / "trial.json"
         self.failed = home / "failed"
+        self.refused = home / "rollback-refused"  # why the last rollback was refused
 
     def version(self, link: str) -> str | None:
         """The release ``current`` or ``previous`` points at."""
@@ -297,6 +307,7 @@ def install(
             Trial(manifest.version, current, trial_seconds, clock.boot_id, clock.uptime)
         )
     releases.point("current", manifest.version)
+    releases.refused.unlink(missing_ok=True)
     return manifest.version
 
 
@@ -322,11 +333,12 @@ def _build_release(target: Path, staging: Path, manifest: Manifest, python: str)
     shutil.copyfile(staging / MANIFEST, target / MANIFEST)
 
 
-def mark_healthy(state_dir: Path, version: str) -> None:
-    """For the daemon: this version sent READY=1 and reached the broker; the trial may end."""
+def mark_healthy(state_dir: Path, version: str, schema: int | None = None) -> None:
+    """For the daemon: this version sent READY=1 and reached the broker; the trial may end.
+    ``schema``: the highest ledger schema it runs, kept in the mark for a later rollback."""
     marker = state_dir / f"healthy-{version}"
-    if not marker.exists():
-        marker.write_text(f"{time.time():.0f}\n")
+    if not marker.exists() or release_schema(state_dir, version) != schema:
+        write_atomic(marker, health_mark(schema), 0o644)
 
 
 def check(home: Path, state_dir: Path, clock: Clock, boots: int = TRIAL_BOOTS) -> str:
@@ -343,21 +355,39 @@ def check(home: Path, state_dir: Path, clock: Clock, boots: int = TRIAL_BOOTS) -
         trial.boots += 1
         trial.boot_id, trial.started = clock.boot_id, clock.uptime
         if trial.boots > boots:
-            return rollback(home, f"{trial.version} was not healthy in {boots} boots")
+            return _roll_back_failed(home, state_dir,
+                                     f"{trial.version} was not healthy in {boots} boots")
         releases.save_trial(trial)
     elif clock.uptime - trial.started >= trial.seconds:
-        return rollback(home, f"{trial.version} was not healthy within {trial.seconds:.0f} s")
+        return _roll_back_failed(
+            home, state_dir, f"{trial.version} was not healthy within {trial.seconds:.0f} s")
     left = trial.seconds - (clock.uptime - trial.started)
     return f"{trial.version} on trial, boot {trial.boots} of {boots}, {left:.0f} s left"
 
 
-def rollback(home: Path, reason: str) -> str:
-    """Switch ``current`` back to ``previous`` and remember the version that failed."""
+def _roll_back_failed(home: Path, state_dir: Path, reason: str) -> str:
+    """The trial failed: roll back, or, when the ledger refuses the previous release, end the
+    trial keeping the release (the check has nothing left to do) and say so."""
+    try:
+        return rollback(home, reason, state_dir)
+    except RollbackRefused:
+        Releases(home).end_trial()
+        raise
+
+
+def rollback(home: Path, reason: str, state_dir: Path) -> str:
+    """Switch ``current`` back to ``previous`` and remember the version that failed; refused
+    (:class:`RollbackRefused`, the reason kept for ``status``) when the previous release cannot
+    run on the ledger as the daemon recorded it in ``state_dir``."""
     releases = Releases(home)
     previous = releases.version("previous")
     current = releases.version("current")
     if previous is None or current is None or previous == current:
         raise UpdateError("there is no previous release to go back to")
+    if (refusal := rollback_refusal(state_dir, current, previous)) is not None:
+        write_atomic(releases.refused, f"{reason}: {refusal}\n", 0o644)
+        raise RollbackRefused(f"{reason}: {refusal}")
+    releases.refused.unlink(missing_ok=True)
     releases.point("current", previous)
     releases.mark_failed(current, reason)
     releases.end_trial()
@@ -472,12 +502,22 @@ def _act(args: argparse.Namespace) -> tuple[str, bool]:
         outcome = check(args.home, args.state_dir, Clock.system())
         return outcome, outcome.startswith("rolled back")
     if args.action == "rollback":
-        return rollback(args.home, "rolled back by hand"), True
-    releases = Releases(args.home)
+        return rollback(args.home, "rolled back by hand", args.state_dir), True
+    return "\n".join(status_lines(args.home, args.state_dir)), False
+
+
+def status_lines(home: Path, state_dir: Path) -> list[str]:
+    """``posterm update status``: the releases, any trial, the ledger and a refused rollback."""
+    releases = Releases(home)
     trial = releases.trial()
     lines = [f"current: {releases.version('current')}", f"previous: {releases.version('previous')}"]
     lines.append(f"trial: {trial.version} ({trial.boots} boot(s))" if trial else "trial: none")
-    return "\n".join(lines), False
+    level = read_level(state_dir)
+    lines.append(f"ledger: needs schema {level.compatible}, applied {level.applied}"
+                 if level else "ledger: schema not recorded")
+    with contextlib.suppress(FileNotFoundError):
+        lines.append(f"ROLLBACK REFUSED: {releases.refused.read_text().strip()}")
+    return lines
 
 
 def reboot_into_trial(version: str, ab_boot: Sequence[str] = (AB_BOOT,)) -> None:

@@ -104,6 +104,12 @@ def test_simulated_daemon_notifies_and_stops_cleanly(tmp_path: Path) -> None:
     # Ready with no HQ to reach: the release confirmed itself for the update check.
     from terminal import __version__
     assert (tmp_path / "sim" / f"healthy-{__version__}").exists()
+    # ... saying the ledger schema it runs, and the ledger's numbers recorded (docs/field.md 5).
+    from terminal.field.ledger_guard import LedgerLevel, read_level, release_schema
+    from terminal.loyalty.store.database import MIGRATIONS, compatible_from
+    assert release_schema(tmp_path / "sim", __version__) == max(MIGRATIONS)
+    assert read_level(tmp_path / "sim") == LedgerLevel(
+        compatible_from(MIGRATIONS, max(MIGRATIONS)), max(MIGRATIONS))
     assert any(m.startswith("STATUS=") or "\nSTATUS=" in m for m in ready + pings)
 
 

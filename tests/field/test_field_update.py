@@ -358,7 +358,7 @@ def test_rollback_needs_a_different_previous_release(tree: tuple[Path, Path]) ->
     seed(home, "1.0.0")
     update.Releases(home).point("previous", "1.0.0")  # a fresh image: nothing to go back to
     with pytest.raises(update.UpdateError, match="no previous release"):
-        update.rollback(home, "by hand")
+        update.rollback(home, "by hand", state)
     (home / "trial.json").write_text("{not json")
     with pytest.raises(update.UpdateError, match=r"trial\.json is unreadable"):
         update.check(home, state, update.Clock(BOOT, 1.0))

@@ -36,7 +36,7 @@ def _shipped_schema_version(db: SqliteDatabase) -> int:
     return int(row.value) if row else 0
 
 
-def _shipped_upgrade(db: SqliteDatabase, migrations: object) -> int:
+def _shipped_upgrade(db: SqliteDatabase, migrations: object, record: object = None) -> int:
     """The schema-5 release's ``upgrade`` as shipped, its migrations 1-5 (whatever today's
     caller passes)."""
     steps = SHIPPED

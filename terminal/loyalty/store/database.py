@@ -209,9 +209,9 @@ def _index_open_lots_by_member_v4(db: SqliteDatabase, migrator: SqliteMigrator) 
 # missing or stale after older software ran (where they derive from rows older software
 # writes, a trigger keeps them in step, as 7 does for 6). A release rolled back to after an
 # additive step opens the ledger. Anything else (a column, a changed meaning, a NOT NULL, a
-# dropped table) is breaking: the ledger then refuses every older release, so a breaking step
-# must not ship before the update agent refuses a rollback to a release below the ledger's
-# schema_version (docs/field.md section 5: not yet).
+# dropped table) is breaking: the ledger then refuses every older release, and the update agent
+# refuses a rollback to one (the opener's ``record`` tells it the level before the step runs;
+# docs/field.md section 5).
 # 1-5 were written before this rule and count as breaking (ledgers in the field say 5).
 MIGRATIONS: dict[int, Migration] = {
     1: Migration(_create_v1, additive=False),
@@ -224,8 +224,12 @@ MIGRATIONS: dict[int, Migration] = {
 }
 
 
-def open_database(path: str | Path) -> SqliteDatabase:
-    """Open (creating if needed) the ledger at ``path``, bind the models, migrate, check."""
+Record = Callable[[StoredSchema], None]
+
+
+def open_database(path: str | Path, record: Record | None = None) -> SqliteDatabase:
+    """Open (creating if needed) the ledger at ``path``, bind the models, migrate, check.
+    ``record`` is told the numbers the ledger will have once open, before any step runs."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     db = LedgerDatabase(str(path), pragmas=PRAGMAS, lock_type="IMMEDIATE")
@@ -236,7 +240,7 @@ def open_database(path: str | Path) -> SqliteDatabase:
         db_proxy.initialize(db)
         db.connect(reuse_if_open=True)
         check_pragmas(db)
-        upgrade(db, MIGRATIONS)
+        upgrade(db, MIGRATIONS, record)
     return db
 
 
@@ -286,14 +290,21 @@ def _openable(db: SqliteDatabase, target: int) -> StoredSchema:
     return stored
 
 
-def upgrade(db: SqliteDatabase, migrations: Mapping[int, Migration]) -> int:
+def upgrade(db: SqliteDatabase, migrations: Mapping[int, Migration],
+            record: Record | None = None) -> int:
     """Apply every migration above the applied one, each in its own transaction; return the
     ledger's applied schema. The numbers are read again under each transaction's write lock: a
     migration another process applied meanwhile (two processes opening one new file) is passed
     over, never run twice. A ledger needing newer software is refused; one that a newer release
-    migrated only additively is opened as it is."""
+    migrated only additively is opened as it is. ``record`` (when given) is told the numbers
+    the ledger will have after this, before any step runs: an error there runs no breaking
+    step."""
     target = max(migrations)
-    applied = _openable(db, target).applied
+    stored = _openable(db, target)
+    applied = stored.applied
+    if record is not None:
+        _record(db, record, stored, StoredSchema(
+            max(applied, target), max(stored.compatible, compatible_from(migrations, target))))
     if applied > target:
         _log.warning(
             "%s: ledger schema %d, applied by a newer release, is above this software's (%d); "
@@ -311,3 +322,17 @@ def upgrade(db: SqliteDatabase, migrations: Mapping[int, Migration]) -> int:
                 {"key": VERSION_KEY, "value": str(compatible_from(migrations, version))},
             ]).execute()
     return target
+
+
+def _record(db: SqliteDatabase, record: Record, stored: StoredSchema,
+            schema: StoredSchema) -> None:
+    """Unrecorded, a breaking step is not run (the update agent would not know the ledger then
+    refuses the previous release); anything else goes on, said in the log."""
+    try:
+        record(schema)
+    except OSError as exc:
+        if schema.compatible > stored.compatible:
+            raise StorageError(
+                f"{db.database}: cannot record for the update agent that the ledger will need "
+                f"schema {schema.compatible} ({exc}); not migrated") from exc
+        _log.warning("%s: cannot record its schema for the update agent: %s", db.database, exc)

@@ -29,7 +29,7 @@ from terminal.loyalty.rules import Rules
 from terminal.loyalty.store import reports
 from terminal.loyalty.store.accounts import CardRef, member_ref
 from terminal.loyalty.store.card_states import CardStates
-from terminal.loyalty.store.database import open_database, write_transaction
+from terminal.loyalty.store.database import Record, open_database, write_transaction
 from terminal.loyalty.store.exchange import MAX_ADJUST, Exchanges
 from terminal.loyalty.store.members import PHONE
 from terminal.loyalty.store.redeeming import HeldAtHq
@@ -63,8 +63,10 @@ class LedgerStore(Sales, Refunds, Exchanges, Sweep, CardStates, Staff):
         card_key: bytes,
         identity: Identity,
         new_session: bool = True,
+        record: Record | None = None,
     ) -> LedgerStore:
-        store = cls(open_database(path), rules, card_key, identity)
+        """``record``: told the ledger's schema numbers before it migrates (open_database)."""
+        store = cls(open_database(path, record), rules, card_key, identity)
         if new_session:
             with write_transaction(store.db):
                 store._set_meta("epoch", str(store.epoch + 1))
