@@ -106,25 +106,37 @@ def supersede(card_hash: str, store: str, terminal: str, now_us: int) -> int:
 # bounds check (over_bounds), the member's pending holds and the till's own on them (replaced
 # if this one is granted), and the points of the member's lots expired but not yet swept.
 # "Pending" counts only holds not timed out; "own" is the till's holds on this member.
+#
+# Each count's WHERE names only what finds its rows by a key, the rest is tested in the CASE:
+# the member's holds by card hash, the till's pending holds by store and terminal (migration 25's
+# member_hold_till_pending). With "pending, not timed out" in the WHERE the planner may take
+# migration 25's other index (the pending holds by expiry, the upkeep's) for any of them: it
+# costs "expires after now" at a third of the pending holds, where it is all of them, and the
+# expiry index's order follows the table's. Under a backlog whose redemptions held HQ holds
+# (10,000 pending) a hold then read every pending hold two to five times (3.9 ms against 0.3,
+# statement and plan in docs/hq.md, session 18 (c)); the function's plan is kept for the
+# connection, so once chosen it stayed until the next ANALYZE.
 _MEMBER = ", ".join(f"m.{column}" for column in hotpath.MEMBER_COLUMNS)
 _PENDING = "h.state = 'pending' AND h.expires_us > q.at_us"
 _TILL = "h.store = q.store AND h.terminal = q.terminal"
+_TILL_PENDING = f"FROM member_hold h WHERE {_TILL} AND h.state = 'pending'"
+_THE_MEMBERS = "FROM member_hold h WHERE h.card_hash = q.card_hash"
 _READ_COLUMNS = (
     f"{_MEMBER}, c.state AS card_state, c.reason AS card_reason, e.store AS e_store, "
     "e.terminal AS e_terminal, e.card_hash AS e_card_hash, e.points AS e_points, "
     "e.state AS e_state, "
-    f"(SELECT COUNT(*) FROM member_hold h WHERE {_TILL} AND h.card_hash <> q.card_hash "
-    f"AND {_PENDING}) AS till_count, "
-    f"(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE {_TILL} "
-    f"AND h.card_hash <> q.card_hash AND {_PENDING}) AS till_points, "
-    f"(SELECT COUNT(*) FROM member_hold h WHERE h.card_hash = q.card_hash AND {_PENDING} "
-    f"AND NOT ({_TILL})) AS member_count, "
-    f"(SELECT COUNT(*) FROM member_hold h WHERE {_TILL} AND h.card_hash = q.card_hash "
-    "AND h.created_us > q.at_us - 3600000000) AS asked, "
-    f"(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE h.card_hash = q.card_hash "
-    f"AND {_PENDING}) AS pending, "
-    f"(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE h.card_hash = q.card_hash "
-    f"AND {_TILL} AND {_PENDING}) AS replaced, "
+    "(SELECT COUNT(CASE WHEN h.card_hash <> q.card_hash AND h.expires_us > q.at_us THEN 1 END) "
+    f"{_TILL_PENDING}) AS till_count, "
+    "(SELECT COALESCE(SUM(CASE WHEN h.card_hash <> q.card_hash AND h.expires_us > q.at_us "
+    f"THEN h.points END), 0) {_TILL_PENDING}) AS till_points, "
+    f"(SELECT COUNT(CASE WHEN {_PENDING} AND NOT ({_TILL}) THEN 1 END) {_THE_MEMBERS}) "
+    "AS member_count, "
+    f"(SELECT COUNT(CASE WHEN {_TILL} AND h.created_us > q.at_us - 3600000000 THEN 1 END) "
+    f"{_THE_MEMBERS}) AS asked, "
+    f"(SELECT COALESCE(SUM(CASE WHEN {_PENDING} THEN h.points END), 0) {_THE_MEMBERS}) "
+    "AS pending, "
+    f"(SELECT COALESCE(SUM(CASE WHEN {_TILL} AND {_PENDING} THEN h.points END), 0) "
+    f"{_THE_MEMBERS}) AS replaced, "
     "(SELECT COALESCE(SUM(l.remaining), 0) FROM lot l WHERE l.member_id = m.id "
     "AND l.remaining > 0 AND l.expires_us <= q.at_us AND l.dated_trusted) AS unswept"
 )

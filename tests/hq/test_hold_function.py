@@ -8,6 +8,7 @@ writes as the full way does: tests/hq/test_hold_at_once.py, which takes it both 
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from datetime import UTC, datetime
 from typing import Any
@@ -112,5 +113,42 @@ def test_a_hold_that_names_no_member_takes_no_lock(postgres, tmp_path) -> None:
                                                    "S001", "T01", datetime.now(UTC))))
         found, inserted = holds.asked(row, MemberRequest("hold", None, 100, "h"))
         assert found.member is None and not inserted
+    finally:
+        ledger.close()
+
+
+def test_a_holds_counts_read_their_own_holds_not_every_pending_one(postgres, tmp_path) -> None:
+    """The function's counts find the till's pending holds by store and terminal and the
+    member's by card hash (migration 34), whatever the statistics say of the pending holds: with
+    migration 33's statement, after an ANALYZE that saw 3,000 pending holds of other tills (a
+    backlog's redemptions that held HQ holds), the planner read the till's through the pending
+    holds' expiry index, every pending hold (docs/hq.md, session 18 (c))."""
+    ledger, registered = _ledger(postgres, tmp_path)
+    now_us = to_micros(datetime.now(UTC))
+    plans: list[str] = []
+    try:
+        with psycopg.connect(**ledger.db.connection_kwargs(), autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
+                "created_us, expires_us) SELECT 'other-' || n, md5(n::text) || md5(n::text), 10, "
+                "'pending', 'S1' || (n %% 10), 'T01', %s, %s FROM generate_series(1, 3000) n",
+                (now_us, now_us + HOUR_US))
+            conn.execute("ANALYZE member_hold")
+            conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+            conn.execute("LOAD 'auto_explain'")
+            for setting in ("log_min_duration = 0", "log_nested_statements = on",
+                            "log_analyze = on", "log_level = notice"):
+                conn.execute(f"SET auto_explain.{setting}")
+            for n in range(7):  # past the 5 custom plans, the plan kept for the connection
+                request = MemberRequest("hold", registered[n % 3], 100, f"mine-{n}")
+                parameters = ledger.ask_parameters(request, "S001", "T01", datetime.now(UTC))
+                conn.execute(holds.ASK_AT_ONCE.replace("?", "%s"),
+                             (member_key(request.member or ""), *parameters))
+        asks = [plan for plan in plans if "WITH q AS" in plan]
+        assert len(asks) == 7
+        for plan in asks:
+            assert "Seq Scan on member_hold" not in plan, plan
+            removed = [int(n) for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
+            assert max(removed, default=0) < 100, plan
     finally:
         ledger.close()

@@ -76,19 +76,26 @@ COLUMNS = (
     'till_count bigint, till_points bigint, member_count bigint, asked bigint, pending bigint, '
     'replaced bigint, unswept bigint, granted bigint'
 )
-FUNCTION = (
-    "CREATE OR REPLACE FUNCTION hq_hold_ask(lock_key integer, text, text, text, text, bigint, "
-    "numeric, bigint, bigint, numeric, numeric, numeric, numeric, numeric, text, text) "
-    f"RETURNS TABLE ({COLUMNS}) LANGUAGE plpgsql VOLATILE AS $hold$\n"
-    "#variable_conflict use_column\n"
-    "BEGIN\n"
-    "  IF lock_key IS NOT NULL THEN\n"
-    f"    PERFORM pg_advisory_xact_lock({MEMBER_LOCKS}, lock_key);\n"
-    "  END IF;\n"
-    f"  RETURN QUERY {ASK};\n"
-    "END\n"
-    "$hold$"
-)
+
+
+def function(ask: str) -> str:
+    """``hq_hold_ask`` running ``ask`` (:data:`ASK` here; migration 34 replaces it)."""
+    return (
+        "CREATE OR REPLACE FUNCTION hq_hold_ask(lock_key integer, text, text, text, text, "
+        "bigint, numeric, bigint, bigint, numeric, numeric, numeric, numeric, numeric, text, "
+        f"text) RETURNS TABLE ({COLUMNS}) LANGUAGE plpgsql VOLATILE AS $hold$\n"
+        "#variable_conflict use_column\n"
+        "BEGIN\n"
+        "  IF lock_key IS NOT NULL THEN\n"
+        f"    PERFORM pg_advisory_xact_lock({MEMBER_LOCKS}, lock_key);\n"
+        "  END IF;\n"
+        f"  RETURN QUERY {ask};\n"
+        "END\n"
+        "$hold$"
+    )
+
+
+FUNCTION = function(ASK)
 
 
 def sqlite(db: Database) -> None:
