@@ -124,7 +124,7 @@ class Mark:
     __slots__ = ("dirty", "entries", "meta", "sales", "writes")
 
     def __init__(self, meta: dict[str, str | None], dirty: set[str], sales: int, entries: int,
-                 writes: dict[buffered.Key, tuple[int, int]] | None) -> None:
+                 writes: tuple[int, int] | None) -> None:
         self.meta, self.dirty, self.sales, self.writes = meta, dirty, sales, writes
         self.entries = entries
 

@@ -453,9 +453,10 @@ class ChainLedger:
                         event.store, event.terminal, detail)
         record = self._record(event, result, detail)
         records.append(record)
-        if self.sql.seq > before:
-            spans.append((before, self.sql.seq, record))
-            record[_FIRST_SEQ], record[_LAST_SEQ] = before + 1, self.sql.seq
+        after = self.sql.seq
+        if after > before:
+            spans.append((before, after, record))
+            record[_FIRST_SEQ], record[_LAST_SEQ] = before + 1, after
         return Outcome(event, result, detail)
 
     def _refused(self, event: Event, exc: Exception, records: list[list[Any]]) -> Outcome:
