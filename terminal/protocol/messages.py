@@ -61,14 +61,14 @@ class _Fields:
 
     def get(self, name: str, types: type | tuple[type, ...], *, optional: bool = False) -> Any:
         self.seen.add(name)
-        if name not in self.data or self.data[name] is None:
+        value = self.data.get(name)
+        if value is None:  # absent or null
             if optional:
                 return None
             raise self.error(name, "is required")
-        value = self.data[name]
         # bool is an int in Python; never accept it where a number is meant.
-        allowed = types if isinstance(types, tuple) else (types,)
-        if isinstance(value, bool) and bool not in allowed:
+        if isinstance(value, bool) and bool not in (types if isinstance(types, tuple)
+                                                    else (types,)):
             raise self.error(name, f"must be {_names(types)}, not a boolean")
         if not isinstance(value, types):
             raise self.error(name, f"must be {_names(types)}, not {type(value).__name__}")
