@@ -16,7 +16,10 @@ subscriptions carry an MQTT 5 subscription identifier. Everything else is paho's
 its in-flight window (``max_inflight_messages_set``), its topic matcher (``MQTTMatcher``) and
 ``drop_out_messages`` (paho 2.2). Earlier versions buffered TLS writes in an ``SSLSocket``
 subclass and kept the in-flight window here; bench_sync showed the same CPU per event without
-them (docs/sync.md).
+them (docs/sync.md). One exception, for HQ's event reader (session 18): the Properties paho's
+decoder (``paho.mqtt._packet``) makes for every packet it reads are a subclass of paho's that
+shares paho's tables instead of building them each time (:class:`_DecodedProperties`), put in
+that module's namespace only when it holds paho's own class (else paho's are kept).
 """
 
 from __future__ import annotations
