@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import random
@@ -57,7 +58,7 @@ READ_BURST = 64  # reads per readable socket before other callbacks get a turn
 # Topics whose matching subscriptions are kept (MqttClient._matching): paho's matcher walks its
 # tree for every message (HQ's event reader: some 14 calls of its recursion a message, a tenth
 # of the reader's Python under cProfile, session 18), and a chain has one events topic a
-# terminal. Past this many, all are forgotten (as Topics.PARSED_KEPT).
+# terminal. At most this many, the least recently used forgotten first.
 MATCHED_KEPT = 65_536
 
 
@@ -264,7 +265,8 @@ class MqttClient:
             setattr(self._paho, f"on_{name}", getattr(self, f"_on_{name}"))
         self._subscriptions: dict[str, _Subscription] = {}
         self._routes = MQTTMatcher()  # match filter -> the subscriptions with that filter
-        self._matched: dict[str, tuple[_Subscription, ...]] = {}  # topic -> its subscriptions
+        # topic -> the subscriptions it matches (see _match): kept, least recently used first out
+        self._matching = functools.lru_cache(maxsize=MATCHED_KEPT)(self._match)
         self._idents = 0  # the last subscription identifier given
         self._ready_callbacks: list[Callable[[], Awaitable[None] | None]] = []
         self._lost_callbacks: list[Callable[[], None]] = []
@@ -403,7 +405,7 @@ class MqttClient:
             self._routes[sub.match_filter].append(sub)
         except KeyError:
             self._routes[sub.match_filter] = [sub]
-        self._matched.clear()  # a topic may match this one too
+        self._matching.cache_clear()  # a topic may match this one too
         if self._connected:
             await self._send_subscribe(sub)
 
@@ -603,16 +605,10 @@ class MqttClient:
                 for handler in list(sub.handlers):
                     self._dispatch(handler, message)
 
-    def _matching(self, topic: str) -> tuple[_Subscription, ...]:
-        """The subscriptions whose filter matches ``topic``, in the matcher's order: found once
-        a topic, kept until a subscription is added (or MATCHED_KEPT topics are kept)."""
-        found = self._matched.get(topic)
-        if found is None:
-            found = tuple(sub for subs in self._routes.iter_match(topic) for sub in subs)
-            if len(self._matched) >= MATCHED_KEPT:
-                self._matched.clear()
-            self._matched[topic] = found
-        return found
+    def _match(self, topic: str) -> tuple[_Subscription, ...]:
+        """The subscriptions whose filter matches ``topic``, in the matcher's order (asked
+        through ``_matching``: found once a topic, kept until a subscription is added)."""
+        return tuple(sub for subs in self._routes.iter_match(topic) for sub in subs)
 
     def _dispatch(self, handler: Handler, message: Message) -> None:
         try:
