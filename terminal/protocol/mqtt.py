@@ -16,10 +16,9 @@ subscriptions carry an MQTT 5 subscription identifier. Everything else is paho's
 its in-flight window (``max_inflight_messages_set``), its topic matcher (``MQTTMatcher``) and
 ``drop_out_messages`` (paho 2.2). Earlier versions buffered TLS writes in an ``SSLSocket``
 subclass and kept the in-flight window here; bench_sync showed the same CPU per event without
-them (docs/sync.md). One exception, for HQ's event reader (session 18): the Properties paho's
-decoder (``paho.mqtt._packet``) makes for every packet it reads are a subclass of paho's that
-shares paho's tables instead of building them each time (:class:`_DecodedProperties`), put in
-that module's namespace only when it holds paho's own class (else paho's are kept).
+them (docs/sync.md). paho's private modules are not used: a cheaper Properties put into its
+decoder's module cut the event reader's instructions by a third in session 18 and was taken
+out again for that reason (docs/hq.md).
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt import _packet
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
@@ -60,41 +58,6 @@ READ_BURST = 64  # reads per readable socket before other callbacks get a turn
 # of the reader's Python under cProfile, session 18), and a chain has one events topic a
 # terminal. At most this many, the least recently used forgotten first.
 MATCHED_KEPT = 65_536
-
-
-# The tables every paho Properties builds for itself (the same whatever the packet's type).
-_PAHO_TABLES = {name: table for name, table in vars(Properties(PacketTypes.PUBLISH)).items()
-                if name in ("types", "names", "properties")}
-
-
-class _DecodedProperties(Properties):
-    """paho's Properties for the packets paho decodes, made cheaper, the same in every field.
-
-    For each MQTT 5 packet it reads (every PUBLISH, every PUBACK) paho makes a Properties, whose
-    constructor builds its tables of property names and types anew (two dicts, 27 entries and
-    as many list searches), and then unpacks into it, clearing it first (27 failed ``hasattr``
-    of the names). HQ's event reader does that for every event the tills publish, with no
-    property in it: a third of the reader's Python instructions a message (callgrind, session
-    18: 1.69 G -> 1.15 G for 4,000 of bench_ingest's events through paho's ``_handle_publish``).
-    Here the tables are paho's own, built once and shared (paho only reads them), and a
-    packet whose properties' length is 0 (the byte ``00``) is answered with no properties,
-    as paho's unpack answers it; any other goes through paho's unpack unchanged."""
-
-    def __init__(self, packetType: int) -> None:
-        object.__setattr__(self, "packetType", packetType)
-        for name, table in _PAHO_TABLES.items():
-            object.__setattr__(self, name, table)
-
-    def unpack(self, buffer: bytes | bytearray) -> tuple[Properties, int]:
-        if buffer[:1] == b"\x00" and len(vars(self)) == 4:  # none, and none set before
-            return self, 1
-        return super().unpack(buffer)
-
-
-# paho's decoder (paho.mqtt._packet, 2.2) makes its Properties from the name in its module: the
-# cheaper ones are made there instead. Another layout of paho keeps its own.
-if getattr(_packet, "Properties", None) is Properties:
-    _packet.Properties = _DecodedProperties  # type: ignore[misc]
 
 
 class MqttError(Exception):

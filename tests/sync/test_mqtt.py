@@ -5,14 +5,10 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-import struct
 import threading
 
 import paho.mqtt.client as paho
 import pytest
-from paho.mqtt import _packet
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import MQTTException, Properties
 
 from terminal.protocol.mqtt import (
     Backoff,
@@ -217,43 +213,6 @@ def test_paho_keeps_the_window_and_forgets_publishes_a_lost_connection_failed(pk
             # paho would resend the lost ones first on the new connection: none came
             assert got[40:] == [b"after"], got[40:]
     run(scenario())
-
-
-def _publish_packet(topic: str, payload: bytes, properties: Properties | None) -> tuple[int, bytes]:
-    """A QoS 1 PUBLISH as paho reads it off the wire: its first byte and what follows its
-    remaining length (the topic, the packet id, the properties, the payload)."""
-    name = topic.encode()
-    packed = properties.pack() if properties is not None else b"\x00"
-    return 0x32, struct.pack("!H", len(name)) + name + struct.pack("!H", 7) + packed + payload
-
-
-def test_publish_properties_decode_as_paho_decodes_them() -> None:
-    """The Properties paho's decoder makes for a PUBLISH (terminal.protocol.mqtt's cheaper
-    ones, session 18) hold what paho's own unpack finds, with properties and without."""
-    full = Properties(PacketTypes.PUBLISH)
-    full.ResponseTopic = "posterm/v1/t/S001/T01/responses"
-    full.CorrelationData = b"\x00\x01corr"
-    full.UserProperty = [("a", "1"), ("b", "2")]
-    full.MessageExpiryInterval = 30
-    full.SubscriptionIdentifier = 3
-    full.PayloadFormatIndicator = 1
-    full.ContentType = "application/json"
-    for properties in (None, full):
-        header, packet = _publish_packet(EVENTS, b'{"x": 1}', properties)
-        decoded = _packet.decode_publish(header, packet, paho.MQTTv5)
-        assert type(decoded.properties) is not Properties  # paho's decoder makes the cheaper
-        expected = Properties(PacketTypes.PUBLISH)
-        expected.unpack(properties.pack() if properties is not None else b"\x00")
-        assert decoded.properties.json() == expected.json()
-        assert decoded.properties.isEmpty() is (properties is None)
-        assert str(decoded.properties) == str(expected)
-        assert (decoded.topic, decoded.mid, decoded.payload) == (EVENTS.encode(), 7, b'{"x": 1}')
-        for name in ("ResponseTopic", "CorrelationData", "UserProperty",
-                     "SubscriptionIdentifier"):
-            assert getattr(decoded.properties, name, None) == getattr(expected, name, None)
-    with pytest.raises(MQTTException):  # paho's own checks on a packet's properties
-        header, packet = _publish_packet(EVENTS, b"", None)
-        _packet.decode_publish(header, packet[:-1] + b"\x02\x01", paho.MQTTv5)
 
 
 def test_a_topic_is_matched_once_until_a_subscription_is_added() -> None:
