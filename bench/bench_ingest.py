@@ -11,7 +11,9 @@ the last ack arrives.
 (a) the database's limit: psycopg 3 writing the very rows run (b1) left (every row of every
     table the run added, each member's balance updated once per ledger entry, as the store
     does), table by table in the same number of transactions as (b1)'s batches, to a fresh
-    database of the same server loaded with the same chain;
+    database of the same server loaded with the same chain; the median of LIMIT_RUNS such runs
+    (--limit-runs), each on a database of its own: one run moved by 25-40% from run to run on
+    a quiet machine (session 18: 2,949-4,174 events/s), and the ratio's spread was its;
 (b) the mix through one collector (b1) and two (b2) sharing the subscription, each run as the
     systemd unit runs it (--member-requests apart, the ingest process niced by its default
     --ingest-nice; --member-requests here to compare); timed from a backlog in the broker, as
@@ -97,6 +99,7 @@ from tests.sync.harness import CARD_KEY
 T = Topics()
 BATCH = 500  # the collector's --batch
 TILLS = 10
+LIMIT_RUNS = 3  # (a) runs, each on a fresh database; (a) is their median
 WINDOW = 4_000  # events in flight, all tills together (the collector's queue holds 20,000)
 HQ_CLI = Path(sys.executable).with_name("posterm-hq")
 POINTS = 100_000  # each member's points at the start
@@ -575,6 +578,18 @@ def database_limit(dsn: str, tables: dict[str, tuple[list[str], list[tuple[Any, 
     return events / elapsed
 
 
+def median_limit(postgres: Postgres, members: int,
+                 tables: dict[str, tuple[list[str], list[tuple[Any, ...]]]], events: int,
+                 runs: int) -> float:
+    """(a): the median of ``runs`` runs of :func:`database_limit`, each on a fresh database
+    loaded with the same chain (the rows it writes would collide in one)."""
+    limits = [database_limit(new_database(postgres, members), tables, events)
+              for _ in range(runs)]
+    print(f"    (a) {runs} run(s), each on a fresh database: "
+          + ", ".join(f"{limit:.0f}" for limit in limits) + " events/s")
+    return statistics.median(limits)
+
+
 # -- (c) a till's requests ------------------------------------------------------------------------
 
 async def round_trips(broker: Mosquitto, ca: CertificateAuthority, members: int,
@@ -897,7 +912,8 @@ def report_ab(args: argparse.Namespace, rates: list[float], shares: list[float],
           f"batch {BATCH}, member requests {args.member_requests}; (b) timed "
           + ("from a backlog in the broker (the collectors' ingest stopped while the tills "
              "published)" if args.member_requests == "apart" else "live") + ":")
-    print(f"(a) psycopg writing the rows:        {limit:8.0f} events/s")
+    print(f"(a) psycopg writing the rows:        {limit:8.0f} events/s (the median of "
+          f"{args.limit_runs})")
     print(f"(b1) one collector:                  {one:8.0f} events/s  ratio to (a) "
           f"{one / limit:.2f} (target >= 0.50); lock waits {shares[0]:.1%} of batch time")
     print(f"(b2) two collectors:                 {two:8.0f} events/s  ratio to (a) "
@@ -950,9 +966,14 @@ def main() -> int:
     parser.add_argument("--backlog-queue", type=int, metavar="N",
                         help="(b)'s backlog broker's max_queued_messages (default: twice "
                              "--events; the shipped config's 1000 drops most of a backlog)")
+    parser.add_argument("--limit-runs", type=int, default=LIMIT_RUNS,
+                        help="(a)'s runs, each on a fresh database; (a) is their median "
+                             f"(default {LIMIT_RUNS})")
     parser.add_argument("--switch-interval", type=float,
                         help="with --in-process: sys.setswitchinterval (seconds) first")
     args = parser.parse_args()
+    if args.limit_runs < 1:
+        parser.error("--limit-runs: at least 1")
     if "c" in args.parts and args.c_backlog == "broker" and args.member_requests != "apart":
         parser.error("--c-backlog broker stops the ingest process: it needs --member-requests "
                      "apart (use --c-backlog live with here)")
@@ -1029,8 +1050,8 @@ def main() -> int:
                 if count == 1:
                     tables = rows if rows is not None else added_rows(dsn, args.members)
             if "b" in args.parts:
-                report_ab(args, rates, shares, database_limit(
-                    new_database(postgres, args.members), tables, args.events), live)
+                report_ab(args, rates, shares, median_limit(
+                    postgres, args.members, tables, args.events, args.limit_runs), live)
             if "c" not in args.parts:
                 return 0
             dsn = new_database(postgres, args.members)
