@@ -24,6 +24,16 @@ class HqUnreachable(Exception):
     """HQ could not be asked, or did not answer in time."""
 
 
+class CardStoppedAtHq(Exception):
+    """HQ answered a lookup that the card may not be used: HQ retired it (lost, merged into
+    another card) and its signed word has not reached this till yet. ``state`` is the card
+    state's name as the till's own card states say it ("retired"), ``reason`` HQ's."""
+
+    def __init__(self, state: str, reason: str) -> None:
+        super().__init__(f"card {state} at HQ: {reason}")
+        self.state, self.reason = state, reason
+
+
 @dataclass(frozen=True)
 class Hold:
     """Points HQ has set aside for a sale being rung up (pending until posted or voided).
@@ -53,13 +63,15 @@ class HqLink(Protocol):
     async def stop(self) -> None: ...
 
     async def member_balance(self, card_hash: str) -> RemoteBalance | None:
-        """HQ's balance for the member, or None if HQ did not answer in time."""
+        """HQ's balance for the member, or None if HQ did not answer in time; raises
+        :class:`CardStoppedAtHq` when HQ answers that the card may not be used."""
         ...
 
     async def find_member(self, card_hash: str) -> RemoteBalance | None:
         """For a card this ledger does not know: HQ's view of the member (registered at another
         store), or None when HQ knows no such member; raises :class:`HqUnreachable` when HQ
-        cannot be asked or did not answer in time."""
+        cannot be asked or did not answer in time, :class:`CardStoppedAtHq` when HQ answers
+        that the card may not be used."""
         ...
 
     async def hold(self, card_hash: str, points: int, sale_id: str, kind: str = "sale") -> Hold:

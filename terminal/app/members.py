@@ -8,7 +8,7 @@ import dataclasses
 
 from terminal.app import receipts
 from terminal.app.catalogue import said, with_prompt
-from terminal.app.hqlink import HqUnreachable, RemoteBalance
+from terminal.app.hqlink import CardStoppedAtHq, HqUnreachable, RemoteBalance
 from terminal.app.modes import Mode
 from terminal.app.subtotal import Subtotal
 from terminal.app.tier_words import TierName
@@ -46,8 +46,20 @@ class Members(Subtotal):
             return
         remote = None
         if self.link.reachable:
-            remote = await self.link.member_balance(self.ledger.card_hash(number))
+            try:
+                remote = await self.link.member_balance(self.ledger.card_hash(number))
+            except CardStoppedAtHq as exc:
+                await self._stopped_at_hq(number, exc)
+                return
         await self._identified(number, view, remote)
+
+    async def _stopped_at_hq(self, number: str, stopped: CardStoppedAtHq) -> None:
+        """HQ stopped the card before its signed word reached this till: refused as a card
+        this till knows stopped is (nothing changes; the word comes with the member states)."""
+        log.info("card ****%s %s at HQ (%s): refused", number[-4:], stopped.state,
+                 stopped.reason)
+        await self.refuse(said(f"card.{stopped.state}", card4=number[-4:],
+                               reason=stopped.reason))
 
     async def _identify_elsewhere(self, number: str) -> None:
         """A card this ledger does not know: HQ may know the member from another store
@@ -60,6 +72,9 @@ class Members(Subtotal):
             remote = await self.link.find_member(self.ledger.card_hash(number))
         except HqUnreachable:
             await self.refuse(unreachable)
+            return
+        except CardStoppedAtHq as exc:  # not a new card to register
+            await self._stopped_at_hq(number, exc)
             return
         if remote is None:
             self.new_card = number

@@ -5,7 +5,7 @@ that is no product may be a member's card.
 from __future__ import annotations
 
 from terminal.app.catalogue import said
-from terminal.app.hqlink import HqUnreachable
+from terminal.app.hqlink import CardStoppedAtHq, HqUnreachable
 from terminal.app.keyed import parse_amount, parse_count
 from terminal.app.members import Members
 from terminal.app.till_base import facts
@@ -60,6 +60,8 @@ class SaleLines(Members):
             return await self.link.find_member(self.ledger.card_hash(code)) is not None
         except HqUnreachable:
             return False
+        except CardStoppedAtHq:  # a member's card, stopped: identifying it says so
+            return True
 
     async def _add_line(self, line: Line) -> None:
         try:

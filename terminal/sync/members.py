@@ -13,12 +13,16 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from terminal.app.hqlink import Hold, HqUnreachable, RemoteBalance
+from terminal.app.hqlink import CardStoppedAtHq, Hold, HqUnreachable, RemoteBalance
 from terminal.loyalty.errors import RedeemRefused
 from terminal.protocol import ids
 from terminal.protocol.messages import MemberRequest, MemberResponse, MessageError
 from terminal.protocol.mqtt import MqttClient, MqttError
 from terminal.protocol.topics import Topics
+
+# HQ's lookup refusals that stop the card, by the card state the till's words name
+# (terminal.app.catalogue's "card.<state>"); any other refusal is "no such member" to the till.
+STOPPED = {"card.retired": "retired"}
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +102,10 @@ class MemberClient:
         response = await self._ask(MemberRequest("lookup", member=card_hash, codes=True))
         if response is None:
             raise HqUnreachable("HQ did not answer the member lookup")
+        if not response.ok and response.code in STOPPED:
+            # Not "no such member": a retired card must not be registered anew or earn here.
+            raise CardStoppedAtHq(STOPPED[response.code],
+                                  str((response.values or {}).get("reason", "")))
         if not response.ok or response.balance is None:
             return None
         found = RemoteBalance(response.balance, response.tier or "")

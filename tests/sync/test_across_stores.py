@@ -368,6 +368,42 @@ def test_with_hq_cut_off_an_unknown_card_is_refused_and_redemption_keeps_to_the_
     run(scenario(), timeout=120)
 
 
+def test_a_card_hq_retired_is_refused_at_every_till_before_its_word_arrives(
+        chain_with_hq: tuple[Chain, Collector], tmp_path: Path) -> None:
+    """HQ's lookup says the card is retired (lost, merged) before the signed card state reached
+    the tills: S001, which never saw the card, does not offer to register it as a new card, and
+    S002, which holds the member, does not sell to it. Both say why; nothing is written."""
+    from terminal.loyalty.store.models import CardState
+
+    chain, hq = chain_with_hq
+
+    async def scenario() -> None:
+        async with _stores(tmp_path, chain) as (s1, s2):
+            await _register_and_earn(s2, CARD)
+            await until(s2.drained, 20)
+            card_hash = s2.terminal.ledger.card_hash(CARD)
+
+            def retire() -> None:  # HQ's record only: no member state published yet
+                CardState.insert(card_hash=card_hash, state="retired", reason="lost 挂失",
+                                 version=1, updated_us=0).execute()
+            await hq.ledger.requests.run(retire)
+            refused = "Card ****1122 is retired by HQ (lost 挂失): use the member's new card"
+            for store in (s1, s2):
+                assert await store.card_state(CARD) is None  # the till has no word of it
+                events = await store.sql("SELECT count(*) FROM outbox")
+                await store.do(f"s {CARD}")
+                assert store.till.refused == refused, store.till.message
+                assert store.till.mode == "ready" and store.till.draft.card is None
+                assert await store.sql("SELECT count(*) FROM outbox") == events
+            assert await s1.member(CARD) is None  # not imported, not registered anew
+
+            # Scanned as a sale's line at S001, the code is a member's card, stopped.
+            await s1.do(f"b {CARD}")
+            assert s1.till.refused == refused, s1.till.message
+
+    run(scenario(), timeout=120)
+
+
 def test_hq_refuses_the_import_of_a_member_it_does_not_hold(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
