@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from peewee import Database, PeeweeException, PostgresqlDatabase, __exception_wrapper__, fn
+from peewee import Case, Database, PeeweeException, PostgresqlDatabase, __exception_wrapper__, fn
 
 from terminal.hq import adjustments, day_reports, holds, lookups, parallel_sweep
 from terminal.hq.arrays import array
@@ -66,11 +66,21 @@ from terminal.protocol.messages import Event, MemberRequest, MemberResponse
 log = logging.getLogger(__name__)
 
 HQ_IDENTITY = Identity("hq", "hq")
+# Rows of member_hold changed since its last ANALYZE, and how many that ANALYZE counted (-1:
+# never analyzed; ChainLedger.keep_hold_statistics).
+HOLD_STATISTICS = (
+    "SELECT s.n_mod_since_analyze, c.reltuples FROM pg_stat_user_tables s "
+    "JOIN pg_class c ON c.oid = s.relid WHERE s.relid = 'member_hold'::regclass"
+)
 # A sale's chain-wide id (a uuid5) is wanted twice per event: for the batch's query of the sales
 # already recorded, and by its replay.
 SWEEP_CHUNK = 1_000  # lots per transaction of HQ's expiry sweep (see ChainLedger.expire)
 SWEEP_WORKERS = 2  # connections the sweep writes through at once on PostgreSQL (parallel_sweep)
 PRUNE_HOLDS = 5_000  # settled holds deleted a round at most (ChainLedger.prune_holds)
+VOID_CHUNK = 500  # timed-out holds voided a transaction (ChainLedger.void_expired_holds)
+# member_hold is analyzed by the holds' upkeep once it changed by more rows than its statistics
+# say it holds, and by this many at least (ChainLedger.keep_hold_statistics).
+HOLD_STATISTICS_AFTER = 1_000
 HOLD_THREADS = 4  # threads answering holds and voids (ChainLedger.holding, request_thread)
 RETRIES = 5  # times a batch runs again after PostgreSQL broke a deadlock (database.retryable)
 # With a time bound (ChainLedger.batch_seconds): events in the first transaction of a ledger, and
@@ -170,6 +180,9 @@ class ChainLedger:
         # a backlog): on threads of their own, so lookups and other members' holds do not
         # queue behind one that waits.
         self.holding = [LedgerThread(db, name=f"hq-holds-{n}") for n in range(HOLD_THREADS)]
+        # The holds' upkeep (timed-out holds voided, settled ones pruned, member_hold's
+        # statistics): on a thread and connection of its own, so no lookup queues behind it.
+        self.upkeep = LedgerThread(db, name="hq-upkeep")
         self._audit_lock = threading.Lock()  # answered lookups come from several threads
         self.reader = LedgerStore(db, rules, card_key, HQ_IDENTITY, outbox=False)
         # Called inside each batch's transaction once its members are locked (tests hold a
@@ -192,6 +205,7 @@ class ChainLedger:
         self.requests.close()
         for thread in self.holding:
             thread.close()
+        self.upkeep.close()
         self.db.close()
 
     def expire(self, at: datetime, chunk: int = SWEEP_CHUNK,
@@ -833,10 +847,10 @@ class ChainLedger:
     def _available(self, member: Member) -> tuple[str, int]:
         """The member's tier and the points they may redeem now: the balance as the engine
         shows it (:meth:`_standing`) less their pending holds."""
-        pending = (MemberHold.select(fn.COALESCE(fn.SUM(MemberHold.points), 0))
-                   .where((MemberHold.card_hash == member.card_hash)
-                          & (MemberHold.state == "pending")
-                          & (MemberHold.expires_us > to_micros(_now()))).scalar())
+        pending = (MemberHold.select(fn.COALESCE(fn.SUM(Case(None, [(
+            (MemberHold.state == "pending") & (MemberHold.expires_us > to_micros(_now())),
+            MemberHold.points)])), 0))  # by card hash alone, as lookups.LOOKUP
+                   .where(MemberHold.card_hash == member.card_hash).scalar())
         tier, balance = self._standing(member)
         return tier, balance - int(pending)
 
@@ -1054,13 +1068,46 @@ class ChainLedger:
                 old = old.for_update("FOR UPDATE SKIP LOCKED")
             return MemberHold.delete().where(MemberHold.id.in_(old)).execute()
 
-    def void_expired_holds(self) -> int:
-        """Void the holds that timed out. On PostgreSQL without any member's lock, skipping a
-        hold a writer has locked (a sale posting it): the next round finds it if still due."""
+    def void_expired_holds(self, chunk: int = VOID_CHUNK) -> int:
+        """Void the holds that timed out, ``chunk`` a transaction (PostgreSQL; SQLite's in
+        one). On PostgreSQL without any member's lock, skipping a hold a writer has locked (a
+        sale posting it): the next round finds it if still due.
+
+        In one UPDATE, a backlog's holds timed out together (bench_ingest (c) with
+        --c-backlog-holds: 1,808 in a round) were one statement of 20-72 ms holding their rows
+        until it committed, and a sale posting one of them waited that long with its batch's
+        members locked."""
         now = to_micros(_now())
         due = (MemberHold.state == "pending") & (MemberHold.expires_us <= now)
-        with member_writing(self.db):
-            if isinstance(self.db, PostgresqlDatabase):
-                due = MemberHold.id.in_(MemberHold.select(MemberHold.id).where(due)
-                                        .for_update("FOR UPDATE SKIP LOCKED"))
-            return MemberHold.update(state="voided", settled_us=now).where(due).execute()
+        if not isinstance(self.db, PostgresqlDatabase):
+            with member_writing(self.db):
+                return MemberHold.update(state="voided", settled_us=now).where(due).execute()
+        voided = 0
+        while True:
+            with member_writing(self.db):
+                some = MemberHold.update(state="voided", settled_us=now).where(
+                    MemberHold.id.in_(MemberHold.select(MemberHold.id).where(due).limit(chunk)
+                                      .for_update("FOR UPDATE SKIP LOCKED"))).execute()
+            voided += some
+            if some < chunk:
+                return voided
+
+    def keep_hold_statistics(self) -> bool:
+        """ANALYZE ``member_hold`` (PostgreSQL) when it changed by more rows since its last
+        ANALYZE than that one counted, and by HOLD_STATISTICS_AFTER at least; True if it did.
+
+        A connection keeps its plan of hq_hold_ask's statement (PL/pgSQL, a generic plan from
+        the sixth run) until the table's next ANALYZE, and a plan made while the statistics
+        said the table was (nearly) empty reads it whole, seven times a hold: under
+        bench_ingest (c) with --c-backlog-holds the backlog's 10,000 holds came in 45 s, before
+        autovacuum's first visit (once a minute), and a hold took 12-30 ms until then where it
+        takes under one (docs/hq.md, session 19 (c)). Once a table is as large as it has been
+        analyzed, autovacuum's own threshold (a tenth of it) comes first. SKIP_LOCKED: while
+        autovacuum works on the table this round does nothing, and the next one looks again."""
+        if not isinstance(self.db, PostgresqlDatabase):
+            return False
+        row = self.db.execute_sql(HOLD_STATISTICS).fetchone()
+        if row is None or row[0] <= max(HOLD_STATISTICS_AFTER, row[1]):
+            return False
+        self.db.execute_sql("ANALYZE (SKIP_LOCKED) member_hold")
+        return True

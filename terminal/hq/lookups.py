@@ -25,10 +25,15 @@ from terminal.loyalty.store.card_states import RETIRED
 from terminal.protocol.hq_refusals import Refusal, refusal
 
 _MEMBER = ", ".join(f"m.{column}" for column in hotpath.MEMBER_COLUMNS)
+# The member's pending points: their holds found by card hash alone, "pending, not timed out"
+# tested in the CASE, as hq_hold_ask's counts since migration 34. With it in the WHERE, on
+# statistics that said member_hold was empty the planner added the pending holds' expiry index
+# (a BitmapAnd with the card hash's), reading every pending hold's entry a lookup (10,018 with
+# a backlog's 10,000 pending: docs/hq.md, session 19 (c)).
 LOOKUP = (
     f"SELECT {_MEMBER}, c.state, c.reason, "
-    "(SELECT COALESCE(SUM(h.points), 0) FROM member_hold h WHERE h.card_hash = q.card_hash "
-    "AND h.state = 'pending' AND h.expires_us > ?), "
+    "(SELECT COALESCE(SUM(CASE WHEN h.state = 'pending' AND h.expires_us > ? THEN h.points END), "
+    "0) FROM member_hold h WHERE h.card_hash = q.card_hash), "
     "(SELECT COALESCE(SUM(l.remaining), 0) FROM lot l WHERE l.member_id = m.id "
     "AND l.remaining > 0 AND l.expires_us <= ? AND l.dated_trusted) "
     "FROM (SELECT CAST(? AS TEXT) AS card_hash) q LEFT JOIN member m ON m.card_hash = q.card_hash "

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from terminal.hq import holds
+from terminal.hq import holds, lookups
 from terminal.hq.database import _PG_MEMBER_LOCKS, member_key, member_locks
 from terminal.hq.holds import HOUR_US
 from terminal.hq.loop_holds import LoopHolds
@@ -150,5 +150,91 @@ def test_a_holds_counts_read_their_own_holds_not_every_pending_one(postgres, tmp
             assert "Seq Scan on member_hold" not in plan, plan
             removed = [int(n) for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
             assert max(removed, default=0) < 100, plan
+    finally:
+        ledger.close()
+
+
+
+def test_the_upkeep_analyzes_the_holds_that_outgrew_their_statistics(postgres, tmp_path) -> None:
+    """PL/pgSQL keeps a generic plan of the function's statement for the connection from its
+    sixth run, until the table's next ANALYZE; made while ``member_hold``'s statistics said it
+    was empty (a new HQ; each of bench_ingest's databases) it read the table whole seven times
+    a hold, and went on doing so as a backlog's holds came in, until autovacuum's next visit
+    (bench_ingest (c) with --c-backlog-holds: 12-30 ms a hold for the drain's first seconds).
+    The holds' upkeep analyzes the table once it changed by more rows than its statistics
+    count, and the kept plan is made again, by the holds' indexes (docs/hq.md, session 19
+    (c))."""
+    ledger, registered = _ledger(postgres, tmp_path)
+    plans: list[str] = []
+
+    def ask(conn: psycopg.Connection[Any], n: int, store: str = "S001") -> None:
+        request = MemberRequest("hold", registered[n % 3], 100, f"{store}-{n}")
+        parameters = ledger.ask_parameters(request, store, "T01", datetime.now(UTC))
+        conn.execute(holds.ASK_AT_ONCE.replace("?", "%s"),
+                     (member_key(request.member or ""), *parameters))
+
+    try:
+        with psycopg.connect(**ledger.db.connection_kwargs(), autocommit=True) as conn:
+            conn.execute("DELETE FROM member_hold")
+            conn.execute("VACUUM ANALYZE member_hold")  # as the bench's new database: empty
+            assert not ledger.upkeep.call(ledger.keep_hold_statistics)
+            for n in range(7):  # the connection's plan made, and kept, for an empty table
+                ask(conn, n)
+            now_us = to_micros(datetime.now(UTC))
+            conn.execute(
+                "INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
+                "created_us, expires_us) SELECT 'other-' || n, md5(n::text) || md5(n::text), 10, "
+                "'pending', 'S1' || (n %% 10), 'T01', %s, %s FROM generate_series(1, 3000) n",
+                (now_us, now_us + HOUR_US))  # a backlog's holds, before any ANALYZE
+            conn.execute("SELECT pg_stat_force_next_flush()")  # counted before it is idle
+            assert ledger.upkeep.call(ledger.keep_hold_statistics)
+            assert not ledger.upkeep.call(ledger.keep_hold_statistics)  # analyzed: as counted
+            conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+            conn.execute("LOAD 'auto_explain'")
+            for setting in ("log_min_duration = 0", "log_nested_statements = on",
+                            "log_analyze = on", "log_level = notice"):
+                conn.execute(f"SET auto_explain.{setting}")
+            for n in range(7, 10):
+                ask(conn, n, "S002")
+        asks = [plan for plan in plans if "WITH q AS" in plan]
+        assert len(asks) == 3
+        for plan in asks:
+            assert "Seq Scan on member_hold" not in plan, plan
+            removed = [int(n) for n in re.findall(r"Rows Removed by (?:Join )?Filter: (\d+)",
+                                                  plan)]
+            assert max(removed, default=0) < 100, plan
+    finally:
+        ledger.close()
+
+
+def test_a_lookup_reads_the_members_holds_not_every_pending_one(postgres, tmp_path) -> None:
+    """The lookup's pending points find the member's holds by card hash alone: with "pending,
+    not timed out" in the WHERE, on statistics that said member_hold was empty, the planner
+    added the pending holds' expiry index and read every pending hold's entry a lookup
+    (docs/hq.md, session 19 (c))."""
+    ledger, registered = _ledger(postgres, tmp_path)
+    plans: list[str] = []
+    try:
+        with psycopg.connect(**ledger.db.connection_kwargs(), autocommit=True) as conn:
+            conn.execute("DELETE FROM member_hold")
+            conn.execute("VACUUM ANALYZE member_hold")  # as the bench's new database: empty
+            now_us = to_micros(datetime.now(UTC))
+            conn.execute(
+                "INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
+                "created_us, expires_us) SELECT 'other-' || n, md5(n::text) || md5(n::text), 10, "
+                "'pending', 'S1' || (n %% 10), 'T01', %s, %s FROM generate_series(1, 3000) n",
+                (now_us, now_us + HOUR_US))  # a backlog's holds, before any ANALYZE
+            conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+            conn.execute("LOAD 'auto_explain'")
+            for setting in ("log_min_duration = 0", "log_analyze = on", "log_level = notice"):
+                conn.execute(f"SET auto_explain.{setting}")
+            for member in registered[:3]:
+                now_us = to_micros(datetime.now(UTC))
+                conn.execute(lookups.LOOKUP.replace("?", "%s"), (now_us, now_us, member))
+        looked = [plan for plan in plans if "FROM member_hold h" in plan]
+        assert len(looked) == 3
+        for plan in looked:
+            assert "member_hold_pending_expiry" not in plan, plan
+            assert "Seq Scan on member_hold" not in plan, plan
     finally:
         ledger.close()
