@@ -87,6 +87,13 @@ RETRIES = 5  # times a batch runs again after PostgreSQL broke a deadlock (datab
 # the fewest in any (a transaction's own statements cost about 16 ms at 2.5 load: fewer events
 # would spend most of it there).
 FIRST_SLICE, MIN_SLICE = 50, 10
+# With a time bound and the holds the collector answers (ChainLedger.holds_answered): the times
+# batch_seconds a transaction may take when no till's hold or void is being answered and none
+# was begun since the last transaction began. A transaction's own cost (its locks and first
+# reads answered, its last writes and COMMIT) is paid once per transaction, so fewer of them
+# drain a backlog faster; a hold waits for its member's transaction, so one that comes ends such
+# a transaction once it has taken batch_seconds.
+UNWAITED = 4
 # Events after which a batch sends the writes it kept (terminal.hq.buffered) without waiting:
 # PostgreSQL inserts them while the next events are replayed, where sent only at the COMMIT
 # the collector waited for all of them (the server's time and the collector's added up). Each
@@ -192,7 +199,18 @@ class ChainLedger:
         # members it locks are held that long, so a hold on one of them waits at most about
         # that (see apply). The collector sets it (posterm-hq collect --batch-ms).
         self.batch_seconds: float | None = None
+        # The holds and voids the collector's member-request process is answering now and has
+        # begun so far (terminal.hq.collect): with it a time-bounded transaction may take
+        # UNWAITED times batch_seconds while tills ask none, and ends once it has taken
+        # batch_seconds while one is answered (see apply); without it (None) each takes
+        # batch_seconds.
+        self.holds_answered: Callable[[], tuple[int, int]] | None = None
+        self._holds_begun = 0  # holds_answered's count when the last transaction began
         self._per_event: float | None = None  # seconds an event took, the last transactions
+        # A transaction planned long (holds_answered): from when it ends if a hold is being
+        # answered, and the events such an end left for the next transaction.
+        self._cut_at: float | None = None
+        self._left: list[Event] = []
         self.hold_ttl = hold_ttl
         self._received = _now()  # when the batch being applied arrived (hq/reckoning.py)
         self._review: list[str] = []  # what the event being replayed is flagged for
@@ -237,18 +255,54 @@ class ChainLedger:
         statements included, say how many). A transaction locks its events' members until it
         commits, so a till's hold on one of them waits about that long at most instead of a
         whole batch (seconds under a backlog; bench_ingest.py part (c)). The events are
-        applied in their order either way, and their rows are the same."""
+        applied in their order either way, and their rows are the same.
+
+        The pace is learned from transactions of as many events as it asked for, not from one
+        cut short by the end of its batch: such a transaction's own cost (its locks, reads and
+        COMMIT; the connection's first statements in a ledger's first one) is shared by fewer
+        events. A backlog's first event often comes alone, and its transaction of one event
+        (59 ms) set the pace at 59 ms an event: the backlog after it went in transactions of
+        MIN_SLICE, each paying that cost again, for its first 0.5-2 s (docs/hq.md, session 19).
+
+        With :attr:`holds_answered` (the collector's member-request process counting the holds
+        and voids it answers) a transaction may take UNWAITED times batch_seconds when none is
+        being answered and none was begun since the last transaction began; such a one ends
+        between two events once it has taken batch_seconds while one is being answered, the
+        rest of its events going in the next: a hold on one of its members waits about as long
+        as before, a backlog drained while tills ask nothing goes in a quarter of the
+        transactions, and one drained while they ask goes as before. (Planned long whenever
+        none was being answered, or ended early whatever their plan, transactions were more
+        and smaller under (c)'s holds, the reads of the events they left wasted.) A hold
+        answered by another collector is not counted: it may wait for the longer transaction
+        (docs/hq.md, session 19)."""
         if self.batch_seconds is None:
             return self._apply_one_transaction(events)
+        answered = self.holds_answered
         outcomes: list[Outcome] = []
-        while events:
-            size = max(MIN_SLICE, FIRST_SLICE if self._per_event is None
-                       else int(self.batch_seconds / self._per_event))
-            part, events = events[:size], events[size:]
-            began = time.perf_counter()
-            outcomes += self._apply_one_transaction(part)
-            took = (time.perf_counter() - began) / len(part)
-            self._per_event = took if self._per_event is None else (self._per_event + took) / 2
+        try:
+            while events:
+                bound = self.batch_seconds
+                if answered is not None:
+                    now, begun = answered()
+                    if not now and begun == self._holds_begun:  # no till asked meanwhile
+                        bound *= UNWAITED
+                    self._holds_begun = begun
+                size = max(MIN_SLICE, FIRST_SLICE if self._per_event is None
+                           else int(bound / self._per_event))
+                part, events = events[:size], events[size:]
+                began = time.perf_counter()
+                if bound > self.batch_seconds:  # planned long: a hold that comes ends it
+                    self._cut_at = began + self.batch_seconds
+                outcomes += self._apply_one_transaction(part)
+                left, self._left, self._cut_at = self._left, [], None
+                events = left + events
+                if left or len(part) < size:  # ended early, or the batch's last events: no pace
+                    continue
+                took = (time.perf_counter() - began) / len(part)
+                self._per_event = took if self._per_event is None else (
+                    self._per_event + took) / 2
+        finally:
+            self._cut_at, self._left = None, []
         return outcomes
 
     def _apply_one_transaction(self, events: list[Event]) -> list[Outcome]:
@@ -313,6 +367,7 @@ class ChainLedger:
         store's writes wait for the next read, one query after the events reads what each one
         moved (the entries in its span of the sequence) and one insert records every outcome."""
         outcomes = []
+        self._left = []
         self._received = _now()  # bounds what this batch's events may claim (hq/reckoning.py)
         self._retired, self._holds = {}, {}
         # What the batch writes, locked before anything is read: its members, sales and events
@@ -350,6 +405,7 @@ class ChainLedger:
                     self.in_batch(events)
                 seen = applied()
                 recorded = _Recorded()  # records, spans and entries kept for the writes so far
+                answered, cut_at = self.holds_answered, self._cut_at
                 for n, event in enumerate(events, 1):
                     if event.id in seen:
                         outcomes.append(Outcome(event, "duplicate"))
@@ -362,6 +418,10 @@ class ChainLedger:
                         if self.sql.writes is not None:  # PostgreSQL: see _record_so_far
                             self._record_so_far(records, spans, recorded)
                         self.sql.flush()  # inserted while the next events are replayed
+                    if cut_at is not None and answered is not None and n < len(events) \
+                            and answered()[0] and time.perf_counter() >= cut_at:
+                        self._left = events[n:]  # a hold may wait for one of its members
+                        break
                 self._record_so_far(records, spans, recorded)
                 # Leaving the batch writes the meta counters, last: on PostgreSQL their rows
                 # are the one thing every batch writes, locked from there to the COMMIT.

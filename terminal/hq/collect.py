@@ -50,8 +50,8 @@ from pathlib import Path
 
 from terminal.hq import scheduling
 from terminal.hq.bundles import BuildError, read_toml
-from terminal.hq.chain_ledger import ChainLedger
-from terminal.hq.collector import AllSet, Collector, Flag
+from terminal.hq.chain_ledger import UNWAITED, ChainLedger
+from terminal.hq.collector import AllSet, Collector, Flag, HoldsAnswered
 from terminal.hq.database import open_hq_database
 from terminal.hq.event_reader import EventReader
 from terminal.hq.member_ops.publish import Signer
@@ -98,8 +98,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-ms", type=_milliseconds, default=BATCH_MS, metavar="MS",
                         help="how long one transaction of a batch should take: a batch goes in "
                              "consecutive transactions of as many events as that allows, so a "
-                             "hold on a member a batch holds waits about that long at most; 0: "
-                             f"a batch is one transaction (default {BATCH_MS})")
+                             "hold on a member a batch holds waits about that long at most; with "
+                             f"--member-requests apart a transaction may take {UNWAITED} times "
+                             "that while tills ask no hold or void, and ends once it has taken MS "
+                             f"while one is answered; 0: a batch is one transaction (default "
+                             f"{BATCH_MS})")
     parser.add_argument("--trust", type=Path, help="HQ's trust policy TOML: operators and their "
                         "roles, adjustment, hold and rate limits (terminal/hq/policy.py); "
                         "without it no till adjustment is applied")
@@ -181,8 +184,11 @@ class Apart:
         fork = multiprocessing.get_context("fork")
         parent = os.getpid()
         self.answering, self.reading = fork.Event(), fork.Event()
+        # The holds and voids the member-request process is answering and has begun, for the
+        # ingest process's transactions (ChainLedger.holds_answered).
+        self.holding = HoldsAnswered(fork.RawArray("q", 2))
         self.requests = fork.Process(target=_answer_requests,
-                                     args=(args, parent, self.answering),
+                                     args=(args, parent, self.answering, self.holding),
                                      name="posterm-hq-requests")
         self.requests.start()
         # The pipe is made after the member-request process is forked: it holds neither end.
@@ -224,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
             apart.stop()
 
 
-def _answer_requests(args: argparse.Namespace, parent: int, answering: Flag) -> None:
+def _answer_requests(args: argparse.Namespace, parent: int, answering: Flag,
+                     holding: HoldsAnswered) -> None:
     """The member-request process: answers until SIGTERM or until ``parent`` is gone (even
     SIGKILLed: this process is then handed to another, and its parent pid changes).
 
@@ -238,7 +245,7 @@ def _answer_requests(args: argparse.Namespace, parent: int, answering: Flag) -> 
     args.client_id = f"{args.client_id}-requests"
     collector = Collector(ledger, mqtt_config(args, backoff_max=10.0), Topics(args.topic_root),
                           serves="requests", answering=answering,
-                          holds_on_loop=args.holds == "loop")
+                          holds_on_loop=args.holds == "loop", holding=holding)
     settle_heap("member-request process")
     try:
         asyncio.run(run_until_signal(collector, lambda: os.getppid() == parent))
@@ -276,6 +283,8 @@ def _collect(args: argparse.Namespace, apart: Apart | None) -> int:
         print(f"collect: {exc}", file=sys.stderr)
         return 1
     ledger.batch_seconds = args.batch_ms / 1000 if args.batch_ms > 0 else None
+    if apart is not None:  # transactions as long as the tills' holds allow
+        ledger.holds_answered = apart.holding
     try:
         signer = Signer.load(args.keys) if args.keys else None
     except (OSError, ValueError) as exc:

@@ -18,7 +18,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from terminal.hq.admission import Admission
 from terminal.hq.chain_ledger import ChainLedger
@@ -65,6 +65,28 @@ class Flag(Ready, Protocol):
     def clear(self) -> None: ...
 
 
+class HoldsAnswered:
+    """The holds and voids a member-request side is answering now and has begun so far, for
+    the ingest side's transactions (ChainLedger.holds_answered). ``counts``: two integers,
+    a multiprocessing RawArray made before the fork with ``--member-requests apart`` (the
+    member-request process's event loop alone moves them, the ingest process reads them: no
+    lock), or a list in one process."""
+
+    def __init__(self, counts: Any = None) -> None:
+        self.counts = [0, 0] if counts is None else counts
+
+    def begin(self) -> None:
+        self.counts[1] += 1
+        self.counts[0] += 1
+
+    def end(self) -> None:
+        self.counts[0] -= 1
+
+    def __call__(self) -> tuple[int, int]:
+        """(answering now, begun so far)."""
+        return self.counts[0], self.counts[1]
+
+
 class AllSet:
     """Ready when every one of ``flags`` is (the ingest process's view of the processes beside
     it: HQ is online once its member requests are answered and its events read)."""
@@ -81,7 +103,8 @@ class Collector:
                  batch_max: int = 500, state_interval: float = 10.0,
                  signer: Signer | None = None, serves: str = "all",
                  answering: Flag | None = None, ready: Ready | None = None,
-                 events_from: int | None = None, holds_on_loop: bool = False) -> None:
+                 events_from: int | None = None, holds_on_loop: bool = False,
+                 holding: HoldsAnswered | None = None) -> None:
         """With a ``signer`` (HQ's signing key) the collector also publishes the member states
         HQ's member operations changed (:mod:`terminal.hq.member_ops.publish`). ``serves``:
         ``events`` (events, statuses, HQ's state; no member requests), ``requests`` (member
@@ -93,7 +116,9 @@ class Collector:
         reading end of the event reader's pipe (terminal/hq/event_reader.py): the events come
         from there, admitted, instead of from this collector's own subscription.
         ``holds_on_loop``: on PostgreSQL, holds and voids are answered on this loop
-        (:mod:`terminal.hq.loop_holds`), else on the ledger's holding threads."""
+        (:mod:`terminal.hq.loop_holds`), else on the ledger's holding threads. ``holding``
+        counts the holds and voids this collector answers (each from the request's arrival to
+        its answer), for the ingest process's transactions (ChainLedger.holds_answered)."""
         if serves not in SERVES:
             raise ValueError(f"serves is one of {', '.join(SERVES)}, not {serves!r}")
         if events_from is not None and serves != "events":
@@ -102,13 +127,15 @@ class Collector:
             raise ValueError("answering is set by a collector serving member requests only")
         if ready is not None and serves != "events":
             raise ValueError("ready is watched by a collector serving events only")
+        if holding is not None and serves != "requests":
+            raise ValueError("holding is counted by a collector serving member requests only")
         self.events, self.answers = serves != "requests", serves != "events"
         self.ledger, self.topics = ledger, topics or Topics()
         self.client = MqttClient(config)
         self.publisher = None if signer is None else MemberStatePublisher(
             self.client, ledger.thread, self.topics, signer)
         self.batch_max, self.state_interval = batch_max, state_interval
-        self.answering, self.ready = answering, ready
+        self.answering, self.ready, self.holding = answering, ready, holding
         # What one terminal may ask of HQ (hq/limits.py): the queue of events waiting to be
         # applied is bounded, and each terminal's events and member requests are rate-limited.
         limits = ledger.trust.limits
@@ -402,7 +429,19 @@ class Collector:
 
     async def _respond(self, request: MemberRequest, source: TerminalTopic) -> MemberResponse:
         """Never behind an ingest batch: a hold or void on this loop, on a connection of its
-        own (:mod:`terminal.hq.loop_holds`), the rest on a request thread and its own."""
+        own (:mod:`terminal.hq.loop_holds`), the rest on a request thread and its own. A hold
+        or void is counted in :attr:`holding` meanwhile: it may wait for an ingest transaction
+        holding its member, which ends early while one is counted (ChainLedger.apply)."""
+        if self.holding is None or request.op not in ("hold", "void"):
+            return await self._respond_now(request, source)
+        self.holding.begin()
+        try:
+            return await self._respond_now(request, source)
+        finally:
+            self.holding.end()
+
+    async def _respond_now(self, request: MemberRequest, source: TerminalTopic
+                           ) -> MemberResponse:
         if self.loop_holds is not None and request.op in ("hold", "void"):
             return await self.loop_holds.answer(request, source.store, source.terminal)
         return await self.ledger.request_thread(request).run(

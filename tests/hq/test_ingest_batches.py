@@ -180,6 +180,103 @@ def test_a_time_bound_splits_a_batch_into_transactions_that_leave_the_same_rows(
         split.close()
 
 
+def test_a_transaction_cut_short_by_its_batch_sets_no_pace(tmp_path, monkeypatch) -> None:
+    """The seconds an event takes are learned from transactions of as many events as the pace
+    asked for: a batch of one event (a backlog's first event, come alone) spends a transaction's
+    own cost on that one, and the backlog after it went in transactions of MIN_SLICE. A clock
+    of the test's own: each transaction takes 20 ms plus 10 ms an event (a bound of 100 ms
+    then holds 8)."""
+    events = till_events(tmp_path)
+    ledger = ChainLedger(open_hq_database(str(tmp_path / "hq.db")),
+                         Rules.from_mapping(rules_data()), CARD_KEY, trust=TRUST)
+    monkeypatch.setattr(chain_ledger, "FIRST_SLICE", 4)
+    monkeypatch.setattr(chain_ledger, "MIN_SLICE", 2)
+    now = [0.0]
+    monkeypatch.setattr(chain_ledger, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    one = ledger._apply_one_transaction
+    transactions: list[int] = []
+
+    def timed(part: list[Event]) -> list[Outcome]:
+        transactions.append(len(part))
+        now[0] += 0.02 + 0.01 * len(part)
+        return one(part)
+
+    monkeypatch.setattr(ledger, "_apply_one_transaction", timed)
+    ledger.batch_seconds = 0.1
+    try:
+        assert apply(ledger, events[:1]) == {"applied": 1}
+        assert apply(ledger, events[1:15]) == {"applied": 14}
+        # 4 (FIRST_SLICE: no pace yet), then 6 (0.1 / (0.06 / 4)), then the batch's last 4 of
+        # the 7 asked (0.1 / the mean of 0.015 and 0.08 / 6); with the pace learned from the
+        # first transaction (30 ms for its one event) they were 3, 4, 5, 2.
+        assert transactions == [1, 4, 6, 4]
+        assert ledger._per_event == pytest.approx((0.06 / 4 + 0.08 / 6) / 2)
+        assert apply(ledger, events[15:18]) == {"applied": 3}
+        assert transactions[-1] == 3
+        assert ledger._per_event == pytest.approx((0.06 / 4 + 0.08 / 6) / 2)
+    finally:
+        ledger.close()
+
+
+@pytest.mark.parametrize("holds", ["none", "always", "from the 14th event"])
+def test_transactions_take_longer_while_tills_ask_no_hold(new_url, tmp_path, monkeypatch,
+                                                          holds) -> None:
+    """With ``holds_answered`` (the member-request process's counts of the holds and voids it
+    is answering now and has begun) a transaction may take UNWAITED times ``batch_seconds``
+    when none is answered and none was begun since the last one began; one under way ends
+    between two events once it has taken ``batch_seconds`` while a hold is answered, the rest
+    going in the next. The same rows as one transaction. A clock of the test's own: each
+    transaction takes 1/32 s plus 1/64 s an event (exact in binary), the bound is 1/8 s."""
+    events = till_events(tmp_path) + till_events(tmp_path, "S002")
+    rules = Rules.from_mapping(rules_data())
+    whole, split = (ChainLedger(open_hq_database(new_url()), rules, CARD_KEY, trust=TRUST)
+                    for _ in range(2))
+    monkeypatch.setattr(chain_ledger, "FIRST_SLICE", 4)
+    monkeypatch.setattr(chain_ledger, "MIN_SLICE", 2)
+    now, replayed = [0.0], [0]
+    monkeypatch.setattr(chain_ledger, "time", SimpleNamespace(perf_counter=lambda: now[0]))
+    one, replay = split._apply_one_transaction, split._apply_one
+    transactions: list[int] = []
+
+    def transaction(part: list[Event]) -> list[Outcome]:
+        now[0] += 1 / 32
+        before = replayed[0]
+        try:
+            return one(part)
+        finally:
+            transactions.append(replayed[0] - before)
+
+    def event(*args: Any) -> Outcome:
+        now[0] += 1 / 64
+        replayed[0] += 1
+        return replay(*args)
+
+    monkeypatch.setattr(split, "_apply_one_transaction", transaction)
+    monkeypatch.setattr(split, "_apply_one", event)
+    split.batch_seconds = 1 / 8
+    split.holds_answered = {  # (answering now, begun so far)
+        "none": lambda: (0, 0),
+        "always": lambda: (1, replayed[0]),  # a new one at every look
+        "from the 14th event": lambda: (1, 1) if replayed[0] >= 14 else (0, 0)}[holds]
+    try:
+        results = [whole.thread.call(whole.apply, events), split.thread.call(split.apply, events)]
+        assert sorted((o.event.id, o.result) for o in results[1]) == sorted(
+            (o.event.id, o.result) for o in results[0])
+        # 4 (FIRST_SLICE), learning 3/128 s an event; then ...
+        assert transactions == {
+            # ... up to 4 / 8 / (3/128) = 21, learning (3/128 + 23/(64*21)) / 2: 24 asked
+            "none": [4, 21, 11],
+            # ... 1 / 8 / (3/128) = 5 (taking 7/64 s: not ended), and so on, as without counts
+            "always": [4, 5, 5, 5, 5, 5, 5, 2],
+            # ... 21 asked, ended at the 10th (past 1/8 s: 1/32 + 10/64) as the hold came, 5s
+            "from the 14th event": [4, 10, 5, 5, 5, 5, 2]}[holds]
+        assert snapshot(split) == snapshot(whole)
+        assert split.thread.call(split.store.check_invariants) == []
+    finally:
+        whole.close()
+        split.close()
+
+
 class _RefusingLate(ChainLedger):
     """Refuses an adjustment after the store has written it: its writes and the sequence numbers
     it took must vanish with its savepoint (and with the in-memory counters)."""
