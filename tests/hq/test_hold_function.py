@@ -26,6 +26,27 @@ from tests.hq.test_loop_holds import _ledger
 from tests.hq.test_requests_beside_ingest import WAIT, _until, _waiting_for_advisory_locks
 
 
+def _other_tills_holds(conn: psycopg.Connection[Any]) -> None:
+    """3,000 pending holds of other tills and members (a backlog's redemptions that held HQ
+    holds), written past the ledger's statistics."""
+    now_us = to_micros(datetime.now(UTC))
+    conn.execute(
+        "INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
+        "created_us, expires_us) SELECT 'other-' || n, md5(n::text) || md5(n::text), 10, "
+        "'pending', 'S1' || (n %% 10), 'T01', %s, %s FROM generate_series(1, 3000) n",
+        (now_us, now_us + HOUR_US))
+
+
+def _explained(conn: psycopg.Connection[Any], plans: list[str], nested: bool = False) -> None:
+    """auto_explain on ``conn``: each statement's plan, as run, appended to ``plans`` (with
+    ``nested``, a function's statements too)."""
+    conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
+    conn.execute("LOAD 'auto_explain'")
+    for setting in ("log_min_duration = 0", "log_analyze = on", "log_level = notice",
+                    *(["log_nested_statements = on"] if nested else [])):
+        conn.execute(f"SET auto_explain.{setting}")
+
+
 def test_the_function_takes_the_members_lock_then_runs_todays_ask(postgres, tmp_path) -> None:
     ledger, _ = _ledger(postgres, tmp_path)
     try:
@@ -124,21 +145,12 @@ def test_a_holds_counts_read_their_own_holds_not_every_pending_one(postgres, tmp
     backlog's redemptions that held HQ holds), the planner read the till's through the pending
     holds' expiry index, every pending hold (docs/hq.md, session 18 (c))."""
     ledger, registered = _ledger(postgres, tmp_path)
-    now_us = to_micros(datetime.now(UTC))
     plans: list[str] = []
     try:
         with psycopg.connect(**ledger.db.connection_kwargs(), autocommit=True) as conn:
-            conn.execute(
-                "INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
-                "created_us, expires_us) SELECT 'other-' || n, md5(n::text) || md5(n::text), 10, "
-                "'pending', 'S1' || (n %% 10), 'T01', %s, %s FROM generate_series(1, 3000) n",
-                (now_us, now_us + HOUR_US))
+            _other_tills_holds(conn)
             conn.execute("ANALYZE member_hold")
-            conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
-            conn.execute("LOAD 'auto_explain'")
-            for setting in ("log_min_duration = 0", "log_nested_statements = on",
-                            "log_analyze = on", "log_level = notice"):
-                conn.execute(f"SET auto_explain.{setting}")
+            _explained(conn, plans, nested=True)
             for n in range(7):  # past the 5 custom plans, the plan kept for the connection
                 request = MemberRequest("hold", registered[n % 3], 100, f"mine-{n}")
                 parameters = ledger.ask_parameters(request, "S001", "T01", datetime.now(UTC))
@@ -152,7 +164,6 @@ def test_a_holds_counts_read_their_own_holds_not_every_pending_one(postgres, tmp
             assert max(removed, default=0) < 100, plan
     finally:
         ledger.close()
-
 
 
 def test_the_upkeep_analyzes_the_holds_that_outgrew_their_statistics(postgres, tmp_path) -> None:
@@ -180,20 +191,11 @@ def test_the_upkeep_analyzes_the_holds_that_outgrew_their_statistics(postgres, t
             assert not ledger.upkeep.call(ledger.keep_hold_statistics)
             for n in range(7):  # the connection's plan made, and kept, for an empty table
                 ask(conn, n)
-            now_us = to_micros(datetime.now(UTC))
-            conn.execute(
-                "INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
-                "created_us, expires_us) SELECT 'other-' || n, md5(n::text) || md5(n::text), 10, "
-                "'pending', 'S1' || (n %% 10), 'T01', %s, %s FROM generate_series(1, 3000) n",
-                (now_us, now_us + HOUR_US))  # a backlog's holds, before any ANALYZE
+            _other_tills_holds(conn)  # a backlog's holds, before any ANALYZE
             conn.execute("SELECT pg_stat_force_next_flush()")  # counted before it is idle
             assert ledger.upkeep.call(ledger.keep_hold_statistics)
             assert not ledger.upkeep.call(ledger.keep_hold_statistics)  # analyzed: as counted
-            conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
-            conn.execute("LOAD 'auto_explain'")
-            for setting in ("log_min_duration = 0", "log_nested_statements = on",
-                            "log_analyze = on", "log_level = notice"):
-                conn.execute(f"SET auto_explain.{setting}")
+            _explained(conn, plans, nested=True)
             for n in range(7, 10):
                 ask(conn, n, "S002")
         asks = [plan for plan in plans if "WITH q AS" in plan]
@@ -218,16 +220,8 @@ def test_a_lookup_reads_the_members_holds_not_every_pending_one(postgres, tmp_pa
         with psycopg.connect(**ledger.db.connection_kwargs(), autocommit=True) as conn:
             conn.execute("DELETE FROM member_hold")
             conn.execute("VACUUM ANALYZE member_hold")  # as the bench's new database: empty
-            now_us = to_micros(datetime.now(UTC))
-            conn.execute(
-                "INSERT INTO member_hold (id, card_hash, points, state, store, terminal, "
-                "created_us, expires_us) SELECT 'other-' || n, md5(n::text) || md5(n::text), 10, "
-                "'pending', 'S1' || (n %% 10), 'T01', %s, %s FROM generate_series(1, 3000) n",
-                (now_us, now_us + HOUR_US))  # a backlog's holds, before any ANALYZE
-            conn.add_notice_handler(lambda notice: plans.append(notice.message_primary or ""))
-            conn.execute("LOAD 'auto_explain'")
-            for setting in ("log_min_duration = 0", "log_analyze = on", "log_level = notice"):
-                conn.execute(f"SET auto_explain.{setting}")
+            _other_tills_holds(conn)  # a backlog's holds, before any ANALYZE
+            _explained(conn, plans)
             for member in registered[:3]:
                 now_us = to_micros(datetime.now(UTC))
                 conn.execute(lookups.LOOKUP.replace("?", "%s"), (now_us, now_us, member))

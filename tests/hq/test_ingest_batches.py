@@ -153,15 +153,22 @@ def test_batches_apply_each_event_once_and_count_its_points(new_url, tmp_path) -
         ledger.close()
 
 
+def _two_tills_two_ledgers(new_url: Any, tmp_path: Path
+                           ) -> tuple[list[Event], ChainLedger, ChainLedger]:
+    """Two tills' events, and two ledgers to apply them: in one transaction, and split."""
+    events = till_events(tmp_path) + till_events(tmp_path, "S002")
+    rules = Rules.from_mapping(rules_data())
+    whole, split = (ChainLedger(open_hq_database(new_url()), rules, CARD_KEY, trust=TRUST)
+                    for _ in range(2))
+    return events, whole, split
+
+
 def test_a_time_bound_splits_a_batch_into_transactions_that_leave_the_same_rows(
         new_url, tmp_path, monkeypatch) -> None:
     """With ``batch_seconds`` a batch goes in consecutive transactions (each locks only its own
     events' members until it commits: a hold waits for one of them, not the whole batch), sized
     by the time the events before took; the rows are those of one transaction."""
-    events = till_events(tmp_path) + till_events(tmp_path, "S002")
-    rules = Rules.from_mapping(rules_data())
-    whole, split = (ChainLedger(open_hq_database(new_url()), rules, CARD_KEY, trust=TRUST)
-                    for _ in range(2))
+    events, whole, split = _two_tills_two_ledgers(new_url, tmp_path)
     monkeypatch.setattr(chain_ledger, "FIRST_SLICE", 4)
     monkeypatch.setattr(chain_ledger, "MIN_SLICE", 3)
     split.batch_seconds = 1e-9  # less than any event takes: the fewest events a transaction
@@ -227,10 +234,7 @@ def test_transactions_take_longer_while_tills_ask_no_hold(new_url, tmp_path, mon
     between two events once it has taken ``batch_seconds`` while a hold is answered, the rest
     going in the next. The same rows as one transaction. A clock of the test's own: each
     transaction takes 1/32 s plus 1/64 s an event (exact in binary), the bound is 1/8 s."""
-    events = till_events(tmp_path) + till_events(tmp_path, "S002")
-    rules = Rules.from_mapping(rules_data())
-    whole, split = (ChainLedger(open_hq_database(new_url()), rules, CARD_KEY, trust=TRUST)
-                    for _ in range(2))
+    events, whole, split = _two_tills_two_ledgers(new_url, tmp_path)
     monkeypatch.setattr(chain_ledger, "FIRST_SLICE", 4)
     monkeypatch.setattr(chain_ledger, "MIN_SLICE", 2)
     now, replayed = [0.0], [0]

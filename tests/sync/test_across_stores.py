@@ -127,6 +127,13 @@ async def _register_and_earn(s2: Store, card: str) -> None:
     assert s2.till.refused is None, s2.till.refused
 
 
+async def _member_at_hq(s2: Store, card: str) -> str:
+    """The card registered and earning at S002, its events at HQ; its card hash."""
+    await _register_and_earn(s2, card)
+    await until(s2.drained, 20)
+    return s2.terminal.ledger.card_hash(card)
+
+
 @pytest.fixture
 def chain_with_hq(pki: Any, broker: Any, tmp_path: Path) -> tuple[Chain, Collector]:
     """The chain (not started) with its HQ collector, and the card key the tills' config names."""
@@ -141,9 +148,7 @@ def test_member_of_another_store_is_served_from_hq_and_redeems_online(
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain) as (s1, s2):
-            await _register_and_earn(s2, CARD)
-            await until(s2.drained, 20)
-            card_hash = s2.terminal.ledger.card_hash(CARD)
+            card_hash = await _member_at_hq(s2, CARD)
             at_hq, _ = await _hq_member(hq, card_hash)
             assert at_hq == (await s2.member(CARD))[2] > 100  # the bonus and the sale's points
 
@@ -379,9 +384,7 @@ def test_a_card_hq_retired_is_refused_at_every_till_before_its_word_arrives(
 
     async def scenario() -> None:
         async with _stores(tmp_path, chain) as (s1, s2):
-            await _register_and_earn(s2, CARD)
-            await until(s2.drained, 20)
-            card_hash = s2.terminal.ledger.card_hash(CARD)
+            card_hash = await _member_at_hq(s2, CARD)
 
             def retire() -> None:  # HQ's record only: no member state published yet
                 CardState.insert(card_hash=card_hash, state="retired", reason="lost 挂失",
