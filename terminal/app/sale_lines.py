@@ -44,7 +44,12 @@ class SaleLines(Members):
         try:
             await self.ledger.member(code)
         except UnknownCard:
-            if not await self._known_at_hq(code):  # neither a product nor a member's card
+            try:
+                known = await self._known_at_hq(code)
+            except CardStoppedAtHq as exc:  # a member's card HQ stopped: said from its answer
+                await self._stopped_at_hq(code, exc)
+                return
+            if not known:  # neither a product nor a member's card
                 await self.refuse(said("sale.unknown_product", code=shown_code(code)))
                 return
         except Refused:
@@ -53,15 +58,14 @@ class SaleLines(Members):
         await self._identify(code)
 
     async def _known_at_hq(self, code: str) -> bool:
-        """Whether a scanned code this ledger does not know is a member card HQ knows."""
+        """Whether a scanned code this ledger does not know is a member card HQ knows; raises
+        :class:`CardStoppedAtHq` when HQ answers that it is one it stopped."""
         if not self.link.reachable:
             return False
         try:
             return await self.link.find_member(self.ledger.card_hash(code)) is not None
         except HqUnreachable:
             return False
-        except CardStoppedAtHq:  # a member's card, stopped: identifying it says so
-            return True
 
     async def _add_line(self, line: Line) -> None:
         try:
